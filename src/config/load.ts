@@ -1,0 +1,100 @@
+// decode (YAML) → defaults + validation (zod, every error with its path) → cross-checks → freeze.
+// Outcomes are result values: a bad config is an expected outcome, not an exception.
+import { readFile } from "node:fs/promises";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { configSchema, type GuardConfig } from "./schema.js";
+
+export interface ConfigIssue {
+  /** Dotted path with [i] for array items, e.g. "routes[2].match.pathPrefix"; "" for the root. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: GuardConfig; readonly warnings: readonly ConfigIssue[] }
+  | { readonly ok: false; readonly errors: readonly ConfigIssue[] };
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out === "" ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}
+
+function issuesFromZod(error: z.ZodError): ConfigIssue[] {
+  return error.issues.map((issue) => {
+    // Strict objects report unknown keys on the parent; name each key so the path points at it.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({
+        path: formatPath([...issue.path, key]),
+        message: "unknown key",
+      }));
+    }
+    return [{ path: formatPath(issue.path), message: issue.message }];
+  }).flat();
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
+
+function crossCheck(config: GuardConfig): { errors: ConfigIssue[]; warnings: ConfigIssue[] } {
+  const errors: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
+  const seen = new Map<string, number>();
+  config.routes.forEach((route, index) => {
+    const first = seen.get(route.name);
+    if (first !== undefined) {
+      errors.push({ path: `routes[${index}].name`, message: `duplicate route name "${route.name}" (also routes[${first}])` });
+    } else {
+      seen.set(route.name, index);
+    }
+  });
+  for (const key of ["grpc", "admin"] as const) {
+    const address = config.listen[key];
+    if (!address.startsWith("unix:") && !LOOPBACK.test(address) && !config.listen.allowPublicBind) {
+      errors.push({
+        path: `listen.${key}`,
+        message: `"${address}" is not a loopback address; set listen.allowPublicBind: true to expose it`,
+      });
+    }
+  }
+  return { errors, warnings };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+export function parseConfig(text: string): ConfigResult {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      errors: doc.errors.map((error) => ({
+        path: "",
+        message: `YAML ${error.code} at line ${error.linePos?.[0].line ?? "?"}: ${error.message.split("\n")[0] ?? ""}`,
+      })),
+    };
+  }
+  const parsed = configSchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) return { ok: false, errors: issuesFromZod(parsed.error) };
+  const { errors, warnings } = crossCheck(parsed.data);
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, config: deepFreeze(parsed.data), warnings };
+}
+
+export async function loadConfigFile(file: string): Promise<ConfigResult> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    return { ok: false, errors: [{ path: "", message: `cannot read ${file}: ${(error as Error).message}` }] };
+  }
+  return parseConfig(text);
+}

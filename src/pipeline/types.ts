@@ -1,0 +1,132 @@
+// The vocabulary every pipeline stage speaks. Stages see plain TypeScript values only:
+// the ext_proc wire format is translated in src/extproc and never leaks past it.
+
+/** Header names are lower-case; repeated headers are joined with ", " (RFC 9110 list semantics). */
+export type HeaderMap = ReadonlyMap<string, string>;
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface RequestInfo {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly headers: HeaderMap;
+  /** Envoy's x-request-id, or a guard-made id when Envoy sent none; used for log correlation. */
+  readonly requestId: string;
+  /** True when the request headers frame already ended the stream (no body follows). */
+  readonly endOfStream: boolean;
+}
+
+export interface ResponseInfo {
+  readonly status: number;
+  readonly headers: HeaderMap;
+  readonly endOfStream: boolean;
+}
+
+/** Which later phases a stage wants Envoy to send for this request. */
+export interface Needs {
+  readonly requestBody?: boolean;
+  readonly responseHeaders?: boolean;
+  readonly responseBody?: boolean;
+}
+
+/** Edits a stage asks for on the message currently being processed. */
+export interface Edits {
+  readonly setHeaders?: Readonly<Record<string, string>>;
+  readonly removeHeaders?: readonly string[];
+  /** Re-run Envoy's route selection after header edits (complexity routing). Request phase only. */
+  readonly clearRouteCache?: boolean;
+  /** Merged into Envoy dynamic metadata under the guard's namespace. */
+  readonly metadata?: Readonly<Record<string, JsonValue>>;
+  /**
+   * Ask Envoy to wait longer than its message_timeout for this answer (admission queueing).
+   * Honoured only up to the filter's max_message_timeout.
+   */
+  readonly extendMessageTimeoutMs?: number;
+}
+
+/** A complete answer produced by the guard instead of (or in place of) the upstream's. */
+export interface Reply {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | Uint8Array;
+  /**
+   * Short machine-readable reason, bounded vocabulary (used as a metric label and in the
+   * x-guard-reason header), e.g. "shed.overload", "contract.violated", "cache.hit".
+   */
+  readonly reason: string;
+}
+
+export type Step =
+  | { readonly type: "continue"; readonly edits?: Edits; readonly needs?: Needs }
+  | { readonly type: "reply"; readonly reply: Reply };
+
+export const CONTINUE: Step = Object.freeze({ type: "continue" });
+
+/** How one exchange ended; every started stage hears about it exactly once. */
+export interface Outcome {
+  /** Status the client got, when known. */
+  readonly status?: number;
+  /** Who produced the final answer. */
+  readonly answeredBy: "upstream" | "guard" | "unknown";
+  /** The guard's own reply reason when answeredBy is "guard". */
+  readonly reason?: string;
+  /** Stream ended before the exchange completed (client went away, Envoy reset, guard drain). */
+  readonly cancelled: boolean;
+  /**
+   * Time from the guard releasing the request to Envoy until the response headers arrived:
+   * the upstream's latency as seen from the sidecar. Absent when no response headers were seen.
+   */
+  readonly upstreamLatencyMs?: number;
+}
+
+/**
+ * Per-request blackboard shared by stages. Stages that feed one another (complexity → admission,
+ * contracts → cache) exchange typed values here instead of calling each other.
+ */
+export interface Exchange {
+  readonly request: RequestInfo;
+  readonly route: RouteRef;
+  /** Monotonic ms (performance.now()) when the request headers arrived. */
+  readonly startedAt: number;
+  response?: ResponseInfo;
+  /** Estimated cost in cost units (set by the complexity stage). */
+  cost?: number;
+  /** Routing tier chosen by the complexity stage, e.g. "light" | "heavy". */
+  tier?: string;
+  /** Predicted unloaded upstream latency for this request (complexity stage's online model). */
+  predictedLatencyMs?: number;
+  /** Model version seen on the response (contracts stage), already bounded for labels. */
+  modelVersion?: string;
+  /** Result of the output-contract check on the response, when a contract is bound. */
+  contract?: "passed" | "violated" | "skipped";
+  /** Tenant identity (hashed, never the raw credential) when a stage derived one. */
+  tenant?: string;
+}
+
+/** The route a request matched; name is bounded by configuration and safe as a metric label. */
+export interface RouteRef {
+  readonly name: string;
+}
+
+type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * One request's view of a stage. Hooks run in pipeline order on the request path and in reverse
+ * order on the response path (an onion), so a stage that wraps the upstream call sees the
+ * response after the stages inside it. A hook that throws is counted and skipped (fail-open);
+ * it never breaks the stream.
+ */
+export interface StageRun {
+  onRequestHeaders?(): MaybePromise<Step>;
+  onRequestBody?(body: Uint8Array): MaybePromise<Step>;
+  onResponseHeaders?(response: ResponseInfo): MaybePromise<Step>;
+  onResponseBody?(body: Uint8Array): MaybePromise<Step>;
+  onEnd?(outcome: Outcome): void;
+}
+
+export interface Stage {
+  readonly name: string;
+  /** Returns the stage's per-request run, or undefined when it has nothing to do for this request. */
+  start(exchange: Exchange): StageRun | undefined;
+}
