@@ -130,3 +130,12 @@ export interface Stage {
   /** Returns the stage's per-request run, or undefined when it has nothing to do for this request. */
   start(exchange: Exchange): StageRun | undefined;
 }
+
+/** What a stage factory is given besides its own configuration. */
+export interface StageDeps {
+  /** The guard's private prom-client registry; stages register guard_* metrics on it. */
+  readonly registry: import("prom-client").Registry;
+  readonly log: import("pino").Logger;
+  /** Monotonic clock in ms, injectable for tests (defaults to performance.now). */
+  readonly now: () => number;
+}
