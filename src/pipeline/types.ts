@@ -38,11 +38,6 @@ export interface Edits {
   readonly clearRouteCache?: boolean;
   /** Merged into Envoy dynamic metadata under the guard's namespace. */
   readonly metadata?: Readonly<Record<string, JsonValue>>;
-  /**
-   * Ask Envoy to wait longer than its message_timeout for this answer (admission queueing).
-   * Honoured only up to the filter's max_message_timeout.
-   */
-  readonly extendMessageTimeoutMs?: number;
 }
 
 /** A complete answer produced by the guard instead of (or in place of) the upstream's. */
@@ -102,6 +97,12 @@ export interface Exchange {
   contract?: "passed" | "violated" | "skipped";
   /** Tenant identity (hashed, never the raw credential) when a stage derived one. */
   tenant?: string;
+  /**
+   * Call before holding the current message longer than Envoy's message_timeout (admission
+   * queueing): the stream asks Envoy to extend its timer (ProcessingResponse.override_message_timeout,
+   * honoured up to the filter's max_message_timeout).
+   */
+  readonly extendDeadline: (ms: number) => void;
 }
 
 /** The route a request matched; name is bounded by configuration and safe as a metric label. */
