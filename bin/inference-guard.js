@@ -1,2 +1,5 @@
 #!/usr/bin/env node
-import "../dist/src/cli.js";
+import { main } from "../dist/src/cli.js";
+
+// Exit explicitly: a drained guard may still hold idle sockets (e.g. a Redis client) open.
+process.exit(await main(process.argv.slice(2)));

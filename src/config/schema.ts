@@ -4,11 +4,14 @@
 import { z } from "zod";
 
 /** "host:port" or "unix:/path/to.sock". */
+const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;
 const listenAddress = z
   .string()
-  .regex(/^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/, {
+  .regex(LISTEN_ADDRESS, {
     message: 'expected "host:port", "[v6]:port" or "unix:/absolute/path.sock"',
   });
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
 
 const headerName = z
   .string()
@@ -27,6 +30,20 @@ const listenSchema = z
       .string()
       .regex(/^0?[0-7]{3}$/, { message: 'expected an octal file mode such as "660"' })
       .default("660"),
+  })
+  .superRefine((listen, ctx) => {
+    if (listen.allowPublicBind) return;
+    for (const key of ["grpc", "admin"] as const) {
+      const address = listen[key];
+      // A malformed address already has its own error; zod runs refinements regardless.
+      if (LISTEN_ADDRESS.test(address) && !address.startsWith("unix:") && !LOOPBACK.test(address)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message: `"${address}" is not a loopback address; set listen.allowPublicBind: true to expose it`,
+        });
+      }
+    }
   })
   .prefault({});
 
@@ -67,12 +84,23 @@ const routeMatchSchema = z
   })
   .prefault({});
 
+/**
+ * Takes a route out of service at the sidecar (a model being rolled back, a pool being drained):
+ * every request gets this answer instead of reaching the upstream.
+ */
+const maintenanceSchema = z.strictObject({
+  status: z.number().int().min(400).max(599).default(503),
+  retryAfterSeconds: z.number().int().min(0).max(86_400).default(60),
+  message: z.string().max(500).default("This route is temporarily out of service."),
+});
+
 const routeSchema = z.strictObject({
   /** Used as a metric label and in headers: short, stable, bounded by this file. */
   name: z.string().regex(/^[a-z][a-z0-9_-]{0,39}$/, {
     message: "expected 1-40 chars of a-z, 0-9, _ or -, starting with a letter",
   }),
   match: routeMatchSchema,
+  maintenance: maintenanceSchema.optional(),
 });
 
 const logSchema = z
@@ -89,7 +117,17 @@ export const configSchema = z
     annotate: annotateSchema,
     log: logSchema,
     /** First match wins. A request no route matches passes through untouched. */
-    routes: z.array(routeSchema).default([]),
+    routes: z
+      .array(routeSchema)
+      .default([])
+      .superRefine((routes, ctx) => {
+        const firstIndex = new Map<string, number>();
+        routes.forEach((route, index) => {
+          const first = firstIndex.get(route.name);
+          if (first === undefined) firstIndex.set(route.name, index);
+          else ctx.addIssue({ code: "custom", path: [index, "name"], message: `duplicate route name "${route.name}" (also routes[${first}])` });
+        });
+      }),
   })
   .prefault({});
 

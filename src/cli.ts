@@ -1,0 +1,105 @@
+// inference-guard command line. Exit codes: 0 success, 1 runtime failure (or, for check, invalid
+// input lines), 2 usage or configuration error.
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { loadConfigFile } from "./config/load.js";
+import { createLogger } from "./log.js";
+import { startGuard } from "./server/serve.js";
+import { VERSION } from "./version.js";
+
+export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL("../../config/default.yaml", import.meta.url));
+
+const USAGE = `inference-guard ${VERSION}: Envoy ext_proc sidecar for AI inference traffic
+
+Usage: inference-guard <command> [options]
+
+Commands:
+  serve     run the ext_proc server and the admin endpoint
+  version   print the version
+
+Run "inference-guard <command> --help" for a command's options.
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+`;
+
+const SERVE_USAGE = `Usage: inference-guard serve [--config guard.yaml]
+
+Options:
+  --config <file>   YAML configuration (default: the embedded ${DEFAULT_CONFIG_PATH})
+  --help            show this help
+
+Signals: SIGTERM/SIGINT drain (readiness false, in-flight streams finish within drain.timeoutMs) and exit 0.
+Exit codes: 0 drained, 1 runtime failure, 2 invalid configuration (every problem printed with its path).
+`;
+
+interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+const stdio: Io = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+async function serve(argv: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: "string" }, help: { type: "boolean" } }, strict: true });
+  if (values.help === true) {
+    io.out(SERVE_USAGE);
+    return 0;
+  }
+  const file = values.config ?? DEFAULT_CONFIG_PATH;
+  const loaded = await loadConfigFile(file);
+  if (!loaded.ok) {
+    io.err(`inference-guard: invalid configuration ${file}\n`);
+    for (const issue of loaded.errors) io.err(`  ${issue.path === "" ? "(root)" : issue.path}: ${issue.message}\n`);
+    return 2;
+  }
+  const log = createLogger(loaded.config.log.level);
+  for (const warning of loaded.warnings) log.warn({ path: warning.path }, warning.message);
+  const guard = await startGuard(loaded.config, log);
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, "stopping");
+      guard.drain().then(
+        () => resolve(0),
+        (error: unknown) => {
+          log.error({ err: error instanceof Error ? error.message : String(error) }, "drain failed");
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "serve":
+        return await serve(rest, io);
+      case "version":
+      case "--version":
+        io.out(`${VERSION}\n`);
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        io.out(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        io.err(`inference-guard: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    // parseArgs reports unknown or malformed options by throwing; they are usage errors.
+    if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) {
+      io.err(`inference-guard ${command ?? ""}: ${error.message}\n`);
+      return 2;
+    }
+    io.err(`inference-guard: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,95 @@
+// Child processes of the dev stack (guard, demo models, Envoy, Redis): started with captured
+// output, awaited until ready, stopped with a signal, and never left behind when this process exits.
+import { spawn, type ChildProcess } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export interface Managed {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  exited(): boolean;
+  /** Sends the signal and waits for exit; SIGKILL after graceMs. Resolves with the exit code. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
+  readonly exit: Promise<number | null>;
+}
+
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
+export interface SpawnOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  /** Called with each chunk of output, e.g. to echo it while `make run` is in the foreground. */
+  readonly onOutput?: (chunk: string) => void;
+}
+
+export function spawnManaged(name: string, command: string, args: readonly string[], options: SpawnOptions = {}): Managed {
+  const child = spawn(command, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: options.env ?? process.env,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+  });
+  live.add(child);
+  let output = "";
+  const collect = (chunk: Buffer): void => {
+    const text = chunk.toString("utf8");
+    // Bounded: a chatty process must not grow the test runner's memory without limit.
+    output = (output + text).slice(-1_000_000);
+    options.onOutput?.(text);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  let exitedFlag = false;
+  const exit = new Promise<number | null>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exitedFlag = true;
+      live.delete(child);
+      resolve(code ?? (signal === null ? null : 128));
+    });
+    child.once("error", (error) => {
+      output += `\nspawn error: ${error.message}`;
+      exitedFlag = true;
+      live.delete(child);
+      resolve(null);
+    });
+  });
+  return {
+    name,
+    child,
+    output: () => output,
+    exited: () => exitedFlag,
+    exit,
+    async stop(signal = "SIGTERM", graceMs = 5_000) {
+      if (exitedFlag) return exit;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const code = await exit;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** Polls until check() resolves true; fails with the process output when it exits or times out. */
+export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, proc?: Managed): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc?.exited() === true) throw new Error(`${what}: ${proc.name} exited early\n${proc.output().slice(-4000)}`);
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms\n${proc?.output().slice(-4000) ?? ""}`);
+    await sleep(50);
+  }
+}
+
+export async function httpOk(url: string): Promise<boolean> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+  await response.arrayBuffer();
+  return response.ok;
+}

@@ -1,0 +1,28 @@
+// `make run`: the demo stack in the foreground on the embedded default config, until Ctrl-C.
+import { startStack } from "./stack.js";
+
+const LISTEN_PORT = Number(process.env["GUARD_DEMO_PORT"] ?? 10000);
+
+const stack = await startStack({ fixedListenPort: LISTEN_PORT, failureModeAllow: false });
+const guard = stack.guard;
+process.stdout.write(`
+inference-guard demo stack is up (Envoy → inference-guard → demo model).
+
+  Send requests to   ${stack.url}
+    curl -si ${stack.url}/v1/chat/completions -H 'content-type: application/json' \\
+      -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+  Guard metrics      ${guard?.adminUrl ?? "(no guard)"}/metrics
+  Guard health       ${guard?.adminUrl ?? "(no guard)"}/readyz
+  Envoy admin        ${stack.envoy.adminUrl}
+  Demo model pools   light ${stack.light.url}   heavy ${stack.heavy.url}
+  Guard config       ${guard?.configFile ?? "-"}
+
+Ctrl-C stops everything.
+`);
+
+await new Promise<void>((resolve) => {
+  process.once("SIGINT", () => resolve());
+  process.once("SIGTERM", () => resolve());
+});
+process.stdout.write("stopping…\n");
+await stack.stop();

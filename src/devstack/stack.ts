@@ -1,0 +1,181 @@
+// The whole chain on loopback: demo model pools (light, heavy) ← Envoy ⇄ guard. Used by `make run`,
+// the end-to-end tests and the benchmarks, so all three exercise the same wiring.
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import type { EnvoyVariant } from "./envoy-config.js";
+import { PROJECT_ROOT, startEnvoy, type RunningEnvoy } from "./envoy.js";
+import { freePort } from "./ports.js";
+import { httpOk, spawnManaged, waitUntil, type Managed } from "./process.js";
+
+export const DEFAULT_GUARD_CONFIG = join(PROJECT_ROOT, "config", "default.yaml");
+const NODE = process.execPath;
+
+export interface StackOptions {
+  /** Guard config as an object (listen addresses are filled in); default: config/default.yaml. */
+  readonly guardConfig?: Record<string, unknown>;
+  /** false runs Envoy without the ext_proc filter (the benchmark floor). */
+  readonly withGuard?: boolean;
+  readonly transport?: "tcp" | "uds";
+  readonly failureModeAllow?: boolean;
+  readonly messageTimeoutMs?: number;
+  readonly bufferLimitBytes?: number;
+  readonly extraVariants?: readonly EnvoyVariant[];
+  /** Extra demo model CLI flags, per pool. */
+  readonly demoArgs?: { readonly light?: readonly string[]; readonly heavy?: readonly string[] };
+  readonly envoyConcurrency?: number;
+  readonly envoyLogLevel?: string;
+  /** Alternative ext_proc server (benchmark peer): command run through a shell, and its address. */
+  readonly peer?: { readonly command: string; readonly address: string };
+  readonly echo?: boolean;
+  /**
+   * `make run`: Envoy on this port (admin on the next one) and the guard on the listen addresses of
+   * its config, so the printed URLs stay the same from run to run. Tests leave it unset (free ports).
+   */
+  readonly fixedListenPort?: number;
+}
+
+export interface DemoPool {
+  readonly process: Managed;
+  readonly url: string;
+}
+
+export interface Stack {
+  readonly url: string;
+  readonly envoy: RunningEnvoy;
+  readonly light: DemoPool;
+  readonly heavy: DemoPool;
+  readonly workDir: string;
+  /** Absent when the stack runs without the guard. */
+  readonly guard: GuardHandle | undefined;
+  stop(): Promise<void>;
+}
+
+export interface GuardHandle {
+  readonly address: string;
+  readonly adminUrl: string;
+  readonly configFile: string;
+  process(): Managed;
+  /** Starts the guard again (after stop or kill) with the same config and addresses. */
+  restart(): Promise<void>;
+  metrics(): Promise<string>;
+}
+
+async function startDemo(pool: "light" | "heavy", extra: readonly string[], echo: boolean): Promise<DemoPool> {
+  const port = await freePort();
+  const proc = spawnManaged(
+    `demo-${pool}`,
+    NODE,
+    [join(PROJECT_ROOT, "dist", "src", "demo", "main.js"), "--port", String(port), "--host", "127.0.0.1", "--pool", pool, ...extra],
+    echo ? { onOutput: (chunk) => process.stdout.write(`[demo-${pool}] ${chunk}`) } : {},
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(`demo model (${pool})`, () => httpOk(`${url}/__demo/stats`), 15_000, proc);
+  return { process: proc, url };
+}
+
+export async function loadGuardConfigObject(file = DEFAULT_GUARD_CONFIG): Promise<Record<string, unknown>> {
+  return (parse(await readFile(file, "utf8")) ?? {}) as Record<string, unknown>;
+}
+
+async function startGuardProcess(configFile: string, adminUrl: string, echo: boolean): Promise<Managed> {
+  const proc = spawnManaged(
+    "guard",
+    NODE,
+    [join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile],
+    echo ? { onOutput: (chunk) => process.stdout.write(`[guard] ${chunk}`) } : {},
+  );
+  await waitUntil("guard", () => httpOk(`${adminUrl}/readyz`), 20_000, proc);
+  return proc;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const echo = options.echo === true;
+  const workDir = await mkdtemp(join(tmpdir(), "inference-guard-"));
+  const started: Managed[] = [];
+  try {
+    const [light, heavy] = await Promise.all([
+      startDemo("light", options.demoArgs?.light ?? [], echo),
+      startDemo("heavy", options.demoArgs?.heavy ?? [], echo),
+    ]);
+    started.push(light.process, heavy.process);
+
+    const withGuard = options.withGuard ?? true;
+    let guard: GuardHandle | undefined;
+    let guardAddress = "127.0.0.1:9";
+    if (options.peer !== undefined) {
+      guardAddress = options.peer.address;
+      const peer = spawnManaged("peer", "/bin/sh", ["-c", options.peer.command]);
+      started.push(peer);
+    } else if (withGuard) {
+      const config = { ...(options.guardConfig ?? (await loadGuardConfigObject())) };
+      const listen = { ...(config["listen"] as Record<string, unknown> | undefined) };
+      const fixed = options.fixedListenPort !== undefined;
+      const adminAddress = fixed && typeof listen["admin"] === "string" ? listen["admin"] : `127.0.0.1:${await freePort()}`;
+      if (fixed && typeof listen["grpc"] === "string") guardAddress = listen["grpc"];
+      else guardAddress = options.transport === "uds" ? `unix:${join(workDir, "guard.sock")}` : `127.0.0.1:${await freePort()}`;
+      config["listen"] = { ...listen, grpc: guardAddress, admin: adminAddress };
+      const configFile = join(workDir, "guard.yaml");
+      await writeFile(configFile, stringify(config));
+      const adminUrl = `http://${adminAddress}`;
+      let proc = await startGuardProcess(configFile, adminUrl, echo);
+      started.push(proc);
+      guard = {
+        address: guardAddress,
+        adminUrl,
+        configFile,
+        process: () => proc,
+        async restart() {
+          proc = await startGuardProcess(configFile, adminUrl, echo);
+          started.push(proc);
+        },
+        async metrics() {
+          const response = await fetch(`${adminUrl}/metrics`);
+          return response.text();
+        },
+      };
+    }
+
+    const variants = new Set<EnvoyVariant>(options.extraVariants ?? []);
+    if (withGuard || options.peer !== undefined) variants.add("ext_proc");
+    const envoy = await startEnvoy(
+      {
+        listenPort: options.fixedListenPort ?? (await freePort()),
+        adminPort: options.fixedListenPort === undefined ? await freePort() : options.fixedListenPort + 1,
+        lightPort: Number(new URL(light.url).port),
+        heavyPort: Number(new URL(heavy.url).port),
+        guardAddress,
+        failureModeAllow: options.failureModeAllow ?? false,
+        messageTimeoutMs: options.messageTimeoutMs ?? 1_000,
+        bufferLimitBytes: options.bufferLimitBytes ?? 8 * 1024 * 1024,
+        variants,
+      },
+      workDir,
+      {
+        ...(options.envoyConcurrency === undefined ? {} : { concurrency: options.envoyConcurrency }),
+        ...(options.envoyLogLevel === undefined ? {} : { logLevel: options.envoyLogLevel }),
+        ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[envoy] ${chunk}`) } : {}),
+      },
+    );
+    started.push(envoy.process);
+    return {
+      url: envoy.url,
+      envoy,
+      light,
+      heavy,
+      workDir,
+      guard,
+      async stop() {
+        // Envoy first so nothing new reaches the guard, then the rest.
+        await envoy.process.stop();
+        await Promise.all(started.map((proc) => proc.stop()));
+        await rm(workDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await Promise.all(started.map((proc) => proc.stop("SIGKILL")));
+    await rm(workDir, { recursive: true, force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,41 @@
+// The gRPC binding: a thin adapter from grpc-js's duplex call to StreamProcessor.
+import type * as grpc from "@grpc/grpc-js";
+import { StreamProcessor, type StreamDeps } from "./stream.js";
+import type { ProcessingRequest, ProcessingResponse } from "./wire.js";
+
+export interface ProcessHandlerHooks {
+  /** Streams currently open, so a drain can wait for them. */
+  readonly onOpen?: () => void;
+  readonly onClose?: () => void;
+}
+
+export function processHandler(deps: StreamDeps, hooks: ProcessHandlerHooks = {}): grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingResponse> {
+  return (call) => {
+    hooks.onOpen?.();
+    const processor = new StreamProcessor(deps, (frame) => {
+      if (!call.writableEnded && !call.destroyed) call.write(frame);
+    });
+    let closed = false;
+    const close = (error?: unknown): void => {
+      if (closed) return;
+      closed = true;
+      processor.close(error);
+      hooks.onClose?.();
+    };
+    call.on("cancelled", () => close());
+    call.on("error", (error) => close(error));
+    void (async () => {
+      try {
+        // Envoy sends the next frame only after our answer (outside observability mode),
+        // so handling frames one at a time loses no concurrency.
+        for await (const frame of call as AsyncIterable<ProcessingRequest>) {
+          await processor.handle(frame);
+        }
+        close();
+        if (!call.writableEnded) call.end();
+      } catch (error) {
+        close(error);
+      }
+    })();
+  };
+}

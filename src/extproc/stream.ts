@@ -1,0 +1,324 @@
+// One ext_proc stream = one HTTP exchange. An explicit state machine turns Envoy's frames into
+// pipeline calls and pipeline results into answer frames. It must answer every frame Envoy waits
+// for (or Envoy stalls until message_timeout) and must never throw: anything unexpected is
+// answered with a neutral "continue" and counted.
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { CoreMetrics } from "../metrics/registry.js";
+import type { ExchangeRun, MergedEdits, Pipeline, PhaseResult } from "../pipeline/pipeline.js";
+import type { Outcome } from "../pipeline/types.js";
+import {
+  commonResponse,
+  decodeHeaders,
+  immediateResponse,
+  toWireStruct,
+  type FrameKind,
+  type ProcessingRequest,
+  type ProcessingResponse,
+  type WireHttpBody,
+  type WireProcessingMode,
+} from "./wire.js";
+
+/** Dynamic metadata namespace the guard writes (Envoy's metadata_options must allow it). */
+export const METADATA_NAMESPACE = "inference_guard";
+
+type State =
+  | "request_headers"
+  | "request_body"
+  | "response_headers"
+  | "response_body"
+  | "done";
+
+export interface StreamDeps {
+  /** The pipeline in force when the stream opens (hot reload swaps it for new streams only). */
+  readonly pipeline: () => Pipeline;
+  readonly metrics: CoreMetrics;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** Upper bound for buffering streamed body chunks the guard did not ask Envoy to buffer. */
+  readonly maxStreamedBodyBytes?: number;
+}
+
+const PASS_THROUGH_MODE: WireProcessingMode = {
+  requestHeaderMode: "SEND",
+  responseHeaderMode: "SKIP",
+  requestBodyMode: "NONE",
+  responseBodyMode: "NONE",
+  requestTrailerMode: "SKIP",
+  responseTrailerMode: "SKIP",
+};
+
+function continueFor(kind: FrameKind): ProcessingResponse {
+  switch (kind) {
+    case "requestHeaders":
+    case "requestBody":
+    case "responseHeaders":
+    case "responseBody":
+      return { [kind]: { response: { status: "CONTINUE" } } };
+    case "requestTrailers":
+    case "responseTrailers":
+      return { [kind]: {} };
+  }
+}
+
+function frameKind(frame: ProcessingRequest): FrameKind | undefined {
+  if (frame.request !== undefined) return frame.request;
+  // Decoders without oneof discriminators still set exactly one field.
+  const kinds: FrameKind[] = ["requestHeaders", "requestBody", "requestTrailers", "responseHeaders", "responseBody", "responseTrailers"];
+  return kinds.find((kind) => frame[kind] !== undefined);
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0] ?? new Uint8Array();
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Handles the frames of one stream. Feed frames in order with handle(); answers go to send().
+ * Call close() when the stream ends for any reason; it is idempotent.
+ */
+export class StreamProcessor {
+  #state: State = "request_headers";
+  #run: ExchangeRun | undefined;
+  #releasedAt: number | undefined;
+  #upstreamLatencyMs: number | undefined;
+  #responseStatus: number | undefined;
+  #bodyChunks: Uint8Array[] = [];
+  #bodyBytes = 0;
+  #observabilityCounted = false;
+  #closed = false;
+  readonly #deps: StreamDeps;
+  readonly #send: (frame: ProcessingResponse) => void;
+
+  constructor(deps: StreamDeps, send: (frame: ProcessingResponse) => void) {
+    this.#deps = deps;
+    this.#send = send;
+    deps.metrics.activeStreams.inc();
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  async handle(frame: ProcessingRequest): Promise<void> {
+    const kind = frameKind(frame);
+    const { metrics } = this.#deps;
+    if (kind === undefined) {
+      metrics.anomalies.inc({ kind: "unknown_frame" });
+      return;
+    }
+    metrics.messages.inc({ frame: kind });
+    if (frame.observabilityMode === true) {
+      // Envoy does not wait for answers in observability mode, and a late answer would be
+      // misread as one for a later frame; the guard only counts what it saw.
+      if (!this.#observabilityCounted) metrics.anomalies.inc({ kind: "observability_mode" });
+      this.#observabilityCounted = true;
+      return;
+    }
+    const stopTimer = metrics.messageSeconds.startTimer({ frame: kind });
+    try {
+      await this.#dispatch(kind, frame);
+    } catch (error) {
+      metrics.anomalies.inc({ kind: "handler_error" });
+      this.#deps.log.error({ err: error instanceof Error ? error.message : String(error), frame: kind }, "frame handler failed; answered with continue");
+      this.#emit(continueFor(kind));
+    } finally {
+      stopTimer();
+    }
+  }
+
+  /** The stream ended (Envoy closed it, cancelled it, or the transport broke). */
+  close(error?: unknown): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const { metrics } = this.#deps;
+    metrics.activeStreams.dec();
+    const unfinished = this.#state !== "done" && this.#state !== "request_headers";
+    if (error !== undefined) metrics.streams.inc({ outcome: "error" });
+    else metrics.streams.inc({ outcome: unfinished ? "cancelled" : "completed" });
+    if (unfinished) metrics.anomalies.inc({ kind: "cancelled_mid_request" });
+    this.#finish({
+      answeredBy: "unknown",
+      cancelled: unfinished,
+      ...(this.#responseStatus === undefined ? {} : { status: this.#responseStatus }),
+    });
+  }
+
+  async #dispatch(kind: FrameKind, frame: ProcessingRequest): Promise<void> {
+    switch (kind) {
+      case "requestHeaders":
+        return this.#onRequestHeaders(frame);
+      case "requestBody":
+        return this.#onBody("request", frame.requestBody);
+      case "responseHeaders":
+        return this.#onResponseHeaders(frame);
+      case "responseBody":
+        return this.#onBody("response", frame.responseBody);
+      case "requestTrailers":
+      case "responseTrailers":
+        // Trailers are never requested; if an operator's processing_mode sends them, let them pass.
+        this.#emit(continueFor(kind));
+        return;
+    }
+  }
+
+  async #onRequestHeaders(frame: ProcessingRequest): Promise<void> {
+    if (this.#state !== "request_headers") {
+      this.#anomaly("unexpected_order");
+      this.#emit(continueFor("requestHeaders"));
+      return;
+    }
+    const headers = decodeHeaders(frame.requestHeaders);
+    const endOfStream = frame.requestHeaders?.endOfStream === true;
+    const request = {
+      method: headers.get(":method") ?? "GET",
+      path: headers.get(":path") ?? "/",
+      authority: headers.get(":authority") ?? "",
+      headers,
+      requestId: headers.get("x-request-id") ?? randomUUID(),
+      endOfStream,
+    };
+    const run = this.#deps.pipeline().open(request, (ms) => this.#extendDeadline(ms));
+    if (run === undefined) {
+      this.#state = "done";
+      this.#emit({ requestHeaders: { response: { status: "CONTINUE" } }, modeOverride: PASS_THROUGH_MODE });
+      return;
+    }
+    this.#run = run;
+    const result = await run.requestHeaders();
+    if (this.#replied(result)) return;
+    const bodyFollows = run.needs.requestBody && !endOfStream;
+    this.#emit({
+      requestHeaders: { response: commonResponse(result.edits, true) },
+      modeOverride: this.#mode(),
+      ...this.#metadata(result.edits),
+    });
+    if (bodyFollows) this.#state = "request_body";
+    else this.#releaseRequest();
+  }
+
+  async #onResponseHeaders(frame: ProcessingRequest): Promise<void> {
+    const run = this.#run;
+    // Response headers may legitimately arrive while a request body is awaited: Envoy answered
+    // locally (no route, upstream reset) before the body was sent.
+    if (run === undefined || (this.#state !== "response_headers" && this.#state !== "request_body")) {
+      this.#anomaly("unexpected_order");
+      this.#emit(continueFor("responseHeaders"));
+      return;
+    }
+    if (this.#releasedAt !== undefined) this.#upstreamLatencyMs = this.#deps.now() - this.#releasedAt;
+    const headers = decodeHeaders(frame.responseHeaders);
+    const status = Number.parseInt(headers.get(":status") ?? "", 10);
+    this.#responseStatus = Number.isFinite(status) ? status : undefined;
+    const endOfStream = frame.responseHeaders?.endOfStream === true;
+    const bodyWasNeeded = run.needs.responseBody;
+    const result = await run.responseHeaders({ status: this.#responseStatus ?? 0, headers, endOfStream });
+    if (this.#replied(result)) return;
+    const bodyFollows = run.needs.responseBody && !endOfStream;
+    this.#emit({
+      responseHeaders: { response: commonResponse(result.edits, false) },
+      ...(bodyFollows && !bodyWasNeeded ? { modeOverride: this.#mode() } : {}),
+      ...this.#metadata(result.edits),
+    });
+    this.#bodyChunks = [];
+    this.#bodyBytes = 0;
+    if (bodyFollows) this.#state = "response_body";
+    else this.#complete();
+  }
+
+  async #onBody(direction: "request" | "response", body: WireHttpBody | undefined): Promise<void> {
+    const kind = direction === "request" ? "requestBody" : "responseBody";
+    const run = this.#run;
+    if (run === undefined || this.#state !== (direction === "request" ? "request_body" : "response_body")) {
+      // A body after its phase ended: most often Envoy's duplicate end-of-stream chunk (envoy#46237).
+      this.#anomaly(body?.endOfStream === true ? "duplicate_body" : "unexpected_order");
+      this.#emit(continueFor(kind));
+      return;
+    }
+    const chunk = body?.body ?? new Uint8Array();
+    if (body?.endOfStream !== true) {
+      // Only STREAMED/BUFFERED_PARTIAL modes (set by an operator, not by the guard) split bodies;
+      // each chunk must be answered before Envoy forwards it, so keep a bounded copy and let it go.
+      this.#anomaly("streamed_body");
+      if (this.#bodyBytes + chunk.length <= (this.#deps.maxStreamedBodyBytes ?? 8 * 1024 * 1024)) this.#bodyChunks.push(chunk);
+      this.#bodyBytes += chunk.length;
+      this.#emit(continueFor(kind));
+      return;
+    }
+    this.#bodyChunks.push(chunk);
+    const whole = concat(this.#bodyChunks);
+    this.#bodyChunks = [];
+    this.#bodyBytes = 0;
+    const result = direction === "request" ? await run.requestBody(whole) : await run.responseBody(whole);
+    if (this.#replied(result)) return;
+    this.#emit({ [kind]: { response: commonResponse(result.edits, direction === "request") }, ...this.#metadata(result.edits) });
+    if (direction === "request") this.#releaseRequest();
+    else this.#complete();
+  }
+
+  #releaseRequest(): void {
+    this.#releasedAt = this.#deps.now();
+    const needs = this.#run?.needs;
+    if (needs !== undefined && (needs.responseHeaders || needs.responseBody)) this.#state = "response_headers";
+    else this.#complete();
+  }
+
+  #complete(): void {
+    this.#state = "done";
+    this.#finish({
+      answeredBy: this.#responseStatus === undefined ? "unknown" : "upstream",
+      cancelled: false,
+      ...(this.#responseStatus === undefined ? {} : { status: this.#responseStatus }),
+      ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
+    });
+  }
+
+  #replied(result: PhaseResult): result is Extract<PhaseResult, { type: "reply" }> {
+    if (result.type !== "reply") return false;
+    this.#emit(immediateResponse(result.reply));
+    this.#state = "done";
+    this.#finish({
+      answeredBy: "guard",
+      status: result.reply.status,
+      reason: result.reply.reason,
+      cancelled: false,
+      ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
+    });
+    return true;
+  }
+
+  #finish(outcome: Outcome): void {
+    this.#run?.end(outcome);
+  }
+
+  #mode(): WireProcessingMode {
+    const needs = this.#run?.needs;
+    const wantsResponse = needs !== undefined && (needs.responseHeaders || needs.responseBody);
+    return {
+      ...PASS_THROUGH_MODE,
+      responseHeaderMode: wantsResponse ? "SEND" : "SKIP",
+      requestBodyMode: needs?.requestBody === true ? "BUFFERED" : "NONE",
+      responseBodyMode: needs?.responseBody === true ? "BUFFERED" : "NONE",
+    };
+  }
+
+  #metadata(edits: MergedEdits): Pick<ProcessingResponse, "dynamicMetadata"> {
+    if (Object.keys(edits.metadata).length === 0) return {};
+    return { dynamicMetadata: toWireStruct({ [METADATA_NAMESPACE]: edits.metadata }) };
+  }
+
+  #extendDeadline(ms: number): void {
+    if (this.#closed || !(ms > 0)) return;
+    const seconds = Math.floor(ms / 1000);
+    this.#emit({ overrideMessageTimeout: { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) } });
+  }
+
+  #anomaly(kind: string): void {
+    this.#deps.metrics.anomalies.inc({ kind });
+  }
+
+  #emit(frame: ProcessingResponse): void {
+    if (this.#closed) return;
+    this.#send(frame);
+  }
+}

@@ -1,0 +1,152 @@
+// The ext_proc messages as @grpc/proto-loader decodes them (camelCase, enums as strings, oneof
+// discriminators), typed to the subset the guard reads and writes, and the translation between
+// them and the plain values pipeline stages see.
+import type { Edits, JsonValue, Reply } from "../pipeline/types.js";
+
+export interface WireHeaderValue {
+  key?: string;
+  value?: string;
+  rawValue?: Uint8Array;
+}
+
+export interface WireHttpHeaders {
+  headers?: { headers?: WireHeaderValue[] };
+  endOfStream?: boolean;
+}
+
+export interface WireHttpBody {
+  body?: Uint8Array;
+  endOfStream?: boolean;
+}
+
+export type FrameKind =
+  | "requestHeaders"
+  | "requestBody"
+  | "requestTrailers"
+  | "responseHeaders"
+  | "responseBody"
+  | "responseTrailers";
+
+export interface ProcessingRequest {
+  request?: FrameKind;
+  requestHeaders?: WireHttpHeaders;
+  requestBody?: WireHttpBody;
+  requestTrailers?: unknown;
+  responseHeaders?: WireHttpHeaders;
+  responseBody?: WireHttpBody;
+  responseTrailers?: unknown;
+  observabilityMode?: boolean;
+}
+
+type HeaderSendMode = "DEFAULT" | "SEND" | "SKIP";
+type BodySendMode = "NONE" | "STREAMED" | "BUFFERED" | "BUFFERED_PARTIAL";
+
+export interface WireProcessingMode {
+  requestHeaderMode: HeaderSendMode;
+  responseHeaderMode: HeaderSendMode;
+  requestBodyMode: BodySendMode;
+  responseBodyMode: BodySendMode;
+  requestTrailerMode: HeaderSendMode;
+  responseTrailerMode: HeaderSendMode;
+}
+
+export interface WireHeaderMutation {
+  setHeaders?: { header: { key: string; rawValue: Uint8Array }; appendAction: "OVERWRITE_IF_EXISTS_OR_ADD" }[];
+  removeHeaders?: string[];
+}
+
+export interface WireCommonResponse {
+  status?: "CONTINUE";
+  headerMutation?: WireHeaderMutation;
+  clearRouteCache?: boolean;
+}
+
+export interface WireStruct {
+  fields: Record<string, WireValue>;
+}
+export type WireValue =
+  | { nullValue: "NULL_VALUE" }
+  | { numberValue: number }
+  | { stringValue: string }
+  | { boolValue: boolean }
+  | { structValue: WireStruct }
+  | { listValue: { values: WireValue[] } };
+
+export interface ProcessingResponse {
+  requestHeaders?: { response: WireCommonResponse };
+  requestBody?: { response: WireCommonResponse };
+  requestTrailers?: { headerMutation?: WireHeaderMutation };
+  responseHeaders?: { response: WireCommonResponse };
+  responseBody?: { response: WireCommonResponse };
+  responseTrailers?: { headerMutation?: WireHeaderMutation };
+  immediateResponse?: {
+    status: { code: number };
+    headers?: WireHeaderMutation;
+    body?: Uint8Array;
+    details?: string;
+  };
+  dynamicMetadata?: WireStruct;
+  modeOverride?: WireProcessingMode;
+  overrideMessageTimeout?: { seconds: number; nanos: number };
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Envoy 1.40 sends header values as raw bytes; older versions used the string field. */
+export function decodeHeaders(wire: WireHttpHeaders | undefined): Map<string, string> {
+  const headers = new Map<string, string>();
+  for (const entry of wire?.headers?.headers ?? []) {
+    if (entry.key === undefined) continue;
+    const key = entry.key.toLowerCase();
+    const value = entry.rawValue !== undefined && entry.rawValue.length > 0 ? decoder.decode(entry.rawValue) : (entry.value ?? "");
+    const previous = headers.get(key);
+    headers.set(key, previous === undefined ? value : `${previous}, ${value}`);
+  }
+  return headers;
+}
+
+export function headerMutation(set: Readonly<Record<string, string>> | undefined, remove?: readonly string[]): WireHeaderMutation | undefined {
+  const setHeaders = Object.entries(set ?? {}).map(([key, value]) => ({
+    header: { key, rawValue: encoder.encode(value) },
+    appendAction: "OVERWRITE_IF_EXISTS_OR_ADD" as const,
+  }));
+  if (setHeaders.length === 0 && (remove === undefined || remove.length === 0)) return undefined;
+  return { setHeaders, removeHeaders: remove === undefined ? [] : [...remove] };
+}
+
+export function commonResponse(edits: Edits | undefined, allowRouteCacheClear: boolean): WireCommonResponse {
+  const response: WireCommonResponse = { status: "CONTINUE" };
+  const mutation = headerMutation(edits?.setHeaders, edits?.removeHeaders);
+  if (mutation !== undefined) response.headerMutation = mutation;
+  // Envoy rejects clear_route_cache on the response path; only request-phase answers carry it.
+  if (allowRouteCacheClear && edits?.clearRouteCache === true) response.clearRouteCache = true;
+  return response;
+}
+
+export function immediateResponse(reply: Reply): ProcessingResponse {
+  const body = typeof reply.body === "string" ? encoder.encode(reply.body) : reply.body;
+  return {
+    immediateResponse: {
+      status: { code: reply.status },
+      headers: headerMutation({ ...reply.headers, "x-guard-reason": reply.reason }) ?? {},
+      body,
+      details: `inference_guard_${reply.reason.replace(/[^a-z0-9_]/gi, "_")}`,
+    },
+  };
+}
+
+export function toWireValue(value: JsonValue): WireValue {
+  if (value === null) return { nullValue: "NULL_VALUE" };
+  if (typeof value === "number") return { numberValue: value };
+  if (typeof value === "string") return { stringValue: value };
+  if (typeof value === "boolean") return { boolValue: value };
+  if (Array.isArray(value)) return { listValue: { values: value.map(toWireValue) } };
+  return { structValue: toWireStruct(value) };
+}
+
+export function toWireStruct(object: Readonly<Record<string, JsonValue>>): WireStruct {
+  const fields: Record<string, WireValue> = {};
+  for (const [key, value] of Object.entries(object)) fields[key] = toWireValue(value);
+  return { fields };
+}

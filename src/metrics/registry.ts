@@ -1,0 +1,77 @@
+// The guard's private Prometheus registry and the metrics of its core (ext_proc streams and the
+// pipeline runner). Capabilities register their own guard_* metrics on the same registry.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/**
+ * Guard-side processing time of one ext_proc message, 50 µs to 2.5 s: the low buckets resolve the
+ * sub-millisecond pass-through budget, the high ones admission queueing.
+ */
+export const MESSAGE_SECONDS_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+];
+
+export interface CoreMetrics {
+  readonly registry: Registry;
+  readonly streams: Counter<"outcome">;
+  readonly activeStreams: Gauge;
+  readonly messages: Counter<"frame">;
+  readonly anomalies: Counter<"kind">;
+  readonly messageSeconds: Histogram<"frame">;
+  readonly stageErrors: Counter<"stage" | "phase">;
+  readonly requests: Counter<"route" | "answered_by" | "code_class">;
+  readonly replies: Counter<"route" | "reason" | "status">;
+}
+
+export function createCoreMetrics(version: string): CoreMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "guard_" });
+  const registers = [registry];
+  new Gauge({ name: "guard_build_info", help: "Guard build; always 1.", labelNames: ["version"], registers }).set({ version }, 1);
+  return {
+    registry,
+    streams: new Counter({
+      name: "guard_extproc_streams_total",
+      help: "ext_proc streams by how they ended: completed, cancelled (ended before the exchange finished), error.",
+      labelNames: ["outcome"],
+      registers,
+    }),
+    activeStreams: new Gauge({ name: "guard_extproc_active_streams", help: "ext_proc streams open now.", registers }),
+    messages: new Counter({
+      name: "guard_extproc_messages_total",
+      help: "ext_proc messages received, by frame kind.",
+      labelNames: ["frame"],
+      registers,
+    }),
+    anomalies: new Counter({
+      name: "guard_extproc_anomalies_total",
+      help: "Protocol situations the guard tolerated: unexpected_order, duplicate_body, streamed_body, observability_mode, cancelled_mid_request, handler_error, unknown_frame.",
+      labelNames: ["kind"],
+      registers,
+    }),
+    messageSeconds: new Histogram({
+      name: "guard_extproc_message_seconds",
+      help: "Time the guard took to answer one ext_proc message (includes admission queueing).",
+      labelNames: ["frame"],
+      buckets: MESSAGE_SECONDS_BUCKETS,
+      registers,
+    }),
+    stageErrors: new Counter({
+      name: "guard_stage_errors_total",
+      help: "Stage hooks that threw; the stage's effect was skipped and the request went on (fail-open).",
+      labelNames: ["stage", "phase"],
+      registers,
+    }),
+    requests: new Counter({
+      name: "guard_requests_total",
+      help: "Requests on configured routes by who answered (upstream, guard, unknown when the response was not observed) and status class.",
+      labelNames: ["route", "answered_by", "code_class"],
+      registers,
+    }),
+    replies: new Counter({
+      name: "guard_replies_total",
+      help: "Answers the guard produced itself (shed, cache hit, contract enforcement), by reason and status.",
+      labelNames: ["route", "reason", "status"],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,180 @@
+// Runs the stages for one exchange: request hooks in pipeline order, response hooks in reverse, edits
+// merged, the first reply wins, a throwing hook is counted and skipped. Knows nothing of ext_proc.
+import type { Logger } from "pino";
+import type { RouteConfig } from "../config/schema.js";
+import type { CoreMetrics } from "../metrics/registry.js";
+import { matchRoute } from "./routes.js";
+import type { Edits, Exchange, JsonValue, Needs, Outcome, Reply, RequestInfo, ResponseInfo, Stage, StageRun, Step } from "./types.js";
+
+export interface MergedEdits {
+  readonly setHeaders: Record<string, string>;
+  readonly removeHeaders: string[];
+  clearRouteCache: boolean;
+  readonly metadata: Record<string, JsonValue>;
+}
+
+export type PhaseResult =
+  | { readonly type: "continue"; readonly edits: MergedEdits }
+  | { readonly type: "reply"; readonly reply: Reply };
+
+type Phase = "request_headers" | "request_body" | "response_headers" | "response_body";
+
+interface StartedRun {
+  readonly stage: string;
+  readonly run: StageRun;
+}
+
+function emptyEdits(): MergedEdits {
+  return { setHeaders: {}, removeHeaders: [], clearRouteCache: false, metadata: {} };
+}
+
+function mergeEdits(into: MergedEdits, edits: Edits | undefined): void {
+  if (edits === undefined) return;
+  Object.assign(into.setHeaders, edits.setHeaders);
+  if (edits.removeHeaders !== undefined) into.removeHeaders.push(...edits.removeHeaders);
+  if (edits.clearRouteCache === true) into.clearRouteCache = true;
+  Object.assign(into.metadata, edits.metadata);
+}
+
+function codeClass(status: number | undefined): string {
+  return status === undefined ? "unknown" : `${Math.floor(status / 100)}xx`;
+}
+
+/** One request travelling through the stages. */
+export class ExchangeRun {
+  readonly #runs: StartedRun[];
+  readonly #pipeline: Pipeline;
+  #needs: { requestBody: boolean; responseHeaders: boolean; responseBody: boolean } = {
+    requestBody: false,
+    responseHeaders: false,
+    responseBody: false,
+  };
+  #ended = false;
+
+  constructor(
+    readonly exchange: Exchange,
+    runs: StartedRun[],
+    pipeline: Pipeline,
+  ) {
+    this.#runs = runs;
+    this.#pipeline = pipeline;
+  }
+
+  get needs(): Readonly<Required<Needs>> {
+    return this.#needs;
+  }
+
+  requestHeaders(): Promise<PhaseResult> {
+    return this.#phase("request_headers", this.#runs, (run) => run.onRequestHeaders?.());
+  }
+
+  requestBody(body: Uint8Array): Promise<PhaseResult> {
+    return this.#phase("request_body", this.#runs, (run) => run.onRequestBody?.(body));
+  }
+
+  responseHeaders(response: ResponseInfo): Promise<PhaseResult> {
+    this.exchange.response = response;
+    return this.#phase("response_headers", this.#runs.toReversed(), (run) => run.onResponseHeaders?.(response));
+  }
+
+  responseBody(body: Uint8Array): Promise<PhaseResult> {
+    return this.#phase("response_body", this.#runs.toReversed(), (run) => run.onResponseBody?.(body));
+  }
+
+  /** Idempotent: the first call wins, so stream close after a completed exchange is harmless. */
+  end(outcome: Outcome): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const route = this.exchange.route.name;
+    const metrics = this.#pipeline.metrics;
+    metrics.requests.inc({ route, answered_by: outcome.answeredBy, code_class: codeClass(outcome.status) });
+    if (outcome.answeredBy === "guard" && outcome.reason !== undefined) {
+      metrics.replies.inc({ route, reason: outcome.reason, status: String(outcome.status ?? 0) });
+    }
+    for (const { stage, run } of this.#runs) {
+      try {
+        run.onEnd?.(outcome);
+      } catch (error) {
+        this.#pipeline.stageFailed(stage, "end", error, this.exchange);
+      }
+    }
+  }
+
+  async #phase(
+    phase: Phase,
+    runs: readonly StartedRun[],
+    hook: (run: StageRun) => Step | Promise<Step> | undefined,
+  ): Promise<PhaseResult> {
+    const edits = emptyEdits();
+    for (const { stage, run } of runs) {
+      let step: Step | undefined;
+      try {
+        step = await hook(run);
+      } catch (error) {
+        this.#pipeline.stageFailed(stage, phase, error, this.exchange);
+        continue;
+      }
+      if (step === undefined) continue;
+      if (step.type === "reply") return step;
+      mergeEdits(edits, step.edits);
+      if (step.needs !== undefined) this.#addNeeds(step.needs);
+    }
+    return { type: "continue", edits };
+  }
+
+  #addNeeds(needs: Needs): void {
+    this.#needs = {
+      requestBody: this.#needs.requestBody || needs.requestBody === true,
+      responseHeaders: this.#needs.responseHeaders || needs.responseHeaders === true,
+      responseBody: this.#needs.responseBody || needs.responseBody === true,
+    };
+  }
+}
+
+export interface PipelineDeps {
+  readonly metrics: CoreMetrics;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+/** An immutable set of routes and stages; a config reload builds a new one. */
+export class Pipeline {
+  readonly metrics: CoreMetrics;
+  readonly #log: Logger;
+  readonly #now: () => number;
+
+  constructor(
+    readonly routes: readonly RouteConfig[],
+    readonly stages: readonly Stage[],
+    deps: PipelineDeps,
+  ) {
+    this.metrics = deps.metrics;
+    this.#log = deps.log;
+    this.#now = deps.now;
+  }
+
+  /** Undefined when no route matches: the stream then passes the request through untouched. */
+  open(request: RequestInfo, extendDeadline: (ms: number) => void): ExchangeRun | undefined {
+    const route = matchRoute(this.routes, request);
+    if (route === undefined) return undefined;
+    const exchange: Exchange = { request, route: { name: route.name }, startedAt: this.#now(), extendDeadline };
+    const runs: StartedRun[] = [];
+    for (const stage of this.stages) {
+      try {
+        const run = stage.start(exchange);
+        if (run !== undefined) runs.push({ stage: stage.name, run });
+      } catch (error) {
+        this.stageFailed(stage.name, "start", error, exchange);
+      }
+    }
+    return new ExchangeRun(exchange, runs, this);
+  }
+
+  stageFailed(stage: string, phase: string, error: unknown, exchange: Exchange): void {
+    this.metrics.stageErrors.inc({ stage, phase });
+    this.#log.warn(
+      { stage, phase, requestId: exchange.request.requestId, route: exchange.route.name, err: error instanceof Error ? error.message : String(error) },
+      "stage failed; request continues without it",
+    );
+  }
+}

@@ -1,0 +1,83 @@
+// The foundation through a real Envoy 1.40: client → Envoy → guard → demo model.
+import { createHash } from "node:crypto";
+import t from "tap";
+import { CHAT, defaultConfigWith, post, stackFor, upstreamRequests } from "../helpers/e2e.js";
+
+for (const transport of ["tcp", "uds"] as const) {
+  t.test(`a request passes through Envoy and the guard (${transport})`, async (t) => {
+    const stack = await stackFor(t, { transport });
+    const body = JSON.stringify(CHAT);
+    const answer = await post(`${stack.url}/v1/chat/completions`, body);
+    t.equal(answer.status, 200, answer.text);
+    t.equal(answer.headers.get("x-guard-route"), "chat", "client sees the guard's response header");
+    t.equal(answer.headers.get("x-demo-pool"), "light");
+    t.equal(answer.headers.get("x-demo-request-sha256"), createHash("sha256").update(body).digest("hex"), "request body reached the model unaltered");
+    t.equal((JSON.parse(answer.text) as { object: string }).object, "chat.completion");
+    const seen = await upstreamRequests(stack.light.url);
+    t.equal(seen.at(-1)?.headers["x-guard-route"], "chat", "upstream sees the guard's request header");
+    const metrics = await stack.guard?.metrics();
+    t.match(metrics, /guard_requests_total\{route="chat",answered_by="upstream",code_class="2xx"\} 1/);
+  });
+}
+
+t.test("an unrouted path passes through untouched", async (t) => {
+  const stack = await stackFor(t);
+  const response = await fetch(`${stack.url}/__demo/stats`);
+  t.equal(response.status, 200);
+  t.equal(response.headers.get("x-guard-route"), null);
+});
+
+t.test("a guard reply reaches the client with status, headers and body", async (t) => {
+  const config = await defaultConfigWith({
+    routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" }, maintenance: { status: 503, retryAfterSeconds: 30, message: "rolling back" } }],
+  });
+  const stack = await stackFor(t, { guardConfig: config });
+  const answer = await post(`${stack.url}/v1/chat/completions`, CHAT);
+  t.equal(answer.status, 503);
+  t.equal(answer.headers.get("retry-after"), "30");
+  t.equal(answer.headers.get("x-guard-reason"), "route.maintenance");
+  t.equal(answer.headers.get("content-type"), "application/json");
+  t.same(JSON.parse(answer.text), { error: "route_in_maintenance", route: "chat", message: "rolling back", retry_after_seconds: 30 });
+  t.same(await upstreamRequests(stack.light.url), [], "the upstream never saw it");
+});
+
+t.test("guard down, failure_mode_allow: true → the upstream still answers", async (t) => {
+  const stack = await stackFor(t, { failureModeAllow: true });
+  await stack.guard?.process().stop("SIGKILL");
+  for (let i = 0; i < 5; i++) {
+    const answer = await post(`${stack.url}/v1/chat/completions`, CHAT);
+    t.equal(answer.status, 200);
+    t.equal(answer.headers.get("x-guard-route"), null, "unguarded");
+  }
+});
+
+t.test("guard down, failure_mode_allow: false → a prompt 500, no hang", async (t) => {
+  const stack = await stackFor(t, { failureModeAllow: false });
+  await stack.guard?.process().stop("SIGKILL");
+  for (let i = 0; i < 5; i++) {
+    const answer = await post(`${stack.url}/v1/chat/completions`, CHAT);
+    t.equal(answer.status, 500);
+    t.ok(answer.ms < 2_000, `answered in ${answer.ms.toFixed(0)} ms`);
+  }
+  t.same(await upstreamRequests(stack.light.url), [], "nothing unguarded reached the model");
+  await stack.guard?.restart();
+  const answer = await post(`${stack.url}/v1/chat/completions`, CHAT);
+  t.equal(answer.status, 200, "a restarted guard serves again");
+});
+
+t.test("SIGTERM drains: in-flight requests complete, then the guard exits 0", async (t) => {
+  const stack = await stackFor(t, { failureModeAllow: false });
+  const guard = stack.guard;
+  if (guard === undefined) throw new Error("no guard");
+  const inFlight = Promise.all(
+    [0, 1, 2].map(() => post(`${stack.url}/v1/chat/completions`, CHAT, { "x-demo-latency-ms": "1500" })),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const exitCode = guard.process().stop("SIGTERM", 15_000);
+  const answers = await inFlight;
+  for (const answer of answers) {
+    t.equal(answer.status, 200);
+    t.equal(answer.headers.get("x-guard-route"), "chat", "the response phase was still processed by the draining guard");
+  }
+  t.equal(await exitCode, 0);
+});

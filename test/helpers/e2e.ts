@@ -1,0 +1,51 @@
+// End-to-end helpers: a real Envoy + guard + demo models per test (src/devstack), torn down with the test.
+import type { Test } from "tap";
+import { loadGuardConfigObject, startStack, type Stack, type StackOptions } from "../../src/devstack/stack.js";
+
+export async function stackFor(t: Test, options: StackOptions = {}): Promise<Stack> {
+  const stack = await startStack(options);
+  t.teardown(() => stack.stop());
+  return stack;
+}
+
+/** The embedded default config with changes applied on top (a shallow merge per top-level key). */
+export async function defaultConfigWith(changes: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return { ...(await loadGuardConfigObject()), ...changes };
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  readonly ms: number;
+}
+
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<Answer> {
+  const started = performance.now();
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, ms: performance.now() - started };
+}
+
+export interface SeenRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+}
+
+export async function upstreamRequests(poolUrl: string): Promise<SeenRequest[]> {
+  const response = await fetch(`${poolUrl}/__demo/requests`);
+  return (await response.json()) as SeenRequest[];
+}
+
+export async function upstreamServed(poolUrl: string): Promise<number> {
+  const response = await fetch(`${poolUrl}/__demo/stats`);
+  return ((await response.json()) as { served: number }).served;
+}
+
+export const CHAT = { model: "demo", messages: [{ role: "user", content: "hello there" }] };

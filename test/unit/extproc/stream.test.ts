@@ -1,0 +1,250 @@
+import t from "tap";
+import type { Outcome, Stage, StageRun } from "../../../src/pipeline/types.js";
+import { createAnnotateStage } from "../../../src/pipeline/annotate.js";
+import { parseConfig } from "../../../src/config/load.js";
+import {
+  counterValue,
+  harness,
+  requestBody,
+  requestHeaders,
+  responseBody,
+  responseHeaders,
+  route,
+  setHeadersOf,
+} from "../../helpers/frames.js";
+
+/** A stage built from hooks, recording the outcome it is told about. */
+function stage(run: StageRun, outcomes: Outcome[] = []): Stage {
+  return {
+    name: "probe",
+    start: () => ({ ...run, onEnd: (outcome) => outcomes.push(outcome) }),
+  };
+}
+
+t.test("a request no route matches passes through and asks for nothing more", async (t) => {
+  const h = harness([stage({})], [route("chat", "/v1/chat")]);
+  const out = await h.feed(requestHeaders({ ":path": "/health" }, true));
+  t.equal(out.length, 1);
+  t.same(out[0]?.requestHeaders?.response, { status: "CONTINUE" });
+  t.equal(out[0]?.modeOverride?.responseHeaderMode, "SKIP");
+  t.equal(out[0]?.modeOverride?.requestBodyMode, "NONE");
+  t.equal(h.processor.state, "done");
+});
+
+t.test("annotate: the upstream and the client both learn the route", async (t) => {
+  const config = parseConfig("routes: [{ name: chat }]");
+  if (!config.ok) throw new Error("config");
+  const h = harness([createAnnotateStage(config.config)], [route("chat")]);
+  const [first] = await h.feed(requestHeaders({}));
+  t.same(setHeadersOf(first), { "x-guard-route": "chat" });
+  t.equal(first?.modeOverride?.responseHeaderMode, "SEND", "response headers requested");
+  t.equal(first?.modeOverride?.requestBodyMode, "NONE", "no body buffering for headers-only work");
+  const [second] = await h.feed(responseHeaders(200));
+  t.same(setHeadersOf(second), { "x-guard-route": "chat" });
+  t.equal(second?.modeOverride, undefined, "no mode change on the response path");
+  t.equal(h.processor.state, "done");
+  t.equal(await counterValue(h.metrics, "guard_requests_total", { route: "chat", answered_by: "upstream", code_class: "2xx" }), 1);
+});
+
+t.test("a stage that needs the request body gets it whole, and may re-route", async (t) => {
+  const seen: string[] = [];
+  const outcomes: Outcome[] = [];
+  const h = harness([
+    stage(
+      {
+        onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }),
+        onRequestBody: (body) => {
+          seen.push(new TextDecoder().decode(body));
+          return { type: "continue", edits: { setHeaders: { "x-guard-tier": "heavy" }, clearRouteCache: true, metadata: { tier: "heavy", cost: 42 } } };
+        },
+        onResponseHeaders: () => ({ type: "continue", edits: { setHeaders: { "x-seen": "1" }, clearRouteCache: true } }),
+      },
+      outcomes,
+    ),
+  ]);
+  const [headersAnswer] = await h.feed(requestHeaders({}));
+  t.equal(headersAnswer?.modeOverride?.requestBodyMode, "BUFFERED");
+  const [bodyAnswer] = await h.feed(requestBody('{"messages":[]}'));
+  t.same(seen, ['{"messages":[]}']);
+  t.same(setHeadersOf(bodyAnswer), { "x-guard-tier": "heavy" });
+  t.equal(bodyAnswer?.requestBody?.response.clearRouteCache, true);
+  t.same(bodyAnswer?.dynamicMetadata, {
+    fields: { inference_guard: { structValue: { fields: { tier: { stringValue: "heavy" }, cost: { numberValue: 42 } } } } },
+  });
+  const [responseAnswer] = await h.feed(responseHeaders(200));
+  t.equal(responseAnswer?.responseHeaders?.response.clearRouteCache, undefined, "route cache is never cleared on the response path");
+  t.equal(outcomes.length, 1);
+  t.equal(outcomes[0]?.answeredBy, "upstream");
+  t.equal(outcomes[0]?.status, 200);
+  t.equal(outcomes[0]?.upstreamLatencyMs, 5, "time from releasing the request to its response headers");
+});
+
+t.test("a body-less request never waits for a body", async (t) => {
+  const h = harness([stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }) })]);
+  await h.feed(requestHeaders({ ":method": "GET" }, true));
+  t.equal(h.processor.state, "response_headers");
+});
+
+t.test("an immediate reply carries status, headers, reason and body, and ends the exchange", async (t) => {
+  const outcomes: Outcome[] = [];
+  const h = harness([
+    stage(
+      {
+        onRequestHeaders: () => ({
+          type: "reply",
+          reply: { status: 429, headers: { "retry-after": "2", "content-type": "application/json" }, body: '{"error":"overloaded"}', reason: "shed.overload" },
+        }),
+      },
+      outcomes,
+    ),
+  ]);
+  const [answer] = await h.feed(requestHeaders({}));
+  const immediate = answer?.immediateResponse;
+  t.equal(immediate?.status.code, 429);
+  t.equal(new TextDecoder().decode(immediate?.body), '{"error":"overloaded"}');
+  const headers = Object.fromEntries((immediate?.headers?.setHeaders ?? []).map((o) => [o.header.key, new TextDecoder().decode(o.header.rawValue)]));
+  t.same(headers, { "retry-after": "2", "content-type": "application/json", "x-guard-reason": "shed.overload" });
+  t.equal(h.processor.state, "done");
+  t.same(outcomes, [{ answeredBy: "guard", status: 429, reason: "shed.overload", cancelled: false }]);
+  t.equal(await counterValue(h.metrics, "guard_replies_total", { route: "test", reason: "shed.overload", status: "429" }), 1);
+});
+
+t.test("a reply from the response body replaces the upstream's answer", async (t) => {
+  const h = harness([
+    stage({
+      onRequestHeaders: () => ({ type: "continue", needs: { responseBody: true } }),
+      onResponseBody: () => ({ type: "reply", reply: { status: 502, headers: {}, body: "{}", reason: "contract.violated" } }),
+    }),
+  ]);
+  const [first] = await h.feed(requestHeaders({}, true));
+  t.equal(first?.modeOverride?.responseHeaderMode, "SEND");
+  t.equal(first?.modeOverride?.responseBodyMode, "BUFFERED");
+  await h.feed(responseHeaders(200));
+  const [answer] = await h.feed(responseBody('{"score": 93}'));
+  t.equal(answer?.immediateResponse?.status.code, 502);
+});
+
+t.test("a response body asked for at response headers switches the mode then", async (t) => {
+  const h = harness([
+    stage({
+      onRequestHeaders: () => ({ type: "continue", needs: { responseHeaders: true } }),
+      onResponseHeaders: () => ({ type: "continue", needs: { responseBody: true } }),
+    }),
+  ]);
+  await h.feed(requestHeaders({}, true));
+  const [answer] = await h.feed(responseHeaders(200));
+  t.equal(answer?.modeOverride?.responseBodyMode, "BUFFERED");
+  t.equal(h.processor.state, "response_body");
+});
+
+t.test("a duplicate end-of-stream body chunk (envoy#46237) is answered and counted", async (t) => {
+  const h = harness([stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true } }) })]);
+  await h.feed(requestHeaders({}), requestBody("{}"));
+  const [again] = await h.feed(requestBody("", true));
+  t.same(again, { requestBody: { response: { status: "CONTINUE" } } });
+  t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "duplicate_body" }), 1);
+});
+
+t.test("frames out of order get a neutral answer and are counted", async (t) => {
+  const h = harness([stage({})]);
+  const out = await h.feed(responseHeaders(200), requestBody("x", false), responseBody("y"));
+  t.same(out, [
+    { responseHeaders: { response: { status: "CONTINUE" } } },
+    { requestBody: { response: { status: "CONTINUE" } } },
+    { responseBody: { response: { status: "CONTINUE" } } },
+  ]);
+  t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "unexpected_order" }), 2);
+  t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "duplicate_body" }), 1);
+  await h.feed(requestHeaders({}, true));
+  const [dup] = await h.feed(requestHeaders({}, true));
+  t.same(dup, { requestHeaders: { response: { status: "CONTINUE" } } }, "second request headers is answered neutrally");
+});
+
+t.test("response headers while a request body is awaited (Envoy answered locally)", async (t) => {
+  const outcomes: Outcome[] = [];
+  const h = harness([stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }) }, outcomes)]);
+  await h.feed(requestHeaders({}));
+  const [answer] = await h.feed(responseHeaders(413));
+  t.same(answer?.responseHeaders?.response, { status: "CONTINUE" });
+  t.equal(outcomes[0]?.status, 413);
+});
+
+t.test("observability mode: nothing is sent back", async (t) => {
+  const h = harness([stage({ onRequestHeaders: () => ({ type: "reply", reply: { status: 500, headers: {}, body: "", reason: "x" } }) })]);
+  const out = await h.feed({ ...requestHeaders({}), observabilityMode: true }, { ...responseHeaders(200), observabilityMode: true });
+  t.same(out, []);
+  t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "observability_mode" }), 1);
+});
+
+t.test("a stream cancelled mid-request ends the exchange as cancelled", async (t) => {
+  const outcomes: Outcome[] = [];
+  const h = harness([stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true } }) }, outcomes)]);
+  await h.feed(requestHeaders({}));
+  h.processor.close();
+  h.processor.close();
+  t.same(outcomes, [{ answeredBy: "unknown", cancelled: true }]);
+  t.equal(await counterValue(h.metrics, "guard_extproc_streams_total", { outcome: "cancelled" }), 1);
+  t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "cancelled_mid_request" }), 1);
+  t.same(await h.feed(requestBody("{}")), [], "nothing is sent on a closed stream");
+});
+
+t.test("a throwing stage is skipped; the request goes on", async (t) => {
+  const h = harness([
+    stage({ onRequestHeaders: () => { throw new Error("boom"); } }),
+    { name: "second", start: () => ({ onRequestHeaders: () => ({ type: "continue", edits: { setHeaders: { "x-second": "ran" } } }) }) },
+  ]);
+  const [answer] = await h.feed(requestHeaders({}, true));
+  t.same(setHeadersOf(answer), { "x-second": "ran" });
+  t.equal(await counterValue(h.metrics, "guard_stage_errors_total", { stage: "probe", phase: "request_headers" }), 1);
+});
+
+t.test("trailers are tolerated", async (t) => {
+  const h = harness([stage({})]);
+  const out = await h.feed({ request: "requestTrailers", requestTrailers: {} }, { request: "responseTrailers", responseTrailers: {} });
+  t.same(out, [{ requestTrailers: {} }, { responseTrailers: {} }]);
+});
+
+t.test("streamed chunks are each answered; the stage sees the whole body", async (t) => {
+  const seen: string[] = [];
+  const h = harness([
+    stage({
+      onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true } }),
+      onRequestBody: (body) => {
+        seen.push(new TextDecoder().decode(body));
+        return { type: "continue" };
+      },
+    }),
+  ]);
+  await h.feed(requestHeaders({}));
+  const out = await h.feed(requestBody('{"a":', false), requestBody("1}", true));
+  t.equal(out.length, 2);
+  t.same(seen, ['{"a":1}']);
+});
+
+t.test("a stage holding a message can extend Envoy's deadline", async (t) => {
+  const h = harness([
+    stage({
+      onRequestHeaders() {
+        return { type: "continue" };
+      },
+    }),
+    {
+      name: "holder",
+      start: (exchange) => ({
+        onRequestHeaders() {
+          exchange.extendDeadline(2_500);
+          return { type: "continue" };
+        },
+      }),
+    },
+  ]);
+  const out = await h.feed(requestHeaders({}, true));
+  t.same(out[0], { overrideMessageTimeout: { seconds: 2, nanos: 500_000_000 } });
+  t.ok(out[1]?.requestHeaders, "then the real answer");
+});
+
+t.test("frames with no recognisable kind are counted and ignored", async (t) => {
+  const h = harness([stage({})]);
+  t.same(await h.feed({}), []);
+  t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "unknown_frame" }), 1);
+});
