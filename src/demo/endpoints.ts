@@ -1,0 +1,341 @@
+// What the demo model answers on each inference API, as pure functions of the parsed request.
+// Timing, failures and the wire live in server.ts; keeping these pure lets the shapes be tested
+// without sockets and keeps every answer reproducible for the cache and contract tests.
+import type { JsonValue } from "../pipeline/types.js";
+import { estimateTokens, replyText, textVector } from "./determinism.js";
+import { renderOutput } from "./outputs.js";
+
+type JsonObject = { [key: string]: JsonValue };
+
+export type ModelRoute =
+  | { readonly kind: "chat" }
+  | { readonly kind: "completions" }
+  | { readonly kind: "embeddings" }
+  | { readonly kind: "predict"; readonly task: string }
+  | { readonly kind: "infer"; readonly model: string };
+
+/** A JSON reply, or a Server-Sent Events stream of JSON events closed by `data: [DONE]`. */
+export type Answer =
+  | { readonly kind: "json"; readonly status: number; readonly body: JsonValue }
+  | { readonly kind: "stream"; readonly events: readonly JsonValue[] };
+
+export interface AnswerContext {
+  readonly variant: string;
+  readonly version: string;
+  /** Task named by the x-demo-task header: forces structured output. */
+  readonly task: string | undefined;
+  /** Wrap structured output in a ```json fence, as chat models often do. */
+  readonly fence: boolean;
+  /** Unique per response, so a cached answer is told apart from a fresh one. */
+  readonly responseId: string;
+  readonly createdSeconds: number;
+}
+
+const DEFAULT_MAX_TOKENS = 16;
+/** Generation is simulated, but building megabytes of text would still cost the shared CPU. */
+const MAX_GENERATED_TOKENS = 1024;
+const MAX_CHOICES = 16;
+const STREAM_PIECE_CHARS = 12;
+
+export function matchModelRoute(path: string): ModelRoute | undefined {
+  if (path === "/v1/chat/completions") return { kind: "chat" };
+  if (path === "/v1/completions") return { kind: "completions" };
+  if (path === "/v1/embeddings") return { kind: "embeddings" };
+  const predict = /^\/v1\/predict\/([^/]+)$/.exec(path);
+  if (predict?.[1] !== undefined) {
+    const task = decodeSegment(predict[1]);
+    return task === undefined ? undefined : { kind: "predict", task };
+  }
+  const infer = /^\/v2\/models\/([^/]+)(?:\/versions\/[^/]+)?\/infer$/.exec(path);
+  if (infer?.[1] !== undefined) {
+    const model = decodeSegment(infer[1]);
+    return model === undefined ? undefined : { kind: "infer", model };
+  }
+  return undefined;
+}
+
+export function answer(route: ModelRoute, body: JsonValue, context: AnswerContext): Answer {
+  switch (route.kind) {
+    case "chat":
+      return answerChat(body, context);
+    case "completions":
+      return answerCompletions(body, context);
+    case "embeddings":
+      return answerEmbeddings(body, context);
+    case "predict":
+      return answerPredict(route.task, body, context);
+    case "infer":
+      return answerInfer(route.model, body, context);
+  }
+}
+
+/** The max_tokens a generation request asks for (decode cost), 0 when it names none. */
+export function requestedTokens(body: JsonValue): number {
+  if (!isObject(body)) return 0;
+  const asked = body["max_tokens"] ?? body["max_completion_tokens"];
+  return typeof asked === "number" && Number.isFinite(asked) && asked > 0 ? Math.min(asked, MAX_GENERATED_TOKENS) : 0;
+}
+
+export function errorAnswer(status: number, message: string, type: string): Answer {
+  return { kind: "json", status, body: { error: { message, type } } };
+}
+
+interface GenerationRequest {
+  readonly model: string;
+  readonly choices: number;
+  readonly maxTokens: number;
+  readonly stream: boolean;
+  readonly includeUsage: boolean;
+}
+
+/** Fields chat and completions share; a string is the 400 message for the first bad one. */
+function readGeneration(body: JsonObject): GenerationRequest | string {
+  const n = body["n"] ?? 1;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_CHOICES) {
+    return `n must be an integer from 1 to ${MAX_CHOICES}`;
+  }
+  const maxTokens = body["max_tokens"] ?? body["max_completion_tokens"] ?? DEFAULT_MAX_TOKENS;
+  if (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens < 1) {
+    return "max_tokens must be a positive integer";
+  }
+  const stream = body["stream"] ?? false;
+  if (typeof stream !== "boolean") return "stream must be a boolean";
+  const streamOptions = body["stream_options"];
+  const model = body["model"];
+  return {
+    model: typeof model === "string" ? model : "demo",
+    choices: n,
+    maxTokens: Math.min(maxTokens, MAX_GENERATED_TOKENS),
+    stream,
+    includeUsage: isObject(streamOptions) && streamOptions["include_usage"] === true,
+  };
+}
+
+/**
+ * Which catalogue task this generation request wants as structured output: the x-demo-task header,
+ * else a json_schema response_format whose name is a task the catalogue knows.
+ */
+function structuredTask(body: JsonObject, context: AnswerContext): string | undefined {
+  if (context.task !== undefined) return context.task;
+  const format = body["response_format"];
+  if (!isObject(format) || format["type"] !== "json_schema") return undefined;
+  const schema = format["json_schema"];
+  const name = isObject(schema) ? schema["name"] : undefined;
+  if (typeof name !== "string") return undefined;
+  return renderOutput(name, "v1", body) === undefined ? undefined : name;
+}
+
+/** The generated texts, one per choice, or a 404 when the structured task/variant is unknown. */
+function generate(
+  body: JsonObject,
+  prompts: readonly string[],
+  request: GenerationRequest,
+  context: AnswerContext,
+): string[] | Answer {
+  const task = structuredTask(body, context);
+  if (task !== undefined) {
+    const output = renderOutput(task, context.variant, body);
+    if (output === undefined) return unknownOutput(task, context.variant);
+    const json = JSON.stringify(output);
+    const content = context.fence ? `\n\`\`\`json\n${json}\n\`\`\`\n` : json;
+    return prompts.flatMap(() => Array.from({ length: request.choices }, () => content));
+  }
+  return prompts.flatMap((prompt) =>
+    Array.from({ length: request.choices }, (_, index) => replyText(prompt, index, request.maxTokens)),
+  );
+}
+
+function usage(promptTokens: number, texts: readonly string[]): JsonObject {
+  const completionTokens = texts.reduce((sum, text) => sum + estimateTokens(text), 0);
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+function answerChat(body: JsonValue, context: AnswerContext): Answer {
+  if (!isObject(body)) return badRequest("request body must be a JSON object");
+  const prompt = chatPrompt(body["messages"]);
+  if (prompt === undefined) return badRequest("messages must be a non-empty array of {role, content}");
+  const request = readGeneration(body);
+  if (typeof request === "string") return badRequest(request);
+  const texts = generate(body, [prompt], request, context);
+  if (!Array.isArray(texts)) return texts;
+  const promptTokens = estimateTokens(prompt);
+  const header = { id: context.responseId, created: context.createdSeconds, model: request.model };
+  if (!request.stream) {
+    return {
+      kind: "json",
+      status: 200,
+      body: {
+        ...header,
+        object: "chat.completion",
+        choices: texts.map((content, index) => ({
+          index,
+          message: { role: "assistant", content },
+          logprobs: null,
+          finish_reason: "stop",
+        })),
+        usage: usage(promptTokens, texts),
+      },
+    };
+  }
+  const chunk = (choice: JsonObject): JsonValue => ({ ...header, object: "chat.completion.chunk", choices: [choice] });
+  const events = texts.flatMap((content, index) => [
+    chunk({ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
+    ...pieces(content).map((piece) => chunk({ index, delta: { content: piece }, logprobs: null, finish_reason: null })),
+    chunk({ index, delta: {}, logprobs: null, finish_reason: "stop" }),
+  ]);
+  if (request.includeUsage) {
+    events.push({ ...header, object: "chat.completion.chunk", choices: [], usage: usage(promptTokens, texts) });
+  }
+  return { kind: "stream", events };
+}
+
+function answerCompletions(body: JsonValue, context: AnswerContext): Answer {
+  if (!isObject(body)) return badRequest("request body must be a JSON object");
+  const prompts = stringOrStrings(body["prompt"]);
+  if (prompts === undefined) return badRequest("prompt must be a string or a non-empty array of strings");
+  const request = readGeneration(body);
+  if (typeof request === "string") return badRequest(request);
+  const texts = generate(body, prompts, request, context);
+  if (!Array.isArray(texts)) return texts;
+  const promptTokens = prompts.reduce((sum, prompt) => sum + estimateTokens(prompt), 0);
+  const header = { id: context.responseId, object: "text_completion", created: context.createdSeconds, model: request.model };
+  if (!request.stream) {
+    return {
+      kind: "json",
+      status: 200,
+      body: {
+        ...header,
+        choices: texts.map((text, index) => ({ index, text, logprobs: null, finish_reason: "stop" })),
+        usage: usage(promptTokens, texts),
+      },
+    };
+  }
+  const chunk = (choice: JsonObject): JsonValue => ({ ...header, choices: [choice] });
+  const events = texts.flatMap((text, index) => [
+    ...pieces(text).map((piece) => chunk({ index, text: piece, logprobs: null, finish_reason: null })),
+    chunk({ index, text: "", logprobs: null, finish_reason: "stop" }),
+  ]);
+  if (request.includeUsage) events.push({ ...header, choices: [], usage: usage(promptTokens, texts) });
+  return { kind: "stream", events };
+}
+
+function answerEmbeddings(body: JsonValue, context: AnswerContext): Answer {
+  if (!isObject(body)) return badRequest("request body must be a JSON object");
+  const inputs = stringOrStrings(body["input"]);
+  if (inputs === undefined) return badRequest("input must be a string or a non-empty array of strings");
+  const model = body["model"];
+  const promptTokens = inputs.reduce((sum, input) => sum + estimateTokens(input), 0);
+  return {
+    kind: "json",
+    status: 200,
+    body: {
+      object: "list",
+      data: inputs.map((input, index) => ({ object: "embedding", index, embedding: embed(input, context.variant) })),
+      model: typeof model === "string" ? model : "demo",
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    },
+  };
+}
+
+/** The catalogue's embedding when it has one for this variant, else a stable vector of the text. */
+function embed(input: string, variant: string): JsonValue[] {
+  const output = renderOutput("embedding", variant, { input });
+  if (Array.isArray(output) && output.every((value) => typeof value === "number")) return output;
+  return textVector(input);
+}
+
+function answerPredict(task: string, body: JsonValue, context: AnswerContext): Answer {
+  const output = renderOutput(task, context.variant, body);
+  if (output === undefined) return unknownOutput(task, context.variant);
+  return { kind: "json", status: 200, body: output };
+}
+
+/** KServe v2 / Triton: echoes the first input tensor back as FP32 output "output0". */
+function answerInfer(model: string, body: JsonValue, context: AnswerContext): Answer {
+  if (!isObject(body)) return badRequest("request body must be a JSON object");
+  const inputs = body["inputs"];
+  const first = Array.isArray(inputs) ? inputs[0] : undefined;
+  if (!isObject(first)) return badRequest("inputs must be a non-empty array of tensors");
+  const shape = first["shape"];
+  if (!Array.isArray(shape) || !shape.every((dim) => typeof dim === "number" && Number.isInteger(dim) && dim >= 0)) {
+    return badRequest("inputs[0].shape must be an array of non-negative integers");
+  }
+  const id = body["id"];
+  return {
+    kind: "json",
+    status: 200,
+    body: {
+      model_name: model,
+      model_version: context.version,
+      ...(typeof id === "string" ? { id } : {}),
+      outputs: [
+        {
+          name: "output0",
+          datatype: "FP32",
+          shape,
+          data: numbersOf(first["data"] ?? []),
+        },
+      ],
+    },
+  };
+}
+
+/** Row-major flattening of a (possibly nested) tensor; non-numbers become 0, as FP32 has no other. */
+function numbersOf(data: JsonValue): number[] {
+  if (Array.isArray(data)) return data.flatMap(numbersOf);
+  return [typeof data === "number" ? data : 0];
+}
+
+/** All message contents joined, or undefined when messages is not a list of chat messages. */
+function chatPrompt(messages: JsonValue | undefined): string | undefined {
+  if (!Array.isArray(messages) || messages.length === 0) return undefined;
+  const contents: string[] = [];
+  for (const message of messages) {
+    if (!isObject(message) || typeof message["role"] !== "string") return undefined;
+    const content = message["content"] ?? null;
+    if (typeof content === "string") contents.push(content);
+    else if (Array.isArray(content)) {
+      // Multimodal parts: only text parts carry prompt tokens the demo can count.
+      for (const part of content) {
+        if (isObject(part) && typeof part["text"] === "string") contents.push(part["text"]);
+      }
+    } else if (content !== null) return undefined;
+  }
+  return contents.join("\n");
+}
+
+function stringOrStrings(value: JsonValue | undefined): string[] | undefined {
+  if (typeof value === "string") return [value];
+  if (!Array.isArray(value) || value.length === 0) return undefined;
+  const strings = value.filter((item): item is string => typeof item === "string");
+  return strings.length === value.length ? strings : undefined;
+}
+
+/** Splits content into small pieces so a stream has several content events, like token streaming. */
+function pieces(content: string): string[] {
+  const result: string[] = [];
+  for (let start = 0; start < content.length; start += STREAM_PIECE_CHARS) {
+    result.push(content.slice(start, start + STREAM_PIECE_CHARS));
+  }
+  return result;
+}
+
+function unknownOutput(task: string, variant: string): Answer {
+  return errorAnswer(404, `the demo model has no output for task "${task}" in variant "${variant}"`, "not_found");
+}
+
+function badRequest(message: string): Answer {
+  return errorAnswer(400, message, "invalid_request_error");
+}
+
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(value: JsonValue | undefined): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,420 @@
+// The demo model server behind `make run`, the end-to-end tests and the benchmarks: speaks the
+// OpenAI, predict and KServe v2 APIs with reproducible answers, simulates a batching accelerator's
+// latency, injects failures on demand, and exposes a /__demo control plane (never proxied in
+// production) so tests can see what reached the upstream and switch model versions at runtime.
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { JsonValue } from "../pipeline/types.js";
+import { BoundedLabel } from "../metrics/labels.js";
+import { Batcher, realClock, type BatcherClock } from "./batcher.js";
+import { seededRandom, sha256Hex } from "./determinism.js";
+import { answer, errorAnswer, matchModelRoute, requestedTokens, type Answer } from "./endpoints.js";
+import {
+  demoOptionsSchema,
+  demoPatchSchema,
+  describeIssues,
+  type ConfigureResult,
+  type DemoOptions,
+  type DemoSettings,
+} from "./settings.js";
+
+export interface DemoStats {
+  readonly pool: string;
+  readonly version: string;
+  readonly variant: string;
+  /** Requests answered on the model endpoints (any status, resets included) since the last reset. */
+  readonly served: number;
+  /** Model requests whose client (or the guard) went away before the answer was ready. */
+  readonly abandoned: number;
+  readonly byPath: Readonly<Record<string, number>>;
+  /** Status code → count; upstream resets injected by x-demo-reset count under "reset". */
+  readonly byStatus: Readonly<Record<string, number>>;
+  /** Model requests received and not yet answered, whether waiting for a slot or being served. */
+  readonly inFlight: number;
+  readonly maxInFlight: number;
+  /** Requests occupying a batch slot now; never above capacity when capacity > 0. */
+  readonly active: number;
+  readonly maxActive: number;
+  /** Requests queued for a batch slot. */
+  readonly waiting: number;
+}
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly bodyBytes: number;
+  readonly bodySha256: string;
+}
+
+export interface ListeningAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+}
+
+export interface DemoModel {
+  /** Port 0 picks a free port; the actual one is in the result. */
+  listen(port?: number, host?: string): Promise<ListeningAddress>;
+  /** Drops queued and in-service requests and open connections, then stops listening. */
+  close(): Promise<void>;
+  stats(): DemoStats;
+  /** The last RECORDED_REQUESTS model-side requests (control plane excluded), oldest first. */
+  requests(): readonly RecordedRequest[];
+  /** Zeroes counters, forgets recorded requests and restarts the error generator from the seed. */
+  reset(): void;
+  /** Applies a partial update of the behaviour knobs; an invalid patch changes nothing. */
+  configure(patch: unknown): ConfigureResult;
+  settings(): DemoSettings;
+}
+
+export const RECORDED_REQUESTS = 200;
+/** Distinct byPath keys kept; predict/infer paths carry caller-chosen names. */
+const MAX_PATH_KEYS = 64;
+/**
+ * Envoy reuses upstream connections; Node's 5 s default idle timeout races with that reuse and
+ * shows up as spurious upstream resets, so idle connections are kept longer than Envoy's pool does.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+const CONTROL_PREFIX = "/__demo/";
+
+interface Overrides {
+  readonly variant: string | undefined;
+  readonly version: string | undefined;
+  readonly latencyMs: number | undefined;
+  readonly status: number | undefined;
+  readonly reset: boolean;
+  readonly task: string | undefined;
+  readonly fence: boolean;
+}
+
+type BodyRead = { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly tooLarge: boolean };
+
+export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock = realClock): DemoModel {
+  let settings: DemoSettings = demoOptionsSchema.parse(options);
+  const batcher = new Batcher(settings, clock);
+  let random = seededRandom(settings.seed);
+  let responseCounter = 0;
+  let served = 0;
+  let abandoned = 0;
+  let byPath: Record<string, number> = {};
+  let byStatus: Record<string, number> = {};
+  let pathLabel = new BoundedLabel(MAX_PATH_KEYS, 200);
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let recorded: RecordedRequest[] = [];
+
+  const server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+    handle(req, res).catch(() => {
+      // Only a bug gets here; the process must survive it, and the client learns via a 500 or a reset.
+      if (res.headersSent) res.destroy();
+      else sendJson(res, 500, { error: { message: "demo model internal error", type: "internal" } }, {});
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const method = req.method ?? "GET";
+    const read = await readBody(req, settings.maxBodyBytes);
+    if (path.startsWith(CONTROL_PREFIX)) {
+      handleControl(method, path, read, res);
+      return;
+    }
+    const body = read.ok ? read.bytes : Buffer.alloc(0);
+    const bodySha256 = sha256Hex(body);
+    record({ method, path, headers: flattenHeaders(req), bodyBytes: body.length, bodySha256 });
+    const route = matchModelRoute(path);
+    if (route === undefined) {
+      sendJson(res, 404, { error: { message: `no route for ${path}`, type: "not_found" } }, {});
+      return;
+    }
+    if (method !== "POST") {
+      sendJson(res, 405, { error: { message: "use POST", type: "method_not_allowed" } }, { allow: "POST" });
+      return;
+    }
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    // Drawn for every model request, so a seeded run fails the same requests whatever they ask for.
+    const failureDraw = random();
+    try {
+      const status = await serveModel(req, res, read, bodySha256, failureDraw, route);
+      if (status === "abandoned") {
+        abandoned++;
+        return;
+      }
+      served++;
+      const key = pathLabel.value(path);
+      byPath[key] = (byPath[key] ?? 0) + 1;
+      byStatus[status] = (byStatus[status] ?? 0) + 1;
+    } finally {
+      inFlight--;
+    }
+  }
+
+  /** Answers one model request; returns the status, "reset", or "abandoned" (client left first). */
+  async function serveModel(
+    req: IncomingMessage,
+    res: ServerResponse,
+    read: BodyRead,
+    bodySha256: string,
+    failureDraw: number,
+    route: NonNullable<ReturnType<typeof matchModelRoute>>,
+  ): Promise<string> {
+    const overrides = readOverrides(req);
+    const version = typeof overrides === "string" ? settings.version : (overrides.version ?? settings.version);
+    const headers = { "x-model-version": version, "x-demo-pool": settings.pool, "x-demo-request-sha256": bodySha256 };
+    const reply = (result: Answer): string => {
+      sendAnswer(res, result, headers);
+      return result.kind === "json" ? String(result.status) : "200";
+    };
+    if (typeof overrides === "string") return reply(errorAnswer(400, overrides, "invalid_request_error"));
+    if (!read.ok) {
+      return reply(
+        read.tooLarge
+          ? errorAnswer(413, `request body exceeds ${settings.maxBodyBytes} bytes`, "invalid_request_error")
+          : errorAnswer(400, "request body was cut off", "invalid_request_error"),
+      );
+    }
+    const json = parseJson(read.bytes);
+    if (json === undefined) return reply(errorAnswer(400, "request body is not valid JSON", "invalid_request_error"));
+    const result = answer(route, json, {
+      variant: overrides.variant ?? settings.variant,
+      version,
+      task: overrides.task,
+      fence: overrides.fence,
+      responseId: `demo-${++responseCounter}`,
+      createdSeconds: Math.floor(Date.now() / 1000),
+    });
+
+    const workMs =
+      overrides.latencyMs ??
+      settings.baseLatencyMs + (settings.perKbMs * read.bytes.length) / 1024 + settings.perTokenMs * requestedTokens(json);
+    const clientGone = new AbortController();
+    const onClose = (): void => clientGone.abort();
+    res.once("close", onClose);
+    const end = await batcher.run(workMs, clientGone.signal);
+    res.off("close", onClose);
+    if (end === "aborted") {
+      res.destroy();
+      return "abandoned";
+    }
+
+    if (overrides.reset) {
+      resetMidResponse(res, result, headers);
+      return "reset";
+    }
+    if (overrides.status !== undefined) {
+      return reply(errorAnswer(overrides.status, `status ${overrides.status} forced by x-demo-status`, "injected"));
+    }
+    if (failureDraw < settings.errorRate) {
+      return reply(errorAnswer(503, "demo model overloaded (injected by errorRate)", "overloaded"));
+    }
+    return reply(result);
+  }
+
+  function handleControl(method: string, path: string, read: BodyRead, res: ServerResponse): void {
+    const endpoint = `${method} ${path}`;
+    if (endpoint === "GET /__demo/stats") return sendJson(res, 200, statsJson(), {});
+    if (endpoint === "GET /__demo/requests") return sendJson(res, 200, recordedJson(), {});
+    if (endpoint === "GET /__demo/config") return sendJson(res, 200, { ...settings }, {});
+    if (endpoint === "POST /__demo/reset") {
+      model.reset();
+      return sendJson(res, 200, statsJson(), {});
+    }
+    if (endpoint === "POST /__demo/config") {
+      const patch = read.ok ? parseJson(read.bytes) : undefined;
+      if (patch === undefined) {
+        return sendJson(res, 400, { error: { message: "config patch must be a JSON object", type: "invalid_request_error" } }, {});
+      }
+      const result = model.configure(patch);
+      if (!result.ok) return sendJson(res, 400, { error: { message: result.error, type: "invalid_request_error" } }, {});
+      return sendJson(res, 200, { ...result.settings }, {});
+    }
+    sendJson(res, 404, { error: { message: `no control endpoint ${endpoint}`, type: "not_found" } }, {});
+  }
+
+  function record(request: RecordedRequest): void {
+    recorded.push(request);
+    if (recorded.length > RECORDED_REQUESTS) recorded.shift();
+  }
+
+  function statsJson(): { [key: string]: JsonValue } {
+    const stats = model.stats();
+    return { ...stats, byPath: { ...stats.byPath }, byStatus: { ...stats.byStatus } };
+  }
+
+  function recordedJson(): JsonValue {
+    return recorded.map((request) => ({ ...request, headers: { ...request.headers } }));
+  }
+
+  const model: DemoModel = {
+    listen(port = 0, host = "127.0.0.1") {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          const address = server.address() as AddressInfo;
+          const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+          resolve({ host: address.address, port: address.port, url: `http://${urlHost}:${address.port}` });
+        });
+      });
+    },
+
+    close() {
+      batcher.close();
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+
+    stats() {
+      return {
+        pool: settings.pool,
+        version: settings.version,
+        variant: settings.variant,
+        served,
+        abandoned,
+        byPath: { ...byPath },
+        byStatus: { ...byStatus },
+        inFlight,
+        maxInFlight,
+        active: batcher.active,
+        maxActive: batcher.maxActive,
+        waiting: batcher.waiting,
+      };
+    },
+
+    requests() {
+      return [...recorded];
+    },
+
+    reset() {
+      served = 0;
+      abandoned = 0;
+      byPath = {};
+      byStatus = {};
+      pathLabel = new BoundedLabel(MAX_PATH_KEYS, 200);
+      maxInFlight = inFlight;
+      batcher.resetPeak();
+      recorded = [];
+      random = seededRandom(settings.seed);
+    },
+
+    configure(patch) {
+      const parsed = demoPatchSchema.safeParse(patch);
+      if (!parsed.success) return { ok: false, error: describeIssues(parsed.error) };
+      const changes = Object.fromEntries(Object.entries(parsed.data).filter(([, value]) => value !== undefined));
+      settings = { ...settings, ...changes };
+      batcher.setLimits(settings);
+      if (parsed.data.seed !== undefined) random = seededRandom(settings.seed);
+      return { ok: true, settings };
+    },
+
+    settings() {
+      return settings;
+    },
+  };
+  return model;
+}
+
+/** Reads the whole body; past `limit` bytes it keeps draining (so a 413 can be sent) but stores nothing. */
+function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+    });
+    req.once("end", () => resolve(size <= limit ? { ok: true, bytes: Buffer.concat(chunks) } : { ok: false, tooLarge: true }));
+    // A client that leaves mid-upload never sends "end"; whichever event comes first settles it.
+    req.once("error", () => resolve({ ok: false, tooLarge: false }));
+    req.once("close", () => resolve({ ok: false, tooLarge: false }));
+  });
+}
+
+function parseJson(bytes: Buffer): JsonValue | undefined {
+  try {
+    return JSON.parse(bytes.toString("utf8")) as JsonValue;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Per-request test hooks; a string is the 400 message for a malformed one. */
+function readOverrides(req: IncomingMessage): Overrides | string {
+  const header = (name: string): string | undefined => {
+    const value = req.headers[name];
+    const text = Array.isArray(value) ? value.join(", ") : value;
+    return text === undefined || text === "" ? undefined : text;
+  };
+  const latency = header("x-demo-latency-ms");
+  const latencyMs = latency === undefined ? undefined : Number(latency);
+  if (latencyMs !== undefined && !(Number.isFinite(latencyMs) && latencyMs >= 0 && latencyMs <= 600_000)) {
+    return "x-demo-latency-ms must be a number of milliseconds from 0 to 600000";
+  }
+  const forced = header("x-demo-status");
+  const status = forced === undefined ? undefined : Number(forced);
+  if (status !== undefined && !(Number.isInteger(status) && status >= 400 && status <= 599)) {
+    return "x-demo-status must be an HTTP error status from 400 to 599";
+  }
+  return {
+    variant: header("x-demo-variant"),
+    version: header("x-demo-version"),
+    latencyMs,
+    status,
+    reset: header("x-demo-reset") === "1",
+    task: header("x-demo-task"),
+    fence: header("x-demo-fence") === "1",
+  };
+}
+
+function flattenHeaders(req: IncomingMessage): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return flat;
+}
+
+function sendJson(res: ServerResponse, status: number, body: JsonValue, headers: Readonly<Record<string, string>>): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+function sseFrames(events: readonly JsonValue[]): string[] {
+  return [...events.map((event) => `data: ${JSON.stringify(event)}\n\n`), "data: [DONE]\n\n"];
+}
+
+const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const;
+
+function sendAnswer(res: ServerResponse, result: Answer, headers: Readonly<Record<string, string>>): void {
+  if (result.kind === "json") return sendJson(res, result.status, result.body, headers);
+  res.writeHead(200, { ...headers, ...SSE_HEADERS });
+  for (const frame of sseFrames(result.events)) res.write(frame);
+  res.end();
+}
+
+/** Sends the headers and part of the body, then drops the connection like a crashing upstream. */
+function resetMidResponse(res: ServerResponse, result: Answer, headers: Readonly<Record<string, string>>): void {
+  let partial: string;
+  if (result.kind === "json") {
+    const text = JSON.stringify(result.body);
+    res.writeHead(result.status, {
+      ...headers,
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text),
+    });
+    partial = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
+  } else {
+    res.writeHead(200, { ...headers, ...SSE_HEADERS });
+    partial = sseFrames(result.events)[0] ?? "";
+  }
+  res.write(partial, () => res.socket?.destroy());
+}
