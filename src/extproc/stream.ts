@@ -101,6 +101,8 @@ export class StreamProcessor {
   }
 
   async handle(frame: ProcessingRequest): Promise<void> {
+    // A transport may still deliver a buffered frame after cancellation; nothing can answer it.
+    if (this.#closed) return;
     const kind = frameKind(frame);
     const { metrics } = this.#deps;
     if (kind === undefined) {
