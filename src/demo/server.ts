@@ -192,6 +192,8 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     const clientGone = new AbortController();
     const onClose = (): void => clientGone.abort();
     res.once("close", onClose);
+    // A client that left while its body was being read has already fired "close".
+    if (req.socket.destroyed) clientGone.abort();
     const end = await batcher.run(workMs, clientGone.signal);
     res.off("close", onClose);
     if (end === "aborted") {
