@@ -42,8 +42,10 @@ t.test("prints one ready line with the actual port, serves, and exits 0 on SIGTE
 });
 
 t.test("bad flags exit 2 with a usage message and no ready line", async (t) => {
-  for (const args of [["--capacity", "lots"], ["--error-rate", "1.5"], ["--no-such-flag"], ["--port", "70000"]]) {
-    const cli = startCli(args);
+  const cases = [["--capacity", "lots"], ["--error-rate", "1.5"], ["--no-such-flag"], ["--port", "70000"]];
+  // In parallel: each case is a process start, the slow part on a busy machine.
+  const runs = cases.map((args) => ({ args, cli: startCli(args) }));
+  for (const { args, cli } of runs) {
     const [code] = await cli.exited;
     t.equal(code, 2, args.join(" "));
     t.equal(cli.output().stdout, "");
