@@ -51,7 +51,7 @@ export function replyText(prompt: string, choiceIndex: number, maxTokens: number
   return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
 }
 
-export const FALLBACK_EMBEDDING_DIMENSIONS = 8;
+const FALLBACK_EMBEDDING_DIMENSIONS = 8;
 
 /** A unit-length vector derived from the text, for tasks the output catalogue does not cover. */
 export function textVector(text: string): number[] {

@@ -8,7 +8,7 @@ import type { JsonValue } from "../pipeline/types.js";
 import { BoundedLabel } from "../metrics/labels.js";
 import { Batcher, realClock, type BatcherClock } from "./batcher.js";
 import { seededRandom, sha256Hex } from "./determinism.js";
-import { answer, errorAnswer, matchModelRoute, requestedTokens, type Answer } from "./endpoints.js";
+import { answer, errorAnswer, matchModelRoute, requestedTokens, type Answer, type ModelRoute } from "./endpoints.js";
 import {
   demoOptionsSchema,
   demoPatchSchema,
@@ -158,7 +158,7 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     read: BodyRead,
     bodySha256: string,
     failureDraw: number,
-    route: NonNullable<ReturnType<typeof matchModelRoute>>,
+    route: ModelRoute,
   ): Promise<string> {
     const overrides = readOverrides(req);
     const version = typeof overrides === "string" ? settings.version : (overrides.version ?? settings.version);
@@ -192,6 +192,8 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     const clientGone = new AbortController();
     const onClose = (): void => clientGone.abort();
     res.once("close", onClose);
+    // A client that left while its body was being read has already fired "close".
+    if (req.socket.destroyed) clientGone.abort();
     const end = await batcher.run(workMs, clientGone.signal);
     res.off("close", onClose);
     if (end === "aborted") {

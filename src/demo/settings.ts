@@ -53,7 +53,6 @@ export const demoPatchSchema = z.strictObject(knobs).partial();
 
 export type DemoOptions = z.input<typeof demoOptionsSchema>;
 export type DemoSettings = z.output<typeof demoOptionsSchema>;
-export type DemoPatch = z.output<typeof demoPatchSchema>;
 
 export type ConfigureResult =
   | { readonly ok: true; readonly settings: DemoSettings }

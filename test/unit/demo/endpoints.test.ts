@@ -1,0 +1,154 @@
+import t from "tap";
+import type { JsonValue } from "../../../src/pipeline/types.js";
+import { estimateTokens, replyText, seededRandom, textVector } from "../../../src/demo/determinism.js";
+import { answer, matchModelRoute, requestedTokens, type Answer, type AnswerContext } from "../../../src/demo/endpoints.js";
+import { renderOutput } from "../../../src/demo/outputs.js";
+
+const context: AnswerContext = {
+  variant: "v1",
+  version: "v1",
+  task: undefined,
+  fence: false,
+  responseId: "demo-test",
+  createdSeconds: 1_700_000_000,
+};
+
+function jsonBody(result: Answer, status = 200): Record<string, JsonValue> {
+  if (result.kind !== "json") throw new Error("expected a JSON answer");
+  if (result.status !== status) throw new Error(`expected ${status}, got ${result.status}: ${JSON.stringify(result.body)}`);
+  return result.body as Record<string, JsonValue>;
+}
+
+t.test("routes: the model APIs match, names are decoded, everything else is unknown", async (t) => {
+  t.same(matchModelRoute("/v1/chat/completions"), { kind: "chat" });
+  t.same(matchModelRoute("/v1/completions"), { kind: "completions" });
+  t.same(matchModelRoute("/v1/embeddings"), { kind: "embeddings" });
+  t.same(matchModelRoute("/v1/predict/eta%20v2"), { kind: "predict", task: "eta v2" });
+  t.same(matchModelRoute("/v2/models/resnet/infer"), { kind: "infer", model: "resnet" });
+  t.same(matchModelRoute("/v2/models/resnet/versions/3/infer"), { kind: "infer", model: "resnet" });
+  t.equal(matchModelRoute("/v1/predict/%E0%A4%A"), undefined, "undecodable name");
+  t.equal(matchModelRoute("/v1/predict/a/b"), undefined);
+  t.equal(matchModelRoute("/v1/models"), undefined);
+});
+
+t.test("chat: n choices, token usage from all message contents, stable text per prompt", async (t) => {
+  const messages = [
+    { role: "system", content: "Be brief." },
+    { role: "user", content: [{ type: "text", text: "What is the ETA?" }] },
+  ];
+  const body = jsonBody(answer({ kind: "chat" }, { messages, n: 3, max_tokens: 8 }, context));
+  const choices = body["choices"] as { index: number; message: { content: string } }[];
+  t.same(
+    choices.map((choice) => choice.index),
+    [0, 1, 2],
+  );
+  for (const choice of choices) t.ok(estimateTokens(choice.message.content) <= 8, "within max_tokens");
+  t.same(body["usage"], {
+    prompt_tokens: estimateTokens("Be brief.\nWhat is the ETA?"),
+    completion_tokens: choices.reduce((sum, choice) => sum + estimateTokens(choice.message.content), 0),
+    total_tokens:
+      estimateTokens("Be brief.\nWhat is the ETA?") +
+      choices.reduce((sum, choice) => sum + estimateTokens(choice.message.content), 0),
+  });
+  const again = jsonBody(answer({ kind: "chat" }, { messages, n: 3, max_tokens: 8 }, context));
+  t.same(again["choices"], body["choices"], "same prompt, same answer");
+});
+
+t.test("chat: invalid requests get a 400 naming the field", async (t) => {
+  const cases: [JsonValue, RegExp][] = [
+    [[], /JSON object/],
+    [{ messages: [] }, /messages/],
+    [{ messages: [{ content: "no role" }] }, /messages/],
+    [{ messages: [{ role: "user", content: 3 }] }, /messages/],
+    [{ messages: [{ role: "user", content: "x" }], n: 0 }, /^n must/],
+    [{ messages: [{ role: "user", content: "x" }], max_tokens: -1 }, /max_tokens/],
+    [{ messages: [{ role: "user", content: "x" }], stream: "yes" }, /stream/],
+  ];
+  for (const [request, message] of cases) {
+    const body = jsonBody(answer({ kind: "chat" }, request, context), 400);
+    t.match((body["error"] as { message: string }).message, message, JSON.stringify(request));
+  }
+});
+
+t.test("chat: a json_schema response_format naming a catalogue task gets that task's output", async (t) => {
+  const request = {
+    messages: [{ role: "user", content: "great" }],
+    response_format: { type: "json_schema", json_schema: { name: "sentiment", schema: {} } },
+  };
+  const body = jsonBody(answer({ kind: "chat" }, request, context));
+  const content = (body["choices"] as { message: { content: string } }[])[0]?.message.content ?? "";
+  t.same(JSON.parse(content), renderOutput("sentiment", "v1", request));
+
+  const unknownName = { ...request, response_format: { type: "json_schema", json_schema: { name: "not-a-task" } } };
+  const text = jsonBody(answer({ kind: "chat" }, unknownName, context));
+  const plain = (text["choices"] as { message: { content: string } }[])[0]?.message.content ?? "";
+  t.throws(() => JSON.parse(plain), "an unknown schema name gets plain text");
+
+  const missing = jsonBody(answer({ kind: "chat" }, request, { ...context, variant: "no-such-break" }), 404);
+  t.match(missing["error"], { type: "not_found" });
+});
+
+t.test("completions: one choice per prompt and n, text_completion shape", async (t) => {
+  const body = jsonBody(answer({ kind: "completions" }, { prompt: ["a", "b"], n: 2 }, context));
+  t.equal(body["object"], "text_completion");
+  t.equal((body["choices"] as JsonValue[]).length, 4);
+  t.match(body["choices"], [{ index: 0, text: String, finish_reason: "stop" }]);
+  jsonBody(answer({ kind: "completions" }, { prompt: [1, 2] }, context), 400);
+});
+
+t.test("embeddings: fallback vectors are 8-dim, unit length and stable per text", async (t) => {
+  const body = jsonBody(answer({ kind: "embeddings" }, { input: ["alpha", "beta"] }, context));
+  const data = body["data"] as { index: number; embedding: number[] }[];
+  t.same(
+    data.map((item) => item.index),
+    [0, 1],
+  );
+  for (const item of data) {
+    t.equal(item.embedding.length, 8);
+    t.ok(Math.abs(Math.hypot(...item.embedding) - 1) < 1e-9, "unit length");
+  }
+  t.same(data[0]?.embedding, textVector("alpha"));
+  t.notSame(data[0]?.embedding, data[1]?.embedding);
+  jsonBody(answer({ kind: "embeddings" }, { input: [] }, context), 400);
+});
+
+t.test("predict: catalogue output for known task and variant, 404 otherwise", async (t) => {
+  t.same(answer({ kind: "predict", task: "sentiment" }, { text: "x" }, context), {
+    kind: "json",
+    status: 200,
+    body: renderOutput("sentiment", "v1", { text: "x" }),
+  });
+  const broken = answer({ kind: "predict", task: "sentiment" }, {}, { ...context, variant: "score_rescaled" });
+  t.same(broken, { kind: "json", status: 200, body: renderOutput("sentiment", "score_rescaled", {}) });
+  jsonBody(answer({ kind: "predict", task: "no-such-task" }, {}, context), 404);
+});
+
+t.test("infer: echoes the first tensor flattened, with its shape, as FP32", async (t) => {
+  const request = { id: "r1", inputs: [{ name: "x", datatype: "INT32", shape: [2, 2], data: [[1, 2], [3, "q"]] }] };
+  t.same(jsonBody(answer({ kind: "infer", model: "m" }, request, { ...context, version: "v7" })), {
+    model_name: "m",
+    model_version: "v7",
+    id: "r1",
+    outputs: [{ name: "output0", datatype: "FP32", shape: [2, 2], data: [1, 2, 3, 0] }],
+  });
+  jsonBody(answer({ kind: "infer", model: "m" }, { inputs: [] }, context), 400);
+  jsonBody(answer({ kind: "infer", model: "m" }, { inputs: [{ shape: [-1] }] }, context), 400);
+});
+
+t.test("requestedTokens reads max_tokens or max_completion_tokens, 0 when absent", async (t) => {
+  t.equal(requestedTokens({ max_tokens: 64 }), 64);
+  t.equal(requestedTokens({ max_completion_tokens: 32 }), 32);
+  t.equal(requestedTokens({ max_tokens: "many" }), 0);
+  t.equal(requestedTokens([]), 0);
+});
+
+t.test("determinism helpers", async (t) => {
+  const a = seededRandom(42);
+  const b = seededRandom(42);
+  const first = Array.from({ length: 5 }, () => a());
+  t.same(first, Array.from({ length: 5 }, () => b()), "same seed, same sequence");
+  t.ok(first.every((value) => value >= 0 && value < 1));
+  t.notSame(first, Array.from({ length: 5 }, seededRandom(43)), "another seed, another sequence");
+  t.equal(replyText("p", 0, 1).length > 0, true, "at least one word even for a tiny budget");
+  t.not(replyText("p", 0, 16), replyText("p", 1, 16), "choices differ");
+});
