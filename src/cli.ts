@@ -27,6 +27,8 @@ Options:
   --config <file>   YAML configuration (default: the embedded ${DEFAULT_CONFIG_PATH})
   --help            show this help
 
+Reload: SIGHUP or a change of the config file re-reads it; a bad file is rejected with its errors
+(logged, counted in guard_config_reloads_total{result="failure"}) and the running config stays.
 Signals: SIGTERM/SIGINT drain (readiness false, in-flight streams finish within drain.timeoutMs) and exit 0.
 Exit codes: 0 drained, 1 runtime failure, 2 invalid configuration (every problem printed with its path).
 `;
@@ -56,7 +58,8 @@ async function serve(argv: string[], io: Io): Promise<number> {
   }
   const log = createLogger(loaded.config.log.level);
   for (const warning of loaded.warnings) log.warn({ path: warning.path }, warning.message);
-  const guard = await startGuard(loaded.config, log);
+  const guard = await startGuard(loaded.config, log, values.config === undefined ? {} : { configFile: file, watch: true });
+  process.on("SIGHUP", () => void guard.reload());
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       log.info({ signal }, "stopping");

@@ -1,6 +1,7 @@
 // The guard's private Prometheus registry and the metrics of its core (ext_proc streams and the
 // pipeline runner). Capabilities register their own guard_* metrics on the same registry.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
+import { ReloadableRegistry } from "./reloadable.js";
 
 /**
  * Guard-side processing time of one ext_proc message, 50 µs to 2.5 s: the low buckets resolve the
@@ -20,10 +21,12 @@ export interface CoreMetrics {
   readonly stageErrors: Counter<"stage" | "phase">;
   readonly requests: Counter<"route" | "answered_by" | "code_class">;
   readonly replies: Counter<"route" | "reason" | "status">;
+  readonly reloads: Counter<"result">;
+  readonly lastReload: Gauge<"result">;
 }
 
 export function createCoreMetrics(version: string): CoreMetrics {
-  const registry = new Registry();
+  const registry = new ReloadableRegistry();
   collectDefaultMetrics({ register: registry, prefix: "guard_" });
   const registers = [registry];
   new Gauge({ name: "guard_build_info", help: "Guard build; always 1.", labelNames: ["version"], registers }).set({ version }, 1);
@@ -71,6 +74,18 @@ export function createCoreMetrics(version: string): CoreMetrics {
       name: "guard_replies_total",
       help: "Answers the guard produced itself (shed, cache hit, contract enforcement), by reason and status.",
       labelNames: ["route", "reason", "status"],
+      registers,
+    }),
+    reloads: new Counter({
+      name: "guard_config_reloads_total",
+      help: "Configuration reloads (SIGHUP or file change) by result; a failed reload keeps the running config.",
+      labelNames: ["result"],
+      registers,
+    }),
+    lastReload: new Gauge({
+      name: "guard_config_last_reload_timestamp_seconds",
+      help: "Unix time of the last reload attempt, by result.",
+      labelNames: ["result"],
       registers,
     }),
   };

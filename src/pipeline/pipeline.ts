@@ -170,6 +170,10 @@ export class Pipeline {
     return new ExchangeRun(exchange, runs, this);
   }
 
+  async close(): Promise<void> {
+    await Promise.allSettled(this.stages.map((stage) => stage.close?.()));
+  }
+
   stageFailed(stage: string, phase: string, error: unknown, exchange: Exchange): void {
     this.metrics.stageErrors.inc({ stage, phase });
     this.#log.warn(

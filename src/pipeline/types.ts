@@ -130,6 +130,8 @@ export interface Stage {
   readonly name: string;
   /** Returns the stage's per-request run, or undefined when it has nothing to do for this request. */
   start(exchange: Exchange): StageRun | undefined;
+  /** Releases connections and timers once the pipeline is replaced (reload) or the guard stops. */
+  close?(): void | Promise<void>;
 }
 
 /** What a stage factory is given besides its own configuration. */

@@ -1,9 +1,13 @@
 // Wires a validated config into a running guard: metrics, pipeline, ext_proc gRPC server and admin
-// HTTP. Owns the lifecycle: ready → draining (readiness false, in-flight streams finish) → stopped.
+// HTTP. Owns the lifecycle: ready → (reloads) → draining (readiness false, in-flight streams finish)
+// → stopped. A reload swaps the pipeline for new streams only; streams already open keep theirs.
+import { watch, type FSWatcher } from "node:fs";
+import { basename, dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
+import { loadConfigFile, type ConfigIssue } from "../config/load.js";
 import type { GuardConfig } from "../config/schema.js";
-import { createCoreMetrics } from "../metrics/registry.js";
+import { createCoreMetrics, type CoreMetrics } from "../metrics/registry.js";
 import { buildPipeline } from "../pipeline/build.js";
 import type { Pipeline } from "../pipeline/pipeline.js";
 import { VERSION } from "../version.js";
@@ -13,14 +17,29 @@ import { startGrpcServer, type GrpcServer } from "./grpc.js";
 export interface RunningGuard {
   readonly grpcAddress: string;
   readonly adminUrl: string;
+  /** Re-reads the config file; a bad file is rejected with its errors and the running config stays. */
+  reload(): Promise<ReloadResult>;
   /** Readiness false, wait for open streams (bounded by drain.timeoutMs), close listeners. */
   drain(): Promise<{ forced: boolean }>;
 }
 
-export async function startGuard(config: GuardConfig, log: Logger): Promise<RunningGuard> {
-  const metrics = createCoreMetrics(VERSION);
+export type ReloadResult = { readonly ok: true; readonly warnings: readonly ConfigIssue[] } | { readonly ok: false; readonly errors: readonly ConfigIssue[] };
+
+export interface GuardOptions {
+  /** The file the config came from: reloads read it again. */
+  readonly configFile?: string;
+  /** Reload when the config file changes (in addition to SIGHUP). */
+  readonly watch?: boolean;
+}
+
+const RELOAD_DEBOUNCE_MS = 250;
+
+export async function startGuard(initial: GuardConfig, log: Logger, options: GuardOptions = {}): Promise<RunningGuard> {
+  const metrics: CoreMetrics = createCoreMetrics(VERSION);
   const now = (): number => performance.now();
-  const pipeline: Pipeline = buildPipeline(config, { metrics, registry: metrics.registry, log, now });
+  const build = (config: GuardConfig): Pipeline => buildPipeline(config, { metrics, registry: metrics.registry, log, now });
+  let config = initial;
+  let pipeline = build(config);
   let ready = false;
 
   const grpc: GrpcServer = await startGrpcServer(config.listen.grpc, config.listen.socketMode, {
@@ -39,16 +58,63 @@ export async function startGuard(config: GuardConfig, log: Logger): Promise<Runn
   ready = true;
   log.info({ grpc: grpc.address, admin: admin.url, routes: config.routes.map((route) => route.name), version: VERSION }, "inference-guard ready");
 
+  let reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, warnings: [] });
+  const reloadOnce = async (): Promise<ReloadResult> => {
+    if (options.configFile === undefined) return { ok: false, errors: [{ path: "", message: "no config file to reload (embedded default)" }] };
+    const loaded = await loadConfigFile(options.configFile);
+    const result = loaded.ok ? "success" : "failure";
+    metrics.reloads.inc({ result });
+    metrics.lastReload.set({ result }, Date.now() / 1000);
+    if (!loaded.ok) {
+      log.error({ file: options.configFile, errors: loaded.errors }, "reload rejected; the running configuration stays");
+      return { ok: false, errors: loaded.errors };
+    }
+    const next = loaded.config;
+    if (next.listen.grpc !== config.listen.grpc || next.listen.admin !== config.listen.admin) {
+      log.warn({ grpc: next.listen.grpc, admin: next.listen.admin }, "listen addresses change only on restart");
+    }
+    const previous = pipeline;
+    pipeline = build(next);
+    config = next;
+    // Streams opened before the swap still run on the previous pipeline; release it after they
+    // had the drain budget to finish.
+    setTimeout(() => void previous.close(), config.drain.timeoutMs).unref();
+    for (const warning of loaded.warnings) log.warn({ path: warning.path }, warning.message);
+    log.info({ routes: next.routes.map((route) => route.name) }, "configuration reloaded");
+    return { ok: true, warnings: loaded.warnings };
+  };
+  const reload = (): Promise<ReloadResult> => {
+    reloading = reloading.then(reloadOnce, reloadOnce);
+    return reloading;
+  };
+
+  let watcher: FSWatcher | undefined;
+  if (options.watch === true && options.configFile !== undefined) {
+    let timer: NodeJS.Timeout | undefined;
+    const file = basename(options.configFile);
+    // The directory, not the file: editors and Kubernetes ConfigMaps replace files by rename (a
+    // watch on the old inode would go quiet), in several steps, so reload once things settle.
+    watcher = watch(dirname(options.configFile), (_event, changed) => {
+      if (changed !== null && changed !== file && !changed.startsWith("..")) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => void reload(), RELOAD_DEBOUNCE_MS);
+    });
+    watcher.on("error", (error) => log.warn({ err: error.message }, "config file watch failed; SIGHUP still reloads"));
+  }
+
   let draining: Promise<{ forced: boolean }> | undefined;
   return {
     grpcAddress: grpc.address,
     adminUrl: admin.url,
+    reload,
     drain() {
       draining ??= (async () => {
         ready = false;
+        watcher?.close();
         grpc.setServing(false);
         log.info({ openStreams: grpc.activeStreams(), timeoutMs: config.drain.timeoutMs }, "draining");
         const result = await grpc.drain(config.drain.timeoutMs);
+        await pipeline.close();
         await admin.close();
         log.info({ forced: result.forced }, "drained");
         return result;

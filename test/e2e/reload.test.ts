@@ -1,0 +1,56 @@
+// Hot reload under load through Envoy: a broken config is rejected and the running one stays; a good
+// one takes effect for new requests; no request fails either way.
+import { writeFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import t from "tap";
+import { stringify } from "yaml";
+import { CHAT, post, stackFor } from "../helpers/e2e.js";
+import { waitUntil } from "../../src/devstack/process.js";
+
+function configWith(routeName: string, listen: unknown): string {
+  return stringify({ listen, routes: [{ name: routeName, match: { pathPrefix: "/v1/chat/completions" } }] });
+}
+
+t.test("reload of a bad and a good config under load", async (t) => {
+  const stack = await stackFor(t, { guardConfig: { routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] } });
+  const guard = stack.guard;
+  if (guard === undefined) throw new Error("no guard");
+  const listen = { grpc: guard.address, admin: guard.adminUrl.replace("http://", "") };
+
+  let stop = false;
+  const statuses: number[] = [];
+  const routesSeen = new Set<string>();
+  const load = (async () => {
+    while (!stop) {
+      const answers = await Promise.all([0, 1, 2, 3].map(() => post(`${stack.url}/v1/chat/completions`, CHAT)));
+      for (const answer of answers) {
+        statuses.push(answer.status);
+        routesSeen.add(answer.headers.get("x-guard-route") ?? "none");
+      }
+    }
+  })();
+
+  await sleep(300);
+  await writeFile(guard.configFile, "routes: [{ name: BROKEN, bogus: 1 }]\n");
+  guard.process().child.kill("SIGHUP");
+  await waitUntil("failed reload counted", async () => /guard_config_reloads_total\{result="failure"\} [1-9]/.test(await guard.metrics()), 5_000);
+  const answer = await post(`${stack.url}/v1/chat/completions`, CHAT);
+  t.equal(answer.headers.get("x-guard-route"), "chat", "the running config stayed");
+
+  // No signal this time: the file watch picks the change up.
+  await writeFile(guard.configFile, configWith("chat-v2", listen));
+  await waitUntil(
+    "new config in force",
+    async () => (await post(`${stack.url}/v1/chat/completions`, CHAT)).headers.get("x-guard-route") === "chat-v2",
+    5_000,
+  );
+  stop = true;
+  await load;
+
+  t.ok(statuses.length > 20, `${statuses.length} requests during the reloads`);
+  t.same(statuses.filter((status) => status !== 200), [], "no request failed");
+  t.same([...routesSeen].sort(), ["chat", "chat-v2"], "every request was guarded by the old or the new config");
+  t.match(guard.process().output(), /reload rejected; the running configuration stays/);
+  t.match(guard.process().output(), /routes\[0\]\.name/, "the rejection names the bad path");
+  t.match(await guard.metrics(), /guard_config_reloads_total\{result="success"\} [1-9]/);
+});
