@@ -67,6 +67,25 @@ export class RedisTier {
     return this.#client.status === "ready" && this.#healthy;
   }
 
+  /** Resolves true once connected (at most after waitMs); false when Redis did not come up in time. */
+  async connected(waitMs: number): Promise<boolean> {
+    if (this.#client.status === "ready") return true;
+    let timer: unknown;
+    let onReady = () => {};
+    const ready = await Promise.race([
+      new Promise<boolean>((resolve) => {
+        onReady = () => resolve(true);
+        this.#client.once("ready", onReady);
+      }),
+      new Promise<boolean>((resolve) => {
+        timer = this.#deps.timers.set(() => resolve(false), waitMs);
+      }),
+    ]);
+    this.#deps.timers.clear(timer);
+    this.#client.off("ready", onReady);
+    return ready;
+  }
+
   async get(route: string, key: string): Promise<SharedHit | undefined> {
     const started = this.#deps.now();
     const reply = await this.#call(route, "get", () =>

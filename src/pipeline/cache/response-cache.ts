@@ -84,9 +84,14 @@ export class ResponseCache {
     return { route, removedLocal, shared: await pushed };
   }
 
-  /** Reconciles a route's epoch with Redis now instead of waiting for the next due refresh. */
-  refreshEpoch(route: string): Promise<void> {
-    return this.#epochs.refresh(route);
+  /**
+   * Connects to Redis and reads the routes' shared epochs. Until a route's epoch has been read
+   * it does not use the shared tier (its local view could be older than a purge), so calling
+   * this before serving lets the first requests use Redis too. Never fails: Redis is optional.
+   */
+  async warmUp(routes: readonly string[], waitMs: number): Promise<void> {
+    if (this.#redis === undefined || !(await this.#redis.connected(waitMs))) return;
+    await Promise.all(routes.map((route) => this.#epochs.refresh(route)));
   }
 
   get redisUsable(): boolean {

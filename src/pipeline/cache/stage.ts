@@ -26,6 +26,8 @@ export const CACHE_REASON_HEADER = "x-guard-cache-reason";
 
 // Extra time asked of Envoy beyond a follower's wait, for the reply to travel back.
 const DEADLINE_MARGIN_MS = 100;
+// Startup may wait this long for Redis; after that the guard serves local-only and Redis joins when it can.
+const WARM_UP_WAIT_MS = 2_000;
 
 export interface CacheStageDeps extends StageDeps {
   /** Timer functions for single-flight waits and Redis timeouts; real timers by default. */
@@ -35,6 +37,8 @@ export interface CacheStageDeps extends StageDeps {
 export interface CacheStage extends Stage {
   /** Admin purge: undefined when no route of that name has the cache enabled. */
   purgeRoute(route: string): Promise<PurgeResult | undefined>;
+  /** Call at startup before serving: connects Redis (waiting at most waitMs) and loads shared epochs. */
+  warmUp(waitMs?: number): Promise<void>;
   /** Closes the Redis connection (drain). */
   close(): Promise<void>;
 }
@@ -73,6 +77,7 @@ export function createCacheStage(config: GuardConfig, deps: CacheStageDeps): Cac
     async purgeRoute(route) {
       return routes.has(route) ? shared.cache.purgeRoute(route) : undefined;
     },
+    warmUp: (waitMs = WARM_UP_WAIT_MS) => shared.cache.warmUp([...routes.keys()], waitMs),
     close: () => shared.cache.close(),
   };
 }
