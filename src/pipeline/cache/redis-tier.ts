@@ -87,11 +87,9 @@ export class RedisTier {
   }
 
   async get(route: string, key: string): Promise<SharedHit | undefined> {
-    const started = this.#deps.now();
     const reply = await this.#call(route, "get", () =>
       this.#client.pipeline().getBuffer(this.#entryKey(key)).pttl(this.#entryKey(key)).exec(),
     );
-    this.#deps.metrics.redisLookupSeconds.observe((this.#deps.now() - started) / 1000);
     if (reply === undefined || reply === null) return undefined;
     const [[getError, value], [ttlError, remaining]] = reply as [[Error | null, unknown], [Error | null, unknown]];
     if (getError !== null || ttlError !== null) {
@@ -151,6 +149,7 @@ export class RedisTier {
       this.#probing = true;
     }
     let timer: unknown;
+    const started = this.#deps.now();
     try {
       const result = await Promise.race([
         command(),
@@ -168,6 +167,7 @@ export class RedisTier {
       this.#failed(op, route, error as Error);
       return undefined;
     } finally {
+      this.#deps.metrics.redisCallSeconds.observe({ op }, (this.#deps.now() - started) / 1000);
       this.#deps.timers.clear(timer);
       if (probe) this.#probing = false;
     }
