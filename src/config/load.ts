@@ -3,7 +3,12 @@
 import { readFile } from "node:fs/promises";
 import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
+import { cacheConfigErrors, cacheConfigWarnings } from "../pipeline/cache/config.js";
 import { configSchema, type GuardConfig } from "./schema.js";
+
+/** Checks that need the whole config (one section against another), run after the schema passed. */
+const CROSS_CHECKS: readonly ((config: GuardConfig) => ConfigIssue[])[] = [cacheConfigErrors];
+const WARNINGS: readonly ((config: GuardConfig) => ConfigIssue[])[] = [cacheConfigWarnings];
 
 export interface ConfigIssue {
   /** Dotted path with [i] for array items, e.g. "routes[2].match.pathPrefix"; "" for the root. */
@@ -59,7 +64,9 @@ export function parseConfig(text: string): ConfigResult {
   }
   const parsed = configSchema.safeParse(doc.toJS() ?? {});
   if (!parsed.success) return { ok: false, errors: issuesFromZod(parsed.error) };
-  return { ok: true, config: deepFreeze(parsed.data), warnings: [] };
+  const errors = CROSS_CHECKS.flatMap((check) => check(parsed.data));
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, config: deepFreeze(parsed.data), warnings: WARNINGS.flatMap((check) => check(parsed.data)) };
 }
 
 export async function loadConfigFile(file: string): Promise<ConfigResult> {

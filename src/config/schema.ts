@@ -2,6 +2,8 @@
 // path, usually a typo) and every key has a default, so an empty file is a working config.
 // Capabilities add their own section here; its schema lives next to the capability.
 import { z } from "zod";
+import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
+import { headerName } from "./primitives.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;
@@ -12,10 +14,6 @@ const listenAddress = z
   });
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
-
-const headerName = z
-  .string()
-  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, { message: "expected a lower-case HTTP header name" });
 
 const listenSchema = z
   .strictObject({
@@ -101,6 +99,7 @@ const routeSchema = z.strictObject({
   }),
   match: routeMatchSchema,
   maintenance: maintenanceSchema.optional(),
+  cache: routeCacheSchema,
 });
 
 const logSchema = z
@@ -116,6 +115,7 @@ export const configSchema = z
     envoy: envoySchema,
     annotate: annotateSchema,
     log: logSchema,
+    cache: cacheSettingsSchema,
     /** First match wins. A request no route matches passes through untouched. */
     routes: z
       .array(routeSchema)

@@ -1,12 +1,20 @@
 // The stage line-up. Order matters (see Stage in types.ts): request hooks run top to bottom,
-// response hooks bottom to top.
+// response hooks bottom to top, so the contract verdict is known before the cache stores.
 import type { GuardConfig } from "../config/schema.js";
 import { createAnnotateStage } from "./annotate.js";
+import { createCacheStage, type CacheStage } from "./cache/stage.js";
 import { createMaintenanceStage } from "./maintenance.js";
 import { Pipeline, type PipelineDeps } from "./pipeline.js";
 import type { Stage, StageDeps } from "./types.js";
 
-export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDeps): Pipeline {
-  const stages: Stage[] = [createMaintenanceStage(config), createAnnotateStage(config)];
-  return new Pipeline(config.routes, stages, deps);
+export interface BuiltPipeline {
+  readonly pipeline: Pipeline;
+  /** Kept by name for the admin purge endpoint. */
+  readonly cache: CacheStage;
+}
+
+export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDeps): BuiltPipeline {
+  const cache = createCacheStage(config, deps);
+  const stages: Stage[] = [createMaintenanceStage(config), createAnnotateStage(config), cache];
+  return { pipeline: new Pipeline(config.routes, stages, deps), cache };
 }

@@ -130,6 +130,8 @@ export interface Stage {
   readonly name: string;
   /** Returns the stage's per-request run, or undefined when it has nothing to do for this request. */
   start(exchange: Exchange): StageRun | undefined;
+  /** Awaited before the guard reports ready (e.g. connect a shared tier); must bound its own wait. */
+  warmUp?(): Promise<void>;
   /** Releases connections and timers once the pipeline is replaced (reload) or the guard stops. */
   close?(): void | Promise<void>;
 }

@@ -8,10 +8,9 @@ import type { Logger } from "pino";
 import { loadConfigFile, type ConfigIssue } from "../config/load.js";
 import type { GuardConfig } from "../config/schema.js";
 import { createCoreMetrics, type CoreMetrics } from "../metrics/registry.js";
-import { buildPipeline } from "../pipeline/build.js";
-import type { Pipeline } from "../pipeline/pipeline.js";
+import { buildPipeline, type BuiltPipeline } from "../pipeline/build.js";
 import { VERSION } from "../version.js";
-import { startAdminServer, type AdminServer } from "./admin.js";
+import { sendJson, startAdminServer, type AdminHandler, type AdminServer } from "./admin.js";
 import { startGrpcServer, type GrpcServer } from "./grpc.js";
 
 export interface RunningGuard {
@@ -37,20 +36,28 @@ const RELOAD_DEBOUNCE_MS = 250;
 export async function startGuard(initial: GuardConfig, log: Logger, options: GuardOptions = {}): Promise<RunningGuard> {
   const metrics: CoreMetrics = createCoreMetrics(VERSION);
   const now = (): number => performance.now();
-  const build = (config: GuardConfig): Pipeline => buildPipeline(config, { metrics, registry: metrics.registry, log, now });
+  const build = async (config: GuardConfig): Promise<BuiltPipeline> => {
+    const built = buildPipeline(config, { metrics, registry: metrics.registry, log, now });
+    await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
+    return built;
+  };
   let config = initial;
-  let pipeline = build(config);
+  let current = await build(config);
   let ready = false;
 
   const grpc: GrpcServer = await startGrpcServer(config.listen.grpc, config.listen.socketMode, {
-    pipeline: () => pipeline,
+    pipeline: () => current.pipeline,
     metrics,
     log,
     now,
   });
   let admin: AdminServer;
   try {
-    admin = await startAdminServer(config.listen.admin, { registry: () => metrics.registry, ready: () => ready });
+    admin = await startAdminServer(config.listen.admin, {
+      registry: () => metrics.registry,
+      ready: () => ready,
+      routes: new Map([["POST /admin/cache/purge", purgeHandler(() => current)]]),
+    });
   } catch (error) {
     await grpc.drain(0);
     throw error;
@@ -73,8 +80,8 @@ export async function startGuard(initial: GuardConfig, log: Logger, options: Gua
     if (next.listen.grpc !== config.listen.grpc || next.listen.admin !== config.listen.admin) {
       log.warn({ grpc: next.listen.grpc, admin: next.listen.admin }, "listen addresses change only on restart");
     }
-    const previous = pipeline;
-    pipeline = build(next);
+    const previous = current.pipeline;
+    current = await build(next);
     config = next;
     // Streams opened before the swap still run on the previous pipeline; release it after they
     // had the drain budget to finish.
@@ -114,12 +121,22 @@ export async function startGuard(initial: GuardConfig, log: Logger, options: Gua
         grpc.setServing(false);
         log.info({ openStreams: grpc.activeStreams(), timeoutMs: config.drain.timeoutMs }, "draining");
         const result = await grpc.drain(config.drain.timeoutMs);
-        await pipeline.close();
+        await current.pipeline.close();
         await admin.close();
         log.info({ forced: result.forced }, "drained");
         return result;
       })();
       return draining;
     },
+  };
+}
+
+function purgeHandler(built: () => BuiltPipeline): AdminHandler {
+  return async (_request, response, url) => {
+    const route = url.searchParams.get("route");
+    if (route === null || route === "") return sendJson(response, 400, { error: "missing_route", message: "POST /admin/cache/purge?route=NAME" });
+    const result = await built().cache.purgeRoute(route);
+    if (result === undefined) return sendJson(response, 404, { error: "unknown_route", message: `no route "${route}" has the cache enabled` });
+    sendJson(response, 200, result);
   };
 }

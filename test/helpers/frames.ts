@@ -6,7 +6,7 @@ import type { ProcessingRequest, ProcessingResponse } from "../../src/extproc/wi
 import { createCoreMetrics, type CoreMetrics } from "../../src/metrics/registry.js";
 import { Pipeline } from "../../src/pipeline/pipeline.js";
 import type { Stage } from "../../src/pipeline/types.js";
-import type { RouteConfig } from "../../src/config/schema.js";
+import { configSchema, type RouteConfig } from "../../src/config/schema.js";
 
 const encoder = new TextEncoder();
 
@@ -30,8 +30,11 @@ export function responseBody(body: string, endOfStream = true): ProcessingReques
   return { request: "responseBody", responseBody: { body: encoder.encode(body), endOfStream } };
 }
 
+/** A route with every capability's defaults, as the config loader would produce it. */
 export function route(name: string, pathPrefix = "/"): RouteConfig {
-  return { name, match: { pathPrefix, methods: [], headers: {} } };
+  const parsed = configSchema.parse({ routes: [{ name, match: { pathPrefix } }] }).routes[0];
+  if (parsed === undefined) throw new Error("route did not parse");
+  return parsed;
 }
 
 export interface Harness {

@@ -1,0 +1,112 @@
+// Response cache configuration: one top-level section (memory bound, optional shared Redis tier)
+// and one per-route section (what is cacheable on that route and for how long).
+import { z } from "zod";
+import type { ConfigIssue } from "../../config/load.js";
+import type { GuardConfig } from "../../config/schema.js";
+import { headerName } from "../../config/primitives.js";
+
+const MIB = 1024 * 1024;
+
+/** Headers the cache sets itself on a hit; storing upstream copies of them would be ambiguous. */
+export const CACHE_OWNED_HEADERS: readonly string[] = ["x-guard-cache", "x-guard-cache-tier", "x-guard-cache-reason", "age"];
+
+const redisSchema = z
+  .strictObject({
+    /** redis:// or rediss:// URL; absent means no shared tier (in-process only). */
+    url: z
+      .string()
+      .regex(/^rediss?:\/\/.+/, { message: 'expected a "redis://" or "rediss://" URL' })
+      .optional(),
+    /** Longest a lookup may wait for Redis before answering from the local tier alone. */
+    timeoutMs: z.number().int().min(1).max(1_000).default(30),
+    /** Prefix of every key the guard writes, so several services can share one Redis. */
+    keyPrefix: z.string().min(1).max(64).default("guard:cache:"),
+    /** While Redis is known down, calls are skipped; one probe is let through this often. */
+    probeIntervalMs: z.number().int().min(10).max(60_000).default(1_000),
+    /** How stale this sidecar's view of another sidecar's epoch change (model version, purge) may be. */
+    epochRefreshMs: z.number().int().min(10).max(60_000).default(1_000),
+  })
+  .prefault({});
+
+export const cacheSettingsSchema = z
+  .strictObject({
+    /** Bytes the in-process tier may hold across all routes (bodies, headers and keys). */
+    maxBytes: z.number().int().min(1024).default(64 * MIB),
+    redis: redisSchema,
+  })
+  .prefault({});
+
+export const routeCacheSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(300),
+    /** Larger responses are passed through and not stored. */
+    maxEntryBytes: z.number().int().min(1).default(1 * MIB),
+    /** Top-level JSON body fields that cannot change the output, left out of the key. */
+    excludeFields: z.array(z.string().min(1)).default(["user", "metadata"]),
+    /** Header whose value (hashed, never stored raw) separates tenants; absent → "anonymous". */
+    tenantHeader: headerName.default("authorization"),
+    /** Request headers that select a different representation and so belong in the key. */
+    varyHeaders: z.array(headerName).default(["accept-encoding"]),
+    /** Response headers stored and replayed on a hit; everything else is dropped. */
+    allowHeaders: z.array(headerName).default(["content-type", "content-encoding", "x-model-version"]),
+    /** Response header naming the model version when no contract stage reported one. */
+    versionHeader: headerName.default("x-model-version"),
+    /** Request header a client sets to "allow" to cache a request that is not provably deterministic; "" disables. */
+    optInHeader: z.union([headerName, z.literal("")]).default("x-guard-cache"),
+    /** How long identical concurrent misses wait for the first one's response; 0 disables coalescing. */
+    singleFlightWaitMs: z.number().int().min(0).max(120_000).default(5_000),
+    /**
+     * Mark uncacheable requests with x-guard-cache: bypass and x-guard-cache-reason. Costs one
+     * more ext_proc round trip (response headers) for those requests.
+     */
+    annotateBypass: z.boolean().default(true),
+  })
+  .prefault({});
+
+export type CacheSettings = z.output<typeof cacheSettingsSchema>;
+export type RouteCacheConfig = z.output<typeof routeCacheSchema>;
+
+/** Configurations that cannot work as written. */
+export function cacheConfigErrors(config: GuardConfig): ConfigIssue[] {
+  const errors: ConfigIssue[] = [];
+  config.routes.forEach((route, index) => {
+    const settings = route.cache;
+    if (!settings.enabled) return;
+    if (settings.maxEntryBytes > config.cache.maxBytes) {
+      errors.push({
+        path: `routes[${index}].cache.maxEntryBytes`,
+        message: `${settings.maxEntryBytes} exceeds cache.maxBytes (${config.cache.maxBytes}): no entry could ever be stored`,
+      });
+    }
+    settings.allowHeaders.forEach((header, headerIndex) => {
+      if (CACHE_OWNED_HEADERS.includes(header)) {
+        errors.push({
+          path: `routes[${index}].cache.allowHeaders[${headerIndex}]`,
+          message: `"${header}" is set by the cache itself on a hit`,
+        });
+      }
+    });
+  });
+  return errors;
+}
+
+/** Configurations that work but probably not as intended. */
+export function cacheConfigWarnings(config: GuardConfig): ConfigIssue[] {
+  const warnings: ConfigIssue[] = [];
+  const anyEnabled = config.routes.some((route) => route.cache.enabled);
+  if (config.cache.redis.url !== undefined && !anyEnabled) {
+    warnings.push({ path: "cache.redis.url", message: "no route enables the cache; Redis will not be used" });
+  }
+  config.routes.forEach((route, index) => {
+    if (route.cache.enabled && route.cache.singleFlightWaitMs >= config.envoy.messageTimeoutMs) {
+      warnings.push({
+        path: `routes[${index}].cache.singleFlightWaitMs`,
+        message:
+          `${route.cache.singleFlightWaitMs} ms is not below envoy.messageTimeoutMs (${config.envoy.messageTimeoutMs}); ` +
+          "waiting requests extend Envoy's timer, so the ext_proc filter's max_message_timeout must allow it",
+      });
+    }
+  });
+  return warnings;
+}

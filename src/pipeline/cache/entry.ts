@@ -1,0 +1,76 @@
+// What the cache keeps of a response, and its compact wire form for the shared tier.
+import type { HeaderMap } from "../types.js";
+
+export interface StoredResponse {
+  readonly status: number;
+  /** Allow-listed response headers only. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+export function allowListed(headers: HeaderMap, allow: readonly string[]): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const name of allow) {
+    const value = headers.get(name);
+    if (value !== undefined) kept[name] = value;
+  }
+  return kept;
+}
+
+/** Approximate memory held by a stored response, for the byte bound. */
+export function storedSize(key: string, response: StoredResponse): number {
+  let size = key.length + response.body.length + ENTRY_OVERHEAD;
+  for (const [name, value] of Object.entries(response.headers)) size += name.length + value.length;
+  return size;
+}
+
+// Object headers, Map slots and the Uint8Array wrapper: small, but it keeps a flood of tiny
+// entries from exceeding the bound by an order of magnitude.
+const ENTRY_OVERHEAD = 200;
+
+// Wire form: [format u8][meta length u32 BE][meta JSON: [status, ttlMs, headers]][body bytes].
+// The TTL the writer used travels with the value so a reader derives the entry's age from the
+// remaining TTL Redis reports, without comparing clocks across hosts.
+const FORMAT = 1;
+
+export interface WireEntry {
+  readonly response: StoredResponse;
+  readonly ttlMs: number;
+}
+
+export function encodeEntry(entry: WireEntry): Buffer {
+  const meta = Buffer.from(JSON.stringify([entry.response.status, entry.ttlMs, entry.response.headers]), "utf8");
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt8(FORMAT, 0);
+  head.writeUInt32BE(meta.length, 1);
+  return Buffer.concat([head, meta, entry.response.body]);
+}
+
+/** Undefined for anything this version did not write (another format, corruption): a miss, not an error. */
+export function decodeEntry(bytes: Buffer): WireEntry | undefined {
+  if (bytes.length < 5 || bytes.readUInt8(0) !== FORMAT) return undefined;
+  const metaLength = bytes.readUInt32BE(1);
+  if (5 + metaLength > bytes.length) return undefined;
+  let meta: unknown;
+  try {
+    meta = JSON.parse(bytes.subarray(5, 5 + metaLength).toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(meta) || meta.length !== 3) return undefined;
+  const [status, ttlMs, headers] = meta as unknown[];
+  if (!Number.isInteger(status) || !Number.isInteger(ttlMs) || !isStringRecord(headers)) return undefined;
+  return {
+    ttlMs: ttlMs as number,
+    response: { status: status as number, headers, body: new Uint8Array(bytes.subarray(5 + metaLength)) },
+  };
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    !Array.isArray(value) &&
+    Object.values(value).every((item) => typeof item === "string")
+  );
+}

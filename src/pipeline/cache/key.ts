@@ -1,0 +1,80 @@
+// Cache keys. A key names one (route, tenant, request, model epoch): two requests share an
+// entry only if nothing that can change the answer differs between them.
+import { createHash } from "node:crypto";
+import type { HeaderMap, JsonValue } from "../types.js";
+
+export const ANONYMOUS_TENANT = "anonymous";
+
+/** The request after parsing: JSON bodies are compared by meaning, anything else byte for byte. */
+export type ParsedBody =
+  | { readonly kind: "json"; readonly value: JsonValue }
+  | { readonly kind: "raw"; readonly bytes: Uint8Array };
+
+export function parseBody(bytes: Uint8Array): ParsedBody {
+  if (bytes.length === 0) return { kind: "raw", bytes };
+  try {
+    return { kind: "json", value: JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8")) as JsonValue };
+  } catch {
+    return { kind: "raw", bytes };
+  }
+}
+
+/**
+ * JSON with object keys sorted at every depth, so {"a":1,"b":2} and {"b":2,"a":1} agree.
+ * Excluded fields are dropped at the top level only: that is where request envelopes put
+ * per-caller bookkeeping (OpenAI's `user`, `metadata`); nested fields are model input.
+ */
+export function canonicalJson(value: JsonValue, excludeTopLevel: ReadonlySet<string> = new Set()): string {
+  return encode(value, excludeTopLevel);
+}
+
+function encode(value: JsonValue, exclude: ReadonlySet<string>): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map((item) => encode(item, EMPTY)).join(",")}]`;
+  const parts: string[] = [];
+  for (const key of Object.keys(value).sort()) {
+    if (exclude.has(key)) continue;
+    parts.push(`${JSON.stringify(key)}:${encode(value[key] as JsonValue, EMPTY)}`);
+  }
+  return `{${parts.join(",")}}`;
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+/** Tenant identity from a credential-bearing header: a hash, so the credential itself is never kept. */
+export function tenantOf(headers: HeaderMap, tenantHeader: string): string {
+  const raw = headers.get(tenantHeader);
+  if (raw === undefined || raw === "") return ANONYMOUS_TENANT;
+  return createHash("sha256").update("tenant\0").update(raw).digest("base64url");
+}
+
+export interface KeyInput {
+  readonly route: string;
+  readonly method: string;
+  readonly path: string;
+  readonly tenant: string;
+  /** Values of the route's vary headers, in configured order ("" when absent). */
+  readonly vary: readonly string[];
+  readonly body: ParsedBody;
+  readonly excludeFields: ReadonlySet<string>;
+}
+
+/**
+ * Hash of everything but the epoch. The epoch is applied separately (entryKey) because the
+ * entry is filed under the epoch its response was produced in, which may differ from the one
+ * current when the request was looked up.
+ */
+export function requestDigest(input: KeyInput): string {
+  // A JSON array frames each field unambiguously: no value can shift into its neighbour.
+  const hash = createHash("sha256").update(JSON.stringify([input.route, input.method, input.path, input.tenant, input.vary]));
+  if (input.body.kind === "json") {
+    hash.update("json\0").update(canonicalJson(input.body.value, input.excludeFields));
+  } else {
+    hash.update("raw\0").update(input.body.bytes);
+  }
+  return hash.digest("base64url");
+}
+
+export function entryKey(digest: string, epoch: string): string {
+  return createHash("sha256").update(digest).update("\0").update(epoch).digest("base64url");
+}

@@ -1,0 +1,104 @@
+// The two tiers and the epochs behind one interface: lookups go local → Redis → miss, stores
+// write both, purges move the epoch and empty the local tier.
+import type { Logger } from "pino";
+import type { CacheSettings } from "./config.js";
+import type { StoredResponse } from "./entry.js";
+import { Epochs } from "./epochs.js";
+import { entryKey } from "./key.js";
+import { LocalTier, type CacheHit } from "./local-tier.js";
+import type { CacheMetrics, HitTier } from "./metrics.js";
+import { RedisTier } from "./redis-tier.js";
+import type { Timers } from "./single-flight.js";
+
+export interface TieredHit extends CacheHit {
+  readonly tier: HitTier;
+}
+
+export interface PurgeResult {
+  readonly route: string;
+  /** Entries dropped from this sidecar's memory. */
+  readonly removedLocal: number;
+  /** Whether Redis took the new epoch (so every sidecar stops serving the route's old entries). */
+  readonly shared: boolean;
+}
+
+export interface ResponseCacheDeps {
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly metrics: CacheMetrics;
+  readonly timers: Timers;
+}
+
+export class ResponseCache {
+  readonly #local: LocalTier;
+  readonly #redis: RedisTier | undefined;
+  readonly #epochs: Epochs;
+
+  constructor(settings: CacheSettings, deps: ResponseCacheDeps) {
+    this.#local = new LocalTier(settings.maxBytes, deps.now, deps.metrics);
+    const { url } = settings.redis;
+    this.#redis = url === undefined ? undefined : new RedisTier({ ...settings.redis, url }, deps);
+    this.#epochs = new Epochs({
+      now: deps.now,
+      metrics: deps.metrics,
+      redis: this.#redis,
+      refreshMs: settings.redis.epochRefreshMs,
+      onPurged: (route) => this.#local.purgeRoute(route),
+    });
+  }
+
+  /** Key under which a request is looked up now. */
+  lookupKey(route: string, digest: string): string {
+    return entryKey(digest, this.#epochs.current(route));
+  }
+
+  lookupLocal(key: string): TieredHit | undefined {
+    const hit = this.#local.get(key);
+    return hit === undefined ? undefined : { ...hit, tier: "local" };
+  }
+
+  async lookupShared(route: string, key: string): Promise<TieredHit | undefined> {
+    if (this.#redis === undefined || !this.#epochs.sharedReady(route)) return undefined;
+    const hit = await this.#redis.get(route, key);
+    if (hit === undefined) return undefined;
+    this.#local.set(route, key, hit.response, hit.remainingMs, hit.ageMs);
+    return { response: hit.response, ageMs: hit.ageMs, tier: "redis" };
+  }
+
+  /**
+   * Files a response under the epoch of the model version that produced it, which moves the
+   * route to that epoch when the version is new. Returns the entry for waiting followers.
+   */
+  store(route: string, digest: string, response: StoredResponse, ttlMs: number, modelVersion: string | undefined): CacheHit {
+    const key = entryKey(digest, this.#epochs.observeVersion(route, modelVersion));
+    this.#local.set(route, key, response, ttlMs);
+    if (this.#redis !== undefined && this.#epochs.sharedReady(route)) this.#redis.set(route, key, response, ttlMs);
+    return { response, ageMs: 0 };
+  }
+
+  async purgeRoute(route: string): Promise<PurgeResult> {
+    const before = this.#local.entries;
+    // The synchronous part of purge() moves the epoch and empties the route locally.
+    const pushed = this.#epochs.purge(route);
+    const removedLocal = before - this.#local.entries;
+    return { route, removedLocal, shared: await pushed };
+  }
+
+  /**
+   * Connects to Redis and reads the routes' shared epochs. Until a route's epoch has been read
+   * it does not use the shared tier (its local view could be older than a purge), so calling
+   * this before serving lets the first requests use Redis too. Never fails: Redis is optional.
+   */
+  async warmUp(routes: readonly string[], waitMs: number): Promise<void> {
+    if (this.#redis === undefined || !(await this.#redis.connected(waitMs))) return;
+    await Promise.all(routes.map((route) => this.#epochs.refresh(route)));
+  }
+
+  get redisUsable(): boolean {
+    return this.#redis?.usable ?? false;
+  }
+
+  async close(): Promise<void> {
+    await this.#redis?.close();
+  }
+}

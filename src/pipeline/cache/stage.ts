@@ -1,0 +1,251 @@
+// The cache as a pipeline stage. Request path: decide cacheability, look up local → coalesce
+// with an identical in-flight miss → Redis, answer hits. Response path (after contracts):
+// store what may be stored and hand it to coalesced followers.
+import type { GuardConfig } from "../../config/schema.js";
+import {
+  CONTINUE,
+  type Exchange,
+  type ResponseInfo,
+  type Stage,
+  type StageDeps,
+  type StageRun,
+  type Step,
+} from "../types.js";
+import type { RouteCacheConfig } from "./config.js";
+import { allowListed } from "./entry.js";
+import { parseBody, requestDigest, tenantOf } from "./key.js";
+import type { CacheHit } from "./local-tier.js";
+import { createCacheMetrics, type CacheMetrics } from "./metrics.js";
+import { bypassFromBody, bypassFromHeaders, skipFromResponseBody, skipFromResponseHeaders, type BypassReason, type StoreSkipReason } from "./policy.js";
+import { ResponseCache, type PurgeResult } from "./response-cache.js";
+import { realTimers, SingleFlight, type Leadership, type Role, type Timers, type Wait } from "./single-flight.js";
+
+export const CACHE_HEADER = "x-guard-cache";
+export const CACHE_TIER_HEADER = "x-guard-cache-tier";
+export const CACHE_REASON_HEADER = "x-guard-cache-reason";
+
+// Extra time asked of Envoy beyond a follower's wait, for the reply to travel back.
+const DEADLINE_MARGIN_MS = 100;
+// Startup may wait this long for Redis; after that the guard serves local-only and Redis joins when it can.
+const WARM_UP_WAIT_MS = 2_000;
+
+export interface CacheStageDeps extends StageDeps {
+  /** Timer functions for single-flight waits and Redis timeouts; real timers by default. */
+  readonly timers?: Timers;
+}
+
+export interface CacheStage extends Stage {
+  /** Admin purge: undefined when no route of that name has the cache enabled. */
+  purgeRoute(route: string): Promise<PurgeResult | undefined>;
+  /** Call at startup before serving: connects Redis (waiting at most waitMs) and loads shared epochs. */
+  warmUp(waitMs?: number): Promise<void>;
+  /** Closes the Redis connection (drain). */
+  close(): Promise<void>;
+}
+
+interface RouteSettings {
+  readonly config: RouteCacheConfig;
+  readonly excludeFields: ReadonlySet<string>;
+}
+
+interface Shared {
+  readonly cache: ResponseCache;
+  readonly flights: SingleFlight;
+  readonly metrics: CacheMetrics;
+  readonly messageTimeoutMs: number;
+}
+
+export function createCacheStage(config: GuardConfig, deps: CacheStageDeps): CacheStage {
+  const routes = new Map<string, RouteSettings>();
+  for (const route of config.routes) {
+    if (route.cache.enabled) routes.set(route.name, { config: route.cache, excludeFields: new Set(route.cache.excludeFields) });
+  }
+  const metrics = createCacheMetrics(deps.registry);
+  const timers = deps.timers ?? realTimers;
+  const shared: Shared = {
+    cache: new ResponseCache(config.cache, { now: deps.now, log: deps.log, metrics, timers }),
+    flights: new SingleFlight(timers),
+    metrics,
+    messageTimeoutMs: config.envoy.messageTimeoutMs,
+  };
+  return {
+    name: "cache",
+    start(exchange) {
+      const settings = routes.get(exchange.route.name);
+      return settings === undefined ? undefined : new CacheRun(exchange, settings, shared);
+    },
+    async purgeRoute(route) {
+      return routes.has(route) ? shared.cache.purgeRoute(route) : undefined;
+    },
+    warmUp: (waitMs = WARM_UP_WAIT_MS) => shared.cache.warmUp([...routes.keys()], waitMs),
+    close: () => shared.cache.close(),
+  };
+}
+
+type RunState =
+  | { readonly kind: "deciding" }
+  | { readonly kind: "bypass"; readonly reason: BypassReason }
+  | { readonly kind: "answered" }
+  | { readonly kind: "waiting"; readonly wait: Wait }
+  /** Went upstream after a lookup; the response is stored unless a check says otherwise. */
+  | { readonly kind: "upstream"; readonly digest: string; readonly leadership: Leadership | undefined }
+  | { readonly kind: "settled" };
+
+class CacheRun implements StageRun {
+  #state: RunState = { kind: "deciding" };
+  #response: ResponseInfo | undefined;
+  #ended = false;
+
+  constructor(
+    private readonly exchange: Exchange,
+    private readonly settings: RouteSettings,
+    private readonly shared: Shared,
+  ) {}
+
+  get #route(): string {
+    return this.exchange.route.name;
+  }
+
+  onRequestHeaders(): Step | Promise<Step> {
+    const reason = bypassFromHeaders(this.exchange.request.headers);
+    if (reason !== undefined) return this.#bypass(reason);
+    if (this.exchange.request.endOfStream) return this.#lookup(new Uint8Array(0));
+    return { type: "continue", needs: { requestBody: true } };
+  }
+
+  onRequestBody(body: Uint8Array): Step | Promise<Step> {
+    return this.#lookup(body);
+  }
+
+  onResponseHeaders(response: ResponseInfo): Step {
+    this.#response = response;
+    const state = this.#state;
+    if (state.kind === "bypass") {
+      return { type: "continue", edits: { setHeaders: { [CACHE_HEADER]: "bypass", [CACHE_REASON_HEADER]: state.reason } } };
+    }
+    if (state.kind !== "upstream") return CONTINUE;
+    const skip = skipFromResponseHeaders(response, this.settings.config);
+    if (skip !== undefined) this.#skipStore(state, skip);
+    else if (response.endOfStream) this.#storeOrSkip(state, new Uint8Array(0));
+    return { type: "continue", edits: { setHeaders: { [CACHE_HEADER]: "miss" } } };
+  }
+
+  onResponseBody(body: Uint8Array): Step {
+    const state = this.#state;
+    if (state.kind === "upstream") this.#storeOrSkip(state, body);
+    return CONTINUE;
+  }
+
+  onEnd(): void {
+    this.#ended = true;
+    const state = this.#state;
+    // Whatever ended the exchange (error, reset, cancel), followers must not wait for a response that will not come.
+    if (state.kind === "upstream") state.leadership?.settle(undefined);
+    if (state.kind === "waiting") state.wait.abandon();
+    this.#state = { kind: "settled" };
+  }
+
+  #bypass(reason: BypassReason): Step {
+    this.shared.metrics.bypass.inc({ route: this.#route, reason });
+    this.#state = { kind: "bypass", reason };
+    return this.settings.config.annotateBypass ? { type: "continue", needs: { responseHeaders: true } } : CONTINUE;
+  }
+
+  async #lookup(bodyBytes: Uint8Array): Promise<Step> {
+    const { request } = this.exchange;
+    const config = this.settings.config;
+    const body = parseBody(bodyBytes);
+    const reason = bypassFromBody(body, request.headers, config);
+    if (reason !== undefined) return this.#bypass(reason);
+    const digest = requestDigest({
+      route: this.#route,
+      method: request.method,
+      path: request.path,
+      tenant: tenantOf(request.headers, config.tenantHeader),
+      vary: config.varyHeaders.map((name) => request.headers.get(name) ?? ""),
+      body,
+      excludeFields: this.settings.excludeFields,
+    });
+    const { cache, flights, metrics } = this.shared;
+    const key = cache.lookupKey(this.#route, digest);
+    const local = cache.lookupLocal(key);
+    if (local !== undefined) return this.#answer(local, "local");
+
+    let leadership: Leadership | undefined;
+    if (config.singleFlightWaitMs > 0) {
+      const role = flights.join(key);
+      if (role.role === "follower") return this.#follow(role, digest);
+      leadership = role.leadership;
+    }
+    // Registered as leader before asking Redis, so identical requests arriving meanwhile wait for this lookup too.
+    this.#state = { kind: "upstream", digest, leadership };
+    const fromRedis = await cache.lookupShared(this.#route, key);
+    if (this.#ended) return CONTINUE;
+    if (fromRedis !== undefined) {
+      leadership?.settle(fromRedis);
+      return this.#answer(fromRedis, "redis");
+    }
+    metrics.misses.inc({ route: this.#route });
+    return { type: "continue", needs: { responseHeaders: true, responseBody: true } };
+  }
+
+  async #follow(role: Extract<Role, { role: "follower" }>, digest: string): Promise<Step> {
+    const waitMs = this.settings.config.singleFlightWaitMs;
+    if (waitMs + DEADLINE_MARGIN_MS > this.shared.messageTimeoutMs) this.exchange.extendDeadline(waitMs + DEADLINE_MARGIN_MS);
+    const wait = role.wait(waitMs);
+    this.#state = { kind: "waiting", wait };
+    const result = await wait.result;
+    if (result.kind === "abandoned") return CONTINUE;
+    this.shared.metrics.coalesced.inc({ route: this.#route, outcome: result.kind });
+    if (result.kind === "served") return this.#answer(result.hit, "coalesced");
+    // The leader produced nothing shareable in time: go upstream independently, and store if that works.
+    this.#state = { kind: "upstream", digest, leadership: undefined };
+    this.shared.metrics.misses.inc({ route: this.#route });
+    return { type: "continue", needs: { responseHeaders: true, responseBody: true } };
+  }
+
+  #answer(hit: CacheHit, tier: "local" | "redis" | "coalesced"): Step {
+    if (tier !== "coalesced") this.shared.metrics.hits.inc({ route: this.#route, tier });
+    this.#state = { kind: "answered" };
+    return {
+      type: "reply",
+      reply: {
+        status: hit.response.status,
+        headers: {
+          ...hit.response.headers,
+          [CACHE_HEADER]: "hit",
+          [CACHE_TIER_HEADER]: tier,
+          age: String(Math.floor(hit.ageMs / 1000)),
+        },
+        body: hit.response.body,
+        reason: "cache.hit",
+      },
+    };
+  }
+
+  #storeOrSkip(state: Extract<RunState, { kind: "upstream" }>, body: Uint8Array): void {
+    // Set by onResponseHeaders, which Envoy always sends before the body this run asked for.
+    const response = this.#response;
+    if (response === undefined) return this.#skipStore(state, "status");
+    const skip = skipFromResponseBody(body, this.exchange, this.settings.config);
+    if (skip !== undefined) return this.#skipStore(state, skip);
+    const config = this.settings.config;
+    const stored = this.shared.cache.store(
+      this.#route,
+      state.digest,
+      // A copy: the body may be a view into a larger gRPC message that must not stay alive with the entry.
+      { status: response.status, headers: allowListed(response.headers, config.allowHeaders), body: body.slice() },
+      config.ttlSeconds * 1000,
+      this.exchange.modelVersion ?? response.headers.get(config.versionHeader),
+    );
+    this.shared.metrics.stores.inc({ route: this.#route });
+    state.leadership?.settle(stored);
+    this.#state = { kind: "settled" };
+  }
+
+  #skipStore(state: Extract<RunState, { kind: "upstream" }>, reason: StoreSkipReason): void {
+    this.shared.metrics.storeSkipped.inc({ route: this.#route, reason });
+    state.leadership?.settle(undefined);
+    this.#state = { kind: "settled" };
+  }
+}
