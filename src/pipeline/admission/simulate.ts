@@ -192,7 +192,8 @@ interface Timer {
   cancelled: boolean;
 }
 
-class VirtualClock {
+/** Virtual time and timers: the simulation's clock, and the controller tests'. */
+export class VirtualClock {
   nowMs = 0;
   #seq = 0;
   readonly timers = new MinHeap<Timer>((a, b) => a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq));
@@ -205,9 +206,21 @@ class VirtualClock {
     };
   };
 
+  readonly now = (): number => this.nowMs;
+
   nextTimerMs(): number {
     while (this.timers.peek()?.cancelled === true) this.timers.pop();
     return this.timers.peek()?.atMs ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** Moves time forward to untilMs, running every timer due on the way in order. */
+  advanceTo(untilMs: number): void {
+    while (this.nextTimerMs() <= untilMs) {
+      const timer = this.timers.pop() as Timer;
+      this.nowMs = timer.atMs;
+      timer.fn();
+    }
+    this.nowMs = Math.max(this.nowMs, untilMs);
   }
 }
 
