@@ -56,9 +56,9 @@ function classSchema(defaults: { share: number; maxWaitMs: number; maxQueue: num
 
 const classesSchema = z
   .strictObject({
-    critical: classSchema({ share: 1, maxWaitMs: 750, maxQueue: 256 }),
+    critical: classSchema({ share: 1, maxWaitMs: 900, maxQueue: 256 }),
     standard: classSchema({ share: 0.9, maxWaitMs: 400, maxQueue: 256 }),
-    sheddable: classSchema({ share: 0.7, maxWaitMs: 150, maxQueue: 64 }),
+    sheddable: classSchema({ share: 0.8, maxWaitMs: 150, maxQueue: 64 }),
   })
   .prefault({});
 
