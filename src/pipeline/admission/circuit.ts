@@ -95,7 +95,10 @@ export class CircuitBreaker {
 
   #close(): void {
     this.#state = "closed";
-    for (const bucket of this.#buckets) bucket.epoch = -1;
+    for (const bucket of this.#buckets) {
+      bucket.total = 0;
+      bucket.failures = 0;
+    }
   }
 
   #bucketFor(now: number): Bucket {

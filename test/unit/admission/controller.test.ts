@@ -23,11 +23,11 @@ function ticketOf(attempt: Attempt): Ticket {
   return attempt.ticket;
 }
 
-t.test("class shares: sheddable fills 70%, standard 90%, critical 100% of the budget", async (t) => {
+t.test("class shares: sheddable fills 80%, standard 90%, critical 100% of the budget", async (t) => {
   const { acquire, controller } = setup();
-  t.equal(acquire("s", "sheddable", 7).kind, "admitted");
-  t.equal(acquire("s2", "sheddable", 1).kind, "queued", "sheddable beyond 7 of 10 waits");
-  t.equal(acquire("st", "standard", 2).kind, "admitted", "standard up to 9");
+  t.equal(acquire("s", "sheddable", 8).kind, "admitted");
+  t.equal(acquire("s2", "sheddable", 1).kind, "queued", "sheddable beyond 8 of 10 waits");
+  t.equal(acquire("st", "standard", 1).kind, "admitted", "standard up to 9");
   t.equal(acquire("c", "critical", 1).kind, "admitted", "critical up to 10");
   t.equal(controller.inFlightCost, 10);
 });
