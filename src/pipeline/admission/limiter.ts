@@ -1,9 +1,9 @@
 // The adaptive in-flight budget (cost units). Each completed upstream request gives a size-normalised
-// latency ratio (observed ÷ predicted unloaded latency); per window (about one round trip) the
-// cost-weighted mean ratio is smoothed and the budget moves gradient-style towards the target ratio:
-//   limit ← clamp(limit × clamp(target / smoothedRatio, minGradient, maxGrowth) + headroom, min, max)
-// with headroom = √limit only when the budget was in use and latency is under target (probing).
-// docs/admission.md explains every parameter.
+// latency ratio (observed ÷ predicted unloaded latency); per window (about one round trip) the mean
+// ratio is smoothed and the budget moves gradient-style towards the target ratio:
+//   limit ← clamp(limit × clamp(target / smoothedRatio, minGradient, growthCap), min, max)
+// growthCap is slowStartGrowth until latency first reaches the target, maxGrowth after; growth needs
+// the budget to have been in use. docs/admission.md explains every parameter.
 import { DecayingMinimum, UnloadedLatencyModel } from "./baseline.js";
 import type { LimitConfig } from "./config.js";
 
