@@ -3,12 +3,13 @@
 import { readFile } from "node:fs/promises";
 import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
+import { admissionConfigWarnings } from "../pipeline/admission/config.js";
 import { cacheConfigErrors, cacheConfigWarnings } from "../pipeline/cache/config.js";
 import { configSchema, type GuardConfig } from "./schema.js";
 
 /** Checks that need the whole config (one section against another), run after the schema passed. */
 const CROSS_CHECKS: readonly ((config: GuardConfig) => ConfigIssue[])[] = [cacheConfigErrors];
-const WARNINGS: readonly ((config: GuardConfig) => ConfigIssue[])[] = [cacheConfigWarnings];
+const WARNINGS: readonly ((config: GuardConfig) => ConfigIssue[])[] = [cacheConfigWarnings, admissionConfigWarnings];
 
 export interface ConfigIssue {
   /** Dotted path with [i] for array items, e.g. "routes[2].match.pathPrefix"; "" for the root. */

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { headerName } from "./primitives.js";
+import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;
@@ -100,6 +101,7 @@ const routeSchema = z.strictObject({
   match: routeMatchSchema,
   maintenance: maintenanceSchema.optional(),
   cache: routeCacheSchema,
+  admission: routeAdmissionSchema,
 });
 
 const logSchema = z
@@ -116,6 +118,7 @@ export const configSchema = z
     annotate: annotateSchema,
     log: logSchema,
     cache: cacheSettingsSchema,
+    admission: admissionSchema,
     /** First match wins. A request no route matches passes through untouched. */
     routes: z
       .array(routeSchema)

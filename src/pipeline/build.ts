@@ -1,6 +1,7 @@
 // The stage line-up. Order matters (see Stage in types.ts): request hooks run top to bottom,
 // response hooks bottom to top, so the contract verdict is known before the cache stores.
 import type { GuardConfig } from "../config/schema.js";
+import { createAdmissionStage } from "./admission/stage.js";
 import { createAnnotateStage } from "./annotate.js";
 import { createCacheStage, type CacheStage } from "./cache/stage.js";
 import { createMaintenanceStage } from "./maintenance.js";
@@ -15,6 +16,6 @@ export interface BuiltPipeline {
 
 export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDeps): BuiltPipeline {
   const cache = createCacheStage(config, deps);
-  const stages: Stage[] = [createMaintenanceStage(config), createAnnotateStage(config), cache];
+  const stages: Stage[] = [createMaintenanceStage(config), createAnnotateStage(config), cache, createAdmissionStage(config, deps)];
   return { pipeline: new Pipeline(config.routes, stages, deps), cache };
 }

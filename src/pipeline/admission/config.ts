@@ -1,0 +1,165 @@
+// Admission control settings: the top-level `admission` section (shared by every pool) and the
+// per-route `routes[].admission` switch. Defaults make an empty config protect the upstream with an
+// adaptive budget; nothing here is a capacity number the operator has to guess.
+import { z } from "zod";
+import type { ConfigIssue } from "../../config/load.js";
+import type { GuardConfig } from "../../config/schema.js";
+
+const headerName = z
+  .string()
+  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, { message: "expected a lower-case HTTP header name" });
+
+const ratio = z.number().gt(0).lte(1);
+
+const limitSchema = z
+  .strictObject({
+    /** Budget (cost units in flight) before the first latency samples arrive. Small on purpose. */
+    initial: z.number().positive().default(20),
+    /** Floor of the budget: even a very slow upstream keeps serving this much. */
+    min: z.number().positive().default(2),
+    /** Safety ceiling of the budget. */
+    max: z.number().positive().default(100_000),
+    /** Accepted slow-down under load: observed ÷ unloaded latency the limiter steers towards. */
+    targetRatio: z.number().gt(1).lte(10).default(1.8),
+    /** Largest growth factor per window once latency has reached the target once. */
+    maxGrowth: z.number().gte(1).lte(2).default(1.02),
+    /** Largest growth factor per window before that (slow start). */
+    slowStartGrowth: z.number().gte(1).lte(4).default(1.2),
+    /** Smallest factor per window: the fastest backoff. */
+    minGradient: z.number().gt(0).lte(1).default(0.8),
+    /** EWMA weight of the newest window's latency ratio. */
+    smoothing: ratio.default(0.3),
+    /** A window closes after this long and at least minWindowSamples samples (and one smoothed latency). */
+    minWindowMs: z.number().int().min(1).default(100),
+    minWindowSamples: z.number().int().min(1).default(5),
+    /** The budget only grows when at least this share of it was in use (no growth while idle). */
+    growthUtilisation: ratio.default(0.5),
+    /** Use the complexity stage's predicted latency for size normalisation when it is present. */
+    usePredictedLatency: z.boolean().default(true),
+    /** How long an unrefreshed unloaded-latency minimum takes to double (forgets a faster past). */
+    baselineDoublingMs: z.number().int().min(1_000).default(300_000),
+  })
+  .prefault({});
+
+function classSchema(defaults: { share: number; maxWaitMs: number; maxQueue: number }) {
+  return z
+    .strictObject({
+      /** Share of the budget this class may fill (counting every class's in-flight cost). */
+      share: ratio.default(defaults.share),
+      /** Longest time a request of this class waits in the guard's queue; 0 disables queueing. */
+      maxWaitMs: z.number().int().min(0).max(60_000).default(defaults.maxWaitMs),
+      /** Most requests of this class waiting at once. */
+      maxQueue: z.number().int().min(0).max(100_000).default(defaults.maxQueue),
+    })
+    .prefault({});
+}
+
+const classesSchema = z
+  .strictObject({
+    critical: classSchema({ share: 1, maxWaitMs: 900, maxQueue: 256 }),
+    standard: classSchema({ share: 0.9, maxWaitMs: 400, maxQueue: 256 }),
+    sheddable: classSchema({ share: 0.8, maxWaitMs: 150, maxQueue: 64 }),
+  })
+  .prefault({});
+
+const circuitSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** Rolling window over which upstream failures are counted. */
+    windowMs: z.number().int().min(100).default(10_000),
+    /** Resolution of the rolling window. */
+    buckets: z.number().int().min(1).max(600).default(10),
+    /** Fewer upstream outcomes than this in the window never open the circuit. */
+    minRequests: z.number().int().min(1).default(20),
+    /** Failure share (5xx, timeouts) in the window that opens the circuit. */
+    failureRatio: ratio.default(0.5),
+    /** An upstream answer slower than this counts as a timeout failure. */
+    slowCallMs: z.number().int().min(1).default(30_000),
+    /** How long the circuit stays open before letting probes through. */
+    openMs: z.number().int().min(1).default(5_000),
+    /** Probes admitted while half-open; all must succeed to close, any failure re-opens. */
+    halfOpenProbes: z.number().int().min(1).default(3),
+  })
+  .prefault({});
+
+export const admissionSchema = z
+  .strictObject({
+    /** Request header naming the priority class: critical | standard | sheddable. */
+    priorityHeader: headerName.default("x-guard-priority"),
+    /** Request header naming the tenant for fairness; "" uses the tenant another stage derived. */
+    tenantHeader: z.union([headerName, z.literal("")]).default(""),
+    /** Cost of a request the complexity stage did not price. */
+    defaultCost: z.number().positive().default(1),
+    /** Deficit round robin quantum in cost units (per tenant per round, within a class). */
+    drrQuantum: z.number().positive().default(8),
+    /** Ceiling of the Retry-After the guard advertises. */
+    maxRetryAfterSeconds: z.number().int().min(1).max(3_600).default(30),
+    limit: limitSchema,
+    classes: classesSchema,
+    circuit: circuitSchema,
+  })
+  .superRefine((admission, ctx) => {
+    const { limit, classes } = admission;
+    if (limit.min > limit.max) {
+      ctx.addIssue({ code: "custom", path: ["limit", "min"], message: "limit.min exceeds limit.max" });
+    }
+    if (limit.initial < limit.min || limit.initial > limit.max) {
+      ctx.addIssue({ code: "custom", path: ["limit", "initial"], message: "limit.initial must lie within [limit.min, limit.max]" });
+    }
+    // Lower classes must shed first: a lower class may never use more of the budget than a higher one.
+    if (classes.standard.share > classes.critical.share) {
+      ctx.addIssue({ code: "custom", path: ["classes", "standard", "share"], message: "must not exceed classes.critical.share" });
+    }
+    if (classes.sheddable.share > classes.standard.share) {
+      ctx.addIssue({ code: "custom", path: ["classes", "sheddable", "share"], message: "must not exceed classes.standard.share" });
+    }
+  })
+  .prefault({});
+
+export const routeAdmissionSchema = z
+  .strictObject({
+    /** Opt-in per route, like every stage: an empty config is pure pass-through. */
+    enabled: z.boolean().default(false),
+    /**
+     * Routes naming the same pool share one budget, queue and circuit breaker (one upstream).
+     * Everything defaults to one pool: the guard usually fronts one model server.
+     */
+    pool: z
+      .string()
+      .regex(/^[a-z][a-z0-9_-]{0,39}$/, { message: "expected 1-40 chars of a-z, 0-9, _ or -, starting with a letter" })
+      .default("default"),
+  })
+  .prefault({});
+
+export type AdmissionConfig = z.output<typeof admissionSchema>;
+export type LimitConfig = AdmissionConfig["limit"];
+export type CircuitConfig = AdmissionConfig["circuit"];
+export type ClassesConfig = AdmissionConfig["classes"];
+export type RouteAdmissionConfig = z.output<typeof routeAdmissionSchema>;
+
+/** Extra time asked of Envoy beyond a class's wait, so the guard's own timeout reply wins the race. */
+export const DEADLINE_MARGIN_MS = 100;
+
+export function longestClassWaitMs(classes: ClassesConfig): number {
+  return Math.max(classes.critical.maxWaitMs, classes.standard.maxWaitMs, classes.sheddable.maxWaitMs);
+}
+
+/**
+ * Startup warnings: Envoy's message_timeout shorter than a class's wait means Envoy gives up on a
+ * queued request first (failure_mode_allow then lets it through unadmitted, or the client gets a
+ * 500) unless max_message_timeout admits the guard's per-message extension.
+ */
+export function admissionConfigWarnings(config: GuardConfig): ConfigIssue[] {
+  const admitting = config.routes.some((route) => route.admission.enabled);
+  const longest = longestClassWaitMs(config.admission.classes);
+  if (!admitting || config.envoy.messageTimeoutMs >= longest) return [];
+  return [
+    {
+      path: "envoy.messageTimeoutMs",
+      message:
+        `Envoy's message_timeout (${config.envoy.messageTimeoutMs} ms) is shorter than the longest admission wait ` +
+        `(${longest} ms): raise message_timeout, or set max_message_timeout ≥ ${longest + DEADLINE_MARGIN_MS} ms ` +
+        `so the guard's deadline extension is honoured`,
+    },
+  ];
+}

@@ -1,0 +1,272 @@
+// One pool's admission controller: the adaptive budget, the per-class queues and the circuit breaker,
+// with in-flight cost accounting. Pure logic on an injected clock and scheduler, so the stage (real
+// timers) and the simulation (virtual timers) drive the very same code.
+import { CircuitBreaker, type CircuitState, type Verdict } from "./circuit.js";
+import type { AdmissionConfig } from "./config.js";
+import { DrrQueue } from "./drr.js";
+import { GradientLimiter } from "./limiter.js";
+import { PRIORITIES, rank, type Priority } from "./priority.js";
+
+export interface AdmissionRequest {
+  readonly cost: number;
+  readonly priority: Priority;
+  /** Fairness key within a class; any stable string. */
+  readonly tenant: string;
+}
+
+export interface Ticket {
+  readonly cost: number;
+  readonly priority: Priority;
+  readonly admittedAt: number;
+  readonly waitedMs: number;
+  /** Admitted as a half-open circuit probe: its outcome decides the circuit. */
+  readonly probe: boolean;
+}
+
+export type ShedReason = "shed.overload" | "shed.queue_full" | "shed.queue_timeout" | "shed.circuit_open";
+
+export type Decision =
+  | { readonly kind: "admitted"; readonly ticket: Ticket }
+  | {
+      readonly kind: "shed";
+      readonly reason: ShedReason;
+      /** 429 for the guard's own backpressure, 503 when the upstream is failing. */
+      readonly status: 429 | 503;
+      readonly retryAfterSeconds: number;
+      readonly waitedMs: number;
+    };
+
+export interface Queued {
+  readonly kind: "queued";
+  readonly maxWaitMs: number;
+  /** Withdraws the waiter (stream cancelled). Returns the time it waited, or undefined if already settled. */
+  cancel(): number | undefined;
+}
+
+export type Attempt = Decision | Queued;
+
+/** What a finished request tells the controller. */
+export interface Completion {
+  /** The upstream's health as shown by this request; absent when it showed nothing (cancelled early). */
+  readonly verdict?: Verdict;
+  /** Present when the upstream answered normally: feeds the adaptive limit. */
+  readonly latencyMs?: number;
+  readonly predictedLatencyMs?: number;
+}
+
+/** Runs fn after delayMs (virtual or real time); returns a function that cancels it. */
+export type Scheduler = (delayMs: number, fn: () => void) => () => void;
+
+export interface ControllerDeps {
+  readonly now: () => number;
+  readonly schedule: Scheduler;
+}
+
+interface Waiter {
+  readonly cost: number;
+  readonly tenant: string;
+  readonly priority: Priority;
+  readonly enqueuedAt: number;
+  readonly settle: (decision: Decision) => void;
+  cancelTimer: () => void;
+}
+
+export class AdmissionController {
+  readonly #config: AdmissionConfig;
+  readonly #deps: ControllerDeps;
+  readonly #limiter: GradientLimiter;
+  readonly #circuit: CircuitBreaker;
+  readonly #queues: Record<Priority, DrrQueue<Waiter>>;
+  readonly #released = new WeakSet<Ticket>();
+  #inFlight = 0;
+  #inFlightCount = 0;
+
+  constructor(config: AdmissionConfig, deps: ControllerDeps) {
+    this.#config = config;
+    this.#deps = deps;
+    this.#limiter = new GradientLimiter(config.limit);
+    this.#circuit = new CircuitBreaker(config.circuit);
+    this.#queues = {
+      critical: new DrrQueue(config.drrQuantum),
+      standard: new DrrQueue(config.drrQuantum),
+      sheddable: new DrrQueue(config.drrQuantum),
+    };
+  }
+
+  get limit(): number {
+    return this.#limiter.limit;
+  }
+
+  get inFlightCost(): number {
+    return this.#inFlight;
+  }
+
+  get smoothedRatio(): number | undefined {
+    return this.#limiter.smoothedRatio;
+  }
+
+  queueLength(priority: Priority): number {
+    return this.#queues[priority].length;
+  }
+
+  circuitState(): CircuitState {
+    return this.#circuit.state(this.#deps.now());
+  }
+
+  /**
+   * Admits, sheds or queues a request. A queued request is settled later through onSettled
+   * (admitted when budget frees up, shed on timeout or when the circuit opens) unless cancelled.
+   */
+  acquire(request: AdmissionRequest, onSettled: (decision: Decision) => void): Attempt {
+    const now = this.#deps.now();
+    const circuit = this.#circuit.state(now);
+    if (circuit !== "closed") {
+      const permit = this.#circuit.tryAcquire(now);
+      // Probes skip the budget: they are few, and the point is to learn whether the upstream is back.
+      if (permit.allowed) return { kind: "admitted", ticket: this.#admit(request, now, 0, permit.probe) };
+      return this.#shed("shed.circuit_open", 0, permit.retryAfterMs);
+    }
+    const settings = this.#config.classes[request.priority];
+    if (!this.#higherOrEqualWaiting(request.priority) && this.#fits(request.cost, request.priority)) {
+      return { kind: "admitted", ticket: this.#admit(request, now, 0, false) };
+    }
+    if (settings.maxWaitMs === 0) return this.#shed("shed.overload", 0);
+    const queue = this.#queues[request.priority];
+    if (queue.length >= settings.maxQueue) return this.#shed("shed.queue_full", 0);
+    // Answer now what the queue would answer later anyway: a fast 429 beats a slow one.
+    if (this.#estimatedWaitMs(request) > settings.maxWaitMs) return this.#shed("shed.overload", 0);
+
+    const waiter: Waiter = {
+      cost: request.cost,
+      tenant: request.tenant,
+      priority: request.priority,
+      enqueuedAt: now,
+      settle: onSettled,
+      cancelTimer: () => undefined,
+    };
+    queue.push(waiter);
+    waiter.cancelTimer = this.#deps.schedule(settings.maxWaitMs, () => {
+      if (!queue.remove(waiter)) return;
+      const waited = this.#deps.now() - waiter.enqueuedAt;
+      waiter.settle(this.#shed("shed.queue_timeout", waited));
+    });
+    return {
+      kind: "queued",
+      maxWaitMs: settings.maxWaitMs,
+      cancel: () => {
+        if (!queue.remove(waiter)) return undefined;
+        waiter.cancelTimer();
+        return this.#deps.now() - waiter.enqueuedAt;
+      },
+    };
+  }
+
+  /**
+   * Returns a ticket's cost to the budget (idempotent: a second release of the same ticket is a
+   * no-op) and learns from the completion. Returns the normalised latency ratio when it was sampled.
+   */
+  release(ticket: Ticket, completion: Completion): number | undefined {
+    if (this.#released.has(ticket)) return undefined;
+    this.#released.add(ticket);
+    const now = this.#deps.now();
+    const inFlightBefore = this.#inFlight;
+    this.#inFlightCount -= 1;
+    // Float sums drift; an empty pool is exactly empty.
+    this.#inFlight = this.#inFlightCount === 0 ? 0 : this.#inFlight - ticket.cost;
+
+    if (completion.verdict !== undefined) {
+      this.#circuit.record(completion.verdict, ticket.probe, now);
+      if (this.#circuit.state(now) === "open") this.#failQueued();
+    } else if (ticket.probe) {
+      this.#circuit.abandonProbe(now);
+    }
+
+    let ratio: number | undefined;
+    if (completion.latencyMs !== undefined) {
+      const sample =
+        completion.predictedLatencyMs === undefined
+          ? { cost: ticket.cost, latencyMs: completion.latencyMs }
+          : { cost: ticket.cost, latencyMs: completion.latencyMs, predictedLatencyMs: completion.predictedLatencyMs };
+      ratio = this.#limiter.observe(sample, inFlightBefore, now);
+    }
+    this.#admitWaiting(now);
+    return ratio;
+  }
+
+  #admit(request: AdmissionRequest, now: number, waitedMs: number, probe: boolean): Ticket {
+    this.#inFlight += request.cost;
+    this.#inFlightCount += 1;
+    this.#limiter.noteInFlight(this.#inFlight);
+    return { cost: request.cost, priority: request.priority, admittedAt: now, waitedMs, probe };
+  }
+
+  #fits(cost: number, priority: Priority): boolean {
+    // An empty pool admits anything, so a request costlier than the whole budget is not starved.
+    if (this.#inFlightCount === 0) return true;
+    return this.#inFlight + cost <= this.#config.classes[priority].share * this.#limiter.limit;
+  }
+
+  #higherOrEqualWaiting(priority: Priority): boolean {
+    return PRIORITIES.some((other) => rank(other) <= rank(priority) && this.#queues[other].length > 0);
+  }
+
+  /** Budget freed: admit waiters strictly by priority; DRR picks the tenant within a class. */
+  #admitWaiting(now: number): void {
+    for (;;) {
+      const priority = PRIORITIES.find((candidate) => this.#queues[candidate].length > 0);
+      if (priority === undefined) return;
+      const queue = this.#queues[priority];
+      const next = queue.peek();
+      // Head-of-line blocking on purpose: letting a smaller lower-class request pass would starve
+      // large high-class ones.
+      if (next === undefined || !this.#fits(next.cost, priority)) return;
+      queue.shift();
+      next.cancelTimer();
+      const ticket = this.#admit(next, now, now - next.enqueuedAt, false);
+      next.settle({ kind: "admitted", ticket });
+    }
+  }
+
+  /** The upstream is failing: nobody should wait for it. */
+  #failQueued(): void {
+    const now = this.#deps.now();
+    for (const priority of PRIORITIES) {
+      for (const waiter of this.#queues[priority].drain()) {
+        waiter.cancelTimer();
+        waiter.settle(this.#shed("shed.circuit_open", now - waiter.enqueuedAt));
+      }
+    }
+  }
+
+  /** Cost the upstream completes per ms at the current budget (Little's law); undefined before data. */
+  #drainPerMs(): number | undefined {
+    const latency = this.#limiter.meanLatencyMs;
+    return latency === undefined ? undefined : this.#limiter.limit / latency;
+  }
+
+  #estimatedWaitMs(request: AdmissionRequest): number {
+    const drain = this.#drainPerMs();
+    if (drain === undefined) return 0;
+    let ahead = 0;
+    for (const priority of PRIORITIES) {
+      if (rank(priority) <= rank(request.priority)) ahead += this.#queues[priority].cost;
+    }
+    const budget = this.#config.classes[request.priority].share * this.#limiter.limit;
+    return Math.max(0, this.#inFlight + ahead + request.cost - budget) / drain;
+  }
+
+  #shed(reason: ShedReason, waitedMs: number, circuitRetryMs?: number): Decision {
+    const circuitOpen = reason === "shed.circuit_open";
+    const retryMs = circuitOpen ? (circuitRetryMs ?? this.#config.circuit.openMs) : this.#backlogDrainMs();
+    const retryAfterSeconds = Math.min(this.#config.maxRetryAfterSeconds, Math.max(1, Math.ceil(retryMs / 1000)));
+    return { kind: "shed", reason, status: circuitOpen ? 503 : 429, retryAfterSeconds, waitedMs };
+  }
+
+  /** Time for the upstream to work off everything queued now: when retrying has a chance. */
+  #backlogDrainMs(): number {
+    const drain = this.#drainPerMs();
+    if (drain === undefined) return 0;
+    const queued = PRIORITIES.reduce((sum, priority) => sum + this.#queues[priority].cost, 0);
+    return queued / drain;
+  }
+}

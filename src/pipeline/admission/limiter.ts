@@ -1,0 +1,151 @@
+// The adaptive in-flight budget (cost units). Each completed upstream request gives a size-normalised
+// latency ratio (observed ÷ predicted unloaded latency); per window (about one round trip) the mean
+// ratio is smoothed and the budget moves gradient-style towards the target ratio:
+//   limit ← clamp(limit × clamp(target / smoothedRatio, minGradient, growthCap), min, max)
+// growthCap is slowStartGrowth until latency first reaches the target, maxGrowth after; growth needs
+// the budget to have been in use. docs/admission.md explains every parameter.
+import { DecayingMinimum, UnloadedLatencyModel } from "./baseline.js";
+import type { LimitConfig } from "./config.js";
+
+export interface LatencySample {
+  readonly cost: number;
+  readonly latencyMs: number;
+  /** The complexity stage's unloaded prediction, when it made one. */
+  readonly predictedLatencyMs?: number;
+}
+
+/** Where a sample's prediction came from; each source is calibrated separately. */
+type Source = "complexity" | "own";
+
+interface SourceWindow {
+  rawSum: number;
+  samples: number;
+}
+
+/** Weight of the newest sample in the latency EWMA that sizes windows and drain estimates. */
+const LATENCY_SMOOTHING = 0.2;
+
+export class GradientLimiter {
+  readonly #config: LimitConfig;
+  readonly #own: UnloadedLatencyModel;
+  /**
+   * Calibration per source: the decaying minimum of window-mean raw ratios. Divides out a constant
+   * bias of the predictor (a complexity model that is 2× optimistic, or per-request noise that
+   * drags a minimum-based prediction low), so an unloaded upstream reads as ratio 1.
+   */
+  readonly #floors: Record<Source, DecayingMinimum>;
+  #limit: number;
+  #smoothedRatio: number | undefined;
+  #slowStart = true;
+  #meanLatencyMs: number | undefined;
+  #windowStart: number | undefined;
+  #windowSamples = 0;
+  #windowMaxInFlight = 0;
+  #window: Record<Source, SourceWindow> = emptyWindow();
+
+  constructor(config: LimitConfig) {
+    this.#config = config;
+    this.#own = new UnloadedLatencyModel(config.baselineDoublingMs);
+    this.#floors = {
+      complexity: new DecayingMinimum(config.baselineDoublingMs),
+      own: new DecayingMinimum(config.baselineDoublingMs),
+    };
+    this.#limit = config.initial;
+  }
+
+  get limit(): number {
+    return this.#limit;
+  }
+
+  get smoothedRatio(): number | undefined {
+    return this.#smoothedRatio;
+  }
+
+  /** Smoothed upstream latency of recent requests, ms; undefined before the first sample. */
+  get meanLatencyMs(): number | undefined {
+    return this.#meanLatencyMs;
+  }
+
+  /** Tracks how much of the budget is in use, which gates growth. Call whenever in-flight cost rises. */
+  noteInFlight(inFlight: number): void {
+    if (inFlight > this.#windowMaxInFlight) this.#windowMaxInFlight = inFlight;
+  }
+
+  /**
+   * Feeds one completed upstream request, with the in-flight cost it completed from. Returns its
+   * normalised latency ratio (for the histogram), and may move the limit when it closes a window.
+   */
+  observe(sample: LatencySample, inFlight: number, now: number): number {
+    this.noteInFlight(inFlight);
+    const cost = sample.cost;
+    const latency = Math.max(sample.latencyMs, 0.001);
+    this.#meanLatencyMs =
+      this.#meanLatencyMs === undefined ? latency : this.#meanLatencyMs + LATENCY_SMOOTHING * (latency - this.#meanLatencyMs);
+
+    const usePredicted =
+      this.#config.usePredictedLatency && sample.predictedLatencyMs !== undefined && sample.predictedLatencyMs > 0;
+    const source: Source = usePredicted ? "complexity" : "own";
+    const predicted = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost, now);
+    this.#own.observe(cost, latency, now);
+    // With no prediction yet, this sample is its own baseline.
+    const raw = predicted === undefined ? 1 : latency / predicted;
+
+    const bucket = this.#window[source];
+    bucket.rawSum += raw;
+    bucket.samples += 1;
+    this.#windowSamples += 1;
+    this.#windowStart ??= now;
+
+    const floor = this.#floors[source].value(now) ?? raw;
+    const ratio = raw / floor;
+    if (this.#windowSamples >= this.#config.minWindowSamples && now - this.#windowStart >= this.#windowLengthMs()) {
+      this.#closeWindow(now);
+    }
+    return ratio;
+  }
+
+  /** About one round trip: the effect of a limit change shows up in latency no sooner. */
+  #windowLengthMs(): number {
+    return Math.max(this.#config.minWindowMs, this.#meanLatencyMs ?? 0);
+  }
+
+  #closeWindow(now: number): void {
+    let ratioSum = 0;
+    let samples = 0;
+    for (const source of ["complexity", "own"] as const) {
+      const window = this.#window[source];
+      if (window.samples === 0) continue;
+      const meanRaw = window.rawSum / window.samples;
+      this.#floors[source].observe(meanRaw, now);
+      const floor = this.#floors[source].value(now) ?? meanRaw;
+      ratioSum += (meanRaw / floor) * window.samples;
+      samples += window.samples;
+    }
+    const windowRatio = ratioSum / samples;
+    const smoothed =
+      this.#smoothedRatio === undefined ? windowRatio : this.#smoothedRatio + this.#config.smoothing * (windowRatio - this.#smoothedRatio);
+    this.#smoothedRatio = smoothed;
+
+    const { targetRatio, minGradient, growthUtilisation, min, max } = this.#config;
+    // Slow start (as in TCP): grow fast until latency first reaches the target, gently after that.
+    if (smoothed >= targetRatio) this.#slowStart = false;
+    const maxGrowth = this.#slowStart ? this.#config.slowStartGrowth : this.#config.maxGrowth;
+    const inUse = this.#windowMaxInFlight >= growthUtilisation * this.#limit;
+    let gradient = Math.min(maxGrowth, Math.max(minGradient, targetRatio / smoothed));
+    // An idle budget says nothing about what the upstream could take: never grow it.
+    if (!inUse) gradient = Math.min(gradient, 1);
+    let next = this.#limit * gradient;
+    // Multiplicative growth alone would crawl at tiny limits: grow by at least one cost unit.
+    if (gradient > 1) next = Math.max(next, this.#limit + 1);
+    this.#limit = Math.min(max, Math.max(min, next));
+
+    this.#windowStart = now;
+    this.#windowSamples = 0;
+    this.#windowMaxInFlight = 0;
+    this.#window = emptyWindow();
+  }
+}
+
+function emptyWindow(): Record<Source, SourceWindow> {
+  return { complexity: { rawSum: 0, samples: 0 }, own: { rawSum: 0, samples: 0 } };
+}

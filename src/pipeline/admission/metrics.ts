@@ -1,0 +1,94 @@
+// Admission metrics, registered on the guard's own registry. Labels are bounded: route and pool
+// names come from the config, priority and reason from fixed vocabularies.
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { CIRCUIT_STATE_VALUE } from "./circuit.js";
+import type { AdmissionController } from "./controller.js";
+
+/** Queue waits: from "admitted at once" (not observed) through a few ms up to the longest class wait. */
+export const QUEUE_WAIT_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5];
+/** Observed ÷ unloaded latency: 1 is unloaded, the default target is 1.8, ≥ 5 is a struggling upstream. */
+export const LATENCY_RATIO_BUCKETS = [0.5, 0.75, 1, 1.25, 1.5, 1.8, 2, 2.5, 3, 5, 10];
+
+export interface AdmissionMetrics {
+  readonly shed: Counter<"reason" | "priority" | "route">;
+  readonly admittedCost: Counter<"priority" | "route">;
+  readonly queueWait: Histogram<"priority" | "result">;
+  readonly latencyRatio: Histogram<"pool">;
+  readonly badInput: Counter<"kind">;
+}
+
+export function createAdmissionMetrics(registry: Registry, pools: ReadonlyMap<string, AdmissionController>): AdmissionMetrics {
+  const registers = [registry];
+  const perPool = (read: (controller: AdmissionController) => number) =>
+    function (this: Gauge<"pool">) {
+      for (const [pool, controller] of pools) this.set({ pool }, read(controller));
+    };
+  new Gauge({
+    name: "guard_admission_inflight_cost",
+    help: "Cost units admitted and not yet finished, per pool",
+    labelNames: ["pool"],
+    registers,
+    collect: perPool((controller) => controller.inFlightCost),
+  });
+  new Gauge({
+    name: "guard_admission_limit_cost",
+    help: "Current adaptive in-flight budget in cost units, per pool",
+    labelNames: ["pool"],
+    registers,
+    collect: perPool((controller) => controller.limit),
+  });
+  new Gauge({
+    name: "guard_circuit_state",
+    help: "Upstream circuit breaker state per pool: 0 closed, 1 half-open, 2 open",
+    labelNames: ["pool"],
+    registers,
+    collect: perPool((controller) => CIRCUIT_STATE_VALUE[controller.circuitState()]),
+  });
+  new Gauge({
+    name: "guard_admission_queued",
+    help: "Requests waiting in the admission queue, per pool and priority",
+    labelNames: ["pool", "priority"],
+    registers,
+    collect(this: Gauge<"pool" | "priority">) {
+      for (const [pool, controller] of pools) {
+        for (const priority of ["critical", "standard", "sheddable"] as const) {
+          this.set({ pool, priority }, controller.queueLength(priority));
+        }
+      }
+    },
+  });
+  return {
+    shed: new Counter({
+      name: "guard_shed_total",
+      help: "Requests the guard answered itself instead of forwarding, by shed reason, priority and route",
+      labelNames: ["reason", "priority", "route"],
+      registers,
+    }),
+    admittedCost: new Counter({
+      name: "guard_admission_admitted_cost_total",
+      help: "Cost units admitted to the upstream, by priority and route",
+      labelNames: ["priority", "route"],
+      registers,
+    }),
+    queueWait: new Histogram({
+      name: "guard_admission_queue_wait_seconds",
+      help: "Time requests spent in the admission queue, by priority and how the wait ended (admitted, timeout, circuit_open, cancelled)",
+      labelNames: ["priority", "result"],
+      buckets: QUEUE_WAIT_BUCKETS_SECONDS,
+      registers,
+    }),
+    latencyRatio: new Histogram({
+      name: "guard_admission_latency_ratio",
+      help: "Upstream latency divided by the predicted unloaded latency, per completed request and pool",
+      labelNames: ["pool"],
+      buckets: LATENCY_RATIO_BUCKETS,
+      registers,
+    }),
+    badInput: new Counter({
+      name: "guard_admission_bad_input_total",
+      help: "Admission inputs replaced by a default: unknown_priority (→ standard), invalid_cost (→ admission.defaultCost)",
+      labelNames: ["kind"],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,169 @@
+// The admission pipeline stage: prices and classifies each request, admits it against its pool's
+// adaptive budget (possibly after holding it in the queue), sheds it with an explicit answer, and
+// returns its cost exactly once when the exchange ends.
+import type { GuardConfig } from "../../config/schema.js";
+import type { Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
+import { completionFrom } from "./completion.js";
+import { DEADLINE_MARGIN_MS } from "./config.js";
+import { AdmissionController, type Decision, type Queued, type Scheduler, type Ticket } from "./controller.js";
+import { createAdmissionMetrics, type AdmissionMetrics } from "./metrics.js";
+import { parsePriority, type Priority } from "./priority.js";
+import { shedReply } from "./reply.js";
+
+export interface AdmissionStageDeps extends StageDeps {
+  /** Timers for queue deadlines; real timers unless a test injects virtual ones. */
+  readonly schedule?: Scheduler;
+}
+
+export interface AdmissionStage extends Stage {
+  /** One controller per pool (routes naming the same pool share it), for admin endpoints and tests. */
+  readonly pools: ReadonlyMap<string, AdmissionController>;
+}
+
+const realTimers: Scheduler = (delayMs, fn) => {
+  const timer = setTimeout(fn, delayMs);
+  // A queue deadline alone must not keep a draining process alive.
+  timer.unref();
+  return () => clearTimeout(timer);
+};
+
+const WAIT_RESULT: Readonly<Record<string, string>> = {
+  "shed.queue_timeout": "timeout",
+  "shed.circuit_open": "circuit_open",
+};
+
+export function createAdmissionStage(config: GuardConfig, deps: AdmissionStageDeps): AdmissionStage {
+  const settings = config.admission;
+  const controllerDeps = { now: deps.now, schedule: deps.schedule ?? realTimers };
+  const pools = new Map<string, AdmissionController>();
+  const routePools = new Map<string, AdmissionController>();
+  for (const route of config.routes) {
+    if (!route.admission.enabled) continue;
+    let controller = pools.get(route.admission.pool);
+    if (controller === undefined) {
+      controller = new AdmissionController(settings, controllerDeps);
+      pools.set(route.admission.pool, controller);
+    }
+    routePools.set(route.name, controller);
+  }
+  const metrics = createAdmissionMetrics(deps.registry, pools);
+  const poolOf = new Map<AdmissionController, string>([...pools].map(([name, controller]) => [controller, name]));
+
+  return {
+    name: "admission",
+    pools,
+    start(exchange: Exchange): StageRun | undefined {
+      const controller = routePools.get(exchange.route.name);
+      if (controller === undefined) return undefined;
+      return new AdmissionRun(exchange, controller, poolOf.get(controller) ?? "default", config, deps, metrics);
+    },
+  };
+}
+
+type RunState =
+  | { readonly kind: "waiting_for_request" }
+  | { readonly kind: "queued"; readonly queued: Queued; readonly resolve: (step: Step) => void }
+  | { readonly kind: "admitted"; readonly ticket: Ticket }
+  | { readonly kind: "finished" };
+
+class AdmissionRun implements StageRun {
+  #state: RunState = { kind: "waiting_for_request" };
+  readonly #priority: Priority;
+
+  constructor(
+    readonly exchange: Exchange,
+    readonly controller: AdmissionController,
+    readonly pool: string,
+    readonly config: GuardConfig,
+    readonly deps: StageDeps,
+    readonly metrics: AdmissionMetrics,
+  ) {
+    const parsed = parsePriority(exchange.request.headers.get(config.admission.priorityHeader));
+    if (parsed.fallback !== undefined) metrics.badInput.inc({ kind: "unknown_priority" });
+    this.#priority = parsed.priority;
+  }
+
+  onRequestHeaders(): Step | Promise<Step> {
+    // Admit at the last request-phase hook: with a body, the complexity stage prices it first.
+    if (!this.exchange.request.endOfStream) {
+      return { type: "continue", needs: { requestBody: true, responseHeaders: true } };
+    }
+    return this.#admit();
+  }
+
+  onRequestBody(): Step | Promise<Step> {
+    return this.#admit();
+  }
+
+  onEnd(outcome: Outcome): void {
+    const state = this.#state;
+    this.#state = { kind: "finished" };
+    if (state.kind === "queued") {
+      const waited = state.queued.cancel();
+      if (waited !== undefined) this.metrics.queueWait.observe({ priority: this.#priority, result: "cancelled" }, waited / 1000);
+      // Nobody reads this answer (the stream is gone), but the held hook must not hang.
+      state.resolve({ type: "reply", reply: shedReply({ status: 503, reason: "shed.cancelled", retryAfterSeconds: 1 }, this.#priority) });
+      return;
+    }
+    if (state.kind !== "admitted") return;
+    const ratio = this.controller.release(
+      state.ticket,
+      completionFrom(outcome, {
+        heldMs: this.deps.now() - state.ticket.admittedAt,
+        slowCallMs: this.config.admission.circuit.slowCallMs,
+        predictedLatencyMs: this.exchange.predictedLatencyMs,
+      }),
+    );
+    if (ratio !== undefined) this.metrics.latencyRatio.observe({ pool: this.pool }, ratio);
+  }
+
+  #admit(): Step | Promise<Step> {
+    if (this.#state.kind !== "waiting_for_request") return { type: "continue" };
+    const request = { cost: this.#cost(), priority: this.#priority, tenant: this.#tenant() };
+    const attempt = this.controller.acquire(request, (decision) => this.#settled(decision));
+    if (attempt.kind !== "queued") return this.#stepFor(attempt, 0);
+    this.exchange.extendDeadline(attempt.maxWaitMs + DEADLINE_MARGIN_MS);
+    return new Promise<Step>((resolve) => {
+      this.#state = { kind: "queued", queued: attempt, resolve };
+    });
+  }
+
+  #settled(decision: Decision): void {
+    const state = this.#state;
+    if (state.kind !== "queued") return;
+    const waited = decision.kind === "admitted" ? decision.ticket.waitedMs : decision.waitedMs;
+    const result = decision.kind === "admitted" ? "admitted" : (WAIT_RESULT[decision.reason] ?? "shed");
+    this.metrics.queueWait.observe({ priority: this.#priority, result }, waited / 1000);
+    state.resolve(this.#stepFor(decision, waited));
+  }
+
+  #stepFor(decision: Decision, waitedMs: number): Step {
+    const route = this.exchange.route.name;
+    if (decision.kind === "shed") {
+      this.#state = { kind: "finished" };
+      this.metrics.shed.inc({ reason: decision.reason, priority: this.#priority, route });
+      return { type: "reply", reply: shedReply(decision, this.#priority) };
+    }
+    this.#state = { kind: "admitted", ticket: decision.ticket };
+    this.metrics.admittedCost.inc({ priority: this.#priority, route }, decision.ticket.cost);
+    return {
+      type: "continue",
+      edits: { metadata: { admission: { priority: this.#priority, cost: decision.ticket.cost, wait_ms: Math.round(waitedMs) } } },
+      needs: { responseHeaders: true },
+    };
+  }
+
+  #cost(): number {
+    const cost = this.exchange.cost;
+    if (cost === undefined) return this.config.admission.defaultCost;
+    if (Number.isFinite(cost) && cost > 0) return cost;
+    this.metrics.badInput.inc({ kind: "invalid_cost" });
+    return this.config.admission.defaultCost;
+  }
+
+  #tenant(): string {
+    const header = this.config.admission.tenantHeader;
+    const fromHeader = header === "" ? undefined : this.exchange.request.headers.get(header);
+    return fromHeader ?? this.exchange.tenant ?? "";
+  }
+}
