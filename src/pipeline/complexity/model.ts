@@ -4,8 +4,8 @@
 //
 // Guards: observations that are not finite or not plausible are rejected; a-priori residuals
 // beyond 4σ are clipped (one stalled upstream must not drag every coefficient); the covariance is
-// kept symmetric, stops growing once its trace exceeds its initial value (forgetting "winds up"
-// the covariance along features that never vary, e.g. images on a text-only route, and the next
+// kept symmetric and its variances bounded by their initial value (forgetting "winds up" the
+// covariance along features that never vary, e.g. images on a text-only route, and the next
 // request that has them would then swing the fit); and a state that still goes non-finite or
 // loses positive definiteness is reset to the prior.
 import type { ModelConfig } from "./config.js";
@@ -22,6 +22,11 @@ const MAX_PLAUSIBLE_LATENCY_MS = 3_600_000;
 const MIN_PREDICTION_MS = 1;
 const RESIDUAL_CLIP_SIGMAS = 4;
 const MIN_DENOMINATOR = 1e-9;
+/**
+ * Requests the residual variance remembers: shorter than the coefficients' memory, so the
+ * gauge shows today's spread, and early errors of a young fit fade fast.
+ */
+const RESIDUAL_MEMORY = 100;
 
 export type UpdateResult = "fitted" | "rejected" | "reset";
 
@@ -46,6 +51,24 @@ function identityCovariance(): Float64Array {
   const covariance = new Float64Array(DIMENSION * DIMENSION);
   for (let index = 0; index < DIMENSION; index++) covariance[index * DIMENSION + index] = INITIAL_COVARIANCE;
   return covariance;
+}
+
+/**
+ * Anti-windup: scales row and column i by √(limit / P_ii) wherever P_ii exceeds its initial value.
+ * A congruence with a positive diagonal keeps P positive definite, and only the unexcited
+ * directions are damped, so well-measured features keep forgetting at the configured rate.
+ */
+function boundVariances(covariance: Float64Array): void {
+  const scale = new Float64Array(DIMENSION);
+  for (let index = 0; index < DIMENSION; index++) {
+    const variance = covariance[index * DIMENSION + index] as number;
+    scale[index] = variance > INITIAL_COVARIANCE ? Math.sqrt(INITIAL_COVARIANCE / variance) : 1;
+  }
+  for (let row = 0; row < DIMENSION; row++) {
+    for (let column = 0; column < DIMENSION; column++) {
+      covariance[row * DIMENSION + column] = (covariance[row * DIMENSION + column] as number) * (scale[row] as number) * (scale[column] as number);
+    }
+  }
 }
 
 export class LatencyModel {
@@ -83,7 +106,7 @@ export class LatencyModel {
     return this.#samples >= this.#minSamples;
   }
 
-  /** Exponentially weighted mean of squared a-priori residuals, in ms². */
+  /** Mean squared a-priori residual over roughly the last RESIDUAL_MEMORY requests, in ms². */
   get residualVariance(): number {
     return this.#residualVariance;
   }
@@ -126,21 +149,19 @@ export class LatencyModel {
     for (let index = 0; index < DIMENSION; index++) theta[index] = (theta[index] as number) + ((px[index] as number) / denominator) * residual;
 
     const next = new Float64Array(DIMENSION * DIMENSION);
-    let trace = 0;
     for (let row = 0; row < DIMENSION; row++) {
       for (let column = row; column < DIMENSION; column++) {
-        const value = (covariance[row * DIMENSION + column] as number) - ((px[row] as number) * (px[column] as number)) / denominator;
+        const value =
+          ((covariance[row * DIMENSION + column] as number) - ((px[row] as number) * (px[column] as number)) / denominator) /
+          this.#forgetting;
         next[row * DIMENSION + column] = value;
         next[column * DIMENSION + row] = value;
       }
-      trace += next[row * DIMENSION + row] as number;
     }
-    if (trace / this.#forgetting <= INITIAL_COVARIANCE * DIMENSION) {
-      for (let index = 0; index < next.length; index++) next[index] = (next[index] as number) / this.#forgetting;
-    }
+    boundVariances(next);
 
-    const variance =
-      this.#samples === 0 ? residual * residual : this.#forgetting * this.#residualVariance + (1 - this.#forgetting) * residual * residual;
+    const weight = Math.max(1 / (this.#samples + 1), 1 / RESIDUAL_MEMORY);
+    const variance = (1 - weight) * this.#residualVariance + weight * residual * residual;
     if (!theta.every(Number.isFinite) || !next.every(Number.isFinite) || !this.#positiveDiagonal(next) || !Number.isFinite(variance)) {
       this.#theta = this.#prior.slice();
       this.#covariance = identityCovariance();
