@@ -78,9 +78,10 @@ const modelSchema = z
 const tokenizerSchema = z
   .strictObject({
     /**
-     * "fast": character-class estimate (no vocabulary, ~1 µs per KB sampled). "exact": counts with
-     * gpt-tokenizer (loaded lazily at start; ~15 µs per KB), texts longer than exactMaxChars
-     * still use the fast estimate so one huge prompt cannot stall the event loop.
+     * "fast": character-class estimate, no vocabulary. "exact": gpt-tokenizer (loaded lazily at
+     * start, ~15× slower): used for texts the request's scan budget reads in full and no longer
+     * than exactMaxChars; larger ones still get the fast estimate so one huge prompt cannot
+     * stall the event loop.
      */
     mode: z.enum(["fast", "exact"]).default("fast"),
     encoding: z.enum(["o200k_base", "cl100k_base"]).default("o200k_base"),

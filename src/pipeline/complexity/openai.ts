@@ -3,7 +3,11 @@
 // undefined when the body is not the shape it claims, and the caller scores it by size.
 import { emptyFeatures, IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL, type Features } from "./features.js";
 
-export type CountTokens = (text: string) => number;
+/**
+ * Counts (or estimates) the tokens of `text`, reading about `budgetChars` characters of it at
+ * most: the request's scan budget is shared among its texts.
+ */
+export type CountTokens = (text: string, budgetChars: number) => number;
 type JsonObject = Record<string, unknown>;
 
 /** Role markers and separators every chat message carries in the model's prompt format. */
@@ -13,6 +17,13 @@ const REPLY_PRIMING_TOKENS = 3;
 /** A client may ask for any number; these keep one request from producing an unbounded cost. */
 const MAX_OUTPUT_TOKENS = 10_000_000;
 const MAX_CHOICES = 128;
+/**
+ * Characters of text scanned per request. A request's texts share it in proportion to their
+ * length (each at least SCAN_FLOOR_CHARS), so scoring a 1 MB request costs about as much as
+ * scoring a 16 KB one, and a long conversation of short turns is sampled like one long prompt.
+ */
+const REQUEST_SCAN_CHARS = 16_384;
+const SCAN_FLOOR_CHARS = 128;
 
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -27,17 +38,22 @@ export function stringBytes(value: unknown): number {
   return total;
 }
 
+/** Accumulates what a body asks for; texts are counted at the end, once their total is known. */
 class Tally {
   inputTokens = 0;
-  toolTokens = 0;
   images = 0;
   imageTokens = 0;
   otherBytes = 0;
+  readonly #inputTexts: string[] = [];
+  readonly #toolTexts: string[] = [];
+  #textChars = 0;
 
   constructor(readonly count: CountTokens) {}
 
   text(value: unknown): void {
-    if (typeof value === "string") this.inputTokens += this.count(value);
+    if (typeof value !== "string" || value.length === 0) return;
+    this.#inputTexts.push(value);
+    this.#textChars += value.length;
   }
 
   image(detail: unknown): void {
@@ -48,7 +64,7 @@ class Tally {
   /** Message content: a string or an array of typed parts (chat and responses part names). */
   content(content: unknown): void {
     if (typeof content === "string") {
-      this.inputTokens += this.count(content);
+      this.text(content);
       return;
     }
     if (!Array.isArray(content)) return;
@@ -66,14 +82,23 @@ class Tally {
   /** Definitions the provider renders into the prompt (tools, functions, JSON schemas). */
   definitions(value: unknown): void {
     if (value === undefined || value === null) return;
-    this.toolTokens += this.count(JSON.stringify(value));
+    const text = JSON.stringify(value);
+    this.#toolTexts.push(text);
+    this.#textChars += text.length;
+  }
+
+  #tokens(texts: readonly string[]): number {
+    const share = this.#textChars <= REQUEST_SCAN_CHARS ? 1 : REQUEST_SCAN_CHARS / this.#textChars;
+    let tokens = 0;
+    for (const text of texts) tokens += this.count(text, Math.max(SCAN_FLOOR_CHARS, Math.ceil(text.length * share)));
+    return tokens;
   }
 
   features(shape: Features["shape"], outputTokens: number, stream: boolean): Features {
     return {
       ...emptyFeatures(shape),
-      inputTokens: this.inputTokens,
-      toolTokens: this.toolTokens,
+      inputTokens: this.inputTokens + this.#tokens(this.#inputTexts),
+      toolTokens: this.#tokens(this.#toolTexts),
       images: this.images,
       imageTokens: this.imageTokens,
       otherBytes: this.otherBytes,

@@ -46,126 +46,106 @@ const DIGITS_PER_TOKEN = 2.4;
 const SPACE_RUN_TOKENS = 0.75;
 const NEWLINE_RUN_TOKENS = 0.5;
 
-const ASCII_CLASS = new Uint8Array(128);
-for (let code = 0; code < 128; code++) {
-  let cls: CharClass;
-  if ((code >= 65 && code <= 90) || (code >= 97 && code <= 122)) cls = CharClass.Latin;
-  else if (code >= 48 && code <= 57) cls = CharClass.Digit;
-  else if (code === 32 || code === 9) cls = CharClass.Space;
-  else if (code === 10 || code === 13) cls = CharClass.Newline;
-  else cls = CharClass.Punct;
-  ASCII_CLASS[code] = cls;
-}
+const LOW_SURROGATE = 12;
 
-function classify(code: number): CharClass {
-  if (code < 128) return ASCII_CLASS[code] as CharClass;
+function classify(code: number): number {
+  if (code < 128) {
+    if ((code >= 65 && code <= 90) || (code >= 97 && code <= 122)) return CharClass.Latin;
+    if (code >= 48 && code <= 57) return CharClass.Digit;
+    if (code === 32 || code === 9) return CharClass.Space;
+    if (code === 10 || code === 13) return CharClass.Newline;
+    return CharClass.Punct;
+  }
   if (code <= 0x024f) return code >= 0xc0 && code !== 0xd7 && code !== 0xf7 ? CharClass.Latin : CharClass.Punct;
   if (code >= 0x0370 && code <= 0x052f) return CharClass.Cyrillic; // Greek and Cyrillic split alike
   if (code >= 0x0590 && code <= 0x08ff) return CharClass.Abjad; // Hebrew, Arabic, Syriac, Thaana
-  if (code >= 0x0900 && code <= 0x0dff) return CharClass.Indic;
-  if (code >= 0x0e00 && code <= 0x0e7f) return CharClass.Indic; // Thai behaves like Indic scripts
+  if (code >= 0x0900 && code <= 0x0e7f) return CharClass.Indic; // Indic scripts and Thai
   if (code >= 0x2000 && code <= 0x2bff) return CharClass.Punct; // general punctuation, arrows, math
   if (code >= 0x2e80 && code <= 0x9fff) return CharClass.Cjk; // CJK, kana, CJK punctuation
   if (code >= 0xac00 && code <= 0xd7af) return CharClass.Hangul;
   if (code >= 0xd800 && code <= 0xdbff) return CharClass.Astral; // high surrogate: emoji, rare Han
-  if (code >= 0xdc00 && code <= 0xdfff) return CharClass.Space; // low surrogate: counted with its pair
+  if (code >= 0xdc00 && code <= 0xdfff) return LOW_SURROGATE; // counted with its high surrogate
   if (code >= 0xf900 && code <= 0xfaff) return CharClass.Cjk;
   if (code >= 0xff00 && code <= 0xffef) return CharClass.Cjk; // full-width forms
   return CharClass.Other;
 }
 
-function runTokens(rate: RunRate, length: number): number {
+// One byte per UTF-16 code unit (64 KiB): the hot loop is a table lookup and a comparison.
+const CLASS_OF = new Uint8Array(0x10000);
+for (let code = 0; code < CLASS_OF.length; code++) CLASS_OF[code] = classify(code);
+
+function wordTokens(rate: RunRate, length: number): number {
   return length <= rate.freeChars ? 1 : 1 + (length - rate.freeChars) / rate.charsPerToken;
+}
+
+/** Tokens of a run of `length` characters of one class. */
+function runTokens(cls: number, length: number): number {
+  switch (cls) {
+    case CharClass.Latin:
+      return wordTokens(LATIN, length);
+    case CharClass.Cyrillic:
+      return wordTokens(CYRILLIC, length);
+    case CharClass.Abjad:
+      return wordTokens(ABJAD, length);
+    case CharClass.Indic:
+      return wordTokens(INDIC, length);
+    case CharClass.Digit:
+      return Math.ceil(length / DIGITS_PER_TOKEN);
+    case CharClass.Punct:
+      return Math.ceil(length / PUNCT_CHARS_PER_TOKEN);
+    case CharClass.Space:
+      return length > 1 ? SPACE_RUN_TOKENS : 0;
+    case CharClass.Newline:
+      return NEWLINE_RUN_TOKENS;
+    case CharClass.Cjk:
+      return length * TOKENS_PER_CJK_CHAR;
+    case CharClass.Hangul:
+      return length * TOKENS_PER_HANGUL_CHAR;
+    case CharClass.Astral:
+      return length * TOKENS_PER_ASTRAL_CHAR;
+    case CharClass.Other:
+      return length * TOKENS_PER_OTHER_CHAR;
+    default:
+      return 0;
+  }
 }
 
 /** Estimate for the characters [start, end) of text, as a fractional token count. */
 function estimateRange(text: string, start: number, end: number): number {
   let tokens = 0;
   let runClass = -1;
-  let runLength = 0;
-  const closeRun = (): void => {
-    switch (runClass) {
-      case CharClass.Latin:
-        tokens += runTokens(LATIN, runLength);
-        break;
-      case CharClass.Cyrillic:
-        tokens += runTokens(CYRILLIC, runLength);
-        break;
-      case CharClass.Abjad:
-        tokens += runTokens(ABJAD, runLength);
-        break;
-      case CharClass.Indic:
-        tokens += runTokens(INDIC, runLength);
-        break;
-      case CharClass.Digit:
-        tokens += Math.ceil(runLength / DIGITS_PER_TOKEN);
-        break;
-      case CharClass.Punct:
-        tokens += Math.ceil(runLength / PUNCT_CHARS_PER_TOKEN);
-        break;
-      case CharClass.Space:
-        if (runLength > 1) tokens += SPACE_RUN_TOKENS;
-        break;
-      case CharClass.Newline:
-        tokens += NEWLINE_RUN_TOKENS;
-        break;
-      default:
-        break;
-    }
-  };
+  let runStart = start;
   for (let index = start; index < end; index++) {
-    const cls = classify(text.charCodeAt(index));
-    switch (cls) {
-      case CharClass.Cjk:
-        tokens += TOKENS_PER_CJK_CHAR;
-        break;
-      case CharClass.Hangul:
-        tokens += TOKENS_PER_HANGUL_CHAR;
-        break;
-      case CharClass.Astral:
-        tokens += TOKENS_PER_ASTRAL_CHAR;
-        break;
-      case CharClass.Other:
-        tokens += TOKENS_PER_OTHER_CHAR;
-        break;
-      default:
-        if (cls === runClass) {
-          runLength++;
-          continue;
-        }
-        closeRun();
-        runClass = cls;
-        runLength = 1;
-        continue;
-    }
-    // Per-character classes end any run in progress.
-    closeRun();
-    runClass = -1;
-    runLength = 0;
+    const cls = CLASS_OF[text.charCodeAt(index)] as number;
+    if (cls === runClass) continue;
+    tokens += runTokens(runClass, index - runStart);
+    runClass = cls;
+    runStart = index;
   }
-  closeRun();
-  return tokens;
+  return tokens + runTokens(runClass, end - runStart);
 }
 
-/** Texts up to this length are scanned in full; longer ones are sampled. */
+/** Scan budget for one text when the caller sets none. */
 export const FULL_SCAN_CHARS = 8192;
-const SAMPLE_WINDOWS = 16;
-const SAMPLE_WINDOW_CHARS = 384;
+const SAMPLE_WINDOW_CHARS = 256;
 
 /**
- * Estimated token count of `text`. Long texts are estimated from evenly spaced windows and
- * scaled by length, which keeps the cost per string bounded (a 100 KB prompt costs the same as
- * a 6 KB one) while following changes of language or content type along the text.
+ * Estimated token count of `text`. Texts longer than `budgetChars` are estimated from evenly
+ * spaced windows totalling about `budgetChars` characters and scaled by length: the cost per
+ * text is bounded (a 100 KB prompt costs about the same as an 8 KB one) while the windows still
+ * follow changes of language or content type along the text.
  */
-export function estimateTextTokens(text: string): number {
+export function estimateTextTokens(text: string, budgetChars = FULL_SCAN_CHARS): number {
   const length = text.length;
   if (length === 0) return 0;
-  if (length <= FULL_SCAN_CHARS) return Math.max(1, Math.round(estimateRange(text, 0, length)));
-  const stride = Math.floor(length / SAMPLE_WINDOWS);
+  if (length <= budgetChars) return Math.max(1, Math.round(estimateRange(text, 0, length)));
+  const windowChars = Math.min(SAMPLE_WINDOW_CHARS, budgetChars);
+  const windows = Math.max(1, Math.floor(budgetChars / windowChars));
+  const stride = Math.floor(length / windows);
   let sampled = 0;
-  for (let window = 0; window < SAMPLE_WINDOWS; window++) {
+  for (let window = 0; window < windows; window++) {
     const start = window * stride;
-    sampled += estimateRange(text, start, start + SAMPLE_WINDOW_CHARS);
+    sampled += estimateRange(text, start, start + windowChars);
   }
-  return Math.round((sampled * length) / (SAMPLE_WINDOWS * SAMPLE_WINDOW_CHARS));
+  return Math.max(1, Math.round((sampled * length) / (windows * windowChars)));
 }
