@@ -5,6 +5,7 @@ import { z } from "zod";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { headerName } from "./primitives.js";
 import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
+import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;
@@ -102,6 +103,7 @@ const routeSchema = z.strictObject({
   maintenance: maintenanceSchema.optional(),
   cache: routeCacheSchema,
   admission: routeAdmissionSchema,
+  complexity: complexityRouteSchema,
 });
 
 const logSchema = z

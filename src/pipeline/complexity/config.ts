@@ -1,0 +1,155 @@
+// Per-route settings of complexity scoring and routing (routes[].complexity). Every key has a
+// default; an empty section keeps the stage off.
+import { z } from "zod";
+import type { ConfigIssue } from "../../config/load.js";
+import type { GuardConfig } from "../../config/schema.js";
+
+const headerName = z
+  .string()
+  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, { message: "expected a lower-case HTTP header name" });
+
+const nonNegative = z.number().finite().min(0);
+
+const weightsSchema = z
+  .strictObject({
+    /** Per estimated prompt token (messages, prompt, input, instructions). */
+    inputToken: nonNegative.default(1),
+    /** Per estimated token of tool/function definitions and response schemas. */
+    toolToken: nonNegative.default(1),
+    /** Per image token (85 for detail "low", 765 for "high"/"auto", a 1024×1024 image's cost). */
+    imageToken: nonNegative.default(1),
+    /** Per image, on top of its tokens (decoding and resizing work). */
+    image: nonNegative.default(0),
+    /** Per token of output budget (max tokens × n): decoding costs more per token than prefill. */
+    outputToken: nonNegative.default(4),
+    /** Per KiB of KServe v2 / Triton input tensors (elements × datatype size). */
+    tensorKiB: nonNegative.default(1),
+    /** Per KiB of a body that is not understood: 256 makes it comparable to ~4 bytes per token. */
+    otherKiB: nonNegative.default(256),
+  })
+  .prefault({});
+
+const tierName = z.string().regex(/^[a-z][a-z0-9_-]{0,23}$/, {
+  message: "expected 1-24 chars of a-z, 0-9, _ or -, starting with a letter",
+});
+
+const tierSchema = z.strictObject({
+  name: tierName,
+  /** Requests whose cost is at least this go to this tier (the highest matching tier wins). */
+  minCost: nonNegative,
+});
+
+const timeoutSchema = z
+  .strictObject({
+    /** Header Envoy's router reads as the upstream timeout; "" leaves timeouts alone. */
+    header: z.union([headerName, z.literal("")]).default("x-envoy-upstream-rq-timeout-ms"),
+    /** Timeout = predicted latency × factor, clamped to [floorMs, ceilingMs]. */
+    factor: z.number().finite().min(1).max(100).default(3),
+    floorMs: z.number().int().min(1).default(1_000),
+    ceilingMs: z.number().int().min(1).default(120_000),
+  })
+  .prefault({});
+
+const priorSchema = z
+  .strictObject({
+    /** The unloaded latency model used until `minSamples` requests completed, and its start. */
+    baseMs: nonNegative.default(100),
+    msPerInputKToken: nonNegative.default(100),
+    msPerOutputKToken: nonNegative.default(5_000),
+    msPerImage: nonNegative.default(100),
+    msPerTensorMB: nonNegative.default(50),
+    msPerOtherMB: nonNegative.default(200),
+  })
+  .prefault({});
+
+const modelSchema = z
+  .strictObject({
+    prior: priorSchema,
+    /**
+     * Recursive least squares forgetting factor: the model remembers ~1/(1-forgetting) requests
+     * (0.995 → ~200), so it follows a change of hardware or model within minutes of traffic.
+     */
+    forgetting: z.number().min(0.9).max(1).default(0.995),
+    /** Completed requests needed before the fitted model replaces the prior. */
+    minSamples: z.number().int().min(1).default(30),
+  })
+  .prefault({});
+
+const tokenizerSchema = z
+  .strictObject({
+    /**
+     * "fast": character-class estimate, no vocabulary. "exact": gpt-tokenizer (loaded lazily at
+     * start, ~15× slower): used for texts the request's scan budget reads in full and no longer
+     * than exactMaxChars; larger ones still get the fast estimate so one huge prompt cannot
+     * stall the event loop.
+     */
+    mode: z.enum(["fast", "exact"]).default("fast"),
+    encoding: z.enum(["o200k_base", "cl100k_base"]).default("o200k_base"),
+    exactMaxChars: z.number().int().min(0).default(16_384),
+  })
+  .prefault({});
+
+export const complexityRouteSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    weights: weightsSchema,
+    tiers: z
+      .array(tierSchema)
+      .min(1)
+      .default([
+        { name: "light", minCost: 0 },
+        { name: "heavy", minCost: 8_000 },
+      ]),
+    /** Header set on the upstream request with the tier name; Envoy routes on it. */
+    tierHeader: headerName.default("x-guard-tier"),
+    timeout: timeoutSchema,
+    tokenizer: tokenizerSchema,
+    model: modelSchema,
+    /** Output budget assumed when a generation request names none. */
+    defaultMaxOutputTokens: z.number().int().min(0).default(256),
+    /** Larger bodies are not parsed: they are scored by size (reason "too_large"). */
+    maxBodyBytes: z.number().int().min(0).default(1_048_576),
+    /** Deeper JSON is not parsed: it is scored by size (reason "too_deep"). */
+    maxDepth: z.number().int().min(1).max(1_000).default(64),
+  })
+  .prefault({});
+
+export type ComplexityConfig = z.output<typeof complexityRouteSchema>;
+export type CostWeights = ComplexityConfig["weights"];
+export type TierConfig = ComplexityConfig["tiers"][number];
+export type TimeoutConfig = ComplexityConfig["timeout"];
+export type ModelConfig = ComplexityConfig["model"];
+
+/** Checks that need several keys at once; paths point at the offending key. */
+export function checkComplexityConfig(config: GuardConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  config.routes.forEach((route, index) => {
+    const complexity = route.complexity;
+    if (!complexity.enabled) return;
+    const base = `routes[${index}].complexity`;
+    const names = new Set<string>();
+    complexity.tiers.forEach((tier, tierIndex) => {
+      const path = `${base}.tiers[${tierIndex}]`;
+      if (names.has(tier.name)) issues.push({ path: `${path}.name`, message: `duplicate tier name "${tier.name}"` });
+      names.add(tier.name);
+      if (tierIndex === 0 && tier.minCost !== 0) {
+        issues.push({ path: `${path}.minCost`, message: "the first tier must start at minCost 0 so every request has a tier" });
+      }
+      const previous = complexity.tiers[tierIndex - 1];
+      if (previous !== undefined && tier.minCost <= previous.minCost) {
+        issues.push({
+          path: `${path}.minCost`,
+          message: `tiers must be in strictly ascending minCost order (${tier.minCost} ≤ ${previous.minCost})`,
+        });
+      }
+    });
+    const { timeout } = complexity;
+    if (timeout.floorMs > timeout.ceilingMs) {
+      issues.push({ path: `${base}.timeout.floorMs`, message: `floorMs (${timeout.floorMs}) exceeds ceilingMs (${timeout.ceilingMs})` });
+    }
+    if (timeout.header !== "" && timeout.header === complexity.tierHeader) {
+      issues.push({ path: `${base}.timeout.header`, message: "timeout header and tierHeader must differ" });
+    }
+  });
+  return issues;
+}

@@ -1,0 +1,119 @@
+// From request bytes to features. Bad input is an expected outcome here: whatever the body is,
+// the result is an estimate (by size when the body cannot be read), and the reason it fell back.
+import { sizeFeatures, type Features, type Shape } from "./features.js";
+import { scanJson } from "./jsonScan.js";
+import { extractKserve } from "./kserve.js";
+import { extractChat, extractCompletions, extractEmbeddings, extractResponses, isObject, type CountTokens } from "./openai.js";
+
+export type FallbackReason =
+  /** Not a JSON object (form data, plain text, binary, invalid JSON). */
+  | "non_json"
+  /** Unbalanced brackets or an open string at the end: the body was cut. */
+  | "truncated"
+  /** Nesting beyond maxDepth. */
+  | "too_deep"
+  /** Larger than maxBodyBytes (or announced so by content-length). */
+  | "too_large"
+  /** A JSON object of no known API shape. */
+  | "unknown_shape"
+  /** The path names an API but the body lacks the fields that API requires. */
+  | "unexpected_fields";
+
+export const FALLBACK_REASONS: readonly FallbackReason[] = [
+  "non_json",
+  "truncated",
+  "too_deep",
+  "too_large",
+  "unknown_shape",
+  "unexpected_fields",
+];
+
+export interface Estimate {
+  readonly features: Features;
+  readonly fallback?: FallbackReason;
+}
+
+export interface EstimateOptions {
+  readonly maxBodyBytes: number;
+  readonly maxDepth: number;
+  readonly defaultMaxOutputTokens: number;
+  readonly countTokens: CountTokens;
+}
+
+const KSERVE_INFER_PATH = /\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/;
+const decoder = new TextDecoder();
+
+export function shapeFromPath(rawPath: string): Shape | undefined {
+  const query = rawPath.indexOf("?");
+  const path = query < 0 ? rawPath : rawPath.slice(0, query);
+  if (path.endsWith("/chat/completions")) return "chat";
+  if (path.endsWith("/completions")) return "completions";
+  if (path.endsWith("/embeddings")) return "embeddings";
+  if (path.endsWith("/responses")) return "responses";
+  if (KSERVE_INFER_PATH.test(path)) return "kserve";
+  return undefined;
+}
+
+const RESPONSES_ONLY_KEYS = ["instructions", "max_output_tokens", "previous_response_id", "reasoning", "text", "tools"];
+
+/** For gateways that rewrite paths: the fields each API requires tell the shapes apart. */
+export function shapeFromBody(body: Record<string, unknown>): Shape {
+  if (Array.isArray(body.messages)) return "chat";
+  if (Array.isArray(body.inputs)) return "kserve";
+  if (body.prompt !== undefined) return "completions";
+  if (body.input !== undefined) return RESPONSES_ONLY_KEYS.some((key) => key in body) ? "responses" : "embeddings";
+  return "other";
+}
+
+function extract(shape: Shape, body: Record<string, unknown>, options: EstimateOptions): Features | undefined {
+  switch (shape) {
+    case "chat":
+      return extractChat(body, options.countTokens, options.defaultMaxOutputTokens);
+    case "completions":
+      return extractCompletions(body, options.countTokens, options.defaultMaxOutputTokens);
+    case "embeddings":
+      return extractEmbeddings(body, options.countTokens);
+    case "responses":
+      return extractResponses(body, options.countTokens, options.defaultMaxOutputTokens);
+    case "kserve":
+      return extractKserve(body);
+    case "other":
+      return undefined;
+  }
+}
+
+export function estimateBySize(bytes: number, fallback?: FallbackReason): Estimate {
+  const features = sizeFeatures(bytes);
+  return fallback === undefined ? { features } : { features, fallback };
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isObject(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Features of one request body. `jsonLength` is the length of the JSON part when the body is
+ * a JSON header followed by binary tensors (Triton's binary extension); the binary part is
+ * described by the header's shapes, so it is not read.
+ */
+export function estimateBody(path: string, body: Uint8Array, options: EstimateOptions, jsonLength = body.length): Estimate {
+  if (body.length === 0) return estimateBySize(0);
+  if (body.length > options.maxBodyBytes) return estimateBySize(body.length, "too_large");
+  const jsonEnd = Math.min(jsonLength, body.length);
+  const verdict = scanJson(body, options.maxDepth, jsonEnd);
+  if (verdict === "not_object") return estimateBySize(body.length, "non_json");
+  if (verdict !== "ok") return estimateBySize(body.length, verdict);
+  const parsed = parseObject(decoder.decode(jsonEnd === body.length ? body : body.subarray(0, jsonEnd)));
+  if (parsed === undefined) return estimateBySize(body.length, "non_json");
+  const pathShape = shapeFromPath(path);
+  const shape = pathShape ?? shapeFromBody(parsed);
+  if (shape === "other") return estimateBySize(body.length, "unknown_shape");
+  const features = extract(shape, parsed, options);
+  if (features === undefined) return estimateBySize(body.length, pathShape === undefined ? "unknown_shape" : "unexpected_fields");
+  return { features };
+}

@@ -1,0 +1,153 @@
+// The complexity stage: scores each request of a route that enables it, picks a tier (Envoy
+// re-selects the route on the tier header, so heavy requests reach their own cluster), sets an
+// upstream timeout that fits the predicted latency, and learns latency from completed requests.
+// Later stages read exchange.cost / tier / predictedLatencyMs (admission uses the prediction).
+import type { GuardConfig } from "../../config/schema.js";
+import type { Edits, Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
+import { CONTINUE } from "../types.js";
+import type { ComplexityConfig } from "./config.js";
+import { costOf, tierFor, timeoutFor } from "./cost.js";
+import { estimateBody, estimateBySize, type Estimate, type EstimateOptions } from "./estimate.js";
+import { createTokenCounter } from "./exactTokenizer.js";
+import type { Features } from "./features.js";
+import { createComplexityMetrics, type ComplexityMetrics } from "./metrics.js";
+import { LatencyModel } from "./model.js";
+
+/** Triton's binary tensor extension: the body's first N bytes are JSON, the rest raw tensors. */
+const JSON_HEADER_LENGTH = "inference-header-content-length";
+/** Dynamic-metadata key (under the guard's namespace) for access logs and later filters. */
+const METADATA_KEY = "complexity";
+
+interface RouteState {
+  readonly name: string;
+  readonly settings: ComplexityConfig;
+  readonly model: LatencyModel;
+  readonly estimateOptions: EstimateOptions;
+}
+
+export interface ComplexityStage extends Stage {
+  /** A route's latency model (predictions outside a request, admin endpoints); undefined when disabled. */
+  model(route: string): LatencyModel | undefined;
+  /** Settles once every configured exact tokenizer is loaded or has failed to load. */
+  readonly ready: Promise<void>;
+}
+
+function parseLength(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{1,15}$/.test(value)) return undefined;
+  return Number(value);
+}
+
+class ComplexityRun implements StageRun {
+  #scored: { readonly features: Features; readonly predictedMs: number } | undefined;
+
+  constructor(
+    readonly exchange: Exchange,
+    readonly route: RouteState,
+    readonly metrics: ComplexityMetrics,
+  ) {}
+
+  onRequestHeaders(): Step {
+    const { request } = this.exchange;
+    const needs = { responseHeaders: true } as const;
+    if (request.endOfStream) return { type: "continue", edits: this.#decide(estimateBySize(0)), needs };
+    const announced = parseLength(request.headers.get("content-length"));
+    if (announced !== undefined && announced > this.route.settings.maxBodyBytes) {
+      // No need to buffer a body that would only be measured: its length is already known.
+      return { type: "continue", edits: this.#decide(estimateBySize(announced, "too_large")), needs };
+    }
+    return { type: "continue", needs: { requestBody: true, responseHeaders: true } };
+  }
+
+  onRequestBody(body: Uint8Array): Step {
+    if (this.#scored !== undefined) return CONTINUE;
+    const { request } = this.exchange;
+    const jsonLength = parseLength(request.headers.get(JSON_HEADER_LENGTH));
+    return { type: "continue", edits: this.#decide(estimateBody(request.path, body, this.route.estimateOptions, jsonLength)) };
+  }
+
+  onEnd(outcome: Outcome): void {
+    const scored = this.#scored;
+    const observed = outcome.upstreamLatencyMs;
+    if (scored === undefined || observed === undefined || outcome.answeredBy !== "upstream" || outcome.cancelled) return;
+    const route = this.route.name;
+    // Errors and throttling answer early (or at the timeout we set): they say nothing about cost.
+    if (outcome.status === undefined || outcome.status < 200 || outcome.status > 299) {
+      this.metrics.modelUpdates.inc({ route, result: "skipped_status" });
+      return;
+    }
+    // A streamed response's headers arrive with the first token: the whole job is not observed.
+    if (scored.features.stream) {
+      this.metrics.modelUpdates.inc({ route, result: "skipped_streamed" });
+      return;
+    }
+    this.metrics.latencyRatio.observe({ route }, observed / scored.predictedMs);
+    this.metrics.modelUpdates.inc({ route, result: this.route.model.update(scored.features, observed) });
+  }
+
+  #decide(estimate: Estimate): Edits {
+    const { features } = estimate;
+    const { settings, name: route } = this.route;
+    const cost = costOf(features, settings.weights);
+    const tier = tierFor(cost, settings.tiers);
+    const predictedMs = this.route.model.predict(features);
+    this.#scored = { features, predictedMs };
+    this.exchange.cost = cost;
+    this.exchange.tier = tier;
+    this.exchange.predictedLatencyMs = predictedMs;
+
+    this.metrics.cost.observe({ route, tier }, cost);
+    this.metrics.tierDecisions.inc({ route, tier });
+    const promptTokens = features.inputTokens + features.toolTokens + features.imageTokens;
+    if (estimate.fallback !== undefined) this.metrics.fallbacks.inc({ route, reason: estimate.fallback });
+    else if (features.shape !== "kserve" && features.shape !== "other") this.metrics.inputTokens.observe({ route, tier }, promptTokens);
+
+    const setHeaders: Record<string, string> = { [settings.tierHeader]: tier };
+    if (settings.timeout.header !== "") setHeaders[settings.timeout.header] = String(timeoutFor(predictedMs, settings.timeout));
+    return {
+      setHeaders,
+      clearRouteCache: true,
+      metadata: {
+        [METADATA_KEY]: {
+          cost: Math.round(cost),
+          tier,
+          inputTokens: promptTokens,
+          predictedLatencyMs: Math.round(predictedMs),
+          ...(estimate.fallback === undefined ? {} : { fallback: estimate.fallback }),
+        },
+      },
+    };
+  }
+}
+
+export function createComplexityStage(config: GuardConfig, deps: StageDeps): ComplexityStage {
+  const routes = new Map<string, RouteState>();
+  const loading: Promise<void>[] = [];
+  for (const route of config.routes) {
+    const settings = route.complexity;
+    if (!settings.enabled) continue;
+    const counter = createTokenCounter(settings.tokenizer, deps.log);
+    loading.push(counter.ready);
+    routes.set(route.name, {
+      name: route.name,
+      settings,
+      model: new LatencyModel(settings.model),
+      estimateOptions: {
+        maxBodyBytes: settings.maxBodyBytes,
+        maxDepth: settings.maxDepth,
+        defaultMaxOutputTokens: settings.defaultMaxOutputTokens,
+        countTokens: counter.count,
+      },
+    });
+  }
+  const models = new Map([...routes].map(([name, state]) => [name, state.model]));
+  const metrics = createComplexityMetrics(deps.registry, models);
+  return {
+    name: "complexity",
+    ready: Promise.all(loading).then(() => undefined),
+    model: (route) => routes.get(route)?.model,
+    start(exchange) {
+      const route = routes.get(exchange.route.name);
+      return route === undefined ? undefined : new ComplexityRun(exchange, route, metrics);
+    },
+  };
+}
