@@ -5,10 +5,11 @@ import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { admissionConfigWarnings } from "../pipeline/admission/config.js";
 import { cacheConfigErrors, cacheConfigWarnings } from "../pipeline/cache/config.js";
+import { checkComplexityConfig } from "../pipeline/complexity/config.js";
 import { configSchema, type GuardConfig } from "./schema.js";
 
 /** Checks that need the whole config (one section against another), run after the schema passed. */
-const CROSS_CHECKS: readonly ((config: GuardConfig) => ConfigIssue[])[] = [cacheConfigErrors];
+const CROSS_CHECKS: readonly ((config: GuardConfig) => ConfigIssue[])[] = [cacheConfigErrors, checkComplexityConfig];
 const WARNINGS: readonly ((config: GuardConfig) => ConfigIssue[])[] = [cacheConfigWarnings, admissionConfigWarnings];
 
 export interface ConfigIssue {

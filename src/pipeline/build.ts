@@ -4,6 +4,7 @@ import type { GuardConfig } from "../config/schema.js";
 import { createAdmissionStage } from "./admission/stage.js";
 import { createAnnotateStage } from "./annotate.js";
 import { createCacheStage, type CacheStage } from "./cache/stage.js";
+import { createComplexityStage } from "./complexity/stage.js";
 import { createMaintenanceStage } from "./maintenance.js";
 import { Pipeline, type PipelineDeps } from "./pipeline.js";
 import type { Stage, StageDeps } from "./types.js";
@@ -16,6 +17,12 @@ export interface BuiltPipeline {
 
 export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDeps): BuiltPipeline {
   const cache = createCacheStage(config, deps);
-  const stages: Stage[] = [createMaintenanceStage(config), createAnnotateStage(config), cache, createAdmissionStage(config, deps)];
+  const stages: Stage[] = [
+    createMaintenanceStage(config),
+    createAnnotateStage(config),
+    createComplexityStage(config, deps),
+    cache,
+    createAdmissionStage(config, deps),
+  ];
   return { pipeline: new Pipeline(config.routes, stages, deps), cache };
 }

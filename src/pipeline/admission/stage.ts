@@ -47,6 +47,8 @@ export function createAdmissionStage(config: GuardConfig, deps: AdmissionStageDe
     routePools.set(route.name, controller);
   }
   const metrics = createAdmissionMetrics(deps.registry, pools);
+  // Routes whose cost comes from the body (complexity scoring): admission waits for the price.
+  const pricedByBody = new Set(config.routes.filter((route) => route.complexity.enabled).map((route) => route.name));
   const poolOf = new Map<AdmissionController, string>([...pools].map(([name, controller]) => [controller, name]));
 
   return {
@@ -55,7 +57,7 @@ export function createAdmissionStage(config: GuardConfig, deps: AdmissionStageDe
     start(exchange: Exchange): StageRun | undefined {
       const controller = routePools.get(exchange.route.name);
       if (controller === undefined) return undefined;
-      return new AdmissionRun(exchange, controller, poolOf.get(controller) ?? "default", config, deps, metrics);
+      return new AdmissionRun(exchange, controller, poolOf.get(controller) ?? "default", config, deps, metrics, pricedByBody.has(exchange.route.name));
     },
   };
 }
@@ -77,6 +79,7 @@ class AdmissionRun implements StageRun {
     readonly config: GuardConfig,
     readonly deps: StageDeps,
     readonly metrics: AdmissionMetrics,
+    readonly pricedByBody: boolean,
   ) {
     const parsed = parsePriority(exchange.request.headers.get(config.admission.priorityHeader));
     if (parsed.fallback !== undefined) metrics.badInput.inc({ kind: "unknown_priority" });
@@ -84,8 +87,9 @@ class AdmissionRun implements StageRun {
   }
 
   onRequestHeaders(): Step | Promise<Step> {
-    // Admit at the last request-phase hook: with a body, the complexity stage prices it first.
-    if (!this.exchange.request.endOfStream) {
+    // With a priced body, admit at the body hook, after the complexity stage set the cost;
+    // otherwise at once with the default cost, without buffering a body nobody reads.
+    if (this.pricedByBody && !this.exchange.request.endOfStream) {
       return { type: "continue", needs: { requestBody: true, responseHeaders: true } };
     }
     return this.#admit();

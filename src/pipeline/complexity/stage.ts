@@ -29,7 +29,7 @@ export interface ComplexityStage extends Stage {
   /** A route's latency model (predictions outside a request, admin endpoints); undefined when disabled. */
   model(route: string): LatencyModel | undefined;
   /** Settles once every configured exact tokenizer is loaded or has failed to load. */
-  readonly ready: Promise<void>;
+  warmUp(): Promise<void>;
 }
 
 function parseLength(value: string | undefined): number | undefined {
@@ -143,7 +143,7 @@ export function createComplexityStage(config: GuardConfig, deps: StageDeps): Com
   const metrics = createComplexityMetrics(deps.registry, models);
   return {
     name: "complexity",
-    ready: Promise.all(loading).then(() => undefined),
+    warmUp: () => Promise.all(loading).then(() => undefined),
     model: (route) => routes.get(route)?.model,
     start(exchange) {
       const route = routes.get(exchange.route.name);

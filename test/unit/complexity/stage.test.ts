@@ -141,7 +141,7 @@ t.test("the model learns only from complete upstream answers", async (t) => {
 
 t.test("exact tokenizer mode loads lazily and counts special-token text as text", async (t) => {
   const { stage } = setup({ tokenizer: { mode: "exact" } });
-  await stage.ready;
+  await stage.warmUp();
   const ex = exchange("chat", "/v1/embeddings");
   const run = stage.start(ex) as StageRun;
   await run.onRequestHeaders?.();
