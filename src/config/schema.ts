@@ -2,6 +2,7 @@
 // path, usually a typo) and every key has a default, so an empty file is a working config.
 // Capabilities add their own section here; its schema lives next to the capability.
 import { z } from "zod";
+import { contractsSectionSchema, routeContractSchema } from "../contracts/config.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const listenAddress = z
@@ -73,6 +74,7 @@ const routeSchema = z.strictObject({
     message: "expected 1-40 chars of a-z, 0-9, _ or -, starting with a letter",
   }),
   match: routeMatchSchema,
+  contract: routeContractSchema.optional(),
 });
 
 const logSchema = z
@@ -88,6 +90,7 @@ export const configSchema = z
     envoy: envoySchema,
     annotate: annotateSchema,
     log: logSchema,
+    contracts: contractsSectionSchema,
     /** First match wins. A request no route matches passes through untouched. */
     routes: z.array(routeSchema).default([]),
   })
