@@ -195,17 +195,31 @@ export async function compileContracts(options: CompileOptions): Promise<Compile
   }
   const validator = createValidator({ registry });
   const userFiles = new Set(sources.map((source) => source.name));
-  const messages = new Map<string, DescMessage>();
+  const messages = new Map<string, { message: DescMessage; locate: Locator }>();
   for (const file of registry.files) {
     if (!userFiles.has(file.proto.name)) continue;
     const locate = locator(file, userPath(file.proto.name));
-    for (const message of allMessages(file.messages)) {
-      messages.set(message.typeName, message);
-      errors.push(...lintMessage(message, validator, registry, locate));
-    }
+    for (const message of allMessages(file.messages)) messages.set(message.typeName, { message, locate });
   }
+  // Syntax first: every bad expression is listed, and the probes would only repeat them.
+  for (const { message, locate } of messages.values()) errors.push(...celSyntaxErrors(message, locate));
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, contracts: { registry, validator, messages, files: sources.map((source) => join(source.root, source.name)) } };
+  const probes: ProbeError[] = [];
+  for (const { message, locate } of messages.values()) {
+    const probe = probeError(message, validator, registry, locate);
+    if (probe !== undefined) probes.push(probe);
+  }
+  errors.push(...dedupeProbeErrors(probes));
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    contracts: {
+      registry,
+      validator,
+      messages: new Map([...messages].map(([name, entry]) => [name, entry.message])),
+      files: sources.map((source) => join(source.root, source.name)),
+    },
+  };
 }
 
 function allMessages(messages: readonly DescMessage[]): DescMessage[] {
@@ -267,26 +281,45 @@ function celRulesOf(rules: FieldRules): Rule[] {
 /** Errors that depend on the data, which the synthetic probe message may trigger legitimately. */
 const DATA_DEPENDENT = /division by zero|modulus by zero|index out of|out of range|overflow|no such key|key not found/i;
 
-function lintMessage(message: DescMessage, validator: Validator, registry: FileRegistry, locate: Locator): ContractSourceError[] {
+interface LocatedRule {
+  readonly label: string;
+  readonly where: ContractSourceError;
+}
+
+function rulesOf(message: DescMessage, locate: Locator): { rule: Rule; located: LocatedRule }[] {
+  const rules: { rule: Rule; located: LocatedRule }[] = [];
+  const add = (rule: Rule, where: ContractSourceError): void => {
+    rules.push({ rule, located: { label: rule.id === "" ? rule.expression : rule.id, where } });
+  };
+  getOption(message, messageRulesExt).cel.forEach((rule, index) => add(rule, locate.message(message, index)));
+  for (const field of message.fields) {
+    const fieldRules = getOption(field, fieldRulesExt);
+    fieldRules.cel.forEach((rule, index) => add(rule, locate.field(field, index)));
+    for (const rule of celRulesOf(fieldRules).slice(fieldRules.cel.length)) add(rule, locate.field(field));
+  }
+  return rules;
+}
+
+function celSyntaxErrors(message: DescMessage, locate: Locator): ContractSourceError[] {
   const errors: ContractSourceError[] = [];
-  const ruleLines = new Map<string, ContractSourceError>();
-  const checkCel = (rule: Rule, where: ContractSourceError): void => {
-    const label = rule.id === "" ? rule.expression : rule.id;
-    ruleLines.set(label, where);
+  for (const { rule, located } of rulesOf(message, locate)) {
     try {
       parseCel(rule.expression);
     } catch (error) {
-      errors.push({ ...where, message: `CEL rule "${label}" does not compile: ${firstLine(error)}` });
+      errors.push({ ...located.where, message: `CEL rule "${located.label}" does not compile: ${firstLine(error)}` });
     }
-  };
-  getOption(message, messageRulesExt).cel.forEach((rule, index) => checkCel(rule, locate.message(message, index)));
-  for (const field of message.fields) {
-    const rules = getOption(field, fieldRulesExt);
-    rules.cel.forEach((rule, index) => checkCel(rule, locate.field(field, index)));
-    for (const rule of celRulesOf(rules).slice(rules.cel.length)) checkCel(rule, locate.field(field));
   }
-  if (errors.length > 0) return errors;
+  return errors;
+}
 
+interface ProbeError {
+  readonly text: string;
+  readonly error: ContractSourceError;
+  /** The error was tied to a rule or field of this message (not of a message it contains). */
+  readonly own: boolean;
+}
+
+function probeError(message: DescMessage, validator: Validator, registry: FileRegistry, locate: Locator): ProbeError | undefined {
   let probe;
   try {
     probe = fromJson(message, probeJson(message, 0), { registry });
@@ -295,23 +328,37 @@ function lintMessage(message: DescMessage, validator: Validator, registry: FileR
     probe = create(message);
   }
   const result = validator.validate(message, probe);
-  if (result.kind !== "error") return errors;
+  if (result.kind !== "error") return undefined;
   const text = firstLine(result.error);
-  if (result.error.name === "RuntimeError" && DATA_DEPENDENT.test(text)) return errors;
-  errors.push({ ...whereIs(text, message, ruleLines, locate), message: `${message.typeName}: ${text}` });
-  return errors;
+  if (result.error.name === "RuntimeError" && DATA_DEPENDENT.test(text)) return undefined;
+  const located = whereIs(text, message, rulesOf(message, locate).map((rule) => rule.located), locate);
+  return { text, own: located.own, error: { ...located.where, message: `${message.typeName}: ${text}` } };
 }
 
-function whereIs(text: string, message: DescMessage, ruleLines: ReadonlyMap<string, ContractSourceError>, locate: Locator): ContractSourceError {
+/**
+ * Evaluating a message evaluates the messages it contains, so one bad rule can fail several
+ * probes: report it once, preferably where the rule itself is.
+ */
+function dedupeProbeErrors(probes: readonly ProbeError[]): ContractSourceError[] {
+  const byText = new Map<string, ProbeError>();
+  for (const probe of probes) {
+    const seen = byText.get(probe.text);
+    if (seen === undefined || (!seen.own && probe.own)) byText.set(probe.text, probe);
+  }
+  return [...byText.values()].map((probe) => probe.error);
+}
+
+function whereIs(text: string, message: DescMessage, rules: readonly LocatedRule[], locate: Locator): { where: ContractSourceError; own: boolean } {
   const fieldName = /on field ([\w.]+)/.exec(text)?.[1];
   const field = message.fields.find((candidate) => `${message.typeName}.${candidate.name}` === fieldName);
-  if (field !== undefined) return locate.field(field);
+  if (field !== undefined) return { where: locate.field(field), own: true };
   const ruleId = /failed to compile (\S+):/.exec(text)?.[1];
-  const rule = ruleId === undefined ? undefined : ruleLines.get(ruleId);
-  if (rule !== undefined) return rule;
+  const rule = rules.find((candidate) => candidate.label === ruleId);
+  if (rule !== undefined) return { where: rule.where, own: true };
   // Evaluation errors do not name their rule; with a single rule there is no doubt which.
-  const only = ruleLines.size === 1 ? [...ruleLines.values()][0] : undefined;
-  return only ?? locate.message(message);
+  const only = rules.length === 1 ? rules[0] : undefined;
+  if (only !== undefined) return { where: only.where, own: true };
+  return { where: locate.message(message), own: false };
 }
 
 function firstLine(error: unknown): string {

@@ -108,7 +108,9 @@ export class Contract {
       return;
     }
     for (const violation of result.violations) {
-      sink.add(this.#violationPath(path, violation), violation.ruleId === "" ? "cel" : violation.ruleId, violation.message);
+      const field = this.#violationPath(path, violation);
+      if (checker.flagged.has(field === "" ? "$" : field)) continue;
+      sink.add(field, violation.ruleId === "" ? "cel" : violation.ruleId, violation.message);
     }
   }
 

@@ -108,17 +108,25 @@ function scalarName(scalar: ScalarType): string {
 }
 
 export class JsonChecker {
+  /** Paths already reported here; the dropped value must not be reported again as "missing". */
+  readonly flagged = new Set<string>();
+
   constructor(
     private readonly strictness: Strictness,
     private readonly sink: ViolationSink,
   ) {}
+
+  #report(path: string, rule: string, message: string): void {
+    this.flagged.add(path === "" ? "$" : path);
+    this.sink.add(path, rule, message);
+  }
 
   /** Checks an object against `message`; returns the value to hand to protobuf's JSON reader. */
   message(value: unknown, message: DescMessage, path: string): Checked {
     const wellKnown = this.wellKnown(value, message, path);
     if (wellKnown !== undefined) return wellKnown.value;
     if (!isObject(value)) {
-      this.sink.add(path, "json.wrong_type", `expected an object (${message.name}), got ${jsonTypeOf(value)}`);
+      this.#report(path, "json.wrong_type", `expected an object (${message.name}), got ${jsonTypeOf(value)}`);
       return DROP;
     }
     const fields = fieldsByJsonKey(message);
@@ -130,7 +138,7 @@ export class JsonChecker {
       let checked: Checked;
       if (field === undefined) {
         if (!this.strictness.allowUnknownFields) {
-          this.sink.add(childPath, "json.unknown_field", `unknown field "${key}" (not in ${message.typeName})`);
+          this.#report(childPath, "json.unknown_field", `unknown field "${key}" (not in ${message.typeName})`);
         }
         checked = DROP;
       } else {
@@ -157,7 +165,7 @@ export class JsonChecker {
         return this.message(value, field.message, path);
       case "list": {
         if (!Array.isArray(value)) {
-          this.sink.add(path, "json.wrong_type", `expected an array, got ${jsonTypeOf(value)}`);
+          this.#report(path, "json.wrong_type", `expected an array, got ${jsonTypeOf(value)}`);
           return DROP;
         }
         let copy: unknown[] | undefined;
@@ -178,7 +186,7 @@ export class JsonChecker {
       }
       case "map": {
         if (!isObject(value)) {
-          this.sink.add(path, "json.wrong_type", `expected an object (map), got ${jsonTypeOf(value)}`);
+          this.#report(path, "json.wrong_type", `expected an object (map), got ${jsonTypeOf(value)}`);
           return DROP;
         }
         let copy: Record<string, unknown> | undefined;
@@ -187,7 +195,7 @@ export class JsonChecker {
           const itemPath = `${path}[${JSON.stringify(key)}]`;
           let checked: Checked;
           if (!this.mapKeyOk(key, field.mapKey)) {
-            this.sink.add(itemPath, "json.wrong_type", `map key "${key}" is not a valid ${scalarName(field.mapKey)}`);
+            this.#report(itemPath, "json.wrong_type", `map key "${key}" is not a valid ${scalarName(field.mapKey)}`);
             checked = DROP;
           } else if (item === null) checked = this.nullItem(itemPath);
           else if (field.mapKind === "scalar") checked = this.scalar(item, field.scalar, itemPath);
@@ -207,12 +215,12 @@ export class JsonChecker {
   private nullValue(messageType: string, path: string): Checked {
     // null is a value of google.protobuf.Value; everywhere else protobuf reads it as "absent".
     if (messageType === "google.protobuf.Value") return null;
-    if (!this.strictness.allowNull) this.sink.add(path, "json.null", "null is not allowed (the field must be omitted or have a value)");
+    if (!this.strictness.allowNull) this.#report(path, "json.null", "null is not allowed (the field must be omitted or have a value)");
     return DROP;
   }
 
   private nullItem(path: string): Checked {
-    this.sink.add(path, "json.null", "null is not allowed in a list or map");
+    this.#report(path, "json.null", "null is not allowed in a list or map");
     return DROP;
   }
 
@@ -238,11 +246,11 @@ export class JsonChecker {
             : undefined;
     if (format === undefined) return undefined;
     if (typeof value !== "string") {
-      this.sink.add(path, "json.wrong_type", `expected ${format.what}, got ${jsonTypeOf(value)}`);
+      this.#report(path, "json.wrong_type", `expected ${format.what}, got ${jsonTypeOf(value)}`);
       return { value: DROP };
     }
     if (!format.pattern.test(value) || (typeName === "google.protobuf.Timestamp" && Number.isNaN(Date.parse(value)))) {
-      this.sink.add(path, "json.wrong_format", `expected ${format.what}`);
+      this.#report(path, "json.wrong_format", `expected ${format.what}`);
       return { value: DROP };
     }
     return { value };
@@ -257,7 +265,7 @@ export class JsonChecker {
       case ScalarType.BYTES:
         if (typeof value !== "string") return this.wrongType(path, "base64 bytes (a string)", value);
         if (!BASE64.test(value)) {
-          this.sink.add(path, "json.wrong_format", "expected base64");
+          this.#report(path, "json.wrong_format", "expected base64");
           return DROP;
         }
         return value;
@@ -272,7 +280,7 @@ export class JsonChecker {
   private floating(value: unknown, scalar: ScalarType, path: string): Checked {
     if (typeof value === "number") {
       if (scalar === ScalarType.FLOAT && Math.abs(value) > FLOAT_MAX) {
-        this.sink.add(path, "json.out_of_range", `${value} does not fit a float`);
+        this.#report(path, "json.out_of_range", `${value} does not fit a float`);
         return DROP;
       }
       return value;
@@ -280,7 +288,7 @@ export class JsonChecker {
     if (typeof value !== "string") return this.wrongType(path, "a number", value);
     if (NON_FINITE.has(value)) {
       if (this.strictness.allowNonFiniteStrings) return value;
-      this.sink.add(path, "json.non_finite", `"${value}" is not a finite number`);
+      this.#report(path, "json.non_finite", `"${value}" is not a finite number`);
       return DROP;
     }
     return this.numberString(value, path, NUMERIC_STRING);
@@ -290,7 +298,7 @@ export class JsonChecker {
     const is64 = INT64_TYPES.has(scalar);
     if (typeof value === "string") {
       if (NON_FINITE.has(value)) {
-        this.sink.add(path, "json.non_finite", `"${value}" is not a finite number (and not an integer)`);
+        this.#report(path, "json.non_finite", `"${value}" is not a finite number (and not an integer)`);
         return DROP;
       }
       // The proto3 JSON mapping writes 64-bit integers as strings: that is the canonical form.
@@ -301,13 +309,13 @@ export class JsonChecker {
     }
     if (typeof value !== "number") return this.wrongType(path, "an integer", value);
     if (!Number.isInteger(value)) {
-      this.sink.add(path, "json.wrong_type", `expected an integer, got ${value}`);
+      this.#report(path, "json.wrong_type", `expected an integer, got ${value}`);
       return DROP;
     }
     const range = INT_RANGES[scalar];
     const outOfRange = range !== undefined ? value < range[0] || value > range[1] : UNSIGNED.has(scalar) && value < 0;
     if (outOfRange || (is64 && !Number.isSafeInteger(value))) {
-      this.sink.add(path, "json.out_of_range", `${value} does not fit ${scalarName(scalar)}`);
+      this.#report(path, "json.out_of_range", `${value} does not fit ${scalarName(scalar)}`);
       return DROP;
     }
     return value;
@@ -316,26 +324,26 @@ export class JsonChecker {
   private numberString(value: string, path: string, pattern: RegExp): Checked {
     if (!pattern.test(value)) return this.wrongType(path, "a number", value);
     if (this.strictness.allowNumberStrings) return value;
-    this.sink.add(path, "json.number_string", `number sent as a string ("${clip(value)}")`);
+    this.#report(path, "json.number_string", `number sent as a string ("${clip(value)}")`);
     return DROP;
   }
 
   private enumValue(value: unknown, descEnum: DescEnum, path: string): Checked {
     if (typeof value === "string") {
       if (descEnum.values.some((candidate) => candidate.name === value)) return value;
-      this.sink.add(path, "json.unknown_enum_value", `"${clip(value)}" is not a value of ${descEnum.typeName}`);
+      this.#report(path, "json.unknown_enum_value", `"${clip(value)}" is not a value of ${descEnum.typeName}`);
       return DROP;
     }
     if (typeof value === "number" && Number.isInteger(value)) {
       if (this.strictness.allowEnumNumbers) return value;
-      this.sink.add(path, "json.enum_number", `enum ${descEnum.typeName} sent as a number (${value}); expected its name`);
+      this.#report(path, "json.enum_number", `enum ${descEnum.typeName} sent as a number (${value}); expected its name`);
       return DROP;
     }
     return this.wrongType(path, `a ${descEnum.name} name`, value);
   }
 
   private wrongType(path: string, expected: string, value: unknown): Checked {
-    this.sink.add(path, "json.wrong_type", `expected ${expected}, got ${jsonTypeOf(value)}`);
+    this.#report(path, "json.wrong_type", `expected ${expected}, got ${jsonTypeOf(value)}`);
     return DROP;
   }
 }
