@@ -9,7 +9,7 @@ import { catalogueOf, compileContracts, formatSourceError, type CompiledContract
 import { crossCheckContracts } from "./config.js";
 import { Contract, type ContractSpec } from "./contract.js";
 import { STRICT, type Strictness } from "./json-check.js";
-import { parsePayloadPath } from "./payload.js";
+import { parsePayloadPath, stringAt } from "./payload.js";
 
 export interface CliIo {
   /** One line of machine-readable output (no trailing newline). */
@@ -224,15 +224,6 @@ async function fromProto(values: Parsed["values"], maxViolations: number): Promi
 
 function contractFor(compiled: CompiledContracts, spec: ContractSpec): Contract {
   return new Contract(spec, compiled.validator, compiled.registry);
-}
-
-function stringAt(body: unknown, path: string): string | undefined {
-  let value: unknown = body;
-  for (const key of path.split(".")) {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-    value = (value as Record<string, unknown>)[key];
-  }
-  return typeof value === "string" || typeof value === "number" ? String(value) : undefined;
 }
 
 export async function runLint(argv: string[], io: CliIo): Promise<number> {

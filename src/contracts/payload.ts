@@ -136,3 +136,15 @@ export function extractPayloads(
   visit(root, 0, "");
   return { payloads, overflow };
 }
+
+/** Reads a string (or number, as text) at a dotted path of plain keys; anything else is absent. */
+export function stringAt(body: unknown, dottedPath: string): string | undefined {
+  let value: unknown = body;
+  for (const key of dottedPath.split(".")) {
+    if (!isObject(value)) return undefined;
+    value = value[key];
+  }
+  if (typeof value === "string") return value;
+  if (typeof value === "number") return String(value);
+  return undefined;
+}

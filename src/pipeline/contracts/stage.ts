@@ -10,6 +10,7 @@ import type { CompiledContracts } from "../../contracts/compile.js";
 import type { RouteContract, ContractsSection } from "../../contracts/config.js";
 import { Contract, type CheckResult } from "../../contracts/contract.js";
 import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
+import { stringAt } from "../../contracts/payload.js";
 import { PROBLEM_CONTENT_TYPE, unverifiableProblem, violatedProblem } from "../../contracts/problem.js";
 import { CONTINUE, type Exchange, type ResponseInfo, type Stage, type StageDeps, type StageRun, type Step } from "../types.js";
 
@@ -292,18 +293,6 @@ function parseJson(text: string): unknown {
 
 function modelOf(body: unknown): string | undefined {
   return stringAt(body, "model");
-}
-
-/** Reads a string (or number) at a dotted path of plain keys; anything else is "absent". */
-function stringAt(body: unknown, path: string): string | undefined {
-  let value: unknown = body;
-  for (const key of path.split(".")) {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-    value = (value as Record<string, unknown>)[key];
-  }
-  if (typeof value === "string") return value;
-  if (typeof value === "number") return String(value);
-  return undefined;
 }
 
 export function modelMatches(pattern: string, model: string): boolean {
