@@ -2,7 +2,8 @@
 // input lines), 2 usage or configuration error.
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { loadConfigFile } from "./config/load.js";
+import { prepareGuard } from "./config/prepare.js";
+import { runCheck, runLint } from "./contracts/check-cli.js";
 import { createLogger } from "./log.js";
 import { startGuard } from "./server/serve.js";
 import { VERSION } from "./version.js";
@@ -15,6 +16,8 @@ Usage: inference-guard <command> [options]
 
 Commands:
   serve     run the ext_proc server and the admin endpoint
+  check     validate recorded model responses (JSON lines) against an output contract
+  lint      compile output contracts and report rule errors with file:line
   version   print the version
 
 Run "inference-guard <command> --help" for a command's options.
@@ -50,15 +53,15 @@ async function serve(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   const file = values.config ?? DEFAULT_CONFIG_PATH;
-  const loaded = await loadConfigFile(file);
-  if (!loaded.ok) {
+  const prepared = await prepareGuard(file);
+  if (!prepared.ok) {
     io.err(`inference-guard: invalid configuration ${file}\n`);
-    for (const issue of loaded.errors) io.err(`  ${issue.path === "" ? "(root)" : issue.path}: ${issue.message}\n`);
+    for (const issue of prepared.errors) io.err(`  ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}\n`);
     return 2;
   }
-  const log = createLogger(loaded.config.log.level);
-  for (const warning of loaded.warnings) log.warn({ path: warning.path }, warning.message);
-  const guard = await startGuard(loaded.config, log, values.config === undefined ? {} : { configFile: file, watch: true });
+  const log = createLogger(prepared.config.log.level);
+  for (const warning of prepared.warnings) log.warn({ path: warning.path }, warning.message);
+  const guard = await startGuard(prepared, log, values.config === undefined ? {} : { configFile: file, watch: true });
   process.on("SIGHUP", () => void guard.reload());
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
@@ -76,12 +79,21 @@ async function serve(argv: string[], io: Io): Promise<number> {
   });
 }
 
+/** check and lint write whole lines. */
+function lineIo(io: Io): { out: (line: string) => void; err: (line: string) => void } {
+  return { out: (line) => io.out(`${line}\n`), err: (line) => io.err(`${line}\n`) };
+}
+
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case "serve":
         return await serve(rest, io);
+      case "check":
+        return await runCheck(rest, lineIo(io));
+      case "lint":
+        return await runLint(rest, lineIo(io));
       case "version":
       case "--version":
         io.out(`${VERSION}\n`);

@@ -6,6 +6,7 @@ import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.
 import { headerName } from "./primitives.js";
 import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
+import { contractsSectionSchema, routeContractSchema } from "../contracts/config.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;
@@ -62,6 +63,11 @@ const envoySchema = z
      * Envoy waits (Envoy would then apply failure_mode_allow to a request the guard still holds).
      */
     messageTimeoutMs: z.number().int().min(1).default(1_000),
+    /**
+     * The filter's max_message_timeout: the most the guard may extend one message's timer
+     * (override_message_timeout) while it holds a request (admission queue, cache coalescing).
+     */
+    maxMessageTimeoutMs: z.number().int().min(1).default(30_000),
   })
   .prefault({});
 
@@ -104,6 +110,7 @@ const routeSchema = z.strictObject({
   cache: routeCacheSchema,
   admission: routeAdmissionSchema,
   complexity: complexityRouteSchema,
+  contract: routeContractSchema.optional(),
 });
 
 const logSchema = z
@@ -121,6 +128,7 @@ export const configSchema = z
     log: logSchema,
     cache: cacheSettingsSchema,
     admission: admissionSchema,
+    contracts: contractsSectionSchema,
     /** First match wins. A request no route matches passes through untouched. */
     routes: z
       .array(routeSchema)

@@ -1,6 +1,11 @@
 // What the demo model answers, per task and per variant. "v1" is the conforming model; every
 // other variant is a named way a new model version silently breaks its output contract.
 // The contract tests walk this catalogue, so each break here must be caught by a contract in proto/.
+//
+// A task's output is its contract payload; demoResponseBody() puts it where the example
+// bindings (DEMO_BINDINGS) look for it: sentiment and eta are the whole body, embedding is
+// data[0].embedding of an embeddings response, chat_structured is the content of an OpenAI-style
+// chat completion (a string output is the content verbatim, anything else is JSON-encoded).
 import type { JsonValue } from "../pipeline/types.js";
 
 export interface TaskOutputs {
@@ -10,11 +15,123 @@ export interface TaskOutputs {
   readonly breaks: Readonly<Record<string, (input: JsonValue) => JsonValue>>;
 }
 
+/** Small deterministic hash of the input, so outputs vary with it but are reproducible. */
+function seedOf(input: JsonValue): number {
+  const text = JSON.stringify(input) ?? "";
+  let hash = 2166136261;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 16777619);
+  return hash >>> 0;
+}
+
+function textOf(input: JsonValue): string {
+  if (typeof input === "string") return input;
+  if (typeof input === "object" && input !== null && !Array.isArray(input) && typeof input["text"] === "string") return input["text"];
+  return "";
+}
+
+function sentiment(input: JsonValue): { label: string; score: number } {
+  const negative = /\b(bad|awful|broken|late|refund)\b/i.test(textOf(input));
+  const score = Math.round((negative ? 0.05 + (seedOf(input) % 40) / 100 : 0.55 + (seedOf(input) % 45) / 100) * 100) / 100;
+  return { label: negative ? "NEGATIVE" : "POSITIVE", score };
+}
+
+function eta(input: JsonValue): { order_id: string; eta_minutes: number; status: string; computed_at: string } {
+  // The ETA is at least 25 minutes so that a model answering in seconds lands above a day.
+  return {
+    order_id: `ord_${(seedOf(input) % 1_000_000).toString(36)}`,
+    eta_minutes: 25 + (seedOf(input) % 35),
+    status: "ON_TIME",
+    computed_at: new Date().toISOString(),
+  };
+}
+
+const DIMENSION = 8;
+
+function embedding(input: JsonValue, dimension = DIMENSION): number[] {
+  const seed = seedOf(input);
+  return Array.from({ length: dimension }, (_, i) => Math.round(Math.sin(seed + i) * 1e6) / 1e6);
+}
+
+function triage(input: JsonValue): { category: string; priority: number; tags: string[]; summary: string; needs_human: boolean } {
+  const text = textOf(input);
+  const billing = /\b(invoice|charge|refund|bill)/i.test(text);
+  return {
+    category: billing ? "billing" : "technical",
+    priority: 2 + (seedOf(input) % 4),
+    tags: billing ? ["billing", "refund"] : ["bug"],
+    summary: text === "" ? "Customer contacted support." : text.slice(0, 200),
+    needs_human: false,
+  };
+}
+
+const minutesAgo = (minutes: number): string => new Date(Date.now() - minutes * 60_000).toISOString();
+
 export const TASKS: Readonly<Record<string, TaskOutputs>> = {
   sentiment: {
-    conforming: () => ({ label: "POSITIVE", score: 0.93 }),
+    conforming: sentiment,
     breaks: {
-      score_rescaled: () => ({ label: "POSITIVE", score: 93 }),
+      score_rescaled: (input) => ({ ...sentiment(input), score: Math.round(sentiment(input).score * 100) }),
+      label_respelled: (input) => ({ ...sentiment(input), label: sentiment(input).label.toLowerCase() }),
+      new_label: (input) => ({ ...sentiment(input), label: "MIXED" }),
+      label_renamed: (input) => {
+        const { label, score } = sentiment(input);
+        return { sentiment: label, score };
+      },
+      score_as_string: (input) => ({ ...sentiment(input), score: String(sentiment(input).score) }),
+      score_null: (input) => ({ ...sentiment(input), score: null }),
+      score_nan: (input) => ({ ...sentiment(input), score: "NaN" }),
+      wrapped_in_object: (input) => ({ result: sentiment(input) }),
+      extra_field: (input) => ({ ...sentiment(input), explanation: "The customer sounds happy." }),
+      missing_score: (input) => ({ label: sentiment(input).label }),
+      empty_label: (input) => ({ ...sentiment(input), label: "" }),
+      negative_score: (input) => ({ ...sentiment(input), score: -0.2 }),
+      label_contradicts_score: (input) => ({ label: "POSITIVE", score: 0.1 + (seedOf(input) % 30) / 100 }),
+    },
+  },
+  eta: {
+    conforming: eta,
+    breaks: {
+      stale_timestamp: (input) => ({ ...eta(input), computed_at: minutesAgo(120) }),
+      future_timestamp: (input) => ({ ...eta(input), computed_at: minutesAgo(-60) }),
+      eta_in_seconds: (input) => ({ ...eta(input), eta_minutes: eta(input).eta_minutes * 60 }),
+      eta_renamed: (input) => {
+        const { eta_minutes, ...rest } = eta(input);
+        return { ...rest, eta_mins: eta_minutes };
+      },
+      new_status: (input) => ({ ...eta(input), status: "LOST_IN_TRANSIT" }),
+      timestamp_as_epoch: (input) => ({ ...eta(input), computed_at: Math.floor(Date.now() / 1000) }),
+      fractional_minutes: (input) => ({ ...eta(input), eta_minutes: eta(input).eta_minutes + 0.5 }),
+      delayed_without_reason: (input) => ({ ...eta(input), status: "DELAYED" }),
+      empty_order_id: (input) => ({ ...eta(input), order_id: "" }),
+      status_as_number: (input) => ({ ...eta(input), status: 1 }),
+    },
+  },
+  embedding: {
+    conforming: (input) => embedding(input),
+    breaks: {
+      dimension_changed: (input) => embedding(input, 12),
+      dimension_shrunk: (input) => embedding(input, 4),
+      nan_component: (input) => embedding(input).map((value, i) => (i === 3 ? "NaN" : value)),
+      null_component: (input) => embedding(input).map((value, i) => (i === 0 ? null : value)),
+      unnormalised: (input) => embedding(input).map((value) => value * 4),
+      wrapped_in_object: (input) => ({ vector: embedding(input) }),
+      base64_encoded: (input) => Buffer.from(new Float32Array(embedding(input)).buffer).toString("base64"),
+    },
+  },
+  chat_structured: {
+    conforming: triage,
+    breaks: {
+      key_renamed: (input) => {
+        const { priority, ...rest } = triage(input);
+        return { ...rest, urgency: priority };
+      },
+      tags_too_long: (input) => ({ ...triage(input), tags: ["a", "b", "c", "d", "e", "f", "g"] }),
+      prose_not_json: (input) => `Sure! The ticket is about ${triage(input).category}.`,
+      category_respelled: (input) => ({ ...triage(input), category: "Billing" }),
+      priority_as_string: (input) => ({ ...triage(input), priority: String(triage(input).priority) }),
+      empty_summary: (input) => ({ ...triage(input), summary: "" }),
+      urgent_without_human: (input) => ({ ...triage(input), priority: 1, needs_human: false }),
+      priority_infinity: (input) => ({ ...triage(input), priority: "Infinity" }),
     },
   },
 };
@@ -25,4 +142,35 @@ export function renderOutput(task: string, variant: string, input: JsonValue): J
   if (outputs === undefined) return undefined;
   if (variant === "v1") return outputs.conforming(input);
   return outputs.breaks[variant]?.(input);
+}
+
+/** How each task's contract is bound (the routes[].contract keys of the demo config). */
+export const DEMO_BINDINGS: Readonly<Record<string, { readonly message: string; readonly payload: string; readonly wrapField?: string }>> = {
+  sentiment: { message: "demo.v1.Sentiment", payload: "$" },
+  eta: { message: "demo.v1.DeliveryEta", payload: "$" },
+  embedding: { message: "demo.v1.Embedding", payload: "data[*].embedding", wrapField: "values" },
+  chat_structured: { message: "demo.v1.TicketTriage", payload: "choices[*].message.content<json>" },
+};
+
+/** The response body the demo model sends for a task's output (see the header comment). */
+export function demoResponseBody(task: string, output: JsonValue, model = "demo-model"): JsonValue {
+  switch (task) {
+    case "embedding":
+      return { object: "list", model, data: [{ object: "embedding", index: 0, embedding: output }] };
+    case "chat_structured":
+      return {
+        id: "chatcmpl-demo",
+        object: "chat.completion",
+        model,
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: typeof output === "string" ? output : JSON.stringify(output) },
+            finish_reason: "stop",
+          },
+        ],
+      };
+    default:
+      return output;
+  }
 }

@@ -84,7 +84,8 @@ async function startGuardProcess(configFile: string, adminUrl: string, echo: boo
     "guard",
     NODE,
     [join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile],
-    echo ? { onOutput: (chunk) => process.stdout.write(`[guard] ${chunk}`) } : {},
+    // Relative paths in the config (contracts.protoPaths) are relative to the working directory.
+    { cwd: PROJECT_ROOT, ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[guard] ${chunk}`) } : {}) },
   );
   await waitUntil("guard", () => httpOk(`${adminUrl}/readyz`), 20_000, proc);
   return proc;

@@ -1,10 +1,12 @@
 // The stage line-up. Order matters (see Stage in types.ts): request hooks run top to bottom,
 // response hooks bottom to top, so the contract verdict is known before the cache stores.
 import type { GuardConfig } from "../config/schema.js";
+import type { CompiledContracts } from "../contracts/compile.js";
 import { createAdmissionStage } from "./admission/stage.js";
 import { createAnnotateStage } from "./annotate.js";
 import { createCacheStage, type CacheStage } from "./cache/stage.js";
 import { createComplexityStage } from "./complexity/stage.js";
+import { createContractsStage } from "./contracts/stage.js";
 import { createMaintenanceStage } from "./maintenance.js";
 import { Pipeline, type PipelineDeps } from "./pipeline.js";
 import type { Stage, StageDeps } from "./types.js";
@@ -15,7 +17,8 @@ export interface BuiltPipeline {
   readonly cache: CacheStage;
 }
 
-export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDeps): BuiltPipeline {
+/** `contracts` are the compiled contracts when a route binds one (see config/prepare.ts). */
+export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDeps, contracts?: CompiledContracts): BuiltPipeline {
   const cache = createCacheStage(config, deps);
   const stages: Stage[] = [
     createMaintenanceStage(config),
@@ -24,5 +27,6 @@ export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDep
     cache,
     createAdmissionStage(config, deps),
   ];
+  if (contracts !== undefined) stages.push(createContractsStage(config, deps, contracts));
   return { pipeline: new Pipeline(config.routes, stages, deps), cache };
 }

@@ -5,7 +5,8 @@ import { watch, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { loadConfigFile, type ConfigIssue } from "../config/load.js";
+import type { ConfigIssue } from "../config/load.js";
+import { prepareGuard, type PreparedGuard } from "../config/prepare.js";
 import type { GuardConfig } from "../config/schema.js";
 import { createCoreMetrics, type CoreMetrics } from "../metrics/registry.js";
 import { buildPipeline, type BuiltPipeline } from "../pipeline/build.js";
@@ -33,16 +34,16 @@ export interface GuardOptions {
 
 const RELOAD_DEBOUNCE_MS = 250;
 
-export async function startGuard(initial: GuardConfig, log: Logger, options: GuardOptions = {}): Promise<RunningGuard> {
+export async function startGuard(initial: Extract<PreparedGuard, { ok: true }>, log: Logger, options: GuardOptions = {}): Promise<RunningGuard> {
   const metrics: CoreMetrics = createCoreMetrics(VERSION);
   const now = (): number => performance.now();
-  const build = async (config: GuardConfig): Promise<BuiltPipeline> => {
-    const built = buildPipeline(config, { metrics, registry: metrics.registry, log, now });
+  const build = async (prepared: Extract<PreparedGuard, { ok: true }>): Promise<BuiltPipeline> => {
+    const built = buildPipeline(prepared.config, { metrics, registry: metrics.registry, log, now }, prepared.contracts);
     await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
     return built;
   };
-  let config = initial;
-  let current = await build(config);
+  let config: GuardConfig = initial.config;
+  let current = await build(initial);
   let ready = false;
 
   const grpc: GrpcServer = await startGrpcServer(config.listen.grpc, config.listen.socketMode, {
@@ -68,7 +69,7 @@ export async function startGuard(initial: GuardConfig, log: Logger, options: Gua
   let reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, warnings: [] });
   const reloadOnce = async (): Promise<ReloadResult> => {
     if (options.configFile === undefined) return { ok: false, errors: [{ path: "", message: "no config file to reload (embedded default)" }] };
-    const loaded = await loadConfigFile(options.configFile);
+    const loaded = await prepareGuard(options.configFile);
     const result = loaded.ok ? "success" : "failure";
     metrics.reloads.inc({ result });
     metrics.lastReload.set({ result }, Date.now() / 1000);
@@ -81,7 +82,7 @@ export async function startGuard(initial: GuardConfig, log: Logger, options: Gua
       log.warn({ grpc: next.listen.grpc, admin: next.listen.admin }, "listen addresses change only on restart");
     }
     const previous = current.pipeline;
-    current = await build(next);
+    current = await build(loaded);
     config = next;
     // Streams opened before the swap still run on the previous pipeline; release it after they
     // had the drain budget to finish.

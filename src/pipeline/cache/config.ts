@@ -99,12 +99,13 @@ export function cacheConfigWarnings(config: GuardConfig): ConfigIssue[] {
     warnings.push({ path: "cache.redis.url", message: "no route enables the cache; Redis will not be used" });
   }
   config.routes.forEach((route, index) => {
-    if (route.cache.enabled && route.cache.singleFlightWaitMs >= config.envoy.messageTimeoutMs) {
+    // Followers extend Envoy's per-message timer, which Envoy caps at max_message_timeout.
+    if (route.cache.enabled && route.cache.singleFlightWaitMs >= config.envoy.maxMessageTimeoutMs) {
       warnings.push({
         path: `routes[${index}].cache.singleFlightWaitMs`,
         message:
-          `${route.cache.singleFlightWaitMs} ms is not below envoy.messageTimeoutMs (${config.envoy.messageTimeoutMs}); ` +
-          "waiting requests extend Envoy's timer, so the ext_proc filter's max_message_timeout must allow it",
+          `${route.cache.singleFlightWaitMs} ms is not below envoy.maxMessageTimeoutMs (${config.envoy.maxMessageTimeoutMs}); ` +
+          "Envoy gives up on coalesced requests before they stop waiting",
       });
     }
   });

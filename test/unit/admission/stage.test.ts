@@ -10,7 +10,7 @@ function setup(admission: Record<string, unknown> = {}) {
   const config = configSchema.parse({
     admission: { limit: { initial: 10, min: 1, max: 10 }, circuit: { minRequests: 2, openMs: 4_000 }, ...admission },
     routes: [
-      { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true } },
+      { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true }, complexity: { enabled: true } },
       { name: "health", match: { pathPrefix: "/healthz" }, admission: { enabled: false } },
     ],
   });

@@ -29,7 +29,7 @@ t.test("cross-checks", async (t) => {
   const config = configSchema.parse({
     cache: { maxBytes: 4096, redis: { url: "redis://127.0.0.1:6379" } },
     routes: [
-      { name: "chat", cache: { enabled: true, maxEntryBytes: 8192, allowHeaders: ["content-type", "age"], singleFlightWaitMs: 5_000 } },
+      { name: "chat", cache: { enabled: true, maxEntryBytes: 8192, allowHeaders: ["content-type", "age"], singleFlightWaitMs: 40_000 } },
       { name: "off", cache: { maxEntryBytes: 8192 } },
     ],
   });

@@ -136,7 +136,7 @@ t.test("completions: plain and streamed", async (t) => {
   t.match(JSON.parse(data[0] ?? "{}"), { object: "text_completion", choices: [{ index: 0, text: String }] });
 });
 
-t.test("embeddings: one unit vector per input, deterministic", async (t) => {
+t.test("embeddings: one vector per input, deterministic", async (t) => {
   const { post } = await startModel(t);
   const embed = async (input: unknown) =>
     (await (await post("/v1/embeddings", { model: "e", input })).json()) as {
@@ -153,7 +153,7 @@ t.test("embeddings: one unit vector per input, deterministic", async (t) => {
       ["embedding", 2],
     ],
   );
-  for (const item of batch.data) t.ok(Math.abs(Math.hypot(...item.embedding) - 1) < 1e-9, "unit length");
+  for (const item of batch.data) t.equal(item.embedding.length, 8, "the catalogue's dimension");
   const single = await embed("second");
   t.same(single.data[0]?.embedding, batch.data[1]?.embedding, "same text, same vector");
 });

@@ -1,0 +1,145 @@
+// One bound contract, ready to check bodies: payload extraction → strict JSON walk →
+// protobuf JSON reader → protovalidate. Pure and synchronous; the stage and the CLI share it.
+import { fromJson, type DescField, type DescMessage, type Registry } from "@bufbuild/protobuf";
+import type { Path } from "@bufbuild/protobuf/reflect";
+import type { Validator, Violation } from "@bufbuild/protovalidate";
+import { JsonChecker, STRICT, ViolationSink, isDropped, type ContractViolation, type Strictness } from "./json-check.js";
+import { extractPayloads, parsePayloadPath, type PayloadStep } from "./payload.js";
+
+export interface ContractSpec {
+  readonly message: DescMessage;
+  /** Payload path, see payload.ts; "$" is the whole body. */
+  readonly payload?: string;
+  /** Name of the contract field each payload is the value of (for non-object payloads). */
+  readonly wrapField?: string;
+  readonly strictness?: Strictness;
+  readonly maxViolations?: number;
+  readonly maxPayloads?: number;
+}
+
+export interface CheckResult {
+  readonly valid: boolean;
+  /** The parsed body, when it was JSON (the stage reads the model name and version from it). */
+  readonly body: unknown;
+  /** At most maxViolations, in body order (JSON problems of a payload before its rule violations). */
+  readonly violations: readonly ContractViolation[];
+  /** All violations found, including those beyond the cap. */
+  readonly total: number;
+}
+
+export class Contract {
+  readonly name: string;
+  readonly #steps: readonly PayloadStep[];
+  readonly #wrap: DescField | undefined;
+  readonly #strictness: Strictness;
+  readonly #maxViolations: number;
+  readonly #maxPayloads: number;
+
+  constructor(
+    readonly spec: ContractSpec,
+    private readonly validator: Validator,
+    private readonly registry: Registry,
+  ) {
+    this.name = spec.message.typeName;
+    const parsed = parsePayloadPath(spec.payload ?? "$");
+    if (!parsed.ok) throw new Error(parsed.error);
+    this.#steps = parsed.steps;
+    if (spec.wrapField !== undefined) {
+      const field = spec.message.fields.find((candidate) => candidate.name === spec.wrapField || candidate.jsonName === spec.wrapField);
+      if (field === undefined) throw new Error(`${this.name} has no field "${spec.wrapField}"`);
+      this.#wrap = field;
+    }
+    this.#strictness = spec.strictness ?? STRICT;
+    this.#maxViolations = spec.maxViolations ?? 20;
+    this.#maxPayloads = spec.maxPayloads ?? 1024;
+  }
+
+  checkText(text: string): CheckResult {
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (error) {
+      return this.notJson((error as Error).message);
+    }
+    return this.checkValue(body);
+  }
+
+  /** The verdict for a body that is not JSON at all (an HTML error page, prose, an empty body). */
+  notJson(syntaxError: string): CheckResult {
+    const sink = new ViolationSink(this.#maxViolations);
+    sink.add("", "json.syntax", `body is not JSON: ${syntaxError}`);
+    return { valid: false, body: undefined, violations: sink.list, total: sink.total };
+  }
+
+  checkValue(body: unknown): CheckResult {
+    const sink = new ViolationSink(this.#maxViolations);
+    const { payloads, overflow } = extractPayloads(body, this.#steps, this.#maxPayloads);
+    for (const payload of payloads) {
+      if ("problem" in payload) sink.add(payload.path, payload.problem.rule, payload.problem.message);
+      else this.#checkPayload(payload.value, payload.path, sink);
+    }
+    if (overflow) sink.add("", "payload.too_many", `more than ${this.#maxPayloads} payloads in one response`);
+    return { valid: sink.total === 0, body, violations: sink.list, total: sink.total };
+  }
+
+  #checkPayload(value: unknown, path: string, sink: ViolationSink): void {
+    const checker = new JsonChecker(this.#strictness, sink);
+    let cleaned: unknown;
+    if (this.#wrap === undefined) {
+      cleaned = checker.message(value, this.spec.message, path);
+    } else {
+      const inner = checker.field(value, this.#wrap, path);
+      cleaned = isDropped(inner) ? {} : { [this.#wrap.name]: inner };
+    }
+    if (isDropped(cleaned)) return;
+    let message;
+    try {
+      message = fromJson(this.spec.message, cleaned as Parameters<typeof fromJson>[1], { ignoreUnknownFields: true, registry: this.registry });
+    } catch (error) {
+      sink.add(path, "json.invalid", (error as Error).message);
+      return;
+    }
+    const result = this.validator.validate(this.spec.message, message);
+    if (result.kind === "valid") return;
+    if (result.kind === "error") {
+      // A rule that fails to evaluate on this data (not at startup) still blocks the body: an
+      // unverified body must not be reported as conforming.
+      sink.add(path, "rule.error", result.error.message);
+      return;
+    }
+    for (const violation of result.violations) {
+      const field = this.#violationPath(path, violation);
+      if (checker.flagged.has(field === "" ? "$" : field)) continue;
+      sink.add(field, violation.ruleId === "" ? "cel" : violation.ruleId, violation.message);
+    }
+  }
+
+  #violationPath(base: string, violation: Violation): string {
+    return appendPath(base, violation.field, this.#wrap);
+  }
+}
+
+/** Renders a protovalidate field path under a payload path; the wrap field is the payload itself. */
+export function appendPath(base: string, path: Path, wrap: DescField | undefined): string {
+  let out = base;
+  path.forEach((item, index) => {
+    switch (item.kind) {
+      case "field":
+        if (index === 0 && item === wrap) return;
+        out = out === "" ? item.name : `${out}.${item.name}`;
+        return;
+      case "list_sub":
+        out += `[${item.index}]`;
+        return;
+      case "map_sub":
+        out += `[${JSON.stringify(typeof item.key === "bigint" ? item.key.toString() : item.key)}]`;
+        return;
+      case "extension":
+        out += `.(${item.typeName})`;
+        return;
+      case "oneof":
+        return;
+    }
+  });
+  return out;
+}

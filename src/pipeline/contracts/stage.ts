@@ -1,0 +1,305 @@
+// The output-contract stage: checks the response of every bound route against its contract
+// before the client sees it. Under "enforce" a violating body is replaced by a problem+json
+// reply; under "shadow" it passes with an x-guard-contract header. Either way the verdict is
+// counted per contract and model version, and left on the exchange for the cache stage.
+import { Counter, Histogram } from "prom-client";
+import type { GuardConfig } from "../../config/schema.js";
+import { BoundedLabel } from "../../metrics/labels.js";
+import { decodeBody, type BodyReason } from "../../contracts/body.js";
+import type { CompiledContracts } from "../../contracts/compile.js";
+import type { RouteContract, ContractsSection } from "../../contracts/config.js";
+import { Contract, type CheckResult } from "../../contracts/contract.js";
+import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
+import { stringAt } from "../../contracts/payload.js";
+import { PROBLEM_CONTENT_TYPE, unverifiableProblem, violatedProblem } from "../../contracts/problem.js";
+import { CONTINUE, type Exchange, type ResponseInfo, type Stage, type StageDeps, type StageRun, type Step } from "../types.js";
+
+export type UnverifiableReason = BodyReason | "body.streaming";
+
+export interface ContractsStageOptions {
+  /** Uniform [0, 1) source for sampling; injectable for tests. */
+  readonly random?: () => number;
+}
+
+/** Check duration buckets (seconds): a 0.5 KB body takes tens of µs, a 1 MB one tens of ms. */
+const DURATION_BUCKETS = [0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+interface Binding {
+  readonly route: string;
+  readonly settings: RouteContract;
+  readonly contract: Contract;
+  readonly onUnverifiable: "reject" | "pass";
+  readonly fieldLabel: BoundedLabel;
+}
+
+interface Metrics {
+  readonly checks: Counter<"contract" | "model_version" | "result">;
+  readonly violations: Counter<"contract" | "model_version" | "rule" | "field">;
+  readonly unverifiable: Counter<"contract" | "reason">;
+  readonly duration: Histogram<"contract">;
+}
+
+export function createContractsStage(
+  config: GuardConfig,
+  deps: StageDeps,
+  compiled: CompiledContracts,
+  options: ContractsStageOptions = {},
+): Stage {
+  const section = config.contracts;
+  const bindings = new Map<string, Binding>();
+  for (const route of config.routes) {
+    const settings = route.contract;
+    if (settings === undefined) continue;
+    const message = compiled.messages.get(settings.message);
+    // The config cross-check (crossCheckContracts) rejects unknown messages before startup.
+    if (message === undefined) throw new Error(`route ${route.name}: unknown contract message ${settings.message}`);
+    const contract = new Contract(
+      {
+        message,
+        payload: settings.payload,
+        ...(settings.wrapField === undefined ? {} : { wrapField: settings.wrapField }),
+        strictness: settings,
+        maxViolations: section.maxViolations,
+        maxPayloads: section.maxPayloads,
+      },
+      compiled.validator,
+      compiled.registry,
+    );
+    bindings.set(route.name, {
+      route: route.name,
+      settings,
+      contract,
+      onUnverifiable: settings.unverifiable ?? (settings.action === "enforce" ? "reject" : "pass"),
+      fieldLabel: new BoundedLabel(section.maxFieldLabels, 128),
+    });
+  }
+  const metrics: Metrics = {
+    checks: new Counter({
+      name: "guard_contract_checks_total",
+      help: "Responses of contract-bound routes, by verdict: passed, violated, unverifiable, not_sampled, not_applicable.",
+      labelNames: ["contract", "model_version", "result"],
+      registers: [deps.registry],
+    }),
+    violations: new Counter({
+      name: "guard_contract_violations_total",
+      help: "Contract violations by rule id and normalised JSON path (indices as [*]); capped per response at contracts.maxViolations.",
+      labelNames: ["contract", "model_version", "rule", "field"],
+      registers: [deps.registry],
+    }),
+    unverifiable: new Counter({
+      name: "guard_contract_unverifiable_total",
+      help: "Responses that could not be checked, by reason (body.too_large, body.decompression_limit, body.decode_error, body.unsupported_encoding, body.streaming).",
+      labelNames: ["contract", "reason"],
+      registers: [deps.registry],
+    }),
+    duration: new Histogram({
+      name: "guard_contract_check_seconds",
+      help: "Time to decode, parse and check one response body.",
+      labelNames: ["contract"],
+      buckets: DURATION_BUCKETS,
+      registers: [deps.registry],
+    }),
+  };
+  const versions = new BoundedLabel(section.maxModelVersions);
+  const random = options.random ?? Math.random;
+
+  return {
+    name: "contracts",
+    start(exchange) {
+      const binding = bindings.get(exchange.route.name);
+      if (binding === undefined) return undefined;
+      return new ContractRun(binding, exchange, section, metrics, versions, deps, random);
+    },
+  };
+}
+
+type Phase = "waiting" | "checking" | "done";
+
+class ContractRun implements StageRun {
+  #phase: Phase = "waiting";
+  #requestModel: string | undefined;
+  #rawVersion: string | undefined;
+  #contentEncoding: string | undefined;
+  #streaming = false;
+
+  constructor(
+    private readonly binding: Binding,
+    private readonly exchange: Exchange,
+    private readonly section: ContractsSection,
+    private readonly metrics: Metrics,
+    private readonly versions: BoundedLabel,
+    private readonly deps: StageDeps,
+    private readonly random: () => number,
+  ) {}
+
+  onRequestHeaders(): Step {
+    const { settings } = this.binding;
+    // Sampling is decided before anything is buffered: an unsampled response costs nothing.
+    if (settings.sampleRate < 1 && !(this.random() < settings.sampleRate)) {
+      this.#finish("not_sampled", this.versions.value(undefined));
+      return CONTINUE;
+    }
+    const wantsRequestModel = settings.models.length > 0 && !this.exchange.request.endOfStream;
+    return { type: "continue", needs: { responseHeaders: true, responseBody: true, ...(wantsRequestModel ? { requestBody: true } : {}) } };
+  }
+
+  onRequestBody(body: Uint8Array): Step {
+    if (this.binding.settings.models.length > 0 && body.byteLength <= this.section.maxBodyBytes) {
+      this.#requestModel = modelOf(parseJson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")));
+    }
+    return CONTINUE;
+  }
+
+  async onResponseHeaders(response: ResponseInfo): Promise<Step> {
+    if (this.#phase !== "waiting") return CONTINUE;
+    this.#rawVersion = clipVersion(response.headers.get(this.binding.settings.modelVersionHeader));
+    this.#contentEncoding = response.headers.get("content-encoding");
+    this.#streaming = (response.headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
+    if (response.status < 200 || response.status > 299) {
+      // Error bodies of the upstream are not model output: the contract does not apply.
+      this.#finish("not_applicable", this.versions.value(this.#rawVersion));
+      return CONTINUE;
+    }
+    // No body will follow: check the empty body now (it is a violation for any contract).
+    if (response.endOfStream) return this.#check(new Uint8Array(0));
+    return CONTINUE;
+  }
+
+  onResponseBody(body: Uint8Array): Promise<Step> | Step {
+    if (this.#phase !== "waiting") return CONTINUE;
+    return this.#check(body);
+  }
+
+  onEnd(): void {
+    // Sampled responses that never reached a verdict (client left, upstream reset) are not counted:
+    // they say nothing about the model's output.
+    this.#phase = "done";
+  }
+
+  async #check(body: Uint8Array): Promise<Step> {
+    this.#phase = "checking";
+    const started = this.deps.now();
+    const { binding } = this;
+    if (this.#streaming) return this.#unverifiable("body.streaming", "streamed (text/event-stream) responses are not checked");
+    const decoded = await decodeBody(body, this.#contentEncoding, this.section);
+    if (!decoded.ok) return this.#unverifiable(decoded.reason, decoded.detail);
+    let parsed: unknown = NOT_JSON;
+    let syntaxError = "";
+    try {
+      parsed = JSON.parse(decoded.text);
+    } catch (error) {
+      syntaxError = (error as Error).message;
+    }
+    if (binding.settings.models.length > 0) {
+      const model = modelOf(parsed) ?? this.#requestModel;
+      if (model === undefined || !binding.settings.models.some((pattern) => modelMatches(pattern, model))) {
+        this.#finish("not_applicable", this.versions.value(this.#rawVersion));
+        return CONTINUE;
+      }
+    }
+    if (this.#rawVersion === undefined && binding.settings.modelVersionField !== undefined) {
+      this.#rawVersion = clipVersion(stringAt(parsed, binding.settings.modelVersionField));
+    }
+    const result: CheckResult = parsed === NOT_JSON ? binding.contract.notJson(syntaxError) : binding.contract.checkValue(parsed);
+    const version = this.versions.value(this.#rawVersion);
+    this.metrics.duration.observe({ contract: binding.contract.name }, (this.deps.now() - started) / 1000);
+    if (result.valid) {
+      this.#finish("passed", version);
+      return this.#headerStep("passed");
+    }
+    this.#finish("violated", version);
+    for (const violation of result.violations) {
+      this.metrics.violations.inc({
+        contract: binding.contract.name,
+        model_version: version,
+        rule: violation.rule,
+        field: binding.fieldLabel.value(normaliseFieldPath(violation.field)),
+      });
+    }
+    const rules = result.violations.map((violation) => violation.rule);
+    const header = verdictHeader("violated", rules, this.section.headerMaxLength);
+    this.deps.log.debug({ route: binding.route, contract: binding.contract.name, rules: [...new Set(rules)], total: result.total }, "contract violated");
+    if (binding.settings.action === "shadow") return this.#headerStep(header);
+    return {
+      type: "reply",
+      reply: {
+        status: binding.settings.status,
+        headers: this.#replyHeaders(header),
+        body: violatedProblem({
+          status: binding.settings.status,
+          route: binding.route,
+          contract: binding.contract.name,
+          modelVersion: this.#rawVersion,
+          violations: result.violations,
+          total: result.total,
+        }),
+        reason: "contract.violated",
+      },
+    };
+  }
+
+  #unverifiable(reason: UnverifiableReason, detail: string): Step {
+    const { binding } = this;
+    this.metrics.unverifiable.inc({ contract: binding.contract.name, reason });
+    this.#finish("unverifiable", this.versions.value(this.#rawVersion));
+    const header = `unverifiable; reason=${reason}`;
+    if (binding.onUnverifiable === "pass") return this.#headerStep(header);
+    return {
+      type: "reply",
+      reply: {
+        status: binding.settings.status,
+        headers: this.#replyHeaders(header),
+        body: unverifiableProblem({
+          status: binding.settings.status,
+          route: binding.route,
+          contract: binding.contract.name,
+          modelVersion: this.#rawVersion,
+          reason,
+          detail,
+        }),
+        reason: "contract.unverifiable",
+      },
+    };
+  }
+
+  #replyHeaders(verdict: string): Record<string, string> {
+    const headers: Record<string, string> = { "content-type": PROBLEM_CONTENT_TYPE, "cache-control": "no-store" };
+    if (this.section.header !== "") headers[this.section.header] = verdict;
+    return headers;
+  }
+
+  #headerStep(value: string): Step {
+    if (this.section.header === "") return CONTINUE;
+    return { type: "continue", edits: { setHeaders: { [this.section.header]: value } } };
+  }
+
+  #finish(result: "passed" | "violated" | "unverifiable" | "not_sampled" | "not_applicable", version: string): void {
+    this.#phase = "done";
+    this.exchange.contract = result === "passed" ? "passed" : result === "violated" ? "violated" : "skipped";
+    if (this.#rawVersion !== undefined) this.exchange.modelVersion = version;
+    this.metrics.checks.inc({ contract: this.binding.contract.name, model_version: version, result });
+  }
+}
+
+const NOT_JSON = Symbol("not-json");
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
+}
+
+function modelOf(body: unknown): string | undefined {
+  return stringAt(body, "model");
+}
+
+export function modelMatches(pattern: string, model: string): boolean {
+  return pattern.endsWith("*") ? model.startsWith(pattern.slice(0, -1)) : model === pattern;
+}
+
+function clipVersion(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  return raw.length > 64 ? raw.slice(0, 64) : raw;
+}

@@ -1,0 +1,225 @@
+import { gzipSync, brotliCompressSync, deflateSync } from "node:zlib";
+import t from "tap";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
+import { VIOLATED_TYPE, UNVERIFIABLE_TYPE } from "../../../../src/contracts/problem.js";
+import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
+import type { Exchange, ResponseInfo, Stage, StageRun, Step } from "../../../../src/pipeline/types.js";
+import { demoContracts } from "../../contracts/fixtures.js";
+
+function config(contract: Record<string, unknown>, contracts: Record<string, unknown> = {}): GuardConfig {
+  return configSchema.parse({
+    contracts,
+    routes: [
+      { name: "sentiment", match: { pathPrefix: "/v1/sentiment" }, contract: { message: "demo.v1.Sentiment", ...contract } },
+      { name: "open", match: { pathPrefix: "/" } },
+    ],
+  });
+}
+
+async function setup(contract: Record<string, unknown>, contracts: Record<string, unknown> = {}, random = () => 0.5) {
+  const registry = new Registry();
+  const stage = createContractsStage(config(contract, contracts), { registry, log: pino({ level: "silent" }), now: () => 0 }, await demoContracts(), { random });
+  return { registry, stage };
+}
+
+function exchange(route = "sentiment", endOfStream = true, headers: Record<string, string> = {}): Exchange {
+  return {
+    request: { method: "POST", path: "/v1/sentiment", authority: "x", headers: new Map(Object.entries(headers)), requestId: "r1", endOfStream },
+    route: { name: route },
+    startedAt: 0,
+    extendDeadline: () => undefined,
+  };
+}
+
+function response(headers: Record<string, string> = {}, status = 200, endOfStream = false): ResponseInfo {
+  return { status, headers: new Map(Object.entries({ "content-type": "application/json", ...headers })), endOfStream };
+}
+
+const body = (value: unknown): Uint8Array => new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
+
+async function roundTrip(stage: Stage, ex: Exchange, headers: Record<string, string>, payload: Uint8Array, status = 200): Promise<{ run: StageRun; first: Step; last: Step }> {
+  const run = stage.start(ex);
+  if (run === undefined) throw new Error("stage not started");
+  const first = await run.onRequestHeaders!();
+  const atHeaders = await run.onResponseHeaders!(response(headers, status));
+  const last = atHeaders.type === "reply" ? atHeaders : await run.onResponseBody!(payload);
+  run.onEnd?.({ answeredBy: "upstream", cancelled: false, status });
+  return { run, first, last };
+}
+
+async function metric(registry: Registry, name: string): Promise<{ labels: Record<string, string | number>; value: number }[]> {
+  const found = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return (found?.values ?? []).map((v) => ({ labels: v.labels as Record<string, string | number>, value: v.value }));
+}
+
+t.test("unbound routes are not started; bound ones ask for the response", async (t) => {
+  const { stage } = await setup({});
+  t.equal(stage.start(exchange("open")), undefined);
+  const run = stage.start(exchange());
+  t.same(await run?.onRequestHeaders?.(), { type: "continue", needs: { responseHeaders: true, responseBody: true } });
+});
+
+t.test("conforming body passes with a header, exchange and metrics are set", async (t) => {
+  const { stage, registry } = await setup({ action: "enforce" });
+  const ex = exchange();
+  const { last } = await roundTrip(stage, ex, { "x-model-version": "v1" }, body({ label: "POSITIVE", score: 0.9 }));
+  t.same(last, { type: "continue", edits: { setHeaders: { "x-guard-contract": "passed" } } });
+  t.equal(ex.contract, "passed");
+  t.equal(ex.modelVersion, "v1");
+  t.same(await metric(registry, "guard_contract_checks_total"), [{ labels: { contract: "demo.v1.Sentiment", model_version: "v1", result: "passed" }, value: 1 }]);
+});
+
+t.test("enforce: a violating body becomes a 502 problem, field by field", async (t) => {
+  const { stage, registry } = await setup({ action: "enforce" });
+  const ex = exchange();
+  const { last } = await roundTrip(stage, ex, { "x-model-version": "v2" }, body({ label: "positive", score: 93, extra: 1 }));
+  if (last.type !== "reply") return t.fail("expected a reply");
+  t.equal(last.reply.status, 502);
+  t.equal(last.reply.reason, "contract.violated");
+  t.equal(last.reply.headers["content-type"], "application/problem+json");
+  t.equal(last.reply.headers["x-guard-contract"], "violated; rules=json.unknown_field,string.in,double.gte_lte");
+  const problem = JSON.parse(String(last.reply.body));
+  t.equal(problem.type, VIOLATED_TYPE);
+  t.equal(problem.title, "Upstream response violates its output contract");
+  t.equal(problem.status, 502);
+  t.equal(problem.detail, "3 violations of demo.v1.Sentiment from model version v2");
+  t.equal(problem.route, "sentiment");
+  t.equal(problem.contract, "demo.v1.Sentiment");
+  t.equal(problem.model_version, "v2");
+  t.equal(problem.violation_count, 3);
+  t.equal(problem.truncated, false);
+  t.same(problem.violations, [
+    { field: "extra", rule: "json.unknown_field", message: 'unknown field "extra" (not in demo.v1.Sentiment)' },
+    { field: "label", rule: "string.in", message: "must be in list [POSITIVE, NEGATIVE, NEUTRAL]" },
+    { field: "score", rule: "double.gte_lte", message: "must be greater than or equal to 0 and less than or equal to 1" },
+  ]);
+  t.equal(ex.contract, "violated");
+  const violations = await metric(registry, "guard_contract_violations_total");
+  t.same(violations.map((v) => v.labels.rule).sort(), ["double.gte_lte", "json.unknown_field", "string.in"]);
+  t.ok(violations.every((v) => v.labels.model_version === "v2" && v.value === 1));
+});
+
+t.test("enforce with a custom status and the problem names no version when none is known", async (t) => {
+  const { stage } = await setup({ action: "enforce", status: 422 });
+  const { last } = await roundTrip(stage, exchange(), {}, body({ label: "NEUTRAL" }));
+  if (last.type !== "reply") return t.fail("expected a reply");
+  t.equal(last.reply.status, 422);
+  const problem = JSON.parse(String(last.reply.body));
+  t.equal(problem.status, 422);
+  t.equal(problem.model_version, null);
+  t.equal(problem.detail, "1 violation of demo.v1.Sentiment");
+});
+
+t.test("shadow: the body passes with the verdict header, bounded in length", async (t) => {
+  const { stage } = await setup({ action: "shadow", modelVersionField: "meta.version" }, { headerMaxLength: 40, maxViolations: 2 });
+  const ex = exchange();
+  const { last } = await roundTrip(stage, ex, {}, body({ label: "x", score: "NaN", a: 1, b: 2, meta: { version: "v9" } }));
+  if (last.type !== "continue") return t.fail("expected continue");
+  const header = last.edits?.setHeaders?.["x-guard-contract"] ?? "";
+  t.ok(header.length <= 40, header);
+  t.match(header, /^violated; rules=json\.non_finite,\.\.\.$/);
+  t.equal(ex.contract, "violated");
+  t.equal(ex.modelVersion, "v9");
+});
+
+t.test("payload at an array item: embeddings with a wrap field, paths name the item", async (t) => {
+  const registry = new Registry();
+  const cfg = configSchema.parse({
+    routes: [{ name: "emb", match: {}, contract: { message: "demo.v1.Embedding", payload: "data[*].embedding", wrapField: "values", action: "enforce" } }],
+  });
+  const stage = createContractsStage(cfg, { registry, log: pino({ level: "silent" }), now: () => 0 }, await demoContracts());
+  const { last } = await roundTrip(stage, exchange("emb"), {}, body({ data: [{ embedding: [0, 0, 0, 0, 0, 0, 0, 0] }, { embedding: [0, 0, 2, 0, 0, 0, 0, 0, 0] }] }));
+  if (last.type !== "reply") return t.fail("expected a reply");
+  const problem = JSON.parse(String(last.reply.body));
+  t.same(
+    problem.violations.map((v: { field: string; rule: string }) => `${v.field} ${v.rule}`).sort(),
+    ["data[1].embedding repeated.max_items", "data[1].embedding[2] float.gte_lte"],
+  );
+  const fields = (await metric(registry, "guard_contract_violations_total")).map((v) => v.labels.field).sort();
+  t.same(fields, ["data[*].embedding", "data[*].embedding[*]"]);
+});
+
+t.test("compressed bodies are checked; a decompression bomb is its own reason", async (t) => {
+  const ok = JSON.stringify({ label: "NEUTRAL", score: 0.5 });
+  for (const [encoding, bytes] of [
+    ["gzip", gzipSync(ok)],
+    ["br", brotliCompressSync(ok)],
+    ["deflate", deflateSync(ok)],
+  ] as const) {
+    const { stage } = await setup({ action: "enforce" });
+    const { last } = await roundTrip(stage, exchange(), { "content-encoding": encoding }, bytes);
+    t.same(last, { type: "continue", edits: { setHeaders: { "x-guard-contract": "passed" } } }, encoding);
+  }
+  const bomb = gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20));
+  t.ok(bomb.byteLength < 100 * 1024, `bomb is ${bomb.byteLength} bytes`);
+  const { stage, registry } = await setup({ action: "enforce" }, { maxDecompressedBytes: 1024 * 1024 });
+  const ex = exchange();
+  const { last } = await roundTrip(stage, ex, { "content-encoding": "gzip" }, bomb);
+  if (last.type !== "reply") return t.fail("expected a reply");
+  t.equal(last.reply.reason, "contract.unverifiable");
+  const problem = JSON.parse(String(last.reply.body));
+  t.equal(problem.type, UNVERIFIABLE_TYPE);
+  t.equal(problem.reason, "body.decompression_limit");
+  t.equal(ex.contract, "skipped");
+  t.same(await metric(registry, "guard_contract_unverifiable_total"), [{ labels: { contract: "demo.v1.Sentiment", reason: "body.decompression_limit" }, value: 1 }]);
+});
+
+t.test("unverifiable policy: too large passes under shadow, rejects under enforce unless configured", async (t) => {
+  const big = body({ label: "NEUTRAL", score: 0.5, pad: "x".repeat(2000) });
+  const shadow = await setup({ action: "shadow" }, { maxBodyBytes: 1000 });
+  t.same((await roundTrip(shadow.stage, exchange(), {}, big)).last, { type: "continue", edits: { setHeaders: { "x-guard-contract": "unverifiable; reason=body.too_large" } } });
+  const enforce = await setup({ action: "enforce" }, { maxBodyBytes: 1000 });
+  t.equal((await roundTrip(enforce.stage, exchange(), {}, big)).last.type, "reply");
+  const lenient = await setup({ action: "enforce", unverifiable: "pass" }, { maxBodyBytes: 1000 });
+  t.equal((await roundTrip(lenient.stage, exchange(), {}, big)).last.type, "continue");
+  const unknownEncoding = await setup({ action: "shadow" });
+  const { last } = await roundTrip(unknownEncoding.stage, exchange(), { "content-encoding": "zstd" }, body("x"));
+  t.same(last, { type: "continue", edits: { setHeaders: { "x-guard-contract": "unverifiable; reason=body.unsupported_encoding" } } });
+});
+
+t.test("non-JSON and empty bodies are violations", async (t) => {
+  const { stage } = await setup({ action: "enforce" });
+  const { last } = await roundTrip(stage, exchange(), { "content-type": "text/html" }, body("<html>oops</html>"));
+  if (last.type !== "reply") return t.fail("expected a reply");
+  t.equal(JSON.parse(String(last.reply.body)).violations[0].rule, "json.syntax");
+  const run = stage.start(exchange());
+  await run?.onRequestHeaders?.();
+  const step = await run?.onResponseHeaders?.(response({}, 200, true));
+  t.equal(step?.type, "reply", "an empty 200 is checked at response headers");
+});
+
+t.test("upstream errors and unsampled requests are not checked", async (t) => {
+  const { stage, registry } = await setup({ action: "enforce", sampleRate: 0.25 }, {}, () => 0.9);
+  const run = stage.start(exchange());
+  t.same(await run?.onRequestHeaders?.(), { type: "continue" });
+  const sampled = await setup({ action: "enforce" });
+  const ex = exchange();
+  const { last } = await roundTrip(sampled.stage, ex, {}, body("upstream exploded"), 503);
+  t.same(last, { type: "continue" });
+  t.equal(ex.contract, "skipped");
+  t.same((await metric(registry, "guard_contract_checks_total")).map((v) => v.labels.result), ["not_sampled"]);
+  t.same((await metric(sampled.registry, "guard_contract_checks_total")).map((v) => v.labels.result), ["not_applicable"]);
+});
+
+t.test("model filter: response model or request model must match", async (t) => {
+  const { stage } = await setup({ action: "enforce", models: ["sent-*"] });
+  const bad = { label: "nope", score: 5 };
+  t.equal((await roundTrip(stage, exchange(), {}, body({ ...bad, model: "other-1" }))).last.type, "continue", "other model skipped");
+  t.equal((await roundTrip(stage, exchange(), {}, body({ ...bad, model: "sent-2" }))).last.type, "reply", "matching model checked");
+  const run = stage.start(exchange("sentiment", false));
+  t.same(await run?.onRequestHeaders?.(), { type: "continue", needs: { responseHeaders: true, responseBody: true, requestBody: true } });
+  await run?.onRequestBody?.(body({ model: "sent-3", input: "x" }));
+  await run?.onResponseHeaders?.(response());
+  t.equal((await run?.onResponseBody?.(body(bad)))?.type, "reply", "request model used when the response names none");
+});
+
+t.test("model versions beyond the limit are labelled other", async (t) => {
+  const { stage, registry } = await setup({}, { maxModelVersions: 2 });
+  for (const version of ["a", "b", "c", "d"]) {
+    await roundTrip(stage, exchange(), { "x-model-version": version }, body({ label: "NEUTRAL", score: 0.5 }));
+  }
+  const labels = (await metric(registry, "guard_contract_checks_total")).map((v) => `${v.labels.model_version}=${v.value}`).sort();
+  t.same(labels, ["a=1", "b=1", "other=2"]);
+});
