@@ -37,3 +37,6 @@ test-e2e: build envoy system-deps
 
 clean:
 	rm -rf dist .tap
+
+# Capability-specific targets (bench, soak, ops checks) live beside each other in mk/.
+-include mk/*.mk
