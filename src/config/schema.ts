@@ -68,6 +68,12 @@ const envoySchema = z
      * (override_message_timeout) while it holds a request (admission queue, cache coalescing).
      */
     maxMessageTimeoutMs: z.number().int().min(1).default(30_000),
+    /**
+     * The listener's per_connection_buffer_limit_bytes (envoy/envoy.yaml uses 8 MiB). Requests
+     * whose announced body is larger than this are answered 413 by the guard when a stage needs
+     * the body, instead of being left to hang in Envoy (docs/reliability.md).
+     */
+    bufferLimitBytes: z.number().int().min(1).default(8 * 1024 * 1024),
   })
   .prefault({});
 

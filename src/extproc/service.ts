@@ -24,18 +24,20 @@ export function processHandler(deps: StreamDeps, hooks: ProcessHandlerHooks = {}
     };
     call.on("cancelled", () => close());
     call.on("error", (error) => close(error));
-    void (async () => {
-      try {
-        // Envoy sends the next frame only after our answer (outside observability mode),
-        // so handling frames one at a time loses no concurrency.
-        for await (const frame of call as AsyncIterable<ProcessingRequest>) {
-          await processor.handle(frame);
-        }
-        close();
-        if (!call.writableEnded) call.end();
-      } catch (error) {
-        close(error);
-      }
-    })();
+    // Envoy sends the next frame only after our answer (outside observability mode), so handling
+    // frames one at a time loses no concurrency; pausing keeps a flooding peer from queueing more.
+    // Not `for await`: its iterator destroys the call when the peer half-closes, so the stream
+    // would never end with an OK status and Envoy would hold it open until its deferred-close timer.
+    call.on("data", (frame: ProcessingRequest) => {
+      call.pause();
+      processor.handle(frame).then(
+        () => call.resume(),
+        (error: unknown) => close(error),
+      );
+    });
+    call.on("end", () => {
+      close();
+      if (!call.writableEnded && !call.destroyed) call.end();
+    });
   };
 }

@@ -37,6 +37,26 @@ export interface StreamDeps {
   readonly now: () => number;
   /** Upper bound for buffering streamed body chunks the guard did not ask Envoy to buffer. */
   readonly maxStreamedBodyBytes?: number;
+  /**
+   * Envoy's per_connection_buffer_limit_bytes (config envoy.bufferLimitBytes). A request body the
+   * guard asks Envoy to buffer must fit: Envoy 1.40 does not answer 413 when a mode_override
+   * switches to BUFFERED after the body already hit the limit; the request hangs until
+   * stream_idle_timeout. Bodies announced larger are refused with 413 at the headers.
+   */
+  readonly requestBufferLimitBytes?: () => number;
+}
+
+/** The guard's own answer for a body it would need buffered but Envoy cannot hold. */
+function tooLargeReply(limit: number): PhaseResult {
+  return {
+    type: "reply",
+    reply: {
+      status: 413,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ error: "request_too_large", message: `request body exceeds the ${limit}-byte buffer limit` }),
+      reason: "request.too_large",
+    },
+  };
 }
 
 const PASS_THROUGH_MODE: WireProcessingMode = {
@@ -190,6 +210,8 @@ export class StreamProcessor {
     const result = await run.requestHeaders();
     if (this.#replied(result)) return;
     const bodyFollows = run.needs.requestBody && !endOfStream;
+    const limit = this.#deps.requestBufferLimitBytes?.();
+    if (bodyFollows && limit !== undefined && Number(headers.get("content-length") ?? 0) > limit && this.#replied(tooLargeReply(limit))) return;
     this.#emit({
       requestHeaders: { response: commonResponse(result.edits, true) },
       modeOverride: this.#mode(),

@@ -51,6 +51,7 @@ export async function startGuard(initial: Extract<PreparedGuard, { ok: true }>, 
     metrics,
     log,
     now,
+    requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
   });
   let admin: AdminServer;
   try {

@@ -12,11 +12,29 @@ export type ParsedBody =
 
 export function parseBody(bytes: Uint8Array): ParsedBody {
   if (bytes.length === 0) return { kind: "raw", bytes };
+  let value: JsonValue;
   try {
-    return { kind: "json", value: JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8")) as JsonValue };
+    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8")) as JsonValue;
   } catch {
     return { kind: "raw", bytes };
   }
+  // JSON.parse accepts any depth, but canonicalJson recurses: a body nested 100 000 deep would
+  // overflow the stack. Such bodies are keyed byte for byte instead (still exact, just not
+  // normalised).
+  return nestedDeeperThan(value, MAX_CANONICAL_DEPTH) ? { kind: "raw", bytes } : { kind: "json", value };
+}
+
+const MAX_CANONICAL_DEPTH = 256;
+
+function nestedDeeperThan(root: JsonValue, limit: number): boolean {
+  const pending: { readonly value: JsonValue; readonly depth: number }[] = [{ value: root, depth: 0 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { value, depth } = next;
+    if (value === null || typeof value !== "object") continue;
+    if (depth >= limit) return true;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) pending.push({ value: child, depth: depth + 1 });
+  }
+  return false;
 }
 
 /**

@@ -73,3 +73,10 @@ t.test("tenant is a hash of the configured header, never the credential", async 
   t.equal(tenantOf(new Map(), "authorization"), ANONYMOUS_TENANT);
   t.equal(tenantOf(new Map([["authorization", ""]]), "authorization"), ANONYMOUS_TENANT);
 });
+
+t.test("a body nested deeper than canonicalisation can walk is keyed byte for byte", async (t) => {
+  const deep = `{"messages":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+  t.equal(parseBody(bytes(deep)).kind, "raw");
+  t.equal(requestDigest(input(deep)), requestDigest(input(deep)), "stable, and no stack overflow");
+  t.equal(parseBody(bytes(`{"a":${"[".repeat(200)}${"]".repeat(200)}}`)).kind, "json", "ordinary nesting is still normalised");
+});

@@ -1,0 +1,35 @@
+// A body the guard would need buffered but Envoy cannot hold is refused at the headers with 413
+// (Envoy itself would leave the request hanging after a BUFFERED mode_override; docs/reliability.md).
+import { pino } from "pino";
+import t from "tap";
+import { StreamProcessor } from "../../../src/extproc/stream.js";
+import type { ProcessingResponse } from "../../../src/extproc/wire.js";
+import { createCoreMetrics } from "../../../src/metrics/registry.js";
+import { Pipeline } from "../../../src/pipeline/pipeline.js";
+import type { Stage } from "../../../src/pipeline/types.js";
+import { counterValue, requestHeaders, route } from "../../helpers/frames.js";
+
+const wantsBody: Stage = { name: "body", start: () => ({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true } }) }) };
+
+async function firstAnswer(stages: Stage[], headers: Record<string, string>, limit = 1_000): Promise<{ answer: ProcessingResponse | undefined; metrics: ReturnType<typeof createCoreMetrics> }> {
+  const metrics = createCoreMetrics("test");
+  const log = pino({ level: "silent" });
+  const pipeline = new Pipeline([route("chat")], stages, { metrics, log, now: () => 0 });
+  const sent: ProcessingResponse[] = [];
+  const processor = new StreamProcessor({ pipeline: () => pipeline, metrics, log, now: () => 0, requestBufferLimitBytes: () => limit }, (frame) => sent.push(frame));
+  await processor.handle(requestHeaders(headers));
+  processor.close();
+  return { answer: sent[0], metrics };
+}
+
+t.test("announced body over the buffer limit, body needed → 413 from the guard", async (t) => {
+  const { answer, metrics } = await firstAnswer([wantsBody], { "content-length": "1001" });
+  t.equal(answer?.immediateResponse?.status.code, 413);
+  t.equal(await counterValue(metrics, "guard_replies_total", { route: "chat", reason: "request.too_large", status: "413" }), 1);
+});
+
+t.test("within the limit, or no stage needs the body → no reply", async (t) => {
+  t.equal((await firstAnswer([wantsBody], { "content-length": "1000" })).answer?.requestHeaders?.response.status, "CONTINUE");
+  t.equal((await firstAnswer([], { "content-length": "50000" })).answer?.requestHeaders?.response.status, "CONTINUE");
+  t.equal((await firstAnswer([wantsBody], {})).answer?.requestHeaders?.response.status, "CONTINUE", "chunked: length unknown");
+});
