@@ -1,0 +1,231 @@
+// Soak: mixed traffic through Envoy + guard for a long time, sampling the guard's RSS, heap and
+// event-loop lag from its /metrics, and reporting their slopes (least squares) and every
+// unexpected 5xx. "Expected" answers: the model's 200/4xx, the guard's own replies (they carry
+// x-guard-reason: contract violations, sheds). Anything else 5xx, or a transport error, is not.
+// Run: make soak (30 min) or node dist/bench/soak.js --minutes 5
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { PROJECT_ROOT } from "../src/devstack/envoy.js";
+import { startStack } from "../src/devstack/stack.js";
+import { countBy, mixedShot, send, type Result, type Shot } from "../test/helpers/load.js";
+
+export interface SoakOptions {
+  readonly durationMs: number;
+  /** Requests per second offered (paced, not closed-loop: the machine is shared). */
+  readonly rate: number;
+  readonly sampleEveryMs: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface Sample {
+  readonly atS: number;
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  readonly eventLoopLagP99Ms: number;
+  readonly eventLoopLagMaxMs: number;
+}
+
+export interface Slope {
+  /** Least-squares slope per minute over the samples after warm-up. */
+  readonly perMinute: number;
+  readonly first: number;
+  readonly last: number;
+}
+
+export interface SoakReport {
+  readonly startedAt: string;
+  readonly durationS: number;
+  readonly requests: number;
+  readonly ratePerS: number;
+  readonly statuses: Record<string, number>;
+  readonly byKind: Record<string, Record<string, number>>;
+  readonly unexpected5xx: number;
+  readonly unexpectedExamples: readonly string[];
+  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
+  /** Samples in the first 20 % of the run are warm-up (JIT, pools, cache filling) and not fitted. */
+  readonly rss: Slope;
+  readonly heapUsed: Slope;
+  readonly eventLoopLagP99: Slope;
+  readonly samples: readonly Sample[];
+}
+
+interface Kind {
+  readonly name: string;
+  readonly weight: number;
+  readonly shot: (index: number) => Shot;
+}
+
+/** The traffic mix: every route, cache hits and misses, contract violations, bursts that shed. */
+const KINDS: readonly Kind[] = [
+  { name: "miss", weight: 40, shot: (index) => mixedShot(index) },
+  // 32 distinct cacheable requests, repeated: mostly hits once warm.
+  { name: "hit", weight: 30, shot: (index) => mixedShot(index % 32, { "x-guard-cache": "allow" }) },
+  { name: "violation", weight: 8, shot: (index) => ({ path: "/v1/predict/sentiment", body: JSON.stringify({ text: `late order ${index}` }), headers: { "x-demo-variant": "score_rescaled" } }) },
+  { name: "eta", weight: 8, shot: (index) => ({ path: "/v1/predict/eta", body: JSON.stringify({ order: index }) }) },
+  { name: "kserve", weight: 6, shot: (index) => ({ path: "/v2/models/demo/infer", body: JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [index, 1, 2, 3] }] }) }) },
+  { name: "unrouted", weight: 4, shot: () => ({ path: "/v1/unknown", body: "{}" }) },
+  { name: "model_error", weight: 4, shot: (index) => ({ ...mixedShot(index), headers: { "x-demo-status": "400" } }) },
+];
+const TOTAL_WEIGHT = KINDS.reduce((sum, kind) => sum + kind.weight, 0);
+
+function kindFor(index: number): Kind {
+  // A fixed interleaving (golden-ratio walk) instead of randomness: runs are comparable.
+  let point = ((index * 0.618033988749895) % 1) * TOTAL_WEIGHT;
+  for (const kind of KINDS) {
+    if (point < kind.weight) return kind;
+    point -= kind.weight;
+  }
+  return KINDS[0] as Kind;
+}
+
+function isExpected(result: Result): boolean {
+  if (result.status === "error") return false;
+  if (result.status < 500) return true;
+  // The guard's own answers (contract enforcement, shedding) name their reason.
+  return result.headers?.get("x-guard-reason") != null;
+}
+
+export function slope(points: readonly (readonly [number, number])[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const meanX = points.reduce((sum, [x]) => sum + x, 0) / n;
+  const meanY = points.reduce((sum, [, y]) => sum + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - meanX) * (y - meanY);
+    den += (x - meanX) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+function fitted(samples: readonly Sample[], pick: (sample: Sample) => number): Slope {
+  const warm = samples.filter((sample) => sample.atS >= (samples.at(-1)?.atS ?? 0) * 0.2);
+  return {
+    perMinute: slope(warm.map((sample) => [sample.atS / 60, pick(sample)])),
+    first: pick(samples[0] as Sample),
+    last: pick(samples.at(-1) as Sample),
+  };
+}
+
+function metricValue(text: string, name: string): number {
+  const line = text.split("\n").find((candidate) => candidate.startsWith(`${name} `));
+  return line === undefined ? Number.NaN : Number(line.slice(name.length + 1));
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+}
+
+export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const log = options.log ?? (() => {});
+  // failure_mode_allow false: a guard failure shows up as a 500, not as silently unguarded traffic.
+  const stack = await startStack({ failureModeAllow: false, demoArgs: { light: ["--base-latency-ms", "5"], heavy: ["--base-latency-ms", "20"] } });
+  const guard = stack.guard;
+  if (guard === undefined) throw new Error("no guard");
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const samples: Sample[] = [];
+  const results: { kind: string; result: Result }[] = [];
+  let unexpected = 0;
+  const examples: string[] = [];
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const byKind: Record<string, Record<string, number>> = {};
+  let stopped = false;
+  const workers = 8;
+  const perWorkerGapMs = (1000 * workers) / options.rate;
+  try {
+    const sampler = (async () => {
+      while (!stopped) {
+        const text = await guard.metrics();
+        samples.push({
+          atS: (performance.now() - t0) / 1000,
+          rssBytes: metricValue(text, "guard_process_resident_memory_bytes"),
+          heapUsedBytes: metricValue(text, "guard_nodejs_heap_size_used_bytes"),
+          eventLoopLagP99Ms: metricValue(text, "guard_nodejs_eventloop_lag_p99_seconds") * 1000,
+          eventLoopLagMaxMs: metricValue(text, "guard_nodejs_eventloop_lag_max_seconds") * 1000,
+        });
+        const last = samples.at(-1) as Sample;
+        log(`t=${last.atS.toFixed(0)}s rss=${(last.rssBytes / 2 ** 20).toFixed(1)}MiB heap=${(last.heapUsedBytes / 2 ** 20).toFixed(1)}MiB lag_p99=${last.eventLoopLagP99Ms.toFixed(1)}ms requests=${latencies.length} unexpected=${unexpected}`);
+        await sleep(options.sampleEveryMs);
+      }
+    })();
+    let next = 0;
+    const traffic = Array.from({ length: workers }, async (_, worker) => {
+      await sleep((perWorkerGapMs * worker) / workers);
+      while (!stopped) {
+        const began = performance.now();
+        const index = next++;
+        const kind = kindFor(index);
+        const result = await send(stack.url, kind.shot(index), 30_000);
+        const status = String(result.status);
+        statuses[status] = (statuses[status] ?? 0) + 1;
+        const perKind = (byKind[kind.name] ??= {});
+        perKind[status] = (perKind[status] ?? 0) + 1;
+        latencies.push(result.endedAt - result.startedAt);
+        if (!isExpected(result)) {
+          unexpected++;
+          if (examples.length < 20) examples.push(`${kind.name} ${result.shot.path}: ${status} ${result.error ?? result.text.slice(0, 120)}`);
+        }
+        if (results.length < 1000) results.push({ kind: kind.name, result });
+        await sleep(Math.max(0, perWorkerGapMs - (performance.now() - began)));
+      }
+    });
+    await sleep(options.durationMs);
+    stopped = true;
+    await Promise.all([...traffic, sampler]);
+  } finally {
+    await stack.stop();
+  }
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const durationS = (performance.now() - t0) / 1000;
+  return {
+    startedAt: startedAt.toISOString(),
+    durationS,
+    requests: latencies.length,
+    ratePerS: latencies.length / durationS,
+    statuses,
+    byKind,
+    unexpected5xx: unexpected,
+    unexpectedExamples: examples,
+    latencyMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? 0 },
+    rss: fitted(samples, (sample) => sample.rssBytes),
+    heapUsed: fitted(samples, (sample) => sample.heapUsedBytes),
+    eventLoopLagP99: fitted(samples, (sample) => sample.eventLoopLagP99Ms),
+    samples,
+  };
+}
+
+export function summarise(report: SoakReport): string {
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+  return [
+    `soak ${report.durationS.toFixed(0)} s, ${report.requests} requests (${report.ratePerS.toFixed(0)}/s), statuses ${JSON.stringify(report.statuses)}`,
+    `unexpected 5xx: ${report.unexpected5xx}`,
+    `latency p50 ${report.latencyMs.p50.toFixed(1)} ms, p99 ${report.latencyMs.p99.toFixed(1)} ms, max ${report.latencyMs.max.toFixed(0)} ms`,
+    `RSS ${mib(report.rss.first)} → ${mib(report.rss.last)} MiB, slope ${mib(report.rss.perMinute)} MiB/min after warm-up`,
+    `heap used ${mib(report.heapUsed.first)} → ${mib(report.heapUsed.last)} MiB, slope ${mib(report.heapUsed.perMinute)} MiB/min`,
+    `event-loop lag p99 ${report.eventLoopLagP99.first.toFixed(1)} → ${report.eventLoopLagP99.last.toFixed(1)} ms, slope ${report.eventLoopLagP99.perMinute.toFixed(3)} ms/min`,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { minutes: { type: "string", default: "30" }, rate: { type: "string", default: "100" }, out: { type: "string" } } });
+  const minutes = Number(values.minutes);
+  const report = await runSoak({
+    durationMs: minutes * 60_000,
+    rate: Number(values.rate),
+    sampleEveryMs: minutes >= 10 ? 10_000 : 2_000,
+    log: (line) => console.log(line),
+  });
+  const out = values.out ?? join(PROJECT_ROOT, "bench", "results", `soak-${report.startedAt.slice(0, 10)}${minutes === 30 ? "" : `-${minutes}min`}.json`);
+  await mkdir(join(out, ".."), { recursive: true });
+  await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`${summarise(report)}\nwritten to ${out}`);
+  process.exit(report.unexpected5xx === 0 ? 0 : 1);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) void main();
