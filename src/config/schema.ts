@@ -34,6 +34,14 @@ const listenSchema = z
   })
   .superRefine((listen, ctx) => {
     if (listen.allowPublicBind) return;
+    // A socket every local user may connect to is a public bind on this host.
+    if (listen.grpc.startsWith("unix:") && /[1-7]$/.test(listen.socketMode)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["socketMode"],
+        message: `"${listen.socketMode}" lets every local user connect to the ext_proc socket; set listen.allowPublicBind: true to allow it`,
+      });
+    }
     for (const key of ["grpc", "admin"] as const) {
       const address = listen[key];
       // A malformed address already has its own error; zod runs refinements regardless.

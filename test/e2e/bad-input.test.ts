@@ -79,7 +79,8 @@ t.test("bad request input through Envoy", async (t) => {
   const stack = await stackFor(t, {
     failureModeAllow: false,
     bufferLimitBytes,
-    guardConfig: { ...base, envoy: { ...(base["envoy"] as object), bufferLimitBytes } },
+    // Debug logging: the most the guard ever logs, checked for secrets and prompts at the end.
+    guardConfig: { ...base, envoy: { ...(base["envoy"] as object), bufferLimitBytes }, log: { level: "debug" } },
   });
   const guard = guardOf(stack);
   const before = await guard.metrics();
@@ -135,8 +136,8 @@ t.test("bad request input through Envoy", async (t) => {
   t.equal(enormous, 431, "over Envoy's 60 KiB header budget: 431");
 
   // Under Envoy's budget the guard sees it: a 4 KB credential (tenant hash) and a 2 KB request id.
-  const big = await post(stack, "/v1/chat/completions", JSON.stringify({ model: "demo", temperature: 0, messages: [{ role: "user", content: "hi" }] }), {
-    authorization: `Bearer ${"k".repeat(4_000)}`,
+  const big = await post(stack, "/v1/chat/completions", JSON.stringify({ model: "demo", temperature: 0, messages: [{ role: "user", content: "PROMPT-CANARY-7781" }] }), {
+    authorization: `Bearer sk-CANARY-SECRET-${"k".repeat(4_000)}`,
     "x-request-id": "r".repeat(2_000),
   });
   row("6 KB of header values", big);
@@ -149,6 +150,10 @@ t.test("bad request input through Envoy", async (t) => {
   t.ok(sample(after, 'guard_stage_errors_total{stage="cache",phase="request_body"}') === 0, "the deep body did not break the cache stage");
   t.equal(sample(after, 'guard_extproc_anomalies_total{kind="handler_error"}'), 0, "no handler error");
   await stillServing(t, stack);
+  const logs = guard.process().output();
+  t.ok(logs.length > 0, `the guard logged (${logs.length} bytes at debug)`);
+  t.notMatch(logs, /CANARY-SECRET|Bearer/, "no Authorization value in the logs");
+  t.notMatch(logs, /PROMPT-CANARY|summarise the incident report|"messages"/, "no prompt or body in the logs");
   t.comment(`bad input outcomes:\n${rows.join("\n")}\n${after.split("\n").filter((line) => /^guard_(complexity_estimate_fallbacks|stage_errors|cache_bypass|extproc_anomalies|extproc_streams)_total/.test(line)).join("\n")}`);
 });
 

@@ -4,46 +4,23 @@
 // routes and statuses. No exception escapes, every frame Envoy waits for is answered, no stage
 // fails (guard_stage_errors_total stays 0) and the heap stays bounded. FUZZ_RUNS sets the case
 // count (CI: a fixed-seed 2 000; `make fuzz`: 100 000).
-import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
-import { pino } from "pino";
 import t from "tap";
-import { parse, stringify } from "yaml";
-import { prepareText } from "../../../src/config/prepare.js";
-import { StreamProcessor } from "../../../src/extproc/stream.js";
-import type { ProcessingRequest, ProcessingResponse } from "../../../src/extproc/wire.js";
-import { createCoreMetrics } from "../../../src/metrics/registry.js";
-import { buildPipeline } from "../../../src/pipeline/build.js";
+import type { CoreMetrics } from "../../../src/metrics/registry.js";
 import { parseBody, requestDigest } from "../../../src/pipeline/cache/key.js";
 import { estimateBody } from "../../../src/pipeline/complexity/estimate.js";
 import { estimateTextTokens } from "../../../src/pipeline/complexity/tokens.js";
+import { exchange, fullPipeline } from "../../helpers/full-pipeline.js";
 
 const RUNS = Number(process.env["FUZZ_RUNS"] ?? 2_000);
 const SEED = Number(process.env["FUZZ_SEED"] ?? 20261124);
-const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 const encoder = new TextEncoder();
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
-
-async function fullPipeline(): Promise<{ processor: (send: (frame: ProcessingResponse) => void) => StreamProcessor; metrics: ReturnType<typeof createCoreMetrics> }> {
-  const config = parse(await readFile(`${ROOT}config/default.yaml`, "utf8")) as Record<string, unknown>;
-  // Absolute proto path (tests do not run from the root), and a small cache so "bounded" is visible.
-  const text = stringify({ ...config, contracts: { protoPaths: [`${ROOT}proto/contracts`] }, cache: { maxBytes: 1_048_576 } });
-  const prepared = await prepareText(text);
-  if (!prepared.ok) throw new Error(`default config: ${JSON.stringify(prepared.errors)}`);
-  const metrics = createCoreMetrics("fuzz");
-  const log = pino({ level: "silent" });
-  let clock = 0;
-  const now = (): number => (clock += 1);
-  const built = buildPipeline(prepared.config, { metrics, registry: metrics.registry, log, now }, prepared.contracts);
-  await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
-  return { metrics, processor: (send) => new StreamProcessor({ pipeline: () => built.pipeline, metrics, log, now, requestBufferLimitBytes: () => 8 * 1024 * 1024 }, send) };
-}
 
 const PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/predict/sentiment", "/v1/predict/eta", "/v1/predict/other", "/v2/models/m/infer", "/elsewhere"];
 
@@ -107,98 +84,17 @@ const caseSpec = fc.record({
 
 type CaseSpec = typeof caseSpec extends fc.Arbitrary<infer T> ? T : never;
 
-function wireHeaders(headers: Record<string, string | undefined>): { headers: { key: string; rawValue: Uint8Array }[] } {
-  return { headers: Object.entries(headers).flatMap(([key, value]) => (value === undefined ? [] : [{ key, rawValue: encoder.encode(value) }])) };
-}
-
 function encodedBody(spec: CaseSpec["response"]): { bytes: Uint8Array; encoding: string | undefined } {
   if (spec.encoding === "gzip") return { bytes: gzipSync(spec.body), encoding: "gzip" };
   if (spec.encoding === "gzip-garbage") return { bytes: spec.body, encoding: "gzip" };
   return { bytes: spec.body, encoding: spec.encoding };
 }
 
-function answers(kind: string, out: readonly ProcessingResponse[]): ProcessingResponse | undefined {
-  return out.find((frame) => frame.immediateResponse !== undefined || (frame as Record<string, unknown>)[kind] !== undefined);
-}
-
-/** Runs one exchange the way Envoy would; returns a problem description or undefined. */
-async function exchange(make: (send: (frame: ProcessingResponse) => void) => StreamProcessor, spec: CaseSpec): Promise<string | undefined> {
-  const out: ProcessingResponse[] = [];
-  const processor = make((frame) => out.push(frame));
-  try {
-    const step = async (frame: ProcessingRequest, kind: string): Promise<ProcessingResponse | string> => {
-      out.length = 0;
-      await processor.handle(frame);
-      const answer = answers(kind, out);
-      if (answer === undefined) return `no answer to ${kind}`;
-      const immediate = answer.immediateResponse;
-      if (immediate !== undefined) {
-        if (immediate.status.code < 100 || immediate.status.code > 599) return `bad status ${immediate.status.code}`;
-        if (!(immediate.headers?.setHeaders ?? []).some((option) => option.header.key === "x-guard-reason")) return "reply without x-guard-reason";
-      }
-      return answer;
-    };
-    const hasBody = spec.method === "POST";
-    const headersAnswer = await step(
-      {
-        request: "requestHeaders",
-        requestHeaders: {
-          headers: wireHeaders({
-            ":method": spec.method,
-            ":path": spec.path,
-            ":authority": "fuzz",
-            "content-type": "application/json",
-            "content-length": hasBody ? String(spec.body.length) : undefined,
-            "x-guard-cache": spec.cacheOptIn ? "allow" : undefined,
-            authorization: spec.tenant ?? undefined,
-          }),
-          endOfStream: !hasBody,
-        },
-      },
-      "requestHeaders",
-    );
-    if (typeof headersAnswer === "string") return headersAnswer;
-    if (headersAnswer.immediateResponse !== undefined) return undefined;
-    const mode = headersAnswer.modeOverride;
-    if (hasBody && mode?.requestBodyMode === "BUFFERED") {
-      const bodyAnswer = await step({ request: "requestBody", requestBody: { body: spec.body, endOfStream: true } }, "requestBody");
-      if (typeof bodyAnswer === "string") return bodyAnswer;
-      if (bodyAnswer.immediateResponse !== undefined) return undefined;
-    }
-    if (mode?.responseHeaderMode !== "SEND") return undefined;
-    const { bytes, encoding } = encodedBody(spec.response);
-    const responseAnswer = await step(
-      {
-        request: "responseHeaders",
-        responseHeaders: {
-          headers: wireHeaders({
-            ":status": String(spec.response.status),
-            "content-type": spec.response.contentType,
-            "content-encoding": encoding,
-            "content-length": String(bytes.length),
-            "x-model-version": spec.response.version,
-          }),
-          endOfStream: false,
-        },
-      },
-      "responseHeaders",
-    );
-    if (typeof responseAnswer === "string") return responseAnswer;
-    if (responseAnswer.immediateResponse !== undefined) return undefined;
-    const bodyMode = responseAnswer.modeOverride?.responseBodyMode ?? mode.responseBodyMode;
-    if (bodyMode !== "BUFFERED") return undefined;
-    const last = await step({ request: "responseBody", responseBody: { body: bytes, endOfStream: true } }, "responseBody");
-    return typeof last === "string" ? last : undefined;
-  } finally {
-    processor.close();
-  }
-}
-
-async function seriesCount(metrics: ReturnType<typeof createCoreMetrics>, name: string): Promise<number> {
+async function seriesCount(metrics: CoreMetrics, name: string): Promise<number> {
   return (await metrics.registry.getSingleMetric(name)?.get())?.values.length ?? 0;
 }
 
-async function counterTotal(metrics: ReturnType<typeof createCoreMetrics>, name: string): Promise<number> {
+async function counterTotal(metrics: CoreMetrics, name: string): Promise<number> {
   return ((await metrics.registry.getSingleMetric(name)?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
 }
 
@@ -214,7 +110,16 @@ t.test("the real stages survive random bodies on every route", async (t) => {
         gc();
         heapAfterWarmUp = process.memoryUsage().heapUsed;
       }
-      problem = await exchange(processor, spec);
+      const { bytes, encoding } = encodedBody(spec.response);
+      problem = await exchange(processor, {
+        method: spec.method,
+        path: spec.path,
+        requestHeaders: { "x-guard-cache": spec.cacheOptIn ? "allow" : undefined, authorization: spec.tenant ?? undefined },
+        body: spec.method === "POST" ? spec.body : new Uint8Array(),
+        status: spec.response.status,
+        responseHeaders: { "content-type": spec.response.contentType, "content-encoding": encoding, "x-model-version": spec.response.version },
+        responseBody: bytes,
+      });
       return problem === undefined;
     }),
     { numRuns: RUNS, seed: SEED, endOnFailure: true },
