@@ -49,6 +49,8 @@ export interface SoakReport {
   readonly rss: Slope;
   readonly heapUsed: Slope;
   readonly eventLoopLagP99: Slope;
+  /** Envoy's ext_proc filter counters at the end (message timeouts, spurious messages, failures). */
+  readonly envoyExtProc: Record<string, number>;
   readonly samples: readonly Sample[];
 }
 
@@ -135,6 +137,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const byKind: Record<string, Record<string, number>> = {};
+  const envoyExtProc: Record<string, number> = {};
   let stopped = false;
   const workers = 8;
   const perWorkerGapMs = (1000 * workers) / options.rate;
@@ -169,7 +172,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         latencies.push(result.endedAt - result.startedAt);
         if (!isExpected(result)) {
           unexpected++;
-          if (examples.length < 20) examples.push(`${kind.name} ${result.shot.path}: ${status} ${result.error ?? result.text.slice(0, 120)}`);
+          const example = `${kind.name} ${result.shot.path}: ${status} after ${(result.endedAt - result.startedAt).toFixed(0)} ms ${result.error ?? result.text.slice(0, 120)}`;
+          if (examples.length < 20) examples.push(example);
+          log(`unexpected: ${example}`);
         }
         if (results.length < 1000) results.push({ kind: kind.name, result });
         await sleep(Math.max(0, perWorkerGapMs - (performance.now() - began)));
@@ -178,6 +183,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await sleep(options.durationMs);
     stopped = true;
     await Promise.all([...traffic, sampler]);
+    const stats = await (await fetch(`${stack.envoy.adminUrl}/stats?filter=ext_proc`)).text();
+    for (const line of stats.split("\n")) {
+      const match = /^http\.inference\.ext_proc\.(\w+): (\d+)$/.exec(line);
+      if (match?.[1] !== undefined && match[2] !== "0") envoyExtProc[match[1]] = Number(match[2]);
+    }
   } finally {
     await stack.stop();
   }
@@ -196,6 +206,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     rss: fitted(samples, (sample) => sample.rssBytes),
     heapUsed: fitted(samples, (sample) => sample.heapUsedBytes),
     eventLoopLagP99: fitted(samples, (sample) => sample.eventLoopLagP99Ms),
+    envoyExtProc,
     samples,
   };
 }
@@ -208,6 +219,7 @@ export function summarise(report: SoakReport): string {
     `latency p50 ${report.latencyMs.p50.toFixed(1)} ms, p99 ${report.latencyMs.p99.toFixed(1)} ms, max ${report.latencyMs.max.toFixed(0)} ms`,
     `RSS ${mib(report.rss.first)} → ${mib(report.rss.last)} MiB, slope ${mib(report.rss.perMinute)} MiB/min after warm-up`,
     `heap used ${mib(report.heapUsed.first)} → ${mib(report.heapUsed.last)} MiB, slope ${mib(report.heapUsed.perMinute)} MiB/min`,
+    `Envoy ext_proc: ${JSON.stringify(report.envoyExtProc)}`,
     `event-loop lag p99 ${report.eventLoopLagP99.first.toFixed(1)} → ${report.eventLoopLagP99.last.toFixed(1)} ms, slope ${report.eventLoopLagP99.perMinute.toFixed(3)} ms/min`,
   ].join("\n");
 }

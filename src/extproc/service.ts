@@ -28,16 +28,21 @@ export function processHandler(deps: StreamDeps, hooks: ProcessHandlerHooks = {}
     // frames one at a time loses no concurrency; pausing keeps a flooding peer from queueing more.
     // Not `for await`: its iterator destroys the call when the peer half-closes, so the stream
     // would never end with an OK status and Envoy would hold it open until its deferred-close timer.
+    // Envoy may half-close right after its last frame; "end" can then fire while that frame is
+    // still being handled (pause() does not hold it back), so the stream ends after the answer.
+    let handling: Promise<void> = Promise.resolve();
     call.on("data", (frame: ProcessingRequest) => {
       call.pause();
-      processor.handle(frame).then(
-        () => call.resume(),
+      handling = processor.handle(frame).then(
+        () => void call.resume(),
         (error: unknown) => close(error),
       );
     });
     call.on("end", () => {
-      close();
-      if (!call.writableEnded && !call.destroyed) call.end();
+      void handling.then(() => {
+        close();
+        if (!call.writableEnded && !call.destroyed) call.end();
+      });
     });
   };
 }

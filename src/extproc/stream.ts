@@ -44,6 +44,12 @@ export interface StreamDeps {
    * stream_idle_timeout. Bodies announced larger are refused with 413 at the headers.
    */
   readonly requestBufferLimitBytes?: () => number;
+  /**
+   * Envoy's message_timeout (config envoy.messageTimeoutMs). override_message_timeout replaces
+   * Envoy's timer rather than extending it, so an extension is never sent shorter than this:
+   * a 400 ms queue wait asking for 500 ms would otherwise cut Envoy's 1 s wait to 500 ms.
+   */
+  readonly messageTimeoutMs?: () => number;
 }
 
 /** The guard's own answer for a body it would need buffered but Envoy cannot hold. */
@@ -331,8 +337,9 @@ export class StreamProcessor {
     return { dynamicMetadata: toWireStruct({ [METADATA_NAMESPACE]: edits.metadata }) };
   }
 
-  #extendDeadline(ms: number): void {
-    if (this.#closed || !(ms > 0)) return;
+  #extendDeadline(requestedMs: number): void {
+    if (this.#closed || !(requestedMs > 0)) return;
+    const ms = Math.max(requestedMs, this.#deps.messageTimeoutMs?.() ?? 0);
     const seconds = Math.floor(ms / 1000);
     this.#emit({ overrideMessageTimeout: { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) } });
   }

@@ -52,6 +52,7 @@ export async function startGuard(initial: Extract<PreparedGuard, { ok: true }>, 
     log,
     now,
     requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
+    messageTimeoutMs: () => config.envoy.messageTimeoutMs,
   });
   let admin: AdminServer;
   try {

@@ -1,5 +1,5 @@
-// A body the guard would need buffered but Envoy cannot hold is refused at the headers with 413
-// (Envoy itself would leave the request hanging after a BUFFERED mode_override; docs/reliability.md).
+// The guard against Envoy limits it cannot see: a body it would need buffered but Envoy cannot hold
+// is refused at the headers with 413, and a deadline extension never shortens message_timeout.
 import { pino } from "pino";
 import t from "tap";
 import { StreamProcessor } from "../../../src/extproc/stream.js";
@@ -32,4 +32,26 @@ t.test("within the limit, or no stage needs the body → no reply", async (t) =>
   t.equal((await firstAnswer([wantsBody], { "content-length": "1000" })).answer?.requestHeaders?.response.status, "CONTINUE");
   t.equal((await firstAnswer([], { "content-length": "50000" })).answer?.requestHeaders?.response.status, "CONTINUE");
   t.equal((await firstAnswer([wantsBody], {})).answer?.requestHeaders?.response.status, "CONTINUE", "chunked: length unknown");
+});
+
+t.test("a deadline extension never shortens Envoy's message timeout", async (t) => {
+  const metrics = createCoreMetrics("test");
+  const log = pino({ level: "silent" });
+  const holding = (ms: number): Stage => ({
+    name: "hold",
+    start: (exchange) => ({
+      onRequestHeaders: () => {
+        exchange.extendDeadline(ms);
+        return { type: "continue" };
+      },
+    }),
+  });
+  for (const [asked, sent] of [[500, { seconds: 1, nanos: 0 }], [2_500, { seconds: 2, nanos: 500_000_000 }]] as const) {
+    const pipeline = new Pipeline([route("chat")], [holding(asked)], { metrics, log, now: () => 0 });
+    const out: ProcessingResponse[] = [];
+    const processor = new StreamProcessor({ pipeline: () => pipeline, metrics, log, now: () => 0, messageTimeoutMs: () => 1_000 }, (frame) => out.push(frame));
+    await processor.handle(requestHeaders({}));
+    processor.close();
+    t.same(out[0]?.overrideMessageTimeout, sent, `asked ${asked} ms with a 1 s message_timeout`);
+  }
 });
