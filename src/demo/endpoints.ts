@@ -237,11 +237,13 @@ function answerEmbeddings(body: JsonValue, context: AnswerContext): Answer {
   };
 }
 
-/** The catalogue's embedding when it has one for this variant, else a stable vector of the text. */
-function embed(input: string, variant: string): JsonValue[] {
-  const output = renderOutput("embedding", variant, { input });
-  if (Array.isArray(output) && output.every((value) => typeof value === "number")) return output;
-  return textVector(input);
+/**
+ * The catalogue's embedding when it has one for this variant, whatever its JSON type (a break
+ * such as a base64 string or a wrapped vector must reach the wire as is), else a stable vector
+ * of the text (a variant named for another task).
+ */
+function embed(input: string, variant: string): JsonValue {
+  return renderOutput("embedding", variant, { input }) ?? textVector(input);
 }
 
 function answerPredict(task: string, body: JsonValue, context: AnswerContext): Answer {
