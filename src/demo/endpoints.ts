@@ -136,7 +136,8 @@ function generate(
   if (task !== undefined) {
     const output = renderOutput(task, context.variant, body);
     if (output === undefined) return unknownOutput(task, context.variant);
-    const json = JSON.stringify(output);
+    // A string output (prose instead of JSON) is the content itself, as demoResponseBody sends it.
+    const json = typeof output === "string" ? output : JSON.stringify(output);
     const content = context.fence ? `\n\`\`\`json\n${json}\n\`\`\`\n` : json;
     return prompts.flatMap(() => Array.from({ length: request.choices }, () => content));
   }

@@ -87,6 +87,13 @@ t.test("structured output: x-demo-task with x-demo-fence wraps the JSON in a mar
   t.same(JSON.parse(fenced?.[1] ?? "null"), renderOutput("sentiment", "v1", chatRequest));
 });
 
+t.test("structured output: a prose (string) output is the content verbatim, not a JSON string", async (t) => {
+  const { post } = await startModel(t);
+  const response = await post("/v1/chat/completions", chatRequest, { "x-demo-task": "chat_structured", "x-demo-variant": "prose_not_json" });
+  const body = (await response.json()) as { choices: { message: { content: string } }[] };
+  t.equal(body.choices[0]?.message.content, renderOutput("chat_structured", "prose_not_json", chatRequest));
+});
+
 /** Splits an SSE body into its data payloads. */
 function sseData(text: string): string[] {
   return text
