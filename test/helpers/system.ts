@@ -22,10 +22,12 @@ export function ensureCommand(group: "promtool" | "browser", commands: readonly 
 
 export interface Ran {
   readonly status: number | null;
+  readonly stdout: string;
+  /** stdout and stderr together, for failure messages. */
   readonly output: string;
 }
 
 export function run(command: string, args: readonly string[], input?: string): Ran {
   const result = spawnSync(command, args, { cwd: PROJECT_ROOT, encoding: "utf8", timeout: 120_000, ...(input === undefined ? {} : { input }) });
-  return { status: result.status, output: `${result.stdout ?? ""}${result.stderr ?? ""}` };
+  return { status: result.status, stdout: result.stdout ?? "", output: `${result.stdout ?? ""}${result.stderr ?? ""}` };
 }
