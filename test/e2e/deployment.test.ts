@@ -8,9 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { parse, parseAllDocuments, stringify } from "yaml";
-import { parseConfig } from "../../../src/config/load.js";
-import { compileContracts } from "../../../src/contracts/compile.js";
-import { envoyBinary, PROJECT_ROOT } from "../../../src/devstack/envoy.js";
+import { parseConfig } from "../../src/config/load.js";
+import { compileContracts } from "../../src/contracts/compile.js";
+import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
 
 // Parsed YAML walked by known paths: a wrong path yields undefined and fails its assertion.
 type Doc = Record<string, any>;

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { parse, stringify } from "yaml";
-import { guardNamesIn, guardRegistry, guardSeriesNames } from "../../helpers/guard-metrics.js";
-import { ensureCommand, run } from "../../helpers/system.js";
+import { guardNamesIn, guardRegistry, guardSeriesNames } from "../helpers/guard-metrics.js";
+import { ensureCommand, run } from "../helpers/system.js";
 
 const promtool = ensureCommand("promtool", ["promtool"]);
 
