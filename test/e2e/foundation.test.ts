@@ -27,6 +27,13 @@ t.test("an unrouted path passes through untouched", async (t) => {
   t.equal(response.headers.get("x-guard-route"), null);
 });
 
+t.test("a client cannot pick the heavy pool or its own timeout", async (t) => {
+  const stack = await stackFor(t);
+  const response = await fetch(`${stack.url}/__demo/stats`, { headers: { "x-guard-tier": "heavy", "x-envoy-upstream-rq-timeout-ms": "1" } });
+  t.equal(response.status, 200);
+  t.equal(((await response.json()) as { pool: string }).pool, "light", "Envoy dropped the client's tier header before routing");
+});
+
 t.test("a guard reply reaches the client with status, headers and body", async (t) => {
   const config = await defaultConfigWith({
     routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" }, maintenance: { status: 503, retryAfterSeconds: 30, message: "rolling back" } }],
