@@ -45,3 +45,12 @@ t.test("the views of the status page are all on the dashboard", async (t) => {
     t.ok(text.includes(metric), metric);
   }
 });
+
+t.test("docs/operations.md lists every panel", async (t) => {
+  const dashboard = JSON.parse(await readFile("ops/grafana/inference-guard.json", "utf8")) as Dashboard;
+  const docs = await readFile("docs/operations.md", "utf8");
+  for (const panel of dashboard.panels) {
+    if (panel.type === "row") t.ok(docs.includes(`**${panel.title}**`), `section ${panel.title}`);
+    else t.ok(docs.includes(`| ${panel.title} | ${panel.type} |`), `panel ${panel.title}`);
+  }
+});
