@@ -6,9 +6,9 @@ import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
+import { waitUntil } from "../../src/devstack/process.js";
 import { defaultConfigWith, post, stackFor } from "../helpers/e2e.js";
 import { ensureCommand, run } from "../helpers/system.js";
 
@@ -40,8 +40,8 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
   const violated = await post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} great` }, { ...AUTH, "x-demo-variant": "score_rescaled", "x-demo-version": "v2" });
   t.equal(violated.status, 502);
   t.equal(violated.headers.get("x-guard-reason"), "contract.violated");
-  const slow = post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} slow` }, { ...AUTH, "x-demo-latency-ms": "1500", "x-guard-priority": "critical" });
-  await sleep(300);
+  const slow = post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} slow` }, { ...AUTH, "x-demo-latency-ms": "3000", "x-guard-priority": "critical" });
+  await waitUntil("the slow request holds the budget", async () => /guard_admission_inflight_cost\{pool="default"\} [1-9]/.test(await guard.metrics()), 10_000);
   const shed = await post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} shed me` }, { ...AUTH, "x-guard-priority": "sheddable" });
   t.equal(shed.status, 429);
   t.equal(shed.headers.get("x-guard-reason"), "shed.overload");

@@ -155,9 +155,9 @@ function renderPools(pools) {
 }
 
 function render(status) {
-  const window = status.rateWindowSeconds === null ? "" : ` · rates over ${duration(status.rateWindowSeconds)}`;
+  const rateWindow = status.rateWindowSeconds === null ? "" : ` · rates over ${duration(status.rateWindowSeconds)}`;
   const reloads = `reloads ${status.reloads.success} ok, ${status.reloads.failure} failed`;
-  document.getElementById("meta").textContent = `v${status.version} · up ${duration(status.uptimeSeconds)} · ${reloads}${window}`;
+  document.getElementById("meta").textContent = `v${status.version} · up ${duration(status.uptimeSeconds)} · ${reloads}${rateWindow}`;
   renderPools(status.pools);
   renderRoutes(status.routes);
   renderContracts(status.contracts);
