@@ -196,7 +196,11 @@ class ContractRun implements StageRun {
     this.#phase = "checking";
     const started = this.deps.now();
     const { binding } = this;
-    if (this.#streaming) return this.#unverifiable("body.streaming", "streamed (text/event-stream) responses are not checked");
+    if (this.#streaming) {
+      // A stream of a model the binding does not name is none of this contract's business.
+      if (!this.#modelApplies(this.#requestModel)) return this.#notApplicable();
+      return this.#unverifiable("body.streaming", "streamed (text/event-stream) responses are not checked");
+    }
     const decoded = await decodeBody(body, this.#contentEncoding, this.section);
     if (!decoded.ok) return this.#unverifiable(decoded.reason, decoded.detail);
     let parsed: unknown = NOT_JSON;
@@ -206,13 +210,7 @@ class ContractRun implements StageRun {
     } catch (error) {
       syntaxError = (error as Error).message;
     }
-    if (binding.settings.models.length > 0) {
-      const model = modelOf(parsed) ?? this.#requestModel;
-      if (model === undefined || !binding.settings.models.some((pattern) => modelMatches(pattern, model))) {
-        this.#finish("not_applicable", this.versions.value(this.#rawVersion));
-        return CONTINUE;
-      }
-    }
+    if (!this.#modelApplies(modelOf(parsed) ?? this.#requestModel)) return this.#notApplicable();
     if (this.#rawVersion === undefined && binding.settings.modelVersionField !== undefined) {
       this.#rawVersion = clipVersion(stringAt(parsed, binding.settings.modelVersionField));
     }
@@ -259,6 +257,17 @@ class ContractRun implements StageRun {
         reason: "contract.violated",
       },
     };
+  }
+
+  /** True unless the binding names models and this exchange's model is not one of them. */
+  #modelApplies(model: string | undefined): boolean {
+    const { models } = this.binding.settings;
+    return models.length === 0 || (model !== undefined && models.some((pattern) => modelMatches(pattern, model)));
+  }
+
+  #notApplicable(): Step {
+    this.#finish("not_applicable", this.versions.value(this.#rawVersion));
+    return CONTINUE;
   }
 
   #unverifiable(reason: UnverifiableReason, detail: string): Step {
