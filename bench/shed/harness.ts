@@ -6,7 +6,7 @@
 // server cannot slow the offered load down (a closed loop would hide overload). Every point is
 // bounded in count (rate × duration) and time (client timeout).
 import { setTimeout as sleep } from "node:timers/promises";
-import { seededRandom } from "../../src/demo/determinism.js";
+import { gaussian, seededRandom } from "../../src/util/seeded-random.js";
 import { loadGuardConfigObject, startStack, type Stack, type StackOptions } from "../../src/devstack/stack.js";
 
 export type Variant = "none" | "adaptive_concurrency" | "guard";
@@ -128,9 +128,7 @@ const CHAT_PATH = "/v1/chat/completions";
 const WORDS = ["order", "refund", "delivery", "invoice", "account", "error", "update", "please", "status", "help", "late", "thanks"];
 
 function logNormal(random: () => number, median: number, sigma: number): number {
-  // Box-Muller.
-  const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-  return median * Math.exp(sigma * normal);
+  return median * Math.exp(sigma * gaussian(random));
 }
 
 /** A realistic spread: prompts from a few words to a few KiB, output budgets from 8 to 1024 tokens. */

@@ -8,7 +8,8 @@ import { gzipSync } from "node:zlib";
 import type { JsonValue } from "../pipeline/types.js";
 import { BoundedLabel } from "../metrics/labels.js";
 import { Batcher, realClock, type BatcherClock } from "./batcher.js";
-import { seededRandom, sha256Hex } from "./determinism.js";
+import { sha256Hex } from "./determinism.js";
+import { seededRandom } from "../util/seeded-random.js";
 import { answer, errorAnswer, matchModelRoute, requestedTokens, type Answer, type ModelRoute } from "./endpoints.js";
 import {
   demoOptionsSchema,
