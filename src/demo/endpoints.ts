@@ -136,7 +136,8 @@ function generate(
   if (task !== undefined) {
     const output = renderOutput(task, context.variant, body);
     if (output === undefined) return unknownOutput(task, context.variant);
-    const json = JSON.stringify(output);
+    // A string output (prose instead of JSON) is the content itself, as demoResponseBody sends it.
+    const json = typeof output === "string" ? output : JSON.stringify(output);
     const content = context.fence ? `\n\`\`\`json\n${json}\n\`\`\`\n` : json;
     return prompts.flatMap(() => Array.from({ length: request.choices }, () => content));
   }
@@ -237,11 +238,13 @@ function answerEmbeddings(body: JsonValue, context: AnswerContext): Answer {
   };
 }
 
-/** The catalogue's embedding when it has one for this variant, else a stable vector of the text. */
-function embed(input: string, variant: string): JsonValue[] {
-  const output = renderOutput("embedding", variant, { input });
-  if (Array.isArray(output) && output.every((value) => typeof value === "number")) return output;
-  return textVector(input);
+/**
+ * The catalogue's embedding when it has one for this variant, whatever its JSON type (a break
+ * such as a base64 string or a wrapped vector must reach the wire as is), else a stable vector
+ * of the text (a variant named for another task).
+ */
+function embed(input: string, variant: string): JsonValue {
+  return renderOutput("embedding", variant, { input }) ?? textVector(input);
 }
 
 function answerPredict(task: string, body: JsonValue, context: AnswerContext): Answer {

@@ -13,6 +13,11 @@ export interface TaskOutputs {
   readonly conforming: (input: JsonValue) => JsonValue;
   /** Named breaking variants: a new model version that changed something it should not have. */
   readonly breaks: Readonly<Record<string, (input: JsonValue) => JsonValue>>;
+  /**
+   * Named variants that still conform, at the edges of the contract (bounds, longest lists,
+   * non-ASCII text): traffic a contract must never flag.
+   */
+  readonly conformingEdges: Readonly<Record<string, (input: JsonValue) => JsonValue>>;
 }
 
 /** Small deterministic hash of the input, so outputs vary with it but are reproducible. */
@@ -87,6 +92,12 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       negative_score: (input) => ({ ...sentiment(input), score: -0.2 }),
       label_contradicts_score: (input) => ({ label: "POSITIVE", score: 0.1 + (seedOf(input) % 30) / 100 }),
     },
+    conformingEdges: {
+      score_zero: () => ({ label: "NEGATIVE", score: 0 }),
+      score_one: () => ({ label: "POSITIVE", score: 1 }),
+      score_half: () => ({ label: "POSITIVE", score: 0.5 }),
+      neutral: () => ({ score: 0.4999, label: "NEUTRAL" }),
+    },
   },
   eta: {
     conforming: eta,
@@ -105,6 +116,11 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       empty_order_id: (input) => ({ ...eta(input), order_id: "" }),
       status_as_number: (input) => ({ ...eta(input), status: 1 }),
     },
+    conformingEdges: {
+      eta_zero: (input) => ({ ...eta(input), eta_minutes: 0 }),
+      delayed_a_day: (input) => ({ ...eta(input), eta_minutes: 1440, status: "DELAYED", delay_reason: "Sturm über Köln — 暴風 🌩" }),
+      offset_timestamp: (input) => ({ ...eta(input), computed_at: eta(input).computed_at.replace("Z", "+00:00") }),
+    },
   },
   embedding: {
     conforming: (input) => embedding(input),
@@ -116,6 +132,10 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       unnormalised: (input) => embedding(input).map((value) => value * 4),
       wrapped_in_object: (input) => ({ vector: embedding(input) }),
       base64_encoded: (input) => Buffer.from(new Float32Array(embedding(input)).buffer).toString("base64"),
+    },
+    conformingEdges: {
+      unit_bounds: () => [1, -1, 0, 0.5, -0.5, 1e-7, -0, 1],
+      all_zero: () => Array.from({ length: DIMENSION }, () => 0),
     },
   },
   chat_structured: {
@@ -133,6 +153,17 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       urgent_without_human: (input) => ({ ...triage(input), priority: 1, needs_human: false }),
       priority_infinity: (input) => ({ ...triage(input), priority: "Infinity" }),
     },
+    conformingEdges: {
+      urgent_with_human: (input) => ({ ...triage(input), priority: 1, needs_human: true }),
+      longest: () => ({
+        category: "account",
+        priority: 5,
+        // Length rules count code points: 32 emoji (64 UTF-16 units) is the longest allowed tag.
+        tags: ["a", "b", "c", "ü".repeat(32), "🚚".repeat(32)],
+        summary: "Ünïcödé — 配達はいつですか？ ".repeat(20).slice(0, 280),
+        needs_human: false,
+      }),
+    },
   },
 };
 
@@ -141,7 +172,7 @@ export function renderOutput(task: string, variant: string, input: JsonValue): J
   const outputs = TASKS[task];
   if (outputs === undefined) return undefined;
   if (variant === "v1") return outputs.conforming(input);
-  return outputs.breaks[variant]?.(input);
+  return (outputs.breaks[variant] ?? outputs.conformingEdges[variant])?.(input);
 }
 
 /** How each task's contract is bound (the routes[].contract keys of the demo config). */

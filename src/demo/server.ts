@@ -4,10 +4,12 @@
 // production) so tests can see what reached the upstream and switch model versions at runtime.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import type { JsonValue } from "../pipeline/types.js";
 import { BoundedLabel } from "../metrics/labels.js";
 import { Batcher, realClock, type BatcherClock } from "./batcher.js";
-import { seededRandom, sha256Hex } from "./determinism.js";
+import { sha256Hex } from "./determinism.js";
+import { seededRandom } from "../util/seeded-random.js";
 import { answer, errorAnswer, matchModelRoute, requestedTokens, type Answer, type ModelRoute } from "./endpoints.js";
 import {
   demoOptionsSchema,
@@ -86,7 +88,19 @@ interface Overrides {
   readonly reset: boolean;
   readonly task: string | undefined;
   readonly fence: boolean;
+  readonly wire: Wire;
 }
+
+/**
+ * How a JSON answer is put on the wire (x-demo-layout, x-demo-encoding): the same value pretty-
+ * printed, with every object's keys reversed, or gzip-compressed, as other servers send it.
+ */
+interface Wire {
+  readonly layout: "compact" | "pretty" | "reordered";
+  readonly gzip: boolean;
+}
+
+const PLAIN_WIRE: Wire = { layout: "compact", gzip: false };
 
 type BodyRead = { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly tooLarge: boolean };
 
@@ -163,8 +177,9 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     const overrides = readOverrides(req);
     const version = typeof overrides === "string" ? settings.version : (overrides.version ?? settings.version);
     const headers = { "x-model-version": version, "x-demo-pool": settings.pool, "x-demo-request-sha256": bodySha256 };
+    const wire = typeof overrides === "string" ? PLAIN_WIRE : overrides.wire;
     const reply = (result: Answer): string => {
-      sendAnswer(res, result, headers);
+      sendAnswer(res, result, headers, wire);
       return result.kind === "json" ? String(result.status) : "200";
     };
     if (typeof overrides === "string") return reply(errorAnswer(400, overrides, "invalid_request_error"));
@@ -361,6 +376,12 @@ function readOverrides(req: IncomingMessage): Overrides | string {
   if (status !== undefined && !(Number.isInteger(status) && status >= 400 && status <= 599)) {
     return "x-demo-status must be an HTTP error status from 400 to 599";
   }
+  const layout = header("x-demo-layout") ?? "compact";
+  if (layout !== "compact" && layout !== "pretty" && layout !== "reordered") {
+    return "x-demo-layout must be compact, pretty or reordered";
+  }
+  const encoding = header("x-demo-encoding");
+  if (encoding !== undefined && encoding !== "gzip") return "x-demo-encoding must be gzip";
   return {
     variant: header("x-demo-variant"),
     version: header("x-demo-version"),
@@ -369,6 +390,7 @@ function readOverrides(req: IncomingMessage): Overrides | string {
     reset: header("x-demo-reset") === "1",
     task: header("x-demo-task"),
     fence: header("x-demo-fence") === "1",
+    wire: { layout, gzip: encoding === "gzip" },
   };
 }
 
@@ -380,14 +402,22 @@ function flattenHeaders(req: IncomingMessage): Record<string, string> {
   return flat;
 }
 
-function sendJson(res: ServerResponse, status: number, body: JsonValue, headers: Readonly<Record<string, string>>): void {
-  const text = JSON.stringify(body);
+function sendJson(res: ServerResponse, status: number, body: JsonValue, headers: Readonly<Record<string, string>>, wire = PLAIN_WIRE): void {
+  const text = wire.layout === "pretty" ? JSON.stringify(body, null, 2) : JSON.stringify(wire.layout === "reordered" ? reversedKeys(body) : body);
+  const bytes = wire.gzip ? gzipSync(text) : Buffer.from(text);
   res.writeHead(status, {
     ...headers,
     "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
+    "content-length": bytes.length,
+    ...(wire.gzip ? { "content-encoding": "gzip" } : {}),
   });
-  res.end(text);
+  res.end(bytes);
+}
+
+function reversedKeys(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(reversedKeys);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(Object.entries(value).reverse().map(([key, child]) => [key, reversedKeys(child)]));
 }
 
 function sseFrames(events: readonly JsonValue[]): string[] {
@@ -396,8 +426,8 @@ function sseFrames(events: readonly JsonValue[]): string[] {
 
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const;
 
-function sendAnswer(res: ServerResponse, result: Answer, headers: Readonly<Record<string, string>>): void {
-  if (result.kind === "json") return sendJson(res, result.status, result.body, headers);
+function sendAnswer(res: ServerResponse, result: Answer, headers: Readonly<Record<string, string>>, wire: Wire): void {
+  if (result.kind === "json") return sendJson(res, result.status, result.body, headers, wire);
   res.writeHead(200, { ...headers, ...SSE_HEADERS });
   for (const frame of sseFrames(result.events)) res.write(frame);
   res.end();

@@ -12,9 +12,18 @@ export interface ProcessHandlerHooks {
 export function processHandler(deps: StreamDeps, hooks: ProcessHandlerHooks = {}): grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingResponse> {
   return (call) => {
     hooks.onOpen?.();
-    const processor = new StreamProcessor(deps, (frame) => {
-      if (!call.writableEnded && !call.destroyed) call.write(frame);
-    });
+    const processor = new StreamProcessor(
+      deps,
+      (frame) => {
+        if (!call.writableEnded && !call.destroyed) call.write(frame);
+      },
+      // Ending the call as soon as the exchange is complete sends the trailers before Envoy
+      // closes its side, so Envoy (with ext_proc_graceful_grpc_close) closes cleanly instead of
+      // resetting the stream.
+      () => {
+        if (!call.writableEnded && !call.destroyed) call.end();
+      },
+    );
     let closed = false;
     const close = (error?: unknown): void => {
       if (closed) return;

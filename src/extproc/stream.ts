@@ -115,10 +115,16 @@ export class StreamProcessor {
   #closed = false;
   readonly #deps: StreamDeps;
   readonly #send: (frame: ProcessingResponse) => void;
+  readonly #onDone: (() => void) | undefined;
 
-  constructor(deps: StreamDeps, send: (frame: ProcessingResponse) => void) {
+  /**
+   * onDone is called once the exchange needs nothing more from Envoy, after the last answer was
+   * sent: the transport ends the stream from the guard's side then (see service.ts).
+   */
+  constructor(deps: StreamDeps, send: (frame: ProcessingResponse) => void, onDone?: () => void) {
     this.#deps = deps;
     this.#send = send;
+    this.#onDone = onDone;
     deps.metrics.activeStreams.inc();
   }
 
@@ -208,8 +214,8 @@ export class StreamProcessor {
     };
     const run = this.#deps.pipeline().open(request, (ms) => this.#extendDeadline(ms));
     if (run === undefined) {
-      this.#state = "done";
       this.#emit({ requestHeaders: { response: { status: "CONTINUE" } }, modeOverride: PASS_THROUGH_MODE });
+      this.#done();
       return;
     }
     this.#run = run;
@@ -294,7 +300,7 @@ export class StreamProcessor {
   }
 
   #complete(): void {
-    this.#state = "done";
+    this.#done();
     this.#finish({
       answeredBy: this.#responseStatus === undefined ? "unknown" : "upstream",
       cancelled: false,
@@ -306,7 +312,7 @@ export class StreamProcessor {
   #replied(result: PhaseResult): result is Extract<PhaseResult, { type: "reply" }> {
     if (result.type !== "reply") return false;
     this.#emit(immediateResponse(result.reply));
-    this.#state = "done";
+    this.#done();
     this.#finish({
       answeredBy: "guard",
       status: result.reply.status,
@@ -319,6 +325,11 @@ export class StreamProcessor {
 
   #finish(outcome: Outcome): void {
     this.#run?.end(outcome);
+  }
+
+  #done(): void {
+    this.#state = "done";
+    if (!this.#closed) this.#onDone?.();
   }
 
   #mode(): WireProcessingMode {

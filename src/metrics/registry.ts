@@ -11,6 +11,8 @@ export const MESSAGE_SECONDS_BUCKETS = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ];
 
+const REDUNDANT_TOTALS = ["guard_nodejs_active_handles_total", "guard_nodejs_active_requests_total", "guard_nodejs_active_resources_total"];
+
 export interface CoreMetrics {
   readonly registry: Registry;
   readonly streams: Counter<"outcome">;
@@ -28,6 +30,9 @@ export interface CoreMetrics {
 export function createCoreMetrics(version: string): CoreMetrics {
   const registry = new ReloadableRegistry();
   collectDefaultMetrics({ register: registry, prefix: "guard_" });
+  // prom-client exports these totals as gauges named *_total, which Prometheus reserves for counters
+  // (promtool check metrics rejects them); the same numbers are sum() of the per-type gauges.
+  for (const name of REDUNDANT_TOTALS) registry.removeSingleMetric(name);
   const registers = [registry];
   new Gauge({ name: "guard_build_info", help: "Guard build; always 1.", labelNames: ["version"], registers }).set({ version }, 1);
   return {

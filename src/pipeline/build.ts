@@ -6,7 +6,7 @@ import { createAdmissionStage } from "./admission/stage.js";
 import { createAnnotateStage } from "./annotate.js";
 import { createCacheStage, type CacheStage } from "./cache/stage.js";
 import { createComplexityStage } from "./complexity/stage.js";
-import { createContractsStage } from "./contracts/stage.js";
+import { createContractsStage, type ContractsStage } from "./contracts/stage.js";
 import { createMaintenanceStage } from "./maintenance.js";
 import { Pipeline, type PipelineDeps } from "./pipeline.js";
 import type { Stage, StageDeps } from "./types.js";
@@ -15,6 +15,8 @@ export interface BuiltPipeline {
   readonly pipeline: Pipeline;
   /** Kept by name for the admin purge endpoint. */
   readonly cache: CacheStage;
+  /** Absent when no route binds a contract; the status page reads its recent violations. */
+  readonly contracts: ContractsStage | undefined;
 }
 
 /** `contracts` are the compiled contracts when a route binds one (see config/prepare.ts). */
@@ -27,6 +29,7 @@ export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDep
     cache,
     createAdmissionStage(config, deps),
   ];
-  if (contracts !== undefined) stages.push(createContractsStage(config, deps, contracts));
-  return { pipeline: new Pipeline(config.routes, stages, deps), cache };
+  const contractsStage = contracts === undefined ? undefined : createContractsStage(config, deps, contracts);
+  if (contractsStage !== undefined) stages.push(contractsStage);
+  return { pipeline: new Pipeline(config.routes, stages, deps), cache, contracts: contractsStage };
 }

@@ -13,6 +13,8 @@ import { buildPipeline, type BuiltPipeline } from "../pipeline/build.js";
 import { VERSION } from "../version.js";
 import { sendJson, startAdminServer, type AdminHandler, type AdminServer } from "./admin.js";
 import { startGrpcServer, type GrpcServer } from "./grpc.js";
+import { statusPageRoutes } from "./status/page.js";
+import { StatusReporter } from "./status/report.js";
 
 export interface RunningGuard {
   readonly grpcAddress: string;
@@ -54,12 +56,19 @@ export async function startGuard(initial: Extract<PreparedGuard, { ok: true }>, 
     requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
     messageTimeoutMs: () => config.envoy.messageTimeoutMs,
   });
+  const status = new StatusReporter({
+    registry: () => metrics.registry,
+    recentViolations: () => current.contracts?.recentViolations,
+    routes: () => config.routes.map((route) => route.name),
+    version: VERSION,
+    now,
+  });
   let admin: AdminServer;
   try {
     admin = await startAdminServer(config.listen.admin, {
       registry: () => metrics.registry,
       ready: () => ready,
-      routes: new Map([["POST /admin/cache/purge", purgeHandler(() => current)]]),
+      routes: new Map([["POST /admin/cache/purge", purgeHandler(() => current)], ...(await statusPageRoutes(status))]),
     });
   } catch (error) {
     await grpc.drain(0);

@@ -20,11 +20,30 @@ for (const transport of ["tcp", "uds"] as const) {
   });
 }
 
+t.test("ext_proc streams end cleanly: no RST_STREAM for Node's rapid-reset guard to count", async (t) => {
+  const stack = await stackFor(t);
+  for (let i = 0; i < 40; i++) {
+    const answer = await post(`${stack.url}/v1/chat/completions`, { ...CHAT, messages: [{ role: "user", content: `hello ${i}` }] });
+    t.equal(answer.status, 200);
+  }
+  await fetch(`${stack.url}/__demo/stats`).then((response) => response.text());
+  const stats = await (await fetch(`${stack.envoy.adminUrl}/stats?filter=^cluster\\.inference_guard\\.upstream_rq_(total|tx_reset)$`)).text();
+  t.match(stats, /upstream_rq_total: 4[01]/);
+  t.match(stats, /upstream_rq_tx_reset: 0/, "Envoy closed every stream without a reset");
+});
+
 t.test("an unrouted path passes through untouched", async (t) => {
   const stack = await stackFor(t);
   const response = await fetch(`${stack.url}/__demo/stats`);
   t.equal(response.status, 200);
   t.equal(response.headers.get("x-guard-route"), null);
+});
+
+t.test("a client cannot pick the heavy pool or its own timeout", async (t) => {
+  const stack = await stackFor(t);
+  const response = await fetch(`${stack.url}/__demo/stats`, { headers: { "x-guard-tier": "heavy", "x-envoy-upstream-rq-timeout-ms": "1" } });
+  t.equal(response.status, 200);
+  t.equal(((await response.json()) as { pool: string }).pool, "light", "Envoy dropped the client's tier header before routing");
 });
 
 t.test("a guard reply reaches the client with status, headers and body", async (t) => {

@@ -8,6 +8,7 @@ import { admissionSchema, type AdmissionConfig } from "./config.js";
 import { AdmissionController, type Decision, type Scheduler, type Ticket } from "./controller.js";
 import { MinHeap } from "./heap.js";
 import { PRIORITIES, type Priority } from "./priority.js";
+import { gaussian, seededRandom } from "../../util/seeded-random.js";
 
 export interface ServerModel {
   /** In-flight cost the server batches at full speed; beyond it requests time-share. */
@@ -106,21 +107,6 @@ export interface SimulationReport {
 export const DEFAULT_SERVER: ServerModel = { batchCost: 400, slowdownAtFull: 0.3, overheadMs: 30, msPerCost: 40, noise: 0.15 };
 export const DEFAULT_COSTS: CostModel = { median: 6, sigma: 0.8, max: 48 };
 export const DEFAULT_MIX: Mix = { critical: 0.2, standard: 0.5, sheddable: 0.3 };
-
-/** mulberry32: tiny, fast and good enough for workload generation. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
 
 interface Job {
   readonly cost: number;
@@ -238,7 +224,7 @@ function serviceMs(cost: number, server: ServerModel, random: () => number): num
  * derived.
  */
 export function calibrateCapacity(server: ServerModel, costs: CostModel, seed = 7): number {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const model = new BatchingServer(server);
   const warmupMs = 20_000;
   const untilMs = 80_000;
@@ -262,7 +248,7 @@ export function calibrateCapacity(server: ServerModel, costs: CostModel, seed = 
 }
 
 function meanCost(costs: CostModel, seed = 11): number {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const draws = 20_000;
   let sum = 0;
   for (let i = 0; i < draws; i++) sum += drawCost(random, costs);
@@ -287,7 +273,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const server = options.server ?? DEFAULT_SERVER;
   const costs = options.costs ?? DEFAULT_COSTS;
   const admission = options.admission ?? admissionSchema.parse({});
-  const random = prng(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   const sloFactor = options.sloFactor ?? 4;
   const measureFrom = options.measureFromMs ?? 0;
   const measureTo = options.measureToMs ?? scenario.durationMs;

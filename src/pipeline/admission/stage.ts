@@ -2,6 +2,7 @@
 // adaptive budget (possibly after holding it in the queue), sheds it with an explicit answer, and
 // returns its cost exactly once when the exchange ends.
 import type { GuardConfig } from "../../config/schema.js";
+import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import type { Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
 import { completionFrom } from "./completion.js";
 import { DEADLINE_MARGIN_MS } from "./config.js";
@@ -50,6 +51,7 @@ export function createAdmissionStage(config: GuardConfig, deps: AdmissionStageDe
   // Routes whose cost comes from the body (complexity scoring): admission waits for the price.
   const pricedByBody = new Set(config.routes.filter((route) => route.complexity.enabled).map((route) => route.name));
   const poolOf = new Map<AdmissionController, string>([...pools].map(([name, controller]) => [controller, name]));
+  const decisions = createDecisionLog(deps.log, deps.now);
 
   return {
     name: "admission",
@@ -57,7 +59,8 @@ export function createAdmissionStage(config: GuardConfig, deps: AdmissionStageDe
     start(exchange: Exchange): StageRun | undefined {
       const controller = routePools.get(exchange.route.name);
       if (controller === undefined) return undefined;
-      return new AdmissionRun(exchange, controller, poolOf.get(controller) ?? "default", config, deps, metrics, pricedByBody.has(exchange.route.name));
+      const pool = poolOf.get(controller) ?? "default";
+      return new AdmissionRun(exchange, controller, pool, config, deps, metrics, pricedByBody.has(exchange.route.name), decisions);
     },
   };
 }
@@ -80,6 +83,7 @@ class AdmissionRun implements StageRun {
     readonly deps: StageDeps,
     readonly metrics: AdmissionMetrics,
     readonly pricedByBody: boolean,
+    readonly decisions: DecisionLog,
   ) {
     const parsed = parsePriority(exchange.request.headers.get(config.admission.priorityHeader));
     if (parsed.fallback !== undefined) metrics.badInput.inc({ kind: "unknown_priority" });
@@ -146,6 +150,13 @@ class AdmissionRun implements StageRun {
     if (decision.kind === "shed") {
       this.#state = { kind: "finished" };
       this.metrics.shed.inc({ reason: decision.reason, priority: this.#priority, route });
+      this.decisions("shed", this.exchange.request.requestId, route, {
+        reason: decision.reason,
+        priority: this.#priority,
+        pool: this.pool,
+        status: decision.status,
+        waitedMs: Math.round(waitedMs),
+      });
       return { type: "reply", reply: shedReply(decision, this.#priority) };
     }
     this.#state = { kind: "admitted", ticket: decision.ticket };

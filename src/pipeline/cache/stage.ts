@@ -114,7 +114,8 @@ class CacheRun implements StageRun {
   }
 
   onRequestBody(body: Uint8Array): Step | Promise<Step> {
-    return this.#lookup(body);
+    // Another stage may have asked for the body of a request this run already bypassed at its headers.
+    return this.#state.kind === "deciding" ? this.#lookup(body) : CONTINUE;
   }
 
   onResponseHeaders(response: ResponseInfo): Step {
@@ -140,7 +141,11 @@ class CacheRun implements StageRun {
     this.#ended = true;
     const state = this.#state;
     // Whatever ended the exchange (error, reset, cancel), followers must not wait for a response that will not come.
-    if (state.kind === "upstream") state.leadership?.settle(undefined);
+    if (state.kind === "upstream") {
+      // An enforced contract replaced the response before this stage's body hook could see it.
+      if (this.exchange.contract === "violated") this.shared.metrics.storeSkipped.inc({ route: this.#route, reason: "contract_violated" });
+      state.leadership?.settle(undefined);
+    }
     if (state.kind === "waiting") state.wait.abandon();
     this.#state = { kind: "settled" };
   }

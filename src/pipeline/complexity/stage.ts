@@ -3,6 +3,7 @@
 // upstream timeout that fits the predicted latency, and learns latency from completed requests.
 // Later stages read exchange.cost / tier / predictedLatencyMs (admission uses the prediction).
 import type { GuardConfig } from "../../config/schema.js";
+import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import type { Edits, Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
 import { CONTINUE } from "../types.js";
 import type { ComplexityConfig } from "./config.js";
@@ -44,6 +45,7 @@ class ComplexityRun implements StageRun {
     readonly exchange: Exchange,
     readonly route: RouteState,
     readonly metrics: ComplexityMetrics,
+    readonly decisions: DecisionLog,
   ) {}
 
   onRequestHeaders(): Step {
@@ -97,6 +99,10 @@ class ComplexityRun implements StageRun {
 
     this.metrics.cost.observe({ route, tier }, cost);
     this.metrics.tierDecisions.inc({ route, tier });
+    // Requests staying on the first (default) tier are the normal case; only a re-route is a decision.
+    if (tier !== settings.tiers[0]?.name) {
+      this.decisions("reroute", this.exchange.request.requestId, route, { tier, cost: Math.round(cost), predictedLatencyMs: Math.round(predictedMs) });
+    }
     const promptTokens = features.inputTokens + features.toolTokens + features.imageTokens;
     if (estimate.fallback !== undefined) this.metrics.fallbacks.inc({ route, reason: estimate.fallback });
     else if (features.shape !== "kserve" && features.shape !== "other") this.metrics.inputTokens.observe({ route, tier }, promptTokens);
@@ -141,13 +147,14 @@ export function createComplexityStage(config: GuardConfig, deps: StageDeps): Com
   }
   const models = new Map([...routes].map(([name, state]) => [name, state.model]));
   const metrics = createComplexityMetrics(deps.registry, models);
+  const decisions = createDecisionLog(deps.log, deps.now);
   return {
     name: "complexity",
     warmUp: () => Promise.all(loading).then(() => undefined),
     model: (route) => routes.get(route)?.model,
     start(exchange) {
       const route = routes.get(exchange.route.name);
-      return route === undefined ? undefined : new ComplexityRun(exchange, route, metrics);
+      return route === undefined ? undefined : new ComplexityRun(exchange, route, metrics, decisions);
     },
   };
 }

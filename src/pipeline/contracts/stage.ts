@@ -12,7 +12,9 @@ import { Contract, type CheckResult } from "../../contracts/contract.js";
 import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
 import { stringAt } from "../../contracts/payload.js";
 import { PROBLEM_CONTENT_TYPE, unverifiableProblem, violatedProblem } from "../../contracts/problem.js";
+import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import { CONTINUE, type Exchange, type ResponseInfo, type Stage, type StageDeps, type StageRun, type Step } from "../types.js";
+import { RecentViolations } from "./recent.js";
 
 export type UnverifiableReason = BodyReason | "body.streaming";
 
@@ -23,6 +25,17 @@ export interface ContractsStageOptions {
 
 /** Check duration buckets (seconds): a 0.5 KB body takes tens of µs, a 1 MB one tens of ms. */
 const DURATION_BUCKETS = [0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+export interface ContractsStage extends Stage {
+  /** The latest violation per contract, model version and rule (status page). */
+  readonly recentViolations: RecentViolations;
+}
+
+/** What every run of the stage reports to, besides metrics. */
+interface Reporting {
+  readonly recent: RecentViolations;
+  readonly decisions: DecisionLog;
+}
 
 interface Binding {
   readonly route: string;
@@ -44,7 +57,7 @@ export function createContractsStage(
   deps: StageDeps,
   compiled: CompiledContracts,
   options: ContractsStageOptions = {},
-): Stage {
+): ContractsStage {
   const section = config.contracts;
   const bindings = new Map<string, Binding>();
   for (const route of config.routes) {
@@ -102,13 +115,15 @@ export function createContractsStage(
   };
   const versions = new BoundedLabel(section.maxModelVersions);
   const random = options.random ?? Math.random;
+  const reporting: Reporting = { recent: new RecentViolations(), decisions: createDecisionLog(deps.log, deps.now) };
 
   return {
     name: "contracts",
+    recentViolations: reporting.recent,
     start(exchange) {
       const binding = bindings.get(exchange.route.name);
       if (binding === undefined) return undefined;
-      return new ContractRun(binding, exchange, section, metrics, versions, deps, random);
+      return new ContractRun(binding, exchange, section, metrics, versions, deps, random, reporting);
     },
   };
 }
@@ -130,6 +145,7 @@ class ContractRun implements StageRun {
     private readonly versions: BoundedLabel,
     private readonly deps: StageDeps,
     private readonly random: () => number,
+    private readonly reporting: Reporting,
   ) {}
 
   onRequestHeaders(): Step {
@@ -180,7 +196,11 @@ class ContractRun implements StageRun {
     this.#phase = "checking";
     const started = this.deps.now();
     const { binding } = this;
-    if (this.#streaming) return this.#unverifiable("body.streaming", "streamed (text/event-stream) responses are not checked");
+    if (this.#streaming) {
+      // A stream of a model the binding does not name is none of this contract's business.
+      if (!this.#modelApplies(this.#requestModel)) return this.#notApplicable();
+      return this.#unverifiable("body.streaming", "streamed (text/event-stream) responses are not checked");
+    }
     const decoded = await decodeBody(body, this.#contentEncoding, this.section);
     if (!decoded.ok) return this.#unverifiable(decoded.reason, decoded.detail);
     let parsed: unknown = NOT_JSON;
@@ -190,13 +210,7 @@ class ContractRun implements StageRun {
     } catch (error) {
       syntaxError = (error as Error).message;
     }
-    if (binding.settings.models.length > 0) {
-      const model = modelOf(parsed) ?? this.#requestModel;
-      if (model === undefined || !binding.settings.models.some((pattern) => modelMatches(pattern, model))) {
-        this.#finish("not_applicable", this.versions.value(this.#rawVersion));
-        return CONTINUE;
-      }
-    }
+    if (!this.#modelApplies(modelOf(parsed) ?? this.#requestModel)) return this.#notApplicable();
     if (this.#rawVersion === undefined && binding.settings.modelVersionField !== undefined) {
       this.#rawVersion = clipVersion(stringAt(parsed, binding.settings.modelVersionField));
     }
@@ -218,7 +232,14 @@ class ContractRun implements StageRun {
     }
     const rules = result.violations.map((violation) => violation.rule);
     const header = verdictHeader("violated", rules, this.section.headerMaxLength);
-    this.deps.log.debug({ route: binding.route, contract: binding.contract.name, rules: [...new Set(rules)], total: result.total }, "contract violated");
+    this.reporting.recent.record(binding.contract.name, version, result.violations, this.deps.now());
+    this.reporting.decisions("contract_violation", this.exchange.request.requestId, binding.route, {
+      contract: binding.contract.name,
+      modelVersion: version,
+      action: binding.settings.action,
+      rules: [...new Set(rules)],
+      total: result.total,
+    });
     if (binding.settings.action === "shadow") return this.#headerStep(header);
     return {
       type: "reply",
@@ -236,6 +257,17 @@ class ContractRun implements StageRun {
         reason: "contract.violated",
       },
     };
+  }
+
+  /** True unless the binding names models and this exchange's model is not one of them. */
+  #modelApplies(model: string | undefined): boolean {
+    const { models } = this.binding.settings;
+    return models.length === 0 || (model !== undefined && models.some((pattern) => modelMatches(pattern, model)));
+  }
+
+  #notApplicable(): Step {
+    this.#finish("not_applicable", this.versions.value(this.#rawVersion));
+    return CONTINUE;
   }
 
   #unverifiable(reason: UnverifiableReason, detail: string): Step {

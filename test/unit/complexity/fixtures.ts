@@ -1,6 +1,7 @@
 // Shared test helpers: fixture files (read from the source tree; tests run from dist/) and a
 // seeded PRNG so noisy synthetic data is the same on every run.
 import { readFileSync, readdirSync } from "node:fs";
+export { gaussian, seededRandom } from "../../../src/util/seeded-random.js";
 
 const FIXTURES = new URL("../../../../test/fixtures/complexity/", import.meta.url);
 
@@ -17,20 +18,4 @@ export function corpus(): Array<{ name: string; text: string }> {
   return readdirSync(directory)
     .sort()
     .map((name) => ({ name, text: readFileSync(new URL(name, directory), "utf8") }));
-}
-
-/** mulberry32: small, fast, good enough for test noise. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Standard normal sample (Box-Muller). */
-export function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }

@@ -1,6 +1,7 @@
 import t from "tap";
 import type { JsonValue } from "../../../src/pipeline/types.js";
-import { estimateTokens, replyText, seededRandom } from "../../../src/demo/determinism.js";
+import { estimateTokens, replyText } from "../../../src/demo/determinism.js";
+import { seededRandom } from "../../../src/util/seeded-random.js";
 import { answer, matchModelRoute, requestedTokens, type Answer, type AnswerContext } from "../../../src/demo/endpoints.js";
 import { renderOutput } from "../../../src/demo/outputs.js";
 

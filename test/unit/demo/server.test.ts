@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { request } from "node:http";
+import { gunzipSync } from "node:zlib";
 import t from "tap";
 import { renderOutput } from "../../../src/demo/outputs.js";
 import { createDemoModel, type DemoStats, type RecordedRequest } from "../../../src/demo/server.js";
@@ -83,6 +85,13 @@ t.test("structured output: x-demo-task with x-demo-fence wraps the JSON in a mar
   const fenced = /^\s+```json\n(.*)\n```\s+$/s.exec(content);
   t.ok(fenced, `fenced with surrounding whitespace: ${JSON.stringify(content)}`);
   t.same(JSON.parse(fenced?.[1] ?? "null"), renderOutput("sentiment", "v1", chatRequest));
+});
+
+t.test("structured output: a prose (string) output is the content verbatim, not a JSON string", async (t) => {
+  const { post } = await startModel(t);
+  const response = await post("/v1/chat/completions", chatRequest, { "x-demo-task": "chat_structured", "x-demo-variant": "prose_not_json" });
+  const body = (await response.json()) as { choices: { message: { content: string } }[] };
+  t.equal(body.choices[0]?.message.content, renderOutput("chat_structured", "prose_not_json", chatRequest));
 });
 
 /** Splits an SSE body into its data payloads. */
@@ -349,4 +358,43 @@ t.test("a client that gives up frees its batch slot for the next request", async
   const next = await post("/v1/embeddings", { input: "next" });
   t.equal(next.status, 200);
   t.match(await control<DemoStats>("stats"), { abandoned: 1, served: 1, maxActive: 1 });
+});
+
+t.test("wire layout and encoding: pretty, reordered keys, gzip; the same value each time", async (t) => {
+  const { url, post } = await startModel(t);
+  const body = { text: "great" };
+  const plain = await (await post("/v1/predict/sentiment", body)).text();
+  const pretty = await (await post("/v1/predict/sentiment", body, { "x-demo-layout": "pretty" })).text();
+  t.equal(pretty, JSON.stringify(JSON.parse(plain), null, 2));
+  const reordered = await (await post("/v1/predict/sentiment", body, { "x-demo-layout": "reordered" })).text();
+  t.same(JSON.parse(reordered), JSON.parse(plain));
+  t.same(Object.keys(JSON.parse(reordered) as object), Object.keys(JSON.parse(plain) as object).reverse());
+  // node:http does not decompress, so the raw bytes show the coding.
+  const raw = await new Promise<{ encoding: string | undefined; bytes: Buffer }>((resolve, reject) => {
+    const req = request(`${url}/v1/predict/sentiment`, { method: "POST", headers: { "content-type": "application/json", "x-demo-encoding": "gzip" } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => resolve({ encoding: res.headers["content-encoding"], bytes: Buffer.concat(chunks) }));
+    });
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+  t.equal(raw.encoding, "gzip");
+  t.equal(gunzipSync(raw.bytes).toString("utf8"), plain);
+  t.equal((await post("/v1/predict/sentiment", body, { "x-demo-layout": "yaml" })).status, 400);
+  t.equal((await post("/v1/predict/sentiment", body, { "x-demo-encoding": "br" })).status, 400);
+});
+
+t.test("embeddings: every catalogue variant reaches the wire as is, whatever its JSON type", async (t) => {
+  const { post } = await startModel(t);
+  for (const variant of ["base64_encoded", "wrapped_in_object", "null_component", "unit_bounds"]) {
+    const response = (await (await post("/v1/embeddings", { input: "alpha" }, { "x-demo-variant": variant })).json()) as {
+      data: { embedding: unknown }[];
+    };
+    t.same(response.data[0]?.embedding, renderOutput("embedding", variant, { input: "alpha" }), variant);
+  }
+  const otherTask = (await (await post("/v1/embeddings", { input: "alpha" }, { "x-demo-variant": "score_rescaled" })).json()) as {
+    data: { embedding: unknown[] }[];
+  };
+  t.equal(otherTask.data[0]?.embedding.length, 8, "a variant of another task keeps a stable vector");
 });

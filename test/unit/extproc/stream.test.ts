@@ -248,3 +248,27 @@ t.test("frames with no recognisable kind are counted and ignored", async (t) => 
   t.same(await h.feed({}), []);
   t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "unknown_frame" }), 1);
 });
+
+t.test("the stream reports done once, right after the exchange's last answer", async (t) => {
+  const events: string[] = [];
+  const config = parseConfig("routes: [{ name: chat }]");
+  if (!config.ok) throw new Error("config");
+  const { Pipeline } = await import("../../../src/pipeline/pipeline.js");
+  const { StreamProcessor } = await import("../../../src/extproc/stream.js");
+  const { createCoreMetrics } = await import("../../../src/metrics/registry.js");
+  const { pino } = await import("pino");
+  const metrics = createCoreMetrics("test");
+  const log = pino({ level: "silent" });
+  const pipeline = new Pipeline([route("chat")], [createAnnotateStage(config.config)], { metrics, log, now: () => 0 });
+  const processor = new StreamProcessor(
+    { pipeline: () => pipeline, metrics, log, now: () => 0 },
+    (frame) => events.push(Object.keys(frame).join("+")),
+    () => events.push("done"),
+  );
+  await processor.handle(requestHeaders({}, true));
+  t.same(events, ["requestHeaders+modeOverride"], "not done while the response is still to come");
+  await processor.handle(responseHeaders(200));
+  t.same(events, ["requestHeaders+modeOverride", "responseHeaders", "done"]);
+  processor.close();
+  t.equal(events.filter((event) => event === "done").length, 1);
+});

@@ -1,0 +1,36 @@
+# inference-guard image: `docker build -t inference-guard:0.1.0 .`
+# Not built on the development machine (no container engine there): see docs/operations.md for
+# what was verified here.
+
+# --- build: compile TypeScript, then keep production dependencies only ---
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY tsconfig.json ./
+COPY src ./src
+# tsconfig also includes test/ and bench/; only src/ is copied, so only the guard is compiled.
+RUN npx tsc -p . && npm prune --omit=dev --no-audit --no-fund --loglevel=error
+
+# --- runtime ---
+FROM node:20-slim
+# protoc compiles the output contracts (.proto) at startup and on reload.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends protobuf-compiler \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
+COPY package.json ./
+COPY bin ./bin
+# The embedded default config and its example contracts (used when no --config is given).
+COPY config ./config
+COPY proto ./proto
+# The status page's static files are read from the source tree at startup (src/server/status/page.ts).
+COPY src/server/status/assets ./src/server/status/assets
+# An unprivileged user; the Kubernetes manifests set the same ids.
+USER 10001:10001
+EXPOSE 9464
+ENTRYPOINT ["node", "/app/bin/inference-guard.js"]
+CMD ["serve"]

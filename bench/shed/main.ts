@@ -1,0 +1,53 @@
+// `make bench-shed`: runs the load-shedding sweep once, writes bench/results/shed-<date>.json and
+// prints a table with the targets of issue 5 checked against the numbers.
+// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4]
+import { mkdirSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { DEFAULT_OPTIONS, formatTable, runShedBench, type ShedReport } from "./harness.js";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** The issue's targets, evaluated on the guard's points (and against no protection below capacity). */
+function targets(report: ShedReport): string[] {
+  const guard = report.points.filter((point) => point.variant === "guard");
+  const none = report.points.filter((point) => point.variant === "none");
+  const unloadedP99 = report.calibration.unloaded.guard?.p99Ms;
+  const lines: string[] = [];
+  const verdict = (ok: boolean): string => (ok ? "met   " : "MISSED");
+  for (const point of guard) {
+    if (point.load >= 2) {
+      lines.push(`${verdict(point.goodputShareOfCapacity >= 0.9)} ${point.load}x goodput ≥ 90% of capacity: ${Math.round(point.goodputShareOfCapacity * 100)}%`);
+    }
+    lines.push(`${verdict(point.byClass.critical.keptShare >= 0.99)} ${point.load}x critical kept ≥ 99%: ${(point.byClass.critical.keptShare * 100).toFixed(1)}%`);
+    const p99 = point.byClass.critical.admittedP99Ms;
+    if (unloadedP99 !== undefined && p99 !== null) {
+      lines.push(`${verdict(p99 <= 2 * unloadedP99)} ${point.load}x admitted critical p99 ≤ 2× unloaded (${unloadedP99} ms): ${p99} ms`);
+    }
+    const baseline = none.find((candidate) => candidate.load === point.load);
+    if (point.load < 1 && baseline?.admittedP99Ms != null && point.admittedP99Ms !== null) {
+      const worse = point.admittedP99Ms / baseline.admittedP99Ms - 1;
+      lines.push(`${verdict(worse <= 0.05)} ${point.load}x p99 ≤ 5% worse than no protection: ${point.admittedP99Ms} vs ${baseline.admittedP99Ms} ms (${(worse * 100).toFixed(1)}%)`);
+    }
+  }
+  return lines;
+}
+
+const { values } = parseArgs({
+  options: { "point-s": { type: "string" }, points: { type: "string" }, out: { type: "string" } },
+});
+const options = {
+  ...DEFAULT_OPTIONS,
+  ...(values["point-s"] === undefined ? {} : { pointMs: Number(values["point-s"]) * 1000 }),
+  ...(values.points === undefined ? {} : { points: values.points.split(",").map(Number) }),
+  log: (line: string) => process.stderr.write(`${line}\n`),
+};
+const report = await runShedBench(options);
+const file = values.out ?? `${ROOT}bench/results/shed-${report.date.slice(0, 10)}.json`;
+mkdirSync(`${ROOT}bench/results`, { recursive: true });
+writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+console.log(`capacity ${report.calibration.capacityPerSecond} req/s; unloaded p50/p99: ${JSON.stringify(report.calibration.unloaded)}`);
+console.log(formatTable(report));
+console.log("\nTargets (guard):");
+for (const line of targets(report)) console.log(`  ${line}`);
+console.log(`\nwrote ${file}`);

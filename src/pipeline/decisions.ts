@@ -1,0 +1,43 @@
+// One log line per decision the guard takes on a request (shed, contract violation, re-route to a
+// costlier tier), with Envoy's request id so an operator can follow one request from the access log
+// to the guard. Rate-limited per kind: under overload every request is a shed, and the log must not
+// become the next bottleneck. Lines carry ids, names and numbers only: never bodies or headers.
+import type { Logger } from "pino";
+
+export type DecisionKind = "shed" | "contract_violation" | "reroute";
+
+export type DecisionFields = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
+
+export type DecisionLog = (kind: DecisionKind, requestId: string, route: string, fields: DecisionFields) => void;
+
+/** Lines per second per kind (and burst size); beyond it lines are counted, not written. */
+export const DECISION_LINES_PER_SECOND = 20;
+
+interface Bucket {
+  tokens: number;
+  refilledAt: number;
+  /** Lines dropped since the last one written; reported on the next line of that kind. */
+  suppressed: number;
+}
+
+export function createDecisionLog(log: Logger, now: () => number, perSecond = DECISION_LINES_PER_SECOND): DecisionLog {
+  const buckets = new Map<DecisionKind, Bucket>();
+  return (kind, requestId, route, fields) => {
+    const at = now();
+    let bucket = buckets.get(kind);
+    if (bucket === undefined) {
+      bucket = { tokens: perSecond, refilledAt: at, suppressed: 0 };
+      buckets.set(kind, bucket);
+    }
+    bucket.tokens = Math.min(perSecond, bucket.tokens + ((at - bucket.refilledAt) / 1000) * perSecond);
+    bucket.refilledAt = at;
+    if (bucket.tokens < 1) {
+      bucket.suppressed++;
+      return;
+    }
+    bucket.tokens -= 1;
+    const suppressed = bucket.suppressed;
+    bucket.suppressed = 0;
+    log.info({ decision: kind, requestId, route, ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, `decision: ${kind}`);
+  };
+}

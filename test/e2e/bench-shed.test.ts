@@ -1,0 +1,33 @@
+// Keeps `make bench-shed` runnable: the same harness at a tiny load (seconds per set-up), through
+// the real Envoy in all three set-ups. It checks the bookkeeping, not the numbers.
+import t from "tap";
+import { DEFAULT_OPTIONS, formatTable, PRIORITIES, runShedBench } from "../../bench/shed/harness.js";
+
+t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
+  const report = await runShedBench({
+    ...DEFAULT_OPTIONS,
+    points: [0.5, 2],
+    pointMs: 1_500,
+    warmUpMs: 0,
+    calibrationMs: 1_500,
+  });
+  t.ok(report.calibration.capacityPerSecond > 0, `capacity ${report.calibration.capacityPerSecond} req/s`);
+  t.same(
+    report.points.map((point) => `${point.variant}@${point.load}`),
+    ["none@0.5", "none@2", "adaptive_concurrency@0.5", "adaptive_concurrency@2", "guard@0.5", "guard@2"],
+  );
+  for (const variant of DEFAULT_OPTIONS.variants) t.ok(report.calibration.unloaded[variant] !== undefined, `unloaded latency of ${variant}`);
+  for (const point of report.points) {
+    const offered = PRIORITIES.reduce((sum, priority) => sum + point.byClass[priority].offered, 0);
+    // offeredPerSecond is rounded to 0.01/s, so the scheduled count may differ from it by one.
+    t.ok(Math.abs(offered - point.offeredPerSecond * point.durationSeconds) <= 1, `${point.variant}@${point.load}: open loop sent its schedule (${offered})`);
+    for (const priority of PRIORITIES) {
+      const stats = point.byClass[priority];
+      t.equal(stats.ok + stats.shed + stats.failed, stats.offered, `${point.variant}@${point.load} ${priority}: every request accounted for`);
+      t.ok(stats.good <= stats.ok);
+    }
+    if (point.variant === "none") t.equal(PRIORITIES.reduce((sum, priority) => sum + point.byClass[priority].shed, 0), 0, "no protection sheds nothing");
+  }
+  const table = formatTable(report);
+  for (const variant of DEFAULT_OPTIONS.variants) t.match(table, variant);
+});
