@@ -35,10 +35,9 @@ export function processHandler(deps: StreamDeps, hooks: ProcessHandlerHooks = {}
     call.on("error", (error) => close(error));
     // Envoy sends the next frame only after our answer (outside observability mode), so handling
     // frames one at a time loses no concurrency; pausing keeps a flooding peer from queueing more.
-    // Not `for await`: its iterator destroys the call when the peer half-closes, so the stream
-    // would never end with an OK status and Envoy would hold it open until its deferred-close timer.
-    // Envoy may half-close right after its last frame; "end" can then fire while that frame is
-    // still being handled (pause() does not hold it back), so the stream ends after the answer.
+    // Not `for await`: its iterator destroys the call when the peer half-closes, so a stream the
+    // peer ends before the exchange is done would never get its OK status. "end" can fire while
+    // the last frame is still being handled (pause() does not hold it back): end after the answer.
     let handling: Promise<void> = Promise.resolve();
     call.on("data", (frame: ProcessingRequest) => {
       call.pause();
