@@ -7,7 +7,7 @@ import { parse, stringify } from "yaml";
 import type { EnvoyVariant } from "./envoy-config.js";
 import { PROJECT_ROOT, startEnvoy, type RunningEnvoy } from "./envoy.js";
 import { freePort } from "./ports.js";
-import { httpOk, spawnManaged, waitUntil, type Managed } from "./process.js";
+import { accepts, httpOk, spawnManaged, waitUntil, type Managed } from "./process.js";
 
 export const DEFAULT_GUARD_CONFIG = join(PROJECT_ROOT, "config", "default.yaml");
 const NODE = process.execPath;
@@ -49,6 +49,8 @@ export interface Stack {
   readonly workDir: string;
   /** Absent when the stack runs without the guard. */
   readonly guard: GuardHandle | undefined;
+  /** The alternative ext_proc server, when one was given. */
+  readonly peer: Managed | undefined;
   stop(): Promise<void>;
 }
 
@@ -104,11 +106,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const withGuard = options.withGuard ?? true;
     let guard: GuardHandle | undefined;
+    let peer: Managed | undefined;
     let guardAddress = "127.0.0.1:9";
     if (options.peer !== undefined) {
       guardAddress = options.peer.address;
-      const peer = spawnManaged("peer", "/bin/sh", ["-c", options.peer.command]);
+      peer = spawnManaged("peer", "/bin/sh", ["-c", options.peer.command], echo ? { onOutput: (chunk: string) => process.stdout.write(`[peer] ${chunk}`) } : {});
       started.push(peer);
+      // A peer need not speak gRPC health: Envoy would route to it before it listens.
+      await waitUntil(`peer at ${guardAddress}`, () => accepts(guardAddress), 20_000, peer);
     } else if (withGuard) {
       const config = { ...(options.guardConfig ?? (await loadGuardConfigObject())) };
       const listen = { ...(config["listen"] as Record<string, unknown> | undefined) };
@@ -167,6 +172,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       heavy,
       workDir,
       guard,
+      peer,
       async stop() {
         // Envoy first so nothing new reaches the guard, then the rest.
         await envoy.process.stop();
