@@ -29,6 +29,8 @@ export interface StackOptions {
   /** Alternative ext_proc server (benchmark peer): command run through a shell, and its address. */
   readonly peer?: { readonly command: string; readonly address: string };
   readonly echo?: boolean;
+  /** Extra node flags for the guard process, e.g. --cpu-prof for the benchmark's profile. */
+  readonly guardNodeArgs?: readonly string[];
   /**
    * `make run`: Envoy on this port (admin on the next one) and the guard on the listen addresses of
    * its config, so the printed URLs stay the same from run to run. Tests leave it unset (free ports).
@@ -81,11 +83,11 @@ export async function loadGuardConfigObject(file = DEFAULT_GUARD_CONFIG): Promis
   return (parse(await readFile(file, "utf8")) ?? {}) as Record<string, unknown>;
 }
 
-async function startGuardProcess(configFile: string, adminUrl: string, echo: boolean): Promise<Managed> {
+async function startGuardProcess(configFile: string, adminUrl: string, echo: boolean, nodeArgs: readonly string[]): Promise<Managed> {
   const proc = spawnManaged(
     "guard",
     NODE,
-    [join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile],
+    [...nodeArgs, join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile],
     // Relative paths in the config (contracts.protoPaths) are relative to the working directory.
     { cwd: PROJECT_ROOT, ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[guard] ${chunk}`) } : {}) },
   );
@@ -125,7 +127,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const configFile = join(workDir, "guard.yaml");
       await writeFile(configFile, stringify(config));
       const adminUrl = `http://${adminAddress}`;
-      let proc = await startGuardProcess(configFile, adminUrl, echo);
+      const nodeArgs = options.guardNodeArgs ?? [];
+      let proc = await startGuardProcess(configFile, adminUrl, echo, nodeArgs);
       started.push(proc);
       guard = {
         address: guardAddress,
@@ -133,7 +136,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         configFile,
         process: () => proc,
         async restart() {
-          proc = await startGuardProcess(configFile, adminUrl, echo);
+          proc = await startGuardProcess(configFile, adminUrl, echo, nodeArgs);
           started.push(proc);
         },
         async metrics() {
