@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { chatRequestBody, configurations, REQUEST_HEADERS, REQUEST_PATH, type Peer } from "./configurations.js";
@@ -24,6 +24,7 @@ const USAGE = `usage: node dist/bench/pipeline/main.js [options]
   --only a,b,d             configurations to run (a, b, c, d, d_uds, e_upstream, e, f)
   --pin                    Envoy + guard on CPU 0, h2load + demo model on CPU 1 (taskset)
   --peer-cmd CMD --peer-addr HOST:PORT   another ext_proc server, measured as configuration f
+  --cpu-prof DIR           run the guard under node --cpu-prof, profiles (.cpuprofile) into DIR
   --label TEXT             describes the machine/conditions in the report
   --out DIR                where <date>.json and <date>.md go (default bench/results)`;
 
@@ -36,7 +37,7 @@ interface Cli {
 }
 
 const FULL = { rates: [200, 500, 1000, 2000], durationSec: 6, closedDurationSec: 5, warmupSec: 2, connections: 10, closedConnections: 10, runs: 3 };
-const QUICK = { rates: [50], durationSec: 1, closedDurationSec: 1, warmupSec: 0.5, connections: 2, closedConnections: 2, runs: 1 };
+const QUICK = { rates: [50], durationSec: 0.5, closedDurationSec: 0.5, warmupSec: 0.25, connections: 2, closedConnections: 2, runs: 1 };
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -63,6 +64,7 @@ function parseCli(argv: readonly string[]): Cli {
       "peer-cmd": { type: "string" },
       "peer-addr": { type: "string" },
       label: { type: "string" },
+      "cpu-prof": { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -86,6 +88,7 @@ function parseCli(argv: readonly string[]): Cli {
       runs: Math.round(positive("runs", values.runs, base.runs)),
       pin: values.pin,
       body: chatRequestBody(),
+      ...(values["cpu-prof"] === undefined ? {} : { guardNodeArgs: ["--cpu-prof", "--cpu-prof-dir", resolve(values["cpu-prof"])] }),
     },
     only: values.only === undefined ? undefined : new Set(values.only.split(",").map((id) => id.trim())),
     peer,
@@ -152,7 +155,7 @@ async function main(): Promise<number> {
     await rm(workDir, { recursive: true, force: true });
   }
   const reports = buildConfigurationReports(selected, rounds, settings.rates);
-  const { workDir: _workDir, body, ...reported } = settings;
+  const { workDir: _workDir, body, guardNodeArgs: _guardNodeArgs, ...reported } = settings;
   const report: BenchReport = {
     schema: REPORT_SCHEMA,
     label: cli.label,

@@ -91,7 +91,7 @@ export interface BenchReport {
   readonly startedAt: string;
   readonly wallSeconds: number;
   readonly machine: MachineInfo;
-  readonly settings: Omit<BenchSettings, "workDir" | "body"> & { readonly requestBytes: number; readonly noiseLimits: typeof DEFAULT_NOISE_LIMITS };
+  readonly settings: Omit<BenchSettings, "workDir" | "body" | "guardNodeArgs"> & { readonly requestBytes: number; readonly noiseLimits: typeof DEFAULT_NOISE_LIMITS };
   readonly request: { readonly path: string; readonly headers: readonly string[]; readonly bodyBytes: number; readonly responseBytes: number | null };
   readonly configurations: readonly ConfigurationReport[];
   readonly targets: readonly TargetCheck[];

@@ -24,6 +24,8 @@ export interface BenchSettings {
   readonly pin: boolean;
   readonly workDir: string;
   readonly body: string;
+  /** Node flags for the guard (profiling). */
+  readonly guardNodeArgs?: readonly string[];
 }
 
 export interface PointRun extends LatencySummary {
@@ -149,7 +151,8 @@ export async function runRound(configuration: BenchConfiguration, round: number,
   await writeFile(bodyFile, settings.body);
   let stack: Stack | undefined;
   try {
-    stack = await startStack(await configuration.stackOptions());
+    const options = await configuration.stackOptions();
+    stack = await startStack(settings.guardNodeArgs === undefined ? options : { ...options, guardNodeArgs: settings.guardNodeArgs });
     if (settings.pin) pinStack(stack);
     const checked = await probe(stack, configuration, settings.body);
     const target: LoadTarget = { baseUrl: stack.url, path: REQUEST_PATH, bodyFile, headers: REQUEST_HEADERS, uniqueUris: configuration.uniqueUris };
