@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseH2loadLog, type LoggedRequest } from "./stats.js";
 
 export interface LoadTarget {
@@ -86,6 +87,10 @@ function runH2load(args: readonly string[], cpus: string | undefined, timeoutMs:
 export async function runLoad(target: LoadTarget, shape: LoadShape, options: LoadOptions): Promise<LoadResult> {
   const perConnection = urisPerConnection(shape, options);
   const runs = Array.from({ length: options.connections }, async (_, index) => {
+    // Each h2load paces its connection from its own start: started together, all connections would
+    // send at the same instants, in bursts of `connections` requests. Staggered starts interleave
+    // them evenly at the total rate.
+    if (shape.kind === "open") await sleep((index * 1000) / shape.rps);
     const name = `${options.tag}.${index}`;
     const uriFile = join(options.workDir, `${name}.uris`);
     const logFile = join(options.workDir, `${name}.log`);

@@ -156,9 +156,10 @@ export async function runRound(configuration: BenchConfiguration, round: number,
     if (settings.pin) pinStack(stack);
     const checked = await probe(stack, configuration, settings.body);
     const target: LoadTarget = { baseUrl: stack.url, path: REQUEST_PATH, bodyFile, headers: REQUEST_HEADERS, uniqueUris: configuration.uniqueUris };
-    const warmupRps = settings.rates[0] ?? 100;
-    await runLoad(target, { kind: "open", rps: warmupRps }, {
-      connections: settings.connections,
+    // As fast as it goes: V8 optimises hot code after thousands of calls, and a warm-up at the
+    // first (lowest) rate left the first measured point running half-compiled code.
+    await runLoad(target, { kind: "closed" }, {
+      connections: settings.closedConnections,
       durationSec: settings.warmupSec,
       workDir,
       tag: `${configuration.id}-${round}-warmup`,
