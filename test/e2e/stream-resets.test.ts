@@ -1,7 +1,7 @@
-// Envoy resets every ext_proc stream when its request ends; Node's HTTP/2 server answers more than
-// 1000 resets on one connection (then 33/s) with GOAWAY, failing the streams in flight on it.
-// envoy/envoy.yaml rotates the guard connection every 900 streams so that limit is never reached:
-// well over 1000 requests, and the guard must never have sent Envoy a GOAWAY.
+// Node's HTTP/2 server answers more than 1000 RST_STREAMs on one connection (then 33/s) with GOAWAY,
+// failing the streams in flight on it. ext_proc streams must therefore end without resets
+// (envoy/envoy.yaml: graceful close; the guard ends its side when done): well over 1000 requests,
+// no reset, and the guard must never have sent Envoy a GOAWAY.
 import t from "tap";
 import { post, stackFor } from "../helpers/e2e.js";
 
@@ -31,4 +31,5 @@ t.test(`${REQUESTS} requests, ${CONCURRENCY} at a time: no ext_proc stream lost 
   t.same(Object.fromEntries(statuses), { 200: REQUESTS }, "every request answered 200");
   t.equal(await envoyCounter(stack.envoy.adminUrl, "http.inference.ext_proc.streams_failed"), 0);
   t.equal(await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_cx_close_notify"), 0, "the guard never sent GOAWAY");
+  t.equal(await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_rq_tx_reset"), 0, "no stream ended in a reset");
 });
