@@ -1,5 +1,5 @@
 import t from "tap";
-import { ANONYMOUS_TENANT, canonicalJson, entryKey, parseBody, requestDigest, tenantOf, type KeyInput } from "../../../src/pipeline/cache/key.js";
+import { ANONYMOUS_TENANT, canonicalJson, entryKey, parseBody, requestDigest, tenantOf, type KeyInput } from "../../../../src/pipeline/cache/key.js";
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text, "utf8"));
 

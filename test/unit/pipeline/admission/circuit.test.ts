@@ -1,6 +1,6 @@
 import t from "tap";
-import { CircuitBreaker } from "../../../src/pipeline/admission/circuit.js";
-import { admissionSchema } from "../../../src/pipeline/admission/config.js";
+import { CircuitBreaker } from "../../../../src/pipeline/admission/circuit.js";
+import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
 
 const config = admissionSchema.parse({
   circuit: { windowMs: 10_000, buckets: 10, minRequests: 10, failureRatio: 0.5, openMs: 5_000, halfOpenProbes: 2 },

@@ -1,6 +1,6 @@
 import t from "tap";
-import { configSchema } from "../../../src/config/schema.js";
-import { admissionConfigWarnings, admissionSchema } from "../../../src/pipeline/admission/config.js";
+import { configSchema } from "../../../../src/config/schema.js";
+import { admissionConfigWarnings, admissionSchema } from "../../../../src/pipeline/admission/config.js";
 
 t.test("an empty config gets working defaults", async (t) => {
   const config = configSchema.parse({ routes: [{ name: "chat", match: {} }] });

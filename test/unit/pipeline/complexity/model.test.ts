@@ -1,7 +1,7 @@
 import t from "tap";
-import { complexityRouteSchema } from "../../../src/pipeline/complexity/config.js";
-import { emptyFeatures, type Features } from "../../../src/pipeline/complexity/features.js";
-import { LatencyModel } from "../../../src/pipeline/complexity/model.js";
+import { complexityRouteSchema } from "../../../../src/pipeline/complexity/config.js";
+import { emptyFeatures, type Features } from "../../../../src/pipeline/complexity/features.js";
+import { LatencyModel } from "../../../../src/pipeline/complexity/model.js";
 import { gaussian, seededRandom } from "./fixtures.js";
 
 const modelConfig = complexityRouteSchema.parse({}).model;

@@ -1,9 +1,9 @@
 import { Registry } from "prom-client";
 import t from "tap";
-import { storedSize, type StoredResponse } from "../../../src/pipeline/cache/entry.js";
-import { LocalTier } from "../../../src/pipeline/cache/local-tier.js";
-import { createCacheMetrics } from "../../../src/pipeline/cache/metrics.js";
-import { VirtualTime } from "../../helpers/virtual-time.js";
+import { storedSize, type StoredResponse } from "../../../../src/pipeline/cache/entry.js";
+import { LocalTier } from "../../../../src/pipeline/cache/local-tier.js";
+import { createCacheMetrics } from "../../../../src/pipeline/cache/metrics.js";
+import { VirtualTime } from "../../../helpers/virtual-time.js";
 
 const response = (bytes: number): StoredResponse => ({ status: 200, headers: { "content-type": "application/json" }, body: new Uint8Array(bytes) });
 

@@ -1,10 +1,10 @@
 // A stage harness without Envoy: fake exchanges and the cache stage built on virtual time.
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { configSchema, type GuardConfig } from "../../../src/config/schema.js";
-import { createCacheStage, type CacheStage } from "../../../src/pipeline/cache/stage.js";
-import type { Exchange, ResponseInfo, StageRun, Step } from "../../../src/pipeline/types.js";
-import { VirtualTime } from "../../helpers/virtual-time.js";
+import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
+import { createCacheStage, type CacheStage } from "../../../../src/pipeline/cache/stage.js";
+import type { Exchange, ResponseInfo, StageRun, Step } from "../../../../src/pipeline/types.js";
+import { VirtualTime } from "../../../helpers/virtual-time.js";
 
 export interface FakeExchange extends Exchange {
   readonly deadlineExtensions: number[];

@@ -1,6 +1,6 @@
 import t from "tap";
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
-import { estimateTextTokens, FULL_SCAN_CHARS } from "../../../src/pipeline/complexity/tokens.js";
+import { estimateTextTokens, FULL_SCAN_CHARS } from "../../../../src/pipeline/complexity/tokens.js";
 import { corpus } from "./fixtures.js";
 
 const PLAIN = { disallowedSpecial: new Set<string>() };

@@ -1,7 +1,7 @@
 import t from "tap";
-import { complexityRouteSchema } from "../../../src/pipeline/complexity/config.js";
-import { costOf, tierFor, timeoutFor } from "../../../src/pipeline/complexity/cost.js";
-import { emptyFeatures } from "../../../src/pipeline/complexity/features.js";
+import { complexityRouteSchema } from "../../../../src/pipeline/complexity/config.js";
+import { costOf, tierFor, timeoutFor } from "../../../../src/pipeline/complexity/cost.js";
+import { emptyFeatures } from "../../../../src/pipeline/complexity/features.js";
 
 const defaults = complexityRouteSchema.parse({});
 

@@ -1,6 +1,6 @@
 import t from "tap";
-import { configSchema } from "../../../src/config/schema.js";
-import { checkComplexityConfig } from "../../../src/pipeline/complexity/config.js";
+import { configSchema } from "../../../../src/config/schema.js";
+import { checkComplexityConfig } from "../../../../src/pipeline/complexity/config.js";
 
 function parse(complexity: unknown) {
   return configSchema.parse({ routes: [{ name: "chat", match: {}, complexity }] });

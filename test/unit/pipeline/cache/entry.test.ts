@@ -1,5 +1,5 @@
 import t from "tap";
-import { allowListed, decodeEntry, encodeEntry } from "../../../src/pipeline/cache/entry.js";
+import { allowListed, decodeEntry, encodeEntry } from "../../../../src/pipeline/cache/entry.js";
 
 t.test("wire form round-trips status, headers, body and TTL", async (t) => {
   const body = new Uint8Array([0, 1, 2, 255, 10, 13]);

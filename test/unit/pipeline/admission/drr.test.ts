@@ -1,5 +1,5 @@
 import t from "tap";
-import { DrrQueue } from "../../../src/pipeline/admission/drr.js";
+import { DrrQueue } from "../../../../src/pipeline/admission/drr.js";
 
 interface Item {
   readonly cost: number;

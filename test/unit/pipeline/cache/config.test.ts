@@ -1,7 +1,7 @@
 import t from "tap";
-import { parseConfig } from "../../../src/config/load.js";
-import { configSchema } from "../../../src/config/schema.js";
-import { cacheConfigErrors, cacheConfigWarnings } from "../../../src/pipeline/cache/config.js";
+import { parseConfig } from "../../../../src/config/load.js";
+import { configSchema } from "../../../../src/config/schema.js";
+import { cacheConfigErrors, cacheConfigWarnings } from "../../../../src/pipeline/cache/config.js";
 
 t.test("an empty config has a working, disabled cache", async (t) => {
   const config = configSchema.parse({ routes: [{ name: "chat" }] });

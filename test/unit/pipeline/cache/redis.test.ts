@@ -4,10 +4,10 @@ import { performance } from "node:perf_hooks";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
-import { configSchema } from "../../../src/config/schema.js";
-import { createCacheStage, type CacheStage } from "../../../src/pipeline/cache/stage.js";
-import type { Step } from "../../../src/pipeline/types.js";
-import { startRedis } from "../../helpers/redis.js";
+import { configSchema } from "../../../../src/config/schema.js";
+import { createCacheStage, type CacheStage } from "../../../../src/pipeline/cache/stage.js";
+import type { Step } from "../../../../src/pipeline/types.js";
+import { startRedis } from "../../../helpers/redis.js";
 import { fakeExchange, requestPhase, response, responsePhase } from "./fakes.js";
 
 const TIMEOUT_MS = 50;

@@ -1,9 +1,9 @@
 import t from "tap";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { configSchema } from "../../../src/config/schema.js";
-import { createComplexityStage } from "../../../src/pipeline/complexity/stage.js";
-import type { Exchange, Outcome, StageRun, Step } from "../../../src/pipeline/types.js";
+import { configSchema } from "../../../../src/config/schema.js";
+import { createComplexityStage } from "../../../../src/pipeline/complexity/stage.js";
+import type { Exchange, Outcome, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { fixtureBytes } from "./fixtures.js";
 
 function setup(complexity: Record<string, unknown> = {}) {
@@ -100,7 +100,7 @@ t.test("an announced oversized body is scored by its length without buffering", 
   t.same(step.type === "continue" ? step.needs : undefined, { responseHeaders: true });
   t.equal(ex.tier, "heavy", "4 MiB × 256 per KiB");
   t.equal(await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason: "too_large" }), 1);
-  t.equal(await run.onRequestBody?.(new Uint8Array(10)), (await import("../../../src/pipeline/types.js")).CONTINUE, "a body another stage asked for is ignored");
+  t.equal(await run.onRequestBody?.(new Uint8Array(10)), (await import("../../../../src/pipeline/types.js")).CONTINUE, "a body another stage asked for is ignored");
 });
 
 t.test("bad bodies are counted and still routed", async (t) => {

@@ -1,5 +1,5 @@
 import t from "tap";
-import type { Exchange, Step } from "../../../src/pipeline/types.js";
+import type { Exchange, Step } from "../../../../src/pipeline/types.js";
 import { fakeExchange, harness, requestPhase, response, responsePhase, type Harness, type RequestSpec } from "./fakes.js";
 
 const CHAT = { routes: [{ name: "chat", cache: { enabled: true, ttlSeconds: 60 } }, { name: "plain" }] };

@@ -1,10 +1,10 @@
 import pino from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
-import { configSchema } from "../../../src/config/schema.js";
-import { createAdmissionStage } from "../../../src/pipeline/admission/stage.js";
-import { VirtualClock } from "../../../src/pipeline/admission/simulate.js";
-import type { Exchange, Step } from "../../../src/pipeline/types.js";
+import { configSchema } from "../../../../src/config/schema.js";
+import { createAdmissionStage } from "../../../../src/pipeline/admission/stage.js";
+import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
+import type { Exchange, Step } from "../../../../src/pipeline/types.js";
 
 function setup(admission: Record<string, unknown> = {}) {
   const config = configSchema.parse({

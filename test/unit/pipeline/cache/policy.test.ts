@@ -1,8 +1,8 @@
 import t from "tap";
-import { routeCacheSchema } from "../../../src/pipeline/cache/config.js";
-import { parseBody } from "../../../src/pipeline/cache/key.js";
-import { bypassFromBody, bypassFromHeaders, skipFromResponseBody, skipFromResponseHeaders } from "../../../src/pipeline/cache/policy.js";
-import type { Exchange, ResponseInfo } from "../../../src/pipeline/types.js";
+import { routeCacheSchema } from "../../../../src/pipeline/cache/config.js";
+import { parseBody } from "../../../../src/pipeline/cache/key.js";
+import { bypassFromBody, bypassFromHeaders, skipFromResponseBody, skipFromResponseHeaders } from "../../../../src/pipeline/cache/policy.js";
+import type { Exchange, ResponseInfo } from "../../../../src/pipeline/types.js";
 
 const config = routeCacheSchema.parse({ enabled: true, maxEntryBytes: 100 });
 const json = (value: unknown) => parseBody(new Uint8Array(Buffer.from(JSON.stringify(value))));

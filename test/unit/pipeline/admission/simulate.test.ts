@@ -1,5 +1,5 @@
 import t from "tap";
-import { DEFAULT_SERVER, scenarios, simulate } from "../../../src/pipeline/admission/simulate.js";
+import { DEFAULT_SERVER, scenarios, simulate } from "../../../../src/pipeline/admission/simulate.js";
 
 // Virtual time: each run simulates tens of seconds in a few tens of milliseconds.
 const WARMUP_MS = 15_000;

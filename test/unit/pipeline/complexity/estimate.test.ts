@@ -1,9 +1,9 @@
 import t from "tap";
 import fc from "fast-check";
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
-import { estimateBody, shapeFromBody, shapeFromPath, type EstimateOptions } from "../../../src/pipeline/complexity/estimate.js";
-import { IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL } from "../../../src/pipeline/complexity/features.js";
-import { estimateTextTokens } from "../../../src/pipeline/complexity/tokens.js";
+import { estimateBody, shapeFromBody, shapeFromPath, type EstimateOptions } from "../../../../src/pipeline/complexity/estimate.js";
+import { IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL } from "../../../../src/pipeline/complexity/features.js";
+import { estimateTextTokens } from "../../../../src/pipeline/complexity/tokens.js";
 import { fixtureBytes, fixtureJson } from "./fixtures.js";
 
 const options: EstimateOptions = {

@@ -1,8 +1,8 @@
 import t from "tap";
-import { admissionSchema } from "../../../src/pipeline/admission/config.js";
-import { AdmissionController, type Attempt, type Decision, type Ticket } from "../../../src/pipeline/admission/controller.js";
-import type { Priority } from "../../../src/pipeline/admission/priority.js";
-import { VirtualClock } from "../../../src/pipeline/admission/simulate.js";
+import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
+import { AdmissionController, type Attempt, type Decision, type Ticket } from "../../../../src/pipeline/admission/controller.js";
+import type { Priority } from "../../../../src/pipeline/admission/priority.js";
+import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
 
 function setup(overrides: Record<string, unknown> = {}) {
   const config = admissionSchema.parse({
