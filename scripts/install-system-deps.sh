@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks need: redis-server (shared cache tier), protoc
-# (compiles output contracts), wrk (HTTP load generator). Installed only when missing.
+# (compiles output contracts), wrk and h2load (nghttp2-client; HTTP load generators). Installed
+# only when missing.
 # Optional groups, named as arguments, for the operations tests only (large packages, installed by
 # the tests that need them on first use, or ahead with `make ops-deps`):
 #   promtool  the Debian `prometheus` package (promtool checks metrics and alert rules)
@@ -10,6 +11,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 for group in "$@"; do
   case "$group" in
     promtool) command -v promtool >/dev/null 2>&1 || need+=(prometheus) ;;

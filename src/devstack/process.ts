@@ -1,6 +1,7 @@
 // Child processes of the dev stack (guard, demo models, Envoy, Redis): started with captured
 // output, awaited until ready, stopped with a signal, and never left behind when this process exits.
 import { spawn, type ChildProcess } from "node:child_process";
+import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export interface Managed {
@@ -92,4 +93,25 @@ export async function httpOk(url: string): Promise<boolean> {
   const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
   await response.arrayBuffer();
   return response.ok;
+}
+
+/** Whether something accepts connections at "host:port" or "unix:/path". */
+export function accepts(address: string): Promise<boolean> {
+  const colon = address.lastIndexOf(":");
+  const target = address.startsWith("unix:")
+    ? { path: address.slice("unix:".length) }
+    : { host: address.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(address.slice(colon + 1)) };
+  return new Promise((resolve) => {
+    const socket = connect(target);
+    socket.setTimeout(1_000);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("timeout", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }

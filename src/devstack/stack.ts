@@ -7,7 +7,7 @@ import { parse, stringify } from "yaml";
 import type { EnvoyVariant } from "./envoy-config.js";
 import { PROJECT_ROOT, startEnvoy, type RunningEnvoy } from "./envoy.js";
 import { freePort } from "./ports.js";
-import { httpOk, spawnManaged, waitUntil, type Managed } from "./process.js";
+import { accepts, httpOk, spawnManaged, waitUntil, type Managed } from "./process.js";
 
 export const DEFAULT_GUARD_CONFIG = join(PROJECT_ROOT, "config", "default.yaml");
 const NODE = process.execPath;
@@ -29,6 +29,8 @@ export interface StackOptions {
   /** Alternative ext_proc server (benchmark peer): command run through a shell, and its address. */
   readonly peer?: { readonly command: string; readonly address: string };
   readonly echo?: boolean;
+  /** Extra node flags for the guard process, e.g. --cpu-prof for the benchmark's profile. */
+  readonly guardNodeArgs?: readonly string[];
   /**
    * `make run`: Envoy on this port (admin on the next one) and the guard on the listen addresses of
    * its config, so the printed URLs stay the same from run to run. Tests leave it unset (free ports).
@@ -49,6 +51,8 @@ export interface Stack {
   readonly workDir: string;
   /** Absent when the stack runs without the guard. */
   readonly guard: GuardHandle | undefined;
+  /** The alternative ext_proc server, when one was given. */
+  readonly peer: Managed | undefined;
   stop(): Promise<void>;
 }
 
@@ -79,11 +83,11 @@ export async function loadGuardConfigObject(file = DEFAULT_GUARD_CONFIG): Promis
   return (parse(await readFile(file, "utf8")) ?? {}) as Record<string, unknown>;
 }
 
-async function startGuardProcess(configFile: string, adminUrl: string, echo: boolean): Promise<Managed> {
+async function startGuardProcess(configFile: string, adminUrl: string, echo: boolean, nodeArgs: readonly string[]): Promise<Managed> {
   const proc = spawnManaged(
     "guard",
     NODE,
-    [join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile],
+    [...nodeArgs, join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile],
     // Relative paths in the config (contracts.protoPaths) are relative to the working directory.
     { cwd: PROJECT_ROOT, ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[guard] ${chunk}`) } : {}) },
   );
@@ -104,11 +108,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const withGuard = options.withGuard ?? true;
     let guard: GuardHandle | undefined;
+    let peer: Managed | undefined;
     let guardAddress = "127.0.0.1:9";
     if (options.peer !== undefined) {
       guardAddress = options.peer.address;
-      const peer = spawnManaged("peer", "/bin/sh", ["-c", options.peer.command]);
+      peer = spawnManaged("peer", "/bin/sh", ["-c", options.peer.command], echo ? { onOutput: (chunk: string) => process.stdout.write(`[peer] ${chunk}`) } : {});
       started.push(peer);
+      // A peer need not speak gRPC health: Envoy would route to it before it listens.
+      await waitUntil(`peer at ${guardAddress}`, () => accepts(guardAddress), 20_000, peer);
     } else if (withGuard) {
       const config = { ...(options.guardConfig ?? (await loadGuardConfigObject())) };
       const listen = { ...(config["listen"] as Record<string, unknown> | undefined) };
@@ -120,7 +127,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const configFile = join(workDir, "guard.yaml");
       await writeFile(configFile, stringify(config));
       const adminUrl = `http://${adminAddress}`;
-      let proc = await startGuardProcess(configFile, adminUrl, echo);
+      const nodeArgs = options.guardNodeArgs ?? [];
+      let proc = await startGuardProcess(configFile, adminUrl, echo, nodeArgs);
       started.push(proc);
       guard = {
         address: guardAddress,
@@ -128,7 +136,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         configFile,
         process: () => proc,
         async restart() {
-          proc = await startGuardProcess(configFile, adminUrl, echo);
+          proc = await startGuardProcess(configFile, adminUrl, echo, nodeArgs);
           started.push(proc);
         },
         async metrics() {
@@ -167,6 +175,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       heavy,
       workDir,
       guard,
+      peer,
       async stop() {
         // Envoy first so nothing new reaches the guard, then the rest.
         await envoy.process.stop();

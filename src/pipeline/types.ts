@@ -89,7 +89,7 @@ export interface Exchange {
   cost?: number;
   /** Routing tier chosen by the complexity stage, e.g. "light" | "heavy". */
   tier?: string;
-  /** Predicted unloaded upstream latency for this request (complexity stage's online model). */
+  /** Predicted unloaded upstream latency (complexity stage's online model), once that model is fitted. */
   predictedLatencyMs?: number;
   /** Model version seen on the response (contracts stage), already bounded for labels. */
   modelVersion?: string;

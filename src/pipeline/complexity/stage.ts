@@ -95,7 +95,11 @@ class ComplexityRun implements StageRun {
     this.#scored = { features, predictedMs };
     this.exchange.cost = cost;
     this.exchange.tier = tier;
-    this.exchange.predictedLatencyMs = predictedMs;
+    // Only fitted predictions are published: admission calibrates one floor for this source, and
+    // the prior (tuned for LLM latencies, ~100× off for a fast model) would set that floor so low
+    // that the fitted predictions later read as a 100× slow-down and shed nearly everything until
+    // the floor decays (minutes). Until then admission uses its own baseline.
+    if (this.route.model.fitted) this.exchange.predictedLatencyMs = predictedMs;
 
     this.metrics.cost.observe({ route, tier }, cost);
     this.metrics.tierDecisions.inc({ route, tier });

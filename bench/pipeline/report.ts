@@ -1,0 +1,349 @@
+// Turns rounds into the report: medians per measurement point, run-to-run spread and the noise flag,
+// the headline row per configuration (added latency at the target rate, throughput ratio, guard
+// CPU and memory), the issue's targets, and the text and Markdown renderings.
+import type { BenchConfiguration } from "./configurations.js";
+import type { BenchSettings, PointRun, Probe, RoundResult } from "./runner.js";
+import { DEFAULT_NOISE_LIMITS, isNoisy, median, relativeSpread } from "./stats.js";
+
+export const REPORT_SCHEMA = "inference-guard-bench/1";
+/** The rate issue 7's latency and memory targets are stated at. */
+export const TARGET_RPS = 1000;
+/** An open-loop point that delivered less than this share of its rate was saturated. */
+const SATURATION_SHARE = 0.9;
+
+type MedianFields = "achievedRps" | "p50Ms" | "p99Ms" | "p999Ms" | "maxMs" | "errors" | "guardCpuUsPerRequest" | "envoyCpuUsPerRequest" | "guardRssMb";
+const MEDIAN_FIELDS: readonly MedianFields[] = ["achievedRps", "p50Ms", "p99Ms", "p999Ms", "maxMs", "errors", "guardCpuUsPerRequest", "envoyCpuUsPerRequest", "guardRssMb"];
+
+export interface PointSummary {
+  readonly key: string;
+  /** Requested rate; null for the closed loop. */
+  readonly targetRps: number | null;
+  readonly runs: readonly PointRun[];
+  /** Medians over runs; null where no run had the value (no guard, no successful request). */
+  readonly median: Readonly<Record<MedianFields, number | null>>;
+  /** (max − min) ÷ median over runs. */
+  readonly spread: { readonly p50Ms: number; readonly achievedRps: number };
+  readonly noisy: boolean;
+  /** Open loop only: the stack (or the load generator) could not keep the requested rate. */
+  readonly saturated: boolean;
+  /** Some run repeated URIs, so a cache-miss configuration may have seen hits. */
+  readonly urisWrapped: boolean;
+}
+
+export interface Headline {
+  /** The open-loop rate the latency columns are taken at. */
+  readonly rps: number | null;
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly p999Ms: number | null;
+  /** Latency minus the baseline configuration's, at the same rate. */
+  readonly addedP50Ms: number | null;
+  readonly addedP99Ms: number | null;
+  readonly addedP999Ms: number | null;
+  /** Closed-loop 2xx/s. */
+  readonly maxRps: number | null;
+  /** maxRps ÷ configuration a's maxRps. */
+  readonly throughputRatio: number | null;
+  readonly guardCpuUsPerRequest: number | null;
+  readonly envoyCpuUsPerRequest: number | null;
+  readonly guardRssMb: number | null;
+  /** Largest VmHWM of the guard over the rounds. */
+  readonly guardHwmMb: number | null;
+  /** Non-2xx answers summed over every point and run. */
+  readonly errors: number;
+  readonly noisy: boolean;
+}
+
+export interface ConfigurationReport {
+  readonly id: string;
+  readonly title: string;
+  readonly notes: string;
+  readonly baseline: string;
+  readonly rounds: readonly Omit<RoundResult, "points">[];
+  readonly points: readonly PointSummary[];
+  readonly headline: Headline;
+}
+
+export interface TargetCheck {
+  readonly name: string;
+  readonly value: number | null;
+  readonly limit: string;
+  /** null when not measurable from this run (configuration missing or rate not measured). */
+  readonly met: boolean | null;
+}
+
+export interface MachineInfo {
+  readonly cpuModel: string;
+  readonly cpus: number;
+  readonly memoryMb: number;
+  readonly kernel: string;
+  readonly node: string;
+  readonly envoy: string;
+  readonly h2load: string;
+  readonly loadAverageStart: readonly number[];
+  readonly loadAverageEnd: readonly number[];
+}
+
+export interface BenchReport {
+  readonly schema: typeof REPORT_SCHEMA;
+  readonly label: string;
+  readonly command: string;
+  readonly startedAt: string;
+  readonly wallSeconds: number;
+  readonly machine: MachineInfo;
+  readonly settings: Omit<BenchSettings, "workDir" | "body" | "guardNodeArgs"> & { readonly requestBytes: number; readonly noiseLimits: typeof DEFAULT_NOISE_LIMITS };
+  readonly request: { readonly path: string; readonly headers: readonly string[]; readonly bodyBytes: number; readonly responseBytes: number | null };
+  readonly configurations: readonly ConfigurationReport[];
+  readonly targets: readonly TargetCheck[];
+}
+
+function medianOrNull(values: readonly (number | null)[]): number | null {
+  const present = values.filter((value): value is number => value !== null && Number.isFinite(value));
+  return present.length === 0 ? null : median(present);
+}
+
+export function summarisePoint(key: string, runs: readonly PointRun[]): PointSummary {
+  const targetRps = key.startsWith("open@") ? Number(key.slice("open@".length)) : null;
+  const medians = Object.fromEntries(MEDIAN_FIELDS.map((field) => [field, medianOrNull(runs.map((run) => run[field]))])) as Record<MedianFields, number | null>;
+  const p50s = runs.map((run) => run.p50Ms);
+  const throughputs = runs.map((run) => run.achievedRps);
+  return {
+    key,
+    targetRps,
+    runs,
+    median: medians,
+    spread: { p50Ms: relativeSpread(p50s), achievedRps: relativeSpread(throughputs) },
+    noisy: isNoisy(p50s, throughputs),
+    saturated: targetRps !== null && (medians.achievedRps ?? 0) < SATURATION_SHARE * targetRps,
+    urisWrapped: runs.some((run) => run.urisWrapped),
+  };
+}
+
+/** The measured rate closest to the target rate (all of them when the target was measured). */
+export function headlineRate(rates: readonly number[]): number | null {
+  let best: number | null = null;
+  for (const rate of rates) if (best === null || Math.abs(rate - TARGET_RPS) < Math.abs(best - TARGET_RPS)) best = rate;
+  return best;
+}
+
+function difference(value: number | null | undefined, base: number | null | undefined): number | null {
+  return value === null || value === undefined || base === null || base === undefined ? null : value - base;
+}
+
+export function buildConfigurationReports(
+  configurations: readonly BenchConfiguration[],
+  rounds: readonly RoundResult[],
+  rates: readonly number[],
+): ConfigurationReport[] {
+  const rate = headlineRate(rates);
+  const rateKey = rate === null ? undefined : `open@${rate}`;
+  const pointsOf = new Map<string, PointSummary[]>();
+  for (const configuration of configurations) {
+    const mine = rounds.filter((round) => round.configuration === configuration.id);
+    const keys = [...new Set(mine.flatMap((round) => Object.keys(round.points)))];
+    pointsOf.set(
+      configuration.id,
+      keys.map((key) => summarisePoint(key, mine.flatMap((round) => (round.points[key] === undefined ? [] : [round.points[key]])))),
+    );
+  }
+  const at = (id: string, key: string | undefined): PointSummary | undefined => pointsOf.get(id)?.find((point) => point.key === key);
+  const floorMax = at("a", "closed")?.median.achievedRps ?? null;
+  return configurations.map((configuration) => {
+    const mine = rounds.filter((round) => round.configuration === configuration.id);
+    const points = pointsOf.get(configuration.id) ?? [];
+    const atRate = at(configuration.id, rateKey);
+    const baseline = at(configuration.baseline, rateKey);
+    const closed = at(configuration.id, "closed");
+    const maxRps = closed?.median.achievedRps ?? null;
+    const hwms = mine.map((round) => round.guardHwmMb).filter((value): value is number => value !== null);
+    return {
+      id: configuration.id,
+      title: configuration.title,
+      notes: configuration.notes,
+      baseline: configuration.baseline,
+      rounds: mine.map(({ points: _points, ...rest }) => rest),
+      points,
+      headline: {
+        rps: rate,
+        p50Ms: atRate?.median.p50Ms ?? null,
+        p99Ms: atRate?.median.p99Ms ?? null,
+        p999Ms: atRate?.median.p999Ms ?? null,
+        addedP50Ms: difference(atRate?.median.p50Ms, baseline?.median.p50Ms),
+        addedP99Ms: difference(atRate?.median.p99Ms, baseline?.median.p99Ms),
+        addedP999Ms: difference(atRate?.median.p999Ms, baseline?.median.p999Ms),
+        maxRps,
+        throughputRatio: maxRps === null || floorMax === null || floorMax === 0 ? null : maxRps / floorMax,
+        guardCpuUsPerRequest: atRate?.median.guardCpuUsPerRequest ?? null,
+        envoyCpuUsPerRequest: atRate?.median.envoyCpuUsPerRequest ?? null,
+        guardRssMb: atRate?.median.guardRssMb ?? null,
+        guardHwmMb: hwms.length === 0 ? null : Math.max(...hwms),
+        errors: points.reduce((sum, point) => sum + point.runs.reduce((runSum, run) => runSum + run.errors, 0), 0),
+        noisy: points.some((point) => point.noisy),
+      },
+    };
+  });
+}
+
+export function checkTargets(reports: readonly ConfigurationReport[]): TargetCheck[] {
+  const headline = (id: string): Headline | undefined => reports.find((report) => report.id === id)?.headline;
+  const atTarget = (id: string): Headline | undefined => {
+    const found = headline(id);
+    return found?.rps === TARGET_RPS ? found : undefined;
+  };
+  const check = (name: string, value: number | null | undefined, limit: string, met: (value: number) => boolean): TargetCheck => ({
+    name,
+    value: value ?? null,
+    limit,
+    met: value === null || value === undefined ? null : met(value),
+  });
+  const hit = atTarget("e");
+  const miss = atTarget("e_upstream");
+  const speedup = hit?.p50Ms && miss?.p50Ms ? miss.p50Ms / hit.p50Ms : null;
+  return [
+    check("(b) added p50 at 1000 rps, ms", atTarget("b")?.addedP50Ms, "≤ 0.25", (value) => value <= 0.25),
+    check("(b) added p99 at 1000 rps, ms", atTarget("b")?.addedP99Ms, "≤ 1", (value) => value <= 1),
+    check("(d) added p50 at 1000 rps, ms", atTarget("d")?.addedP50Ms, "≤ 1", (value) => value <= 1),
+    check("(d) added p99 at 1000 rps, ms", atTarget("d")?.addedP99Ms, "≤ 3", (value) => value <= 3),
+    check(`(e) cache hit p50 speed-up over the ${"5 ms"} upstream call`, speedup, "≥ 5×", (value) => value >= 5),
+    check("(d) guard RSS at 1000 rps, 64 MiB cache budget, MB", atTarget("d")?.guardRssMb, "≤ 150", (value) => value <= 150),
+  ];
+}
+
+const fixed = (value: number | null | undefined, digits: number): string => (value === null || value === undefined || !Number.isFinite(value) ? "—" : value.toFixed(digits));
+const signed = (value: number | null | undefined, digits: number): string =>
+  value === null || value === undefined || !Number.isFinite(value) ? "—" : `${value >= 0 ? "+" : ""}${value.toFixed(digits)}`;
+
+const HEADLINE_COLUMNS = ["config", "p50 ms", "p99 ms", "p99.9 ms", "+p50", "+p99", "+p99.9", "vs", "max rps", "× a", "guard µs/req", "envoy µs/req", "guard RSS MB", "errors", "noisy"];
+
+function headlineCells(report: ConfigurationReport): string[] {
+  const h = report.headline;
+  return [
+    report.id,
+    fixed(h.p50Ms, 2),
+    fixed(h.p99Ms, 2),
+    fixed(h.p999Ms, 2),
+    signed(h.addedP50Ms, 2),
+    signed(h.addedP99Ms, 2),
+    signed(h.addedP999Ms, 2),
+    report.baseline,
+    fixed(h.maxRps, 0),
+    fixed(h.throughputRatio, 2),
+    fixed(h.guardCpuUsPerRequest, 0),
+    fixed(h.envoyCpuUsPerRequest, 0),
+    fixed(h.guardRssMb, 0),
+    String(h.errors),
+    h.noisy ? "yes" : "",
+  ];
+}
+
+function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)));
+  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join("  ");
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [`| ${header.join(" | ")} |`, `|${header.map(() => " ---: ").join("|")}|`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
+}
+
+function targetCells(target: TargetCheck): string[] {
+  return [target.name, fixed(target.value, 2), target.limit, target.met === null ? "not measured" : target.met ? "met" : "MISSED"];
+}
+
+const POINT_COLUMNS = ["config", "load", "achieved rps", "p50 ms", "p99 ms", "p99.9 ms", "guard µs/req", "envoy µs/req", "guard RSS MB", "errors", "p50 spread", "flags"];
+
+function pointCells(report: ConfigurationReport, point: PointSummary): string[] {
+  const flags = [point.noisy ? "noisy" : "", point.saturated ? "saturated" : "", point.urisWrapped ? "uris-wrapped" : ""].filter(Boolean).join(",");
+  return [
+    report.id,
+    point.key,
+    fixed(point.median.achievedRps, 0),
+    fixed(point.median.p50Ms, 2),
+    fixed(point.median.p99Ms, 2),
+    fixed(point.median.p999Ms, 2),
+    fixed(point.median.guardCpuUsPerRequest, 0),
+    fixed(point.median.envoyCpuUsPerRequest, 0),
+    fixed(point.median.guardRssMb, 0),
+    fixed(point.median.errors, 0),
+    `${(point.spread.p50Ms * 100).toFixed(0)}%`,
+    flags,
+  ];
+}
+
+function problems(report: BenchReport): string[] {
+  const loadFailures = report.configurations.flatMap((configuration) =>
+    configuration.points.flatMap((point) => point.runs.flatMap((run) => run.loadFailures.map((failure) => `${configuration.id} ${point.key}: ${failure.split("\n")[0]}`))),
+  );
+  const errorAnswers = report.configurations.flatMap((configuration) =>
+    configuration.points.flatMap((point) =>
+      point.runs.flatMap((run, index) => {
+        const failed = Object.entries(run.statuses).filter(([status]) => !status.startsWith("2"));
+        return failed.length === 0 ? [] : [`${configuration.id} ${point.key} run ${index + 1}: ${failed.map(([status, count]) => `${count}× ${status === "-1" ? "failed stream" : status}`).join(", ")}`];
+      }),
+    ),
+  );
+  return [...loadFailures, ...errorAnswers, ...report.configurations.flatMap((configuration) =>
+    configuration.rounds.flatMap((round) => [
+      ...(round.error === undefined ? [] : [`${configuration.id} round ${round.round}: ${round.error.split("\n")[0]}`]),
+      ...(round.probe?.mismatches ?? []).map((mismatch: string) => `${configuration.id} round ${round.round} probe: ${mismatch}`),
+    ]),
+  )];
+}
+
+export function renderText(report: BenchReport): string {
+  const rate = report.configurations[0]?.headline.rps;
+  const issues = problems(report);
+  return [
+    `inference-guard pipeline benchmark — ${report.label}`,
+    `latency columns at ${rate ?? "—"} rps open loop; + columns vs the "vs" configuration; max rps = closed loop (${report.settings.closedConnections} connections); medians of ${report.settings.runs} run(s)`,
+    "",
+    textTable(HEADLINE_COLUMNS, report.configurations.map(headlineCells)),
+    "",
+    textTable(["target", "value", "limit", "result"], report.targets.map(targetCells)),
+    ...(issues.length === 0 ? [] : ["", "problems:", ...issues.map((issue) => `  ${issue}`)]),
+  ].join("\n");
+}
+
+function describeProbe(probe: Probe | undefined): string {
+  if (probe === undefined) return "";
+  const guardHeaders = Object.entries(probe.headers).filter(([name]) => name.startsWith("x-guard"));
+  return guardHeaders.map(([name, value]) => `${name}: ${value}`).join(", ");
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const m = report.machine;
+  const s = report.settings;
+  const issues = problems(report);
+  return [
+    `# Pipeline benchmark ${report.startedAt.slice(0, 10)} (${report.label})`,
+    "",
+    `Command: \`${report.command}\` — wall time ${(report.wallSeconds / 60).toFixed(1)} min.`,
+    "",
+    `Machine: ${m.cpuModel}, ${m.cpus} CPUs, ${(m.memoryMb / 1024).toFixed(1)} GiB, Linux ${m.kernel}; Node ${m.node}, Envoy ${m.envoy}, ${m.h2load}.`,
+    `Load average at start ${m.loadAverageStart.map((value) => value.toFixed(2)).join(" ")}, at end ${m.loadAverageEnd.map((value) => value.toFixed(2)).join(" ")}.`,
+    "",
+    `Request: POST ${report.request.path}, ${report.request.bodyBytes} B JSON body (${report.request.headers.join(", ")}); response ${report.request.responseBytes ?? "—"} B.`,
+    `Load: h2load --h1, open loop at ${s.rates.join("/")} rps over ${s.connections} connections for ${s.durationSec} s each, closed loop with ${s.closedConnections} connections (one request in flight each) for ${s.closedDurationSec} s; ${s.warmupSec} s warm-up; medians of ${s.runs} run(s), configurations interleaved per run; pinning ${s.pin ? "on (Envoy + guard on CPU 0, h2load + demo model on CPU 1)" : "off"}.`,
+    `A point is flagged noisy when its p50 spread between runs exceeds ${(s.noiseLimits.p50 * 100).toFixed(0)}% or its throughput spread ${(s.noiseLimits.throughput * 100).toFixed(0)}%.`,
+    "",
+    "## Summary",
+    "",
+    `Latency at ${report.configurations[0]?.headline.rps ?? "—"} rps (open loop); "+" columns are added latency vs the "vs" configuration; max rps from the closed loop; "× a" = max rps ÷ a's.`,
+    "",
+    markdownTable(HEADLINE_COLUMNS, report.configurations.map(headlineCells)),
+    "",
+    "## Targets (issue 7)",
+    "",
+    markdownTable(["target", "value", "limit", "result"], report.targets.map(targetCells)),
+    "",
+    "## Configurations",
+    "",
+    ...report.configurations.map((configuration) => `- **${configuration.id}** ${configuration.title}: ${configuration.notes}. Probe: ${describeProbe(configuration.rounds[0]?.probe) || "—"}.`),
+    "",
+    "## Every point",
+    "",
+    markdownTable(POINT_COLUMNS, report.configurations.flatMap((configuration) => configuration.points.map((point) => pointCells(configuration, point)))),
+    ...(issues.length === 0 ? [] : ["", "## Problems", "", ...issues.map((issue) => `- ${issue}`)]),
+    "",
+  ].join("\n");
+}

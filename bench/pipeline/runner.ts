@@ -1,0 +1,189 @@
+// One round of one configuration: start the stack, prove with a probe request that it does what the
+// configuration says, warm up, then measure each open-loop rate and the closed-loop maximum while
+// reading the guard's and Envoy's CPU time and the guard's memory from /proc.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startStack, type Stack } from "../../src/devstack/stack.js";
+import { REQUEST_HEADERS, REQUEST_PATH, type BenchConfiguration } from "./configurations.js";
+import { runLoad, type LoadShape, type LoadTarget } from "./load.js";
+import { cpuSeconds, memoryMb, pinToCpus, processTree, sampleRss } from "./procfs.js";
+import { summariseLatency, type LatencySummary } from "./stats.js";
+
+export interface BenchSettings {
+  readonly rates: readonly number[];
+  readonly durationSec: number;
+  readonly closedDurationSec: number;
+  readonly warmupSec: number;
+  /** h2load connections (one process each) for the open-loop rates. */
+  readonly connections: number;
+  /** Connections of the closed loop, each with one request in flight. */
+  readonly closedConnections: number;
+  readonly runs: number;
+  /** Envoy and the guard on CPU 0, load generator and demo model on CPU 1 (see docs/bench.md). */
+  readonly pin: boolean;
+  readonly workDir: string;
+  readonly body: string;
+  /** Node flags for the guard (profiling). */
+  readonly guardNodeArgs?: readonly string[];
+}
+
+export interface PointRun extends LatencySummary {
+  /** 2xx answers per second of load. */
+  readonly achievedRps: number;
+  /** null when the configuration has no ext_proc server. */
+  readonly guardCpuUsPerRequest: number | null;
+  readonly envoyCpuUsPerRequest: number;
+  /** Peak resident memory of the guard (or peer) sampled during the load. */
+  readonly guardRssMb: number | null;
+  readonly urisWrapped: boolean;
+  readonly loadFailures: readonly string[];
+}
+
+export interface Probe {
+  readonly status: number;
+  readonly responseBytes: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Expected headers that were missing or different: the configuration did not do what it says. */
+  readonly mismatches: readonly string[];
+}
+
+export interface RoundResult {
+  readonly configuration: string;
+  readonly round: number;
+  readonly probe?: Probe;
+  /** Keyed "open@<rps>" and "closed". */
+  readonly points: Readonly<Record<string, PointRun>>;
+  readonly guardHwmMb: number | null;
+  /** Bytes held by the in-process cache tier at the end of the round (guard_cache_bytes). */
+  readonly cacheBytes: number | null;
+  readonly error?: string;
+}
+
+export function pointKey(shape: LoadShape): string {
+  return shape.kind === "open" ? `open@${shape.rps}` : "closed";
+}
+
+const SUT_CPUS = "0";
+const LOAD_CPUS = "1";
+const RSS_SAMPLE_MS = 250;
+/** Lets queues drain between points so one point's backlog does not land in the next. */
+const SETTLE_MS = 300;
+
+function serverPid(stack: Stack): number | undefined {
+  return stack.guard?.process().child.pid ?? stack.peer?.child.pid;
+}
+
+async function probe(stack: Stack, configuration: BenchConfiguration, body: string): Promise<Probe> {
+  const url = `${stack.url}${REQUEST_PATH}${configuration.uniqueUris ? "?bench=probe" : ""}`;
+  const headers = Object.fromEntries(REQUEST_HEADERS.map((line) => line.split(": ", 2) as [string, string]));
+  const send = async (): Promise<Response> => fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
+  // The hit path needs the answer stored first.
+  if (!configuration.uniqueUris) await (await send()).arrayBuffer();
+  const response = await send();
+  const text = await response.text();
+  const seen = Object.fromEntries([...response.headers].filter(([name]) => name.startsWith("x-")));
+  const mismatches: string[] = [];
+  if (response.status !== 200) mismatches.push(`status ${response.status}: ${text.slice(0, 200)}`);
+  for (const [name, expected] of Object.entries(configuration.expectHeaders)) {
+    const actual = response.headers.get(name);
+    if (actual !== expected) mismatches.push(`${name}: expected ${expected ?? "(absent)"}, got ${actual ?? "(absent)"}`);
+  }
+  return { status: response.status, responseBytes: Buffer.byteLength(text), headers: seen, mismatches };
+}
+
+async function cacheBytes(stack: Stack): Promise<number | null> {
+  if (stack.guard === undefined) return null;
+  const text = await stack.guard.metrics();
+  const values = [...text.matchAll(/^guard_cache_bytes(?:\{[^}]*\})? (\S+)$/gm)].map((match) => Number(match[1]));
+  return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0);
+}
+
+async function measurePoint(
+  stack: Stack,
+  target: LoadTarget,
+  shape: LoadShape,
+  settings: BenchSettings,
+  tag: string,
+  workDir: string,
+): Promise<PointRun> {
+  const pid = serverPid(stack);
+  const guardPids = pid === undefined ? undefined : processTree(pid);
+  const envoyPid = stack.envoy.process.child.pid;
+  const envoyPids = envoyPid === undefined ? [] : [envoyPid];
+  const guardCpuBefore = guardPids === undefined ? 0 : cpuSeconds(guardPids);
+  const envoyCpuBefore = cpuSeconds(envoyPids);
+  const rss = guardPids === undefined ? undefined : sampleRss(guardPids, RSS_SAMPLE_MS);
+  const closed = shape.kind === "closed";
+  const load = await runLoad(target, shape, {
+    connections: closed ? settings.closedConnections : settings.connections,
+    durationSec: closed ? settings.closedDurationSec : settings.durationSec,
+    workDir,
+    tag,
+    ...(settings.pin ? { cpus: LOAD_CPUS } : {}),
+  });
+  const guardRssMb = rss?.stop() ?? null;
+  const requests = Math.max(1, load.rows.length);
+  const latency = summariseLatency(load.rows);
+  return {
+    ...latency,
+    achievedRps: latency.ok / load.durationSec,
+    guardCpuUsPerRequest: guardPids === undefined ? null : ((cpuSeconds(guardPids) - guardCpuBefore) * 1e6) / requests,
+    envoyCpuUsPerRequest: ((cpuSeconds(envoyPids) - envoyCpuBefore) * 1e6) / requests,
+    guardRssMb,
+    urisWrapped: load.urisWrapped,
+    loadFailures: load.failures,
+  };
+}
+
+function pinStack(stack: Stack): void {
+  const server = serverPid(stack);
+  const sut = [stack.envoy.process.child.pid, ...(server === undefined ? [] : processTree(server))];
+  const load = [stack.light.process.child.pid, stack.heavy.process.child.pid];
+  pinToCpus(sut.filter((pid): pid is number => pid !== undefined), SUT_CPUS);
+  pinToCpus(load.filter((pid): pid is number => pid !== undefined), LOAD_CPUS);
+}
+
+export async function runRound(configuration: BenchConfiguration, round: number, settings: BenchSettings): Promise<RoundResult> {
+  const workDir = join(settings.workDir, `${configuration.id}-${round}`);
+  await mkdir(workDir, { recursive: true });
+  const bodyFile = join(workDir, "body.json");
+  await writeFile(bodyFile, settings.body);
+  let stack: Stack | undefined;
+  try {
+    const options = await configuration.stackOptions();
+    stack = await startStack(settings.guardNodeArgs === undefined ? options : { ...options, guardNodeArgs: settings.guardNodeArgs });
+    if (settings.pin) pinStack(stack);
+    const checked = await probe(stack, configuration, settings.body);
+    const target: LoadTarget = { baseUrl: stack.url, path: REQUEST_PATH, bodyFile, headers: REQUEST_HEADERS, uniqueUris: configuration.uniqueUris };
+    // As fast as it goes: V8 optimises hot code after thousands of calls, and a warm-up at the
+    // first (lowest) rate left the first measured point running half-compiled code.
+    await runLoad(target, { kind: "closed" }, {
+      connections: settings.closedConnections,
+      durationSec: settings.warmupSec,
+      workDir,
+      tag: `${configuration.id}-${round}-warmup`,
+      ...(settings.pin ? { cpus: LOAD_CPUS } : {}),
+    });
+    const shapes: LoadShape[] = [...settings.rates.map((rps) => ({ kind: "open" as const, rps })), { kind: "closed" }];
+    const points: Record<string, PointRun> = {};
+    for (const shape of shapes) {
+      await sleep(SETTLE_MS);
+      const key = pointKey(shape);
+      points[key] = await measurePoint(stack, target, shape, settings, `${configuration.id}-${round}-${key.replace("@", "")}`, workDir);
+    }
+    const pid = serverPid(stack);
+    return {
+      configuration: configuration.id,
+      round,
+      probe: checked,
+      points,
+      guardHwmMb: pid === undefined ? null : memoryMb(processTree(pid), "VmHWM"),
+      cacheBytes: await cacheBytes(stack),
+    };
+  } catch (error) {
+    return { configuration: configuration.id, round, points: {}, guardHwmMb: null, cacheBytes: null, error: (error as Error).message.slice(0, 2_000) };
+  } finally {
+    await stack?.stop();
+  }
+}

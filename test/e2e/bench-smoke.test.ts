@@ -1,0 +1,76 @@
+// `make bench` stays runnable: the harness measures every configuration once at a tiny load,
+// including a peer ext_proc server (another guard, pass-through), and writes a well-formed report.
+// Only the shape of the report is checked; its numbers mean nothing at this load.
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import t from "tap";
+import { stringify } from "yaml";
+import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
+import { freePort } from "../../src/devstack/ports.js";
+import type { BenchReport } from "../../bench/pipeline/report.js";
+
+function run(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "dist", "bench", "pipeline", "main.js"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    child.once("exit", (code) => resolve({ code, output }));
+  });
+}
+
+t.setTimeout(300_000);
+
+t.test("the benchmark harness runs every configuration and writes its report", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "bench-smoke-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const peerAddress = `127.0.0.1:${await freePort()}`;
+  const peerConfig = join(dir, "peer.yaml");
+  await writeFile(
+    peerConfig,
+    stringify({ listen: { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` }, routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] }),
+  );
+  const peerCommand = `exec ${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${peerConfig}`;
+
+  const { code, output } = await run(["--quick", "--out", dir, "--peer-cmd", peerCommand, "--peer-addr", peerAddress]);
+  t.equal(code, 0, output.slice(-3_000));
+  t.match(output, /config\s+p50 ms/, "prints the table");
+
+  const files = (await readdir(dir)).filter((name) => /^\d{4}-\d{2}-\d{2}\.(json|md)$/.test(name)).sort();
+  t.equal(files.length, 2, `a .json and a .md: ${files.join(", ")}`);
+  const report = JSON.parse(await readFile(join(dir, files[0]!), "utf8")) as BenchReport;
+  t.equal(report.schema, "inference-guard-bench/1");
+  t.equal(report.request.bodyBytes, 2048);
+  t.ok((report.request.responseBytes ?? 0) > 900, "about 1 KB answers");
+  t.same(
+    report.configurations.map((configuration) => configuration.id),
+    ["a", "b", "c", "d", "d_uds", "e_upstream", "e", "f"],
+  );
+  for (const configuration of report.configurations) {
+    t.test(configuration.id, async (t) => {
+      t.equal(configuration.rounds.length, 1);
+      const round = configuration.rounds[0]!;
+      t.equal(round.error, undefined);
+      t.same(round.probe?.mismatches, [], "the probe request showed the configuration's headers");
+      t.same(configuration.points.map((point) => point.key), ["open@50", "closed"]);
+      for (const point of configuration.points) t.ok((point.median.achievedRps ?? 0) > 0, `${point.key}: answers`);
+      t.ok((configuration.headline.maxRps ?? 0) > 0);
+      t.ok(configuration.headline.p50Ms !== null && configuration.headline.p50Ms > 0);
+      t.ok(configuration.headline.envoyCpuUsPerRequest !== null);
+      if (configuration.id === "a") t.equal(configuration.headline.guardCpuUsPerRequest, null, "no guard, no guard CPU");
+      else {
+        t.ok((configuration.headline.guardCpuUsPerRequest ?? -1) >= 0, "guard (or peer) CPU measured");
+        t.ok((configuration.headline.guardRssMb ?? 0) > 0, "guard (or peer) memory measured");
+      }
+    });
+  }
+  const hit = report.configurations.find((configuration) => configuration.id === "e");
+  t.equal(hit?.rounds[0]?.probe?.headers["x-guard-cache"], "hit");
+  t.equal(report.targets.length, 6);
+  t.ok(report.targets.every((target) => target.met === null), "targets are only judged at 1000 rps");
+  const markdown = await readFile(join(dir, files[1]!), "utf8");
+  t.match(markdown, /## Summary/);
+  t.match(markdown, /\| f \|/);
+});

@@ -1,0 +1,35 @@
+// Node's HTTP/2 server answers more than 1000 RST_STREAMs on one connection (then 33/s) with GOAWAY,
+// failing the streams in flight on it. ext_proc streams must therefore end without resets
+// (envoy/envoy.yaml: graceful close; the guard ends its side when done): well over 1000 requests,
+// no reset, and the guard must never have sent Envoy a GOAWAY.
+import t from "tap";
+import { post, stackFor } from "../helpers/e2e.js";
+
+const REQUESTS = 1_500;
+const CONCURRENCY = 10;
+
+async function envoyCounter(adminUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/stats?filter=${encodeURIComponent(`^${name}$`)}`)).text();
+  const match = new RegExp(`^${name.replace(/\./g, "\\.")}: (\\d+)$`, "m").exec(text);
+  return match?.[1] === undefined ? 0 : Number(match[1]);
+}
+
+t.setTimeout(240_000);
+
+t.test(`${REQUESTS} requests, ${CONCURRENCY} at a time: no ext_proc stream lost to a GOAWAY`, async (t) => {
+  const stack = await stackFor(t, { guardConfig: { routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] } });
+  const statuses = new Map<number, number>();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < REQUESTS) {
+      next++;
+      const answer = await post(`${stack.url}/v1/chat/completions`, { model: "demo", messages: [{ role: "user", content: "hi" }] }, {}, 30_000);
+      statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  t.same(Object.fromEntries(statuses), { 200: REQUESTS }, "every request answered 200");
+  t.equal(await envoyCounter(stack.envoy.adminUrl, "http.inference.ext_proc.streams_failed"), 0);
+  t.equal(await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_cx_close_notify"), 0, "the guard never sent GOAWAY");
+  t.equal(await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_rq_tx_reset"), 0, "no stream ended in a reset");
+});

@@ -1,0 +1,93 @@
+import t from "tap";
+import type { BenchConfiguration } from "../../../bench/pipeline/configurations.js";
+import { chatRequestBody } from "../../../bench/pipeline/configurations.js";
+import { buildConfigurationReports, checkTargets, headlineRate, renderMarkdown, renderText, type BenchReport } from "../../../bench/pipeline/report.js";
+import type { PointRun, RoundResult } from "../../../bench/pipeline/runner.js";
+
+function configuration(id: string, baseline = "a"): BenchConfiguration {
+  return { id, title: id, notes: id, stackOptions: async () => ({}), uniqueUris: true, expectHeaders: {}, baseline };
+}
+
+function point(p50Ms: number, achievedRps: number, guardCpu: number | null = 50): PointRun {
+  return {
+    ok: 100,
+    errors: 0,
+    statuses: { "200": 100 },
+    p50Ms,
+    p99Ms: p50Ms * 2,
+    p999Ms: p50Ms * 3,
+    maxMs: p50Ms * 4,
+    achievedRps,
+    guardCpuUsPerRequest: guardCpu,
+    envoyCpuUsPerRequest: 30,
+    guardRssMb: guardCpu === null ? null : 100,
+    urisWrapped: false,
+    loadFailures: [],
+  };
+}
+
+function round(id: string, index: number, p50Ms: number, maxRps: number, guardCpu: number | null = 50): RoundResult {
+  return {
+    configuration: id,
+    round: index,
+    points: { "open@1000": point(p50Ms, 1000, guardCpu), closed: point(p50Ms * 5, maxRps, guardCpu) },
+    guardHwmMb: guardCpu === null ? null : 110 + index,
+    cacheBytes: null,
+  };
+}
+
+t.test("the chat request is exactly the asked size and valid JSON", async (t) => {
+  const body = chatRequestBody(2048);
+  t.equal(Buffer.byteLength(body), 2048);
+  t.equal((JSON.parse(body) as { n: number }).n, 4);
+  t.throws(() => chatRequestBody(10));
+});
+
+t.test("headline rate: the measured rate nearest 1000 rps", async (t) => {
+  t.equal(headlineRate([200, 500, 1000, 2000]), 1000);
+  t.equal(headlineRate([50]), 50);
+  t.equal(headlineRate([]), null);
+});
+
+t.test("medians over runs, added latency vs the baseline, throughput ratio vs a, targets", async (t) => {
+  const configs = [configuration("a"), configuration("b"), configuration("d"), configuration("e_upstream"), configuration("e", "e_upstream")];
+  const rounds = [
+    round("a", 1, 1.0, 2000, null), round("a", 2, 1.2, 2100, null), round("a", 3, 1.1, 1900, null),
+    round("b", 1, 1.3, 1500), round("b", 2, 1.9, 1400), round("b", 3, 1.4, 1600),
+    round("d", 1, 1.8, 1000), round("d", 2, 1.9, 1000), round("d", 3, 2.0, 1000),
+    round("e_upstream", 1, 6, 900), round("e_upstream", 2, 6, 900), round("e_upstream", 3, 6, 900),
+    round("e", 1, 1, 3000), round("e", 2, 1, 3000), round("e", 3, 1, 3000),
+  ];
+  const reports = buildConfigurationReports(configs, rounds, [1000]);
+  const b = reports.find((report) => report.id === "b")!;
+  t.equal(b.headline.p50Ms, 1.4);
+  t.equal(Number(b.headline.addedP50Ms?.toFixed(6)), 0.3, "1.4 − 1.1");
+  t.equal(b.headline.throughputRatio, 1500 / 2000);
+  t.equal(b.headline.guardHwmMb, 113, "largest high-water mark over rounds");
+  t.equal(b.headline.noisy, true, "p50 1.3..1.9 spreads more than 25%");
+  t.equal(reports.find((report) => report.id === "a")!.headline.guardCpuUsPerRequest, null);
+  t.equal(reports.find((report) => report.id === "e")!.headline.addedP50Ms, -5, "vs its own baseline");
+  const targets = checkTargets(reports);
+  t.same(
+    targets.map((target) => target.met),
+    [false, true, true, true, true, true],
+  );
+  t.equal(targets[4]?.value, 6, "hit speed-up = 6 ms ÷ 1 ms");
+
+  const report: BenchReport = {
+    schema: "inference-guard-bench/1",
+    label: "unit",
+    command: "node dist/bench/pipeline/main.js",
+    startedAt: "2026-01-01T00:00:00.000Z",
+    wallSeconds: 60,
+    machine: { cpuModel: "cpu", cpus: 2, memoryMb: 4096, kernel: "6", node: "v20", envoy: "1.40.0", h2load: "h2load", loadAverageStart: [1, 1, 1], loadAverageEnd: [2, 2, 2] },
+    settings: { rates: [1000], durationSec: 6, closedDurationSec: 5, warmupSec: 2, connections: 10, closedConnections: 10, runs: 3, pin: false, requestBytes: 2048, noiseLimits: { p50: 0.25, throughput: 0.15 } },
+    request: { path: "/v1/chat/completions", headers: [], bodyBytes: 2048, responseBytes: 1060 },
+    configurations: reports,
+    targets,
+  };
+  t.match(renderText(report), /MISSED/);
+  const markdown = renderMarkdown(report);
+  t.match(markdown, /\| b \| 1\.40 \|/);
+  t.match(markdown, /noisy/);
+});

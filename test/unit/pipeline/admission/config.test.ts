@@ -1,0 +1,44 @@
+import t from "tap";
+import { configSchema } from "../../../../src/config/schema.js";
+import { admissionConfigWarnings, admissionSchema } from "../../../../src/pipeline/admission/config.js";
+
+t.test("an empty config gets working defaults", async (t) => {
+  const config = configSchema.parse({ routes: [{ name: "chat", match: {} }] });
+  t.equal(config.admission.priorityHeader, "x-guard-priority");
+  t.equal(config.admission.limit.targetRatio, 1.8);
+  t.same(
+    [config.admission.classes.critical.share, config.admission.classes.standard.share, config.admission.classes.sheddable.share],
+    [1, 0.9, 0.8],
+  );
+  t.same(config.routes[0]?.admission, { enabled: false, pool: "default" });
+  t.same(admissionConfigWarnings(config), [], "default waits fit Envoy's default message timeout");
+});
+
+t.test("a lower class may not get a larger share than a higher one", async (t) => {
+  const parsed = admissionSchema.safeParse({ classes: { sheddable: { share: 0.95 } } });
+  t.equal(parsed.success, false);
+  t.match(parsed.error?.issues, [{ path: ["classes", "sheddable", "share"] }]);
+});
+
+t.test("limit bounds must be ordered", async (t) => {
+  const parsed = admissionSchema.safeParse({ limit: { min: 50, initial: 20 } });
+  t.equal(parsed.success, false);
+  t.match(parsed.error?.issues, [{ path: ["limit", "initial"] }]);
+});
+
+t.test("unknown keys are errors", async (t) => {
+  t.equal(admissionSchema.safeParse({ limt: {} }).success, false);
+});
+
+t.test("warns when Envoy's message timeout is shorter than the longest class wait", async (t) => {
+  const config = configSchema.parse({
+    envoy: { messageTimeoutMs: 500 },
+    routes: [{ name: "chat", match: {}, admission: { enabled: true } }],
+  });
+  const warnings = admissionConfigWarnings(config);
+  t.equal(warnings.length, 1);
+  t.equal(warnings[0]?.path, "envoy.messageTimeoutMs");
+  t.match(warnings[0]?.message, /900 ms/);
+  const noAdmission = configSchema.parse({ envoy: { messageTimeoutMs: 500 }, routes: [{ name: "chat", match: {}, admission: { enabled: false } }] });
+  t.same(admissionConfigWarnings(noAdmission), [], "no admitting route, no warning");
+});

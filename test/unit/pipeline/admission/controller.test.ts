@@ -1,0 +1,172 @@
+import t from "tap";
+import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
+import { AdmissionController, type Attempt, type Decision, type Ticket } from "../../../../src/pipeline/admission/controller.js";
+import type { Priority } from "../../../../src/pipeline/admission/priority.js";
+import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
+
+function setup(overrides: Record<string, unknown> = {}) {
+  const config = admissionSchema.parse({
+    limit: { initial: 10, min: 1, max: 10 },
+    circuit: { minRequests: 4, failureRatio: 0.5, openMs: 3_000, halfOpenProbes: 1 },
+    ...overrides,
+  });
+  const clock = new VirtualClock();
+  const controller = new AdmissionController(config, { now: clock.now, schedule: clock.schedule });
+  const settled: { id: string; decision: Decision }[] = [];
+  const acquire = (id: string, priority: Priority, cost = 1, tenant = ""): Attempt =>
+    controller.acquire({ cost, priority, tenant }, (decision) => settled.push({ id, decision }));
+  return { controller, clock, settled, acquire };
+}
+
+function ticketOf(attempt: Attempt): Ticket {
+  if (attempt.kind !== "admitted") throw new Error(`expected admitted, got ${attempt.kind}`);
+  return attempt.ticket;
+}
+
+t.test("class shares: sheddable fills 80%, standard 90%, critical 100% of the budget", async (t) => {
+  const { acquire, controller } = setup();
+  t.equal(acquire("s", "sheddable", 8).kind, "admitted");
+  t.equal(acquire("s2", "sheddable", 1).kind, "queued", "sheddable beyond 8 of 10 waits");
+  t.equal(acquire("st", "standard", 1).kind, "admitted", "standard up to 9");
+  t.equal(acquire("c", "critical", 1).kind, "admitted", "critical up to 10");
+  t.equal(controller.inFlightCost, 10);
+});
+
+t.test("freed budget goes to the highest class first, whatever the arrival order", async (t) => {
+  const { acquire, controller, settled } = setup();
+  const blocker = ticketOf(acquire("blocker", "critical", 10));
+  t.equal(acquire("shed-1", "sheddable").kind, "queued");
+  t.equal(acquire("std-1", "standard").kind, "queued");
+  t.equal(acquire("crit-1", "critical").kind, "queued");
+  t.equal(controller.queueLength("critical"), 1);
+  controller.release(blocker, { verdict: "success" });
+  t.same(settled.map((entry) => entry.id), ["crit-1", "std-1", "shed-1"]);
+  t.ok(settled.every((entry) => entry.decision.kind === "admitted"));
+  t.equal(controller.inFlightCost, 3);
+});
+
+t.test("a newcomer does not overtake a queued request of equal or higher class", async (t) => {
+  const { acquire } = setup();
+  acquire("big", "standard", 8);
+  t.equal(acquire("queued-std", "standard", 5).kind, "queued");
+  t.equal(acquire("small-std", "standard", 1).kind, "queued", "fits, but a standard request waits ahead");
+  t.equal(acquire("crit", "critical", 1).kind, "admitted", "a higher class may pass");
+});
+
+t.test("queue timeout: 429 shed.queue_timeout after the class's max wait", async (t) => {
+  const { acquire, clock, settled, controller } = setup();
+  acquire("blocker", "critical", 10);
+  const attempt = acquire("late", "sheddable");
+  t.equal(attempt.kind, "queued");
+  t.equal(attempt.kind === "queued" ? attempt.maxWaitMs : -1, 150);
+  clock.advanceTo(149);
+  t.equal(settled.length, 0);
+  clock.advanceTo(150);
+  t.equal(settled.length, 1);
+  const decision = settled[0]?.decision;
+  t.equal(decision?.kind, "shed");
+  if (decision?.kind !== "shed") return;
+  t.equal(decision.reason, "shed.queue_timeout");
+  t.equal(decision.status, 429);
+  t.equal(decision.waitedMs, 150);
+  t.ok(decision.retryAfterSeconds >= 1);
+  t.equal(controller.queueLength("sheddable"), 0);
+});
+
+t.test("queue full: immediate 429 shed.queue_full", async (t) => {
+  const { acquire } = setup({ classes: { sheddable: { maxQueue: 2 } } });
+  acquire("blocker", "critical", 10);
+  t.equal(acquire("q1", "sheddable").kind, "queued");
+  t.equal(acquire("q2", "sheddable").kind, "queued");
+  const full = acquire("q3", "sheddable");
+  t.match(full, { kind: "shed", reason: "shed.queue_full", status: 429, waitedMs: 0 });
+});
+
+t.test("a class without queueing is shed at once with shed.overload", async (t) => {
+  const { acquire } = setup({ classes: { sheddable: { maxWaitMs: 0 } } });
+  acquire("blocker", "critical", 10);
+  t.match(acquire("s", "sheddable"), { kind: "shed", reason: "shed.overload", status: 429 });
+});
+
+t.test("cancel while queued removes the waiter: no later admission, no leaked cost", async (t) => {
+  const { acquire, clock, controller, settled } = setup();
+  const blocker = ticketOf(acquire("blocker", "critical", 10));
+  const attempt = acquire("gone", "standard", 3);
+  if (attempt.kind !== "queued") throw new Error("expected queued");
+  clock.advanceTo(40);
+  t.equal(attempt.cancel(), 40, "returns the time waited");
+  t.equal(attempt.cancel(), undefined, "a second cancel is a no-op");
+  t.equal(controller.queueLength("standard"), 0);
+  controller.release(blocker, { verdict: "success" });
+  clock.advanceTo(10_000);
+  t.equal(settled.length, 0, "neither admitted nor timed out");
+  t.equal(controller.inFlightCost, 0);
+});
+
+t.test("release is idempotent per ticket", async (t) => {
+  const { acquire, controller } = setup();
+  const a = ticketOf(acquire("a", "standard", 4));
+  ticketOf(acquire("b", "standard", 3));
+  controller.release(a, {});
+  controller.release(a, {});
+  t.equal(controller.inFlightCost, 3);
+});
+
+t.test("an empty pool admits a request costlier than the whole budget", async (t) => {
+  const { acquire, controller } = setup();
+  t.equal(acquire("huge", "sheddable", 50).kind, "admitted");
+  t.equal(controller.inFlightCost, 50);
+});
+
+t.test("circuit: failures open it, queued requests fail fast with 503, probes close it", async (t) => {
+  const { acquire, clock, controller, settled } = setup();
+  ticketOf(acquire("blocker", "critical", 6));
+  const tickets = [1, 2, 3, 4].map((i) => ticketOf(acquire(`r${i}`, "critical", 1)));
+  t.equal(acquire("waiting", "standard", 5).kind, "queued", "6 in flight + 5 exceeds standard's 9 even after the failures");
+  for (const ticket of tickets) controller.release(ticket, { verdict: "failure" });
+  t.equal(controller.circuitState(), "open");
+  t.match(settled, [{ id: "waiting", decision: { kind: "shed", reason: "shed.circuit_open", status: 503, retryAfterSeconds: 3 } }]);
+  clock.advanceTo(1_000);
+  t.match(acquire("fast-fail", "critical"), { kind: "shed", reason: "shed.circuit_open", status: 503, retryAfterSeconds: 2 });
+  clock.advanceTo(3_000);
+  t.equal(controller.circuitState(), "half_open");
+  const probe = ticketOf(acquire("probe", "sheddable"));
+  t.equal(probe.probe, true);
+  t.match(acquire("not-a-probe", "critical"), { kind: "shed", reason: "shed.circuit_open", status: 503, retryAfterSeconds: 1 });
+  controller.release(probe, { verdict: "success", latencyMs: 100 });
+  t.equal(controller.circuitState(), "closed");
+  t.equal(acquire("after", "standard").kind, "admitted");
+});
+
+t.test("the limit falls when latency runs far above the target ratio", async (t) => {
+  const { acquire, clock, controller } = setup({ limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 } });
+  const before = controller.limit;
+  for (let i = 0; i < 30; i++) {
+    const ticket = ticketOf(acquire(`r${i}`, "critical", 1));
+    clock.advanceTo(clock.nowMs + 100);
+    // The first samples set the unloaded baseline (100 ms); afterwards 5× slower.
+    controller.release(ticket, { verdict: "success", latencyMs: i < 3 ? 100 : 500, predictedLatencyMs: 100 });
+  }
+  t.ok(controller.limit < before / 2, `limit ${controller.limit} fell from ${before}`);
+  t.ok(controller.limit >= 1);
+});
+
+t.test("an idle budget does not grow, a used one under target does", async (t) => {
+  const idle = setup({ limit: { initial: 40, min: 1, max: 1_000, minWindowSamples: 1, minWindowMs: 10 } });
+  for (let i = 0; i < 30; i++) {
+    const ticket = ticketOf(idle.acquire(`r${i}`, "critical", 1));
+    idle.clock.advanceTo(idle.clock.nowMs + 100);
+    idle.controller.release(ticket, { verdict: "success", latencyMs: 100, predictedLatencyMs: 100 });
+  }
+  t.equal(idle.controller.limit, 40, "one request in flight of 40 says nothing about capacity");
+
+  const busy = setup({ limit: { initial: 40, min: 1, max: 1_000, minWindowSamples: 1, minWindowMs: 10 } });
+  const held = Array.from({ length: 39 }, (_, i) => ticketOf(busy.acquire(`held${i}`, "critical", 1)));
+  for (let i = 0; i < 30; i++) {
+    const ticket = ticketOf(busy.acquire(`r${i}`, "critical", 1));
+    busy.clock.advanceTo(busy.clock.nowMs + 100);
+    busy.controller.release(ticket, { verdict: "success", latencyMs: 100, predictedLatencyMs: 100 });
+  }
+  t.ok(busy.controller.limit > 40, `grew to ${busy.controller.limit}`);
+  t.equal(held.length, 39);
+});

@@ -1,0 +1,67 @@
+import t from "tap";
+import { DrrQueue } from "../../../../src/pipeline/admission/drr.js";
+
+interface Item {
+  readonly cost: number;
+  readonly tenant: string;
+  readonly id: string;
+}
+
+t.test("a heavy tenant and a light tenant get equal cost shares per round", async (t) => {
+  const queue = new DrrQueue<Item>(10);
+  // heavy: 20 requests of cost 10; light: 50 requests of cost 2, all queued before any service.
+  for (let i = 0; i < 20; i++) queue.push({ cost: 10, tenant: "heavy", id: `h${i}` });
+  for (let i = 0; i < 50; i++) queue.push({ cost: 2, tenant: "light", id: `l${i}` });
+  let heavyCost = 0;
+  let lightCost = 0;
+  // Serve 100 cost units: both tenants are backlogged throughout.
+  while (heavyCost + lightCost < 100) {
+    const item = queue.shift();
+    if (item === undefined) break;
+    if (item.tenant === "heavy") heavyCost += item.cost;
+    else lightCost += item.cost;
+  }
+  t.ok(Math.abs(heavyCost - lightCost) <= 10, `cost shares within one quantum: heavy ${heavyCost}, light ${lightCost}`);
+  t.equal(queue.length, 70 - heavyCost / 10 - lightCost / 2);
+});
+
+t.test("FIFO within a tenant, and the light tenant is not stuck behind the heavy backlog", async (t) => {
+  const queue = new DrrQueue<Item>(4);
+  for (let i = 0; i < 5; i++) queue.push({ cost: 8, tenant: "heavy", id: `h${i}` });
+  queue.push({ cost: 1, tenant: "light", id: "l0" });
+  const order = [];
+  for (let item = queue.shift(); item !== undefined; item = queue.shift()) order.push(item.id);
+  t.same(order.filter((id) => id.startsWith("h")), ["h0", "h1", "h2", "h3", "h4"]);
+  t.ok(order.indexOf("l0") <= 1, `light served within the first round: ${order.join(",")}`);
+});
+
+t.test("peek is stable until shift; remove keeps accounting", async (t) => {
+  const queue = new DrrQueue<Item>(1);
+  const a = { cost: 5, tenant: "a", id: "a" };
+  const b = { cost: 3, tenant: "b", id: "b" };
+  const c = { cost: 2, tenant: "b", id: "c" };
+  queue.push(a);
+  queue.push(b);
+  queue.push(c);
+  const first = queue.peek();
+  t.equal(queue.peek(), first);
+  t.equal(queue.cost, 10);
+  t.ok(queue.remove(b));
+  t.notOk(queue.remove(b), "a second remove is a no-op");
+  t.equal(queue.length, 2);
+  t.equal(queue.cost, 7);
+  const rest = [queue.shift()?.id, queue.shift()?.id].sort();
+  t.same(rest, ["a", "c"]);
+  t.equal(queue.length, 0);
+  t.equal(queue.cost, 0);
+  t.equal(queue.shift(), undefined);
+});
+
+t.test("drain empties every tenant", async (t) => {
+  const queue = new DrrQueue<Item>(2);
+  queue.push({ cost: 1, tenant: "a", id: "1" });
+  queue.push({ cost: 1, tenant: "b", id: "2" });
+  t.equal(queue.drain().length, 2);
+  t.equal(queue.length, 0);
+  t.equal(queue.peek(), undefined);
+});

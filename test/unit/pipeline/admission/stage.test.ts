@@ -1,0 +1,178 @@
+import pino from "pino";
+import { Registry } from "prom-client";
+import t from "tap";
+import { configSchema } from "../../../../src/config/schema.js";
+import { createAdmissionStage } from "../../../../src/pipeline/admission/stage.js";
+import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
+import type { Exchange, Step } from "../../../../src/pipeline/types.js";
+
+function setup(admission: Record<string, unknown> = {}) {
+  const config = configSchema.parse({
+    admission: { limit: { initial: 10, min: 1, max: 10 }, circuit: { minRequests: 2, openMs: 4_000 }, ...admission },
+    routes: [
+      { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true }, complexity: { enabled: true } },
+      { name: "health", match: { pathPrefix: "/healthz" }, admission: { enabled: false } },
+    ],
+  });
+  const clock = new VirtualClock();
+  const registry = new Registry();
+  const stage = createAdmissionStage(config, { registry, log: pino({ level: "silent" }), now: clock.now, schedule: clock.schedule });
+  const extended: number[] = [];
+  const exchange = (options: { route?: string; priority?: string; cost?: number; body?: boolean; predicted?: number } = {}): Exchange => {
+    const headers = new Map<string, string>();
+    if (options.priority !== undefined) headers.set("x-guard-priority", options.priority);
+    const value: Exchange = {
+      request: { method: "POST", path: "/v1/chat", authority: "model", headers, requestId: "r", endOfStream: options.body === false },
+      route: { name: options.route ?? "chat" },
+      startedAt: clock.nowMs,
+      extendDeadline: (ms) => extended.push(ms),
+    };
+    if (options.cost !== undefined) value.cost = options.cost;
+    if (options.predicted !== undefined) value.predictedLatencyMs = options.predicted;
+    return value;
+  };
+  const metric = async (name: string, labels: Record<string, string>): Promise<number | undefined> => {
+    const json = await registry.getSingleMetric(name)?.get();
+    const match = json?.values.find((entry) => Object.entries(labels).every(([key, label]) => entry.labels[key] === label));
+    return match?.value;
+  };
+  return { stage, clock, registry, exchange, extended, metric };
+}
+
+async function replyOf(step: Step | Promise<Step> | undefined) {
+  const resolved = await step;
+  if (resolved?.type !== "reply") throw new Error(`expected a reply, got ${JSON.stringify(resolved)}`);
+  return resolved.reply;
+}
+
+t.test("routes with admission disabled or unknown get no run", async (t) => {
+  const { stage, exchange } = setup();
+  t.equal(stage.start(exchange({ route: "health" })), undefined);
+  t.equal(stage.start(exchange({ route: "nope" })), undefined);
+  t.same([...stage.pools.keys()], ["default"]);
+});
+
+t.test("with a body: asks for it, admits at the body hook with the complexity cost", async (t) => {
+  const { stage, exchange, metric, registry } = setup();
+  const ex = exchange({ priority: "critical" });
+  const run = stage.start(ex);
+  t.same(await run?.onRequestHeaders?.(), { type: "continue", needs: { requestBody: true, responseHeaders: true } });
+  ex.cost = 4;
+  const step = await run?.onRequestBody?.(new Uint8Array());
+  t.same(step, {
+    type: "continue",
+    edits: { metadata: { admission: { priority: "critical", cost: 4, wait_ms: 0 } } },
+    needs: { responseHeaders: true },
+  });
+  t.equal(stage.pools.get("default")?.inFlightCost, 4);
+  t.equal(await metric("guard_admission_admitted_cost_total", { priority: "critical", route: "chat" }), 4);
+  t.equal(await metric("guard_admission_inflight_cost", { pool: "default" }), 4);
+  t.equal(await metric("guard_admission_limit_cost", { pool: "default" }), 10);
+  run?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 120 });
+  t.equal(stage.pools.get("default")?.inFlightCost, 0);
+  run?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 120 });
+  t.equal(stage.pools.get("default")?.inFlightCost, 0, "released exactly once");
+  // The first sample is its own unloaded baseline: ratio 1.
+  t.match(await registry.metrics(), /guard_admission_latency_ratio_bucket\{le="1",pool="default"\} 1/);
+});
+
+t.test("without a body: admits at request headers with the default cost", async (t) => {
+  const { stage, exchange } = setup();
+  const run = stage.start(exchange({ body: false }));
+  const step = await run?.onRequestHeaders?.();
+  t.equal(step?.type, "continue");
+  t.equal(stage.pools.get("default")?.inFlightCost, 1);
+});
+
+t.test("unknown priority → standard, counted; invalid cost → default, counted", async (t) => {
+  const { stage, exchange, metric } = setup();
+  const ex = exchange({ priority: "urgent!!", body: false, cost: Number.NaN });
+  const run = stage.start(ex);
+  const step = await run?.onRequestHeaders?.();
+  t.match(step, { edits: { metadata: { admission: { priority: "standard", cost: 1 } } } });
+  t.equal(await metric("guard_admission_bad_input_total", { kind: "unknown_priority" }), 1);
+  t.equal(await metric("guard_admission_bad_input_total", { kind: "invalid_cost" }), 1);
+});
+
+t.test("queue full → 429 with Retry-After, shed reason header and JSON body", async (t) => {
+  const { stage, exchange, metric } = setup({ classes: { sheddable: { maxQueue: 0 } } });
+  await stage.start(exchange({ body: false, priority: "critical", cost: 10 }))?.onRequestHeaders?.();
+  const reply = await replyOf(stage.start(exchange({ body: false, priority: "sheddable" }))?.onRequestHeaders?.());
+  t.equal(reply.status, 429);
+  t.equal(reply.reason, "shed.queue_full");
+  t.equal(reply.headers["content-type"], "application/json");
+  t.equal(reply.headers["x-guard-shed-reason"], "shed.queue_full");
+  t.equal(reply.headers["retry-after"], "1");
+  t.equal(reply.headers["cache-control"], "no-store");
+  t.same(JSON.parse(String(reply.body)), { error: "overloaded", reason: "shed.queue_full", retry_after_seconds: 1, priority: "sheddable" });
+  t.equal(await metric("guard_shed_total", { reason: "shed.queue_full", priority: "sheddable", route: "chat" }), 1);
+});
+
+t.test("held in the queue: extends Envoy's deadline, admitted when budget frees", async (t) => {
+  const { stage, exchange, extended, metric } = setup();
+  const first = stage.start(exchange({ body: false, priority: "critical", cost: 10 }));
+  await first?.onRequestHeaders?.();
+  const waiting = stage.start(exchange({ body: false, priority: "critical", cost: 2 }))?.onRequestHeaders?.();
+  t.same(extended, [900 + 100], "critical max wait plus the margin");
+  t.equal(await metric("guard_admission_queued", { pool: "default", priority: "critical" }), 1);
+  first?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 50 });
+  const step = await waiting;
+  t.equal(step?.type, "continue");
+  t.equal(stage.pools.get("default")?.inFlightCost, 2);
+});
+
+t.test("queue timeout → 429 shed.queue_timeout; wait histogram observed", async (t) => {
+  const { stage, exchange, clock, registry } = setup();
+  await stage.start(exchange({ body: false, priority: "critical", cost: 10 }))?.onRequestHeaders?.();
+  const waiting = stage.start(exchange({ body: false, priority: "standard" }))?.onRequestHeaders?.();
+  clock.advanceTo(400);
+  const reply = await replyOf(waiting);
+  t.equal(reply.status, 429);
+  t.equal(reply.headers["x-guard-shed-reason"], "shed.queue_timeout");
+  const text = await registry.metrics();
+  t.match(text, /guard_admission_queue_wait_seconds_bucket\{le="0.5",priority="standard",result="timeout"\} 1/);
+  t.match(text, /guard_admission_queue_wait_seconds_bucket\{le="0.25",priority="standard",result="timeout"\} 0/);
+});
+
+t.test("cancel while queued: waiter removed, hook settles, nothing leaks", async (t) => {
+  const { stage, exchange, registry } = setup();
+  const first = stage.start(exchange({ body: false, priority: "critical", cost: 10 }));
+  await first?.onRequestHeaders?.();
+  const run = stage.start(exchange({ body: false, priority: "standard", cost: 3 }));
+  const waiting = run?.onRequestHeaders?.();
+  run?.onEnd?.({ answeredBy: "unknown", cancelled: true });
+  const reply = await replyOf(waiting);
+  t.equal(reply.reason, "shed.cancelled");
+  t.equal(stage.pools.get("default")?.queueLength("standard"), 0);
+  first?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 50 });
+  t.equal(stage.pools.get("default")?.inFlightCost, 0);
+  t.match(await registry.metrics(), /guard_admission_queue_wait_seconds_count\{priority="standard",result="cancelled"\} 1/);
+  t.notMatch(await registry.metrics(), /guard_shed_total\{reason="shed.cancelled"/, "a gone client is not a shed");
+});
+
+t.test("upstream 5xx opens the circuit: 503 shed.circuit_open with the cool-down as Retry-After", async (t) => {
+  const { stage, exchange, metric, clock } = setup();
+  for (let i = 0; i < 2; i++) {
+    const run = stage.start(exchange({ body: false }));
+    await run?.onRequestHeaders?.();
+    run?.onEnd?.({ status: 502, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 5 });
+  }
+  t.equal(await metric("guard_circuit_state", { pool: "default" }), 2);
+  clock.advanceTo(1_500);
+  const reply = await replyOf(stage.start(exchange({ body: false, priority: "critical" }))?.onRequestHeaders?.());
+  t.equal(reply.status, 503);
+  t.equal(reply.headers["x-guard-shed-reason"], "shed.circuit_open");
+  t.equal(reply.headers["retry-after"], "3");
+  t.same(JSON.parse(String(reply.body)), { error: "upstream unavailable", reason: "shed.circuit_open", retry_after_seconds: 3, priority: "critical" });
+  t.equal(await metric("guard_shed_total", { reason: "shed.circuit_open", priority: "critical", route: "chat" }), 1);
+});
+
+t.test("guard replies and early cancels do not count against the upstream", async (t) => {
+  const { stage, exchange, metric } = setup();
+  for (let i = 0; i < 5; i++) {
+    const run = stage.start(exchange({ body: false }));
+    await run?.onRequestHeaders?.();
+    run?.onEnd?.(i % 2 === 0 ? { status: 500, answeredBy: "guard", reason: "contract.violated", cancelled: false } : { answeredBy: "unknown", cancelled: true });
+  }
+  t.equal(await metric("guard_circuit_state", { pool: "default" }), 0);
+});

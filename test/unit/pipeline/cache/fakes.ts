@@ -1,0 +1,87 @@
+// A stage harness without Envoy: fake exchanges and the cache stage built on virtual time.
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
+import { createCacheStage, type CacheStage } from "../../../../src/pipeline/cache/stage.js";
+import type { Exchange, ResponseInfo, StageRun, Step } from "../../../../src/pipeline/types.js";
+import { VirtualTime } from "../../../helpers/virtual-time.js";
+
+export interface FakeExchange extends Exchange {
+  readonly deadlineExtensions: number[];
+}
+
+export interface RequestSpec {
+  readonly route?: string;
+  readonly method?: string;
+  readonly path?: string;
+  readonly headers?: Record<string, string>;
+  /** JSON-encoded unless a string; undefined = no body (headers end the stream). */
+  readonly body?: unknown;
+}
+
+export function fakeExchange(spec: RequestSpec, startedAt = 0): FakeExchange {
+  const deadlineExtensions: number[] = [];
+  return {
+    request: {
+      method: spec.method ?? "POST",
+      path: spec.path ?? "/v1/chat/completions",
+      authority: "model.local",
+      headers: new Map(Object.entries({ authorization: "Bearer tenant-a", ...spec.headers })),
+      requestId: "req-1",
+      endOfStream: spec.body === undefined,
+    },
+    route: { name: spec.route ?? "chat" },
+    startedAt,
+    deadlineExtensions,
+    extendDeadline: (ms) => deadlineExtensions.push(ms),
+  };
+}
+
+export function bodyBytes(body: unknown): Uint8Array {
+  return new Uint8Array(Buffer.from(typeof body === "string" ? body : JSON.stringify(body), "utf8"));
+}
+
+export function response(status: number, headers: Record<string, string> = {}, endOfStream = false): ResponseInfo {
+  return { status, headers: new Map(Object.entries({ "content-type": "application/json", ...headers })), endOfStream };
+}
+
+export interface Harness {
+  readonly stage: CacheStage;
+  readonly time: VirtualTime;
+  readonly registry: Registry;
+  readonly config: GuardConfig;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+export function harness(raw: unknown, time = new VirtualTime()): Harness {
+  const config = configSchema.parse(raw);
+  const registry = new Registry();
+  const stage = createCacheStage(config, { registry, log: pino({ level: "silent" }), now: time.now, timers: time.timers });
+  return {
+    stage,
+    time,
+    registry,
+    config,
+    async metric(name, labels = {}) {
+      const metric = (await registry.getMetricsAsJSON()).find((item) => item.name === name);
+      return (metric?.values ?? [])
+        .filter((value) => Object.entries(labels).every(([key, want]) => value.labels[key] === want))
+        .reduce((sum, value) => sum + Number(value.value), 0);
+    },
+  };
+}
+
+/** Runs the request phase: headers, then the body when the stage asked for it. */
+export async function requestPhase(run: StageRun, exchange: Exchange, body: unknown): Promise<Step> {
+  const step = await run.onRequestHeaders!();
+  if (step.type === "reply" || exchange.request.endOfStream || step.needs?.requestBody !== true) return step;
+  return run.onRequestBody!(bodyBytes(body));
+}
+
+/** Runs the response phase the way the pipeline does after the upstream answered. */
+export async function responsePhase(run: StageRun, exchange: Exchange, info: ResponseInfo, body: unknown): Promise<Step[]> {
+  exchange.response = info;
+  const steps = [await run.onResponseHeaders!(info)];
+  if (!info.endOfStream) steps.push(await run.onResponseBody!(bodyBytes(body)));
+  return steps;
+}

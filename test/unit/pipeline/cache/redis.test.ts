@@ -1,0 +1,145 @@
+// The shared tier against a real redis-server: two guards (two cache stages, as two sidecars
+// would have) share entries and epochs through it, and survive it dying and coming back.
+import { performance } from "node:perf_hooks";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import t from "tap";
+import { configSchema } from "../../../../src/config/schema.js";
+import { createCacheStage, type CacheStage } from "../../../../src/pipeline/cache/stage.js";
+import type { Step } from "../../../../src/pipeline/types.js";
+import { startRedis } from "../../../helpers/redis.js";
+import { fakeExchange, requestPhase, response, responsePhase } from "./fakes.js";
+
+const TIMEOUT_MS = 50;
+const ANSWER = { choices: [{ message: { content: "shared" } }] };
+
+interface Guard {
+  readonly stage: CacheStage;
+  readonly registry: Registry;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+function guard(url: string): Guard {
+  const config = configSchema.parse({
+    cache: { redis: { url, timeoutMs: TIMEOUT_MS, probeIntervalMs: 100, epochRefreshMs: 20, keyPrefix: "test:" } },
+    routes: [{ name: "chat", cache: { enabled: true } }],
+  });
+  const registry = new Registry();
+  const stage = createCacheStage(config, { registry, log: pino({ level: "silent" }), now: () => performance.now() });
+  return {
+    stage,
+    registry,
+    async metric(name, labels = {}) {
+      const metric = (await registry.getMetricsAsJSON()).find((item) => item.name === name);
+      return (metric?.values ?? [])
+        .filter((value) => Object.entries(labels).every(([key, want]) => value.labels[key] === want))
+        .reduce((sum, value) => sum + Number(value.value), 0);
+    },
+  };
+}
+
+const prompt = (content: string) => ({ temperature: 0, messages: [{ role: "user", content }] });
+
+/** One exchange; the fake upstream answers 200 with the given model version. */
+async function ask(g: Guard, content: string, version = "v1"): Promise<{ step: Step; ms: number }> {
+  const exchange = fakeExchange({ body: prompt(content) });
+  const run = g.stage.start(exchange)!;
+  const started = performance.now();
+  const step = await requestPhase(run, exchange, prompt(content));
+  const ms = performance.now() - started;
+  if (step.type === "continue") await responsePhase(run, exchange, response(200, { "x-model-version": version }), ANSWER);
+  run.onEnd?.({ answeredBy: step.type === "reply" ? "guard" : "upstream", cancelled: false });
+  return { step, ms };
+}
+
+/** Request phase only: where would this be answered from? Nothing is stored. */
+async function peek(g: Guard, content: string): Promise<string> {
+  const exchange = fakeExchange({ body: prompt(content) });
+  const run = g.stage.start(exchange)!;
+  const step = await requestPhase(run, exchange, prompt(content));
+  run.onEnd?.({ answeredBy: "unknown", cancelled: true });
+  return tierOf(step);
+}
+
+const tierOf = (step: Step): string => (step.type === "reply" ? (step.reply.headers["x-guard-cache-tier"] ?? "") : "upstream");
+
+async function eventually(what: string, check: () => Promise<boolean>, waitMs = 5_000): Promise<void> {
+  const deadline = performance.now() + waitMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+t.test("two guards share hits, epochs and outages through one Redis", async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const a = guard(redis.url);
+  const b = guard(redis.url);
+  t.teardown(() => Promise.all([a.stage.close(), b.stage.close()]));
+  await Promise.all([a.stage.warmUp(), b.stage.warmUp()]);
+
+  await t.test("a response stored by one guard is a hit on the other", async (t) => {
+    t.equal(tierOf((await ask(a, "one")).step), "upstream");
+    // Stores are fire-and-forget; give Redis the moment it needs.
+    await eventually("the entry to reach Redis", async () => (await peek(b, "one")) === "redis");
+    const again = await ask(b, "one");
+    t.equal(tierOf(again.step), "local", "copied into the local tier on the way");
+    t.ok(Number(again.step.type === "reply" && again.step.reply.headers["age"]) >= 0);
+    t.equal(await b.metric("guard_cache_hits_total", { tier: "redis" }), 1);
+  });
+
+  await t.test("a model version seen by one guard retires old entries on the other", async (t) => {
+    t.equal(tierOf((await ask(b, "one")).step), "local");
+    await ask(a, "two", "v2");
+    await eventually("b to adopt v2", async () => (await peek(b, "one")) === "upstream");
+    t.ok((await b.metric("guard_cache_epoch_changes_total", { cause: "shared" })) >= 1);
+  });
+
+  await t.test("a purge on one guard empties the route on both", async (t) => {
+    await ask(a, "three", "v2");
+    await eventually("b to see the entry", async () => (await peek(b, "three")) !== "upstream");
+    const result = await a.stage.purgeRoute("chat");
+    t.equal(result?.shared, true);
+    t.equal(await peek(a, "three"), "upstream");
+    await eventually("b to adopt the purge", async () => (await peek(b, "three")) === "upstream");
+  });
+
+  await t.test("Redis killed: requests keep flowing from the local tier, within the timeout", async (t) => {
+    await ask(a, "four", "v2");
+    t.equal(tierOf((await ask(a, "four", "v2")).step), "local");
+    await redis.stop();
+    const slowest = Math.max(
+      ...(await Promise.all(["five", "six", "seven"].map(async (content) => (await ask(b, content, "v2")).ms))),
+    );
+    t.ok(slowest < TIMEOUT_MS + 500, `misses answered without waiting on the dead Redis (slowest ${slowest.toFixed(1)} ms)`);
+    t.equal(tierOf((await ask(a, "four", "v2")).step), "local", "local hits unaffected");
+    t.equal(tierOf((await ask(b, "five", "v2")).step), "local", "stored locally while Redis is down");
+    await eventually("the outage to be visible", async () => (await b.metric("guard_cache_redis_up")) === 0);
+  });
+
+  await t.test("Redis back: shared again", async (t) => {
+    await redis.restart();
+    await eventually("both guards to reconnect", async () => (await a.metric("guard_cache_redis_up")) === 1 && (await b.metric("guard_cache_redis_up")) === 1);
+    await ask(a, "eight", "v2");
+    await eventually("b to get a's new entry from Redis", async () => (await peek(b, "eight")) === "redis");
+    t.pass("shared tier in use again");
+  });
+
+  await t.test("Redis hung: lookups give up after the timeout, then skip Redis while it is down", async (t) => {
+    redis.pause();
+    t.teardown(() => redis.resume());
+    const first = await ask(b, "nine", "v2");
+    t.equal(tierOf(first.step), "upstream");
+    t.ok(first.ms >= TIMEOUT_MS - 5, `the first lookup waited for the timeout (${first.ms.toFixed(1)} ms)`);
+    t.ok(first.ms < TIMEOUT_MS + 500, "and no longer");
+    t.ok((await b.metric("guard_cache_redis_errors_total", { op: "get" })) >= 1);
+    const next = await ask(b, "ten", "v2");
+    t.ok(next.ms < TIMEOUT_MS, `the next lookup skipped Redis (${next.ms.toFixed(1)} ms)`);
+    redis.resume();
+    await eventually("the probe to find Redis again", async () => {
+      await ask(b, "probe", "v2");
+      return (await b.metric("guard_cache_redis_up")) === 1;
+    });
+  });
+});

@@ -1,0 +1,169 @@
+import t from "tap";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { configSchema } from "../../../../src/config/schema.js";
+import { createComplexityStage } from "../../../../src/pipeline/complexity/stage.js";
+import type { Exchange, Outcome, StageRun, Step } from "../../../../src/pipeline/types.js";
+import { fixtureBytes } from "./fixtures.js";
+
+function setup(complexity: Record<string, unknown> = {}) {
+  const config = configSchema.parse({
+    routes: [
+      { name: "chat", match: { pathPrefix: "/v1" }, complexity: { enabled: true, ...complexity } },
+      { name: "plain", match: {} },
+    ],
+  });
+  const registry = new Registry();
+  const stage = createComplexityStage(config, { registry, log: pino({ level: "silent" }), now: () => 0 });
+  return { stage, registry };
+}
+
+function exchange(route: string, path: string, headers: Record<string, string> = {}, endOfStream = false): Exchange {
+  return {
+    request: { method: "POST", path, authority: "guard.test", headers: new Map(Object.entries(headers)), requestId: "r1", endOfStream },
+    route: { name: route },
+    startedAt: 0,
+    extendDeadline: () => undefined,
+  };
+}
+
+async function metricValue(registry: Registry, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  for (const metric of await registry.getMetricsAsJSON()) {
+    for (const value of metric.values as Array<{ metricName?: string; labels: Record<string, unknown>; value: number }>) {
+      if ((value.metricName ?? metric.name) !== name) continue;
+      if (Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted)) return value.value;
+    }
+  }
+  return undefined;
+}
+
+function edits(step: Step) {
+  return step.type === "continue" ? step.edits : undefined;
+}
+
+const upstreamOk: Outcome = { status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 850 };
+
+t.test("routes without complexity are not touched", async (t) => {
+  const { stage } = setup();
+  t.equal(stage.name, "complexity");
+  t.equal(stage.start(exchange("plain", "/v1/chat/completions")), undefined);
+  t.equal(stage.model("plain"), undefined);
+});
+
+t.test("a request with a body asks for it, then scores, tiers and sets the timeout", async (t) => {
+  const { stage, registry } = setup({ tiers: [{ name: "light", minCost: 0 }, { name: "heavy", minCost: 8000 }] });
+  const ex = exchange("chat", "/v1/chat/completions");
+  const run = stage.start(ex) as StageRun;
+  const first = (await run.onRequestHeaders?.()) as Step;
+  t.same(first, { type: "continue", needs: { requestBody: true, responseHeaders: true } });
+  const step = (await run.onRequestBody?.(fixtureBytes("chat-multilingual.json"))) as Step;
+  const applied = edits(step);
+  t.equal(ex.tier, "heavy", "4096 output budget × 4 + ~3.5k prompt tokens");
+  t.ok(ex.cost !== undefined && ex.cost > 8000);
+  t.equal(ex.predictedLatencyMs, undefined, "the prior's guess is not published to admission");
+  t.equal(applied?.clearRouteCache, true);
+  t.equal(applied?.setHeaders?.["x-guard-tier"], "heavy");
+  const priorPrediction = (applied?.metadata as { complexity: { predictedLatencyMs: number } }).complexity.predictedLatencyMs;
+  t.ok(priorPrediction > 0);
+  // The metadata carries the prediction rounded to whole ms: the timeout (× 3) agrees within 3 ms.
+  const timeout = Number(applied?.setHeaders?.["x-envoy-upstream-rq-timeout-ms"]);
+  t.ok(Math.abs(timeout - Math.min(120_000, Math.max(1000, priorPrediction * 3))) <= 3, `timeout ${timeout} from the prior's prediction`);
+  t.match(applied?.metadata, { complexity: { tier: "heavy" } });
+  t.equal(await metricValue(registry, "guard_complexity_tier_decisions_total", { route: "chat", tier: "heavy" }), 1);
+  t.equal(await metricValue(registry, "guard_request_cost_count", { route: "chat", tier: "heavy" }), 1);
+  t.equal(await metricValue(registry, "guard_estimated_input_tokens_count", { route: "chat", tier: "heavy" }), 1);
+
+  run.onEnd?.(upstreamOk);
+  t.equal(stage.model("chat")?.samples, 1);
+  t.equal(await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "fitted" }), 1);
+  t.equal(await metricValue(registry, "guard_complexity_latency_ratio_count", { route: "chat" }), 1);
+  t.ok((await metricValue(registry, "guard_complexity_model_residual_variance", { route: "chat" })) !== undefined);
+  t.ok((await metricValue(registry, "guard_complexity_model_coefficient", { route: "chat", feature: "output_ktokens" })) !== undefined);
+  t.equal(await metricValue(registry, "guard_complexity_model_fitted", { route: "chat" }), 0);
+});
+
+t.test("a request without a body is scored at request headers", async (t) => {
+  const { stage, registry } = setup({ timeout: { header: "" } });
+  const ex = exchange("chat", "/v1/models", {}, true);
+  const step = (await stage.start(ex)?.onRequestHeaders?.()) as Step;
+  t.same(step.type === "continue" ? step.needs : undefined, { responseHeaders: true });
+  t.same(edits(step)?.setHeaders, { "x-guard-tier": "light" }, "timeout header disabled");
+  t.equal(ex.cost, 0);
+  t.equal(await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat" }), undefined);
+});
+
+t.test("an announced oversized body is scored by its length without buffering", async (t) => {
+  const { stage, registry } = setup({ maxBodyBytes: 1000 });
+  const ex = exchange("chat", "/v1/chat/completions", { "content-length": "4194304" });
+  const run = stage.start(ex) as StageRun;
+  const step = (await run.onRequestHeaders?.()) as Step;
+  t.same(step.type === "continue" ? step.needs : undefined, { responseHeaders: true });
+  t.equal(ex.tier, "heavy", "4 MiB × 256 per KiB");
+  t.equal(await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason: "too_large" }), 1);
+  t.equal(await run.onRequestBody?.(new Uint8Array(10)), (await import("../../../../src/pipeline/types.js")).CONTINUE, "a body another stage asked for is ignored");
+});
+
+t.test("bad bodies are counted and still routed", async (t) => {
+  const { stage, registry } = setup();
+  for (const body of ["not json", '{"messages": [', '{"x":' + "[".repeat(100_000)]) {
+    const ex = exchange("chat", "/v1/chat/completions");
+    const run = stage.start(ex) as StageRun;
+    await run.onRequestHeaders?.();
+    edits((await run.onRequestBody?.(new TextEncoder().encode(body))) as Step);
+    t.ok(ex.tier !== undefined);
+  }
+  for (const reason of ["non_json", "truncated", "too_deep"]) {
+    t.equal(await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason }), 1, reason);
+  }
+});
+
+t.test("the model learns only from complete upstream answers", async (t) => {
+  const { stage, registry } = setup();
+  const outcomes: Outcome[] = [
+    { status: 200, answeredBy: "guard", reason: "cache.hit", cancelled: false },
+    { status: 200, answeredBy: "upstream", cancelled: true, upstreamLatencyMs: 100 },
+    { status: 503, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 5 },
+    { status: 200, answeredBy: "upstream", cancelled: false },
+  ];
+  for (const outcome of outcomes) {
+    const run = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
+    await run.onRequestHeaders?.();
+    await run.onRequestBody?.(fixtureBytes("chat-images.json"));
+    run.onEnd?.(outcome);
+  }
+  const streamed = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
+  await streamed.onRequestHeaders?.();
+  await streamed.onRequestBody?.(fixtureBytes("chat-tools.json"));
+  streamed.onEnd?.(upstreamOk);
+  const unscored = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
+  unscored.onEnd?.(upstreamOk);
+  t.equal(stage.model("chat")?.samples, 0);
+  t.equal(await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_status" }), 1);
+  t.equal(await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_streamed" }), 1);
+});
+
+t.test("exact tokenizer mode loads lazily and counts special-token text as text", async (t) => {
+  const { stage } = setup({ tokenizer: { mode: "exact" } });
+  await stage.warmUp();
+  const ex = exchange("chat", "/v1/embeddings");
+  const run = stage.start(ex) as StageRun;
+  await run.onRequestHeaders?.();
+  await run.onRequestBody?.(new TextEncoder().encode(JSON.stringify({ input: "hello <|endoftext|> world" })));
+  t.ok(ex.cost !== undefined && ex.cost > 3 && ex.cost < 20, `cost ${ex.cost}`);
+});
+
+t.test("the predicted latency reaches later stages only once the model is fitted", async (t) => {
+  const { stage } = setup({ model: { minSamples: 2 } });
+  const published: (number | undefined)[] = [];
+  for (let i = 0; i < 3; i++) {
+    const ex = exchange("chat", "/v1/chat/completions");
+    const run = stage.start(ex) as StageRun;
+    await run.onRequestHeaders?.();
+    await run.onRequestBody?.(fixtureBytes("chat-multilingual.json"));
+    published.push(ex.predictedLatencyMs);
+    run.onEnd?.(upstreamOk);
+  }
+  t.equal(published[0], undefined);
+  t.equal(published[1], undefined);
+  t.ok(published[2] !== undefined && published[2] > 0, "fitted after two samples");
+});
