@@ -125,13 +125,16 @@ function structuredTask(body: JsonObject, context: AnswerContext): string | unde
   return renderOutput(name, "v1", body) === undefined ? undefined : name;
 }
 
-/** The generated texts, one per choice, or a 404 when the structured task/variant is unknown. */
-function generate(
-  body: JsonObject,
-  prompts: readonly string[],
-  request: GenerationRequest,
-  context: AnswerContext,
-): string[] | Answer {
+interface Generation {
+  readonly request: GenerationRequest;
+  /** One text per choice per prompt. */
+  readonly texts: string[];
+}
+
+/** The generation parameters and texts, or the error answer: 400 for bad parameters, 404 for an unknown structured task/variant. */
+function generate(body: JsonObject, prompts: readonly string[], context: AnswerContext): Generation | Answer {
+  const request = readGeneration(body);
+  if (typeof request === "string") return badRequest(request);
   const task = structuredTask(body, context);
   if (task !== undefined) {
     const output = renderOutput(task, context.variant, body);
@@ -139,11 +142,12 @@ function generate(
     // A string output (prose instead of JSON) is the content itself, as demoResponseBody sends it.
     const json = typeof output === "string" ? output : JSON.stringify(output);
     const content = context.fence ? `\n\`\`\`json\n${json}\n\`\`\`\n` : json;
-    return prompts.flatMap(() => Array.from({ length: request.choices }, () => content));
+    return { request, texts: prompts.flatMap(() => Array.from({ length: request.choices }, () => content)) };
   }
-  return prompts.flatMap((prompt) =>
+  const texts = prompts.flatMap((prompt) =>
     Array.from({ length: request.choices }, (_, index) => replyText(prompt, index, request.maxTokens)),
   );
+  return { request, texts };
 }
 
 function usage(promptTokens: number, texts: readonly string[]): JsonObject {
@@ -155,10 +159,9 @@ function answerChat(body: JsonValue, context: AnswerContext): Answer {
   if (!isObject(body)) return badRequest("request body must be a JSON object");
   const prompt = chatPrompt(body["messages"]);
   if (prompt === undefined) return badRequest("messages must be a non-empty array of {role, content}");
-  const request = readGeneration(body);
-  if (typeof request === "string") return badRequest(request);
-  const texts = generate(body, [prompt], request, context);
-  if (!Array.isArray(texts)) return texts;
+  const generation = generate(body, [prompt], context);
+  if ("kind" in generation) return generation;
+  const { request, texts } = generation;
   const promptTokens = estimateTokens(prompt);
   const header = { id: context.responseId, created: context.createdSeconds, model: request.model };
   if (!request.stream) {
@@ -194,10 +197,9 @@ function answerCompletions(body: JsonValue, context: AnswerContext): Answer {
   if (!isObject(body)) return badRequest("request body must be a JSON object");
   const prompts = stringOrStrings(body["prompt"]);
   if (prompts === undefined) return badRequest("prompt must be a string or a non-empty array of strings");
-  const request = readGeneration(body);
-  if (typeof request === "string") return badRequest(request);
-  const texts = generate(body, prompts, request, context);
-  if (!Array.isArray(texts)) return texts;
+  const generation = generate(body, prompts, context);
+  if ("kind" in generation) return generation;
+  const { request, texts } = generation;
   const promptTokens = prompts.reduce((sum, prompt) => sum + estimateTokens(prompt), 0);
   const header = { id: context.responseId, object: "text_completion", created: context.createdSeconds, model: request.model };
   if (!request.stream) {
