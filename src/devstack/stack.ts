@@ -112,7 +112,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     let guardAddress = "127.0.0.1:9";
     if (options.peer !== undefined) {
       guardAddress = options.peer.address;
-      peer = spawnManaged("peer", "/bin/sh", ["-c", options.peer.command], echo ? { onOutput: (chunk: string) => process.stdout.write(`[peer] ${chunk}`) } : {});
+      // exec: the shell becomes the peer, so stopping it stops the peer instead of orphaning it
+      // (an orphan holds the output pipes open and the benchmark never exits).
+      peer = spawnManaged("peer", "/bin/sh", ["-c", `exec ${options.peer.command}`], echo ? { onOutput: (chunk: string) => process.stdout.write(`[peer] ${chunk}`) } : {});
       started.push(peer);
       // A peer need not speak gRPC health: Envoy would route to it before it listens.
       await waitUntil(`peer at ${guardAddress}`, () => accepts(guardAddress), 20_000, peer);

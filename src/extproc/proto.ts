@@ -1,9 +1,9 @@
-// Loads Envoy's ext_proc service definition from the .proto files that @grpc/grpc-js-xds ships in
-// deps/ (installed from the npm registry), so the repo carries no copy of Envoy's API.
+// Envoy's ext_proc messages, decoded from the .proto files that @grpc/grpc-js-xds ships in deps/
+// (installed from the npm registry), so the repo carries no copy of Envoy's API.
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import type { ProcessingRequest, ProcessingResponse } from "./wire.js";
 
 const require = createRequire(import.meta.url);
 
@@ -12,11 +12,18 @@ function envoyApiIncludeDirs(): string[] {
   return ["envoy-api", "xds", "googleapis", "protoc-gen-validate"].map((dir) => join(root, dir));
 }
 
-let cached: grpc.ServiceDefinition | undefined;
+export type Decoded = { readonly ok: true; readonly frame: ProcessingRequest } | { readonly ok: false; readonly error: unknown };
 
-/** The envoy.service.ext_proc.v3.ExternalProcessor service, decoded to plain JS objects. */
-export function externalProcessorService(): grpc.ServiceDefinition {
-  if (cached !== undefined) return cached;
+export interface ExternalProcessorCodec {
+  decode(bytes: Buffer): Decoded;
+  encode(frame: ProcessingResponse): Buffer;
+}
+
+let cachedDefinition: protoLoader.ServiceDefinition | undefined;
+
+/** envoy.service.ext_proc.v3.ExternalProcessor as proto-loader describes it (also what a grpc-js client takes). */
+export function externalProcessorService(): protoLoader.ServiceDefinition {
+  if (cachedDefinition !== undefined) return cachedDefinition;
   const definition = protoLoader.loadSync("envoy/service/ext_proc/v3/external_processor.proto", {
     includeDirs: envoyApiIncludeDirs(),
     // Field names stay camelCase, enums as their names and oneofs get a discriminator property:
@@ -27,9 +34,22 @@ export function externalProcessorService(): grpc.ServiceDefinition {
     defaults: false,
     oneofs: true,
   });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    envoy: { service: { ext_proc: { v3: { ExternalProcessor: grpc.ServiceClientConstructor } } } };
+  cachedDefinition = definition["envoy.service.ext_proc.v3.ExternalProcessor"] as protoLoader.ServiceDefinition;
+  return cachedDefinition;
+}
+
+/** The Process method's message codec: frames as the plain objects wire.ts describes. */
+export function externalProcessorCodec(): ExternalProcessorCodec {
+  const process = externalProcessorService()["Process"];
+  if (process === undefined) throw new Error("ext_proc service definition has no Process method");
+  return {
+    decode(bytes) {
+      try {
+        return { ok: true, frame: process.requestDeserialize(bytes) as ProcessingRequest };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    },
+    encode: (frame) => process.responseSerialize(frame),
   };
-  cached = pkg.envoy.service.ext_proc.v3.ExternalProcessor.service;
-  return cached;
 }

@@ -1,7 +1,9 @@
-// The gRPC binding: a thin adapter from grpc-js's duplex call to StreamProcessor.
-import type * as grpc from "@grpc/grpc-js";
+// The ext_proc method on the guard's gRPC server: decodes Envoy's frames for StreamProcessor and
+// encodes its answers. A thin adapter; the protocol logic is in stream.ts.
+import type { MethodHandler } from "../server/grpc-call.js";
+import { GrpcStatus } from "../server/grpc-call.js";
+import { externalProcessorCodec } from "./proto.js";
 import { StreamProcessor, type StreamDeps } from "./stream.js";
-import type { ProcessingRequest, ProcessingResponse } from "./wire.js";
 
 export interface ProcessHandlerHooks {
   /** Streams currently open, so a drain can wait for them. */
@@ -9,21 +11,13 @@ export interface ProcessHandlerHooks {
   readonly onClose?: () => void;
 }
 
-export function processHandler(deps: StreamDeps, hooks: ProcessHandlerHooks = {}): grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingResponse> {
+export function processMethod(deps: StreamDeps, hooks: ProcessHandlerHooks = {}): MethodHandler {
+  const codec = externalProcessorCodec();
   return (call) => {
     hooks.onOpen?.();
-    const processor = new StreamProcessor(
-      deps,
-      (frame) => {
-        if (!call.writableEnded && !call.destroyed) call.write(frame);
-      },
-      // Ending the call as soon as the exchange is complete sends the trailers before Envoy
-      // closes its side, so Envoy (with ext_proc_graceful_grpc_close) closes cleanly instead of
-      // resetting the stream.
-      () => {
-        if (!call.writableEnded && !call.destroyed) call.end();
-      },
-    );
+    // Ending the call as soon as the exchange is complete sends the trailers before Envoy closes
+    // its side, so Envoy (with ext_proc_graceful_grpc_close) closes cleanly instead of resetting
+    // the stream.
     let closed = false;
     const close = (error?: unknown): void => {
       if (closed) return;
@@ -31,26 +25,29 @@ export function processHandler(deps: StreamDeps, hooks: ProcessHandlerHooks = {}
       processor.close(error);
       hooks.onClose?.();
     };
-    call.on("cancelled", () => close());
-    call.on("error", (error) => close(error));
-    // Envoy sends the next frame only after our answer (outside observability mode), so handling
-    // frames one at a time loses no concurrency; pausing keeps a flooding peer from queueing more.
-    // Not `for await`: its iterator destroys the call when the peer half-closes, so a stream the
-    // peer ends before the exchange is done would never get its OK status. "end" can fire while
-    // the last frame is still being handled (pause() does not hold it back): end after the answer.
-    let handling: Promise<void> = Promise.resolve();
-    call.on("data", (frame: ProcessingRequest) => {
-      call.pause();
-      handling = processor.handle(frame).then(
-        () => void call.resume(),
-        (error: unknown) => close(error),
-      );
-    });
-    call.on("end", () => {
-      void handling.then(() => {
+    const processor = new StreamProcessor(
+      deps,
+      (frame) => call.send(codec.encode(frame)),
+      () => {
+        call.finish(GrpcStatus.OK);
         close();
-        if (!call.writableEnded && !call.destroyed) call.end();
-      });
+      },
+    );
+    const fail = (kind: "undecodable_frame" | "handler_error", error: unknown): void => {
+      deps.metrics.anomalies.inc({ kind });
+      close(error);
+      call.finish(GrpcStatus.INTERNAL, kind === "undecodable_frame" ? "undecodable ext_proc message" : "internal error");
+    };
+    call.onMessage((bytes) => {
+      const decoded = codec.decode(bytes);
+      if (!decoded.ok) return fail("undecodable_frame", decoded.error);
+      return processor.handle(decoded.frame).catch((error: unknown) => fail("handler_error", error));
     });
+    // Envoy half-closes when it needs nothing more (or gives up): the exchange is over either way.
+    call.onHalfClose(() => {
+      close();
+      call.finish(GrpcStatus.OK);
+    });
+    call.onClose(() => close());
   };
 }

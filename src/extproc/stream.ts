@@ -299,20 +299,21 @@ export class StreamProcessor {
     else this.#complete();
   }
 
+  // The outcome is recorded before #done: onDone may close the stream at once, and close() records
+  // "unknown" for anything not yet recorded.
   #complete(): void {
-    this.#done();
     this.#finish({
       answeredBy: this.#responseStatus === undefined ? "unknown" : "upstream",
       cancelled: false,
       ...(this.#responseStatus === undefined ? {} : { status: this.#responseStatus }),
       ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
     });
+    this.#done();
   }
 
   #replied(result: PhaseResult): result is Extract<PhaseResult, { type: "reply" }> {
     if (result.type !== "reply") return false;
     this.#emit(immediateResponse(result.reply));
-    this.#done();
     this.#finish({
       answeredBy: "guard",
       status: result.reply.status,
@@ -320,6 +321,7 @@ export class StreamProcessor {
       cancelled: false,
       ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
     });
+    this.#done();
     return true;
   }
 

@@ -52,7 +52,7 @@ export function createCoreMetrics(version: string): CoreMetrics {
     }),
     anomalies: new Counter({
       name: "guard_extproc_anomalies_total",
-      help: "Protocol situations the guard tolerated: unexpected_order, duplicate_body, streamed_body, observability_mode, cancelled_mid_request, handler_error, unknown_frame.",
+      help: "Protocol situations the guard tolerated: unexpected_order, duplicate_body, streamed_body, observability_mode, cancelled_mid_request, handler_error, unknown_frame, undecodable_frame.",
       labelNames: ["kind"],
       registers,
     }),

@@ -261,7 +261,7 @@ t.test("frames out of order or repeated, straight at the guard's gRPC server", a
   cancelled.call.cancel();
   await cancelled.ended;
 
-  // Bytes that are no ext_proc message at all: grpc-js refuses them at decoding, the process stays up.
+  // Bytes that are no ext_proc message at all: refused at decoding with INTERNAL, the process stays up.
   const raw = new grpc.Client(address, grpc.credentials.createInsecure());
   const garbage = raw.makeBidiStreamRequest<Buffer, Buffer>(
     "/envoy.service.ext_proc.v3.ExternalProcessor/Process",

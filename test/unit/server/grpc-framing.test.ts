@@ -1,0 +1,46 @@
+import t from "tap";
+import { frameMessage, MessageDeframer, type FrameResult } from "../../../src/server/grpc-framing.js";
+
+const payloads = (results: readonly FrameResult[]): string[] =>
+  results.map((result) => (result.type === "message" ? result.bytes.toString("utf8") : `<${result.type}>`));
+
+t.test("messages split and joined arbitrarily across chunks come out whole and in order", async (t) => {
+  const stream = Buffer.concat(["first", "", "a longer third message"].map((text) => frameMessage(Buffer.from(text))));
+  for (const chunkSize of [1, 2, 3, 5, 7, stream.length]) {
+    const deframer = new MessageDeframer(1024);
+    const out: FrameResult[] = [];
+    for (let offset = 0; offset < stream.length; offset += chunkSize) out.push(...deframer.push(stream.subarray(offset, offset + chunkSize)));
+    t.same(payloads(out), ["first", "", "a longer third message"], `chunks of ${chunkSize} bytes`);
+    t.equal(deframer.buffered, 0, "nothing left over");
+  }
+});
+
+t.test("a truncated message stays buffered", async (t) => {
+  const deframer = new MessageDeframer(1024);
+  const frame = frameMessage(Buffer.from("incomplete"));
+  t.same(deframer.push(frame.subarray(0, 8)), []);
+  t.equal(deframer.buffered, 8, "the partial frame is reported, so a stream ending here is an error");
+});
+
+t.test("an oversized message is refused at its prefix, before its bytes arrive", async (t) => {
+  const deframer = new MessageDeframer(4);
+  const prefix = Buffer.from([0, 0, 0, 1, 0]);
+  t.same(deframer.push(prefix), [{ type: "too_large", length: 256 }]);
+});
+
+t.test("a compressed message is refused", async (t) => {
+  const deframer = new MessageDeframer(1024);
+  t.same(deframer.push(Buffer.from([1, 0, 0, 0, 1, 0x41])), [{ type: "compressed" }]);
+});
+
+t.test("a message after refusal is not returned", async (t) => {
+  const deframer = new MessageDeframer(4);
+  const results = deframer.push(Buffer.concat([frameMessage(Buffer.from("ok")), frameMessage(Buffer.from("too long")), frameMessage(Buffer.from("no"))]));
+  t.same(payloads(results), ["ok", "<too_large>"]);
+});
+
+t.test("frameMessage writes an uncompressed prefix with the big-endian length", async (t) => {
+  const frame = frameMessage(new Uint8Array(300));
+  t.same([...frame.subarray(0, 5)], [0, 0, 0, 1, 44]);
+  t.equal(frame.length, 305);
+});

@@ -1,0 +1,205 @@
+// The guard's gRPC server against a standard client (grpc-js): ext_proc streams, grpc.health.v1,
+// protocol errors and the drain, all on one loopback port.
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { pino } from "pino";
+import t, { type Test } from "tap";
+import { externalProcessorService } from "../../../src/extproc/proto.js";
+import type { ProcessingRequest, ProcessingResponse } from "../../../src/extproc/wire.js";
+import { createCoreMetrics } from "../../../src/metrics/registry.js";
+import { Pipeline } from "../../../src/pipeline/pipeline.js";
+import { EXT_PROC_SERVICE, startGrpcServer, type GrpcServer } from "../../../src/server/grpc.js";
+import { requestHeaders, responseHeaders, route } from "../../helpers/frames.js";
+
+const require = createRequire(import.meta.url);
+
+async function startServer(t: Test): Promise<{ server: GrpcServer; metrics: ReturnType<typeof createCoreMetrics> }> {
+  const metrics = createCoreMetrics("test");
+  const log = pino({ level: "silent" });
+  const now = (): number => performance.now();
+  const pipeline = new Pipeline([route("test")], [], { metrics, log, now });
+  const server = await startGrpcServer("127.0.0.1:0", "660", { pipeline: () => pipeline, metrics, log, now });
+  t.teardown(() => server.drain(0));
+  return { server, metrics };
+}
+
+type Duplex = grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
+
+function processClient(address: string): { open(): Duplex; close(): void } {
+  const Client = grpc.makeGenericClientConstructor(externalProcessorService(), "ExternalProcessor");
+  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as { Process(): Duplex; close(): void };
+  return { open: () => client.Process(), close: () => client.close() };
+}
+
+function statusOf(call: { on(event: "status", listener: (status: grpc.StatusObject) => void): unknown; on(event: "error", listener: () => void): unknown }): Promise<grpc.StatusObject> {
+  return new Promise((resolve) => {
+    call.on("error", () => undefined);
+    call.on("status", resolve);
+  });
+}
+
+function healthClient(address: string): grpc.Client & Record<string, (...args: unknown[]) => unknown> {
+  const proto = join(dirname(require.resolve("grpc-health-check/package.json")), "proto", "health", "v1", "health.proto");
+  const definition = protoLoader.loadSync(proto, { enums: String });
+  const Health = grpc.makeGenericClientConstructor(definition["grpc.health.v1.Health"] as grpc.ServiceDefinition, "Health");
+  return new Health(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+}
+
+function check(client: grpc.Client & Record<string, (...args: unknown[]) => unknown>, service: string): Promise<{ status?: string; code?: number }> {
+  return new Promise((resolve) => {
+    client["check"]?.({ service }, (error: grpc.ServiceError | null, response: { status: string }) => resolve(error === null ? { status: response.status } : { code: error.code }));
+  });
+}
+
+t.test("an ext_proc exchange: answers in order, then OK once the exchange is complete", async (t) => {
+  const { server, metrics } = await startServer(t);
+  const client = processClient(server.address);
+  t.teardown(() => client.close());
+  const call = client.open();
+  const answers: ProcessingResponse[] = [];
+  call.on("data", (answer: ProcessingResponse) => answers.push(answer));
+  const status = statusOf(call);
+  call.write(requestHeaders({ ":path": "/v1/chat/completions" }));
+  call.write(responseHeaders(200));
+  const ended = await status;
+  t.equal(ended.code, grpc.status.OK);
+  t.same(
+    answers.map((answer) => (answer as { response?: string }).response),
+    ["requestHeaders"],
+    "request headers answered; the exchange needed nothing more, so the stream ended before the response phase",
+  );
+  t.equal((await metrics.registry.getSingleMetric("guard_extproc_active_streams")?.get())?.values[0]?.value, 0, "no stream left open");
+});
+
+t.test("many concurrent streams on one connection", async (t) => {
+  const { server } = await startServer(t);
+  const client = processClient(server.address);
+  t.teardown(() => client.close());
+  const codes = await Promise.all(
+    Array.from({ length: 200 }, async () => {
+      const call = client.open();
+      call.on("data", () => undefined);
+      const status = statusOf(call);
+      call.write(requestHeaders({}));
+      call.end();
+      return (await status).code;
+    }),
+  );
+  t.ok(codes.every((code) => code === grpc.status.OK), "all 200 streams ended OK");
+  t.equal(server.activeStreams(), 0);
+});
+
+t.test("undecodable bytes end the stream with INTERNAL and are counted", async (t) => {
+  const { server, metrics } = await startServer(t);
+  const raw = new grpc.Client(server.address, grpc.credentials.createInsecure());
+  t.teardown(() => raw.close());
+  const call = raw.makeBidiStreamRequest<Buffer, Buffer>(`/${EXT_PROC_SERVICE}/Process`, (bytes) => bytes, (bytes) => bytes);
+  const status = statusOf(call);
+  call.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x02]));
+  call.end();
+  t.equal((await status).code, grpc.status.INTERNAL);
+  const anomalies = await metrics.registry.getSingleMetric("guard_extproc_anomalies_total")?.get();
+  t.equal(anomalies?.values.find((value) => value.labels["kind"] === "undecodable_frame")?.value, 1);
+});
+
+t.test("an unknown method is UNIMPLEMENTED", async (t) => {
+  const { server } = await startServer(t);
+  const raw = new grpc.Client(server.address, grpc.credentials.createInsecure());
+  t.teardown(() => raw.close());
+  const code = await new Promise<number>((resolve) => {
+    raw.makeUnaryRequest("/no.such.Service/Method", (bytes: Buffer) => bytes, (bytes: Buffer) => bytes, Buffer.alloc(0), (error) => resolve(error?.code ?? grpc.status.OK));
+  });
+  t.equal(code, grpc.status.UNIMPLEMENTED);
+});
+
+t.test("a message over the size limit is refused with RESOURCE_EXHAUSTED before it is read", async (t) => {
+  const { server } = await startServer(t);
+  const { connect } = await import("node:http2");
+  const session = connect(`http://${server.address}`);
+  t.teardown(() => session.close());
+  const stream = session.request({ ":method": "POST", ":path": `/${EXT_PROC_SERVICE}/Process`, "content-type": "application/grpc", te: "trailers" });
+  const trailers = new Promise<Record<string, unknown>>((resolve) => {
+    stream.on("response", (headers) => {
+      if (headers["grpc-status"] !== undefined) resolve(headers);
+    });
+    stream.on("trailers", resolve);
+  });
+  stream.on("data", () => undefined);
+  stream.on("error", () => undefined);
+  stream.write(Buffer.from([0, 0x7f, 0xff, 0xff, 0xff]));
+  t.equal((await trailers)["grpc-status"], String(grpc.status.RESOURCE_EXHAUSTED));
+});
+
+t.test("a non-gRPC request gets HTTP 415", async (t) => {
+  const { server } = await startServer(t);
+  const { connect } = await import("node:http2");
+  const session = connect(`http://${server.address}`);
+  t.teardown(() => session.close());
+  const stream = session.request({ ":method": "POST", ":path": `/${EXT_PROC_SERVICE}/Process`, "content-type": "application/json" });
+  stream.on("data", () => undefined);
+  const status = await new Promise<unknown>((resolve) => stream.on("response", (headers) => resolve(headers[":status"])));
+  stream.end();
+  t.equal(status, 415);
+});
+
+t.test("grpc.health.v1: Check for the server and ext_proc, NOT_FOUND for others, follows setServing", async (t) => {
+  const { server } = await startServer(t);
+  const client = healthClient(server.address);
+  t.teardown(() => client.close());
+  t.same(await check(client, ""), { status: "SERVING" });
+  t.same(await check(client, EXT_PROC_SERVICE), { status: "SERVING" });
+  t.same(await check(client, "no.such.Service"), { code: grpc.status.NOT_FOUND });
+  server.setServing(false);
+  t.same(await check(client, EXT_PROC_SERVICE), { status: "NOT_SERVING" });
+});
+
+t.test("grpc.health.v1 Watch sends the current status and every change", async (t) => {
+  const { server } = await startServer(t);
+  const client = healthClient(server.address);
+  t.teardown(() => client.close());
+  const watch = client["watch"]?.({ service: EXT_PROC_SERVICE }) as grpc.ClientReadableStream<{ status: string }>;
+  const seen: string[] = [];
+  const two = new Promise<void>((resolve) =>
+    watch.on("data", (message: { status: string }) => {
+      seen.push(message.status);
+      if (seen.length === 1) server.setServing(false);
+      if (seen.length === 2) resolve();
+    }),
+  );
+  watch.on("error", () => undefined);
+  await two;
+  t.same(seen, ["SERVING", "NOT_SERVING"]);
+  watch.cancel();
+});
+
+t.test("drain lets an open stream finish, then resolves unforced", async (t) => {
+  const { server } = await startServer(t);
+  const client = processClient(server.address);
+  t.teardown(() => client.close());
+  const call = client.open();
+  const first = new Promise<ProcessingResponse>((resolve) => call.once("data", resolve));
+  const status = statusOf(call);
+  // A body is asked for only by stages; with none, the request-headers answer ends the exchange
+  // unless the response phase is still to come, so hold the stream open with an unanswered frame order.
+  call.write(requestHeaders({}));
+  await first;
+  const drained = server.drain(5_000);
+  call.end();
+  t.equal((await status).code, grpc.status.OK, "the open stream ended normally");
+  t.same(await drained, { forced: false });
+});
+
+t.test("drain with a deadline cuts streams still open", async (t) => {
+  const { server } = await startServer(t);
+  const raw = new grpc.Client(server.address, grpc.credentials.createInsecure());
+  t.teardown(() => raw.close());
+  // A stream that never sends a message stays open until the drain cuts it.
+  const call = raw.makeBidiStreamRequest<Buffer, Buffer>(`/${EXT_PROC_SERVICE}/Process`, (bytes) => bytes, (bytes) => bytes);
+  const status = statusOf(call);
+  call.write(Buffer.alloc(0));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.same(await server.drain(200), { forced: true });
+  t.not((await status).code, grpc.status.OK, "the client sees the stream fail");
+});
