@@ -32,5 +32,6 @@ COPY src/server/status/assets ./src/server/status/assets
 # An unprivileged user; the Kubernetes manifests set the same ids.
 USER 10001:10001
 EXPOSE 9464
-ENTRYPOINT ["node", "/app/bin/inference-guard.js"]
+# Same V8 flag as src/devstack/stack.ts GUARD_NODE_FLAGS (smaller young generation, lower RSS).
+ENTRYPOINT ["node", "--max-semi-space-size=4", "/app/bin/inference-guard.js"]
 CMD ["serve"]

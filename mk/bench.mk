@@ -10,3 +10,15 @@ bench: build envoy system-deps
 ## Every configuration once at a tiny load (seconds): checks the harness, not the guard
 bench-quick: build envoy system-deps
 	node dist/bench/pipeline/main.js --quick --out .tap/bench-quick $(BENCH_ARGS)
+
+# Configuration f with a reference: the same pass-through as b, written in Go (google.golang.org/grpc
+# + go-control-plane), so the report separates the ext_proc protocol's cost from the guard's.
+GO_PEER := .tools/go-extproc-peer
+GO_PEER_ADDR ?= 127.0.0.1:50099
+.PHONY: bench-vs-go
+$(GO_PEER): bench/peers/go-extproc/main.go bench/peers/go-extproc/go.mod bench/peers/go-extproc/go.sum
+	cd bench/peers/go-extproc && go build -o $(CURDIR)/$(GO_PEER) .
+
+## make bench plus configuration f = the Go reference ext_proc server
+bench-vs-go: build envoy system-deps $(GO_PEER)
+	node dist/bench/pipeline/main.js --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_ADDR)' --peer-addr $(GO_PEER_ADDR) $(BENCH_ARGS)

@@ -32,7 +32,7 @@ t.test("the benchmark harness runs every configuration and writes its report", a
     peerConfig,
     stringify({ listen: { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` }, routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] }),
   );
-  const peerCommand = `exec ${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${peerConfig}`;
+  const peerCommand = `${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${peerConfig}`;
 
   const { code, output } = await run(["--quick", "--out", dir, "--peer-cmd", peerCommand, "--peer-addr", peerAddress]);
   t.equal(code, 0, output.slice(-3_000));

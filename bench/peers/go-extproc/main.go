@@ -1,0 +1,71 @@
+// A reference ext_proc server for `make bench` configuration f: Go, google.golang.org/grpc and
+// go-control-plane's generated types, doing what the guard does in configuration b (annotate the
+// request and the response with x-guard-route, ask for response headers with mode_override) and
+// nothing else. It shows what the ext_proc round trips cost with a compiled server, so the guard's
+// own share of the added latency can be told apart from the protocol's.
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log"
+	"net"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	filter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extproc "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+type passThrough struct {
+	extproc.UnimplementedExternalProcessorServer
+}
+
+func annotated() *extproc.HeadersResponse {
+	return &extproc.HeadersResponse{Response: &extproc.CommonResponse{HeaderMutation: &extproc.HeaderMutation{
+		SetHeaders: []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "x-guard-route", RawValue: []byte("chat")}}},
+	}}}
+}
+
+func (passThrough) Process(stream extproc.ExternalProcessor_ProcessServer) error {
+	for {
+		request, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch request.Request.(type) {
+		case *extproc.ProcessingRequest_RequestHeaders:
+			err = stream.Send(&extproc.ProcessingResponse{
+				Response:     &extproc.ProcessingResponse_RequestHeaders{RequestHeaders: annotated()},
+				ModeOverride: &filter.ProcessingMode{ResponseHeaderMode: filter.ProcessingMode_SEND},
+			})
+		case *extproc.ProcessingRequest_ResponseHeaders:
+			// The exchange is complete: returning sends the OK status, as the guard does.
+			return stream.Send(&extproc.ProcessingResponse{Response: &extproc.ProcessingResponse_ResponseHeaders{ResponseHeaders: annotated()}})
+		default:
+			err = errors.New("unexpected ext_proc message: the pass-through asks only for headers")
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func main() {
+	address := flag.String("addr", "127.0.0.1:50099", "listen address (host:port)")
+	flag.Parse()
+	listener, err := net.Listen("tcp", *address)
+	if err != nil {
+		log.Fatal(err)
+	}
+	server := grpc.NewServer()
+	extproc.RegisterExternalProcessorServer(server, passThrough{})
+	healthpb.RegisterHealthServer(server, health.NewServer())
+	log.Fatal(server.Serve(listener))
+}
