@@ -1,6 +1,6 @@
-// The ext_proc messages as @grpc/proto-loader decodes them (camelCase, enums as strings, oneof
-// discriminators), typed to the subset the guard reads and writes, and the translation between
-// them and the plain values pipeline stages see.
+// The ext_proc messages as the codec in proto.ts decodes them (camelCase, enums as strings,
+// oneof discriminators), typed to the subset the guard reads and writes, and the translation
+// between them and the plain values pipeline stages see.
 import type { Edits, JsonValue, Reply } from "../pipeline/types.js";
 
 export interface WireHeaderValue {
