@@ -93,30 +93,49 @@ export class Http2ServerCall implements ServerCall {
   }
 
   send(payload: Uint8Array): void {
-    if (this.finished || !this.#writable()) return;
-    this.#sendHeaders();
-    this.#stream.write(frameMessage(payload));
+    if (this.finished) return;
+    this.#write(() => {
+      this.#sendHeaders();
+      this.#stream.write(frameMessage(payload));
+    });
   }
 
   finish(code: number, message?: string): void {
     if (this.finished) return;
     this.#finished = true;
-    if (!this.#writable()) return;
     const trailers: http2.OutgoingHttpHeaders = { "grpc-status": String(code) };
     if (message !== undefined) trailers["grpc-message"] = encodeURIComponent(message);
-    if (this.#headersSent) {
-      this.#stream.once("wantTrailers", () => this.#stream.sendTrailers(trailers));
-      this.#stream.end();
-    } else {
-      // Trailers-only response: one HEADERS frame with END_STREAM.
-      this.#stream.respond({ ...GRPC_RESPONSE_HEADERS, ...trailers }, { endStream: true });
-    }
-    // Stop reading a peer that keeps sending after the answer; HTTP/2 resets nothing until it closes.
+    this.#write(() => {
+      if (this.#headersSent) {
+        // "wantTrailers" comes after end(), so not through #write (the stream is ended by then).
+        this.#stream.once("wantTrailers", () => {
+          try {
+            this.#stream.sendTrailers(trailers);
+          } catch {
+            this.#stream.destroy();
+          }
+        });
+        this.#stream.end();
+      } else {
+        // Trailers-only response: one HEADERS frame with END_STREAM.
+        this.#stream.respond({ ...GRPC_RESPONSE_HEADERS, ...trailers }, { endStream: true });
+      }
+    });
+    // Keep draining (and ignoring) whatever the peer still sends, so its half can close too.
     this.#stream.resume();
   }
 
-  #writable(): boolean {
-    return !this.#stream.destroyed && !this.#stream.closed && !this.#stream.writableEnded;
+  /**
+   * node:http2 throws when a stream was reset or its session went away between our check and
+   * the call; the peer is gone then, so the call is simply over (its "close" follows).
+   */
+  #write(action: () => void): void {
+    if (this.#stream.destroyed || this.#stream.closed || this.#stream.writableEnded) return;
+    try {
+      action();
+    } catch {
+      this.#stream.destroy();
+    }
   }
 
   #sendHeaders(): void {

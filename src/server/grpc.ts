@@ -38,11 +38,20 @@ function listenTarget(address: string): { path: string } | { host: string; port:
   return { host: address.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(address.slice(colon + 1)) };
 }
 
-function refuse(stream: http2.ServerHttp2Stream, code: number, message: string): void {
+/** Answers a stream with no handler: a trailers-only gRPC status, or a plain HTTP status. */
+function refuse(stream: http2.ServerHttp2Stream, answer: { grpcStatus: number; message: string } | { httpStatus: number }): void {
   stream.on("error", () => undefined);
   if (stream.destroyed || stream.closed) return;
-  stream.respond({ ...GRPC_RESPONSE_HEADERS, "grpc-status": String(code), "grpc-message": encodeURIComponent(message) }, { endStream: true });
-  stream.resume();
+  const headers =
+    "httpStatus" in answer
+      ? { ":status": answer.httpStatus, "content-type": "text/plain" }
+      : { ...GRPC_RESPONSE_HEADERS, "grpc-status": String(answer.grpcStatus), "grpc-message": encodeURIComponent(answer.message) };
+  try {
+    stream.respond(headers, { endStream: true });
+    stream.resume();
+  } catch {
+    stream.destroy();
+  }
 }
 
 export async function startGrpcServer(address: string, socketMode: string, deps: StreamDeps): Promise<GrpcServer> {
@@ -55,8 +64,11 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
 
   const server = http2.createServer({
     settings: { initialWindowSize: STREAM_WINDOW_BYTES, maxConcurrentStreams: 100_000 },
-    // Envoy multiplexes every in-flight request's ext_proc stream on one or a few connections.
-    maxSessionMemory: 64,
+    // Envoy multiplexes every in-flight request's ext_proc stream on one or a few connections,
+    // and a buffered body may be up to MAX_MESSAGE_BYTES: node's default 10 MB per session would
+    // refuse streams under load. Envoy's buffer limits bound what it can send (grpc-js, used
+    // before, lifts the limit the same way).
+    maxSessionMemory: Number.MAX_SAFE_INTEGER,
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
@@ -69,22 +81,28 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     const contentType = headers["content-type"] ?? "";
     if (!contentType.startsWith("application/grpc")) {
-      stream.on("error", () => undefined);
-      if (!stream.destroyed) stream.respond({ ":status": 415, "content-type": "text/plain" }, { endStream: true });
+      refuse(stream, { httpStatus: 415 });
       return;
     }
     const path = headers[":path"] ?? "";
     const method = methods.get(path);
     if (method === undefined) {
-      refuse(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path}`);
+      refuse(stream, { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `unknown method ${path}` });
       return;
     }
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") {
-      refuse(stream, GrpcStatus.UNIMPLEMENTED, `grpc-encoding ${String(encoding)} is not supported`);
+      refuse(stream, { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `grpc-encoding ${String(encoding)} is not supported` });
       return;
     }
-    method(new Http2ServerCall(stream, headers, MAX_MESSAGE_BYTES));
+    const call = new Http2ServerCall(stream, headers, MAX_MESSAGE_BYTES);
+    try {
+      method(call);
+    } catch (error) {
+      // A throw in a "stream" listener would take the process down with it.
+      deps.log.error({ err: error instanceof Error ? error.message : String(error), path }, "gRPC method failed to start");
+      call.finish(GrpcStatus.INTERNAL, "internal error");
+    }
   });
 
   const target = listenTarget(address);
