@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import t from "tap";
 import { frameMessage, MessageDeframer, type FrameResult } from "../../../src/server/grpc-framing.js";
 
@@ -43,4 +44,30 @@ t.test("frameMessage writes an uncompressed prefix with the big-endian length", 
   const frame = frameMessage(new Uint8Array(300));
   t.same([...frame.subarray(0, 5)], [0, 0, 0, 1, 44]);
   t.equal(frame.length, 305);
+});
+
+t.test("property: any messages under any chunking come out exactly as sent", async (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 12 }),
+      fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 20 }),
+      (messages, cuts) => {
+        const stream = Buffer.concat(messages.map((message) => frameMessage(message)));
+        const deframer = new MessageDeframer(300);
+        const out: Buffer[] = [];
+        let offset = 0;
+        for (let index = 0; offset < stream.length; index++) {
+          const size = cuts[index % cuts.length] ?? 1;
+          for (const result of deframer.push(stream.subarray(offset, offset + size))) {
+            if (result.type !== "message") return false;
+            out.push(result.bytes);
+          }
+          offset += size;
+        }
+        return deframer.buffered === 0 && out.length === messages.length && out.every((bytes, index) => Buffer.from(messages[index] ?? []).equals(bytes));
+      },
+    ),
+    { seed: 20261125, numRuns: 500 },
+  );
+  t.pass("500 random message sets and chunkings");
 });
