@@ -22,3 +22,8 @@ $(GO_PEER): bench/peers/go-extproc/main.go bench/peers/go-extproc/go.mod bench/p
 ## make bench plus configuration f = the Go reference ext_proc server
 bench-vs-go: build envoy system-deps $(GO_PEER)
 	node dist/bench/pipeline/main.js --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_ADDR)' --peer-addr $(GO_PEER_ADDR) $(BENCH_ARGS)
+
+## The ext_proc transport alone (h2load as Envoy, no Envoy): the guard beside the Go reference peer
+.PHONY: bench-transport
+bench-transport: build system-deps $(GO_PEER)
+	node dist/bench/transport/main.js --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_ADDR)' --peer-addr $(GO_PEER_ADDR) --peer-name 'Go reference (grpc-go)' $(TRANSPORT_ARGS)
