@@ -31,9 +31,16 @@ interface Load {
   readonly requests: number;
 }
 
-const LOADS: Readonly<Record<"serial" | "pipelined", Load>> = {
+const FULL: Readonly<Record<"serial" | "pipelined" | "warmup", Load>> = {
   serial: { connections: 1, streams: 1, requests: 10_000 },
   pipelined: { connections: 2, streams: 8, requests: 30_000 },
+  warmup: { connections: 2, streams: 8, requests: 5_000 },
+};
+/** What make test runs: the harness works end to end, the numbers mean nothing. */
+const QUICK: typeof FULL = {
+  serial: { connections: 1, streams: 1, requests: 100 },
+  pipelined: { connections: 2, streams: 8, requests: 400 },
+  warmup: { connections: 1, streams: 1, requests: 10 },
 };
 
 interface Measurement {
@@ -41,6 +48,7 @@ interface Measurement {
   readonly meanMs: number;
   readonly minMs: number;
   readonly cpuUsPerStream: number;
+  /** Streams h2load did not see complete with HTTP 200; gRPC statuses in trailers are not read. */
   readonly failed: number;
 }
 
@@ -92,17 +100,17 @@ function medianOf(runs: readonly Measurement[]): Measurement {
   return { streamsPerSecond: pick("streamsPerSecond"), meanMs: pick("meanMs"), minMs: pick("minMs"), cpuUsPerStream: pick("cpuUsPerStream"), failed: Math.max(...runs.map((run) => run.failed)) };
 }
 
-async function measure(name: string, command: string, server: Managed, address: string, bodyFile: string, runs: number): Promise<ServerReport> {
+async function measure(name: string, command: string, server: Managed, address: string, bodyFile: string, runs: number, loads: typeof FULL): Promise<ServerReport> {
   await waitUntil(`${name} at ${address}`, () => accepts(address), 20_000, server);
   const pid = server.child.pid;
   if (pid === undefined) throw new Error(`${name} did not start`);
   const pids = processTree(pid);
-  runLoad(address, bodyFile, { ...LOADS.pipelined, requests: 5_000 }, pids); // warm-up (JIT, windows)
+  runLoad(address, bodyFile, loads.warmup, pids); // JIT, HTTP/2 windows
   const serial: Measurement[] = [];
   const pipelined: Measurement[] = [];
   for (let run = 0; run < runs; run++) {
-    serial.push(runLoad(address, bodyFile, LOADS.serial, pids));
-    pipelined.push(runLoad(address, bodyFile, LOADS.pipelined, pids));
+    serial.push(runLoad(address, bodyFile, loads.serial, pids));
+    pipelined.push(runLoad(address, bodyFile, loads.pipelined, pids));
   }
   return { name, command, serial: medianOf(serial), pipelined: medianOf(pipelined), rssMb: memoryMb(pids, "VmRSS") };
 }
@@ -114,9 +122,10 @@ function row(report: ServerReport): string {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { runs: { type: "string", default: "3" }, "peer-cmd": { type: "string" }, "peer-addr": { type: "string" }, "peer-name": { type: "string", default: "peer" }, out: { type: "string", default: join(PROJECT_ROOT, "bench", "results") } },
+    options: { quick: { type: "boolean", default: false }, runs: { type: "string", default: "3" }, "peer-cmd": { type: "string" }, "peer-addr": { type: "string" }, "peer-name": { type: "string", default: "peer" }, out: { type: "string", default: join(PROJECT_ROOT, "bench", "results") } },
   });
-  const runs = Number(values.runs);
+  const loads = values.quick ? QUICK : FULL;
+  const runs = values.quick ? 1 : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs must be a positive integer");
   if ((values["peer-cmd"] === undefined) !== (values["peer-addr"] === undefined)) throw new Error("--peer-cmd and --peer-addr go together");
   const workDir = await mkdtemp(join(tmpdir(), "inference-guard-transport-"));
@@ -132,14 +141,14 @@ async function main(): Promise<void> {
     const guardArgs = [...GUARD_NODE_FLAGS, join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile];
     const guard = spawnManaged("guard", process.execPath, guardArgs);
     try {
-      reports.push(await measure("inference-guard (pass-through route)", `node ${guardArgs.join(" ")}`, guard, address, bodyFile, runs));
+      reports.push(await measure("inference-guard (pass-through route)", `node ${guardArgs.join(" ")}`, guard, address, bodyFile, runs, loads));
     } finally {
       await guard.stop();
     }
     if (values["peer-cmd"] !== undefined && values["peer-addr"] !== undefined) {
       const peer = spawnManaged("peer", "/bin/sh", ["-c", `exec ${values["peer-cmd"]}`]);
       try {
-        reports.push(await measure(values["peer-name"], values["peer-cmd"], peer, values["peer-addr"], bodyFile, runs));
+        reports.push(await measure(values["peer-name"], values["peer-cmd"], peer, values["peer-addr"], bodyFile, runs, loads));
       } finally {
         await peer.stop();
       }
@@ -157,7 +166,7 @@ async function main(): Promise<void> {
   process.stdout.write(`ext_proc transport, medians of ${runs} run(s); ${machine}\n\n${table}\n`);
   await mkdir(resolve(values.out), { recursive: true });
   const file = join(resolve(values.out), `transport-${date}.json`);
-  await writeFile(file, `${JSON.stringify({ date, runs, machine, loads: LOADS, servers: reports }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ date, runs, machine, loads, servers: reports }, null, 2)}\n`);
   process.stdout.write(`\nwrote ${file}\n`);
   if (reports.some((report) => report.serial.failed + report.pipelined.failed > 0)) process.exitCode = 1;
 }

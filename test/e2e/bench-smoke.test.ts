@@ -1,5 +1,6 @@
-// `make bench` stays runnable: the harness measures every configuration once at a tiny load,
-// including a peer ext_proc server (another guard, pass-through), and writes a well-formed report.
+// `make bench` and `make bench-transport` stay runnable: each harness measures every
+// configuration once at a tiny load, including a peer ext_proc server (another guard,
+// pass-through), and writes a well-formed report.
 // Only the shape of the report is checked; its numbers mean nothing at this load.
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -11,9 +12,9 @@ import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
 import type { BenchReport } from "../../bench/pipeline/report.js";
 
-function run(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+function run(args: readonly string[], bench = "pipeline"): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, "dist", "bench", "pipeline", "main.js"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "dist", "bench", bench, "main.js"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
@@ -73,4 +74,26 @@ t.test("the benchmark harness runs every configuration and writes its report", a
   const markdown = await readFile(join(dir, files[1]!), "utf8");
   t.match(markdown, /## Summary/);
   t.match(markdown, /\| f \|/);
+});
+
+t.test("the transport benchmark measures the guard and a peer and writes its report", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "bench-transport-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const peerAddress = `127.0.0.1:${await freePort()}`;
+  const peerConfig = join(dir, "peer.yaml");
+  await writeFile(peerConfig, stringify({ listen: { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` }, routes: [{ name: "chat", match: { pathPrefix: "/" } }] }));
+  const peerCommand = `${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${peerConfig}`;
+
+  const { code, output } = await run(["--quick", "--out", dir, "--peer-cmd", peerCommand, "--peer-addr", peerAddress, "--peer-name", "second guard"], "transport");
+  t.equal(code, 0, output.slice(-3_000));
+  t.match(output, /\| inference-guard \(pass-through route\) \|/, "prints the guard's row");
+  const file = (await readdir(dir)).find((name) => name.startsWith("transport-") && name.endsWith(".json"));
+  t.ok(file, "wrote transport-<date>.json");
+  const report = JSON.parse(await readFile(join(dir, file ?? ""), "utf8")) as { servers: { name: string; serial: { meanMs: number; failed: number }; pipelined: { streamsPerSecond: number; cpuUsPerStream: number; failed: number }; rssMb: number }[] };
+  t.same(report.servers.map((server) => server.name), ["inference-guard (pass-through route)", "second guard"]);
+  for (const server of report.servers) {
+    t.equal(server.serial.failed + server.pipelined.failed, 0, `${server.name}: every stream ended OK`);
+    t.ok(server.serial.meanMs > 0 && server.pipelined.streamsPerSecond > 0, `${server.name}: latency and throughput measured`);
+    t.ok(server.pipelined.cpuUsPerStream >= 0 && server.rssMb > 0, `${server.name}: CPU and memory measured`);
+  }
 });
