@@ -107,6 +107,18 @@ export interface PointResult {
   /** Answers other than 200 by status and shed reason. */
   readonly failures: Readonly<Record<string, number>>;
   readonly byClass: Readonly<Record<Priority, ClassStats>>;
+  /** What the server and the guard looked like during the point (sampled every TELEMETRY_EVERY_MS). */
+  readonly telemetry: Telemetry;
+}
+
+export interface Telemetry {
+  /** Mean busy batch slots ÷ capacity: how much of the server the point kept working. */
+  readonly serverUtilisation: number;
+  /** Mean requests waiting in the model server's own queue. */
+  readonly serverQueue: number;
+  /** The guard's budget (cost units) and in-flight cost, mean over the point; null without a guard. */
+  readonly guardLimitCost: number | null;
+  readonly guardInFlightCost: number | null;
 }
 
 export interface Calibration {
@@ -246,7 +258,15 @@ function classStats(samples: readonly Sample[]): ClassStats {
   };
 }
 
-export function summarise(variant: Variant, load: number, rate: number, durationMs: number, samples: readonly Sample[], calibration: Pick<Calibration, "capacityWorkMsPerSecond">): PointResult {
+export function summarise(
+  variant: Variant,
+  load: number,
+  rate: number,
+  durationMs: number,
+  samples: readonly Sample[],
+  calibration: Pick<Calibration, "capacityWorkMsPerSecond">,
+  telemetry: Telemetry,
+): PointResult {
   const seconds = durationMs / 1000;
   const good = samples.filter((sample) => sample.good);
   const ok = samples.filter((sample) => sample.status === 200);
@@ -270,6 +290,57 @@ export function summarise(variant: Variant, load: number, rate: number, duration
       standard: classStats(samples.filter((sample) => sample.priority === "standard")),
       sheddable: classStats(samples.filter((sample) => sample.priority === "sheddable")),
     },
+    telemetry,
+  };
+}
+
+const TELEMETRY_EVERY_MS = 250;
+
+/** Value of an unlabelled-or-single-series gauge in Prometheus text; undefined when absent. */
+function gaugeValue(text: string, name: string): number | undefined {
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+function mean(values: readonly number[]): number | null {
+  return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length;
+}
+
+/** Samples the model's batch and the guard's budget until stopped; monitoring only, never fails the run. */
+function sampleTelemetry(stack: Stack, capacity: number): () => Promise<Telemetry> {
+  const active: number[] = [];
+  const waiting: number[] = [];
+  const limits: number[] = [];
+  const inFlight: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const stats = (await (await fetch(`${stack.light.url}/__demo/stats`)).json()) as { active: number; waiting: number };
+        active.push(stats.active);
+        waiting.push(stats.waiting);
+        if (stack.guard !== undefined) {
+          const text = await stack.guard.metrics();
+          const limit = gaugeValue(text, "guard_admission_limit_cost");
+          const cost = gaugeValue(text, "guard_admission_inflight_cost");
+          if (limit !== undefined) limits.push(limit);
+          if (cost !== undefined) inFlight.push(cost);
+        }
+      } catch {
+        // A missed sample only thins the telemetry.
+      }
+      await sleep(TELEMETRY_EVERY_MS);
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    return {
+      serverUtilisation: round((mean(active) ?? 0) / capacity, 3) ?? 0,
+      serverQueue: round(mean(waiting) ?? 0, 2) ?? 0,
+      guardLimitCost: round(mean(limits), 0),
+      guardInFlightCost: round(mean(inFlight), 0),
+    };
   };
 }
 
@@ -341,10 +412,11 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
         }
         for (const load of options.points) {
           const rate = load * perSecond;
+          const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
           const samples = await openLoop(url, rate, options.pointMs, next, options.clientTimeoutMs);
-          const result = summarise(variant, load, rate, options.pointMs, samples, capacity);
+          const result = summarise(variant, load, rate, options.pointMs, samples, capacity, await stopTelemetry());
           points.push(result);
-          log(`${variant} ${load}x: goodput ${result.goodputPerSecond}/s (${Math.round(result.goodputShareOfCapacity * 100)}% of capacity), critical kept ${result.byClass.critical.keptShare}, not 200: ${JSON.stringify(result.failures)}`);
+          log(`${variant} ${load}x: goodput ${result.goodputPerSecond}/s (${Math.round(result.goodputShareOfCapacity * 100)}% of capacity), critical kept ${result.byClass.critical.keptShare}, not 200: ${JSON.stringify(result.failures)}, telemetry ${JSON.stringify(result.telemetry)}`);
           await drained(stack, options.clientTimeoutMs);
         }
       } finally {

@@ -36,8 +36,6 @@ const limitSchema = z
     growthUtilisation: ratio.default(0.5),
     /** Use the complexity stage's predicted latency for size normalisation when it is present. */
     usePredictedLatency: z.boolean().default(true),
-    /** How long an unrefreshed unloaded-latency minimum takes to double (forgets a faster past). */
-    baselineDoublingMs: z.number().int().min(1_000).default(300_000),
   })
   .prefault({});
 

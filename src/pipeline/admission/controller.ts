@@ -21,6 +21,9 @@ export interface Ticket {
   readonly waitedMs: number;
   /** Admitted as a half-open circuit probe: its outcome decides the circuit. */
   readonly probe: boolean;
+  /** Requests already in flight when it was admitted, and the pool's admission count after it. */
+  readonly othersAtAdmission: number;
+  readonly admissionSerial: number;
 }
 
 export type ShedReason = "shed.overload" | "shed.queue_full" | "shed.queue_timeout" | "shed.circuit_open";
@@ -80,6 +83,7 @@ export class AdmissionController {
   readonly #released = new WeakSet<Ticket>();
   #inFlight = 0;
   #inFlightCount = 0;
+  #admissions = 0;
 
   constructor(config: AdmissionConfig, deps: ControllerDeps) {
     this.#config = config;
@@ -187,17 +191,24 @@ export class AdmissionController {
         completion.predictedLatencyMs === undefined
           ? { cost: ticket.cost, latencyMs: completion.latencyMs }
           : { cost: ticket.cost, latencyMs: completion.latencyMs, predictedLatencyMs: completion.predictedLatencyMs };
-      ratio = this.#limiter.observe(sample, inFlightBefore, now);
+      ratio = this.#limiter.observe({ ...sample, overlap: this.#overlapOf(ticket) }, inFlightBefore, now);
     }
     this.#admitWaiting(now);
     return ratio;
   }
 
   #admit(request: AdmissionRequest, now: number, waitedMs: number, probe: boolean): Ticket {
+    const othersAtAdmission = this.#inFlightCount;
     this.#inFlight += request.cost;
     this.#inFlightCount += 1;
+    this.#admissions += 1;
     this.#limiter.noteInFlight(this.#inFlight);
-    return { cost: request.cost, priority: request.priority, admittedAt: now, waitedMs, probe };
+    return { cost: request.cost, priority: request.priority, admittedAt: now, waitedMs, probe, othersAtAdmission, admissionSerial: this.#admissions };
+  }
+
+  /** How many other requests shared the upstream with this one: 0 means it ran alone (unloaded). */
+  #overlapOf(ticket: Ticket): number {
+    return ticket.othersAtAdmission + (this.#admissions - ticket.admissionSerial);
   }
 
   #fits(cost: number, priority: Priority): boolean {

@@ -2,9 +2,10 @@
 // latency ratio (observed ÷ predicted unloaded latency); per window (about one round trip) the mean
 // ratio is smoothed and the budget moves gradient-style towards the target ratio:
 //   limit ← clamp(limit × clamp(target / smoothedRatio, minGradient, growthCap), min, max)
-// growthCap is slowStartGrowth until latency first reaches the target, maxGrowth after; growth needs
+// growthCap is slowStartGrowth until latency reaches the target (and again once it falls far below
+// it), maxGrowth otherwise; growth needs
 // the budget to have been in use. docs/admission.md explains every parameter.
-import { DecayingMinimum, UnloadedLatencyModel } from "./baseline.js";
+import { QuietestMean, UnloadedLatencyModel } from "./baseline.js";
 import type { LimitConfig } from "./config.js";
 
 export interface LatencySample {
@@ -12,6 +13,8 @@ export interface LatencySample {
   readonly latencyMs: number;
   /** The complexity stage's unloaded prediction, when it made one. */
   readonly predictedLatencyMs?: number;
+  /** Other requests of the pool that shared the upstream with this one (0: it ran alone). */
+  readonly overlap: number;
 }
 
 /** Where a sample's prediction came from; each source is calibrated separately. */
@@ -22,6 +25,9 @@ interface SourceWindow {
   samples: number;
 }
 
+/** Share of the way from ratio 1 to the target below which slow start resumes. */
+const SLOW_START_AGAIN = 0.5;
+
 /** Weight of the newest sample in the latency EWMA that sizes windows and drain estimates. */
 const LATENCY_SMOOTHING = 0.2;
 
@@ -29,11 +35,11 @@ export class GradientLimiter {
   readonly #config: LimitConfig;
   readonly #own: UnloadedLatencyModel;
   /**
-   * Calibration per source: the decaying minimum of window-mean raw ratios. Divides out a constant
-   * bias of the predictor (a complexity model that is 2× optimistic, or per-request noise that
-   * drags a minimum-based prediction low), so an unloaded upstream reads as ratio 1.
+   * Calibration per source: the mean raw ratio of the quietest requests. Divides out a constant
+   * bias of the predictor (a complexity model that is 2× optimistic, or a neighbouring size
+   * bucket standing in for an empty one), so an unloaded upstream reads as ratio 1.
    */
-  readonly #floors: Record<Source, DecayingMinimum>;
+  readonly #floors: Record<Source, QuietestMean> = { complexity: new QuietestMean(), own: new QuietestMean() };
   #limit: number;
   #smoothedRatio: number | undefined;
   #slowStart = true;
@@ -45,11 +51,7 @@ export class GradientLimiter {
 
   constructor(config: LimitConfig) {
     this.#config = config;
-    this.#own = new UnloadedLatencyModel(config.baselineDoublingMs);
-    this.#floors = {
-      complexity: new DecayingMinimum(config.baselineDoublingMs),
-      own: new DecayingMinimum(config.baselineDoublingMs),
-    };
+    this.#own = new UnloadedLatencyModel();
     this.#limit = config.initial;
   }
 
@@ -85,10 +87,12 @@ export class GradientLimiter {
     const usePredicted =
       this.#config.usePredictedLatency && sample.predictedLatencyMs !== undefined && sample.predictedLatencyMs > 0;
     const source: Source = usePredicted ? "complexity" : "own";
-    const predicted = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost, now);
-    this.#own.observe(cost, latency, now);
+    const predicted = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost);
+    this.#own.observe(cost, latency, sample.overlap);
     // With no prediction yet, this sample is its own baseline.
     const raw = predicted === undefined ? 1 : latency / predicted;
+    const floors = this.#floors[source];
+    floors.observe(raw, sample.overlap);
 
     const bucket = this.#window[source];
     bucket.rawSum += raw;
@@ -96,8 +100,7 @@ export class GradientLimiter {
     this.#windowSamples += 1;
     this.#windowStart ??= now;
 
-    const floor = this.#floors[source].value(now) ?? raw;
-    const ratio = raw / floor;
+    const ratio = raw / (floors.value ?? raw);
     if (this.#windowSamples >= this.#config.minWindowSamples && now - this.#windowStart >= this.#windowLengthMs()) {
       this.#closeWindow(now);
     }
@@ -116,9 +119,7 @@ export class GradientLimiter {
       const window = this.#window[source];
       if (window.samples === 0) continue;
       const meanRaw = window.rawSum / window.samples;
-      this.#floors[source].observe(meanRaw, now);
-      const floor = this.#floors[source].value(now) ?? meanRaw;
-      ratioSum += (meanRaw / floor) * window.samples;
+      ratioSum += (meanRaw / (this.#floors[source].value ?? meanRaw)) * window.samples;
       samples += window.samples;
     }
     const windowRatio = ratioSum / samples;
@@ -129,6 +130,9 @@ export class GradientLimiter {
     const { targetRatio, minGradient, growthUtilisation, min, max } = this.#config;
     // Slow start (as in TCP): grow fast until latency first reaches the target, gently after that.
     if (smoothed >= targetRatio) this.#slowStart = false;
+    // Latency far below the target (load fell, or a spike forced a deep cut): the upstream has room
+    // to spare, so probe fast again instead of crawling back at maxGrowth.
+    else if (smoothed <= 1 + (targetRatio - 1) * SLOW_START_AGAIN) this.#slowStart = true;
     const maxGrowth = this.#slowStart ? this.#config.slowStartGrowth : this.#config.maxGrowth;
     const inUse = this.#windowMaxInFlight >= growthUtilisation * this.#limit;
     let gradient = Math.min(maxGrowth, Math.max(minGradient, targetRatio / smoothed));

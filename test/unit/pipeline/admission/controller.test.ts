@@ -141,14 +141,32 @@ t.test("circuit: failures open it, queued requests fail fast with 503, probes cl
 t.test("the limit falls when latency runs far above the target ratio", async (t) => {
   const { acquire, clock, controller } = setup({ limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 } });
   const before = controller.limit;
+  // Requests that ran alone set the unloaded baseline (100 ms) ...
+  for (let i = 0; i < 3; i++) {
+    const ticket = ticketOf(acquire(`quiet${i}`, "critical", 1));
+    clock.advanceTo(clock.nowMs + 100);
+    controller.release(ticket, { verdict: "success", latencyMs: 100, predictedLatencyMs: 100 });
+  }
+  // ... then, sharing the upstream with others, they run 5× slower.
+  const others = Array.from({ length: 5 }, (_, i) => ticketOf(acquire(`other${i}`, "critical", 1)));
   for (let i = 0; i < 30; i++) {
     const ticket = ticketOf(acquire(`r${i}`, "critical", 1));
     clock.advanceTo(clock.nowMs + 100);
-    // The first samples set the unloaded baseline (100 ms); afterwards 5× slower.
-    controller.release(ticket, { verdict: "success", latencyMs: i < 3 ? 100 : 500, predictedLatencyMs: 100 });
+    controller.release(ticket, { verdict: "success", latencyMs: 500, predictedLatencyMs: 100 });
   }
+  t.equal(others.length, 5);
   t.ok(controller.limit < before / 2, `limit ${controller.limit} fell from ${before}`);
   t.ok(controller.limit >= 1);
+});
+
+t.test("a request that ran alone is never read as overload, however slow: the upstream itself got slower", async (t) => {
+  const { acquire, clock, controller } = setup({ limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 } });
+  for (let i = 0; i < 60; i++) {
+    const ticket = ticketOf(acquire(`r${i}`, "critical", 1));
+    clock.advanceTo(clock.nowMs + 100);
+    controller.release(ticket, { verdict: "success", latencyMs: i < 3 ? 100 : 500, predictedLatencyMs: 100 });
+  }
+  t.ok(controller.limit >= 40 * 0.8 ** 3, `limit ${controller.limit.toFixed(1)} stayed up: the baseline followed the quiet samples`);
 });
 
 t.test("an idle budget does not grow, a used one under target does", async (t) => {
