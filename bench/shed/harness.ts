@@ -29,6 +29,11 @@ export interface ShedBenchOptions {
   readonly pointMs: number;
   readonly warmUpMs: number;
   readonly calibrationMs: number;
+  /**
+   * Requests sent one at a time on the idle stack to measure its unloaded latency. A p99 needs
+   * about a hundred samples: a few seconds' worth (~15) only shows the p90-p95 of the size spread.
+   */
+  readonly unloadedSamples: number;
   readonly clientTimeoutMs: number;
   readonly server: ServerModel;
   /** A response is good when it is a 200 within sloFactor × its unloaded work time (at least sloFloorMs). */
@@ -47,6 +52,7 @@ export const DEFAULT_OPTIONS: ShedBenchOptions = {
   pointMs: 12_000,
   warmUpMs: 6_000,
   calibrationMs: 6_000,
+  unloadedSamples: 150,
   clientTimeoutMs: 10_000,
   server: { capacity: 4, baseLatencyMs: 60, perTokenMs: 1, perKbMs: 20, batchPenalty: 0.5 },
   sloFactor: 4,
@@ -89,6 +95,11 @@ export interface ClassStats {
   readonly shedShare: number;
   readonly admittedP50Ms: number | null;
   readonly admittedP99Ms: number | null;
+  /**
+   * p99 of latency ÷ the request's own unloaded work: the slow-down independent of which sizes
+   * happened to land in the sample (a p99 of ~70 requests is their largest one's latency).
+   */
+  readonly admittedSlowdownP99: number | null;
 }
 
 export interface PointResult {
@@ -121,12 +132,19 @@ export interface Telemetry {
   readonly guardInFlightCost: number | null;
 }
 
+export interface UnloadedLatency {
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** p99 of latency ÷ the request's own work (the stack's per-request overhead, mostly). */
+  readonly slowdownP99: number;
+}
+
 export interface Calibration {
   /** Requests per second and unloaded work-ms per second the saturated server completes. */
   readonly capacityPerSecond: number;
   readonly capacityWorkMsPerSecond: number;
   /** p50/p99 of single requests on an idle stack, per variant. */
-  readonly unloaded: Readonly<Partial<Record<Variant, { p50Ms: number; p99Ms: number }>>>;
+  readonly unloaded: Readonly<Partial<Record<Variant, UnloadedLatency>>>;
 }
 
 export interface ShedReport {
@@ -222,6 +240,13 @@ async function openLoop(
   return Promise.all(pending);
 }
 
+/** `count` requests, each sent when the previous one has been answered: latency with nothing else in flight. */
+async function oneAtATime(url: string, count: number, next: (index: number) => BenchRequest, timeoutMs: number): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  for (let i = 0; i < count; i++) samples.push(await send(url, next(i), timeoutMs, 0));
+  return samples;
+}
+
 /** Closed loop with `concurrency` workers for `durationMs`: saturation throughput or unloaded latency. */
 async function closedLoop(
   url: string,
@@ -255,6 +280,7 @@ function classStats(samples: readonly Sample[]): ClassStats {
     shedShare: round(offered === 0 ? 0 : shed / offered, 4) ?? 0,
     admittedP50Ms: round(percentile(ok.map((sample) => sample.ms), 50)),
     admittedP99Ms: round(percentile(ok.map((sample) => sample.ms), 99)),
+    admittedSlowdownP99: round(percentile(ok.map((sample) => sample.ms / sample.workMs), 99), 2),
   };
 }
 
@@ -383,15 +409,21 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
   const log = options.log ?? (() => undefined);
   const next = requestFactory(options);
   const points: PointResult[] = [];
-  const unloaded: Partial<Record<Variant, { p50Ms: number; p99Ms: number }>> = {};
+  const unloaded: Partial<Record<Variant, UnloadedLatency>> = {};
   let capacity: Pick<Calibration, "capacityPerSecond" | "capacityWorkMsPerSecond"> | undefined;
   for (const variant of options.variants) {
       const stack = await startStack(await stackOptions(variant, options.server, options.guardConfig ?? {}));
       const url = `${stack.url}${CHAT_PATH}`;
       try {
-        const idle = await closedLoop(url, 1, Math.max(1_000, options.calibrationMs / 2), next, options.clientTimeoutMs);
-        const idleMs = idle.filter((sample) => sample.status === 200).map((sample) => sample.ms);
-        unloaded[variant] = { p50Ms: round(percentile(idleMs, 50)) ?? 0, p99Ms: round(percentile(idleMs, 99)) ?? 0 };
+        // The same requests for every variant (their own seeded stream), so set-ups compare like with like.
+        const idle = await oneAtATime(url, options.unloadedSamples, requestFactory({ ...options, seed: options.seed + 1 }), options.clientTimeoutMs);
+        const idleServed = idle.filter((sample) => sample.status === 200);
+        const idleMs = idleServed.map((sample) => sample.ms);
+        unloaded[variant] = {
+          p50Ms: round(percentile(idleMs, 50)) ?? 0,
+          p99Ms: round(percentile(idleMs, 99)) ?? 0,
+          slowdownP99: round(percentile(idleServed.map((sample) => sample.ms / sample.workMs), 99), 2) ?? 0,
+        };
         if (capacity === undefined) {
           // Saturated closed loop: every slot busy, a short queue behind them.
           const saturated = await closedLoop(url, Math.ceil(options.server.capacity * 1.5), options.calibrationMs, next, options.clientTimeoutMs);

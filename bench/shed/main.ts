@@ -23,6 +23,8 @@ function targets(report: ShedReport): string[] {
     const p99 = point.byClass.critical.admittedP99Ms;
     if (unloadedP99 !== undefined && p99 !== null) {
       lines.push(`${verdict(p99 <= 2 * unloadedP99)} ${point.load}x admitted critical p99 ≤ 2× unloaded (${unloadedP99} ms): ${p99} ms`);
+      const unloadedSlowdown = report.calibration.unloaded.guard?.slowdownP99;
+      lines.push(`       ${point.load}x (info) size-normalised: critical p99 of latency ÷ own work ${point.byClass.critical.admittedSlowdownP99}, unloaded ${unloadedSlowdown}`);
     }
     const baseline = none.find((candidate) => candidate.load === point.load);
     if (point.load < 1 && baseline?.admittedP99Ms != null && point.admittedP99Ms !== null) {

@@ -28,6 +28,9 @@ interface SourceWindow {
 /** Share of the way from ratio 1 to the target below which slow start resumes. */
 const SLOW_START_AGAIN = 0.5;
 
+/** Growth is proportional to the limit, but never to less than this many typical requests' worth. */
+const GROWTH_FLOOR_REQUESTS = 4;
+
 /** Weight of the newest sample in the latency EWMA that sizes windows and drain estimates. */
 const LATENCY_SMOOTHING = 0.2;
 
@@ -74,10 +77,11 @@ export class GradientLimiter {
   }
 
   /**
-   * Feeds one completed upstream request, with the in-flight cost it completed from. Returns its
-   * normalised latency ratio (for the histogram), and may move the limit when it closes a window.
+   * Feeds one completed upstream request, with the in-flight cost it completed from and what a
+   * typical request holds of the budget (the smallest growth step). Returns its normalised latency
+   * ratio (for the histogram), and may move the limit when it closes a window.
    */
-  observe(sample: LatencySample, inFlight: number, now: number): number {
+  observe(sample: LatencySample, inFlight: number, now: number, typicalCharge: number): number {
     this.noteInFlight(inFlight);
     const cost = sample.cost;
     const latency = Math.max(sample.latencyMs, 0.001);
@@ -102,7 +106,7 @@ export class GradientLimiter {
 
     const ratio = raw / (floors.value ?? raw);
     if (this.#windowSamples >= this.#config.minWindowSamples && now - this.#windowStart >= this.#windowLengthMs()) {
-      this.#closeWindow(now);
+      this.#closeWindow(now, typicalCharge);
     }
     return ratio;
   }
@@ -112,7 +116,7 @@ export class GradientLimiter {
     return Math.max(this.#config.minWindowMs, this.#meanLatencyMs ?? 0);
   }
 
-  #closeWindow(now: number): void {
+  #closeWindow(now: number, typicalCharge: number): void {
     let ratioSum = 0;
     let samples = 0;
     for (const source of ["complexity", "own"] as const) {
@@ -138,9 +142,9 @@ export class GradientLimiter {
     let gradient = Math.min(maxGrowth, Math.max(minGradient, targetRatio / smoothed));
     // An idle budget says nothing about what the upstream could take: never grow it.
     if (!inUse) gradient = Math.min(gradient, 1);
-    let next = this.#limit * gradient;
-    // Multiplicative growth alone would crawl at tiny limits: grow by at least one cost unit.
-    if (gradient > 1) next = Math.max(next, this.#limit + 1);
+    // Multiplicative growth alone would crawl at tiny limits (one or two requests' worth): grow as if
+    // the limit held at least a few typical requests.
+    const next = gradient > 1 ? this.#limit + (gradient - 1) * Math.max(this.#limit, GROWTH_FLOOR_REQUESTS * typicalCharge) : this.#limit * gradient;
     this.#limit = Math.min(max, Math.max(min, next));
 
     this.#windowStart = now;
