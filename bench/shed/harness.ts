@@ -29,6 +29,11 @@ export interface ShedBenchOptions {
   readonly pointMs: number;
   readonly warmUpMs: number;
   readonly calibrationMs: number;
+  /**
+   * Requests sent one at a time on the idle stack to measure its unloaded latency. A p99 needs
+   * about a hundred samples: a few seconds' worth (~15) only shows the p90-p95 of the size spread.
+   */
+  readonly unloadedSamples: number;
   readonly clientTimeoutMs: number;
   readonly server: ServerModel;
   /** A response is good when it is a 200 within sloFactor × its unloaded work time (at least sloFloorMs). */
@@ -47,6 +52,7 @@ export const DEFAULT_OPTIONS: ShedBenchOptions = {
   pointMs: 12_000,
   warmUpMs: 6_000,
   calibrationMs: 6_000,
+  unloadedSamples: 150,
   clientTimeoutMs: 10_000,
   server: { capacity: 4, baseLatencyMs: 60, perTokenMs: 1, perKbMs: 20, batchPenalty: 0.5 },
   sloFactor: 4,
@@ -89,6 +95,11 @@ export interface ClassStats {
   readonly shedShare: number;
   readonly admittedP50Ms: number | null;
   readonly admittedP99Ms: number | null;
+  /**
+   * p99 of latency ÷ the request's own unloaded work: the slow-down independent of which sizes
+   * happened to land in the sample (a p99 of ~70 requests is their largest one's latency).
+   */
+  readonly admittedSlowdownP99: number | null;
 }
 
 export interface PointResult {
@@ -107,6 +118,25 @@ export interface PointResult {
   /** Answers other than 200 by status and shed reason. */
   readonly failures: Readonly<Record<string, number>>;
   readonly byClass: Readonly<Record<Priority, ClassStats>>;
+  /** What the server and the guard looked like during the point (sampled every TELEMETRY_EVERY_MS). */
+  readonly telemetry: Telemetry;
+}
+
+export interface Telemetry {
+  /** Mean busy batch slots ÷ capacity: how much of the server the point kept working. */
+  readonly serverUtilisation: number;
+  /** Mean requests waiting in the model server's own queue. */
+  readonly serverQueue: number;
+  /** The guard's budget (cost units) and in-flight cost, mean over the point; null without a guard. */
+  readonly guardLimitCost: number | null;
+  readonly guardInFlightCost: number | null;
+}
+
+export interface UnloadedLatency {
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** p99 of latency ÷ the request's own work (the stack's per-request overhead, mostly). */
+  readonly slowdownP99: number;
 }
 
 export interface Calibration {
@@ -114,7 +144,7 @@ export interface Calibration {
   readonly capacityPerSecond: number;
   readonly capacityWorkMsPerSecond: number;
   /** p50/p99 of single requests on an idle stack, per variant. */
-  readonly unloaded: Readonly<Partial<Record<Variant, { p50Ms: number; p99Ms: number }>>>;
+  readonly unloaded: Readonly<Partial<Record<Variant, UnloadedLatency>>>;
 }
 
 export interface ShedReport {
@@ -210,6 +240,13 @@ async function openLoop(
   return Promise.all(pending);
 }
 
+/** `count` requests, each sent when the previous one has been answered: latency with nothing else in flight. */
+async function oneAtATime(url: string, count: number, next: (index: number) => BenchRequest, timeoutMs: number): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  for (let i = 0; i < count; i++) samples.push(await send(url, next(i), timeoutMs, 0));
+  return samples;
+}
+
 /** Closed loop with `concurrency` workers for `durationMs`: saturation throughput or unloaded latency. */
 async function closedLoop(
   url: string,
@@ -243,10 +280,19 @@ function classStats(samples: readonly Sample[]): ClassStats {
     shedShare: round(offered === 0 ? 0 : shed / offered, 4) ?? 0,
     admittedP50Ms: round(percentile(ok.map((sample) => sample.ms), 50)),
     admittedP99Ms: round(percentile(ok.map((sample) => sample.ms), 99)),
+    admittedSlowdownP99: round(percentile(ok.map((sample) => sample.ms / sample.workMs), 99), 2),
   };
 }
 
-export function summarise(variant: Variant, load: number, rate: number, durationMs: number, samples: readonly Sample[], calibration: Pick<Calibration, "capacityWorkMsPerSecond">): PointResult {
+export function summarise(
+  variant: Variant,
+  load: number,
+  rate: number,
+  durationMs: number,
+  samples: readonly Sample[],
+  calibration: Pick<Calibration, "capacityWorkMsPerSecond">,
+  telemetry: Telemetry,
+): PointResult {
   const seconds = durationMs / 1000;
   const good = samples.filter((sample) => sample.good);
   const ok = samples.filter((sample) => sample.status === 200);
@@ -270,6 +316,57 @@ export function summarise(variant: Variant, load: number, rate: number, duration
       standard: classStats(samples.filter((sample) => sample.priority === "standard")),
       sheddable: classStats(samples.filter((sample) => sample.priority === "sheddable")),
     },
+    telemetry,
+  };
+}
+
+const TELEMETRY_EVERY_MS = 250;
+
+/** Value of an unlabelled-or-single-series gauge in Prometheus text; undefined when absent. */
+function gaugeValue(text: string, name: string): number | undefined {
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+function mean(values: readonly number[]): number | null {
+  return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length;
+}
+
+/** Samples the model's batch and the guard's budget until stopped; monitoring only, never fails the run. */
+function sampleTelemetry(stack: Stack, capacity: number): () => Promise<Telemetry> {
+  const active: number[] = [];
+  const waiting: number[] = [];
+  const limits: number[] = [];
+  const inFlight: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const stats = (await (await fetch(`${stack.light.url}/__demo/stats`)).json()) as { active: number; waiting: number };
+        active.push(stats.active);
+        waiting.push(stats.waiting);
+        if (stack.guard !== undefined) {
+          const text = await stack.guard.metrics();
+          const limit = gaugeValue(text, "guard_admission_limit_cost");
+          const cost = gaugeValue(text, "guard_admission_inflight_cost");
+          if (limit !== undefined) limits.push(limit);
+          if (cost !== undefined) inFlight.push(cost);
+        }
+      } catch {
+        // A missed sample only thins the telemetry.
+      }
+      await sleep(TELEMETRY_EVERY_MS);
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+    return {
+      serverUtilisation: round((mean(active) ?? 0) / capacity, 3) ?? 0,
+      serverQueue: round(mean(waiting) ?? 0, 2) ?? 0,
+      guardLimitCost: round(mean(limits), 0),
+      guardInFlightCost: round(mean(inFlight), 0),
+    };
   };
 }
 
@@ -312,15 +409,21 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
   const log = options.log ?? (() => undefined);
   const next = requestFactory(options);
   const points: PointResult[] = [];
-  const unloaded: Partial<Record<Variant, { p50Ms: number; p99Ms: number }>> = {};
+  const unloaded: Partial<Record<Variant, UnloadedLatency>> = {};
   let capacity: Pick<Calibration, "capacityPerSecond" | "capacityWorkMsPerSecond"> | undefined;
   for (const variant of options.variants) {
       const stack = await startStack(await stackOptions(variant, options.server, options.guardConfig ?? {}));
       const url = `${stack.url}${CHAT_PATH}`;
       try {
-        const idle = await closedLoop(url, 1, Math.max(1_000, options.calibrationMs / 2), next, options.clientTimeoutMs);
-        const idleMs = idle.filter((sample) => sample.status === 200).map((sample) => sample.ms);
-        unloaded[variant] = { p50Ms: round(percentile(idleMs, 50)) ?? 0, p99Ms: round(percentile(idleMs, 99)) ?? 0 };
+        // The same requests for every variant (their own seeded stream), so set-ups compare like with like.
+        const idle = await oneAtATime(url, options.unloadedSamples, requestFactory({ ...options, seed: options.seed + 1 }), options.clientTimeoutMs);
+        const idleServed = idle.filter((sample) => sample.status === 200);
+        const idleMs = idleServed.map((sample) => sample.ms);
+        unloaded[variant] = {
+          p50Ms: round(percentile(idleMs, 50)) ?? 0,
+          p99Ms: round(percentile(idleMs, 99)) ?? 0,
+          slowdownP99: round(percentile(idleServed.map((sample) => sample.ms / sample.workMs), 99), 2) ?? 0,
+        };
         if (capacity === undefined) {
           // Saturated closed loop: every slot busy, a short queue behind them.
           const saturated = await closedLoop(url, Math.ceil(options.server.capacity * 1.5), options.calibrationMs, next, options.clientTimeoutMs);
@@ -341,10 +444,11 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
         }
         for (const load of options.points) {
           const rate = load * perSecond;
+          const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
           const samples = await openLoop(url, rate, options.pointMs, next, options.clientTimeoutMs);
-          const result = summarise(variant, load, rate, options.pointMs, samples, capacity);
+          const result = summarise(variant, load, rate, options.pointMs, samples, capacity, await stopTelemetry());
           points.push(result);
-          log(`${variant} ${load}x: goodput ${result.goodputPerSecond}/s (${Math.round(result.goodputShareOfCapacity * 100)}% of capacity), critical kept ${result.byClass.critical.keptShare}, not 200: ${JSON.stringify(result.failures)}`);
+          log(`${variant} ${load}x: goodput ${result.goodputPerSecond}/s (${Math.round(result.goodputShareOfCapacity * 100)}% of capacity), critical kept ${result.byClass.critical.keptShare}, not 200: ${JSON.stringify(result.failures)}, telemetry ${JSON.stringify(result.telemetry)}`);
           await drained(stack, options.clientTimeoutMs);
         }
       } finally {

@@ -1,10 +1,10 @@
 // `make bench-shed`: runs the load-shedding sweep once, writes bench/results/shed-<date>.json and
 // prints a table with the targets of issue 5 checked against the numbers.
-// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4]
+// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4] [--variants none,guard] [--out file]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { DEFAULT_OPTIONS, formatTable, runShedBench, type ShedReport } from "./harness.js";
+import { DEFAULT_OPTIONS, formatTable, runShedBench, type ShedReport, type Variant } from "./harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -23,6 +23,8 @@ function targets(report: ShedReport): string[] {
     const p99 = point.byClass.critical.admittedP99Ms;
     if (unloadedP99 !== undefined && p99 !== null) {
       lines.push(`${verdict(p99 <= 2 * unloadedP99)} ${point.load}x admitted critical p99 ≤ 2× unloaded (${unloadedP99} ms): ${p99} ms`);
+      const unloadedSlowdown = report.calibration.unloaded.guard?.slowdownP99;
+      lines.push(`       ${point.load}x (info) size-normalised: critical p99 of latency ÷ own work ${point.byClass.critical.admittedSlowdownP99}, unloaded ${unloadedSlowdown}`);
     }
     const baseline = none.find((candidate) => candidate.load === point.load);
     if (point.load < 1 && baseline?.admittedP99Ms != null && point.admittedP99Ms !== null) {
@@ -34,12 +36,13 @@ function targets(report: ShedReport): string[] {
 }
 
 const { values } = parseArgs({
-  options: { "point-s": { type: "string" }, points: { type: "string" }, out: { type: "string" } },
+  options: { "point-s": { type: "string" }, points: { type: "string" }, variants: { type: "string" }, out: { type: "string" } },
 });
 const options = {
   ...DEFAULT_OPTIONS,
   ...(values["point-s"] === undefined ? {} : { pointMs: Number(values["point-s"]) * 1000 }),
   ...(values.points === undefined ? {} : { points: values.points.split(",").map(Number) }),
+  ...(values.variants === undefined ? {} : { variants: values.variants.split(",") as Variant[] }),
   log: (line: string) => process.stderr.write(`${line}\n`),
 };
 const report = await runShedBench(options);

@@ -10,6 +10,7 @@ t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
     pointMs: 1_500,
     warmUpMs: 0,
     calibrationMs: 1_500,
+    unloadedSamples: 10,
   });
   t.ok(report.calibration.capacityPerSecond > 0, `capacity ${report.calibration.capacityPerSecond} req/s`);
   t.same(

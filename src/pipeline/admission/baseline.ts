@@ -1,23 +1,33 @@
-// Unloaded-latency estimates. A minimum is what an unloaded upstream shows (load only ever adds
-// latency), but a minimum never forgets a faster past: after a model change the upstream may be
-// slower for good. So the minimum decays upwards (doubles every doublingMs) unless refreshed.
+// Unloaded-latency estimates. "Unloaded" is observed, not guessed: a request that had the upstream
+// to itself (as far as this pool can tell: nothing else in flight when it was admitted and nothing
+// admitted during its life) shows the unloaded latency, plus its own noise. A mean of such quiet
+// samples is an unbiased estimate; a minimum is not: one lucky sample sets it far below the typical
+// value, every later request then reads as slow, and as ever more extreme minima arrive the reading
+// drifts upwards for as long as the process runs.
+// Under sustained load no request is quiet. The estimate then falls back on the least-overlapped
+// samples seen and otherwise stays frozen, so the reference is not lost exactly when it is needed.
 
-export class DecayingMinimum {
-  #value: number | undefined;
-  #at = 0;
+/** Weight of the newest sample in the mean at the quietest overlap level. */
+const QUIET_SMOOTHING = 0.1;
 
-  constructor(readonly doublingMs: number) {}
+/**
+ * The mean of the samples taken at the lowest overlap (other requests sharing the upstream) seen so
+ * far. A sample at a lower overlap restarts the mean at that level; more overlapped ones are ignored.
+ */
+export class QuietestMean {
+  #overlap = Number.POSITIVE_INFINITY;
+  #mean: number | undefined;
 
-  value(now: number): number | undefined {
-    if (this.#value === undefined) return undefined;
-    return this.#value * 2 ** (Math.max(0, now - this.#at) / this.doublingMs);
+  get value(): number | undefined {
+    return this.#mean;
   }
 
-  observe(sample: number, now: number): void {
-    const current = this.value(now);
-    if (current === undefined || sample <= current) {
-      this.#value = sample;
-      this.#at = now;
+  observe(sample: number, overlap: number): void {
+    if (overlap < this.#overlap || this.#mean === undefined) {
+      this.#overlap = overlap;
+      this.#mean = sample;
+    } else if (overlap === this.#overlap) {
+      this.#mean += QUIET_SMOOTHING * (sample - this.#mean);
     }
   }
 }
@@ -33,22 +43,20 @@ function bucketOf(cost: number): number {
 }
 
 /**
- * The guard's own predictor of unloaded latency when the complexity stage gave none: the decaying
- * minimum of latency per cost unit, kept per cost bucket because fixed per-request overheads make
- * small requests slower per unit than large ones.
+ * The guard's own predictor of unloaded latency when the complexity stage gave none: the quietest
+ * mean latency per cost unit, kept per cost bucket because fixed per-request overheads make small
+ * requests slower per unit than large ones.
  */
 export class UnloadedLatencyModel {
-  readonly #perCost = new Map<number, DecayingMinimum>();
-
-  constructor(readonly doublingMs: number) {}
+  readonly #perCost = new Map<number, QuietestMean>();
 
   /** Predicted unloaded latency in ms, or undefined before any sample of a similar size. */
-  predict(cost: number, now: number): number | undefined {
+  predict(cost: number): number | undefined {
     const home = bucketOf(cost);
     // The nearest populated bucket stands in for an empty one; ties prefer the larger size.
     for (let distance = 0; distance < BUCKET_COUNT; distance++) {
       for (const index of [home + distance, home - distance]) {
-        const msPerCost = this.#perCost.get(index)?.value(now);
+        const msPerCost = this.#perCost.get(index)?.value;
         if (msPerCost !== undefined) return msPerCost * cost;
       }
       if (home + distance >= BUCKET_COUNT && home - distance < 0) break;
@@ -56,13 +64,13 @@ export class UnloadedLatencyModel {
     return undefined;
   }
 
-  observe(cost: number, latencyMs: number, now: number): void {
+  observe(cost: number, latencyMs: number, overlap: number): void {
     const index = bucketOf(cost);
-    let minimum = this.#perCost.get(index);
-    if (minimum === undefined) {
-      minimum = new DecayingMinimum(this.doublingMs);
-      this.#perCost.set(index, minimum);
+    let estimate = this.#perCost.get(index);
+    if (estimate === undefined) {
+      estimate = new QuietestMean();
+      this.#perCost.set(index, estimate);
     }
-    minimum.observe(latencyMs / cost, now);
+    estimate.observe(latencyMs / cost, overlap);
   }
 }

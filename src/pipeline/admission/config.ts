@@ -36,8 +36,6 @@ const limitSchema = z
     growthUtilisation: ratio.default(0.5),
     /** Use the complexity stage's predicted latency for size normalisation when it is present. */
     usePredictedLatency: z.boolean().default(true),
-    /** How long an unrefreshed unloaded-latency minimum takes to double (forgets a faster past). */
-    baselineDoublingMs: z.number().int().min(1_000).default(300_000),
   })
   .prefault({});
 
@@ -57,8 +55,8 @@ function classSchema(defaults: { share: number; maxWaitMs: number; maxQueue: num
 const classesSchema = z
   .strictObject({
     critical: classSchema({ share: 1, maxWaitMs: 900, maxQueue: 256 }),
-    standard: classSchema({ share: 0.9, maxWaitMs: 400, maxQueue: 256 }),
-    sheddable: classSchema({ share: 0.8, maxWaitMs: 150, maxQueue: 64 }),
+    standard: classSchema({ share: 0.8, maxWaitMs: 150, maxQueue: 256 }),
+    sheddable: classSchema({ share: 0.6, maxWaitMs: 50, maxQueue: 64 }),
   })
   .prefault({});
 
@@ -92,6 +90,13 @@ export const admissionSchema = z
     defaultCost: z.number().positive().default(1),
     /** Deficit round robin quantum in cost units (per tenant per round, within a class). */
     drrQuantum: z.number().positive().default(8),
+    /**
+     * Every request holds its cost plus requestWeight × the typical (smoothed mean) request cost of
+     * the budget: 0 budgets pure size (a server limited by total work), large values approach a
+     * request count (a server limited by slots, i.e. a max batch size). 2 keeps a slot-limited
+     * server busy and costs a work-limited one little (docs/admission.md).
+     */
+    requestWeight: z.number().min(0).max(100).default(2),
     /** Ceiling of the Retry-After the guard advertises. */
     maxRetryAfterSeconds: z.number().int().min(1).max(3_600).default(30),
     limit: limitSchema,

@@ -7,6 +7,9 @@ import { DrrQueue } from "./drr.js";
 import { GradientLimiter } from "./limiter.js";
 import { PRIORITIES, rank, type Priority } from "./priority.js";
 
+/** Weight of the newest request in the typical cost behind the per-request charge. */
+const TYPICAL_COST_SMOOTHING = 0.02;
+
 export interface AdmissionRequest {
   readonly cost: number;
   readonly priority: Priority;
@@ -15,12 +18,18 @@ export interface AdmissionRequest {
 }
 
 export interface Ticket {
+  /** The request's own cost (its size, as priced). */
   readonly cost: number;
+  /** What it holds of the budget: its cost plus the per-request charge at admission. */
+  readonly charge: number;
   readonly priority: Priority;
   readonly admittedAt: number;
   readonly waitedMs: number;
   /** Admitted as a half-open circuit probe: its outcome decides the circuit. */
   readonly probe: boolean;
+  /** Requests already in flight when it was admitted, and the pool's admission count after it. */
+  readonly othersAtAdmission: number;
+  readonly admissionSerial: number;
 }
 
 export type ShedReason = "shed.overload" | "shed.queue_full" | "shed.queue_timeout" | "shed.circuit_open";
@@ -63,9 +72,10 @@ export interface ControllerDeps {
 }
 
 interface Waiter {
+  readonly request: AdmissionRequest;
+  /** The budget it will hold (Ticket.charge): queues and fairness count in budget units. */
   readonly cost: number;
   readonly tenant: string;
-  readonly priority: Priority;
   readonly enqueuedAt: number;
   readonly settle: (decision: Decision) => void;
   cancelTimer: () => void;
@@ -80,6 +90,8 @@ export class AdmissionController {
   readonly #released = new WeakSet<Ticket>();
   #inFlight = 0;
   #inFlightCount = 0;
+  #admissions = 0;
+  #typicalCost: number | undefined;
 
   constructor(config: AdmissionConfig, deps: ControllerDeps) {
     this.#config = config;
@@ -119,27 +131,28 @@ export class AdmissionController {
    */
   acquire(request: AdmissionRequest, onSettled: (decision: Decision) => void): Attempt {
     const now = this.#deps.now();
+    const charge = this.#chargeOf(request.cost);
     const circuit = this.#circuit.state(now);
     if (circuit !== "closed") {
       const permit = this.#circuit.tryAcquire(now);
       // Probes skip the budget: they are few, and the point is to learn whether the upstream is back.
-      if (permit.allowed) return { kind: "admitted", ticket: this.#admit(request, now, 0, permit.probe) };
+      if (permit.allowed) return { kind: "admitted", ticket: this.#admit(request, charge, now, 0, permit.probe) };
       return this.#shed("shed.circuit_open", 0, permit.retryAfterMs);
     }
     const settings = this.#config.classes[request.priority];
-    if (!this.#higherOrEqualWaiting(request.priority) && this.#fits(request.cost, request.priority)) {
-      return { kind: "admitted", ticket: this.#admit(request, now, 0, false) };
+    if (!this.#higherOrEqualWaiting(request.priority) && this.#fits(charge, request.priority)) {
+      return { kind: "admitted", ticket: this.#admit(request, charge, now, 0, false) };
     }
     if (settings.maxWaitMs === 0) return this.#shed("shed.overload", 0);
     const queue = this.#queues[request.priority];
     if (queue.length >= settings.maxQueue) return this.#shed("shed.queue_full", 0);
     // Answer now what the queue would answer later anyway: a fast 429 beats a slow one.
-    if (this.#estimatedWaitMs(request) > settings.maxWaitMs) return this.#shed("shed.overload", 0);
+    if (this.#estimatedWaitMs(request.priority, charge) > settings.maxWaitMs) return this.#shed("shed.overload", 0);
 
     const waiter: Waiter = {
-      cost: request.cost,
+      request,
+      cost: charge,
       tenant: request.tenant,
-      priority: request.priority,
       enqueuedAt: now,
       settle: onSettled,
       cancelTimer: () => undefined,
@@ -172,7 +185,7 @@ export class AdmissionController {
     const inFlightBefore = this.#inFlight;
     this.#inFlightCount -= 1;
     // Float sums drift; an empty pool is exactly empty.
-    this.#inFlight = this.#inFlightCount === 0 ? 0 : this.#inFlight - ticket.cost;
+    this.#inFlight = this.#inFlightCount === 0 ? 0 : this.#inFlight - ticket.charge;
 
     if (completion.verdict !== undefined) {
       this.#circuit.record(completion.verdict, ticket.probe, now);
@@ -187,23 +200,43 @@ export class AdmissionController {
         completion.predictedLatencyMs === undefined
           ? { cost: ticket.cost, latencyMs: completion.latencyMs }
           : { cost: ticket.cost, latencyMs: completion.latencyMs, predictedLatencyMs: completion.predictedLatencyMs };
-      ratio = this.#limiter.observe(sample, inFlightBefore, now);
+      const typicalCharge = (1 + this.#config.requestWeight) * (this.#typicalCost ?? ticket.cost);
+      ratio = this.#limiter.observe({ ...sample, overlap: this.#overlapOf(ticket) }, inFlightBefore, now, typicalCharge);
     }
     this.#admitWaiting(now);
     return ratio;
   }
 
-  #admit(request: AdmissionRequest, now: number, waitedMs: number, probe: boolean): Ticket {
-    this.#inFlight += request.cost;
-    this.#inFlightCount += 1;
-    this.#limiter.noteInFlight(this.#inFlight);
-    return { cost: request.cost, priority: request.priority, admittedAt: now, waitedMs, probe };
+  /**
+   * Budget a request holds: its cost plus requestWeight × the typical (smoothed mean) cost. A server
+   * limited by slots (max batch size) rather than by work is full at a request count whatever the
+   * sizes; charging every request a share of a typical one keeps the number of requests a budget
+   * admits from swinging with the size mix (three large requests leaving slots idle, a dozen small
+   * ones queueing inside the server), and changes little for a work-limited server.
+   */
+  #chargeOf(cost: number): number {
+    this.#typicalCost = this.#typicalCost === undefined ? cost : this.#typicalCost + TYPICAL_COST_SMOOTHING * (cost - this.#typicalCost);
+    return cost + this.#config.requestWeight * this.#typicalCost;
   }
 
-  #fits(cost: number, priority: Priority): boolean {
+  #admit(request: AdmissionRequest, charge: number, now: number, waitedMs: number, probe: boolean): Ticket {
+    const othersAtAdmission = this.#inFlightCount;
+    this.#inFlight += charge;
+    this.#inFlightCount += 1;
+    this.#admissions += 1;
+    this.#limiter.noteInFlight(this.#inFlight);
+    return { cost: request.cost, charge, priority: request.priority, admittedAt: now, waitedMs, probe, othersAtAdmission, admissionSerial: this.#admissions };
+  }
+
+  /** How many other requests shared the upstream with this one: 0 means it ran alone (unloaded). */
+  #overlapOf(ticket: Ticket): number {
+    return ticket.othersAtAdmission + (this.#admissions - ticket.admissionSerial);
+  }
+
+  #fits(charge: number, priority: Priority): boolean {
     // An empty pool admits anything, so a request costlier than the whole budget is not starved.
     if (this.#inFlightCount === 0) return true;
-    return this.#inFlight + cost <= this.#config.classes[priority].share * this.#limiter.limit;
+    return this.#inFlight + charge <= this.#config.classes[priority].share * this.#limiter.limit;
   }
 
   #higherOrEqualWaiting(priority: Priority): boolean {
@@ -222,7 +255,7 @@ export class AdmissionController {
       if (next === undefined || !this.#fits(next.cost, priority)) return;
       queue.shift();
       next.cancelTimer();
-      const ticket = this.#admit(next, now, now - next.enqueuedAt, false);
+      const ticket = this.#admit(next.request, next.cost, now, now - next.enqueuedAt, false);
       next.settle({ kind: "admitted", ticket });
     }
   }
@@ -244,15 +277,15 @@ export class AdmissionController {
     return latency === undefined ? undefined : this.#limiter.limit / latency;
   }
 
-  #estimatedWaitMs(request: AdmissionRequest): number {
+  #estimatedWaitMs(priority: Priority, charge: number): number {
     const drain = this.#drainPerMs();
     if (drain === undefined) return 0;
     let ahead = 0;
-    for (const priority of PRIORITIES) {
-      if (rank(priority) <= rank(request.priority)) ahead += this.#queues[priority].cost;
+    for (const other of PRIORITIES) {
+      if (rank(other) <= rank(priority)) ahead += this.#queues[other].cost;
     }
-    const budget = this.#config.classes[request.priority].share * this.#limiter.limit;
-    return Math.max(0, this.#inFlight + ahead + request.cost - budget) / drain;
+    const budget = this.#config.classes[priority].share * this.#limiter.limit;
+    return Math.max(0, this.#inFlight + ahead + charge - budget) / drain;
   }
 
   #shed(reason: ShedReason, waitedMs: number, circuitRetryMs?: number): Decision {

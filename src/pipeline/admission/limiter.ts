@@ -2,9 +2,10 @@
 // latency ratio (observed ÷ predicted unloaded latency); per window (about one round trip) the mean
 // ratio is smoothed and the budget moves gradient-style towards the target ratio:
 //   limit ← clamp(limit × clamp(target / smoothedRatio, minGradient, growthCap), min, max)
-// growthCap is slowStartGrowth until latency first reaches the target, maxGrowth after; growth needs
+// growthCap is slowStartGrowth until latency reaches the target (and again once it falls far below
+// it), maxGrowth otherwise; growth needs
 // the budget to have been in use. docs/admission.md explains every parameter.
-import { DecayingMinimum, UnloadedLatencyModel } from "./baseline.js";
+import { QuietestMean, UnloadedLatencyModel } from "./baseline.js";
 import type { LimitConfig } from "./config.js";
 
 export interface LatencySample {
@@ -12,6 +13,8 @@ export interface LatencySample {
   readonly latencyMs: number;
   /** The complexity stage's unloaded prediction, when it made one. */
   readonly predictedLatencyMs?: number;
+  /** Other requests of the pool that shared the upstream with this one (0: it ran alone). */
+  readonly overlap: number;
 }
 
 /** Where a sample's prediction came from; each source is calibrated separately. */
@@ -22,6 +25,12 @@ interface SourceWindow {
   samples: number;
 }
 
+/** Share of the way from ratio 1 to the target below which slow start resumes. */
+const SLOW_START_AGAIN = 0.5;
+
+/** Growth is proportional to the limit, but never to less than this many typical requests' worth. */
+const GROWTH_FLOOR_REQUESTS = 4;
+
 /** Weight of the newest sample in the latency EWMA that sizes windows and drain estimates. */
 const LATENCY_SMOOTHING = 0.2;
 
@@ -29,11 +38,11 @@ export class GradientLimiter {
   readonly #config: LimitConfig;
   readonly #own: UnloadedLatencyModel;
   /**
-   * Calibration per source: the decaying minimum of window-mean raw ratios. Divides out a constant
-   * bias of the predictor (a complexity model that is 2× optimistic, or per-request noise that
-   * drags a minimum-based prediction low), so an unloaded upstream reads as ratio 1.
+   * Calibration per source: the mean raw ratio of the quietest requests. Divides out a constant
+   * bias of the predictor (a complexity model that is 2× optimistic, or a neighbouring size
+   * bucket standing in for an empty one), so an unloaded upstream reads as ratio 1.
    */
-  readonly #floors: Record<Source, DecayingMinimum>;
+  readonly #floors: Record<Source, QuietestMean> = { complexity: new QuietestMean(), own: new QuietestMean() };
   #limit: number;
   #smoothedRatio: number | undefined;
   #slowStart = true;
@@ -45,11 +54,7 @@ export class GradientLimiter {
 
   constructor(config: LimitConfig) {
     this.#config = config;
-    this.#own = new UnloadedLatencyModel(config.baselineDoublingMs);
-    this.#floors = {
-      complexity: new DecayingMinimum(config.baselineDoublingMs),
-      own: new DecayingMinimum(config.baselineDoublingMs),
-    };
+    this.#own = new UnloadedLatencyModel();
     this.#limit = config.initial;
   }
 
@@ -72,10 +77,11 @@ export class GradientLimiter {
   }
 
   /**
-   * Feeds one completed upstream request, with the in-flight cost it completed from. Returns its
-   * normalised latency ratio (for the histogram), and may move the limit when it closes a window.
+   * Feeds one completed upstream request, with the in-flight cost it completed from and what a
+   * typical request holds of the budget (the smallest growth step). Returns its normalised latency
+   * ratio (for the histogram), and may move the limit when it closes a window.
    */
-  observe(sample: LatencySample, inFlight: number, now: number): number {
+  observe(sample: LatencySample, inFlight: number, now: number, typicalCharge: number): number {
     this.noteInFlight(inFlight);
     const cost = sample.cost;
     const latency = Math.max(sample.latencyMs, 0.001);
@@ -85,10 +91,12 @@ export class GradientLimiter {
     const usePredicted =
       this.#config.usePredictedLatency && sample.predictedLatencyMs !== undefined && sample.predictedLatencyMs > 0;
     const source: Source = usePredicted ? "complexity" : "own";
-    const predicted = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost, now);
-    this.#own.observe(cost, latency, now);
+    const predicted = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost);
+    this.#own.observe(cost, latency, sample.overlap);
     // With no prediction yet, this sample is its own baseline.
     const raw = predicted === undefined ? 1 : latency / predicted;
+    const floors = this.#floors[source];
+    floors.observe(raw, sample.overlap);
 
     const bucket = this.#window[source];
     bucket.rawSum += raw;
@@ -96,10 +104,9 @@ export class GradientLimiter {
     this.#windowSamples += 1;
     this.#windowStart ??= now;
 
-    const floor = this.#floors[source].value(now) ?? raw;
-    const ratio = raw / floor;
+    const ratio = raw / (floors.value ?? raw);
     if (this.#windowSamples >= this.#config.minWindowSamples && now - this.#windowStart >= this.#windowLengthMs()) {
-      this.#closeWindow(now);
+      this.#closeWindow(now, typicalCharge);
     }
     return ratio;
   }
@@ -109,16 +116,14 @@ export class GradientLimiter {
     return Math.max(this.#config.minWindowMs, this.#meanLatencyMs ?? 0);
   }
 
-  #closeWindow(now: number): void {
+  #closeWindow(now: number, typicalCharge: number): void {
     let ratioSum = 0;
     let samples = 0;
     for (const source of ["complexity", "own"] as const) {
       const window = this.#window[source];
       if (window.samples === 0) continue;
       const meanRaw = window.rawSum / window.samples;
-      this.#floors[source].observe(meanRaw, now);
-      const floor = this.#floors[source].value(now) ?? meanRaw;
-      ratioSum += (meanRaw / floor) * window.samples;
+      ratioSum += (meanRaw / (this.#floors[source].value ?? meanRaw)) * window.samples;
       samples += window.samples;
     }
     const windowRatio = ratioSum / samples;
@@ -129,14 +134,17 @@ export class GradientLimiter {
     const { targetRatio, minGradient, growthUtilisation, min, max } = this.#config;
     // Slow start (as in TCP): grow fast until latency first reaches the target, gently after that.
     if (smoothed >= targetRatio) this.#slowStart = false;
+    // Latency far below the target (load fell, or a spike forced a deep cut): the upstream has room
+    // to spare, so probe fast again instead of crawling back at maxGrowth.
+    else if (smoothed <= 1 + (targetRatio - 1) * SLOW_START_AGAIN) this.#slowStart = true;
     const maxGrowth = this.#slowStart ? this.#config.slowStartGrowth : this.#config.maxGrowth;
     const inUse = this.#windowMaxInFlight >= growthUtilisation * this.#limit;
     let gradient = Math.min(maxGrowth, Math.max(minGradient, targetRatio / smoothed));
     // An idle budget says nothing about what the upstream could take: never grow it.
     if (!inUse) gradient = Math.min(gradient, 1);
-    let next = this.#limit * gradient;
-    // Multiplicative growth alone would crawl at tiny limits: grow by at least one cost unit.
-    if (gradient > 1) next = Math.max(next, this.#limit + 1);
+    // Multiplicative growth alone would crawl at tiny limits (one or two requests' worth): grow as if
+    // the limit held at least a few typical requests.
+    const next = gradient > 1 ? this.#limit + (gradient - 1) * Math.max(this.#limit, GROWTH_FLOOR_REQUESTS * typicalCharge) : this.#limit * gradient;
     this.#limit = Math.min(max, Math.max(min, next));
 
     this.#windowStart = now;

@@ -25,14 +25,14 @@ export function createAdmissionMetrics(registry: Registry, pools: ReadonlyMap<st
     };
   new Gauge({
     name: "guard_admission_inflight_cost",
-    help: "Cost units admitted and not yet finished, per pool",
+    help: "Budget held by requests admitted and not yet finished (cost plus the per-request charge), per pool",
     labelNames: ["pool"],
     registers,
     collect: perPool((controller) => controller.inFlightCost),
   });
   new Gauge({
     name: "guard_admission_limit_cost",
-    help: "Current adaptive in-flight budget in cost units, per pool",
+    help: "Current adaptive in-flight budget (cost units including the per-request charge), per pool",
     labelNames: ["pool"],
     registers,
     collect: perPool((controller) => controller.limit),

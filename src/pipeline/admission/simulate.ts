@@ -13,6 +13,11 @@ import { gaussian, seededRandom } from "../../util/seeded-random.js";
 export interface ServerModel {
   /** In-flight cost the server batches at full speed; beyond it requests time-share. */
   readonly batchCost: number;
+  /**
+   * Slot-limited instead (a max batch size, like the demo model): at most this many requests run
+   * at once whatever their size, the rest wait in the server's FIFO queue; batchCost is then unused.
+   */
+  readonly slots?: number;
   /** How much slower each request runs with a full batch than alone (0.3 = 30%). */
   readonly slowdownAtFull: number;
   /** Unloaded latency = overheadMs + msPerCost × cost, times per-request noise. */
@@ -60,8 +65,9 @@ export interface SimulationOptions {
   readonly prediction?: "exact" | "none";
   /** false: every request goes straight to the server (the unprotected baseline). */
   readonly protect?: boolean;
-  /** A response is good when its total latency is within sloFactor × its unloaded latency. */
+  /** A response is good when its total latency is within sloFactor × its unloaded latency (at least sloFloorMs). */
   readonly sloFactor?: number;
+  readonly sloFloorMs?: number;
   /** Only requests arriving in [measureFromMs, measureToMs) count in the report. */
   readonly measureFromMs?: number;
   readonly measureToMs?: number;
@@ -89,14 +95,19 @@ export interface TracePoint {
   readonly ratio: number;
   readonly inFlightCost: number;
   readonly serverCost: number;
+  /** Requests the server is working on (not queued inside it). */
+  readonly serverRunning: number;
 }
 
 export interface SimulationReport {
   readonly scenario: string;
-  /** Completed cost per second the server sustains at full batch (calibrated per cost model). */
-  readonly capacityCostPerSecond: number;
-  /** Cost per second of good responses in the measurement window. */
-  readonly goodputCostPerSecond: number;
+  /**
+   * Unloaded work (ms of service time alone) per second the saturated server completes, calibrated
+   * per cost model. Work, not cost, like `make bench-shed`: a per-request overhead is work too.
+   */
+  readonly capacityWorkMsPerSecond: number;
+  /** Work per second of good responses in the measurement window. */
+  readonly goodputWorkMsPerSecond: number;
   /** Goodput ÷ the capacity available in the measurement window. */
   readonly goodputShare: number;
   readonly classes: Readonly<Record<Priority, ClassReport>>;
@@ -106,35 +117,64 @@ export interface SimulationReport {
 
 export const DEFAULT_SERVER: ServerModel = { batchCost: 400, slowdownAtFull: 0.3, overheadMs: 30, msPerCost: 40, noise: 0.15 };
 export const DEFAULT_COSTS: CostModel = { median: 6, sigma: 0.8, max: 48 };
+/**
+ * The demo model as `make bench-shed` runs it: 4 slots, 1 + 0.5·(k−1)/4 slowdown (1.375 full),
+ * 60 ms per request plus ~0.25 ms per cost unit (cost ≈ 4 × max_tokens + prompt tokens).
+ */
+export const DEMO_SLOT_SERVER: ServerModel = { batchCost: 0, slots: 4, slowdownAtFull: 0.375, overheadMs: 60, msPerCost: 0.25, noise: 0.1 };
+export const DEMO_COSTS: CostModel = { median: 480, sigma: 0.8, max: 4_500 };
 export const DEFAULT_MIX: Mix = { critical: 0.2, standard: 0.5, sheddable: 0.3 };
 
 interface Job {
   readonly cost: number;
-  readonly finishAt: number;
+  readonly serviceMs: number;
   readonly done: () => void;
 }
 
+interface RunningJob extends Job {
+  readonly finishAt: number;
+}
+
 /**
- * Processor sharing with one rate for every job, so progress is a single virtual-work clock and
- * jobs complete in order of the virtual work at which they finish.
+ * Processor sharing with one rate for every running job, so progress is a single virtual-work
+ * clock and jobs complete in order of the virtual work at which they finish. A slot-limited server
+ * runs at most `slots` jobs and queues the rest in arrival order.
  */
 class BatchingServer {
   #work = 0;
   #lastMs = 0;
   #cost = 0;
   #batchCost: number;
-  readonly #jobs = new MinHeap<Job>((a, b) => a.finishAt < b.finishAt);
+  #slots: number | undefined;
+  readonly #jobs = new MinHeap<RunningJob>((a, b) => a.finishAt < b.finishAt);
+  readonly #waiting: Job[] = [];
+  #waitingHead = 0;
 
   constructor(readonly model: ServerModel) {
     this.#batchCost = model.batchCost;
+    this.#slots = model.slots;
   }
 
+  /** Cost of every job on the server, running or queued. */
   get cost(): number {
     return this.#cost;
   }
 
+  /** Jobs on the server, running or queued. */
+  get count(): number {
+    return this.#jobs.size + this.#waiting.length - this.#waitingHead;
+  }
+
+  get running(): number {
+    return this.#jobs.size;
+  }
+
   #rate(): number {
     const { slowdownAtFull } = this.model;
+    if (this.#slots !== undefined) {
+      const fill = this.#slots <= 1 ? 0 : Math.max(0, this.#jobs.size - 1) / (this.#slots - 1);
+      return 1 / (1 + slowdownAtFull * fill);
+    }
     const full = this.#batchCost;
     if (this.#cost <= full) return 1 / (1 + (slowdownAtFull * this.#cost) / full);
     return full / (this.#cost * (1 + slowdownAtFull));
@@ -148,12 +188,26 @@ class BatchingServer {
   setCapacity(factor: number, nowMs: number): void {
     this.advance(nowMs);
     this.#batchCost = this.model.batchCost * factor;
+    if (this.model.slots !== undefined) this.#slots = Math.max(1, Math.round(this.model.slots * factor));
+    this.#fillSlots();
   }
 
   start(cost: number, serviceMs: number, nowMs: number, done: () => void): void {
     this.advance(nowMs);
     this.#cost += cost;
-    this.#jobs.push({ cost, finishAt: this.#work + serviceMs, done });
+    this.#waiting.push({ cost, serviceMs, done });
+    this.#fillSlots();
+  }
+
+  #fillSlots(): void {
+    while (this.#waitingHead < this.#waiting.length && (this.#slots === undefined || this.#jobs.size < this.#slots)) {
+      const job = this.#waiting[this.#waitingHead++] as Job;
+      this.#jobs.push({ ...job, finishAt: this.#work + job.serviceMs });
+    }
+    if (this.#waitingHead === this.#waiting.length) {
+      this.#waiting.length = 0;
+      this.#waitingHead = 0;
+    }
   }
 
   nextCompletionMs(): number {
@@ -166,7 +220,8 @@ class BatchingServer {
     this.advance(nowMs);
     const job = this.#jobs.pop();
     if (job === undefined) return;
-    this.#cost = this.#jobs.size === 0 ? 0 : this.#cost - job.cost;
+    this.#cost = this.count === 0 ? 0 : this.#cost - job.cost;
+    this.#fillSlots();
     job.done();
   }
 }
@@ -219,7 +274,7 @@ function serviceMs(cost: number, server: ServerModel, random: () => number): num
 }
 
 /**
- * Completed cost per second of the server kept saturated (closed loop at 1.5 × batch) with the
+ * Unloaded work (ms) per second the server completes kept saturated (closed loop at 1.5 × batch or slots) with the
  * cost model's mix. Large requests linger longer in a time-shared batch, so this is measured, not
  * derived.
  */
@@ -228,13 +283,16 @@ export function calibrateCapacity(server: ServerModel, costs: CostModel, seed = 
   const model = new BatchingServer(server);
   const warmupMs = 20_000;
   const untilMs = 80_000;
-  let completedCost = 0;
+  let completedWork = 0;
   let now = 0;
+  const saturated = (): boolean =>
+    server.slots === undefined ? model.cost >= 1.5 * server.batchCost : model.count >= 1.5 * server.slots;
   const refill = (): void => {
-    while (model.cost < 1.5 * server.batchCost) {
+    while (!saturated()) {
       const cost = drawCost(random, costs);
-      model.start(cost, serviceMs(cost, server, random), now, () => {
-        if (now >= warmupMs) completedCost += cost;
+      const work = serviceMs(cost, server, random);
+      model.start(cost, work, now, () => {
+        if (now >= warmupMs) completedWork += work;
       });
     }
   };
@@ -244,7 +302,7 @@ export function calibrateCapacity(server: ServerModel, costs: CostModel, seed = 
     model.completeNext(now);
     refill();
   }
-  return (completedCost / (untilMs - warmupMs)) * 1000;
+  return (completedWork / (untilMs - warmupMs)) * 1000;
 }
 
 function meanCost(costs: CostModel, seed = 11): number {
@@ -275,6 +333,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const admission = options.admission ?? admissionSchema.parse({});
   const random = seededRandom(options.seed ?? 1);
   const sloFactor = options.sloFactor ?? 4;
+  const sloFloorMs = options.sloFloorMs ?? 0;
   const measureFrom = options.measureFromMs ?? 0;
   const measureTo = options.measureToMs ?? scenario.durationMs;
   const tenants = options.tenants ?? 1;
@@ -283,7 +342,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const exactPrediction = (options.prediction ?? "exact") === "exact";
 
   const capacity = calibrateCapacity(server, costs);
-  const requestsPerSecondAtCapacity = capacity / meanCost(costs);
+  const requestsPerSecondAtCapacity = capacity / (server.overheadMs + server.msPerCost * meanCost(costs));
 
   const clock = new VirtualClock();
   const model = new BatchingServer(server);
@@ -292,7 +351,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const tallies: Record<Priority, ClassTally> = { critical: emptyTally(), standard: emptyTally(), sheddable: emptyTally() };
   const shedByReason: Record<string, number> = {};
   const trace: TracePoint[] = [];
-  let goodCost = 0;
+  let goodWork = 0;
   let capacityIntegral = 0;
 
   let load = 0;
@@ -351,9 +410,9 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
         }
         if (!measured) return;
         tally.latencies.push(latency);
-        if (latency <= sloFactor * unloadedMs) {
+        if (latency <= Math.max(sloFloorMs, sloFactor * unloadedMs)) {
           tally.good += 1;
-          goodCost += cost;
+          goodWork += unloadedMs;
         }
       });
     };
@@ -398,13 +457,13 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
       nextArrivalMs = clock.nowMs + interArrivalMs();
       arrive();
     } else {
-      trace.push({ atMs: nextMs, limit: controller.limit, ratio: controller.smoothedRatio ?? 1, inFlightCost: controller.inFlightCost, serverCost: model.cost });
+      trace.push({ atMs: nextMs, limit: controller.limit, ratio: controller.smoothedRatio ?? 1, inFlightCost: controller.inFlightCost, serverCost: model.cost, serverRunning: model.running });
       nextTraceMs += traceEvery;
     }
   }
 
   const measuredSeconds = (measureTo - measureFrom) / 1000;
-  const goodputCostPerSecond = goodCost / measuredSeconds;
+  const goodputWorkMsPerSecond = goodWork / measuredSeconds;
   const classes = Object.fromEntries(
     PRIORITIES.map((priority) => {
       const tally = tallies[priority];
@@ -424,9 +483,9 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   ) as Record<Priority, ClassReport>;
   return {
     scenario: scenario.name,
-    capacityCostPerSecond: capacity,
-    goodputCostPerSecond,
-    goodputShare: goodputCostPerSecond / ((capacity * capacityIntegral) / 1000 / measuredSeconds),
+    capacityWorkMsPerSecond: capacity,
+    goodputWorkMsPerSecond,
+    goodputShare: goodputWorkMsPerSecond / ((capacity * capacityIntegral) / 1000 / measuredSeconds),
     classes,
     shedByReason,
     trace,

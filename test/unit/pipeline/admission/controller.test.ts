@@ -4,8 +4,10 @@ import { AdmissionController, type Attempt, type Decision, type Ticket } from ".
 import type { Priority } from "../../../../src/pipeline/admission/priority.js";
 import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
 
+// requestWeight 0: budget arithmetic in plain cost units (the per-request charge has its own test).
 function setup(overrides: Record<string, unknown> = {}) {
   const config = admissionSchema.parse({
+    requestWeight: 0,
     limit: { initial: 10, min: 1, max: 10 },
     circuit: { minRequests: 4, failureRatio: 0.5, openMs: 3_000, halfOpenProbes: 1 },
     ...overrides,
@@ -23,13 +25,34 @@ function ticketOf(attempt: Attempt): Ticket {
   return attempt.ticket;
 }
 
-t.test("class shares: sheddable fills 80%, standard 90%, critical 100% of the budget", async (t) => {
+t.test("class shares: sheddable fills 60%, standard 80%, critical 100% of the budget", async (t) => {
   const { acquire, controller } = setup();
-  t.equal(acquire("s", "sheddable", 8).kind, "admitted");
-  t.equal(acquire("s2", "sheddable", 1).kind, "queued", "sheddable beyond 8 of 10 waits");
-  t.equal(acquire("st", "standard", 1).kind, "admitted", "standard up to 9");
-  t.equal(acquire("c", "critical", 1).kind, "admitted", "critical up to 10");
+  t.equal(acquire("s", "sheddable", 6).kind, "admitted");
+  t.equal(acquire("s2", "sheddable", 1).kind, "queued", "sheddable beyond 6 of 10 waits");
+  t.equal(acquire("st", "standard", 2).kind, "admitted", "standard up to 8");
+  t.equal(acquire("c", "critical", 2).kind, "admitted", "critical up to 10");
   t.equal(controller.inFlightCost, 10);
+});
+
+t.test("every request holds its cost plus requestWeight × the typical cost", async (t) => {
+  const { acquire, controller } = setup({ requestWeight: 1, limit: { initial: 100, min: 1, max: 100 } });
+  const first = ticketOf(acquire("a", "critical", 4));
+  t.equal(first.cost, 4, "the ticket keeps the request's own cost");
+  t.equal(first.charge, 8, "the first request is the typical one: 4 + 1 × 4");
+  const second = ticketOf(acquire("b", "critical", 4));
+  t.equal(second.charge, 8);
+  t.equal(controller.inFlightCost, 16);
+  // Where requests of cost 4 are typical, small ones still hold about a typical request's worth:
+  // a budget of 30 takes four requests of cost 1 after one of cost 4, a pure cost budget all ten.
+  const admittedSmall = (requestWeight: number): number => {
+    const pool = setup({ requestWeight, limit: { initial: 30, min: 1, max: 30 } });
+    pool.acquire("typical", "critical", 4);
+    return Array.from({ length: 10 }, (_, i) => pool.acquire(`s${i}`, "critical", 1)).filter((attempt) => attempt.kind === "admitted").length;
+  };
+  t.equal(admittedSmall(1), 4);
+  t.equal(admittedSmall(0), 10);
+  controller.release(first, { verdict: "success" });
+  t.equal(controller.inFlightCost, 8, "release returns the charge");
 });
 
 t.test("freed budget goes to the highest class first, whatever the arrival order", async (t) => {
@@ -58,17 +81,17 @@ t.test("queue timeout: 429 shed.queue_timeout after the class's max wait", async
   acquire("blocker", "critical", 10);
   const attempt = acquire("late", "sheddable");
   t.equal(attempt.kind, "queued");
-  t.equal(attempt.kind === "queued" ? attempt.maxWaitMs : -1, 150);
-  clock.advanceTo(149);
+  t.equal(attempt.kind === "queued" ? attempt.maxWaitMs : -1, 50);
+  clock.advanceTo(49);
   t.equal(settled.length, 0);
-  clock.advanceTo(150);
+  clock.advanceTo(50);
   t.equal(settled.length, 1);
   const decision = settled[0]?.decision;
   t.equal(decision?.kind, "shed");
   if (decision?.kind !== "shed") return;
   t.equal(decision.reason, "shed.queue_timeout");
   t.equal(decision.status, 429);
-  t.equal(decision.waitedMs, 150);
+  t.equal(decision.waitedMs, 50);
   t.ok(decision.retryAfterSeconds >= 1);
   t.equal(controller.queueLength("sheddable"), 0);
 });
@@ -141,14 +164,32 @@ t.test("circuit: failures open it, queued requests fail fast with 503, probes cl
 t.test("the limit falls when latency runs far above the target ratio", async (t) => {
   const { acquire, clock, controller } = setup({ limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 } });
   const before = controller.limit;
+  // Requests that ran alone set the unloaded baseline (100 ms) ...
+  for (let i = 0; i < 3; i++) {
+    const ticket = ticketOf(acquire(`quiet${i}`, "critical", 1));
+    clock.advanceTo(clock.nowMs + 100);
+    controller.release(ticket, { verdict: "success", latencyMs: 100, predictedLatencyMs: 100 });
+  }
+  // ... then, sharing the upstream with others, they run 5× slower.
+  const others = Array.from({ length: 5 }, (_, i) => ticketOf(acquire(`other${i}`, "critical", 1)));
   for (let i = 0; i < 30; i++) {
     const ticket = ticketOf(acquire(`r${i}`, "critical", 1));
     clock.advanceTo(clock.nowMs + 100);
-    // The first samples set the unloaded baseline (100 ms); afterwards 5× slower.
-    controller.release(ticket, { verdict: "success", latencyMs: i < 3 ? 100 : 500, predictedLatencyMs: 100 });
+    controller.release(ticket, { verdict: "success", latencyMs: 500, predictedLatencyMs: 100 });
   }
+  t.equal(others.length, 5);
   t.ok(controller.limit < before / 2, `limit ${controller.limit} fell from ${before}`);
   t.ok(controller.limit >= 1);
+});
+
+t.test("a request that ran alone is never read as overload, however slow: the upstream itself got slower", async (t) => {
+  const { acquire, clock, controller } = setup({ limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 } });
+  for (let i = 0; i < 60; i++) {
+    const ticket = ticketOf(acquire(`r${i}`, "critical", 1));
+    clock.advanceTo(clock.nowMs + 100);
+    controller.release(ticket, { verdict: "success", latencyMs: i < 3 ? 100 : 500, predictedLatencyMs: 100 });
+  }
+  t.ok(controller.limit >= 40 * 0.8 ** 3, `limit ${controller.limit.toFixed(1)} stayed up: the baseline followed the quiet samples`);
 });
 
 t.test("an idle budget does not grow, a used one under target does", async (t) => {

@@ -8,7 +8,7 @@ import type { Exchange, Step } from "../../../../src/pipeline/types.js";
 
 function setup(admission: Record<string, unknown> = {}) {
   const config = configSchema.parse({
-    admission: { limit: { initial: 10, min: 1, max: 10 }, circuit: { minRequests: 2, openMs: 4_000 }, ...admission },
+    admission: { requestWeight: 0, limit: { initial: 10, min: 1, max: 10 }, circuit: { minRequests: 2, openMs: 4_000 }, ...admission },
     routes: [
       { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true }, complexity: { enabled: true } },
       { name: "health", match: { pathPrefix: "/healthz" }, admission: { enabled: false } },
@@ -125,13 +125,13 @@ t.test("queue timeout → 429 shed.queue_timeout; wait histogram observed", asyn
   const { stage, exchange, clock, registry } = setup();
   await stage.start(exchange({ body: false, priority: "critical", cost: 10 }))?.onRequestHeaders?.();
   const waiting = stage.start(exchange({ body: false, priority: "standard" }))?.onRequestHeaders?.();
-  clock.advanceTo(400);
+  clock.advanceTo(150);
   const reply = await replyOf(waiting);
   t.equal(reply.status, 429);
   t.equal(reply.headers["x-guard-shed-reason"], "shed.queue_timeout");
   const text = await registry.metrics();
-  t.match(text, /guard_admission_queue_wait_seconds_bucket\{le="0.5",priority="standard",result="timeout"\} 1/);
-  t.match(text, /guard_admission_queue_wait_seconds_bucket\{le="0.25",priority="standard",result="timeout"\} 0/);
+  t.match(text, /guard_admission_queue_wait_seconds_bucket\{le="0.25",priority="standard",result="timeout"\} 1/);
+  t.match(text, /guard_admission_queue_wait_seconds_bucket\{le="0.1",priority="standard",result="timeout"\} 0/);
 });
 
 t.test("cancel while queued: waiter removed, hook settles, nothing leaks", async (t) => {
