@@ -97,9 +97,11 @@ function parseCli(argv: readonly string[]): Cli {
   };
 }
 
+/** The first non-blank line a command prints (envoy --version starts with an empty line). */
 function firstLine(command: string, args: readonly string[]): string {
   try {
-    return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).split("\n")[0]?.trim() ?? "";
+    const lines = execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).split("\n");
+    return lines.map((line) => line.trim()).find((line) => line !== "") ?? "";
   } catch {
     return "unknown";
   }
