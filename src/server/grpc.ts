@@ -3,10 +3,11 @@
 //
 // Why not @grpc/grpc-js: every ext_proc stream is one short HTTP exchange, so per-stream cost is
 // the guard's overhead. grpc-js builds an interceptor chain, metadata objects, channelz entries
-// and two object-mode Node streams per call; profiled at 1000 rps that was ~40% of the guard's
-// CPU and most of its added latency. This server speaks the same wire protocol (HTTP/2,
-// length-prefixed messages, status in trailers) straight on node:http2, for exactly the two
-// services the guard offers. Clients (Envoy, grpc-js, grpcurl) see a standard gRPC server.
+// and two object-mode Node streams per call; the transport was ~43% of the guard's CPU in the
+// benchmark profile. This server speaks the same wire protocol (HTTP/2, length-prefixed
+// messages, status in trailers) straight on node:http2, for exactly the two services the guard
+// offers, at ~20% less CPU per stream (docs/bench.md). Clients (Envoy, grpc-js, grpcurl) see a
+// standard gRPC server.
 import { chmod, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
 import { processMethod } from "../extproc/service.js";
@@ -23,6 +24,7 @@ const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 // WINDOW_UPDATEs after every 64 KiB (HTTP/2's default).
 const STREAM_WINDOW_BYTES = 2 * 1024 * 1024;
 const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
+
 export interface GrpcServer {
   /** The bound address: "host:port" with the real port, or "unix:/path". */
   readonly address: string;
