@@ -407,7 +407,9 @@ async function drained(stack: Stack, timeoutMs: number): Promise<void> {
 
 export async function runShedBench(options: ShedBenchOptions): Promise<ShedReport> {
   const log = options.log ?? (() => undefined);
-  const next = requestFactory(options);
+  // Every variant gets the same requests at the same stage (each stage its own seeded stream), so
+  // set-ups compare like with like; a shared stream would hand each a different size draw.
+  const requestsFor = (stream: number): ((index: number) => BenchRequest) => requestFactory({ ...options, seed: options.seed + stream });
   const points: PointResult[] = [];
   const unloaded: Partial<Record<Variant, UnloadedLatency>> = {};
   let capacity: Pick<Calibration, "capacityPerSecond" | "capacityWorkMsPerSecond"> | undefined;
@@ -416,7 +418,7 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
       const url = `${stack.url}${CHAT_PATH}`;
       try {
         // The same requests for every variant (their own seeded stream), so set-ups compare like with like.
-        const idle = await oneAtATime(url, options.unloadedSamples, requestFactory({ ...options, seed: options.seed + 1 }), options.clientTimeoutMs);
+        const idle = await oneAtATime(url, options.unloadedSamples, requestsFor(1), options.clientTimeoutMs);
         const idleServed = idle.filter((sample) => sample.status === 200);
         const idleMs = idleServed.map((sample) => sample.ms);
         unloaded[variant] = {
@@ -426,7 +428,7 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
         };
         if (capacity === undefined) {
           // Saturated closed loop: every slot busy, a short queue behind them.
-          const saturated = await closedLoop(url, Math.ceil(options.server.capacity * 1.5), options.calibrationMs, next, options.clientTimeoutMs);
+          const saturated = await closedLoop(url, Math.ceil(options.server.capacity * 1.5), options.calibrationMs, requestsFor(0), options.clientTimeoutMs);
           const served = saturated.filter((sample) => sample.status === 200);
           const seconds = options.calibrationMs / 1000;
           capacity = {
@@ -439,13 +441,13 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
         const perSecond = capacity.capacityPerSecond;
         log(`${variant}: unloaded p50 ${unloaded[variant]?.p50Ms} ms, p99 ${unloaded[variant]?.p99Ms} ms`);
         if (options.warmUpMs > 0) {
-          await openLoop(url, perSecond, options.warmUpMs, next, options.clientTimeoutMs);
+          await openLoop(url, perSecond, options.warmUpMs, requestsFor(2), options.clientTimeoutMs);
           await drained(stack, options.clientTimeoutMs);
         }
-        for (const load of options.points) {
+        for (const [index, load] of options.points.entries()) {
           const rate = load * perSecond;
           const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
-          const samples = await openLoop(url, rate, options.pointMs, next, options.clientTimeoutMs);
+          const samples = await openLoop(url, rate, options.pointMs, requestsFor(3 + index), options.clientTimeoutMs);
           const result = summarise(variant, load, rate, options.pointMs, samples, capacity, await stopTelemetry());
           points.push(result);
           log(`${variant} ${load}x: goodput ${result.goodputPerSecond}/s (${Math.round(result.goodputShareOfCapacity * 100)}% of capacity), critical kept ${result.byClass.critical.keptShare}, not 200: ${JSON.stringify(result.failures)}, telemetry ${JSON.stringify(result.telemetry)}`);
