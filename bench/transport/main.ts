@@ -18,7 +18,7 @@ import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
 import { accepts, spawnManaged, waitUntil, type Managed } from "../../src/devstack/process.js";
 import { GUARD_NODE_FLAGS } from "../../src/devstack/stack.js";
-import { externalProcessorCodec, externalProcessorService } from "../../src/extproc/proto.js";
+import { externalProcessorService } from "../../src/extproc/proto.js";
 import { frameMessage } from "../../src/server/grpc-framing.js";
 import { cpuSeconds, memoryMb, processTree } from "../pipeline/procfs.js";
 import { median } from "../pipeline/stats.js";
@@ -131,7 +131,6 @@ async function main(): Promise<void> {
   const workDir = await mkdtemp(join(tmpdir(), "inference-guard-transport-"));
   const bodyFile = join(workDir, "exchange.bin");
   await writeFile(bodyFile, exchangeBody());
-  externalProcessorCodec(); // fails early if the ext_proc protos cannot be loaded
   const reports: ServerReport[] = [];
   const load = loadavg();
   try {

@@ -6,7 +6,6 @@ import { frameMessage, MessageDeframer } from "./grpc-framing.js";
 /** gRPC status codes the server produces. */
 export const GrpcStatus = {
   OK: 0,
-  CANCELLED: 1,
   NOT_FOUND: 5,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
@@ -20,8 +19,6 @@ export const GrpcStatus = {
  * queue in the guard (HTTP/2 flow control holds the rest in the peer).
  */
 export interface ServerCall {
-  /** Request headers, lower-case names. */
-  readonly headers: http2.IncomingHttpHeaders;
   onMessage(handler: (bytes: Buffer) => Promise<void> | void): void;
   /** The peer half-closed: no more messages will come. Called after the last message was handled. */
   onHalfClose(handler: () => void): void;
@@ -34,7 +31,6 @@ export interface ServerCall {
   send(payload: Uint8Array): void;
   /** Ends the call with a status (idempotent; later calls are ignored). */
   finish(code: number, message?: string): void;
-  readonly finished: boolean;
 }
 
 export type MethodHandler = (call: ServerCall) => void;
@@ -42,7 +38,6 @@ export type MethodHandler = (call: ServerCall) => void;
 export const GRPC_RESPONSE_HEADERS = { ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity" };
 
 export class Http2ServerCall implements ServerCall {
-  readonly headers: http2.IncomingHttpHeaders;
   readonly #stream: http2.ServerHttp2Stream;
   readonly #deframer: MessageDeframer;
   readonly #maxMessageBytes: number;
@@ -54,15 +49,14 @@ export class Http2ServerCall implements ServerCall {
   #finished = false;
   #closed = false;
 
-  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, maxMessageBytes: number) {
+  constructor(stream: http2.ServerHttp2Stream, maxMessageBytes: number) {
     this.#stream = stream;
     this.#maxMessageBytes = maxMessageBytes;
     this.#deframer = new MessageDeframer(maxMessageBytes);
-    this.headers = headers;
     stream.on("data", (chunk: Buffer) => this.#onData(chunk));
     stream.on("end", () => {
       void this.#handling.then(() => {
-        if (this.finished) return;
+        if (this.#over()) return;
         if (this.#deframer.buffered > 0) this.finish(GrpcStatus.INTERNAL, "stream ended inside a message");
         else this.#halfCloseHandler();
       });
@@ -76,7 +70,8 @@ export class Http2ServerCall implements ServerCall {
     });
   }
 
-  get finished(): boolean {
+  /** Finished by us or closed by the peer: nothing more is sent or delivered. */
+  #over(): boolean {
     return this.#finished || this.#closed;
   }
 
@@ -93,7 +88,7 @@ export class Http2ServerCall implements ServerCall {
   }
 
   send(payload: Uint8Array): void {
-    if (this.finished) return;
+    if (this.#over()) return;
     this.#write(() => {
       this.#sendHeaders();
       this.#stream.write(frameMessage(payload));
@@ -101,7 +96,7 @@ export class Http2ServerCall implements ServerCall {
   }
 
   finish(code: number, message?: string): void {
-    if (this.finished) return;
+    if (this.#over()) return;
     this.#finished = true;
     const trailers: http2.OutgoingHttpHeaders = { "grpc-status": String(code) };
     if (message !== undefined) trailers["grpc-message"] = encodeURIComponent(message);
@@ -145,7 +140,7 @@ export class Http2ServerCall implements ServerCall {
   }
 
   #onData(chunk: Buffer): void {
-    if (this.finished) return;
+    if (this.#over()) return;
     for (const result of this.#deframer.push(chunk)) {
       if (result.type === "too_large") {
         this.finish(GrpcStatus.RESOURCE_EXHAUSTED, `message of ${result.length} bytes exceeds the ${this.#maxMessageBytes}-byte limit`);
@@ -162,10 +157,10 @@ export class Http2ServerCall implements ServerCall {
   #deliver(bytes: Buffer): void {
     this.#stream.pause();
     this.#handling = this.#handling
-      .then(() => (this.finished ? undefined : this.#messageHandler(bytes)))
+      .then(() => (this.#over() ? undefined : this.#messageHandler(bytes)))
       .catch(() => this.finish(GrpcStatus.INTERNAL, "the message could not be handled"))
       .finally(() => {
-        if (!this.finished) this.#stream.resume();
+        if (!this.#over()) this.#stream.resume();
       });
   }
 }

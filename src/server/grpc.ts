@@ -97,7 +97,7 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
       refuse(stream, { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `grpc-encoding ${String(encoding)} is not supported` });
       return;
     }
-    const call = new Http2ServerCall(stream, headers, MAX_MESSAGE_BYTES);
+    const call = new Http2ServerCall(stream, MAX_MESSAGE_BYTES);
     try {
       method(call);
     } catch (error) {

@@ -3,8 +3,8 @@
 // ratio is smoothed and the budget moves gradient-style towards the target ratio:
 //   limit ← clamp(limit × clamp(target / smoothedRatio, minGradient, growthCap), min, max)
 // growthCap is slowStartGrowth until latency reaches the target (and again once it falls far below
-// it), maxGrowth otherwise; growth needs
-// the budget to have been in use. docs/admission.md explains every parameter.
+// it), maxGrowth otherwise; growth needs the budget to have been in use. docs/admission.md
+// explains every parameter.
 import { QuietestMean, UnloadedLatencyModel } from "./baseline.js";
 import type { LimitConfig } from "./config.js";
 
