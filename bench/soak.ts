@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { PROJECT_ROOT } from "../src/devstack/envoy.js";
 import { startStack } from "../src/devstack/stack.js";
 import { countBy, mixedShot, send, type Result, type Shot } from "../test/helpers/load.js";
+import { metricValue } from "./metrics-text.js";
 
 export interface SoakOptions {
   readonly durationMs: number;
@@ -113,11 +114,6 @@ function fitted(samples: readonly Sample[], pick: (sample: Sample) => number): S
   };
 }
 
-function metricValue(text: string, name: string): number {
-  const line = text.split("\n").find((candidate) => candidate.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.slice(name.length + 1));
-}
-
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 }
@@ -147,10 +143,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         const text = await guard.metrics();
         samples.push({
           atS: (performance.now() - t0) / 1000,
-          rssBytes: metricValue(text, "guard_process_resident_memory_bytes"),
-          heapUsedBytes: metricValue(text, "guard_nodejs_heap_size_used_bytes"),
-          eventLoopLagP99Ms: metricValue(text, "guard_nodejs_eventloop_lag_p99_seconds") * 1000,
-          eventLoopLagMaxMs: metricValue(text, "guard_nodejs_eventloop_lag_max_seconds") * 1000,
+          rssBytes: metricValue(text, "guard_process_resident_memory_bytes") ?? Number.NaN,
+          heapUsedBytes: metricValue(text, "guard_nodejs_heap_size_used_bytes") ?? Number.NaN,
+          eventLoopLagP99Ms: (metricValue(text, "guard_nodejs_eventloop_lag_p99_seconds") ?? Number.NaN) * 1000,
+          eventLoopLagMaxMs: (metricValue(text, "guard_nodejs_eventloop_lag_max_seconds") ?? Number.NaN) * 1000,
         });
         const last = samples.at(-1) as Sample;
         log(`t=${last.atS.toFixed(0)}s rss=${(last.rssBytes / 2 ** 20).toFixed(1)}MiB heap=${(last.heapUsedBytes / 2 ** 20).toFixed(1)}MiB lag_p99=${last.eventLoopLagP99Ms.toFixed(1)}ms requests=${latencies.length} unexpected=${unexpected}`);

@@ -7,6 +7,7 @@
 // bounded in count (rate × duration) and time (client timeout).
 import { setTimeout as sleep } from "node:timers/promises";
 import { gaussian, seededRandom } from "../../src/util/seeded-random.js";
+import { metricValue } from "../metrics-text.js";
 import { loadGuardConfigObject, startStack, type Stack, type StackOptions } from "../../src/devstack/stack.js";
 
 export type Variant = "none" | "adaptive_concurrency" | "guard";
@@ -322,12 +323,6 @@ export function summarise(
 
 const TELEMETRY_EVERY_MS = 250;
 
-/** Value of an unlabelled-or-single-series gauge in Prometheus text; undefined when absent. */
-function gaugeValue(text: string, name: string): number | undefined {
-  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text);
-  return match?.[1] === undefined ? undefined : Number(match[1]);
-}
-
 function mean(values: readonly number[]): number | null {
   return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length;
 }
@@ -347,8 +342,8 @@ function sampleTelemetry(stack: Stack, capacity: number): () => Promise<Telemetr
         waiting.push(stats.waiting);
         if (stack.guard !== undefined) {
           const text = await stack.guard.metrics();
-          const limit = gaugeValue(text, "guard_admission_limit_cost");
-          const cost = gaugeValue(text, "guard_admission_inflight_cost");
+          const limit = metricValue(text, "guard_admission_limit_cost");
+          const cost = metricValue(text, "guard_admission_inflight_cost");
           if (limit !== undefined) limits.push(limit);
           if (cost !== undefined) inFlight.push(cost);
         }
@@ -417,7 +412,6 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
       const stack = await startStack(await stackOptions(variant, options.server, options.guardConfig ?? {}));
       const url = `${stack.url}${CHAT_PATH}`;
       try {
-        // The same requests for every variant (their own seeded stream), so set-ups compare like with like.
         const idle = await oneAtATime(url, options.unloadedSamples, requestsFor(1), options.clientTimeoutMs);
         const idleServed = idle.filter((sample) => sample.status === 200);
         const idleMs = idleServed.map((sample) => sample.ms);
