@@ -238,8 +238,9 @@ class CacheRun implements StageRun {
     const stored = this.shared.cache.store(
       this.#route,
       state.digest,
-      // A copy: the body may be a view into a larger gRPC message that must not stay alive with the entry.
-      { status: response.status, headers: allowListed(response.headers, config.allowHeaders), body: body.slice() },
+      // A copy into a buffer of its own: the body is a view into the whole decoded gRPC message (a
+      // Node Buffer, whose slice() is another view), and the entry must not keep that alive.
+      { status: response.status, headers: allowListed(response.headers, config.allowHeaders), body: new Uint8Array(body) },
       config.ttlSeconds * 1000,
       this.exchange.modelVersion ?? response.headers.get(config.versionHeader),
     );

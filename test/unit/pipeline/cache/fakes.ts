@@ -38,6 +38,7 @@ export function fakeExchange(spec: RequestSpec, startedAt = 0): FakeExchange {
 }
 
 export function bodyBytes(body: unknown): Uint8Array {
+  if (body instanceof Uint8Array) return body;
   return new Uint8Array(Buffer.from(typeof body === "string" ? body : JSON.stringify(body), "utf8"));
 }
 

@@ -56,6 +56,21 @@ t.test("a miss is stored and the next identical request is answered from memory"
   t.equal(await h.metric("guard_cache_stores_total", { route: "chat" }), 1);
 });
 
+t.test("a stored body does not keep the message it arrived in alive", async (t) => {
+  const h = harness(CHAT);
+  // How protobufjs hands over a bytes field in Node: a Buffer view into the whole decoded message.
+  const answer = Buffer.from(JSON.stringify(ANSWER));
+  const message = Buffer.concat([Buffer.alloc(64 * 1024), answer]);
+  await exchangeOnce(h, { body: PROMPT }, { body: message.subarray(message.length - answer.length) });
+  message.fill(0);
+  const hit = await exchangeOnce(h, { body: PROMPT });
+  if (hit.request.type !== "reply") return t.fail("expected a cache hit");
+  const served = hit.request.reply.body;
+  if (typeof served === "string") return t.fail("a cache hit serves bytes");
+  t.equal(served.buffer.byteLength, answer.length, "the entry holds only its own bytes");
+  t.same(JSON.parse(Buffer.from(hit.request.reply.body).toString()), ANSWER, "and they are a copy");
+});
+
 t.test("entries expire after the route's TTL", async (t) => {
   const h = harness(CHAT);
   await exchangeOnce(h, { body: PROMPT });
