@@ -33,5 +33,5 @@ COPY src/server/status/assets ./src/server/status/assets
 USER 10001:10001
 EXPOSE 9464
 # Same V8 flag as src/devstack/stack.ts GUARD_NODE_FLAGS (smaller young generation, lower RSS).
-ENTRYPOINT ["node", "--max-semi-space-size=4", "/app/bin/inference-guard.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "/app/bin/inference-guard.js"]
 CMD ["serve"]
