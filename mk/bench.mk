@@ -11,17 +11,19 @@ bench: build envoy system-deps
 bench-quick: build envoy system-deps
 	node dist/bench/pipeline/main.js --quick --out .tap/bench-quick $(BENCH_ARGS)
 
-# Configuration f with a reference: the same pass-through as b, written in Go (google.golang.org/grpc
-# + go-control-plane), so the report separates the ext_proc protocol's cost from the guard's.
+# Configurations f and f_d with a reference written in Go (google.golang.org/grpc + go-control-plane):
+# b's and d's ext_proc message exchanges with no work done, so the report separates the protocol's
+# cost from the guard's.
 GO_PEER := .tools/go-extproc-peer
 GO_PEER_ADDR ?= 127.0.0.1:50099
 .PHONY: bench-vs-go
 $(GO_PEER): bench/peers/go-extproc/main.go bench/peers/go-extproc/go.mod bench/peers/go-extproc/go.sum
 	cd bench/peers/go-extproc && go build -o $(CURDIR)/$(GO_PEER) .
 
-## make bench plus configuration f = the Go reference ext_proc server
+## make bench plus f and f_d = the Go reference ext_proc server exchanging b's and d's messages
 bench-vs-go: build envoy system-deps $(GO_PEER)
-	node dist/bench/pipeline/main.js --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_ADDR)' --peer-addr $(GO_PEER_ADDR) $(BENCH_ARGS)
+	node dist/bench/pipeline/main.js --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_ADDR)' \
+		--peer-bodies-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_ADDR) -bodies' --peer-addr $(GO_PEER_ADDR) $(BENCH_ARGS)
 
 ## The ext_proc transport alone (h2load as Envoy, no Envoy): the guard beside the Go reference peer
 .PHONY: bench-transport

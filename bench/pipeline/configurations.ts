@@ -50,6 +50,8 @@ export interface BenchConfiguration {
 export interface Peer {
   readonly command: string;
   readonly address: string;
+  /** The same server asked to exchange d's messages (both bodies, buffered), measured as f_d. */
+  readonly bodiesCommand?: string;
 }
 
 const ROUTE_MATCH = { pathPrefix: REQUEST_PATH, methods: ["POST"] };
@@ -153,6 +155,18 @@ export function configurations(peer: Peer | undefined): BenchConfiguration[] {
       expectHeaders: {},
       baseline: "a",
     });
+    const bodiesCommand = peer.bodiesCommand;
+    if (bodiesCommand !== undefined) {
+      all.push({
+        id: "f_d",
+        title: "+ peer ext_proc server, d's messages",
+        notes: `\`${bodiesCommand}\` at ${peer.address}: asks Envoy (mode_override) for the buffered request body, the response headers and the buffered response body, as the guard does in d, and answers each unchanged: the protocol's share of d`,
+        stackOptions: async () => ({ peer: { command: bodiesCommand, address: peer.address } }),
+        uniqueUris: true,
+        expectHeaders: {},
+        baseline: "a",
+      });
+    }
   }
   return all;
 }

@@ -21,9 +21,10 @@ const USAGE = `usage: node dist/bench/pipeline/main.js [options]
   --connections 10         connections of the open loop
   --closed-connections 10  connections of the closed loop
   --runs 3                 runs per configuration (medians are reported)
-  --only a,b,d             configurations to run (a, b, c, d, d_uds, e_upstream, e, f)
+  --only a,b,d             configurations to run (a, b, c, d, d_uds, e_upstream, e, f, f_d)
   --pin                    Envoy + guard on CPU 0, h2load + demo model on CPU 1 (taskset)
   --peer-cmd CMD --peer-addr HOST:PORT   another ext_proc server, measured as configuration f
+  --peer-bodies-cmd CMD    that server asking for d's messages (both bodies buffered), measured as f_d
   --cpu-prof DIR           run the guard under node --cpu-prof, profiles (.cpuprofile) into DIR
   --label TEXT             describes the machine/conditions in the report
   --out DIR                where <date>.json and <date>.md go (default bench/results)`;
@@ -63,6 +64,7 @@ function parseCli(argv: readonly string[]): Cli {
       pin: { type: "boolean", default: false },
       "peer-cmd": { type: "string" },
       "peer-addr": { type: "string" },
+      "peer-bodies-cmd": { type: "string" },
       label: { type: "string" },
       "cpu-prof": { type: "string" },
       out: { type: "string" },
@@ -76,7 +78,12 @@ function parseCli(argv: readonly string[]): Cli {
   const base = values.quick ? QUICK : FULL;
   const rates = values.rates === undefined ? base.rates : values.rates.split(",").map((rate) => positive("rates", rate, 0));
   if ((values["peer-cmd"] === undefined) !== (values["peer-addr"] === undefined)) throw new Error("--peer-cmd and --peer-addr go together");
-  const peer = values["peer-cmd"] !== undefined && values["peer-addr"] !== undefined ? { command: values["peer-cmd"], address: values["peer-addr"] } : undefined;
+  if (values["peer-bodies-cmd"] !== undefined && values["peer-addr"] === undefined) throw new Error("--peer-bodies-cmd needs --peer-cmd and --peer-addr");
+  const bodiesCommand = values["peer-bodies-cmd"];
+  const peer =
+    values["peer-cmd"] !== undefined && values["peer-addr"] !== undefined
+      ? { command: values["peer-cmd"], address: values["peer-addr"], ...(bodiesCommand === undefined ? {} : { bodiesCommand }) }
+      : undefined;
   return {
     settings: {
       rates,

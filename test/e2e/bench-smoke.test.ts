@@ -1,6 +1,6 @@
 // `make bench` and `make bench-transport` stay runnable: each harness measures every
-// configuration once at a tiny load, including a peer ext_proc server (another guard,
-// pass-through), and writes a well-formed report.
+// configuration once at a tiny load, including peer ext_proc servers (configurations f and f_d),
+// and writes a well-formed report.
 // Only the shape of the report is checked; its numbers mean nothing at this load.
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -28,14 +28,27 @@ t.test("the benchmark harness runs every configuration and writes its report", a
   const dir = await mkdtemp(join(tmpdir(), "bench-smoke-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const peerAddress = `127.0.0.1:${await freePort()}`;
-  const peerConfig = join(dir, "peer.yaml");
-  await writeFile(
-    peerConfig,
-    stringify({ listen: { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` }, routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] }),
-  );
-  const peerCommand = `${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${peerConfig}`;
+  const listen = { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` };
+  const match = { pathPrefix: "/v1/chat/completions" };
+  // Another guard stands in for a peer: headers only for f; for f_d the cache, which asks for
+  // both bodies as d does.
+  const peerCommand = async (name: string, route: Record<string, unknown>): Promise<string> => {
+    const file = join(dir, `${name}.yaml`);
+    await writeFile(file, stringify({ listen, routes: [{ name: "chat", match, ...route }] }));
+    return `${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${file}`;
+  };
 
-  const { code, output } = await run(["--quick", "--out", dir, "--peer-cmd", peerCommand, "--peer-addr", peerAddress]);
+  const { code, output } = await run([
+    "--quick",
+    "--out",
+    dir,
+    "--peer-cmd",
+    await peerCommand("peer", {}),
+    "--peer-bodies-cmd",
+    await peerCommand("peer-bodies", { cache: { enabled: true } }),
+    "--peer-addr",
+    peerAddress,
+  ]);
   t.equal(code, 0, output.slice(-3_000));
   t.match(output, /config\s+p50 ms/, "prints the table");
 
@@ -47,7 +60,7 @@ t.test("the benchmark harness runs every configuration and writes its report", a
   t.ok((report.request.responseBytes ?? 0) > 900, "about 1 KB answers");
   t.same(
     report.configurations.map((configuration) => configuration.id),
-    ["a", "b", "c", "d", "d_uds", "e_upstream", "e", "f"],
+    ["a", "b", "c", "d", "d_uds", "e_upstream", "e", "f", "f_d"],
   );
   for (const configuration of report.configurations) {
     t.test(configuration.id, async (t) => {
@@ -74,6 +87,7 @@ t.test("the benchmark harness runs every configuration and writes its report", a
   const markdown = await readFile(join(dir, files[1]!), "utf8");
   t.match(markdown, /## Summary/);
   t.match(markdown, /\| f \|/);
+  t.match(markdown, /\| f_d \|/);
 });
 
 t.test("the transport benchmark measures the guard and a peer and writes its report", async (t) => {

@@ -1,8 +1,10 @@
-// A reference ext_proc server for `make bench` configuration f: Go, google.golang.org/grpc and
-// go-control-plane's generated types, doing what the guard does in configuration b (annotate the
-// request and the response with x-guard-route, ask for response headers with mode_override) and
-// nothing else. It shows what the ext_proc round trips cost with a compiled server, so the guard's
-// own share of the added latency can be told apart from the protocol's.
+// A reference ext_proc server for `make bench` configurations f and f_d: Go, google.golang.org/grpc
+// and go-control-plane's generated types. By default it does what the guard does in configuration
+// b (annotate the request and the response with x-guard-route, ask for response headers with
+// mode_override) and nothing else. With -bodies it also asks for what the guard asks for in d (the
+// buffered request body and the buffered response body) and answers each body unchanged. It shows
+// what the ext_proc round trips cost with a compiled server that does no work, so the guard's own
+// share of the added latency can be told apart from the protocol's.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 
 type passThrough struct {
 	extproc.UnimplementedExternalProcessorServer
+	bodies bool
 }
 
 func annotated() *extproc.HeadersResponse {
@@ -30,7 +33,18 @@ func annotated() *extproc.HeadersResponse {
 	}}}
 }
 
-func (passThrough) Process(stream extproc.ExternalProcessor_ProcessServer) error {
+func (p passThrough) mode() *filter.ProcessingMode {
+	if !p.bodies {
+		return &filter.ProcessingMode{ResponseHeaderMode: filter.ProcessingMode_SEND}
+	}
+	return &filter.ProcessingMode{
+		RequestBodyMode:    filter.ProcessingMode_BUFFERED,
+		ResponseHeaderMode: filter.ProcessingMode_SEND,
+		ResponseBodyMode:   filter.ProcessingMode_BUFFERED,
+	}
+}
+
+func (p passThrough) Process(stream extproc.ExternalProcessor_ProcessServer) error {
 	for {
 		request, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -43,13 +57,21 @@ func (passThrough) Process(stream extproc.ExternalProcessor_ProcessServer) error
 		case *extproc.ProcessingRequest_RequestHeaders:
 			err = stream.Send(&extproc.ProcessingResponse{
 				Response:     &extproc.ProcessingResponse_RequestHeaders{RequestHeaders: annotated()},
-				ModeOverride: &filter.ProcessingMode{ResponseHeaderMode: filter.ProcessingMode_SEND},
+				ModeOverride: p.mode(),
 			})
+		case *extproc.ProcessingRequest_RequestBody:
+			err = stream.Send(&extproc.ProcessingResponse{Response: &extproc.ProcessingResponse_RequestBody{RequestBody: &extproc.BodyResponse{}}})
 		case *extproc.ProcessingRequest_ResponseHeaders:
-			// The exchange is complete: returning sends the OK status, as the guard does.
-			return stream.Send(&extproc.ProcessingResponse{Response: &extproc.ProcessingResponse_ResponseHeaders{ResponseHeaders: annotated()}})
+			response := &extproc.ProcessingResponse{Response: &extproc.ProcessingResponse_ResponseHeaders{ResponseHeaders: annotated()}}
+			if !p.bodies || request.GetResponseHeaders().GetEndOfStream() {
+				// The exchange is complete: returning sends the OK status, as the guard does.
+				return stream.Send(response)
+			}
+			err = stream.Send(response)
+		case *extproc.ProcessingRequest_ResponseBody:
+			return stream.Send(&extproc.ProcessingResponse{Response: &extproc.ProcessingResponse_ResponseBody{ResponseBody: &extproc.BodyResponse{}}})
 		default:
-			err = errors.New("unexpected ext_proc message: the pass-through asks only for headers")
+			err = errors.New("unexpected ext_proc message: the peer asks only for headers and buffered bodies")
 		}
 		if err != nil {
 			return err
@@ -59,13 +81,14 @@ func (passThrough) Process(stream extproc.ExternalProcessor_ProcessServer) error
 
 func main() {
 	address := flag.String("addr", "127.0.0.1:50099", "listen address (host:port)")
+	bodies := flag.Bool("bodies", false, "also ask for the buffered request and response bodies (configuration f_d)")
 	flag.Parse()
 	listener, err := net.Listen("tcp", *address)
 	if err != nil {
 		log.Fatal(err)
 	}
 	server := grpc.NewServer()
-	extproc.RegisterExternalProcessorServer(server, passThrough{})
+	extproc.RegisterExternalProcessorServer(server, passThrough{bodies: *bodies})
 	healthpb.RegisterHealthServer(server, health.NewServer())
 	log.Fatal(server.Serve(listener))
 }
