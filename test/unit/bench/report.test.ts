@@ -36,6 +36,21 @@ function round(id: string, index: number, p50Ms: number, maxRps: number, guardCp
   };
 }
 
+function reportOf(configurations: BenchReport["configurations"], targets: BenchReport["targets"]): BenchReport {
+  return {
+    schema: "inference-guard-bench/1",
+    label: "unit",
+    command: "node dist/bench/pipeline/main.js",
+    startedAt: "2026-01-01T00:00:00.000Z",
+    wallSeconds: 60,
+    machine: { cpuModel: "cpu", cpus: 2, memoryMb: 4096, kernel: "6", node: "v20", envoy: "1.40.0", h2load: "h2load", loadAverageStart: [1, 1, 1], loadAverageEnd: [2, 2, 2] },
+    settings: { rates: [1000], durationSec: 6, closedDurationSec: 5, warmupSec: 2, connections: 10, closedConnections: 10, runs: 3, pin: false, requestBytes: 2048, noiseLimits: { p50: 0.25, throughput: 0.15 } },
+    request: { path: "/v1/chat/completions", headers: [], bodyBytes: 2048, responseBytes: 1060 },
+    configurations,
+    targets,
+  };
+}
+
 t.test("the chat request is exactly the asked size and valid JSON", async (t) => {
   const body = chatRequestBody(2048);
   t.equal(Buffer.byteLength(body), 2048);
@@ -74,20 +89,22 @@ t.test("medians over runs, added latency vs the baseline, throughput ratio vs a,
   );
   t.equal(targets[4]?.value, 6, "hit speed-up = 6 ms ÷ 1 ms");
 
-  const report: BenchReport = {
-    schema: "inference-guard-bench/1",
-    label: "unit",
-    command: "node dist/bench/pipeline/main.js",
-    startedAt: "2026-01-01T00:00:00.000Z",
-    wallSeconds: 60,
-    machine: { cpuModel: "cpu", cpus: 2, memoryMb: 4096, kernel: "6", node: "v20", envoy: "1.40.0", h2load: "h2load", loadAverageStart: [1, 1, 1], loadAverageEnd: [2, 2, 2] },
-    settings: { rates: [1000], durationSec: 6, closedDurationSec: 5, warmupSec: 2, connections: 10, closedConnections: 10, runs: 3, pin: false, requestBytes: 2048, noiseLimits: { p50: 0.25, throughput: 0.15 } },
-    request: { path: "/v1/chat/completions", headers: [], bodyBytes: 2048, responseBytes: 1060 },
-    configurations: reports,
-    targets,
-  };
+  const report = reportOf(reports, targets);
   t.match(renderText(report), /MISSED/);
   const markdown = renderMarkdown(report);
   t.match(markdown, /\| b \| 1\.40 \|/);
   t.match(markdown, /noisy/);
+});
+
+t.test("latency targets show the peer doing the same ext_proc exchange, when it ran", async (t) => {
+  const configs = [configuration("a"), configuration("b"), configuration("d"), configuration("f")];
+  const rounds = [round("a", 1, 1.0, 2000, null), round("b", 1, 1.5, 1500), round("d", 1, 3.0, 1000), round("f", 1, 1.25, 1800)];
+  const reports = buildConfigurationReports(configs, rounds, [1000]);
+  const targets = checkTargets(reports);
+  t.same(targets[0]?.peer, { id: "f", value: 0.25 }, "f's added p50: 1.25 − 1.0 ms");
+  t.same(targets[1]?.peer, { id: "f", value: 0.5 }, "f's added p99: 2.5 − 2.0 ms");
+  t.equal(targets[2]?.peer, null, "f_d did not run");
+  t.equal(targets[5]?.peer, null, "memory has no peer comparison");
+  const markdown = renderMarkdown(reportOf(reports, targets));
+  t.match(markdown, /\| f: 0\.25 \|/);
 });
