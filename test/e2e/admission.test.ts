@@ -4,17 +4,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { waitUntil } from "../../src/devstack/process.js";
-import { defaultConfigWith, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
+import { defaultConfigWith, metricSum, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
 
 const CHAT_PATH = "/v1/chat/completions";
 const BODY = { model: "demo", messages: [{ role: "user", content: "admission e2e" }] };
 /** Shorter than the time critical requests spend queued below: the guard must extend it. */
 const MESSAGE_TIMEOUT_MS = 300;
-
-function metricValue(metrics: string, name: string, labels: string): number {
-  const line = metrics.split("\n").find((candidate) => candidate.startsWith(`${name}{${labels}}`));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
-}
 
 t.test("admission through Envoy", async (t) => {
   const config = await defaultConfigWith({
@@ -43,9 +38,9 @@ t.test("admission through Envoy", async (t) => {
     // Mid-burst: requests are in flight and critical ones are queued.
     await sleep(150);
     const during = await guard.metrics();
-    t.equal(metricValue(during, "guard_admission_limit_cost", 'pool="default"'), 2, "limit gauge");
-    t.ok(metricValue(during, "guard_admission_inflight_cost", 'pool="default"') > 0, "in-flight gauge shows admitted work");
-    t.ok(metricValue(during, "guard_admission_queued", 'pool="default",priority="critical"') > 0, "critical requests are queued");
+    t.equal(metricSum(during, "guard_admission_limit_cost", { pool: "default" }), 2, "limit gauge");
+    t.ok(metricSum(during, "guard_admission_inflight_cost", { pool: "default" }) > 0, "in-flight gauge shows admitted work");
+    t.ok(metricSum(during, "guard_admission_queued", { pool: "default", priority: "critical" }) > 0, "critical requests are queued");
 
     const shedAnswers = await Promise.all(sheddable);
     const criticalAnswers = await Promise.all(critical);
@@ -64,11 +59,11 @@ t.test("admission through Envoy", async (t) => {
 
     const after = await guard.metrics();
     const shedCounted = ["shed.overload", "shed.queue_full", "shed.queue_timeout"].reduce(
-      (sum, reason) => sum + metricValue(after, "guard_shed_total", `reason="${reason}",priority="sheddable",route="chat"`),
+      (sum, reason) => sum + metricSum(after, "guard_shed_total", { reason, priority: "sheddable", route: "chat" }),
       0,
     );
     t.equal(shedCounted, shed.length, "guard_shed_total counts every shed answer by reason, priority and route");
-    t.equal(metricValue(after, "guard_admission_inflight_cost", 'pool="default"'), 0, "all cost returned");
+    t.equal(metricSum(after, "guard_admission_inflight_cost", { pool: "default" }), 0, "all cost returned");
     t.notMatch(after, /guard_shed_total\{[^}]*priority="critical"/, "no critical request was shed");
   });
 
@@ -81,9 +76,9 @@ t.test("admission through Envoy", async (t) => {
       "all answered by the model, none by Envoy's timeout",
     );
     const metrics = await guard.metrics();
-    const admitted = 'priority="critical",result="admitted"';
-    const total = metricValue(metrics, "guard_admission_queue_wait_seconds_count", admitted);
-    const withinTimeout = metricValue(metrics, "guard_admission_queue_wait_seconds_bucket", `le="0.5",${admitted}`);
+    const admitted = { priority: "critical", result: "admitted" };
+    const total = metricSum(metrics, "guard_admission_queue_wait_seconds_count", admitted);
+    const withinTimeout = metricSum(metrics, "guard_admission_queue_wait_seconds_bucket", { le: "0.5", ...admitted });
     t.ok(total - withinTimeout > 0, `${total - withinTimeout} admitted critical requests waited longer than 500 ms, past the 300 ms message_timeout`);
   });
 
@@ -112,6 +107,6 @@ t.test("admission through Envoy", async (t) => {
     await waitUntil("circuit closed again", async () => (await send("standard")).status === 200 && /guard_circuit_state\{pool="default"\} 0/.test(await guard.metrics()), 15_000);
     const healthy = await Promise.all([send("standard"), send("critical")]);
     t.same(healthy.map((answer) => answer.status), [200, 200], "traffic flows again");
-    t.ok(metricValue(await guard.metrics(), "guard_shed_total", 'reason="shed.circuit_open",priority="standard",route="chat"') > 0);
+    t.ok(metricSum(await guard.metrics(), "guard_shed_total", { reason: "shed.circuit_open", priority: "standard", route: "chat" }) > 0);
   });
 });

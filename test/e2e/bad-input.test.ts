@@ -10,19 +10,13 @@ import t, { type Test } from "tap";
 import { externalProcessorService } from "../../src/extproc/proto.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../src/extproc/wire.js";
 import type { Stack } from "../../src/devstack/stack.js";
-import { defaultConfigWith, stackFor } from "../helpers/e2e.js";
+import { defaultConfigWith, metricSum, stackFor } from "../helpers/e2e.js";
 import { requestBody, requestHeaders, responseBody, responseHeaders } from "../helpers/frames.js";
 import { chatShot, send } from "../helpers/load.js";
 
 function guardOf(stack: Stack): NonNullable<Stack["guard"]> {
   if (stack.guard === undefined) throw new Error("stack without a guard");
   return stack.guard;
-}
-
-/** The counter's value in Prometheus text, 0 when the series does not exist yet. */
-function sample(metrics: string, series: string): number {
-  const line = metrics.split("\n").find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 async function stillServing(t: Test, stack: Stack): Promise<void> {
@@ -147,8 +141,8 @@ t.test("bad request input through Envoy", async (t) => {
   const after = await guard.metrics();
   t.match(after, /guard_complexity_estimate_fallbacks_total\{route="chat",reason="[a-z_]+"\} [1-9]/, "complexity fallbacks counted");
   t.match(after, /guard_replies_total\{route="chat",reason="request.too_large",status="413"\} 1/, "the 413 is counted");
-  t.ok(sample(after, 'guard_stage_errors_total{stage="cache",phase="request_body"}') === 0, "the deep body did not break the cache stage");
-  t.equal(sample(after, 'guard_extproc_anomalies_total{kind="handler_error"}'), 0, "no handler error");
+  t.ok(metricSum(after, "guard_stage_errors_total", { stage: "cache", phase: "request_body" }) === 0, "the deep body did not break the cache stage");
+  t.equal(metricSum(after, "guard_extproc_anomalies_total", { kind: "handler_error" }), 0, "no handler error");
   await stillServing(t, stack);
   const logs = guard.process().output();
   t.ok(logs.length > 0, `the guard logged (${logs.length} bytes at debug)`);
@@ -280,11 +274,11 @@ t.test("frames out of order or repeated, straight at the guard's gRPC server", a
 
   await new Promise((resolve) => setTimeout(resolve, 200));
   const metrics = await guard.metrics();
-  t.ok(sample(metrics, 'guard_extproc_anomalies_total{kind="unexpected_order"}') >= 2, "out-of-order frames counted");
-  t.ok(sample(metrics, 'guard_extproc_anomalies_total{kind="duplicate_body"}') >= 2, "repeated end-of-stream bodies counted");
-  t.ok(sample(metrics, 'guard_extproc_anomalies_total{kind="unknown_frame"}') >= 1, "empty frame counted");
-  t.ok(sample(metrics, 'guard_extproc_anomalies_total{kind="cancelled_mid_request"}') >= 1, "cancellation counted");
-  t.equal(sample(metrics, "guard_extproc_active_streams"), 0, "no stream left open");
+  t.ok(metricSum(metrics, "guard_extproc_anomalies_total", { kind: "unexpected_order" }) >= 2, "out-of-order frames counted");
+  t.ok(metricSum(metrics, "guard_extproc_anomalies_total", { kind: "duplicate_body" }) >= 2, "repeated end-of-stream bodies counted");
+  t.ok(metricSum(metrics, "guard_extproc_anomalies_total", { kind: "unknown_frame" }) >= 1, "empty frame counted");
+  t.ok(metricSum(metrics, "guard_extproc_anomalies_total", { kind: "cancelled_mid_request" }) >= 1, "cancellation counted");
+  t.equal(metricSum(metrics, "guard_extproc_active_streams"), 0, "no stream left open");
 
   const fresh = openStream(address);
   fresh.call.write(requestHeaders({ ":path": "/v1/chat/completions" }));
