@@ -8,7 +8,7 @@
 // bounded in count (rate × duration) and time (client timeout).
 import { setTimeout as sleep } from "node:timers/promises";
 import { gaussian, seededRandom } from "../../src/util/seeded-random.js";
-import { metricValue } from "../metrics-text.js";
+import { metricSum, metricValue } from "../metrics-text.js";
 import { loadGuardConfigObject, startStack, type Stack, type StackOptions } from "../../src/devstack/stack.js";
 
 /**
@@ -139,6 +139,17 @@ export interface Telemetry {
   /** The guard's budget (cost units) and in-flight cost, mean over the point; null without a guard. */
   readonly guardLimitCost: number | null;
   readonly guardInFlightCost: number | null;
+  /**
+   * Per class, requests the guard admitted after queueing and their mean wait there (from its queue
+   * wait histogram, over the point): with the class's latency it splits guard wait from server
+   * time. null without a guard.
+   */
+  readonly guardQueue: Readonly<Record<Priority, QueueWait>> | null;
+}
+
+export interface QueueWait {
+  readonly admittedAfterWait: number;
+  readonly meanWaitMs: number | null;
 }
 
 export interface UnloadedLatency {
@@ -341,8 +352,30 @@ function mean(values: readonly number[]): number | null {
   return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length;
 }
 
+const QUEUE_WAIT = "guard_admission_queue_wait_seconds";
+
+async function guardMetrics(stack: Stack): Promise<string | undefined> {
+  try {
+    return await stack.guard?.metrics();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Queue waits of admitted requests between two scrapes of the guard's metrics, per class. */
+function queueWaits(before: string, after: string): Record<Priority, QueueWait> {
+  const wait = (priority: Priority): QueueWait => {
+    const labels = { priority, result: "admitted" };
+    const count = metricSum(after, `${QUEUE_WAIT}_count`, labels) - metricSum(before, `${QUEUE_WAIT}_count`, labels);
+    const seconds = metricSum(after, `${QUEUE_WAIT}_sum`, labels) - metricSum(before, `${QUEUE_WAIT}_sum`, labels);
+    return { admittedAfterWait: count, meanWaitMs: count === 0 ? null : round((seconds * 1000) / count) };
+  };
+  return { critical: wait("critical"), standard: wait("standard"), sheddable: wait("sheddable") };
+}
+
 /** Samples the model's batch and the guard's budget until stopped; monitoring only, never fails the run. */
 function sampleTelemetry(stack: Stack, capacity: number): () => Promise<Telemetry> {
+  const startMetrics = guardMetrics(stack);
   const active: number[] = [];
   const waiting: number[] = [];
   const limits: number[] = [];
@@ -370,11 +403,14 @@ function sampleTelemetry(stack: Stack, capacity: number): () => Promise<Telemetr
   return async () => {
     running = false;
     await loop;
+    const before = await startMetrics;
+    const after = await guardMetrics(stack);
     return {
       serverUtilisation: round((mean(active) ?? 0) / capacity, 3) ?? 0,
       serverQueue: round(mean(waiting) ?? 0, 2) ?? 0,
       guardLimitCost: round(mean(limits), 0),
       guardInFlightCost: round(mean(inFlight), 0),
+      guardQueue: before === undefined || after === undefined ? null : queueWaits(before, after),
     };
   };
 }
