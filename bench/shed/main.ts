@@ -1,9 +1,10 @@
 // `make bench-shed`: runs the load-shedding sweep once, writes bench/results/shed-<date>.json and
 // prints a table with the targets of issue 5 checked against the numbers.
-// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4] [--variants none,guard,critical_only] [--out file]
+// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4] [--variants none,guard,critical_only] [--admission '{"requestWeight":4}'] [--out file]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { loadGuardConfigObject } from "../../src/devstack/stack.js";
 import { DEFAULT_OPTIONS, formatTable, runShedBench, type ShedReport, type Variant } from "./harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -53,11 +54,35 @@ function bound(report: ShedReport): string[] {
     });
 }
 
+type Json = Record<string, unknown>;
+
+/** `over` laid onto `base`, objects merged key by key: an experiment names only what it changes. */
+function merged(base: Json, over: Json): Json {
+  const result: Json = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const under = result[key];
+    const bothObjects = [under, value].every((item) => typeof item === "object" && item !== null && !Array.isArray(item));
+    result[key] = bothObjects ? merged(under as Json, value as Json) : value;
+  }
+  return result;
+}
+
 const { values } = parseArgs({
-  options: { "point-s": { type: "string" }, points: { type: "string" }, variants: { type: "string" }, out: { type: "string" } },
+  options: {
+    "point-s": { type: "string" },
+    points: { type: "string" },
+    variants: { type: "string" },
+    out: { type: "string" },
+    // JSON laid onto the guard config's `admission` section, e.g. '{"requestWeight":4}'.
+    admission: { type: "string" },
+  },
 });
+const defaults = await loadGuardConfigObject();
 const options = {
   ...DEFAULT_OPTIONS,
+  ...(values.admission === undefined
+    ? {}
+    : { guardConfig: { admission: merged((defaults["admission"] ?? {}) as Json, JSON.parse(values.admission) as Json) } }),
   ...(values["point-s"] === undefined ? {} : { pointMs: Number(values["point-s"]) * 1000 }),
   ...(values.points === undefined ? {} : { points: values.points.split(",").map(Number) }),
   ...(values.variants === undefined ? {} : { variants: values.variants.split(",") as Variant[] }),
