@@ -101,6 +101,8 @@ export interface TracePoint {
   readonly serverRunning: number;
   /** Requests waiting in the server's own queue (slot-limited server). */
   readonly serverQueued: number;
+  /** Requests waiting in the guard's queues, all classes. */
+  readonly guardQueued: number;
 }
 
 export interface SimulationReport {
@@ -465,7 +467,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
       nextArrivalMs = clock.nowMs + interArrivalMs();
       arrive();
     } else {
-      trace.push({ atMs: nextMs, limit: controller.limit, ratio: controller.smoothedRatio ?? 1, inFlightCost: controller.inFlightCost, serverCost: model.cost, serverRunning: model.running, serverQueued: model.count - model.running });
+      trace.push({ atMs: nextMs, limit: controller.limit, ratio: controller.smoothedRatio ?? 1, inFlightCost: controller.inFlightCost, serverCost: model.cost, serverRunning: model.running, serverQueued: model.count - model.running, guardQueued: PRIORITIES.reduce((sum, priority) => sum + controller.queueLength(priority), 0) });
       nextTraceMs += traceEvery;
     }
   }
