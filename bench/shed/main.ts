@@ -77,12 +77,11 @@ const { values } = parseArgs({
     admission: { type: "string" },
   },
 });
-const defaults = await loadGuardConfigObject();
+const admission =
+  values.admission === undefined ? undefined : merged(((await loadGuardConfigObject())["admission"] ?? {}) as Json, JSON.parse(values.admission) as Json);
 const options = {
   ...DEFAULT_OPTIONS,
-  ...(values.admission === undefined
-    ? {}
-    : { guardConfig: { admission: merged((defaults["admission"] ?? {}) as Json, JSON.parse(values.admission) as Json) } }),
+  ...(admission === undefined ? {} : { guardConfig: { admission } }),
   ...(values["point-s"] === undefined ? {} : { pointMs: Number(values["point-s"]) * 1000 }),
   ...(values.points === undefined ? {} : { points: values.points.split(",").map(Number) }),
   ...(values.variants === undefined ? {} : { variants: values.variants.split(",") as Variant[] }),
