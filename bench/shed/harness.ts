@@ -1,16 +1,24 @@
 // Load-shedding evaluation (issue 5): real Envoy + demo model configured as a capacity-limited
-// batching server, under an open-loop offered load sweep, in three set-ups run back to back:
-// no protection (Envoy alone), Envoy's adaptive_concurrency filter alone, and the guard.
+// batching server, under an open-loop offered load sweep, in set-ups run back to back: no
+// protection (Envoy alone), Envoy's adaptive_concurrency filter alone, the guard, and a lower
+// bound ("critical_only", below).
 //
 // Open loop: request i is sent at start + i/rate whatever happened to earlier ones, so a slow
 // server cannot slow the offered load down (a closed loop would hide overload). Every point is
 // bounded in count (rate × duration) and time (client timeout).
 import { setTimeout as sleep } from "node:timers/promises";
 import { gaussian, seededRandom } from "../../src/util/seeded-random.js";
-import { metricValue } from "../metrics-text.js";
+import { metricSum, metricValue } from "../metrics-text.js";
 import { loadGuardConfigObject, startStack, type Stack, type StackOptions } from "../../src/devstack/stack.js";
 
-export type Variant = "none" | "adaptive_concurrency" | "guard";
+/**
+ * "critical_only" is a measurement, not a protection: Envoy alone, and of each point's schedule only
+ * the critical requests are sent (same sizes, same send times, the others' slots left empty). That is
+ * what an oracle admission would give that shed every non-critical request at no cost and nothing
+ * critical, so its critical p99 bounds from below what any admission keeping all critical requests
+ * (in the server's FIFO order) can reach on this server.
+ */
+export type Variant = "none" | "adaptive_concurrency" | "guard" | "critical_only";
 export type Priority = "critical" | "standard" | "sheddable";
 export const PRIORITIES: readonly Priority[] = ["critical", "standard", "sheddable"];
 
@@ -48,7 +56,7 @@ export interface ShedBenchOptions {
 }
 
 export const DEFAULT_OPTIONS: ShedBenchOptions = {
-  variants: ["none", "adaptive_concurrency", "guard"],
+  variants: ["none", "adaptive_concurrency", "guard", "critical_only"],
   points: [0.5, 1, 2, 4],
   pointMs: 12_000,
   warmUpMs: 6_000,
@@ -131,6 +139,17 @@ export interface Telemetry {
   /** The guard's budget (cost units) and in-flight cost, mean over the point; null without a guard. */
   readonly guardLimitCost: number | null;
   readonly guardInFlightCost: number | null;
+  /**
+   * Per class, requests the guard admitted after queueing and their mean wait there (from its queue
+   * wait histogram, over the point): with the class's latency it splits guard wait from server
+   * time. null without a guard.
+   */
+  readonly guardQueue: Readonly<Record<Priority, QueueWait>> | null;
+}
+
+export interface QueueWait {
+  readonly admittedAfterWait: number;
+  readonly meanWaitMs: number | null;
 }
 
 export interface UnloadedLatency {
@@ -221,22 +240,28 @@ async function send(url: string, request: BenchRequest, timeoutMs: number, lagMs
   };
 }
 
-/** Fixed-rate schedule: the i-th request is due at start + i / rate, independent of answers. */
+/**
+ * Fixed-rate schedule: the i-th request is due at start + i / rate, independent of answers. Requests
+ * `send` rejects keep their place in the schedule but are not sent (and not sampled).
+ */
 async function openLoop(
   url: string,
   rate: number,
   durationMs: number,
   next: (index: number) => BenchRequest,
   timeoutMs: number,
+  sends: (request: BenchRequest) => boolean = () => true,
 ): Promise<Sample[]> {
   const count = Math.max(1, Math.floor((rate * durationMs) / 1000));
   const start = performance.now();
   const pending: Promise<Sample>[] = [];
   for (let i = 0; i < count; i++) {
+    const request = next(i);
+    if (!sends(request)) continue;
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await sleep(wait);
-    pending.push(send(url, next(i), timeoutMs, Math.max(0, performance.now() - due)));
+    pending.push(send(url, request, timeoutMs, Math.max(0, performance.now() - due)));
   }
   return Promise.all(pending);
 }
@@ -327,8 +352,30 @@ function mean(values: readonly number[]): number | null {
   return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length;
 }
 
+const QUEUE_WAIT = "guard_admission_queue_wait_seconds";
+
+async function guardMetrics(stack: Stack): Promise<string | undefined> {
+  try {
+    return await stack.guard?.metrics();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Queue waits of admitted requests between two scrapes of the guard's metrics, per class. */
+function queueWaits(before: string, after: string): Record<Priority, QueueWait> {
+  const wait = (priority: Priority): QueueWait => {
+    const labels = { priority, result: "admitted" };
+    const count = metricSum(after, `${QUEUE_WAIT}_count`, labels) - metricSum(before, `${QUEUE_WAIT}_count`, labels);
+    const seconds = metricSum(after, `${QUEUE_WAIT}_sum`, labels) - metricSum(before, `${QUEUE_WAIT}_sum`, labels);
+    return { admittedAfterWait: count, meanWaitMs: count === 0 ? null : round((seconds * 1000) / count) };
+  };
+  return { critical: wait("critical"), standard: wait("standard"), sheddable: wait("sheddable") };
+}
+
 /** Samples the model's batch and the guard's budget until stopped; monitoring only, never fails the run. */
 function sampleTelemetry(stack: Stack, capacity: number): () => Promise<Telemetry> {
+  const startMetrics = guardMetrics(stack);
   const active: number[] = [];
   const waiting: number[] = [];
   const limits: number[] = [];
@@ -356,11 +403,14 @@ function sampleTelemetry(stack: Stack, capacity: number): () => Promise<Telemetr
   return async () => {
     running = false;
     await loop;
+    const before = await startMetrics;
+    const after = await guardMetrics(stack);
     return {
       serverUtilisation: round((mean(active) ?? 0) / capacity, 3) ?? 0,
       serverQueue: round(mean(waiting) ?? 0, 2) ?? 0,
       guardLimitCost: round(mean(limits), 0),
       guardInFlightCost: round(mean(inFlight), 0),
+      guardQueue: before === undefined || after === undefined ? null : queueWaits(before, after),
     };
   };
 }
@@ -383,7 +433,7 @@ function demoArgs(server: ServerModel): string[] {
 
 async function stackOptions(variant: Variant, server: ServerModel, guardConfig: Readonly<Record<string, unknown>>): Promise<StackOptions> {
   const demo = { light: demoArgs(server) };
-  if (variant === "none") return { withGuard: false, demoArgs: demo };
+  if (variant === "none" || variant === "critical_only") return { withGuard: false, demoArgs: demo };
   if (variant === "adaptive_concurrency") return { withGuard: false, extraVariants: ["adaptive_concurrency"], demoArgs: demo };
   // The embedded default config (its admission settings are the defaults), logging quietly.
   const config = { ...(await loadGuardConfigObject()), log: { level: "warn" }, ...guardConfig };
@@ -441,7 +491,8 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
         for (const [index, load] of options.points.entries()) {
           const rate = load * perSecond;
           const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
-          const samples = await openLoop(url, rate, options.pointMs, requestsFor(3 + index), options.clientTimeoutMs);
+          const sends = variant === "critical_only" ? (request: BenchRequest) => request.priority === "critical" : undefined;
+          const samples = await openLoop(url, rate, options.pointMs, requestsFor(3 + index), options.clientTimeoutMs, sends);
           const result = summarise(variant, load, rate, options.pointMs, samples, capacity, await stopTelemetry());
           points.push(result);
           log(`${variant} ${load}x: goodput ${result.goodputPerSecond}/s (${Math.round(result.goodputShareOfCapacity * 100)}% of capacity), critical kept ${result.byClass.critical.keptShare}, not 200: ${JSON.stringify(result.failures)}, telemetry ${JSON.stringify(result.telemetry)}`);

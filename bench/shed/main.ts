@@ -1,9 +1,10 @@
 // `make bench-shed`: runs the load-shedding sweep once, writes bench/results/shed-<date>.json and
 // prints a table with the targets of issue 5 checked against the numbers.
-// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4] [--variants none,guard] [--out file]
+// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4] [--variants none,guard,critical_only] [--admission '{"requestWeight":4}'] [--out file]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { loadGuardConfigObject } from "../../src/devstack/stack.js";
 import { DEFAULT_OPTIONS, formatTable, runShedBench, type ShedReport, type Variant } from "./harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -35,11 +36,52 @@ function targets(report: ShedReport): string[] {
   return lines;
 }
 
+/**
+ * The critical-only lower bound against the same latency target: when even an oracle that sends the
+ * server nothing but the critical requests misses it, no admission policy keeping them all can meet it.
+ */
+function bound(report: ShedReport): string[] {
+  const { unloaded } = report.calibration;
+  // The target is stated against the guard's unloaded p99; without a guard run, the bare stack's.
+  const unloadedP99 = unloaded.guard?.p99Ms ?? unloaded.critical_only?.p99Ms;
+  if (unloadedP99 === undefined) return [];
+  return report.points
+    .filter((point) => point.variant === "critical_only")
+    .map((point) => {
+      const p99 = point.byClass.critical.admittedP99Ms;
+      const within = p99 !== null && p99 <= 2 * unloadedP99;
+      return `${within ? "under " : "ABOVE "} ${point.load}x critical-only p99 ${p99} ms vs 2× unloaded ${unloadedP99} ms = ${2 * unloadedP99} ms (p50 ${point.byClass.critical.admittedP50Ms} ms, busy slots ${Math.round(point.telemetry.serverUtilisation * 100)}%)`;
+    });
+}
+
+type Json = Record<string, unknown>;
+
+/** `over` laid onto `base`, objects merged key by key: an experiment names only what it changes. */
+function merged(base: Json, over: Json): Json {
+  const result: Json = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const under = result[key];
+    const bothObjects = [under, value].every((item) => typeof item === "object" && item !== null && !Array.isArray(item));
+    result[key] = bothObjects ? merged(under as Json, value as Json) : value;
+  }
+  return result;
+}
+
 const { values } = parseArgs({
-  options: { "point-s": { type: "string" }, points: { type: "string" }, variants: { type: "string" }, out: { type: "string" } },
+  options: {
+    "point-s": { type: "string" },
+    points: { type: "string" },
+    variants: { type: "string" },
+    out: { type: "string" },
+    // JSON laid onto the guard config's `admission` section, e.g. '{"requestWeight":4}'.
+    admission: { type: "string" },
+  },
 });
+const admission =
+  values.admission === undefined ? undefined : merged(((await loadGuardConfigObject())["admission"] ?? {}) as Json, JSON.parse(values.admission) as Json);
 const options = {
   ...DEFAULT_OPTIONS,
+  ...(admission === undefined ? {} : { guardConfig: { admission } }),
   ...(values["point-s"] === undefined ? {} : { pointMs: Number(values["point-s"]) * 1000 }),
   ...(values.points === undefined ? {} : { points: values.points.split(",").map(Number) }),
   ...(values.variants === undefined ? {} : { variants: values.variants.split(",") as Variant[] }),
@@ -53,4 +95,7 @@ console.log(`capacity ${report.calibration.capacityPerSecond} req/s; unloaded p5
 console.log(formatTable(report));
 console.log("\nTargets (guard):");
 for (const line of targets(report)) console.log(`  ${line}`);
+const bounds = bound(report);
+if (bounds.length > 0) console.log("\nLower bound (critical requests only, no protection):");
+for (const line of bounds) console.log(`  ${line}`);
 console.log(`\nwrote ${file}`);

@@ -93,10 +93,10 @@ export const admissionSchema = z
     /**
      * Every request holds its cost plus requestWeight × the typical (smoothed mean) request cost of
      * the budget: 0 budgets pure size (a server limited by total work), large values approach a
-     * request count (a server limited by slots, i.e. a max batch size). 2 keeps a slot-limited
+     * request count (a server limited by slots, i.e. a max batch size). 4 keeps a slot-limited
      * server busy and costs a work-limited one little (docs/admission.md).
      */
-    requestWeight: z.number().min(0).max(100).default(2),
+    requestWeight: z.number().min(0).max(100).default(4),
     /** Ceiling of the Retry-After the guard advertises. */
     maxRetryAfterSeconds: z.number().int().min(1).max(3_600).default(30),
     limit: limitSchema,

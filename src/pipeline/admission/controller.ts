@@ -10,6 +10,9 @@ import { PRIORITIES, rank, type Priority } from "./priority.js";
 /** Weight of the newest request in the typical cost behind the per-request charge. */
 const TYPICAL_COST_SMOOTHING = 0.02;
 
+/** Largest head start in the queue, as a share of the class's max wait (see #dueAt). */
+const MAX_HEAD_START = 0.5;
+
 export interface AdmissionRequest {
   readonly cost: number;
   readonly priority: Priority;
@@ -77,6 +80,7 @@ interface Waiter {
   readonly cost: number;
   readonly tenant: string;
   readonly enqueuedAt: number;
+  readonly dueAt: number;
   readonly settle: (decision: Decision) => void;
   cancelTimer: () => void;
 }
@@ -154,6 +158,7 @@ export class AdmissionController {
       cost: charge,
       tenant: request.tenant,
       enqueuedAt: now,
+      dueAt: this.#dueAt(request.cost, now, settings.maxWaitMs),
       settle: onSettled,
       cancelTimer: () => undefined,
     };
@@ -258,6 +263,19 @@ export class AdmissionController {
       const ticket = this.#admit(next.request, next.cost, now, now - next.enqueuedAt, false);
       next.settle({ kind: "admitted", ticket });
     }
+  }
+
+  /**
+   * Queue order within a class and tenant: earliest due first, due = arrival + the request's own
+   * unloaded latency, at most half the class's max wait. A wait costs a small request more: latency
+   * expectations (and SLOs) grow with size, so a request twice as large can wait its own service time
+   * longer for the same relative slow-down, while FIFO makes small requests late behind large ones.
+   * Only arrivals within half the class's max wait after a request can overtake it (no starvation);
+   * before the guard has seen an unloaded latency, FIFO.
+   */
+  #dueAt(cost: number, now: number, maxWaitMs: number): number {
+    const predicted = this.#limiter.predictUnloadedMs(cost);
+    return predicted === undefined ? now : now + Math.min(MAX_HEAD_START * maxWaitMs, predicted);
   }
 
   /** The upstream is failing: nobody should wait for it. */

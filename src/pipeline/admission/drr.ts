@@ -1,10 +1,12 @@
 // Deficit round robin in cost units across tenants: a tenant sending large or many requests gets the
 // same cost share per round as a tenant sending few small ones, and nobody starves. One queue per
-// priority class; FIFO within a tenant.
+// priority class; within a tenant, earliest dueAt first (the controller sets it; equal ones FIFO).
 
 export interface DrrItem {
   readonly cost: number;
   readonly tenant: string;
+  /** Order within the tenant's lane: earliest first, ties in arrival order. */
+  readonly dueAt: number;
 }
 
 interface Lane<T> {
@@ -43,7 +45,10 @@ export class DrrQueue<T extends DrrItem> {
       this.#ring.splice(this.#turn, 0, lane);
       if (this.#ring.length > 1) this.#turn += 1;
     }
-    lane.items.push(item);
+    // Lanes are short (bounded by the class's maxQueue): an insertion from the back is cheap.
+    let index = lane.items.length;
+    while (index > 0 && (lane.items[index - 1] as T).dueAt > item.dueAt) index -= 1;
+    lane.items.splice(index, 0, item);
     this.#length += 1;
     this.#cost += item.cost;
   }

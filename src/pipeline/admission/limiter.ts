@@ -71,6 +71,11 @@ export class GradientLimiter {
     return this.#meanLatencyMs;
   }
 
+  /** The guard's own estimate of a request's latency on an idle upstream; undefined before data. */
+  predictUnloadedMs(cost: number): number | undefined {
+    return this.#own.predict(cost);
+  }
+
   /** Tracks how much of the budget is in use, which gates growth. Call whenever in-flight cost rises. */
   noteInFlight(inFlight: number): void {
     if (inFlight > this.#windowMaxInFlight) this.#windowMaxInFlight = inFlight;

@@ -86,6 +86,8 @@ export interface ClassReport {
   readonly keptShare: number;
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
+  /** Mean time admitted requests waited in the guard's queue (the rest of their latency is the server's). */
+  readonly queueWaitMeanMs: number;
 }
 
 export interface TracePoint {
@@ -97,6 +99,10 @@ export interface TracePoint {
   readonly serverCost: number;
   /** Requests the server is working on (not queued inside it). */
   readonly serverRunning: number;
+  /** Requests waiting in the server's own queue (slot-limited server). */
+  readonly serverQueued: number;
+  /** Requests waiting in the guard's queues, all classes. */
+  readonly guardQueued: number;
 }
 
 export interface SimulationReport {
@@ -325,6 +331,7 @@ interface ClassTally {
   shedByReason: Record<string, number>;
   good: number;
   latencies: number[];
+  waitedMs: number;
 }
 
 export function simulate(scenario: Scenario, options: SimulationOptions = {}): SimulationReport {
@@ -347,7 +354,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const clock = new VirtualClock();
   const model = new BatchingServer(server);
   const controller = new AdmissionController(admission, { now: () => clock.nowMs, schedule: clock.schedule });
-  const emptyTally = (): ClassTally => ({ offered: 0, admitted: 0, shed: 0, shedByReason: {}, good: 0, latencies: [] });
+  const emptyTally = (): ClassTally => ({ offered: 0, admitted: 0, shed: 0, shedByReason: {}, good: 0, latencies: [], waitedMs: 0 });
   const tallies: Record<Priority, ClassTally> = { critical: emptyTally(), standard: emptyTally(), sheddable: emptyTally() };
   const shedByReason: Record<string, number> = {};
   const trace: TracePoint[] = [];
@@ -398,7 +405,10 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
     if (measured) tally.offered += 1;
 
     const run = (ticket: Ticket | undefined): void => {
-      if (measured) tally.admitted += 1;
+      if (measured) {
+        tally.admitted += 1;
+        tally.waitedMs += ticket?.waitedMs ?? 0;
+      }
       model.start(cost, unloadedMs, clock.nowMs, () => {
         const latency = clock.nowMs - arrivedAt;
         if (ticket !== undefined) {
@@ -457,7 +467,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
       nextArrivalMs = clock.nowMs + interArrivalMs();
       arrive();
     } else {
-      trace.push({ atMs: nextMs, limit: controller.limit, ratio: controller.smoothedRatio ?? 1, inFlightCost: controller.inFlightCost, serverCost: model.cost, serverRunning: model.running });
+      trace.push({ atMs: nextMs, limit: controller.limit, ratio: controller.smoothedRatio ?? 1, inFlightCost: controller.inFlightCost, serverCost: model.cost, serverRunning: model.running, serverQueued: model.count - model.running, guardQueued: PRIORITIES.reduce((sum, priority) => sum + controller.queueLength(priority), 0) });
       nextTraceMs += traceEvery;
     }
   }
@@ -477,6 +487,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
         keptShare: tally.offered === 0 ? 1 : tally.admitted / tally.offered,
         latencyP50Ms: percentile(sorted, 0.5),
         latencyP99Ms: percentile(sorted, 0.99),
+        queueWaitMeanMs: tally.admitted === 0 ? 0 : tally.waitedMs / tally.admitted,
       };
       return [priority, report];
     }),

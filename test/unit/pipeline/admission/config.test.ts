@@ -10,7 +10,7 @@ t.test("an empty config gets working defaults", async (t) => {
     [config.admission.classes.critical.share, config.admission.classes.standard.share, config.admission.classes.sheddable.share],
     [1, 0.8, 0.6],
   );
-  t.equal(config.admission.requestWeight, 2);
+  t.equal(config.admission.requestWeight, 4);
   t.same(config.routes[0]?.admission, { enabled: false, pool: "default" });
   t.same(admissionConfigWarnings(config), [], "default waits fit Envoy's default message timeout");
 });

@@ -76,6 +76,40 @@ t.test("a newcomer does not overtake a queued request of equal or higher class",
   t.equal(acquire("crit", "critical", 1).kind, "admitted", "a higher class may pass");
 });
 
+// Teaches the guard's own latency model: one request that ran alone took msPerCost per cost unit.
+function learnUnloaded(pool: ReturnType<typeof setup>, msPerCost: number): void {
+  const ticket = ticketOf(pool.acquire("quiet", "critical", 1));
+  pool.clock.advanceTo(pool.clock.nowMs + msPerCost);
+  pool.controller.release(ticket, { verdict: "success", latencyMs: msPerCost });
+}
+
+t.test("within a class, a smaller request that arrived soon after a large one is served first", async (t) => {
+  const pool = setup();
+  learnUnloaded(pool, 10);
+  const blocker = ticketOf(pool.acquire("blocker", "critical", 10));
+  t.equal(pool.acquire("large", "critical", 8).kind, "queued", "due 80 ms after arrival (8 × 10 ms)");
+  pool.clock.advanceTo(pool.clock.nowMs + 20);
+  t.equal(pool.acquire("small", "critical", 1).kind, "queued", "due 10 ms after arrival: 50 ms before the large one");
+  pool.controller.release(blocker, { verdict: "success" });
+  t.same(pool.settled.map((entry) => entry.id), ["small", "large"]);
+});
+
+t.test("the head start is bounded: only arrivals within half the class's max wait overtake a large request", async (t) => {
+  // 100 ms per cost unit: the large request alone takes 800 ms, but its due time is capped at 450 ms
+  // after arrival (critical waits up to 900 ms); a small one is due 100 ms after its arrival.
+  const pool = setup();
+  learnUnloaded(pool, 100);
+  const blocker = ticketOf(pool.acquire("blocker", "critical", 10));
+  t.equal(pool.acquire("large", "critical", 8).kind, "queued");
+  pool.clock.advanceTo(pool.clock.nowMs + 300);
+  t.equal(pool.acquire("small-at-300", "critical", 1).kind, "queued");
+  pool.clock.advanceTo(pool.clock.nowMs + 100);
+  t.equal(pool.acquire("small-at-400", "critical", 1).kind, "queued");
+  pool.controller.release(blocker, { verdict: "success" });
+  t.same(pool.settled.map((entry) => entry.id), ["small-at-300", "large", "small-at-400"]);
+  t.ok(pool.settled.every((entry) => entry.decision.kind === "admitted"));
+});
+
 t.test("queue timeout: 429 shed.queue_timeout after the class's max wait", async (t) => {
   const { acquire, clock, settled, controller } = setup();
   acquire("blocker", "critical", 10);

@@ -5,13 +5,14 @@ interface Item {
   readonly cost: number;
   readonly tenant: string;
   readonly id: string;
+  readonly dueAt: number;
 }
 
 t.test("a heavy tenant and a light tenant get equal cost shares per round", async (t) => {
   const queue = new DrrQueue<Item>(10);
   // heavy: 20 requests of cost 10; light: 50 requests of cost 2, all queued before any service.
-  for (let i = 0; i < 20; i++) queue.push({ cost: 10, tenant: "heavy", id: `h${i}` });
-  for (let i = 0; i < 50; i++) queue.push({ cost: 2, tenant: "light", id: `l${i}` });
+  for (let i = 0; i < 20; i++) queue.push({ cost: 10, tenant: "heavy", id: `h${i}`, dueAt: 0 });
+  for (let i = 0; i < 50; i++) queue.push({ cost: 2, tenant: "light", id: `l${i}`, dueAt: 0 });
   let heavyCost = 0;
   let lightCost = 0;
   // Serve 100 cost units: both tenants are backlogged throughout.
@@ -27,8 +28,8 @@ t.test("a heavy tenant and a light tenant get equal cost shares per round", asyn
 
 t.test("FIFO within a tenant, and the light tenant is not stuck behind the heavy backlog", async (t) => {
   const queue = new DrrQueue<Item>(4);
-  for (let i = 0; i < 5; i++) queue.push({ cost: 8, tenant: "heavy", id: `h${i}` });
-  queue.push({ cost: 1, tenant: "light", id: "l0" });
+  for (let i = 0; i < 5; i++) queue.push({ cost: 8, tenant: "heavy", id: `h${i}`, dueAt: 0 });
+  queue.push({ cost: 1, tenant: "light", id: "l0", dueAt: 0 });
   const order = [];
   for (let item = queue.shift(); item !== undefined; item = queue.shift()) order.push(item.id);
   t.same(order.filter((id) => id.startsWith("h")), ["h0", "h1", "h2", "h3", "h4"]);
@@ -37,9 +38,9 @@ t.test("FIFO within a tenant, and the light tenant is not stuck behind the heavy
 
 t.test("peek is stable until shift; remove keeps accounting", async (t) => {
   const queue = new DrrQueue<Item>(1);
-  const a = { cost: 5, tenant: "a", id: "a" };
-  const b = { cost: 3, tenant: "b", id: "b" };
-  const c = { cost: 2, tenant: "b", id: "c" };
+  const a = { cost: 5, tenant: "a", id: "a", dueAt: 0 };
+  const b = { cost: 3, tenant: "b", id: "b", dueAt: 0 };
+  const c = { cost: 2, tenant: "b", id: "c", dueAt: 0 };
   queue.push(a);
   queue.push(b);
   queue.push(c);
@@ -59,9 +60,20 @@ t.test("peek is stable until shift; remove keeps accounting", async (t) => {
 
 t.test("drain empties every tenant", async (t) => {
   const queue = new DrrQueue<Item>(2);
-  queue.push({ cost: 1, tenant: "a", id: "1" });
-  queue.push({ cost: 1, tenant: "b", id: "2" });
+  queue.push({ cost: 1, tenant: "a", id: "1", dueAt: 0 });
+  queue.push({ cost: 1, tenant: "b", id: "2", dueAt: 0 });
   t.equal(queue.drain().length, 2);
   t.equal(queue.length, 0);
   t.equal(queue.peek(), undefined);
+});
+
+t.test("within a tenant, earliest dueAt first; equal dueAt in arrival order", async (t) => {
+  const queue = new DrrQueue<Item>(100);
+  queue.push({ cost: 1, tenant: "a", id: "late", dueAt: 50 });
+  queue.push({ cost: 1, tenant: "a", id: "first-at-10", dueAt: 10 });
+  queue.push({ cost: 1, tenant: "a", id: "second-at-10", dueAt: 10 });
+  queue.push({ cost: 1, tenant: "a", id: "latest", dueAt: 90 });
+  const order: string[] = [];
+  for (let item = queue.shift(); item !== undefined; item = queue.shift()) order.push(item.id);
+  t.same(order, ["first-at-10", "second-at-10", "late", "latest"]);
 });
