@@ -1,6 +1,7 @@
 // Cache keys. A key names one (route, tenant, request, model epoch): two requests share an
 // entry only if nothing that can change the answer differs between them.
 import { createHash } from "node:crypto";
+import { NOT_JSON, parseJsonBody } from "../json-body.js";
 import type { HeaderMap, JsonValue } from "../types.js";
 
 export const ANONYMOUS_TENANT = "anonymous";
@@ -12,12 +13,8 @@ export type ParsedBody =
 
 export function parseBody(bytes: Uint8Array): ParsedBody {
   if (bytes.length === 0) return { kind: "raw", bytes };
-  let value: JsonValue;
-  try {
-    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8")) as JsonValue;
-  } catch {
-    return { kind: "raw", bytes };
-  }
+  const value = parseJsonBody(bytes);
+  if (value === NOT_JSON) return { kind: "raw", bytes };
   // JSON.parse accepts any depth, but canonicalJson recurses: a body nested 100 000 deep would
   // overflow the stack. Such bodies are keyed byte for byte instead (still exact, just not
   // normalised).
