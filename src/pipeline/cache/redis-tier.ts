@@ -45,6 +45,7 @@ function loadRedis(): typeof Redis {
   redisClass ??= (require("ioredis") as typeof import("ioredis")).Redis;
   return redisClass;
 }
+
 // Repeated failures while down are logged at most this often; state changes are always logged.
 const STILL_DOWN_LOG_INTERVAL_MS = 30_000;
 

@@ -42,6 +42,7 @@ export interface EstimateOptions {
 }
 
 const KSERVE_INFER_PATH = /\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/;
+
 export function shapeFromPath(rawPath: string): Shape | undefined {
   const query = rawPath.indexOf("?");
   const path = query < 0 ? rawPath : rawPath.slice(0, query);
