@@ -1,5 +1,6 @@
 // From request bytes to features. Bad input is an expected outcome here: whatever the body is,
 // the result is an estimate (by size when the body cannot be read), and the reason it fell back.
+import { NOT_JSON, parseJsonBody } from "../json-body.js";
 import { sizeFeatures, type Features, type Shape } from "./features.js";
 import { scanJson } from "./jsonScan.js";
 import { extractKserve } from "./kserve.js";
@@ -41,7 +42,6 @@ export interface EstimateOptions {
 }
 
 const KSERVE_INFER_PATH = /\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/;
-const decoder = new TextDecoder();
 
 export function shapeFromPath(rawPath: string): Shape | undefined {
   const query = rawPath.indexOf("?");
@@ -87,13 +87,9 @@ export function estimateBySize(bytes: number, fallback?: FallbackReason): Estima
   return fallback === undefined ? { features } : { features, fallback };
 }
 
-function parseObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return isObject(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
+function parseObject(body: Uint8Array): Record<string, unknown> | undefined {
+  const value = parseJsonBody(body);
+  return value !== NOT_JSON && isObject(value) ? value : undefined;
 }
 
 /**
@@ -108,7 +104,7 @@ export function estimateBody(path: string, body: Uint8Array, options: EstimateOp
   const verdict = scanJson(body, options.maxDepth, jsonEnd);
   if (verdict === "not_object") return estimateBySize(body.length, "non_json");
   if (verdict !== "ok") return estimateBySize(body.length, verdict);
-  const parsed = parseObject(decoder.decode(jsonEnd === body.length ? body : body.subarray(0, jsonEnd)));
+  const parsed = parseObject(jsonEnd === body.length ? body : body.subarray(0, jsonEnd));
   if (parsed === undefined) return estimateBySize(body.length, "non_json");
   const pathShape = shapeFromPath(path);
   const shape = pathShape ?? shapeFromBody(parsed);

@@ -13,6 +13,7 @@ import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
 import { stringAt } from "../../contracts/payload.js";
 import { PROBLEM_CONTENT_TYPE, unverifiableProblem, violatedProblem } from "../../contracts/problem.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
+import { parseJsonBody } from "../json-body.js";
 import { CONTINUE, type Exchange, type ResponseInfo, type Stage, type StageDeps, type StageRun, type Step } from "../types.js";
 import { RecentViolations } from "./recent.js";
 
@@ -161,7 +162,7 @@ class ContractRun implements StageRun {
 
   onRequestBody(body: Uint8Array): Step {
     if (this.binding.settings.models.length > 0 && body.byteLength <= this.section.maxBodyBytes) {
-      this.#requestModel = modelOf(parseJson(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")));
+      this.#requestModel = modelOf(parseJsonBody(body));
     }
     return CONTINUE;
   }
@@ -314,14 +315,6 @@ class ContractRun implements StageRun {
 }
 
 const NOT_JSON = Symbol("not-json");
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return NOT_JSON;
-  }
-}
 
 function modelOf(body: unknown): string | undefined {
   return stringAt(body, "model");
