@@ -1,4 +1,4 @@
-// Reading the guard's /metrics (Prometheus text) in benchmark scripts.
+// Reading the guard's /metrics (Prometheus text), in benchmark scripts and end-to-end tests.
 
 /** Value of an unlabelled or single-series metric; undefined when the text has no such line. */
 export function metricValue(text: string, name: string): number | undefined {
@@ -6,12 +6,17 @@ export function metricValue(text: string, name: string): number | undefined {
   return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
-/** Sum of every series of `name` whose labels include all of `labels` (0 when none matches). */
-export function metricSum(text: string, name: string, labels: Readonly<Record<string, string>>): number {
+/**
+ * Sum of the samples of `name` whose labels include all of `labels` (0 when none matches): a series
+ * that was never incremented is absent rather than 0. Label values may hold escaped quotes.
+ */
+export function metricSum(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
   let sum = 0;
-  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, "gm"))) {
-    const found = new Map([...(match[1] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((pair) => [pair[1], pair[2]]));
-    if (Object.entries(labels).every(([key, value]) => found.get(key) === value)) sum += Number(match[2]);
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const seen = new Map([...(match[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((label) => [label[1], label[2]]));
+    if (Object.entries(labels).every(([key, value]) => seen.get(key) === value)) sum += Number(match[3]);
   }
   return sum;
 }

@@ -4,7 +4,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { waitUntil } from "../../src/devstack/process.js";
-import { defaultConfigWith, metricSum, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
+import { metricSum } from "../../bench/metrics-text.js";
+import { defaultConfigWith, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
 
 const CHAT_PATH = "/v1/chat/completions";
 const BODY = { model: "demo", messages: [{ role: "user", content: "admission e2e" }] };

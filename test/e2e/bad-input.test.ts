@@ -10,7 +10,8 @@ import t, { type Test } from "tap";
 import { externalProcessorService } from "../../src/extproc/proto.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../src/extproc/wire.js";
 import type { Stack } from "../../src/devstack/stack.js";
-import { defaultConfigWith, metricSum, stackFor } from "../helpers/e2e.js";
+import { metricSum } from "../../bench/metrics-text.js";
+import { defaultConfigWith, stackFor } from "../helpers/e2e.js";
 import { requestBody, requestHeaders, responseBody, responseHeaders } from "../helpers/frames.js";
 import { chatShot, send } from "../helpers/load.js";
 

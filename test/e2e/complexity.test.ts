@@ -3,7 +3,8 @@
 // computes reaches the router and Envoy enforces it, unreadable bodies still pass (scored by size
 // and counted), and the online latency model reports after traffic. One stack for the whole file.
 import t from "tap";
-import { defaultConfigWith, metricSum, post, stackFor, upstreamRequests, type SeenRequest } from "../helpers/e2e.js";
+import { metricSum } from "../../bench/metrics-text.js";
+import { defaultConfigWith, post, stackFor, upstreamRequests, type SeenRequest } from "../helpers/e2e.js";
 
 type JsonObject = Record<string, unknown>;
 

@@ -12,8 +12,9 @@ import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import type { Stack } from "../../src/devstack/stack.js";
 import { TASKS, renderOutput } from "../../src/demo/outputs.js";
 import type { JsonValue } from "../../src/pipeline/types.js";
+import { metricSum } from "../../bench/metrics-text.js";
 import { EXPECTED_BREAKS, includesExpected } from "../helpers/catalogue.js";
-import { defaultConfigWith, mapConcurrently, metricSum, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
+import { defaultConfigWith, mapConcurrently, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
 
 type JsonObject = { [key: string]: JsonValue };
 

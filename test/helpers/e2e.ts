@@ -50,21 +50,6 @@ export async function upstreamServed(poolUrl: string): Promise<number> {
 
 export const CHAT = { model: "demo", messages: [{ role: "user", content: "hello there" }] };
 
-/**
- * Sum of the samples of `name` in Prometheus text whose labels include `labels` (0 when none):
- * tests assert counts, and a series that was never incremented is absent rather than 0.
- */
-export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const seen = new Map([...(match[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((label) => [label[1], label[2]]));
-    if (Object.entries(labels).every(([key, value]) => seen.get(key) === value)) sum += Number(match[3]);
-  }
-  return sum;
-}
-
 /** Runs `work` over `items`, at most `concurrency` at a time; results in item order. */
 export async function mapConcurrently<T, R>(items: readonly T[], concurrency: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
