@@ -13,7 +13,7 @@ import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
 import { stringAt } from "../../contracts/payload.js";
 import { PROBLEM_CONTENT_TYPE, unverifiableProblem, violatedProblem } from "../../contracts/problem.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
-import { parseJsonBody } from "../json-body.js";
+import { NOT_JSON, parseJsonBody } from "../json-body.js";
 import { CONTINUE, type Exchange, type ResponseInfo, type Stage, type StageDeps, type StageRun, type Step } from "../types.js";
 import { RecentViolations } from "./recent.js";
 
@@ -313,8 +313,6 @@ class ContractRun implements StageRun {
     this.metrics.checks.inc({ contract: this.binding.contract.name, model_version: version, result });
   }
 }
-
-const NOT_JSON = Symbol("not-json");
 
 function modelOf(body: unknown): string | undefined {
   return stringAt(body, "model");
