@@ -78,6 +78,19 @@ async function fullPipelineGuard(): Promise<Record<string, unknown>> {
 
 const slowUpstream = { light: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)], heavy: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)] };
 
+/** Another ext_proc server in the guard's place, through the same Envoy config as b–e. */
+function peerConfiguration(id: string, title: string, command: string, address: string, what: string): BenchConfiguration {
+  return {
+    id,
+    title,
+    notes: `\`${command}\` at ${address}${what}`,
+    stackOptions: async () => ({ peer: { command, address } }),
+    uniqueUris: true,
+    expectHeaders: {},
+    baseline: "a",
+  };
+}
+
 export function configurations(peer: Peer | undefined): BenchConfiguration[] {
   const all: BenchConfiguration[] = [
     {
@@ -146,26 +159,17 @@ export function configurations(peer: Peer | undefined): BenchConfiguration[] {
     },
   ];
   if (peer !== undefined) {
-    all.push({
-      id: "f",
-      title: "+ peer ext_proc server",
-      notes: `\`${peer.command}\` at ${peer.address}, through the same Envoy config as b`,
-      stackOptions: async () => ({ peer }),
-      uniqueUris: true,
-      expectHeaders: {},
-      baseline: "a",
-    });
-    const bodiesCommand = peer.bodiesCommand;
-    if (bodiesCommand !== undefined) {
-      all.push({
-        id: "f_d",
-        title: "+ peer ext_proc server, d's messages",
-        notes: `\`${bodiesCommand}\` at ${peer.address}: asks Envoy (mode_override) for the buffered request body, the response headers and the buffered response body, as the guard does in d, and answers each unchanged: the protocol's share of d`,
-        stackOptions: async () => ({ peer: { command: bodiesCommand, address: peer.address } }),
-        uniqueUris: true,
-        expectHeaders: {},
-        baseline: "a",
-      });
+    all.push(peerConfiguration("f", "+ peer ext_proc server", peer.command, peer.address, ", through the same Envoy config as b"));
+    if (peer.bodiesCommand !== undefined) {
+      all.push(
+        peerConfiguration(
+          "f_d",
+          "+ peer ext_proc server, d's messages",
+          peer.bodiesCommand,
+          peer.address,
+          ": asks Envoy (mode_override) for the buffered request body, the response headers and the buffered response body, as the guard does in d, and answers each unchanged: the protocol's share of d",
+        ),
+      );
     }
   }
   return all;
