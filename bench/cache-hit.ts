@@ -21,7 +21,10 @@ function exchange(): Exchange {
       method: "POST",
       path: "/v1/chat/completions",
       authority: "model",
-      headers: new Map([["authorization", "Bearer k"], ["content-type", "application/json"]]),
+      headers: new Map([
+        ["authorization", "Bearer k"],
+        ["content-type", "application/json"],
+      ]),
       requestId: "r",
       endOfStream: false,
     },
@@ -33,7 +36,10 @@ function exchange(): Exchange {
 
 async function measure(label: string, redisUrl: string | undefined, evictLocal: boolean): Promise<void> {
   const config = configSchema.parse({
-    cache: { ...(redisUrl === undefined ? {} : { redis: { url: redisUrl } }), maxBytes: evictLocal ? 1024 : 64 * 1024 * 1024 },
+    cache: {
+      ...(redisUrl === undefined ? {} : { redis: { url: redisUrl } }),
+      maxBytes: evictLocal ? 1024 : 64 * 1024 * 1024,
+    },
     routes: [{ name: "chat", cache: { enabled: true, maxEntryBytes: 1024 } }],
   });
   const registry = new Registry();
@@ -63,8 +69,14 @@ async function measure(label: string, redisUrl: string | undefined, evictLocal: 
   }
   samples.sort((a, b) => a - b);
   const at = (q: number) => (samples[Math.floor(q * (samples.length - 1))] ?? NaN).toFixed(3);
-  const redisErrors = (await registry.getSingleMetric("guard_cache_redis_errors_total")?.get())?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
-  console.log(`${label}: ${ITERATIONS} lookups, ${hits} hits, ${redisErrors} Redis errors, hit p50 ${at(0.5)} ms, p99 ${at(0.99)} ms`);
+  const redisErrors =
+    (await registry.getSingleMetric("guard_cache_redis_errors_total")?.get())?.values.reduce(
+      (sum, value) => sum + value.value,
+      0,
+    ) ?? 0;
+  console.log(
+    `${label}: ${ITERATIONS} lookups, ${hits} hits, ${redisErrors} Redis errors, hit p50 ${at(0.5)} ms, p99 ${at(0.99)} ms`,
+  );
   await stage.close();
 }
 

@@ -5,9 +5,9 @@
 // 2. Fast token estimate vs gpt-tokenizer (o200k_base) on the fixture texts; target MAE ≤ 10%.
 // Three rounds; the reported figure is the median of the rounds. Writes bench/results/complexity-<date>.json.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
 import pino from "pino";
 import { Registry } from "prom-client";
-import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
 import { configSchema } from "../src/config/schema.js";
 import { createComplexityStage } from "../src/pipeline/complexity/stage.js";
 import { estimateTextTokens } from "../src/pipeline/complexity/tokens.js";
@@ -35,7 +35,9 @@ function percentile(sorted: readonly number[], p: number): number {
 
 /** A chat request of about `targetBytes`, its user turns cut from the mixed-language corpus. */
 function chatBody(corpusText: string, targetBytes: number): Uint8Array {
-  const messages: Array<{ role: string; content: string }> = [{ role: "system", content: "You are a careful analyst." }];
+  const messages: Array<{ role: string; content: string }> = [
+    { role: "system", content: "You are a careful analyst." },
+  ];
   const encoder = new TextEncoder();
   let offset = 0;
   const size = () => encoder.encode(JSON.stringify({ model: "gpt-4o", messages, max_tokens: 512 })).length;
@@ -45,16 +47,28 @@ function chatBody(corpusText: string, targetBytes: number): Uint8Array {
     offset += 1500;
   }
   const last = messages[messages.length - 1];
-  if (last !== undefined) last.content = last.content.slice(0, Math.max(0, last.content.length - Math.ceil((size() - targetBytes) / 3)));
+  if (last !== undefined)
+    last.content = last.content.slice(0, Math.max(0, last.content.length - Math.ceil((size() - targetBytes) / 3)));
   return encoder.encode(JSON.stringify({ model: "gpt-4o", messages, max_tokens: 512 }));
 }
 
 function scoringRound(body: Uint8Array, iterations: number): { p50: number; p99: number } {
   const config = configSchema.parse({ routes: [{ name: "chat", match: {}, complexity: { enabled: true } }] });
-  const stage = createComplexityStage(config, { registry: new Registry(), log: pino({ level: "silent" }), now: () => performance.now() });
+  const stage = createComplexityStage(config, {
+    registry: new Registry(),
+    log: pino({ level: "silent" }),
+    now: () => performance.now(),
+  });
   const headers = new Map([["content-type", "application/json"]]);
   const exchange = (): Exchange => ({
-    request: { method: "POST", path: "/v1/chat/completions", authority: "bench", headers, requestId: "b", endOfStream: false },
+    request: {
+      method: "POST",
+      path: "/v1/chat/completions",
+      authority: "bench",
+      headers,
+      requestId: "b",
+      endOfStream: false,
+    },
     route: { name: "chat" },
     startedAt: 0,
     extendDeadline: () => undefined,
@@ -150,11 +164,17 @@ for (const [name, result] of Object.entries(scoring)) {
 console.log("\nToken estimate vs gpt-tokenizer o200k_base");
 console.log("set       text                  exact  estimate   error");
 for (const row of rows) {
-  console.log(`${row.set.padEnd(9)} ${row.name.padEnd(20)} ${String(row.exact).padStart(7)} ${String(row.estimate).padStart(9)} ${(row.error * 100).toFixed(1).padStart(6)}%`);
+  console.log(
+    `${row.set.padEnd(9)} ${row.name.padEnd(20)} ${String(row.exact).padStart(7)} ${String(row.estimate).padStart(9)} ${(row.error * 100).toFixed(1).padStart(6)}%`,
+  );
 }
 const mae = { all: meanAbs(), corpus: meanAbs("corpus"), heldout: meanAbs("heldout"), target: 0.1 };
-console.log(`mean absolute error: all ${(mae.all * 100).toFixed(1)}%, calibration corpus ${(mae.corpus * 100).toFixed(1)}%, held-out ${(mae.heldout * 100).toFixed(1)}% (target ≤ 10%)`);
-console.log(`token counting, 2 KB of text: fast ${tokenizers.fastMicrosPer2KChars.toFixed(1)} µs, exact ${tokenizers.exactMicrosPer2KChars.toFixed(1)} µs`);
+console.log(
+  `mean absolute error: all ${(mae.all * 100).toFixed(1)}%, calibration corpus ${(mae.corpus * 100).toFixed(1)}%, held-out ${(mae.heldout * 100).toFixed(1)}% (target ≤ 10%)`,
+);
+console.log(
+  `token counting, 2 KB of text: fast ${tokenizers.fastMicrosPer2KChars.toFixed(1)} µs, exact ${tokenizers.exactMicrosPer2KChars.toFixed(1)} µs`,
+);
 
 const date = new Date().toISOString().slice(0, 10);
 const resultsDir = new URL("bench/results/", ROOT);

@@ -6,7 +6,7 @@
 // Run after build: node dist/bench/contracts-inline.js [requests per phase, default 300]
 // Writes bench/results/contracts-inline-<date>.json.
 import { mkdirSync, writeFileSync } from "node:fs";
-import { loadGuardConfigObject, startStack, type Stack } from "../src/devstack/stack.js";
+import { loadGuardConfigObject, type Stack, startStack } from "../src/devstack/stack.js";
 
 const REQUESTS = Number(process.argv[2] ?? 300);
 const CONCURRENCY = 8;
@@ -18,8 +18,8 @@ type Phase = "sequential" | "concurrent";
 
 async function stackFor(variant: Variant): Promise<Stack> {
   const base = await loadGuardConfigObject();
-  const routes = (base["routes"] as Array<Record<string, unknown>>).map((route) => {
-    if (route["name"] !== "sentiment") return route;
+  const routes = (base.routes as Array<Record<string, unknown>>).map((route) => {
+    if (route.name !== "sentiment") return route;
     const { contract, ...rest } = route;
     return { ...rest, cache: { enabled: false }, ...(variant === "with_contract" ? { contract } : {}) };
   });
@@ -45,7 +45,8 @@ async function request(stack: Stack, variant: Variant): Promise<number | undefin
     return undefined;
   }
   // Proof the variant is what it claims: the verdict header only comes from a checked response.
-  if ((response.headers.get("x-guard-contract") === "passed") !== (variant === "with_contract")) throw new Error("contract verdict header mismatch");
+  if ((response.headers.get("x-guard-contract") === "passed") !== (variant === "with_contract"))
+    throw new Error("contract verdict header mismatch");
   return elapsed;
 }
 
@@ -87,7 +88,10 @@ try {
     await phase(stack, variant, CONCURRENCY, WARM_UP);
   }
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [phaseName, concurrency] of [["sequential", 1], ["concurrent", CONCURRENCY]] as Array<[Phase, number]>) {
+    for (const [phaseName, concurrency] of [
+      ["sequential", 1],
+      ["concurrent", CONCURRENCY],
+    ] as Array<[Phase, number]>) {
       for (const [variant, stack] of Object.entries(stacks) as Array<[Variant, Stack]>) {
         const samples = await phase(stack, variant, concurrency, REQUESTS);
         perRound[variant][phaseName].push({ p50: percentile(samples, 0.5), p99: percentile(samples, 0.99) });
@@ -99,19 +103,26 @@ try {
     summary[phaseName] = {};
     for (const variant of ["without_contract", "with_contract"] as const) {
       const rounds = perRound[variant][phaseName];
-      summary[phaseName][variant] = { p50Ms: round3(median(rounds.map((r) => r.p50))), p99Ms: round3(median(rounds.map((r) => r.p99))) };
+      summary[phaseName][variant] = {
+        p50Ms: round3(median(rounds.map((r) => r.p50))),
+        p99Ms: round3(median(rounds.map((r) => r.p99))),
+      };
     }
     const added = summary[phaseName];
-    const withC = added["with_contract"];
-    const withoutC = added["without_contract"];
+    const withC = added.with_contract;
+    const withoutC = added.without_contract;
     if (withC !== undefined && withoutC !== undefined) {
-      added["added"] = { p50Ms: round3(withC.p50Ms - withoutC.p50Ms), p99Ms: round3(withC.p99Ms - withoutC.p99Ms) };
+      added.added = { p50Ms: round3(withC.p50Ms - withoutC.p50Ms), p99Ms: round3(withC.p99Ms - withoutC.p99Ms) };
     }
   }
   // Connection churn to the guard: protocol errors here mean failed requests (see envoy.yaml).
   const guardConnections: Record<string, Record<string, number>> = {};
   for (const [variant, stack] of Object.entries(stacks)) {
-    const stats = await (await fetch(`${stack.envoy.adminUrl}/stats?filter=^cluster\\.inference_guard\\.upstream_cx_(total|protocol_error|close_notify)$`)).text();
+    const stats = await (
+      await fetch(
+        `${stack.envoy.adminUrl}/stats?filter=^cluster\\.inference_guard\\.upstream_cx_(total|protocol_error|close_notify)$`,
+      )
+    ).text();
     guardConnections[variant] = Object.fromEntries(
       stats
         .trim()
@@ -135,14 +146,19 @@ try {
   console.log("phase       variant            p50      p99");
   for (const [phaseName, variants] of Object.entries(summary)) {
     for (const [variant, numbers] of Object.entries(variants)) {
-      console.log(`${phaseName.padEnd(11)} ${variant.padEnd(18)} ${numbers.p50Ms.toFixed(3).padStart(7)}  ${numbers.p99Ms.toFixed(3).padStart(7)}`);
+      console.log(
+        `${phaseName.padEnd(11)} ${variant.padEnd(18)} ${numbers.p50Ms.toFixed(3).padStart(7)}  ${numbers.p99Ms.toFixed(3).padStart(7)}`,
+      );
     }
   }
   console.log(`failed requests: ${JSON.stringify(failures)}`);
   console.log(`guard connections: ${JSON.stringify(guardConnections)}`);
   const directory = new URL("../../bench/results/", import.meta.url);
   mkdirSync(directory, { recursive: true });
-  writeFileSync(new URL(`contracts-inline-${result.date.slice(0, 10)}.json`, directory), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(
+    new URL(`contracts-inline-${result.date.slice(0, 10)}.json`, directory),
+    `${JSON.stringify(result, null, 2)}\n`,
+  );
 } finally {
   await Promise.all(Object.values(stacks).map((stack) => stack.stop()));
 }

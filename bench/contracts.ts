@@ -24,7 +24,9 @@ const triage = (i: number) => ({
   category: "billing",
   priority: 2 + (i % 3),
   tags: ["refund", "invoice", "duplicate-charge"],
-  summary: "Customer was charged twice for the March invoice and asks for a refund of the duplicate charge. ".repeat(2).slice(0, 200),
+  summary: "Customer was charged twice for the March invoice and asks for a refund of the duplicate charge. "
+    .repeat(2)
+    .slice(0, 200),
   needs_human: false,
 });
 // ~0.5 KB: one chat completion whose content is the structured triage object.
@@ -39,7 +41,11 @@ const large = JSON.stringify({
   id: "chatcmpl-2",
   object: "chat.completion",
   model: "triage-1",
-  choices: Array.from({ length: 10 }, (_, i) => ({ index: i, message: { role: "assistant", content: JSON.stringify(triage(i)) }, finish_reason: "stop" })),
+  choices: Array.from({ length: 10 }, (_, i) => ({
+    index: i,
+    message: { role: "assistant", content: JSON.stringify(triage(i)) },
+    finish_reason: "stop",
+  })),
 });
 
 function rate(fn: () => void): number {
@@ -68,7 +74,9 @@ for (const [name, body] of [
   ["5 KB", large],
 ] as const) {
   const rounds = [0, 1, 2].map(() => rate(() => chat.checkText(body)));
-  console.log(`${name} (${body.length} bytes): ${Math.round(median(rounds))} validations/s (rounds: ${rounds.map(Math.round).join(", ")})`);
+  console.log(
+    `${name} (${body.length} bytes): ${Math.round(median(rounds))} validations/s (rounds: ${rounds.map(Math.round).join(", ")})`,
+  );
 }
 
 // Where the time goes for one payload: each stage alone.

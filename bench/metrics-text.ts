@@ -15,7 +15,12 @@ export function metricSum(text: string, name: string, labels: Readonly<Record<st
   for (const line of text.split("\n")) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (match === null || match[1] !== name) continue;
-    const seen = new Map([...(match[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((label) => [label[1], label[2]]));
+    const seen = new Map(
+      [...(match[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((label) => [
+        label[1],
+        label[2],
+      ]),
+    );
     if (Object.entries(labels).every(([key, value]) => seen.get(key) === value)) sum += Number(match[3]);
   }
   return sum;

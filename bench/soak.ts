@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { PROJECT_ROOT } from "../src/devstack/envoy.js";
 import { startStack } from "../src/devstack/stack.js";
-import { countBy, mixedShot, send, type Result, type Shot } from "../test/helpers/load.js";
+import { mixedShot, type Result, type Shot, send } from "../test/helpers/load.js";
 import { metricValue } from "./metrics-text.js";
 
 export interface SoakOptions {
@@ -66,9 +66,24 @@ const KINDS: readonly Kind[] = [
   { name: "miss", weight: 40, shot: (index) => mixedShot(index) },
   // 32 distinct cacheable requests, repeated: mostly hits once warm.
   { name: "hit", weight: 30, shot: (index) => mixedShot(index % 32, { "x-guard-cache": "allow" }) },
-  { name: "violation", weight: 8, shot: (index) => ({ path: "/v1/predict/sentiment", body: JSON.stringify({ text: `late order ${index}` }), headers: { "x-demo-variant": "score_rescaled" } }) },
+  {
+    name: "violation",
+    weight: 8,
+    shot: (index) => ({
+      path: "/v1/predict/sentiment",
+      body: JSON.stringify({ text: `late order ${index}` }),
+      headers: { "x-demo-variant": "score_rescaled" },
+    }),
+  },
   { name: "eta", weight: 8, shot: (index) => ({ path: "/v1/predict/eta", body: JSON.stringify({ order: index }) }) },
-  { name: "kserve", weight: 6, shot: (index) => ({ path: "/v2/models/demo/infer", body: JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [index, 1, 2, 3] }] }) }) },
+  {
+    name: "kserve",
+    weight: 6,
+    shot: (index) => ({
+      path: "/v2/models/demo/infer",
+      body: JSON.stringify({ inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [index, 1, 2, 3] }] }),
+    }),
+  },
   { name: "unrouted", weight: 4, shot: () => ({ path: "/v1/unknown", body: "{}" }) },
   { name: "model_error", weight: 4, shot: (index) => ({ ...mixedShot(index), headers: { "x-demo-status": "400" } }) },
 ];
@@ -121,7 +136,10 @@ function percentile(sorted: readonly number[], p: number): number {
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const log = options.log ?? (() => {});
   // failure_mode_allow false: a guard failure shows up as a 500, not as silently unguarded traffic.
-  const stack = await startStack({ failureModeAllow: false, demoArgs: { light: ["--base-latency-ms", "5"], heavy: ["--base-latency-ms", "20"] } });
+  const stack = await startStack({
+    failureModeAllow: false,
+    demoArgs: { light: ["--base-latency-ms", "5"], heavy: ["--base-latency-ms", "20"] },
+  });
   const guard = stack.guard;
   if (guard === undefined) throw new Error("no guard");
   const startedAt = new Date();
@@ -149,7 +167,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           eventLoopLagMaxMs: (metricValue(text, "guard_nodejs_eventloop_lag_max_seconds") ?? Number.NaN) * 1000,
         });
         const last = samples.at(-1) as Sample;
-        log(`t=${last.atS.toFixed(0)}s rss=${(last.rssBytes / 2 ** 20).toFixed(1)}MiB heap=${(last.heapUsedBytes / 2 ** 20).toFixed(1)}MiB lag_p99=${last.eventLoopLagP99Ms.toFixed(1)}ms requests=${latencies.length} unexpected=${unexpected}`);
+        log(
+          `t=${last.atS.toFixed(0)}s rss=${(last.rssBytes / 2 ** 20).toFixed(1)}MiB heap=${(last.heapUsedBytes / 2 ** 20).toFixed(1)}MiB lag_p99=${last.eventLoopLagP99Ms.toFixed(1)}ms requests=${latencies.length} unexpected=${unexpected}`,
+        );
         await sleep(options.sampleEveryMs);
       }
     })();
@@ -163,7 +183,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         const result = await send(stack.url, kind.shot(index), 30_000);
         const status = String(result.status);
         statuses[status] = (statuses[status] ?? 0) + 1;
-        const perKind = (byKind[kind.name] ??= {});
+        const perKind = byKind[kind.name] ?? {};
+        byKind[kind.name] = perKind;
         perKind[status] = (perKind[status] ?? 0) + 1;
         latencies.push(result.endedAt - result.startedAt);
         if (!isExpected(result)) {
@@ -221,7 +242,13 @@ export function summarise(report: SoakReport): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { minutes: { type: "string", default: "30" }, rate: { type: "string", default: "100" }, out: { type: "string" } } });
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: "string", default: "30" },
+      rate: { type: "string", default: "100" },
+      out: { type: "string" },
+    },
+  });
   const minutes = Number(values.minutes);
   const report = await runSoak({
     durationMs: minutes * 60_000,
@@ -229,7 +256,14 @@ async function main(): Promise<void> {
     sampleEveryMs: minutes >= 10 ? 10_000 : 2_000,
     log: (line) => console.log(line),
   });
-  const out = values.out ?? join(PROJECT_ROOT, "bench", "results", `soak-${report.startedAt.slice(0, 10)}${minutes === 30 ? "" : `-${minutes}min`}.json`);
+  const out =
+    values.out ??
+    join(
+      PROJECT_ROOT,
+      "bench",
+      "results",
+      `soak-${report.startedAt.slice(0, 10)}${minutes === 30 ? "" : `-${minutes}min`}.json`,
+    );
   await mkdir(join(out, ".."), { recursive: true });
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`${summarise(report)}\nwritten to ${out}`);

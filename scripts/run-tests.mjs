@@ -12,7 +12,10 @@ const selected = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Obje
 function runSuite(name) {
   return new Promise((resolve) => {
     const args = ["tap", "run", "--disable-coverage", "--reporter=tap", ...suites[name]];
-    const child = spawn("npx", args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, TAP_COLORS: "0" } });
+    const child = spawn("npx", args, {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, TAP_COLORS: "0" },
+    });
     let summary = { pass: 0, fail: 0 };
     let tail = "";
     child.stdout.on("data", (chunk) => {

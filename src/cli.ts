@@ -47,7 +47,11 @@ const stdio: Io = {
 };
 
 async function serve(argv: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: "string" }, help: { type: "boolean" } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: "string" }, help: { type: "boolean" } },
+    strict: true,
+  });
   if (values.help === true) {
     io.out(SERVE_USAGE);
     return 0;

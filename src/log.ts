@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 /**
  * Structured JSON logs on stdout. Bodies are never passed to the logger; the redaction list is a

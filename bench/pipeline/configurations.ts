@@ -70,16 +70,25 @@ const SCORING_GUARD = { routes: [{ name: "chat", match: ROUTE_MATCH, complexity:
  */
 async function fullPipelineGuard(): Promise<Record<string, unknown>> {
   const config = await loadGuardConfigObject();
-  const admission = (config["admission"] ?? {}) as Record<string, unknown>;
-  const limit = (admission["limit"] ?? {}) as Record<string, unknown>;
+  const admission = (config.admission ?? {}) as Record<string, unknown>;
+  const limit = (admission.limit ?? {}) as Record<string, unknown>;
   const open = 1_000_000;
   return { ...config, admission: { ...admission, limit: { ...limit, initial: open, min: open, max: open } } };
 }
 
-const slowUpstream = { light: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)], heavy: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)] };
+const slowUpstream = {
+  light: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)],
+  heavy: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)],
+};
 
 /** Another ext_proc server in the guard's place, through the same Envoy config as b–e. */
-function peerConfiguration(id: string, title: string, command: string, address: string, what: string): BenchConfiguration {
+function peerConfiguration(
+  id: string,
+  title: string,
+  command: string,
+  address: string,
+  what: string,
+): BenchConfiguration {
   return {
     id,
     title,
@@ -159,7 +168,15 @@ export function configurations(peer: Peer | undefined): BenchConfiguration[] {
     },
   ];
   if (peer !== undefined) {
-    all.push(peerConfiguration("f", "+ peer ext_proc server", peer.command, peer.address, ", through the same Envoy config as b"));
+    all.push(
+      peerConfiguration(
+        "f",
+        "+ peer ext_proc server",
+        peer.command,
+        peer.address,
+        ", through the same Envoy config as b",
+      ),
+    );
     if (peer.bodiesCommand !== undefined) {
       all.push(
         peerConfiguration(

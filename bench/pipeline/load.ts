@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseH2loadLog, type LoggedRequest } from "./stats.js";
+import { type LoggedRequest, parseH2loadLog } from "./stats.js";
 
 export interface LoadTarget {
   /** Envoy's listener, e.g. http://127.0.0.1:10000. */
@@ -62,7 +62,11 @@ async function writeUriList(file: string, target: LoadTarget, count: number, pre
   await writeFile(file, `${lines.join("\n")}\n`);
 }
 
-function runH2load(args: readonly string[], cpus: string | undefined, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+function runH2load(
+  args: readonly string[],
+  cpus: string | undefined,
+  timeoutMs: number,
+): Promise<{ code: number | null; output: string }> {
   const [command, argv] = cpus === undefined ? ["h2load", args] : ["taskset", ["-c", cpus, "h2load", ...args]];
   return new Promise((resolve, reject) => {
     const child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"] });
@@ -97,21 +101,32 @@ export async function runLoad(target: LoadTarget, shape: LoadShape, options: Loa
     await writeUriList(uriFile, target, perConnection, name);
     const args = [
       "--h1",
-      "-c", "1",
-      "-m", "1",
-      "-t", "1",
-      "-D", `${Math.round(options.durationSec * 1000)}ms`,
-      "-d", target.bodyFile,
+      "-c",
+      "1",
+      "-m",
+      "1",
+      "-t",
+      "1",
+      "-D",
+      `${Math.round(options.durationSec * 1000)}ms`,
+      "-d",
+      target.bodyFile,
       ...target.headers.flatMap((header) => ["-H", header]),
-      "-i", uriFile,
-      "--log-file", logFile,
+      "-i",
+      uriFile,
+      "--log-file",
+      logFile,
       ...(shape.kind === "open" ? ["--rps", String(shape.rps / options.connections)] : []),
     ];
     const { code, output } = await runH2load(args, options.cpus, options.durationSec * 1000 + 30_000);
     const rows = parseH2loadLog(await readFile(logFile, "utf8").catch(() => ""));
     // A full run writes hundreds of MB of URI lists and logs; only the parsed rows are kept.
     await Promise.all([rm(uriFile, { force: true }), rm(logFile, { force: true })]);
-    return { rows, failed: code === 0 ? undefined : `h2load exited ${code}: ${output.slice(-1_000)}`, wrapped: target.uniqueUris && rows.length > perConnection };
+    return {
+      rows,
+      failed: code === 0 ? undefined : `h2load exited ${code}: ${output.slice(-1_000)}`,
+      wrapped: target.uniqueUris && rows.length > perConnection,
+    };
   });
   const results = await Promise.all(runs);
   return {

@@ -7,9 +7,17 @@ import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
-import { chatRequestBody, configurations, REQUEST_HEADERS, REQUEST_PATH, type Peer } from "./configurations.js";
-import { buildConfigurationReports, checkTargets, renderMarkdown, renderText, REPORT_SCHEMA, type BenchReport, type MachineInfo } from "./report.js";
-import { runRound, type BenchSettings, type RoundResult } from "./runner.js";
+import { chatRequestBody, configurations, type Peer, REQUEST_HEADERS, REQUEST_PATH } from "./configurations.js";
+import {
+  type BenchReport,
+  buildConfigurationReports,
+  checkTargets,
+  type MachineInfo,
+  REPORT_SCHEMA,
+  renderMarkdown,
+  renderText,
+} from "./report.js";
+import { type BenchSettings, type RoundResult, runRound } from "./runner.js";
 import { DEFAULT_NOISE_LIMITS } from "./stats.js";
 
 const USAGE = `usage: node dist/bench/pipeline/main.js [options]
@@ -37,8 +45,24 @@ interface Cli {
   readonly outDir: string;
 }
 
-const FULL = { rates: [200, 500, 1000, 2000], durationSec: 6, closedDurationSec: 5, warmupSec: 2, connections: 10, closedConnections: 10, runs: 3 };
-const QUICK = { rates: [50], durationSec: 0.5, closedDurationSec: 0.5, warmupSec: 0.25, connections: 2, closedConnections: 2, runs: 1 };
+const FULL = {
+  rates: [200, 500, 1000, 2000],
+  durationSec: 6,
+  closedDurationSec: 5,
+  warmupSec: 2,
+  connections: 10,
+  closedConnections: 10,
+  runs: 3,
+};
+const QUICK = {
+  rates: [50],
+  durationSec: 0.5,
+  closedDurationSec: 0.5,
+  warmupSec: 0.25,
+  connections: 2,
+  closedConnections: 2,
+  runs: 1,
+};
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -76,13 +100,20 @@ function parseCli(argv: readonly string[]): Cli {
     process.exit(0);
   }
   const base = values.quick ? QUICK : FULL;
-  const rates = values.rates === undefined ? base.rates : values.rates.split(",").map((rate) => positive("rates", rate, 0));
-  if ((values["peer-cmd"] === undefined) !== (values["peer-addr"] === undefined)) throw new Error("--peer-cmd and --peer-addr go together");
-  if (values["peer-bodies-cmd"] !== undefined && values["peer-addr"] === undefined) throw new Error("--peer-bodies-cmd needs --peer-cmd and --peer-addr");
+  const rates =
+    values.rates === undefined ? base.rates : values.rates.split(",").map((rate) => positive("rates", rate, 0));
+  if ((values["peer-cmd"] === undefined) !== (values["peer-addr"] === undefined))
+    throw new Error("--peer-cmd and --peer-addr go together");
+  if (values["peer-bodies-cmd"] !== undefined && values["peer-addr"] === undefined)
+    throw new Error("--peer-bodies-cmd needs --peer-cmd and --peer-addr");
   const bodiesCommand = values["peer-bodies-cmd"];
   const peer =
     values["peer-cmd"] !== undefined && values["peer-addr"] !== undefined
-      ? { command: values["peer-cmd"], address: values["peer-addr"], ...(bodiesCommand === undefined ? {} : { bodiesCommand }) }
+      ? {
+          command: values["peer-cmd"],
+          address: values["peer-addr"],
+          ...(bodiesCommand === undefined ? {} : { bodiesCommand }),
+        }
       : undefined;
   return {
     settings: {
@@ -91,11 +122,15 @@ function parseCli(argv: readonly string[]): Cli {
       closedDurationSec: positive("closed-duration", values["closed-duration"], base.closedDurationSec),
       warmupSec: positive("warmup", values.warmup, base.warmupSec),
       connections: Math.round(positive("connections", values.connections, base.connections)),
-      closedConnections: Math.round(positive("closed-connections", values["closed-connections"], base.closedConnections)),
+      closedConnections: Math.round(
+        positive("closed-connections", values["closed-connections"], base.closedConnections),
+      ),
       runs: Math.round(positive("runs", values.runs, base.runs)),
       pin: values.pin,
       body: chatRequestBody(),
-      ...(values["cpu-prof"] === undefined ? {} : { guardNodeArgs: ["--cpu-prof", "--cpu-prof-dir", resolve(values["cpu-prof"])] }),
+      ...(values["cpu-prof"] === undefined
+        ? {}
+        : { guardNodeArgs: ["--cpu-prof", "--cpu-prof-dir", resolve(values["cpu-prof"])] }),
     },
     only: values.only === undefined ? undefined : new Set(values.only.split(",").map((id) => id.trim())),
     peer,
@@ -138,7 +173,9 @@ async function main(): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
     return 2;
   }
-  const selected = configurations(cli.peer).filter((configuration) => cli.only === undefined || cli.only.has(configuration.id));
+  const selected = configurations(cli.peer).filter(
+    (configuration) => cli.only === undefined || cli.only.has(configuration.id),
+  );
   if (selected.length === 0) {
     process.stderr.write(`--only matched no configuration\n${USAGE}\n`);
     return 2;
@@ -157,7 +194,9 @@ async function main(): Promise<number> {
         const result = await runRound(configuration, round, settings);
         rounds.push(result);
         const status = result.error ?? (result.probe?.mismatches.join("; ") || "ok");
-        process.stderr.write(`run ${round}/${settings.runs} ${configuration.id}: ${status} (${((Date.now() - began) / 1000).toFixed(0)} s)\n`);
+        process.stderr.write(
+          `run ${round}/${settings.runs} ${configuration.id}: ${status} (${((Date.now() - began) / 1000).toFixed(0)} s)\n`,
+        );
       }
     }
   } finally {
@@ -177,7 +216,9 @@ async function main(): Promise<number> {
       path: REQUEST_PATH,
       headers: REQUEST_HEADERS,
       bodyBytes: Buffer.byteLength(body),
-      responseBytes: rounds.find((round) => round.probe?.status === 200 && round.configuration !== "e")?.probe?.responseBytes ?? null,
+      responseBytes:
+        rounds.find((round) => round.probe?.status === 200 && round.configuration !== "e")?.probe?.responseBytes ??
+        null,
     },
     configurations: reports,
     targets: checkTargets(reports),

@@ -3,7 +3,7 @@
 // CPU and memory), the issue's targets, and the text and Markdown renderings.
 import type { BenchConfiguration } from "./configurations.js";
 import type { BenchSettings, PointRun, Probe, RoundResult } from "./runner.js";
-import { DEFAULT_NOISE_LIMITS, isNoisy, median, relativeSpread } from "./stats.js";
+import { type DEFAULT_NOISE_LIMITS, isNoisy, median, relativeSpread } from "./stats.js";
 
 export const REPORT_SCHEMA = "inference-guard-bench/1";
 /** The rate issue 7's latency and memory targets are stated at. */
@@ -11,8 +11,27 @@ export const TARGET_RPS = 1000;
 /** An open-loop point that delivered less than this share of its rate was saturated. */
 const SATURATION_SHARE = 0.9;
 
-type MedianFields = "achievedRps" | "p50Ms" | "p99Ms" | "p999Ms" | "maxMs" | "errors" | "guardCpuUsPerRequest" | "envoyCpuUsPerRequest" | "guardRssMb";
-const MEDIAN_FIELDS: readonly MedianFields[] = ["achievedRps", "p50Ms", "p99Ms", "p999Ms", "maxMs", "errors", "guardCpuUsPerRequest", "envoyCpuUsPerRequest", "guardRssMb"];
+type MedianFields =
+  | "achievedRps"
+  | "p50Ms"
+  | "p99Ms"
+  | "p999Ms"
+  | "maxMs"
+  | "errors"
+  | "guardCpuUsPerRequest"
+  | "envoyCpuUsPerRequest"
+  | "guardRssMb";
+const MEDIAN_FIELDS: readonly MedianFields[] = [
+  "achievedRps",
+  "p50Ms",
+  "p99Ms",
+  "p999Ms",
+  "maxMs",
+  "errors",
+  "guardCpuUsPerRequest",
+  "envoyCpuUsPerRequest",
+  "guardRssMb",
+];
 
 export interface PointSummary {
   readonly key: string;
@@ -96,8 +115,16 @@ export interface BenchReport {
   readonly startedAt: string;
   readonly wallSeconds: number;
   readonly machine: MachineInfo;
-  readonly settings: Omit<BenchSettings, "workDir" | "body" | "guardNodeArgs"> & { readonly requestBytes: number; readonly noiseLimits: typeof DEFAULT_NOISE_LIMITS };
-  readonly request: { readonly path: string; readonly headers: readonly string[]; readonly bodyBytes: number; readonly responseBytes: number | null };
+  readonly settings: Omit<BenchSettings, "workDir" | "body" | "guardNodeArgs"> & {
+    readonly requestBytes: number;
+    readonly noiseLimits: typeof DEFAULT_NOISE_LIMITS;
+  };
+  readonly request: {
+    readonly path: string;
+    readonly headers: readonly string[];
+    readonly bodyBytes: number;
+    readonly responseBytes: number | null;
+  };
   readonly configurations: readonly ConfigurationReport[];
   readonly targets: readonly TargetCheck[];
 }
@@ -109,7 +136,9 @@ function medianOrNull(values: readonly (number | null)[]): number | null {
 
 export function summarisePoint(key: string, runs: readonly PointRun[]): PointSummary {
   const targetRps = key.startsWith("open@") ? Number(key.slice("open@".length)) : null;
-  const medians = Object.fromEntries(MEDIAN_FIELDS.map((field) => [field, medianOrNull(runs.map((run) => run[field]))])) as Record<MedianFields, number | null>;
+  const medians = Object.fromEntries(
+    MEDIAN_FIELDS.map((field) => [field, medianOrNull(runs.map((run) => run[field]))]),
+  ) as Record<MedianFields, number | null>;
   const p50s = runs.map((run) => run.p50Ms);
   const throughputs = runs.map((run) => run.achievedRps);
   return {
@@ -148,10 +177,16 @@ export function buildConfigurationReports(
     const keys = [...new Set(mine.flatMap((round) => Object.keys(round.points)))];
     pointsOf.set(
       configuration.id,
-      keys.map((key) => summarisePoint(key, mine.flatMap((round) => (round.points[key] === undefined ? [] : [round.points[key]])))),
+      keys.map((key) =>
+        summarisePoint(
+          key,
+          mine.flatMap((round) => (round.points[key] === undefined ? [] : [round.points[key]])),
+        ),
+      ),
     );
   }
-  const at = (id: string, key: string | undefined): PointSummary | undefined => pointsOf.get(id)?.find((point) => point.key === key);
+  const at = (id: string, key: string | undefined): PointSummary | undefined =>
+    pointsOf.get(id)?.find((point) => point.key === key);
   const floorMax = at("a", "closed")?.median.achievedRps ?? null;
   return configurations.map((configuration) => {
     const mine = rounds.filter((round) => round.configuration === configuration.id);
@@ -196,14 +231,24 @@ export function checkTargets(reports: readonly ConfigurationReport[]): TargetChe
     return found?.rps === TARGET_RPS ? found : undefined;
   };
   type Measure = (found: Headline | undefined) => number | null | undefined;
-  const check = (name: string, measure: Measure, limit: string, met: (value: number) => boolean, configuration: string, peer?: string): TargetCheck => {
+  const check = (
+    name: string,
+    measure: Measure,
+    limit: string,
+    met: (value: number) => boolean,
+    configuration: string,
+    peer?: string,
+  ): TargetCheck => {
     const value = measure(atTarget(configuration));
     return {
       name,
       value: value ?? null,
       limit,
       met: value === null || value === undefined ? null : met(value),
-      peer: peer === undefined || headline(peer) === undefined ? null : { id: peer, value: measure(atTarget(peer)) ?? null },
+      peer:
+        peer === undefined || headline(peer) === undefined
+          ? null
+          : { id: peer, value: measure(atTarget(peer)) ?? null },
     };
   };
   const hit = atTarget("e");
@@ -216,16 +261,47 @@ export function checkTargets(reports: readonly ConfigurationReport[]): TargetChe
     check("(b) added p99 at 1000 rps, ms", addedP99, "≤ 1", (value) => value <= 1, "b", "f"),
     check("(d) added p50 at 1000 rps, ms", addedP50, "≤ 1", (value) => value <= 1, "d", "f_d"),
     check("(d) added p99 at 1000 rps, ms", addedP99, "≤ 3", (value) => value <= 3, "d", "f_d"),
-    check(`(e) cache hit p50 speed-up over the ${"5 ms"} upstream call`, () => speedup, "≥ 5×", (value) => value >= 5, "e"),
-    check("(d) guard RSS at 1000 rps, 64 MiB cache budget, MB", (found) => found?.guardRssMb, "≤ 150", (value) => value <= 150, "d"),
+    check(
+      `(e) cache hit p50 speed-up over the ${"5 ms"} upstream call`,
+      () => speedup,
+      "≥ 5×",
+      (value) => value >= 5,
+      "e",
+    ),
+    check(
+      "(d) guard RSS at 1000 rps, 64 MiB cache budget, MB",
+      (found) => found?.guardRssMb,
+      "≤ 150",
+      (value) => value <= 150,
+      "d",
+    ),
   ];
 }
 
-const fixed = (value: number | null | undefined, digits: number): string => (value === null || value === undefined || !Number.isFinite(value) ? "—" : value.toFixed(digits));
+const fixed = (value: number | null | undefined, digits: number): string =>
+  value === null || value === undefined || !Number.isFinite(value) ? "—" : value.toFixed(digits);
 const signed = (value: number | null | undefined, digits: number): string =>
-  value === null || value === undefined || !Number.isFinite(value) ? "—" : `${value >= 0 ? "+" : ""}${value.toFixed(digits)}`;
+  value === null || value === undefined || !Number.isFinite(value)
+    ? "—"
+    : `${value >= 0 ? "+" : ""}${value.toFixed(digits)}`;
 
-const HEADLINE_COLUMNS = ["config", "p50 ms", "p99 ms", "p99.9 ms", "+p50", "+p99", "+p99.9", "vs", "max rps", "× a", "guard µs/req", "envoy µs/req", "guard RSS MB", "errors", "noisy"];
+const HEADLINE_COLUMNS = [
+  "config",
+  "p50 ms",
+  "p99 ms",
+  "p99.9 ms",
+  "+p50",
+  "+p99",
+  "+p99.9",
+  "vs",
+  "max rps",
+  "× a",
+  "guard µs/req",
+  "envoy µs/req",
+  "guard RSS MB",
+  "errors",
+  "noisy",
+];
 
 function headlineCells(report: ConfigurationReport): string[] {
   const h = report.headline;
@@ -249,26 +325,58 @@ function headlineCells(report: ConfigurationReport): string[] {
 }
 
 function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join("  ");
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    cells.map((cell, column) => cell.padStart(widths[column] ?? 0)).join("  ");
   return [line(header), ...rows.map(line)].join("\n");
 }
 
 function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  return [`| ${header.join(" | ")} |`, `|${header.map(() => " ---: ").join("|")}|`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map(() => " ---: ").join("|")}|`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`),
+  ].join("\n");
 }
 
 const TARGET_COLUMNS = ["target", "value", "limit", "result", "same exchange, peer"];
 
 function targetCells(target: TargetCheck): string[] {
   const peer = target.peer === null ? "—" : `${target.peer.id}: ${fixed(target.peer.value, 2)}`;
-  return [target.name, fixed(target.value, 2), target.limit, target.met === null ? "not measured" : target.met ? "met" : "MISSED", peer];
+  return [
+    target.name,
+    fixed(target.value, 2),
+    target.limit,
+    target.met === null ? "not measured" : target.met ? "met" : "MISSED",
+    peer,
+  ];
 }
 
-const POINT_COLUMNS = ["config", "load", "achieved rps", "p50 ms", "p99 ms", "p99.9 ms", "guard µs/req", "envoy µs/req", "guard RSS MB", "errors", "p50 spread", "flags"];
+const POINT_COLUMNS = [
+  "config",
+  "load",
+  "achieved rps",
+  "p50 ms",
+  "p99 ms",
+  "p99.9 ms",
+  "guard µs/req",
+  "envoy µs/req",
+  "guard RSS MB",
+  "errors",
+  "p50 spread",
+  "flags",
+];
 
 function pointCells(report: ConfigurationReport, point: PointSummary): string[] {
-  const flags = [point.noisy ? "noisy" : "", point.saturated ? "saturated" : "", point.urisWrapped ? "uris-wrapped" : ""].filter(Boolean).join(",");
+  const flags = [
+    point.noisy ? "noisy" : "",
+    point.saturated ? "saturated" : "",
+    point.urisWrapped ? "uris-wrapped" : "",
+  ]
+    .filter(Boolean)
+    .join(",");
   return [
     report.id,
     point.key,
@@ -287,22 +395,38 @@ function pointCells(report: ConfigurationReport, point: PointSummary): string[] 
 
 function problems(report: BenchReport): string[] {
   const loadFailures = report.configurations.flatMap((configuration) =>
-    configuration.points.flatMap((point) => point.runs.flatMap((run) => run.loadFailures.map((failure) => `${configuration.id} ${point.key}: ${failure.split("\n")[0]}`))),
+    configuration.points.flatMap((point) =>
+      point.runs.flatMap((run) =>
+        run.loadFailures.map((failure) => `${configuration.id} ${point.key}: ${failure.split("\n")[0]}`),
+      ),
+    ),
   );
   const errorAnswers = report.configurations.flatMap((configuration) =>
     configuration.points.flatMap((point) =>
       point.runs.flatMap((run, index) => {
         const failed = Object.entries(run.statuses).filter(([status]) => !status.startsWith("2"));
-        return failed.length === 0 ? [] : [`${configuration.id} ${point.key} run ${index + 1}: ${failed.map(([status, count]) => `${count}× ${status === "-1" ? "failed stream" : status}`).join(", ")}`];
+        return failed.length === 0
+          ? []
+          : [
+              `${configuration.id} ${point.key} run ${index + 1}: ${failed.map(([status, count]) => `${count}× ${status === "-1" ? "failed stream" : status}`).join(", ")}`,
+            ];
       }),
     ),
   );
-  return [...loadFailures, ...errorAnswers, ...report.configurations.flatMap((configuration) =>
-    configuration.rounds.flatMap((round) => [
-      ...(round.error === undefined ? [] : [`${configuration.id} round ${round.round}: ${round.error.split("\n")[0]}`]),
-      ...(round.probe?.mismatches ?? []).map((mismatch: string) => `${configuration.id} round ${round.round} probe: ${mismatch}`),
-    ]),
-  )];
+  return [
+    ...loadFailures,
+    ...errorAnswers,
+    ...report.configurations.flatMap((configuration) =>
+      configuration.rounds.flatMap((round) => [
+        ...(round.error === undefined
+          ? []
+          : [`${configuration.id} round ${round.round}: ${round.error.split("\n")[0]}`]),
+        ...(round.probe?.mismatches ?? []).map(
+          (mismatch: string) => `${configuration.id} round ${round.round} probe: ${mismatch}`,
+        ),
+      ]),
+    ),
+  ];
 }
 
 export function renderText(report: BenchReport): string {
@@ -353,11 +477,19 @@ export function renderMarkdown(report: BenchReport): string {
     "",
     "## Configurations",
     "",
-    ...report.configurations.map((configuration) => `- **${configuration.id}** ${configuration.title}: ${configuration.notes}. Probe: ${describeProbe(configuration.rounds[0]?.probe) || "—"}.`),
+    ...report.configurations.map(
+      (configuration) =>
+        `- **${configuration.id}** ${configuration.title}: ${configuration.notes}. Probe: ${describeProbe(configuration.rounds[0]?.probe) || "—"}.`,
+    ),
     "",
     "## Every point",
     "",
-    markdownTable(POINT_COLUMNS, report.configurations.flatMap((configuration) => configuration.points.map((point) => pointCells(configuration, point)))),
+    markdownTable(
+      POINT_COLUMNS,
+      report.configurations.flatMap((configuration) =>
+        configuration.points.map((point) => pointCells(configuration, point)),
+      ),
+    ),
     ...(issues.length === 0 ? [] : ["", "## Problems", "", ...issues.map((issue) => `- ${issue}`)]),
     "",
   ].join("\n");

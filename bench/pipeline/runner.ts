@@ -4,11 +4,11 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startStack, type Stack } from "../../src/devstack/stack.js";
-import { REQUEST_HEADERS, REQUEST_PATH, type BenchConfiguration } from "./configurations.js";
-import { runLoad, type LoadShape, type LoadTarget } from "./load.js";
+import { type Stack, startStack } from "../../src/devstack/stack.js";
+import { type BenchConfiguration, REQUEST_HEADERS, REQUEST_PATH } from "./configurations.js";
+import { type LoadShape, type LoadTarget, runLoad } from "./load.js";
 import { cpuSeconds, memoryMb, pinToCpus, processTree, sampleRss } from "./procfs.js";
-import { summariseLatency, type LatencySummary } from "./stats.js";
+import { type LatencySummary, summariseLatency } from "./stats.js";
 
 export interface BenchSettings {
   readonly rates: readonly number[];
@@ -77,7 +77,8 @@ function serverPid(stack: Stack): number | undefined {
 async function probe(stack: Stack, configuration: BenchConfiguration, body: string): Promise<Probe> {
   const url = `${stack.url}${REQUEST_PATH}${configuration.uniqueUris ? "?bench=probe" : ""}`;
   const headers = Object.fromEntries(REQUEST_HEADERS.map((line) => line.split(": ", 2) as [string, string]));
-  const send = async (): Promise<Response> => fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
+  const send = async (): Promise<Response> =>
+    fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
   // The hit path needs the answer stored first.
   if (!configuration.uniqueUris) await (await send()).arrayBuffer();
   const response = await send();
@@ -87,7 +88,8 @@ async function probe(stack: Stack, configuration: BenchConfiguration, body: stri
   if (response.status !== 200) mismatches.push(`status ${response.status}: ${text.slice(0, 200)}`);
   for (const [name, expected] of Object.entries(configuration.expectHeaders)) {
     const actual = response.headers.get(name);
-    if (actual !== expected) mismatches.push(`${name}: expected ${expected ?? "(absent)"}, got ${actual ?? "(absent)"}`);
+    if (actual !== expected)
+      mismatches.push(`${name}: expected ${expected ?? "(absent)"}, got ${actual ?? "(absent)"}`);
   }
   return { status: response.status, responseBytes: Buffer.byteLength(text), headers: seen, mismatches };
 }
@@ -140,11 +142,21 @@ function pinStack(stack: Stack): void {
   const server = serverPid(stack);
   const sut = [stack.envoy.process.child.pid, ...(server === undefined ? [] : processTree(server))];
   const load = [stack.light.process.child.pid, stack.heavy.process.child.pid];
-  pinToCpus(sut.filter((pid): pid is number => pid !== undefined), SUT_CPUS);
-  pinToCpus(load.filter((pid): pid is number => pid !== undefined), LOAD_CPUS);
+  pinToCpus(
+    sut.filter((pid): pid is number => pid !== undefined),
+    SUT_CPUS,
+  );
+  pinToCpus(
+    load.filter((pid): pid is number => pid !== undefined),
+    LOAD_CPUS,
+  );
 }
 
-export async function runRound(configuration: BenchConfiguration, round: number, settings: BenchSettings): Promise<RoundResult> {
+export async function runRound(
+  configuration: BenchConfiguration,
+  round: number,
+  settings: BenchSettings,
+): Promise<RoundResult> {
   const workDir = join(settings.workDir, `${configuration.id}-${round}`);
   await mkdir(workDir, { recursive: true });
   const bodyFile = join(workDir, "body.json");
@@ -152,25 +164,44 @@ export async function runRound(configuration: BenchConfiguration, round: number,
   let stack: Stack | undefined;
   try {
     const options = await configuration.stackOptions();
-    stack = await startStack(settings.guardNodeArgs === undefined ? options : { ...options, guardNodeArgs: settings.guardNodeArgs });
+    stack = await startStack(
+      settings.guardNodeArgs === undefined ? options : { ...options, guardNodeArgs: settings.guardNodeArgs },
+    );
     if (settings.pin) pinStack(stack);
     const checked = await probe(stack, configuration, settings.body);
-    const target: LoadTarget = { baseUrl: stack.url, path: REQUEST_PATH, bodyFile, headers: REQUEST_HEADERS, uniqueUris: configuration.uniqueUris };
+    const target: LoadTarget = {
+      baseUrl: stack.url,
+      path: REQUEST_PATH,
+      bodyFile,
+      headers: REQUEST_HEADERS,
+      uniqueUris: configuration.uniqueUris,
+    };
     // As fast as it goes: V8 optimises hot code after thousands of calls, and a warm-up at the
     // first (lowest) rate left the first measured point running half-compiled code.
-    await runLoad(target, { kind: "closed" }, {
-      connections: settings.closedConnections,
-      durationSec: settings.warmupSec,
-      workDir,
-      tag: `${configuration.id}-${round}-warmup`,
-      ...(settings.pin ? { cpus: LOAD_CPUS } : {}),
-    });
+    await runLoad(
+      target,
+      { kind: "closed" },
+      {
+        connections: settings.closedConnections,
+        durationSec: settings.warmupSec,
+        workDir,
+        tag: `${configuration.id}-${round}-warmup`,
+        ...(settings.pin ? { cpus: LOAD_CPUS } : {}),
+      },
+    );
     const shapes: LoadShape[] = [...settings.rates.map((rps) => ({ kind: "open" as const, rps })), { kind: "closed" }];
     const points: Record<string, PointRun> = {};
     for (const shape of shapes) {
       await sleep(SETTLE_MS);
       const key = pointKey(shape);
-      points[key] = await measurePoint(stack, target, shape, settings, `${configuration.id}-${round}-${key.replace("@", "")}`, workDir);
+      points[key] = await measurePoint(
+        stack,
+        target,
+        shape,
+        settings,
+        `${configuration.id}-${round}-${key.replace("@", "")}`,
+        workDir,
+      );
     }
     const pid = serverPid(stack);
     return {
@@ -182,7 +213,14 @@ export async function runRound(configuration: BenchConfiguration, round: number,
       cacheBytes: await cacheBytes(stack),
     };
   } catch (error) {
-    return { configuration: configuration.id, round, points: {}, guardHwmMb: null, cacheBytes: null, error: (error as Error).message.slice(0, 2_000) };
+    return {
+      configuration: configuration.id,
+      round,
+      points: {},
+      guardHwmMb: null,
+      cacheBytes: null,
+      error: (error as Error).message.slice(0, 2_000),
+    };
   } finally {
     await stack?.stop();
   }

@@ -15,7 +15,8 @@ export function parseH2loadLog(text: string): LoggedRequest[] {
     const [start, status, duration] = line.split("\t");
     if (start === undefined || status === undefined || duration === undefined) continue;
     const row = { startUs: Number(start), status: Number(status), durationUs: Number(duration) };
-    if (Number.isInteger(row.startUs) && Number.isInteger(row.status) && Number.isInteger(row.durationUs)) rows.push(row);
+    if (Number.isInteger(row.startUs) && Number.isInteger(row.status) && Number.isInteger(row.durationUs))
+      rows.push(row);
   }
   return rows;
 }
@@ -31,7 +32,9 @@ export function median(values: readonly number[]): number {
   const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (finite.length === 0) return Number.NaN;
   const middle = finite.length >> 1;
-  return finite.length % 2 === 1 ? (finite[middle] ?? Number.NaN) : ((finite[middle - 1] ?? 0) + (finite[middle] ?? 0)) / 2;
+  return finite.length % 2 === 1
+    ? (finite[middle] ?? Number.NaN)
+    : ((finite[middle - 1] ?? 0) + (finite[middle] ?? 0)) / 2;
 }
 
 /** (max − min) ÷ median: how far apart repeated runs landed; 0 for a single run. */
@@ -87,6 +90,10 @@ export interface NoiseLimits {
 
 export const DEFAULT_NOISE_LIMITS: NoiseLimits = { p50: 0.25, throughput: 0.15 };
 
-export function isNoisy(p50s: readonly number[], throughputs: readonly number[], limits: NoiseLimits = DEFAULT_NOISE_LIMITS): boolean {
+export function isNoisy(
+  p50s: readonly number[],
+  throughputs: readonly number[],
+  limits: NoiseLimits = DEFAULT_NOISE_LIMITS,
+): boolean {
   return relativeSpread(p50s) > limits.p50 || relativeSpread(throughputs) > limits.throughput;
 }

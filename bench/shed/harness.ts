@@ -7,9 +7,9 @@
 // server cannot slow the offered load down (a closed loop would hide overload). Every point is
 // bounded in count (rate × duration) and time (client timeout).
 import { setTimeout as sleep } from "node:timers/promises";
+import { loadGuardConfigObject, type Stack, type StackOptions, startStack } from "../../src/devstack/stack.js";
 import { gaussian, seededRandom } from "../../src/util/seeded-random.js";
 import { metricSum, metricValue } from "../metrics-text.js";
-import { loadGuardConfigObject, startStack, type Stack, type StackOptions } from "../../src/devstack/stack.js";
 
 /**
  * "critical_only" is a measurement, not a protection: Envoy alone, and of each point's schedule only
@@ -175,7 +175,20 @@ export interface ShedReport {
 }
 
 const CHAT_PATH = "/v1/chat/completions";
-const WORDS = ["order", "refund", "delivery", "invoice", "account", "error", "update", "please", "status", "help", "late", "thanks"];
+const WORDS = [
+  "order",
+  "refund",
+  "delivery",
+  "invoice",
+  "account",
+  "error",
+  "update",
+  "please",
+  "status",
+  "help",
+  "late",
+  "thanks",
+];
 
 function logNormal(random: () => number, median: number, sigma: number): number {
   return median * Math.exp(sigma * gaussian(random));
@@ -187,13 +200,19 @@ export function requestFactory(options: ShedBenchOptions): (index: number) => Be
   const { server, mix } = options;
   return (index) => {
     const draw = random();
-    const priority: Priority = draw < mix.critical ? "critical" : draw < mix.critical + mix.standard ? "standard" : "sheddable";
+    const priority: Priority =
+      draw < mix.critical ? "critical" : draw < mix.critical + mix.standard ? "standard" : "sheddable";
     const maxTokens = Math.round(Math.min(1024, Math.max(8, logNormal(random, 96, 0.8))));
     const promptChars = Math.round(Math.min(8_000, Math.max(20, logNormal(random, 400, 1))));
     let prompt = `#${index} `;
     while (prompt.length < promptChars) prompt += `${WORDS[Math.floor(random() * WORDS.length)]} `;
-    const body = JSON.stringify({ model: "demo", max_tokens: maxTokens, messages: [{ role: "user", content: prompt }] });
-    const workMs = server.baseLatencyMs + server.perTokenMs * maxTokens + (server.perKbMs * Buffer.byteLength(body)) / 1024;
+    const body = JSON.stringify({
+      model: "demo",
+      max_tokens: maxTokens,
+      messages: [{ role: "user", content: prompt }],
+    });
+    const workMs =
+      server.baseLatencyMs + server.perTokenMs * maxTokens + (server.perKbMs * Buffer.byteLength(body)) / 1024;
     return { priority, body, workMs, sloMs: Math.max(options.sloFloorMs, options.sloFactor * workMs) };
   };
 }
@@ -267,7 +286,12 @@ async function openLoop(
 }
 
 /** `count` requests, each sent when the previous one has been answered: latency with nothing else in flight. */
-async function oneAtATime(url: string, count: number, next: (index: number) => BenchRequest, timeoutMs: number): Promise<Sample[]> {
+async function oneAtATime(
+  url: string,
+  count: number,
+  next: (index: number) => BenchRequest,
+  timeoutMs: number,
+): Promise<Sample[]> {
   const samples: Sample[] = [];
   for (let i = 0; i < count; i++) samples.push(await send(url, next(i), timeoutMs, 0));
   return samples;
@@ -304,9 +328,25 @@ function classStats(samples: readonly Sample[]): ClassStats {
     failed: offered - ok.length - shed,
     keptShare: round(offered === 0 ? 1 : ok.length / offered, 4) ?? 1,
     shedShare: round(offered === 0 ? 0 : shed / offered, 4) ?? 0,
-    admittedP50Ms: round(percentile(ok.map((sample) => sample.ms), 50)),
-    admittedP99Ms: round(percentile(ok.map((sample) => sample.ms), 99)),
-    admittedSlowdownP99: round(percentile(ok.map((sample) => sample.ms / sample.workMs), 99), 2),
+    admittedP50Ms: round(
+      percentile(
+        ok.map((sample) => sample.ms),
+        50,
+      ),
+    ),
+    admittedP99Ms: round(
+      percentile(
+        ok.map((sample) => sample.ms),
+        99,
+      ),
+    ),
+    admittedSlowdownP99: round(
+      percentile(
+        ok.map((sample) => sample.ms / sample.workMs),
+        99,
+      ),
+      2,
+    ),
   };
 }
 
@@ -331,11 +371,37 @@ export function summarise(
     durationSeconds: seconds,
     goodputPerSecond: round(good.length / seconds, 2) ?? 0,
     goodputShareOfCapacity: round(goodWorkPerSecond / calibration.capacityWorkMsPerSecond, 3) ?? 0,
-    admittedP50Ms: round(percentile(ok.map((sample) => sample.ms), 50)),
-    admittedP99Ms: round(percentile(ok.map((sample) => sample.ms), 99)),
-    shedAnswerP50Ms: round(percentile(shed.map((sample) => sample.ms), 50)),
-    shedAnswerP99Ms: round(percentile(shed.map((sample) => sample.ms), 99)),
-    generatorLagP99Ms: round(percentile(samples.map((sample) => sample.lagMs), 99)) ?? 0,
+    admittedP50Ms: round(
+      percentile(
+        ok.map((sample) => sample.ms),
+        50,
+      ),
+    ),
+    admittedP99Ms: round(
+      percentile(
+        ok.map((sample) => sample.ms),
+        99,
+      ),
+    ),
+    shedAnswerP50Ms: round(
+      percentile(
+        shed.map((sample) => sample.ms),
+        50,
+      ),
+    ),
+    shedAnswerP99Ms: round(
+      percentile(
+        shed.map((sample) => sample.ms),
+        99,
+      ),
+    ),
+    generatorLagP99Ms:
+      round(
+        percentile(
+          samples.map((sample) => sample.lagMs),
+          99,
+        ),
+      ) ?? 0,
     failures: countOutcomes(samples.filter((sample) => sample.status !== 200)),
     byClass: {
       critical: classStats(samples.filter((sample) => sample.priority === "critical")),
@@ -384,7 +450,10 @@ function sampleTelemetry(stack: Stack, capacity: number): () => Promise<Telemetr
   const loop = (async () => {
     while (running) {
       try {
-        const stats = (await (await fetch(`${stack.light.url}/__demo/stats`)).json()) as { active: number; waiting: number };
+        const stats = (await (await fetch(`${stack.light.url}/__demo/stats`)).json()) as {
+          active: number;
+          waiting: number;
+        };
         active.push(stats.active);
         waiting.push(stats.waiting);
         if (stack.guard !== undefined) {
@@ -423,18 +492,28 @@ function countOutcomes(samples: readonly Sample[]): Record<string, number> {
 
 function demoArgs(server: ServerModel): string[] {
   return [
-    "--capacity", String(server.capacity),
-    "--base-latency-ms", String(server.baseLatencyMs),
-    "--per-token-ms", String(server.perTokenMs),
-    "--per-kb-ms", String(server.perKbMs),
-    "--batch-penalty", String(server.batchPenalty),
+    "--capacity",
+    String(server.capacity),
+    "--base-latency-ms",
+    String(server.baseLatencyMs),
+    "--per-token-ms",
+    String(server.perTokenMs),
+    "--per-kb-ms",
+    String(server.perKbMs),
+    "--batch-penalty",
+    String(server.batchPenalty),
   ];
 }
 
-async function stackOptions(variant: Variant, server: ServerModel, guardConfig: Readonly<Record<string, unknown>>): Promise<StackOptions> {
+async function stackOptions(
+  variant: Variant,
+  server: ServerModel,
+  guardConfig: Readonly<Record<string, unknown>>,
+): Promise<StackOptions> {
   const demo = { light: demoArgs(server) };
   if (variant === "none" || variant === "critical_only") return { withGuard: false, demoArgs: demo };
-  if (variant === "adaptive_concurrency") return { withGuard: false, extraVariants: ["adaptive_concurrency"], demoArgs: demo };
+  if (variant === "adaptive_concurrency")
+    return { withGuard: false, extraVariants: ["adaptive_concurrency"], demoArgs: demo };
   // The embedded default config (its admission settings are the defaults), logging quietly.
   const config = { ...(await loadGuardConfigObject()), log: { level: "warn" }, ...guardConfig };
   return { guardConfig: config, demoArgs: demo };
@@ -454,53 +533,77 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
   const log = options.log ?? (() => undefined);
   // Every variant gets the same requests at the same stage (each stage its own seeded stream), so
   // set-ups compare like with like; a shared stream would hand each a different size draw.
-  const requestsFor = (stream: number): ((index: number) => BenchRequest) => requestFactory({ ...options, seed: options.seed + stream });
+  const requestsFor = (stream: number): ((index: number) => BenchRequest) =>
+    requestFactory({ ...options, seed: options.seed + stream });
   const points: PointResult[] = [];
   const unloaded: Partial<Record<Variant, UnloadedLatency>> = {};
   let capacity: Pick<Calibration, "capacityPerSecond" | "capacityWorkMsPerSecond"> | undefined;
   for (const variant of options.variants) {
-      const stack = await startStack(await stackOptions(variant, options.server, options.guardConfig ?? {}));
-      const url = `${stack.url}${CHAT_PATH}`;
-      try {
-        const idle = await oneAtATime(url, options.unloadedSamples, requestsFor(1), options.clientTimeoutMs);
-        const idleServed = idle.filter((sample) => sample.status === 200);
-        const idleMs = idleServed.map((sample) => sample.ms);
-        unloaded[variant] = {
-          p50Ms: round(percentile(idleMs, 50)) ?? 0,
-          p99Ms: round(percentile(idleMs, 99)) ?? 0,
-          slowdownP99: round(percentile(idleServed.map((sample) => sample.ms / sample.workMs), 99), 2) ?? 0,
+    const stack = await startStack(await stackOptions(variant, options.server, options.guardConfig ?? {}));
+    const url = `${stack.url}${CHAT_PATH}`;
+    try {
+      const idle = await oneAtATime(url, options.unloadedSamples, requestsFor(1), options.clientTimeoutMs);
+      const idleServed = idle.filter((sample) => sample.status === 200);
+      const idleMs = idleServed.map((sample) => sample.ms);
+      unloaded[variant] = {
+        p50Ms: round(percentile(idleMs, 50)) ?? 0,
+        p99Ms: round(percentile(idleMs, 99)) ?? 0,
+        slowdownP99:
+          round(
+            percentile(
+              idleServed.map((sample) => sample.ms / sample.workMs),
+              99,
+            ),
+            2,
+          ) ?? 0,
+      };
+      if (capacity === undefined) {
+        // Saturated closed loop: every slot busy, a short queue behind them.
+        const saturated = await closedLoop(
+          url,
+          Math.ceil(options.server.capacity * 1.5),
+          options.calibrationMs,
+          requestsFor(0),
+          options.clientTimeoutMs,
+        );
+        const served = saturated.filter((sample) => sample.status === 200);
+        const seconds = options.calibrationMs / 1000;
+        capacity = {
+          capacityPerSecond: round(served.length / seconds, 2) ?? 0,
+          capacityWorkMsPerSecond: round(served.reduce((sum, sample) => sum + sample.workMs, 0) / seconds, 1) ?? 0,
         };
-        if (capacity === undefined) {
-          // Saturated closed loop: every slot busy, a short queue behind them.
-          const saturated = await closedLoop(url, Math.ceil(options.server.capacity * 1.5), options.calibrationMs, requestsFor(0), options.clientTimeoutMs);
-          const served = saturated.filter((sample) => sample.status === 200);
-          const seconds = options.calibrationMs / 1000;
-          capacity = {
-            capacityPerSecond: round(served.length / seconds, 2) ?? 0,
-            capacityWorkMsPerSecond: round(served.reduce((sum, sample) => sum + sample.workMs, 0) / seconds, 1) ?? 0,
-          };
-          log(`capacity: ${capacity.capacityPerSecond} req/s (${capacity.capacityWorkMsPerSecond} work-ms/s)`);
-          await drained(stack, options.clientTimeoutMs);
-        }
-        const perSecond = capacity.capacityPerSecond;
-        log(`${variant}: unloaded p50 ${unloaded[variant]?.p50Ms} ms, p99 ${unloaded[variant]?.p99Ms} ms`);
-        if (options.warmUpMs > 0) {
-          await openLoop(url, perSecond, options.warmUpMs, requestsFor(2), options.clientTimeoutMs);
-          await drained(stack, options.clientTimeoutMs);
-        }
-        for (const [index, load] of options.points.entries()) {
-          const rate = load * perSecond;
-          const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
-          const sends = variant === "critical_only" ? (request: BenchRequest) => request.priority === "critical" : undefined;
-          const samples = await openLoop(url, rate, options.pointMs, requestsFor(3 + index), options.clientTimeoutMs, sends);
-          const result = summarise(variant, load, rate, options.pointMs, samples, capacity, await stopTelemetry());
-          points.push(result);
-          log(`${variant} ${load}x: goodput ${result.goodputPerSecond}/s (${Math.round(result.goodputShareOfCapacity * 100)}% of capacity), critical kept ${result.byClass.critical.keptShare}, not 200: ${JSON.stringify(result.failures)}, telemetry ${JSON.stringify(result.telemetry)}`);
-          await drained(stack, options.clientTimeoutMs);
-        }
-      } finally {
-        await stack.stop();
+        log(`capacity: ${capacity.capacityPerSecond} req/s (${capacity.capacityWorkMsPerSecond} work-ms/s)`);
+        await drained(stack, options.clientTimeoutMs);
       }
+      const perSecond = capacity.capacityPerSecond;
+      log(`${variant}: unloaded p50 ${unloaded[variant]?.p50Ms} ms, p99 ${unloaded[variant]?.p99Ms} ms`);
+      if (options.warmUpMs > 0) {
+        await openLoop(url, perSecond, options.warmUpMs, requestsFor(2), options.clientTimeoutMs);
+        await drained(stack, options.clientTimeoutMs);
+      }
+      for (const [index, load] of options.points.entries()) {
+        const rate = load * perSecond;
+        const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
+        const sends =
+          variant === "critical_only" ? (request: BenchRequest) => request.priority === "critical" : undefined;
+        const samples = await openLoop(
+          url,
+          rate,
+          options.pointMs,
+          requestsFor(3 + index),
+          options.clientTimeoutMs,
+          sends,
+        );
+        const result = summarise(variant, load, rate, options.pointMs, samples, capacity, await stopTelemetry());
+        points.push(result);
+        log(
+          `${variant} ${load}x: goodput ${result.goodputPerSecond}/s (${Math.round(result.goodputShareOfCapacity * 100)}% of capacity), critical kept ${result.byClass.critical.keptShare}, not 200: ${JSON.stringify(result.failures)}, telemetry ${JSON.stringify(result.telemetry)}`,
+        );
+        await drained(stack, options.clientTimeoutMs);
+      }
+    } finally {
+      await stack.stop();
+    }
   }
   const { log: _log, ...recorded } = options;
   return {

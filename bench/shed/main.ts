@@ -18,19 +18,29 @@ function targets(report: ShedReport): string[] {
   const verdict = (ok: boolean): string => (ok ? "met   " : "MISSED");
   for (const point of guard) {
     if (point.load >= 2) {
-      lines.push(`${verdict(point.goodputShareOfCapacity >= 0.9)} ${point.load}x goodput ≥ 90% of capacity: ${Math.round(point.goodputShareOfCapacity * 100)}%`);
+      lines.push(
+        `${verdict(point.goodputShareOfCapacity >= 0.9)} ${point.load}x goodput ≥ 90% of capacity: ${Math.round(point.goodputShareOfCapacity * 100)}%`,
+      );
     }
-    lines.push(`${verdict(point.byClass.critical.keptShare >= 0.99)} ${point.load}x critical kept ≥ 99%: ${(point.byClass.critical.keptShare * 100).toFixed(1)}%`);
+    lines.push(
+      `${verdict(point.byClass.critical.keptShare >= 0.99)} ${point.load}x critical kept ≥ 99%: ${(point.byClass.critical.keptShare * 100).toFixed(1)}%`,
+    );
     const p99 = point.byClass.critical.admittedP99Ms;
     if (unloadedP99 !== undefined && p99 !== null) {
-      lines.push(`${verdict(p99 <= 2 * unloadedP99)} ${point.load}x admitted critical p99 ≤ 2× unloaded (${unloadedP99} ms): ${p99} ms`);
+      lines.push(
+        `${verdict(p99 <= 2 * unloadedP99)} ${point.load}x admitted critical p99 ≤ 2× unloaded (${unloadedP99} ms): ${p99} ms`,
+      );
       const unloadedSlowdown = report.calibration.unloaded.guard?.slowdownP99;
-      lines.push(`       ${point.load}x (info) size-normalised: critical p99 of latency ÷ own work ${point.byClass.critical.admittedSlowdownP99}, unloaded ${unloadedSlowdown}`);
+      lines.push(
+        `       ${point.load}x (info) size-normalised: critical p99 of latency ÷ own work ${point.byClass.critical.admittedSlowdownP99}, unloaded ${unloadedSlowdown}`,
+      );
     }
     const baseline = none.find((candidate) => candidate.load === point.load);
     if (point.load < 1 && baseline?.admittedP99Ms != null && point.admittedP99Ms !== null) {
       const worse = point.admittedP99Ms / baseline.admittedP99Ms - 1;
-      lines.push(`${verdict(worse <= 0.05)} ${point.load}x p99 ≤ 5% worse than no protection: ${point.admittedP99Ms} vs ${baseline.admittedP99Ms} ms (${(worse * 100).toFixed(1)}%)`);
+      lines.push(
+        `${verdict(worse <= 0.05)} ${point.load}x p99 ≤ 5% worse than no protection: ${point.admittedP99Ms} vs ${baseline.admittedP99Ms} ms (${(worse * 100).toFixed(1)}%)`,
+      );
     }
   }
   return lines;
@@ -61,7 +71,9 @@ function merged(base: Json, over: Json): Json {
   const result: Json = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const under = result[key];
-    const bothObjects = [under, value].every((item) => typeof item === "object" && item !== null && !Array.isArray(item));
+    const bothObjects = [under, value].every(
+      (item) => typeof item === "object" && item !== null && !Array.isArray(item),
+    );
     result[key] = bothObjects ? merged(under as Json, value as Json) : value;
   }
   return result;
@@ -78,7 +90,9 @@ const { values } = parseArgs({
   },
 });
 const admission =
-  values.admission === undefined ? undefined : merged(((await loadGuardConfigObject())["admission"] ?? {}) as Json, JSON.parse(values.admission) as Json);
+  values.admission === undefined
+    ? undefined
+    : merged(((await loadGuardConfigObject()).admission ?? {}) as Json, JSON.parse(values.admission) as Json);
 const options = {
   ...DEFAULT_OPTIONS,
   ...(admission === undefined ? {} : { guardConfig: { admission } }),
@@ -91,7 +105,9 @@ const report = await runShedBench(options);
 const file = values.out ?? `${ROOT}bench/results/shed-${report.date.slice(0, 10)}.json`;
 mkdirSync(`${ROOT}bench/results`, { recursive: true });
 writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-console.log(`capacity ${report.calibration.capacityPerSecond} req/s; unloaded p50/p99: ${JSON.stringify(report.calibration.unloaded)}`);
+console.log(
+  `capacity ${report.calibration.capacityPerSecond} req/s; unloaded p50/p99: ${JSON.stringify(report.calibration.unloaded)}`,
+);
 console.log(formatTable(report));
 console.log("\nTargets (guard):");
 for (const line of targets(report)) console.log(`  ${line}`);

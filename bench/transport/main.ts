@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
-import { accepts, spawnManaged, waitUntil, type Managed } from "../../src/devstack/process.js";
+import { accepts, type Managed, spawnManaged, waitUntil } from "../../src/devstack/process.js";
 import { GUARD_NODE_FLAGS } from "../../src/devstack/stack.js";
 import { externalProcessorService } from "../../src/extproc/proto.js";
 import { frameMessage } from "../../src/server/grpc-framing.js";
@@ -62,22 +62,41 @@ interface ServerReport {
 
 /** One pass-through exchange, framed as Envoy would send it on the stream. */
 function exchangeBody(): Buffer {
-  const encode = externalProcessorService()["Process"]?.requestSerialize;
+  const encode = externalProcessorService().Process?.requestSerialize;
   if (encode === undefined) throw new Error("no Process method");
   const headerMap = (entries: Record<string, string>): { headers: { key: string; rawValue: Buffer }[] } => ({
     headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })),
   });
   const requestHeaders = {
-    requestHeaders: { headers: headerMap({ ":method": "POST", ":path": "/v1/chat/completions", ":authority": "bench", "content-type": "application/json", "x-request-id": "bench" }), endOfStream: false },
+    requestHeaders: {
+      headers: headerMap({
+        ":method": "POST",
+        ":path": "/v1/chat/completions",
+        ":authority": "bench",
+        "content-type": "application/json",
+        "x-request-id": "bench",
+      }),
+      endOfStream: false,
+    },
   };
-  const responseHeaders = { responseHeaders: { headers: headerMap({ ":status": "200", "content-type": "application/json" }), endOfStream: false } };
+  const responseHeaders = {
+    responseHeaders: {
+      headers: headerMap({ ":status": "200", "content-type": "application/json" }),
+      endOfStream: false,
+    },
+  };
   return Buffer.concat([frameMessage(encode(requestHeaders)), frameMessage(encode(responseHeaders))]);
 }
 
 /** h2load's "time for request: min max mean sd" line, in ms. */
 function parseTimes(output: string): { minMs: number; meanMs: number } {
   const line = output.split("\n").find((text) => text.trimStart().startsWith("time for request:"));
-  const toMs = (value: string): number => (value.endsWith("us") ? Number.parseFloat(value) / 1000 : value.endsWith("ms") ? Number.parseFloat(value) : Number.parseFloat(value) * 1000);
+  const toMs = (value: string): number =>
+    value.endsWith("us")
+      ? Number.parseFloat(value) / 1000
+      : value.endsWith("ms")
+        ? Number.parseFloat(value)
+        : Number.parseFloat(value) * 1000;
   const fields = line?.split(":")[1]?.trim().split(/\s+/) ?? [];
   return { minMs: toMs(fields[0] ?? "NaN"), meanMs: toMs(fields[2] ?? "NaN") };
 }
@@ -86,21 +105,54 @@ function runLoad(address: string, bodyFile: string, load: Load, pids: readonly n
   const before = cpuSeconds(pids);
   const output = execFileSync(
     "h2load",
-    ["-n", String(load.requests), "-c", String(load.connections), "-m", String(load.streams), "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", bodyFile, `http://${address}${PROCESS_PATH}`],
+    [
+      "-n",
+      String(load.requests),
+      "-c",
+      String(load.connections),
+      "-m",
+      String(load.streams),
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      "-d",
+      bodyFile,
+      `http://${address}${PROCESS_PATH}`,
+    ],
     { encoding: "utf8" },
   );
   const cpu = cpuSeconds(pids) - before;
   const rate = /finished in [^,]+, ([\d.]+) req\/s/.exec(output)?.[1];
   const succeeded = Number(/requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/.exec(output)?.[1] ?? 0);
-  return { streamsPerSecond: Number(rate ?? 0), ...parseTimes(output), cpuUsPerStream: (cpu * 1e6) / load.requests, failed: load.requests - succeeded };
+  return {
+    streamsPerSecond: Number(rate ?? 0),
+    ...parseTimes(output),
+    cpuUsPerStream: (cpu * 1e6) / load.requests,
+    failed: load.requests - succeeded,
+  };
 }
 
 function medianOf(runs: readonly Measurement[]): Measurement {
   const pick = (field: keyof Measurement): number => median(runs.map((run) => run[field]));
-  return { streamsPerSecond: pick("streamsPerSecond"), meanMs: pick("meanMs"), minMs: pick("minMs"), cpuUsPerStream: pick("cpuUsPerStream"), failed: Math.max(...runs.map((run) => run.failed)) };
+  return {
+    streamsPerSecond: pick("streamsPerSecond"),
+    meanMs: pick("meanMs"),
+    minMs: pick("minMs"),
+    cpuUsPerStream: pick("cpuUsPerStream"),
+    failed: Math.max(...runs.map((run) => run.failed)),
+  };
 }
 
-async function measure(name: string, command: string, server: Managed, address: string, bodyFile: string, runs: number, loads: typeof FULL): Promise<ServerReport> {
+async function measure(
+  name: string,
+  command: string,
+  server: Managed,
+  address: string,
+  bodyFile: string,
+  runs: number,
+  loads: typeof FULL,
+): Promise<ServerReport> {
   await waitUntil(`${name} at ${address}`, () => accepts(address), 20_000, server);
   const pid = server.child.pid;
   if (pid === undefined) throw new Error(`${name} did not start`);
@@ -122,12 +174,20 @@ function row(report: ServerReport): string {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: "boolean", default: false }, runs: { type: "string", default: "3" }, "peer-cmd": { type: "string" }, "peer-addr": { type: "string" }, "peer-name": { type: "string", default: "peer" }, out: { type: "string", default: join(PROJECT_ROOT, "bench", "results") } },
+    options: {
+      quick: { type: "boolean", default: false },
+      runs: { type: "string", default: "3" },
+      "peer-cmd": { type: "string" },
+      "peer-addr": { type: "string" },
+      "peer-name": { type: "string", default: "peer" },
+      out: { type: "string", default: join(PROJECT_ROOT, "bench", "results") },
+    },
   });
   const loads = values.quick ? QUICK : FULL;
   const runs = values.quick ? 1 : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs must be a positive integer");
-  if ((values["peer-cmd"] === undefined) !== (values["peer-addr"] === undefined)) throw new Error("--peer-cmd and --peer-addr go together");
+  if ((values["peer-cmd"] === undefined) !== (values["peer-addr"] === undefined))
+    throw new Error("--peer-cmd and --peer-addr go together");
   const workDir = await mkdtemp(join(tmpdir(), "inference-guard-transport-"));
   const bodyFile = join(workDir, "exchange.bin");
   await writeFile(bodyFile, exchangeBody());
@@ -136,18 +196,42 @@ async function main(): Promise<void> {
   try {
     const address = `127.0.0.1:${await freePort()}`;
     const configFile = join(workDir, "guard.yaml");
-    await writeFile(configFile, stringify({ listen: { grpc: address, admin: `127.0.0.1:${await freePort()}` }, routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] }));
-    const guardArgs = [...GUARD_NODE_FLAGS, join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile];
+    await writeFile(
+      configFile,
+      stringify({
+        listen: { grpc: address, admin: `127.0.0.1:${await freePort()}` },
+        routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }],
+      }),
+    );
+    const guardArgs = [
+      ...GUARD_NODE_FLAGS,
+      join(PROJECT_ROOT, "bin", "inference-guard.js"),
+      "serve",
+      "--config",
+      configFile,
+    ];
     const guard = spawnManaged("guard", process.execPath, guardArgs);
     try {
-      reports.push(await measure("inference-guard (pass-through route)", `node ${guardArgs.join(" ")}`, guard, address, bodyFile, runs, loads));
+      reports.push(
+        await measure(
+          "inference-guard (pass-through route)",
+          `node ${guardArgs.join(" ")}`,
+          guard,
+          address,
+          bodyFile,
+          runs,
+          loads,
+        ),
+      );
     } finally {
       await guard.stop();
     }
     if (values["peer-cmd"] !== undefined && values["peer-addr"] !== undefined) {
       const peer = spawnManaged("peer", "/bin/sh", ["-c", `exec ${values["peer-cmd"]}`]);
       try {
-        reports.push(await measure(values["peer-name"], values["peer-cmd"], peer, values["peer-addr"], bodyFile, runs, loads));
+        reports.push(
+          await measure(values["peer-name"], values["peer-cmd"], peer, values["peer-addr"], bodyFile, runs, loads),
+        );
       } finally {
         await peer.stop();
       }

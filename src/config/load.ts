@@ -32,7 +32,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 function issuesFromZod(error: z.ZodError): ConfigIssue[] {
-  return error.issues.map((issue) => {
+  return error.issues.flatMap((issue) => {
     // Strict objects report unknown keys on the parent; name each key so the path points at it.
     if (issue.code === "unrecognized_keys") {
       return issue.keys.map((key) => ({
@@ -41,7 +41,7 @@ function issuesFromZod(error: z.ZodError): ConfigIssue[] {
       }));
     }
     return [{ path: formatPath(issue.path), message: issue.message }];
-  }).flat();
+  });
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,8 +1,8 @@
 // Everything startup (and a reload) must get right before the guard serves: the config file, and
 // the output contracts it binds compiled from source and checked against the bindings.
-import { catalogueOf, compileContracts, formatSourceError, type CompiledContracts } from "../contracts/compile.js";
+import { type CompiledContracts, catalogueOf, compileContracts, formatSourceError } from "../contracts/compile.js";
 import { crossCheckContracts } from "../contracts/config.js";
-import { loadConfigFile, parseConfig, type ConfigIssue, type ConfigResult } from "./load.js";
+import { type ConfigIssue, type ConfigResult, loadConfigFile, parseConfig } from "./load.js";
 import type { GuardConfig } from "./schema.js";
 
 export type PreparedGuard =

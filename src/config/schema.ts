@@ -2,19 +2,17 @@
 // path, usually a typo) and every key has a default, so an empty file is a working config.
 // Capabilities add their own section here; its schema lives next to the capability.
 import { z } from "zod";
-import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
-import { headerName } from "./primitives.js";
-import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
-import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 import { contractsSectionSchema, routeContractSchema } from "../contracts/config.js";
+import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
+import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
+import { complexityRouteSchema } from "../pipeline/complexity/config.js";
+import { headerName } from "./primitives.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;
-const listenAddress = z
-  .string()
-  .regex(LISTEN_ADDRESS, {
-    message: 'expected "host:port", "[v6]:port" or "unix:/absolute/path.sock"',
-  });
+const listenAddress = z.string().regex(LISTEN_ADDRESS, {
+  message: 'expected "host:port", "[v6]:port" or "unix:/absolute/path.sock"',
+});
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
 
@@ -81,7 +79,11 @@ const envoySchema = z
      * whose announced body is larger than this are answered 413 by the guard when a stage needs
      * the body, instead of being left to hang in Envoy (docs/reliability.md).
      */
-    bufferLimitBytes: z.number().int().min(1).default(8 * 1024 * 1024),
+    bufferLimitBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(8 * 1024 * 1024),
   })
   .prefault({});
 
@@ -152,7 +154,12 @@ export const configSchema = z
         routes.forEach((route, index) => {
           const first = firstIndex.get(route.name);
           if (first === undefined) firstIndex.set(route.name, index);
-          else ctx.addIssue({ code: "custom", path: [index, "name"], message: `duplicate route name "${route.name}" (also routes[${first}])` });
+          else
+            ctx.addIssue({
+              code: "custom",
+              path: [index, "name"],
+              message: `duplicate route name "${route.name}" (also routes[${first}])`,
+            });
         });
       }),
   })

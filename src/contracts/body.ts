@@ -10,7 +10,9 @@ export type BodyReason =
   | "body.decode_error"
   | "body.unsupported_encoding";
 
-export type DecodedBody = { readonly ok: true; readonly text: string } | { readonly ok: false; readonly reason: BodyReason; readonly detail: string };
+export type DecodedBody =
+  | { readonly ok: true; readonly text: string }
+  | { readonly ok: false; readonly reason: BodyReason; readonly detail: string };
 
 export interface BodyLimits {
   readonly maxBodyBytes: number;
@@ -43,7 +45,11 @@ async function decompress(encoding: string, input: Buffer, maxOutputLength: numb
 }
 
 /** `contentEncoding` is the raw header value (a list: "gzip" or "deflate, gzip" for stacked codings). */
-export async function decodeBody(body: Uint8Array, contentEncoding: string | undefined, limits: BodyLimits): Promise<DecodedBody> {
+export async function decodeBody(
+  body: Uint8Array,
+  contentEncoding: string | undefined,
+  limits: BodyLimits,
+): Promise<DecodedBody> {
   if (body.byteLength > limits.maxBodyBytes) {
     return { ok: false, reason: "body.too_large", detail: `${body.byteLength} bytes > ${limits.maxBodyBytes}` };
   }
@@ -60,9 +66,14 @@ export async function decodeBody(body: Uint8Array, contentEncoding: string | und
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ERR_BUFFER_TOO_LARGE") {
-        return { ok: false, reason: "body.decompression_limit", detail: `${coding} body expands beyond ${limits.maxDecompressedBytes} bytes` };
+        return {
+          ok: false,
+          reason: "body.decompression_limit",
+          detail: `${coding} body expands beyond ${limits.maxDecompressedBytes} bytes`,
+        };
       }
-      if (code === "UNSUPPORTED") return { ok: false, reason: "body.unsupported_encoding", detail: (error as Error).message };
+      if (code === "UNSUPPORTED")
+        return { ok: false, reason: "body.unsupported_encoding", detail: (error as Error).message };
       return { ok: false, reason: "body.decode_error", detail: `${coding}: ${(error as Error).message}` };
     }
   }

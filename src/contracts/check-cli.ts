@@ -5,7 +5,8 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { loadConfigFile } from "../config/load.js";
-import { catalogueOf, compileContracts, formatSourceError, type CompiledContracts } from "./compile.js";
+import type { GuardConfig } from "../config/schema.js";
+import { type CompiledContracts, catalogueOf, compileContracts, formatSourceError } from "./compile.js";
 import { crossCheckContracts } from "./config.js";
 import { Contract, type ContractSpec } from "./contract.js";
 import { STRICT, type Strictness } from "./json-check.js";
@@ -113,7 +114,10 @@ export async function runCheck(argv: string[], io: CliIo): Promise<number> {
     io.err("check: --max-violations must be a positive integer");
     return 2;
   }
-  const setup = values.config !== undefined ? await fromConfig(values.config, values.contract ?? "", maxViolations) : await fromProto(values, maxViolations);
+  const setup =
+    values.config !== undefined
+      ? await fromConfig(values.config, values.contract ?? "", maxViolations)
+      : await fromProto(values, maxViolations);
   if (!setup.ok) {
     for (const error of setup.errors) io.err(error);
     return 2;
@@ -148,7 +152,12 @@ function checkUsage(values: Parsed["values"], positionals: string[]): string | u
   if (positionals.length !== 1) return "expected exactly one <responses.jsonl> file";
   if (values.config !== undefined) {
     if (values.contract === undefined) return "--config needs --contract <route-or-message>";
-    if (values.proto !== undefined || values.message !== undefined || values.payload !== undefined || values["wrap-field"] !== undefined) {
+    if (
+      values.proto !== undefined ||
+      values.message !== undefined ||
+      values.payload !== undefined ||
+      values["wrap-field"] !== undefined
+    ) {
       return "--config takes the contract binding from the config: drop --proto/--message/--payload/--wrap-field";
     }
     if (Object.keys(STRICTNESS_FLAGS).some((flag) => values[flag as keyof typeof STRICTNESS_FLAGS] === true)) {
@@ -156,7 +165,8 @@ function checkUsage(values: Parsed["values"], positionals: string[]): string | u
     }
     return undefined;
   }
-  if (values.proto === undefined || values.message === undefined) return "give either --config and --contract, or --proto and --message";
+  if (values.proto === undefined || values.message === undefined)
+    return "give either --config and --contract, or --proto and --message";
   if (values.contract !== undefined) return "--contract needs --config";
   if (values.payload !== undefined) {
     const parsed = parsePayloadPath(values.payload);
@@ -167,15 +177,26 @@ function checkUsage(values: Parsed["values"], positionals: string[]): string | u
 
 async function fromConfig(file: string, name: string, maxViolations: number): Promise<Setup> {
   const loaded = await loadConfigFile(file);
-  if (!loaded.ok) return { ok: false, errors: loaded.errors.map((issue) => `${file}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`) };
+  if (!loaded.ok)
+    return {
+      ok: false,
+      errors: loaded.errors.map((issue) => `${file}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`),
+    };
   const config = loaded.config;
   const compiled = await compileContracts(config.contracts);
   if (!compiled.ok) return { ok: false, errors: compiled.errors.map(formatSourceError) };
   const issues = crossCheckContracts(config, catalogueOf(compiled.contracts));
-  if (issues.length > 0) return { ok: false, errors: issues.map((issue) => `${file}: ${issue.path}: ${issue.message}`) };
-  const route = config.routes.find((candidate) => candidate.name === name && candidate.contract !== undefined) ?? config.routes.find((candidate) => candidate.contract?.message === name);
+  if (issues.length > 0)
+    return { ok: false, errors: issues.map((issue) => `${file}: ${issue.path}: ${issue.message}`) };
+  const route =
+    config.routes.find((candidate) => candidate.name === name && candidate.contract !== undefined) ??
+    config.routes.find((candidate) => candidate.contract?.message === name);
   const binding = route?.contract;
-  if (binding === undefined) return { ok: false, errors: [`${file}: no route named "${name}" with a contract, and no route binds a contract message "${name}"`] };
+  if (binding === undefined)
+    return {
+      ok: false,
+      errors: [`${file}: no route named "${name}" with a contract, and no route binds a contract message "${name}"`],
+    };
   const message = compiled.contracts.messages.get(binding.message);
   if (message === undefined) return { ok: false, errors: [`${file}: unknown contract message "${binding.message}"`] };
   return {
@@ -202,7 +223,10 @@ async function fromProto(values: Parsed["values"], maxViolations: number): Promi
     return { ok: false, errors: [`check: unknown message "${name}" (known: ${known === "" ? "none" : known})`] };
   }
   const wrapField = values["wrap-field"];
-  if (wrapField !== undefined && !message.fields.some((field) => field.name === wrapField || field.jsonName === wrapField)) {
+  if (
+    wrapField !== undefined &&
+    !message.fields.some((field) => field.name === wrapField || field.jsonName === wrapField)
+  ) {
     return { ok: false, errors: [`check: ${name} has no field "${wrapField}"`] };
   }
   const strictness: { -readonly [K in keyof Strictness]: boolean } = { ...STRICT };
@@ -226,13 +250,21 @@ function contractFor(compiled: CompiledContracts, spec: ContractSpec): Contract 
   return new Contract(spec, compiled.validator, compiled.registry);
 }
 
+function parseLintArgs(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string" },
+      proto: { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}
+
 export async function runLint(argv: string[], io: CliIo): Promise<number> {
-  let values;
+  let values: ReturnType<typeof parseLintArgs>["values"];
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { config: { type: "string" }, proto: { type: "string", multiple: true }, help: { type: "boolean", short: "h" } },
-    }));
+    ({ values } = parseLintArgs(argv));
   } catch (error) {
     io.err(`lint: ${(error as Error).message}`);
     io.err(LINT_HELP);
@@ -244,11 +276,12 @@ export async function runLint(argv: string[], io: CliIo): Promise<number> {
   }
   let protoPaths = values.proto ?? [];
   let protoc: string | undefined;
-  let config;
+  let config: GuardConfig | undefined;
   if (values.config !== undefined) {
     const loaded = await loadConfigFile(values.config);
     if (!loaded.ok) {
-      for (const issue of loaded.errors) io.err(`${values.config}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`);
+      for (const issue of loaded.errors)
+        io.err(`${values.config}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`);
       return 2;
     }
     config = loaded.config;

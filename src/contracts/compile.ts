@@ -6,43 +6,45 @@
 // evaluates each message once on a synthetic, fully populated instance, so a bad rule stops
 // startup instead of failing the first request. See docs/contracts.md for why protoc.
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { parse as parseCel } from "@bufbuild/cel";
 import {
   create,
   createFileRegistry,
-  fromBinary,
-  fromJson,
-  getOption,
-  toBinary,
   type DescField,
   type DescFile,
   type DescMessage,
   type FileRegistry,
+  fromBinary,
+  fromJson,
+  getOption,
   type JsonValue,
+  type Message,
   ScalarType,
+  toBinary,
 } from "@bufbuild/protobuf";
 import {
+  type FileDescriptorSet,
   FileDescriptorSetSchema,
+  file_google_protobuf_any,
   file_google_protobuf_descriptor,
   file_google_protobuf_duration,
-  file_google_protobuf_field_mask,
-  file_google_protobuf_timestamp,
-  file_google_protobuf_any,
   file_google_protobuf_empty,
+  file_google_protobuf_field_mask,
   file_google_protobuf_struct,
+  file_google_protobuf_timestamp,
   file_google_protobuf_wrappers,
 } from "@bufbuild/protobuf/wkt";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import {
+  type FieldRules,
   field as fieldRulesExt,
   file_buf_validate_validate,
   message as messageRulesExt,
-  type FieldRules,
   type Rule,
 } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import { parse as parseCel } from "@bufbuild/cel";
 
 export interface ContractSourceError {
   /** Path of the .proto file as the user knows it (protoPaths entry joined with the file name). */
@@ -155,7 +157,7 @@ export async function compileContracts(options: CompileOptions): Promise<Compile
     return source === undefined ? name : join(source.root, name);
   };
 
-  let set;
+  let set: FileDescriptorSet;
   if (sources.length === 0) {
     set = create(FileDescriptorSetSchema, { file: EMBEDDED_FILES.map((file) => file.proto) });
   } else {
@@ -163,7 +165,13 @@ export async function compileContracts(options: CompileOptions): Promise<Compile
     try {
       const depsFile = join(work, "deps.pb");
       const outFile = join(work, "out.pb");
-      await writeFile(depsFile, toBinary(FileDescriptorSetSchema, create(FileDescriptorSetSchema, { file: EMBEDDED_FILES.map((file) => file.proto) })));
+      await writeFile(
+        depsFile,
+        toBinary(
+          FileDescriptorSetSchema,
+          create(FileDescriptorSetSchema, { file: EMBEDDED_FILES.map((file) => file.proto) }),
+        ),
+      );
       const protoc = options.protoc ?? "protoc";
       const args = [
         `--descriptor_set_in=${depsFile}`,
@@ -175,11 +183,17 @@ export async function compileContracts(options: CompileOptions): Promise<Compile
       ];
       const result = await runProtoc(protoc, args);
       if (result.code === "missing") {
-        return { ok: false, errors: [{ file: protoc, message: "protoc not found: install protobuf-compiler or set contracts.protoc" }] };
+        return {
+          ok: false,
+          errors: [{ file: protoc, message: "protoc not found: install protobuf-compiler or set contracts.protoc" }],
+        };
       }
       if (result.code !== 0) {
         const parsed = parseProtocErrors(result.stderr, userPath);
-        return { ok: false, errors: parsed.length > 0 ? parsed : [{ file: "protoc", message: `exited with ${result.code}` }] };
+        return {
+          ok: false,
+          errors: parsed.length > 0 ? parsed : [{ file: "protoc", message: `exited with ${result.code}` }],
+        };
       }
       set = fromBinary(FileDescriptorSetSchema, await readFile(outFile));
     } finally {
@@ -234,7 +248,7 @@ interface Locator {
 /** Maps descriptors to source lines through the SourceCodeInfo protoc recorded. */
 function locator(file: DescFile, path: string): Locator {
   const locations = (file.proto.sourceCodeInfo?.location ?? []).map((location) => ({
-    path: location.path.join(",") + ",",
+    path: `${location.path.join(",")},`,
     line: (location.span[0] ?? 0) + 1,
   }));
   const messagePath = (message: DescMessage): number[] =>
@@ -244,7 +258,7 @@ function locator(file: DescFile, path: string): Locator {
   // The most specific recorded location wins: the CEL rule itself, then the option, then the element.
   const at = (...prefixes: number[][]): ContractSourceError => {
     for (const prefix of prefixes) {
-      const key = prefix.join(",") + ",";
+      const key = `${prefix.join(",")},`;
       let line: number | undefined;
       for (const location of locations) {
         if (location.path.startsWith(key) && (line === undefined || location.line < line)) line = location.line;
@@ -291,10 +305,11 @@ function rulesOf(message: DescMessage, locate: Locator): { rule: Rule; located: 
   const add = (rule: Rule, where: ContractSourceError): void => {
     rules.push({ rule, located: { label: rule.id === "" ? rule.expression : rule.id, where } });
   };
-  getOption(message, messageRulesExt).cel.forEach((rule, index) => add(rule, locate.message(message, index)));
+  for (const [index, rule] of getOption(message, messageRulesExt).cel.entries())
+    add(rule, locate.message(message, index));
   for (const field of message.fields) {
     const fieldRules = getOption(field, fieldRulesExt);
-    fieldRules.cel.forEach((rule, index) => add(rule, locate.field(field, index)));
+    for (const [index, rule] of fieldRules.cel.entries()) add(rule, locate.field(field, index));
     for (const rule of celRulesOf(fieldRules).slice(fieldRules.cel.length)) add(rule, locate.field(field));
   }
   return rules;
@@ -319,8 +334,13 @@ interface ProbeError {
   readonly own: boolean;
 }
 
-function probeError(message: DescMessage, validator: Validator, registry: FileRegistry, locate: Locator): ProbeError | undefined {
-  let probe;
+function probeError(
+  message: DescMessage,
+  validator: Validator,
+  registry: FileRegistry,
+  locate: Locator,
+): ProbeError | undefined {
+  let probe: Message;
   try {
     probe = fromJson(message, probeJson(message, 0), { registry });
   } catch {
@@ -331,7 +351,12 @@ function probeError(message: DescMessage, validator: Validator, registry: FileRe
   if (result.kind !== "error") return undefined;
   const text = firstLine(result.error);
   if (result.error.name === "RuntimeError" && DATA_DEPENDENT.test(text)) return undefined;
-  const located = whereIs(text, message, rulesOf(message, locate).map((rule) => rule.located), locate);
+  const located = whereIs(
+    text,
+    message,
+    rulesOf(message, locate).map((rule) => rule.located),
+    locate,
+  );
   return { text, own: located.own, error: { ...located.where, message: `${message.typeName}: ${text}` } };
 }
 
@@ -348,7 +373,12 @@ function dedupeProbeErrors(probes: readonly ProbeError[]): ContractSourceError[]
   return [...byText.values()].map((probe) => probe.error);
 }
 
-function whereIs(text: string, message: DescMessage, rules: readonly LocatedRule[], locate: Locator): { where: ContractSourceError; own: boolean } {
+function whereIs(
+  text: string,
+  message: DescMessage,
+  rules: readonly LocatedRule[],
+  locate: Locator,
+): { where: ContractSourceError; own: boolean } {
   const fieldName = /on field ([\w.]+)/.exec(text)?.[1];
   const field = message.fields.find((candidate) => `${message.typeName}.${candidate.name}` === fieldName);
   if (field !== undefined) return { where: locate.field(field), own: true };
@@ -452,8 +482,13 @@ function probeWellKnown(typeName: string): JsonValue | undefined {
 }
 
 /** The view of compiled contracts that crossCheckContracts (config.ts) needs. */
-export function catalogueOf(contracts: CompiledContracts): { fieldsOf(message: string): readonly string[] | undefined } {
+export function catalogueOf(contracts: CompiledContracts): {
+  fieldsOf(message: string): readonly string[] | undefined;
+} {
   return {
-    fieldsOf: (message) => contracts.messages.get(message)?.fields.flatMap((field) => (field.jsonName === field.name ? [field.name] : [field.name, field.jsonName])),
+    fieldsOf: (message) =>
+      contracts.messages
+        .get(message)
+        ?.fields.flatMap((field) => (field.jsonName === field.name ? [field.name] : [field.name, field.jsonName])),
   };
 }

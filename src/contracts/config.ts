@@ -8,11 +8,9 @@ const headerName = z
   .string()
   .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, { message: "expected a lower-case HTTP header name" });
 
-const fullName = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, {
-    message: 'expected a fully-qualified protobuf message name such as "demo.v1.Sentiment"',
-  });
+const fullName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, {
+  message: 'expected a fully-qualified protobuf message name such as "demo.v1.Sentiment"',
+});
 
 const payloadPath = z.string().superRefine((value, ctx) => {
   const parsed = parsePayloadPath(value);
@@ -30,9 +28,17 @@ export const contractsSectionSchema = z
     /** Payloads checked per response (array items, chat choices); more is a violation. */
     maxPayloads: z.number().int().min(1).max(100_000).default(1024),
     /** Bodies larger than this (as received) are not parsed: outcome "unverifiable", reason body.too_large. */
-    maxBodyBytes: z.number().int().min(1).default(4 * 1024 * 1024),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(4 * 1024 * 1024),
     /** Decompressed size limit for gzip/deflate/br bodies; beyond it: reason body.decompression_limit. */
-    maxDecompressedBytes: z.number().int().min(1).default(16 * 1024 * 1024),
+    maxDecompressedBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(16 * 1024 * 1024),
     /** Distinct model versions kept as metric labels; later ones are "other". */
     maxModelVersions: z.number().int().min(1).max(1000).default(20),
     /** Distinct normalised field paths kept as metric labels per contract; later ones are "other". */
@@ -56,7 +62,10 @@ export const routeContractSchema = z.strictObject({
    * When each payload is not a JSON object (an embedding's number array), it is checked as the
    * value of this field of the contract message.
    */
-  wrapField: z.string().regex(/^[a-z_][a-z0-9_]*$/i).optional(),
+  wrapField: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/i)
+    .optional(),
   /** enforce: a violating body never reaches the client (502 problem+json); shadow: pass + header. */
   action: z.enum(["enforce", "shadow"]).default("shadow"),
   /** Status of the reply that replaces a violating response under enforce. */
@@ -66,7 +75,10 @@ export const routeContractSchema = z.strictObject({
   /** Response header carrying the model version. */
   modelVersionHeader: headerName.default("x-model-version"),
   /** Body field (simple path like "model" or "meta.version") used when the header is absent. */
-  modelVersionField: z.string().regex(/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/).optional(),
+  modelVersionField: z
+    .string()
+    .regex(/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/)
+    .optional(),
   /**
    * Only check responses of these models (response body's "model", else the request's); exact
    * names or prefixes ending in "*". Empty: every model.
@@ -115,7 +127,10 @@ export function crossCheckContracts(config: ConfigWithContracts, catalogue: Cont
     if (contract === undefined) return;
     const fields = catalogue.fieldsOf(contract.message);
     if (fields === undefined) {
-      issues.push({ path: `routes[${index}].contract.message`, message: `unknown contract message "${contract.message}"` });
+      issues.push({
+        path: `routes[${index}].contract.message`,
+        message: `unknown contract message "${contract.message}"`,
+      });
       return;
     }
     if (contract.wrapField !== undefined && !fields.includes(contract.wrapField)) {

@@ -1,10 +1,17 @@
 // One bound contract, ready to check bodies: payload extraction → strict JSON walk →
 // protobuf JSON reader → protovalidate. Pure and synchronous; the stage and the CLI share it.
-import { fromJson, type DescField, type DescMessage, type Registry } from "@bufbuild/protobuf";
+import { type DescField, type DescMessage, fromJson, type Message, type Registry } from "@bufbuild/protobuf";
 import type { Path } from "@bufbuild/protobuf/reflect";
 import type { Validator, Violation } from "@bufbuild/protovalidate";
-import { JsonChecker, STRICT, ViolationSink, isDropped, type ContractViolation, type Strictness } from "./json-check.js";
-import { extractPayloads, parsePayloadPath, type PayloadStep } from "./payload.js";
+import {
+  type ContractViolation,
+  isDropped,
+  JsonChecker,
+  STRICT,
+  type Strictness,
+  ViolationSink,
+} from "./json-check.js";
+import { extractPayloads, type PayloadStep, parsePayloadPath } from "./payload.js";
 
 export interface ContractSpec {
   readonly message: DescMessage;
@@ -45,7 +52,9 @@ export class Contract {
     if (!parsed.ok) throw new Error(parsed.error);
     this.#steps = parsed.steps;
     if (spec.wrapField !== undefined) {
-      const field = spec.message.fields.find((candidate) => candidate.name === spec.wrapField || candidate.jsonName === spec.wrapField);
+      const field = spec.message.fields.find(
+        (candidate) => candidate.name === spec.wrapField || candidate.jsonName === spec.wrapField,
+      );
       if (field === undefined) throw new Error(`${this.name} has no field "${spec.wrapField}"`);
       this.#wrap = field;
     }
@@ -92,9 +101,12 @@ export class Contract {
       cleaned = isDropped(inner) ? {} : { [this.#wrap.name]: inner };
     }
     if (isDropped(cleaned)) return;
-    let message;
+    let message: Message;
     try {
-      message = fromJson(this.spec.message, cleaned as Parameters<typeof fromJson>[1], { ignoreUnknownFields: true, registry: this.registry });
+      message = fromJson(this.spec.message, cleaned as Parameters<typeof fromJson>[1], {
+        ignoreUnknownFields: true,
+        registry: this.registry,
+      });
     } catch (error) {
       sink.add(path, "json.invalid", (error as Error).message);
       return;

@@ -3,7 +3,7 @@
 // ignoreUnknownFields silently drops renamed fields), and it stops at the first problem, so the
 // payload is walked here first: every problem becomes a violation with its JSON path, and the
 // offending value is dropped from a copy so protovalidate can still check everything else.
-import { ScalarType, type DescEnum, type DescField, type DescMessage } from "@bufbuild/protobuf";
+import { type DescEnum, type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
 
 export interface ContractViolation {
   /** JSON path in the response body, e.g. "choices[0].message.content<json>.score"; "$" = root. */
@@ -86,7 +86,13 @@ const INT_RANGES: Partial<Record<ScalarType, readonly [number, number]>> = {
   [ScalarType.UINT32]: [0, 4294967295],
   [ScalarType.FIXED32]: [0, 4294967295],
 };
-const INT64_TYPES = new Set([ScalarType.INT64, ScalarType.SINT64, ScalarType.SFIXED64, ScalarType.UINT64, ScalarType.FIXED64]);
+const INT64_TYPES = new Set([
+  ScalarType.INT64,
+  ScalarType.SINT64,
+  ScalarType.SFIXED64,
+  ScalarType.UINT64,
+  ScalarType.FIXED64,
+]);
 const UNSIGNED = new Set([ScalarType.UINT32, ScalarType.FIXED32, ScalarType.UINT64, ScalarType.FIXED64]);
 
 const WRAPPERS: Readonly<Record<string, ScalarType>> = {
@@ -101,7 +107,12 @@ const WRAPPERS: Readonly<Record<string, ScalarType>> = {
   "google.protobuf.BytesValue": ScalarType.BYTES,
 };
 /** Well-known types whose JSON form is free-form: protobuf's reader is the judge for them. */
-const FREE_FORM = new Set(["google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue", "google.protobuf.Any"]);
+const FREE_FORM = new Set([
+  "google.protobuf.Struct",
+  "google.protobuf.Value",
+  "google.protobuf.ListValue",
+  "google.protobuf.Any",
+]);
 
 function scalarName(scalar: ScalarType): string {
   return ScalarType[scalar].toLowerCase();
@@ -215,7 +226,8 @@ export class JsonChecker {
   private nullValue(messageType: string, path: string): Checked {
     // null is a value of google.protobuf.Value; everywhere else protobuf reads it as "absent".
     if (messageType === "google.protobuf.Value") return null;
-    if (!this.strictness.allowNull) this.#report(path, "json.null", "null is not allowed (the field must be omitted or have a value)");
+    if (!this.strictness.allowNull)
+      this.#report(path, "json.null", "null is not allowed (the field must be omitted or have a value)");
     return DROP;
   }
 
@@ -336,7 +348,11 @@ export class JsonChecker {
     }
     if (typeof value === "number" && Number.isInteger(value)) {
       if (this.strictness.allowEnumNumbers) return value;
-      this.#report(path, "json.enum_number", `enum ${descEnum.typeName} sent as a number (${value}); expected its name`);
+      this.#report(
+        path,
+        "json.enum_number",
+        `enum ${descEnum.typeName} sent as a number (${value}); expected its name`,
+      );
       return DROP;
     }
     return this.wrongType(path, `a ${descEnum.name} name`, value);

@@ -11,7 +11,9 @@ export type PayloadStep =
   | { readonly kind: "index"; readonly index: number }
   | { readonly kind: "json" };
 
-export type ParsedPayloadPath = { readonly ok: true; readonly steps: readonly PayloadStep[] } | { readonly ok: false; readonly error: string };
+export type ParsedPayloadPath =
+  | { readonly ok: true; readonly steps: readonly PayloadStep[] }
+  | { readonly ok: false; readonly error: string };
 
 const TOKEN = /^(?:\.?([A-Za-z_][A-Za-z0-9_-]*)|\[\*\]|\[(\d{1,9})\]|<json>)/;
 
@@ -25,7 +27,8 @@ export function parsePayloadPath(text: string): ParsedPayloadPath {
     }
     const [token, name, index] = match;
     if (name !== undefined) {
-      if (steps.length > 0 && !token.startsWith(".")) return { ok: false, error: `bad payload path "${text}": missing "." before "${name}"` };
+      if (steps.length > 0 && !token.startsWith("."))
+        return { ok: false, error: `bad payload path "${text}": missing "." before "${name}"` };
       steps.push({ kind: "key", name });
     } else if (index !== undefined) steps.push({ kind: "index", index: Number(index) });
     else if (token === "[*]") steps.push({ kind: "each" });
@@ -118,14 +121,20 @@ export function extractPayloads(
       case "json": {
         const next = `${path}<json>`;
         if (typeof value !== "string") {
-          payloads.push({ path: next, problem: { rule: "payload.not_string", message: "expected a string holding JSON" } });
+          payloads.push({
+            path: next,
+            problem: { rule: "payload.not_string", message: "expected a string holding JSON" },
+          });
           return;
         }
         let parsed: unknown;
         try {
           parsed = JSON.parse(unfence(value));
         } catch (error) {
-          payloads.push({ path: next, problem: { rule: "json.syntax", message: `not JSON: ${(error as Error).message}` } });
+          payloads.push({
+            path: next,
+            problem: { rule: "json.syntax", message: `not JSON: ${(error as Error).message}` },
+          });
           return;
         }
         visit(parsed, stepIndex + 1, next);

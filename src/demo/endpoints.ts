@@ -72,7 +72,7 @@ export function answer(route: ModelRoute, body: JsonValue, context: AnswerContex
 /** The max_tokens a generation request asks for (decode cost), 0 when it names none. */
 export function requestedTokens(body: JsonValue): number {
   if (!isObject(body)) return 0;
-  const asked = body["max_tokens"] ?? body["max_completion_tokens"];
+  const asked = body.max_tokens ?? body.max_completion_tokens;
   return typeof asked === "number" && Number.isFinite(asked) && asked > 0 ? Math.min(asked, MAX_GENERATED_TOKENS) : 0;
 }
 
@@ -90,24 +90,24 @@ interface GenerationRequest {
 
 /** Fields chat and completions share; a string is the 400 message for the first bad one. */
 function readGeneration(body: JsonObject): GenerationRequest | string {
-  const n = body["n"] ?? 1;
+  const n = body.n ?? 1;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_CHOICES) {
     return `n must be an integer from 1 to ${MAX_CHOICES}`;
   }
-  const maxTokens = body["max_tokens"] ?? body["max_completion_tokens"] ?? DEFAULT_MAX_TOKENS;
+  const maxTokens = body.max_tokens ?? body.max_completion_tokens ?? DEFAULT_MAX_TOKENS;
   if (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens < 1) {
     return "max_tokens must be a positive integer";
   }
-  const stream = body["stream"] ?? false;
+  const stream = body.stream ?? false;
   if (typeof stream !== "boolean") return "stream must be a boolean";
-  const streamOptions = body["stream_options"];
-  const model = body["model"];
+  const streamOptions = body.stream_options;
+  const model = body.model;
   return {
     model: typeof model === "string" ? model : "demo",
     choices: n,
     maxTokens: Math.min(maxTokens, MAX_GENERATED_TOKENS),
     stream,
-    includeUsage: isObject(streamOptions) && streamOptions["include_usage"] === true,
+    includeUsage: isObject(streamOptions) && streamOptions.include_usage === true,
   };
 }
 
@@ -117,10 +117,10 @@ function readGeneration(body: JsonObject): GenerationRequest | string {
  */
 function structuredTask(body: JsonObject, context: AnswerContext): string | undefined {
   if (context.task !== undefined) return context.task;
-  const format = body["response_format"];
-  if (!isObject(format) || format["type"] !== "json_schema") return undefined;
-  const schema = format["json_schema"];
-  const name = isObject(schema) ? schema["name"] : undefined;
+  const format = body.response_format;
+  if (!isObject(format) || format.type !== "json_schema") return undefined;
+  const schema = format.json_schema;
+  const name = isObject(schema) ? schema.name : undefined;
   if (typeof name !== "string") return undefined;
   return renderOutput(name, "v1", body) === undefined ? undefined : name;
 }
@@ -152,12 +152,16 @@ function generate(body: JsonObject, prompts: readonly string[], context: AnswerC
 
 function usage(promptTokens: number, texts: readonly string[]): JsonObject {
   const completionTokens = texts.reduce((sum, text) => sum + estimateTokens(text), 0);
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+  };
 }
 
 function answerChat(body: JsonValue, context: AnswerContext): Answer {
   if (!isObject(body)) return badRequest("request body must be a JSON object");
-  const prompt = chatPrompt(body["messages"]);
+  const prompt = chatPrompt(body.messages);
   if (prompt === undefined) return badRequest("messages must be a non-empty array of {role, content}");
   const generation = generate(body, [prompt], context);
   if ("kind" in generation) return generation;
@@ -195,13 +199,18 @@ function answerChat(body: JsonValue, context: AnswerContext): Answer {
 
 function answerCompletions(body: JsonValue, context: AnswerContext): Answer {
   if (!isObject(body)) return badRequest("request body must be a JSON object");
-  const prompts = stringOrStrings(body["prompt"]);
+  const prompts = stringOrStrings(body.prompt);
   if (prompts === undefined) return badRequest("prompt must be a string or a non-empty array of strings");
   const generation = generate(body, prompts, context);
   if ("kind" in generation) return generation;
   const { request, texts } = generation;
   const promptTokens = prompts.reduce((sum, prompt) => sum + estimateTokens(prompt), 0);
-  const header = { id: context.responseId, object: "text_completion", created: context.createdSeconds, model: request.model };
+  const header = {
+    id: context.responseId,
+    object: "text_completion",
+    created: context.createdSeconds,
+    model: request.model,
+  };
   if (!request.stream) {
     return {
       kind: "json",
@@ -224,9 +233,9 @@ function answerCompletions(body: JsonValue, context: AnswerContext): Answer {
 
 function answerEmbeddings(body: JsonValue, context: AnswerContext): Answer {
   if (!isObject(body)) return badRequest("request body must be a JSON object");
-  const inputs = stringOrStrings(body["input"]);
+  const inputs = stringOrStrings(body.input);
   if (inputs === undefined) return badRequest("input must be a string or a non-empty array of strings");
-  const model = body["model"];
+  const model = body.model;
   const promptTokens = inputs.reduce((sum, input) => sum + estimateTokens(input), 0);
   return {
     kind: "json",
@@ -258,14 +267,14 @@ function answerPredict(task: string, body: JsonValue, context: AnswerContext): A
 /** KServe v2 / Triton: echoes the first input tensor back as FP32 output "output0". */
 function answerInfer(model: string, body: JsonValue, context: AnswerContext): Answer {
   if (!isObject(body)) return badRequest("request body must be a JSON object");
-  const inputs = body["inputs"];
+  const inputs = body.inputs;
   const first = Array.isArray(inputs) ? inputs[0] : undefined;
   if (!isObject(first)) return badRequest("inputs must be a non-empty array of tensors");
-  const shape = first["shape"];
+  const shape = first.shape;
   if (!Array.isArray(shape) || !shape.every((dim) => typeof dim === "number" && Number.isInteger(dim) && dim >= 0)) {
     return badRequest("inputs[0].shape must be an array of non-negative integers");
   }
-  const id = body["id"];
+  const id = body.id;
   return {
     kind: "json",
     status: 200,
@@ -278,7 +287,7 @@ function answerInfer(model: string, body: JsonValue, context: AnswerContext): An
           name: "output0",
           datatype: "FP32",
           shape,
-          data: numbersOf(first["data"] ?? []),
+          data: numbersOf(first.data ?? []),
         },
       ],
     },
@@ -296,13 +305,13 @@ function chatPrompt(messages: JsonValue | undefined): string | undefined {
   if (!Array.isArray(messages) || messages.length === 0) return undefined;
   const contents: string[] = [];
   for (const message of messages) {
-    if (!isObject(message) || typeof message["role"] !== "string") return undefined;
-    const content = message["content"] ?? null;
+    if (!isObject(message) || typeof message.role !== "string") return undefined;
+    const content = message.content ?? null;
     if (typeof content === "string") contents.push(content);
     else if (Array.isArray(content)) {
       // Multimodal parts: only text parts carry prompt tokens the demo can count.
       for (const part of content) {
-        if (isObject(part) && typeof part["text"] === "string") contents.push(part["text"]);
+        if (isObject(part) && typeof part.text === "string") contents.push(part.text);
       }
     } else if (content !== null) return undefined;
   }

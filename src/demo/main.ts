@@ -2,7 +2,7 @@
 // listening, so scripts can start it on port 0 and read the port it got; everything else goes to
 // stderr. Exits 0 after a clean close on SIGTERM/SIGINT, 2 on bad flags, 1 if it cannot listen.
 import { parseArgs } from "node:util";
-import { createDemoModel } from "./server.js";
+import { createDemoModel, type ListeningAddress } from "./server.js";
 import { demoOptionsSchema, describeIssues } from "./settings.js";
 
 const USAGE = `usage: node dist/src/demo/main.js [--port 0] [--host 127.0.0.1] [--pool NAME]
@@ -26,7 +26,9 @@ type ParsedCli = { readonly host: string; readonly port: number; readonly option
 function parseCli(argv: readonly string[]): ParsedCli | string {
   let values: Record<string, string | boolean | undefined>;
   try {
-    const numericOptions = Object.fromEntries(Object.keys(NUMERIC_FLAGS).map((flag) => [flag, { type: "string" as const }]));
+    const numericOptions = Object.fromEntries(
+      Object.keys(NUMERIC_FLAGS).map((flag) => [flag, { type: "string" as const }]),
+    );
     values = parseArgs({
       args: [...argv],
       strict: true,
@@ -42,7 +44,7 @@ function parseCli(argv: readonly string[]): ParsedCli | string {
   } catch (error) {
     return (error as Error).message;
   }
-  const port = Number(values["port"]);
+  const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) return "--port must be an integer from 0 to 65535";
   const options: Record<string, unknown> = {};
   for (const key of ["pool", "version", "variant"] as const) {
@@ -55,7 +57,7 @@ function parseCli(argv: readonly string[]): ParsedCli | string {
     if (raw.trim() === "" || Number.isNaN(number)) return `--${flag} must be a number`;
     options[option] = number;
   }
-  return { host: String(values["host"]), port, options };
+  return { host: String(values.host), port, options };
 }
 
 async function main(): Promise<void> {
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
-  let address;
+  let address: ListeningAddress;
   try {
     address = await model.listen(cli.port, cli.host);
   } catch (error) {

@@ -30,13 +30,15 @@ function seedOf(input: JsonValue): number {
 
 function textOf(input: JsonValue): string {
   if (typeof input === "string") return input;
-  if (typeof input === "object" && input !== null && !Array.isArray(input) && typeof input["text"] === "string") return input["text"];
+  if (typeof input === "object" && input !== null && !Array.isArray(input) && typeof input.text === "string")
+    return input.text;
   return "";
 }
 
 function sentiment(input: JsonValue): { label: string; score: number } {
   const negative = /\b(bad|awful|broken|late|refund)\b/i.test(textOf(input));
-  const score = Math.round((negative ? 0.05 + (seedOf(input) % 40) / 100 : 0.55 + (seedOf(input) % 45) / 100) * 100) / 100;
+  const score =
+    Math.round((negative ? 0.05 + (seedOf(input) % 40) / 100 : 0.55 + (seedOf(input) % 45) / 100) * 100) / 100;
   return { label: negative ? "NEGATIVE" : "POSITIVE", score };
 }
 
@@ -57,7 +59,13 @@ function embedding(input: JsonValue, dimension = DIMENSION): number[] {
   return Array.from({ length: dimension }, (_, i) => Math.round(Math.sin(seed + i) * 1e6) / 1e6);
 }
 
-function triage(input: JsonValue): { category: string; priority: number; tags: string[]; summary: string; needs_human: boolean } {
+function triage(input: JsonValue): {
+  category: string;
+  priority: number;
+  tags: string[];
+  summary: string;
+  needs_human: boolean;
+} {
   const text = textOf(input);
   const billing = /\b(invoice|charge|refund|bill)/i.test(text);
   return {
@@ -118,7 +126,12 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
     },
     conformingEdges: {
       eta_zero: (input) => ({ ...eta(input), eta_minutes: 0 }),
-      delayed_a_day: (input) => ({ ...eta(input), eta_minutes: 1440, status: "DELAYED", delay_reason: "Sturm über Köln — 暴風 🌩" }),
+      delayed_a_day: (input) => ({
+        ...eta(input),
+        eta_minutes: 1440,
+        status: "DELAYED",
+        delay_reason: "Sturm über Köln — 暴風 🌩",
+      }),
       offset_timestamp: (input) => ({ ...eta(input), computed_at: eta(input).computed_at.replace("Z", "+00:00") }),
     },
   },
@@ -176,7 +189,9 @@ export function renderOutput(task: string, variant: string, input: JsonValue): J
 }
 
 /** How each task's contract is bound (the routes[].contract keys of the demo config). */
-export const DEMO_BINDINGS: Readonly<Record<string, { readonly message: string; readonly payload: string; readonly wrapField?: string }>> = {
+export const DEMO_BINDINGS: Readonly<
+  Record<string, { readonly message: string; readonly payload: string; readonly wrapField?: string }>
+> = {
   sentiment: { message: "demo.v1.Sentiment", payload: "$" },
   eta: { message: "demo.v1.DeliveryEta", payload: "$" },
   embedding: { message: "demo.v1.Embedding", payload: "data[*].embedding", wrapField: "values" },

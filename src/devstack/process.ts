@@ -1,6 +1,6 @@
 // Child processes of the dev stack (guard, demo models, Envoy, Redis): started with captured
 // output, awaited until ready, stopped with a signal, and never left behind when this process exits.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -27,7 +27,12 @@ export interface SpawnOptions {
   readonly onOutput?: (chunk: string) => void;
 }
 
-export function spawnManaged(name: string, command: string, args: readonly string[], options: SpawnOptions = {}): Managed {
+export function spawnManaged(
+  name: string,
+  command: string,
+  args: readonly string[],
+  options: SpawnOptions = {},
+): Managed {
   const child = spawn(command, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: options.env ?? process.env,
@@ -75,7 +80,12 @@ export function spawnManaged(name: string, command: string, args: readonly strin
 }
 
 /** Polls until check() resolves true; fails with the process output when it exits or times out. */
-export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, proc?: Managed): Promise<void> {
+export async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  proc?: Managed,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (proc?.exited() === true) throw new Error(`${what}: ${proc.name} exited early\n${proc.output().slice(-4000)}`);
@@ -84,7 +94,8 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
     } catch {
       // not up yet
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms\n${proc?.output().slice(-4000) ?? ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not ready after ${timeoutMs} ms\n${proc?.output().slice(-4000) ?? ""}`);
     await sleep(50);
   }
 }

@@ -1,7 +1,7 @@
 // `make run`: the demo stack in the foreground on the embedded default config, until Ctrl-C.
 import { startStack } from "./stack.js";
 
-const LISTEN_PORT = Number(process.env["GUARD_DEMO_PORT"] ?? 10000);
+const LISTEN_PORT = Number(process.env.GUARD_DEMO_PORT ?? 10000);
 
 const stack = await startStack({ fixedListenPort: LISTEN_PORT, failureModeAllow: false });
 const guard = stack.guard;

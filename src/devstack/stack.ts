@@ -4,10 +4,10 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
+import { PROJECT_ROOT, type RunningEnvoy, startEnvoy } from "./envoy.js";
 import type { EnvoyVariant } from "./envoy-config.js";
-import { PROJECT_ROOT, startEnvoy, type RunningEnvoy } from "./envoy.js";
 import { freePort } from "./ports.js";
-import { accepts, httpOk, spawnManaged, waitUntil, type Managed } from "./process.js";
+import { accepts, httpOk, type Managed, spawnManaged, waitUntil } from "./process.js";
 
 export const DEFAULT_GUARD_CONFIG = join(PROJECT_ROOT, "config", "default.yaml");
 const NODE = process.execPath;
@@ -82,7 +82,16 @@ async function startDemo(pool: "light" | "heavy", extra: readonly string[], echo
   const proc = spawnManaged(
     `demo-${pool}`,
     NODE,
-    [join(PROJECT_ROOT, "dist", "src", "demo", "main.js"), "--port", String(port), "--host", "127.0.0.1", "--pool", pool, ...extra],
+    [
+      join(PROJECT_ROOT, "dist", "src", "demo", "main.js"),
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      "--pool",
+      pool,
+      ...extra,
+    ],
     echo ? { onOutput: (chunk) => process.stdout.write(`[demo-${pool}] ${chunk}`) } : {},
   );
   const url = `http://127.0.0.1:${port}`;
@@ -94,7 +103,12 @@ export async function loadGuardConfigObject(file = DEFAULT_GUARD_CONFIG): Promis
   return (parse(await readFile(file, "utf8")) ?? {}) as Record<string, unknown>;
 }
 
-async function startGuardProcess(configFile: string, adminUrl: string, echo: boolean, nodeArgs: readonly string[]): Promise<Managed> {
+async function startGuardProcess(
+  configFile: string,
+  adminUrl: string,
+  echo: boolean,
+  nodeArgs: readonly string[],
+): Promise<Managed> {
   const proc = spawnManaged(
     "guard",
     NODE,
@@ -125,18 +139,25 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       guardAddress = options.peer.address;
       // exec: the shell becomes the peer, so stopping it stops the peer instead of orphaning it
       // (an orphan holds the output pipes open and the benchmark never exits).
-      peer = spawnManaged("peer", "/bin/sh", ["-c", `exec ${options.peer.command}`], echo ? { onOutput: (chunk: string) => process.stdout.write(`[peer] ${chunk}`) } : {});
+      peer = spawnManaged(
+        "peer",
+        "/bin/sh",
+        ["-c", `exec ${options.peer.command}`],
+        echo ? { onOutput: (chunk: string) => process.stdout.write(`[peer] ${chunk}`) } : {},
+      );
       started.push(peer);
       // A peer need not speak gRPC health: Envoy would route to it before it listens.
       await waitUntil(`peer at ${guardAddress}`, () => accepts(guardAddress), 20_000, peer);
     } else if (withGuard) {
       const config = { ...(options.guardConfig ?? (await loadGuardConfigObject())) };
-      const listen = { ...(config["listen"] as Record<string, unknown> | undefined) };
+      const listen = { ...(config.listen as Record<string, unknown> | undefined) };
       const fixed = options.fixedListenPort !== undefined;
-      const adminAddress = fixed && typeof listen["admin"] === "string" ? listen["admin"] : `127.0.0.1:${await freePort()}`;
-      if (fixed && typeof listen["grpc"] === "string") guardAddress = listen["grpc"];
-      else guardAddress = options.transport === "uds" ? `unix:${join(workDir, "guard.sock")}` : `127.0.0.1:${await freePort()}`;
-      config["listen"] = { ...listen, grpc: guardAddress, admin: adminAddress };
+      const adminAddress = fixed && typeof listen.admin === "string" ? listen.admin : `127.0.0.1:${await freePort()}`;
+      if (fixed && typeof listen.grpc === "string") guardAddress = listen.grpc;
+      else
+        guardAddress =
+          options.transport === "uds" ? `unix:${join(workDir, "guard.sock")}` : `127.0.0.1:${await freePort()}`;
+      config.listen = { ...listen, grpc: guardAddress, admin: adminAddress };
       const configFile = join(workDir, "guard.yaml");
       await writeFile(configFile, stringify(config));
       const adminUrl = `http://${adminAddress}`;

@@ -12,7 +12,9 @@ function envoyApiIncludeDirs(): string[] {
   return ["envoy-api", "xds", "googleapis", "protoc-gen-validate"].map((dir) => join(root, dir));
 }
 
-export type Decoded = { readonly ok: true; readonly frame: ProcessingRequest } | { readonly ok: false; readonly error: unknown };
+export type Decoded =
+  | { readonly ok: true; readonly frame: ProcessingRequest }
+  | { readonly ok: false; readonly error: unknown };
 
 export interface ExternalProcessorCodec {
   decode(bytes: Buffer): Decoded;
@@ -40,7 +42,7 @@ export function externalProcessorService(): protoLoader.ServiceDefinition {
 
 /** The Process method's message codec: frames as the plain objects wire.ts describes. */
 export function externalProcessorCodec(): ExternalProcessorCodec {
-  const process = externalProcessorService()["Process"];
+  const process = externalProcessorService().Process;
   if (process === undefined) throw new Error("ext_proc service definition has no Process method");
   return {
     decode(bytes) {

@@ -3,7 +3,7 @@
 import type { MethodHandler } from "../server/grpc-call.js";
 import { GrpcStatus } from "../server/grpc-call.js";
 import { externalProcessorCodec } from "./proto.js";
-import { StreamProcessor, type StreamDeps } from "./stream.js";
+import { type StreamDeps, StreamProcessor } from "./stream.js";
 
 export interface ProcessHandlerHooks {
   /** Streams currently open, so a drain can wait for them. */
@@ -36,7 +36,10 @@ export function processMethod(deps: StreamDeps, hooks: ProcessHandlerHooks = {})
     const fail = (kind: "undecodable_frame" | "handler_error", error: unknown): void => {
       deps.metrics.anomalies.inc({ kind });
       close(error);
-      call.finish(GrpcStatus.INTERNAL, kind === "undecodable_frame" ? "undecodable ext_proc message" : "internal error");
+      call.finish(
+        GrpcStatus.INTERNAL,
+        kind === "undecodable_frame" ? "undecodable ext_proc message" : "internal error",
+      );
     };
     call.onMessage((bytes) => {
       const decoded = codec.decode(bytes);

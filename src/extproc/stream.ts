@@ -5,16 +5,16 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
-import type { ExchangeRun, MergedEdits, Pipeline, PhaseResult } from "../pipeline/pipeline.js";
+import type { ExchangeRun, MergedEdits, PhaseResult, Pipeline } from "../pipeline/pipeline.js";
 import type { Outcome } from "../pipeline/types.js";
 import {
   commonResponse,
   decodeHeaders,
-  immediateResponse,
-  toWireStruct,
   type FrameKind,
+  immediateResponse,
   type ProcessingRequest,
   type ProcessingResponse,
+  toWireStruct,
   type WireHttpBody,
   type WireProcessingMode,
 } from "./wire.js";
@@ -22,12 +22,7 @@ import {
 /** Dynamic metadata namespace the guard writes (Envoy's metadata_options must allow it). */
 export const METADATA_NAMESPACE = "inference_guard";
 
-type State =
-  | "request_headers"
-  | "request_body"
-  | "response_headers"
-  | "response_body"
-  | "done";
+type State = "request_headers" | "request_body" | "response_headers" | "response_body" | "done";
 
 export interface StreamDeps {
   /** The pipeline in force when the stream opens (hot reload swaps it for new streams only). */
@@ -59,7 +54,10 @@ function tooLargeReply(limit: number): PhaseResult {
     reply: {
       status: 413,
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ error: "request_too_large", message: `request body exceeds the ${limit}-byte buffer limit` }),
+      body: JSON.stringify({
+        error: "request_too_large",
+        message: `request body exceeds the ${limit}-byte buffer limit`,
+      }),
       reason: "request.too_large",
     },
   };
@@ -90,7 +88,14 @@ function continueFor(kind: FrameKind): ProcessingResponse {
 function frameKind(frame: ProcessingRequest): FrameKind | undefined {
   if (frame.request !== undefined) return frame.request;
   // Decoders without oneof discriminators still set exactly one field.
-  const kinds: FrameKind[] = ["requestHeaders", "requestBody", "requestTrailers", "responseHeaders", "responseBody", "responseTrailers"];
+  const kinds: FrameKind[] = [
+    "requestHeaders",
+    "requestBody",
+    "requestTrailers",
+    "responseHeaders",
+    "responseBody",
+    "responseTrailers",
+  ];
   return kinds.find((kind) => frame[kind] !== undefined);
 }
 
@@ -154,7 +159,10 @@ export class StreamProcessor {
       await this.#dispatch(kind, frame);
     } catch (error) {
       metrics.anomalies.inc({ kind: "handler_error" });
-      this.#deps.log.error({ err: error instanceof Error ? error.message : String(error), frame: kind }, "frame handler failed; answered with continue");
+      this.#deps.log.error(
+        { err: error instanceof Error ? error.message : String(error), frame: kind },
+        "frame handler failed; answered with continue",
+      );
       this.#emit(continueFor(kind));
     } finally {
       stopTimer();
@@ -223,7 +231,13 @@ export class StreamProcessor {
     if (this.#replied(result)) return;
     const bodyFollows = run.needs.requestBody && !endOfStream;
     const limit = this.#deps.requestBufferLimitBytes?.();
-    if (bodyFollows && limit !== undefined && Number(headers.get("content-length") ?? 0) > limit && this.#replied(tooLargeReply(limit))) return;
+    if (
+      bodyFollows &&
+      limit !== undefined &&
+      Number(headers.get("content-length") ?? 0) > limit &&
+      this.#replied(tooLargeReply(limit))
+    )
+      return;
     this.#emit({
       requestHeaders: { response: commonResponse(result.edits, true) },
       modeOverride: this.#mode(),
@@ -276,7 +290,8 @@ export class StreamProcessor {
       // Only STREAMED/BUFFERED_PARTIAL modes (set by an operator, not by the guard) split bodies;
       // each chunk must be answered before Envoy forwards it, so keep a bounded copy and let it go.
       this.#anomaly("streamed_body");
-      if (this.#bodyBytes + chunk.length <= (this.#deps.maxStreamedBodyBytes ?? 8 * 1024 * 1024)) this.#bodyChunks.push(chunk);
+      if (this.#bodyBytes + chunk.length <= (this.#deps.maxStreamedBodyBytes ?? 8 * 1024 * 1024))
+        this.#bodyChunks.push(chunk);
       this.#bodyBytes += chunk.length;
       this.#emit(continueFor(kind));
       return;
@@ -287,7 +302,10 @@ export class StreamProcessor {
     this.#bodyBytes = 0;
     const result = direction === "request" ? await run.requestBody(whole) : await run.responseBody(whole);
     if (this.#replied(result)) return;
-    this.#emit({ [kind]: { response: commonResponse(result.edits, direction === "request") }, ...this.#metadata(result.edits) });
+    this.#emit({
+      [kind]: { response: commonResponse(result.edits, direction === "request") },
+      ...this.#metadata(result.edits),
+    });
     if (direction === "request") this.#releaseRequest();
     else this.#complete();
   }

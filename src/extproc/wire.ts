@@ -99,14 +99,18 @@ export function decodeHeaders(wire: WireHttpHeaders | undefined): Map<string, st
   for (const entry of wire?.headers?.headers ?? []) {
     if (entry.key === undefined) continue;
     const key = entry.key.toLowerCase();
-    const value = entry.rawValue !== undefined && entry.rawValue.length > 0 ? decoder.decode(entry.rawValue) : (entry.value ?? "");
+    const value =
+      entry.rawValue !== undefined && entry.rawValue.length > 0 ? decoder.decode(entry.rawValue) : (entry.value ?? "");
     const previous = headers.get(key);
     headers.set(key, previous === undefined ? value : `${previous}, ${value}`);
   }
   return headers;
 }
 
-export function headerMutation(set: Readonly<Record<string, string>> | undefined, remove?: readonly string[]): WireHeaderMutation | undefined {
+export function headerMutation(
+  set: Readonly<Record<string, string>> | undefined,
+  remove?: readonly string[],
+): WireHeaderMutation | undefined {
   const setHeaders = Object.entries(set ?? {}).map(([key, value]) => ({
     header: { key, rawValue: encoder.encode(value) },
     appendAction: "OVERWRITE_IF_EXISTS_OR_ADD" as const,

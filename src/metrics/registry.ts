@@ -1,6 +1,6 @@
 // The guard's private Prometheus registry and the metrics of its core (ext_proc streams and the
 // pipeline runner). Capabilities register their own guard_* metrics on the same registry.
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
 import { ReloadableRegistry } from "./reloadable.js";
 
 /**
@@ -11,7 +11,11 @@ export const MESSAGE_SECONDS_BUCKETS = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ];
 
-const REDUNDANT_TOTALS = ["guard_nodejs_active_handles_total", "guard_nodejs_active_requests_total", "guard_nodejs_active_resources_total"];
+const REDUNDANT_TOTALS = [
+  "guard_nodejs_active_handles_total",
+  "guard_nodejs_active_requests_total",
+  "guard_nodejs_active_resources_total",
+];
 
 export interface CoreMetrics {
   readonly registry: Registry;
@@ -34,7 +38,10 @@ export function createCoreMetrics(version: string): CoreMetrics {
   // (promtool check metrics rejects them); the same numbers are sum() of the per-type gauges.
   for (const name of REDUNDANT_TOTALS) registry.removeSingleMetric(name);
   const registers = [registry];
-  new Gauge({ name: "guard_build_info", help: "Guard build; always 1.", labelNames: ["version"], registers }).set({ version }, 1);
+  new Gauge({ name: "guard_build_info", help: "Guard build; always 1.", labelNames: ["version"], registers }).set(
+    { version },
+    1,
+  );
   return {
     registry,
     streams: new Counter({

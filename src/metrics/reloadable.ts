@@ -1,4 +1,4 @@
-import { Registry, type Metric } from "prom-client";
+import { type Metric, Registry } from "prom-client";
 
 /**
  * A registry on which a metric name registered again replaces the earlier metric instead of

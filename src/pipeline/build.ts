@@ -4,9 +4,9 @@ import type { GuardConfig } from "../config/schema.js";
 import type { CompiledContracts } from "../contracts/compile.js";
 import { createAdmissionStage } from "./admission/stage.js";
 import { createAnnotateStage } from "./annotate.js";
-import { createCacheStage, type CacheStage } from "./cache/stage.js";
+import { type CacheStage, createCacheStage } from "./cache/stage.js";
 import { createComplexityStage } from "./complexity/stage.js";
-import { createContractsStage, type ContractsStage } from "./contracts/stage.js";
+import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
 import { createMaintenanceStage } from "./maintenance.js";
 import { Pipeline, type PipelineDeps } from "./pipeline.js";
 import type { Stage, StageDeps } from "./types.js";
@@ -20,7 +20,11 @@ export interface BuiltPipeline {
 }
 
 /** `contracts` are the compiled contracts when a route binds one (see config/prepare.ts). */
-export function buildPipeline(config: GuardConfig, deps: PipelineDeps & StageDeps, contracts?: CompiledContracts): BuiltPipeline {
+export function buildPipeline(
+  config: GuardConfig,
+  deps: PipelineDeps & StageDeps,
+  contracts?: CompiledContracts,
+): BuiltPipeline {
   const cache = createCacheStage(config, deps);
   const stages: Stage[] = [
     createMaintenanceStage(config),

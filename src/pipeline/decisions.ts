@@ -38,6 +38,9 @@ export function createDecisionLog(log: Logger, now: () => number, perSecond = DE
     bucket.tokens -= 1;
     const suppressed = bucket.suppressed;
     bucket.suppressed = 0;
-    log.info({ decision: kind, requestId, route, ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, `decision: ${kind}`);
+    log.info(
+      { decision: kind, requestId, route, ...fields, ...(suppressed > 0 ? { suppressed } : {}) },
+      `decision: ${kind}`,
+    );
   };
 }

@@ -10,7 +10,12 @@ export function createMaintenanceStage(config: GuardConfig): Stage {
     replies.set(route.name, {
       status,
       headers: { "content-type": "application/json", "retry-after": String(retryAfterSeconds) },
-      body: JSON.stringify({ error: "route_in_maintenance", route: route.name, message, retry_after_seconds: retryAfterSeconds }),
+      body: JSON.stringify({
+        error: "route_in_maintenance",
+        route: route.name,
+        message,
+        retry_after_seconds: retryAfterSeconds,
+      }),
       reason: "route.maintenance",
     });
   }

@@ -4,7 +4,19 @@ import type { Logger } from "pino";
 import type { RouteConfig } from "../config/schema.js";
 import type { CoreMetrics } from "../metrics/registry.js";
 import { matchRoute } from "./routes.js";
-import type { Edits, Exchange, JsonValue, Needs, Outcome, Reply, RequestInfo, ResponseInfo, Stage, StageRun, Step } from "./types.js";
+import type {
+  Edits,
+  Exchange,
+  JsonValue,
+  Needs,
+  Outcome,
+  Reply,
+  RequestInfo,
+  ResponseInfo,
+  Stage,
+  StageRun,
+  Step,
+} from "./types.js";
 
 export interface MergedEdits {
   readonly setHeaders: Record<string, string>;
@@ -177,7 +189,13 @@ export class Pipeline {
   stageFailed(stage: string, phase: string, error: unknown, exchange: Exchange): void {
     this.metrics.stageErrors.inc({ stage, phase });
     this.#log.warn(
-      { stage, phase, requestId: exchange.request.requestId, route: exchange.route.name, err: error instanceof Error ? error.message : String(error) },
+      {
+        stage,
+        phase,
+        requestId: exchange.request.requestId,
+        route: exchange.route.name,
+        err: error instanceof Error ? error.message : String(error),
+      },
       "stage failed; request continues without it",
     );
   }

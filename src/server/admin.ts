@@ -46,7 +46,8 @@ export async function startAdminServer(address: string, options: AdminOptions): 
   };
   const server: Server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
-      if (!response.headersSent) sendJson(response, 500, { error: "internal", message: error instanceof Error ? error.message : String(error) });
+      if (!response.headersSent)
+        sendJson(response, 500, { error: "internal", message: error instanceof Error ? error.message : String(error) });
       else response.destroy();
     });
   });

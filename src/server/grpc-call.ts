@@ -35,7 +35,11 @@ export interface ServerCall {
 
 export type MethodHandler = (call: ServerCall) => void;
 
-export const GRPC_RESPONSE_HEADERS = { ":status": 200, "content-type": "application/grpc", "grpc-accept-encoding": "identity" };
+export const GRPC_RESPONSE_HEADERS = {
+  ":status": 200,
+  "content-type": "application/grpc",
+  "grpc-accept-encoding": "identity",
+};
 
 export class Http2ServerCall implements ServerCall {
   readonly #stream: http2.ServerHttp2Stream;
@@ -143,7 +147,10 @@ export class Http2ServerCall implements ServerCall {
     if (this.#over()) return;
     for (const result of this.#deframer.push(chunk)) {
       if (result.type === "too_large") {
-        this.finish(GrpcStatus.RESOURCE_EXHAUSTED, `message of ${result.length} bytes exceeds the ${this.#maxMessageBytes}-byte limit`);
+        this.finish(
+          GrpcStatus.RESOURCE_EXHAUSTED,
+          `message of ${result.length} bytes exceeds the ${this.#maxMessageBytes}-byte limit`,
+        );
         return;
       }
       if (result.type === "compressed") {

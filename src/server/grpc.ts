@@ -41,13 +41,20 @@ function listenTarget(address: string): { path: string } | { host: string; port:
 }
 
 /** Answers a stream with no handler: a trailers-only gRPC status, or a plain HTTP status. */
-function refuse(stream: http2.ServerHttp2Stream, answer: { grpcStatus: number; message: string } | { httpStatus: number }): void {
+function refuse(
+  stream: http2.ServerHttp2Stream,
+  answer: { grpcStatus: number; message: string } | { httpStatus: number },
+): void {
   stream.on("error", () => undefined);
   if (stream.destroyed || stream.closed) return;
   const headers =
     "httpStatus" in answer
       ? { ":status": answer.httpStatus, "content-type": "text/plain" }
-      : { ...GRPC_RESPONSE_HEADERS, "grpc-status": String(answer.grpcStatus), "grpc-message": encodeURIComponent(answer.message) };
+      : {
+          ...GRPC_RESPONSE_HEADERS,
+          "grpc-status": String(answer.grpcStatus),
+          "grpc-message": encodeURIComponent(answer.message),
+        };
   try {
     stream.respond(headers, { endStream: true });
     stream.resume();
@@ -94,7 +101,10 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
     }
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") {
-      refuse(stream, { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `grpc-encoding ${String(encoding)} is not supported` });
+      refuse(stream, {
+        grpcStatus: GrpcStatus.UNIMPLEMENTED,
+        message: `grpc-encoding ${String(encoding)} is not supported`,
+      });
       return;
     }
     const call = new Http2ServerCall(stream, MAX_MESSAGE_BYTES);
@@ -102,7 +112,10 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
       method(call);
     } catch (error) {
       // A throw in a "stream" listener would take the process down with it.
-      deps.log.error({ err: error instanceof Error ? error.message : String(error), path }, "gRPC method failed to start");
+      deps.log.error(
+        { err: error instanceof Error ? error.message : String(error), path },
+        "gRPC method failed to start",
+      );
       call.finish(GrpcStatus.INTERNAL, "internal error");
     }
   });
@@ -123,7 +136,10 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
   server.on("error", (error) => deps.log.error({ err: error }, "gRPC server error"));
   if (socketPath !== undefined) await chmod(socketPath, Number.parseInt(socketMode, 8));
   const bound = server.address();
-  const boundAddress = socketPath !== undefined || bound === null || typeof bound === "string" ? address : `${address.slice(0, address.lastIndexOf(":"))}:${bound.port}`;
+  const boundAddress =
+    socketPath !== undefined || bound === null || typeof bound === "string"
+      ? address
+      : `${address.slice(0, address.lastIndexOf(":"))}:${bound.port}`;
 
   return {
     address: boundAddress,

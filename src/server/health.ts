@@ -17,13 +17,22 @@ interface Codec {
 }
 
 function loadCodecs(): { check: Codec; watch: Codec; list: Codec } {
-  const proto = join(dirname(require.resolve("grpc-health-check/package.json")), "proto", "health", "v1", "health.proto");
+  const proto = join(
+    dirname(require.resolve("grpc-health-check/package.json")),
+    "proto",
+    "health",
+    "v1",
+    "health.proto",
+  );
   const definition = protoLoader.loadSync(proto, { enums: String, defaults: true });
   const service = definition[SERVICE] as protoLoader.ServiceDefinition;
   const codec = (name: string): Codec => {
     const method = service[name];
     if (method === undefined) throw new Error(`${SERVICE} has no method ${name}`);
-    return { decode: (bytes) => method.requestDeserialize(bytes), encode: (message) => method.responseSerialize(message as object) };
+    return {
+      decode: (bytes) => method.requestDeserialize(bytes),
+      encode: (message) => method.responseSerialize(message as object),
+    };
   };
   return { check: codec("Check"), watch: codec("Watch"), list: codec("List") };
 }
@@ -47,7 +56,8 @@ export class HealthService {
   setServing(serving: boolean): void {
     if (serving === this.#serving) return;
     this.#serving = serving;
-    for (const watcher of this.#watchers) watcher.call.send(this.#codecs.watch.encode({ status: this.#statusOf(watcher.service) }));
+    for (const watcher of this.#watchers)
+      watcher.call.send(this.#codecs.watch.encode({ status: this.#statusOf(watcher.service) }));
   }
 
   /** Not serving, and Watch streams ended so a draining server has nothing of its own left open. */
@@ -94,7 +104,11 @@ export class HealthService {
 
   #list(call: ServerCall): void {
     call.onMessage(() => {
-      const statuses = Object.fromEntries([...this.#services].filter((service) => service !== "").map((service) => [service, { status: this.#statusOf(service) }]));
+      const statuses = Object.fromEntries(
+        [...this.#services]
+          .filter((service) => service !== "")
+          .map((service) => [service, { status: this.#statusOf(service) }]),
+      );
       call.send(this.#codecs.list.encode({ statuses }));
       call.finish(GrpcStatus.OK);
     });

@@ -1,18 +1,18 @@
 // Wires a validated config into a running guard: metrics, pipeline, ext_proc gRPC server and admin
 // HTTP. Owns the lifecycle: ready → (reloads) → draining (readiness false, in-flight streams finish)
 // → stopped. A reload swaps the pipeline for new streams only; streams already open keep theirs.
-import { watch, type FSWatcher } from "node:fs";
+import { type FSWatcher, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { ConfigIssue } from "../config/load.js";
-import { prepareGuard, type PreparedGuard } from "../config/prepare.js";
+import { type PreparedGuard, prepareGuard } from "../config/prepare.js";
 import type { GuardConfig } from "../config/schema.js";
-import { createCoreMetrics, type CoreMetrics } from "../metrics/registry.js";
-import { buildPipeline, type BuiltPipeline } from "../pipeline/build.js";
+import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
+import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
 import { VERSION } from "../version.js";
-import { sendJson, startAdminServer, type AdminHandler, type AdminServer } from "./admin.js";
-import { startGrpcServer, type GrpcServer } from "./grpc.js";
+import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
+import { type GrpcServer, startGrpcServer } from "./grpc.js";
 import { statusPageRoutes } from "./status/page.js";
 import { StatusReporter } from "./status/report.js";
 
@@ -25,7 +25,9 @@ export interface RunningGuard {
   drain(): Promise<{ forced: boolean }>;
 }
 
-export type ReloadResult = { readonly ok: true; readonly warnings: readonly ConfigIssue[] } | { readonly ok: false; readonly errors: readonly ConfigIssue[] };
+export type ReloadResult =
+  | { readonly ok: true; readonly warnings: readonly ConfigIssue[] }
+  | { readonly ok: false; readonly errors: readonly ConfigIssue[] };
 
 export interface GuardOptions {
   /** The file the config came from: reloads read it again. */
@@ -36,7 +38,11 @@ export interface GuardOptions {
 
 const RELOAD_DEBOUNCE_MS = 250;
 
-export async function startGuard(initial: Extract<PreparedGuard, { ok: true }>, log: Logger, options: GuardOptions = {}): Promise<RunningGuard> {
+export async function startGuard(
+  initial: Extract<PreparedGuard, { ok: true }>,
+  log: Logger,
+  options: GuardOptions = {},
+): Promise<RunningGuard> {
   const metrics: CoreMetrics = createCoreMetrics(VERSION);
   const now = (): number => performance.now();
   const build = async (prepared: Extract<PreparedGuard, { ok: true }>): Promise<BuiltPipeline> => {
@@ -75,17 +81,24 @@ export async function startGuard(initial: Extract<PreparedGuard, { ok: true }>, 
     throw error;
   }
   ready = true;
-  log.info({ grpc: grpc.address, admin: admin.url, routes: config.routes.map((route) => route.name), version: VERSION }, "inference-guard ready");
+  log.info(
+    { grpc: grpc.address, admin: admin.url, routes: config.routes.map((route) => route.name), version: VERSION },
+    "inference-guard ready",
+  );
 
   let reloading: Promise<ReloadResult> = Promise.resolve({ ok: true, warnings: [] });
   const reloadOnce = async (): Promise<ReloadResult> => {
-    if (options.configFile === undefined) return { ok: false, errors: [{ path: "", message: "no config file to reload (embedded default)" }] };
+    if (options.configFile === undefined)
+      return { ok: false, errors: [{ path: "", message: "no config file to reload (embedded default)" }] };
     const loaded = await prepareGuard(options.configFile);
     const result = loaded.ok ? "success" : "failure";
     metrics.reloads.inc({ result });
     metrics.lastReload.set({ result }, Date.now() / 1000);
     if (!loaded.ok) {
-      log.error({ file: options.configFile, errors: loaded.errors }, "reload rejected; the running configuration stays");
+      log.error(
+        { file: options.configFile, errors: loaded.errors },
+        "reload rejected; the running configuration stays",
+      );
       return { ok: false, errors: loaded.errors };
     }
     const next = loaded.config;
@@ -146,9 +159,11 @@ export async function startGuard(initial: Extract<PreparedGuard, { ok: true }>, 
 function purgeHandler(built: () => BuiltPipeline): AdminHandler {
   return async (_request, response, url) => {
     const route = url.searchParams.get("route");
-    if (route === null || route === "") return sendJson(response, 400, { error: "missing_route", message: "POST /admin/cache/purge?route=NAME" });
+    if (route === null || route === "")
+      return sendJson(response, 400, { error: "missing_route", message: "POST /admin/cache/purge?route=NAME" });
     const result = await built().cache.purgeRoute(route);
-    if (result === undefined) return sendJson(response, 404, { error: "unknown_route", message: `no route "${route}" has the cache enabled` });
+    if (result === undefined)
+      return sendJson(response, 404, { error: "unknown_route", message: `no route "${route}" has the cache enabled` });
     sendJson(response, 200, result);
   };
 }

@@ -3,9 +3,9 @@
 // request: the route is not priced by complexity) so overload is certain however slow the machine.
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
-import { waitUntil } from "../../src/devstack/process.js";
 import { metricSum } from "../../bench/metrics-text.js";
-import { defaultConfigWith, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
+import { waitUntil } from "../../src/devstack/process.js";
+import { type Answer, defaultConfigWith, post, stackFor, upstreamServed } from "../helpers/e2e.js";
 
 const CHAT_PATH = "/v1/chat/completions";
 const BODY = { model: "demo", messages: [{ role: "user", content: "admission e2e" }] };
@@ -17,7 +17,11 @@ t.test("admission through Envoy", async (t) => {
     envoy: { messageTimeoutMs: MESSAGE_TIMEOUT_MS },
     admission: {
       limit: { initial: 2, min: 2, max: 2 },
-      classes: { critical: { maxWaitMs: 10_000 }, standard: { maxWaitMs: 200 }, sheddable: { maxWaitMs: 100, maxQueue: 4 } },
+      classes: {
+        critical: { maxWaitMs: 10_000 },
+        standard: { maxWaitMs: 200 },
+        sheddable: { maxWaitMs: 100, maxQueue: 4 },
+      },
       circuit: { windowMs: 2_000, buckets: 4, minRequests: 5, failureRatio: 0.5, openMs: 1_000, halfOpenProbes: 2 },
     },
     routes: [{ name: "chat", match: { pathPrefix: CHAT_PATH }, admission: { enabled: true } }],
@@ -40,12 +44,22 @@ t.test("admission through Envoy", async (t) => {
     await sleep(150);
     const during = await guard.metrics();
     t.equal(metricSum(during, "guard_admission_limit_cost", { pool: "default" }), 2, "limit gauge");
-    t.ok(metricSum(during, "guard_admission_inflight_cost", { pool: "default" }) > 0, "in-flight gauge shows admitted work");
-    t.ok(metricSum(during, "guard_admission_queued", { pool: "default", priority: "critical" }) > 0, "critical requests are queued");
+    t.ok(
+      metricSum(during, "guard_admission_inflight_cost", { pool: "default" }) > 0,
+      "in-flight gauge shows admitted work",
+    );
+    t.ok(
+      metricSum(during, "guard_admission_queued", { pool: "default", priority: "critical" }) > 0,
+      "critical requests are queued",
+    );
 
     const shedAnswers = await Promise.all(sheddable);
     const criticalAnswers = await Promise.all(critical);
-    t.same(criticalAnswers.map((answer) => answer.status), [200, 200, 200, 200, 200, 200], "every critical request was served");
+    t.same(
+      criticalAnswers.map((answer) => answer.status),
+      [200, 200, 200, 200, 200, 200],
+      "every critical request was served",
+    );
     const shed = shedAnswers.filter((answer) => answer.status !== 200);
     t.ok(shed.length >= 10, `${shed.length} of 20 sheddable requests shed`);
     for (const answer of shed) {
@@ -53,7 +67,11 @@ t.test("admission through Envoy", async (t) => {
       t.match(answer.headers.get("retry-after"), /^[1-9][0-9]*$/, "Retry-After in whole seconds");
       t.match(answer.headers.get("x-guard-shed-reason"), /^shed\.(overload|queue_full|queue_timeout)$/);
       t.equal(answer.headers.get("content-type"), "application/json");
-      t.match(JSON.parse(answer.text), { error: "overloaded", reason: answer.headers.get("x-guard-shed-reason"), priority: "sheddable" });
+      t.match(JSON.parse(answer.text), {
+        error: "overloaded",
+        reason: answer.headers.get("x-guard-shed-reason"),
+        priority: "sheddable",
+      });
     }
     const shedMs = shed.map((answer) => answer.ms).sort((a, b) => a - b);
     t.ok((shedMs.at(-1) ?? 0) < 5_000, "shed answers are immediate or bounded by the class wait, never a hang");
@@ -80,14 +98,18 @@ t.test("admission through Envoy", async (t) => {
     const admitted = { priority: "critical", result: "admitted" };
     const total = metricSum(metrics, "guard_admission_queue_wait_seconds_count", admitted);
     const withinTimeout = metricSum(metrics, "guard_admission_queue_wait_seconds_bucket", { le: "0.5", ...admitted });
-    t.ok(total - withinTimeout > 0, `${total - withinTimeout} admitted critical requests waited longer than 500 ms, past the 300 ms message_timeout`);
+    t.ok(
+      total - withinTimeout > 0,
+      `${total - withinTimeout} admitted critical requests waited longer than 500 ms, past the 300 ms message_timeout`,
+    );
   });
 
   t.test("an upstream 5xx storm opens the circuit and it closes after recovery", async (t) => {
     // Let the earlier subtests' successes leave the 2 s window.
     await sleep(2_100);
     const failing: Answer[] = [];
-    for (let i = 0; i < 12; i++) failing.push(await send("standard", { "x-demo-status": "500", "x-demo-latency-ms": "0" }));
+    for (let i = 0; i < 12; i++)
+      failing.push(await send("standard", { "x-demo-status": "500", "x-demo-latency-ms": "0" }));
     const upstreamErrors = failing.filter((answer) => answer.status === 500);
     const fastFails = failing.filter((answer) => answer.status === 503);
     t.ok(upstreamErrors.length >= 5, `${upstreamErrors.length} upstream 500s before the circuit opened`);
@@ -95,7 +117,11 @@ t.test("admission through Envoy", async (t) => {
     for (const answer of fastFails) {
       t.equal(answer.headers.get("x-guard-shed-reason"), "shed.circuit_open");
       t.match(answer.headers.get("retry-after"), /^[1-9][0-9]*$/);
-      t.match(JSON.parse(answer.text), { error: "upstream unavailable", reason: "shed.circuit_open", priority: "standard" });
+      t.match(JSON.parse(answer.text), {
+        error: "upstream unavailable",
+        reason: "shed.circuit_open",
+        priority: "standard",
+      });
     }
     t.match(await guard.metrics(), /guard_circuit_state\{pool="default"\} 2/, "open");
     // While open, even critical traffic fails fast without reaching the model.
@@ -105,9 +131,25 @@ t.test("admission through Envoy", async (t) => {
     t.equal(await upstreamServed(stack.light.url), servedBefore, "the failing upstream was spared");
 
     // The upstream recovers: after openMs, probes succeed and the circuit closes.
-    await waitUntil("circuit closed again", async () => (await send("standard")).status === 200 && /guard_circuit_state\{pool="default"\} 0/.test(await guard.metrics()), 15_000);
+    await waitUntil(
+      "circuit closed again",
+      async () =>
+        (await send("standard")).status === 200 &&
+        /guard_circuit_state\{pool="default"\} 0/.test(await guard.metrics()),
+      15_000,
+    );
     const healthy = await Promise.all([send("standard"), send("critical")]);
-    t.same(healthy.map((answer) => answer.status), [200, 200], "traffic flows again");
-    t.ok(metricSum(await guard.metrics(), "guard_shed_total", { reason: "shed.circuit_open", priority: "standard", route: "chat" }) > 0);
+    t.same(
+      healthy.map((answer) => answer.status),
+      [200, 200],
+      "traffic flows again",
+    );
+    t.ok(
+      metricSum(await guard.metrics(), "guard_shed_total", {
+        reason: "shed.circuit_open",
+        priority: "standard",
+        route: "chat",
+      }) > 0,
+    );
   });
 });

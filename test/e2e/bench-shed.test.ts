@@ -15,23 +15,45 @@ t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
   t.ok(report.calibration.capacityPerSecond > 0, `capacity ${report.calibration.capacityPerSecond} req/s`);
   t.same(
     report.points.map((point) => `${point.variant}@${point.load}`),
-    ["none@0.5", "none@2", "adaptive_concurrency@0.5", "adaptive_concurrency@2", "guard@0.5", "guard@2", "critical_only@0.5", "critical_only@2"],
+    [
+      "none@0.5",
+      "none@2",
+      "adaptive_concurrency@0.5",
+      "adaptive_concurrency@2",
+      "guard@0.5",
+      "guard@2",
+      "critical_only@0.5",
+      "critical_only@2",
+    ],
   );
-  for (const variant of DEFAULT_OPTIONS.variants) t.ok(report.calibration.unloaded[variant] !== undefined, `unloaded latency of ${variant}`);
+  for (const variant of DEFAULT_OPTIONS.variants)
+    t.ok(report.calibration.unloaded[variant] !== undefined, `unloaded latency of ${variant}`);
   for (const point of report.points) {
     const offered = PRIORITIES.reduce((sum, priority) => sum + point.byClass[priority].offered, 0);
     if (point.variant === "critical_only") {
       t.equal(offered, point.byClass.critical.offered, "the lower bound sends critical requests only");
     } else {
       // offeredPerSecond is rounded to 0.01/s, so the scheduled count may differ from it by one.
-      t.ok(Math.abs(offered - point.offeredPerSecond * point.durationSeconds) <= 1, `${point.variant}@${point.load}: open loop sent its schedule (${offered})`);
+      t.ok(
+        Math.abs(offered - point.offeredPerSecond * point.durationSeconds) <= 1,
+        `${point.variant}@${point.load}: open loop sent its schedule (${offered})`,
+      );
     }
     for (const priority of PRIORITIES) {
       const stats = point.byClass[priority];
-      t.equal(stats.ok + stats.shed + stats.failed, stats.offered, `${point.variant}@${point.load} ${priority}: every request accounted for`);
+      t.equal(
+        stats.ok + stats.shed + stats.failed,
+        stats.offered,
+        `${point.variant}@${point.load} ${priority}: every request accounted for`,
+      );
       t.ok(stats.good <= stats.ok);
     }
-    if (point.variant === "none") t.equal(PRIORITIES.reduce((sum, priority) => sum + point.byClass[priority].shed, 0), 0, "no protection sheds nothing");
+    if (point.variant === "none")
+      t.equal(
+        PRIORITIES.reduce((sum, priority) => sum + point.byClass[priority].shed, 0),
+        0,
+        "no protection sheds nothing",
+      );
   }
   const table = formatTable(report);
   for (const variant of DEFAULT_OPTIONS.variants) t.match(table, variant);

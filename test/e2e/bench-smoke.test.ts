@@ -8,13 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { stringify } from "yaml";
+import type { BenchReport } from "../../bench/pipeline/report.js";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
-import type { BenchReport } from "../../bench/pipeline/report.js";
 
 function run(args: readonly string[], bench = "pipeline"): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, "dist", "bench", bench, "main.js"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, "dist", "bench", bench, "main.js"), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
@@ -68,12 +70,16 @@ t.test("the benchmark harness runs every configuration and writes its report", a
       const round = configuration.rounds[0]!;
       t.equal(round.error, undefined);
       t.same(round.probe?.mismatches, [], "the probe request showed the configuration's headers");
-      t.same(configuration.points.map((point) => point.key), ["open@50", "closed"]);
+      t.same(
+        configuration.points.map((point) => point.key),
+        ["open@50", "closed"],
+      );
       for (const point of configuration.points) t.ok((point.median.achievedRps ?? 0) > 0, `${point.key}: answers`);
       t.ok((configuration.headline.maxRps ?? 0) > 0);
       t.ok(configuration.headline.p50Ms !== null && configuration.headline.p50Ms > 0);
       t.ok(configuration.headline.envoyCpuUsPerRequest !== null);
-      if (configuration.id === "a") t.equal(configuration.headline.guardCpuUsPerRequest, null, "no guard, no guard CPU");
+      if (configuration.id === "a")
+        t.equal(configuration.headline.guardCpuUsPerRequest, null, "no guard, no guard CPU");
       else {
         t.ok((configuration.headline.guardCpuUsPerRequest ?? -1) >= 0, "guard (or peer) CPU measured");
         t.ok((configuration.headline.guardRssMb ?? 0) > 0, "guard (or peer) memory measured");
@@ -83,7 +89,10 @@ t.test("the benchmark harness runs every configuration and writes its report", a
   const hit = report.configurations.find((configuration) => configuration.id === "e");
   t.equal(hit?.rounds[0]?.probe?.headers["x-guard-cache"], "hit");
   t.equal(report.targets.length, 6);
-  t.ok(report.targets.every((target) => target.met === null), "targets are only judged at 1000 rps");
+  t.ok(
+    report.targets.every((target) => target.met === null),
+    "targets are only judged at 1000 rps",
+  );
   const markdown = await readFile(join(dir, files[1]!), "utf8");
   t.match(markdown, /## Summary/);
   t.match(markdown, /\| f \|/);
@@ -95,19 +104,41 @@ t.test("the transport benchmark measures the guard and a peer and writes its rep
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const peerAddress = `127.0.0.1:${await freePort()}`;
   const peerConfig = join(dir, "peer.yaml");
-  await writeFile(peerConfig, stringify({ listen: { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` }, routes: [{ name: "chat", match: { pathPrefix: "/" } }] }));
+  await writeFile(
+    peerConfig,
+    stringify({
+      listen: { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` },
+      routes: [{ name: "chat", match: { pathPrefix: "/" } }],
+    }),
+  );
   const peerCommand = `${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${peerConfig}`;
 
-  const { code, output } = await run(["--quick", "--out", dir, "--peer-cmd", peerCommand, "--peer-addr", peerAddress, "--peer-name", "second guard"], "transport");
+  const { code, output } = await run(
+    ["--quick", "--out", dir, "--peer-cmd", peerCommand, "--peer-addr", peerAddress, "--peer-name", "second guard"],
+    "transport",
+  );
   t.equal(code, 0, output.slice(-3_000));
   t.match(output, /\| inference-guard \(pass-through route\) \|/, "prints the guard's row");
   const file = (await readdir(dir)).find((name) => name.startsWith("transport-") && name.endsWith(".json"));
   t.ok(file, "wrote transport-<date>.json");
-  const report = JSON.parse(await readFile(join(dir, file ?? ""), "utf8")) as { servers: { name: string; serial: { meanMs: number; failed: number }; pipelined: { streamsPerSecond: number; cpuUsPerStream: number; failed: number }; rssMb: number }[] };
-  t.same(report.servers.map((server) => server.name), ["inference-guard (pass-through route)", "second guard"]);
+  const report = JSON.parse(await readFile(join(dir, file ?? ""), "utf8")) as {
+    servers: {
+      name: string;
+      serial: { meanMs: number; failed: number };
+      pipelined: { streamsPerSecond: number; cpuUsPerStream: number; failed: number };
+      rssMb: number;
+    }[];
+  };
+  t.same(
+    report.servers.map((server) => server.name),
+    ["inference-guard (pass-through route)", "second guard"],
+  );
   for (const server of report.servers) {
     t.equal(server.serial.failed + server.pipelined.failed, 0, `${server.name}: every stream ended OK`);
-    t.ok(server.serial.meanMs > 0 && server.pipelined.streamsPerSecond > 0, `${server.name}: latency and throughput measured`);
+    t.ok(
+      server.serial.meanMs > 0 && server.pipelined.streamsPerSecond > 0,
+      `${server.name}: latency and throughput measured`,
+    );
     t.ok(server.pipelined.cpuUsPerStream >= 0 && server.rssMb > 0, `${server.name}: CPU and memory measured`);
   }
 });

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { waitUntil } from "../../src/devstack/process.js";
 import type { Stack } from "../../src/devstack/stack.js";
-import { defaultConfigWith, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
+import { type Answer, defaultConfigWith, post, stackFor, upstreamServed } from "../helpers/e2e.js";
 import { startRedis } from "../helpers/redis.js";
 
 const CHAT_PATH = "/v1/chat/completions";
@@ -51,10 +51,11 @@ t.test("one sidecar", async (t) => {
     t.equal(headerOf(hit, "x-guard-cache-tier"), "local");
     t.ok(Number(headerOf(hit, "age")) >= 1, `age ${headerOf(hit, "age")}`);
     t.equal(hit.text, first.text, "identical body");
-    for (const name of ["content-type", "x-model-version"]) t.equal(headerOf(hit, name), headerOf(first, name), `stored ${name}`);
+    for (const name of ["content-type", "x-model-version"])
+      t.equal(headerOf(hit, name), headerOf(first, name), `stored ${name}`);
     t.equal(headerOf(hit, "x-demo-request-sha256"), null, "headers outside the allow-list are not replayed");
     // Key normalisation: key order and excluded fields do not matter.
-    const reordered = { messages: body["messages"], temperature: 0, model: "demo", user: "someone-else" };
+    const reordered = { messages: body.messages, temperature: 0, model: "demo", user: "someone-else" };
     const again = await post(url, reordered);
     t.equal(headerOf(again, "x-guard-cache"), "hit", "reordered keys and an excluded field still hit");
   });
@@ -78,10 +79,16 @@ t.test("one sidecar", async (t) => {
     let answers: Answer[] = [];
     // The leader's answer takes 1.5 s, so all 50 arrive while it is in flight.
     const served = await servedDuring(stack, async () => {
-      answers = await Promise.all(Array.from({ length: 50 }, () => post(url, body, { "x-demo-latency-ms": "1500" }, 30_000)));
+      answers = await Promise.all(
+        Array.from({ length: 50 }, () => post(url, body, { "x-demo-latency-ms": "1500" }, 30_000)),
+      );
     });
     t.equal(served, 1, "exactly one upstream call");
-    t.same(answers.filter((answer) => answer.status !== 200).map((answer) => answer.status), [], "all 200");
+    t.same(
+      answers.filter((answer) => answer.status !== 200).map((answer) => answer.status),
+      [],
+      "all 200",
+    );
     const tiers = answers.map((answer) => headerOf(answer, "x-guard-cache-tier") ?? headerOf(answer, "x-guard-cache"));
     t.equal(tiers.filter((tier) => tier === "miss").length, 1, "one leader");
     t.equal(tiers.filter((tier) => tier === "coalesced").length, 49, "49 coalesced followers");
@@ -93,9 +100,14 @@ t.test("one sidecar", async (t) => {
     const body = chat("version");
     t.equal(headerOf(await post(url, body), "x-model-version"), "v1");
     t.equal(headerOf(await post(url, body), "x-guard-cache"), "hit");
-    const config = await fetch(`${stack.light.url}/__demo/config`, { method: "POST", body: JSON.stringify({ version: "v2" }) });
+    const config = await fetch(`${stack.light.url}/__demo/config`, {
+      method: "POST",
+      body: JSON.stringify({ version: "v2" }),
+    });
     t.equal(config.status, 200);
-    t.teardown(() => fetch(`${stack.light.url}/__demo/config`, { method: "POST", body: JSON.stringify({ version: "v1" }) }));
+    t.teardown(() =>
+      fetch(`${stack.light.url}/__demo/config`, { method: "POST", body: JSON.stringify({ version: "v1" }) }),
+    );
     // The guard learns the new version from the first response that shows it (any request of the route).
     const other = await post(url, chat("version-observer"));
     t.equal(headerOf(other, "x-model-version"), "v2");
@@ -133,7 +145,11 @@ t.test("one sidecar", async (t) => {
     t.equal(served, 2);
     const optedIn = await servedDuring(stack, async () => {
       t.equal(headerOf(await post(url, body, { "x-guard-cache": "allow" }), "x-guard-cache"), "miss");
-      t.equal(headerOf(await post(url, body, { "x-guard-cache": "allow" }), "x-guard-cache"), "hit", "the opt-in header makes it cacheable");
+      t.equal(
+        headerOf(await post(url, body, { "x-guard-cache": "allow" }), "x-guard-cache"),
+        "hit",
+        "the opt-in header makes it cacheable",
+      );
     });
     t.equal(optedIn, 1);
   });
@@ -172,7 +188,10 @@ t.test("one sidecar", async (t) => {
       t.equal(headerOf(await post(sentimentUrl, body, { "x-guard-cache": "allow" }), "x-guard-cache"), "hit");
     });
     t.equal(good, 1, "a conforming answer to the same request is cached");
-    t.match(await stack.guard?.metrics(), /guard_cache_store_skipped_total\{route="sentiment",reason="contract_violated"\} 2/);
+    t.match(
+      await stack.guard?.metrics(),
+      /guard_cache_store_skipped_total\{route="sentiment",reason="contract_violated"\} 2/,
+    );
   });
 
   t.test("the admin purge endpoint empties a route", async (t) => {
@@ -190,8 +209,13 @@ t.test("one sidecar", async (t) => {
 t.test("two sidecars share hits through Redis and survive its loss", async (t) => {
   const redis = await startRedis();
   t.teardown(() => redis.stop());
-  const config = await defaultConfigWith({ cache: { maxBytes: 67_108_864, redis: { url: redis.url, probeIntervalMs: 200 } } });
-  const [first, second] = await Promise.all([stackFor(t, { guardConfig: config }), stackFor(t, { guardConfig: config })]);
+  const config = await defaultConfigWith({
+    cache: { maxBytes: 67_108_864, redis: { url: redis.url, probeIntervalMs: 200 } },
+  });
+  const [first, second] = await Promise.all([
+    stackFor(t, { guardConfig: config }),
+    stackFor(t, { guardConfig: config }),
+  ]);
   const tenant = { authorization: "Bearer shared-tenant" };
 
   /** Stores via the first sidecar, then asks the second; true when the second answered from Redis. */
@@ -201,13 +225,17 @@ t.test("two sidecars share hits through Redis and survive its loss", async (t) =
     // The Redis write is fire and forget: give it a moment before asking the other sidecar.
     await sleep(100);
     let answer: Answer | undefined;
-    const served = await servedDuring(second, async () => (answer = await post(`${second.url}${CHAT_PATH}`, body, tenant)));
+    const served = await servedDuring(
+      second,
+      async () => (answer = await post(`${second.url}${CHAT_PATH}`, body, tenant)),
+    );
     return { tier: answer === undefined ? null : headerOf(answer, "x-guard-cache-tier"), served };
   }
 
   // Each sidecar keys entries by the model version it has observed; a sidecar that has not seen
   // one yet adopts it from Redis within epochRefreshMs. Steady state: both have seen v1.
-  for (const stack of [first, second]) t.equal((await post(`${stack.url}${CHAT_PATH}`, chat("warm-up"), tenant)).headers.get("x-model-version"), "v1");
+  for (const stack of [first, second])
+    t.equal((await post(`${stack.url}${CHAT_PATH}`, chat("warm-up"), tenant)).headers.get("x-model-version"), "v1");
   const shared = await sharedHit("redis-1");
   t.same(shared, { tier: "redis", served: 0 }, "the second sidecar's upstream saw no call");
 
@@ -218,7 +246,9 @@ t.test("two sidecars share hits through Redis and survive its loss", async (t) =
     let i = 0;
     while (!stop) {
       const tag = `redis-load-${i++ % 7}`;
-      const answers = await Promise.all([first, second].map((stack) => post(`${stack.url}${CHAT_PATH}`, chat(tag), tenant)));
+      const answers = await Promise.all(
+        [first, second].map((stack) => post(`${stack.url}${CHAT_PATH}`, chat(tag), tenant)),
+      );
       statuses.push(...answers.map((answer) => answer.status));
     }
   })();
@@ -231,8 +261,16 @@ t.test("two sidecars share hits through Redis and survive its loss", async (t) =
   stop = true;
   await load;
   t.ok(duringOutage > 5, `${statuses.length} requests around the outage`);
-  t.same(statuses.filter((status) => status !== 200), [], "no request lost while Redis was down");
-  t.match(await first.guard?.metrics(), /guard_cache_redis_errors_total\{[^}]*\} [1-9]|guard_cache_redis_up 0/, "the outage was noticed");
+  t.same(
+    statuses.filter((status) => status !== 200),
+    [],
+    "no request lost while Redis was down",
+  );
+  t.match(
+    await first.guard?.metrics(),
+    /guard_cache_redis_errors_total\{[^}]*\} [1-9]|guard_cache_redis_up 0/,
+    "the outage was noticed",
+  );
 
   // Sharing resumes once the sidecars reconnect (the restarted Redis is empty).
   let attempt = 0;

@@ -4,7 +4,7 @@
 // and counted), and the online latency model reports after traffic. One stack for the whole file.
 import t from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
-import { defaultConfigWith, post, stackFor, upstreamRequests, type SeenRequest } from "../helpers/e2e.js";
+import { defaultConfigWith, post, type SeenRequest, stackFor, upstreamRequests } from "../helpers/e2e.js";
 
 type JsonObject = Record<string, unknown>;
 
@@ -13,12 +13,19 @@ type JsonObject = Record<string, unknown>;
 const COMPLEXITY = {
   enabled: true,
   timeout: { factor: 2, floorMs: 300, ceilingMs: 5_000 },
-  model: { prior: { baseMs: 100, msPerInputKToken: 0, msPerOutputKToken: 1_000, msPerOtherMB: 0 }, minSamples: 1_000_000 },
+  model: {
+    prior: { baseMs: 100, msPerInputKToken: 0, msPerOutputKToken: 1_000, msPerOtherMB: 0 },
+    minSamples: 1_000_000,
+  },
   // Bodies above 64 KiB are scored by their length without being parsed.
   maxBodyBytes: 65_536,
 };
 
-const chat = (content: string, maxTokens: number): JsonObject => ({ model: "demo", messages: [{ role: "user", content }], max_tokens: maxTokens });
+const chat = (content: string, maxTokens: number): JsonObject => ({
+  model: "demo",
+  messages: [{ role: "user", content }],
+  max_tokens: maxTokens,
+});
 
 let sequence = 0;
 /** A marker per request so the upstream's record of it can be found among the others. */
@@ -32,7 +39,9 @@ async function seenUpstream(poolUrl: string, headers: Record<string, string>): P
 
 t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => {
   const base = await defaultConfigWith({});
-  const routes = (base["routes"] as JsonObject[]).map((route) => (route["name"] === "chat" ? { ...route, complexity: COMPLEXITY } : route));
+  const routes = (base.routes as JsonObject[]).map((route) =>
+    route.name === "chat" ? { ...route, complexity: COMPLEXITY } : route,
+  );
   const stack = await stackFor(t, { guardConfig: { ...base, routes } });
   const guard = stack.guard;
   if (guard === undefined) throw new Error("no guard");
@@ -79,7 +88,10 @@ t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => 
     const answer = await post(url, chat("quick question", 1), headers, 30_000);
     t.equal(answer.status, 504, answer.text);
     t.equal(answer.text, "upstream request timeout");
-    t.ok(answer.ms < 10_000, `cut off after ${Math.round(answer.ms)} ms, long before the upstream's 20 s and the route's 60 s`);
+    t.ok(
+      answer.ms < 10_000,
+      `cut off after ${Math.round(answer.ms)} ms, long before the upstream's 20 s and the route's 60 s`,
+    );
     t.equal((await seenUpstream(stack.light.url, headers))?.headers["x-envoy-expected-rq-timeout-ms"], "300");
   });
 
@@ -104,7 +116,12 @@ t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => 
     const after = await guard.metrics();
     for (const { reason } of bodies) {
       const labels = { route: "chat", reason };
-      t.equal(metricSum(after, "guard_complexity_estimate_fallbacks_total", labels) - metricSum(before, "guard_complexity_estimate_fallbacks_total", labels), 1, reason);
+      t.equal(
+        metricSum(after, "guard_complexity_estimate_fallbacks_total", labels) -
+          metricSum(before, "guard_complexity_estimate_fallbacks_total", labels),
+        1,
+        reason,
+      );
     }
     t.equal(metricSum(after, "guard_stage_errors_total"), 0, "no stage failed");
   });
@@ -120,9 +137,16 @@ t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => 
     t.ok(metricSum(metrics, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_status" }) >= 3);
     t.ok(metricSum(metrics, "guard_complexity_latency_ratio_count", { route: "chat" }) >= 4);
     for (const feature of ["intercept", "input_ktokens", "output_ktokens", "images", "tensor_mb", "other_mb"]) {
-      t.match(metrics, new RegExp(`guard_complexity_model_coefficient\\{route="chat",feature="${feature}"\\} -?[0-9.e+-]+`), feature);
+      t.match(
+        metrics,
+        new RegExp(`guard_complexity_model_coefficient\\{route="chat",feature="${feature}"\\} -?[0-9.e+-]+`),
+        feature,
+      );
     }
-    t.ok(metricSum(metrics, "guard_complexity_model_residual_variance", { route: "chat" }) > 0, "residual variance is measured");
+    t.ok(
+      metricSum(metrics, "guard_complexity_model_residual_variance", { route: "chat" }) > 0,
+      "residual variance is measured",
+    );
     t.equal(metricSum(metrics, "guard_complexity_model_fitted", { route: "chat" }), 0, "still on the prior");
   });
 });

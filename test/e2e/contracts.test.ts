@@ -8,13 +8,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
+import { metricSum } from "../../bench/metrics-text.js";
+import { renderOutput, TASKS } from "../../src/demo/outputs.js";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import type { Stack } from "../../src/devstack/stack.js";
-import { TASKS, renderOutput } from "../../src/demo/outputs.js";
 import type { JsonValue } from "../../src/pipeline/types.js";
-import { metricSum } from "../../bench/metrics-text.js";
 import { EXPECTED_BREAKS, includesExpected } from "../helpers/catalogue.js";
-import { defaultConfigWith, mapConcurrently, post, stackFor, upstreamServed, type Answer } from "../helpers/e2e.js";
+import { type Answer, defaultConfigWith, mapConcurrently, post, stackFor, upstreamServed } from "../helpers/e2e.js";
 
 type JsonObject = { [key: string]: JsonValue };
 
@@ -69,8 +69,8 @@ const CALLS: Readonly<Record<string, TaskCall>> = {
     path: "/v1/embeddings",
     headers: {},
     body: (id) => ({ model: "demo-embed", input: `document ${id}` }),
-    payloadOf: (response) => firstOf(response, "data")?.["embedding"],
-    expectedPayload: (variant, request) => renderOutput("embedding", variant, { input: request["input"] ?? null }),
+    payloadOf: (response) => firstOf(response, "data")?.embedding,
+    expectedPayload: (variant, request) => renderOutput("embedding", variant, { input: request.input ?? null }),
   },
   chat_structured: {
     route: "chat",
@@ -78,10 +78,13 @@ const CALLS: Readonly<Record<string, TaskCall>> = {
     path: "/v1/chat/completions",
     // The chat binding only checks models matching "triage*".
     headers: { "x-demo-task": "chat_structured" },
-    body: (id) => ({ model: "triage-2024", messages: [{ role: "user", content: `ticket ${id}: my invoice was charged twice` }] }),
+    body: (id) => ({
+      model: "triage-2024",
+      messages: [{ role: "user", content: `ticket ${id}: my invoice was charged twice` }],
+    }),
     payloadOf: (response) => {
-      const message = firstOf(response, "choices")?.["message"];
-      return message !== null && typeof message === "object" && !Array.isArray(message) ? message["content"] : undefined;
+      const message = firstOf(response, "choices")?.message;
+      return message !== null && typeof message === "object" && !Array.isArray(message) ? message.content : undefined;
     },
     expectedPayload: (variant, request) => {
       const output = renderOutput("chat_structured", variant, request);
@@ -90,8 +93,21 @@ const CALLS: Readonly<Record<string, TaskCall>> = {
   },
 };
 
-const BREAKS = Object.entries(TASKS).flatMap(([task, outputs]) => Object.keys(outputs.breaks).map((name) => ({ task, name })));
-const PROBLEM_KEYS = ["type", "title", "status", "detail", "route", "contract", "model_version", "violation_count", "truncated", "violations"];
+const BREAKS = Object.entries(TASKS).flatMap(([task, outputs]) =>
+  Object.keys(outputs.breaks).map((name) => ({ task, name })),
+);
+const PROBLEM_KEYS = [
+  "type",
+  "title",
+  "status",
+  "detail",
+  "route",
+  "contract",
+  "model_version",
+  "violation_count",
+  "truncated",
+  "violations",
+];
 
 let sequence = 0;
 
@@ -116,9 +132,11 @@ function callOf(task: string): TaskCall {
 
 async function stackWithAction(t: Test, action: "enforce" | "shadow"): Promise<Stack> {
   const base = await defaultConfigWith({});
-  const routes = (base["routes"] as JsonObject[]).map((route) => {
-    const contract = route["contract"];
-    return contract === undefined || contract === null || typeof contract !== "object" ? route : { ...route, contract: { ...contract, action } };
+  const routes = (base.routes as JsonObject[]).map((route) => {
+    const contract = route.contract;
+    return contract === undefined || contract === null || typeof contract !== "object"
+      ? route
+      : { ...route, contract: { ...contract, action } };
   });
   return stackFor(t, { guardConfig: { ...base, routes } });
 }
@@ -130,11 +148,16 @@ function conformingCases(): Array<{ task: string; variant: string; headers: Reco
     for (const variant of ["v1", ...Object.keys(outputs.conformingEdges)]) {
       cases.push({ task, variant, headers: { "x-demo-variant": variant } });
     }
-    for (const layout of ["pretty", "reordered"]) cases.push({ task, variant: "v1", headers: { "x-demo-layout": layout } });
+    for (const layout of ["pretty", "reordered"])
+      cases.push({ task, variant: "v1", headers: { "x-demo-layout": layout } });
     cases.push({ task, variant: "v1", headers: { "x-demo-encoding": "gzip" } });
   }
   cases.push({ task: "chat_structured", variant: "v1", headers: { "x-demo-fence": "1" } });
-  cases.push({ task: "chat_structured", variant: "longest", headers: { "x-demo-fence": "1", "x-demo-variant": "longest", "x-demo-layout": "pretty" } });
+  cases.push({
+    task: "chat_structured",
+    variant: "longest",
+    headers: { "x-demo-fence": "1", "x-demo-variant": "longest", "x-demo-layout": "pretty" },
+  });
   return cases;
 }
 
@@ -162,10 +185,18 @@ t.test("enforce: every break is withheld with a 502 problem, conforming traffic 
     t.equal(answer.status, 502, label);
     t.equal(answer.headers.get("content-type"), "application/problem+json", label);
     t.equal(answer.headers.get("x-guard-reason"), "contract.violated", label);
-    t.match(answer.headers.get("x-guard-contract"), new RegExp(`^violated; rules=.*${expected?.rule.replace(/\./g, "\\.")}`), label);
+    t.match(
+      answer.headers.get("x-guard-contract"),
+      new RegExp(`^violated; rules=.*${expected?.rule.replace(/\./g, "\\.")}`),
+      label,
+    );
     const problem = JSON.parse(answer.text) as JsonObject;
-    t.same(Object.keys(problem).sort(), [...PROBLEM_KEYS].sort(), `${label}: only the problem's fields, nothing of the upstream body`);
-    const violations = problem["violations"] as Array<{ field: string; rule: string; message: string }>;
+    t.same(
+      Object.keys(problem).sort(),
+      [...PROBLEM_KEYS].sort(),
+      `${label}: only the problem's fields, nothing of the upstream body`,
+    );
+    const violations = problem.violations as Array<{ field: string; rule: string; message: string }>;
     t.match(
       problem,
       {
@@ -181,29 +212,52 @@ t.test("enforce: every break is withheld with a 502 problem, conforming traffic 
       label,
     );
     const noun = violations.length === 1 ? "violation" : "violations";
-    t.equal(problem["detail"], `${violations.length} ${noun} of ${call.contract} from model version v2`, label);
+    t.equal(problem.detail, `${violations.length} ${noun} of ${call.contract} from model version v2`, label);
     t.ok(violations.length >= 1, label);
     for (const violation of violations) {
       t.same(Object.keys(violation).sort(), ["field", "message", "rule"], label);
       t.ok(violation.message.length > 0, `${label}: ${violation.rule} has a message`);
     }
-    t.ok(expected !== undefined && includesExpected(violations, expected), `${label}: ${expected?.rule} at ${expected?.field} in ${JSON.stringify(violations)}`);
-    t.notOk(answer.text.includes(JSON.stringify(call.expectedPayload(name, sent.request))), `${label}: the upstream's output is not in the reply`);
+    t.ok(
+      expected !== undefined && includesExpected(violations, expected),
+      `${label}: ${expected?.rule} at ${expected?.field} in ${JSON.stringify(violations)}`,
+    );
+    t.notOk(
+      answer.text.includes(JSON.stringify(call.expectedPayload(name, sent.request))),
+      `${label}: the upstream's output is not in the reply`,
+    );
   }
-  t.equal((await upstreamServed(stack.light.url)) - servedBefore, BREAKS.length, "the upstream answered every break: the guard withheld the answers");
+  t.equal(
+    (await upstreamServed(stack.light.url)) - servedBefore,
+    BREAKS.length,
+    "the upstream answered every break: the guard withheld the answers",
+  );
 
-  const gzipBreak = await send(stack, "sentiment", { "x-demo-variant": "score_rescaled", "x-demo-version": "v2", "x-demo-encoding": "gzip" });
+  const gzipBreak = await send(stack, "sentiment", {
+    "x-demo-variant": "score_rescaled",
+    "x-demo-version": "v2",
+    "x-demo-encoding": "gzip",
+  });
   t.equal(gzipBreak.answer.status, 502, "a gzip-compressed break is decompressed, checked and withheld");
   t.match(JSON.parse(gzipBreak.answer.text), { violations: [{ field: "score", rule: "double.gte_lte" }] });
 
   const conforming = conformingCases();
-  const passed = await mapConcurrently(conforming, 4, async (item) => ({ ...item, sent: await send(stack, item.task, item.headers) }));
+  const passed = await mapConcurrently(conforming, 4, async (item) => ({
+    ...item,
+    sent: await send(stack, item.task, item.headers),
+  }));
   for (const { task, variant, headers, sent } of passed) {
     const label = `${task} ${variant} ${JSON.stringify(headers)}`;
     assertPasses(t, sent, label);
     const response = JSON.parse(sent.answer.text) as JsonObject;
-    if (headers["x-demo-fence"] === undefined) t.same(callOf(task).payloadOf(response), callOf(task).expectedPayload(variant, sent.request), label);
-    if (headers["x-demo-encoding"] === "gzip") t.equal(sent.answer.headers.get("content-encoding"), "gzip", `${label}: the client gets the body as the upstream coded it`);
+    if (headers["x-demo-fence"] === undefined)
+      t.same(callOf(task).payloadOf(response), callOf(task).expectedPayload(variant, sent.request), label);
+    if (headers["x-demo-encoding"] === "gzip")
+      t.equal(
+        sent.answer.headers.get("content-encoding"),
+        "gzip",
+        `${label}: the client gets the body as the upstream coded it`,
+      );
   }
 
   const otherModel = await post(
@@ -219,20 +273,47 @@ t.test("enforce: every break is withheld with a 502 problem, conforming traffic 
     const contract = callOf(task).contract;
     const breakCount = breakCountOf(task);
     const conformingCount = conforming.filter((item) => item.task === task).length;
-    t.equal(metricSum(metrics, "guard_contract_checks_total", { contract, model_version: "v2", result: "violated" }), breakCount, `${contract} violated`);
-    t.equal(metricSum(metrics, "guard_contract_checks_total", { contract, model_version: "v1", result: "passed" }), conformingCount, `${contract} passed`);
+    t.equal(
+      metricSum(metrics, "guard_contract_checks_total", { contract, model_version: "v2", result: "violated" }),
+      breakCount,
+      `${contract} violated`,
+    );
+    t.equal(
+      metricSum(metrics, "guard_contract_checks_total", { contract, model_version: "v1", result: "passed" }),
+      conformingCount,
+      `${contract} passed`,
+    );
     for (const [name, expected] of Object.entries(EXPECTED_BREAKS[task] ?? {})) {
-      t.ok(metricSum(metrics, "guard_contract_violations_total", { contract, model_version: "v2", rule: expected.rule }) >= 1, `${task}/${name}: ${expected.rule} counted`);
+      t.ok(
+        metricSum(metrics, "guard_contract_violations_total", { contract, model_version: "v2", rule: expected.rule }) >=
+          1,
+        `${task}/${name}: ${expected.rule} counted`,
+      );
     }
   }
   t.equal(
-    metricSum(metrics, "guard_contract_violations_total", { contract: "demo.v1.Embedding", model_version: "v2", rule: "json.null", field: "data[*].embedding[*]" }),
+    metricSum(metrics, "guard_contract_violations_total", {
+      contract: "demo.v1.Embedding",
+      model_version: "v2",
+      rule: "json.null",
+      field: "data[*].embedding[*]",
+    }),
     1,
     "field labels are normalised",
   );
-  t.equal(metricSum(metrics, "guard_contract_checks_total", { contract: "demo.v1.TicketTriage", result: "not_applicable" }), 1);
-  t.equal(metricSum(metrics, "guard_contract_checks_total", { result: "unverifiable" }), 0, "nothing was left unchecked");
-  t.equal(metricSum(metrics, "guard_replies_total", { route: "sentiment", reason: "contract.violated", status: "502" }), breakCountOf("sentiment"));
+  t.equal(
+    metricSum(metrics, "guard_contract_checks_total", { contract: "demo.v1.TicketTriage", result: "not_applicable" }),
+    1,
+  );
+  t.equal(
+    metricSum(metrics, "guard_contract_checks_total", { result: "unverifiable" }),
+    0,
+    "nothing was left unchecked",
+  );
+  t.equal(
+    metricSum(metrics, "guard_replies_total", { route: "sentiment", reason: "contract.violated", status: "502" }),
+    breakCountOf("sentiment"),
+  );
 
   t.test("a model-version rollout that breaks the contract is caught", async (t) => {
     const before = await guard.metrics();
@@ -248,9 +329,17 @@ t.test("enforce: every break is withheld with a 502 problem, conforming traffic 
     }
     const after = await guard.metrics();
     const violated = { contract: "demo.v1.Sentiment", model_version: "v2", result: "violated" };
-    t.equal(metricSum(after, "guard_contract_checks_total", violated) - metricSum(before, "guard_contract_checks_total", violated), 5);
+    t.equal(
+      metricSum(after, "guard_contract_checks_total", violated) -
+        metricSum(before, "guard_contract_checks_total", violated),
+      5,
+    );
     const rule = { contract: "demo.v1.Sentiment", model_version: "v2", rule: "string.in", field: "label" };
-    t.equal(metricSum(after, "guard_contract_violations_total", rule) - metricSum(before, "guard_contract_violations_total", rule), 5);
+    t.equal(
+      metricSum(after, "guard_contract_violations_total", rule) -
+        metricSum(before, "guard_contract_violations_total", rule),
+      5,
+    );
 
     t.equal((await control({ version: "v1", variant: "v1" })).status, 200);
     assertPasses(t, await send(stack, "sentiment"), "rolled back to v1");
@@ -281,8 +370,18 @@ t.test("shadow: breaks pass unchanged with a verdict header", async (t) => {
     t.equal(sent.answer.headers.get("x-model-version"), "v2", label);
     const verdict = sent.answer.headers.get("x-guard-contract") ?? "";
     t.match(verdict, /^violated; rules=[A-Za-z0-9._\-:/,]+$/, label);
-    t.ok(verdict.slice("violated; rules=".length).split(",").includes(expected?.rule ?? "?"), `${label}: ${expected?.rule} in ${verdict}`);
-    t.same(call.payloadOf(JSON.parse(sent.answer.text) as JsonObject), call.expectedPayload(name, sent.request), `${label}: the body is the upstream's`);
+    t.ok(
+      verdict
+        .slice("violated; rules=".length)
+        .split(",")
+        .includes(expected?.rule ?? "?"),
+      `${label}: ${expected?.rule} in ${verdict}`,
+    );
+    t.same(
+      call.payloadOf(JSON.parse(sent.answer.text) as JsonObject),
+      call.expectedPayload(name, sent.request),
+      `${label}: the body is the upstream's`,
+    );
     if (task === "sentiment") recorded.breaking.push(sent.answer.text);
   }
 
@@ -295,19 +394,26 @@ t.test("shadow: breaks pass unchanged with a verdict header", async (t) => {
   const metrics = await guard.metrics();
   for (const [task, outputs] of Object.entries(TASKS)) {
     const contract = callOf(task).contract;
-    t.equal(metricSum(metrics, "guard_contract_checks_total", { contract, model_version: "v2", result: "violated" }), Object.keys(outputs.breaks).length, contract);
+    t.equal(
+      metricSum(metrics, "guard_contract_checks_total", { contract, model_version: "v2", result: "violated" }),
+      Object.keys(outputs.breaks).length,
+      contract,
+    );
   }
   t.equal(metricSum(metrics, "guard_replies_total", { reason: "contract.violated" }), 0, "shadow never replies");
 });
 
 t.test("offline check CLI on the recorded outputs: exit 0, 1, 2", async (t) => {
-  t.ok(recorded.conforming.length >= 4 && recorded.breaking.length === Object.keys(TASKS["sentiment"]?.breaks ?? {}).length, "outputs were recorded through Envoy");
+  t.ok(
+    recorded.conforming.length >= 4 && recorded.breaking.length === Object.keys(TASKS.sentiment?.breaks ?? {}).length,
+    "outputs were recorded through Envoy",
+  );
   const dir = await mkdtemp(join(tmpdir(), "guard-check-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const write = async (name: string, lines: readonly string[]): Promise<string> => {
     const file = join(dir, name);
     // Pretty-printed bodies span lines; JSONL holds one compact body per line.
-    await writeFile(file, lines.map((text) => JSON.stringify(JSON.parse(text))).join("\n") + "\n");
+    await writeFile(file, `${lines.map((text) => JSON.stringify(JSON.parse(text))).join("\n")}\n`);
     return file;
   };
   const conforming = await write("v1.jsonl", recorded.conforming);
@@ -317,21 +423,34 @@ t.test("offline check CLI on the recorded outputs: exit 0, 1, 2", async (t) => {
   t.equal(ok.code, 0, ok.stderr);
   const okLines = ok.lines();
   t.equal(okLines.length, recorded.conforming.length);
-  t.ok(okLines.every((line, index) => line["line"] === index + 1 && line["valid"] === true), "every v1 line is valid");
+  t.ok(
+    okLines.every((line, index) => line.line === index + 1 && line.valid === true),
+    "every v1 line is valid",
+  );
 
   const bad = await check(["--config", "config/default.yaml", "--contract", "sentiment", mixed]);
   t.equal(bad.code, 1, bad.stderr);
   const badLines = bad.lines();
   t.match(badLines[0], { line: 1, valid: true, violations: [] });
-  const names = Object.keys(TASKS["sentiment"]?.breaks ?? {});
+  const names = Object.keys(TASKS.sentiment?.breaks ?? {});
   names.forEach((name, index) => {
-    const line = badLines[index + 1] as { valid: boolean; violations: Array<{ field: string; rule: string; message: string }> };
-    const expected = EXPECTED_BREAKS["sentiment"]?.[name];
+    const line = badLines[index + 1] as {
+      valid: boolean;
+      violations: Array<{ field: string; rule: string; message: string }>;
+    };
+    const expected = EXPECTED_BREAKS.sentiment?.[name];
     t.equal(line.valid, false, name);
-    t.ok(expected !== undefined && includesExpected(line.violations, expected), `${name}: ${JSON.stringify(line.violations)}`);
+    t.ok(
+      expected !== undefined && includesExpected(line.violations, expected),
+      `${name}: ${JSON.stringify(line.violations)}`,
+    );
   });
 
-  t.equal((await check(["--config", "config/default.yaml", "--contract", "no-such-route", conforming])).code, 2, "unknown contract");
+  t.equal(
+    (await check(["--config", "config/default.yaml", "--contract", "no-such-route", conforming])).code,
+    2,
+    "unknown contract",
+  );
   t.equal((await check(["--config", "config/default.yaml", "--contract", "sentiment"])).code, 2, "no input file");
 });
 
@@ -343,17 +462,22 @@ interface CliRun {
 
 function check(args: readonly string[]): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(PROJECT_ROOT, "bin", "inference-guard.js"), "check", ...args], { cwd: PROJECT_ROOT }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
-      resolve({
-        code,
-        stderr,
-        lines: () =>
-          stdout
-            .split("\n")
-            .filter((line) => line.trim() !== "")
-            .map((line) => JSON.parse(line) as JsonObject),
-      });
-    });
+    execFile(
+      process.execPath,
+      [join(PROJECT_ROOT, "bin", "inference-guard.js"), "check", ...args],
+      { cwd: PROJECT_ROOT },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
+        resolve({
+          code,
+          stderr,
+          lines: () =>
+            stdout
+              .split("\n")
+              .filter((line) => line.trim() !== "")
+              .map((line) => JSON.parse(line) as JsonObject),
+        });
+      },
+    );
   });
 }

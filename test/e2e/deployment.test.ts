@@ -3,7 +3,7 @@
 // the guard's own loader and compiler, the embedded Envoy config and the Istio patch through the
 // real Envoy's --mode validate, and the pod wiring (socket path, probes, mounts) against each other.
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
@@ -13,6 +13,7 @@ import { compileContracts } from "../../src/contracts/compile.js";
 import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
 
 // Parsed YAML walked by known paths: a wrong path yields undefined and fails its assertion.
+// biome-ignore lint/suspicious/noExplicitAny: typing every walked path of foreign YAML would only restate the assertions
 type Doc = Record<string, any>;
 
 const K8S = join(PROJECT_ROOT, "deploy", "kubernetes");
@@ -30,7 +31,7 @@ async function manifests(): Promise<Doc[]> {
 }
 
 function find(all: Doc[], kind: string, name: string): Doc {
-  const found = all.find((doc) => doc["kind"] === kind && doc["metadata"]?.["name"] === name);
+  const found = all.find((doc) => doc.kind === kind && doc.metadata?.name === name);
   if (found === undefined) throw new Error(`no ${kind} ${name}`);
   return found;
 }
@@ -38,12 +39,18 @@ function find(all: Doc[], kind: string, name: string): Doc {
 async function envoyValidates(config: string, dir: string, name: string): Promise<{ ok: boolean; output: string }> {
   const file = join(dir, `${name}.yaml`);
   await writeFile(file, config);
-  const result = spawnSync(envoyBinary(), ["--mode", "validate", "-c", file, "--log-level", "error"], { encoding: "utf8", timeout: 60_000 });
+  const result = spawnSync(envoyBinary(), ["--mode", "validate", "-c", file, "--log-level", "error"], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
   return { ok: result.status === 0, output: `${result.stdout}${result.stderr}` };
 }
 
 t.test("manifests pass strict Kubernetes schema validation", async (t) => {
-  const install = spawnSync("bash", [join(PROJECT_ROOT, "scripts", "install-kubernetes-validate.sh")], { stdio: ["ignore", "inherit", "inherit"], timeout: 600_000 });
+  const install = spawnSync("bash", [join(PROJECT_ROOT, "scripts", "install-kubernetes-validate.sh")], {
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 600_000,
+  });
   t.equal(install.status, 0, "kubernetes-validate installed");
   const kustomization = parse(await readFile(join(K8S, "kustomization.yaml"), "utf8")) as { resources: string[] };
   const files = kustomization.resources.map((file) => join(K8S, file));
@@ -53,47 +60,66 @@ t.test("manifests pass strict Kubernetes schema validation", async (t) => {
     timeout: 120_000,
   });
   t.equal(result.status, 0, `${result.stdout}${result.stderr}`.trim() || "all resources valid");
-  t.same((await readdir(K8S)).filter((file) => file.endsWith(".yaml") && file !== "kustomization.yaml").sort(), [...kustomization.resources].sort(), "kustomization lists every manifest");
+  t.same(
+    (await readdir(K8S)).filter((file) => file.endsWith(".yaml") && file !== "kustomization.yaml").sort(),
+    [...kustomization.resources].sort(),
+    "kustomization lists every manifest",
+  );
 });
 
 t.test("the guard config in the ConfigMap loads, and its contracts compile", async (t) => {
   const all = await manifests();
-  const text = find(all, "ConfigMap", "inference-guard-config")["data"]["guard.yaml"] as string;
+  const text = find(all, "ConfigMap", "inference-guard-config").data["guard.yaml"] as string;
   const loaded = parseConfig(text);
   if (!loaded.ok) return t.fail(JSON.stringify(loaded.errors));
   t.equal(loaded.config.listen.grpc, "unix:/run/inference-guard/guard.sock");
   t.equal(loaded.config.listen.admin, "0.0.0.0:9464");
-  const contracts = find(all, "ConfigMap", "inference-guard-contracts")["data"] as Record<string, string>;
+  const contracts = find(all, "ConfigMap", "inference-guard-contracts").data as Record<string, string>;
   for (const [name, source] of Object.entries(contracts)) {
-    t.equal(source, await readFile(join(PROJECT_ROOT, "proto", "contracts", name), "utf8"), `${name} is the repository's contract`);
+    t.equal(
+      source,
+      await readFile(join(PROJECT_ROOT, "proto", "contracts", name), "utf8"),
+      `${name} is the repository's contract`,
+    );
   }
   const dir = await mkdtemp(join(tmpdir(), "guard-k8s-contracts-"));
   for (const [name, source] of Object.entries(contracts)) await writeFile(join(dir, name), source);
   const compiled = await compileContracts({ ...loaded.config.contracts, protoPaths: [dir] });
   if (!compiled.ok) return t.fail(JSON.stringify(compiled.errors));
   for (const route of loaded.config.routes) {
-    if (route.contract !== undefined) t.ok(compiled.contracts.messages.has(route.contract.message), `${route.name}: ${route.contract.message} is in the ConfigMap`);
+    if (route.contract !== undefined)
+      t.ok(
+        compiled.contracts.messages.has(route.contract.message),
+        `${route.name}: ${route.contract.message} is in the ConfigMap`,
+      );
   }
 });
 
 t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode validate", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "guard-envoy-validate-"));
   const all = await manifests();
-  const envoyYaml = find(all, "ConfigMap", "inference-guard-envoy")["data"]["envoy.yaml"] as string;
+  const envoyYaml = find(all, "ConfigMap", "inference-guard-envoy").data["envoy.yaml"] as string;
   const pod = await envoyValidates(envoyYaml, dir, "pod");
   t.ok(pod.ok, pod.output.slice(-1500) || "pod Envoy config valid");
   const envoy = parse(envoyYaml) as Doc;
-  const guardCluster = (envoy["static_resources"]["clusters"] as Doc[]).find((cluster) => cluster["name"] === "inference_guard");
-  t.equal(guardCluster?.["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]["path"], "/run/inference-guard/guard.sock");
+  const guardCluster = (envoy.static_resources.clusters as Doc[]).find((cluster) => cluster.name === "inference_guard");
+  t.equal(
+    guardCluster?.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path,
+    "/run/inference-guard/guard.sock",
+  );
 
   // The EnvoyFilter's patches applied by hand to a minimal inbound listener, as istiod would.
   const filter = (await docs(join(PROJECT_ROOT, "deploy", "istio", "envoyfilter.yaml")))[0] as Doc;
-  t.equal(filter["kind"], "EnvoyFilter");
-  const patches = filter["spec"]["configPatches"] as Doc[];
-  const httpFilter = patches.find((patch) => patch["applyTo"] === "HTTP_FILTER");
-  t.equal(httpFilter?.["patch"]["operation"], "INSERT_BEFORE");
-  t.equal(httpFilter?.["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"], "envoy.filters.http.router", "inserted before the router");
-  const cluster = patches.find((patch) => patch["applyTo"] === "CLUSTER")?.["patch"]["value"] as Doc;
+  t.equal(filter.kind, "EnvoyFilter");
+  const patches = filter.spec.configPatches as Doc[];
+  const httpFilter = patches.find((patch) => patch.applyTo === "HTTP_FILTER");
+  t.equal(httpFilter?.patch.operation, "INSERT_BEFORE");
+  t.equal(
+    httpFilter?.match.listener.filterChain.filter.subFilter.name,
+    "envoy.filters.http.router",
+    "inserted before the router",
+  );
+  const cluster = patches.find((patch) => patch.applyTo === "CLUSTER")?.patch.value as Doc;
   const bootstrap = {
     static_resources: {
       listeners: [
@@ -106,12 +132,24 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
                 {
                   name: "envoy.filters.network.http_connection_manager",
                   typed_config: {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "@type":
+                      "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     stat_prefix: "inbound",
-                    route_config: { virtual_hosts: [{ name: "app", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }] }] },
+                    route_config: {
+                      virtual_hosts: [
+                        {
+                          name: "app",
+                          domains: ["*"],
+                          routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }],
+                        },
+                      ],
+                    },
                     http_filters: [
-                      httpFilter?.["patch"]["value"],
-                      { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+                      httpFilter?.patch.value,
+                      {
+                        name: "envoy.filters.http.router",
+                        typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+                      },
                     ],
                   },
                 },
@@ -120,7 +158,23 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
           ],
         },
       ],
-      clusters: [cluster, { name: "app", type: "STATIC", load_assignment: { cluster_name: "app", endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: 8000 } } } }] }] } }],
+      clusters: [
+        cluster,
+        {
+          name: "app",
+          type: "STATIC",
+          load_assignment: {
+            cluster_name: "app",
+            endpoints: [
+              {
+                lb_endpoints: [
+                  { endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: 8000 } } } },
+                ],
+              },
+            ],
+          },
+        },
+      ],
     },
   };
   const istio = await envoyValidates(stringify(bootstrap), dir, "istio");
@@ -130,32 +184,43 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
 t.test("pod wiring: shared socket, probes on the admin port, resources and hardening", async (t) => {
   const all = await manifests();
   const deployment = find(all, "Deployment", "inference-guard");
-  const spec = deployment["spec"]["template"]["spec"] as Doc;
-  const containers = spec["containers"] as Doc[];
-  const guard = containers.find((container) => container["name"] === "guard") as Doc;
-  const envoy = containers.find((container) => container["name"] === "envoy") as Doc;
-  const socketVolume = (spec["volumes"] as Doc[]).find((volume) => volume["name"] === "guard-socket");
-  t.ok(socketVolume?.["emptyDir"], "the socket lives in an emptyDir");
+  const spec = deployment.spec.template.spec as Doc;
+  const containers = spec.containers as Doc[];
+  const guard = containers.find((container) => container.name === "guard") as Doc;
+  const envoy = containers.find((container) => container.name === "envoy") as Doc;
+  const socketVolume = (spec.volumes as Doc[]).find((volume) => volume.name === "guard-socket");
+  t.ok(socketVolume?.emptyDir, "the socket lives in an emptyDir");
   for (const container of [guard, envoy]) {
-    const mount = (container["volumeMounts"] as Doc[]).find((volume) => volume["name"] === "guard-socket");
-    t.equal(mount?.["mountPath"], "/run/inference-guard", `${String(container["name"])} mounts the socket directory`);
-    t.ok(container["resources"]["requests"]["cpu"] && container["resources"]["limits"]["memory"], `${String(container["name"])}: requests and limits`);
-    t.same(container["securityContext"]["capabilities"], { drop: ["ALL"] });
-    t.equal(container["securityContext"]["readOnlyRootFilesystem"], true);
-    t.equal(container["securityContext"]["allowPrivilegeEscalation"], false);
+    const mount = (container.volumeMounts as Doc[]).find((volume) => volume.name === "guard-socket");
+    t.equal(mount?.mountPath, "/run/inference-guard", `${String(container.name)} mounts the socket directory`);
+    t.ok(
+      container.resources.requests.cpu && container.resources.limits.memory,
+      `${String(container.name)}: requests and limits`,
+    );
+    t.same(container.securityContext.capabilities, { drop: ["ALL"] });
+    t.equal(container.securityContext.readOnlyRootFilesystem, true);
+    t.equal(container.securityContext.allowPrivilegeEscalation, false);
   }
-  t.equal(spec["securityContext"]["runAsNonRoot"], true);
-  t.equal(guard["readinessProbe"]["httpGet"]["path"], "/readyz");
-  t.equal(guard["livenessProbe"]["httpGet"]["path"], "/healthz");
-  t.equal(guard["readinessProbe"]["httpGet"]["port"], "admin");
-  t.equal((guard["ports"] as Doc[]).find((port) => port["name"] === "admin")?.["containerPort"], 9464);
-  const configMaps = new Set(all.filter((doc) => doc["kind"] === "ConfigMap").map((doc) => doc["metadata"]["name"] as string));
-  for (const volume of spec["volumes"] as Doc[]) {
-    if (volume["configMap"] !== undefined) t.ok(configMaps.has(volume["configMap"]["name"]), `volume ${String(volume["name"])}: ConfigMap exists`);
+  t.equal(spec.securityContext.runAsNonRoot, true);
+  t.equal(guard.readinessProbe.httpGet.path, "/readyz");
+  t.equal(guard.livenessProbe.httpGet.path, "/healthz");
+  t.equal(guard.readinessProbe.httpGet.port, "admin");
+  t.equal((guard.ports as Doc[]).find((port) => port.name === "admin")?.containerPort, 9464);
+  const configMaps = new Set(all.filter((doc) => doc.kind === "ConfigMap").map((doc) => doc.metadata.name as string));
+  for (const volume of spec.volumes as Doc[]) {
+    if (volume.configMap !== undefined)
+      t.ok(configMaps.has(volume.configMap.name), `volume ${String(volume.name)}: ConfigMap exists`);
   }
-  const guardConfig = parseConfig(find(all, "ConfigMap", "inference-guard-config")["data"]["guard.yaml"] as string);
+  const guardConfig = parseConfig(find(all, "ConfigMap", "inference-guard-config").data["guard.yaml"] as string);
   if (!guardConfig.ok) return t.fail("guard config invalid");
-  t.ok(guardConfig.config.drain.timeoutMs / 1000 < spec["terminationGracePeriodSeconds"], "drain ends before the pod is killed");
-  const contractsMount = (guard["volumeMounts"] as Doc[]).find((volume) => volume["name"] === "guard-contracts");
-  t.same(guardConfig.config.contracts.protoPaths, [contractsMount?.["mountPath"]], "contracts are read where they are mounted");
+  t.ok(
+    guardConfig.config.drain.timeoutMs / 1000 < spec.terminationGracePeriodSeconds,
+    "drain ends before the pod is killed",
+  );
+  const contractsMount = (guard.volumeMounts as Doc[]).find((volume) => volume.name === "guard-contracts");
+  t.same(
+    guardConfig.config.contracts.protoPaths,
+    [contractsMount?.mountPath],
+    "contracts are read where they are mounted",
+  );
 });

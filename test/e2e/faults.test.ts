@@ -7,7 +7,16 @@ import t, { type Test } from "tap";
 import { waitUntil } from "../../src/devstack/process.js";
 import type { Stack } from "../../src/devstack/stack.js";
 import { defaultConfigWith, stackFor } from "../helpers/e2e.js";
-import { chatShot, countBy, ExpectedAnswers, mixedShot, send, startLoad, type Result, type Shot } from "../helpers/load.js";
+import {
+  chatShot,
+  countBy,
+  ExpectedAnswers,
+  mixedShot,
+  type Result,
+  type Shot,
+  send,
+  startLoad,
+} from "../helpers/load.js";
 import { startRedis } from "../helpers/redis.js";
 
 const expected = new ExpectedAnswers();
@@ -35,7 +44,8 @@ async function guardedOk(stack: Stack): Promise<boolean> {
   return answer.status === 200 && answer.headers?.get("x-guard-route") === "chat";
 }
 
-const statuses = (results: readonly Result[]): Record<string, number> => countBy(results, (result) => String(result.status));
+const statuses = (results: readonly Result[]): Record<string, number> =>
+  countBy(results, (result) => String(result.status));
 
 t.test("failure_mode_allow: true", async (t) => {
   const stack = await stackFor(t, { failureModeAllow: true });
@@ -46,8 +56,15 @@ t.test("failure_mode_allow: true", async (t) => {
     const results = await Promise.all([0, 1, 2, 3].map((index) => send(stack.url, chatShot(index), 20_000)));
     guard.process().child.kill("SIGCONT");
     t.same(statuses(results), { 200: 4 }, "every request answered by the model");
-    t.same(results.map((result) => result.headers?.get("x-guard-route") ?? null), [null, null, null, null], "unguarded while stalled");
-    t.ok(results.every((result) => result.endedAt - result.startedAt < NO_HANG_MS), "no request hung");
+    t.same(
+      results.map((result) => result.headers?.get("x-guard-route") ?? null),
+      [null, null, null, null],
+      "unguarded while stalled",
+    );
+    t.ok(
+      results.every((result) => result.endedAt - result.startedAt < NO_HANG_MS),
+      "no request hung",
+    );
     await intact(t, results, "stalled");
     await waitUntil("guard serving after SIGCONT", () => guardedOk(stack), 10_000);
     t.equal(guard.process().exited(), false, "the guard survived the stall and the stale streams");
@@ -61,10 +78,19 @@ t.test("failure_mode_allow: true", async (t) => {
     await sleep(1_000);
     const results = await load.stop();
     t.same(statuses(results), { 200: results.length }, `${results.length} requests, all 200`);
-    t.ok(results.some((result) => result.headers?.get("x-guard-route") === "chat"), "guarded before the kill");
+    t.ok(
+      results.some((result) => result.headers?.get("x-guard-route") === "chat"),
+      "guarded before the kill",
+    );
     const after = results.filter((result) => result.startedAt > killedAt);
-    t.ok(after.length > 0 && after.every((result) => result.headers?.get("x-guard-route") == null), `${after.length} unguarded after the kill`);
-    t.ok(results.every((result) => result.endedAt - result.startedAt < NO_HANG_MS), "no request hung");
+    t.ok(
+      after.length > 0 && after.every((result) => result.headers?.get("x-guard-route") == null),
+      `${after.length} unguarded after the kill`,
+    );
+    t.ok(
+      results.every((result) => result.endedAt - result.startedAt < NO_HANG_MS),
+      "no request hung",
+    );
     await intact(t, results, "killed");
   });
 });
@@ -74,71 +100,106 @@ t.test("failure_mode_allow: false", async (t) => {
   const guard = guardOf(stack);
 
   await t.test("guard stalled (SIGSTOP): message_timeout passes, Envoy answers 504, nothing unguarded", async (t) => {
-    const before = (await fetch(`${stack.light.url}/__demo/stats`).then((response) => response.json())) as { served: number };
+    const before = (await fetch(`${stack.light.url}/__demo/stats`).then((response) => response.json())) as {
+      served: number;
+    };
     guard.process().child.kill("SIGSTOP");
     const results = await Promise.all([0, 1, 2, 3].map((index) => send(stack.url, chatShot(100 + index), 20_000)));
     guard.process().child.kill("SIGCONT");
     // A message timeout is a timeout to Envoy: 504, where an unreachable guard gives 500.
     t.same(statuses(results), { 504: 4 });
-    t.ok(results.every((result) => result.endedAt - result.startedAt < NO_HANG_MS), "answered promptly, no hang");
-    const after = (await fetch(`${stack.light.url}/__demo/stats`).then((response) => response.json())) as { served: number };
+    t.ok(
+      results.every((result) => result.endedAt - result.startedAt < NO_HANG_MS),
+      "answered promptly, no hang",
+    );
+    const after = (await fetch(`${stack.light.url}/__demo/stats`).then((response) => response.json())) as {
+      served: number;
+    };
     t.equal(after.served, before.served, "none reached the model unguarded");
     await waitUntil("guard serving after SIGCONT", () => guardedOk(stack), 10_000);
     t.equal(guard.process().exited(), false);
   });
 
-  await t.test("guard killed and restarted under load: prompt 500s, recovery within 2 s, no corrupted answer", async (t) => {
-    const load = startLoad(stack.url, (index) => chatShot(1_000 + index), 4);
-    await sleep(600);
-    await guard.process().stop("SIGKILL");
-    const killedAt = performance.now();
-    await sleep(800);
-    // The new guard takes streams as soon as its gRPC port is bound, a little before /readyz.
-    const restartedAt = performance.now();
-    await guard.restart();
-    const readyAt = performance.now();
-    await sleep(2_500);
-    const results = await load.stop();
+  await t.test(
+    "guard killed and restarted under load: prompt 500s, recovery within 2 s, no corrupted answer",
+    async (t) => {
+      const load = startLoad(stack.url, (index) => chatShot(1_000 + index), 4);
+      await sleep(600);
+      await guard.process().stop("SIGKILL");
+      const killedAt = performance.now();
+      await sleep(800);
+      // The new guard takes streams as soon as its gRPC port is bound, a little before /readyz.
+      const restartedAt = performance.now();
+      await guard.restart();
+      const readyAt = performance.now();
+      await sleep(2_500);
+      const results = await load.stop();
 
-    const guardReply = (result: Result): boolean => result.headers?.get("x-guard-reason") != null;
-    t.same(
-      results.filter((result) => result.status !== 200 && result.status !== 500 && !guardReply(result)).map((result) => `${result.status} ${result.error ?? ""}`),
-      [],
-      "every answer is a 200, Envoy's 500 or the guard's own reply (a restarted guard may shed)",
-    );
-    t.same(results.filter((result) => result.status === 200 && result.headers?.get("x-guard-route") == null).length, 0, "no request served unguarded");
-    const down = results.filter((result) => result.startedAt > killedAt + 50 && result.endedAt < restartedAt);
-    t.ok(down.length > 0, `${down.length} requests while the guard was down`);
-    t.same(statuses(down), { 500: down.length }, "all of them got the error status");
-    t.ok(down.every((result) => result.endedAt - result.startedAt < 2_000), "each promptly (no hang)");
-    const firstGuarded = results.find((result) => result.startedAt >= readyAt && result.headers?.get("x-guard-route") === "chat");
-    const recoveryMs = firstGuarded === undefined ? Infinity : firstGuarded.endedAt - readyAt;
-    t.ok(recoveryMs <= 2_000, `guarded answers again ${recoveryMs.toFixed(0)} ms after the restarted guard was ready`);
-    const recovered = results.filter((result) => firstGuarded !== undefined && result.startedAt > firstGuarded.endedAt);
-    t.same(
-      recovered.filter((result) => result.status !== 200 && !guardReply(result)).length,
-      0,
-      `${recovered.length} requests after recovery: ${JSON.stringify(statuses(recovered))}, none failed`,
-    );
-    await intact(t, results, "restart");
-    t.comment(`fault=kill+restart statuses=${JSON.stringify(statuses(results))} recovery_ms=${recoveryMs.toFixed(0)}`);
-  });
+      const guardReply = (result: Result): boolean => result.headers?.get("x-guard-reason") != null;
+      t.same(
+        results
+          .filter((result) => result.status !== 200 && result.status !== 500 && !guardReply(result))
+          .map((result) => `${result.status} ${result.error ?? ""}`),
+        [],
+        "every answer is a 200, Envoy's 500 or the guard's own reply (a restarted guard may shed)",
+      );
+      t.same(
+        results.filter((result) => result.status === 200 && result.headers?.get("x-guard-route") == null).length,
+        0,
+        "no request served unguarded",
+      );
+      const down = results.filter((result) => result.startedAt > killedAt + 50 && result.endedAt < restartedAt);
+      t.ok(down.length > 0, `${down.length} requests while the guard was down`);
+      t.same(statuses(down), { 500: down.length }, "all of them got the error status");
+      t.ok(
+        down.every((result) => result.endedAt - result.startedAt < 2_000),
+        "each promptly (no hang)",
+      );
+      const firstGuarded = results.find(
+        (result) => result.startedAt >= readyAt && result.headers?.get("x-guard-route") === "chat",
+      );
+      const recoveryMs = firstGuarded === undefined ? Infinity : firstGuarded.endedAt - readyAt;
+      t.ok(
+        recoveryMs <= 2_000,
+        `guarded answers again ${recoveryMs.toFixed(0)} ms after the restarted guard was ready`,
+      );
+      const recovered = results.filter(
+        (result) => firstGuarded !== undefined && result.startedAt > firstGuarded.endedAt,
+      );
+      t.same(
+        recovered.filter((result) => result.status !== 200 && !guardReply(result)).length,
+        0,
+        `${recovered.length} requests after recovery: ${JSON.stringify(statuses(recovered))}, none failed`,
+      );
+      await intact(t, results, "restart");
+      t.comment(
+        `fault=kill+restart statuses=${JSON.stringify(statuses(results))} recovery_ms=${recoveryMs.toFixed(0)}`,
+      );
+    },
+  );
 });
 
 t.test("upstream 5xx storm, resets and slow answers: clean statuses, nothing hangs", async (t) => {
   const stack = await stackFor(t, { failureModeAllow: false });
   const shots: { shot: Shot; kind: string }[] = [];
-  for (let index = 0; index < 12; index++) shots.push({ kind: "5xx", shot: chatShot(2_000 + index, { "x-demo-status": index % 2 === 0 ? "503" : "500" }) });
-  for (let index = 0; index < 8; index++) shots.push({ kind: "reset", shot: mixedShot(2_100 + index, { "x-demo-reset": "1" }) });
+  for (let index = 0; index < 12; index++)
+    shots.push({ kind: "5xx", shot: chatShot(2_000 + index, { "x-demo-status": index % 2 === 0 ? "503" : "500" }) });
+  for (let index = 0; index < 8; index++)
+    shots.push({ kind: "reset", shot: mixedShot(2_100 + index, { "x-demo-reset": "1" }) });
   // The complexity stage sets the upstream timeout from the predicted latency (floor 1 s): a
   // 6 s answer is cut by Envoy's router long before the client gives up.
-  for (let index = 0; index < 4; index++) shots.push({ kind: "slow", shot: chatShot(2_200 + index, { "x-demo-latency-ms": "6000" }) });
+  for (let index = 0; index < 4; index++)
+    shots.push({ kind: "slow", shot: chatShot(2_200 + index, { "x-demo-latency-ms": "6000" }) });
   const results = await Promise.all(shots.map(({ shot }) => send(stack.url, shot, 30_000)));
   const byKind = new Map<string, Result[]>();
-  shots.forEach(({ kind }, index) => byKind.set(kind, [...(byKind.get(kind) ?? []), results[index] as Result]));
+  for (const [index, { kind }] of shots.entries())
+    byKind.set(kind, [...(byKind.get(kind) ?? []), results[index] as Result]);
 
   const storm = byKind.get("5xx") ?? [];
-  t.ok(storm.every((result) => result.status === 500 || result.status === 503), `5xx storm: ${JSON.stringify(statuses(storm))}`);
+  t.ok(
+    storm.every((result) => result.status === 500 || result.status === 503),
+    `5xx storm: ${JSON.stringify(statuses(storm))}`,
+  );
   const resets = byKind.get("reset") ?? [];
   // Where the guard buffers the response (cache, contract) Envoy sees the reset first and answers
   // 502; where it streams, Envoy may already have sent the 200 headers and can only reset the
@@ -148,14 +209,25 @@ t.test("upstream 5xx storm, resets and slow answers: clean statuses, nothing han
     `resets become error statuses or visible stream errors, never a silently truncated 200: ${JSON.stringify(statuses(resets))}`,
   );
   const slow = byKind.get("slow") ?? [];
-  t.ok(slow.every((result) => result.status === 504 || result.status === 503), `slow answers time out: ${JSON.stringify(statuses(slow))}`);
-  t.ok(slow.every((result) => result.endedAt - result.startedAt < 5_500), "cut before the model would have answered");
-  t.ok(results.every((result) => result.endedAt - result.startedAt < 20_000), "nothing hung");
+  t.ok(
+    slow.every((result) => result.status === 504 || result.status === 503),
+    `slow answers time out: ${JSON.stringify(statuses(slow))}`,
+  );
+  t.ok(
+    slow.every((result) => result.endedAt - result.startedAt < 5_500),
+    "cut before the model would have answered",
+  );
+  t.ok(
+    results.every((result) => result.endedAt - result.startedAt < 20_000),
+    "nothing hung",
+  );
   t.equal(guardOf(stack).process().exited(), false, "the guard is alive");
   const fresh = await send(stack.url, mixedShot(2_302), 10_000);
   t.equal(fresh.status, 200, "another route still serves");
   await intact(t, [fresh], "after the storm");
-  t.comment(`fault=upstream ${JSON.stringify(Object.fromEntries([...byKind].map(([kind, list]) => [kind, statuses(list)])))}`);
+  t.comment(
+    `fault=upstream ${JSON.stringify(Object.fromEntries([...byKind].map(([kind, list]) => [kind, statuses(list)])))}`,
+  );
 });
 
 t.test("Redis stopped and restarted under cached load: no request fails", async (t) => {
@@ -164,7 +236,7 @@ t.test("Redis stopped and restarted under cached load: no request fails", async 
   const base = await defaultConfigWith({});
   const stack = await stackFor(t, {
     failureModeAllow: false,
-    guardConfig: { ...base, cache: { ...(base["cache"] as object), redis: { url: redis.url } } },
+    guardConfig: { ...base, cache: { ...(base.cache as object), redis: { url: redis.url } } },
   });
   // Twelve distinct requests, repeated: hits and misses, both tiers.
   const load = startLoad(stack.url, (index) => mixedShot(3_000 + (index % 12), { "x-guard-cache": "allow" }), 3);
@@ -176,7 +248,7 @@ t.test("Redis stopped and restarted under cached load: no request fails", async 
   const results = await load.stop();
   t.same(statuses(results), { 200: results.length }, `${results.length} requests, all 200`);
   const cacheStates = countBy(results, (result) => result.headers?.get("x-guard-cache") ?? "none");
-  t.ok((cacheStates["hit"] ?? 0) > 0, `hits served throughout: ${JSON.stringify(cacheStates)}`);
+  t.ok((cacheStates.hit ?? 0) > 0, `hits served throughout: ${JSON.stringify(cacheStates)}`);
   await intact(t, results, "redis");
   t.match(await guardOf(stack).metrics(), /guard_cache_redis/, "Redis tier metrics present");
 });
@@ -191,7 +263,10 @@ t.test("SIGTERM with requests in flight on every route: all complete, guarded, i
   const exitCode = guard.process().stop("SIGTERM", 15_000);
   const results = await inFlight;
   t.same(statuses(results), { 200: 8 });
-  t.ok(results.every((result) => result.headers?.get("x-guard-route") !== null), "response phase processed by the draining guard");
+  t.ok(
+    results.every((result) => result.headers?.get("x-guard-route") !== null),
+    "response phase processed by the draining guard",
+  );
   await intact(t, results, "drain");
   t.equal(await exitCode, 0, "clean exit after the drain");
 });

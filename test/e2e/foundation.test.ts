@@ -11,7 +11,11 @@ for (const transport of ["tcp", "uds"] as const) {
     t.equal(answer.status, 200, answer.text);
     t.equal(answer.headers.get("x-guard-route"), "chat", "client sees the guard's response header");
     t.equal(answer.headers.get("x-demo-pool"), "light");
-    t.equal(answer.headers.get("x-demo-request-sha256"), createHash("sha256").update(body).digest("hex"), "request body reached the model unaltered");
+    t.equal(
+      answer.headers.get("x-demo-request-sha256"),
+      createHash("sha256").update(body).digest("hex"),
+      "request body reached the model unaltered",
+    );
     t.equal((JSON.parse(answer.text) as { object: string }).object, "chat.completion");
     const seen = await upstreamRequests(stack.light.url);
     t.equal(seen.at(-1)?.headers["x-guard-route"], "chat", "upstream sees the guard's request header");
@@ -23,11 +27,16 @@ for (const transport of ["tcp", "uds"] as const) {
 t.test("ext_proc streams end cleanly: no RST_STREAM for Node's rapid-reset guard to count", async (t) => {
   const stack = await stackFor(t);
   for (let i = 0; i < 40; i++) {
-    const answer = await post(`${stack.url}/v1/chat/completions`, { ...CHAT, messages: [{ role: "user", content: `hello ${i}` }] });
+    const answer = await post(`${stack.url}/v1/chat/completions`, {
+      ...CHAT,
+      messages: [{ role: "user", content: `hello ${i}` }],
+    });
     t.equal(answer.status, 200);
   }
   await fetch(`${stack.url}/__demo/stats`).then((response) => response.text());
-  const stats = await (await fetch(`${stack.envoy.adminUrl}/stats?filter=^cluster\\.inference_guard\\.upstream_rq_(total|tx_reset)$`)).text();
+  const stats = await (
+    await fetch(`${stack.envoy.adminUrl}/stats?filter=^cluster\\.inference_guard\\.upstream_rq_(total|tx_reset)$`)
+  ).text();
   t.match(stats, /upstream_rq_total: 4[01]/);
   t.match(stats, /upstream_rq_tx_reset: 0/, "Envoy closed every stream without a reset");
 });
@@ -41,14 +50,26 @@ t.test("an unrouted path passes through untouched", async (t) => {
 
 t.test("a client cannot pick the heavy pool or its own timeout", async (t) => {
   const stack = await stackFor(t);
-  const response = await fetch(`${stack.url}/__demo/stats`, { headers: { "x-guard-tier": "heavy", "x-envoy-upstream-rq-timeout-ms": "1" } });
+  const response = await fetch(`${stack.url}/__demo/stats`, {
+    headers: { "x-guard-tier": "heavy", "x-envoy-upstream-rq-timeout-ms": "1" },
+  });
   t.equal(response.status, 200);
-  t.equal(((await response.json()) as { pool: string }).pool, "light", "Envoy dropped the client's tier header before routing");
+  t.equal(
+    ((await response.json()) as { pool: string }).pool,
+    "light",
+    "Envoy dropped the client's tier header before routing",
+  );
 });
 
 t.test("a guard reply reaches the client with status, headers and body", async (t) => {
   const config = await defaultConfigWith({
-    routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" }, maintenance: { status: 503, retryAfterSeconds: 30, message: "rolling back" } }],
+    routes: [
+      {
+        name: "chat",
+        match: { pathPrefix: "/v1/chat/completions" },
+        maintenance: { status: 503, retryAfterSeconds: 30, message: "rolling back" },
+      },
+    ],
   });
   const stack = await stackFor(t, { guardConfig: config });
   const answer = await post(`${stack.url}/v1/chat/completions`, CHAT);
@@ -56,7 +77,12 @@ t.test("a guard reply reaches the client with status, headers and body", async (
   t.equal(answer.headers.get("retry-after"), "30");
   t.equal(answer.headers.get("x-guard-reason"), "route.maintenance");
   t.equal(answer.headers.get("content-type"), "application/json");
-  t.same(JSON.parse(answer.text), { error: "route_in_maintenance", route: "chat", message: "rolling back", retry_after_seconds: 30 });
+  t.same(JSON.parse(answer.text), {
+    error: "route_in_maintenance",
+    route: "chat",
+    message: "rolling back",
+    retry_after_seconds: 30,
+  });
   t.same(await upstreamRequests(stack.light.url), [], "the upstream never saw it");
 });
 
@@ -96,7 +122,11 @@ t.test("SIGTERM drains: in-flight requests complete, then the guard exits 0", as
   const answers = await inFlight;
   for (const answer of answers) {
     t.equal(answer.status, 200);
-    t.equal(answer.headers.get("x-guard-route"), "chat", "the response phase was still processed by the draining guard");
+    t.equal(
+      answer.headers.get("x-guard-route"),
+      "chat",
+      "the response phase was still processed by the draining guard",
+    );
   }
   t.equal(await exitCode, 0);
 });

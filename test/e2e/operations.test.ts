@@ -2,10 +2,11 @@
 // Chromium (screenshot kept in test/artifacts/), the /metrics exposition checked by promtool, and
 // the guard's log: one decision line per shed, violation and re-route, with Envoy's request id,
 // and never a prompt or a credential.
+
+import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomUUID } from "node:crypto";
 import t from "tap";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { waitUntil } from "../../src/devstack/process.js";
@@ -29,20 +30,47 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
   });
   const guard = stack.guard;
   if (guard === undefined) throw new Error("no guard");
-  const chat = (content: string, extra: Record<string, unknown> = {}) => ({ model: "demo", temperature: 0, messages: [{ role: "user", content }], ...extra });
+  const chat = (content: string, extra: Record<string, unknown> = {}) => ({
+    model: "demo",
+    temperature: 0,
+    messages: [{ role: "user", content }],
+    ...extra,
+  });
 
   // Cacheable chat traffic: the same prompt twice is a miss, then hits.
-  for (let i = 0; i < 4; i++) t.equal((await post(`${stack.url}/v1/chat/completions`, chat(`${MARKER} hello ${i % 2}`), AUTH)).status, 200);
+  for (let i = 0; i < 4; i++)
+    t.equal((await post(`${stack.url}/v1/chat/completions`, chat(`${MARKER} hello ${i % 2}`), AUTH)).status, 200);
   // A long prompt costs more than the light tier allows: re-routed to the heavy pool.
-  const heavy = await post(`${stack.url}/v1/chat/completions`, chat(`${MARKER} ${"long text ".repeat(4000)}`, { max_tokens: 4000 }), AUTH);
+  const heavy = await post(
+    `${stack.url}/v1/chat/completions`,
+    chat(`${MARKER} ${"long text ".repeat(4000)}`, { max_tokens: 4000 }),
+    AUTH,
+  );
   t.equal(heavy.headers.get("x-demo-pool"), "heavy");
-  for (let i = 0; i < 3; i++) t.equal((await post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} great` }, AUTH)).status, 200);
-  const violated = await post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} great` }, { ...AUTH, "x-demo-variant": "score_rescaled", "x-demo-version": "v2" });
+  for (let i = 0; i < 3; i++)
+    t.equal((await post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} great` }, AUTH)).status, 200);
+  const violated = await post(
+    `${stack.url}/v1/predict/sentiment`,
+    { text: `${MARKER} great` },
+    { ...AUTH, "x-demo-variant": "score_rescaled", "x-demo-version": "v2" },
+  );
   t.equal(violated.status, 502);
   t.equal(violated.headers.get("x-guard-reason"), "contract.violated");
-  const slow = post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} slow` }, { ...AUTH, "x-demo-latency-ms": "3000", "x-guard-priority": "critical" });
-  await waitUntil("the slow request holds the budget", async () => /guard_admission_inflight_cost\{pool="default"\} [1-9]/.test(await guard.metrics()), 10_000);
-  const shed = await post(`${stack.url}/v1/predict/sentiment`, { text: `${MARKER} shed me` }, { ...AUTH, "x-guard-priority": "sheddable" });
+  const slow = post(
+    `${stack.url}/v1/predict/sentiment`,
+    { text: `${MARKER} slow` },
+    { ...AUTH, "x-demo-latency-ms": "3000", "x-guard-priority": "critical" },
+  );
+  await waitUntil(
+    "the slow request holds the budget",
+    async () => /guard_admission_inflight_cost\{pool="default"\} [1-9]/.test(await guard.metrics()),
+    10_000,
+  );
+  const shed = await post(
+    `${stack.url}/v1/predict/sentiment`,
+    { text: `${MARKER} shed me` },
+    { ...AUTH, "x-guard-priority": "sheddable" },
+  );
   t.equal(shed.status, 429);
   t.equal(shed.headers.get("x-guard-reason"), "shed.overload");
   t.equal((await slow).status, 200);
@@ -105,17 +133,23 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
       .split("\n")
       .filter((line) => line.startsWith("{"))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    const decisions = lines.filter((line) => line["decision"] !== undefined);
-    const shedLines = decisions.filter((line) => line["decision"] === "shed");
+    const decisions = lines.filter((line) => line.decision !== undefined);
+    const shedLines = decisions.filter((line) => line.decision === "shed");
     t.equal(shedLines.length, 1);
     t.match(shedLines[0], { route: "sentiment", reason: "shed.overload", priority: "sheddable", status: 429 });
-    const violations = decisions.filter((line) => line["decision"] === "contract_violation");
+    const violations = decisions.filter((line) => line.decision === "contract_violation");
     t.equal(violations.length, 1);
-    t.match(violations[0], { route: "sentiment", contract: "demo.v1.Sentiment", modelVersion: "v2", action: "enforce" });
-    const reroutes = decisions.filter((line) => line["decision"] === "reroute");
+    t.match(violations[0], {
+      route: "sentiment",
+      contract: "demo.v1.Sentiment",
+      modelVersion: "v2",
+      action: "enforce",
+    });
+    const reroutes = decisions.filter((line) => line.decision === "reroute");
     t.equal(reroutes.length, 1);
     t.match(reroutes[0], { route: "chat", tier: "heavy" });
-    for (const line of decisions) t.match(String(line["requestId"]), UUID, `${String(line["decision"])}: Envoy's x-request-id`);
+    for (const line of decisions)
+      t.match(String(line.requestId), UUID, `${String(line.decision)}: Envoy's x-request-id`);
     t.notOk(output.includes(MARKER), "no prompt text in the guard's output");
     t.notOk(output.includes(CREDENTIAL), "no credential in the guard's output");
   });

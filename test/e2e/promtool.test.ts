@@ -35,18 +35,15 @@ t.test("every alert names metrics the guard exports, and every alert has a unit 
   const tested = await readFile("ops/prometheus/alerts.test.yaml", "utf8");
   const names = await guardSeriesNames();
   const alerts = rules.groups.flatMap((group) => group.rules);
-  t.same(
-    alerts.map((rule) => rule.alert).sort(),
-    [
-      "GuardAbsent",
-      "GuardCacheHitRatioCollapsed",
-      "GuardCircuitOpen",
-      "GuardConfigReloadFailed",
-      "GuardContractViolationRatioHigh",
-      "GuardDown",
-      "GuardShedRatioHigh",
-    ],
-  );
+  t.same(alerts.map((rule) => rule.alert).sort(), [
+    "GuardAbsent",
+    "GuardCacheHitRatioCollapsed",
+    "GuardCircuitOpen",
+    "GuardConfigReloadFailed",
+    "GuardContractViolationRatioHigh",
+    "GuardDown",
+    "GuardShedRatioHigh",
+  ]);
   for (const rule of alerts) {
     for (const name of guardNamesIn(rule.expr)) t.ok(names.has(name), `${rule.alert}: ${name} is a guard metric`);
     t.match(tested, new RegExp(`alertname: ${rule.alert}\\b`), `${rule.alert} is unit-tested`);
@@ -54,7 +51,9 @@ t.test("every alert names metrics the guard exports, and every alert has a unit 
 });
 
 t.test("every Grafana panel query is valid PromQL", async (t) => {
-  const dashboard = JSON.parse(await readFile("ops/grafana/inference-guard.json", "utf8")) as { panels: { title: string; targets?: { expr: string }[] }[] };
+  const dashboard = JSON.parse(await readFile("ops/grafana/inference-guard.json", "utf8")) as {
+    panels: { title: string; targets?: { expr: string }[] }[];
+  };
   // Grafana's variables replaced by values of the same kind, then parsed by promtool as recording rules.
   const concrete = (expr: string): string =>
     expr.replaceAll("$__rate_interval", "5m").replaceAll("$__range", "1h").replaceAll("$route", ".*");

@@ -4,15 +4,17 @@ import { writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { stringify } from "yaml";
-import { CHAT, post, stackFor } from "../helpers/e2e.js";
 import { waitUntil } from "../../src/devstack/process.js";
+import { CHAT, post, stackFor } from "../helpers/e2e.js";
 
 function configWith(routeName: string, listen: unknown): string {
   return stringify({ listen, routes: [{ name: routeName, match: { pathPrefix: "/v1/chat/completions" } }] });
 }
 
 t.test("reload of a bad and a good config under load", async (t) => {
-  const stack = await stackFor(t, { guardConfig: { routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] } });
+  const stack = await stackFor(t, {
+    guardConfig: { routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] },
+  });
   const guard = stack.guard;
   if (guard === undefined) throw new Error("no guard");
   const listen = { grpc: guard.address, admin: guard.adminUrl.replace("http://", "") };
@@ -33,7 +35,11 @@ t.test("reload of a bad and a good config under load", async (t) => {
   await sleep(300);
   await writeFile(guard.configFile, "routes: [{ name: BROKEN, bogus: 1 }]\n");
   guard.process().child.kill("SIGHUP");
-  await waitUntil("failed reload counted", async () => /guard_config_reloads_total\{result="failure"\} [1-9]/.test(await guard.metrics()), 5_000);
+  await waitUntil(
+    "failed reload counted",
+    async () => /guard_config_reloads_total\{result="failure"\} [1-9]/.test(await guard.metrics()),
+    5_000,
+  );
   const answer = await post(`${stack.url}/v1/chat/completions`, CHAT);
   t.equal(answer.headers.get("x-guard-route"), "chat", "the running config stayed");
 
@@ -48,7 +54,11 @@ t.test("reload of a bad and a good config under load", async (t) => {
   await load;
 
   t.ok(statuses.length > 20, `${statuses.length} requests during the reloads`);
-  t.same(statuses.filter((status) => status !== 200), [], "no request failed");
+  t.same(
+    statuses.filter((status) => status !== 200),
+    [],
+    "no request failed",
+  );
   t.same([...routesSeen].sort(), ["chat", "chat-v2"], "every request was guarded by the old or the new config");
   t.match(guard.process().output(), /reload rejected; the running configuration stays/);
   t.match(guard.process().output(), /routes\[0\]\.name/, "the rejection names the bad path");

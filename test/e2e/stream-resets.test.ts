@@ -17,19 +17,34 @@ async function envoyCounter(adminUrl: string, name: string): Promise<number> {
 t.setTimeout(240_000);
 
 t.test(`${REQUESTS} requests, ${CONCURRENCY} at a time: no ext_proc stream lost to a GOAWAY`, async (t) => {
-  const stack = await stackFor(t, { guardConfig: { routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] } });
+  const stack = await stackFor(t, {
+    guardConfig: { routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] },
+  });
   const statuses = new Map<number, number>();
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < REQUESTS) {
       next++;
-      const answer = await post(`${stack.url}/v1/chat/completions`, { model: "demo", messages: [{ role: "user", content: "hi" }] }, {}, 30_000);
+      const answer = await post(
+        `${stack.url}/v1/chat/completions`,
+        { model: "demo", messages: [{ role: "user", content: "hi" }] },
+        {},
+        30_000,
+      );
       statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   t.same(Object.fromEntries(statuses), { 200: REQUESTS }, "every request answered 200");
   t.equal(await envoyCounter(stack.envoy.adminUrl, "http.inference.ext_proc.streams_failed"), 0);
-  t.equal(await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_cx_close_notify"), 0, "the guard never sent GOAWAY");
-  t.equal(await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_rq_tx_reset"), 0, "no stream ended in a reset");
+  t.equal(
+    await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_cx_close_notify"),
+    0,
+    "the guard never sent GOAWAY",
+  );
+  t.equal(
+    await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_rq_tx_reset"),
+    0,
+    "no stream ended in a reset",
+  );
 });

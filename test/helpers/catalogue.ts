@@ -60,7 +60,10 @@ export const EXPECTED_BREAKS: Readonly<Record<string, Readonly<Record<string, Ex
 };
 
 /** Whether some reported violation is the expected one. */
-export function includesExpected(violations: readonly { readonly field: string; readonly rule: string }[], expected: ExpectedViolation): boolean {
+export function includesExpected(
+  violations: readonly { readonly field: string; readonly rule: string }[],
+  expected: ExpectedViolation,
+): boolean {
   return violations.some(
     (violation) =>
       violation.rule === expected.rule &&

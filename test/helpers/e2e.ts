@@ -1,6 +1,6 @@
 // End-to-end helpers: a real Envoy + guard + demo models per test (src/devstack), torn down with the test.
 import type { Test } from "tap";
-import { loadGuardConfigObject, startStack, type Stack, type StackOptions } from "../../src/devstack/stack.js";
+import { loadGuardConfigObject, type Stack, type StackOptions, startStack } from "../../src/devstack/stack.js";
 
 export async function stackFor(t: Test, options: StackOptions = {}): Promise<Stack> {
   const stack = await startStack(options);
@@ -20,7 +20,12 @@ export interface Answer {
   readonly ms: number;
 }
 
-export async function post(url: string, body: unknown, headers: Record<string, string> = {}, timeoutMs = 10_000): Promise<Answer> {
+export async function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs = 10_000,
+): Promise<Answer> {
   const started = performance.now();
   const response = await fetch(url, {
     method: "POST",
@@ -51,7 +56,11 @@ export async function upstreamServed(poolUrl: string): Promise<number> {
 export const CHAT = { model: "demo", messages: [{ role: "user", content: "hello there" }] };
 
 /** Runs `work` over `items`, at most `concurrency` at a time; results in item order. */
-export async function mapConcurrently<T, R>(items: readonly T[], concurrency: number, work: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapConcurrently<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

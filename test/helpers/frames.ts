@@ -1,12 +1,12 @@
 // Builds ext_proc frames as Envoy 1.40 sends them (header values as raw bytes) and runs a
 // StreamProcessor over them, so state-machine tests read as "frames in → frames out".
 import { pino } from "pino";
+import { configSchema, type RouteConfig } from "../../src/config/schema.js";
 import { StreamProcessor } from "../../src/extproc/stream.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../src/extproc/wire.js";
-import { createCoreMetrics, type CoreMetrics } from "../../src/metrics/registry.js";
+import { type CoreMetrics, createCoreMetrics } from "../../src/metrics/registry.js";
 import { Pipeline } from "../../src/pipeline/pipeline.js";
 import type { Stage } from "../../src/pipeline/types.js";
-import { configSchema, type RouteConfig } from "../../src/config/schema.js";
 
 const encoder = new TextEncoder();
 
@@ -15,15 +15,33 @@ function wireHeaders(headers: Record<string, string>): { headers: { key: string;
 }
 
 export function requestHeaders(headers: Record<string, string>, endOfStream = false): ProcessingRequest {
-  return { request: "requestHeaders", requestHeaders: { headers: wireHeaders({ ":method": "POST", ":path": "/v1/chat/completions", ":authority": "guard.test", ...headers }), endOfStream } };
+  return {
+    request: "requestHeaders",
+    requestHeaders: {
+      headers: wireHeaders({
+        ":method": "POST",
+        ":path": "/v1/chat/completions",
+        ":authority": "guard.test",
+        ...headers,
+      }),
+      endOfStream,
+    },
+  };
 }
 
 export function requestBody(body: string, endOfStream = true): ProcessingRequest {
   return { request: "requestBody", requestBody: { body: encoder.encode(body), endOfStream } };
 }
 
-export function responseHeaders(status: number, headers: Record<string, string> = {}, endOfStream = false): ProcessingRequest {
-  return { request: "responseHeaders", responseHeaders: { headers: wireHeaders({ ":status": String(status), ...headers }), endOfStream } };
+export function responseHeaders(
+  status: number,
+  headers: Record<string, string> = {},
+  endOfStream = false,
+): ProcessingRequest {
+  return {
+    request: "responseHeaders",
+    responseHeaders: { headers: wireHeaders({ ":status": String(status), ...headers }), endOfStream },
+  };
 }
 
 export function responseBody(body: string, endOfStream = true): ProcessingRequest {
@@ -45,7 +63,11 @@ export interface Harness {
   feed(...frames: ProcessingRequest[]): Promise<ProcessingResponse[]>;
 }
 
-export function harness(stages: Stage[], routes: RouteConfig[] = [route("test")], metrics = createCoreMetrics("test")): Harness {
+export function harness(
+  stages: Stage[],
+  routes: RouteConfig[] = [route("test")],
+  metrics = createCoreMetrics("test"),
+): Harness {
   const log = pino({ level: "silent" });
   let clock = 0;
   const now = (): number => (clock += 5);
@@ -71,12 +93,23 @@ export function headerValue(frame: { header: { key: string; rawValue: Uint8Array
 /** Set-header mutations of a response frame's phase answer, as a plain record. */
 export function setHeadersOf(frame: ProcessingResponse | undefined): Record<string, string> {
   const common =
-    frame?.requestHeaders?.response ?? frame?.requestBody?.response ?? frame?.responseHeaders?.response ?? frame?.responseBody?.response;
-  return Object.fromEntries((common?.headerMutation?.setHeaders ?? []).map((option) => [option.header.key, headerValue(option)]));
+    frame?.requestHeaders?.response ??
+    frame?.requestBody?.response ??
+    frame?.responseHeaders?.response ??
+    frame?.responseBody?.response;
+  return Object.fromEntries(
+    (common?.headerMutation?.setHeaders ?? []).map((option) => [option.header.key, headerValue(option)]),
+  );
 }
 
-export async function counterValue(metrics: CoreMetrics, name: string, labels: Record<string, string>): Promise<number> {
+export async function counterValue(
+  metrics: CoreMetrics,
+  name: string,
+  labels: Record<string, string>,
+): Promise<number> {
   const metric = await metrics.registry.getSingleMetric(name)?.get();
-  const sample = metric?.values.find((value) => Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted));
+  const sample = metric?.values.find((value) =>
+    Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted),
+  );
   return sample?.value ?? 0;
 }

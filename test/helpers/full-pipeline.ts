@@ -8,7 +8,7 @@ import { parse, stringify } from "yaml";
 import { prepareText } from "../../src/config/prepare.js";
 import { StreamProcessor } from "../../src/extproc/stream.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../src/extproc/wire.js";
-import { createCoreMetrics, type CoreMetrics } from "../../src/metrics/registry.js";
+import { type CoreMetrics, createCoreMetrics } from "../../src/metrics/registry.js";
 import { buildPipeline } from "../../src/pipeline/build.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -32,7 +32,11 @@ export interface ExchangeSpec {
 export async function fullPipeline(): Promise<FullPipeline> {
   const config = parse(await readFile(`${ROOT}config/default.yaml`, "utf8")) as Record<string, unknown>;
   // Absolute proto path (tests do not run from the root), and a small cache so "bounded" is visible.
-  const text = stringify({ ...config, contracts: { protoPaths: [`${ROOT}proto/contracts`] }, cache: { maxBytes: 1_048_576 } });
+  const text = stringify({
+    ...config,
+    contracts: { protoPaths: [`${ROOT}proto/contracts`] },
+    cache: { maxBytes: 1_048_576 },
+  });
   const prepared = await prepareText(text);
   if (!prepared.ok) throw new Error(`default config: ${JSON.stringify(prepared.errors)}`);
   const metrics = createCoreMetrics("fuzz");
@@ -41,15 +45,30 @@ export async function fullPipeline(): Promise<FullPipeline> {
   const now = (): number => (clock += 1);
   const built = buildPipeline(prepared.config, { metrics, registry: metrics.registry, log, now }, prepared.contracts);
   await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
-  return { metrics, processor: (send) => new StreamProcessor({ pipeline: () => built.pipeline, metrics, log, now, requestBufferLimitBytes: () => 8 * 1024 * 1024 }, send) };
+  return {
+    metrics,
+    processor: (send) =>
+      new StreamProcessor(
+        { pipeline: () => built.pipeline, metrics, log, now, requestBufferLimitBytes: () => 8 * 1024 * 1024 },
+        send,
+      ),
+  };
 }
 
-function wireHeaders(headers: Record<string, string | undefined>): { headers: { key: string; rawValue: Uint8Array }[] } {
-  return { headers: Object.entries(headers).flatMap(([key, value]) => (value === undefined ? [] : [{ key, rawValue: encoder.encode(value) }])) };
+function wireHeaders(headers: Record<string, string | undefined>): {
+  headers: { key: string; rawValue: Uint8Array }[];
+} {
+  return {
+    headers: Object.entries(headers).flatMap(([key, value]) =>
+      value === undefined ? [] : [{ key, rawValue: encoder.encode(value) }],
+    ),
+  };
 }
 
 function answers(kind: string, out: readonly ProcessingResponse[]): ProcessingResponse | undefined {
-  return out.find((frame) => frame.immediateResponse !== undefined || (frame as Record<string, unknown>)[kind] !== undefined);
+  return out.find(
+    (frame) => frame.immediateResponse !== undefined || (frame as Record<string, unknown>)[kind] !== undefined,
+  );
 }
 
 /** Runs one exchange the way Envoy would; returns a problem description or undefined. */
@@ -65,7 +84,8 @@ export async function exchange(make: FullPipeline["processor"], spec: ExchangeSp
       const immediate = answer.immediateResponse;
       if (immediate !== undefined) {
         if (immediate.status.code < 100 || immediate.status.code > 599) return `bad status ${immediate.status.code}`;
-        if (!(immediate.headers?.setHeaders ?? []).some((option) => option.header.key === "x-guard-reason")) return "reply without x-guard-reason";
+        if (!(immediate.headers?.setHeaders ?? []).some((option) => option.header.key === "x-guard-reason"))
+          return "reply without x-guard-reason";
       }
       return answer;
     };
@@ -91,7 +111,10 @@ export async function exchange(make: FullPipeline["processor"], spec: ExchangeSp
     if (headersAnswer.immediateResponse !== undefined) return undefined;
     const mode = headersAnswer.modeOverride;
     if (hasBody && mode?.requestBodyMode === "BUFFERED") {
-      const bodyAnswer = await step({ request: "requestBody", requestBody: { body: spec.body, endOfStream: true } }, "requestBody");
+      const bodyAnswer = await step(
+        { request: "requestBody", requestBody: { body: spec.body, endOfStream: true } },
+        "requestBody",
+      );
       if (typeof bodyAnswer === "string") return bodyAnswer;
       if (bodyAnswer.immediateResponse !== undefined) return undefined;
     }
@@ -100,7 +123,11 @@ export async function exchange(make: FullPipeline["processor"], spec: ExchangeSp
       {
         request: "responseHeaders",
         responseHeaders: {
-          headers: wireHeaders({ ":status": String(spec.status), "content-length": String(spec.responseBody.length), ...spec.responseHeaders }),
+          headers: wireHeaders({
+            ":status": String(spec.status),
+            "content-length": String(spec.responseBody.length),
+            ...spec.responseHeaders,
+          }),
           endOfStream: false,
         },
       },
@@ -110,10 +137,12 @@ export async function exchange(make: FullPipeline["processor"], spec: ExchangeSp
     if (responseAnswer.immediateResponse !== undefined) return undefined;
     const bodyMode = responseAnswer.modeOverride?.responseBodyMode ?? mode.responseBodyMode;
     if (bodyMode !== "BUFFERED") return undefined;
-    const last = await step({ request: "responseBody", responseBody: { body: spec.responseBody, endOfStream: true } }, "responseBody");
+    const last = await step(
+      { request: "responseBody", responseBody: { body: spec.responseBody, endOfStream: true } },
+      "responseBody",
+    );
     return typeof last === "string" ? last : undefined;
   } finally {
     processor.close();
   }
 }
-

@@ -3,15 +3,19 @@
 import { pino } from "pino";
 import type { Registry } from "prom-client";
 import { prepareGuard } from "../../src/config/prepare.js";
+import { DEFAULT_GUARD_CONFIG } from "../../src/devstack/stack.js";
 import { createCoreMetrics } from "../../src/metrics/registry.js";
 import { buildPipeline } from "../../src/pipeline/build.js";
-import { DEFAULT_GUARD_CONFIG } from "../../src/devstack/stack.js";
 
 export async function guardRegistry(): Promise<Registry> {
   const prepared = await prepareGuard(DEFAULT_GUARD_CONFIG);
   if (!prepared.ok) throw new Error(`default config rejected: ${JSON.stringify(prepared.errors)}`);
   const metrics = createCoreMetrics("0.0.0-test");
-  const built = buildPipeline(prepared.config, { metrics, registry: metrics.registry, log: pino({ level: "silent" }), now: () => 0 }, prepared.contracts);
+  const built = buildPipeline(
+    prepared.config,
+    { metrics, registry: metrics.registry, log: pino({ level: "silent" }), now: () => 0 },
+    prepared.contracts,
+  );
   await built.pipeline.close();
   return metrics.registry;
 }

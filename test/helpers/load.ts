@@ -43,7 +43,15 @@ export async function send(url: string, shot: Shot, timeoutMs: number): Promise<
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     const message = `${(error as Error).name}: ${(error as Error).message}${cause === undefined ? "" : ` (${cause.code ?? cause.message ?? ""})`}`;
-    return { shot, status: "error", error: message, startedAt, endedAt: performance.now(), headers: undefined, text: "" };
+    return {
+      shot,
+      status: "error",
+      error: message,
+      startedAt,
+      endedAt: performance.now(),
+      headers: undefined,
+      text: "",
+    };
   }
 }
 
@@ -74,7 +82,11 @@ const VOLATILE = new Set(["id", "created", "computed_at"]);
 function stripVolatile(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(stripVolatile);
   if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(Object.entries(value).filter(([key]) => !VOLATILE.has(key)).map(([key, item]) => [key, stripVolatile(item)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => !VOLATILE.has(key))
+      .map(([key, item]) => [key, stripVolatile(item)]),
+  );
 }
 
 /** The deterministic content of the demo model's answer to a shot, from an in-process demo model. */
@@ -98,14 +110,16 @@ export class ExpectedAnswers {
   async check(result: Result): Promise<string[]> {
     const problems: string[] = [];
     const seen = result.headers?.get("x-demo-request-sha256");
-    if (seen !== sha256(result.shot.body)) problems.push(`request checksum ${String(seen)} does not match what was sent`);
+    if (seen !== sha256(result.shot.body))
+      problems.push(`request checksum ${String(seen)} does not match what was sent`);
     let got: string;
     try {
       got = JSON.stringify(stripVolatile(JSON.parse(result.text)));
     } catch {
       return [...problems, `response body is not JSON (${result.text.length} bytes): truncated or corrupted`];
     }
-    if (got !== (await this.expected(result.shot))) problems.push(`response body differs from the model's answer: ${result.text.slice(0, 200)}`);
+    if (got !== (await this.expected(result.shot)))
+      problems.push(`response body differs from the model's answer: ${result.text.slice(0, 200)}`);
     return problems;
   }
 
@@ -118,7 +132,10 @@ export class ExpectedAnswers {
 export function chatShot(index: number, headers: Readonly<Record<string, string>> = {}): Shot {
   return {
     path: "/v1/chat/completions",
-    body: JSON.stringify({ model: "demo", messages: [{ role: "user", content: `request ${index}: summarise the incident report` }] }),
+    body: JSON.stringify({
+      model: "demo",
+      messages: [{ role: "user", content: `request ${index}: summarise the incident report` }],
+    }),
     headers,
   };
 }
@@ -129,7 +146,11 @@ export function mixedShot(index: number, headers: Readonly<Record<string, string
     case 0:
       return chatShot(index, headers);
     case 1:
-      return { path: "/v1/completions", body: JSON.stringify({ model: "demo", prompt: `complete ${index}`, max_tokens: 16 }), headers };
+      return {
+        path: "/v1/completions",
+        body: JSON.stringify({ model: "demo", prompt: `complete ${index}`, max_tokens: 16 }),
+        headers,
+      };
     case 2:
       return { path: "/v1/embeddings", body: JSON.stringify({ model: "embed", input: `text ${index}` }), headers };
     default:

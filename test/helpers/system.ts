@@ -13,9 +13,15 @@ export function ensureCommand(group: "promtool" | "browser", commands: readonly 
   const present = (): string | undefined => commands.find(onPath);
   let found = present();
   if (found === undefined) {
-    const install = spawnSync("bash", [join(PROJECT_ROOT, "scripts", "install-system-deps.sh"), group], { stdio: ["ignore", "inherit", "inherit"], timeout: 900_000 });
+    const install = spawnSync("bash", [join(PROJECT_ROOT, "scripts", "install-system-deps.sh"), group], {
+      stdio: ["ignore", "inherit", "inherit"],
+      timeout: 900_000,
+    });
     found = present();
-    if (found === undefined) throw new Error(`${commands.join(" / ")} not available and installing group "${group}" failed (status ${install.status})`);
+    if (found === undefined)
+      throw new Error(
+        `${commands.join(" / ")} not available and installing group "${group}" failed (status ${install.status})`,
+      );
   }
   return found;
 }
@@ -28,6 +34,11 @@ export interface Ran {
 }
 
 export function run(command: string, args: readonly string[], input?: string): Ran {
-  const result = spawnSync(command, args, { cwd: PROJECT_ROOT, encoding: "utf8", timeout: 120_000, ...(input === undefined ? {} : { input }) });
+  const result = spawnSync(command, args, {
+    cwd: PROJECT_ROOT,
+    encoding: "utf8",
+    timeout: 120_000,
+    ...(input === undefined ? {} : { input }),
+  });
   return { status: result.status, stdout: result.stdout ?? "", output: `${result.stdout ?? ""}${result.stderr ?? ""}` };
 }

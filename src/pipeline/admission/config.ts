@@ -109,14 +109,26 @@ export const admissionSchema = z
       ctx.addIssue({ code: "custom", path: ["limit", "min"], message: "limit.min exceeds limit.max" });
     }
     if (limit.initial < limit.min || limit.initial > limit.max) {
-      ctx.addIssue({ code: "custom", path: ["limit", "initial"], message: "limit.initial must lie within [limit.min, limit.max]" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["limit", "initial"],
+        message: "limit.initial must lie within [limit.min, limit.max]",
+      });
     }
     // Lower classes must shed first: a lower class may never use more of the budget than a higher one.
     if (classes.standard.share > classes.critical.share) {
-      ctx.addIssue({ code: "custom", path: ["classes", "standard", "share"], message: "must not exceed classes.critical.share" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["classes", "standard", "share"],
+        message: "must not exceed classes.critical.share",
+      });
     }
     if (classes.sheddable.share > classes.standard.share) {
-      ctx.addIssue({ code: "custom", path: ["classes", "sheddable", "share"], message: "must not exceed classes.standard.share" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["classes", "sheddable", "share"],
+        message: "must not exceed classes.standard.share",
+      });
     }
   })
   .prefault({});

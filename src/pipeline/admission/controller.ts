@@ -5,7 +5,7 @@ import { CircuitBreaker, type CircuitState, type Verdict } from "./circuit.js";
 import type { AdmissionConfig } from "./config.js";
 import { DrrQueue } from "./drr.js";
 import { GradientLimiter } from "./limiter.js";
-import { PRIORITIES, rank, type Priority } from "./priority.js";
+import { PRIORITIES, type Priority, rank } from "./priority.js";
 
 /** Weight of the newest request in the typical cost behind the per-request charge. */
 const TYPICAL_COST_SMOOTHING = 0.02;
@@ -206,7 +206,12 @@ export class AdmissionController {
           ? { cost: ticket.cost, latencyMs: completion.latencyMs }
           : { cost: ticket.cost, latencyMs: completion.latencyMs, predictedLatencyMs: completion.predictedLatencyMs };
       const typicalCharge = (1 + this.#config.requestWeight) * (this.#typicalCost ?? ticket.cost);
-      ratio = this.#limiter.observe({ ...sample, overlap: this.#overlapOf(ticket) }, inFlightBefore, now, typicalCharge);
+      ratio = this.#limiter.observe(
+        { ...sample, overlap: this.#overlapOf(ticket) },
+        inFlightBefore,
+        now,
+        typicalCharge,
+      );
     }
     this.#admitWaiting(now);
     return ratio;
@@ -220,7 +225,8 @@ export class AdmissionController {
    * ones queueing inside the server), and changes little for a work-limited server.
    */
   #chargeOf(cost: number): number {
-    this.#typicalCost = this.#typicalCost === undefined ? cost : this.#typicalCost + TYPICAL_COST_SMOOTHING * (cost - this.#typicalCost);
+    this.#typicalCost =
+      this.#typicalCost === undefined ? cost : this.#typicalCost + TYPICAL_COST_SMOOTHING * (cost - this.#typicalCost);
     return cost + this.#config.requestWeight * this.#typicalCost;
   }
 
@@ -230,7 +236,16 @@ export class AdmissionController {
     this.#inFlightCount += 1;
     this.#admissions += 1;
     this.#limiter.noteInFlight(this.#inFlight);
-    return { cost: request.cost, charge, priority: request.priority, admittedAt: now, waitedMs, probe, othersAtAdmission, admissionSerial: this.#admissions };
+    return {
+      cost: request.cost,
+      charge,
+      priority: request.priority,
+      admittedAt: now,
+      waitedMs,
+      probe,
+      othersAtAdmission,
+      admissionSerial: this.#admissions,
+    };
   }
 
   /** How many other requests shared the upstream with this one: 0 means it ran alone (unloaded). */

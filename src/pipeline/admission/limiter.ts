@@ -91,7 +91,9 @@ export class GradientLimiter {
     const cost = sample.cost;
     const latency = Math.max(sample.latencyMs, 0.001);
     this.#meanLatencyMs =
-      this.#meanLatencyMs === undefined ? latency : this.#meanLatencyMs + LATENCY_SMOOTHING * (latency - this.#meanLatencyMs);
+      this.#meanLatencyMs === undefined
+        ? latency
+        : this.#meanLatencyMs + LATENCY_SMOOTHING * (latency - this.#meanLatencyMs);
 
     const usePredicted =
       this.#config.usePredictedLatency && sample.predictedLatencyMs !== undefined && sample.predictedLatencyMs > 0;
@@ -133,7 +135,9 @@ export class GradientLimiter {
     }
     const windowRatio = ratioSum / samples;
     const smoothed =
-      this.#smoothedRatio === undefined ? windowRatio : this.#smoothedRatio + this.#config.smoothing * (windowRatio - this.#smoothedRatio);
+      this.#smoothedRatio === undefined
+        ? windowRatio
+        : this.#smoothedRatio + this.#config.smoothing * (windowRatio - this.#smoothedRatio);
     this.#smoothedRatio = smoothed;
 
     const { targetRatio, minGradient, growthUtilisation, min, max } = this.#config;
@@ -149,7 +153,10 @@ export class GradientLimiter {
     if (!inUse) gradient = Math.min(gradient, 1);
     // Multiplicative growth alone would crawl at tiny limits (one or two requests' worth): grow as if
     // the limit held at least a few typical requests.
-    const next = gradient > 1 ? this.#limit + (gradient - 1) * Math.max(this.#limit, GROWTH_FLOOR_REQUESTS * typicalCharge) : this.#limit * gradient;
+    const next =
+      gradient > 1
+        ? this.#limit + (gradient - 1) * Math.max(this.#limit, GROWTH_FLOOR_REQUESTS * typicalCharge)
+        : this.#limit * gradient;
     this.#limit = Math.min(max, Math.max(min, next));
 
     this.#windowStart = now;

@@ -17,7 +17,10 @@ export interface AdmissionMetrics {
   readonly badInput: Counter<"kind">;
 }
 
-export function createAdmissionMetrics(registry: Registry, pools: ReadonlyMap<string, AdmissionController>): AdmissionMetrics {
+export function createAdmissionMetrics(
+  registry: Registry,
+  pools: ReadonlyMap<string, AdmissionController>,
+): AdmissionMetrics {
   const registers = [registry];
   const perPool = (read: (controller: AdmissionController) => number) =>
     function (this: Gauge<"pool">) {

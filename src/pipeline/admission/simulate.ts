@@ -4,11 +4,12 @@
 // time-shared, so latency grows with in-flight cost and throughput stays flat. Open-loop Poisson
 // arrivals, a seeded PRNG and a virtual clock: the same inputs give the same report, in milliseconds
 // of real time, so tests can sweep loads and scenarios.
-import { admissionSchema, type AdmissionConfig } from "./config.js";
+
+import { gaussian, seededRandom } from "../../util/seeded-random.js";
+import { type AdmissionConfig, admissionSchema } from "./config.js";
 import { AdmissionController, type Decision, type Scheduler, type Ticket } from "./controller.js";
 import { MinHeap } from "./heap.js";
 import { PRIORITIES, type Priority } from "./priority.js";
-import { gaussian, seededRandom } from "../../util/seeded-random.js";
 
 export interface ServerModel {
   /** In-flight cost the server batches at full speed; beyond it requests time-share. */
@@ -121,13 +122,26 @@ export interface SimulationReport {
   readonly trace: readonly TracePoint[];
 }
 
-export const DEFAULT_SERVER: ServerModel = { batchCost: 400, slowdownAtFull: 0.3, overheadMs: 30, msPerCost: 40, noise: 0.15 };
+export const DEFAULT_SERVER: ServerModel = {
+  batchCost: 400,
+  slowdownAtFull: 0.3,
+  overheadMs: 30,
+  msPerCost: 40,
+  noise: 0.15,
+};
 export const DEFAULT_COSTS: CostModel = { median: 6, sigma: 0.8, max: 48 };
 /**
  * The demo model as `make bench-shed` runs it: 4 slots, 1 + 0.5·(k−1)/4 slowdown (1.375 full),
  * 60 ms per request plus ~0.25 ms per cost unit (cost ≈ 4 × max_tokens + prompt tokens).
  */
-export const DEMO_SLOT_SERVER: ServerModel = { batchCost: 0, slots: 4, slowdownAtFull: 0.375, overheadMs: 60, msPerCost: 0.25, noise: 0.1 };
+export const DEMO_SLOT_SERVER: ServerModel = {
+  batchCost: 0,
+  slots: 4,
+  slowdownAtFull: 0.375,
+  overheadMs: 60,
+  msPerCost: 0.25,
+  noise: 0.1,
+};
 export const DEMO_COSTS: CostModel = { median: 480, sigma: 0.8, max: 4_500 };
 export const DEFAULT_MIX: Mix = { critical: 0.2, standard: 0.5, sheddable: 0.3 };
 
@@ -276,7 +290,10 @@ function drawCost(random: () => number, costs: CostModel): number {
 }
 
 function serviceMs(cost: number, server: ServerModel, random: () => number): number {
-  return (server.overheadMs + server.msPerCost * cost) * Math.exp(server.noise * gaussian(random) - (server.noise * server.noise) / 2);
+  return (
+    (server.overheadMs + server.msPerCost * cost) *
+    Math.exp(server.noise * gaussian(random) - (server.noise * server.noise) / 2)
+  );
 }
 
 /**
@@ -354,8 +371,20 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const clock = new VirtualClock();
   const model = new BatchingServer(server);
   const controller = new AdmissionController(admission, { now: () => clock.nowMs, schedule: clock.schedule });
-  const emptyTally = (): ClassTally => ({ offered: 0, admitted: 0, shed: 0, shedByReason: {}, good: 0, latencies: [], waitedMs: 0 });
-  const tallies: Record<Priority, ClassTally> = { critical: emptyTally(), standard: emptyTally(), sheddable: emptyTally() };
+  const emptyTally = (): ClassTally => ({
+    offered: 0,
+    admitted: 0,
+    shed: 0,
+    shedByReason: {},
+    good: 0,
+    latencies: [],
+    waitedMs: 0,
+  });
+  const tallies: Record<Priority, ClassTally> = {
+    critical: emptyTally(),
+    standard: emptyTally(),
+    sheddable: emptyTally(),
+  };
   const shedByReason: Record<string, number> = {};
   const trace: TracePoint[] = [];
   let goodWork = 0;
@@ -415,7 +444,9 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
           const upstreamMs = clock.nowMs - ticket.admittedAt;
           controller.release(
             ticket,
-            exactPrediction ? { verdict: "success", latencyMs: upstreamMs, predictedLatencyMs } : { verdict: "success", latencyMs: upstreamMs },
+            exactPrediction
+              ? { verdict: "success", latencyMs: upstreamMs, predictedLatencyMs }
+              : { verdict: "success", latencyMs: upstreamMs },
           );
         }
         if (!measured) return;
@@ -467,7 +498,16 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
       nextArrivalMs = clock.nowMs + interArrivalMs();
       arrive();
     } else {
-      trace.push({ atMs: nextMs, limit: controller.limit, ratio: controller.smoothedRatio ?? 1, inFlightCost: controller.inFlightCost, serverCost: model.cost, serverRunning: model.running, serverQueued: model.count - model.running, guardQueued: PRIORITIES.reduce((sum, priority) => sum + controller.queueLength(priority), 0) });
+      trace.push({
+        atMs: nextMs,
+        limit: controller.limit,
+        ratio: controller.smoothedRatio ?? 1,
+        inFlightCost: controller.inFlightCost,
+        serverCost: model.cost,
+        serverRunning: model.running,
+        serverQueued: model.count - model.running,
+        guardQueued: PRIORITIES.reduce((sum, priority) => sum + controller.queueLength(priority), 0),
+      });
       nextTraceMs += traceEvery;
     }
   }
@@ -509,13 +549,24 @@ export const scenarios = {
     return { name: `steady ${load}x`, durationMs, phases: [{ atMs: 0, load, mix: DEFAULT_MIX, capacity: 1 }] };
   },
   stepLoad(from: number, to: number, atMs = 10_000, durationMs = 40_000): Scenario {
-    return { name: `step ${from}x→${to}x`, durationMs, phases: [{ atMs: 0, load: from, mix: DEFAULT_MIX, capacity: 1 }, { atMs, load: to }] };
+    return {
+      name: `step ${from}x→${to}x`,
+      durationMs,
+      phases: [
+        { atMs: 0, load: from, mix: DEFAULT_MIX, capacity: 1 },
+        { atMs, load: to },
+      ],
+    };
   },
   spike(base: number, peak: number, atMs = 10_000, lengthMs = 3_000, durationMs = 40_000): Scenario {
     return {
       name: `spike ${base}x→${peak}x for ${lengthMs} ms`,
       durationMs,
-      phases: [{ atMs: 0, load: base, mix: DEFAULT_MIX, capacity: 1 }, { atMs, load: peak }, { atMs: atMs + lengthMs, load: base }],
+      phases: [
+        { atMs: 0, load: base, mix: DEFAULT_MIX, capacity: 1 },
+        { atMs, load: peak },
+        { atMs: atMs + lengthMs, load: base },
+      ],
     };
   },
   /** Offered load stays the same absolute rate while the server loses capacity. */
@@ -523,10 +574,20 @@ export const scenarios = {
     return {
       name: `capacity drop to ${remaining} at ${load}x`,
       durationMs,
-      phases: [{ atMs: 0, load, mix: DEFAULT_MIX, capacity: 1 }, { atMs, capacity: remaining, load: load / remaining }],
+      phases: [
+        { atMs: 0, load, mix: DEFAULT_MIX, capacity: 1 },
+        { atMs, capacity: remaining, load: load / remaining },
+      ],
     };
   },
   mixShift(load: number, to: Mix, atMs = 15_000, durationMs = 40_000): Scenario {
-    return { name: `mix shift at ${load}x`, durationMs, phases: [{ atMs: 0, load, mix: DEFAULT_MIX, capacity: 1 }, { atMs, mix: to }] };
+    return {
+      name: `mix shift at ${load}x`,
+      durationMs,
+      phases: [
+        { atMs: 0, load, mix: DEFAULT_MIX, capacity: 1 },
+        { atMs, mix: to },
+      ],
+    };
   },
 };

@@ -7,8 +7,8 @@ import type { Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../typ
 import { completionFrom } from "./completion.js";
 import { DEADLINE_MARGIN_MS } from "./config.js";
 import { AdmissionController, type Decision, type Queued, type Scheduler, type Ticket } from "./controller.js";
-import { createAdmissionMetrics, type AdmissionMetrics } from "./metrics.js";
-import { parsePriority, type Priority } from "./priority.js";
+import { type AdmissionMetrics, createAdmissionMetrics } from "./metrics.js";
+import { type Priority, parsePriority } from "./priority.js";
 import { shedReply } from "./reply.js";
 
 export interface AdmissionStageDeps extends StageDeps {
@@ -60,7 +60,16 @@ export function createAdmissionStage(config: GuardConfig, deps: AdmissionStageDe
       const controller = routePools.get(exchange.route.name);
       if (controller === undefined) return undefined;
       const pool = poolOf.get(controller) ?? "default";
-      return new AdmissionRun(exchange, controller, pool, config, deps, metrics, pricedByBody.has(exchange.route.name), decisions);
+      return new AdmissionRun(
+        exchange,
+        controller,
+        pool,
+        config,
+        deps,
+        metrics,
+        pricedByBody.has(exchange.route.name),
+        decisions,
+      );
     },
   };
 }
@@ -108,9 +117,13 @@ class AdmissionRun implements StageRun {
     this.#state = { kind: "finished" };
     if (state.kind === "queued") {
       const waited = state.queued.cancel();
-      if (waited !== undefined) this.metrics.queueWait.observe({ priority: this.#priority, result: "cancelled" }, waited / 1000);
+      if (waited !== undefined)
+        this.metrics.queueWait.observe({ priority: this.#priority, result: "cancelled" }, waited / 1000);
       // Nobody reads this answer (the stream is gone), but the held hook must not hang.
-      state.resolve({ type: "reply", reply: shedReply({ status: 503, reason: "shed.cancelled", retryAfterSeconds: 1 }, this.#priority) });
+      state.resolve({
+        type: "reply",
+        reply: shedReply({ status: 503, reason: "shed.cancelled", retryAfterSeconds: 1 }, this.#priority),
+      });
       return;
     }
     if (state.kind !== "admitted") return;
@@ -163,7 +176,11 @@ class AdmissionRun implements StageRun {
     this.metrics.admittedCost.inc({ priority: this.#priority, route }, decision.ticket.cost);
     return {
       type: "continue",
-      edits: { metadata: { admission: { priority: this.#priority, cost: decision.ticket.cost, wait_ms: Math.round(waitedMs) } } },
+      edits: {
+        metadata: {
+          admission: { priority: this.#priority, cost: decision.ticket.cost, wait_ms: Math.round(waitedMs) },
+        },
+      },
       needs: { responseHeaders: true },
     };
   }

@@ -2,13 +2,18 @@
 // and one per-route section (what is cacheable on that route and for how long).
 import { z } from "zod";
 import type { ConfigIssue } from "../../config/load.js";
-import type { GuardConfig } from "../../config/schema.js";
 import { headerName } from "../../config/primitives.js";
+import type { GuardConfig } from "../../config/schema.js";
 
 const MIB = 1024 * 1024;
 
 /** Headers the cache sets itself on a hit; storing upstream copies of them would be ambiguous. */
-export const CACHE_OWNED_HEADERS: readonly string[] = ["x-guard-cache", "x-guard-cache-tier", "x-guard-cache-reason", "age"];
+export const CACHE_OWNED_HEADERS: readonly string[] = [
+  "x-guard-cache",
+  "x-guard-cache-tier",
+  "x-guard-cache-reason",
+  "age",
+];
 
 const redisSchema = z
   .strictObject({
@@ -31,7 +36,11 @@ const redisSchema = z
 export const cacheSettingsSchema = z
   .strictObject({
     /** Bytes the in-process tier may hold across all routes (bodies, headers and keys). */
-    maxBytes: z.number().int().min(1024).default(64 * MIB),
+    maxBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * MIB),
     redis: redisSchema,
   })
   .prefault({});
@@ -39,9 +48,18 @@ export const cacheSettingsSchema = z
 export const routeCacheSchema = z
   .strictObject({
     enabled: z.boolean().default(false),
-    ttlSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(300),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .default(300),
     /** Larger responses are passed through and not stored. */
-    maxEntryBytes: z.number().int().min(1).default(1 * MIB),
+    maxEntryBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(1 * MIB),
     /** Top-level JSON body fields that cannot change the output, left out of the key. */
     excludeFields: z.array(z.string().min(1)).default(["user", "metadata"]),
     /** Header whose value (hashed, never stored raw) separates tenants; absent → "anonymous". */

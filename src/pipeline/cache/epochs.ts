@@ -43,7 +43,11 @@ export class Epochs {
   /** The epoch to key lookups with; also schedules a refresh from Redis when one is due. */
   current(route: string): string {
     const state = this.#state(route);
-    if (this.#deps.redis !== undefined && !state.refreshing && this.#deps.now() - state.refreshedAt >= this.#deps.refreshMs) {
+    if (
+      this.#deps.redis !== undefined &&
+      !state.refreshing &&
+      this.#deps.now() - state.refreshedAt >= this.#deps.refreshMs
+    ) {
       void this.refresh(route);
     }
     return epochToken(state.values);

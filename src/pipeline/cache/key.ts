@@ -29,7 +29,8 @@ function nestedDeeperThan(root: JsonValue, limit: number): boolean {
     const { value, depth } = next;
     if (value === null || typeof value !== "object") continue;
     if (depth >= limit) return true;
-    for (const child of Array.isArray(value) ? value : Object.values(value)) pending.push({ value: child, depth: depth + 1 });
+    for (const child of Array.isArray(value) ? value : Object.values(value))
+      pending.push({ value: child, depth: depth + 1 });
   }
   return false;
 }
@@ -53,15 +54,15 @@ function encode(value: JsonValue, exclude: ReadonlySet<string>): string {
       if (index > 0) out += ",";
       out += encode(value[index] as JsonValue, EMPTY);
     }
-    return out + "]";
+    return `${out}]`;
   }
   let out = "{";
   for (const key of Object.keys(value).sort()) {
     if (exclude.has(key)) continue;
     if (out.length > 1) out += ",";
-    out += JSON.stringify(key) + ":" + encode(value[key] as JsonValue, EMPTY);
+    out += `${JSON.stringify(key)}:${encode(value[key] as JsonValue, EMPTY)}`;
   }
-  return out + "}";
+  return `${out}}`;
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
@@ -71,7 +72,9 @@ const EMPTY: ReadonlySet<string> = new Set();
 const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: "base64url") => string }).hash;
 
 function sha256(data: string): string {
-  return oneShotHash === undefined ? crypto.createHash("sha256").update(data).digest("base64url") : oneShotHash("sha256", data, "base64url");
+  return oneShotHash === undefined
+    ? crypto.createHash("sha256").update(data).digest("base64url")
+    : oneShotHash("sha256", data, "base64url");
 }
 
 /** Tenant identity from a credential-bearing header: a hash, so the credential itself is never kept. */

@@ -1,6 +1,6 @@
 // In-process tier: an LRU bounded by bytes, with a TTL per entry (set from the route's ttlSeconds).
 import { LRUCache } from "lru-cache";
-import { storedSize, type StoredResponse } from "./entry.js";
+import { type StoredResponse, storedSize } from "./entry.js";
 import type { CacheMetrics, EvictionReason } from "./metrics.js";
 
 interface LocalEntry {

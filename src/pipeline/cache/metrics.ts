@@ -25,15 +25,30 @@ export interface CacheMetrics {
 export function createCacheMetrics(registry: Registry): CacheMetrics {
   const registers = [registry];
   return {
-    hits: new Counter({ name: "guard_cache_hits_total", help: "Requests answered from the cache, by tier", labelNames: ["route", "tier"], registers }),
-    misses: new Counter({ name: "guard_cache_misses_total", help: "Cacheable requests that went upstream", labelNames: ["route"], registers }),
+    hits: new Counter({
+      name: "guard_cache_hits_total",
+      help: "Requests answered from the cache, by tier",
+      labelNames: ["route", "tier"],
+      registers,
+    }),
+    misses: new Counter({
+      name: "guard_cache_misses_total",
+      help: "Cacheable requests that went upstream",
+      labelNames: ["route"],
+      registers,
+    }),
     coalesced: new Counter({
       name: "guard_cache_coalesced_total",
       help: "Requests that waited for an identical in-flight request: served by it, or sent upstream after it failed or the wait timed out",
       labelNames: ["route", "outcome"],
       registers,
     }),
-    stores: new Counter({ name: "guard_cache_stores_total", help: "Responses stored", labelNames: ["route"], registers }),
+    stores: new Counter({
+      name: "guard_cache_stores_total",
+      help: "Responses stored",
+      labelNames: ["route"],
+      registers,
+    }),
     storeSkipped: new Counter({
       name: "guard_cache_store_skipped_total",
       help: "Responses to cacheable requests that were not stored, by reason",
@@ -52,7 +67,12 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
       labelNames: ["route", "reason"],
       registers,
     }),
-    bytes: new Gauge({ name: "guard_cache_bytes", help: "Bytes held by the in-process tier", labelNames: ["route"], registers }),
+    bytes: new Gauge({
+      name: "guard_cache_bytes",
+      help: "Bytes held by the in-process tier",
+      labelNames: ["route"],
+      registers,
+    }),
     epochChanges: new Counter({
       name: "guard_cache_epoch_changes_total",
       help: "Times a route's cache epoch moved (model version observed here or by another sidecar, or purge)",
@@ -65,7 +85,11 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
       labelNames: ["route", "op"],
       registers,
     }),
-    redisUp: new Gauge({ name: "guard_cache_redis_up", help: "1 while the shared tier is in use, 0 while it is skipped as down", registers }),
+    redisUp: new Gauge({
+      name: "guard_cache_redis_up",
+      help: "1 while the shared tier is in use, 0 while it is skipped as down",
+      registers,
+    }),
     redisCallSeconds: new Histogram({
       name: "guard_cache_redis_call_seconds",
       help: "Latency of Redis calls actually made (skipped calls while Redis is down are not observed), including timeouts",

@@ -38,13 +38,18 @@ export function bypassFromHeaders(headers: HeaderMap): BypassReason | undefined 
  * A request is cacheable only if the same request would get the same answer: greedy decoding
  * (temperature 0), a fixed seed, or the client saying so with the opt-in header.
  */
-export function bypassFromBody(body: ParsedBody, headers: HeaderMap, config: RouteCacheConfig): BypassReason | undefined {
+export function bypassFromBody(
+  body: ParsedBody,
+  headers: HeaderMap,
+  config: RouteCacheConfig,
+): BypassReason | undefined {
   const fields = body.kind === "json" && isObject(body.value) ? body.value : undefined;
-  if (fields?.["stream"] === true) return "stream";
-  if (config.optInHeader !== "" && headers.get(config.optInHeader)?.trim().toLowerCase() === OPT_IN_VALUE) return undefined;
+  if (fields?.stream === true) return "stream";
+  if (config.optInHeader !== "" && headers.get(config.optInHeader)?.trim().toLowerCase() === OPT_IN_VALUE)
+    return undefined;
   if (fields === undefined) return "nondeterministic";
-  if (fields["temperature"] === 0) return undefined;
-  if (typeof fields["seed"] === "number") return undefined;
+  if (fields.temperature === 0) return undefined;
+  if (typeof fields.seed === "number") return undefined;
   return "nondeterministic";
 }
 
@@ -63,7 +68,11 @@ export function skipFromResponseHeaders(response: ResponseInfo, config: RouteCac
 }
 
 /** Response checks on the complete body; the contracts stage has already judged it by now. */
-export function skipFromResponseBody(body: Uint8Array, exchange: Exchange, config: RouteCacheConfig): StoreSkipReason | undefined {
+export function skipFromResponseBody(
+  body: Uint8Array,
+  exchange: Exchange,
+  config: RouteCacheConfig,
+): StoreSkipReason | undefined {
   if (body.length > config.maxEntryBytes) return "too_large";
   if (exchange.contract === "violated") return "contract_violated";
   return undefined;

@@ -119,7 +119,9 @@ export class RedisTier {
 
   /** Fire and forget: a store never delays the response it is storing. */
   set(route: string, key: string, response: StoredResponse, ttlMs: number): void {
-    void this.#call(route, "set", () => this.#client.set(this.#entryKey(key), encodeEntry({ response, ttlMs }), "PX", ttlMs));
+    void this.#call(route, "set", () =>
+      this.#client.set(this.#entryKey(key), encodeEntry({ response, ttlMs }), "PX", ttlMs),
+    );
   }
 
   async readEpoch(route: string): Promise<SharedEpoch | undefined> {

@@ -5,7 +5,7 @@ import type { CacheSettings } from "./config.js";
 import type { StoredResponse } from "./entry.js";
 import { Epochs } from "./epochs.js";
 import { entryKey } from "./key.js";
-import { LocalTier, type CacheHit } from "./local-tier.js";
+import { type CacheHit, LocalTier } from "./local-tier.js";
 import type { CacheMetrics, HitTier } from "./metrics.js";
 import { RedisTier } from "./redis-tier.js";
 import type { Timers } from "./single-flight.js";
@@ -69,7 +69,13 @@ export class ResponseCache {
    * Files a response under the epoch of the model version that produced it, which moves the
    * route to that epoch when the version is new. Returns the entry for waiting followers.
    */
-  store(route: string, digest: string, response: StoredResponse, ttlMs: number, modelVersion: string | undefined): CacheHit {
+  store(
+    route: string,
+    digest: string,
+    response: StoredResponse,
+    ttlMs: number,
+    modelVersion: string | undefined,
+  ): CacheHit {
     const key = entryKey(digest, this.#epochs.observeVersion(route, modelVersion));
     this.#local.set(route, key, response, ttlMs);
     if (this.#redis !== undefined && this.#epochs.sharedReady(route)) this.#redis.set(route, key, response, ttlMs);

@@ -36,7 +36,9 @@ export interface Wait {
   abandon(): void;
 }
 
-export type Role = { readonly role: "leader"; readonly leadership: Leadership } | { readonly role: "follower"; wait(ms: number): Wait };
+export type Role =
+  | { readonly role: "leader"; readonly leadership: Leadership }
+  | { readonly role: "follower"; wait(ms: number): Wait };
 
 type Waiter = (result: WaitResult) => void;
 

@@ -15,10 +15,17 @@ import type { RouteCacheConfig } from "./config.js";
 import { allowListed } from "./entry.js";
 import { parseBody, requestDigest, tenantOf } from "./key.js";
 import type { CacheHit } from "./local-tier.js";
-import { createCacheMetrics, type CacheMetrics } from "./metrics.js";
-import { bypassFromBody, bypassFromHeaders, skipFromResponseBody, skipFromResponseHeaders, type BypassReason, type StoreSkipReason } from "./policy.js";
-import { ResponseCache, type PurgeResult } from "./response-cache.js";
-import { realTimers, SingleFlight, type Leadership, type Role, type Timers, type Wait } from "./single-flight.js";
+import { type CacheMetrics, createCacheMetrics } from "./metrics.js";
+import {
+  type BypassReason,
+  bypassFromBody,
+  bypassFromHeaders,
+  type StoreSkipReason,
+  skipFromResponseBody,
+  skipFromResponseHeaders,
+} from "./policy.js";
+import { type PurgeResult, ResponseCache } from "./response-cache.js";
+import { type Leadership, type Role, realTimers, SingleFlight, type Timers, type Wait } from "./single-flight.js";
 
 export const CACHE_HEADER = "x-guard-cache";
 export const CACHE_TIER_HEADER = "x-guard-cache-tier";
@@ -58,7 +65,8 @@ interface Shared {
 export function createCacheStage(config: GuardConfig, deps: CacheStageDeps): CacheStage {
   const routes = new Map<string, RouteSettings>();
   for (const route of config.routes) {
-    if (route.cache.enabled) routes.set(route.name, { config: route.cache, excludeFields: new Set(route.cache.excludeFields) });
+    if (route.cache.enabled)
+      routes.set(route.name, { config: route.cache, excludeFields: new Set(route.cache.excludeFields) });
   }
   const metrics = createCacheMetrics(deps.registry);
   const timers = deps.timers ?? realTimers;
@@ -122,7 +130,10 @@ class CacheRun implements StageRun {
     this.#response = response;
     const state = this.#state;
     if (state.kind === "bypass") {
-      return { type: "continue", edits: { setHeaders: { [CACHE_HEADER]: "bypass", [CACHE_REASON_HEADER]: state.reason } } };
+      return {
+        type: "continue",
+        edits: { setHeaders: { [CACHE_HEADER]: "bypass", [CACHE_REASON_HEADER]: state.reason } },
+      };
     }
     if (state.kind !== "upstream") return CONTINUE;
     const skip = skipFromResponseHeaders(response, this.settings.config);
@@ -143,7 +154,8 @@ class CacheRun implements StageRun {
     // Whatever ended the exchange (error, reset, cancel), followers must not wait for a response that will not come.
     if (state.kind === "upstream") {
       // An enforced contract replaced the response before this stage's body hook could see it.
-      if (this.exchange.contract === "violated") this.shared.metrics.storeSkipped.inc({ route: this.#route, reason: "contract_violated" });
+      if (this.exchange.contract === "violated")
+        this.shared.metrics.storeSkipped.inc({ route: this.#route, reason: "contract_violated" });
       state.leadership?.settle(undefined);
     }
     if (state.kind === "waiting") state.wait.abandon();
@@ -196,7 +208,8 @@ class CacheRun implements StageRun {
 
   async #follow(role: Extract<Role, { role: "follower" }>, digest: string): Promise<Step> {
     const waitMs = this.settings.config.singleFlightWaitMs;
-    if (waitMs + DEADLINE_MARGIN_MS > this.shared.messageTimeoutMs) this.exchange.extendDeadline(waitMs + DEADLINE_MARGIN_MS);
+    if (waitMs + DEADLINE_MARGIN_MS > this.shared.messageTimeoutMs)
+      this.exchange.extendDeadline(waitMs + DEADLINE_MARGIN_MS);
     const wait = role.wait(waitMs);
     this.#state = { kind: "waiting", wait };
     const result = await wait.result;
@@ -231,16 +244,26 @@ class CacheRun implements StageRun {
   #storeOrSkip(state: Extract<RunState, { kind: "upstream" }>, body: Uint8Array): void {
     // Set by onResponseHeaders, which Envoy always sends before the body this run asked for.
     const response = this.#response;
-    if (response === undefined) return this.#skipStore(state, "status");
+    if (response === undefined) {
+      this.#skipStore(state, "status");
+      return;
+    }
     const skip = skipFromResponseBody(body, this.exchange, this.settings.config);
-    if (skip !== undefined) return this.#skipStore(state, skip);
+    if (skip !== undefined) {
+      this.#skipStore(state, skip);
+      return;
+    }
     const config = this.settings.config;
     const stored = this.shared.cache.store(
       this.#route,
       state.digest,
       // A copy into a buffer of its own: the body is a view into the whole decoded gRPC message (a
       // Node Buffer, whose slice() is another view), and the entry must not keep that alive.
-      { status: response.status, headers: allowListed(response.headers, config.allowHeaders), body: new Uint8Array(body) },
+      {
+        status: response.status,
+        headers: allowListed(response.headers, config.allowHeaders),
+        body: new Uint8Array(body),
+      },
       config.ttlSeconds * 1000,
       this.exchange.modelVersion ?? response.headers.get(config.versionHeader),
     );

@@ -133,7 +133,10 @@ export function checkComplexityConfig(config: GuardConfig): ConfigIssue[] {
       if (names.has(tier.name)) issues.push({ path: `${path}.name`, message: `duplicate tier name "${tier.name}"` });
       names.add(tier.name);
       if (tierIndex === 0 && tier.minCost !== 0) {
-        issues.push({ path: `${path}.minCost`, message: "the first tier must start at minCost 0 so every request has a tier" });
+        issues.push({
+          path: `${path}.minCost`,
+          message: "the first tier must start at minCost 0 so every request has a tier",
+        });
       }
       const previous = complexity.tiers[tierIndex - 1];
       if (previous !== undefined && tier.minCost <= previous.minCost) {
@@ -145,7 +148,10 @@ export function checkComplexityConfig(config: GuardConfig): ConfigIssue[] {
     });
     const { timeout } = complexity;
     if (timeout.floorMs > timeout.ceilingMs) {
-      issues.push({ path: `${base}.timeout.floorMs`, message: `floorMs (${timeout.floorMs}) exceeds ceilingMs (${timeout.ceilingMs})` });
+      issues.push({
+        path: `${base}.timeout.floorMs`,
+        message: `floorMs (${timeout.floorMs}) exceeds ceilingMs (${timeout.ceilingMs})`,
+      });
     }
     if (timeout.header !== "" && timeout.header === complexity.tierHeader) {
       issues.push({ path: `${base}.timeout.header`, message: "timeout header and tierHeader must differ" });

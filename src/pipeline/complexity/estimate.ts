@@ -1,10 +1,17 @@
 // From request bytes to features. Bad input is an expected outcome here: whatever the body is,
 // the result is an estimate (by size when the body cannot be read), and the reason it fell back.
 import { NOT_JSON, parseJsonBody } from "../json-body.js";
-import { sizeFeatures, type Features, type Shape } from "./features.js";
+import { type Features, type Shape, sizeFeatures } from "./features.js";
 import { scanJson } from "./jsonScan.js";
 import { extractKserve } from "./kserve.js";
-import { extractChat, extractCompletions, extractEmbeddings, extractResponses, isObject, type CountTokens } from "./openai.js";
+import {
+  type CountTokens,
+  extractChat,
+  extractCompletions,
+  extractEmbeddings,
+  extractResponses,
+  isObject,
+} from "./openai.js";
 
 export type FallbackReason =
   /** Not a JSON object (form data, plain text, binary, invalid JSON). */
@@ -97,7 +104,12 @@ function parseObject(body: Uint8Array): Record<string, unknown> | undefined {
  * a JSON header followed by binary tensors (Triton's binary extension); the binary part is
  * described by the header's shapes, so it is not read.
  */
-export function estimateBody(path: string, body: Uint8Array, options: EstimateOptions, jsonLength = body.length): Estimate {
+export function estimateBody(
+  path: string,
+  body: Uint8Array,
+  options: EstimateOptions,
+  jsonLength = body.length,
+): Estimate {
   if (body.length === 0) return estimateBySize(0);
   if (body.length > options.maxBodyBytes) return estimateBySize(body.length, "too_large");
   const jsonEnd = Math.min(jsonLength, body.length);
@@ -110,6 +122,7 @@ export function estimateBody(path: string, body: Uint8Array, options: EstimateOp
   const shape = pathShape ?? shapeFromBody(parsed);
   if (shape === "other") return estimateBySize(body.length, "unknown_shape");
   const features = extract(shape, parsed, options);
-  if (features === undefined) return estimateBySize(body.length, pathShape === undefined ? "unknown_shape" : "unexpected_fields");
+  if (features === undefined)
+    return estimateBySize(body.length, pathShape === undefined ? "unknown_shape" : "unexpected_fields");
   return { features };
 }

@@ -22,7 +22,10 @@ export interface ComplexityMetrics {
 }
 
 /** `models` is read at scrape time: coefficients and variance are exported as they are then. */
-export function createComplexityMetrics(registry: Registry, models: ReadonlyMap<string, LatencyModel>): ComplexityMetrics {
+export function createComplexityMetrics(
+  registry: Registry,
+  models: ReadonlyMap<string, LatencyModel>,
+): ComplexityMetrics {
   const registers = [registry];
   new Gauge({
     name: "guard_complexity_model_coefficient",

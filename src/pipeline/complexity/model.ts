@@ -12,7 +12,14 @@ import type { ModelConfig } from "./config.js";
 import type { Features } from "./features.js";
 
 /** Regressors, in natural units sized so coefficients are comparable (ms per unit). */
-export const MODEL_FEATURES = ["intercept", "input_ktokens", "output_ktokens", "images", "tensor_mb", "other_mb"] as const;
+export const MODEL_FEATURES = [
+  "intercept",
+  "input_ktokens",
+  "output_ktokens",
+  "images",
+  "tensor_mb",
+  "other_mb",
+] as const;
 export type ModelFeature = (typeof MODEL_FEATURES)[number];
 const DIMENSION = MODEL_FEATURES.length;
 
@@ -66,7 +73,8 @@ function boundVariances(covariance: Float64Array): void {
   }
   for (let row = 0; row < DIMENSION; row++) {
     for (let column = 0; column < DIMENSION; column++) {
-      covariance[row * DIMENSION + column] = (covariance[row * DIMENSION + column] as number) * (scale[row] as number) * (scale[column] as number);
+      covariance[row * DIMENSION + column] =
+        (covariance[row * DIMENSION + column] as number) * (scale[row] as number) * (scale[column] as number);
     }
   }
 }
@@ -122,7 +130,8 @@ export class LatencyModel {
     if (!this.fitted) return Number.isFinite(prior) ? prior : MAX_PLAUSIBLE_LATENCY_MS;
     const fitted = dot(this.#theta, x);
     // A fit that extrapolates below zero is wrong for this request; the prior is a better guess.
-    if (!Number.isFinite(fitted) || fitted < MIN_PREDICTION_MS) return Number.isFinite(prior) ? prior : MAX_PLAUSIBLE_LATENCY_MS;
+    if (!Number.isFinite(fitted) || fitted < MIN_PREDICTION_MS)
+      return Number.isFinite(prior) ? prior : MAX_PLAUSIBLE_LATENCY_MS;
     return fitted;
   }
 
@@ -134,7 +143,8 @@ export class LatencyModel {
     const px = new Float64Array(DIMENSION);
     for (let row = 0; row < DIMENSION; row++) {
       let sum = 0;
-      for (let column = 0; column < DIMENSION; column++) sum += (covariance[row * DIMENSION + column] as number) * (x[column] as number);
+      for (let column = 0; column < DIMENSION; column++)
+        sum += (covariance[row * DIMENSION + column] as number) * (x[column] as number);
       px[row] = sum;
     }
     const denominator = this.#forgetting + dot(x, px);
@@ -146,13 +156,15 @@ export class LatencyModel {
       residual = Math.max(-limit, Math.min(limit, residual));
     }
     const theta = this.#theta.slice();
-    for (let index = 0; index < DIMENSION; index++) theta[index] = (theta[index] as number) + ((px[index] as number) / denominator) * residual;
+    for (let index = 0; index < DIMENSION; index++)
+      theta[index] = (theta[index] as number) + ((px[index] as number) / denominator) * residual;
 
     const next = new Float64Array(DIMENSION * DIMENSION);
     for (let row = 0; row < DIMENSION; row++) {
       for (let column = row; column < DIMENSION; column++) {
         const value =
-          ((covariance[row * DIMENSION + column] as number) - ((px[row] as number) * (px[column] as number)) / denominator) /
+          ((covariance[row * DIMENSION + column] as number) -
+            ((px[row] as number) * (px[column] as number)) / denominator) /
           this.#forgetting;
         next[row * DIMENSION + column] = value;
         next[column * DIMENSION + row] = value;
@@ -162,7 +174,12 @@ export class LatencyModel {
 
     const weight = Math.max(1 / (this.#samples + 1), 1 / RESIDUAL_MEMORY);
     const variance = (1 - weight) * this.#residualVariance + weight * residual * residual;
-    if (!theta.every(Number.isFinite) || !next.every(Number.isFinite) || !this.#positiveDiagonal(next) || !Number.isFinite(variance)) {
+    if (
+      !theta.every(Number.isFinite) ||
+      !next.every(Number.isFinite) ||
+      !this.#positiveDiagonal(next) ||
+      !Number.isFinite(variance)
+    ) {
       this.#theta = this.#prior.slice();
       this.#covariance = identityCovariance();
       this.#samples = 0;
@@ -177,7 +194,8 @@ export class LatencyModel {
   }
 
   #positiveDiagonal(covariance: Float64Array): boolean {
-    for (let index = 0; index < DIMENSION; index++) if (!((covariance[index * DIMENSION + index] as number) > 0)) return false;
+    for (let index = 0; index < DIMENSION; index++)
+      if (!((covariance[index * DIMENSION + index] as number) > 0)) return false;
     return true;
   }
 }

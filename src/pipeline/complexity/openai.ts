@@ -1,7 +1,7 @@
 // Features of OpenAI-style request bodies: chat completions, completions, embeddings, responses.
 // Bodies come from clients, so every field is checked for its type; an extractor returns
 // undefined when the body is not the shape it claims, and the caller scores it by size.
-import { emptyFeatures, IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL, type Features } from "./features.js";
+import { emptyFeatures, type Features, IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL } from "./features.js";
 
 /**
  * Counts (or estimates) the tokens of `text`, reading about `budgetChars` characters of it at
@@ -169,7 +169,11 @@ export function extractChat(body: JsonObject, count: CountTokens, defaultMaxOutp
   return tally.features("chat", budget * choices(body, ["n"]), body.stream === true);
 }
 
-export function extractCompletions(body: JsonObject, count: CountTokens, defaultMaxOutput: number): Features | undefined {
+export function extractCompletions(
+  body: JsonObject,
+  count: CountTokens,
+  defaultMaxOutput: number,
+): Features | undefined {
   const tally = new Tally(count);
   const promptCount = prompts(tally, body.prompt);
   if (promptCount === 0) return undefined;

@@ -8,10 +8,10 @@ import type { Edits, Exchange, Outcome, Stage, StageDeps, StageRun, Step } from 
 import { CONTINUE } from "../types.js";
 import type { ComplexityConfig } from "./config.js";
 import { costOf, tierFor, timeoutFor } from "./cost.js";
-import { estimateBody, estimateBySize, type Estimate, type EstimateOptions } from "./estimate.js";
+import { type Estimate, type EstimateOptions, estimateBody, estimateBySize } from "./estimate.js";
 import { createTokenCounter } from "./exactTokenizer.js";
 import type { Features } from "./features.js";
-import { createComplexityMetrics, type ComplexityMetrics } from "./metrics.js";
+import { type ComplexityMetrics, createComplexityMetrics } from "./metrics.js";
 import { LatencyModel } from "./model.js";
 
 /** Triton's binary tensor extension: the body's first N bytes are JSON, the rest raw tensors. */
@@ -64,13 +64,17 @@ class ComplexityRun implements StageRun {
     if (this.#scored !== undefined) return CONTINUE;
     const { request } = this.exchange;
     const jsonLength = parseLength(request.headers.get(JSON_HEADER_LENGTH));
-    return { type: "continue", edits: this.#decide(estimateBody(request.path, body, this.route.estimateOptions, jsonLength)) };
+    return {
+      type: "continue",
+      edits: this.#decide(estimateBody(request.path, body, this.route.estimateOptions, jsonLength)),
+    };
   }
 
   onEnd(outcome: Outcome): void {
     const scored = this.#scored;
     const observed = outcome.upstreamLatencyMs;
-    if (scored === undefined || observed === undefined || outcome.answeredBy !== "upstream" || outcome.cancelled) return;
+    if (scored === undefined || observed === undefined || outcome.answeredBy !== "upstream" || outcome.cancelled)
+      return;
     const route = this.route.name;
     // Errors and throttling answer early (or at the timeout we set): they say nothing about cost.
     if (outcome.status === undefined || outcome.status < 200 || outcome.status > 299) {
@@ -105,14 +109,20 @@ class ComplexityRun implements StageRun {
     this.metrics.tierDecisions.inc({ route, tier });
     // Requests staying on the first (default) tier are the normal case; only a re-route is a decision.
     if (tier !== settings.tiers[0]?.name) {
-      this.decisions("reroute", this.exchange.request.requestId, route, { tier, cost: Math.round(cost), predictedLatencyMs: Math.round(predictedMs) });
+      this.decisions("reroute", this.exchange.request.requestId, route, {
+        tier,
+        cost: Math.round(cost),
+        predictedLatencyMs: Math.round(predictedMs),
+      });
     }
     const promptTokens = features.inputTokens + features.toolTokens + features.imageTokens;
     if (estimate.fallback !== undefined) this.metrics.fallbacks.inc({ route, reason: estimate.fallback });
-    else if (features.shape !== "kserve" && features.shape !== "other") this.metrics.inputTokens.observe({ route, tier }, promptTokens);
+    else if (features.shape !== "kserve" && features.shape !== "other")
+      this.metrics.inputTokens.observe({ route, tier }, promptTokens);
 
     const setHeaders: Record<string, string> = { [settings.tierHeader]: tier };
-    if (settings.timeout.header !== "") setHeaders[settings.timeout.header] = String(timeoutFor(predictedMs, settings.timeout));
+    if (settings.timeout.header !== "")
+      setHeaders[settings.timeout.header] = String(timeoutFor(predictedMs, settings.timeout));
     return {
       setHeaders,
       clearRouteCache: true,

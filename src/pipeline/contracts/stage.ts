@@ -4,17 +4,25 @@
 // counted per contract and model version, and left on the exchange for the cache stage.
 import { Counter, Histogram } from "prom-client";
 import type { GuardConfig } from "../../config/schema.js";
-import { BoundedLabel } from "../../metrics/labels.js";
-import { decodeBody, type BodyReason } from "../../contracts/body.js";
+import { type BodyReason, decodeBody } from "../../contracts/body.js";
 import type { CompiledContracts } from "../../contracts/compile.js";
-import type { RouteContract, ContractsSection } from "../../contracts/config.js";
-import { Contract, type CheckResult } from "../../contracts/contract.js";
+import type { ContractsSection, RouteContract } from "../../contracts/config.js";
+import { type CheckResult, Contract } from "../../contracts/contract.js";
 import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
 import { stringAt } from "../../contracts/payload.js";
 import { PROBLEM_CONTENT_TYPE, unverifiableProblem, violatedProblem } from "../../contracts/problem.js";
+import { BoundedLabel } from "../../metrics/labels.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import { NOT_JSON, parseJsonBody } from "../json-body.js";
-import { CONTINUE, type Exchange, type ResponseInfo, type Stage, type StageDeps, type StageRun, type Step } from "../types.js";
+import {
+  CONTINUE,
+  type Exchange,
+  type ResponseInfo,
+  type Stage,
+  type StageDeps,
+  type StageRun,
+  type Step,
+} from "../types.js";
 import { RecentViolations } from "./recent.js";
 
 export type UnverifiableReason = BodyReason | "body.streaming";
@@ -157,7 +165,10 @@ class ContractRun implements StageRun {
       return CONTINUE;
     }
     const wantsRequestModel = settings.models.length > 0 && !this.exchange.request.endOfStream;
-    return { type: "continue", needs: { responseHeaders: true, responseBody: true, ...(wantsRequestModel ? { requestBody: true } : {}) } };
+    return {
+      type: "continue",
+      needs: { responseHeaders: true, responseBody: true, ...(wantsRequestModel ? { requestBody: true } : {}) },
+    };
   }
 
   onRequestBody(body: Uint8Array): Step {
@@ -215,7 +226,8 @@ class ContractRun implements StageRun {
     if (this.#rawVersion === undefined && binding.settings.modelVersionField !== undefined) {
       this.#rawVersion = clipVersion(stringAt(parsed, binding.settings.modelVersionField));
     }
-    const result: CheckResult = parsed === NOT_JSON ? binding.contract.notJson(syntaxError) : binding.contract.checkValue(parsed);
+    const result: CheckResult =
+      parsed === NOT_JSON ? binding.contract.notJson(syntaxError) : binding.contract.checkValue(parsed);
     const version = this.versions.value(this.#rawVersion);
     this.metrics.duration.observe({ contract: binding.contract.name }, (this.deps.now() - started) / 1000);
     if (result.valid) {

@@ -1,10 +1,10 @@
 // Serves the status page on the admin port: static HTML, JS and CSS from assets/ (plain files, no
 // build step, nothing loaded from elsewhere) and the JSON they poll.
 import { readFile } from "node:fs/promises";
+import type { ServerResponse } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ServerResponse } from "node:http";
-import { sendJson, type AdminHandler } from "../admin.js";
+import { type AdminHandler, sendJson } from "../admin.js";
 import type { StatusReporter } from "./report.js";
 
 /** The assets stay in the source tree; this module runs from dist/src/server/status/. */
@@ -24,7 +24,10 @@ const PAGE_HEADERS = {
 };
 
 /** Reads the assets once (a missing file is a packaging error and fails startup). */
-export async function statusPageRoutes(reporter: StatusReporter, assetsDir = STATUS_ASSETS_DIR): Promise<Map<string, AdminHandler>> {
+export async function statusPageRoutes(
+  reporter: StatusReporter,
+  assetsDir = STATUS_ASSETS_DIR,
+): Promise<Map<string, AdminHandler>> {
   const routes = new Map<string, AdminHandler>();
   for (const asset of ASSETS) {
     const content = await readFile(join(assetsDir, asset.file));

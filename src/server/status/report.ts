@@ -98,7 +98,11 @@ const METRICS_READ = [
   "guard_config_reloads_total",
 ] as const;
 
-type Row = { readonly labels: Readonly<Record<string, string | number | undefined>>; readonly value: number; readonly metricName?: string };
+type Row = {
+  readonly labels: Readonly<Record<string, string | number | undefined>>;
+  readonly value: number;
+  readonly metricName?: string;
+};
 
 interface Sample {
   readonly at: number;
@@ -121,7 +125,9 @@ export class StatusReporter {
     const source = this.#source;
     const registry = source.registry();
     const fetched = new Map(
-      await Promise.all(METRICS_READ.map(async (name) => [name, (await registry.getSingleMetric(name)?.get())?.values ?? []] as const)),
+      await Promise.all(
+        METRICS_READ.map(async (name) => [name, (await registry.getSingleMetric(name)?.get())?.values ?? []] as const),
+      ),
     );
     const rows = (name: (typeof METRICS_READ)[number]): readonly Row[] => fetched.get(name) ?? [];
     const now = source.now();
@@ -131,19 +137,26 @@ export class StatusReporter {
     const routeNames = [...new Set([...source.routes(), ...requests.keys()])];
 
     const routes = routeNames.map((route): RouteStatus => {
-      const mine = (list: readonly Row[]): Row[] => list.filter((row) => row.labels["route"] === route);
+      const mine = (list: readonly Row[]): Row[] => list.filter((row) => row.labels.route === route);
       const total = requests.get(route) ?? 0;
       const sheds = mine(rows("guard_shed_total"))
         .filter((row) => row.value > 0)
-        .map((row) => ({ reason: String(row.labels["reason"]), priority: String(row.labels["priority"]), count: row.value }))
+        .map((row) => ({
+          reason: String(row.labels.reason),
+          priority: String(row.labels.priority),
+          count: row.value,
+        }))
         .sort((a, b) => b.count - a.count);
       const hits = sum(mine(rows("guard_cache_hits_total")));
       const misses = sum(mine(rows("guard_cache_misses_total")));
       return {
         route,
         requests: total,
-        ratePerSecond: window >= MIN_SAMPLE_GAP_MS ? Math.max(0, total - (baseline.requests.get(route) ?? 0)) / (window / 1000) : null,
-        answeredByGuard: sum(mine(rows("guard_requests_total")).filter((row) => row.labels["answered_by"] === "guard")),
+        ratePerSecond:
+          window >= MIN_SAMPLE_GAP_MS
+            ? Math.max(0, total - (baseline.requests.get(route) ?? 0)) / (window / 1000)
+            : null,
+        answeredByGuard: sum(mine(rows("guard_requests_total")).filter((row) => row.labels.answered_by === "guard")),
         shed: sheds.reduce((total, shed) => total + shed.count, 0),
         sheds,
         cache: hits + misses > 0 ? { hits, misses, hitRatio: hits / (hits + misses) } : null,
@@ -156,11 +169,21 @@ export class StatusReporter {
       uptimeSeconds: Math.round((now - this.#startedAt) / 1000),
       rateWindowSeconds: window >= MIN_SAMPLE_GAP_MS ? Math.round(window / 1000) : null,
       routes,
-      pools: poolStatus(rows("guard_circuit_state"), rows("guard_admission_inflight_cost"), rows("guard_admission_limit_cost"), rows("guard_admission_queued")),
-      contracts: contractStatus(rows("guard_contract_checks_total"), rows("guard_contract_violations_total"), source.recentViolations(), now),
+      pools: poolStatus(
+        rows("guard_circuit_state"),
+        rows("guard_admission_inflight_cost"),
+        rows("guard_admission_limit_cost"),
+        rows("guard_admission_queued"),
+      ),
+      contracts: contractStatus(
+        rows("guard_contract_checks_total"),
+        rows("guard_contract_violations_total"),
+        source.recentViolations(),
+        now,
+      ),
       reloads: {
-        success: sum(rows("guard_config_reloads_total").filter((row) => row.labels["result"] === "success")),
-        failure: sum(rows("guard_config_reloads_total").filter((row) => row.labels["result"] === "failure")),
+        success: sum(rows("guard_config_reloads_total").filter((row) => row.labels.result === "success")),
+        failure: sum(rows("guard_config_reloads_total").filter((row) => row.labels.result === "failure")),
       },
     };
   }
@@ -219,10 +242,15 @@ function bound(le: string): number {
   return le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
 }
 
-function poolStatus(circuit: readonly Row[], inflight: readonly Row[], limit: readonly Row[], queued: readonly Row[]): PoolStatus[] {
-  const valueFor = (rows: readonly Row[], pool: string): number => sum(rows.filter((row) => row.labels["pool"] === pool));
+function poolStatus(
+  circuit: readonly Row[],
+  inflight: readonly Row[],
+  limit: readonly Row[],
+  queued: readonly Row[],
+): PoolStatus[] {
+  const valueFor = (rows: readonly Row[], pool: string): number => sum(rows.filter((row) => row.labels.pool === pool));
   return circuit.map((row) => {
-    const pool = String(row.labels["pool"]);
+    const pool = String(row.labels.pool);
     return {
       pool,
       circuit: CIRCUIT_STATES[row.value] ?? "open",
@@ -233,17 +261,25 @@ function poolStatus(circuit: readonly Row[], inflight: readonly Row[], limit: re
   });
 }
 
-function contractStatus(checks: readonly Row[], violations: readonly Row[], recent: RecentViolations | undefined, now: number): ContractStatus[] {
-  const keyOf = (row: Row): string => JSON.stringify([String(row.labels["contract"]), String(row.labels["model_version"])]);
-  const groups = new Map<string, { contract: string; modelVersion: string; checked: number; violated: number; rules: Map<string, number> }>();
+function contractStatus(
+  checks: readonly Row[],
+  violations: readonly Row[],
+  recent: RecentViolations | undefined,
+  now: number,
+): ContractStatus[] {
+  const keyOf = (row: Row): string => JSON.stringify([String(row.labels.contract), String(row.labels.model_version)]);
+  const groups = new Map<
+    string,
+    { contract: string; modelVersion: string; checked: number; violated: number; rules: Map<string, number> }
+  >();
   for (const row of checks) {
-    const result = row.labels["result"];
+    const result = row.labels.result;
     // Only responses that reached a verdict say something about the model version.
     if (result !== "passed" && result !== "violated") continue;
     const key = keyOf(row);
     const group = groups.get(key) ?? {
-      contract: String(row.labels["contract"]),
-      modelVersion: String(row.labels["model_version"]),
+      contract: String(row.labels.contract),
+      modelVersion: String(row.labels.model_version),
       checked: 0,
       violated: 0,
       rules: new Map<string, number>(),
@@ -255,7 +291,7 @@ function contractStatus(checks: readonly Row[], violations: readonly Row[], rece
   for (const row of violations) {
     const group = groups.get(keyOf(row));
     if (group === undefined) continue;
-    const rule = String(row.labels["rule"]);
+    const rule = String(row.labels.rule);
     group.rules.set(rule, (group.rules.get(rule) ?? 0) + row.value);
   }
   return [...groups.values()]
@@ -274,9 +310,18 @@ function contractStatus(checks: readonly Row[], violations: readonly Row[], rece
           return {
             rule,
             count,
-            example: example === undefined ? null : { field: example.field, message: example.message, ageSeconds: Math.round((now - example.seenAt) / 1000) },
+            example:
+              example === undefined
+                ? null
+                : {
+                    field: example.field,
+                    message: example.message,
+                    ageSeconds: Math.round((now - example.seenAt) / 1000),
+                  },
           };
         }),
     }))
-    .sort((a, b) => b.violationRatio - a.violationRatio || b.violated - a.violated || a.contract.localeCompare(b.contract));
+    .sort(
+      (a, b) => b.violationRatio - a.violationRatio || b.violated - a.violated || a.contract.localeCompare(b.contract),
+    );
 }

@@ -1,7 +1,14 @@
 import t from "tap";
 import type { BenchConfiguration } from "../../../bench/pipeline/configurations.js";
 import { chatRequestBody } from "../../../bench/pipeline/configurations.js";
-import { buildConfigurationReports, checkTargets, headlineRate, renderMarkdown, renderText, type BenchReport } from "../../../bench/pipeline/report.js";
+import {
+  type BenchReport,
+  buildConfigurationReports,
+  checkTargets,
+  headlineRate,
+  renderMarkdown,
+  renderText,
+} from "../../../bench/pipeline/report.js";
 import type { PointRun, RoundResult } from "../../../bench/pipeline/runner.js";
 
 function configuration(id: string, baseline = "a"): BenchConfiguration {
@@ -43,8 +50,29 @@ function reportOf(configurations: BenchReport["configurations"], targets: BenchR
     command: "node dist/bench/pipeline/main.js",
     startedAt: "2026-01-01T00:00:00.000Z",
     wallSeconds: 60,
-    machine: { cpuModel: "cpu", cpus: 2, memoryMb: 4096, kernel: "6", node: "v20", envoy: "1.40.0", h2load: "h2load", loadAverageStart: [1, 1, 1], loadAverageEnd: [2, 2, 2] },
-    settings: { rates: [1000], durationSec: 6, closedDurationSec: 5, warmupSec: 2, connections: 10, closedConnections: 10, runs: 3, pin: false, requestBytes: 2048, noiseLimits: { p50: 0.25, throughput: 0.15 } },
+    machine: {
+      cpuModel: "cpu",
+      cpus: 2,
+      memoryMb: 4096,
+      kernel: "6",
+      node: "v20",
+      envoy: "1.40.0",
+      h2load: "h2load",
+      loadAverageStart: [1, 1, 1],
+      loadAverageEnd: [2, 2, 2],
+    },
+    settings: {
+      rates: [1000],
+      durationSec: 6,
+      closedDurationSec: 5,
+      warmupSec: 2,
+      connections: 10,
+      closedConnections: 10,
+      runs: 3,
+      pin: false,
+      requestBytes: 2048,
+      noiseLimits: { p50: 0.25, throughput: 0.15 },
+    },
     request: { path: "/v1/chat/completions", headers: [], bodyBytes: 2048, responseBytes: 1060 },
     configurations,
     targets,
@@ -65,13 +93,29 @@ t.test("headline rate: the measured rate nearest 1000 rps", async (t) => {
 });
 
 t.test("medians over runs, added latency vs the baseline, throughput ratio vs a, targets", async (t) => {
-  const configs = [configuration("a"), configuration("b"), configuration("d"), configuration("e_upstream"), configuration("e", "e_upstream")];
+  const configs = [
+    configuration("a"),
+    configuration("b"),
+    configuration("d"),
+    configuration("e_upstream"),
+    configuration("e", "e_upstream"),
+  ];
   const rounds = [
-    round("a", 1, 1.0, 2000, null), round("a", 2, 1.2, 2100, null), round("a", 3, 1.1, 1900, null),
-    round("b", 1, 1.3, 1500), round("b", 2, 1.9, 1400), round("b", 3, 1.4, 1600),
-    round("d", 1, 1.8, 1000), round("d", 2, 1.9, 1000), round("d", 3, 2.0, 1000),
-    round("e_upstream", 1, 6, 900), round("e_upstream", 2, 6, 900), round("e_upstream", 3, 6, 900),
-    round("e", 1, 1, 3000), round("e", 2, 1, 3000), round("e", 3, 1, 3000),
+    round("a", 1, 1.0, 2000, null),
+    round("a", 2, 1.2, 2100, null),
+    round("a", 3, 1.1, 1900, null),
+    round("b", 1, 1.3, 1500),
+    round("b", 2, 1.9, 1400),
+    round("b", 3, 1.4, 1600),
+    round("d", 1, 1.8, 1000),
+    round("d", 2, 1.9, 1000),
+    round("d", 3, 2.0, 1000),
+    round("e_upstream", 1, 6, 900),
+    round("e_upstream", 2, 6, 900),
+    round("e_upstream", 3, 6, 900),
+    round("e", 1, 1, 3000),
+    round("e", 2, 1, 3000),
+    round("e", 3, 1, 3000),
   ];
   const reports = buildConfigurationReports(configs, rounds, [1000]);
   const b = reports.find((report) => report.id === "b")!;
@@ -98,7 +142,12 @@ t.test("medians over runs, added latency vs the baseline, throughput ratio vs a,
 
 t.test("latency targets show the peer doing the same ext_proc exchange, when it ran", async (t) => {
   const configs = [configuration("a"), configuration("b"), configuration("d"), configuration("f")];
-  const rounds = [round("a", 1, 1.0, 2000, null), round("b", 1, 1.5, 1500), round("d", 1, 3.0, 1000), round("f", 1, 1.25, 1800)];
+  const rounds = [
+    round("a", 1, 1.0, 2000, null),
+    round("b", 1, 1.5, 1500),
+    round("d", 1, 3.0, 1000),
+    round("f", 1, 1.25, 1800),
+  ];
   const reports = buildConfigurationReports(configs, rounds, [1000]);
   const targets = checkTargets(reports);
   t.same(targets[0]?.peer, { id: "f", value: 0.25 }, "f's added p50: 1.25 − 1.0 ms");

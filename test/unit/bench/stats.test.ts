@@ -1,9 +1,18 @@
 import t from "tap";
-import { isNoisy, median, parseH2loadLog, percentile, relativeSpread, summariseLatency } from "../../../bench/pipeline/stats.js";
 import { parseStat, parseStatusKb } from "../../../bench/pipeline/procfs.js";
+import {
+  isNoisy,
+  median,
+  parseH2loadLog,
+  percentile,
+  relativeSpread,
+  summariseLatency,
+} from "../../../bench/pipeline/stats.js";
 
 t.test("h2load log rows: start µs, status, duration µs; broken lines are skipped", async (t) => {
-  const rows = parseH2loadLog("1795559308005942\t200\t12645\n1795559308005928\t429\t800\n1795559308\t200\n\nx\ty\tz\n17955593080\t-1\t5000\n");
+  const rows = parseH2loadLog(
+    "1795559308005942\t200\t12645\n1795559308005928\t429\t800\n1795559308\t200\n\nx\ty\tz\n17955593080\t-1\t5000\n",
+  );
   t.same(rows, [
     { startUs: 1795559308005942, status: 200, durationUs: 12645 },
     { startUs: 1795559308005928, status: 429, durationUs: 800 },

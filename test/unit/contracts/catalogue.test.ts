@@ -1,5 +1,5 @@
 import t from "tap";
-import { TASKS, demoResponseBody, renderOutput } from "../../../src/demo/outputs.js";
+import { demoResponseBody, renderOutput, TASKS } from "../../../src/demo/outputs.js";
 import type { JsonValue } from "../../../src/pipeline/types.js";
 import { EXPECTED_BREAKS, includesExpected } from "../../helpers/catalogue.js";
 import { demoContract } from "./fixtures.js";
@@ -14,9 +14,13 @@ const INPUTS: JsonValue[] = [
 ];
 
 t.test("the catalogue has at least 20 breaks and every break has an expected rule", async (t) => {
-  const names = Object.entries(TASKS).flatMap(([task, outputs]) => Object.keys(outputs.breaks).map((name) => `${task}/${name}`));
+  const names = Object.entries(TASKS).flatMap(([task, outputs]) =>
+    Object.keys(outputs.breaks).map((name) => `${task}/${name}`),
+  );
   t.ok(names.length >= 20, `${names.length} breaks`);
-  const expected = Object.entries(EXPECTED_BREAKS).flatMap(([task, rules]) => Object.keys(rules).map((name) => `${task}/${name}`));
+  const expected = Object.entries(EXPECTED_BREAKS).flatMap(([task, rules]) =>
+    Object.keys(rules).map((name) => `${task}/${name}`),
+  );
   t.same(names.sort(), expected.sort());
 });
 
@@ -30,7 +34,10 @@ for (const [task, outputs] of Object.entries(TASKS)) {
         t.equal(result.valid, false, `${name} caught for ${JSON.stringify(input)}`);
         const expected = EXPECTED_BREAKS[task]?.[name];
         const found = result.violations.map((violation) => `${violation.rule}@${violation.field}`).join(",");
-        t.ok(expected !== undefined && includesExpected(result.violations, expected), `${name}: ${expected?.rule}@${expected?.field} in ${found}`);
+        t.ok(
+          expected !== undefined && includesExpected(result.violations, expected),
+          `${name}: ${expected?.rule}@${expected?.field} in ${found}`,
+        );
       }
     }
   });
@@ -44,7 +51,12 @@ for (const [task, outputs] of Object.entries(TASKS)) {
       const output = renderOutput(task, variant, input);
       t.not(output, undefined);
       const body = demoResponseBody(task, output ?? null);
-      for (const text of [JSON.stringify(body), JSON.stringify(body, null, 2), JSON.stringify(reorder(body)), `\n  ${JSON.stringify(body)}\n`]) {
+      for (const text of [
+        JSON.stringify(body),
+        JSON.stringify(body, null, 2),
+        JSON.stringify(reorder(body)),
+        `\n  ${JSON.stringify(body)}\n`,
+      ]) {
         const result = contract.checkText(text);
         t.same(result.violations, [], `${variant} for ${JSON.stringify(input)}`);
         t.equal(result.valid, true);
@@ -57,7 +69,11 @@ for (const [task, outputs] of Object.entries(TASKS)) {
 function reorder(value: JsonValue): JsonValue {
   if (Array.isArray(value)) return value.map(reorder);
   if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(Object.entries(value).reverse().map(([key, child]) => [key, reorder(child)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([key, child]) => [key, reorder(child)]),
+  );
 }
 
 t.test("edge values conform", async (t) => {
@@ -75,20 +91,37 @@ t.test("edge values conform", async (t) => {
   const now = new Date().toISOString();
   for (const body of [
     { order_id: "ord_1", eta_minutes: 0, status: "ON_TIME", computed_at: now },
-    { order_id: "ord_Z9", eta_minutes: 1440, status: "DELAYED", delay_reason: "Storm — 暴風", computed_at: now.replace("Z", "+00:00") },
+    {
+      order_id: "ord_Z9",
+      eta_minutes: 1440,
+      status: "DELAYED",
+      delay_reason: "Storm — 暴風",
+      computed_at: now.replace("Z", "+00:00"),
+    },
     { orderId: "ord_camel", etaMinutes: 3, status: "ON_TIME", computedAt: now },
   ]) {
     t.same(eta.checkValue(body).violations, [], JSON.stringify(body));
   }
   const embedding = await demoContract("embedding");
-  t.same(embedding.checkValue({ data: [{ embedding: [1, -1, 0, 0.5, -0.5, 1e-7, 0, 1] }, { embedding: [0, 0, 0, 0, 0, 0, 0, 0] }] }).violations, []);
+  t.same(
+    embedding.checkValue({
+      data: [{ embedding: [1, -1, 0, 0.5, -0.5, 1e-7, 0, 1] }, { embedding: [0, 0, 0, 0, 0, 0, 0, 0] }],
+    }).violations,
+    [],
+  );
   const chat = await demoContract("chat_structured");
-  const triage = { category: "account", priority: 1, tags: ["a", "b", "c", "d", "ü".repeat(32)], summary: "é".repeat(280), needs_human: true };
+  const triage = {
+    category: "account",
+    priority: 1,
+    tags: ["a", "b", "c", "d", "ü".repeat(32)],
+    summary: "é".repeat(280),
+    needs_human: true,
+  };
   for (const content of [
     JSON.stringify(triage),
-    "```json\n" + JSON.stringify(triage, null, 2) + "\n```",
-    "  \n```\n" + JSON.stringify(triage) + "\n```  \n",
-    "\n\t" + JSON.stringify(triage) + "\n",
+    `\`\`\`json\n${JSON.stringify(triage, null, 2)}\n\`\`\``,
+    `  \n\`\`\`\n${JSON.stringify(triage)}\n\`\`\`  \n`,
+    `\n\t${JSON.stringify(triage)}\n`,
   ]) {
     const body = { choices: [{ index: 0, message: { role: "assistant", content } }] };
     t.same(chat.checkValue(body).violations, [], JSON.stringify(content).slice(0, 60));

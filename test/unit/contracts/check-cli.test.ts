@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { runCheck, runLint } from "../../../src/contracts/check-cli.js";
-import { TASKS, demoResponseBody } from "../../../src/demo/outputs.js";
+import { demoResponseBody, TASKS } from "../../../src/demo/outputs.js";
 import { DEMO_PROTO } from "./fixtures.js";
 
 function capture() {
@@ -21,19 +21,47 @@ async function tempDir(t: { teardown: (fn: () => unknown) => void }): Promise<st
 t.test("check --proto: one JSON line per input line, exit 1 when any is invalid", async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, "out.jsonl");
-  await writeFile(file, [JSON.stringify({ label: "POSITIVE", score: 0.8 }), "", JSON.stringify({ label: "POSITIVE", score: 80 }), "not json"].join("\n"));
+  await writeFile(
+    file,
+    [
+      JSON.stringify({ label: "POSITIVE", score: 0.8 }),
+      "",
+      JSON.stringify({ label: "POSITIVE", score: 80 }),
+      "not json",
+    ].join("\n"),
+  );
   const { io, out } = capture();
   t.equal(await runCheck(["--proto", DEMO_PROTO, "--message", "demo.v1.Sentiment", file], io), 1);
-  t.same(out.map((line) => JSON.parse(line)), [
-    { line: 1, valid: true, model_version: null, violations: [] },
-    {
-      line: 3,
-      valid: false,
-      model_version: null,
-      violations: [{ field: "score", rule: "double.gte_lte", message: "must be greater than or equal to 0 and less than or equal to 1" }],
-    },
-    { line: 4, valid: false, model_version: null, violations: [{ field: "$", rule: "json.syntax", message: out[2] === undefined ? "" : JSON.parse(out[2]).violations[0].message }] },
-  ]);
+  t.same(
+    out.map((line) => JSON.parse(line)),
+    [
+      { line: 1, valid: true, model_version: null, violations: [] },
+      {
+        line: 3,
+        valid: false,
+        model_version: null,
+        violations: [
+          {
+            field: "score",
+            rule: "double.gte_lte",
+            message: "must be greater than or equal to 0 and less than or equal to 1",
+          },
+        ],
+      },
+      {
+        line: 4,
+        valid: false,
+        model_version: null,
+        violations: [
+          {
+            field: "$",
+            rule: "json.syntax",
+            message: out[2] === undefined ? "" : JSON.parse(out[2]).violations[0].message,
+          },
+        ],
+      },
+    ],
+  );
 });
 
 t.test("check catches every break of the catalogue offline and passes v1", async (t) => {
@@ -47,13 +75,21 @@ t.test("check catches every break of the catalogue offline and passes v1", async
   for (const [task, outputs] of Object.entries(TASKS)) {
     const input = { text: "my invoice" };
     const breaks = join(dir, `${task}-v2.jsonl`);
-    await writeFile(breaks, Object.values(outputs.breaks).map((render) => JSON.stringify(demoResponseBody(task, render(input)))).join("\n") + "\n");
+    await writeFile(
+      breaks,
+      `${Object.values(outputs.breaks)
+        .map((render) => JSON.stringify(demoResponseBody(task, render(input))))
+        .join("\n")}\n`,
+    );
     const broken = capture();
     t.equal(await runCheck(["--proto", DEMO_PROTO, ...(flags[task] ?? []), breaks], broken.io), 1, task);
     t.equal(broken.out.length, Object.keys(outputs.breaks).length);
-    t.ok(broken.out.every((line) => JSON.parse(line).valid === false), `${task}: every break flagged`);
+    t.ok(
+      broken.out.every((line) => JSON.parse(line).valid === false),
+      `${task}: every break flagged`,
+    );
     const good = join(dir, `${task}-v1.jsonl`);
-    await writeFile(good, JSON.stringify(demoResponseBody(task, outputs.conforming(input))) + "\n");
+    await writeFile(good, `${JSON.stringify(demoResponseBody(task, outputs.conforming(input)))}\n`);
     const passed = capture();
     t.equal(await runCheck(["--proto", DEMO_PROTO, ...(flags[task] ?? []), good], passed.io), 0, `${task} v1 passes`);
   }
@@ -67,8 +103,15 @@ t.test("check --config uses the route's binding and model version field", async 
     `contracts:\n  protoPaths: ["${DEMO_PROTO}"]\nroutes:\n  - name: chat\n    match: { pathPrefix: /v1/chat }\n    contract:\n      message: demo.v1.TicketTriage\n      payload: "choices[*].message.content<json>"\n      modelVersionField: model\n`,
   );
   const file = join(dir, "chat.jsonl");
-  const content = JSON.stringify({ category: "billing", priority: 3, tags: [], summary: "s", needs_human: false, prio: 1 });
-  await writeFile(file, JSON.stringify({ model: "triage-2", choices: [{ message: { content: content } }] }) + "\n");
+  const content = JSON.stringify({
+    category: "billing",
+    priority: 3,
+    tags: [],
+    summary: "s",
+    needs_human: false,
+    prio: 1,
+  });
+  await writeFile(file, `${JSON.stringify({ model: "triage-2", choices: [{ message: { content: content } }] })}\n`);
   for (const name of ["chat", "demo.v1.TicketTriage"]) {
     const { io, out } = capture();
     t.equal(await runCheck(["--config", config, "--contract", name, file], io), 1);
@@ -76,7 +119,13 @@ t.test("check --config uses the route's binding and model version field", async 
       line: 1,
       valid: false,
       model_version: "triage-2",
-      violations: [{ field: "choices[0].message.content<json>.prio", rule: "json.unknown_field", message: 'unknown field "prio" (not in demo.v1.TicketTriage)' }],
+      violations: [
+        {
+          field: "choices[0].message.content<json>.prio",
+          rule: "json.unknown_field",
+          message: 'unknown field "prio" (not in demo.v1.TicketTriage)',
+        },
+      ],
     });
   }
   const missing = capture();

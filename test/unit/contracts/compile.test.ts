@@ -1,11 +1,14 @@
-import { mkdtemp, writeFile, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { compileContracts, formatSourceError } from "../../../src/contracts/compile.js";
 import { DEMO_PROTO } from "./fixtures.js";
 
-async function compileSource(t: { teardown: (fn: () => unknown) => void }, files: Record<string, string>): Promise<string[]> {
+async function compileSource(
+  t: { teardown: (fn: () => unknown) => void },
+  files: Record<string, string>,
+): Promise<string[]> {
   const dir = await mkdtemp(join(tmpdir(), "contracts-test-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
@@ -18,7 +21,13 @@ const HEADER = 'syntax = "proto3";\npackage bad.v1;\nimport "buf/validate/valida
 t.test("the example contracts compile", async (t) => {
   const result = await compileContracts({ protoPaths: [DEMO_PROTO] });
   t.ok(result.ok);
-  if (result.ok) t.same([...result.contracts.messages.keys()].sort(), ["demo.v1.DeliveryEta", "demo.v1.Embedding", "demo.v1.Sentiment", "demo.v1.TicketTriage"]);
+  if (result.ok)
+    t.same([...result.contracts.messages.keys()].sort(), [
+      "demo.v1.DeliveryEta",
+      "demo.v1.Embedding",
+      "demo.v1.Sentiment",
+      "demo.v1.TicketTriage",
+    ]);
 });
 
 t.test("a missing directory is no contracts, not an error", async (t) => {
@@ -28,19 +37,26 @@ t.test("a missing directory is no contracts, not an error", async (t) => {
 });
 
 t.test("syntax errors come from protoc as file:line", async (t) => {
-  t.same(await compileSource(t, { "a.proto": `${HEADER}message A {\n  string x = 1\n}\n` }), ['a.proto:6: Expected ";".']);
+  t.same(await compileSource(t, { "a.proto": `${HEADER}message A {\n  string x = 1\n}\n` }), [
+    'a.proto:6: Expected ";".',
+  ]);
 });
 
 t.test("an unknown option field is reported at its line", async (t) => {
-  const errors = await compileSource(t, { "a.proto": `${HEADER}message A {\n  string x = 1 [(buf.validate.field).string.nope = 1];\n}\n` });
+  const errors = await compileSource(t, {
+    "a.proto": `${HEADER}message A {\n  string x = 1 [(buf.validate.field).string.nope = 1];\n}\n`,
+  });
   t.equal(errors.length, 1);
   t.match(errors[0], /^a\.proto:5: .*nope/);
 });
 
 t.test("a rule on the wrong field type stops at load with its line", async (t) => {
-  t.same(await compileSource(t, { "a.proto": `${HEADER}message A {\n  double score = 1 [(buf.validate.field).string.min_len = 1];\n}\n` }), [
-    'a.proto:5: bad.v1.A: expected rule "double", got "string" on field bad.v1.A.score',
-  ]);
+  t.same(
+    await compileSource(t, {
+      "a.proto": `${HEADER}message A {\n  double score = 1 [(buf.validate.field).string.min_len = 1];\n}\n`,
+    }),
+    ['a.proto:5: bad.v1.A: expected rule "double", got "string" on field bad.v1.A.score'],
+  );
 });
 
 t.test("CEL syntax errors are all listed with their lines", async (t) => {

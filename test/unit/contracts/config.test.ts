@@ -42,7 +42,9 @@ t.test("bad bindings are rejected with their path", async (t) => {
     t.notOk(parsed.success, JSON.stringify(contract));
     if (!parsed.success) t.equal(parsed.error.issues[0]?.path.join("."), path);
   }
-  const unknownKey = configSchema.safeParse({ routes: [{ name: "r", match: {}, contract: { message: "a.B", acton: "enforce" } }] });
+  const unknownKey = configSchema.safeParse({
+    routes: [{ name: "r", match: {}, contract: { message: "a.B", acton: "enforce" } }],
+  });
   t.notOk(unknownKey.success, "typos are errors");
 });
 

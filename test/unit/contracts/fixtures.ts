@@ -1,6 +1,6 @@
 // Shared by the contract tests: the example contracts compiled once per test file.
 import { fileURLToPath } from "node:url";
-import { compileContracts, type CompiledContracts } from "../../../src/contracts/compile.js";
+import { type CompiledContracts, compileContracts } from "../../../src/contracts/compile.js";
 import { Contract, type ContractSpec } from "../../../src/contracts/contract.js";
 import { DEMO_BINDINGS } from "../../../src/demo/outputs.js";
 
@@ -25,7 +25,12 @@ export async function demoContract(task: string, overrides: Partial<ContractSpec
   const message = contracts.messages.get(binding.message);
   if (message === undefined) throw new Error(`no message ${binding.message}`);
   return new Contract(
-    { message, payload: binding.payload, ...(binding.wrapField === undefined ? {} : { wrapField: binding.wrapField }), ...overrides },
+    {
+      message,
+      payload: binding.payload,
+      ...(binding.wrapField === undefined ? {} : { wrapField: binding.wrapField }),
+      ...overrides,
+    },
     contracts.validator,
     contracts.registry,
   );

@@ -13,19 +13,39 @@ function steps(text: string) {
 t.test("each strict JSON check is on by default and relaxable on its own", async (t) => {
   const now = new Date().toISOString();
   const cases: [keyof typeof STRICT, Record<string, unknown>, string][] = [
-    ["allowUnknownFields", { order_id: "ord_1", eta_minutes: 5, status: "ON_TIME", computed_at: now, note: "x" }, "json.unknown_field"],
-    ["allowNumberStrings", { order_id: "ord_1", eta_minutes: "5", status: "ON_TIME", computed_at: now }, "json.number_string"],
-    ["allowNull", { order_id: "ord_1", eta_minutes: 5, status: "ON_TIME", computed_at: now, delay_reason: null }, "json.null"],
+    [
+      "allowUnknownFields",
+      { order_id: "ord_1", eta_minutes: 5, status: "ON_TIME", computed_at: now, note: "x" },
+      "json.unknown_field",
+    ],
+    [
+      "allowNumberStrings",
+      { order_id: "ord_1", eta_minutes: "5", status: "ON_TIME", computed_at: now },
+      "json.number_string",
+    ],
+    [
+      "allowNull",
+      { order_id: "ord_1", eta_minutes: 5, status: "ON_TIME", computed_at: now, delay_reason: null },
+      "json.null",
+    ],
     ["allowEnumNumbers", { order_id: "ord_1", eta_minutes: 5, status: 1, computed_at: now }, "json.enum_number"],
   ];
   for (const [knob, body, rule] of cases) {
     const strict = await demoContract("eta");
-    t.same(strict.checkValue(body).violations.map((v) => v.rule), [rule], `strict: ${rule}`);
+    t.same(
+      strict.checkValue(body).violations.map((v) => v.rule),
+      [rule],
+      `strict: ${rule}`,
+    );
     const relaxed = await demoContract("eta", { strictness: { ...STRICT, [knob]: true } });
     t.same(relaxed.checkValue(body).violations, [], `${knob} relaxes it`);
   }
   const sentiment = await demoContract("sentiment", { strictness: { ...STRICT, allowNonFiniteStrings: true } });
-  t.same(sentiment.checkValue({ label: "NEUTRAL", score: "NaN" }).violations.map((v) => v.rule), ["double.gte_lte", "double.finite"], "NaN admitted by JSON, still caught by the contract's rules");
+  t.same(
+    sentiment.checkValue({ label: "NEUTRAL", score: "NaN" }).violations.map((v) => v.rule),
+    ["double.gte_lte", "double.finite"],
+    "NaN admitted by JSON, still caught by the contract's rules",
+  );
 });
 
 t.test("wrong JSON types are reported with their paths, all of them, up to the cap", async (t) => {
@@ -34,26 +54,42 @@ t.test("wrong JSON types are reported with their paths, all of them, up to the c
   const result = chat.checkValue({ choices: [{ message: { content } }] });
   t.equal(result.total, 5);
   t.equal(result.violations.length, 3);
-  t.same(result.violations.map((v) => `${v.field} ${v.rule}`), [
-    "choices[0].message.content<json>.category json.wrong_type",
-    "choices[0].message.content<json>.priority json.wrong_type",
-    "choices[0].message.content<json>.tags json.wrong_type",
-  ]);
+  t.same(
+    result.violations.map((v) => `${v.field} ${v.rule}`),
+    [
+      "choices[0].message.content<json>.category json.wrong_type",
+      "choices[0].message.content<json>.priority json.wrong_type",
+      "choices[0].message.content<json>.tags json.wrong_type",
+    ],
+  );
 });
 
 t.test("payload paths", async (t) => {
   t.same(parsePayloadPath("$"), { ok: true, steps: [] });
   t.same(parsePayloadPath("choices[*].message.content<json>"), {
     ok: true,
-    steps: [{ kind: "key", name: "choices" }, { kind: "each" }, { kind: "key", name: "message" }, { kind: "key", name: "content" }, { kind: "json" }],
+    steps: [
+      { kind: "key", name: "choices" },
+      { kind: "each" },
+      { kind: "key", name: "message" },
+      { kind: "key", name: "content" },
+      { kind: "json" },
+    ],
   });
   t.notOk(parsePayloadPath("a..b").ok);
   t.notOk(parsePayloadPath("a[").ok);
-  t.equal(unfence("  ```json\n{\"a\":1}\n```\n"), '{"a":1}');
+  t.equal(unfence('  ```json\n{"a":1}\n```\n'), '{"a":1}');
   t.equal(unfence('\n {"a":1} \n'), '{"a":1}');
-  const { payloads } = extractPayloads({ choices: [{ message: { content: null } }, {}] }, steps("choices[*].message.content<json>"), 10);
+  const { payloads } = extractPayloads(
+    { choices: [{ message: { content: null } }, {}] },
+    steps("choices[*].message.content<json>"),
+    10,
+  );
   t.same(payloads, [
-    { path: "choices[0].message.content<json>", problem: { rule: "payload.not_string", message: "expected a string holding JSON" } },
+    {
+      path: "choices[0].message.content<json>",
+      problem: { rule: "payload.not_string", message: "expected a string holding JSON" },
+    },
     { path: "choices[1].message", problem: { rule: "payload.missing", message: 'no "message" here' } },
   ]);
   const empty = extractPayloads({ data: [] }, steps("data[*]"), 10);
@@ -63,9 +99,16 @@ t.test("payload paths", async (t) => {
 });
 
 t.test("labels and header values stay bounded", async (t) => {
-  t.equal(normaliseFieldPath('choices[12].message.content<json>.tags[3]["k"]'), "choices[*].message.content<json>.tags[*][*]");
+  t.equal(
+    normaliseFieldPath('choices[12].message.content<json>.tags[3]["k"]'),
+    "choices[*].message.content<json>.tags[*][*]",
+  );
   t.equal(verdictHeader("violated", ["a", "b", "a"], 256), "violated; rules=a,b");
-  const long = verdictHeader("violated", Array.from({ length: 50 }, (_, i) => `rule.number_${i}`), 64);
+  const long = verdictHeader(
+    "violated",
+    Array.from({ length: 50 }, (_, i) => `rule.number_${i}`),
+    64,
+  );
   t.ok(long.length <= 64, long);
   t.ok(long.endsWith(",..."));
 });

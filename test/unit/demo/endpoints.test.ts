@@ -1,9 +1,15 @@
 import t from "tap";
-import type { JsonValue } from "../../../src/pipeline/types.js";
 import { estimateTokens, replyText } from "../../../src/demo/determinism.js";
-import { seededRandom } from "../../../src/util/seeded-random.js";
-import { answer, matchModelRoute, requestedTokens, type Answer, type AnswerContext } from "../../../src/demo/endpoints.js";
+import {
+  type Answer,
+  type AnswerContext,
+  answer,
+  matchModelRoute,
+  requestedTokens,
+} from "../../../src/demo/endpoints.js";
 import { renderOutput } from "../../../src/demo/outputs.js";
+import type { JsonValue } from "../../../src/pipeline/types.js";
+import { seededRandom } from "../../../src/util/seeded-random.js";
 
 const context: AnswerContext = {
   variant: "v1",
@@ -16,7 +22,8 @@ const context: AnswerContext = {
 
 function jsonBody(result: Answer, status = 200): Record<string, JsonValue> {
   if (result.kind !== "json") throw new Error("expected a JSON answer");
-  if (result.status !== status) throw new Error(`expected ${status}, got ${result.status}: ${JSON.stringify(result.body)}`);
+  if (result.status !== status)
+    throw new Error(`expected ${status}, got ${result.status}: ${JSON.stringify(result.body)}`);
   return result.body as Record<string, JsonValue>;
 }
 
@@ -38,13 +45,13 @@ t.test("chat: n choices, token usage from all message contents, stable text per 
     { role: "user", content: [{ type: "text", text: "What is the ETA?" }] },
   ];
   const body = jsonBody(answer({ kind: "chat" }, { messages, n: 3, max_tokens: 8 }, context));
-  const choices = body["choices"] as { index: number; message: { content: string } }[];
+  const choices = body.choices as { index: number; message: { content: string } }[];
   t.same(
     choices.map((choice) => choice.index),
     [0, 1, 2],
   );
   for (const choice of choices) t.ok(estimateTokens(choice.message.content) <= 8, "within max_tokens");
-  t.same(body["usage"], {
+  t.same(body.usage, {
     prompt_tokens: estimateTokens("Be brief.\nWhat is the ETA?"),
     completion_tokens: choices.reduce((sum, choice) => sum + estimateTokens(choice.message.content), 0),
     total_tokens:
@@ -52,7 +59,7 @@ t.test("chat: n choices, token usage from all message contents, stable text per 
       choices.reduce((sum, choice) => sum + estimateTokens(choice.message.content), 0),
   });
   const again = jsonBody(answer({ kind: "chat" }, { messages, n: 3, max_tokens: 8 }, context));
-  t.same(again["choices"], body["choices"], "same prompt, same answer");
+  t.same(again.choices, body.choices, "same prompt, same answer");
 });
 
 t.test("chat: invalid requests get a 400 naming the field", async (t) => {
@@ -67,7 +74,7 @@ t.test("chat: invalid requests get a 400 naming the field", async (t) => {
   ];
   for (const [request, message] of cases) {
     const body = jsonBody(answer({ kind: "chat" }, request, context), 400);
-    t.match((body["error"] as { message: string }).message, message, JSON.stringify(request));
+    t.match((body.error as { message: string }).message, message, JSON.stringify(request));
   }
 });
 
@@ -77,29 +84,29 @@ t.test("chat: a json_schema response_format naming a catalogue task gets that ta
     response_format: { type: "json_schema", json_schema: { name: "sentiment", schema: {} } },
   };
   const body = jsonBody(answer({ kind: "chat" }, request, context));
-  const content = (body["choices"] as { message: { content: string } }[])[0]?.message.content ?? "";
+  const content = (body.choices as { message: { content: string } }[])[0]?.message.content ?? "";
   t.same(JSON.parse(content), renderOutput("sentiment", "v1", request));
 
   const unknownName = { ...request, response_format: { type: "json_schema", json_schema: { name: "not-a-task" } } };
   const text = jsonBody(answer({ kind: "chat" }, unknownName, context));
-  const plain = (text["choices"] as { message: { content: string } }[])[0]?.message.content ?? "";
+  const plain = (text.choices as { message: { content: string } }[])[0]?.message.content ?? "";
   t.throws(() => JSON.parse(plain), "an unknown schema name gets plain text");
 
   const missing = jsonBody(answer({ kind: "chat" }, request, { ...context, variant: "no-such-break" }), 404);
-  t.match(missing["error"], { type: "not_found" });
+  t.match(missing.error, { type: "not_found" });
 });
 
 t.test("completions: one choice per prompt and n, text_completion shape", async (t) => {
   const body = jsonBody(answer({ kind: "completions" }, { prompt: ["a", "b"], n: 2 }, context));
-  t.equal(body["object"], "text_completion");
-  t.equal((body["choices"] as JsonValue[]).length, 4);
-  t.match(body["choices"], [{ index: 0, text: String, finish_reason: "stop" }]);
+  t.equal(body.object, "text_completion");
+  t.equal((body.choices as JsonValue[]).length, 4);
+  t.match(body.choices, [{ index: 0, text: String, finish_reason: "stop" }]);
   jsonBody(answer({ kind: "completions" }, { prompt: [1, 2] }, context), 400);
 });
 
 t.test("embeddings: catalogue vectors, 8-dim and stable per text", async (t) => {
   const body = jsonBody(answer({ kind: "embeddings" }, { input: ["alpha", "beta"] }, context));
-  const data = body["data"] as { index: number; embedding: number[] }[];
+  const data = body.data as { index: number; embedding: number[] }[];
   t.same(
     data.map((item) => item.index),
     [0, 1],
@@ -122,7 +129,20 @@ t.test("predict: catalogue output for known task and variant, 404 otherwise", as
 });
 
 t.test("infer: echoes the first tensor flattened, with its shape, as FP32", async (t) => {
-  const request = { id: "r1", inputs: [{ name: "x", datatype: "INT32", shape: [2, 2], data: [[1, 2], [3, "q"]] }] };
+  const request = {
+    id: "r1",
+    inputs: [
+      {
+        name: "x",
+        datatype: "INT32",
+        shape: [2, 2],
+        data: [
+          [1, 2],
+          [3, "q"],
+        ],
+      },
+    ],
+  };
   t.same(jsonBody(answer({ kind: "infer", model: "m" }, request, { ...context, version: "v7" })), {
     model_name: "m",
     model_version: "v7",
@@ -144,7 +164,11 @@ t.test("determinism helpers", async (t) => {
   const a = seededRandom(42);
   const b = seededRandom(42);
   const first = Array.from({ length: 5 }, () => a());
-  t.same(first, Array.from({ length: 5 }, () => b()), "same seed, same sequence");
+  t.same(
+    first,
+    Array.from({ length: 5 }, () => b()),
+    "same seed, same sequence",
+  );
   t.ok(first.every((value) => value >= 0 && value < 1));
   t.notSame(first, Array.from({ length: 5 }, seededRandom(43)), "another seed, another sequence");
   t.equal(replyText("p", 0, 1).length > 0, true, "at least one word even for a tiny budget");

@@ -21,7 +21,10 @@ async function startModel(t: Test, options: DemoOptions = {}) {
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
   const control = async <T>(path: string, body?: unknown): Promise<T> => {
-    const response = await fetch(`${url}/__demo/${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
+    const response = await fetch(
+      `${url}/__demo/${path}`,
+      body === undefined ? {} : { method: "POST", body: JSON.stringify(body) },
+    );
     return (await response.json()) as T;
   };
   return { model, url, post, control };
@@ -49,7 +52,11 @@ t.test("chat completion: OpenAI shape, version and pool headers, body checksum",
       { index: 0, message: { role: "assistant", content: String }, finish_reason: "stop" },
       { index: 1, message: { role: "assistant", content: String }, finish_reason: "stop" },
     ],
-    usage: { prompt_tokens: Math.ceil("How late is my order?".length / 4), completion_tokens: Number, total_tokens: Number },
+    usage: {
+      prompt_tokens: Math.ceil("How late is my order?".length / 4),
+      completion_tokens: Number,
+      total_tokens: Number,
+    },
   });
 });
 
@@ -66,13 +73,19 @@ t.test("structured output: json_schema name, variant via config and via header",
 
   t.same(await contentOf(await post("/v1/chat/completions", structured)), renderOutput("sentiment", "v1", structured));
 
-  const applied = await control<{ version: string; variant: string }>("config", { version: "v2", variant: "score_rescaled" });
+  const applied = await control<{ version: string; variant: string }>("config", {
+    version: "v2",
+    variant: "score_rescaled",
+  });
   t.match(applied, { version: "v2", variant: "score_rescaled" });
   const rolledOut = await post("/v1/chat/completions", structured);
   t.equal(rolledOut.headers.get("x-model-version"), "v2");
   t.same(await contentOf(rolledOut), renderOutput("sentiment", "score_rescaled", structured));
 
-  const perRequest = await post("/v1/chat/completions", structured, { "x-demo-variant": "v1", "x-demo-version": "v1-canary" });
+  const perRequest = await post("/v1/chat/completions", structured, {
+    "x-demo-variant": "v1",
+    "x-demo-version": "v1-canary",
+  });
   t.equal(perRequest.headers.get("x-model-version"), "v1-canary");
   t.same(await contentOf(perRequest), renderOutput("sentiment", "v1", structured));
 });
@@ -89,7 +102,10 @@ t.test("structured output: x-demo-task with x-demo-fence wraps the JSON in a mar
 
 t.test("structured output: a prose (string) output is the content verbatim, not a JSON string", async (t) => {
   const { post } = await startModel(t);
-  const response = await post("/v1/chat/completions", chatRequest, { "x-demo-task": "chat_structured", "x-demo-variant": "prose_not_json" });
+  const response = await post("/v1/chat/completions", chatRequest, {
+    "x-demo-task": "chat_structured",
+    "x-demo-variant": "prose_not_json",
+  });
   const body = (await response.json()) as { choices: { message: { content: string } }[] };
   t.equal(body.choices[0]?.message.content, renderOutput("chat_structured", "prose_not_json", chatRequest));
 });
@@ -116,10 +132,13 @@ t.test("streaming chat: SSE chunks that add up to the non-streamed answer, then 
   t.equal(response.headers.get("x-model-version"), "v1");
   const data = sseData(await response.text());
   t.equal(data.at(-1), "[DONE]");
-  const chunks = data.slice(0, -1).map((payload) => JSON.parse(payload) as {
-    object: string;
-    choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[];
-  });
+  const chunks = data.slice(0, -1).map(
+    (payload) =>
+      JSON.parse(payload) as {
+        object: string;
+        choices: { delta: { role?: string; content?: string }; finish_reason: string | null }[];
+      },
+  );
   t.ok(chunks.length >= 4, "several chunk events");
   t.ok(chunks.every((chunk) => chunk.object === "chat.completion.chunk"));
   t.equal(chunks[0]?.choices[0]?.delta.role, "assistant");
@@ -247,7 +266,10 @@ t.test("control plane: stats, recorded requests, reset", async (t) => {
 
 t.test("control plane: an invalid config patch is refused and changes nothing", async (t) => {
   const { model, url } = await startModel(t);
-  const refused = await fetch(`${url}/__demo/config`, { method: "POST", body: JSON.stringify({ capacity: -1, variant: "x" }) });
+  const refused = await fetch(`${url}/__demo/config`, {
+    method: "POST",
+    body: JSON.stringify({ capacity: -1, variant: "x" }),
+  });
   t.equal(refused.status, 400);
   t.match(await refused.json(), { error: { message: /capacity/ } });
   const unknownKey = await fetch(`${url}/__demo/config`, { method: "POST", body: JSON.stringify({ pool: "heavy" }) });
@@ -301,7 +323,10 @@ t.test("x-demo-reset drops the connection mid-response; the server keeps serving
 });
 
 /** Polls stats until `ready` holds; the server is local, so this settles within milliseconds. */
-async function waitForStats(control: <T>(path: string) => Promise<T>, ready: (stats: DemoStats) => boolean): Promise<void> {
+async function waitForStats(
+  control: <T>(path: string) => Promise<T>,
+  ready: (stats: DemoStats) => boolean,
+): Promise<void> {
   for (;;) {
     if (ready(await control<DemoStats>("stats"))) return;
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -371,11 +396,15 @@ t.test("wire layout and encoding: pretty, reordered keys, gzip; the same value e
   t.same(Object.keys(JSON.parse(reordered) as object), Object.keys(JSON.parse(plain) as object).reverse());
   // node:http does not decompress, so the raw bytes show the coding.
   const raw = await new Promise<{ encoding: string | undefined; bytes: Buffer }>((resolve, reject) => {
-    const req = request(`${url}/v1/predict/sentiment`, { method: "POST", headers: { "content-type": "application/json", "x-demo-encoding": "gzip" } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () => resolve({ encoding: res.headers["content-encoding"], bytes: Buffer.concat(chunks) }));
-    });
+    const req = request(
+      `${url}/v1/predict/sentiment`,
+      { method: "POST", headers: { "content-type": "application/json", "x-demo-encoding": "gzip" } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => resolve({ encoding: res.headers["content-encoding"], bytes: Buffer.concat(chunks) }));
+      },
+    );
     req.on("error", reject);
     req.end(JSON.stringify(body));
   });
@@ -388,12 +417,16 @@ t.test("wire layout and encoding: pretty, reordered keys, gzip; the same value e
 t.test("embeddings: every catalogue variant reaches the wire as is, whatever its JSON type", async (t) => {
   const { post } = await startModel(t);
   for (const variant of ["base64_encoded", "wrapped_in_object", "null_component", "unit_bounds"]) {
-    const response = (await (await post("/v1/embeddings", { input: "alpha" }, { "x-demo-variant": variant })).json()) as {
+    const response = (await (
+      await post("/v1/embeddings", { input: "alpha" }, { "x-demo-variant": variant })
+    ).json()) as {
       data: { embedding: unknown }[];
     };
     t.same(response.data[0]?.embedding, renderOutput("embedding", variant, { input: "alpha" }), variant);
   }
-  const otherTask = (await (await post("/v1/embeddings", { input: "alpha" }, { "x-demo-variant": "score_rescaled" })).json()) as {
+  const otherTask = (await (
+    await post("/v1/embeddings", { input: "alpha" }, { "x-demo-variant": "score_rescaled" })
+  ).json()) as {
     data: { embedding: unknown[] }[];
   };
   t.equal(otherTask.data[0]?.embedding.length, 8, "a variant of another task keeps a stable vector");

@@ -1,6 +1,6 @@
 import t from "tap";
 import { parse } from "yaml";
-import { loadEnvoyTemplate, renderEnvoyConfig, type EnvoyConfigValues } from "../../../src/devstack/envoy-config.js";
+import { type EnvoyConfigValues, loadEnvoyTemplate, renderEnvoyConfig } from "../../../src/devstack/envoy-config.js";
 
 const base: EnvoyConfigValues = {
   listenPort: 10000,
@@ -16,8 +16,15 @@ const base: EnvoyConfigValues = {
 
 interface Rendered {
   static_resources: {
-    listeners: { filter_chains: { filters: { typed_config: { http_filters: { name: string; typed_config: Record<string, unknown> }[] } }[] }[] }[];
-    clusters: { name: string; load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: unknown } }[] }[] } }[];
+    listeners: {
+      filter_chains: {
+        filters: { typed_config: { http_filters: { name: string; typed_config: Record<string, unknown> }[] } }[];
+      }[];
+    }[];
+    clusters: {
+      name: string;
+      load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: unknown } }[] }[] };
+    }[];
   };
 }
 
@@ -28,27 +35,42 @@ function httpFilters(config: Rendered): { name: string; typed_config: Record<str
 t.test("the shipped envoy.yaml renders to valid YAML with the knobs filled in", async (t) => {
   const config = parse(renderEnvoyConfig(await loadEnvoyTemplate(), base)) as Rendered;
   const filters = httpFilters(config);
-  t.same(filters.map((filter) => filter.name), ["envoy.filters.http.ext_proc", "envoy.filters.http.router"]);
+  t.same(
+    filters.map((filter) => filter.name),
+    ["envoy.filters.http.ext_proc", "envoy.filters.http.router"],
+  );
   const extProc = filters[0]?.typed_config;
-  t.equal(extProc?.["failure_mode_allow"], false);
-  t.equal(extProc?.["message_timeout"], "1.5s");
-  t.equal(extProc?.["allow_mode_override"], true);
+  t.equal(extProc?.failure_mode_allow, false);
+  t.equal(extProc?.message_timeout, "1.5s");
+  t.equal(extProc?.allow_mode_override, true);
   const guard = config.static_resources.clusters.find((cluster) => cluster.name === "inference_guard");
-  t.same(guard?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address, { socket_address: { address: "127.0.0.1", port_value: 50051 } });
+  t.same(guard?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address, {
+    socket_address: { address: "127.0.0.1", port_value: 50051 },
+  });
 });
 
 t.test("the Unix socket variant points the guard cluster at a pipe", async (t) => {
-  const config = parse(renderEnvoyConfig(await loadEnvoyTemplate(), { ...base, guardAddress: "unix:/tmp/g.sock" })) as Rendered;
+  const config = parse(
+    renderEnvoyConfig(await loadEnvoyTemplate(), { ...base, guardAddress: "unix:/tmp/g.sock" }),
+  ) as Rendered;
   const guard = config.static_resources.clusters.find((cluster) => cluster.name === "inference_guard");
   t.same(guard?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address, { pipe: { path: "/tmp/g.sock" } });
 });
 
 t.test("variants: no guard (the benchmark floor) and Envoy's adaptive concurrency", async (t) => {
   const floor = parse(renderEnvoyConfig(await loadEnvoyTemplate(), { ...base, variants: new Set() })) as Rendered;
-  t.same(httpFilters(floor).map((filter) => filter.name), ["envoy.filters.http.router"]);
+  t.same(
+    httpFilters(floor).map((filter) => filter.name),
+    ["envoy.filters.http.router"],
+  );
   t.notOk(floor.static_resources.clusters.some((cluster) => cluster.name === "inference_guard"));
-  const adaptive = parse(renderEnvoyConfig(await loadEnvoyTemplate(), { ...base, variants: new Set(["adaptive_concurrency"]) })) as Rendered;
-  t.same(httpFilters(adaptive).map((filter) => filter.name), ["envoy.filters.http.adaptive_concurrency", "envoy.filters.http.router"]);
+  const adaptive = parse(
+    renderEnvoyConfig(await loadEnvoyTemplate(), { ...base, variants: new Set(["adaptive_concurrency"]) }),
+  ) as Rendered;
+  t.same(
+    httpFilters(adaptive).map((filter) => filter.name),
+    ["envoy.filters.http.adaptive_concurrency", "envoy.filters.http.router"],
+  );
 });
 
 t.test("an unknown placeholder is an error, not a silent hole", async (t) => {

@@ -15,6 +15,10 @@ t.test("the dev stack, the Dockerfile and the bin/ shebang run Node with the sam
 
   const bin = await readFile(join(PROJECT_ROOT, "bin", "inference-guard.js"), "utf8");
   const shebang = bin.split("\n", 1)[0] ?? "";
-  t.same(shebang.split(" ").filter((arg) => arg.startsWith("--")), GUARD_NODE_FLAGS, "bin/ shebang");
+  t.same(
+    shebang.split(" ").filter((arg) => arg.startsWith("--")),
+    GUARD_NODE_FLAGS,
+    "bin/ shebang",
+  );
   t.ok(GUARD_NODE_FLAGS.length > 0);
 });

@@ -7,7 +7,10 @@ const ephemeralStart = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_ran
 
 t.test("ports are bindable, distinct and below the ephemeral range outgoing connections use", async (t) => {
   const ports = await Promise.all(Array.from({ length: 200 }, () => freePort()));
-  t.ok(ports.every((port) => port >= 10_000 && port < ephemeralStart), `all in [10000, ${ephemeralStart})`);
+  t.ok(
+    ports.every((port) => port >= 10_000 && port < ephemeralStart),
+    `all in [10000, ${ephemeralStart})`,
+  );
   t.equal(new Set(ports).size, ports.length, "no port handed out twice");
   const first = ports[0] ?? 0;
   const server = createServer();

@@ -10,8 +10,8 @@ import { createCoreMetrics } from "../../../src/metrics/registry.js";
 import type { Stage, StageRun, Step } from "../../../src/pipeline/types.js";
 import { harness, requestBody, requestHeaders, responseBody, responseHeaders, route } from "../../helpers/frames.js";
 
-const RUNS = Number(process.env["FUZZ_RUNS"] ?? 2_000);
-const SEED = Number(process.env["FUZZ_SEED"] ?? 20261124);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 2_000);
+const SEED = Number(process.env.FUZZ_SEED ?? 20261124);
 
 type Behaviour = "continue" | "needs_all" | "reply" | "throw" | "async";
 
@@ -31,7 +31,10 @@ function hook(kind: Behaviour): () => Step | Promise<Step> {
     case "needs_all":
       return () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true, responseBody: true } });
     case "reply":
-      return () => ({ type: "reply", reply: { status: 418, headers: { "content-type": "application/json" }, body: "{}", reason: "fuzz.reply" } });
+      return () => ({
+        type: "reply",
+        reply: { status: 418, headers: { "content-type": "application/json" }, body: "{}", reason: "fuzz.reply" },
+      });
     case "throw":
       return () => {
         throw new Error("fuzz");
@@ -45,7 +48,9 @@ function hook(kind: Behaviour): () => Step | Promise<Step> {
 }
 
 const frame: fc.Arbitrary<ProcessingRequest> = fc.oneof(
-  fc.tuple(fc.boolean(), fc.constantFrom("/v1/chat/completions", "/other")).map(([eos, path]) => requestHeaders({ ":path": path }, eos)),
+  fc
+    .tuple(fc.boolean(), fc.constantFrom("/v1/chat/completions", "/other"))
+    .map(([eos, path]) => requestHeaders({ ":path": path }, eos)),
   fc.tuple(fc.string({ maxLength: 64 }), fc.boolean()).map(([body, eos]) => requestBody(body, eos)),
   fc.tuple(fc.integer({ min: 100, max: 599 }), fc.boolean()).map(([status, eos]) => responseHeaders(status, {}, eos)),
   fc.tuple(fc.string({ maxLength: 64 }), fc.boolean()).map(([body, eos]) => responseBody(body, eos)),
@@ -56,46 +61,54 @@ const frame: fc.Arbitrary<ProcessingRequest> = fc.oneof(
 );
 
 function answered(kind: string, out: readonly ProcessingResponse[]): boolean {
-  return out.some((response) => response.immediateResponse !== undefined || (response as Record<string, unknown>)[kind] !== undefined);
+  return out.some(
+    (response) => response.immediateResponse !== undefined || (response as Record<string, unknown>)[kind] !== undefined,
+  );
 }
 
 t.test("streams survive any frame sequence and any stage behaviour", async (t) => {
   const metrics = createCoreMetrics("fuzz");
   let cases = 0;
   await fc.assert(
-    fc.asyncProperty(fc.array(stageSpec, { maxLength: 3 }), fc.array(frame, { maxLength: 8 }), fc.nat({ max: 8 }), async (specs, frames, closeAt) => {
-      cases++;
-      const ends = new Map<number, number>();
-      const stages: Stage[] = specs.map((spec, index) => ({
-        name: `s${index}`,
-        start(): StageRun {
-          ends.set(index, 0);
-          return {
-            onRequestHeaders: hook(spec.requestHeaders),
-            onRequestBody: hook(spec.requestBody),
-            onResponseHeaders: hook(spec.responseHeaders),
-            onResponseBody: hook(spec.responseBody),
-            onEnd: () => ends.set(index, (ends.get(index) ?? 0) + 1),
-          };
-        },
-      }));
-      const h = harness(stages, [route("chat", "/v1/chat")], metrics);
-      for (const [position, input] of frames.entries()) {
-        if (position === closeAt) h.processor.close();
-        const out = await h.feed(input);
-        for (const response of out) {
-          const immediate = response.immediateResponse;
-          if (immediate === undefined) continue;
-          if (immediate.status.code < 100 || immediate.status.code > 599) return false;
-          if (!(immediate.headers?.setHeaders ?? []).some((option) => option.header.key === "x-guard-reason")) return false;
+    fc.asyncProperty(
+      fc.array(stageSpec, { maxLength: 3 }),
+      fc.array(frame, { maxLength: 8 }),
+      fc.nat({ max: 8 }),
+      async (specs, frames, closeAt) => {
+        cases++;
+        const ends = new Map<number, number>();
+        const stages: Stage[] = specs.map((spec, index) => ({
+          name: `s${index}`,
+          start(): StageRun {
+            ends.set(index, 0);
+            return {
+              onRequestHeaders: hook(spec.requestHeaders),
+              onRequestBody: hook(spec.requestBody),
+              onResponseHeaders: hook(spec.responseHeaders),
+              onResponseBody: hook(spec.responseBody),
+              onEnd: () => ends.set(index, (ends.get(index) ?? 0) + 1),
+            };
+          },
+        }));
+        const h = harness(stages, [route("chat", "/v1/chat")], metrics);
+        for (const [position, input] of frames.entries()) {
+          if (position === closeAt) h.processor.close();
+          const out = await h.feed(input);
+          for (const response of out) {
+            const immediate = response.immediateResponse;
+            if (immediate === undefined) continue;
+            if (immediate.status.code < 100 || immediate.status.code > 599) return false;
+            if (!(immediate.headers?.setHeaders ?? []).some((option) => option.header.key === "x-guard-reason"))
+              return false;
+          }
+          const kind = input.request;
+          const waitsForAnswer = kind !== undefined && input.observabilityMode !== true && position < closeAt;
+          if (waitsForAnswer && !answered(kind, out)) return false;
         }
-        const kind = input.request;
-        const waitsForAnswer = kind !== undefined && input.observabilityMode !== true && position < closeAt;
-        if (waitsForAnswer && !answered(kind, out)) return false;
-      }
-      h.processor.close();
-      return [...ends.values()].every((count) => count === 1);
-    }),
+        h.processor.close();
+        return [...ends.values()].every((count) => count === 1);
+      },
+    ),
     { numRuns: RUNS, seed: SEED },
   );
   t.equal(cases >= RUNS, true, `${cases} generated cases`);

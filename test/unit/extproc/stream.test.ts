@@ -1,7 +1,7 @@
 import t from "tap";
-import type { Outcome, Stage, StageRun } from "../../../src/pipeline/types.js";
-import { createAnnotateStage } from "../../../src/pipeline/annotate.js";
 import { parseConfig } from "../../../src/config/load.js";
+import { createAnnotateStage } from "../../../src/pipeline/annotate.js";
+import type { Outcome, Stage, StageRun } from "../../../src/pipeline/types.js";
 import {
   counterValue,
   harness,
@@ -43,7 +43,14 @@ t.test("annotate: the upstream and the client both learn the route", async (t) =
   t.same(setHeadersOf(second), { "x-guard-route": "chat" });
   t.equal(second?.modeOverride, undefined, "no mode change on the response path");
   t.equal(h.processor.state, "done");
-  t.equal(await counterValue(h.metrics, "guard_requests_total", { route: "chat", answered_by: "upstream", code_class: "2xx" }), 1);
+  t.equal(
+    await counterValue(h.metrics, "guard_requests_total", {
+      route: "chat",
+      answered_by: "upstream",
+      code_class: "2xx",
+    }),
+    1,
+  );
 });
 
 t.test("a stage that needs the request body gets it whole, and may re-route", async (t) => {
@@ -55,9 +62,19 @@ t.test("a stage that needs the request body gets it whole, and may re-route", as
         onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }),
         onRequestBody: (body) => {
           seen.push(new TextDecoder().decode(body));
-          return { type: "continue", edits: { setHeaders: { "x-guard-tier": "heavy" }, clearRouteCache: true, metadata: { tier: "heavy", cost: 42 } } };
+          return {
+            type: "continue",
+            edits: {
+              setHeaders: { "x-guard-tier": "heavy" },
+              clearRouteCache: true,
+              metadata: { tier: "heavy", cost: 42 },
+            },
+          };
         },
-        onResponseHeaders: () => ({ type: "continue", edits: { setHeaders: { "x-seen": "1" }, clearRouteCache: true } }),
+        onResponseHeaders: () => ({
+          type: "continue",
+          edits: { setHeaders: { "x-seen": "1" }, clearRouteCache: true },
+        }),
       },
       outcomes,
     ),
@@ -69,10 +86,16 @@ t.test("a stage that needs the request body gets it whole, and may re-route", as
   t.same(setHeadersOf(bodyAnswer), { "x-guard-tier": "heavy" });
   t.equal(bodyAnswer?.requestBody?.response.clearRouteCache, true);
   t.same(bodyAnswer?.dynamicMetadata, {
-    fields: { inference_guard: { structValue: { fields: { tier: { stringValue: "heavy" }, cost: { numberValue: 42 } } } } },
+    fields: {
+      inference_guard: { structValue: { fields: { tier: { stringValue: "heavy" }, cost: { numberValue: 42 } } } },
+    },
   });
   const [responseAnswer] = await h.feed(responseHeaders(200));
-  t.equal(responseAnswer?.responseHeaders?.response.clearRouteCache, undefined, "route cache is never cleared on the response path");
+  t.equal(
+    responseAnswer?.responseHeaders?.response.clearRouteCache,
+    undefined,
+    "route cache is never cleared on the response path",
+  );
   t.equal(outcomes.length, 1);
   t.equal(outcomes[0]?.answeredBy, "upstream");
   t.equal(outcomes[0]?.status, 200);
@@ -80,7 +103,9 @@ t.test("a stage that needs the request body gets it whole, and may re-route", as
 });
 
 t.test("a body-less request never waits for a body", async (t) => {
-  const h = harness([stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }) })]);
+  const h = harness([
+    stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }) }),
+  ]);
   await h.feed(requestHeaders({ ":method": "GET" }, true));
   t.equal(h.processor.state, "response_headers");
 });
@@ -92,7 +117,12 @@ t.test("an immediate reply carries status, headers, reason and body, and ends th
       {
         onRequestHeaders: () => ({
           type: "reply",
-          reply: { status: 429, headers: { "retry-after": "2", "content-type": "application/json" }, body: '{"error":"overloaded"}', reason: "shed.overload" },
+          reply: {
+            status: 429,
+            headers: { "retry-after": "2", "content-type": "application/json" },
+            body: '{"error":"overloaded"}',
+            reason: "shed.overload",
+          },
         }),
       },
       outcomes,
@@ -102,18 +132,26 @@ t.test("an immediate reply carries status, headers, reason and body, and ends th
   const immediate = answer?.immediateResponse;
   t.equal(immediate?.status.code, 429);
   t.equal(new TextDecoder().decode(immediate?.body), '{"error":"overloaded"}');
-  const headers = Object.fromEntries((immediate?.headers?.setHeaders ?? []).map((o) => [o.header.key, new TextDecoder().decode(o.header.rawValue)]));
+  const headers = Object.fromEntries(
+    (immediate?.headers?.setHeaders ?? []).map((o) => [o.header.key, new TextDecoder().decode(o.header.rawValue)]),
+  );
   t.same(headers, { "retry-after": "2", "content-type": "application/json", "x-guard-reason": "shed.overload" });
   t.equal(h.processor.state, "done");
   t.same(outcomes, [{ answeredBy: "guard", status: 429, reason: "shed.overload", cancelled: false }]);
-  t.equal(await counterValue(h.metrics, "guard_replies_total", { route: "test", reason: "shed.overload", status: "429" }), 1);
+  t.equal(
+    await counterValue(h.metrics, "guard_replies_total", { route: "test", reason: "shed.overload", status: "429" }),
+    1,
+  );
 });
 
 t.test("a reply from the response body replaces the upstream's answer", async (t) => {
   const h = harness([
     stage({
       onRequestHeaders: () => ({ type: "continue", needs: { responseBody: true } }),
-      onResponseBody: () => ({ type: "reply", reply: { status: 502, headers: {}, body: "{}", reason: "contract.violated" } }),
+      onResponseBody: () => ({
+        type: "reply",
+        reply: { status: 502, headers: {}, body: "{}", reason: "contract.violated" },
+      }),
     }),
   ]);
   const [first] = await h.feed(requestHeaders({}, true));
@@ -162,7 +200,12 @@ t.test("frames out of order get a neutral answer and are counted", async (t) => 
 
 t.test("response headers while a request body is awaited (Envoy answered locally)", async (t) => {
   const outcomes: Outcome[] = [];
-  const h = harness([stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }) }, outcomes)]);
+  const h = harness([
+    stage(
+      { onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }) },
+      outcomes,
+    ),
+  ]);
   await h.feed(requestHeaders({}));
   const [answer] = await h.feed(responseHeaders(413));
   t.same(answer?.responseHeaders?.response, { status: "CONTINUE" });
@@ -170,15 +213,22 @@ t.test("response headers while a request body is awaited (Envoy answered locally
 });
 
 t.test("observability mode: nothing is sent back", async (t) => {
-  const h = harness([stage({ onRequestHeaders: () => ({ type: "reply", reply: { status: 500, headers: {}, body: "", reason: "x" } }) })]);
-  const out = await h.feed({ ...requestHeaders({}), observabilityMode: true }, { ...responseHeaders(200), observabilityMode: true });
+  const h = harness([
+    stage({ onRequestHeaders: () => ({ type: "reply", reply: { status: 500, headers: {}, body: "", reason: "x" } }) }),
+  ]);
+  const out = await h.feed(
+    { ...requestHeaders({}), observabilityMode: true },
+    { ...responseHeaders(200), observabilityMode: true },
+  );
   t.same(out, []);
   t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "observability_mode" }), 1);
 });
 
 t.test("a stream cancelled mid-request ends the exchange as cancelled", async (t) => {
   const outcomes: Outcome[] = [];
-  const h = harness([stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true } }) }, outcomes)]);
+  const h = harness([
+    stage({ onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true } }) }, outcomes),
+  ]);
   await h.feed(requestHeaders({}));
   h.processor.close();
   h.processor.close();
@@ -190,8 +240,15 @@ t.test("a stream cancelled mid-request ends the exchange as cancelled", async (t
 
 t.test("a throwing stage is skipped; the request goes on", async (t) => {
   const h = harness([
-    stage({ onRequestHeaders: () => { throw new Error("boom"); } }),
-    { name: "second", start: () => ({ onRequestHeaders: () => ({ type: "continue", edits: { setHeaders: { "x-second": "ran" } } }) }) },
+    stage({
+      onRequestHeaders: () => {
+        throw new Error("boom");
+      },
+    }),
+    {
+      name: "second",
+      start: () => ({ onRequestHeaders: () => ({ type: "continue", edits: { setHeaders: { "x-second": "ran" } } }) }),
+    },
   ]);
   const [answer] = await h.feed(requestHeaders({}, true));
   t.same(setHeadersOf(answer), { "x-second": "ran" });
@@ -200,7 +257,10 @@ t.test("a throwing stage is skipped; the request goes on", async (t) => {
 
 t.test("trailers are tolerated", async (t) => {
   const h = harness([stage({})]);
-  const out = await h.feed({ request: "requestTrailers", requestTrailers: {} }, { request: "responseTrailers", responseTrailers: {} });
+  const out = await h.feed(
+    { request: "requestTrailers", requestTrailers: {} },
+    { request: "responseTrailers", responseTrailers: {} },
+  );
   t.same(out, [{ requestTrailers: {} }, { responseTrailers: {} }]);
 });
 

@@ -1,14 +1,27 @@
-import t from "tap";
 import { register as globalRegistry } from "prom-client";
-import { createCoreMetrics } from "../../../src/metrics/registry.js";
+import t from "tap";
 import { BoundedLabel } from "../../../src/metrics/labels.js";
+import { createCoreMetrics } from "../../../src/metrics/registry.js";
 
 t.test("core metrics live on a private registry, all named guard_*", async (t) => {
   const metrics = createCoreMetrics("1.2.3");
   const names = (await metrics.registry.getMetricsAsJSON()).map((metric) => metric.name);
   t.ok(names.length > 10);
-  t.same(names.filter((name) => !name.startsWith("guard_")), [], "every name starts with guard_");
-  for (const name of ["guard_extproc_streams_total", "guard_extproc_anomalies_total", "guard_extproc_message_seconds", "guard_stage_errors_total", "guard_requests_total", "guard_replies_total", "guard_build_info", "guard_process_resident_memory_bytes"]) {
+  t.same(
+    names.filter((name) => !name.startsWith("guard_")),
+    [],
+    "every name starts with guard_",
+  );
+  for (const name of [
+    "guard_extproc_streams_total",
+    "guard_extproc_anomalies_total",
+    "guard_extproc_message_seconds",
+    "guard_stage_errors_total",
+    "guard_requests_total",
+    "guard_replies_total",
+    "guard_build_info",
+    "guard_process_resident_memory_bytes",
+  ]) {
     t.ok(names.includes(name), name);
   }
   t.same(await globalRegistry.getMetricsAsJSON(), [], "nothing leaks onto prom-client's global registry");

@@ -36,12 +36,21 @@ t.test("every panel query references existing guard metrics", async (t) => {
     }
   }
   const route = dashboard.templating.list.find((variable) => variable.name === "route");
-  for (const name of guardNamesIn(JSON.stringify(route?.query))) t.ok(names.has(name), `route variable: ${name} exists`);
+  for (const name of guardNamesIn(JSON.stringify(route?.query)))
+    t.ok(names.has(name), `route variable: ${name} exists`);
 });
 
 t.test("the views of the status page are all on the dashboard", async (t) => {
   const text = await readFile("ops/grafana/inference-guard.json", "utf8");
-  for (const metric of ["guard_requests_total", "guard_shed_total", "guard_contract_checks_total", "guard_contract_violations_total", "guard_cache_hits_total", "guard_request_cost_bucket", "guard_circuit_state"]) {
+  for (const metric of [
+    "guard_requests_total",
+    "guard_shed_total",
+    "guard_contract_checks_total",
+    "guard_contract_violations_total",
+    "guard_cache_hits_total",
+    "guard_request_cost_bucket",
+    "guard_circuit_state",
+  ]) {
     t.ok(text.includes(metric), metric);
   }
 });

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
-import t from "tap";
 import { pino } from "pino";
+import t from "tap";
 import { createDecisionLog } from "../../../src/pipeline/decisions.js";
 
 function capture(): { lines: Record<string, unknown>[]; log: pino.Logger } {
@@ -19,7 +19,15 @@ t.test("a decision is one info line with the request id and route", async (t) =>
   const decide = createDecisionLog(log, () => 0);
   decide("shed", "abc-1", "chat", { reason: "shed.overload", priority: "sheddable", waitedMs: 0 });
   t.equal(lines.length, 1);
-  t.match(lines[0], { level: 30, msg: "decision: shed", decision: "shed", requestId: "abc-1", route: "chat", reason: "shed.overload", priority: "sheddable" });
+  t.match(lines[0], {
+    level: 30,
+    msg: "decision: shed",
+    decision: "shed",
+    requestId: "abc-1",
+    route: "chat",
+    reason: "shed.overload",
+    priority: "sheddable",
+  });
   t.notOk("suppressed" in (lines[0] ?? {}));
 });
 
@@ -29,8 +37,8 @@ t.test("rate-limited per kind; the next line written reports how many were dropp
   const decide = createDecisionLog(log, () => now, 5);
   for (let i = 0; i < 12; i++) decide("shed", `s${i}`, "chat", {});
   decide("reroute", "r0", "chat", { tier: "heavy" });
-  t.equal(lines.filter((line) => line["decision"] === "shed").length, 5, "a burst of five, then nothing");
-  t.equal(lines.filter((line) => line["decision"] === "reroute").length, 1, "another kind has its own budget");
+  t.equal(lines.filter((line) => line.decision === "shed").length, 5, "a burst of five, then nothing");
+  t.equal(lines.filter((line) => line.decision === "reroute").length, 1, "another kind has its own budget");
   now = 1_000;
   decide("shed", "s12", "chat", {});
   const last = lines.at(-1);

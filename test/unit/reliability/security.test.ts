@@ -37,7 +37,11 @@ t.test("non-loopback and world-connectable listeners need allowPublicBind", asyn
     t.notOk(parseConfig(text).ok, `refused: ${text}`);
     t.ok(parseConfig(text.replace("}", ", allowPublicBind: true }")).ok, `allowed with the opt-in: ${text}`);
   }
-  for (const text of ["listen: { grpc: '127.0.0.2:1', admin: 'localhost:2' }", "listen: { grpc: '[::1]:1' }", "listen: { grpc: 'unix:/run/guard.sock', socketMode: '600' }"]) {
+  for (const text of [
+    "listen: { grpc: '127.0.0.2:1', admin: 'localhost:2' }",
+    "listen: { grpc: '[::1]:1' }",
+    "listen: { grpc: 'unix:/run/guard.sock', socketMode: '600' }",
+  ]) {
     t.ok(parseConfig(text).ok, `loopback / private socket accepted: ${text}`);
   }
   t.notOk(parseConfig("listen: { socketMode: 'rw-rw----' }").ok, "socket mode must be octal");
@@ -51,14 +55,21 @@ t.test("unknown keys are refused at every level, with their path", async (t) => 
     ["admission: { limits: {} }", "admission.limits"],
     ["contracts: { protoPath: [] }", "contracts.protoPath"],
     ["routes: [{ name: a, cache: { enable: true } }]", "routes[0].cache.enable"],
-    ["routes: [{ name: a, complexity: { enabled: true, tiers: [{ name: x, minCost: 1, extra: 1 }] } }]", "routes[0].complexity.tiers[0].extra"],
+    [
+      "routes: [{ name: a, complexity: { enabled: true, tiers: [{ name: x, minCost: 1, extra: 1 }] } }]",
+      "routes[0].complexity.tiers[0].extra",
+    ],
     ["routes: [{ name: a, admission: { enabeld: true } }]", "routes[0].admission.enabeld"],
     ["routes: [{ name: a, contract: { message: a.B, acton: enforce } }]", "routes[0].contract.acton"],
   ];
   for (const [text, path] of cases) {
     const result = parseConfig(text);
     t.notOk(result.ok, text);
-    if (!result.ok) t.ok(result.errors.some((issue) => issue.path === path && issue.message === "unknown key"), `names ${path}`);
+    if (!result.ok)
+      t.ok(
+        result.errors.some((issue) => issue.path === path && issue.message === "unknown key"),
+        `names ${path}`,
+      );
   }
 });
 
@@ -70,7 +81,12 @@ t.test("the ext_proc Unix socket gets the configured file mode", async (t) => {
   const pipeline = new Pipeline([], [], { metrics, log, now: () => 0 });
   for (const mode of ["660", "600"]) {
     const path = join(dir, `guard-${mode}.sock`);
-    const server = await startGrpcServer(`unix:${path}`, mode, { pipeline: () => pipeline, metrics, log, now: () => 0 });
+    const server = await startGrpcServer(`unix:${path}`, mode, {
+      pipeline: () => pipeline,
+      metrics,
+      log,
+      now: () => 0,
+    });
     const info = await stat(path);
     t.ok(info.isSocket(), "a socket file");
     t.equal((info.mode & 0o777).toString(8), mode, `mode ${mode} applied`);
@@ -81,18 +97,34 @@ t.test("the ext_proc Unix socket gets the configured file mode", async (t) => {
 t.test("labels fed by traffic stay bounded under a flood of distinct values", async (t) => {
   const { metrics, processor } = await fullPipeline();
   const encoder = new TextEncoder();
-  const seriesCount = async (): Promise<number> => (await metrics.registry.metrics()).split("\n").filter((line) => line !== "" && !line.startsWith("#")).length;
+  const seriesCount = async (): Promise<number> =>
+    (await metrics.registry.metrics()).split("\n").filter((line) => line !== "" && !line.startsWith("#")).length;
   const flood = async (from: number, count: number): Promise<void> => {
     for (let index = from; index < from + count; index++) {
       const problem = await exchange(processor, {
         method: "POST",
         // Configured routes and paths no route matches, including ones under a route's prefix.
-        path: ["/v1/predict/sentiment", `/v1/predict/model-${index}`, `/unrouted/${index}`, "/v1/chat/completions"][index % 4] as string,
-        requestHeaders: { authorization: `Bearer tenant-${index}`, "x-guard-priority": `p${index}`, "x-guard-cache": "allow", "x-request-id": `r${index}` },
-        body: encoder.encode(JSON.stringify({ model: `triage-${index}`, text: `t${index}`, messages: [{ role: "user", content: `m${index}` }] })),
+        path: ["/v1/predict/sentiment", `/v1/predict/model-${index}`, `/unrouted/${index}`, "/v1/chat/completions"][
+          index % 4
+        ] as string,
+        requestHeaders: {
+          authorization: `Bearer tenant-${index}`,
+          "x-guard-priority": `p${index}`,
+          "x-guard-cache": "allow",
+          "x-request-id": `r${index}`,
+        },
+        body: encoder.encode(
+          JSON.stringify({
+            model: `triage-${index}`,
+            text: `t${index}`,
+            messages: [{ role: "user", content: `m${index}` }],
+          }),
+        ),
         status: 200,
         responseHeaders: { "content-type": "application/json", "x-model-version": `v${index}` },
-        responseBody: encoder.encode(JSON.stringify({ label: index % 2 === 0 ? "POSITIVE" : `L${index}`, score: 0.5, [`field_${index}`]: 1 })),
+        responseBody: encoder.encode(
+          JSON.stringify({ label: index % 2 === 0 ? "POSITIVE" : `L${index}`, score: 0.5, [`field_${index}`]: 1 }),
+        ),
       });
       if (problem !== undefined) throw new Error(problem);
     }
@@ -104,7 +136,11 @@ t.test("labels fed by traffic stay bounded under a flood of distinct values", as
   const afterSecond = await seriesCount();
   // A label value per request would add thousands of lines; capped labels add none.
   t.ok(afterSecond - afterFirst < 20, `series lines after 1 200 requests: ${afterFirst}, after 3 200: ${afterSecond}`);
-  const versions = new Set(((await metrics.registry.getSingleMetric("guard_contract_checks_total")?.get())?.values ?? []).map((value) => value.labels["model_version"]));
+  const versions = new Set(
+    ((await metrics.registry.getSingleMetric("guard_contract_checks_total")?.get())?.values ?? []).map(
+      (value) => value.labels.model_version,
+    ),
+  );
   t.ok(versions.size <= 22, `${versions.size} model_version values (maxModelVersions 20, plus none and other)`);
   t.ok(versions.has("other"), "later versions fold into other");
 });

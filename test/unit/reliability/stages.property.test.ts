@@ -15,18 +15,34 @@ import { estimateBody } from "../../../src/pipeline/complexity/estimate.js";
 import { estimateTextTokens } from "../../../src/pipeline/complexity/tokens.js";
 import { exchange, fullPipeline } from "../../helpers/full-pipeline.js";
 
-const RUNS = Number(process.env["FUZZ_RUNS"] ?? 2_000);
-const SEED = Number(process.env["FUZZ_SEED"] ?? 20261124);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 2_000);
+const SEED = Number(process.env.FUZZ_SEED ?? 20261124);
 const encoder = new TextEncoder();
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
-const PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/predict/sentiment", "/v1/predict/eta", "/v1/predict/other", "/v2/models/m/infer", "/elsewhere"];
+const PATHS = [
+  "/v1/chat/completions",
+  "/v1/completions",
+  "/v1/embeddings",
+  "/v1/predict/sentiment",
+  "/v1/predict/eta",
+  "/v1/predict/other",
+  "/v2/models/m/infer",
+  "/elsewhere",
+];
 
 const text = fc.string({ maxLength: 40, unit: "binary" });
 const message = fc.record(
-  { role: fc.constantFrom("user", "system", "assistant", "tool"), content: fc.oneof(text, fc.array(fc.record({ type: fc.constantFrom("text", "image_url"), text }), { maxLength: 3 }), fc.jsonValue({ maxDepth: 3 })) },
+  {
+    role: fc.constantFrom("user", "system", "assistant", "tool"),
+    content: fc.oneof(
+      text,
+      fc.array(fc.record({ type: fc.constantFrom("text", "image_url"), text }), { maxLength: 3 }),
+      fc.jsonValue({ maxDepth: 3 }),
+    ),
+  },
   { requiredKeys: [] },
 );
 /** Plausible API bodies (with wrong types sprinkled in), arbitrary JSON, and JSON that is not. */
@@ -37,7 +53,18 @@ const requestJson: fc.Arbitrary<unknown> = fc.oneof(
       messages: fc.oneof(fc.array(message, { maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })),
       prompt: fc.oneof(text, fc.array(fc.integer(), { maxLength: 8 })),
       input: fc.oneof(text, fc.array(text, { maxLength: 3 })),
-      inputs: fc.array(fc.record({ name: text, shape: fc.array(fc.integer({ min: -1, max: 1e9 }), { maxLength: 4 }), datatype: fc.constantFrom("FP32", "INT64", "BYTES", "??"), data: fc.array(fc.double(), { maxLength: 4 }) }, { requiredKeys: [] }), { maxLength: 2 }),
+      inputs: fc.array(
+        fc.record(
+          {
+            name: text,
+            shape: fc.array(fc.integer({ min: -1, max: 1e9 }), { maxLength: 4 }),
+            datatype: fc.constantFrom("FP32", "INT64", "BYTES", "??"),
+            data: fc.array(fc.double(), { maxLength: 4 }),
+          },
+          { requiredKeys: [] },
+        ),
+        { maxLength: 2 },
+      ),
       temperature: fc.oneof(fc.constant(0), fc.double(), text),
       seed: fc.integer(),
       max_tokens: fc.oneof(fc.integer(), fc.double(), text),
@@ -53,14 +80,41 @@ const requestJson: fc.Arbitrary<unknown> = fc.oneof(
 const bodyBytes = (json: fc.Arbitrary<unknown>): fc.Arbitrary<Uint8Array> =>
   fc.oneof(
     { weight: 6, arbitrary: json.map((value) => encoder.encode(JSON.stringify(value) ?? "null")) },
-    { weight: 2, arbitrary: fc.tuple(json, fc.nat()).map(([value, cut]) => { const full = encoder.encode(JSON.stringify(value) ?? "null"); return full.subarray(0, cut % (full.length + 1)); }) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(json, fc.nat()).map(([value, cut]) => {
+        const full = encoder.encode(JSON.stringify(value) ?? "null");
+        return full.subarray(0, cut % (full.length + 1));
+      }),
+    },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 256 }) },
-    { weight: 1, arbitrary: fc.integer({ min: 1, max: 20_000 }).map((depth) => encoder.encode(`{"messages":${"[".repeat(depth)}${"]".repeat(depth)}}`)) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .integer({ min: 1, max: 20_000 })
+        .map((depth) => encoder.encode(`{"messages":${"[".repeat(depth)}${"]".repeat(depth)}}`)),
+    },
   );
 
 const responseJson: fc.Arbitrary<unknown> = fc.oneof(
-  fc.record({ label: fc.oneof(fc.constantFrom("POSITIVE", "NEGATIVE", "MIXED"), text), score: fc.oneof(fc.double(), text) }, { requiredKeys: [] }),
-  fc.record({ choices: fc.array(fc.record({ message: fc.record({ content: fc.oneof(text, fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.stringify(value))) }) }), { maxLength: 3 }), model: fc.constantFrom("triage-1", "demo") }),
+  fc.record(
+    { label: fc.oneof(fc.constantFrom("POSITIVE", "NEGATIVE", "MIXED"), text), score: fc.oneof(fc.double(), text) },
+    { requiredKeys: [] },
+  ),
+  fc.record({
+    choices: fc.array(
+      fc.record({
+        message: fc.record({
+          content: fc.oneof(
+            text,
+            fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.stringify(value)),
+          ),
+        }),
+      }),
+      { maxLength: 3 },
+    ),
+    model: fc.constantFrom("triage-1", "demo"),
+  }),
   fc.record({ data: fc.array(fc.record({ embedding: fc.array(fc.double(), { maxLength: 10 }) }), { maxLength: 3 }) }),
   fc.jsonValue({ maxDepth: 6 }),
 );
@@ -95,7 +149,10 @@ async function seriesCount(metrics: CoreMetrics, name: string): Promise<number> 
 }
 
 async function counterTotal(metrics: CoreMetrics, name: string): Promise<number> {
-  return ((await metrics.registry.getSingleMetric(name)?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
+  return ((await metrics.registry.getSingleMetric(name)?.get())?.values ?? []).reduce(
+    (sum, value) => sum + value.value,
+    0,
+  );
 }
 
 t.test("the real stages survive random bodies on every route", async (t) => {
@@ -114,10 +171,17 @@ t.test("the real stages survive random bodies on every route", async (t) => {
       problem = await exchange(processor, {
         method: spec.method,
         path: spec.path,
-        requestHeaders: { "x-guard-cache": spec.cacheOptIn ? "allow" : undefined, authorization: spec.tenant ?? undefined },
+        requestHeaders: {
+          "x-guard-cache": spec.cacheOptIn ? "allow" : undefined,
+          authorization: spec.tenant ?? undefined,
+        },
         body: spec.method === "POST" ? spec.body : new Uint8Array(),
         status: spec.response.status,
-        responseHeaders: { "content-type": spec.response.contentType, "content-encoding": encoding, "x-model-version": spec.response.version },
+        responseHeaders: {
+          "content-type": spec.response.contentType,
+          "content-encoding": encoding,
+          "x-model-version": spec.response.version,
+        },
         responseBody: bytes,
       });
       return problem === undefined;
@@ -127,20 +191,41 @@ t.test("the real stages survive random bodies on every route", async (t) => {
   t.equal(problem, undefined);
   t.ok(cases >= RUNS, `${cases} generated cases`);
   t.equal(await counterTotal(metrics, "guard_stage_errors_total"), 0, "no stage threw");
-  t.ok((await counterTotal(metrics, "guard_contract_checks_total")) > RUNS / 20, "responses reached the contract checks");
-  t.ok((await counterTotal(metrics, "guard_cache_misses_total")) + (await counterTotal(metrics, "guard_cache_hits_total")) + (await counterTotal(metrics, "guard_cache_bypass_total")) > RUNS / 20, "requests reached the cache");
+  t.ok(
+    (await counterTotal(metrics, "guard_contract_checks_total")) > RUNS / 20,
+    "responses reached the contract checks",
+  );
+  t.ok(
+    (await counterTotal(metrics, "guard_cache_misses_total")) +
+      (await counterTotal(metrics, "guard_cache_hits_total")) +
+      (await counterTotal(metrics, "guard_cache_bypass_total")) >
+      RUNS / 20,
+    "requests reached the cache",
+  );
   const anomalies = (await metrics.registry.getSingleMetric("guard_extproc_anomalies_total")?.get())?.values ?? [];
-  t.same(anomalies.filter((value) => value.labels["kind"] === "handler_error"), [], "no frame handler failed");
+  t.same(
+    anomalies.filter((value) => value.labels.kind === "handler_error"),
+    [],
+    "no frame handler failed",
+  );
   const active = await metrics.registry.getSingleMetric("guard_extproc_active_streams")?.get();
   t.equal(active?.values[0]?.value, 0, "every stream closed");
   gc();
   const growth = process.memoryUsage().heapUsed - heapAfterWarmUp;
   t.ok(growth < 48 * 2 ** 20, `heap grew ${(growth / 2 ** 20).toFixed(1)} MiB after warm-up (cache bounded at 1 MiB)`);
-  t.ok((await seriesCount(metrics, "guard_contract_checks_total")) < 200, "contract series bounded despite random model versions");
+  t.ok(
+    (await seriesCount(metrics, "guard_contract_checks_total")) < 200,
+    "contract series bounded despite random model versions",
+  );
 });
 
 t.test("each stage's body handling on random bytes: never throws", async (t) => {
-  const estimateOptions = { maxBodyBytes: 1_048_576, maxDepth: 64, defaultMaxOutputTokens: 1024, countTokens: estimateTextTokens };
+  const estimateOptions = {
+    maxBodyBytes: 1_048_576,
+    maxDepth: 64,
+    defaultMaxOutputTokens: 1024,
+    countTokens: estimateTextTokens,
+  };
   let cases = 0;
   fc.assert(
     fc.property(bodyBytes(requestJson), fc.constantFrom(...PATHS), (body, path) => {
@@ -148,7 +233,15 @@ t.test("each stage's body handling on random bytes: never throws", async (t) => 
       const estimate = estimateBody(path, body, estimateOptions);
       if (!(Number.isFinite(estimate.features.inputTokens) && estimate.features.inputTokens >= 0)) return false;
       const parsed = parseBody(body);
-      const input = { route: "r", method: "POST", path, tenant: "t", vary: [], body: parsed, excludeFields: new Set(["user"]) };
+      const input = {
+        route: "r",
+        method: "POST",
+        path,
+        tenant: "t",
+        vary: [],
+        body: parsed,
+        excludeFields: new Set(["user"]),
+      };
       return requestDigest(input) === requestDigest({ ...input, body: parseBody(body) });
     }),
     { numRuns: RUNS, seed: SEED },
@@ -161,7 +254,16 @@ t.test("cache keys never cross tenants", async (t) => {
     fc.property(fc.string(), fc.string(), fc.jsonValue(), (tenantA, tenantB, body) => {
       fc.pre(tenantA !== tenantB);
       const parsed = parseBody(encoder.encode(JSON.stringify(body) ?? "null"));
-      const key = (tenant: string): string => requestDigest({ route: "chat", method: "POST", path: "/v1/chat/completions", tenant, vary: [""], body: parsed, excludeFields: new Set(["user"]) });
+      const key = (tenant: string): string =>
+        requestDigest({
+          route: "chat",
+          method: "POST",
+          path: "/v1/chat/completions",
+          tenant,
+          vary: [""],
+          body: parsed,
+          excludeFields: new Set(["user"]),
+        });
       return key(tenantA) !== key(tenantB);
     }),
     { numRuns: Math.min(RUNS, 5_000), seed: SEED },

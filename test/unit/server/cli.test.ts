@@ -1,4 +1,4 @@
-import { writeFile, mkdtemp } from "node:fs/promises";
+import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
@@ -35,7 +35,10 @@ t.test("usage errors exit 2", async (t) => {
 t.test("a bad config exits 2 listing every problem with its path", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "guard-cli-"));
   const file = join(dir, "bad.yaml");
-  await writeFile(file, "routes:\n  - name: ok\n    match: { pathPrefix: nope }\n  - name: ok\nlisten: { admin: '0.0.0.0:1' }\n");
+  await writeFile(
+    file,
+    "routes:\n  - name: ok\n    match: { pathPrefix: nope }\n  - name: ok\nlisten: { admin: '0.0.0.0:1' }\n",
+  );
   const c = capture();
   t.equal(await main(["serve", "--config", file], c.io), 2);
   const text = c.err.join("");

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import t from "tap";
-import { frameMessage, MessageDeframer, type FrameResult } from "../../../src/server/grpc-framing.js";
+import { type FrameResult, frameMessage, MessageDeframer } from "../../../src/server/grpc-framing.js";
 
 const payloads = (results: readonly FrameResult[]): string[] =>
   results.map((result) => (result.type === "message" ? result.bytes.toString("utf8") : `<${result.type}>`));
@@ -10,7 +10,8 @@ t.test("messages split and joined arbitrarily across chunks come out whole and i
   for (const chunkSize of [1, 2, 3, 5, 7, stream.length]) {
     const deframer = new MessageDeframer(1024);
     const out: FrameResult[] = [];
-    for (let offset = 0; offset < stream.length; offset += chunkSize) out.push(...deframer.push(stream.subarray(offset, offset + chunkSize)));
+    for (let offset = 0; offset < stream.length; offset += chunkSize)
+      out.push(...deframer.push(stream.subarray(offset, offset + chunkSize)));
     t.same(payloads(out), ["first", "", "a longer third message"], `chunks of ${chunkSize} bytes`);
     t.equal(deframer.buffered, 0, "nothing left over");
   }
@@ -36,7 +37,13 @@ t.test("a compressed message is refused", async (t) => {
 
 t.test("a message after refusal is not returned", async (t) => {
   const deframer = new MessageDeframer(4);
-  const results = deframer.push(Buffer.concat([frameMessage(Buffer.from("ok")), frameMessage(Buffer.from("too long")), frameMessage(Buffer.from("no"))]));
+  const results = deframer.push(
+    Buffer.concat([
+      frameMessage(Buffer.from("ok")),
+      frameMessage(Buffer.from("too long")),
+      frameMessage(Buffer.from("no")),
+    ]),
+  );
   t.same(payloads(results), ["ok", "<too_large>"]);
 });
 
@@ -64,7 +71,11 @@ t.test("property: any messages under any chunking come out exactly as sent", asy
           }
           offset += size;
         }
-        return deframer.buffered === 0 && out.length === messages.length && out.every((bytes, index) => Buffer.from(messages[index] ?? []).equals(bytes));
+        return (
+          deframer.buffered === 0 &&
+          out.length === messages.length &&
+          out.every((bytes, index) => Buffer.from(messages[index] ?? []).equals(bytes))
+        );
       },
     ),
     { seed: 20261125, numRuns: 500 },

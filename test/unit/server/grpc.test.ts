@@ -10,7 +10,7 @@ import { externalProcessorService } from "../../../src/extproc/proto.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../../src/extproc/wire.js";
 import { createCoreMetrics } from "../../../src/metrics/registry.js";
 import { Pipeline } from "../../../src/pipeline/pipeline.js";
-import { EXT_PROC_SERVICE, startGrpcServer, type GrpcServer } from "../../../src/server/grpc.js";
+import { EXT_PROC_SERVICE, type GrpcServer, startGrpcServer } from "../../../src/server/grpc.js";
 import { requestHeaders, responseHeaders, route } from "../../helpers/frames.js";
 
 const require = createRequire(import.meta.url);
@@ -29,11 +29,17 @@ type Duplex = grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
 
 function processClient(address: string): { open(): Duplex; close(): void } {
   const Client = grpc.makeGenericClientConstructor(externalProcessorService(), "ExternalProcessor");
-  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as { Process(): Duplex; close(): void };
+  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as {
+    Process(): Duplex;
+    close(): void;
+  };
   return { open: () => client.Process(), close: () => client.close() };
 }
 
-function statusOf(call: { on(event: "status", listener: (status: grpc.StatusObject) => void): unknown; on(event: "error", listener: () => void): unknown }): Promise<grpc.StatusObject> {
+function statusOf(call: {
+  on(event: "status", listener: (status: grpc.StatusObject) => void): unknown;
+  on(event: "error", listener: () => void): unknown;
+}): Promise<grpc.StatusObject> {
   return new Promise((resolve) => {
     call.on("error", () => undefined);
     call.on("status", resolve);
@@ -41,15 +47,30 @@ function statusOf(call: { on(event: "status", listener: (status: grpc.StatusObje
 }
 
 function healthClient(address: string): grpc.Client & Record<string, (...args: unknown[]) => unknown> {
-  const proto = join(dirname(require.resolve("grpc-health-check/package.json")), "proto", "health", "v1", "health.proto");
+  const proto = join(
+    dirname(require.resolve("grpc-health-check/package.json")),
+    "proto",
+    "health",
+    "v1",
+    "health.proto",
+  );
   const definition = protoLoader.loadSync(proto, { enums: String });
-  const Health = grpc.makeGenericClientConstructor(definition["grpc.health.v1.Health"] as grpc.ServiceDefinition, "Health");
-  return new Health(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  const Health = grpc.makeGenericClientConstructor(
+    definition["grpc.health.v1.Health"] as grpc.ServiceDefinition,
+    "Health",
+  );
+  return new Health(address, grpc.credentials.createInsecure()) as unknown as grpc.Client &
+    Record<string, (...args: unknown[]) => unknown>;
 }
 
-function check(client: grpc.Client & Record<string, (...args: unknown[]) => unknown>, service: string): Promise<{ status?: string; code?: number }> {
+function check(
+  client: grpc.Client & Record<string, (...args: unknown[]) => unknown>,
+  service: string,
+): Promise<{ status?: string; code?: number }> {
   return new Promise((resolve) => {
-    client["check"]?.({ service }, (error: grpc.ServiceError | null, response: { status: string }) => resolve(error === null ? { status: response.status } : { code: error.code }));
+    client.check?.({ service }, (error: grpc.ServiceError | null, response: { status: string }) =>
+      resolve(error === null ? { status: response.status } : { code: error.code }),
+    );
   });
 }
 
@@ -70,7 +91,11 @@ t.test("an ext_proc exchange: answers in order, then OK once the exchange is com
     ["requestHeaders"],
     "request headers answered; the exchange needed nothing more, so the stream ended before the response phase",
   );
-  t.equal((await metrics.registry.getSingleMetric("guard_extproc_active_streams")?.get())?.values[0]?.value, 0, "no stream left open");
+  t.equal(
+    (await metrics.registry.getSingleMetric("guard_extproc_active_streams")?.get())?.values[0]?.value,
+    0,
+    "no stream left open",
+  );
 });
 
 t.test("many concurrent streams on one connection", async (t) => {
@@ -87,7 +112,10 @@ t.test("many concurrent streams on one connection", async (t) => {
       return (await status).code;
     }),
   );
-  t.ok(codes.every((code) => code === grpc.status.OK), "all 200 streams ended OK");
+  t.ok(
+    codes.every((code) => code === grpc.status.OK),
+    "all 200 streams ended OK",
+  );
   t.equal(server.activeStreams(), 0);
 });
 
@@ -95,13 +123,17 @@ t.test("undecodable bytes end the stream with INTERNAL and are counted", async (
   const { server, metrics } = await startServer(t);
   const raw = new grpc.Client(server.address, grpc.credentials.createInsecure());
   t.teardown(() => raw.close());
-  const call = raw.makeBidiStreamRequest<Buffer, Buffer>(`/${EXT_PROC_SERVICE}/Process`, (bytes) => bytes, (bytes) => bytes);
+  const call = raw.makeBidiStreamRequest<Buffer, Buffer>(
+    `/${EXT_PROC_SERVICE}/Process`,
+    (bytes) => bytes,
+    (bytes) => bytes,
+  );
   const status = statusOf(call);
   call.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x02]));
   call.end();
   t.equal((await status).code, grpc.status.INTERNAL);
   const anomalies = await metrics.registry.getSingleMetric("guard_extproc_anomalies_total")?.get();
-  t.equal(anomalies?.values.find((value) => value.labels["kind"] === "undecodable_frame")?.value, 1);
+  t.equal(anomalies?.values.find((value) => value.labels.kind === "undecodable_frame")?.value, 1);
 });
 
 t.test("an unknown method is UNIMPLEMENTED", async (t) => {
@@ -109,7 +141,13 @@ t.test("an unknown method is UNIMPLEMENTED", async (t) => {
   const raw = new grpc.Client(server.address, grpc.credentials.createInsecure());
   t.teardown(() => raw.close());
   const code = await new Promise<number>((resolve) => {
-    raw.makeUnaryRequest("/no.such.Service/Method", (bytes: Buffer) => bytes, (bytes: Buffer) => bytes, Buffer.alloc(0), (error) => resolve(error?.code ?? grpc.status.OK));
+    raw.makeUnaryRequest(
+      "/no.such.Service/Method",
+      (bytes: Buffer) => bytes,
+      (bytes: Buffer) => bytes,
+      Buffer.alloc(0),
+      (error) => resolve(error?.code ?? grpc.status.OK),
+    );
   });
   t.equal(code, grpc.status.UNIMPLEMENTED);
 });
@@ -119,7 +157,12 @@ t.test("a message over the size limit is refused with RESOURCE_EXHAUSTED before 
   const { connect } = await import("node:http2");
   const session = connect(`http://${server.address}`);
   t.teardown(() => session.close());
-  const stream = session.request({ ":method": "POST", ":path": `/${EXT_PROC_SERVICE}/Process`, "content-type": "application/grpc", te: "trailers" });
+  const stream = session.request({
+    ":method": "POST",
+    ":path": `/${EXT_PROC_SERVICE}/Process`,
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
   const trailers = new Promise<Record<string, unknown>>((resolve) => {
     stream.on("response", (headers) => {
       if (headers["grpc-status"] !== undefined) resolve(headers);
@@ -137,9 +180,15 @@ t.test("a non-gRPC request gets HTTP 415", async (t) => {
   const { connect } = await import("node:http2");
   const session = connect(`http://${server.address}`);
   t.teardown(() => session.close());
-  const stream = session.request({ ":method": "POST", ":path": `/${EXT_PROC_SERVICE}/Process`, "content-type": "application/json" });
+  const stream = session.request({
+    ":method": "POST",
+    ":path": `/${EXT_PROC_SERVICE}/Process`,
+    "content-type": "application/json",
+  });
   stream.on("data", () => undefined);
-  const status = await new Promise<unknown>((resolve) => stream.on("response", (headers) => resolve(headers[":status"])));
+  const status = await new Promise<unknown>((resolve) =>
+    stream.on("response", (headers) => resolve(headers[":status"])),
+  );
   stream.end();
   t.equal(status, 415);
 });
@@ -159,7 +208,7 @@ t.test("grpc.health.v1 Watch sends the current status and every change", async (
   const { server } = await startServer(t);
   const client = healthClient(server.address);
   t.teardown(() => client.close());
-  const watch = client["watch"]?.({ service: EXT_PROC_SERVICE }) as grpc.ClientReadableStream<{ status: string }>;
+  const watch = client.watch?.({ service: EXT_PROC_SERVICE }) as grpc.ClientReadableStream<{ status: string }>;
   const seen: string[] = [];
   const two = new Promise<void>((resolve) =>
     watch.on("data", (message: { status: string }) => {
@@ -196,7 +245,11 @@ t.test("drain with a deadline cuts streams still open", async (t) => {
   const raw = new grpc.Client(server.address, grpc.credentials.createInsecure());
   t.teardown(() => raw.close());
   // A stream that never sends a message stays open until the drain cuts it.
-  const call = raw.makeBidiStreamRequest<Buffer, Buffer>(`/${EXT_PROC_SERVICE}/Process`, (bytes) => bytes, (bytes) => bytes);
+  const call = raw.makeBidiStreamRequest<Buffer, Buffer>(
+    `/${EXT_PROC_SERVICE}/Process`,
+    (bytes) => bytes,
+    (bytes) => bytes,
+  );
   const status = statusOf(call);
   call.write(Buffer.alloc(0));
   await new Promise((resolve) => setTimeout(resolve, 100));

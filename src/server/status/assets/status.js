@@ -1,6 +1,5 @@
 // The status page: polls /api/status and renders it. Every value from the guard is inserted as
 // text (never as HTML): rule ids, fields and messages come from model responses.
-"use strict";
 
 const REFRESH_MS = 2000;
 
@@ -66,20 +65,35 @@ function shedChips(route) {
 function costHistogram(cost) {
   if (cost === null) return el("span", { class: "muted" }, "not scored");
   const highest = Math.max(...cost.buckets.map((bucket) => bucket.count), 1);
-  const chart = el("div", { class: "histogram", title: `${integer.format(cost.count)} requests, mean ${decimal.format(cost.sum / cost.count)} units` });
+  const chart = el("div", {
+    class: "histogram",
+    title: `${integer.format(cost.count)} requests, mean ${decimal.format(cost.sum / cost.count)} units`,
+  });
   for (const bucket of cost.buckets) {
     const label = bucket.le === "+Inf" ? "more" : `≤ ${integer.format(Number(bucket.le))}`;
     chart.append(
       el(
         "div",
         { class: "column", title: `${label}: ${integer.format(bucket.count)}` },
-        el("span", { class: bucket.count > 0 ? "filled" : "", style: { height: `${(bucket.count / highest) * 100}%` } }),
+        el("span", {
+          class: bucket.count > 0 ? "filled" : "",
+          style: { height: `${(bucket.count / highest) * 100}%` },
+        }),
       ),
     );
   }
   const bounds = cost.buckets.filter((bucket) => bucket.le !== "+Inf").map((bucket) => Number(bucket.le));
-  const axis = el("div", { class: "axis muted small" }, el("span", {}, compact.format(bounds[0] ?? 0)), el("span", {}, `${compact.format(bounds.at(-1) ?? 0)}+`));
-  const summary = el("div", { class: "muted small" }, `mean ${compact.format(cost.sum / cost.count)} · n=${integer.format(cost.count)}`);
+  const axis = el(
+    "div",
+    { class: "axis muted small" },
+    el("span", {}, compact.format(bounds[0] ?? 0)),
+    el("span", {}, `${compact.format(bounds.at(-1) ?? 0)}+`),
+  );
+  const summary = el(
+    "div",
+    { class: "muted small" },
+    `mean ${compact.format(cost.sum / cost.count)} · n=${integer.format(cost.count)}`,
+  );
   return el("div", { class: "cost" }, chart, axis, summary);
 }
 
@@ -95,7 +109,13 @@ function renderRoutes(routes) {
         el("td", { class: "num requests" }, integer.format(route.requests)),
         el("td", { class: "num" }, integer.format(route.answeredByGuard)),
         el("td", { class: "sheds" }, shedChips(route)),
-        el("td", { class: "cache" }, route.cache === null ? el("span", { class: "muted" }, "no cache traffic") : ratioBar(route.cache.hitRatio, "good")),
+        el(
+          "td",
+          { class: "cache" },
+          route.cache === null
+            ? el("span", { class: "muted" }, "no cache traffic")
+            : ratioBar(route.cache.hitRatio, "good"),
+        ),
         el("td", {}, costHistogram(route.cost)),
       ),
     ),
@@ -106,15 +126,26 @@ function renderRules(rules) {
   if (rules.length === 0) return el("span", { class: "muted" }, "—");
   const list = el("ul", { class: "rules" });
   for (const rule of rules) {
-    const example = rule.example === null ? null : el(
-      "div",
-      { class: "example" },
-      el("code", { class: "field" }, rule.example.field),
-      " ",
-      el("span", { class: "message" }, rule.example.message),
-      el("span", { class: "muted small" }, ` · ${ago(rule.example.ageSeconds)}`),
+    const example =
+      rule.example === null
+        ? null
+        : el(
+            "div",
+            { class: "example" },
+            el("code", { class: "field" }, rule.example.field),
+            " ",
+            el("span", { class: "message" }, rule.example.message),
+            el("span", { class: "muted small" }, ` · ${ago(rule.example.ageSeconds)}`),
+          );
+    list.append(
+      el(
+        "li",
+        { "data-rule": rule.rule },
+        el("code", { class: "rule" }, rule.rule),
+        el("span", { class: "count" }, `×${integer.format(rule.count)}`),
+        example,
+      ),
     );
-    list.append(el("li", { "data-rule": rule.rule }, el("code", { class: "rule" }, rule.rule), el("span", { class: "count" }, `×${integer.format(rule.count)}`), example));
   }
   return list;
 }
@@ -125,7 +156,11 @@ function renderContracts(contracts) {
     ...contracts.map((row) =>
       el(
         "tr",
-        { "data-contract": row.contract, "data-model-version": row.modelVersion, class: row.violated > 0 ? "broken" : "" },
+        {
+          "data-contract": row.contract,
+          "data-model-version": row.modelVersion,
+          class: row.violated > 0 ? "broken" : "",
+        },
         el("td", { class: "name" }, row.contract),
         el("td", {}, el("span", { class: "version" }, row.modelVersion)),
         el("td", { class: "num" }, integer.format(row.checked)),
@@ -148,7 +183,11 @@ function renderPools(pools) {
         { class: "pool", "data-pool": pool.pool, "data-circuit": pool.circuit },
         el("div", { class: "pool-name" }, pool.pool),
         el("div", { class: `circuit ${pool.circuit}` }, `circuit ${pool.circuit.replace("_", "-")}`),
-        el("div", { class: "muted small" }, `in flight ${integer.format(pool.inflightCost)} / ${integer.format(pool.limitCost)} cost units · queued ${integer.format(pool.queued)}`),
+        el(
+          "div",
+          { class: "muted small" },
+          `in flight ${integer.format(pool.inflightCost)} / ${integer.format(pool.limitCost)} cost units · queued ${integer.format(pool.queued)}`,
+        ),
       ),
     ),
   );
@@ -157,7 +196,8 @@ function renderPools(pools) {
 function render(status) {
   const rateWindow = status.rateWindowSeconds === null ? "" : ` · rates over ${duration(status.rateWindowSeconds)}`;
   const reloads = `reloads ${status.reloads.success} ok, ${status.reloads.failure} failed`;
-  document.getElementById("meta").textContent = `v${status.version} · up ${duration(status.uptimeSeconds)} · ${reloads}${rateWindow}`;
+  document.getElementById("meta").textContent =
+    `v${status.version} · up ${duration(status.uptimeSeconds)} · ${reloads}${rateWindow}`;
   renderPools(status.pools);
   renderRoutes(status.routes);
   renderContracts(status.contracts);
@@ -180,4 +220,4 @@ async function refresh() {
   }
 }
 
-refresh();
+void refresh();

@@ -7,7 +7,11 @@ t.test("an empty config gets working defaults", async (t) => {
   t.equal(config.admission.priorityHeader, "x-guard-priority");
   t.equal(config.admission.limit.targetRatio, 1.8);
   t.same(
-    [config.admission.classes.critical.share, config.admission.classes.standard.share, config.admission.classes.sheddable.share],
+    [
+      config.admission.classes.critical.share,
+      config.admission.classes.standard.share,
+      config.admission.classes.sheddable.share,
+    ],
     [1, 0.8, 0.6],
   );
   t.equal(config.admission.requestWeight, 4);
@@ -40,6 +44,9 @@ t.test("warns when Envoy's message timeout is shorter than the longest class wai
   t.equal(warnings.length, 1);
   t.equal(warnings[0]?.path, "envoy.messageTimeoutMs");
   t.match(warnings[0]?.message, /900 ms/);
-  const noAdmission = configSchema.parse({ envoy: { messageTimeoutMs: 500 }, routes: [{ name: "chat", match: {}, admission: { enabled: false } }] });
+  const noAdmission = configSchema.parse({
+    envoy: { messageTimeoutMs: 500 },
+    routes: [{ name: "chat", match: {}, admission: { enabled: false } }],
+  });
   t.same(admissionConfigWarnings(noAdmission), [], "no admitting route, no warning");
 });

@@ -1,6 +1,11 @@
 import t from "tap";
 import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
-import { AdmissionController, type Attempt, type Decision, type Ticket } from "../../../../src/pipeline/admission/controller.js";
+import {
+  AdmissionController,
+  type Attempt,
+  type Decision,
+  type Ticket,
+} from "../../../../src/pipeline/admission/controller.js";
 import type { Priority } from "../../../../src/pipeline/admission/priority.js";
 import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
 
@@ -47,7 +52,9 @@ t.test("every request holds its cost plus requestWeight × the typical cost", as
   const admittedSmall = (requestWeight: number): number => {
     const pool = setup({ requestWeight, limit: { initial: 30, min: 1, max: 30 } });
     pool.acquire("typical", "critical", 4);
-    return Array.from({ length: 10 }, (_, i) => pool.acquire(`s${i}`, "critical", 1)).filter((attempt) => attempt.kind === "admitted").length;
+    return Array.from({ length: 10 }, (_, i) => pool.acquire(`s${i}`, "critical", 1)).filter(
+      (attempt) => attempt.kind === "admitted",
+    ).length;
   };
   t.equal(admittedSmall(1), 4);
   t.equal(admittedSmall(0), 10);
@@ -63,7 +70,10 @@ t.test("freed budget goes to the highest class first, whatever the arrival order
   t.equal(acquire("crit-1", "critical").kind, "queued");
   t.equal(controller.queueLength("critical"), 1);
   controller.release(blocker, { verdict: "success" });
-  t.same(settled.map((entry) => entry.id), ["crit-1", "std-1", "shed-1"]);
+  t.same(
+    settled.map((entry) => entry.id),
+    ["crit-1", "std-1", "shed-1"],
+  );
   t.ok(settled.every((entry) => entry.decision.kind === "admitted"));
   t.equal(controller.inFlightCost, 3);
 });
@@ -91,24 +101,33 @@ t.test("within a class, a smaller request that arrived soon after a large one is
   pool.clock.advanceTo(pool.clock.nowMs + 20);
   t.equal(pool.acquire("small", "critical", 1).kind, "queued", "due 10 ms after arrival: 50 ms before the large one");
   pool.controller.release(blocker, { verdict: "success" });
-  t.same(pool.settled.map((entry) => entry.id), ["small", "large"]);
+  t.same(
+    pool.settled.map((entry) => entry.id),
+    ["small", "large"],
+  );
 });
 
-t.test("the head start is bounded: only arrivals within half the class's max wait overtake a large request", async (t) => {
-  // 100 ms per cost unit: the large request alone takes 800 ms, but its due time is capped at 450 ms
-  // after arrival (critical waits up to 900 ms); a small one is due 100 ms after its arrival.
-  const pool = setup();
-  learnUnloaded(pool, 100);
-  const blocker = ticketOf(pool.acquire("blocker", "critical", 10));
-  t.equal(pool.acquire("large", "critical", 8).kind, "queued");
-  pool.clock.advanceTo(pool.clock.nowMs + 300);
-  t.equal(pool.acquire("small-at-300", "critical", 1).kind, "queued");
-  pool.clock.advanceTo(pool.clock.nowMs + 100);
-  t.equal(pool.acquire("small-at-400", "critical", 1).kind, "queued");
-  pool.controller.release(blocker, { verdict: "success" });
-  t.same(pool.settled.map((entry) => entry.id), ["small-at-300", "large", "small-at-400"]);
-  t.ok(pool.settled.every((entry) => entry.decision.kind === "admitted"));
-});
+t.test(
+  "the head start is bounded: only arrivals within half the class's max wait overtake a large request",
+  async (t) => {
+    // 100 ms per cost unit: the large request alone takes 800 ms, but its due time is capped at 450 ms
+    // after arrival (critical waits up to 900 ms); a small one is due 100 ms after its arrival.
+    const pool = setup();
+    learnUnloaded(pool, 100);
+    const blocker = ticketOf(pool.acquire("blocker", "critical", 10));
+    t.equal(pool.acquire("large", "critical", 8).kind, "queued");
+    pool.clock.advanceTo(pool.clock.nowMs + 300);
+    t.equal(pool.acquire("small-at-300", "critical", 1).kind, "queued");
+    pool.clock.advanceTo(pool.clock.nowMs + 100);
+    t.equal(pool.acquire("small-at-400", "critical", 1).kind, "queued");
+    pool.controller.release(blocker, { verdict: "success" });
+    t.same(
+      pool.settled.map((entry) => entry.id),
+      ["small-at-300", "large", "small-at-400"],
+    );
+    t.ok(pool.settled.every((entry) => entry.decision.kind === "admitted"));
+  },
+);
 
 t.test("queue timeout: 429 shed.queue_timeout after the class's max wait", async (t) => {
   const { acquire, clock, settled, controller } = setup();
@@ -179,24 +198,42 @@ t.test("circuit: failures open it, queued requests fail fast with 503, probes cl
   const { acquire, clock, controller, settled } = setup();
   ticketOf(acquire("blocker", "critical", 6));
   const tickets = [1, 2, 3, 4].map((i) => ticketOf(acquire(`r${i}`, "critical", 1)));
-  t.equal(acquire("waiting", "standard", 5).kind, "queued", "6 in flight + 5 exceeds standard's 9 even after the failures");
+  t.equal(
+    acquire("waiting", "standard", 5).kind,
+    "queued",
+    "6 in flight + 5 exceeds standard's 9 even after the failures",
+  );
   for (const ticket of tickets) controller.release(ticket, { verdict: "failure" });
   t.equal(controller.circuitState(), "open");
-  t.match(settled, [{ id: "waiting", decision: { kind: "shed", reason: "shed.circuit_open", status: 503, retryAfterSeconds: 3 } }]);
+  t.match(settled, [
+    { id: "waiting", decision: { kind: "shed", reason: "shed.circuit_open", status: 503, retryAfterSeconds: 3 } },
+  ]);
   clock.advanceTo(1_000);
-  t.match(acquire("fast-fail", "critical"), { kind: "shed", reason: "shed.circuit_open", status: 503, retryAfterSeconds: 2 });
+  t.match(acquire("fast-fail", "critical"), {
+    kind: "shed",
+    reason: "shed.circuit_open",
+    status: 503,
+    retryAfterSeconds: 2,
+  });
   clock.advanceTo(3_000);
   t.equal(controller.circuitState(), "half_open");
   const probe = ticketOf(acquire("probe", "sheddable"));
   t.equal(probe.probe, true);
-  t.match(acquire("not-a-probe", "critical"), { kind: "shed", reason: "shed.circuit_open", status: 503, retryAfterSeconds: 1 });
+  t.match(acquire("not-a-probe", "critical"), {
+    kind: "shed",
+    reason: "shed.circuit_open",
+    status: 503,
+    retryAfterSeconds: 1,
+  });
   controller.release(probe, { verdict: "success", latencyMs: 100 });
   t.equal(controller.circuitState(), "closed");
   t.equal(acquire("after", "standard").kind, "admitted");
 });
 
 t.test("the limit falls when latency runs far above the target ratio", async (t) => {
-  const { acquire, clock, controller } = setup({ limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 } });
+  const { acquire, clock, controller } = setup({
+    limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 },
+  });
   const before = controller.limit;
   // Requests that ran alone set the unloaded baseline (100 ms) ...
   for (let i = 0; i < 3; i++) {
@@ -216,15 +253,23 @@ t.test("the limit falls when latency runs far above the target ratio", async (t)
   t.ok(controller.limit >= 1);
 });
 
-t.test("a request that ran alone is never read as overload, however slow: the upstream itself got slower", async (t) => {
-  const { acquire, clock, controller } = setup({ limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 } });
-  for (let i = 0; i < 60; i++) {
-    const ticket = ticketOf(acquire(`r${i}`, "critical", 1));
-    clock.advanceTo(clock.nowMs + 100);
-    controller.release(ticket, { verdict: "success", latencyMs: i < 3 ? 100 : 500, predictedLatencyMs: 100 });
-  }
-  t.ok(controller.limit >= 40 * 0.8 ** 3, `limit ${controller.limit.toFixed(1)} stayed up: the baseline followed the quiet samples`);
-});
+t.test(
+  "a request that ran alone is never read as overload, however slow: the upstream itself got slower",
+  async (t) => {
+    const { acquire, clock, controller } = setup({
+      limit: { initial: 40, min: 1, max: 100, minWindowSamples: 1, minWindowMs: 10 },
+    });
+    for (let i = 0; i < 60; i++) {
+      const ticket = ticketOf(acquire(`r${i}`, "critical", 1));
+      clock.advanceTo(clock.nowMs + 100);
+      controller.release(ticket, { verdict: "success", latencyMs: i < 3 ? 100 : 500, predictedLatencyMs: 100 });
+    }
+    t.ok(
+      controller.limit >= 40 * 0.8 ** 3,
+      `limit ${controller.limit.toFixed(1)} stayed up: the baseline followed the quiet samples`,
+    );
+  },
+);
 
 t.test("an idle budget does not grow, a used one under target does", async (t) => {
   const idle = setup({ limit: { initial: 40, min: 1, max: 1_000, minWindowSamples: 1, minWindowMs: 10 } });

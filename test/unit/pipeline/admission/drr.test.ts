@@ -32,7 +32,10 @@ t.test("FIFO within a tenant, and the light tenant is not stuck behind the heavy
   queue.push({ cost: 1, tenant: "light", id: "l0", dueAt: 0 });
   const order = [];
   for (let item = queue.shift(); item !== undefined; item = queue.shift()) order.push(item.id);
-  t.same(order.filter((id) => id.startsWith("h")), ["h0", "h1", "h2", "h3", "h4"]);
+  t.same(
+    order.filter((id) => id.startsWith("h")),
+    ["h0", "h1", "h2", "h3", "h4"],
+  );
   t.ok(order.indexOf("l0") <= 1, `light served within the first round: ${order.join(",")}`);
 });
 

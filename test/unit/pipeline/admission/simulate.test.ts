@@ -1,6 +1,12 @@
 import t from "tap";
 import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
-import { DEFAULT_SERVER, DEMO_COSTS, DEMO_SLOT_SERVER, scenarios, simulate } from "../../../../src/pipeline/admission/simulate.js";
+import {
+  DEFAULT_SERVER,
+  DEMO_COSTS,
+  DEMO_SLOT_SERVER,
+  scenarios,
+  simulate,
+} from "../../../../src/pipeline/admission/simulate.js";
 
 // Virtual time: each run simulates tens of seconds in a few tens of milliseconds.
 const WARMUP_MS = 15_000;
@@ -29,11 +35,18 @@ for (const load of [0.5, 0.7]) {
 for (const load of [2, 4]) {
   for (const prediction of ["exact", "none"] as const) {
     t.test(`${load}x overload, prediction ${prediction}: goodput, critical kept, sheddable shed first`, async (t) => {
-      const report = simulate(scenarios.steady(load, 60_000), { ...WORK_LIMITED, measureFromMs: WARMUP_MS, prediction });
+      const report = simulate(scenarios.steady(load, 60_000), {
+        ...WORK_LIMITED,
+        measureFromMs: WARMUP_MS,
+        prediction,
+      });
       const { critical, standard, sheddable } = report.classes;
       t.ok(report.goodputShare >= 0.9, `goodput ${report.goodputShare.toFixed(3)} of capacity`);
       t.ok(critical.keptShare >= 0.99, `critical kept ${critical.keptShare.toFixed(4)}`);
-      t.ok(standard.keptShare > sheddable.keptShare, `standard ${standard.keptShare.toFixed(3)} > sheddable ${sheddable.keptShare.toFixed(3)}`);
+      t.ok(
+        standard.keptShare > sheddable.keptShare,
+        `standard ${standard.keptShare.toFixed(3)} > sheddable ${sheddable.keptShare.toFixed(3)}`,
+      );
       t.ok(sheddable.keptShare < 0.1, "sheddable carries the shedding");
     });
   }
@@ -45,15 +58,29 @@ for (const load of [2, 4]) {
 const NOISY_SERVER = { ...DEFAULT_SERVER, noise: 0.3 };
 
 t.test("noisy sizes, 0.7x: the unloaded baseline is a quiet-sample mean, so nothing is shed", async (t) => {
-  const report = simulate(scenarios.steady(0.7, 120_000), { ...WORK_LIMITED, measureFromMs: WARMUP_MS, prediction: "none", server: NOISY_SERVER });
-  for (const priority of ["critical", "standard", "sheddable"] as const) t.equal(report.classes[priority].shed, 0, `${priority} not shed`);
+  const report = simulate(scenarios.steady(0.7, 120_000), {
+    ...WORK_LIMITED,
+    measureFromMs: WARMUP_MS,
+    prediction: "none",
+    server: NOISY_SERVER,
+  });
+  for (const priority of ["critical", "standard", "sheddable"] as const)
+    t.equal(report.classes[priority].shed, 0, `${priority} not shed`);
   const late = report.trace.filter((point) => point.atMs >= 60_000);
-  t.ok(late.every((point) => point.ratio < 1.8), "the ratio reads below the target for as long as the run lasts (no drift)");
+  t.ok(
+    late.every((point) => point.ratio < 1.8),
+    "the ratio reads below the target for as long as the run lasts (no drift)",
+  );
 });
 
 for (const load of [2, 4]) {
   t.test(`noisy sizes, ${load}x: goodput and critical kept`, async (t) => {
-    const report = simulate(scenarios.steady(load, 90_000), { ...WORK_LIMITED, measureFromMs: WARMUP_MS, prediction: "none", server: NOISY_SERVER });
+    const report = simulate(scenarios.steady(load, 90_000), {
+      ...WORK_LIMITED,
+      measureFromMs: WARMUP_MS,
+      prediction: "none",
+      server: NOISY_SERVER,
+    });
     t.ok(report.goodputShare >= 0.9, `goodput ${report.goodputShare.toFixed(3)} of capacity`);
     t.ok(report.classes.critical.keptShare >= 0.99, `critical kept ${report.classes.critical.keptShare.toFixed(4)}`);
   });
@@ -71,24 +98,38 @@ t.test("convergence: under 2x overload the limit settles near the server's capac
   const batch = DEFAULT_SERVER.batchCost;
   // Capacity is a full batch; the 1.8 latency target sits a little beyond it (time-sharing).
   for (const point of settled) {
-    t.ok(point.limit >= 0.8 * batch && point.limit <= 2.2 * batch, `t=${point.atMs} limit ${point.limit.toFixed(0)} near ${batch}`);
+    t.ok(
+      point.limit >= 0.8 * batch && point.limit <= 2.2 * batch,
+      `t=${point.atMs} limit ${point.limit.toFixed(0)} near ${batch}`,
+    );
   }
   const mean = settled.reduce((sum, point) => sum + point.ratio, 0) / settled.length;
   t.ok(mean > 1.5 && mean < 2.1, `mean smoothed ratio ${mean.toFixed(2)} near the 1.8 target`);
 });
 
 t.test("step load 0.5x → 2x: converges within 10 s and keeps critical", async (t) => {
-  const report = simulate(scenarios.stepLoad(0.5, 2, 10_000, 50_000), { ...WORK_LIMITED, measureFromMs: 20_000, traceEveryMs: 250 });
+  const report = simulate(scenarios.stepLoad(0.5, 2, 10_000, 50_000), {
+    ...WORK_LIMITED,
+    measureFromMs: 20_000,
+    traceEveryMs: 250,
+  });
   const after = report.trace.filter((point) => point.atMs >= 20_000);
   // 2.5 × batch: standard and sheddable fill only 0.8 / 0.6 of the limit, so it sits above the batch.
   const peak = Math.max(...after.map((point) => point.limit));
-  t.ok(peak <= 2.5 * DEFAULT_SERVER.batchCost, `limit came down from the idle-time high (peak ${peak.toFixed(0)} after 20 s)`);
+  t.ok(
+    peak <= 2.5 * DEFAULT_SERVER.batchCost,
+    `limit came down from the idle-time high (peak ${peak.toFixed(0)} after 20 s)`,
+  );
   t.ok(report.classes.critical.keptShare >= 0.99);
   t.ok(report.goodputShare >= 0.9, `goodput ${report.goodputShare.toFixed(3)}`);
 });
 
 t.test("spike 0.7x → 6x for 3 s: sheds lower classes first and recovers", async (t) => {
-  const spike = simulate(scenarios.spike(0.7, 6, 10_000, 3_000, 40_000), { ...WORK_LIMITED, measureFromMs: 10_000, measureToMs: 13_000 });
+  const spike = simulate(scenarios.spike(0.7, 6, 10_000, 3_000, 40_000), {
+    ...WORK_LIMITED,
+    measureFromMs: 10_000,
+    measureToMs: 13_000,
+  });
   t.ok(spike.classes.critical.keptShare > spike.classes.standard.keptShare);
   t.ok(spike.classes.standard.keptShare >= spike.classes.sheddable.keptShare);
   const after = simulate(scenarios.spike(0.7, 6, 10_000, 3_000, 40_000), { ...WORK_LIMITED, measureFromMs: 23_000 });
@@ -98,10 +139,15 @@ t.test("spike 0.7x → 6x for 3 s: sheds lower classes first and recovers", asyn
 });
 
 t.test("capacity drop to half: limit follows within 10 s, critical kept", async (t) => {
-  const report = simulate(scenarios.capacityDrop(1.5, 0.5, 15_000, 50_000), { ...WORK_LIMITED, measureFromMs: 25_000, traceEveryMs: 250 });
+  const report = simulate(scenarios.capacityDrop(1.5, 0.5, 15_000, 50_000), {
+    ...WORK_LIMITED,
+    measureFromMs: 25_000,
+    traceEveryMs: 250,
+  });
   const late = report.trace.filter((point) => point.atMs >= 25_000);
   const batch = DEFAULT_SERVER.batchCost * 0.5;
-  for (const point of late) t.ok(point.limit <= 2.2 * batch, `t=${point.atMs} limit ${point.limit.toFixed(0)} for a batch of ${batch}`);
+  for (const point of late)
+    t.ok(point.limit <= 2.2 * batch, `t=${point.atMs} limit ${point.limit.toFixed(0)} for a batch of ${batch}`);
   t.ok(report.classes.critical.keptShare >= 0.99, `critical kept ${report.classes.critical.keptShare.toFixed(4)}`);
   t.ok(report.goodputShare >= 0.9, `goodput ${report.goodputShare.toFixed(3)} of the remaining capacity`);
 });
@@ -124,8 +170,16 @@ t.test("mix shift to 60% critical at 2x: critical takes the capacity, lower clas
 // 400 / 150 ms) let the number of requests in flight swing with the size mix, so slots sat idle
 // while small requests queued inside the server: 56% / 53% goodput and 94% / 78% critical kept at
 // 2x / 4x here, 66-72% / 47-55% live.
-const SLOT_RUN = { server: DEMO_SLOT_SERVER, costs: DEMO_COSTS, prediction: "none", sloFloorMs: 500, measureFromMs: WARMUP_MS } as const;
-const SLOT_ADMISSION = admissionSchema.parse({ limit: { initial: 16_000, max: 1_000_000, usePredictedLatency: false } });
+const SLOT_RUN = {
+  server: DEMO_SLOT_SERVER,
+  costs: DEMO_COSTS,
+  prediction: "none",
+  sloFloorMs: 500,
+  measureFromMs: WARMUP_MS,
+} as const;
+const SLOT_ADMISSION = admissionSchema.parse({
+  limit: { initial: 16_000, max: 1_000_000, usePredictedLatency: false },
+});
 
 for (const load of [2, 4]) {
   t.test(`slot-limited server, ${load}x: the per-request charge keeps slots busy and critical whole`, async (t) => {
@@ -138,7 +192,8 @@ for (const load of [2, 4]) {
 
 t.test("slot-limited server, 0.5x: nothing shed", async (t) => {
   const report = simulate(scenarios.steady(0.5, 60_000), { ...SLOT_RUN, admission: SLOT_ADMISSION });
-  for (const priority of ["critical", "standard", "sheddable"] as const) t.equal(report.classes[priority].shed, 0, `${priority} not shed`);
+  for (const priority of ["critical", "standard", "sheddable"] as const)
+    t.equal(report.classes[priority].shed, 0, `${priority} not shed`);
 });
 
 t.test("slot-limited server, 4x: a pure cost budget (requestWeight 0) leaves slots idle", async (t) => {
@@ -147,19 +202,34 @@ t.test("slot-limited server, 4x: a pure cost budget (requestWeight 0) leaves slo
   const pure = simulate(scenarios.steady(4, 60_000), { ...SLOT_RUN, admission: pureCost, traceEveryMs: 250 });
   const busy = (report: typeof pure): number => {
     const settled = report.trace.filter((point) => point.atMs >= WARMUP_MS);
-    return settled.reduce((sum, point) => sum + point.serverRunning, 0) / settled.length / (DEMO_SLOT_SERVER.slots ?? 1);
+    return (
+      settled.reduce((sum, point) => sum + point.serverRunning, 0) / settled.length / (DEMO_SLOT_SERVER.slots ?? 1)
+    );
   };
-  t.ok(busy(charged) > busy(pure) + 0.1, `slots busy ${busy(charged).toFixed(2)} with the charge, ${busy(pure).toFixed(2)} without`);
-  t.ok(charged.goodputShare > pure.goodputShare + 0.1, `goodput ${charged.goodputShare.toFixed(3)} vs ${pure.goodputShare.toFixed(3)}`);
+  t.ok(
+    busy(charged) > busy(pure) + 0.1,
+    `slots busy ${busy(charged).toFixed(2)} with the charge, ${busy(pure).toFixed(2)} without`,
+  );
+  t.ok(
+    charged.goodputShare > pure.goodputShare + 0.1,
+    `goodput ${charged.goodputShare.toFixed(3)} vs ${pure.goodputShare.toFixed(3)}`,
+  );
 });
 
-t.test("work-limited server with the default per-request charge: nothing shed below capacity, goodput kept", async (t) => {
-  const below = simulate(scenarios.steady(0.7, 60_000), { measureFromMs: WARMUP_MS });
-  for (const priority of ["critical", "standard", "sheddable"] as const) t.equal(below.classes[priority].shed, 0, `${priority} not shed`);
-  for (const load of [2, 4]) {
-    const report = simulate(scenarios.steady(load, 60_000), { measureFromMs: WARMUP_MS });
-    t.ok(report.goodputShare >= 0.9, `${load}x goodput ${report.goodputShare.toFixed(3)}`);
-    // A count-like budget lets critical wait a little more here than a pure cost budget (100%).
-    t.ok(report.classes.critical.keptShare >= 0.97, `${load}x critical kept ${report.classes.critical.keptShare.toFixed(4)}`);
-  }
-});
+t.test(
+  "work-limited server with the default per-request charge: nothing shed below capacity, goodput kept",
+  async (t) => {
+    const below = simulate(scenarios.steady(0.7, 60_000), { measureFromMs: WARMUP_MS });
+    for (const priority of ["critical", "standard", "sheddable"] as const)
+      t.equal(below.classes[priority].shed, 0, `${priority} not shed`);
+    for (const load of [2, 4]) {
+      const report = simulate(scenarios.steady(load, 60_000), { measureFromMs: WARMUP_MS });
+      t.ok(report.goodputShare >= 0.9, `${load}x goodput ${report.goodputShare.toFixed(3)}`);
+      // A count-like budget lets critical wait a little more here than a pure cost budget (100%).
+      t.ok(
+        report.classes.critical.keptShare >= 0.97,
+        `${load}x critical kept ${report.classes.critical.keptShare.toFixed(4)}`,
+      );
+    }
+  },
+);

@@ -2,13 +2,18 @@ import pino from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
-import { createAdmissionStage } from "../../../../src/pipeline/admission/stage.js";
 import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
+import { createAdmissionStage } from "../../../../src/pipeline/admission/stage.js";
 import type { Exchange, Step } from "../../../../src/pipeline/types.js";
 
 function setup(admission: Record<string, unknown> = {}) {
   const config = configSchema.parse({
-    admission: { requestWeight: 0, limit: { initial: 10, min: 1, max: 10 }, circuit: { minRequests: 2, openMs: 4_000 }, ...admission },
+    admission: {
+      requestWeight: 0,
+      limit: { initial: 10, min: 1, max: 10 },
+      circuit: { minRequests: 2, openMs: 4_000 },
+      ...admission,
+    },
     routes: [
       { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true }, complexity: { enabled: true } },
       { name: "health", match: { pathPrefix: "/healthz" }, admission: { enabled: false } },
@@ -16,13 +21,27 @@ function setup(admission: Record<string, unknown> = {}) {
   });
   const clock = new VirtualClock();
   const registry = new Registry();
-  const stage = createAdmissionStage(config, { registry, log: pino({ level: "silent" }), now: clock.now, schedule: clock.schedule });
+  const stage = createAdmissionStage(config, {
+    registry,
+    log: pino({ level: "silent" }),
+    now: clock.now,
+    schedule: clock.schedule,
+  });
   const extended: number[] = [];
-  const exchange = (options: { route?: string; priority?: string; cost?: number; body?: boolean; predicted?: number } = {}): Exchange => {
+  const exchange = (
+    options: { route?: string; priority?: string; cost?: number; body?: boolean; predicted?: number } = {},
+  ): Exchange => {
     const headers = new Map<string, string>();
     if (options.priority !== undefined) headers.set("x-guard-priority", options.priority);
     const value: Exchange = {
-      request: { method: "POST", path: "/v1/chat", authority: "model", headers, requestId: "r", endOfStream: options.body === false },
+      request: {
+        method: "POST",
+        path: "/v1/chat",
+        authority: "model",
+        headers,
+        requestId: "r",
+        endOfStream: options.body === false,
+      },
       route: { name: options.route ?? "chat" },
       startedAt: clock.nowMs,
       extendDeadline: (ms) => extended.push(ms),
@@ -33,7 +52,9 @@ function setup(admission: Record<string, unknown> = {}) {
   };
   const metric = async (name: string, labels: Record<string, string>): Promise<number | undefined> => {
     const json = await registry.getSingleMetric(name)?.get();
-    const match = json?.values.find((entry) => Object.entries(labels).every(([key, label]) => entry.labels[key] === label));
+    const match = json?.values.find((entry) =>
+      Object.entries(labels).every(([key, label]) => entry.labels[key] === label),
+    );
     return match?.value;
   };
   return { stage, clock, registry, exchange, extended, metric };
@@ -104,7 +125,12 @@ t.test("queue full → 429 with Retry-After, shed reason header and JSON body", 
   t.equal(reply.headers["x-guard-shed-reason"], "shed.queue_full");
   t.equal(reply.headers["retry-after"], "1");
   t.equal(reply.headers["cache-control"], "no-store");
-  t.same(JSON.parse(String(reply.body)), { error: "overloaded", reason: "shed.queue_full", retry_after_seconds: 1, priority: "sheddable" });
+  t.same(JSON.parse(String(reply.body)), {
+    error: "overloaded",
+    reason: "shed.queue_full",
+    retry_after_seconds: 1,
+    priority: "sheddable",
+  });
   t.equal(await metric("guard_shed_total", { reason: "shed.queue_full", priority: "sheddable", route: "chat" }), 1);
 });
 
@@ -146,7 +172,10 @@ t.test("cancel while queued: waiter removed, hook settles, nothing leaks", async
   t.equal(stage.pools.get("default")?.queueLength("standard"), 0);
   first?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 50 });
   t.equal(stage.pools.get("default")?.inFlightCost, 0);
-  t.match(await registry.metrics(), /guard_admission_queue_wait_seconds_count\{priority="standard",result="cancelled"\} 1/);
+  t.match(
+    await registry.metrics(),
+    /guard_admission_queue_wait_seconds_count\{priority="standard",result="cancelled"\} 1/,
+  );
   t.notMatch(await registry.metrics(), /guard_shed_total\{reason="shed.cancelled"/, "a gone client is not a shed");
 });
 
@@ -163,7 +192,12 @@ t.test("upstream 5xx opens the circuit: 503 shed.circuit_open with the cool-down
   t.equal(reply.status, 503);
   t.equal(reply.headers["x-guard-shed-reason"], "shed.circuit_open");
   t.equal(reply.headers["retry-after"], "3");
-  t.same(JSON.parse(String(reply.body)), { error: "upstream unavailable", reason: "shed.circuit_open", retry_after_seconds: 3, priority: "critical" });
+  t.same(JSON.parse(String(reply.body)), {
+    error: "upstream unavailable",
+    reason: "shed.circuit_open",
+    retry_after_seconds: 3,
+    priority: "critical",
+  });
   t.equal(await metric("guard_shed_total", { reason: "shed.circuit_open", priority: "critical", route: "chat" }), 1);
 });
 
@@ -172,7 +206,11 @@ t.test("guard replies and early cancels do not count against the upstream", asyn
   for (let i = 0; i < 5; i++) {
     const run = stage.start(exchange({ body: false }));
     await run?.onRequestHeaders?.();
-    run?.onEnd?.(i % 2 === 0 ? { status: 500, answeredBy: "guard", reason: "contract.violated", cancelled: false } : { answeredBy: "unknown", cancelled: true });
+    run?.onEnd?.(
+      i % 2 === 0
+        ? { status: 500, answeredBy: "guard", reason: "contract.violated", cancelled: false }
+        : { answeredBy: "unknown", cancelled: true },
+    );
   }
   t.equal(await metric("guard_circuit_state", { pool: "default" }), 0);
 });

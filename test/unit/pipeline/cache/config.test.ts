@@ -17,7 +17,9 @@ t.test("an empty config has a working, disabled cache", async (t) => {
 });
 
 t.test("unknown keys and bad values are reported with their path", async (t) => {
-  const result = parseConfig("routes:\n  - name: chat\n    cache: { enabled: true, ttlSecond: 5 }\ncache: { redis: { url: 'http://x' } }\n");
+  const result = parseConfig(
+    "routes:\n  - name: chat\n    cache: { enabled: true, ttlSecond: 5 }\ncache: { redis: { url: 'http://x' } }\n",
+  );
   t.equal(result.ok, false);
   if (!result.ok) {
     t.ok(result.errors.some((error) => error.path === "routes[0].cache.ttlSecond"));
@@ -29,7 +31,15 @@ t.test("cross-checks", async (t) => {
   const config = configSchema.parse({
     cache: { maxBytes: 4096, redis: { url: "redis://127.0.0.1:6379" } },
     routes: [
-      { name: "chat", cache: { enabled: true, maxEntryBytes: 8192, allowHeaders: ["content-type", "age"], singleFlightWaitMs: 40_000 } },
+      {
+        name: "chat",
+        cache: {
+          enabled: true,
+          maxEntryBytes: 8192,
+          allowHeaders: ["content-type", "age"],
+          singleFlightWaitMs: 40_000,
+        },
+      },
       { name: "off", cache: { maxEntryBytes: 8192 } },
     ],
   });
@@ -37,7 +47,16 @@ t.test("cross-checks", async (t) => {
     cacheConfigErrors(config).map((issue) => issue.path),
     ["routes[0].cache.maxEntryBytes", "routes[0].cache.allowHeaders[1]"],
   );
-  t.same(cacheConfigWarnings(config).map((issue) => issue.path), ["routes[0].cache.singleFlightWaitMs"]);
-  const unused = configSchema.parse({ cache: { redis: { url: "redis://127.0.0.1:6379" } }, routes: [{ name: "chat" }] });
-  t.same(cacheConfigWarnings(unused).map((issue) => issue.path), ["cache.redis.url"]);
+  t.same(
+    cacheConfigWarnings(config).map((issue) => issue.path),
+    ["routes[0].cache.singleFlightWaitMs"],
+  );
+  const unused = configSchema.parse({
+    cache: { redis: { url: "redis://127.0.0.1:6379" } },
+    routes: [{ name: "chat" }],
+  });
+  t.same(
+    cacheConfigWarnings(unused).map((issue) => issue.path),
+    ["cache.redis.url"],
+  );
 });

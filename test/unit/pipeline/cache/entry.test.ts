@@ -3,7 +3,10 @@ import { allowListed, decodeEntry, encodeEntry } from "../../../../src/pipeline/
 
 t.test("wire form round-trips status, headers, body and TTL", async (t) => {
   const body = new Uint8Array([0, 1, 2, 255, 10, 13]);
-  const encoded = encodeEntry({ ttlMs: 60_000, response: { status: 200, headers: { "content-type": "application/json", "x-model-version": "v1" }, body } });
+  const encoded = encodeEntry({
+    ttlMs: 60_000,
+    response: { status: 200, headers: { "content-type": "application/json", "x-model-version": "v1" }, body },
+  });
   const decoded = decodeEntry(encoded);
   t.same(decoded?.response.headers, { "content-type": "application/json", "x-model-version": "v1" });
   t.equal(decoded?.response.status, 200);
@@ -24,6 +27,13 @@ t.test("anything else decodes to a miss", async (t) => {
 });
 
 t.test("only allow-listed headers are kept", async (t) => {
-  const headers = new Map([["content-type", "application/json"], ["set-cookie", "s=1"], ["x-model-version", "v2"]]);
-  t.same(allowListed(headers, ["content-type", "x-model-version", "content-encoding"]), { "content-type": "application/json", "x-model-version": "v2" });
+  const headers = new Map([
+    ["content-type", "application/json"],
+    ["set-cookie", "s=1"],
+    ["x-model-version", "v2"],
+  ]);
+  t.same(allowListed(headers, ["content-type", "x-model-version", "content-encoding"]), {
+    "content-type": "application/json",
+    "x-model-version": "v2",
+  });
 });

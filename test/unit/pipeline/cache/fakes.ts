@@ -2,7 +2,7 @@
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
-import { createCacheStage, type CacheStage } from "../../../../src/pipeline/cache/stage.js";
+import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
 import type { Exchange, ResponseInfo, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { VirtualTime } from "../../../helpers/virtual-time.js";
 
@@ -57,7 +57,12 @@ export interface Harness {
 export function harness(raw: unknown, time = new VirtualTime()): Harness {
   const config = configSchema.parse(raw);
   const registry = new Registry();
-  const stage = createCacheStage(config, { registry, log: pino({ level: "silent" }), now: time.now, timers: time.timers });
+  const stage = createCacheStage(config, {
+    registry,
+    log: pino({ level: "silent" }),
+    now: time.now,
+    timers: time.timers,
+  });
   return {
     stage,
     time,
@@ -80,7 +85,12 @@ export async function requestPhase(run: StageRun, exchange: Exchange, body: unkn
 }
 
 /** Runs the response phase the way the pipeline does after the upstream answered. */
-export async function responsePhase(run: StageRun, exchange: Exchange, info: ResponseInfo, body: unknown): Promise<Step[]> {
+export async function responsePhase(
+  run: StageRun,
+  exchange: Exchange,
+  info: ResponseInfo,
+  body: unknown,
+): Promise<Step[]> {
   exchange.response = info;
   const steps = [await run.onResponseHeaders!(info)];
   if (!info.endOfStream) steps.push(await run.onResponseBody!(bodyBytes(body)));

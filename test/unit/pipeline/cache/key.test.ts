@@ -1,5 +1,13 @@
 import t from "tap";
-import { ANONYMOUS_TENANT, canonicalJson, entryKey, parseBody, requestDigest, tenantOf, type KeyInput } from "../../../../src/pipeline/cache/key.js";
+import {
+  ANONYMOUS_TENANT,
+  canonicalJson,
+  entryKey,
+  type KeyInput,
+  parseBody,
+  requestDigest,
+  tenantOf,
+} from "../../../../src/pipeline/cache/key.js";
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text, "utf8"));
 
@@ -17,22 +25,38 @@ function input(body: string, overrides: Partial<KeyInput> = {}): KeyInput {
 }
 
 t.test("canonical JSON ignores key order at every depth", async (t) => {
-  t.equal(canonicalJson({ b: 1, a: { y: [1, { q: 1, p: 2 }], x: null } }), canonicalJson({ a: { x: null, y: [1, { p: 2, q: 1 }] }, b: 1 }));
+  t.equal(
+    canonicalJson({ b: 1, a: { y: [1, { q: 1, p: 2 }], x: null } }),
+    canonicalJson({ a: { x: null, y: [1, { p: 2, q: 1 }] }, b: 1 }),
+  );
   t.not(canonicalJson([1, 2]), canonicalJson([2, 1]), "array order is meaning");
 });
 
 t.test("digest ignores key order and whitespace, not values", async (t) => {
   const base = requestDigest(input('{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}]}'));
-  t.equal(requestDigest(input('{ "messages": [{"content":"hi","role":"user"}], "temperature": 0, "model": "m" }')), base);
+  t.equal(
+    requestDigest(input('{ "messages": [{"content":"hi","role":"user"}], "temperature": 0, "model": "m" }')),
+    base,
+  );
   t.not(requestDigest(input('{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi!"}]}')), base);
-  t.equal(requestDigest(input('{"model":"m","temperature":0.0,"messages":[{"role":"user","content":"hi"}]}')), base, "0.0 and 0 are one number");
+  t.equal(
+    requestDigest(input('{"model":"m","temperature":0.0,"messages":[{"role":"user","content":"hi"}]}')),
+    base,
+    "0.0 and 0 are one number",
+  );
 });
 
 t.test("excluded fields are left out at the top level only", async (t) => {
   const base = requestDigest(input('{"model":"m","temperature":0}'));
   t.equal(requestDigest(input('{"model":"m","temperature":0,"user":"u-123","metadata":{"trace":"x"}}')), base);
-  t.not(requestDigest(input('{"model":"m","temperature":0,"input":{"user":"u"}}')), requestDigest(input('{"model":"m","temperature":0,"input":{}}')));
-  t.not(requestDigest(input('{"model":"m","user":"a"}', { excludeFields: new Set() })), requestDigest(input('{"model":"m","user":"b"}', { excludeFields: new Set() })));
+  t.not(
+    requestDigest(input('{"model":"m","temperature":0,"input":{"user":"u"}}')),
+    requestDigest(input('{"model":"m","temperature":0,"input":{}}')),
+  );
+  t.not(
+    requestDigest(input('{"model":"m","user":"a"}', { excludeFields: new Set() })),
+    requestDigest(input('{"model":"m","user":"b"}', { excludeFields: new Set() })),
+  );
 });
 
 t.test("tenant, route, method, path and vary headers each separate keys", async (t) => {
@@ -46,7 +70,10 @@ t.test("tenant, route, method, path and vary headers each separate keys", async 
 });
 
 t.test("fields cannot run into each other", async (t) => {
-  t.not(requestDigest(input("{}", { route: "a", method: "BPOST" })), requestDigest(input("{}", { route: "ab", method: "POST" })));
+  t.not(
+    requestDigest(input("{}", { route: "a", method: "BPOST" })),
+    requestDigest(input("{}", { route: "ab", method: "POST" })),
+  );
 });
 
 t.test("non-JSON bodies are hashed byte for byte", async (t) => {
@@ -64,7 +91,10 @@ t.test("the epoch changes the final key", async (t) => {
 });
 
 t.test("tenant is a hash of the configured header, never the credential", async (t) => {
-  const headers = new Map([["authorization", "Bearer sk-secret-123"], ["x-tenant", "acme"]]);
+  const headers = new Map([
+    ["authorization", "Bearer sk-secret-123"],
+    ["x-tenant", "acme"],
+  ]);
   const tenant = tenantOf(headers, "authorization");
   t.notMatch(tenant, /sk-secret/);
   t.equal(tenant, tenantOf(new Map([["authorization", "Bearer sk-secret-123"]]), "authorization"));
@@ -78,5 +108,9 @@ t.test("a body nested deeper than canonicalisation can walk is keyed byte for by
   const deep = `{"messages":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
   t.equal(parseBody(bytes(deep)).kind, "raw");
   t.equal(requestDigest(input(deep)), requestDigest(input(deep)), "stable, and no stack overflow");
-  t.equal(parseBody(bytes(`{"a":${"[".repeat(200)}${"]".repeat(200)}}`)).kind, "json", "ordinary nesting is still normalised");
+  t.equal(
+    parseBody(bytes(`{"a":${"[".repeat(200)}${"]".repeat(200)}}`)).kind,
+    "json",
+    "ordinary nesting is still normalised",
+  );
 });

@@ -7,7 +7,8 @@ import { harness } from "./fakes.js";
 // String), which made every String.prototype call in the guard's hot path ~4x slower: a guard
 // without Redis must never load it.
 const require = createRequire(import.meta.url);
-const ioredisLoaded = (): boolean => Object.keys(require.cache).some((path) => path.includes(`${sep}node_modules${sep}ioredis${sep}`));
+const ioredisLoaded = (): boolean =>
+  Object.keys(require.cache).some((path) => path.includes(`${sep}node_modules${sep}ioredis${sep}`));
 
 t.test("ioredis is loaded only once a route shares entries through Redis", async (t) => {
   const local = harness({ routes: [{ name: "chat", cache: { enabled: true } }] });
@@ -15,7 +16,10 @@ t.test("ioredis is loaded only once a route shares entries through Redis", async
   t.notOk(ioredisLoaded(), "an in-process cache alone does not load it");
 
   // Nothing listens on port 1: the tier counts the failed connection and the stage keeps working.
-  const shared = harness({ cache: { redis: { url: "redis://127.0.0.1:1" } }, routes: [{ name: "chat", cache: { enabled: true } }] });
+  const shared = harness({
+    cache: { redis: { url: "redis://127.0.0.1:1" } },
+    routes: [{ name: "chat", cache: { enabled: true } }],
+  });
   t.teardown(() => shared.stage.close?.());
   t.ok(ioredisLoaded(), "a Redis URL loads it");
 });

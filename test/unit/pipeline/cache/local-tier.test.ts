@@ -1,15 +1,21 @@
 import { Registry } from "prom-client";
 import t from "tap";
-import { storedSize, type StoredResponse } from "../../../../src/pipeline/cache/entry.js";
+import { type StoredResponse, storedSize } from "../../../../src/pipeline/cache/entry.js";
 import { LocalTier } from "../../../../src/pipeline/cache/local-tier.js";
 import { createCacheMetrics } from "../../../../src/pipeline/cache/metrics.js";
 import { VirtualTime } from "../../../helpers/virtual-time.js";
 
-const response = (bytes: number): StoredResponse => ({ status: 200, headers: { "content-type": "application/json" }, body: new Uint8Array(bytes) });
+const response = (bytes: number): StoredResponse => ({
+  status: 200,
+  headers: { "content-type": "application/json" },
+  body: new Uint8Array(bytes),
+});
 
 async function metricValue(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
   const metric = (await registry.getMetricsAsJSON()).find((item) => item.name === name);
-  const sample = metric?.values.find((value) => Object.entries(labels).every(([key, want]) => value.labels[key] === want));
+  const sample = metric?.values.find((value) =>
+    Object.entries(labels).every(([key, want]) => value.labels[key] === want),
+  );
   return Number(sample?.value ?? 0);
 }
 

@@ -1,7 +1,12 @@
 import t from "tap";
 import { routeCacheSchema } from "../../../../src/pipeline/cache/config.js";
 import { parseBody } from "../../../../src/pipeline/cache/key.js";
-import { bypassFromBody, bypassFromHeaders, skipFromResponseBody, skipFromResponseHeaders } from "../../../../src/pipeline/cache/policy.js";
+import {
+  bypassFromBody,
+  bypassFromHeaders,
+  skipFromResponseBody,
+  skipFromResponseHeaders,
+} from "../../../../src/pipeline/cache/policy.js";
 import type { Exchange, ResponseInfo } from "../../../../src/pipeline/types.js";
 
 const config = routeCacheSchema.parse({ enabled: true, maxEntryBytes: 100 });
@@ -21,7 +26,11 @@ t.test("request body: only deterministic requests are cacheable", async (t) => {
   t.equal(bypassFromBody(json({ temperature: 0 }), none, config), undefined);
   t.equal(bypassFromBody(json({ temperature: 0.7, seed: 42 }), none, config), undefined);
   t.equal(bypassFromBody(json({ temperature: 0.7 }), none, config), "nondeterministic");
-  t.equal(bypassFromBody(json({}), none, config), "nondeterministic", "a model's default temperature is not known to be 0");
+  t.equal(
+    bypassFromBody(json({}), none, config),
+    "nondeterministic",
+    "a model's default temperature is not known to be 0",
+  );
   t.equal(bypassFromBody(json({ temperature: "0" }), none, config), "nondeterministic");
   t.equal(bypassFromBody(json({ seed: "42" }), none, config), "nondeterministic");
   t.equal(bypassFromBody(json([1, 2]), none, config), "nondeterministic");
@@ -39,7 +48,10 @@ t.test("request body: the opt-in header makes any non-stream request cacheable",
 
 t.test("request body: streams are never cached, even with opt-in", async (t) => {
   t.equal(bypassFromBody(json({ temperature: 0, stream: true }), none, config), "stream");
-  t.equal(bypassFromBody(json({ temperature: 0, stream: true }), new Map([["x-guard-cache", "allow"]]), config), "stream");
+  t.equal(
+    bypassFromBody(json({ temperature: 0, stream: true }), new Map([["x-guard-cache", "allow"]]), config),
+    "stream",
+  );
   t.equal(bypassFromBody(json({ temperature: 0, stream: false }), none, config), undefined);
 });
 
@@ -54,13 +66,17 @@ t.test("response headers: only 200, storable, non-stream, declared within the li
   t.equal(skipFromResponseHeaders(response(500), config), "status");
   t.equal(skipFromResponseHeaders(response(201), config), "status");
   t.equal(skipFromResponseHeaders(response(200, { "cache-control": "no-store" }), config), "cache_control");
-  t.equal(skipFromResponseHeaders(response(200, { "content-type": "text/event-stream; charset=utf-8" }), config), "stream");
+  t.equal(
+    skipFromResponseHeaders(response(200, { "content-type": "text/event-stream; charset=utf-8" }), config),
+    "stream",
+  );
   t.equal(skipFromResponseHeaders(response(200, { "content-length": "101" }), config), "too_large");
   t.equal(skipFromResponseHeaders(response(200, { "content-length": "100" }), config), undefined);
 });
 
 t.test("response body: size limit and contract verdict", async (t) => {
-  const exchange = (contract?: Exchange["contract"]) => ({ ...(contract === undefined ? {} : { contract }) }) as Exchange;
+  const exchange = (contract?: Exchange["contract"]) =>
+    ({ ...(contract === undefined ? {} : { contract }) }) as Exchange;
   t.equal(skipFromResponseBody(new Uint8Array(100), exchange(), config), undefined);
   t.equal(skipFromResponseBody(new Uint8Array(101), exchange(), config), "too_large");
   t.equal(skipFromResponseBody(new Uint8Array(1), exchange("violated"), config), "contract_violated");

@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
-import { createCacheStage, type CacheStage } from "../../../../src/pipeline/cache/stage.js";
+import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
 import type { Step } from "../../../../src/pipeline/types.js";
 import { startRedis } from "../../../helpers/redis.js";
 import { fakeExchange, requestPhase, response, responsePhase } from "./fakes.js";
@@ -47,7 +47,8 @@ async function ask(g: Guard, content: string, version = "v1"): Promise<{ step: S
   const started = performance.now();
   const step = await requestPhase(run, exchange, prompt(content));
   const ms = performance.now() - started;
-  if (step.type === "continue") await responsePhase(run, exchange, response(200, { "x-model-version": version }), ANSWER);
+  if (step.type === "continue")
+    await responsePhase(run, exchange, response(200, { "x-model-version": version }), ANSWER);
   run.onEnd?.({ answeredBy: step.type === "reply" ? "guard" : "upstream", cancelled: false });
   return { step, ms };
 }
@@ -61,7 +62,8 @@ async function peek(g: Guard, content: string): Promise<string> {
   return tierOf(step);
 }
 
-const tierOf = (step: Step): string => (step.type === "reply" ? (step.reply.headers["x-guard-cache-tier"] ?? "") : "upstream");
+const tierOf = (step: Step): string =>
+  step.type === "reply" ? (step.reply.headers["x-guard-cache-tier"] ?? "") : "upstream";
 
 async function eventually(what: string, check: () => Promise<boolean>, waitMs = 5_000): Promise<void> {
   const deadline = performance.now() + waitMs;
@@ -85,7 +87,7 @@ t.test("two guards share hits, epochs and outages through one Redis", async (t) 
     await eventually("the entry to reach Redis", async () => (await peek(b, "one")) === "redis");
     const again = await ask(b, "one");
     t.equal(tierOf(again.step), "local", "copied into the local tier on the way");
-    t.ok(Number(again.step.type === "reply" && again.step.reply.headers["age"]) >= 0);
+    t.ok(Number(again.step.type === "reply" && again.step.reply.headers.age) >= 0);
     t.equal(await b.metric("guard_cache_hits_total", { tier: "redis" }), 1);
   });
 
@@ -112,7 +114,10 @@ t.test("two guards share hits, epochs and outages through one Redis", async (t) 
     const slowest = Math.max(
       ...(await Promise.all(["five", "six", "seven"].map(async (content) => (await ask(b, content, "v2")).ms))),
     );
-    t.ok(slowest < TIMEOUT_MS + 500, `misses answered without waiting on the dead Redis (slowest ${slowest.toFixed(1)} ms)`);
+    t.ok(
+      slowest < TIMEOUT_MS + 500,
+      `misses answered without waiting on the dead Redis (slowest ${slowest.toFixed(1)} ms)`,
+    );
     t.equal(tierOf((await ask(a, "four", "v2")).step), "local", "local hits unaffected");
     t.equal(tierOf((await ask(b, "five", "v2")).step), "local", "stored locally while Redis is down");
     await eventually("the outage to be visible", async () => (await b.metric("guard_cache_redis_up")) === 0);
@@ -120,7 +125,10 @@ t.test("two guards share hits, epochs and outages through one Redis", async (t) 
 
   await t.test("Redis back: shared again", async (t) => {
     await redis.restart();
-    await eventually("both guards to reconnect", async () => (await a.metric("guard_cache_redis_up")) === 1 && (await b.metric("guard_cache_redis_up")) === 1);
+    await eventually(
+      "both guards to reconnect",
+      async () => (await a.metric("guard_cache_redis_up")) === 1 && (await b.metric("guard_cache_redis_up")) === 1,
+    );
     await ask(a, "eight", "v2");
     await eventually("b to get a's new entry from Redis", async () => (await peek(b, "eight")) === "redis");
     t.pass("shared tier in use again");

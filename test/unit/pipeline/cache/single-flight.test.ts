@@ -1,6 +1,6 @@
 import t from "tap";
 import type { CacheHit } from "../../../../src/pipeline/cache/local-tier.js";
-import { SingleFlight, type Role } from "../../../../src/pipeline/cache/single-flight.js";
+import { type Role, SingleFlight } from "../../../../src/pipeline/cache/single-flight.js";
 import { VirtualTime } from "../../../helpers/virtual-time.js";
 
 const hit: CacheHit = { response: { status: 200, headers: {}, body: new Uint8Array([1]) }, ageMs: 0 };

@@ -1,6 +1,14 @@
 import t from "tap";
 import type { Exchange, Step } from "../../../../src/pipeline/types.js";
-import { fakeExchange, harness, requestPhase, response, responsePhase, type Harness, type RequestSpec } from "./fakes.js";
+import {
+  fakeExchange,
+  type Harness,
+  harness,
+  type RequestSpec,
+  requestPhase,
+  response,
+  responsePhase,
+} from "./fakes.js";
 
 const CHAT = { routes: [{ name: "chat", cache: { enabled: true, ttlSeconds: 60 } }, { name: "plain" }] };
 const PROMPT = { model: "m", temperature: 0, messages: [{ role: "user", content: "hi" }] };
@@ -15,7 +23,12 @@ function headersOf(step: Step): Record<string, string> {
 async function exchangeOnce(
   h: Harness,
   spec: RequestSpec & { body?: unknown },
-  upstream: { status?: number; headers?: Record<string, string>; body?: unknown; prepare?: (exchange: Exchange) => void } = {},
+  upstream: {
+    status?: number;
+    headers?: Record<string, string>;
+    body?: unknown;
+    prepare?: (exchange: Exchange) => void;
+  } = {},
 ) {
   const exchange = fakeExchange(spec);
   const run = h.stage.start(exchange);
@@ -24,7 +37,12 @@ async function exchangeOnce(
   let responseSteps: Step[] = [];
   if (request.type === "continue") {
     upstream.prepare?.(exchange);
-    responseSteps = await responsePhase(run, exchange, response(upstream.status ?? 200, upstream.headers ?? {}), upstream.body ?? ANSWER);
+    responseSteps = await responsePhase(
+      run,
+      exchange,
+      response(upstream.status ?? 200, upstream.headers ?? {}),
+      upstream.body ?? ANSWER,
+    );
   }
   run.onEnd?.({ answeredBy: request.type === "reply" ? "guard" : "upstream", cancelled: false });
   return { request, responseSteps, exchange };
@@ -38,19 +56,25 @@ t.test("a miss is stored and the next identical request is answered from memory"
   t.equal(headersOf(first.responseSteps[0]!)["x-guard-cache"], "miss");
 
   h.time.advance(5_400);
-  const second = await exchangeOnce(h, { body: { messages: [{ content: "hi", role: "user" }], temperature: 0, model: "m", user: "someone" } });
+  const second = await exchangeOnce(h, {
+    body: { messages: [{ content: "hi", role: "user" }], temperature: 0, model: "m", user: "someone" },
+  });
   t.equal(second.request.type, "reply");
   if (second.request.type !== "reply") return;
   t.equal(second.request.reply.status, 200);
   t.equal(second.request.reply.reason, "cache.hit");
   t.same(JSON.parse(Buffer.from(second.request.reply.body).toString()), ANSWER);
-  t.same(headersOf(second.request), {
-    "content-type": "application/json",
-    "x-model-version": "v1",
-    "x-guard-cache": "hit",
-    "x-guard-cache-tier": "local",
-    age: "5",
-  }, "allow-listed headers only (no set-cookie)");
+  t.same(
+    headersOf(second.request),
+    {
+      "content-type": "application/json",
+      "x-model-version": "v1",
+      "x-guard-cache": "hit",
+      "x-guard-cache-tier": "local",
+      age: "5",
+    },
+    "allow-listed headers only (no set-cookie)",
+  );
   t.equal(await h.metric("guard_cache_hits_total", { route: "chat", tier: "local" }), 1);
   t.equal(await h.metric("guard_cache_misses_total", { route: "chat" }), 1);
   t.equal(await h.metric("guard_cache_stores_total", { route: "chat" }), 1);
@@ -81,13 +105,19 @@ t.test("entries expire after the route's TTL", async (t) => {
 t.test("tenants never share entries", async (t) => {
   const h = harness(CHAT);
   await exchangeOnce(h, { body: PROMPT, headers: { authorization: "Bearer tenant-a" } });
-  t.equal((await exchangeOnce(h, { body: PROMPT, headers: { authorization: "Bearer tenant-b" } })).request.type, "continue");
+  t.equal(
+    (await exchangeOnce(h, { body: PROMPT, headers: { authorization: "Bearer tenant-b" } })).request.type,
+    "continue",
+  );
   const anonymous = fakeExchange({ body: PROMPT });
   (anonymous.request.headers as Map<string, string>).delete("authorization");
   const run = h.stage.start(anonymous)!;
   t.equal((await requestPhase(run, anonymous, PROMPT)).type, "continue", "anonymous is its own tenant");
   run.onEnd?.({ answeredBy: "upstream", cancelled: true });
-  t.equal((await exchangeOnce(h, { body: PROMPT, headers: { authorization: "Bearer tenant-a" } })).request.type, "reply");
+  t.equal(
+    (await exchangeOnce(h, { body: PROMPT, headers: { authorization: "Bearer tenant-a" } })).request.type,
+    "reply",
+  );
 });
 
 t.test("routes without the cache are not touched", async (t) => {
@@ -101,7 +131,11 @@ t.test("uncacheable requests bypass, marked with a reason", async (t) => {
   const hot = await exchangeOnce(h, { body: { ...PROMPT, temperature: 0.8 } });
   t.same(hot.request.type === "continue" && hot.request.needs, { responseHeaders: true });
   t.same(headersOf(hot.responseSteps[0]!), { "x-guard-cache": "bypass", "x-guard-cache-reason": "nondeterministic" });
-  t.equal((await exchangeOnce(h, { body: { ...PROMPT, temperature: 0.8 } })).request.type, "continue", "nothing was stored");
+  t.equal(
+    (await exchangeOnce(h, { body: { ...PROMPT, temperature: 0.8 } })).request.type,
+    "continue",
+    "nothing was stored",
+  );
 
   const noStore = await exchangeOnce(h, { body: PROMPT, headers: { "cache-control": "no-store" } });
   t.equal(headersOf(noStore.responseSteps[0]!)["x-guard-cache-reason"], "cache_control");
@@ -141,7 +175,11 @@ t.test("responses that must not be stored are not", async (t) => {
     const first = await exchangeOnce(h, { body: PROMPT }, upstream);
     t.equal(headersOf(first.responseSteps[0]!)["x-guard-cache"], "miss", `${name}: still a miss`);
     t.equal((await exchangeOnce(h, { body: PROMPT })).request.type, "continue", `${name}: not stored`);
-    t.equal(await h.metric("guard_cache_store_skipped_total", { route: "chat", reason }), 1, `${name}: counted as ${reason}`);
+    t.equal(
+      await h.metric("guard_cache_store_skipped_total", { route: "chat", reason }),
+      1,
+      `${name}: counted as ${reason}`,
+    );
   }
 });
 
@@ -165,7 +203,11 @@ t.test("a new model version stops old entries from being served", async (t) => {
 t.test("the contracts stage's model version wins over the header", async (t) => {
   const h = harness(CHAT);
   await exchangeOnce(h, { body: PROMPT }, { headers: { "x-model-version": "v1" } });
-  await exchangeOnce(h, { body: { temperature: 0, other: 1 } }, { headers: { "x-model-version": "v1" }, prepare: (exchange) => (exchange.modelVersion = "v2") });
+  await exchangeOnce(
+    h,
+    { body: { temperature: 0, other: 1 } },
+    { headers: { "x-model-version": "v1" }, prepare: (exchange) => (exchange.modelVersion = "v2") },
+  );
   t.equal((await exchangeOnce(h, { body: PROMPT })).request.type, "continue");
 });
 
@@ -237,7 +279,10 @@ t.test("a cancelled leader releases its followers and leaves no flight behind", 
 });
 
 t.test("followers stop waiting after singleFlightWaitMs", async (t) => {
-  const h = harness({ envoy: { messageTimeoutMs: 1_000 }, routes: [{ name: "chat", cache: { enabled: true, singleFlightWaitMs: 2_000 } }] });
+  const h = harness({
+    envoy: { messageTimeoutMs: 1_000 },
+    routes: [{ name: "chat", cache: { enabled: true, singleFlightWaitMs: 2_000 } }],
+  });
   const { waiting } = await startLeaderAndFollowers(h, 1);
   const follower = waiting[0]!;
   t.same(follower.exchange.deadlineExtensions, [2_100], "Envoy asked to wait longer than its message timeout");

@@ -11,7 +11,10 @@ t.test("defaults: off, two tiers, Envoy's timeout header", async (t) => {
   t.ok(route);
   const complexity = route!.complexity;
   t.equal(complexity.enabled, false);
-  t.same(complexity.tiers.map((tier) => tier.name), ["light", "heavy"]);
+  t.same(
+    complexity.tiers.map((tier) => tier.name),
+    ["light", "heavy"],
+  );
   t.equal(complexity.timeout.header, "x-envoy-upstream-rq-timeout-ms");
   t.equal(complexity.tierHeader, "x-guard-tier");
   t.equal(complexity.tokenizer.mode, "fast");
@@ -20,8 +23,12 @@ t.test("defaults: off, two tiers, Envoy's timeout header", async (t) => {
 
 t.test("unknown keys and bad values are rejected by the schema", async (t) => {
   t.notOk(configSchema.safeParse({ routes: [{ name: "c", match: {}, complexity: { enabeld: true } }] }).success);
-  t.notOk(configSchema.safeParse({ routes: [{ name: "c", match: {}, complexity: { weights: { inputToken: -1 } } }] }).success);
-  t.notOk(configSchema.safeParse({ routes: [{ name: "c", match: {}, complexity: { tokenizer: { mode: "slow" } } }] }).success);
+  t.notOk(
+    configSchema.safeParse({ routes: [{ name: "c", match: {}, complexity: { weights: { inputToken: -1 } } }] }).success,
+  );
+  t.notOk(
+    configSchema.safeParse({ routes: [{ name: "c", match: {}, complexity: { tokenizer: { mode: "slow" } } }] }).success,
+  );
 });
 
 t.test("cross-checks with paths", async (t) => {
@@ -46,5 +53,9 @@ t.test("cross-checks with paths", async (t) => {
       "routes[0].complexity.timeout.header",
     ],
   );
-  t.same(checkComplexityConfig(parse({ enabled: false, timeout: { floorMs: 5000, ceilingMs: 1000 } })), [], "disabled routes are not checked");
+  t.same(
+    checkComplexityConfig(parse({ enabled: false, timeout: { floorMs: 5000, ceilingMs: 1000 } })),
+    [],
+    "disabled routes are not checked",
+  );
 });

@@ -1,7 +1,12 @@
-import t from "tap";
 import fc from "fast-check";
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
-import { estimateBody, shapeFromBody, shapeFromPath, type EstimateOptions } from "../../../../src/pipeline/complexity/estimate.js";
+import t from "tap";
+import {
+  type EstimateOptions,
+  estimateBody,
+  shapeFromBody,
+  shapeFromPath,
+} from "../../../../src/pipeline/complexity/estimate.js";
 import { IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL } from "../../../../src/pipeline/complexity/features.js";
 import { estimateTextTokens } from "../../../../src/pipeline/complexity/tokens.js";
 import { fixtureBytes, fixtureJson } from "./fixtures.js";
@@ -26,7 +31,10 @@ t.test("chat: long multilingual prompt, n and max_completion_tokens", async (t) 
   t.equal(features.shape, "chat");
   const body = fixtureJson("chat-multilingual.json");
   const messages = body.messages as Array<{ content: string; name?: string }>;
-  const textTokens = messages.reduce((sum, message) => sum + exact(message.content) + (message.name ? exact(message.name) : 0), 0);
+  const textTokens = messages.reduce(
+    (sum, message) => sum + exact(message.content) + (message.name ? exact(message.name) : 0),
+    0,
+  );
   const expected = textTokens + 4 * messages.length + 3;
   t.ok(within(features.inputTokens, expected, 0.1), `input ${features.inputTokens} vs exact ${expected}`);
   t.equal(features.outputTokens, 2048 * 2, "budget × n");
@@ -36,7 +44,11 @@ t.test("chat: long multilingual prompt, n and max_completion_tokens", async (t) 
 t.test("chat: images by detail", async (t) => {
   const { features } = estimateFixture("/v1/chat/completions", "chat-images.json");
   t.equal(features.images, 3);
-  t.equal(features.imageTokens, IMAGE_TOKENS_LOW_DETAIL + 2 * IMAGE_TOKENS_HIGH_DETAIL, "low, high, and auto counted as high");
+  t.equal(
+    features.imageTokens,
+    IMAGE_TOKENS_LOW_DETAIL + 2 * IMAGE_TOKENS_HIGH_DETAIL,
+    "low, high, and auto counted as high",
+  );
   t.equal(features.outputTokens, 300);
   t.ok(features.inputTokens > 10 && features.inputTokens < 40, "only the text part is prompt text");
 });
@@ -125,7 +137,7 @@ t.test("bad input falls back to size with a reason", async (t) => {
     ["invalid JSON object", encode('{"messages": [1,,]}'), "non_json"],
     ["cut in a string", chat.subarray(0, 500), "truncated"],
     ["cut between values", encode('{"messages":[{"role":"user"}'), "truncated"],
-    ["100 000 levels", encode('{"a":' + "[".repeat(100_000) + "]".repeat(100_000) + "}"), "too_deep"],
+    ["100 000 levels", encode(`{"a":${"[".repeat(100_000)}${"]".repeat(100_000)}}`), "too_deep"],
     ["chat path without messages", encode('{"prompt":"hi"}'), "unexpected_fields"],
   ];
   for (const [label, body, reason] of cases) {
@@ -142,35 +154,60 @@ t.test("bad input falls back to size with a reason", async (t) => {
 });
 
 t.test("escaped quotes and brackets inside strings do not confuse the scan", async (t) => {
-  const body = new TextEncoder().encode(JSON.stringify({ messages: [{ role: "user", content: 'say \\"[[[{{{ and \\\\' }] }));
+  const body = new TextEncoder().encode(
+    JSON.stringify({ messages: [{ role: "user", content: 'say \\"[[[{{{ and \\\\' }] }),
+  );
   const estimate = estimateBody("/v1/chat/completions", body, { ...options, maxDepth: 3 });
   t.equal(estimate.fallback, undefined);
 });
 
 t.test("hostile field types never throw", async (t) => {
   const hostile = [
-    { messages: [null, 1, "x", { content: 5 }, { content: [null, 7, { type: "image_url" }, { text: 1 }] }], max_tokens: -5, n: "9" },
+    {
+      messages: [null, 1, "x", { content: 5 }, { content: [null, 7, { type: "image_url" }, { text: 1 }] }],
+      max_tokens: -5,
+      n: "9",
+    },
     { messages: [], max_completion_tokens: 1e308, n: 1e9 },
     { prompt: [[], [1, 2], "x", null] },
-    { input: [{ type: "reasoning", summary: [] }, { role: "user", content: [{ type: "input_image" }] }] },
+    {
+      input: [
+        { type: "reasoning", summary: [] },
+        { role: "user", content: [{ type: "input_image" }] },
+      ],
+    },
     { inputs: [{ name: "x", shape: [1e9, 1e9, 1e9], datatype: "FP64" }] },
     { inputs: [{ name: "x", shape: [-1], datatype: "FP32" }] },
   ];
   for (const body of hostile) {
     const estimate = estimateBody("/gateway", new TextEncoder().encode(JSON.stringify(body)), options);
-    t.ok(Number.isFinite(estimate.features.inputTokens + estimate.features.outputTokens + estimate.features.tensorBytes));
+    t.ok(
+      Number.isFinite(estimate.features.inputTokens + estimate.features.outputTokens + estimate.features.tensorBytes),
+    );
   }
-  const clamped = estimateBody("/v1/chat/completions", new TextEncoder().encode('{"messages":[],"max_tokens":1e308,"n":1e9}'), options);
+  const clamped = estimateBody(
+    "/v1/chat/completions",
+    new TextEncoder().encode('{"messages":[],"max_tokens":1e308,"n":1e9}'),
+    options,
+  );
   t.equal(clamped.features.outputTokens, 10_000_000 * 128, "budget and n are capped");
 });
 
 t.test("property: any bytes give a finite estimate", async (t) => {
   fc.assert(
-    fc.property(fc.oneof(fc.uint8Array({ maxLength: 512 }), fc.json().map((text) => new TextEncoder().encode(text))), (body) => {
-      const estimate = estimateBody("/v1/chat/completions", body, options);
-      const { features } = estimate;
-      return [features.inputTokens, features.toolTokens, features.outputTokens, features.otherBytes].every(Number.isFinite);
-    }),
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 512 }),
+        fc.json().map((text) => new TextEncoder().encode(text)),
+      ),
+      (body) => {
+        const estimate = estimateBody("/v1/chat/completions", body, options);
+        const { features } = estimate;
+        return [features.inputTokens, features.toolTokens, features.outputTokens, features.otherBytes].every(
+          Number.isFinite,
+        );
+      },
+    ),
     { seed: 42, numRuns: 500 },
   );
   t.pass("500 random bodies scored");

@@ -1,6 +1,7 @@
 // Shared test helpers: fixture files (read from the source tree; tests run from dist/) and a
 // seeded PRNG so noisy synthetic data is the same on every run.
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+
 export { gaussian, seededRandom } from "../../../../src/util/seeded-random.js";
 
 const FIXTURES = new URL("../../../../../test/fixtures/complexity/", import.meta.url);

@@ -35,7 +35,11 @@ t.test("RLS converges on noisy synthetic data (seeded)", async (t) => {
   const noiseMs = 30;
   let fitted = 0;
   for (let index = 0; index < 3000; index++) {
-    const features = chat(Math.floor(random() * 8000), Math.floor(random() * 1000), random() < 0.2 ? Math.ceil(random() * 3) : 0);
+    const features = chat(
+      Math.floor(random() * 8000),
+      Math.floor(random() * 1000),
+      random() < 0.2 ? Math.ceil(random() * 3) : 0,
+    );
     if (model.update(features, truth(features) + noiseMs * gaussian(random)) === "fitted") fitted++;
   }
   t.equal(fitted, 3000);
@@ -63,7 +67,10 @@ t.test("forgetting follows a change of hardware", async (t) => {
     model.update(features, 2 * truth(features) + 10 * gaussian(random));
   }
   const probe = chat(4000, 500);
-  t.ok(Math.abs(model.predict(probe) - 2 * truth(probe)) / (2 * truth(probe)) < 0.05, `predicts the slower hardware: ${model.predict(probe)} vs ${2 * truth(probe)}`);
+  t.ok(
+    Math.abs(model.predict(probe) - 2 * truth(probe)) / (2 * truth(probe)) < 0.05,
+    `predicts the slower hardware: ${model.predict(probe)} vs ${2 * truth(probe)}`,
+  );
 });
 
 t.test("guards: non-finite and implausible observations, unexcited features, huge inputs", async (t) => {

@@ -1,6 +1,6 @@
-import t from "tap";
 import pino from "pino";
 import { Registry } from "prom-client";
+import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
 import { createComplexityStage } from "../../../../src/pipeline/complexity/stage.js";
 import type { Exchange, Outcome, StageRun, Step } from "../../../../src/pipeline/types.js";
@@ -20,16 +20,31 @@ function setup(complexity: Record<string, unknown> = {}) {
 
 function exchange(route: string, path: string, headers: Record<string, string> = {}, endOfStream = false): Exchange {
   return {
-    request: { method: "POST", path, authority: "guard.test", headers: new Map(Object.entries(headers)), requestId: "r1", endOfStream },
+    request: {
+      method: "POST",
+      path,
+      authority: "guard.test",
+      headers: new Map(Object.entries(headers)),
+      requestId: "r1",
+      endOfStream,
+    },
     route: { name: route },
     startedAt: 0,
     extendDeadline: () => undefined,
   };
 }
 
-async function metricValue(registry: Registry, name: string, labels: Record<string, string>): Promise<number | undefined> {
+async function metricValue(
+  registry: Registry,
+  name: string,
+  labels: Record<string, string>,
+): Promise<number | undefined> {
   for (const metric of await registry.getMetricsAsJSON()) {
-    for (const value of metric.values as Array<{ metricName?: string; labels: Record<string, unknown>; value: number }>) {
+    for (const value of metric.values as Array<{
+      metricName?: string;
+      labels: Record<string, unknown>;
+      value: number;
+    }>) {
       if ((value.metricName ?? metric.name) !== name) continue;
       if (Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted)) return value.value;
     }
@@ -51,7 +66,12 @@ t.test("routes without complexity are not touched", async (t) => {
 });
 
 t.test("a request with a body asks for it, then scores, tiers and sets the timeout", async (t) => {
-  const { stage, registry } = setup({ tiers: [{ name: "light", minCost: 0 }, { name: "heavy", minCost: 8000 }] });
+  const { stage, registry } = setup({
+    tiers: [
+      { name: "light", minCost: 0 },
+      { name: "heavy", minCost: 8000 },
+    ],
+  });
   const ex = exchange("chat", "/v1/chat/completions");
   const run = stage.start(ex) as StageRun;
   const first = (await run.onRequestHeaders?.()) as Step;
@@ -63,11 +83,15 @@ t.test("a request with a body asks for it, then scores, tiers and sets the timeo
   t.equal(ex.predictedLatencyMs, undefined, "the prior's guess is not published to admission");
   t.equal(applied?.clearRouteCache, true);
   t.equal(applied?.setHeaders?.["x-guard-tier"], "heavy");
-  const priorPrediction = (applied?.metadata as { complexity: { predictedLatencyMs: number } }).complexity.predictedLatencyMs;
+  const metadata = applied?.metadata as { complexity: { predictedLatencyMs: number } } | undefined;
+  const priorPrediction = metadata?.complexity.predictedLatencyMs ?? 0;
   t.ok(priorPrediction > 0);
   // The metadata carries the prediction rounded to whole ms: the timeout (× 3) agrees within 3 ms.
   const timeout = Number(applied?.setHeaders?.["x-envoy-upstream-rq-timeout-ms"]);
-  t.ok(Math.abs(timeout - Math.min(120_000, Math.max(1000, priorPrediction * 3))) <= 3, `timeout ${timeout} from the prior's prediction`);
+  t.ok(
+    Math.abs(timeout - Math.min(120_000, Math.max(1000, priorPrediction * 3))) <= 3,
+    `timeout ${timeout} from the prior's prediction`,
+  );
   t.match(applied?.metadata, { complexity: { tier: "heavy" } });
   t.equal(await metricValue(registry, "guard_complexity_tier_decisions_total", { route: "chat", tier: "heavy" }), 1);
   t.equal(await metricValue(registry, "guard_request_cost_count", { route: "chat", tier: "heavy" }), 1);
@@ -78,7 +102,12 @@ t.test("a request with a body asks for it, then scores, tiers and sets the timeo
   t.equal(await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "fitted" }), 1);
   t.equal(await metricValue(registry, "guard_complexity_latency_ratio_count", { route: "chat" }), 1);
   t.ok((await metricValue(registry, "guard_complexity_model_residual_variance", { route: "chat" })) !== undefined);
-  t.ok((await metricValue(registry, "guard_complexity_model_coefficient", { route: "chat", feature: "output_ktokens" })) !== undefined);
+  t.ok(
+    (await metricValue(registry, "guard_complexity_model_coefficient", {
+      route: "chat",
+      feature: "output_ktokens",
+    })) !== undefined,
+  );
   t.equal(await metricValue(registry, "guard_complexity_model_fitted", { route: "chat" }), 0);
 });
 
@@ -99,13 +128,20 @@ t.test("an announced oversized body is scored by its length without buffering", 
   const step = (await run.onRequestHeaders?.()) as Step;
   t.same(step.type === "continue" ? step.needs : undefined, { responseHeaders: true });
   t.equal(ex.tier, "heavy", "4 MiB × 256 per KiB");
-  t.equal(await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason: "too_large" }), 1);
-  t.equal(await run.onRequestBody?.(new Uint8Array(10)), (await import("../../../../src/pipeline/types.js")).CONTINUE, "a body another stage asked for is ignored");
+  t.equal(
+    await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason: "too_large" }),
+    1,
+  );
+  t.equal(
+    await run.onRequestBody?.(new Uint8Array(10)),
+    (await import("../../../../src/pipeline/types.js")).CONTINUE,
+    "a body another stage asked for is ignored",
+  );
 });
 
 t.test("bad bodies are counted and still routed", async (t) => {
   const { stage, registry } = setup();
-  for (const body of ["not json", '{"messages": [', '{"x":' + "[".repeat(100_000)]) {
+  for (const body of ["not json", '{"messages": [', `{"x":${"[".repeat(100_000)}`]) {
     const ex = exchange("chat", "/v1/chat/completions");
     const run = stage.start(ex) as StageRun;
     await run.onRequestHeaders?.();
@@ -113,7 +149,11 @@ t.test("bad bodies are counted and still routed", async (t) => {
     t.ok(ex.tier !== undefined);
   }
   for (const reason of ["non_json", "truncated", "too_deep"]) {
-    t.equal(await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason }), 1, reason);
+    t.equal(
+      await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason }),
+      1,
+      reason,
+    );
   }
 });
 
@@ -138,8 +178,14 @@ t.test("the model learns only from complete upstream answers", async (t) => {
   const unscored = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
   unscored.onEnd?.(upstreamOk);
   t.equal(stage.model("chat")?.samples, 0);
-  t.equal(await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_status" }), 1);
-  t.equal(await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_streamed" }), 1);
+  t.equal(
+    await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_status" }),
+    1,
+  );
+  t.equal(
+    await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_streamed" }),
+    1,
+  );
 });
 
 t.test("exact tokenizer mode loads lazily and counts special-token text as text", async (t) => {

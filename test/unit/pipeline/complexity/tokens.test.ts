@@ -1,5 +1,5 @@
-import t from "tap";
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
+import t from "tap";
 import { estimateTextTokens, FULL_SCAN_CHARS } from "../../../../src/pipeline/complexity/tokens.js";
 import { corpus } from "./fixtures.js";
 

@@ -1,19 +1,31 @@
 import { Writable } from "node:stream";
-import t from "tap";
 import { pino } from "pino";
 import { Registry } from "prom-client";
+import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
-import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import { RecentViolations } from "../../../../src/pipeline/contracts/recent.js";
+import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import { demoContracts } from "../../contracts/fixtures.js";
 
 t.test("keeps the latest example per contract, version and rule, bounded", async (t) => {
   const recent = new RecentViolations(2);
-  recent.record("c", "v2", [
-    { field: "score", rule: "double.gte_lte", message: "first" },
-    { field: "other", rule: "double.gte_lte", message: "same rule, same response: not kept" },
-  ], 10);
-  t.same(recent.get("c", "v2", "double.gte_lte"), { contract: "c", modelVersion: "v2", rule: "double.gte_lte", field: "score", message: "first", seenAt: 10 });
+  recent.record(
+    "c",
+    "v2",
+    [
+      { field: "score", rule: "double.gte_lte", message: "first" },
+      { field: "other", rule: "double.gte_lte", message: "same rule, same response: not kept" },
+    ],
+    10,
+  );
+  t.same(recent.get("c", "v2", "double.gte_lte"), {
+    contract: "c",
+    modelVersion: "v2",
+    rule: "double.gte_lte",
+    field: "score",
+    message: "first",
+    seenAt: 10,
+  });
   recent.record("c", "v2", [{ field: "choices[1].score", rule: "double.gte_lte", message: "later" }], 20);
   t.equal(recent.get("c", "v2", "double.gte_lte")?.message, "later", "a later violation replaces the example");
   recent.record("c", "v3", [{ field: "label", rule: "string.in", message: "x".repeat(1000) }], 30);
@@ -33,18 +45,40 @@ t.test("the contracts stage records examples and logs one decision line with the
     },
   });
   const config = configSchema.parse({
-    routes: [{ name: "sentiment", match: { pathPrefix: "/" }, contract: { message: "demo.v1.Sentiment", action: "shadow" } }],
+    routes: [
+      { name: "sentiment", match: { pathPrefix: "/" }, contract: { message: "demo.v1.Sentiment", action: "shadow" } },
+    ],
   });
-  const stage = createContractsStage(config, { registry: new Registry(), log: pino({ level: "info" }, sink), now: () => 5_000 }, await demoContracts());
+  const stage = createContractsStage(
+    config,
+    { registry: new Registry(), log: pino({ level: "info" }, sink), now: () => 5_000 },
+    await demoContracts(),
+  );
   const run = stage.start({
-    request: { method: "POST", path: "/", authority: "x", headers: new Map([["authorization", "Bearer secret"]]), requestId: "req-42", endOfStream: true },
+    request: {
+      method: "POST",
+      path: "/",
+      authority: "x",
+      headers: new Map([["authorization", "Bearer secret"]]),
+      requestId: "req-42",
+      endOfStream: true,
+    },
     route: { name: "sentiment" },
     startedAt: 0,
     extendDeadline: () => undefined,
   });
   await run?.onRequestHeaders?.();
-  await run?.onResponseHeaders?.({ status: 200, headers: new Map([["content-type", "application/json"], ["x-model-version", "v9"]]), endOfStream: false });
-  await run?.onResponseBody?.(new TextEncoder().encode(JSON.stringify({ label: "POSITIVE", score: 7, note: "PROMPT-MARKER" })));
+  await run?.onResponseHeaders?.({
+    status: 200,
+    headers: new Map([
+      ["content-type", "application/json"],
+      ["x-model-version", "v9"],
+    ]),
+    endOfStream: false,
+  });
+  await run?.onResponseBody?.(
+    new TextEncoder().encode(JSON.stringify({ label: "POSITIVE", score: 7, note: "PROMPT-MARKER" })),
+  );
   t.same(stage.recentViolations.get("demo.v1.Sentiment", "v9", "double.gte_lte"), {
     contract: "demo.v1.Sentiment",
     modelVersion: "v9",
@@ -54,7 +88,14 @@ t.test("the contracts stage records examples and logs one decision line with the
     seenAt: 5_000,
   });
   t.equal(lines.length, 1);
-  t.match(lines[0], { decision: "contract_violation", requestId: "req-42", route: "sentiment", contract: "demo.v1.Sentiment", modelVersion: "v9", action: "shadow" });
-  t.same(lines[0]?.["rules"], ["json.unknown_field", "double.gte_lte"]);
+  t.match(lines[0], {
+    decision: "contract_violation",
+    requestId: "req-42",
+    route: "sentiment",
+    contract: "demo.v1.Sentiment",
+    modelVersion: "v9",
+    action: "shadow",
+  });
+  t.same(lines[0]?.rules, ["json.unknown_field", "double.gte_lte"]);
   t.notMatch(JSON.stringify(lines), /secret|PROMPT-MARKER/, "no header values or body content in the line");
 });

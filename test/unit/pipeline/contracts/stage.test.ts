@@ -1,9 +1,9 @@
-import { gzipSync, brotliCompressSync, deflateSync } from "node:zlib";
-import t from "tap";
+import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { pino } from "pino";
 import { Registry } from "prom-client";
+import t from "tap";
 import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
-import { VIOLATED_TYPE, UNVERIFIABLE_TYPE } from "../../../../src/contracts/problem.js";
+import { UNVERIFIABLE_TYPE, VIOLATED_TYPE } from "../../../../src/contracts/problem.js";
 import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import type { Exchange, ResponseInfo, Stage, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { demoContracts } from "../../contracts/fixtures.js";
@@ -12,7 +12,11 @@ function config(contract: Record<string, unknown>, contracts: Record<string, unk
   return configSchema.parse({
     contracts,
     routes: [
-      { name: "sentiment", match: { pathPrefix: "/v1/sentiment" }, contract: { message: "demo.v1.Sentiment", ...contract } },
+      {
+        name: "sentiment",
+        match: { pathPrefix: "/v1/sentiment" },
+        contract: { message: "demo.v1.Sentiment", ...contract },
+      },
       { name: "open", match: { pathPrefix: "/" } },
     ],
   });
@@ -20,13 +24,25 @@ function config(contract: Record<string, unknown>, contracts: Record<string, unk
 
 async function setup(contract: Record<string, unknown>, contracts: Record<string, unknown> = {}, random = () => 0.5) {
   const registry = new Registry();
-  const stage = createContractsStage(config(contract, contracts), { registry, log: pino({ level: "silent" }), now: () => 0 }, await demoContracts(), { random });
+  const stage = createContractsStage(
+    config(contract, contracts),
+    { registry, log: pino({ level: "silent" }), now: () => 0 },
+    await demoContracts(),
+    { random },
+  );
   return { registry, stage };
 }
 
 function exchange(route = "sentiment", endOfStream = true, headers: Record<string, string> = {}): Exchange {
   return {
-    request: { method: "POST", path: "/v1/sentiment", authority: "x", headers: new Map(Object.entries(headers)), requestId: "r1", endOfStream },
+    request: {
+      method: "POST",
+      path: "/v1/sentiment",
+      authority: "x",
+      headers: new Map(Object.entries(headers)),
+      requestId: "r1",
+      endOfStream,
+    },
     route: { name: route },
     startedAt: 0,
     extendDeadline: () => undefined,
@@ -37,9 +53,16 @@ function response(headers: Record<string, string> = {}, status = 200, endOfStrea
   return { status, headers: new Map(Object.entries({ "content-type": "application/json", ...headers })), endOfStream };
 }
 
-const body = (value: unknown): Uint8Array => new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
+const body = (value: unknown): Uint8Array =>
+  new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
 
-async function roundTrip(stage: Stage, ex: Exchange, headers: Record<string, string>, payload: Uint8Array, status = 200): Promise<{ run: StageRun; first: Step; last: Step }> {
+async function roundTrip(
+  stage: Stage,
+  ex: Exchange,
+  headers: Record<string, string>,
+  payload: Uint8Array,
+  status = 200,
+): Promise<{ run: StageRun; first: Step; last: Step }> {
   const run = stage.start(ex);
   if (run === undefined) throw new Error("stage not started");
   const first = await run.onRequestHeaders!();
@@ -49,7 +72,10 @@ async function roundTrip(stage: Stage, ex: Exchange, headers: Record<string, str
   return { run, first, last };
 }
 
-async function metric(registry: Registry, name: string): Promise<{ labels: Record<string, string | number>; value: number }[]> {
+async function metric(
+  registry: Registry,
+  name: string,
+): Promise<{ labels: Record<string, string | number>; value: number }[]> {
   const found = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
   return (found?.values ?? []).map((v) => ({ labels: v.labels as Record<string, string | number>, value: v.value }));
 }
@@ -68,13 +94,20 @@ t.test("conforming body passes with a header, exchange and metrics are set", asy
   t.same(last, { type: "continue", edits: { setHeaders: { "x-guard-contract": "passed" } } });
   t.equal(ex.contract, "passed");
   t.equal(ex.modelVersion, "v1");
-  t.same(await metric(registry, "guard_contract_checks_total"), [{ labels: { contract: "demo.v1.Sentiment", model_version: "v1", result: "passed" }, value: 1 }]);
+  t.same(await metric(registry, "guard_contract_checks_total"), [
+    { labels: { contract: "demo.v1.Sentiment", model_version: "v1", result: "passed" }, value: 1 },
+  ]);
 });
 
 t.test("enforce: a violating body becomes a 502 problem, field by field", async (t) => {
   const { stage, registry } = await setup({ action: "enforce" });
   const ex = exchange();
-  const { last } = await roundTrip(stage, ex, { "x-model-version": "v2" }, body({ label: "positive", score: 93, extra: 1 }));
+  const { last } = await roundTrip(
+    stage,
+    ex,
+    { "x-model-version": "v2" },
+    body({ label: "positive", score: 93, extra: 1 }),
+  );
   if (last.type !== "reply") return t.fail("expected a reply");
   t.equal(last.reply.status, 502);
   t.equal(last.reply.reason, "contract.violated");
@@ -93,7 +126,11 @@ t.test("enforce: a violating body becomes a 502 problem, field by field", async 
   t.same(problem.violations, [
     { field: "extra", rule: "json.unknown_field", message: 'unknown field "extra" (not in demo.v1.Sentiment)' },
     { field: "label", rule: "string.in", message: "must be in list [POSITIVE, NEGATIVE, NEUTRAL]" },
-    { field: "score", rule: "double.gte_lte", message: "must be greater than or equal to 0 and less than or equal to 1" },
+    {
+      field: "score",
+      rule: "double.gte_lte",
+      message: "must be greater than or equal to 0 and less than or equal to 1",
+    },
   ]);
   t.equal(ex.contract, "violated");
   const violations = await metric(registry, "guard_contract_violations_total");
@@ -113,9 +150,17 @@ t.test("enforce with a custom status and the problem names no version when none 
 });
 
 t.test("shadow: the body passes with the verdict header, bounded in length", async (t) => {
-  const { stage } = await setup({ action: "shadow", modelVersionField: "meta.version" }, { headerMaxLength: 40, maxViolations: 2 });
+  const { stage } = await setup(
+    { action: "shadow", modelVersionField: "meta.version" },
+    { headerMaxLength: 40, maxViolations: 2 },
+  );
   const ex = exchange();
-  const { last } = await roundTrip(stage, ex, {}, body({ label: "x", score: "NaN", a: 1, b: 2, meta: { version: "v9" } }));
+  const { last } = await roundTrip(
+    stage,
+    ex,
+    {},
+    body({ label: "x", score: "NaN", a: 1, b: 2, meta: { version: "v9" } }),
+  );
   if (last.type !== "continue") return t.fail("expected continue");
   const header = last.edits?.setHeaders?.["x-guard-contract"] ?? "";
   t.ok(header.length <= 40, header);
@@ -127,16 +172,36 @@ t.test("shadow: the body passes with the verdict header, bounded in length", asy
 t.test("payload at an array item: embeddings with a wrap field, paths name the item", async (t) => {
   const registry = new Registry();
   const cfg = configSchema.parse({
-    routes: [{ name: "emb", match: {}, contract: { message: "demo.v1.Embedding", payload: "data[*].embedding", wrapField: "values", action: "enforce" } }],
+    routes: [
+      {
+        name: "emb",
+        match: {},
+        contract: {
+          message: "demo.v1.Embedding",
+          payload: "data[*].embedding",
+          wrapField: "values",
+          action: "enforce",
+        },
+      },
+    ],
   });
-  const stage = createContractsStage(cfg, { registry, log: pino({ level: "silent" }), now: () => 0 }, await demoContracts());
-  const { last } = await roundTrip(stage, exchange("emb"), {}, body({ data: [{ embedding: [0, 0, 0, 0, 0, 0, 0, 0] }, { embedding: [0, 0, 2, 0, 0, 0, 0, 0, 0] }] }));
+  const stage = createContractsStage(
+    cfg,
+    { registry, log: pino({ level: "silent" }), now: () => 0 },
+    await demoContracts(),
+  );
+  const { last } = await roundTrip(
+    stage,
+    exchange("emb"),
+    {},
+    body({ data: [{ embedding: [0, 0, 0, 0, 0, 0, 0, 0] }, { embedding: [0, 0, 2, 0, 0, 0, 0, 0, 0] }] }),
+  );
   if (last.type !== "reply") return t.fail("expected a reply");
   const problem = JSON.parse(String(last.reply.body));
-  t.same(
-    problem.violations.map((v: { field: string; rule: string }) => `${v.field} ${v.rule}`).sort(),
-    ["data[1].embedding repeated.max_items", "data[1].embedding[2] float.gte_lte"],
-  );
+  t.same(problem.violations.map((v: { field: string; rule: string }) => `${v.field} ${v.rule}`).sort(), [
+    "data[1].embedding repeated.max_items",
+    "data[1].embedding[2] float.gte_lte",
+  ]);
   const fields = (await metric(registry, "guard_contract_violations_total")).map((v) => v.labels.field).sort();
   t.same(fields, ["data[*].embedding", "data[*].embedding[*]"]);
 });
@@ -163,20 +228,28 @@ t.test("compressed bodies are checked; a decompression bomb is its own reason", 
   t.equal(problem.type, UNVERIFIABLE_TYPE);
   t.equal(problem.reason, "body.decompression_limit");
   t.equal(ex.contract, "skipped");
-  t.same(await metric(registry, "guard_contract_unverifiable_total"), [{ labels: { contract: "demo.v1.Sentiment", reason: "body.decompression_limit" }, value: 1 }]);
+  t.same(await metric(registry, "guard_contract_unverifiable_total"), [
+    { labels: { contract: "demo.v1.Sentiment", reason: "body.decompression_limit" }, value: 1 },
+  ]);
 });
 
 t.test("unverifiable policy: too large passes under shadow, rejects under enforce unless configured", async (t) => {
   const big = body({ label: "NEUTRAL", score: 0.5, pad: "x".repeat(2000) });
   const shadow = await setup({ action: "shadow" }, { maxBodyBytes: 1000 });
-  t.same((await roundTrip(shadow.stage, exchange(), {}, big)).last, { type: "continue", edits: { setHeaders: { "x-guard-contract": "unverifiable; reason=body.too_large" } } });
+  t.same((await roundTrip(shadow.stage, exchange(), {}, big)).last, {
+    type: "continue",
+    edits: { setHeaders: { "x-guard-contract": "unverifiable; reason=body.too_large" } },
+  });
   const enforce = await setup({ action: "enforce" }, { maxBodyBytes: 1000 });
   t.equal((await roundTrip(enforce.stage, exchange(), {}, big)).last.type, "reply");
   const lenient = await setup({ action: "enforce", unverifiable: "pass" }, { maxBodyBytes: 1000 });
   t.equal((await roundTrip(lenient.stage, exchange(), {}, big)).last.type, "continue");
   const unknownEncoding = await setup({ action: "shadow" });
   const { last } = await roundTrip(unknownEncoding.stage, exchange(), { "content-encoding": "zstd" }, body("x"));
-  t.same(last, { type: "continue", edits: { setHeaders: { "x-guard-contract": "unverifiable; reason=body.unsupported_encoding" } } });
+  t.same(last, {
+    type: "continue",
+    edits: { setHeaders: { "x-guard-contract": "unverifiable; reason=body.unsupported_encoding" } },
+  });
 });
 
 t.test("non-JSON and empty bodies are violations", async (t) => {
@@ -199,17 +272,34 @@ t.test("upstream errors and unsampled requests are not checked", async (t) => {
   const { last } = await roundTrip(sampled.stage, ex, {}, body("upstream exploded"), 503);
   t.same(last, { type: "continue" });
   t.equal(ex.contract, "skipped");
-  t.same((await metric(registry, "guard_contract_checks_total")).map((v) => v.labels.result), ["not_sampled"]);
-  t.same((await metric(sampled.registry, "guard_contract_checks_total")).map((v) => v.labels.result), ["not_applicable"]);
+  t.same(
+    (await metric(registry, "guard_contract_checks_total")).map((v) => v.labels.result),
+    ["not_sampled"],
+  );
+  t.same(
+    (await metric(sampled.registry, "guard_contract_checks_total")).map((v) => v.labels.result),
+    ["not_applicable"],
+  );
 });
 
 t.test("model filter: response model or request model must match", async (t) => {
   const { stage } = await setup({ action: "enforce", models: ["sent-*"] });
   const bad = { label: "nope", score: 5 };
-  t.equal((await roundTrip(stage, exchange(), {}, body({ ...bad, model: "other-1" }))).last.type, "continue", "other model skipped");
-  t.equal((await roundTrip(stage, exchange(), {}, body({ ...bad, model: "sent-2" }))).last.type, "reply", "matching model checked");
+  t.equal(
+    (await roundTrip(stage, exchange(), {}, body({ ...bad, model: "other-1" }))).last.type,
+    "continue",
+    "other model skipped",
+  );
+  t.equal(
+    (await roundTrip(stage, exchange(), {}, body({ ...bad, model: "sent-2" }))).last.type,
+    "reply",
+    "matching model checked",
+  );
   const run = stage.start(exchange("sentiment", false));
-  t.same(await run?.onRequestHeaders?.(), { type: "continue", needs: { responseHeaders: true, responseBody: true, requestBody: true } });
+  t.same(await run?.onRequestHeaders?.(), {
+    type: "continue",
+    needs: { responseHeaders: true, responseBody: true, requestBody: true },
+  });
   await run?.onRequestBody?.(body({ model: "sent-3", input: "x" }));
   await run?.onResponseHeaders?.(response());
   t.equal((await run?.onResponseBody?.(body(bad)))?.type, "reply", "request model used when the response names none");
@@ -220,6 +310,8 @@ t.test("model versions beyond the limit are labelled other", async (t) => {
   for (const version of ["a", "b", "c", "d"]) {
     await roundTrip(stage, exchange(), { "x-model-version": version }, body({ label: "NEUTRAL", score: 0.5 }));
   }
-  const labels = (await metric(registry, "guard_contract_checks_total")).map((v) => `${v.labels.model_version}=${v.value}`).sort();
+  const labels = (await metric(registry, "guard_contract_checks_total"))
+    .map((v) => `${v.labels.model_version}=${v.value}`)
+    .sort();
   t.same(labels, ["a=1", "b=1", "other=2"]);
 });

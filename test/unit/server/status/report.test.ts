@@ -1,18 +1,44 @@
-import t from "tap";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import t from "tap";
 import { RecentViolations } from "../../../../src/pipeline/contracts/recent.js";
 import { StatusReporter } from "../../../../src/server/status/report.js";
 
 function fixture() {
   const registry = new Registry();
   const registers = [registry];
-  const requests = new Counter({ name: "guard_requests_total", help: "h", labelNames: ["route", "answered_by", "code_class"], registers });
-  const shed = new Counter({ name: "guard_shed_total", help: "h", labelNames: ["reason", "priority", "route"], registers });
+  const requests = new Counter({
+    name: "guard_requests_total",
+    help: "h",
+    labelNames: ["route", "answered_by", "code_class"],
+    registers,
+  });
+  const shed = new Counter({
+    name: "guard_shed_total",
+    help: "h",
+    labelNames: ["reason", "priority", "route"],
+    registers,
+  });
   const hits = new Counter({ name: "guard_cache_hits_total", help: "h", labelNames: ["route", "tier"], registers });
   const misses = new Counter({ name: "guard_cache_misses_total", help: "h", labelNames: ["route"], registers });
-  const cost = new Histogram({ name: "guard_request_cost", help: "h", labelNames: ["route", "tier"], buckets: [16, 256, 4096], registers });
-  const checks = new Counter({ name: "guard_contract_checks_total", help: "h", labelNames: ["contract", "model_version", "result"], registers });
-  const violations = new Counter({ name: "guard_contract_violations_total", help: "h", labelNames: ["contract", "model_version", "rule", "field"], registers });
+  const cost = new Histogram({
+    name: "guard_request_cost",
+    help: "h",
+    labelNames: ["route", "tier"],
+    buckets: [16, 256, 4096],
+    registers,
+  });
+  const checks = new Counter({
+    name: "guard_contract_checks_total",
+    help: "h",
+    labelNames: ["contract", "model_version", "result"],
+    registers,
+  });
+  const violations = new Counter({
+    name: "guard_contract_violations_total",
+    help: "h",
+    labelNames: ["contract", "model_version", "rule", "field"],
+    registers,
+  });
   const circuit = new Gauge({ name: "guard_circuit_state", help: "h", labelNames: ["pool"], registers });
   const reloads = new Counter({ name: "guard_config_reloads_total", help: "h", labelNames: ["result"], registers });
   let now = 0;
@@ -24,7 +50,20 @@ function fixture() {
     version: "9.9.9",
     now: () => now,
   });
-  return { requests, shed, hits, misses, cost, checks, violations, circuit, reloads, recent, reporter, advance: (ms: number) => (now += ms) };
+  return {
+    requests,
+    shed,
+    hits,
+    misses,
+    cost,
+    checks,
+    violations,
+    circuit,
+    reloads,
+    recent,
+    reporter,
+    advance: (ms: number) => (now += ms),
+  };
 }
 
 t.test("per-route traffic, sheds, cache and cost", async (t) => {
@@ -36,7 +75,8 @@ t.test("per-route traffic, sheds, cache and cost", async (t) => {
   f.hits.inc({ route: "chat", tier: "local" }, 30);
   f.hits.inc({ route: "chat", tier: "redis" }, 10);
   f.misses.inc({ route: "chat" }, 60);
-  for (const value of [10, 100, 100, 5000]) f.cost.observe({ route: "chat", tier: value > 4096 ? "heavy" : "light" }, value);
+  for (const value of [10, 100, 100, 5000])
+    f.cost.observe({ route: "chat", tier: value > 4096 ? "heavy" : "light" }, value);
   f.circuit.set({ pool: "default" }, 2);
   f.reloads.inc({ result: "failure" });
   f.advance(10_000);
@@ -44,7 +84,11 @@ t.test("per-route traffic, sheds, cache and cost", async (t) => {
   t.equal(report.version, "9.9.9");
   t.equal(report.uptimeSeconds, 10);
   t.equal(report.rateWindowSeconds, 10);
-  t.same(report.routes.map((route) => route.route), ["chat", "idle"], "configured routes are listed even without traffic");
+  t.same(
+    report.routes.map((route) => route.route),
+    ["chat", "idle"],
+    "configured routes are listed even without traffic",
+  );
   const chat = report.routes[0];
   t.equal(chat?.requests, 100);
   t.equal(chat?.ratePerSecond, 10, "100 requests since the baseline 10 s ago");
@@ -65,7 +109,16 @@ t.test("per-route traffic, sheds, cache and cost", async (t) => {
       { le: "+Inf", count: 1 },
     ],
   });
-  t.same(report.routes[1], { route: "idle", requests: 0, ratePerSecond: 0, answeredByGuard: 0, shed: 0, sheds: [], cache: null, cost: null });
+  t.same(report.routes[1], {
+    route: "idle",
+    requests: 0,
+    ratePerSecond: 0,
+    answeredByGuard: 0,
+    shed: 0,
+    sheds: [],
+    cache: null,
+    cost: null,
+  });
   t.same(report.pools, [{ pool: "default", circuit: "open", inflightCost: 0, limitCost: 0, queued: 0 }]);
   t.same(report.reloads, { success: 0, failure: 1 });
 });
@@ -89,15 +142,26 @@ t.test("rates come from the last minute of samples", async (t) => {
 
 t.test("which version broke what: ratio, top rules with their latest example", async (t) => {
   const f = fixture();
-  const sentiment = (version: string, result: string, count: number): void => f.checks.inc({ contract: "demo.v1.Sentiment", model_version: version, result }, count);
+  const sentiment = (version: string, result: string, count: number): void =>
+    f.checks.inc({ contract: "demo.v1.Sentiment", model_version: version, result }, count);
   sentiment("v1", "passed", 100);
   sentiment("v2", "passed", 6);
   sentiment("v2", "violated", 4);
   sentiment("v2", "not_sampled", 1000);
-  for (const [rule, field, count] of [["double.gte_lte", "score", 4], ["string.in", "label", 2], ["json.unknown_field", "extra", 1], ["json.wrong_type", "x", 1]] as const) {
+  for (const [rule, field, count] of [
+    ["double.gte_lte", "score", 4],
+    ["string.in", "label", 2],
+    ["json.unknown_field", "extra", 1],
+    ["json.wrong_type", "x", 1],
+  ] as const) {
     f.violations.inc({ contract: "demo.v1.Sentiment", model_version: "v2", rule, field }, count);
   }
-  f.recent.record("demo.v1.Sentiment", "v2", [{ field: "score", rule: "double.gte_lte", message: "must be within [0, 1]" }], 0);
+  f.recent.record(
+    "demo.v1.Sentiment",
+    "v2",
+    [{ field: "score", rule: "double.gte_lte", message: "must be within [0, 1]" }],
+    0,
+  );
   f.advance(12_000);
   const report = await f.reporter.report();
   t.same(
