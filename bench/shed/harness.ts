@@ -242,7 +242,7 @@ async function send(url: string, request: BenchRequest, timeoutMs: number, lagMs
     await response.arrayBuffer();
     status = response.status;
     fromModel = response.headers.get("x-demo-pool") !== null;
-    shedReason = response.headers.get("x-guard-shed-reason");
+    shedReason = response.headers.get("x-guard-reason");
   } catch {
     status = 0;
   }

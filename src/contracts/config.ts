@@ -66,7 +66,7 @@ export const routeContractSchema = z.strictObject({
     .string()
     .regex(/^[a-z_][a-z0-9_]*$/i)
     .optional(),
-  /** enforce: a violating body never reaches the client (502 problem+json); shadow: pass + header. */
+  /** enforce: a violating body never reaches the client (a 502 guard answer); shadow: pass + header. */
   action: z.enum(["enforce", "shadow"]).default("shadow"),
   /** Status of the reply that replaces a violating response under enforce. */
   status: z.number().int().min(400).max(599).default(502),

@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
+import { answerFormatFor, guardAnswer } from "../pipeline/answers.js";
 import type { ExchangeRun, MergedEdits, PhaseResult, Pipeline } from "../pipeline/pipeline.js";
 import type { Outcome } from "../pipeline/types.js";
 import {
@@ -48,18 +49,14 @@ export interface StreamDeps {
 }
 
 /** The guard's own answer for a body it would need buffered but Envoy cannot hold. */
-function tooLargeReply(limit: number): PhaseResult {
+function tooLargeReply(limit: number, path: string): PhaseResult {
   return {
     type: "reply",
-    reply: {
-      status: 413,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        error: "request_too_large",
-        message: `request body exceeds the ${limit}-byte buffer limit`,
-      }),
-      reason: "request.too_large",
-    },
+    reply: guardAnswer("request.too_large", {
+      format: answerFormatFor(path),
+      detail: `the request body exceeds the ${limit}-byte buffer limit`,
+      extensions: { limit_bytes: limit },
+    }),
   };
 }
 
@@ -235,7 +232,7 @@ export class StreamProcessor {
       bodyFollows &&
       limit !== undefined &&
       Number(headers.get("content-length") ?? 0) > limit &&
-      this.#replied(tooLargeReply(limit))
+      this.#replied(tooLargeReply(limit, request.path))
     )
       return;
     this.#emit({

@@ -1,29 +1,29 @@
 // Answers for routes an operator took out of service, before any other stage spends work on them.
-import type { GuardConfig } from "../config/schema.js";
-import type { Reply, Stage } from "./types.js";
+import type { GuardConfig, RouteConfig } from "../config/schema.js";
+import { answerFormatFor, guardAnswer } from "./answers.js";
+import type { Stage } from "./types.js";
+
+type Maintenance = NonNullable<RouteConfig["maintenance"]>;
 
 export function createMaintenanceStage(config: GuardConfig): Stage {
-  const replies = new Map<string, Reply>();
+  const settings = new Map<string, Maintenance>();
   for (const route of config.routes) {
-    if (route.maintenance === undefined) continue;
-    const { status, retryAfterSeconds, message } = route.maintenance;
-    replies.set(route.name, {
-      status,
-      headers: { "content-type": "application/json", "retry-after": String(retryAfterSeconds) },
-      body: JSON.stringify({
-        error: "route_in_maintenance",
-        route: route.name,
-        message,
-        retry_after_seconds: retryAfterSeconds,
-      }),
-      reason: "route.maintenance",
-    });
+    if (route.maintenance !== undefined) settings.set(route.name, route.maintenance);
   }
   return {
     name: "maintenance",
     start(exchange) {
-      const reply = replies.get(exchange.route.name);
-      return reply === undefined ? undefined : { onRequestHeaders: () => ({ type: "reply", reply }) };
+      const maintenance = settings.get(exchange.route.name);
+      if (maintenance === undefined) return undefined;
+      const { status, retryAfterSeconds, message } = maintenance;
+      const reply = guardAnswer("route.maintenance", {
+        format: answerFormatFor(exchange.request.path),
+        status,
+        detail: message,
+        retryAfterSeconds,
+        extensions: { route: exchange.route.name, retry_after_seconds: retryAfterSeconds },
+      });
+      return { onRequestHeaders: () => ({ type: "reply", reply }) };
     },
   };
 }

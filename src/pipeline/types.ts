@@ -1,5 +1,6 @@
 // The vocabulary every pipeline stage speaks. Stages see plain TypeScript values only:
 // the ext_proc wire format is translated in src/extproc and never leaks past it.
+import type { AnswerCode } from "./answers.js";
 
 /** Header names are lower-case; repeated headers are joined with ", " (RFC 9110 list semantics). */
 export type HeaderMap = ReadonlyMap<string, string>;
@@ -45,11 +46,8 @@ export interface Reply {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string | Uint8Array;
-  /**
-   * Short machine-readable reason, bounded vocabulary (used as a metric label and in the
-   * x-guard-reason header), e.g. "shed.overload", "contract.violated", "cache.hit".
-   */
-  readonly reason: string;
+  /** The answer's code in the catalogue (answers.ts): metric label and x-guard-reason header. */
+  readonly reason: AnswerCode;
 }
 
 export type Step =

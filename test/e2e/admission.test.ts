@@ -65,12 +65,16 @@ t.test("admission through Envoy", async (t) => {
     for (const answer of shed) {
       t.equal(answer.status, 429);
       t.match(answer.headers.get("retry-after"), /^[1-9][0-9]*$/, "Retry-After in whole seconds");
-      t.match(answer.headers.get("x-guard-shed-reason"), /^shed\.(overload|queue_full|queue_timeout)$/);
-      t.equal(answer.headers.get("content-type"), "application/json");
+      t.match(answer.headers.get("x-guard-reason"), /^shed\.(overload|queue_full|queue_timeout)$/);
+      t.equal(answer.headers.get("content-type"), "application/json", "an OpenAI endpoint: the OpenAI error shape");
       t.match(JSON.parse(answer.text), {
-        error: "overloaded",
-        reason: answer.headers.get("x-guard-shed-reason"),
-        priority: "sheddable",
+        error: {
+          message: /: a sheddable request was not admitted; retry after [1-9][0-9]* s$/,
+          type: "rate_limit_error",
+          code: answer.headers.get("x-guard-reason"),
+          param: null,
+          priority: "sheddable",
+        },
       });
     }
     const shedMs = shed.map((answer) => answer.ms).sort((a, b) => a - b);
@@ -115,12 +119,10 @@ t.test("admission through Envoy", async (t) => {
     t.ok(upstreamErrors.length >= 5, `${upstreamErrors.length} upstream 500s before the circuit opened`);
     t.ok(fastFails.length > 0, `${fastFails.length} answered 503 by the guard`);
     for (const answer of fastFails) {
-      t.equal(answer.headers.get("x-guard-shed-reason"), "shed.circuit_open");
+      t.equal(answer.headers.get("x-guard-reason"), "shed.circuit_open");
       t.match(answer.headers.get("retry-after"), /^[1-9][0-9]*$/);
       t.match(JSON.parse(answer.text), {
-        error: "upstream unavailable",
-        reason: "shed.circuit_open",
-        priority: "standard",
+        error: { type: "server_error", code: "shed.circuit_open", param: null, priority: "standard" },
       });
     }
     t.match(await guard.metrics(), /guard_circuit_state\{pool="default"\} 2/, "open");

@@ -229,6 +229,14 @@ t.test("a decompression bomb from the upstream is stopped at the contract's limi
   t.equal(answer.headers.get("x-guard-reason"), "contract.unverifiable");
   t.match(answer.headers.get("x-guard-contract"), /body\.decompression_limit/);
   t.ok(answer.text.length < 4_096, "a small problem+json answer instead of the bomb");
+  t.equal(answer.headers.get("content-type"), "application/problem+json", "not an OpenAI endpoint: problem details");
+  t.match(JSON.parse(answer.text), {
+    type: "urn:inference-guard:problem:contract-unverifiable",
+    status: 502,
+    code: "contract.unverifiable",
+    contract: "demo.v1.Sentiment",
+    reason: "body.decompression_limit",
+  });
   t.match(
     await guardOf(stack).metrics(),
     /guard_contract_unverifiable_total\{contract="demo.v1.Sentiment",reason="body.decompression_limit"\} 1/,

@@ -1,5 +1,5 @@
 // Output contracts through a real Envoy 1.40: every break of the demo catalogue is caught inline,
-// under enforce (502 problem+json, the upstream body withheld) and under shadow (body unchanged,
+// under enforce (a 502 guard answer, the upstream body withheld) and under shadow (body unchanged,
 // verdict header); conforming traffic passes; a model-version rollout is caught; the offline
 // `check` CLI judges recorded outputs. One stack per mode; breaks are chosen per request with the
 // demo's x-demo-variant / x-demo-version headers.
@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import OpenAI from "openai";
 import t, { type Test } from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
 import { renderOutput, TASKS } from "../../src/demo/outputs.js";
@@ -22,6 +23,8 @@ interface TaskCall {
   readonly route: string;
   readonly contract: string;
   readonly path: string;
+  /** The shape of the guard's answers there: OpenAI error objects on OpenAI endpoints (docs/answers.md). */
+  readonly answers: "openai" | "problem";
   readonly headers: Readonly<Record<string, string>>;
   /** A request body unique to `id`, so the response cache never answers one call with another's output. */
   readonly body: (id: string) => JsonObject;
@@ -49,6 +52,7 @@ const CALLS: Readonly<Record<string, TaskCall>> = {
     route: "sentiment",
     contract: "demo.v1.Sentiment",
     path: "/v1/predict/sentiment",
+    answers: "problem",
     headers: {},
     body: (id) => ({ text: `case ${id}: great service, thank you` }),
     payloadOf: (response) => response,
@@ -58,6 +62,7 @@ const CALLS: Readonly<Record<string, TaskCall>> = {
     route: "eta",
     contract: "demo.v1.DeliveryEta",
     path: "/v1/predict/eta",
+    answers: "problem",
     headers: {},
     body: (id) => ({ order: id, address: "Hauptstraße 5, Köln" }),
     payloadOf: (response) => withoutClock(response),
@@ -67,6 +72,7 @@ const CALLS: Readonly<Record<string, TaskCall>> = {
     route: "embeddings",
     contract: "demo.v1.Embedding",
     path: "/v1/embeddings",
+    answers: "openai",
     headers: {},
     body: (id) => ({ model: "demo-embed", input: `document ${id}` }),
     payloadOf: (response) => firstOf(response, "data")?.embedding,
@@ -76,6 +82,7 @@ const CALLS: Readonly<Record<string, TaskCall>> = {
     route: "chat",
     contract: "demo.v1.TicketTriage",
     path: "/v1/chat/completions",
+    answers: "openai",
     // The chat binding only checks models matching "triage*".
     headers: { "x-demo-task": "chat_structured" },
     body: (id) => ({
@@ -96,18 +103,11 @@ const CALLS: Readonly<Record<string, TaskCall>> = {
 const BREAKS = Object.entries(TASKS).flatMap(([task, outputs]) =>
   Object.keys(outputs.breaks).map((name) => ({ task, name })),
 );
-const PROBLEM_KEYS = [
-  "type",
-  "title",
-  "status",
-  "detail",
-  "route",
-  "contract",
-  "model_version",
-  "violation_count",
-  "truncated",
-  "violations",
-];
+const VIOLATION_KEYS = ["route", "contract", "model_version", "violation_count", "truncated", "violations"];
+const ANSWER_KEYS = {
+  problem: ["type", "title", "status", "detail", "code", ...VIOLATION_KEYS],
+  openai: ["message", "type", "code", "param", ...VIOLATION_KEYS],
+};
 
 let sequence = 0;
 
@@ -166,7 +166,7 @@ function assertPasses(t: Test, sent: Sent, label: string): void {
   t.equal(sent.answer.headers.get("x-guard-contract"), "passed", label);
 }
 
-t.test("enforce: every break is withheld with a 502 problem, conforming traffic passes", async (t) => {
+t.test("enforce: every break is withheld with a 502 guard answer, conforming traffic passes", async (t) => {
   const stack = await stackWithAction(t, "enforce");
   const guard = stack.guard;
   if (guard === undefined) throw new Error("no guard");
@@ -183,26 +183,30 @@ t.test("enforce: every break is withheld with a 502 problem, conforming traffic 
     const expected = EXPECTED_BREAKS[task]?.[name];
     const label = `${task}/${name}`;
     t.equal(answer.status, 502, label);
-    t.equal(answer.headers.get("content-type"), "application/problem+json", label);
+    t.equal(
+      answer.headers.get("content-type"),
+      call.answers === "openai" ? "application/json" : "application/problem+json",
+      label,
+    );
     t.equal(answer.headers.get("x-guard-reason"), "contract.violated", label);
     t.match(
       answer.headers.get("x-guard-contract"),
       new RegExp(`^violated; rules=.*${expected?.rule.replace(/\./g, "\\.")}`),
       label,
     );
-    const problem = JSON.parse(answer.text) as JsonObject;
+    const body = JSON.parse(answer.text) as JsonObject;
+    const members = (call.answers === "openai" ? body.error : body) as JsonObject;
+    if (call.answers === "openai") t.same(Object.keys(body), ["error"], label);
     t.same(
-      Object.keys(problem).sort(),
-      [...PROBLEM_KEYS].sort(),
-      `${label}: only the problem's fields, nothing of the upstream body`,
+      Object.keys(members).sort(),
+      [...ANSWER_KEYS[call.answers]].sort(),
+      `${label}: only the answer's members, nothing of the upstream body`,
     );
-    const violations = problem.violations as Array<{ field: string; rule: string; message: string }>;
+    const violations = members.violations as Array<{ field: string; rule: string; message: string }>;
     t.match(
-      problem,
+      members,
       {
-        type: "urn:inference-guard:problem:contract-violated",
-        title: "Upstream response violates its output contract",
-        status: 502,
+        code: "contract.violated",
         route: call.route,
         contract: call.contract,
         model_version: "v2",
@@ -211,9 +215,19 @@ t.test("enforce: every break is withheld with a 502 problem, conforming traffic 
       },
       label,
     );
+    const title = "Upstream response violates its output contract";
+    if (call.answers === "openai") t.match(members, { type: "server_error", param: null }, label);
+    else t.match(members, { type: "urn:inference-guard:problem:contract-violated", title, status: 502 }, label);
+    // What an SDK shows: the OpenAI message, or the problem's detail.
+    const shown = String(call.answers === "openai" ? members.message : members.detail);
     const noun = violations.length === 1 ? "violation" : "violations";
-    t.equal(problem.detail, `${violations.length} ${noun} of ${call.contract} from model version v2`, label);
-    t.ok(violations.length >= 1, label);
+    const summary = `${violations.length} ${noun} of ${call.contract} from model version v2: `;
+    t.ok(shown.startsWith(call.answers === "openai" ? `${title}: ${summary}` : summary), `${label}: ${shown}`);
+    const first = violations[0];
+    t.ok(
+      first !== undefined && shown.includes(`${first.field}: ${first.message} (${first.rule})`),
+      `${label}: the shown text names the first violation's field and rule`,
+    );
     for (const violation of violations) {
       t.same(Object.keys(violation).sort(), ["field", "message", "rule"], label);
       t.ok(violation.message.length > 0, `${label}: ${violation.rule} has a message`);
@@ -343,6 +357,31 @@ t.test("enforce: every break is withheld with a 502 problem, conforming traffic 
 
     t.equal((await control({ version: "v1", variant: "v1" })).status, 200);
     assertPasses(t, await send(stack, "sentiment"), "rolled back to v1");
+  });
+
+  t.test("the official OpenAI SDK shows the guard's reason, not just a status", async (t) => {
+    const client = new OpenAI({ apiKey: "not-checked", baseURL: `${stack.url}/v1`, maxRetries: 0 });
+    const error = await client.chat.completions
+      .create(
+        { model: "triage-2024", messages: [{ role: "user", content: `ticket ${++sequence}: refund twice` }] },
+        {
+          headers: { "x-demo-task": "chat_structured", "x-demo-variant": "category_respelled", "x-demo-version": "v2" },
+        },
+      )
+      .then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+    if (!(error instanceof OpenAI.InternalServerError)) return t.fail(`expected a 5xx APIError, got ${error}`);
+    t.equal(error.status, 502);
+    t.match(
+      error.message,
+      /^502 Upstream response violates its output contract: 1 violation of demo\.v1\.TicketTriage from model version v2: choices\[0\]\.message\.content<json>\.category: .* \(string\.in\)$/,
+    );
+    t.equal(error.code, "contract.violated");
+    t.equal(error.type, "server_error");
+    t.match(error.error, { violations: [{ field: "choices[0].message.content<json>.category", rule: "string.in" }] });
+    t.equal(error.headers.get("x-guard-reason"), "contract.violated");
   });
 });
 

@@ -77,11 +77,16 @@ t.test("a guard reply reaches the client with status, headers and body", async (
   t.equal(answer.headers.get("retry-after"), "30");
   t.equal(answer.headers.get("x-guard-reason"), "route.maintenance");
   t.equal(answer.headers.get("content-type"), "application/json");
+  t.equal(answer.headers.get("cache-control"), "no-store");
   t.same(JSON.parse(answer.text), {
-    error: "route_in_maintenance",
-    route: "chat",
-    message: "rolling back",
-    retry_after_seconds: 30,
+    error: {
+      message: "Route in maintenance: rolling back",
+      type: "server_error",
+      code: "route.maintenance",
+      param: null,
+      route: "chat",
+      retry_after_seconds: 30,
+    },
   });
   t.same(await upstreamRequests(stack.light.url), [], "the upstream never saw it");
 });

@@ -41,9 +41,8 @@ export type Decision =
   | { readonly kind: "admitted"; readonly ticket: Ticket }
   | {
       readonly kind: "shed";
+      /** Its status and body come from the answers catalogue (src/pipeline/answers.ts). */
       readonly reason: ShedReason;
-      /** 429 for the guard's own backpressure, 503 when the upstream is failing. */
-      readonly status: 429 | 503;
       readonly retryAfterSeconds: number;
       readonly waitedMs: number;
     };
@@ -325,7 +324,7 @@ export class AdmissionController {
     const circuitOpen = reason === "shed.circuit_open";
     const retryMs = circuitOpen ? (circuitRetryMs ?? this.#config.circuit.openMs) : this.#backlogDrainMs();
     const retryAfterSeconds = Math.min(this.#config.maxRetryAfterSeconds, Math.max(1, Math.ceil(retryMs / 1000)));
-    return { kind: "shed", reason, status: circuitOpen ? 503 : 429, retryAfterSeconds, waitedMs };
+    return { kind: "shed", reason, retryAfterSeconds, waitedMs };
   }
 
   /** Time for the upstream to work off everything queued now: when retrying has a chance. */

@@ -2,6 +2,7 @@
 // adaptive budget (possibly after holding it in the queue), sheds it with an explicit answer, and
 // returns its cost exactly once when the exchange ends.
 import type { GuardConfig } from "../../config/schema.js";
+import { ANSWERS, answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import type { Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
 import { completionFrom } from "./completion.js";
@@ -122,7 +123,7 @@ class AdmissionRun implements StageRun {
       // Nobody reads this answer (the stream is gone), but the held hook must not hang.
       state.resolve({
         type: "reply",
-        reply: shedReply({ status: 503, reason: "shed.cancelled", retryAfterSeconds: 1 }, this.#priority),
+        reply: shedReply({ reason: "shed.cancelled", retryAfterSeconds: 1 }, this.#priority, this.#format()),
       });
       return;
     }
@@ -167,10 +168,10 @@ class AdmissionRun implements StageRun {
         reason: decision.reason,
         priority: this.#priority,
         pool: this.pool,
-        status: decision.status,
+        status: ANSWERS[decision.reason].status,
         waitedMs: Math.round(waitedMs),
       });
-      return { type: "reply", reply: shedReply(decision, this.#priority) };
+      return { type: "reply", reply: shedReply(decision, this.#priority, this.#format()) };
     }
     this.#state = { kind: "admitted", ticket: decision.ticket };
     this.metrics.admittedCost.inc({ priority: this.#priority, route }, decision.ticket.cost);
@@ -183,6 +184,10 @@ class AdmissionRun implements StageRun {
       },
       needs: { responseHeaders: true },
     };
+  }
+
+  #format() {
+    return answerFormatFor(this.exchange.request.path);
   }
 
   #cost(): number {

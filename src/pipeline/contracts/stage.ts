@@ -10,8 +10,8 @@ import type { ContractsSection, RouteContract } from "../../contracts/config.js"
 import { type CheckResult, Contract } from "../../contracts/contract.js";
 import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
 import { stringAt } from "../../contracts/payload.js";
-import { PROBLEM_CONTENT_TYPE, unverifiableProblem, violatedProblem } from "../../contracts/problem.js";
 import { BoundedLabel } from "../../metrics/labels.js";
+import { answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import { NOT_JSON, parseJsonBody } from "../json-body.js";
 import {
@@ -23,6 +23,7 @@ import {
   type StageRun,
   type Step,
 } from "../types.js";
+import { unverifiableAnswer, violatedAnswer } from "./answer.js";
 import { RecentViolations } from "./recent.js";
 
 export type UnverifiableReason = BodyReason | "body.streaming";
@@ -256,19 +257,7 @@ class ContractRun implements StageRun {
     if (binding.settings.action === "shadow") return this.#headerStep(header);
     return {
       type: "reply",
-      reply: {
-        status: binding.settings.status,
-        headers: this.#replyHeaders(header),
-        body: violatedProblem({
-          status: binding.settings.status,
-          route: binding.route,
-          contract: binding.contract.name,
-          modelVersion: this.#rawVersion,
-          violations: result.violations,
-          total: result.total,
-        }),
-        reason: "contract.violated",
-      },
+      reply: violatedAnswer({ ...this.#withheld(header), violations: result.violations, total: result.total }),
     };
   }
 
@@ -289,28 +278,20 @@ class ContractRun implements StageRun {
     this.#finish("unverifiable", this.versions.value(this.#rawVersion));
     const header = `unverifiable; reason=${reason}`;
     if (binding.onUnverifiable === "pass") return this.#headerStep(header);
-    return {
-      type: "reply",
-      reply: {
-        status: binding.settings.status,
-        headers: this.#replyHeaders(header),
-        body: unverifiableProblem({
-          status: binding.settings.status,
-          route: binding.route,
-          contract: binding.contract.name,
-          modelVersion: this.#rawVersion,
-          reason,
-          detail,
-        }),
-        reason: "contract.unverifiable",
-      },
-    };
+    return { type: "reply", reply: unverifiableAnswer({ ...this.#withheld(header), reason, detail }) };
   }
 
-  #replyHeaders(verdict: string): Record<string, string> {
-    const headers: Record<string, string> = { "content-type": PROBLEM_CONTENT_TYPE, "cache-control": "no-store" };
-    if (this.section.header !== "") headers[this.section.header] = verdict;
-    return headers;
+  /** What every answer replacing this exchange's response says about it. */
+  #withheld(verdict: string) {
+    const { binding } = this;
+    return {
+      format: answerFormatFor(this.exchange.request.path),
+      status: binding.settings.status,
+      route: binding.route,
+      contract: binding.contract.name,
+      modelVersion: this.#rawVersion,
+      headers: this.section.header === "" ? {} : { [this.section.header]: verdict },
+    };
   }
 
   #headerStep(value: string): Step {

@@ -33,7 +33,7 @@ function hook(kind: Behaviour): () => Step | Promise<Step> {
     case "reply":
       return () => ({
         type: "reply",
-        reply: { status: 418, headers: { "content-type": "application/json" }, body: "{}", reason: "fuzz.reply" },
+        reply: { status: 418, headers: { "content-type": "application/json" }, body: "{}", reason: "shed.overload" },
       });
     case "throw":
       return () => {

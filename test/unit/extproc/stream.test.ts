@@ -214,7 +214,12 @@ t.test("response headers while a request body is awaited (Envoy answered locally
 
 t.test("observability mode: nothing is sent back", async (t) => {
   const h = harness([
-    stage({ onRequestHeaders: () => ({ type: "reply", reply: { status: 500, headers: {}, body: "", reason: "x" } }) }),
+    stage({
+      onRequestHeaders: () => ({
+        type: "reply",
+        reply: { status: 500, headers: {}, body: "", reason: "shed.circuit_open" },
+      }),
+    }),
   ]);
   const out = await h.feed(
     { ...requestHeaders({}), observabilityMode: true },

@@ -35,6 +35,16 @@ async function firstAnswer(
 t.test("announced body over the buffer limit, body needed → 413 from the guard", async (t) => {
   const { answer, metrics } = await firstAnswer([wantsBody], { "content-length": "1001" });
   t.equal(answer?.immediateResponse?.status.code, 413);
+  // The frames helper's path is /v1/chat/completions: an OpenAI-compatible endpoint.
+  t.same(JSON.parse(new TextDecoder().decode(answer?.immediateResponse?.body)), {
+    error: {
+      message: "Request body too large: the request body exceeds the 1000-byte buffer limit",
+      type: "invalid_request_error",
+      code: "request.too_large",
+      param: null,
+      limit_bytes: 1000,
+    },
+  });
   t.equal(
     await counterValue(metrics, "guard_replies_total", { route: "chat", reason: "request.too_large", status: "413" }),
     1,

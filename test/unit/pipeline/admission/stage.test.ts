@@ -29,14 +29,21 @@ function setup(admission: Record<string, unknown> = {}) {
   });
   const extended: number[] = [];
   const exchange = (
-    options: { route?: string; priority?: string; cost?: number; body?: boolean; predicted?: number } = {},
+    options: {
+      route?: string;
+      priority?: string;
+      cost?: number;
+      body?: boolean;
+      predicted?: number;
+      path?: string;
+    } = {},
   ): Exchange => {
     const headers = new Map<string, string>();
     if (options.priority !== undefined) headers.set("x-guard-priority", options.priority);
     const value: Exchange = {
       request: {
         method: "POST",
-        path: "/v1/chat",
+        path: options.path ?? "/v1/chat",
         authority: "model",
         headers,
         requestId: "r",
@@ -115,21 +122,26 @@ t.test("unknown priority → standard, counted; invalid cost → default, counte
   t.equal(await metric("guard_admission_bad_input_total", { kind: "invalid_cost" }), 1);
 });
 
-t.test("queue full → 429 with Retry-After, shed reason header and JSON body", async (t) => {
+t.test("queue full → 429 with Retry-After and an OpenAI error body on an OpenAI endpoint", async (t) => {
   const { stage, exchange, metric } = setup({ classes: { sheddable: { maxQueue: 0 } } });
   await stage.start(exchange({ body: false, priority: "critical", cost: 10 }))?.onRequestHeaders?.();
-  const reply = await replyOf(stage.start(exchange({ body: false, priority: "sheddable" }))?.onRequestHeaders?.());
+  const reply = await replyOf(
+    stage.start(exchange({ body: false, priority: "sheddable", path: "/v1/chat/completions" }))?.onRequestHeaders?.(),
+  );
   t.equal(reply.status, 429);
   t.equal(reply.reason, "shed.queue_full");
   t.equal(reply.headers["content-type"], "application/json");
-  t.equal(reply.headers["x-guard-shed-reason"], "shed.queue_full");
   t.equal(reply.headers["retry-after"], "1");
   t.equal(reply.headers["cache-control"], "no-store");
   t.same(JSON.parse(String(reply.body)), {
-    error: "overloaded",
-    reason: "shed.queue_full",
-    retry_after_seconds: 1,
-    priority: "sheddable",
+    error: {
+      message: "Admission queue full: a sheddable request was not admitted; retry after 1 s",
+      type: "rate_limit_error",
+      code: "shed.queue_full",
+      param: null,
+      priority: "sheddable",
+      retry_after_seconds: 1,
+    },
   });
   t.equal(await metric("guard_shed_total", { reason: "shed.queue_full", priority: "sheddable", route: "chat" }), 1);
 });
@@ -154,7 +166,7 @@ t.test("queue timeout → 429 shed.queue_timeout; wait histogram observed", asyn
   clock.advanceTo(150);
   const reply = await replyOf(waiting);
   t.equal(reply.status, 429);
-  t.equal(reply.headers["x-guard-shed-reason"], "shed.queue_timeout");
+  t.equal(reply.reason, "shed.queue_timeout");
   const text = await registry.metrics();
   t.match(text, /guard_admission_queue_wait_seconds_bucket\{le="0.25",priority="standard",result="timeout"\} 1/);
   t.match(text, /guard_admission_queue_wait_seconds_bucket\{le="0.1",priority="standard",result="timeout"\} 0/);
@@ -190,13 +202,17 @@ t.test("upstream 5xx opens the circuit: 503 shed.circuit_open with the cool-down
   clock.advanceTo(1_500);
   const reply = await replyOf(stage.start(exchange({ body: false, priority: "critical" }))?.onRequestHeaders?.());
   t.equal(reply.status, 503);
-  t.equal(reply.headers["x-guard-shed-reason"], "shed.circuit_open");
+  t.equal(reply.reason, "shed.circuit_open");
   t.equal(reply.headers["retry-after"], "3");
+  t.equal(reply.headers["content-type"], "application/problem+json", "not an OpenAI endpoint: problem details");
   t.same(JSON.parse(String(reply.body)), {
-    error: "upstream unavailable",
-    reason: "shed.circuit_open",
-    retry_after_seconds: 3,
+    type: "urn:inference-guard:problem:shed-circuit-open",
+    title: "Upstream unavailable",
+    status: 503,
+    detail: "a critical request was not admitted; retry after 3 s",
+    code: "shed.circuit_open",
     priority: "critical",
+    retry_after_seconds: 3,
   });
   t.equal(await metric("guard_shed_total", { reason: "shed.circuit_open", priority: "critical", route: "chat" }), 1);
 });

@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
-import { UNVERIFIABLE_TYPE, VIOLATED_TYPE } from "../../../../src/contracts/problem.js";
+import { problemType } from "../../../../src/pipeline/answers.js";
 import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import type { Exchange, ResponseInfo, Stage, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { demoContracts } from "../../contracts/fixtures.js";
@@ -33,11 +33,16 @@ async function setup(contract: Record<string, unknown>, contracts: Record<string
   return { registry, stage };
 }
 
-function exchange(route = "sentiment", endOfStream = true, headers: Record<string, string> = {}): Exchange {
+function exchange(
+  route = "sentiment",
+  endOfStream = true,
+  headers: Record<string, string> = {},
+  path = "/v1/sentiment",
+): Exchange {
   return {
     request: {
       method: "POST",
-      path: "/v1/sentiment",
+      path,
       authority: "x",
       headers: new Map(Object.entries(headers)),
       requestId: "r1",
@@ -112,12 +117,20 @@ t.test("enforce: a violating body becomes a 502 problem, field by field", async 
   t.equal(last.reply.status, 502);
   t.equal(last.reply.reason, "contract.violated");
   t.equal(last.reply.headers["content-type"], "application/problem+json");
+  t.equal(last.reply.headers["cache-control"], "no-store");
   t.equal(last.reply.headers["x-guard-contract"], "violated; rules=json.unknown_field,string.in,double.gte_lte");
   const problem = JSON.parse(String(last.reply.body));
-  t.equal(problem.type, VIOLATED_TYPE);
+  t.equal(problem.type, "urn:inference-guard:problem:contract-violated");
   t.equal(problem.title, "Upstream response violates its output contract");
   t.equal(problem.status, 502);
-  t.equal(problem.detail, "3 violations of demo.v1.Sentiment from model version v2");
+  t.equal(problem.code, "contract.violated");
+  t.equal(
+    problem.detail,
+    "3 violations of demo.v1.Sentiment from model version v2: " +
+      'extra: unknown field "extra" (not in demo.v1.Sentiment) (json.unknown_field); ' +
+      "label: must be in list [POSITIVE, NEGATIVE, NEUTRAL] (string.in); " +
+      "score: must be greater than or equal to 0 and less than or equal to 1 (double.gte_lte)",
+  );
   t.equal(problem.route, "sentiment");
   t.equal(problem.contract, "demo.v1.Sentiment");
   t.equal(problem.model_version, "v2");
@@ -146,7 +159,7 @@ t.test("enforce with a custom status and the problem names no version when none 
   const problem = JSON.parse(String(last.reply.body));
   t.equal(problem.status, 422);
   t.equal(problem.model_version, null);
-  t.equal(problem.detail, "1 violation of demo.v1.Sentiment");
+  t.match(problem.detail, /^1 violation of demo\.v1\.Sentiment: /);
 });
 
 t.test("shadow: the body passes with the verdict header, bounded in length", async (t) => {
@@ -192,13 +205,17 @@ t.test("payload at an array item: embeddings with a wrap field, paths name the i
   );
   const { last } = await roundTrip(
     stage,
-    exchange("emb"),
+    exchange("emb", true, {}, "/v1/embeddings"),
     {},
     body({ data: [{ embedding: [0, 0, 0, 0, 0, 0, 0, 0] }, { embedding: [0, 0, 2, 0, 0, 0, 0, 0, 0] }] }),
   );
   if (last.type !== "reply") return t.fail("expected a reply");
-  const problem = JSON.parse(String(last.reply.body));
-  t.same(problem.violations.map((v: { field: string; rule: string }) => `${v.field} ${v.rule}`).sort(), [
+  t.equal(last.reply.headers["content-type"], "application/json", "an OpenAI endpoint gets the OpenAI error shape");
+  const { error } = JSON.parse(String(last.reply.body));
+  t.match(error, { type: "server_error", code: "contract.violated", param: null, contract: "demo.v1.Embedding" });
+  t.match(error.message, /^Upstream response violates its output contract: 2 violations of demo\.v1\.Embedding: /);
+  t.match(error.message, /data\[1\]\.embedding\[2\]: .* \(float\.gte_lte\)/, "the SDK's message names rule and field");
+  t.same(error.violations.map((v: { field: string; rule: string }) => `${v.field} ${v.rule}`).sort(), [
     "data[1].embedding repeated.max_items",
     "data[1].embedding[2] float.gte_lte",
   ]);
@@ -225,7 +242,7 @@ t.test("compressed bodies are checked; a decompression bomb is its own reason", 
   if (last.type !== "reply") return t.fail("expected a reply");
   t.equal(last.reply.reason, "contract.unverifiable");
   const problem = JSON.parse(String(last.reply.body));
-  t.equal(problem.type, UNVERIFIABLE_TYPE);
+  t.equal(problem.type, problemType("contract.unverifiable"));
   t.equal(problem.reason, "body.decompression_limit");
   t.equal(ex.contract, "skipped");
   t.same(await metric(registry, "guard_contract_unverifiable_total"), [

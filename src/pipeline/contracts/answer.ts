@@ -1,0 +1,69 @@
+// The answers that replace a response withheld under an enforced output contract. The violations
+// travel as members of the answer (rule, JSON path, message) and, the first few of them, in the
+// detail sentence: OpenAI SDKs show only the message, and the client must learn what broke.
+import type { ContractViolation } from "../../contracts/json-check.js";
+import { type AnswerFormat, guardAnswer } from "../answers.js";
+import type { Reply } from "../types.js";
+
+/** Violations spelled out in the detail; all of them (up to contracts.maxViolations) are in `violations`. */
+const VIOLATIONS_IN_DETAIL = 3;
+
+interface WithheldResponse {
+  readonly format: AnswerFormat;
+  readonly status: number;
+  readonly route: string;
+  readonly contract: string;
+  readonly modelVersion: string | undefined;
+  /** The stage's verdict header (x-guard-contract), when it sets one. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface Violated extends WithheldResponse {
+  readonly violations: readonly ContractViolation[];
+  readonly total: number;
+}
+
+export function violatedAnswer(input: Violated): Reply {
+  const noun = input.total === 1 ? "violation" : "violations";
+  const from = input.modelVersion === undefined ? "" : ` from model version ${input.modelVersion}`;
+  const named = input.violations
+    .slice(0, VIOLATIONS_IN_DETAIL)
+    .map((violation) => `${violation.field}: ${violation.message} (${violation.rule})`);
+  const unnamed = input.total - named.length;
+  const list = unnamed > 0 ? [...named, `${unnamed} more`] : named;
+  return guardAnswer("contract.violated", {
+    format: input.format,
+    status: input.status,
+    detail: `${input.total} ${noun} of ${input.contract}${from}: ${list.join("; ")}`,
+    headers: input.headers,
+    extensions: {
+      route: input.route,
+      contract: input.contract,
+      model_version: input.modelVersion ?? null,
+      violation_count: input.total,
+      truncated: input.total > input.violations.length,
+      violations: input.violations.map(({ field, rule, message }) => ({ field, rule, message })),
+    },
+  });
+}
+
+export interface Unverifiable extends WithheldResponse {
+  /** Why the body could not be checked: body.too_large, body.streaming, … */
+  readonly reason: string;
+  readonly detail: string;
+}
+
+export function unverifiableAnswer(input: Unverifiable): Reply {
+  return guardAnswer("contract.unverifiable", {
+    format: input.format,
+    status: input.status,
+    detail: `${input.contract} could not be checked (${input.reason}): ${input.detail}`,
+    headers: input.headers,
+    extensions: {
+      route: input.route,
+      contract: input.contract,
+      model_version: input.modelVersion ?? null,
+      reason: input.reason,
+    },
+  });
+}

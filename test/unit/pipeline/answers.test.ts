@@ -1,0 +1,159 @@
+import t from "tap";
+import { immediateResponse } from "../../../src/extproc/wire.js";
+import {
+  ANSWERS,
+  type AnswerCode,
+  type AnswerFormat,
+  type AnswerInput,
+  answerFormatFor,
+  type ErrorCode,
+  guardAnswer,
+} from "../../../src/pipeline/answers.js";
+import { violatedAnswer } from "../../../src/pipeline/contracts/answer.js";
+import type { JsonValue, Reply } from "../../../src/pipeline/types.js";
+
+const ERROR_CODES = (Object.keys(ANSWERS) as AnswerCode[]).filter(
+  (code): code is ErrorCode => ANSWERS[code].kind === "error",
+);
+
+/** An input for any error code: every member the table lists, Retry-After where it applies. */
+function inputFor(code: ErrorCode, format: AnswerFormat): AnswerInput<ErrorCode> {
+  const spec = ANSWERS[code];
+  const extensions = Object.fromEntries(spec.members.map((member) => [member, `${member} value`]));
+  const base = { format, detail: `detail of ${code}`, extensions };
+  return (spec.retryAfter ? { ...base, retryAfterSeconds: 7 } : base) as AnswerInput<ErrorCode>;
+}
+
+function bodyOf(reply: Reply): Record<string, JsonValue> {
+  return JSON.parse(String(reply.body)) as Record<string, JsonValue>;
+}
+
+function wireHeaders(reply: Reply): Record<string, string> {
+  const headers = immediateResponse(reply).immediateResponse?.headers?.setHeaders ?? [];
+  return Object.fromEntries(headers.map((o) => [o.header.key, new TextDecoder().decode(o.header.rawValue)]));
+}
+
+t.test("every error code in the problem shape: RFC 9457 members, the code, the table's status", async (t) => {
+  for (const code of ERROR_CODES) {
+    const spec = ANSWERS[code];
+    const reply = guardAnswer(code, inputFor(code, "problem"));
+    t.equal(reply.status, spec.status, code);
+    t.equal(reply.reason, code);
+    t.same(
+      bodyOf(reply),
+      {
+        type: `urn:inference-guard:problem:${code.replace(/[._]/g, "-")}`,
+        title: spec.title,
+        status: spec.status,
+        detail: `detail of ${code}`,
+        code,
+        ...Object.fromEntries(spec.members.map((member) => [member, `${member} value`])),
+      },
+      code,
+    );
+    t.same(
+      wireHeaders(reply),
+      {
+        "content-type": "application/problem+json",
+        "cache-control": "no-store",
+        ...(spec.retryAfter ? { "retry-after": "7" } : {}),
+        "x-guard-reason": code,
+      },
+      `${code}: headers on the wire`,
+    );
+  }
+});
+
+t.test("every error code in the OpenAI shape: the error object the SDKs read", async (t) => {
+  for (const code of ERROR_CODES) {
+    const spec = ANSWERS[code];
+    const reply = guardAnswer(code, inputFor(code, "openai"));
+    t.equal(reply.status, spec.status, code);
+    t.same(
+      bodyOf(reply),
+      {
+        error: {
+          message: `${spec.title}: detail of ${code}`,
+          type: spec.openAiType,
+          code,
+          param: null,
+          ...Object.fromEntries(spec.members.map((member) => [member, `${member} value`])),
+        },
+      },
+      code,
+    );
+    t.same(
+      wireHeaders(reply),
+      {
+        "content-type": "application/json",
+        "cache-control": "no-store",
+        ...(spec.retryAfter ? { "retry-after": "7" } : {}),
+        "x-guard-reason": code,
+      },
+      `${code}: headers on the wire`,
+    );
+  }
+});
+
+t.test("a configured status replaces the table's in the status line and the problem", async (t) => {
+  const reply = guardAnswer("route.maintenance", {
+    format: "problem",
+    status: 410,
+    detail: "gone for good",
+    retryAfterSeconds: 0,
+    extensions: { route: "chat", retry_after_seconds: 0 },
+  });
+  t.equal(reply.status, 410);
+  t.match(bodyOf(reply), { status: 410, detail: "gone for good" });
+  t.equal(reply.headers["retry-after"], "0");
+});
+
+t.test("the shape's own members win over an extension of the same name; stage headers are kept", async (t) => {
+  const hostile = { route: "r", retry_after_seconds: 1, code: "forged", message: "forged", status: 200 };
+  const input = {
+    detail: "d",
+    retryAfterSeconds: 1,
+    headers: { "x-guard-contract": "violated", "content-type": "text/plain" },
+    extensions: hostile,
+  };
+  const problem = guardAnswer("route.maintenance", { ...input, format: "problem" });
+  t.match(bodyOf(problem), { code: "route.maintenance", status: 503, message: "forged" });
+  t.equal(problem.headers["content-type"], "application/problem+json");
+  t.equal(problem.headers["x-guard-contract"], "violated");
+  const openai = bodyOf(guardAnswer("route.maintenance", { ...input, format: "openai" })).error;
+  t.match(openai, { code: "route.maintenance", message: "Route in maintenance: d" });
+});
+
+t.test("OpenAI-compatible endpoints by path, whatever the prefix; everything else gets problems", async (t) => {
+  for (const path of [
+    "/v1/chat/completions",
+    "/v1/completions?stream=false",
+    "/openai/deployments/x/embeddings",
+    "/v1/responses",
+  ])
+    t.equal(answerFormatFor(path), "openai", path);
+  for (const path of ["/v1/predict/sentiment", "/v2/models/m/infer", "/v1/chat", "/", "/v1/models"])
+    t.equal(answerFormatFor(path), "problem", path);
+});
+
+t.test("a contract answer names the first violations in its detail and counts the rest", async (t) => {
+  const violation = (n: number) => ({ field: `f${n}`, rule: `rule.${n}`, message: `message ${n}` });
+  const reply = violatedAnswer({
+    format: "openai",
+    status: 502,
+    route: "chat",
+    contract: "demo.v1.X",
+    modelVersion: undefined,
+    headers: {},
+    violations: [1, 2, 3, 4].map(violation),
+    total: 6,
+  });
+  const { error } = bodyOf(reply) as { error: Record<string, JsonValue> };
+  t.equal(
+    error.message,
+    "Upstream response violates its output contract: 6 violations of demo.v1.X: " +
+      "f1: message 1 (rule.1); f2: message 2 (rule.2); f3: message 3 (rule.3); 3 more",
+  );
+  t.match(error, { model_version: null, violation_count: 6, truncated: true });
+  t.equal((error.violations as JsonValue[]).length, 4);
+});
