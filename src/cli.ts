@@ -1,5 +1,5 @@
-// inference-guard command line. Exit codes: 0 success, 1 runtime failure (or, for check, invalid
-// input lines), 2 usage or configuration error.
+// inference-guard command line. Exit codes: 0 success, 1 runtime failure (or, for check, more
+// violated or unverifiable lines than tolerated), 2 usage or configuration error.
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { prepareGuard } from "./config/prepare.js";
