@@ -8,6 +8,7 @@
 // bounded in count (rate × duration) and time (client timeout).
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadGuardConfigObject, type Stack, type StackOptions, startStack } from "../../src/devstack/stack.js";
+import { percentile } from "../../src/util/percentile.js";
 import { gaussian, seededRandom } from "../../src/util/seeded-random.js";
 import { metricSum, metricValue } from "../metrics-text.js";
 
@@ -217,14 +218,8 @@ export function requestFactory(options: ShedBenchOptions): (index: number) => Be
   };
 }
 
-function percentile(values: readonly number[], p: number): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? null;
-}
-
-function round(value: number | null, digits = 1): number | null {
-  return value === null ? null : Math.round(value * 10 ** digits) / 10 ** digits;
+function round(value: number | null | undefined, digits = 1): number | null {
+  return value === null || value === undefined ? null : Math.round(value * 10 ** digits) / 10 ** digits;
 }
 
 async function send(url: string, request: BenchRequest, timeoutMs: number, lagMs: number): Promise<Sample> {
@@ -331,19 +326,19 @@ function classStats(samples: readonly Sample[]): ClassStats {
     admittedP50Ms: round(
       percentile(
         ok.map((sample) => sample.ms),
-        50,
+        0.5,
       ),
     ),
     admittedP99Ms: round(
       percentile(
         ok.map((sample) => sample.ms),
-        99,
+        0.99,
       ),
     ),
     admittedSlowdownP99: round(
       percentile(
         ok.map((sample) => sample.ms / sample.workMs),
-        99,
+        0.99,
       ),
       2,
     ),
@@ -374,32 +369,32 @@ export function summarise(
     admittedP50Ms: round(
       percentile(
         ok.map((sample) => sample.ms),
-        50,
+        0.5,
       ),
     ),
     admittedP99Ms: round(
       percentile(
         ok.map((sample) => sample.ms),
-        99,
+        0.99,
       ),
     ),
     shedAnswerP50Ms: round(
       percentile(
         shed.map((sample) => sample.ms),
-        50,
+        0.5,
       ),
     ),
     shedAnswerP99Ms: round(
       percentile(
         shed.map((sample) => sample.ms),
-        99,
+        0.99,
       ),
     ),
     generatorLagP99Ms:
       round(
         percentile(
           samples.map((sample) => sample.lagMs),
-          99,
+          0.99,
         ),
       ) ?? 0,
     failures: countOutcomes(samples.filter((sample) => sample.status !== 200)),
@@ -546,13 +541,13 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
       const idleServed = idle.filter((sample) => sample.status === 200);
       const idleMs = idleServed.map((sample) => sample.ms);
       unloaded[variant] = {
-        p50Ms: round(percentile(idleMs, 50)) ?? 0,
-        p99Ms: round(percentile(idleMs, 99)) ?? 0,
+        p50Ms: round(percentile(idleMs, 0.5)) ?? 0,
+        p99Ms: round(percentile(idleMs, 0.99)) ?? 0,
         slowdownP99:
           round(
             percentile(
               idleServed.map((sample) => sample.ms / sample.workMs),
-              99,
+              0.99,
             ),
             2,
           ) ?? 0,
