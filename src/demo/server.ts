@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { BoundedLabel } from "../metrics/labels.js";
 import type { JsonValue } from "../pipeline/types.js";
+import { headerValue } from "../util/header-name.js";
 import { seededRandom } from "../util/seeded-random.js";
 import { Batcher, type BatcherClock, realClock } from "./batcher.js";
 import { sha256Hex } from "./determinism.js";
@@ -371,9 +372,8 @@ function parseJson(bytes: Buffer): JsonValue | undefined {
 /** Per-request test hooks; a string is the 400 message for a malformed one. */
 function readOverrides(req: IncomingMessage): Overrides | string {
   const header = (name: string): string | undefined => {
-    const value = req.headers[name];
-    const text = Array.isArray(value) ? value.join(", ") : value;
-    return text === undefined || text === "" ? undefined : text;
+    const text = headerValue(req.headers[name]);
+    return text === "" ? undefined : text;
   };
   const latency = header("x-demo-latency-ms");
   const latencyMs = latency === undefined ? undefined : Number(latency);
@@ -406,7 +406,8 @@ function readOverrides(req: IncomingMessage): Overrides | string {
 function flattenHeaders(req: IncomingMessage): Record<string, string> {
   const flat: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(", ") : value;
+    const text = headerValue(value);
+    if (text !== undefined) flat[name] = text;
   }
   return flat;
 }
