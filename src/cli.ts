@@ -3,7 +3,8 @@
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { prepareGuard } from "./config/prepare.js";
-import { runCheck, runLint } from "./contracts/check-cli.js";
+import { runCheck } from "./contracts/check-cli.js";
+import { runLint } from "./contracts/lint-cli.js";
 import { createLogger } from "./log.js";
 import { startGuard } from "./server/serve.js";
 import { VERSION } from "./version.js";

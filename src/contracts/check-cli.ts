@@ -1,11 +1,9 @@
-// `inference-guard check` and `inference-guard lint`: the contract checks for release pipelines.
-// A team runs `check` on a candidate model's recorded outputs before rollout; `lint` compiles
-// the contracts the way startup does. Exit codes: 0 fine, 1 a tolerance exceeded (check) or
-// contract errors (lint), 2 usage, config, contract or input errors (check).
+// `inference-guard check`: the contract check for release pipelines. A team runs it on a candidate
+// model's recorded outputs before rollout. Exit codes: 0 within tolerance, 1 a tolerance
+// exceeded, 2 usage, config, contract or input errors.
 import { type FileHandle, open } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { loadConfigFile } from "../config/load.js";
-import type { GuardConfig } from "../config/schema.js";
 import {
   type CheckSummary,
   checkTally,
@@ -68,15 +66,6 @@ Options:
 Exit status: 0 both ratios within their tolerance (with the defaults: every line passed),
 1 a ratio above its tolerance, 2 usage, config, contract or input error (stdout is then
 incomplete; the reason is on stderr).`;
-
-export const LINT_HELP = `Usage:
-  inference-guard lint [--config <file>] [--proto <dir>...]
-
-Compiles the contract .proto files as startup does (protoc, then every CEL rule and every
-message test-compiled) and prints each problem as "file:line: message". With --config, the
-config's contracts.protoPaths are used and route bindings are cross-checked too.
-
-Exit status: 0 no problems, 1 problems found, 2 usage or config error.`;
 
 const STRICTNESS_FLAGS = {
   "allow-unknown-fields": "allowUnknownFields",
@@ -363,57 +352,4 @@ async function fromProto(values: Parsed["values"], maxViolations: number): Promi
 
 function contractFor(compiled: CompiledContracts, spec: ContractSpec): Contract {
   return new Contract(spec, compiled.validator, compiled.registry);
-}
-
-function parseLintArgs(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      config: { type: "string" },
-      proto: { type: "string", multiple: true },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-}
-
-export async function runLint(argv: string[], io: CliIo): Promise<number> {
-  let values: ReturnType<typeof parseLintArgs>["values"];
-  try {
-    ({ values } = parseLintArgs(argv));
-  } catch (error) {
-    io.err(`lint: ${(error as Error).message}`);
-    io.err(LINT_HELP);
-    return 2;
-  }
-  if (values.help === true) {
-    io.out(LINT_HELP);
-    return 0;
-  }
-  let protoPaths = values.proto ?? [];
-  let protoc: string | undefined;
-  let config: GuardConfig | undefined;
-  if (values.config !== undefined) {
-    const loaded = await loadConfigFile(values.config);
-    if (!loaded.ok) {
-      for (const issue of loaded.errors)
-        io.err(`${values.config}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`);
-      return 2;
-    }
-    config = loaded.config;
-    protoPaths = [...config.contracts.protoPaths, ...protoPaths];
-    protoc = config.contracts.protoc;
-  }
-  if (protoPaths.length === 0) protoPaths = ["proto/contracts"];
-  const compiled = await compileContracts(protoc === undefined ? { protoPaths } : { protoPaths, protoc });
-  if (!compiled.ok) {
-    for (const error of compiled.errors) io.err(formatSourceError(error));
-    return 1;
-  }
-  if (config !== undefined && values.config !== undefined) {
-    const issues = crossCheckContracts(config, catalogueOf(compiled.contracts));
-    for (const issue of issues) io.err(`${values.config}: ${issue.path}: ${issue.message}`);
-    if (issues.length > 0) return 1;
-  }
-  io.out(`ok: ${compiled.contracts.messages.size} contract messages in ${compiled.contracts.files.length} files`);
-  return 0;
 }

@@ -2,8 +2,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { runCheck, runLint } from "../../../src/contracts/check-cli.js";
+import { runCheck } from "../../../src/contracts/check-cli.js";
 import { MAX_FIELD_KEYS } from "../../../src/contracts/check-summary.js";
+import { runLint } from "../../../src/contracts/lint-cli.js";
 import { demoResponseBody, TASKS } from "../../../src/demo/outputs.js";
 import { DEMO_PROTO } from "./fixtures.js";
 
