@@ -12,6 +12,7 @@ import { configSchema } from "../src/config/schema.js";
 import { createComplexityStage } from "../src/pipeline/complexity/stage.js";
 import { estimateTextTokens } from "../src/pipeline/complexity/tokens.js";
 import type { Exchange, StageRun } from "../src/pipeline/types.js";
+import { percentile } from "../src/util/percentile.js";
 
 const ROOT = new URL("../../", import.meta.url);
 const ROUNDS = 3;
@@ -27,10 +28,6 @@ function texts(folder: string): Array<{ name: string; text: string }> {
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
 }
 
 /** A chat request of about `targetBytes`, its user turns cut from the mixed-language corpus. */
@@ -84,8 +81,8 @@ function scoringRound(body: Uint8Array, iterations: number): { p50: number; p99:
     once();
     samples[index] = (performance.now() - start) * 1000;
   }
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+  const measured = [...samples];
+  return { p50: percentile(measured, 0.5) ?? Number.NaN, p99: percentile(measured, 0.99) ?? Number.NaN };
 }
 
 interface ErrorRow {

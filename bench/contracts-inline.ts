@@ -7,6 +7,7 @@
 // Writes bench/results/contracts-inline-<date>.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadGuardConfigObject, type Stack, startStack } from "../src/devstack/stack.js";
+import { percentile } from "../src/util/percentile.js";
 
 const REQUESTS = Number(process.argv[2] ?? 300);
 const CONCURRENCY = 8;
@@ -64,13 +65,8 @@ async function phase(stack: Stack, variant: Variant, concurrency: number, count:
   return samples;
 }
 
-function percentile(samples: readonly number[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
-}
-
 function median(values: readonly number[]): number {
-  return percentile(values, 0.5);
+  return percentile(values, 0.5) ?? Number.NaN;
 }
 
 const round3 = (value: number): number => Math.round(value * 1000) / 1000;
@@ -94,7 +90,10 @@ try {
     ] as Array<[Phase, number]>) {
       for (const [variant, stack] of Object.entries(stacks) as Array<[Variant, Stack]>) {
         const samples = await phase(stack, variant, concurrency, REQUESTS);
-        perRound[variant][phaseName].push({ p50: percentile(samples, 0.5), p99: percentile(samples, 0.99) });
+        perRound[variant][phaseName].push({
+          p50: percentile(samples, 0.5) ?? Number.NaN,
+          p99: percentile(samples, 0.99) ?? Number.NaN,
+        });
       }
     }
   }

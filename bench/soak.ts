@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { PROJECT_ROOT } from "../src/devstack/envoy.js";
 import { startStack } from "../src/devstack/stack.js";
+import { percentile } from "../src/util/percentile.js";
 import { mixedShot, type Result, type Shot, send } from "../test/helpers/load.js";
 import { metricValue } from "./metrics-text.js";
 
@@ -129,10 +130,6 @@ function fitted(samples: readonly Sample[], pick: (sample: Sample) => number): S
   };
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
-}
-
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const log = options.log ?? (() => {});
   // failure_mode_allow false: a guard failure shows up as a 500, not as silently unguarded traffic.
@@ -208,7 +205,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   } finally {
     await stack.stop();
   }
-  const sorted = [...latencies].sort((a, b) => a - b);
   const durationS = (performance.now() - t0) / 1000;
   return {
     startedAt: startedAt.toISOString(),
@@ -219,7 +215,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     byKind,
     unexpected5xx: unexpected,
     unexpectedExamples: examples,
-    latencyMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? 0 },
+    latencyMs: {
+      p50: percentile(latencies, 0.5) ?? 0,
+      p99: percentile(latencies, 0.99) ?? 0,
+      max: percentile(latencies, 1) ?? 0,
+    },
     rss: fitted(samples, (sample) => sample.rssBytes),
     heapUsed: fitted(samples, (sample) => sample.heapUsedBytes),
     eventLoopLagP99: fitted(samples, (sample) => sample.eventLoopLagP99Ms),

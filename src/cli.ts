@@ -1,9 +1,10 @@
-// inference-guard command line. Exit codes: 0 success, 1 runtime failure (or, for check, invalid
-// input lines), 2 usage or configuration error.
+// inference-guard command line. Exit codes: 0 success, 1 runtime failure (or, for check, more
+// violated or unverifiable lines than tolerated), 2 usage or configuration error.
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { prepareGuard } from "./config/prepare.js";
-import { runCheck, runLint } from "./contracts/check-cli.js";
+import { runCheck } from "./contracts/check-cli.js";
+import { runLint } from "./contracts/lint-cli.js";
 import { createLogger } from "./log.js";
 import { startGuard } from "./server/serve.js";
 import { VERSION } from "./version.js";

@@ -1,5 +1,6 @@
 // Pure arithmetic of the pipeline benchmark: h2load log parsing, percentiles, medians over runs
 // and the noise flag. Kept free of processes and files so it is unit-tested.
+import { percentile } from "../../src/util/percentile.js";
 
 /** One row of h2load's --log-file: start (µs since epoch), status (-1 = failed stream), µs to end of response. */
 export interface LoggedRequest {
@@ -19,13 +20,6 @@ export function parseH2loadLog(text: string): LoggedRequest[] {
       rows.push(row);
   }
   return rows;
-}
-
-/** Nearest-rank percentile of an ascending array (q in (0, 1]); NaN when empty. */
-export function percentile(ascending: readonly number[], q: number): number {
-  if (ascending.length === 0) return Number.NaN;
-  const rank = Math.ceil(q * ascending.length);
-  return ascending[Math.min(ascending.length, Math.max(1, rank)) - 1] ?? Number.NaN;
 }
 
 export function median(values: readonly number[]): number {
@@ -73,9 +67,9 @@ export function summariseLatency(rows: readonly LoggedRequest[]): LatencySummary
     ok: durations.length,
     errors,
     statuses,
-    p50Ms: percentile(durations, 0.5),
-    p99Ms: percentile(durations, 0.99),
-    p999Ms: percentile(durations, 0.999),
+    p50Ms: percentile(durations, 0.5) ?? Number.NaN,
+    p99Ms: percentile(durations, 0.99) ?? Number.NaN,
+    p999Ms: percentile(durations, 0.999) ?? Number.NaN,
     maxMs: durations.at(-1) ?? Number.NaN,
   };
 }

@@ -5,7 +5,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { loadGuardConfigObject } from "../../src/devstack/stack.js";
-import { DEFAULT_OPTIONS, formatTable, runShedBench, type ShedReport, type Variant } from "./harness.js";
+import { runShedBench } from "./harness.js";
+import { formatTable, type ShedReport } from "./report.js";
+import { DEFAULT_OPTIONS, type Variant } from "./workload.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 

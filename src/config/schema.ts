@@ -6,7 +6,7 @@ import { contractsSectionSchema, routeContractSchema } from "../contracts/config
 import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
-import { headerName } from "./primitives.js";
+import { headerName } from "../util/header-name.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;

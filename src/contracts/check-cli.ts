@@ -1,15 +1,21 @@
-// `inference-guard check` and `inference-guard lint`: the contract checks for release pipelines.
-// A team runs `check` on a candidate model's recorded outputs before rollout; `lint` compiles
-// the contracts the way startup does. Exit codes: 0 fine, 1 violations (check) or contract
-// errors (lint), 2 usage, config or contract errors (check).
-import { readFile } from "node:fs/promises";
+// `inference-guard check`: the contract check for release pipelines. A team runs it on a candidate
+// model's recorded outputs before rollout. Exit codes: 0 within tolerance, 1 a tolerance
+// exceeded, 2 usage, config, contract or input errors.
+import { type FileHandle, open } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { loadConfigFile } from "../config/load.js";
-import type { GuardConfig } from "../config/schema.js";
+import {
+  type CheckSummary,
+  checkTally,
+  formatSummary,
+  type Tolerances,
+  type Verdict,
+  verdictOf,
+} from "./check-summary.js";
 import { type CompiledContracts, catalogueOf, compileContracts, formatSourceError } from "./compile.js";
 import { crossCheckContracts } from "./config.js";
 import { Contract, type ContractSpec } from "./contract.js";
-import { STRICT, type Strictness } from "./json-check.js";
+import { type ContractViolation, STRICT, type Strictness } from "./json-check.js";
 import { parsePayloadPath, stringAt } from "./payload.js";
 
 export interface CliIo {
@@ -24,10 +30,21 @@ export const CHECK_HELP = `Usage:
   inference-guard check --proto <dir> [--proto <dir>...] --message <full.name>
                         [--payload <where>] [--wrap-field <field>] <responses.jsonl>
 
-Checks recorded response bodies (one JSON body per line) against an output contract and prints
-one JSON line per input line:
-  {"line":N,"valid":bool,"model_version":...,"violations":[{"field","rule","message"}]}
-Blank lines are skipped. Freshness rules compare against the current time.
+Checks recorded response bodies (one JSON body per line, read as a stream) against an output
+contract. Each non-blank line gets a verdict: passed; violated (a payload broke the contract);
+unverifiable (the line is not JSON, or the payload path finds no payload). Blank lines are
+skipped. Freshness rules compare against the current time.
+
+Output (--format text, the default): one JSON line per non-blank input line on stdout,
+  {"line":N,"valid":bool,"verdict":"passed|violated|unverifiable","model_version":...,
+   "violations":[{"field","rule","message"}]}
+then a summary on stderr: lines read, passed, violated (by rule and by field), unverifiable
+(by reason), blank, and whether the tolerances held.
+Output (--format json): one JSON document on stdout, written as the lines are checked:
+  {"results":[<the per-line objects above>],"summary":{"lines_read","blank","checked",
+   "passed","violated","unverifiable","violation_ratio","unverifiable_ratio",
+   "max_violation_ratio","max_unverifiable_ratio","violated_by_rule","violated_by_field",
+   "unverifiable_by_reason","ok"}}
 
 Options:
   --config <file>               guard config; the contract of the named route (or message) is used
@@ -38,21 +55,17 @@ Options:
   --wrap-field <field>          check each payload as this field of the message
   --model-version-field <path>  body field reported as model_version
   --max-violations <n>          violations listed per line (default 20)
+  --max-violation-ratio <r>     tolerated violated ÷ checked (passed + violated), 0 to 1 (default 0)
+  --max-unverifiable-ratio <r>  tolerated unverifiable ÷ non-blank lines, 0 to 1 (default 0)
+  --format text|json            output layout (default text); --json is --format json
   --allow-unknown-fields, --allow-number-strings, --allow-non-finite-strings,
   --allow-null, --allow-enum-numbers
                                 relax one strict JSON check (only with --proto)
   -h, --help                    this text
 
-Exit status: 0 every line valid, 1 some line invalid, 2 usage, config or contract error.`;
-
-export const LINT_HELP = `Usage:
-  inference-guard lint [--config <file>] [--proto <dir>...]
-
-Compiles the contract .proto files as startup does (protoc, then every CEL rule and every
-message test-compiled) and prints each problem as "file:line: message". With --config, the
-config's contracts.protoPaths are used and route bindings are cross-checked too.
-
-Exit status: 0 no problems, 1 problems found, 2 usage or config error.`;
+Exit status: 0 both ratios within their tolerance (with the defaults: every line passed),
+1 a ratio above its tolerance, 2 usage, config, contract or input error (stdout is then
+incomplete; the reason is on stderr).`;
 
 const STRICTNESS_FLAGS = {
   "allow-unknown-fields": "allowUnknownFields",
@@ -77,6 +90,10 @@ function parseCheckArgs(argv: string[]) {
       "wrap-field": { type: "string" },
       "model-version-field": { type: "string" },
       "max-violations": { type: "string" },
+      "max-violation-ratio": { type: "string" },
+      "max-unverifiable-ratio": { type: "string" },
+      format: { type: "string" },
+      json: { type: "boolean" },
       "allow-unknown-fields": { type: "boolean" },
       "allow-number-strings": { type: "boolean" },
       "allow-non-finite-strings": { type: "boolean" },
@@ -109,43 +126,130 @@ export async function runCheck(argv: string[], io: CliIo): Promise<number> {
     io.err(CHECK_HELP);
     return 2;
   }
-  const maxViolations = values["max-violations"] === undefined ? 20 : Number(values["max-violations"]);
-  if (!Number.isInteger(maxViolations) || maxViolations < 1) {
-    io.err("check: --max-violations must be a positive integer");
+  const options = runOptions(values);
+  if (typeof options === "string") {
+    io.err(`check: ${options}`);
     return 2;
   }
   const setup =
     values.config !== undefined
-      ? await fromConfig(values.config, values.contract ?? "", maxViolations)
-      : await fromProto(values, maxViolations);
+      ? await fromConfig(values.config, values.contract ?? "", options.maxViolations)
+      : await fromProto(values, options.maxViolations);
   if (!setup.ok) {
     for (const error of setup.errors) io.err(error);
     return 2;
   }
   const input = positionals[0] ?? "";
-  let text: string;
+  const versionField = values["model-version-field"] ?? setup.versionField;
+  let handle: FileHandle;
   try {
-    text = await readFile(input, "utf8");
+    handle = await open(input);
+    if ((await handle.stat()).isDirectory()) {
+      await handle.close();
+      throw new Error("is a directory");
+    }
   } catch (error) {
     io.err(`check: cannot read ${input}: ${(error as Error).message}`);
     return 2;
   }
-  const versionField = values["model-version-field"] ?? setup.versionField;
-  let invalid = false;
-  text.split("\n").forEach((line, index) => {
-    if (line.trim() === "") return;
-    const result = setup.contract.checkText(line);
-    invalid ||= !result.valid;
-    io.out(
-      JSON.stringify({
-        line: index + 1,
+  const tally = checkTally(options.tolerances);
+  const report = options.format === "json" ? jsonReport(io) : textReport(io);
+  try {
+    let lineNumber = 0;
+    // One line at a time: the recording is never held whole, only the tally's counters are kept.
+    for await (const line of handle.readLines()) {
+      lineNumber++;
+      if (line.trim() === "") {
+        tally.blank();
+        continue;
+      }
+      const result = setup.contract.checkText(line);
+      const verdict = verdictOf(result);
+      tally.add(result, verdict);
+      report.line({
+        line: lineNumber,
         valid: result.valid,
+        verdict: verdict.verdict,
         model_version: versionField === undefined ? null : (stringAt(result.body, versionField) ?? null),
         violations: result.violations,
-      }),
-    );
-  });
-  return invalid ? 1 : 0;
+      });
+    }
+  } catch (error) {
+    io.err(`check: reading ${input} failed: ${(error as Error).message}`);
+    return 2;
+  } finally {
+    await handle.close();
+  }
+  const summary = tally.summary();
+  report.end(summary);
+  return summary.ok ? 0 : 1;
+}
+
+interface RunOptions {
+  readonly maxViolations: number;
+  readonly tolerances: Tolerances;
+  readonly format: "text" | "json";
+}
+
+/** The options that shape the run (not the contract), or what is wrong with them. */
+function runOptions(values: Parsed["values"]): RunOptions | string {
+  const maxViolations = values["max-violations"] === undefined ? 20 : Number(values["max-violations"]);
+  if (!Number.isInteger(maxViolations) || maxViolations < 1) return "--max-violations must be a positive integer";
+  const maxViolationRatio = ratioOption("max-violation-ratio", values["max-violation-ratio"]);
+  if (typeof maxViolationRatio === "string") return maxViolationRatio;
+  const maxUnverifiableRatio = ratioOption("max-unverifiable-ratio", values["max-unverifiable-ratio"]);
+  if (typeof maxUnverifiableRatio === "string") return maxUnverifiableRatio;
+  const format = values.format ?? (values.json === true ? "json" : "text");
+  if (format !== "text" && format !== "json") return `--format must be text or json, not "${format}"`;
+  if (values.json === true && format !== "json") return "--json contradicts --format text";
+  return { maxViolations, tolerances: { maxViolationRatio, maxUnverifiableRatio }, format };
+}
+
+function ratioOption(flag: string, text: string | undefined): number | string {
+  if (text === undefined) return 0;
+  // Number("") is 0 and Number("0x1") is 1: only a decimal (exponent allowed) is taken as a ratio.
+  const ratio = /^(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : Number.NaN;
+  if (!(ratio >= 0 && ratio <= 1)) return `--${flag} must be a number from 0 to 1 (a share of lines), not "${text}"`;
+  return ratio;
+}
+
+interface LineResult {
+  readonly line: number;
+  readonly valid: boolean;
+  readonly verdict: Verdict;
+  readonly model_version: string | null;
+  readonly violations: readonly ContractViolation[];
+}
+
+interface Report {
+  line(result: LineResult): void;
+  end(summary: CheckSummary): void;
+}
+
+/** JSON lines on stdout (jq-friendly, as before the summary existed), the summary for people on stderr. */
+function textReport(io: CliIo): Report {
+  return {
+    line: (result) => io.out(JSON.stringify(result)),
+    end: (summary) => {
+      for (const line of formatSummary(summary)) io.err(line);
+    },
+  };
+}
+
+/**
+ * One JSON document, written as it goes so a long recording is not buffered: its opening, one
+ * result per line (a comma before all but the first), then the summary and the closing brace.
+ */
+function jsonReport(io: CliIo): Report {
+  let first = true;
+  io.out('{"results":[');
+  return {
+    line: (result) => {
+      io.out(`${first ? "" : ","}${JSON.stringify(result)}`);
+      first = false;
+    },
+    end: (summary) => io.out(`],"summary":${JSON.stringify(summary)}}`),
+  };
 }
 
 function checkUsage(values: Parsed["values"], positionals: string[]): string | undefined {
@@ -248,57 +352,4 @@ async function fromProto(values: Parsed["values"], maxViolations: number): Promi
 
 function contractFor(compiled: CompiledContracts, spec: ContractSpec): Contract {
   return new Contract(spec, compiled.validator, compiled.registry);
-}
-
-function parseLintArgs(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      config: { type: "string" },
-      proto: { type: "string", multiple: true },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-}
-
-export async function runLint(argv: string[], io: CliIo): Promise<number> {
-  let values: ReturnType<typeof parseLintArgs>["values"];
-  try {
-    ({ values } = parseLintArgs(argv));
-  } catch (error) {
-    io.err(`lint: ${(error as Error).message}`);
-    io.err(LINT_HELP);
-    return 2;
-  }
-  if (values.help === true) {
-    io.out(LINT_HELP);
-    return 0;
-  }
-  let protoPaths = values.proto ?? [];
-  let protoc: string | undefined;
-  let config: GuardConfig | undefined;
-  if (values.config !== undefined) {
-    const loaded = await loadConfigFile(values.config);
-    if (!loaded.ok) {
-      for (const issue of loaded.errors)
-        io.err(`${values.config}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`);
-      return 2;
-    }
-    config = loaded.config;
-    protoPaths = [...config.contracts.protoPaths, ...protoPaths];
-    protoc = config.contracts.protoc;
-  }
-  if (protoPaths.length === 0) protoPaths = ["proto/contracts"];
-  const compiled = await compileContracts(protoc === undefined ? { protoPaths } : { protoPaths, protoc });
-  if (!compiled.ok) {
-    for (const error of compiled.errors) io.err(formatSourceError(error));
-    return 1;
-  }
-  if (config !== undefined && values.config !== undefined) {
-    const issues = crossCheckContracts(config, catalogueOf(compiled.contracts));
-    for (const issue of issues) io.err(`${values.config}: ${issue.path}: ${issue.message}`);
-    if (issues.length > 0) return 1;
-  }
-  io.out(`ok: ${compiled.contracts.messages.size} contract messages in ${compiled.contracts.files.length} files`);
-  return 0;
 }

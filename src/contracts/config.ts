@@ -2,11 +2,8 @@
 // limits) and the per-route `routes[].contract` binding (which message, where the payload is,
 // what to do on a violation).
 import { z } from "zod";
+import { headerName } from "../util/header-name.js";
 import { parsePayloadPath } from "./payload.js";
-
-const headerName = z
-  .string()
-  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, { message: "expected a lower-case HTTP header name" });
 
 const fullName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, {
   message: 'expected a fully-qualified protobuf message name such as "demo.v1.Sentiment"',

@@ -4,13 +4,14 @@
 // production) so tests can see what reached the upstream and switch model versions at runtime.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { gzipSync } from "node:zlib";
 import { BoundedLabel } from "../metrics/labels.js";
 import type { JsonValue } from "../pipeline/types.js";
 import { seededRandom } from "../util/seeded-random.js";
 import { Batcher, type BatcherClock, realClock } from "./batcher.js";
 import { sha256Hex } from "./determinism.js";
 import { type Answer, answer, errorAnswer, type ModelRoute, matchModelRoute, requestedTokens } from "./endpoints.js";
+import { type BodyRead, flattenHeaders, parseJson, readBody, readOverrides } from "./request.js";
+import { PLAIN_WIRE, resetMidResponse, sendAnswer, sendJson } from "./send.js";
 import {
   type ConfigureResult,
   type DemoOptions,
@@ -79,30 +80,6 @@ const MAX_PATH_KEYS = 64;
  */
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 const CONTROL_PREFIX = "/__demo/";
-
-interface Overrides {
-  readonly variant: string | undefined;
-  readonly version: string | undefined;
-  readonly latencyMs: number | undefined;
-  readonly status: number | undefined;
-  readonly reset: boolean;
-  readonly task: string | undefined;
-  readonly fence: boolean;
-  readonly wire: Wire;
-}
-
-/**
- * How a JSON answer is put on the wire (x-demo-layout, x-demo-encoding): the same value pretty-
- * printed, with every object's keys reversed, or gzip-compressed, as other servers send it.
- */
-interface Wire {
-  readonly layout: "compact" | "pretty" | "reordered";
-  readonly gzip: boolean;
-}
-
-const PLAIN_WIRE: Wire = { layout: "compact", gzip: false };
-
-type BodyRead = { readonly ok: true; readonly bytes: Buffer } | { readonly ok: false; readonly tooLarge: boolean };
 
 export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock = realClock): DemoModel {
   let settings: DemoSettings = demoOptionsSchema.parse(options);
@@ -340,138 +317,4 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     },
   };
   return model;
-}
-
-/** Reads the whole body; past `limit` bytes it keeps draining (so a 413 can be sent) but stores nothing. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-    });
-    req.once("end", () =>
-      resolve(size <= limit ? { ok: true, bytes: Buffer.concat(chunks) } : { ok: false, tooLarge: true }),
-    );
-    // A client that leaves mid-upload never sends "end"; whichever event comes first settles it.
-    req.once("error", () => resolve({ ok: false, tooLarge: false }));
-    req.once("close", () => resolve({ ok: false, tooLarge: false }));
-  });
-}
-
-function parseJson(bytes: Buffer): JsonValue | undefined {
-  try {
-    return JSON.parse(bytes.toString("utf8")) as JsonValue;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Per-request test hooks; a string is the 400 message for a malformed one. */
-function readOverrides(req: IncomingMessage): Overrides | string {
-  const header = (name: string): string | undefined => {
-    const value = req.headers[name];
-    const text = Array.isArray(value) ? value.join(", ") : value;
-    return text === undefined || text === "" ? undefined : text;
-  };
-  const latency = header("x-demo-latency-ms");
-  const latencyMs = latency === undefined ? undefined : Number(latency);
-  if (latencyMs !== undefined && !(Number.isFinite(latencyMs) && latencyMs >= 0 && latencyMs <= 600_000)) {
-    return "x-demo-latency-ms must be a number of milliseconds from 0 to 600000";
-  }
-  const forced = header("x-demo-status");
-  const status = forced === undefined ? undefined : Number(forced);
-  if (status !== undefined && !(Number.isInteger(status) && status >= 400 && status <= 599)) {
-    return "x-demo-status must be an HTTP error status from 400 to 599";
-  }
-  const layout = header("x-demo-layout") ?? "compact";
-  if (layout !== "compact" && layout !== "pretty" && layout !== "reordered") {
-    return "x-demo-layout must be compact, pretty or reordered";
-  }
-  const encoding = header("x-demo-encoding");
-  if (encoding !== undefined && encoding !== "gzip") return "x-demo-encoding must be gzip";
-  return {
-    variant: header("x-demo-variant"),
-    version: header("x-demo-version"),
-    latencyMs,
-    status,
-    reset: header("x-demo-reset") === "1",
-    task: header("x-demo-task"),
-    fence: header("x-demo-fence") === "1",
-    wire: { layout, gzip: encoding === "gzip" },
-  };
-}
-
-function flattenHeaders(req: IncomingMessage): Record<string, string> {
-  const flat: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  return flat;
-}
-
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: JsonValue,
-  headers: Readonly<Record<string, string>>,
-  wire = PLAIN_WIRE,
-): void {
-  const text =
-    wire.layout === "pretty"
-      ? JSON.stringify(body, null, 2)
-      : JSON.stringify(wire.layout === "reordered" ? reversedKeys(body) : body);
-  const bytes = wire.gzip ? gzipSync(text) : Buffer.from(text);
-  res.writeHead(status, {
-    ...headers,
-    "content-type": "application/json",
-    "content-length": bytes.length,
-    ...(wire.gzip ? { "content-encoding": "gzip" } : {}),
-  });
-  res.end(bytes);
-}
-
-function reversedKeys(value: JsonValue): JsonValue {
-  if (Array.isArray(value)) return value.map(reversedKeys);
-  if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(
-    Object.entries(value)
-      .reverse()
-      .map(([key, child]) => [key, reversedKeys(child)]),
-  );
-}
-
-function sseFrames(events: readonly JsonValue[]): string[] {
-  return [...events.map((event) => `data: ${JSON.stringify(event)}\n\n`), "data: [DONE]\n\n"];
-}
-
-const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const;
-
-function sendAnswer(res: ServerResponse, result: Answer, headers: Readonly<Record<string, string>>, wire: Wire): void {
-  if (result.kind === "json") {
-    sendJson(res, result.status, result.body, headers, wire);
-    return;
-  }
-  res.writeHead(200, { ...headers, ...SSE_HEADERS });
-  for (const frame of sseFrames(result.events)) res.write(frame);
-  res.end();
-}
-
-/** Sends the headers and part of the body, then drops the connection like a crashing upstream. */
-function resetMidResponse(res: ServerResponse, result: Answer, headers: Readonly<Record<string, string>>): void {
-  let partial: string;
-  if (result.kind === "json") {
-    const text = JSON.stringify(result.body);
-    res.writeHead(result.status, {
-      ...headers,
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(text),
-    });
-    partial = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
-  } else {
-    res.writeHead(200, { ...headers, ...SSE_HEADERS });
-    partial = sseFrames(result.events)[0] ?? "";
-  }
-  res.write(partial, () => res.socket?.destroy());
 }

@@ -1,6 +1,7 @@
 // Renders envoy/envoy.yaml: fills {{PLACEHOLDERS}} and keeps or drops "# >>> name … # <<< name"
 // blocks, so the file users read is the file the tests run.
 import { readFile } from "node:fs/promises";
+import { parseAddress } from "../util/address.js";
 
 export const ENVOY_TEMPLATE = new URL("../../../envoy/envoy.yaml", import.meta.url);
 
@@ -20,9 +21,11 @@ export interface EnvoyConfigValues {
 }
 
 function guardEndpoint(address: string): string {
-  if (address.startsWith("unix:")) return `{ pipe: { path: "${address.slice("unix:".length)}" } }`;
-  const colon = address.lastIndexOf(":");
-  return `{ socket_address: { address: "${address.slice(0, colon)}", port_value: ${address.slice(colon + 1)} } }`;
+  const target = parseAddress(address);
+  // Envoy wants the bare IPv6 address here, without the brackets of the "[v6]:port" form.
+  return "path" in target
+    ? `{ pipe: { path: "${target.path}" } }`
+    : `{ socket_address: { address: "${target.host}", port_value: ${target.port} } }`;
 }
 
 export function renderEnvoyConfig(template: string, values: EnvoyConfigValues): string {

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { parseAddress } from "../util/address.js";
 
 export interface Managed {
   readonly name: string;
@@ -108,12 +109,8 @@ export async function httpOk(url: string): Promise<boolean> {
 
 /** Whether something accepts connections at "host:port" or "unix:/path". */
 export function accepts(address: string): Promise<boolean> {
-  const colon = address.lastIndexOf(":");
-  const target = address.startsWith("unix:")
-    ? { path: address.slice("unix:".length) }
-    : { host: address.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(address.slice(colon + 1)) };
   return new Promise((resolve) => {
-    const socket = connect(target);
+    const socket = connect(parseAddress(address));
     socket.setTimeout(1_000);
     socket.once("connect", () => {
       socket.destroy();

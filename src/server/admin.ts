@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { parseAddress } from "../util/address.js";
 
 export type AdminHandler = (request: IncomingMessage, response: ServerResponse, url: URL) => void | Promise<void>;
 
@@ -76,12 +77,8 @@ function listen(server: Server, address: string): Promise<void> {
       server.off("error", reject);
       resolve();
     };
-    if (address.startsWith("unix:")) {
-      server.listen(address.slice("unix:".length), done);
-      return;
-    }
-    const colon = address.lastIndexOf(":");
-    const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
-    server.listen(Number(address.slice(colon + 1)), host, done);
+    const target = parseAddress(address);
+    if ("path" in target) server.listen(target.path, done);
+    else server.listen(target.port, target.host, done);
   });
 }

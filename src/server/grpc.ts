@@ -12,6 +12,7 @@ import { chmod, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
 import { processMethod } from "../extproc/service.js";
 import type { StreamDeps } from "../extproc/stream.js";
+import { parseAddress } from "../util/address.js";
 import { GRPC_RESPONSE_HEADERS, GrpcStatus, Http2ServerCall, type MethodHandler } from "./grpc-call.js";
 import { HealthService } from "./health.js";
 
@@ -32,12 +33,6 @@ export interface GrpcServer {
   setServing(serving: boolean): void;
   /** Stops accepting new streams, waits for open ones up to timeoutMs, then cuts the rest. */
   drain(timeoutMs: number): Promise<{ forced: boolean }>;
-}
-
-function listenTarget(address: string): { path: string } | { host: string; port: number } {
-  if (address.startsWith("unix:")) return { path: address.slice("unix:".length) };
-  const colon = address.lastIndexOf(":");
-  return { host: address.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(address.slice(colon + 1)) };
 }
 
 /** Answers a stream with no handler: a trailers-only gRPC status, or a plain HTTP status. */
@@ -120,7 +115,7 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
     }
   });
 
-  const target = listenTarget(address);
+  const target = parseAddress(address);
   const socketPath = "path" in target ? target.path : undefined;
   // A stale socket file from a crashed run would make bind fail.
   if (socketPath !== undefined) await rm(socketPath, { force: true });

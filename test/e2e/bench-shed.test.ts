@@ -1,7 +1,9 @@
 // Keeps `make bench-shed` runnable: the same harness at a tiny load (seconds per set-up), through
 // the real Envoy in all three set-ups. It checks the bookkeeping, not the numbers.
 import t from "tap";
-import { DEFAULT_OPTIONS, formatTable, PRIORITIES, runShedBench } from "../../bench/shed/harness.js";
+import { runShedBench } from "../../bench/shed/harness.js";
+import { formatTable } from "../../bench/shed/report.js";
+import { DEFAULT_OPTIONS, PRIORITIES } from "../../bench/shed/workload.js";
 
 t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
   const report = await runShedBench({

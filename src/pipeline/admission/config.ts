@@ -4,10 +4,7 @@
 import { z } from "zod";
 import type { ConfigIssue } from "../../config/load.js";
 import type { GuardConfig } from "../../config/schema.js";
-
-const headerName = z
-  .string()
-  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, { message: "expected a lower-case HTTP header name" });
+import { headerName } from "../../util/header-name.js";
 
 const ratio = z.number().gt(0).lte(1);
 

@@ -5,6 +5,7 @@
 // arrivals, a seeded PRNG and a virtual clock: the same inputs give the same report, in milliseconds
 // of real time, so tests can sweep loads and scenarios.
 
+import { percentile } from "../../util/percentile.js";
 import { gaussian, seededRandom } from "../../util/seeded-random.js";
 import { type AdmissionConfig, admissionSchema } from "./config.js";
 import { AdmissionController, type Decision, type Scheduler, type Ticket } from "./controller.js";
@@ -336,11 +337,6 @@ function meanCost(costs: CostModel, seed = 11): number {
   return sum / draws;
 }
 
-function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-}
-
 interface ClassTally {
   offered: number;
   admitted: number;
@@ -517,7 +513,6 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const classes = Object.fromEntries(
     PRIORITIES.map((priority) => {
       const tally = tallies[priority];
-      const sorted = [...tally.latencies].sort((a, b) => a - b);
       const report: ClassReport = {
         offered: tally.offered,
         admitted: tally.admitted,
@@ -525,8 +520,8 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
         shedByReason: tally.shedByReason,
         good: tally.good,
         keptShare: tally.offered === 0 ? 1 : tally.admitted / tally.offered,
-        latencyP50Ms: percentile(sorted, 0.5),
-        latencyP99Ms: percentile(sorted, 0.99),
+        latencyP50Ms: percentile(tally.latencies, 0.5) ?? 0,
+        latencyP99Ms: percentile(tally.latencies, 0.99) ?? 0,
         queueWaitMeanMs: tally.admitted === 0 ? 0 : tally.waitedMs / tally.admitted,
       };
       return [priority, report];

@@ -2,8 +2,8 @@
 // and one per-route section (what is cacheable on that route and for how long).
 import { z } from "zod";
 import type { ConfigIssue } from "../../config/load.js";
-import { headerName } from "../../config/primitives.js";
 import type { GuardConfig } from "../../config/schema.js";
+import { headerName } from "../../util/header-name.js";
 
 const MIB = 1024 * 1024;
 

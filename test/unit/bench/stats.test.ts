@@ -1,13 +1,6 @@
 import t from "tap";
 import { parseStat, parseStatusKb } from "../../../bench/pipeline/procfs.js";
-import {
-  isNoisy,
-  median,
-  parseH2loadLog,
-  percentile,
-  relativeSpread,
-  summariseLatency,
-} from "../../../bench/pipeline/stats.js";
+import { isNoisy, median, parseH2loadLog, relativeSpread, summariseLatency } from "../../../bench/pipeline/stats.js";
 
 t.test("h2load log rows: start µs, status, duration µs; broken lines are skipped", async (t) => {
   const rows = parseH2loadLog(
@@ -18,16 +11,6 @@ t.test("h2load log rows: start µs, status, duration µs; broken lines are skipp
     { startUs: 1795559308005928, status: 429, durationUs: 800 },
     { startUs: 17955593080, status: -1, durationUs: 5000 },
   ]);
-});
-
-t.test("nearest-rank percentiles", async (t) => {
-  const values = Array.from({ length: 1000 }, (_, i) => i + 1);
-  t.equal(percentile(values, 0.5), 500);
-  t.equal(percentile(values, 0.99), 990);
-  t.equal(percentile(values, 0.999), 999);
-  t.equal(percentile(values, 1), 1000);
-  t.equal(percentile([7], 0.999), 7);
-  t.ok(Number.isNaN(percentile([], 0.5)));
 });
 
 t.test("latency is summarised over 2xx answers; everything else is an error, counted by status", async (t) => {

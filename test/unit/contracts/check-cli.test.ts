@@ -2,7 +2,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { runCheck, runLint } from "../../../src/contracts/check-cli.js";
+import { runCheck } from "../../../src/contracts/check-cli.js";
+import { MAX_FIELD_KEYS } from "../../../src/contracts/check-summary.js";
+import { runLint } from "../../../src/contracts/lint-cli.js";
 import { demoResponseBody, TASKS } from "../../../src/demo/outputs.js";
 import { DEMO_PROTO } from "./fixtures.js";
 
@@ -35,10 +37,11 @@ t.test("check --proto: one JSON line per input line, exit 1 when any is invalid"
   t.same(
     out.map((line) => JSON.parse(line)),
     [
-      { line: 1, valid: true, model_version: null, violations: [] },
+      { line: 1, valid: true, verdict: "passed", model_version: null, violations: [] },
       {
         line: 3,
         valid: false,
+        verdict: "violated",
         model_version: null,
         violations: [
           {
@@ -51,12 +54,13 @@ t.test("check --proto: one JSON line per input line, exit 1 when any is invalid"
       {
         line: 4,
         valid: false,
+        verdict: "unverifiable",
         model_version: null,
         violations: [
           {
             field: "$",
             rule: "json.syntax",
-            message: out[2] === undefined ? "" : JSON.parse(out[2]).violations[0].message,
+            message: `body is not JSON: Unexpected token 'o', "not json" is not valid JSON`,
           },
         ],
       },
@@ -118,6 +122,7 @@ t.test("check --config uses the route's binding and model version field", async 
     t.same(JSON.parse(out[0] ?? "{}"), {
       line: 1,
       valid: false,
+      verdict: "violated",
       model_version: "triage-2",
       violations: [
         {
@@ -169,4 +174,174 @@ t.test("lint reports file:line problems and exits 1; clean contracts exit 0", as
   const help = capture();
   t.equal(await runLint(["-h"], help.io), 0);
   t.match(help.out.join("\n"), /inference-guard lint/);
+});
+
+/** Sentiment payloads under "result": a pass, three violations, an error body, a non-JSON line, a blank. */
+const MIXED_RECORDING = [
+  JSON.stringify({ result: { label: "POSITIVE", score: 0.8 } }),
+  JSON.stringify({ result: { label: "POSITIVE", score: 80 } }),
+  "",
+  JSON.stringify({ result: { label: "NEGATIVE", score: 0.1, extra: 1 } }),
+  JSON.stringify({ error: "overloaded" }),
+  "<html>502 Bad Gateway</html>",
+  JSON.stringify({ result: { label: "POSITIVE", score: 2 } }),
+].join("\n");
+const MIXED_FLAGS = ["--proto", DEMO_PROTO, "--message", "demo.v1.Sentiment", "--payload", "result"];
+
+async function mixedRecording(t: { teardown: (fn: () => unknown) => void }): Promise<string> {
+  const file = join(await tempDir(t), "mixed.jsonl");
+  await writeFile(file, `${MIXED_RECORDING}\n`);
+  return file;
+}
+
+t.test("check: an error body or a non-JSON line is unverifiable, not a violation", async (t) => {
+  const file = await mixedRecording(t);
+  const { io, out } = capture();
+  t.equal(await runCheck([...MIXED_FLAGS, file], io), 1);
+  t.same(
+    out.map((line) => [JSON.parse(line).line, JSON.parse(line).verdict]),
+    [
+      [1, "passed"],
+      [2, "violated"],
+      [4, "violated"],
+      [5, "unverifiable"],
+      [6, "unverifiable"],
+      [7, "violated"],
+    ],
+  );
+});
+
+t.test("check prints a summary on stderr after the per-line results", async (t) => {
+  const file = await mixedRecording(t);
+  const { io, out, err } = capture();
+  t.equal(await runCheck([...MIXED_FLAGS, file], io), 1);
+  t.equal(out.length, 6, "stdout keeps one JSON line per non-blank line");
+  t.same(err, [
+    "check: 7 lines read: 4 checked (1 passed, 3 violated), 2 unverifiable, 1 blank",
+    "check: violated lines by rule: double.gte_lte 2, json.unknown_field 1",
+    "check: violated lines by field: result.score 2, result.extra 1",
+    "check: unverifiable lines by reason: body.not_json 1, payload.missing 1",
+    "check: FAIL: violation-ratio 0.75 above --max-violation-ratio 0, unverifiable-ratio 0.3333 above --max-unverifiable-ratio 0",
+  ]);
+});
+
+t.test("check --max-violation-ratio and --max-unverifiable-ratio tolerate up to their share", async (t) => {
+  const file = await mixedRecording(t);
+  // 3 of 4 checked lines violated (0.75); 2 of 6 non-blank lines unverifiable (0.333…).
+  const cases: [string[], number][] = [
+    [["--max-violation-ratio", "0.75", "--max-unverifiable-ratio", "0.34"], 0],
+    [["--max-violation-ratio", "0.74", "--max-unverifiable-ratio", "0.34"], 1],
+    [["--max-violation-ratio", "1", "--max-unverifiable-ratio", "0.33"], 1],
+    [["--max-violation-ratio", "1"], 1],
+    [["--max-violation-ratio", "7.5e-1", "--max-unverifiable-ratio", ".5"], 0],
+  ];
+  for (const [flags, status] of cases) {
+    const { io, err } = capture();
+    t.equal(await runCheck([...MIXED_FLAGS, ...flags, file], io), status, flags.join(" "));
+    t.match(err.at(-1), status === 0 ? /^check: ok: / : /^check: FAIL: /);
+  }
+  const within = capture();
+  await runCheck([...MIXED_FLAGS, "--max-violation-ratio", "0.8", "--max-unverifiable-ratio", "0.5", file], within.io);
+  t.equal(
+    within.err.at(-1),
+    "check: ok: violation-ratio 0.75 within --max-violation-ratio 0.8, unverifiable-ratio 0.3333 within --max-unverifiable-ratio 0.5",
+  );
+});
+
+t.test("check rejects a ratio that is not a number from 0 to 1, and a bad --format", async (t) => {
+  const file = await mixedRecording(t);
+  for (const value of ["", "abc", "-0.1", "1.5", "0x1", "NaN", "Infinity", " 0.5"]) {
+    for (const flag of ["--max-violation-ratio", "--max-unverifiable-ratio"]) {
+      const { io, out, err } = capture();
+      // The --flag=value form: parseArgs itself refuses a separate value that starts with "-".
+      t.equal(await runCheck([...MIXED_FLAGS, `${flag}=${value}`, file], io), 2, `${flag} "${value}"`);
+      t.same(out, []);
+      t.same(err, [`check: ${flag} must be a number from 0 to 1 (a share of lines), not "${value}"`]);
+    }
+  }
+  const yaml = capture();
+  t.equal(await runCheck([...MIXED_FLAGS, "--format", "yaml", file], yaml.io), 2);
+  t.same(yaml.err, ['check: --format must be text or json, not "yaml"']);
+  const contradiction = capture();
+  t.equal(await runCheck([...MIXED_FLAGS, "--json", "--format", "text", file], contradiction.io), 2);
+  t.same(contradiction.err, ["check: --json contradicts --format text"]);
+});
+
+t.test("check --format json writes one document: the per-line results and the summary", async (t) => {
+  const file = await mixedRecording(t);
+  for (const flags of [["--format", "json"], ["--json"]]) {
+    const { io, out, err } = capture();
+    t.equal(await runCheck([...MIXED_FLAGS, ...flags, file], io), 1);
+    t.same(err, [], "nothing on stderr");
+    const document = JSON.parse(out.join("\n"));
+    t.same(Object.keys(document), ["results", "summary"]);
+    t.same(
+      document.results.map((result: { line: number; verdict: string }) => [result.line, result.verdict]),
+      [
+        [1, "passed"],
+        [2, "violated"],
+        [4, "violated"],
+        [5, "unverifiable"],
+        [6, "unverifiable"],
+        [7, "violated"],
+      ],
+    );
+    t.same(document.results[1].violations, [
+      {
+        field: "result.score",
+        rule: "double.gte_lte",
+        message: "must be greater than or equal to 0 and less than or equal to 1",
+      },
+    ]);
+    t.strictSame(document.summary, {
+      lines_read: 7,
+      blank: 1,
+      checked: 4,
+      passed: 1,
+      violated: 3,
+      unverifiable: 2,
+      violation_ratio: 0.75,
+      unverifiable_ratio: 2 / 6,
+      max_violation_ratio: 0,
+      max_unverifiable_ratio: 0,
+      violated_by_rule: { "double.gte_lte": 2, "json.unknown_field": 1 },
+      violated_by_field: { "result.score": 2, "result.extra": 1 },
+      unverifiable_by_reason: { "body.not_json": 1, "payload.missing": 1 },
+      ok: false,
+    });
+  }
+  const empty = join(await tempDir(t), "empty.jsonl");
+  await writeFile(empty, "");
+  const none = capture();
+  t.equal(await runCheck([...MIXED_FLAGS, "--json", empty], none.io), 0, "nothing to object to");
+  const document = JSON.parse(none.out.join("\n"));
+  t.same(document.results, []);
+  t.match(document.summary, { lines_read: 0, checked: 0, violation_ratio: 0, unverifiable_ratio: 0, ok: true });
+});
+
+t.test("check keeps at most MAX_FIELD_KEYS field paths in the summary; the rest count as other", async (t) => {
+  const file = join(await tempDir(t), "made-up.jsonl");
+  const extra = 5;
+  const lines = Array.from({ length: MAX_FIELD_KEYS + extra }, (_, index) =>
+    JSON.stringify({ label: "POSITIVE", score: 0.8, [`made_up_${index}`]: true }),
+  );
+  await writeFile(file, lines.join("\n"));
+  const { io, out } = capture();
+  t.equal(await runCheck(["--proto", DEMO_PROTO, "--message", "demo.v1.Sentiment", "--json", file], io), 1);
+  const { summary } = JSON.parse(out.join("\n"));
+  t.equal(summary.violated, MAX_FIELD_KEYS + extra);
+  t.same(summary.violated_by_rule, { "json.unknown_field": MAX_FIELD_KEYS + extra });
+  t.equal(Object.keys(summary.violated_by_field).length, MAX_FIELD_KEYS + 1);
+  t.equal(summary.violated_by_field.other, extra);
+  t.equal(summary.violated_by_field.made_up_0, 1);
+});
+
+t.test("check: an unreadable input is an input error (exit 2) and writes no results", async (t) => {
+  const dir = await tempDir(t);
+  for (const format of ["text", "json"]) {
+    const { io, out, err } = capture();
+    t.equal(await runCheck([...MIXED_FLAGS, "--format", format, dir], io), 2);
+    t.same(out, []);
+    t.same(err, [`check: cannot read ${dir}: is a directory`]);
+  }
 });

@@ -57,6 +57,16 @@ t.test("the Unix socket variant points the guard cluster at a pipe", async (t) =
   t.same(guard?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address, { pipe: { path: "/tmp/g.sock" } });
 });
 
+t.test("an IPv6 guard address reaches Envoy without the brackets of its [v6]:port form", async (t) => {
+  const config = parse(
+    renderEnvoyConfig(await loadEnvoyTemplate(), { ...base, guardAddress: "[::1]:50051" }),
+  ) as Rendered;
+  const guard = config.static_resources.clusters.find((cluster) => cluster.name === "inference_guard");
+  t.same(guard?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address, {
+    socket_address: { address: "::1", port_value: 50051 },
+  });
+});
+
 t.test("variants: no guard (the benchmark floor) and Envoy's adaptive concurrency", async (t) => {
   const floor = parse(renderEnvoyConfig(await loadEnvoyTemplate(), { ...base, variants: new Set() })) as Rendered;
   t.same(
