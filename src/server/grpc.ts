@@ -10,9 +10,15 @@
 // standard gRPC server.
 import { chmod, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
-import { processMethod } from "../extproc/service.js";
+import { type ProcessCall, processMethod } from "../extproc/service.js";
 import type { StreamDeps } from "../extproc/stream.js";
-import { GRPC_RESPONSE_HEADERS, GrpcStatus, Http2ServerCall, type MethodHandler } from "./grpc-call.js";
+import {
+  GRPC_RESPONSE_HEADERS,
+  GrpcStatus,
+  Http2ServerCall,
+  type MethodHandler,
+  type ServerCall,
+} from "./grpc-call.js";
 import { HealthService } from "./health.js";
 
 export const EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor";
@@ -38,6 +44,18 @@ function listenTarget(address: string): { path: string } | { host: string; port:
   if (address.startsWith("unix:")) return { path: address.slice("unix:".length) };
   const colon = address.lastIndexOf(":");
   return { host: address.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(address.slice(colon + 1)) };
+}
+
+/** A gRPC call in the ext_proc method's terms: its two endings are gRPC statuses. */
+function processCall(call: ServerCall): ProcessCall {
+  return {
+    onMessage: (handler) => call.onMessage(handler),
+    onHalfClose: (handler) => call.onHalfClose(handler),
+    onClose: (handler) => call.onClose(handler),
+    send: (payload) => call.send(payload),
+    end: () => call.finish(GrpcStatus.OK),
+    fail: (message) => call.finish(GrpcStatus.INTERNAL, message),
+  };
 }
 
 /** Answers a stream with no handler: a trailers-only gRPC status, or a plain HTTP status. */
@@ -66,8 +84,9 @@ function refuse(
 export async function startGrpcServer(address: string, socketMode: string, deps: StreamDeps): Promise<GrpcServer> {
   let open = 0;
   const health = new HealthService([EXT_PROC_SERVICE]);
+  const extProc = processMethod(deps, { onOpen: () => open++, onClose: () => open-- });
   const methods = new Map<string, MethodHandler>([
-    [PROCESS_PATH, processMethod(deps, { onOpen: () => open++, onClose: () => open-- })],
+    [PROCESS_PATH, (call) => extProc(processCall(call))],
     ...health.methods(),
   ]);
 
