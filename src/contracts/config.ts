@@ -2,11 +2,9 @@
 // limits) and the per-route `routes[].contract` binding (which message, where the payload is,
 // what to do on a violation).
 import { z } from "zod";
+import type { ConfigIssue } from "../config-kit/issues.js";
+import { headerName, optionalHeaderName } from "../config-kit/primitives.js";
 import { parsePayloadPath } from "./payload.js";
-
-const headerName = z
-  .string()
-  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, { message: "expected a lower-case HTTP header name" });
 
 const fullName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, {
   message: 'expected a fully-qualified protobuf message name such as "demo.v1.Sentiment"',
@@ -44,7 +42,7 @@ export const contractsSectionSchema = z
     /** Distinct normalised field paths kept as metric labels per contract; later ones are "other". */
     maxFieldLabels: z.number().int().min(1).max(10_000).default(200),
     /** Response header carrying the verdict ("passed" / "violated; rules=..."); "" disables it. */
-    header: z.union([headerName, z.literal("")]).default("x-guard-contract"),
+    header: optionalHeaderName.default("x-guard-contract"),
     /** Upper bound of that header's value; the rule list is cut at a rule boundary with ",...". */
     headerMaxLength: z.number().int().min(32).max(4096).default(256),
   })
@@ -101,11 +99,6 @@ export const routeContractSchema = z.strictObject({
 export type ContractsSection = z.output<typeof contractsSectionSchema>;
 export type RouteContract = z.output<typeof routeContractSchema>;
 
-export interface ContractConfigIssue {
-  readonly path: string;
-  readonly message: string;
-}
-
 /** What the cross-check needs to know about the compiled contracts. */
 export interface ContractCatalogue {
   /** Returns the names of a message's fields, or undefined when no such message was compiled. */
@@ -120,8 +113,8 @@ interface ConfigWithContracts {
  * Checks that need the compiled contracts: the bound message exists and wrapField is one of
  * its fields. Paths point at the offending key, e.g. "routes[2].contract.message".
  */
-export function crossCheckContracts(config: ConfigWithContracts, catalogue: ContractCatalogue): ContractConfigIssue[] {
-  const issues: ContractConfigIssue[] = [];
+export function crossCheckContracts(config: ConfigWithContracts, catalogue: ContractCatalogue): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   config.routes.forEach((route, index) => {
     const contract = route.contract;
     if (contract === undefined) return;

@@ -1,18 +1,17 @@
 // Answers for routes an operator took out of service, before any other stage spends work on them.
-import type { GuardConfig } from "../config/schema.js";
-import type { Reply, Stage } from "./types.js";
+import type { Reply, Stage } from "../types.js";
+import type { MaintenanceConfig } from "./config.js";
 
-export function createMaintenanceStage(config: GuardConfig): Stage {
+/** `routes`: route name → its maintenance section, for the routes out of service. */
+export function createMaintenanceStage(routes: ReadonlyMap<string, MaintenanceConfig>): Stage {
   const replies = new Map<string, Reply>();
-  for (const route of config.routes) {
-    if (route.maintenance === undefined) continue;
-    const { status, retryAfterSeconds, message } = route.maintenance;
-    replies.set(route.name, {
+  for (const [route, { status, retryAfterSeconds, message }] of routes) {
+    replies.set(route, {
       status,
       headers: { "content-type": "application/json", "retry-after": String(retryAfterSeconds) },
       body: JSON.stringify({
         error: "route_in_maintenance",
-        route: route.name,
+        route,
         message,
         retry_after_seconds: retryAfterSeconds,
       }),
