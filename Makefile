@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.install-stamp
 
-.PHONY: install build lint format envoy system-deps run test test-unit test-e2e clean
+.PHONY: install build lint layers format envoy system-deps run test test-unit test-e2e clean
 
 install: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json
@@ -16,6 +16,10 @@ build: install
 ## Lint and format check (Biome), as CI runs it; `make format` applies the formatter and safe fixes
 lint: install
 	npx biome ci .
+
+## Layer rules (dependency-cruiser, .dependency-cruiser.cjs; docs/architecture.md), as CI runs them
+layers: install
+	npx depcruise --config .dependency-cruiser.cjs src test bench
 
 format: install
 	npx biome check --write .

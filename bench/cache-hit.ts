@@ -5,6 +5,7 @@ import { performance } from "node:perf_hooks";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { configSchema } from "../src/config/schema.js";
+import { stageConfigs } from "../src/pipeline/build.js";
 import { createCacheStage } from "../src/pipeline/cache/stage.js";
 import type { Exchange } from "../src/pipeline/types.js";
 import { startRedis } from "../test/helpers/redis.js";
@@ -43,7 +44,11 @@ async function measure(label: string, redisUrl: string | undefined, evictLocal: 
     routes: [{ name: "chat", cache: { enabled: true, maxEntryBytes: 1024 } }],
   });
   const registry = new Registry();
-  const stage = createCacheStage(config, { registry, log: pino({ level: "silent" }), now: () => performance.now() });
+  const stage = createCacheStage(stageConfigs(config).cache, {
+    registry,
+    log: pino({ level: "silent" }),
+    now: () => performance.now(),
+  });
   await stage.warmUp();
   const first = exchange();
   const leader = stage.start(first)!;

@@ -9,6 +9,7 @@ import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { configSchema } from "../src/config/schema.js";
+import { stageConfigs } from "../src/pipeline/build.js";
 import { createComplexityStage } from "../src/pipeline/complexity/stage.js";
 import { estimateTextTokens } from "../src/pipeline/complexity/tokens.js";
 import type { Exchange, StageRun } from "../src/pipeline/types.js";
@@ -51,7 +52,7 @@ function chatBody(corpusText: string, targetBytes: number): Uint8Array {
 
 function scoringRound(body: Uint8Array, iterations: number): { p50: number; p99: number } {
   const config = configSchema.parse({ routes: [{ name: "chat", match: {}, complexity: { enabled: true } }] });
-  const stage = createComplexityStage(config, {
+  const stage = createComplexityStage(stageConfigs(config).complexity, {
     registry: new Registry(),
     log: pino({ level: "silent" }),
     now: () => performance.now(),

@@ -62,6 +62,8 @@ async function serve(argv: string[], io: Io): Promise<number> {
   if (!prepared.ok) {
     io.err(`inference-guard: invalid configuration ${file}\n`);
     for (const issue of prepared.errors) io.err(`  ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}\n`);
+    for (const issue of prepared.warnings)
+      io.err(`  warning: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}\n`);
     return 2;
   }
   const log = createLogger(prepared.config.log.level);

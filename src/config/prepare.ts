@@ -1,8 +1,13 @@
 // Everything startup (and a reload) must get right before the guard serves: the config file, and
-// the output contracts it binds compiled from source and checked against the bindings.
+// the output contracts it binds compiled from source and checked against the bindings. One pass:
+// contract problems are reported together with the config's own, whenever the contracts section
+// and the binding routes parsed.
+
+import type { ConfigIssue } from "../config-kit/issues.js";
 import { type CompiledContracts, catalogueOf, compileContracts, formatSourceError } from "../contracts/compile.js";
 import { crossCheckContracts } from "../contracts/config.js";
-import { type ConfigIssue, type ConfigResult, loadConfigFile, parseConfig } from "./load.js";
+import type { ParsedParts } from "./checks.js";
+import { readConfigText, resultOf, validateText } from "./load.js";
 import type { GuardConfig } from "./schema.js";
 
 export type PreparedGuard =
@@ -13,26 +18,33 @@ export type PreparedGuard =
       readonly contracts?: CompiledContracts;
       readonly warnings: readonly ConfigIssue[];
     }
-  | { readonly ok: false; readonly errors: readonly ConfigIssue[] };
+  | { readonly ok: false; readonly errors: readonly ConfigIssue[]; readonly warnings: readonly ConfigIssue[] };
 
-export async function prepareLoaded(loaded: ConfigResult): Promise<PreparedGuard> {
-  if (!loaded.ok) return loaded;
-  const { config } = loaded;
-  if (!config.routes.some((route) => route.contract !== undefined)) return loaded;
-  const compiled = await compileContracts(config.contracts);
+type ContractsOutcome = { readonly errors: readonly ConfigIssue[]; readonly compiled?: CompiledContracts };
+
+async function prepareContracts(parts: ParsedParts | undefined): Promise<ContractsOutcome> {
+  const section = parts?.sections.contracts;
+  if (parts === undefined || section === undefined) return { errors: [] };
+  // Every item of the routes list is here, valid or not, so the cross-check's paths keep the file's indices.
+  const routes = parts.routes.map(({ parts: route }) => ({ contract: route.contract }));
+  if (!routes.some((route) => route.contract !== undefined)) return { errors: [] };
+  const compiled = await compileContracts(section);
   if (!compiled.ok) {
     // The path is left empty: formatSourceError already says file:line, which is where to look.
-    return { ok: false, errors: compiled.errors.map((error) => ({ path: "", message: formatSourceError(error) })) };
+    return { errors: compiled.errors.map((error) => ({ path: "", message: formatSourceError(error) })) };
   }
-  const issues = crossCheckContracts(config, catalogueOf(compiled.contracts));
-  if (issues.length > 0) return { ok: false, errors: issues };
-  return { ...loaded, contracts: compiled.contracts };
-}
-
-export async function prepareGuard(file: string): Promise<PreparedGuard> {
-  return prepareLoaded(await loadConfigFile(file));
+  return { errors: crossCheckContracts({ routes }, catalogueOf(compiled.contracts)), compiled: compiled.contracts };
 }
 
 export async function prepareText(text: string): Promise<PreparedGuard> {
-  return prepareLoaded(parseConfig(text));
+  const validation = validateText(text);
+  const contracts = await prepareContracts(validation.parts);
+  const result = resultOf({ ...validation, errors: [...validation.errors, ...contracts.errors] });
+  if (!result.ok || contracts.compiled === undefined) return result;
+  return { ...result, contracts: contracts.compiled };
+}
+
+export async function prepareGuard(file: string): Promise<PreparedGuard> {
+  const read = await readConfigText(file);
+  return "error" in read ? { ok: false, errors: [read.error], warnings: [] } : prepareText(read.text);
 }

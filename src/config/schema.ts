@@ -1,12 +1,16 @@
-// The guard's configuration schema. Every object is strict (an unknown key is an error with its
-// path, usually a typo) and every key has a default, so an empty file is a working config.
-// Capabilities add their own section here; its schema lives next to the capability.
+// The guard's configuration schema, composed from the sections: the process's own (listen, drain,
+// envoy, log) are here, every stage's lives next to the stage (its config.ts) and is only composed
+// here. Every object below the top level is strict (an unknown key is an error with its path,
+// usually a typo) and every key has a default, so an empty file is a working config.
 import { z } from "zod";
+import { labelName } from "../config-kit/primitives.js";
 import { contractsSectionSchema, routeContractSchema } from "../contracts/config.js";
 import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
+import { annotateSchema } from "../pipeline/annotate/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
-import { headerName } from "../util/header-name.js";
+import { maintenanceSchema } from "../pipeline/maintenance/config.js";
+import { routeMatchSchema } from "../pipeline/routing/config.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;
@@ -87,40 +91,9 @@ const envoySchema = z
   })
   .prefault({});
 
-const annotateSchema = z
-  .strictObject({
-    /** Header added to the upstream request naming the matched route; "" disables it. */
-    requestHeader: z.union([headerName, z.literal("")]).default("x-guard-route"),
-    /** Header added to the client's response naming the matched route; "" disables it. */
-    responseHeader: z.union([headerName, z.literal("")]).default("x-guard-route"),
-  })
-  .prefault({});
-
-const routeMatchSchema = z
-  .strictObject({
-    pathPrefix: z.string().startsWith("/").default("/"),
-    /** Upper-case HTTP methods; empty means any. */
-    methods: z.array(z.string().regex(/^[A-Z]+$/, { message: "expected an upper-case HTTP method" })).default([]),
-    /** Exact header values that must all be present. */
-    headers: z.record(headerName, z.string()).default({}),
-  })
-  .prefault({});
-
-/**
- * Takes a route out of service at the sidecar (a model being rolled back, a pool being drained):
- * every request gets this answer instead of reaching the upstream.
- */
-const maintenanceSchema = z.strictObject({
-  status: z.number().int().min(400).max(599).default(503),
-  retryAfterSeconds: z.number().int().min(0).max(86_400).default(60),
-  message: z.string().max(500).default("This route is temporarily out of service."),
-});
-
-const routeSchema = z.strictObject({
+export const routeSchema = z.strictObject({
   /** Used as a metric label and in headers: short, stable, bounded by this file. */
-  name: z.string().regex(/^[a-z][a-z0-9_-]{0,39}$/, {
-    message: "expected 1-40 chars of a-z, 0-9, _ or -, starting with a letter",
-  }),
+  name: labelName(40),
   match: routeMatchSchema,
   maintenance: maintenanceSchema.optional(),
   cache: routeCacheSchema,
@@ -135,35 +108,30 @@ const logSchema = z
   })
   .prefault({});
 
+/** The top-level sections besides routes, each validated on its own (config/load.ts). */
+export const SECTIONS = {
+  listen: listenSchema,
+  drain: drainSchema,
+  envoy: envoySchema,
+  annotate: annotateSchema,
+  log: logSchema,
+  cache: cacheSettingsSchema,
+  admission: admissionSchema,
+  contracts: contractsSectionSchema,
+};
+
+/**
+ * The whole file. A key beside these sections is not an error here: config/load.ts warns about
+ * it (an unknown section) instead.
+ */
 export const configSchema = z
-  .strictObject({
-    listen: listenSchema,
-    drain: drainSchema,
-    envoy: envoySchema,
-    annotate: annotateSchema,
-    log: logSchema,
-    cache: cacheSettingsSchema,
-    admission: admissionSchema,
-    contracts: contractsSectionSchema,
+  .object({
+    ...SECTIONS,
     /** First match wins. A request no route matches passes through untouched. */
-    routes: z
-      .array(routeSchema)
-      .default([])
-      .superRefine((routes, ctx) => {
-        const firstIndex = new Map<string, number>();
-        routes.forEach((route, index) => {
-          const first = firstIndex.get(route.name);
-          if (first === undefined) firstIndex.set(route.name, index);
-          else
-            ctx.addIssue({
-              code: "custom",
-              path: [index, "name"],
-              message: `duplicate route name "${route.name}" (also routes[${first}])`,
-            });
-        });
-      }),
+    routes: z.array(routeSchema).default([]),
   })
   .prefault({});
 
 export type GuardConfig = z.output<typeof configSchema>;
+export type Sections = Omit<GuardConfig, "routes">;
 export type RouteConfig = GuardConfig["routes"][number];

@@ -2,7 +2,8 @@
 // limits) and the per-route `routes[].contract` binding (which message, where the payload is,
 // what to do on a violation).
 import { z } from "zod";
-import { headerName } from "../util/header-name.js";
+import type { ConfigIssue } from "../config-kit/issues.js";
+import { headerName, optionalHeaderName } from "../config-kit/primitives.js";
 import { parsePayloadPath } from "./payload.js";
 
 const fullName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, {
@@ -41,7 +42,7 @@ export const contractsSectionSchema = z
     /** Distinct normalised field paths kept as metric labels per contract; later ones are "other". */
     maxFieldLabels: z.number().int().min(1).max(10_000).default(200),
     /** Response header carrying the verdict ("passed" / "violated; rules=..."); "" disables it. */
-    header: z.union([headerName, z.literal("")]).default("x-guard-contract"),
+    header: optionalHeaderName.default("x-guard-contract"),
     /** Upper bound of that header's value; the rule list is cut at a rule boundary with ",...". */
     headerMaxLength: z.number().int().min(32).max(4096).default(256),
   })
@@ -98,11 +99,6 @@ export const routeContractSchema = z.strictObject({
 export type ContractsSection = z.output<typeof contractsSectionSchema>;
 export type RouteContract = z.output<typeof routeContractSchema>;
 
-export interface ContractConfigIssue {
-  readonly path: string;
-  readonly message: string;
-}
-
 /** What the cross-check needs to know about the compiled contracts. */
 export interface ContractCatalogue {
   /** Returns the names of a message's fields, or undefined when no such message was compiled. */
@@ -117,8 +113,8 @@ interface ConfigWithContracts {
  * Checks that need the compiled contracts: the bound message exists and wrapField is one of
  * its fields. Paths point at the offending key, e.g. "routes[2].contract.message".
  */
-export function crossCheckContracts(config: ConfigWithContracts, catalogue: ContractCatalogue): ContractConfigIssue[] {
-  const issues: ContractConfigIssue[] = [];
+export function crossCheckContracts(config: ConfigWithContracts, catalogue: ContractCatalogue): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   config.routes.forEach((route, index) => {
     const contract = route.contract;
     if (contract === undefined) return;

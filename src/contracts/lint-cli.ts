@@ -45,6 +45,7 @@ export async function runLint(argv: string[], io: CliIo): Promise<number> {
   let config: GuardConfig | undefined;
   if (values.config !== undefined) {
     const loaded = await loadConfigFile(values.config);
+    for (const issue of loaded.warnings) io.err(`${values.config}: warning: ${issue.path}: ${issue.message}`);
     if (!loaded.ok) {
       for (const issue of loaded.errors)
         io.err(`${values.config}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`);

@@ -2,7 +2,7 @@
 // per-request test hooks (x-demo-*) that inject latency, errors and wire variations.
 import type { IncomingMessage } from "node:http";
 import type { JsonValue } from "../pipeline/types.js";
-import { headerValue } from "../util/header-name.js";
+import { headerValue } from "../util/header-value.js";
 import type { Wire } from "./send.js";
 
 export interface Overrides {

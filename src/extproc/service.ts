@@ -1,9 +1,23 @@
-// The ext_proc method on the guard's gRPC server: decodes Envoy's frames for StreamProcessor and
-// encodes its answers. A thin adapter; the protocol logic is in stream.ts.
-import type { MethodHandler } from "../server/grpc-call.js";
-import { GrpcStatus } from "../server/grpc-call.js";
+// The ext_proc method: decodes Envoy's frames for StreamProcessor and encodes its answers. A thin
+// adapter; the protocol logic is in stream.ts, the transport (gRPC over HTTP/2) in src/server,
+// which hands each call over in the small vocabulary below.
 import { externalProcessorCodec } from "./proto.js";
 import { type StreamDeps, StreamProcessor } from "./stream.js";
+
+/** One ext_proc call as the method needs it: message bytes in and out, and how the call ends. */
+export interface ProcessCall {
+  /** The next message is delivered once the promise returned for the previous one settles. */
+  onMessage(handler: (bytes: Buffer) => Promise<void> | void): void;
+  /** Envoy half-closed: no more messages will come. */
+  onHalfClose(handler: () => void): void;
+  /** The call is gone (finished, or the peer left); called once. */
+  onClose(handler: () => void): void;
+  send(payload: Uint8Array): void;
+  /** Ends the call successfully (idempotent, like fail). */
+  end(): void;
+  /** Ends the call with an internal error whose message the peer sees. */
+  fail(message: string): void;
+}
 
 export interface ProcessHandlerHooks {
   /** Streams currently open, so a drain can wait for them. */
@@ -11,7 +25,7 @@ export interface ProcessHandlerHooks {
   readonly onClose?: () => void;
 }
 
-export function processMethod(deps: StreamDeps, hooks: ProcessHandlerHooks = {}): MethodHandler {
+export function processMethod(deps: StreamDeps, hooks: ProcessHandlerHooks = {}): (call: ProcessCall) => void {
   const codec = externalProcessorCodec();
   return (call) => {
     hooks.onOpen?.();
@@ -29,17 +43,14 @@ export function processMethod(deps: StreamDeps, hooks: ProcessHandlerHooks = {})
       deps,
       (frame) => call.send(codec.encode(frame)),
       () => {
-        call.finish(GrpcStatus.OK);
+        call.end();
         close();
       },
     );
     const fail = (kind: "undecodable_frame" | "handler_error", error: unknown): void => {
       deps.metrics.anomalies.inc({ kind });
       close(error);
-      call.finish(
-        GrpcStatus.INTERNAL,
-        kind === "undecodable_frame" ? "undecodable ext_proc message" : "internal error",
-      );
+      call.fail(kind === "undecodable_frame" ? "undecodable ext_proc message" : "internal error");
     };
     call.onMessage((bytes) => {
       const decoded = codec.decode(bytes);
@@ -49,7 +60,7 @@ export function processMethod(deps: StreamDeps, hooks: ProcessHandlerHooks = {})
     // Envoy half-closes when it needs nothing more (or gives up): the exchange is over either way.
     call.onHalfClose(() => {
       close();
-      call.finish(GrpcStatus.OK);
+      call.end();
     });
     call.onClose(() => close());
   };

@@ -5,7 +5,8 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { shedReply } from "./admission/reply.js";
-import { ANSWERS, type AnswerCode, type AnswerSpec, answerFormatFor, PROBLEM_CONTENT_TYPE } from "./answers.js";
+import { ANSWERS, type AnswerCode, type AnswerSpec } from "./answer-catalogue.js";
+import { answerFormatFor, PROBLEM_CONTENT_TYPE } from "./answers.js";
 import { violatedAnswer } from "./contracts/answer.js";
 import type { Reply } from "./types.js";
 

@@ -1,15 +1,40 @@
 // The stage line-up. Order matters (see Stage in types.ts): request hooks run top to bottom,
 // response hooks bottom to top, so the contract verdict is known before the cache stores.
-import type { GuardConfig } from "../config/schema.js";
+// Each stage gets its own sections only; this is the one place that sees them all side by side.
 import type { CompiledContracts } from "../contracts/compile.js";
+import type { ContractsSection, RouteContract } from "../contracts/config.js";
+import type { AdmissionConfig, RouteAdmissionConfig } from "./admission/config.js";
 import { createAdmissionStage } from "./admission/stage.js";
-import { createAnnotateStage } from "./annotate.js";
+import type { AnnotateConfig } from "./annotate/config.js";
+import { createAnnotateStage } from "./annotate/stage.js";
+import type { CacheSettings, RouteCacheConfig } from "./cache/config.js";
 import { type CacheStage, createCacheStage } from "./cache/stage.js";
+import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
-import { createMaintenanceStage } from "./maintenance.js";
+import type { MaintenanceConfig } from "./maintenance/config.js";
+import { createMaintenanceStage } from "./maintenance/stage.js";
 import { Pipeline, type PipelineDeps } from "./pipeline.js";
+import type { MatchableRoute } from "./routing/match.js";
 import type { Stage, StageDeps } from "./types.js";
+
+export interface PipelineRoute extends MatchableRoute {
+  readonly maintenance?: MaintenanceConfig | undefined;
+  readonly complexity: ComplexityConfig;
+  readonly cache: RouteCacheConfig;
+  readonly admission: RouteAdmissionConfig;
+  readonly contract?: RouteContract | undefined;
+}
+
+/** The parts of the guard's configuration the pipeline runs on (config/ validates and freezes them). */
+export interface PipelineConfig {
+  readonly routes: readonly PipelineRoute[];
+  readonly annotate: AnnotateConfig;
+  readonly cache: CacheSettings;
+  readonly admission: AdmissionConfig;
+  readonly contracts: ContractsSection;
+  readonly envoy: { readonly messageTimeoutMs: number };
+}
 
 export interface BuiltPipeline {
   readonly pipeline: Pipeline;
@@ -19,21 +44,49 @@ export interface BuiltPipeline {
   readonly contracts: ContractsStage | undefined;
 }
 
+function byRoute<Section>(
+  routes: readonly PipelineRoute[],
+  section: (route: PipelineRoute) => Section,
+): ReadonlyMap<string, Section> {
+  return new Map(routes.map((route) => [route.name, section(route)]));
+}
+
+/** Every stage's own configuration, cut from the whole: what each factory below is given. */
+export function stageConfigs(config: PipelineConfig) {
+  const { routes } = config;
+  return {
+    maintenance: new Map(
+      routes.flatMap((route) => (route.maintenance === undefined ? [] : [[route.name, route.maintenance] as const])),
+    ),
+    annotate: config.annotate,
+    complexity: byRoute(routes, (route) => route.complexity),
+    cache: {
+      section: config.cache,
+      routes: byRoute(routes, (route) => route.cache),
+      messageTimeoutMs: config.envoy.messageTimeoutMs,
+    },
+    admission: { section: config.admission, routes: byRoute(routes, (route) => route.admission) },
+    contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
+  };
+}
+
 /** `contracts` are the compiled contracts when a route binds one (see config/prepare.ts). */
 export function buildPipeline(
-  config: GuardConfig,
+  config: PipelineConfig,
   deps: PipelineDeps & StageDeps,
   contracts?: CompiledContracts,
 ): BuiltPipeline {
-  const cache = createCacheStage(config, deps);
+  const sections = stageConfigs(config);
+  const cache = createCacheStage(sections.cache, deps);
   const stages: Stage[] = [
-    createMaintenanceStage(config),
-    createAnnotateStage(config),
-    createComplexityStage(config, deps),
+    createMaintenanceStage(sections.maintenance),
+    createAnnotateStage(sections.annotate),
+    createComplexityStage(sections.complexity, deps),
     cache,
-    createAdmissionStage(config, deps),
+    createAdmissionStage(sections.admission, deps),
   ];
-  const contractsStage = contracts === undefined ? undefined : createContractsStage(config, deps, contracts);
+  const contractsStage =
+    contracts === undefined ? undefined : createContractsStage(sections.contracts, deps, contracts);
   if (contractsStage !== undefined) stages.push(contractsStage);
   return { pipeline: new Pipeline(config.routes, stages, deps), cache, contracts: contractsStage };
 }

@@ -1,9 +1,8 @@
 // Runs the stages for one exchange: request hooks in pipeline order, response hooks in reverse, edits
 // merged, the first reply wins, a throwing hook is counted and skipped. Knows nothing of ext_proc.
 import type { Logger } from "pino";
-import type { RouteConfig } from "../config/schema.js";
 import type { CoreMetrics } from "../metrics/registry.js";
-import { matchRoute } from "./routes.js";
+import { type MatchableRoute, matchRoute } from "./routing/match.js";
 import type {
   Edits,
   Exchange,
@@ -156,7 +155,7 @@ export class Pipeline {
   readonly #now: () => number;
 
   constructor(
-    readonly routes: readonly RouteConfig[],
+    readonly routes: readonly MatchableRoute[],
     readonly stages: readonly Stage[],
     deps: PipelineDeps,
   ) {

@@ -1,6 +1,6 @@
 // The vocabulary every pipeline stage speaks. Stages see plain TypeScript values only:
 // the ext_proc wire format is translated in src/extproc and never leaks past it.
-import type { AnswerCode } from "./answers.js";
+import type { AnswerCode } from "./answer-catalogue.js";
 
 /** Header names are lower-case; repeated headers are joined with ", " (RFC 9110 list semantics). */
 export type HeaderMap = ReadonlyMap<string, string>;
@@ -87,6 +87,12 @@ export interface Exchange {
   cost?: number;
   /** Routing tier chosen by the complexity stage, e.g. "light" | "heavy". */
   tier?: string;
+  /**
+   * True when a stage asked for the request body in order to price the request (complexity): the
+   * cost is known at the body hook, so admission waits for it there rather than admitting at the
+   * headers with the default cost.
+   */
+  costAwaitsBody?: boolean;
   /** Predicted unloaded upstream latency (complexity stage's online model), once that model is fitted. */
   predictedLatencyMs?: number;
   /** Model version seen on the response (contracts stage), already bounded for labels. */
@@ -132,6 +138,15 @@ export interface Stage {
   warmUp?(): Promise<void>;
   /** Releases connections and timers once the pipeline is replaced (reload) or the guard stops. */
   close?(): void | Promise<void>;
+}
+
+/**
+ * A stage's own configuration: its top-level section, and each route's section of it by route name
+ * (every route, in configuration order; the stage decides what "enabled" means).
+ */
+export interface StageConfig<Section, RouteSection> {
+  readonly section: Section;
+  readonly routes: ReadonlyMap<string, RouteSection>;
 }
 
 /** What a stage factory is given besides its own configuration. */

@@ -10,10 +10,16 @@
 // standard gRPC server.
 import { chmod, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
-import { processMethod } from "../extproc/service.js";
+import { type ProcessCall, processMethod } from "../extproc/service.js";
 import type { StreamDeps } from "../extproc/stream.js";
 import { parseAddress } from "../util/address.js";
-import { GRPC_RESPONSE_HEADERS, GrpcStatus, Http2ServerCall, type MethodHandler } from "./grpc-call.js";
+import {
+  GRPC_RESPONSE_HEADERS,
+  GrpcStatus,
+  Http2ServerCall,
+  type MethodHandler,
+  type ServerCall,
+} from "./grpc-call.js";
 import { HealthService } from "./health.js";
 
 export const EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor";
@@ -33,6 +39,18 @@ export interface GrpcServer {
   setServing(serving: boolean): void;
   /** Stops accepting new streams, waits for open ones up to timeoutMs, then cuts the rest. */
   drain(timeoutMs: number): Promise<{ forced: boolean }>;
+}
+
+/** A gRPC call in the ext_proc method's terms: its two endings are gRPC statuses. */
+function processCall(call: ServerCall): ProcessCall {
+  return {
+    onMessage: (handler) => call.onMessage(handler),
+    onHalfClose: (handler) => call.onHalfClose(handler),
+    onClose: (handler) => call.onClose(handler),
+    send: (payload) => call.send(payload),
+    end: () => call.finish(GrpcStatus.OK),
+    fail: (message) => call.finish(GrpcStatus.INTERNAL, message),
+  };
 }
 
 /** Answers a stream with no handler: a trailers-only gRPC status, or a plain HTTP status. */
@@ -61,8 +79,9 @@ function refuse(
 export async function startGrpcServer(address: string, socketMode: string, deps: StreamDeps): Promise<GrpcServer> {
   let open = 0;
   const health = new HealthService([EXT_PROC_SERVICE]);
+  const extProc = processMethod(deps, { onOpen: () => open++, onClose: () => open-- });
   const methods = new Map<string, MethodHandler>([
-    [PROCESS_PATH, processMethod(deps, { onOpen: () => open++, onClose: () => open-- })],
+    [PROCESS_PATH, (call) => extProc(processCall(call))],
     ...health.methods(),
   ]);
 

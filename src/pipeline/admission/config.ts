@@ -2,9 +2,7 @@
 // per-route `routes[].admission` switch. Defaults make an empty config protect the upstream with an
 // adaptive budget; nothing here is a capacity number the operator has to guess.
 import { z } from "zod";
-import type { ConfigIssue } from "../../config/load.js";
-import type { GuardConfig } from "../../config/schema.js";
-import { headerName } from "../../util/header-name.js";
+import { headerName, labelName, optionalHeaderName } from "../../config-kit/primitives.js";
 
 const ratio = z.number().gt(0).lte(1);
 
@@ -82,7 +80,7 @@ export const admissionSchema = z
     /** Request header naming the priority class: critical | standard | sheddable. */
     priorityHeader: headerName.default("x-guard-priority"),
     /** Request header naming the tenant for fairness; "" uses the tenant another stage derived. */
-    tenantHeader: z.union([headerName, z.literal("")]).default(""),
+    tenantHeader: optionalHeaderName.default(""),
     /** Cost of a request the complexity stage did not price. */
     defaultCost: z.number().positive().default(1),
     /** Deficit round robin quantum in cost units (per tenant per round, within a class). */
@@ -138,10 +136,7 @@ export const routeAdmissionSchema = z
      * Routes naming the same pool share one budget, queue and circuit breaker (one upstream).
      * Everything defaults to one pool: the guard usually fronts one model server.
      */
-    pool: z
-      .string()
-      .regex(/^[a-z][a-z0-9_-]{0,39}$/, { message: "expected 1-40 chars of a-z, 0-9, _ or -, starting with a letter" })
-      .default("default"),
+    pool: labelName(40).default("default"),
   })
   .prefault({});
 
@@ -156,24 +151,4 @@ export const DEADLINE_MARGIN_MS = 100;
 
 export function longestClassWaitMs(classes: ClassesConfig): number {
   return Math.max(classes.critical.maxWaitMs, classes.standard.maxWaitMs, classes.sheddable.maxWaitMs);
-}
-
-/**
- * Startup warnings: Envoy's message_timeout shorter than a class's wait means Envoy gives up on a
- * queued request first (failure_mode_allow then lets it through unadmitted, or the client gets a
- * 500) unless max_message_timeout admits the guard's per-message extension.
- */
-export function admissionConfigWarnings(config: GuardConfig): ConfigIssue[] {
-  const admitting = config.routes.some((route) => route.admission.enabled);
-  const longest = longestClassWaitMs(config.admission.classes);
-  if (!admitting || config.envoy.messageTimeoutMs >= longest) return [];
-  return [
-    {
-      path: "envoy.messageTimeoutMs",
-      message:
-        `Envoy's message_timeout (${config.envoy.messageTimeoutMs} ms) is shorter than the longest admission wait ` +
-        `(${longest} ms): raise message_timeout, or set max_message_timeout ≥ ${longest + DEADLINE_MARGIN_MS} ms ` +
-        `so the guard's deadline extension is honoured`,
-    },
-  ];
 }

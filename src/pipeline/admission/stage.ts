@@ -1,12 +1,12 @@
 // The admission pipeline stage: prices and classifies each request, admits it against its pool's
 // adaptive budget (possibly after holding it in the queue), sheds it with an explicit answer, and
 // returns its cost exactly once when the exchange ends.
-import type { GuardConfig } from "../../config/schema.js";
-import { ANSWERS, answerFormatFor } from "../answers.js";
+import { ANSWERS } from "../answer-catalogue.js";
+import { answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
-import type { Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
+import type { Exchange, Outcome, Stage, StageConfig, StageDeps, StageRun, Step } from "../types.js";
 import { completionFrom } from "./completion.js";
-import { DEADLINE_MARGIN_MS } from "./config.js";
+import { type AdmissionConfig, DEADLINE_MARGIN_MS, type RouteAdmissionConfig } from "./config.js";
 import { AdmissionController, type Decision, type Queued, type Scheduler, type Ticket } from "./controller.js";
 import { type AdmissionMetrics, createAdmissionMetrics } from "./metrics.js";
 import { type Priority, parsePriority } from "./priority.js";
@@ -34,23 +34,24 @@ const WAIT_RESULT: Readonly<Record<string, string>> = {
   "shed.circuit_open": "circuit_open",
 };
 
-export function createAdmissionStage(config: GuardConfig, deps: AdmissionStageDeps): AdmissionStage {
-  const settings = config.admission;
+export function createAdmissionStage(
+  config: StageConfig<AdmissionConfig, RouteAdmissionConfig>,
+  deps: AdmissionStageDeps,
+): AdmissionStage {
+  const settings = config.section;
   const controllerDeps = { now: deps.now, schedule: deps.schedule ?? realTimers };
   const pools = new Map<string, AdmissionController>();
   const routePools = new Map<string, AdmissionController>();
-  for (const route of config.routes) {
-    if (!route.admission.enabled) continue;
-    let controller = pools.get(route.admission.pool);
+  for (const [route, { enabled, pool }] of config.routes) {
+    if (!enabled) continue;
+    let controller = pools.get(pool);
     if (controller === undefined) {
       controller = new AdmissionController(settings, controllerDeps);
-      pools.set(route.admission.pool, controller);
+      pools.set(pool, controller);
     }
-    routePools.set(route.name, controller);
+    routePools.set(route, controller);
   }
   const metrics = createAdmissionMetrics(deps.registry, pools);
-  // Routes whose cost comes from the body (complexity scoring): admission waits for the price.
-  const pricedByBody = new Set(config.routes.filter((route) => route.complexity.enabled).map((route) => route.name));
   const poolOf = new Map<AdmissionController, string>([...pools].map(([name, controller]) => [controller, name]));
   const decisions = createDecisionLog(deps.log, deps.now);
 
@@ -61,16 +62,7 @@ export function createAdmissionStage(config: GuardConfig, deps: AdmissionStageDe
       const controller = routePools.get(exchange.route.name);
       if (controller === undefined) return undefined;
       const pool = poolOf.get(controller) ?? "default";
-      return new AdmissionRun(
-        exchange,
-        controller,
-        pool,
-        config,
-        deps,
-        metrics,
-        pricedByBody.has(exchange.route.name),
-        decisions,
-      );
+      return new AdmissionRun(exchange, controller, pool, settings, deps, metrics, decisions);
     },
   };
 }
@@ -89,21 +81,21 @@ class AdmissionRun implements StageRun {
     readonly exchange: Exchange,
     readonly controller: AdmissionController,
     readonly pool: string,
-    readonly config: GuardConfig,
+    readonly settings: AdmissionConfig,
     readonly deps: StageDeps,
     readonly metrics: AdmissionMetrics,
-    readonly pricedByBody: boolean,
     readonly decisions: DecisionLog,
   ) {
-    const parsed = parsePriority(exchange.request.headers.get(config.admission.priorityHeader));
+    const parsed = parsePriority(exchange.request.headers.get(settings.priorityHeader));
     if (parsed.fallback !== undefined) metrics.badInput.inc({ kind: "unknown_priority" });
     this.#priority = parsed.priority;
   }
 
   onRequestHeaders(): Step | Promise<Step> {
-    // With a priced body, admit at the body hook, after the complexity stage set the cost;
-    // otherwise at once with the default cost, without buffering a body nobody reads.
-    if (this.pricedByBody && !this.exchange.request.endOfStream) {
+    // When an earlier stage prices the request from its body, admit at the body hook, once the cost
+    // is set; otherwise at once, without asking for a body nobody reads (Envoy would buffer it, and
+    // one over its buffer limit would be refused).
+    if (this.exchange.costAwaitsBody === true && !this.exchange.request.endOfStream) {
       return { type: "continue", needs: { requestBody: true, responseHeaders: true } };
     }
     return this.#admit();
@@ -132,7 +124,7 @@ class AdmissionRun implements StageRun {
       state.ticket,
       completionFrom(outcome, {
         heldMs: this.deps.now() - state.ticket.admittedAt,
-        slowCallMs: this.config.admission.circuit.slowCallMs,
+        slowCallMs: this.settings.circuit.slowCallMs,
         predictedLatencyMs: this.exchange.predictedLatencyMs,
       }),
     );
@@ -192,14 +184,14 @@ class AdmissionRun implements StageRun {
 
   #cost(): number {
     const cost = this.exchange.cost;
-    if (cost === undefined) return this.config.admission.defaultCost;
+    if (cost === undefined) return this.settings.defaultCost;
     if (Number.isFinite(cost) && cost > 0) return cost;
     this.metrics.badInput.inc({ kind: "invalid_cost" });
-    return this.config.admission.defaultCost;
+    return this.settings.defaultCost;
   }
 
   #tenant(): string {
-    const header = this.config.admission.tenantHeader;
+    const header = this.settings.tenantHeader;
     const fromHeader = header === "" ? undefined : this.exchange.request.headers.get(header);
     return fromHeader ?? this.exchange.tenant ?? "";
   }

@@ -1,9 +1,7 @@
 // Response cache configuration: one top-level section (memory bound, optional shared Redis tier)
 // and one per-route section (what is cacheable on that route and for how long).
 import { z } from "zod";
-import type { ConfigIssue } from "../../config/load.js";
-import type { GuardConfig } from "../../config/schema.js";
-import { headerName } from "../../util/header-name.js";
+import { headerName, optionalHeaderName } from "../../config-kit/primitives.js";
 
 const MIB = 1024 * 1024;
 
@@ -71,7 +69,7 @@ export const routeCacheSchema = z
     /** Response header naming the model version when no contract stage reported one. */
     versionHeader: headerName.default("x-model-version"),
     /** Request header a client sets to "allow" to cache a request that is not provably deterministic; "" disables. */
-    optInHeader: z.union([headerName, z.literal("")]).default("x-guard-cache"),
+    optInHeader: optionalHeaderName.default("x-guard-cache"),
     /** How long identical concurrent misses wait for the first one's response; 0 disables coalescing. */
     singleFlightWaitMs: z.number().int().min(0).max(120_000).default(5_000),
     /**
@@ -80,52 +78,19 @@ export const routeCacheSchema = z
      */
     annotateBypass: z.boolean().default(true),
   })
-  .prefault({});
-
-export type CacheSettings = z.output<typeof cacheSettingsSchema>;
-export type RouteCacheConfig = z.output<typeof routeCacheSchema>;
-
-/** Configurations that cannot work as written. */
-export function cacheConfigErrors(config: GuardConfig): ConfigIssue[] {
-  const errors: ConfigIssue[] = [];
-  config.routes.forEach((route, index) => {
-    const settings = route.cache;
-    if (!settings.enabled) return;
-    if (settings.maxEntryBytes > config.cache.maxBytes) {
-      errors.push({
-        path: `routes[${index}].cache.maxEntryBytes`,
-        message: `${settings.maxEntryBytes} exceeds cache.maxBytes (${config.cache.maxBytes}): no entry could ever be stored`,
-      });
-    }
-    settings.allowHeaders.forEach((header, headerIndex) => {
+  .superRefine((route, ctx) => {
+    if (!route.enabled) return;
+    route.allowHeaders.forEach((header, index) => {
       if (CACHE_OWNED_HEADERS.includes(header)) {
-        errors.push({
-          path: `routes[${index}].cache.allowHeaders[${headerIndex}]`,
+        ctx.addIssue({
+          code: "custom",
+          path: ["allowHeaders", index],
           message: `"${header}" is set by the cache itself on a hit`,
         });
       }
     });
-  });
-  return errors;
-}
+  })
+  .prefault({});
 
-/** Configurations that work but probably not as intended. */
-export function cacheConfigWarnings(config: GuardConfig): ConfigIssue[] {
-  const warnings: ConfigIssue[] = [];
-  const anyEnabled = config.routes.some((route) => route.cache.enabled);
-  if (config.cache.redis.url !== undefined && !anyEnabled) {
-    warnings.push({ path: "cache.redis.url", message: "no route enables the cache; Redis will not be used" });
-  }
-  config.routes.forEach((route, index) => {
-    // Followers extend Envoy's per-message timer, which Envoy caps at max_message_timeout.
-    if (route.cache.enabled && route.cache.singleFlightWaitMs >= config.envoy.maxMessageTimeoutMs) {
-      warnings.push({
-        path: `routes[${index}].cache.singleFlightWaitMs`,
-        message:
-          `${route.cache.singleFlightWaitMs} ms is not below envoy.maxMessageTimeoutMs (${config.envoy.maxMessageTimeoutMs}); ` +
-          "Envoy gives up on coalesced requests before they stop waiting",
-      });
-    }
-  });
-  return warnings;
-}
+export type CacheSettings = z.output<typeof cacheSettingsSchema>;
+export type RouteCacheConfig = z.output<typeof routeCacheSchema>;

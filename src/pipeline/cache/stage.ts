@@ -1,17 +1,17 @@
 // The cache as a pipeline stage. Request path: decide cacheability, look up local → coalesce
 // with an identical in-flight miss → Redis, answer hits. Response path (after contracts):
 // store what may be stored and hand it to coalesced followers.
-import type { GuardConfig } from "../../config/schema.js";
 import {
   CONTINUE,
   type Exchange,
   type ResponseInfo,
   type Stage,
+  type StageConfig,
   type StageDeps,
   type StageRun,
   type Step,
 } from "../types.js";
-import type { RouteCacheConfig } from "./config.js";
+import type { CacheSettings, RouteCacheConfig } from "./config.js";
 import { allowListed } from "./entry.js";
 import { parseBody, requestDigest, tenantOf } from "./key.js";
 import type { CacheHit } from "./local-tier.js";
@@ -41,6 +41,11 @@ export interface CacheStageDeps extends StageDeps {
   readonly timers?: Timers;
 }
 
+export interface CacheStageConfig extends StageConfig<CacheSettings, RouteCacheConfig> {
+  /** Envoy's message_timeout: a follower waiting longer must ask Envoy for more time. */
+  readonly messageTimeoutMs: number;
+}
+
 export interface CacheStage extends Stage {
   /** Admin purge: undefined when no route of that name has the cache enabled. */
   purgeRoute(route: string): Promise<PurgeResult | undefined>;
@@ -62,19 +67,18 @@ interface Shared {
   readonly messageTimeoutMs: number;
 }
 
-export function createCacheStage(config: GuardConfig, deps: CacheStageDeps): CacheStage {
+export function createCacheStage(config: CacheStageConfig, deps: CacheStageDeps): CacheStage {
   const routes = new Map<string, RouteSettings>();
-  for (const route of config.routes) {
-    if (route.cache.enabled)
-      routes.set(route.name, { config: route.cache, excludeFields: new Set(route.cache.excludeFields) });
+  for (const [name, route] of config.routes) {
+    if (route.enabled) routes.set(name, { config: route, excludeFields: new Set(route.excludeFields) });
   }
   const metrics = createCacheMetrics(deps.registry);
   const timers = deps.timers ?? realTimers;
   const shared: Shared = {
-    cache: new ResponseCache(config.cache, { now: deps.now, log: deps.log, metrics, timers }),
+    cache: new ResponseCache(config.section, { now: deps.now, log: deps.log, metrics, timers }),
     flights: new SingleFlight(timers),
     metrics,
-    messageTimeoutMs: config.envoy.messageTimeoutMs,
+    messageTimeoutMs: config.messageTimeoutMs,
   };
   return {
     name: "cache",

@@ -1,9 +1,7 @@
 // Per-route settings of complexity scoring and routing (routes[].complexity). Every key has a
 // default; an empty section keeps the stage off.
 import { z } from "zod";
-import type { ConfigIssue } from "../../config/load.js";
-import type { GuardConfig } from "../../config/schema.js";
-import { headerName } from "../../util/header-name.js";
+import { headerName, labelName, optionalHeaderName } from "../../config-kit/primitives.js";
 
 const nonNegative = z.number().finite().min(0);
 
@@ -26,12 +24,8 @@ const weightsSchema = z
   })
   .prefault({});
 
-const tierName = z.string().regex(/^[a-z][a-z0-9_-]{0,23}$/, {
-  message: "expected 1-24 chars of a-z, 0-9, _ or -, starting with a letter",
-});
-
 const tierSchema = z.strictObject({
-  name: tierName,
+  name: labelName(24),
   /** Requests whose cost is at least this go to this tier (the highest matching tier wins). */
   minCost: nonNegative,
 });
@@ -39,7 +33,7 @@ const tierSchema = z.strictObject({
 const timeoutSchema = z
   .strictObject({
     /** Header Envoy's router reads as the upstream timeout; "" leaves timeouts alone. */
-    header: z.union([headerName, z.literal("")]).default("x-envoy-upstream-rq-timeout-ms"),
+    header: optionalHeaderName.default("x-envoy-upstream-rq-timeout-ms"),
     /** Timeout = predicted latency × factor, clamped to [floorMs, ceilingMs]. */
     factor: z.number().finite().min(1).max(100).default(3),
     floorMs: z.number().int().min(1).default(1_000),
@@ -109,6 +103,50 @@ export const complexityRouteSchema = z
     /** Deeper JSON is not parsed: it is scored by size (reason "too_deep"). */
     maxDepth: z.number().int().min(1).max(1_000).default(64),
   })
+  .superRefine((complexity, ctx) => {
+    // A disabled route keeps whatever the operator parked there; it is checked once enabled.
+    if (!complexity.enabled) return;
+    const names = new Set<string>();
+    complexity.tiers.forEach((tier, tierIndex) => {
+      if (names.has(tier.name))
+        ctx.addIssue({
+          code: "custom",
+          path: ["tiers", tierIndex, "name"],
+          message: `duplicate tier name "${tier.name}"`,
+        });
+      names.add(tier.name);
+      if (tierIndex === 0 && tier.minCost !== 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["tiers", tierIndex, "minCost"],
+          message: "the first tier must start at minCost 0 so every request has a tier",
+        });
+      }
+      const previous = complexity.tiers[tierIndex - 1];
+      if (previous !== undefined && tier.minCost <= previous.minCost) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["tiers", tierIndex, "minCost"],
+          message: `tiers must be in strictly ascending minCost order (${tier.minCost} ≤ ${previous.minCost})`,
+        });
+      }
+    });
+    const { timeout } = complexity;
+    if (timeout.floorMs > timeout.ceilingMs) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["timeout", "floorMs"],
+        message: `floorMs (${timeout.floorMs}) exceeds ceilingMs (${timeout.ceilingMs})`,
+      });
+    }
+    if (timeout.header !== "" && timeout.header === complexity.tierHeader) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["timeout", "header"],
+        message: "timeout header and tierHeader must differ",
+      });
+    }
+  })
   .prefault({});
 
 export type ComplexityConfig = z.output<typeof complexityRouteSchema>;
@@ -116,43 +154,3 @@ export type CostWeights = ComplexityConfig["weights"];
 export type TierConfig = ComplexityConfig["tiers"][number];
 export type TimeoutConfig = ComplexityConfig["timeout"];
 export type ModelConfig = ComplexityConfig["model"];
-
-/** Checks that need several keys at once; paths point at the offending key. */
-export function checkComplexityConfig(config: GuardConfig): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  config.routes.forEach((route, index) => {
-    const complexity = route.complexity;
-    if (!complexity.enabled) return;
-    const base = `routes[${index}].complexity`;
-    const names = new Set<string>();
-    complexity.tiers.forEach((tier, tierIndex) => {
-      const path = `${base}.tiers[${tierIndex}]`;
-      if (names.has(tier.name)) issues.push({ path: `${path}.name`, message: `duplicate tier name "${tier.name}"` });
-      names.add(tier.name);
-      if (tierIndex === 0 && tier.minCost !== 0) {
-        issues.push({
-          path: `${path}.minCost`,
-          message: "the first tier must start at minCost 0 so every request has a tier",
-        });
-      }
-      const previous = complexity.tiers[tierIndex - 1];
-      if (previous !== undefined && tier.minCost <= previous.minCost) {
-        issues.push({
-          path: `${path}.minCost`,
-          message: `tiers must be in strictly ascending minCost order (${tier.minCost} ≤ ${previous.minCost})`,
-        });
-      }
-    });
-    const { timeout } = complexity;
-    if (timeout.floorMs > timeout.ceilingMs) {
-      issues.push({
-        path: `${base}.timeout.floorMs`,
-        message: `floorMs (${timeout.floorMs}) exceeds ceilingMs (${timeout.ceilingMs})`,
-      });
-    }
-    if (timeout.header !== "" && timeout.header === complexity.tierHeader) {
-      issues.push({ path: `${base}.timeout.header`, message: "timeout header and tierHeader must differ" });
-    }
-  });
-  return issues;
-}

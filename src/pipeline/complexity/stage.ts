@@ -2,7 +2,6 @@
 // re-selects the route on the tier header, so heavy requests reach their own cluster), sets an
 // upstream timeout that fits the predicted latency, and learns latency from completed requests.
 // Later stages read exchange.cost / tier / predictedLatencyMs (admission uses the prediction).
-import type { GuardConfig } from "../../config/schema.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import type { Edits, Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
 import { CONTINUE } from "../types.js";
@@ -57,6 +56,7 @@ class ComplexityRun implements StageRun {
       // No need to buffer a body that would only be measured: its length is already known.
       return { type: "continue", edits: this.#decide(estimateBySize(announced, "too_large")), needs };
     }
+    this.exchange.costAwaitsBody = true;
     return { type: "continue", needs: { requestBody: true, responseHeaders: true } };
   }
 
@@ -139,16 +139,16 @@ class ComplexityRun implements StageRun {
   }
 }
 
-export function createComplexityStage(config: GuardConfig, deps: StageDeps): ComplexityStage {
+/** `config`: route name → its complexity section. */
+export function createComplexityStage(config: ReadonlyMap<string, ComplexityConfig>, deps: StageDeps): ComplexityStage {
   const routes = new Map<string, RouteState>();
   const loading: Promise<void>[] = [];
-  for (const route of config.routes) {
-    const settings = route.complexity;
+  for (const [name, settings] of config) {
     if (!settings.enabled) continue;
     const counter = createTokenCounter(settings.tokenizer, deps.log);
     loading.push(counter.ready);
-    routes.set(route.name, {
-      name: route.name,
+    routes.set(name, {
+      name,
       settings,
       model: new LatencyModel(settings.model),
       estimateOptions: {

@@ -3,7 +3,6 @@
 // reply; under "shadow" it passes with an x-guard-contract header. Either way the verdict is
 // counted per contract and model version, and left on the exchange for the cache stage.
 import { Counter, Histogram } from "prom-client";
-import type { GuardConfig } from "../../config/schema.js";
 import { type BodyReason, decodeBody } from "../../contracts/body.js";
 import type { CompiledContracts } from "../../contracts/compile.js";
 import type { ContractsSection, RouteContract } from "../../contracts/config.js";
@@ -19,6 +18,7 @@ import {
   type Exchange,
   type ResponseInfo,
   type Stage,
+  type StageConfig,
   type StageDeps,
   type StageRun,
   type Step,
@@ -63,19 +63,18 @@ interface Metrics {
 }
 
 export function createContractsStage(
-  config: GuardConfig,
+  config: StageConfig<ContractsSection, RouteContract | undefined>,
   deps: StageDeps,
   compiled: CompiledContracts,
   options: ContractsStageOptions = {},
 ): ContractsStage {
-  const section = config.contracts;
+  const { section } = config;
   const bindings = new Map<string, Binding>();
-  for (const route of config.routes) {
-    const settings = route.contract;
+  for (const [route, settings] of config.routes) {
     if (settings === undefined) continue;
     const message = compiled.messages.get(settings.message);
     // The config cross-check (crossCheckContracts) rejects unknown messages before startup.
-    if (message === undefined) throw new Error(`route ${route.name}: unknown contract message ${settings.message}`);
+    if (message === undefined) throw new Error(`route ${route}: unknown contract message ${settings.message}`);
     const contract = new Contract(
       {
         message,
@@ -88,8 +87,8 @@ export function createContractsStage(
       compiled.validator,
       compiled.registry,
     );
-    bindings.set(route.name, {
-      route: route.name,
+    bindings.set(route, {
+      route,
       settings,
       contract,
       onUnverifiable: settings.unverifiable ?? (settings.action === "enforce" ? "reject" : "pass"),

@@ -1,6 +1,6 @@
 import t from "tap";
 import { parseConfig } from "../../../src/config/load.js";
-import { createAnnotateStage } from "../../../src/pipeline/annotate.js";
+import { createAnnotateStage } from "../../../src/pipeline/annotate/stage.js";
 import type { Outcome, Stage, StageRun } from "../../../src/pipeline/types.js";
 import {
   counterValue,
@@ -34,7 +34,7 @@ t.test("a request no route matches passes through and asks for nothing more", as
 t.test("annotate: the upstream and the client both learn the route", async (t) => {
   const config = parseConfig("routes: [{ name: chat }]");
   if (!config.ok) throw new Error("config");
-  const h = harness([createAnnotateStage(config.config)], [route("chat")]);
+  const h = harness([createAnnotateStage(config.config.annotate)], [route("chat")]);
   const [first] = await h.feed(requestHeaders({}));
   t.same(setHeadersOf(first), { "x-guard-route": "chat" });
   t.equal(first?.modeOverride?.responseHeaderMode, "SEND", "response headers requested");
@@ -324,7 +324,11 @@ t.test("the stream reports done once, right after the exchange's last answer", a
   const { pino } = await import("pino");
   const metrics = createCoreMetrics("test");
   const log = pino({ level: "silent" });
-  const pipeline = new Pipeline([route("chat")], [createAnnotateStage(config.config)], { metrics, log, now: () => 0 });
+  const pipeline = new Pipeline([route("chat")], [createAnnotateStage(config.config.annotate)], {
+    metrics,
+    log,
+    now: () => 0,
+  });
   const processor = new StreamProcessor(
     { pipeline: () => pipeline, metrics, log, now: () => 0 },
     (frame) => events.push(Object.keys(frame).join("+")),

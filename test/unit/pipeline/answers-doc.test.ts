@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import t from "tap";
-import { ANSWERS } from "../../../src/pipeline/answers.js";
+import { ANSWERS } from "../../../src/pipeline/answer-catalogue.js";
 import { ANSWERS_DOC, renderAnswersDoc } from "../../../src/pipeline/answers-doc.js";
 
 t.test("docs/answers.md is what the catalogue renders (regenerate with `make docs`)", async (t) => {

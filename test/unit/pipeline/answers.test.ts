@@ -1,14 +1,7 @@
 import t from "tap";
 import { immediateResponse } from "../../../src/extproc/wire.js";
-import {
-  ANSWERS,
-  type AnswerCode,
-  type AnswerFormat,
-  type AnswerInput,
-  answerFormatFor,
-  type ErrorCode,
-  guardAnswer,
-} from "../../../src/pipeline/answers.js";
+import { ANSWERS, type AnswerCode, type ErrorCode } from "../../../src/pipeline/answer-catalogue.js";
+import { type AnswerFormat, type AnswerInput, answerFormatFor, guardAnswer } from "../../../src/pipeline/answers.js";
 import { violatedAnswer } from "../../../src/pipeline/contracts/answer.js";
 import type { JsonValue, Reply } from "../../../src/pipeline/types.js";
 

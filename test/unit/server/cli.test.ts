@@ -46,3 +46,24 @@ t.test("a bad config exits 2 listing every problem with its path", async (t) => 
   t.match(text, /routes\[1\]\.name: duplicate route name/);
   t.match(text, /listen\.admin: "0\.0\.0\.0:1" is not a loopback address/);
 });
+
+t.test("config warnings are shown by serve (with the errors) and by lint", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "guard-cli-"));
+  const file = join(dir, "warned.yaml");
+  await writeFile(
+    file,
+    "routes:\n  - name: predict\n    match: { pathPrefix: /v1/predict/ }\n" +
+      "  - name: sentiment\n    match: { pathPrefix: /v1/predict/sentiment }\nadmision: {}\n",
+  );
+  const serve = capture();
+  t.equal(await main(["serve", "--config", file], serve.io), 2);
+  const served = serve.err.join("");
+  t.match(
+    served,
+    /routes\[1\]\.match: routes\[1\] "sentiment" \(pathPrefix "\/v1\/predict\/sentiment"\) can never match/,
+  );
+  t.match(served, /warning: admision: unknown section, ignored/);
+  const lint = capture();
+  t.equal(await main(["lint", "--config", file], lint.io), 2, "an invalid config is a config error");
+  t.match(lint.err.join(""), /warned\.yaml: warning: admision: unknown section, ignored/);
+});

@@ -1,6 +1,7 @@
 import t from "tap";
+import { parseConfig } from "../../../../src/config/load.js";
 import { configSchema } from "../../../../src/config/schema.js";
-import { admissionConfigWarnings, admissionSchema } from "../../../../src/pipeline/admission/config.js";
+import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
 
 t.test("an empty config gets working defaults", async (t) => {
   const config = configSchema.parse({ routes: [{ name: "chat", match: {} }] });
@@ -16,7 +17,11 @@ t.test("an empty config gets working defaults", async (t) => {
   );
   t.equal(config.admission.requestWeight, 4);
   t.same(config.routes[0]?.admission, { enabled: false, pool: "default" });
-  t.same(admissionConfigWarnings(config), [], "default waits fit Envoy's default message timeout");
+  t.same(
+    parseConfig("routes: [{ name: chat, admission: { enabled: true } }]").warnings,
+    [],
+    "default waits fit Envoy's default message timeout",
+  );
 });
 
 t.test("a lower class may not get a larger share than a higher one", async (t) => {
@@ -36,17 +41,15 @@ t.test("unknown keys are errors", async (t) => {
 });
 
 t.test("warns when Envoy's message timeout is shorter than the longest class wait", async (t) => {
-  const config = configSchema.parse({
-    envoy: { messageTimeoutMs: 500 },
-    routes: [{ name: "chat", match: {}, admission: { enabled: true } }],
-  });
-  const warnings = admissionConfigWarnings(config);
+  const warnings = parseConfig(
+    "envoy: { messageTimeoutMs: 500 }\nroutes: [{ name: chat, admission: { enabled: true } }]\n",
+  ).warnings;
   t.equal(warnings.length, 1);
   t.equal(warnings[0]?.path, "envoy.messageTimeoutMs");
   t.match(warnings[0]?.message, /900 ms/);
-  const noAdmission = configSchema.parse({
-    envoy: { messageTimeoutMs: 500 },
-    routes: [{ name: "chat", match: {}, admission: { enabled: false } }],
-  });
-  t.same(admissionConfigWarnings(noAdmission), [], "no admitting route, no warning");
+  t.same(
+    parseConfig("envoy: { messageTimeoutMs: 500 }\nroutes: [{ name: chat, admission: { enabled: false } }]\n").warnings,
+    [],
+    "no admitting route, no warning",
+  );
 });

@@ -4,6 +4,7 @@ import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
 import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
 import { createAdmissionStage } from "../../../../src/pipeline/admission/stage.js";
+import { stageConfigs } from "../../../../src/pipeline/build.js";
 import type { Exchange, Step } from "../../../../src/pipeline/types.js";
 
 function setup(admission: Record<string, unknown> = {}) {
@@ -15,13 +16,13 @@ function setup(admission: Record<string, unknown> = {}) {
       ...admission,
     },
     routes: [
-      { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true }, complexity: { enabled: true } },
+      { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true } },
       { name: "health", match: { pathPrefix: "/healthz" }, admission: { enabled: false } },
     ],
   });
   const clock = new VirtualClock();
   const registry = new Registry();
-  const stage = createAdmissionStage(config, {
+  const stage = createAdmissionStage(stageConfigs(config).admission, {
     registry,
     log: pino({ level: "silent" }),
     now: clock.now,
@@ -80,9 +81,11 @@ t.test("routes with admission disabled or unknown get no run", async (t) => {
   t.same([...stage.pools.keys()], ["default"]);
 });
 
-t.test("with a body: asks for it, admits at the body hook with the complexity cost", async (t) => {
+t.test("with a body an earlier stage prices: asks for it, admits at the body hook with that cost", async (t) => {
   const { stage, exchange, metric, registry } = setup();
   const ex = exchange({ priority: "critical" });
+  // What the complexity stage does when it reads the body to price the request.
+  ex.costAwaitsBody = true;
   const run = stage.start(ex);
   t.same(await run?.onRequestHeaders?.(), { type: "continue", needs: { requestBody: true, responseHeaders: true } });
   ex.cost = 4;
@@ -102,6 +105,14 @@ t.test("with a body: asks for it, admits at the body hook with the complexity co
   t.equal(stage.pools.get("default")?.inFlightCost, 0, "released exactly once");
   // The first sample is its own unloaded baseline: ratio 1.
   t.match(await registry.metrics(), /guard_admission_latency_ratio_bucket\{le="1",pool="default"\} 1/);
+});
+
+t.test("with a body nobody prices: admits at request headers without asking for the body", async (t) => {
+  const { stage, exchange } = setup();
+  const step = await stage.start(exchange())?.onRequestHeaders?.();
+  t.match(step, { type: "continue", needs: { responseHeaders: true } });
+  t.notOk(step?.type === "continue" && step.needs?.requestBody, "no body requested");
+  t.equal(stage.pools.get("default")?.inFlightCost, 1);
 });
 
 t.test("without a body: admits at request headers with the default cost", async (t) => {

@@ -1,7 +1,6 @@
 import t from "tap";
 import { parseConfig } from "../../../../src/config/load.js";
 import { configSchema } from "../../../../src/config/schema.js";
-import { cacheConfigErrors, cacheConfigWarnings } from "../../../../src/pipeline/cache/config.js";
 
 t.test("an empty config has a working, disabled cache", async (t) => {
   const config = configSchema.parse({ routes: [{ name: "chat" }] });
@@ -12,8 +11,9 @@ t.test("an empty config has a working, disabled cache", async (t) => {
   t.equal(route?.enabled, false);
   t.equal(route?.tenantHeader, "authorization");
   t.same(route?.excludeFields, ["user", "metadata"]);
-  t.same(cacheConfigErrors(config), []);
-  t.same(cacheConfigWarnings(config), []);
+  const enabled = parseConfig("routes: [{ name: chat, cache: { enabled: true } }]");
+  t.ok(enabled.ok, "an enabled cache on defaults passes every check");
+  t.same(enabled.warnings, []);
 });
 
 t.test("unknown keys and bad values are reported with their path", async (t) => {
@@ -27,36 +27,34 @@ t.test("unknown keys and bad values are reported with their path", async (t) => 
   }
 });
 
-t.test("cross-checks", async (t) => {
-  const config = configSchema.parse({
-    cache: { maxBytes: 4096, redis: { url: "redis://127.0.0.1:6379" } },
-    routes: [
-      {
-        name: "chat",
-        cache: {
-          enabled: true,
-          maxEntryBytes: 8192,
-          allowHeaders: ["content-type", "age"],
-          singleFlightWaitMs: 40_000,
-        },
-      },
-      { name: "off", cache: { maxEntryBytes: 8192 } },
-    ],
-  });
+t.test("checks against the cache section and Envoy, with paths", async (t) => {
+  const result = parseConfig(`
+cache: { maxBytes: 4096, redis: { url: "redis://127.0.0.1:6379" } }
+routes:
+  - name: chat
+    match: { pathPrefix: /chat }
+    cache: { enabled: true, maxEntryBytes: 8192, singleFlightWaitMs: 40000 }
+  - name: replay
+    match: { pathPrefix: /replay }
+    cache: { enabled: true, maxEntryBytes: 1024, allowHeaders: [content-type, age] }
+  - name: off
+    match: { pathPrefix: /off }
+    cache: { maxEntryBytes: 8192, allowHeaders: [age] }
+`);
+  t.equal(result.ok, false);
   t.same(
-    cacheConfigErrors(config).map((issue) => issue.path),
-    ["routes[0].cache.maxEntryBytes", "routes[0].cache.allowHeaders[1]"],
+    result.ok ? [] : result.errors.map((issue) => issue.path),
+    ["routes[1].cache.allowHeaders[1]", "routes[0].cache.maxEntryBytes"],
+    "disabled routes are not checked",
   );
   t.same(
-    cacheConfigWarnings(config).map((issue) => issue.path),
+    result.warnings.map((issue) => issue.path),
     ["routes[0].cache.singleFlightWaitMs"],
   );
-  const unused = configSchema.parse({
-    cache: { redis: { url: "redis://127.0.0.1:6379" } },
-    routes: [{ name: "chat" }],
-  });
-  t.same(
-    cacheConfigWarnings(unused).map((issue) => issue.path),
-    ["cache.redis.url"],
-  );
+});
+
+t.test("a cache section no route uses is a warning", async (t) => {
+  const result = parseConfig("cache: { redis: { url: 'redis://127.0.0.1:6379' } }\nroutes: [{ name: chat }]\n");
+  t.ok(result.ok);
+  t.same(result.warnings, [{ path: "cache", message: "no route enables the cache: this section has no effect" }]);
 });

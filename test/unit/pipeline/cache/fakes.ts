@@ -2,6 +2,7 @@
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
+import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
 import type { Exchange, ResponseInfo, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { VirtualTime } from "../../../helpers/virtual-time.js";
@@ -57,7 +58,7 @@ export interface Harness {
 export function harness(raw: unknown, time = new VirtualTime()): Harness {
   const config = configSchema.parse(raw);
   const registry = new Registry();
-  const stage = createCacheStage(config, {
+  const stage = createCacheStage(stageConfigs(config).cache, {
     registry,
     log: pino({ level: "silent" }),
     now: time.now,

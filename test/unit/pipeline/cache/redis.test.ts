@@ -5,6 +5,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
+import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
 import type { Step } from "../../../../src/pipeline/types.js";
 import { startRedis } from "../../../helpers/redis.js";
@@ -25,7 +26,11 @@ function guard(url: string): Guard {
     routes: [{ name: "chat", cache: { enabled: true } }],
   });
   const registry = new Registry();
-  const stage = createCacheStage(config, { registry, log: pino({ level: "silent" }), now: () => performance.now() });
+  const stage = createCacheStage(stageConfigs(config).cache, {
+    registry,
+    log: pino({ level: "silent" }),
+    now: () => performance.now(),
+  });
   return {
     stage,
     registry,

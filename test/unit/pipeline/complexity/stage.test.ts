@@ -2,6 +2,7 @@ import pino from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
+import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createComplexityStage } from "../../../../src/pipeline/complexity/stage.js";
 import type { Exchange, Outcome, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { fixtureBytes } from "./fixtures.js";
@@ -14,7 +15,11 @@ function setup(complexity: Record<string, unknown> = {}) {
     ],
   });
   const registry = new Registry();
-  const stage = createComplexityStage(config, { registry, log: pino({ level: "silent" }), now: () => 0 });
+  const stage = createComplexityStage(stageConfigs(config).complexity, {
+    registry,
+    log: pino({ level: "silent" }),
+    now: () => 0,
+  });
   return { stage, registry };
 }
 

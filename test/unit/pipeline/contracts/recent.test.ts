@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
+import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { RecentViolations } from "../../../../src/pipeline/contracts/recent.js";
 import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import { demoContracts } from "../../contracts/fixtures.js";
@@ -50,7 +51,7 @@ t.test("the contracts stage records examples and logs one decision line with the
     ],
   });
   const stage = createContractsStage(
-    config,
+    stageConfigs(config).contracts,
     { registry: new Registry(), log: pino({ level: "info" }, sink), now: () => 5_000 },
     await demoContracts(),
   );

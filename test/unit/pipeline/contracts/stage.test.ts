@@ -4,6 +4,7 @@ import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
 import { problemType } from "../../../../src/pipeline/answers.js";
+import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import type { Exchange, ResponseInfo, Stage, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { demoContracts } from "../../contracts/fixtures.js";
@@ -25,7 +26,7 @@ function config(contract: Record<string, unknown>, contracts: Record<string, unk
 async function setup(contract: Record<string, unknown>, contracts: Record<string, unknown> = {}, random = () => 0.5) {
   const registry = new Registry();
   const stage = createContractsStage(
-    config(contract, contracts),
+    stageConfigs(config(contract, contracts)).contracts,
     { registry, log: pino({ level: "silent" }), now: () => 0 },
     await demoContracts(),
     { random },
@@ -199,7 +200,7 @@ t.test("payload at an array item: embeddings with a wrap field, paths name the i
     ],
   });
   const stage = createContractsStage(
-    cfg,
+    stageConfigs(cfg).contracts,
     { registry, log: pino({ level: "silent" }), now: () => 0 },
     await demoContracts(),
   );

@@ -1,10 +1,9 @@
 // Names the matched route to the upstream and to the client, so both sides of a request can tell
 // that the guard saw it and which route's policies applied.
-import type { GuardConfig } from "../config/schema.js";
-import type { Exchange, Stage, StageRun, Step } from "./types.js";
+import type { Exchange, Stage, StageRun, Step } from "../types.js";
+import type { AnnotateConfig } from "./config.js";
 
-export function createAnnotateStage(config: GuardConfig): Stage {
-  const { requestHeader, responseHeader } = config.annotate;
+export function createAnnotateStage({ requestHeader, responseHeader }: AnnotateConfig): Stage {
   return {
     name: "annotate",
     start(exchange: Exchange): StageRun | undefined {

@@ -1,19 +1,14 @@
 // Answers for routes an operator took out of service, before any other stage spends work on them.
-import type { GuardConfig, RouteConfig } from "../config/schema.js";
-import { answerFormatFor, guardAnswer } from "./answers.js";
-import type { Stage } from "./types.js";
+import { answerFormatFor, guardAnswer } from "../answers.js";
+import type { Stage } from "../types.js";
+import type { MaintenanceConfig } from "./config.js";
 
-type Maintenance = NonNullable<RouteConfig["maintenance"]>;
-
-export function createMaintenanceStage(config: GuardConfig): Stage {
-  const settings = new Map<string, Maintenance>();
-  for (const route of config.routes) {
-    if (route.maintenance !== undefined) settings.set(route.name, route.maintenance);
-  }
+/** `routes`: route name → its maintenance section, for the routes out of service. */
+export function createMaintenanceStage(routes: ReadonlyMap<string, MaintenanceConfig>): Stage {
   return {
     name: "maintenance",
     start(exchange) {
-      const maintenance = settings.get(exchange.route.name);
+      const maintenance = routes.get(exchange.route.name);
       if (maintenance === undefined) return undefined;
       const { status, retryAfterSeconds, message } = maintenance;
       const reply = guardAnswer("route.maintenance", {

@@ -1,0 +1,163 @@
+// Validation is one pass: every part of the file is validated on its own and the checks between
+// parts run on whatever is valid, so one call returns every problem, not the first of each kind.
+import { fileURLToPath } from "node:url";
+import t from "tap";
+import { parseConfig } from "../../../src/config/load.js";
+import { prepareText } from "../../../src/config/prepare.js";
+
+const PROTO_DIR = fileURLToPath(new URL("../../../../proto/contracts", import.meta.url));
+
+function errorPaths(text: string): string[] {
+  const result = parseConfig(text);
+  return result.ok ? [] : result.errors.map((issue) => issue.path);
+}
+
+t.test("independent errors in different sections all come back from one call", async (t) => {
+  const result = parseConfig(`
+listen: { grpc: "0.0.0.0:50051" }
+drain: { timeoutMs: -1 }
+envoy: { messageTimeoutMs: "soon" }
+admission: { classes: { sheddable: { share: 0.95 } } }
+cache: { maxBytes: 4096 }
+contracts: { maxViolations: 0 }
+routes:
+  - name: chat
+    match: { pathPrefix: /v1/chat }
+    cache: { enabled: true, maxEntryBytes: 8192 }
+  - name: heavy
+    match: { pathPrefix: /v1/heavy, methods: [post] }
+    complexity: { enabled: true, tiers: [{ name: light, minCost: 5 }] }
+  - name: chat
+    match: { pathPrefix: /v1/chat/completions }
+    admission: { enabeld: true }
+`);
+  t.notOk(result.ok);
+  t.same(result.ok ? [] : result.errors.map((issue) => issue.path).sort(), [
+    "admission.classes.sheddable.share",
+    "contracts.maxViolations",
+    "drain.timeoutMs",
+    "envoy.messageTimeoutMs",
+    "listen.grpc",
+    "routes[0].cache.maxEntryBytes",
+    "routes[1].complexity.tiers[0].minCost",
+    "routes[1].match.methods[0]",
+    "routes[2].admission.enabeld",
+    "routes[2].match",
+    "routes[2].name",
+  ]);
+});
+
+t.test("a route that an earlier route always matches first is an error naming both", async (t) => {
+  const result = parseConfig(`
+routes:
+  - name: predict
+    match: { pathPrefix: /v1/predict/ }
+  - name: sentiment
+    match: { pathPrefix: /v1/predict/sentiment }
+`);
+  t.same(result.ok ? [] : result.errors, [
+    {
+      path: "routes[1].match",
+      message:
+        'routes[1] "sentiment" (pathPrefix "/v1/predict/sentiment") can never match: ' +
+        'routes[0] "predict" (pathPrefix "/v1/predict/") comes first and matches every request it would',
+    },
+  ]);
+});
+
+t.test("shadowing is reported only when the earlier route matches every request the later one would", async (t) => {
+  const routes = (first: string, second: string) =>
+    `routes:\n  - { name: first, match: ${first} }\n  - { name: second, match: ${second} }\n`;
+  const shadowed = (first: string, second: string) => errorPaths(routes(first, second)).includes("routes[1].match");
+
+  t.ok(shadowed("{}", "{ pathPrefix: /v1 }"), "a catch-all takes everything");
+  t.ok(shadowed("{ pathPrefix: /v1 }", "{ pathPrefix: /v1 }"), "the same match twice");
+  t.ok(shadowed("{ pathPrefix: /v1 }", "{ pathPrefix: /v1x }"), "prefixes are strings, not path segments");
+  t.ok(shadowed("{ methods: [POST, GET] }", "{ methods: [POST] }"), "fewer methods");
+  t.ok(
+    shadowed("{ headers: { x-tenant: a } }", "{ headers: { x-tenant: a, x-tier: b }, methods: [PUT] }"),
+    "more headers, the same values",
+  );
+
+  t.notOk(shadowed("{ pathPrefix: /v1/predict/ }", "{ pathPrefix: /v1/ }"), "the later one is broader");
+  t.notOk(shadowed("{ methods: [POST] }", "{}"), "the later one takes other methods too");
+  t.notOk(shadowed("{ methods: [POST] }", "{ methods: [POST, GET] }"), "the later one takes GET too");
+  t.notOk(shadowed("{ headers: { x-tier: b } }", "{}"), "the later one takes requests without the header");
+  t.notOk(shadowed("{ headers: { x-tier: b } }", "{ headers: { x-tier: c } }"), "another header value");
+});
+
+t.test("a shadowing check between valid routes survives an invalid route between them", async (t) => {
+  t.same(
+    errorPaths(`
+routes:
+  - { name: all, match: {} }
+  - { name: Broken!, match: { pathPrefix: /x } }
+  - { name: chat, match: { pathPrefix: /v1/chat } }
+`),
+    ["routes[1].name", "routes[1].match", "routes[2].match"],
+  );
+});
+
+t.test("unknown and unused top-level sections are warnings, not errors", async (t) => {
+  const result = parseConfig(`
+admision: { enabled: true }
+cache: { maxBytes: 2048 }
+admission: { defaultCost: 2 }
+contracts: { maxViolations: 5 }
+routes: [{ name: chat }]
+`);
+  t.ok(result.ok, "the config still loads");
+  t.same(result.warnings, [
+    {
+      path: "admision",
+      message:
+        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, cache, admission, contracts, routes)",
+    },
+    { path: "cache", message: "no route enables the cache: this section has no effect" },
+    { path: "admission", message: "no route enables admission: this section has no effect" },
+    { path: "contracts", message: "no route binds a contract: this section has no effect" },
+  ]);
+  const used = parseConfig(`
+cache: { maxBytes: 2048 }
+admission: { defaultCost: 2 }
+routes: [{ name: chat, cache: { enabled: true, maxEntryBytes: 1024 }, admission: { enabled: true } }]
+`);
+  t.same(used.warnings, [], "sections the routes use are not warned about");
+});
+
+t.test("warnings are returned with the errors, so one call shows everything", async (t) => {
+  const result = parseConfig("bogus: 1\ndrain: { timeoutMs: -1 }\n");
+  t.notOk(result.ok);
+  t.same(
+    result.warnings.map((issue) => issue.path),
+    ["bogus"],
+  );
+});
+
+t.test("contract bindings are checked in the same pass as the rest of the file", async (t) => {
+  const result = await prepareText(`
+drain: { timeoutMs: -1 }
+contracts: { protoPaths: ["${PROTO_DIR}"] }
+routes:
+  - { name: broken, match: { pathPrefix: /a }, contract: { message: demo.v1.Sentiment, acton: enforce } }
+  - { name: typo, match: { pathPrefix: /b }, contract: { message: demo.v1.Sentimnt } }
+`);
+  t.notOk(result.ok);
+  t.same(result.ok ? [] : result.errors.map((issue) => issue.path), [
+    "drain.timeoutMs",
+    "routes[0].contract.acton",
+    "routes[1].contract.message",
+  ]);
+});
+
+t.test("the frozen config keeps the file's route order and nothing of the unknown sections", async (t) => {
+  const result = parseConfig("extra: 1\nroutes: [{ name: b, match: { pathPrefix: /b } }, { name: a }]\n");
+  t.ok(result.ok);
+  if (!result.ok) return;
+  t.same(
+    result.config.routes.map((route) => route.name),
+    ["b", "a"],
+  );
+  t.notOk("extra" in result.config);
+  t.ok(Object.isFrozen(result.config.routes[0]?.match));
+});
