@@ -2,9 +2,9 @@
 // violated or unverifiable lines than tolerated), 2 usage or configuration error.
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { runCheck } from "./commands/check.js";
+import { runLint } from "./commands/lint.js";
 import { prepareGuard } from "./config/prepare.js";
-import { runCheck } from "./contracts/check-cli.js";
-import { runLint } from "./contracts/lint-cli.js";
 import { createLogger } from "./log.js";
 import { startGuard } from "./server/serve.js";
 import { VERSION } from "./version.js";

@@ -1,5 +1,5 @@
 import t from "tap";
-import { checkTally, formatSummary, verdictOf } from "../../../src/contracts/check-summary.js";
+import { checkTally, formatSummary, verdictOf } from "../../../src/commands/check-summary.js";
 import type { CheckResult } from "../../../src/contracts/contract.js";
 
 function result(body: unknown, rules: string[], total = rules.length): CheckResult {

@@ -2,11 +2,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { runCheck } from "../../../src/contracts/check-cli.js";
-import { MAX_FIELD_KEYS } from "../../../src/contracts/check-summary.js";
-import { runLint } from "../../../src/contracts/lint-cli.js";
+import { runCheck } from "../../../src/commands/check.js";
+import { MAX_FIELD_KEYS } from "../../../src/commands/check-summary.js";
+import { runLint } from "../../../src/commands/lint.js";
 import { demoResponseBody, TASKS } from "../../../src/demo/outputs.js";
-import { DEMO_PROTO } from "./fixtures.js";
+import { DEMO_PROTO } from "../contracts/fixtures.js";
 
 function capture() {
   const out: string[] = [];

@@ -1,9 +1,10 @@
 // The verdict of one recorded line and the tally of a whole `inference-guard check` run. The tally
 // is fed line by line and keeps only counters, so a recording of any size is summarised in memory
 // bounded by its distinct rules and field paths.
+
+import type { CheckResult } from "../contracts/contract.js";
+import { normaliseFieldPath } from "../contracts/labels.js";
 import { BoundedLabel } from "../metrics/labels.js";
-import type { CheckResult } from "./contract.js";
-import { normaliseFieldPath } from "./labels.js";
 
 /**
  * passed: every payload conforms. violated: some payload was checked and broke the contract.

@@ -3,9 +3,9 @@
 import { parseArgs } from "node:util";
 import { loadConfigFile } from "../config/load.js";
 import type { GuardConfig } from "../config/schema.js";
-import type { CliIo } from "./check-cli.js";
-import { catalogueOf, compileContracts, formatSourceError } from "./compile.js";
-import { crossCheckContracts } from "./config.js";
+import { catalogueOf, compileContracts, formatSourceError } from "../contracts/compile.js";
+import { crossCheckContracts } from "../contracts/config.js";
+import type { CliIo } from "./check.js";
 
 export const LINT_HELP = `Usage:
   inference-guard lint [--config <file>] [--proto <dir>...]

@@ -4,6 +4,11 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { loadConfigFile } from "../config/load.js";
+import { type CompiledContracts, catalogueOf, compileContracts, formatSourceError } from "../contracts/compile.js";
+import { crossCheckContracts } from "../contracts/config.js";
+import { Contract, type ContractSpec } from "../contracts/contract.js";
+import { type ContractViolation, STRICT, type Strictness } from "../contracts/json-check.js";
+import { parsePayloadPath, stringAt } from "../contracts/payload.js";
 import {
   type CheckSummary,
   checkTally,
@@ -12,11 +17,6 @@ import {
   type Verdict,
   verdictOf,
 } from "./check-summary.js";
-import { type CompiledContracts, catalogueOf, compileContracts, formatSourceError } from "./compile.js";
-import { crossCheckContracts } from "./config.js";
-import { Contract, type ContractSpec } from "./contract.js";
-import { type ContractViolation, STRICT, type Strictness } from "./json-check.js";
-import { parsePayloadPath, stringAt } from "./payload.js";
 
 export interface CliIo {
   /** One line of machine-readable output (no trailing newline). */
