@@ -221,11 +221,21 @@ t.test("Redis stopped and restarted under cached load: no request fails, Redis s
   const redis = await startRedis();
   t.teardown(() => redis.stop());
   const base = await defaultConfigWith({});
+  // The smallest in-process tier (1 KiB) holds one to three of the demo's short answers: with
+  // twelve requests in rotation nearly every hit has to come from Redis, so hits show Redis served.
+  const MIN_LOCAL_BYTES = 1024;
+  const routes = (base.routes as Record<string, unknown>[]).map((route) =>
+    route.cache === undefined
+      ? route
+      : { ...route, cache: { ...(route.cache as object), maxEntryBytes: MIN_LOCAL_BYTES } },
+  );
   const stack = await stackFor(t, {
     failureModeAllow: false,
-    // The smallest in-process tier holds about one answer: with twelve requests in rotation nearly
-    // every hit has to come from Redis, so Redis hits show that Redis (not the local tier) served.
-    guardConfig: { ...base, cache: { ...(base.cache as object), maxBytes: 1024, redis: { url: redis.url } } },
+    guardConfig: {
+      ...base,
+      routes,
+      cache: { ...(base.cache as object), maxBytes: MIN_LOCAL_BYTES, redis: { url: redis.url } },
+    },
   });
   const guard = guardOf(stack);
   const redisHits = async (): Promise<number> =>
