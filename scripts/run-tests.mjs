@@ -37,8 +37,9 @@ for (const name of named) {
 }
 const selected = named.length > 0 ? named : Object.keys(suites);
 const withCoverage = named.length === 0;
-// Under report-dir of .c8rc.json, so `npx c8 report --temp-directory .tap/coverage/tmp` redoes the last report.
-const COVERAGE_DATA = resolve(".tap", "coverage", "tmp");
+// c8's default temp directory (so a plain `npx c8 report` redoes the last report). Not under .tap/:
+// every `tap run` empties .tap/coverage, which would drop the unit suite's data before the e2e run's.
+const COVERAGE_DATA = resolve("coverage", "tmp");
 
 /** Case and assertion totals of one TAP stream, per the definition at the top of this file. */
 function tally(parser) {
@@ -127,7 +128,7 @@ function runSuite(name) {
 /** Runs c8 with .c8rc.json; resolves with its exit code. */
 function c8(command) {
   return new Promise((done) => {
-    const child = spawn("npx", ["c8", command, "--temp-directory", COVERAGE_DATA], { stdio: "inherit" });
+    const child = spawn("npx", ["c8", command], { stdio: "inherit" });
     child.on("exit", (code) => done(code ?? 1));
   });
 }
