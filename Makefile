@@ -36,10 +36,12 @@ system-deps:
 run: build envoy
 	node dist/src/devstack/run.js
 
-## unit + end-to-end tests against the real Envoy
+## unit + end-to-end tests against the real Envoy, with c8 coverage of src/ checked against .c8rc.json;
+## the last line is "N passed, N failed" over test cases (a missed coverage threshold is one failed case)
 test: build envoy system-deps
 	node scripts/run-tests.mjs
 
+## unit tests only, without coverage (fast)
 test-unit: build
 	node scripts/run-tests.mjs unit
 

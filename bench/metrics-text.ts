@@ -7,10 +7,17 @@ export function metricValue(text: string, name: string): number | undefined {
 }
 
 /**
- * Sum of the samples of `name` whose labels include all of `labels` (0 when none matches): a series
- * that was never incremented is absent rather than 0. Label values may hold escaped quotes.
+ * Sum of the samples of `name` whose labels include all of `labels`: 0 when the metric is exposed and
+ * none matches (a labelled series never incremented has no line). Throws when the text does not
+ * expose the metric at all (no `# TYPE` line for it or, for `_bucket`, `_sum` and `_count`, for its
+ * histogram), so a renamed metric is an error rather than a 0. Label values may hold escaped quotes.
  */
 export function metricSum(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
+  const family = name.replace(/_(bucket|sum|count)$/, "");
+  const declared = text
+    .split("\n")
+    .some((line) => line.startsWith(`# TYPE ${name} `) || line.startsWith(`# TYPE ${family} `));
+  if (!declared) throw new Error(`metric "${name}" is not exposed`);
   let sum = 0;
   for (const line of text.split("\n")) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);

@@ -77,8 +77,6 @@ t.test("admission through Envoy", async (t) => {
         },
       });
     }
-    const shedMs = shed.map((answer) => answer.ms).sort((a, b) => a - b);
-    t.ok((shedMs.at(-1) ?? 0) < 5_000, "shed answers are immediate or bounded by the class wait, never a hang");
 
     const after = await guard.metrics();
     const shedCounted = ["shed.overload", "shed.queue_full", "shed.queue_timeout"].reduce(

@@ -1,13 +1,13 @@
-// `make bench` and `make bench-transport` stay runnable: each harness measures every
-// configuration once at a tiny load, including peer ext_proc servers (configurations f and f_d),
-// and writes a well-formed report.
+// `make bench-vs-go` and `make bench-transport` stay runnable: each harness measures every
+// configuration once at a tiny load, including the Go reference ext_proc peer (configurations f and
+// f_d; bench/peers/go-extproc, built here through the Makefile as those targets build it), and
+// writes a well-formed report.
 // Only the shape of the report is checked; its numbers mean nothing at this load.
-import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { stringify } from "yaml";
 import type { BenchReport } from "../../bench/pipeline/report.js";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
@@ -26,28 +26,29 @@ function run(args: readonly string[], bench = "pipeline"): Promise<{ code: numbe
 
 t.setTimeout(300_000);
 
+/** The Makefile's $(GO_PEER): `go build` on first use (module dependencies from the Go proxy), then up to date. */
+const GO_PEER = ".tools/go-extproc-peer";
+const built = spawnSync("make", ["--no-print-directory", GO_PEER], {
+  cwd: PROJECT_ROOT,
+  encoding: "utf8",
+  timeout: 240_000,
+});
+t.equal(built.status, 0, `make ${GO_PEER}: ${built.stdout}${built.stderr}`);
+const goPeer = (address: string, ...flags: string[]): string =>
+  [join(PROJECT_ROOT, GO_PEER), "-addr", address, ...flags].join(" ");
+
 t.test("the benchmark harness runs every configuration and writes its report", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "bench-smoke-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const peerAddress = `127.0.0.1:${await freePort()}`;
-  const listen = { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` };
-  const match = { pathPrefix: "/v1/chat/completions" };
-  // Another guard stands in for a peer: headers only for f; for f_d the cache, which asks for
-  // both bodies as d does.
-  const peerCommand = async (name: string, route: Record<string, unknown>): Promise<string> => {
-    const file = join(dir, `${name}.yaml`);
-    await writeFile(file, stringify({ listen, routes: [{ name: "chat", match, ...route }] }));
-    return `${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${file}`;
-  };
-
   const { code, output } = await run([
     "--quick",
     "--out",
     dir,
     "--peer-cmd",
-    await peerCommand("peer", {}),
+    goPeer(peerAddress),
     "--peer-bodies-cmd",
-    await peerCommand("peer-bodies", { cache: { enabled: true } }),
+    goPeer(peerAddress, "-bodies"),
     "--peer-addr",
     peerAddress,
   ]);
@@ -103,18 +104,18 @@ t.test("the transport benchmark measures the guard and a peer and writes its rep
   const dir = await mkdtemp(join(tmpdir(), "bench-transport-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const peerAddress = `127.0.0.1:${await freePort()}`;
-  const peerConfig = join(dir, "peer.yaml");
-  await writeFile(
-    peerConfig,
-    stringify({
-      listen: { grpc: peerAddress, admin: `127.0.0.1:${await freePort()}` },
-      routes: [{ name: "chat", match: { pathPrefix: "/" } }],
-    }),
-  );
-  const peerCommand = `${process.execPath} ${join(PROJECT_ROOT, "bin", "inference-guard.js")} serve --config ${peerConfig}`;
-
   const { code, output } = await run(
-    ["--quick", "--out", dir, "--peer-cmd", peerCommand, "--peer-addr", peerAddress, "--peer-name", "second guard"],
+    [
+      "--quick",
+      "--out",
+      dir,
+      "--peer-cmd",
+      goPeer(peerAddress),
+      "--peer-addr",
+      peerAddress,
+      "--peer-name",
+      "Go reference",
+    ],
     "transport",
   );
   t.equal(code, 0, output.slice(-3_000));
@@ -131,7 +132,7 @@ t.test("the transport benchmark measures the guard and a peer and writes its rep
   };
   t.same(
     report.servers.map((server) => server.name),
-    ["inference-guard (pass-through route)", "second guard"],
+    ["inference-guard (pass-through route)", "Go reference"],
   );
   for (const server of report.servers) {
     t.equal(server.serial.failed + server.pipelined.failed, 0, `${server.name}: every stream ended OK`);

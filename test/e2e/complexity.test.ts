@@ -87,11 +87,8 @@ t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => 
     // max_tokens 1: 101 ms predicted × 2 is under the floor, so the timeout is 300 ms.
     const answer = await post(url, chat("quick question", 1), headers, 30_000);
     t.equal(answer.status, 504, answer.text);
+    // Only a timeout shorter than the upstream's 20 s yields this 504: the route's own is 60 s.
     t.equal(answer.text, "upstream request timeout");
-    t.ok(
-      answer.ms < 10_000,
-      `cut off after ${Math.round(answer.ms)} ms, long before the upstream's 20 s and the route's 60 s`,
-    );
     t.equal((await seenUpstream(stack.light.url, headers))?.headers["x-envoy-expected-rq-timeout-ms"], "300");
   });
 

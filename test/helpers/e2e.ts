@@ -17,7 +17,6 @@ export interface Answer {
   readonly status: number;
   readonly headers: Headers;
   readonly text: string;
-  readonly ms: number;
 }
 
 export async function post(
@@ -26,7 +25,6 @@ export async function post(
   headers: Record<string, string> = {},
   timeoutMs = 10_000,
 ): Promise<Answer> {
-  const started = performance.now();
   const response = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
@@ -34,7 +32,7 @@ export async function post(
     signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, text, ms: performance.now() - started };
+  return { status: response.status, headers: response.headers, text };
 }
 
 export interface SeenRequest {

@@ -7,6 +7,7 @@ import type { ProcessingRequest, ProcessingResponse } from "../../src/extproc/wi
 import { type CoreMetrics, createCoreMetrics } from "../../src/metrics/registry.js";
 import { Pipeline } from "../../src/pipeline/pipeline.js";
 import type { Stage } from "../../src/pipeline/types.js";
+import { registrySum } from "./registry-metrics.js";
 
 const encoder = new TextEncoder();
 
@@ -102,14 +103,11 @@ export function setHeadersOf(frame: ProcessingResponse | undefined): Record<stri
   );
 }
 
+/** A counter's total over the series matching `labels`; throws when the counter is not registered. */
 export async function counterValue(
   metrics: CoreMetrics,
   name: string,
   labels: Record<string, string>,
 ): Promise<number> {
-  const metric = await metrics.registry.getSingleMetric(name)?.get();
-  const sample = metric?.values.find((value) =>
-    Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted),
-  );
-  return sample?.value ?? 0;
+  return registrySum(metrics.registry, name, labels);
 }

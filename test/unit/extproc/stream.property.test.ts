@@ -9,6 +9,7 @@ import type { ProcessingRequest, ProcessingResponse } from "../../../src/extproc
 import { createCoreMetrics } from "../../../src/metrics/registry.js";
 import type { Stage, StageRun, Step } from "../../../src/pipeline/types.js";
 import { harness, requestBody, requestHeaders, responseBody, responseHeaders, route } from "../../helpers/frames.js";
+import { registryValue } from "../../helpers/registry-metrics.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 2_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261124);
@@ -68,14 +69,16 @@ function answered(kind: string, out: readonly ProcessingResponse[]): boolean {
 
 t.test("streams survive any frame sequence and any stage behaviour", async (t) => {
   const metrics = createCoreMetrics("fuzz");
-  let cases = 0;
+  // The property holds vacuously for streams no stage ever saw, or that never answered early: the
+  // generated cases must reach both, or the run proves little.
+  let casesWithStages = 0;
+  let immediateResponses = 0;
   await fc.assert(
     fc.asyncProperty(
       fc.array(stageSpec, { maxLength: 3 }),
       fc.array(frame, { maxLength: 8 }),
       fc.nat({ max: 8 }),
       async (specs, frames, closeAt) => {
-        cases++;
         const ends = new Map<number, number>();
         const stages: Stage[] = specs.map((spec, index) => ({
           name: `s${index}`,
@@ -97,6 +100,7 @@ t.test("streams survive any frame sequence and any stage behaviour", async (t) =
           for (const response of out) {
             const immediate = response.immediateResponse;
             if (immediate === undefined) continue;
+            immediateResponses++;
             if (immediate.status.code < 100 || immediate.status.code > 599) return false;
             if (!(immediate.headers?.setHeaders ?? []).some((option) => option.header.key === "x-guard-reason"))
               return false;
@@ -106,12 +110,13 @@ t.test("streams survive any frame sequence and any stage behaviour", async (t) =
           if (waitsForAnswer && !answered(kind, out)) return false;
         }
         h.processor.close();
+        if (ends.size > 0) casesWithStages++;
         return [...ends.values()].every((count) => count === 1);
       },
     ),
     { numRuns: RUNS, seed: SEED },
   );
-  t.equal(cases >= RUNS, true, `${cases} generated cases`);
-  const active = await metrics.registry.getSingleMetric("guard_extproc_active_streams")?.get();
-  t.equal(active?.values[0]?.value, 0, "every stream closed its count");
+  t.ok(casesWithStages > RUNS / 20, `${casesWithStages} of ${RUNS} cases started stages`);
+  t.ok(immediateResponses > RUNS / 50, `${immediateResponses} immediate responses checked`);
+  t.equal(await registryValue(metrics.registry, "guard_extproc_active_streams"), 0, "every stream closed its count");
 });

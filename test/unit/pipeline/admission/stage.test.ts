@@ -6,6 +6,7 @@ import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
 import { createAdmissionStage } from "../../../../src/pipeline/admission/stage.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import type { Exchange, Step } from "../../../../src/pipeline/types.js";
+import { registryValue } from "../../../helpers/registry-metrics.js";
 
 function setup(admission: Record<string, unknown> = {}) {
   const config = configSchema.parse({
@@ -58,13 +59,8 @@ function setup(admission: Record<string, unknown> = {}) {
     if (options.predicted !== undefined) value.predictedLatencyMs = options.predicted;
     return value;
   };
-  const metric = async (name: string, labels: Record<string, string>): Promise<number | undefined> => {
-    const json = await registry.getSingleMetric(name)?.get();
-    const match = json?.values.find((entry) =>
-      Object.entries(labels).every(([key, label]) => entry.labels[key] === label),
-    );
-    return match?.value;
-  };
+  const metric = (name: string, labels: Record<string, string>): Promise<number | undefined> =>
+    registryValue(registry, name, labels);
   return { stage, clock, registry, exchange, extended, metric };
 }
 

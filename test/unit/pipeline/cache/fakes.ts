@@ -5,6 +5,7 @@ import { configSchema, type GuardConfig } from "../../../../src/config/schema.js
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
 import type { Exchange, ResponseInfo, StageRun, Step } from "../../../../src/pipeline/types.js";
+import { registrySum } from "../../../helpers/registry-metrics.js";
 import { VirtualTime } from "../../../helpers/virtual-time.js";
 
 export interface FakeExchange extends Exchange {
@@ -69,12 +70,7 @@ export function harness(raw: unknown, time = new VirtualTime()): Harness {
     time,
     registry,
     config,
-    async metric(name, labels = {}) {
-      const metric = (await registry.getMetricsAsJSON()).find((item) => item.name === name);
-      return (metric?.values ?? [])
-        .filter((value) => Object.entries(labels).every(([key, want]) => value.labels[key] === want))
-        .reduce((sum, value) => sum + Number(value.value), 0);
-    },
+    metric: (name, labels = {}) => registrySum(registry, name, labels),
   };
 }
 

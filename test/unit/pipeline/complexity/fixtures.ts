@@ -14,9 +14,11 @@ export function fixtureJson(name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(new URL(name, FIXTURES), "utf8")) as Record<string, unknown>;
 }
 
-export function corpus(): Array<{ name: string; text: string }> {
-  const directory = new URL("corpus/", FIXTURES);
+/** The token estimator's calibration texts ("corpus") or the texts written after it ("heldout"). */
+export function corpus(set: "corpus" | "heldout" = "corpus"): Array<{ name: string; text: string }> {
+  const directory = new URL(`${set}/`, FIXTURES);
   return readdirSync(directory)
+    .filter((name) => name.endsWith(".txt"))
     .sort()
     .map((name) => ({ name, text: readFileSync(new URL(name, directory), "utf8") }));
 }

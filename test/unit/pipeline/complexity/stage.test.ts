@@ -5,6 +5,7 @@ import { configSchema } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createComplexityStage } from "../../../../src/pipeline/complexity/stage.js";
 import type { Exchange, Outcome, StageRun, Step } from "../../../../src/pipeline/types.js";
+import { registryValue } from "../../../helpers/registry-metrics.js";
 import { fixtureBytes } from "./fixtures.js";
 
 function setup(complexity: Record<string, unknown> = {}) {
@@ -37,24 +38,6 @@ function exchange(route: string, path: string, headers: Record<string, string> =
     startedAt: 0,
     extendDeadline: () => undefined,
   };
-}
-
-async function metricValue(
-  registry: Registry,
-  name: string,
-  labels: Record<string, string>,
-): Promise<number | undefined> {
-  for (const metric of await registry.getMetricsAsJSON()) {
-    for (const value of metric.values as Array<{
-      metricName?: string;
-      labels: Record<string, unknown>;
-      value: number;
-    }>) {
-      if ((value.metricName ?? metric.name) !== name) continue;
-      if (Object.entries(labels).every(([key, wanted]) => value.labels[key] === wanted)) return value.value;
-    }
-  }
-  return undefined;
 }
 
 function edits(step: Step) {
@@ -98,22 +81,25 @@ t.test("a request with a body asks for it, then scores, tiers and sets the timeo
     `timeout ${timeout} from the prior's prediction`,
   );
   t.match(applied?.metadata, { complexity: { tier: "heavy" } });
-  t.equal(await metricValue(registry, "guard_complexity_tier_decisions_total", { route: "chat", tier: "heavy" }), 1);
-  t.equal(await metricValue(registry, "guard_request_cost_count", { route: "chat", tier: "heavy" }), 1);
-  t.equal(await metricValue(registry, "guard_estimated_input_tokens_count", { route: "chat", tier: "heavy" }), 1);
+  t.equal(await registryValue(registry, "guard_complexity_tier_decisions_total", { route: "chat", tier: "heavy" }), 1);
+  t.equal(await registryValue(registry, "guard_request_cost_count", { route: "chat", tier: "heavy" }), 1);
+  t.equal(await registryValue(registry, "guard_estimated_input_tokens_count", { route: "chat", tier: "heavy" }), 1);
 
   run.onEnd?.(upstreamOk);
   t.equal(stage.model("chat")?.samples, 1);
-  t.equal(await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "fitted" }), 1);
-  t.equal(await metricValue(registry, "guard_complexity_latency_ratio_count", { route: "chat" }), 1);
-  t.ok((await metricValue(registry, "guard_complexity_model_residual_variance", { route: "chat" })) !== undefined);
+  t.equal(
+    await registryValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "fitted" }),
+    1,
+  );
+  t.equal(await registryValue(registry, "guard_complexity_latency_ratio_count", { route: "chat" }), 1);
+  t.ok((await registryValue(registry, "guard_complexity_model_residual_variance", { route: "chat" })) !== undefined);
   t.ok(
-    (await metricValue(registry, "guard_complexity_model_coefficient", {
+    (await registryValue(registry, "guard_complexity_model_coefficient", {
       route: "chat",
       feature: "output_ktokens",
     })) !== undefined,
   );
-  t.equal(await metricValue(registry, "guard_complexity_model_fitted", { route: "chat" }), 0);
+  t.equal(await registryValue(registry, "guard_complexity_model_fitted", { route: "chat" }), 0);
 });
 
 t.test("a request without a body is scored at request headers", async (t) => {
@@ -123,7 +109,7 @@ t.test("a request without a body is scored at request headers", async (t) => {
   t.same(step.type === "continue" ? step.needs : undefined, { responseHeaders: true });
   t.same(edits(step)?.setHeaders, { "x-guard-tier": "light" }, "timeout header disabled");
   t.equal(ex.cost, 0);
-  t.equal(await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat" }), undefined);
+  t.equal(await registryValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat" }), undefined);
 });
 
 t.test("an announced oversized body is scored by its length without buffering", async (t) => {
@@ -134,7 +120,7 @@ t.test("an announced oversized body is scored by its length without buffering", 
   t.same(step.type === "continue" ? step.needs : undefined, { responseHeaders: true });
   t.equal(ex.tier, "heavy", "4 MiB × 256 per KiB");
   t.equal(
-    await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason: "too_large" }),
+    await registryValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason: "too_large" }),
     1,
   );
   t.equal(
@@ -155,7 +141,7 @@ t.test("bad bodies are counted and still routed", async (t) => {
   }
   for (const reason of ["non_json", "truncated", "too_deep"]) {
     t.equal(
-      await metricValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason }),
+      await registryValue(registry, "guard_complexity_estimate_fallbacks_total", { route: "chat", reason }),
       1,
       reason,
     );
@@ -184,11 +170,14 @@ t.test("the model learns only from complete upstream answers", async (t) => {
   unscored.onEnd?.(upstreamOk);
   t.equal(stage.model("chat")?.samples, 0);
   t.equal(
-    await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_status" }),
+    await registryValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_status" }),
     1,
   );
   t.equal(
-    await metricValue(registry, "guard_complexity_model_updates_total", { route: "chat", result: "skipped_streamed" }),
+    await registryValue(registry, "guard_complexity_model_updates_total", {
+      route: "chat",
+      result: "skipped_streamed",
+    }),
     1,
   );
 });

@@ -7,6 +7,7 @@ import { problemType } from "../../../../src/pipeline/answers.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import type { Exchange, ResponseInfo, Stage, StageRun, Step } from "../../../../src/pipeline/types.js";
+import { registrySamples, type Sample } from "../../../helpers/registry-metrics.js";
 import { demoContracts } from "../../contracts/fixtures.js";
 
 function config(contract: Record<string, unknown>, contracts: Record<string, unknown> = {}): GuardConfig {
@@ -78,13 +79,7 @@ async function roundTrip(
   return { run, first, last };
 }
 
-async function metric(
-  registry: Registry,
-  name: string,
-): Promise<{ labels: Record<string, string | number>; value: number }[]> {
-  const found = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
-  return (found?.values ?? []).map((v) => ({ labels: v.labels as Record<string, string | number>, value: v.value }));
-}
+const metric = (registry: Registry, name: string): Promise<Sample[]> => registrySamples(registry, name);
 
 t.test("unbound routes are not started; bound ones ask for the response", async (t) => {
   const { stage } = await setup({});
