@@ -36,8 +36,9 @@ system-deps:
 run: build envoy
 	node dist/src/devstack/run.js
 
-## unit + end-to-end tests against the real Envoy, with c8 coverage of src/ checked against .c8rc.json;
-## the last line is "N passed, N failed" over test cases (a missed coverage threshold is one failed case)
+## lint, layer rules, unit + end-to-end tests against the real Envoy, with c8 coverage of src/ checked
+## against .c8rc.json; the last line is "N passed, N failed" over test cases (each static check and a
+## missed coverage threshold count as one case)
 test: build envoy system-deps
 	node scripts/run-tests.mjs
 

@@ -19,6 +19,10 @@
 // (.c8rc.json) then maps it through the source maps onto src/**/*.ts, prints a summary and checks
 // the thresholds; a miss is counted as one failed test case named "coverage thresholds".
 // `node scripts/run-tests.mjs unit` (make test-unit) runs without coverage, to stay fast.
+//
+// Static checks. `make test` (and the suite name "checks") also runs the tree's static checks, the
+// same commands as `make lint` and `make layers`, each counted as one test case, so a lint or layer
+// violation fails CI's closing line like any other failure.
 import { spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
@@ -28,14 +32,19 @@ const suites = {
   unit: ["--jobs=2", "--timeout=180", "dist/test/unit/**/*.test.js"],
   e2e: ["--jobs=1", "--timeout=600", "dist/test/e2e/**/*.test.js"],
 };
+const staticChecks = {
+  "lint and format (biome ci)": ["biome", "ci", "--colors=off", "."],
+  "layer rules (dependency-cruiser)": ["depcruise", "--config", ".dependency-cruiser.cjs", "src", "test", "bench"],
+};
 const named = process.argv.slice(2);
 for (const name of named) {
-  if (!(name in suites)) {
-    console.error(`unknown suite "${name}" (expected: ${Object.keys(suites).join(", ")})`);
+  if (!(name in suites) && name !== "checks") {
+    console.error(`unknown suite "${name}" (expected: checks, ${Object.keys(suites).join(", ")})`);
     process.exit(2);
   }
 }
-const selected = named.length > 0 ? named : Object.keys(suites);
+const runChecks = named.length === 0 || named.includes("checks");
+const selected = named.length > 0 ? named.filter((name) => name in suites) : Object.keys(suites);
 const withCoverage = named.length === 0;
 // c8's default temp directory (so a plain `npx c8 report` redoes the last report). Not under .tap/:
 // every `tap run` empties .tap/coverage, which would drop the unit suite's data before the e2e run's.
@@ -125,15 +134,27 @@ function runSuite(name) {
   });
 }
 
-/** Runs c8 with .c8rc.json; resolves with its exit code. */
-function c8(command) {
+/** Runs a devDependency's command with its output shown; resolves with its exit code. */
+function npx(args) {
   return new Promise((done) => {
-    const child = spawn("npx", ["c8", command], { stdio: "inherit" });
+    const child = spawn("npx", args, { stdio: "inherit" });
     child.on("exit", (code) => done(code ?? 1));
   });
 }
 
+const c8 = (command) => npx(["c8", command]);
+
 const all = { passed: 0, failed: 0, skipped: 0, assertions: 0, failedAssertions: 0, failures: [] };
+if (runChecks) {
+  for (const [name, args] of Object.entries(staticChecks)) {
+    console.log(`\n${name}:`);
+    if ((await npx(args)) === 0) all.passed++;
+    else {
+      all.failed++;
+      all.failures.push(name);
+    }
+  }
+}
 if (withCoverage) await rm(COVERAGE_DATA, { recursive: true, force: true });
 for (const name of selected) {
   const totals = await runSuite(name);
