@@ -89,6 +89,16 @@ export function round(value: number | null | undefined, digits = 1): number | nu
   return value === null || value === undefined ? null : Math.round(value * 10 ** digits) / 10 ** digits;
 }
 
+/** A nearest-rank quantile of one latency field of the samples, rounded to 0.1 ms. */
+function quantile(samples: readonly Sample[], field: "ms" | "lagMs", q: number): number | null {
+  return round(
+    percentile(
+      samples.map((sample) => sample[field]),
+      q,
+    ),
+  );
+}
+
 function classStats(samples: readonly Sample[]): ClassStats {
   const ok = samples.filter((sample) => sample.status === 200);
   const shed = samples.filter((sample) => sample.shed).length;
@@ -101,18 +111,8 @@ function classStats(samples: readonly Sample[]): ClassStats {
     failed: offered - ok.length - shed,
     keptShare: round(offered === 0 ? 1 : ok.length / offered, 4) ?? 1,
     shedShare: round(offered === 0 ? 0 : shed / offered, 4) ?? 0,
-    admittedP50Ms: round(
-      percentile(
-        ok.map((sample) => sample.ms),
-        0.5,
-      ),
-    ),
-    admittedP99Ms: round(
-      percentile(
-        ok.map((sample) => sample.ms),
-        0.99,
-      ),
-    ),
+    admittedP50Ms: quantile(ok, "ms", 0.5),
+    admittedP99Ms: quantile(ok, "ms", 0.99),
     admittedSlowdownP99: round(
       percentile(
         ok.map((sample) => sample.ms / sample.workMs),
@@ -144,37 +144,11 @@ export function summarise(
     durationSeconds: seconds,
     goodputPerSecond: round(good.length / seconds, 2) ?? 0,
     goodputShareOfCapacity: round(goodWorkPerSecond / calibration.capacityWorkMsPerSecond, 3) ?? 0,
-    admittedP50Ms: round(
-      percentile(
-        ok.map((sample) => sample.ms),
-        0.5,
-      ),
-    ),
-    admittedP99Ms: round(
-      percentile(
-        ok.map((sample) => sample.ms),
-        0.99,
-      ),
-    ),
-    shedAnswerP50Ms: round(
-      percentile(
-        shed.map((sample) => sample.ms),
-        0.5,
-      ),
-    ),
-    shedAnswerP99Ms: round(
-      percentile(
-        shed.map((sample) => sample.ms),
-        0.99,
-      ),
-    ),
-    generatorLagP99Ms:
-      round(
-        percentile(
-          samples.map((sample) => sample.lagMs),
-          0.99,
-        ),
-      ) ?? 0,
+    admittedP50Ms: quantile(ok, "ms", 0.5),
+    admittedP99Ms: quantile(ok, "ms", 0.99),
+    shedAnswerP50Ms: quantile(shed, "ms", 0.5),
+    shedAnswerP99Ms: quantile(shed, "ms", 0.99),
+    generatorLagP99Ms: quantile(samples, "lagMs", 0.99) ?? 0,
     failures: countOutcomes(samples.filter((sample) => sample.status !== 200)),
     byClass: {
       critical: classStats(samples.filter((sample) => sample.priority === "critical")),
