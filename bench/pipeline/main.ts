@@ -8,14 +8,13 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { chatRequestBody, configurations, type Peer, REQUEST_HEADERS, REQUEST_PATH } from "./configurations.js";
+import { renderMarkdown, renderText } from "./render.js";
 import {
   type BenchReport,
   buildConfigurationReports,
   checkTargets,
   type MachineInfo,
   REPORT_SCHEMA,
-  renderMarkdown,
-  renderText,
 } from "./report.js";
 import { type BenchSettings, type RoundResult, runRound } from "./runner.js";
 import { DEFAULT_NOISE_LIMITS } from "./stats.js";

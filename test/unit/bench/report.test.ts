@@ -1,13 +1,12 @@
 import t from "tap";
 import type { BenchConfiguration } from "../../../bench/pipeline/configurations.js";
 import { chatRequestBody } from "../../../bench/pipeline/configurations.js";
+import { renderMarkdown, renderText } from "../../../bench/pipeline/render.js";
 import {
   type BenchReport,
   buildConfigurationReports,
   checkTargets,
   headlineRate,
-  renderMarkdown,
-  renderText,
 } from "../../../bench/pipeline/report.js";
 import type { PointRun, RoundResult } from "../../../bench/pipeline/runner.js";
 

@@ -7,7 +7,7 @@ import {
   type Ticket,
 } from "../../../../src/pipeline/admission/controller.js";
 import type { Priority } from "../../../../src/pipeline/admission/priority.js";
-import { VirtualClock } from "../../../../src/pipeline/admission/simulate.js";
+import { VirtualClock } from "../../../../src/pipeline/admission/virtual-clock.js";
 
 // requestWeight 0: budget arithmetic in plain cost units (the per-request charge has its own test).
 function setup(overrides: Record<string, unknown> = {}) {

@@ -1,12 +1,7 @@
 import t from "tap";
 import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
-import {
-  DEFAULT_SERVER,
-  DEMO_COSTS,
-  DEMO_SLOT_SERVER,
-  scenarios,
-  simulate,
-} from "../../../../src/pipeline/admission/simulate.js";
+import { scenarios, simulate } from "../../../../src/pipeline/admission/simulate.js";
+import { DEFAULT_SERVER, DEMO_COSTS, DEMO_SLOT_SERVER } from "../../../../src/pipeline/admission/simulated-server.js";
 
 // Virtual time: each run simulates tens of seconds in a few tens of milliseconds.
 const WARMUP_MS = 15_000;
