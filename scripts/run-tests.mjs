@@ -123,7 +123,12 @@ function runSuite(name) {
       process.stdout.write(chunk);
       parser.write(chunk);
     });
-    child.on("exit", (code) => {
+    // "close", not "exit": the child may exit with its last lines still in the pipe.
+    child.on("error", (error) => {
+      totals.failed++;
+      totals.failures.push(`${name}: could not start tap: ${error.message}`);
+    });
+    child.on("close", (code) => {
       parser.end();
       if (code !== 0 && totals.failed === 0) {
         totals.failed = 1;
@@ -138,7 +143,8 @@ function runSuite(name) {
 function npx(args) {
   return new Promise((done) => {
     const child = spawn("npx", args, { stdio: "inherit" });
-    child.on("exit", (code) => done(code ?? 1));
+    child.on("error", () => done(1));
+    child.on("close", (code) => done(code ?? 1));
   });
 }
 
