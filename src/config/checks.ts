@@ -51,16 +51,28 @@ function duplicateRouteNames({ routes }: ParsedParts): ConfigIssue[] {
   });
 }
 
-function shadowedRoutes({ routes }: ParsedParts): ConfigIssue[] {
+/**
+ * Route pairs where the earlier route matches every request the later one would. An error, unless
+ * the earlier route is in maintenance: a catch-all maintenance route put first is the quick way to
+ * take a sidecar out of service, and the routes behind it are meant to come back.
+ */
+function shadowing(routes: readonly ParsedRoute[], behindMaintenance: boolean): ConfigIssue[] {
   const describe = ({ index, part }: { index: number; part: RouteConfig["match"] }): string => {
     const name = routes[index]?.parts.name;
     return `routes[${index}]${name === undefined ? "" : ` "${name}"`} (pathPrefix "${part.pathPrefix}")`;
   };
-  return findShadowing(withPart(routes, "match"), ({ part }) => part).map(({ shadowed, by }) => ({
-    path: `routes[${shadowed.index}].match`,
-    message: `${describe(shadowed)} can never match: ${describe(by)} comes first and matches every request it would`,
-  }));
+  return findShadowing(withPart(routes, "match"), ({ part }) => part)
+    .filter(({ by }) => (routes[by.index]?.parts.maintenance !== undefined) === behindMaintenance)
+    .map(({ shadowed, by }) => ({
+      path: `routes[${shadowed.index}].match`,
+      message: behindMaintenance
+        ? `${describe(shadowed)} is out of service while ${describe(by)}, in maintenance, comes first`
+        : `${describe(shadowed)} can never match: ${describe(by)} comes first and matches every request it would`,
+    }));
 }
+
+const shadowedRoutes = ({ routes }: ParsedParts) => shadowing(routes, false);
+const routesBehindMaintenance = ({ routes }: ParsedParts) => shadowing(routes, true);
 
 function cacheEntriesFit({ sections: { cache }, routes }: ParsedParts): ConfigIssue[] {
   if (cache === undefined) return [];
@@ -91,13 +103,14 @@ const USED_BY_ROUTES: readonly { section: keyof Sections; uses: (route: RouteCon
   { section: "contracts", uses: (route) => route.contract !== undefined, what: "binds a contract" },
 ];
 
-function unusedSections({ written, routes }: ParsedParts): ConfigIssue[] {
+function unusedSections({ written, sections, routes }: ParsedParts): ConfigIssue[] {
   // An invalid route might be the one that uses the section: no telling until it is fixed.
   const valid = routes.flatMap(({ route }) => (route === undefined ? [] : [route]));
   if (valid.length < routes.length) return [];
-  return USED_BY_ROUTES.filter(({ section, uses }) => written.includes(section) && !valid.some(uses)).map(
-    ({ section, what }) => ({ path: section, message: `no route ${what}: this section has no effect` }),
-  );
+  // A section that failed to parse has its own error; "no effect" would only add noise.
+  return USED_BY_ROUTES.filter(
+    ({ section, uses }) => written.includes(section) && sections[section] !== undefined && !valid.some(uses),
+  ).map(({ section, what }) => ({ path: section, message: `no route ${what}: this section has no effect` }));
 }
 
 // Followers extend Envoy's per-message timer, which Envoy caps at max_message_timeout.
@@ -143,6 +156,7 @@ export const ERROR_CHECKS: readonly Check[] = [duplicateRouteNames, shadowedRout
 
 /** Configurations that work, but probably not as intended. */
 export const WARNING_CHECKS: readonly Check[] = [
+  routesBehindMaintenance,
   unknownSections,
   unusedSections,
   coalescingOutlastsEnvoy,

@@ -56,6 +56,8 @@ function validParts(item: unknown): Partial<RouteConfig> {
   const fields = item as Readonly<Record<string, unknown>>;
   const parts: Partial<RouteConfig> = {};
   for (const key of Object.keys(routeSchema.shape) as (keyof RouteConfig)[]) {
+    // An absent key would take its default (match: everything), a guess the checks must not build on.
+    if (!(key in fields)) continue;
     const parsed = routeSchema.shape[key].safeParse(fields[key]);
     if (parsed.success && parsed.data !== undefined) Object.assign(parts, { [key]: parsed.data });
   }

@@ -11,12 +11,26 @@ import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
 import { routeMatchSchema } from "../pipeline/routing/config.js";
+import { parseAddress } from "../util/address.js";
 
 /** "host:port" or "unix:/path/to.sock". */
 const LISTEN_ADDRESS = /^(unix:\/.+|\[[0-9a-fA-F:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$/;
-const listenAddress = z.string().regex(LISTEN_ADDRESS, {
-  message: 'expected "host:port", "[v6]:port" or "unix:/absolute/path.sock"',
-});
+const listenAddress = z
+  .string()
+  .regex(LISTEN_ADDRESS, { message: 'expected "host:port", "[v6]:port" or "unix:/absolute/path.sock"' })
+  .refine((address) => !LISTEN_ADDRESS.test(address) || isListenable(address), {
+    message: "port out of range (0-65535)",
+  });
+
+/** What the listeners will accept (util/address.ts parses it at startup): here, port range included. */
+function isListenable(address: string): boolean {
+  try {
+    parseAddress(address);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
 

@@ -46,6 +46,14 @@ t.test("a public bind is allowed only when asked for", async (t) => {
   t.ok(parseConfig("listen: { grpc: 'unix:/run/guard.sock', admin: '[::1]:9464' }").ok);
 });
 
+t.test("a listen port past 65535 is a config error, not a crash at startup", async (t) => {
+  for (const address of ["127.0.0.1:99999", "[::1]:65536"]) {
+    const result = parseConfig(`listen: { admin: "${address}" }`);
+    t.same(result.ok ? [] : result.errors, [{ path: "listen.admin", message: "port out of range (0-65535)" }], address);
+  }
+  t.ok(parseConfig("listen: { admin: '127.0.0.1:65535' }").ok);
+});
+
 t.test("YAML syntax errors name the line", async (t) => {
   const result = parseConfig("routes:\n  - name: a\n   bad: [\n");
   t.notOk(result.ok);

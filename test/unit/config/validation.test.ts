@@ -86,6 +86,38 @@ t.test("shadowing is reported only when the earlier route matches every request 
   t.notOk(shadowed("{ headers: { x-tier: b } }", "{ headers: { x-tier: c } }"), "another header value");
 });
 
+t.test("a route in maintenance that takes everything first is a warning, not an error", async (t) => {
+  const result = parseConfig(`
+routes:
+  - { name: down, match: { pathPrefix: / }, maintenance: {} }
+  - { name: chat, match: { pathPrefix: /v1/chat } }
+`);
+  t.equal(result.ok, true, "the sidecar can be taken out of service with one route");
+  t.same(result.warnings, [
+    {
+      path: "routes[1].match",
+      message:
+        'routes[1] "chat" (pathPrefix "/v1/chat") is out of service while routes[0] "down" (pathPrefix "/"), ' +
+        "in maintenance, comes first",
+    },
+  ]);
+});
+
+t.test("a route with an unknown key does not take the default match into the shadowing check", async (t) => {
+  const result = parseConfig(`
+routes:
+  - { name: a, mtch: { pathPrefix: /v1/chat } }
+  - { name: b, match: { pathPrefix: /v1/embeddings } }
+`);
+  t.same(result.ok ? [] : result.errors.map((issue) => issue.path), ["routes[0].mtch"], "only the typo");
+});
+
+t.test("a section that failed to parse is not also reported as having no effect", async (t) => {
+  const result = parseConfig("cache: { maxBytes: -1 }\nroutes: [{ name: chat }]\n");
+  t.same(result.ok ? [] : result.errors.map((issue) => issue.path), ["cache.maxBytes"]);
+  t.same(result.warnings, []);
+});
+
 t.test("a shadowing check between valid routes survives an invalid route between them", async (t) => {
   t.same(
     errorPaths(`
