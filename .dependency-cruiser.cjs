@@ -64,6 +64,16 @@ module.exports = {
       },
     },
     {
+      name: "shared-pipeline-modules-below-stages",
+      severity: "error",
+      comment:
+        "The pipeline's shared modules (src/pipeline/*.ts: types, answers, request shape, JSON body) are what " +
+        "stages build on, so they import no stage folder; only the line-up (build.ts) knows the stages, and the " +
+        "answers doc generator (answers-doc.ts) shows the stages' own answers. Route matching (routing/) is shared.",
+      from: { path: "^src/pipeline/[^/]+\\.ts$", pathNot: "^src/pipeline/(build|answers-doc)\\.ts$" },
+      to: { path: "^src/pipeline/[^/]+/", pathNot: "^src/pipeline/routing/" },
+    },
+    {
       name: "schema-modules-are-leaves",
       severity: "error",
       comment:

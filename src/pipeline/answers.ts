@@ -8,7 +8,7 @@ import {
   type RetryCode,
   type Spec,
 } from "./answer-catalogue.js";
-import { shapeFromPath } from "./complexity/estimate.js";
+import { shapeFromPath } from "./request-shape.js";
 import type { JsonValue, Reply } from "./types.js";
 
 /**

@@ -1,6 +1,7 @@
 // From request bytes to features. Bad input is an expected outcome here: whatever the body is,
 // the result is an estimate (by size when the body cannot be read), and the reason it fell back.
 import { NOT_JSON, parseJsonBody } from "../json-body.js";
+import { shapeFromPath } from "../request-shape.js";
 import { type Features, type Shape, sizeFeatures } from "./features.js";
 import { scanJson } from "./jsonScan.js";
 import { extractKserve } from "./kserve.js";
@@ -46,19 +47,6 @@ export interface EstimateOptions {
   readonly maxDepth: number;
   readonly defaultMaxOutputTokens: number;
   readonly countTokens: CountTokens;
-}
-
-const KSERVE_INFER_PATH = /\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/;
-
-export function shapeFromPath(rawPath: string): Shape | undefined {
-  const query = rawPath.indexOf("?");
-  const path = query < 0 ? rawPath : rawPath.slice(0, query);
-  if (path.endsWith("/chat/completions")) return "chat";
-  if (path.endsWith("/completions")) return "completions";
-  if (path.endsWith("/embeddings")) return "embeddings";
-  if (path.endsWith("/responses")) return "responses";
-  if (KSERVE_INFER_PATH.test(path)) return "kserve";
-  return undefined;
 }
 
 const RESPONSES_ONLY_KEYS = ["instructions", "max_output_tokens", "previous_response_id", "reasoning", "text", "tools"];

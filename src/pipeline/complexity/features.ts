@@ -1,7 +1,9 @@
 // What a request asks of the model, extracted from its body. Every field is a count in natural
 // units; config weights turn them into cost units and the online model into milliseconds.
+import type { PathShape } from "../request-shape.js";
 
-export type Shape = "chat" | "completions" | "embeddings" | "responses" | "kserve" | "other";
+/** The request's API, from its path or (when a gateway rewrote the path) its body; "other" when neither tells. */
+export type Shape = PathShape | "other";
 
 export interface Features {
   readonly shape: Shape;

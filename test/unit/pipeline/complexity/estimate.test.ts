@@ -1,14 +1,10 @@
 import fc from "fast-check";
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
 import t from "tap";
-import {
-  type EstimateOptions,
-  estimateBody,
-  shapeFromBody,
-  shapeFromPath,
-} from "../../../../src/pipeline/complexity/estimate.js";
+import { type EstimateOptions, estimateBody, shapeFromBody } from "../../../../src/pipeline/complexity/estimate.js";
 import { IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL } from "../../../../src/pipeline/complexity/features.js";
 import { estimateTextTokens } from "../../../../src/pipeline/complexity/tokens.js";
+import { shapeFromPath } from "../../../../src/pipeline/request-shape.js";
 import { fixtureBytes, fixtureJson } from "./fixtures.js";
 
 const options: EstimateOptions = {
