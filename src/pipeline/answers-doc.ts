@@ -55,13 +55,13 @@ export function renderAnswersDoc(): string {
     total: 1,
   });
   const rows = Object.entries(ANSWERS).map(([code, spec]) => row(code as AnswerCode, spec));
-  return `<!-- Generated from src/pipeline/answers.ts by \`make docs\`; edit the table there, not this file. -->
+  return `<!-- Generated from src/pipeline/answer-catalogue.ts by \`make docs\`; edit the table there, not this file. -->
 # Answers the guard gives itself
 
 Whenever the guard answers a request instead of the upstream (a shed, a maintenance window, a
 withheld response, a cache hit), the answer carries:
 
-- a **status** from the table below (two of them can be set per route);
+- a **status** from the table below (the three with a setting named in the table can be set per route);
 - the header **\`x-guard-reason: <code>\`**, the same code that labels \`guard_replies_total{reason}\`
   and appears as \`code\` in the body. Codes are stable: alerts, dashboards and clients match on them;
 - **\`Retry-After\`** (whole seconds) where the table says so, and \`cache-control: no-store\` on

@@ -96,7 +96,7 @@ export async function startGuard(
     metrics.lastReload.set({ result }, Date.now() / 1000);
     if (!loaded.ok) {
       log.error(
-        { file: options.configFile, errors: loaded.errors },
+        { file: options.configFile, errors: loaded.errors, warnings: loaded.warnings },
         "reload rejected; the running configuration stays",
       );
       return { ok: false, errors: loaded.errors };
