@@ -17,7 +17,13 @@ export interface Sample {
 export async function registrySamples(registry: Registry, name: string, labels: Labels = {}): Promise<Sample[]> {
   const metric = registry.getSingleMetric(name) ?? registry.getSingleMetric(name.replace(/_(bucket|sum|count)$/, ""));
   if (metric === undefined) throw new Error(`metric "${name}" is not registered`);
-  const { name: metricName, values } = await metric.get();
+  const { name: metricName, type, values } = await metric.get();
+  // prom-client's typings call `type` a numeric enum; at run time it is the type's name.
+  const kind = String(type);
+  // A histogram or summary has no series of its own name: reading one would always find nothing.
+  if ((kind === "histogram" || kind === "summary") && name === metricName) {
+    throw new Error(`metric "${name}" is a ${kind}: read its _bucket, _sum or _count series`);
+  }
   // Histograms and summaries name each series (x_bucket, x_sum, x_count); other metrics leave it out.
   return (values as Array<(typeof values)[number] & { metricName?: string }>)
     .filter(

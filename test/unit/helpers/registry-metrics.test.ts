@@ -33,3 +33,7 @@ t.test("a metric that is not registered is an error", async (t) => {
 t.test("an ambiguous single value is an error", async (t) => {
   await t.rejects(registryValue(registry(), "shed_total"), /2 samples of "shed_total"/);
 });
+
+t.test("a histogram read by its base name is an error: it has no series of that name", async (t) => {
+  await t.rejects(registrySum(registry(), "wait_seconds"), /"wait_seconds" is a histogram: read its _bucket/);
+});
