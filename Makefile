@@ -15,7 +15,7 @@ build: install
 
 ## Lint and format check (Biome), as CI runs it; `make format` applies the formatter and safe fixes
 lint: install
-	npx biome ci .
+	npx biome ci --error-on-warnings .
 
 ## Layer rules (dependency-cruiser, .dependency-cruiser.cjs; docs/architecture.md), as CI runs them
 layers: install

@@ -33,7 +33,7 @@ const suites = {
   e2e: ["--jobs=1", "--timeout=600", "dist/test/e2e/**/*.test.js"],
 };
 const staticChecks = {
-  "lint and format (biome ci)": ["biome", "ci", "--colors=off", "."],
+  "lint and format (biome ci)": ["biome", "ci", "--error-on-warnings", "--colors=off", "."],
   "layer rules (dependency-cruiser)": ["depcruise", "--config", ".dependency-cruiser.cjs", "src", "test", "bench"],
 };
 const named = process.argv.slice(2);

@@ -3,9 +3,9 @@
 // exceeded, 2 usage, config, contract or input errors.
 import { type FileHandle, open } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { loadConfigFile } from "../config/load.js";
-import { type CompiledContracts, catalogueOf, compileContracts, formatSourceError } from "../contracts/compile.js";
-import { crossCheckContracts } from "../contracts/config.js";
+import { prepareGuard } from "../config/prepare.js";
+import type { ConfigIssue } from "../config-kit/issues.js";
+import { type CompiledContracts, compileContracts, formatSourceError } from "../contracts/compile.js";
 import { Contract, type ContractSpec } from "../contracts/contract.js";
 import { type ContractViolation, STRICT, type Strictness } from "../contracts/json-check.js";
 import { parsePayloadPath, stringAt } from "../contracts/payload.js";
@@ -279,33 +279,30 @@ function checkUsage(values: Parsed["values"], positionals: string[]): string | u
   return undefined;
 }
 
+/** A config problem as the command prints it: contract source errors already name their file:line. */
+function configLine(file: string, issue: ConfigIssue): string {
+  return issue.path === "" ? issue.message : `${file}: ${issue.path}: ${issue.message}`;
+}
+
 async function fromConfig(file: string, name: string, maxViolations: number): Promise<Setup> {
-  const loaded = await loadConfigFile(file);
-  if (!loaded.ok)
-    return {
-      ok: false,
-      errors: loaded.errors.map((issue) => `${file}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`),
-    };
-  const config = loaded.config;
-  const compiled = await compileContracts(config.contracts);
-  if (!compiled.ok) return { ok: false, errors: compiled.errors.map(formatSourceError) };
-  const issues = crossCheckContracts(config, catalogueOf(compiled.contracts));
-  if (issues.length > 0)
-    return { ok: false, errors: issues.map((issue) => `${file}: ${issue.path}: ${issue.message}`) };
+  // What startup does: the config, its contracts compiled and its bindings cross-checked, in one pass.
+  const prepared = await prepareGuard(file);
+  if (!prepared.ok) return { ok: false, errors: prepared.errors.map((issue) => configLine(file, issue)) };
+  const { config, contracts } = prepared;
   const route =
     config.routes.find((candidate) => candidate.name === name && candidate.contract !== undefined) ??
     config.routes.find((candidate) => candidate.contract?.message === name);
   const binding = route?.contract;
-  if (binding === undefined)
+  // The cross-check has already proved every bound message exists in the compiled contracts.
+  const message = binding === undefined ? undefined : contracts?.messages.get(binding.message);
+  if (binding === undefined || contracts === undefined || message === undefined)
     return {
       ok: false,
       errors: [`${file}: no route named "${name}" with a contract, and no route binds a contract message "${name}"`],
     };
-  const message = compiled.contracts.messages.get(binding.message);
-  if (message === undefined) return { ok: false, errors: [`${file}: unknown contract message "${binding.message}"`] };
   return {
     ok: true,
-    contract: contractFor(compiled.contracts, {
+    contract: contractFor(contracts, {
       message,
       payload: binding.payload,
       ...(binding.wrapField === undefined ? {} : { wrapField: binding.wrapField }),
