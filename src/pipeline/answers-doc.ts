@@ -61,7 +61,7 @@ export function renderAnswersDoc(): string {
 Whenever the guard answers a request instead of the upstream (a shed, a maintenance window, a
 withheld response, a cache hit), the answer carries:
 
-- a **status** from the table below (the three with a setting named in the table can be set per route);
+- a **status** from the table below (the three with a setting named in the table can be set per route; the OpenAI \`type\` then follows the status: 429 \`rate_limit_error\`, other 4xx \`invalid_request_error\`, 5xx \`server_error\`);
 - the header **\`x-guard-reason: <code>\`**, the same code that labels \`guard_replies_total{reason}\`
   and appears as \`code\` in the body. Codes are stable: alerts, dashboards and clients match on them;
 - **\`Retry-After\`** (whole seconds) where the table says so, and \`cache-control: no-store\` on

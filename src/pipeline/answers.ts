@@ -56,13 +56,20 @@ export type AnswerInput<C extends ErrorCode> = AnswerBase & {
 } & (C extends RetryCode ? { readonly retryAfterSeconds: number } : { readonly retryAfterSeconds?: never }) &
   (C extends ConfiguredStatusCode ? { readonly status?: number } : { readonly status?: never });
 
+/** The OpenAI `error.type` a status of the operator's choosing stands for, as the OpenAI API uses them. */
+function openAiTypeOf(status: number): ErrorAnswerSpec["openAiType"] {
+  if (status === 429) return "rate_limit_error";
+  return status < 500 ? "invalid_request_error" : "server_error";
+}
+
 /** The guard's answer for `code`: status, body and headers in the request's shape. */
 export function guardAnswer<C extends ErrorCode>(code: C, input: AnswerInput<C>): Reply {
   const spec: ErrorAnswerSpec = ANSWERS[code];
   const status = input.status ?? spec.status;
+  const openAiType = status === spec.status ? spec.openAiType : openAiTypeOf(status);
   const core =
     input.format === "openai"
-      ? { message: `${spec.title}: ${input.detail}`, type: spec.openAiType, code, param: null }
+      ? { message: `${spec.title}: ${input.detail}`, type: openAiType, code, param: null }
       : { type: problemType(code), title: spec.title, status, detail: input.detail, code };
   // Core members lead and, spread again last, win over an extension of the same name.
   const members = { ...core, ...input.extensions, ...core };

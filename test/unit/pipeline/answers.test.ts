@@ -101,6 +101,23 @@ t.test("a configured status replaces the table's in the status line and the prob
   t.equal(reply.headers["retry-after"], "0");
 });
 
+t.test("on OpenAI paths a configured status brings the error type that status means", async (t) => {
+  const maintenance = (status: number) =>
+    bodyOf(
+      guardAnswer("route.maintenance", {
+        format: "openai",
+        status,
+        detail: "down",
+        retryAfterSeconds: 5,
+        extensions: { route: "chat", retry_after_seconds: 5 },
+      }),
+    );
+  t.match(maintenance(503), { error: { type: "server_error" } }, "the table's own status");
+  t.match(maintenance(410), { error: { type: "invalid_request_error" } });
+  t.match(maintenance(429), { error: { type: "rate_limit_error" } });
+  t.match(maintenance(500), { error: { type: "server_error" } });
+});
+
 t.test("the shape's own members win over an extension of the same name; stage headers are kept", async (t) => {
   const hostile = { route: "r", retry_after_seconds: 1, code: "forged", message: "forged", status: 200 };
   const input = {
