@@ -280,7 +280,7 @@ function checkUsage(values: Parsed["values"], positionals: string[]): string | u
 }
 
 /** A config problem as the command prints it: contract source errors already name their file:line. */
-function configLine(file: string, issue: ConfigIssue): string {
+export function configLine(file: string, issue: ConfigIssue): string {
   return issue.path === "" ? issue.message : `${file}: ${issue.path}: ${issue.message}`;
 }
 

@@ -1,20 +1,21 @@
 // `inference-guard lint`: compiles the contracts the way startup does, for editors and CI. Exit
 // codes: 0 no problems, 1 contract problems, 2 usage or config errors.
 import { parseArgs } from "node:util";
-import { loadConfigFile } from "../config/load.js";
-import type { GuardConfig } from "../config/schema.js";
-import { catalogueOf, compileContracts, formatSourceError } from "../contracts/compile.js";
-import { crossCheckContracts } from "../contracts/config.js";
-import type { CliIo } from "./check.js";
+import { prepareGuard } from "../config/prepare.js";
+import { compileContracts, formatSourceError } from "../contracts/compile.js";
+import { type CliIo, configLine } from "./check.js";
 
 export const LINT_HELP = `Usage:
   inference-guard lint [--config <file>] [--proto <dir>...]
 
 Compiles the contract .proto files as startup does (protoc, then every CEL rule and every
 message test-compiled) and prints each problem as "file:line: message". With --config, the
-config's contracts.protoPaths are used and route bindings are cross-checked too.
+config is checked as startup checks it first (every config error, with the errors of the
+contracts its routes bind, in one report; warnings too), then the config's contracts.protoPaths
+are compiled whole.
 
-Exit status: 0 no problems, 1 problems found, 2 usage or config error.`;
+Exit status: 0 no problems, 1 contract problems, 2 usage or config error (the config's bound
+contracts included).`;
 
 function parseLintArgs(argv: string[]) {
   return parseArgs({
@@ -42,29 +43,23 @@ export async function runLint(argv: string[], io: CliIo): Promise<number> {
   }
   let protoPaths = values.proto ?? [];
   let protoc: string | undefined;
-  let config: GuardConfig | undefined;
   if (values.config !== undefined) {
-    const loaded = await loadConfigFile(values.config);
-    for (const issue of loaded.warnings) io.err(`${values.config}: warning: ${issue.path}: ${issue.message}`);
-    if (!loaded.ok) {
-      for (const issue of loaded.errors)
-        io.err(`${values.config}: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`);
+    // What startup does, in one pass: the config's errors and its bound contracts' errors together.
+    const prepared = await prepareGuard(values.config);
+    for (const issue of prepared.warnings) io.err(`${values.config}: warning: ${issue.path}: ${issue.message}`);
+    if (!prepared.ok) {
+      for (const issue of prepared.errors) io.err(configLine(values.config, issue));
       return 2;
     }
-    config = loaded.config;
-    protoPaths = [...config.contracts.protoPaths, ...protoPaths];
-    protoc = config.contracts.protoc;
+    protoPaths = [...prepared.config.contracts.protoPaths, ...protoPaths];
+    protoc = prepared.config.contracts.protoc;
   }
   if (protoPaths.length === 0) protoPaths = ["proto/contracts"];
+  // Every contract file, bound or not: a rule error in a message no route binds yet is still an error.
   const compiled = await compileContracts(protoc === undefined ? { protoPaths } : { protoPaths, protoc });
   if (!compiled.ok) {
     for (const error of compiled.errors) io.err(formatSourceError(error));
     return 1;
-  }
-  if (config !== undefined && values.config !== undefined) {
-    const issues = crossCheckContracts(config, catalogueOf(compiled.contracts));
-    for (const issue of issues) io.err(`${values.config}: ${issue.path}: ${issue.message}`);
-    if (issues.length > 0) return 1;
   }
   io.out(`ok: ${compiled.contracts.messages.size} contract messages in ${compiled.contracts.files.length} files`);
   return 0;

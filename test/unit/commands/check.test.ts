@@ -176,6 +176,23 @@ t.test("lint reports file:line problems and exits 1; clean contracts exit 0", as
   t.match(help.out.join("\n"), /inference-guard lint/);
 });
 
+t.test("lint --config reports config errors and the bound contracts' errors in one report", async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, "a.proto"), 'syntax = "proto3";\nmessage A {\n  string x = 1\n}\n');
+  const config = join(dir, "guard.yaml");
+  await writeFile(
+    config,
+    `drain: { timeoutMs: -1 }\nadmision: {}\ncontracts:\n  protoPaths: ["${dir}"]\nroutes:\n  - name: a\n    contract: { message: A, payload: "" }\n`,
+  );
+  const { io, err } = capture();
+  t.equal(await runLint(["--config", config], io), 2);
+  t.same(err, [
+    `${config}: warning: admision: unknown section, ignored (sections: listen, drain, envoy, annotate, log, cache, admission, contracts, routes)`,
+    `${config}: drain.timeoutMs: Too small: expected number to be >=0`,
+    `${dir}/a.proto:4: Expected ";".`,
+  ]);
+});
+
 /** Sentiment payloads under "result": a pass, three violations, an error body, a non-JSON line, a blank. */
 const MIXED_RECORDING = [
   JSON.stringify({ result: { label: "POSITIVE", score: 0.8 } }),
