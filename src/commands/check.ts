@@ -133,7 +133,7 @@ export async function runCheck(argv: string[], io: CliIo): Promise<number> {
   }
   const setup =
     values.config !== undefined
-      ? await fromConfig(values.config, values.contract ?? "", options.maxViolations)
+      ? await fromConfig(values.config, values.contract ?? "", options.maxViolations, io)
       : await fromProto(values, options.maxViolations);
   if (!setup.ok) {
     for (const error of setup.errors) io.err(error);
@@ -284,9 +284,14 @@ export function configLine(file: string, issue: ConfigIssue): string {
   return issue.path === "" ? issue.message : `${file}: ${issue.path}: ${issue.message}`;
 }
 
-async function fromConfig(file: string, name: string, maxViolations: number): Promise<Setup> {
+export function warningLine(file: string, issue: ConfigIssue): string {
+  return `${file}: warning: ${issue.path}: ${issue.message}`;
+}
+
+async function fromConfig(file: string, name: string, maxViolations: number, io: CliIo): Promise<Setup> {
   // What startup does: the config, its contracts compiled and its bindings cross-checked, in one pass.
   const prepared = await prepareGuard(file);
+  for (const issue of prepared.warnings) io.err(warningLine(file, issue));
   if (!prepared.ok) return { ok: false, errors: prepared.errors.map((issue) => configLine(file, issue)) };
   const { config, contracts } = prepared;
   const route =

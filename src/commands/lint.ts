@@ -3,7 +3,7 @@
 import { parseArgs } from "node:util";
 import { prepareGuard } from "../config/prepare.js";
 import { compileContracts, formatSourceError } from "../contracts/compile.js";
-import { type CliIo, configLine } from "./check.js";
+import { type CliIo, configLine, warningLine } from "./check.js";
 
 export const LINT_HELP = `Usage:
   inference-guard lint [--config <file>] [--proto <dir>...]
@@ -46,7 +46,7 @@ export async function runLint(argv: string[], io: CliIo): Promise<number> {
   if (values.config !== undefined) {
     // What startup does, in one pass: the config's errors and its bound contracts' errors together.
     const prepared = await prepareGuard(values.config);
-    for (const issue of prepared.warnings) io.err(`${values.config}: warning: ${issue.path}: ${issue.message}`);
+    for (const issue of prepared.warnings) io.err(warningLine(values.config, issue));
     if (!prepared.ok) {
       for (const issue of prepared.errors) io.err(configLine(values.config, issue));
       return 2;

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
@@ -133,6 +133,10 @@ t.test("check --config uses the route's binding and model version field", async 
       ],
     });
   }
+  const warned = capture();
+  await writeFile(join(dir, "warned.yaml"), `admision: {}\n${await readFile(config, "utf8")}`);
+  t.equal(await runCheck(["--config", join(dir, "warned.yaml"), "--contract", "chat", file], warned.io), 1);
+  t.match(warned.err[0], /warned\.yaml: warning: admision: unknown section, ignored/, "config warnings are shown");
   const missing = capture();
   t.equal(await runCheck(["--config", config, "--contract", "nope", file], missing.io), 2);
   t.match(missing.err.join("\n"), /no route named "nope"/);
