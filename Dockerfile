@@ -2,8 +2,10 @@
 # Not built on the development machine (no container engine there): see docs/operations.md for
 # what was verified here.
 
+# Both stages use the Node pinned in .nvmrc (Node 24 LTS), the one the toolchain installs into
+# .tools/node and the tests run on; test/unit/devstack/node-version.test.ts keeps them equal.
 # --- build: compile TypeScript, then keep production dependencies only ---
-FROM node:20-slim AS build
+FROM node:24.22.3-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
@@ -13,7 +15,7 @@ COPY src ./src
 RUN npx tsc -p . && npm prune --omit=dev --no-audit --no-fund --loglevel=error
 
 # --- runtime ---
-FROM node:20-slim
+FROM node:24.22.3-slim
 # protoc compiles the output contracts (.proto) at startup and on reload.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends protobuf-compiler \

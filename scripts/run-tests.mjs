@@ -25,8 +25,15 @@
 // violation fails CI's closing line like any other failure.
 import { spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
-import { resolve } from "node:path";
+import { delimiter, dirname, resolve } from "node:path";
 import { Parser } from "tap-parser";
+
+// Every process below runs on the Node that runs this script (under make: the Node 24 pinned in
+// .nvmrc, in .tools/node): npx, tap and the test files find `node` through PATH (shebang
+// `#!/usr/bin/env node`), so its directory goes first, and a run started with another Node's full
+// path does not test on the machine's default one. The version is printed so a log shows it.
+const childEnv = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}` };
+console.log(`Node ${process.version} (${process.execPath})`);
 
 const suites = {
   unit: ["--jobs=2", "--timeout=180", "dist/test/unit/**/*.test.js"],
@@ -112,7 +119,7 @@ function runSuite(name) {
     const child = spawn("npx", args, {
       stdio: ["ignore", "pipe", "inherit"],
       env: {
-        ...process.env,
+        ...childEnv,
         TAP_COLORS: "0",
         ...(withCoverage ? { NODE_V8_COVERAGE: COVERAGE_DATA } : {}),
       },
@@ -142,7 +149,7 @@ function runSuite(name) {
 /** Runs a devDependency's command with its output shown; resolves with its exit code. */
 function npx(args) {
   return new Promise((done) => {
-    const child = spawn("npx", args, { stdio: "inherit" });
+    const child = spawn("npx", args, { stdio: "inherit", env: childEnv });
     child.on("error", () => done(1));
     child.on("close", (code) => done(code ?? 1));
   });
