@@ -34,6 +34,24 @@ t.test("limit bounds must be ordered", async (t) => {
   const parsed = admissionSchema.safeParse({ limit: { min: 50, initial: 20 } });
   t.equal(parsed.success, false);
   t.match(parsed.error?.issues, [{ path: ["limit", "initial"] }]);
+  const inverted = admissionSchema.safeParse({ limit: { min: 500, initial: 500, max: 100 } });
+  t.same(
+    inverted.error?.issues.map(({ path, message }) => ({ path, message })),
+    [
+      { path: ["limit", "min"], message: "limit.min exceeds limit.max" },
+      { path: ["limit", "initial"], message: "limit.initial must lie within [limit.min, limit.max]" },
+    ],
+    "min above max, and initial above max with it",
+  );
+});
+
+t.test("standard may not get a larger share than critical", async (t) => {
+  const parsed = admissionSchema.safeParse({ classes: { critical: { share: 0.5 }, standard: { share: 0.7 } } });
+  t.same(
+    parsed.error?.issues.map(({ path, message }) => ({ path, message })),
+    [{ path: ["classes", "standard", "share"], message: "must not exceed classes.critical.share" }],
+    "sheddable's default 0.6 stays below the raised standard share",
+  );
 });
 
 t.test("unknown keys are errors", async (t) => {
