@@ -16,15 +16,17 @@ interface Codec {
   encode(message: unknown): Buffer;
 }
 
+/** grpc.health.v1's .proto, as the gRPC project ships it in grpc-health-check. */
+export const HEALTH_PROTO = join(
+  dirname(require.resolve("grpc-health-check/package.json")),
+  "proto",
+  "health",
+  "v1",
+  "health.proto",
+);
+
 function loadCodecs(): { check: Codec; watch: Codec; list: Codec } {
-  const proto = join(
-    dirname(require.resolve("grpc-health-check/package.json")),
-    "proto",
-    "health",
-    "v1",
-    "health.proto",
-  );
-  const definition = protoLoader.loadSync(proto, { enums: String, defaults: true });
+  const definition = protoLoader.loadSync(HEALTH_PROTO, { enums: String, defaults: true });
   const service = definition[SERVICE] as protoLoader.ServiceDefinition;
   const codec = (name: string): Codec => {
     const method = service[name];

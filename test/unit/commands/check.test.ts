@@ -208,6 +208,15 @@ const MIXED_RECORDING = [
   JSON.stringify({ result: { label: "POSITIVE", score: 2 } }),
 ].join("\n");
 const MIXED_FLAGS = ["--proto", DEMO_PROTO, "--message", "demo.v1.Sentiment", "--payload", "result"];
+/** Line and verdict of MIXED_RECORDING's non-blank lines. */
+const MIXED_VERDICTS = [
+  [1, "passed"],
+  [2, "violated"],
+  [4, "violated"],
+  [5, "unverifiable"],
+  [6, "unverifiable"],
+  [7, "violated"],
+];
 
 async function mixedRecording(t: { teardown: (fn: () => unknown) => void }): Promise<string> {
   const file = join(await tempDir(t), "mixed.jsonl");
@@ -221,14 +230,7 @@ t.test("check: an error body or a non-JSON line is unverifiable, not a violation
   t.equal(await runCheck([...MIXED_FLAGS, file], io), 1);
   t.same(
     out.map((line) => [JSON.parse(line).line, JSON.parse(line).verdict]),
-    [
-      [1, "passed"],
-      [2, "violated"],
-      [4, "violated"],
-      [5, "unverifiable"],
-      [6, "unverifiable"],
-      [7, "violated"],
-    ],
+    MIXED_VERDICTS,
   );
 });
 
@@ -298,14 +300,7 @@ t.test("check --format json writes one document: the per-line results and the su
     t.same(Object.keys(document), ["results", "summary"]);
     t.same(
       document.results.map((result: { line: number; verdict: string }) => [result.line, result.verdict]),
-      [
-        [1, "passed"],
-        [2, "violated"],
-        [4, "violated"],
-        [5, "unverifiable"],
-        [6, "unverifiable"],
-        [7, "violated"],
-      ],
+      MIXED_VERDICTS,
     );
     t.same(document.results[1].violations, [
       {

@@ -1,7 +1,5 @@
 // The guard's gRPC server against a standard client (grpc-js): ext_proc streams, grpc.health.v1,
 // protocol errors and the drain, all on one loopback port.
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { pino } from "pino";
@@ -11,10 +9,9 @@ import type { ProcessingRequest, ProcessingResponse } from "../../../src/extproc
 import { createCoreMetrics } from "../../../src/metrics/registry.js";
 import { Pipeline } from "../../../src/pipeline/pipeline.js";
 import { EXT_PROC_SERVICE, type GrpcServer, startGrpcServer } from "../../../src/server/grpc.js";
+import { HEALTH_PROTO } from "../../../src/server/health.js";
 import { requestHeaders, responseHeaders, route } from "../../helpers/frames.js";
 import { registryValue } from "../../helpers/registry-metrics.js";
-
-const require = createRequire(import.meta.url);
 
 async function startServer(t: Test): Promise<{ server: GrpcServer; metrics: ReturnType<typeof createCoreMetrics> }> {
   const metrics = createCoreMetrics("test");
@@ -48,14 +45,7 @@ function statusOf(call: {
 }
 
 function healthClient(address: string): grpc.Client & Record<string, (...args: unknown[]) => unknown> {
-  const proto = join(
-    dirname(require.resolve("grpc-health-check/package.json")),
-    "proto",
-    "health",
-    "v1",
-    "health.proto",
-  );
-  const definition = protoLoader.loadSync(proto, { enums: String });
+  const definition = protoLoader.loadSync(HEALTH_PROTO, { enums: String });
   const Health = grpc.makeGenericClientConstructor(
     definition["grpc.health.v1.Health"] as grpc.ServiceDefinition,
     "Health",
