@@ -17,7 +17,7 @@ module.exports = {
         "Only src/extproc/ touches the ext_proc protobuf: its message types (wire.ts), the codec (proto.ts) and " +
         "the package that ships Envoy's .proto files. Everyone else deals in the pipeline's plain values.",
       from: { path: "^src/", pathNot: "^src/extproc/" },
-      to: { path: ["^src/extproc/(wire|proto)\\.ts$", "^node_modules/@grpc/grpc-js-xds/"] },
+      to: { path: ["^src/extproc/(wire|proto)\\.ts$"] },
     },
     {
       name: "pipeline-not-transport",

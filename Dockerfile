@@ -4,6 +4,12 @@
 
 # Both stages use the Node pinned in .nvmrc (Node 24 LTS), the one the toolchain installs into
 # .tools/node and the tests run on; test/unit/devstack/node-version.test.ts keeps them equal.
+# --- Envoy's ext_proc API descriptors, from go-control-plane (tools/envoy-api; see README) ---
+FROM golang:1.26 AS envoy-api
+WORKDIR /src
+COPY tools/envoy-api ./
+RUN go run . /envoy-ext-proc.binpb
+
 # --- build: compile TypeScript, then keep production dependencies only ---
 FROM node:24.22.3-slim AS build
 WORKDIR /app
@@ -24,6 +30,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=envoy-api /envoy-ext-proc.binpb ./gen/envoy-ext-proc.binpb
 COPY package.json ./
 COPY bin ./bin
 # The embedded default config and its example contracts (used when no --config is given).
