@@ -8,7 +8,7 @@
 FROM golang:1.26 AS envoy-api
 WORKDIR /src
 COPY tools/envoy-api ./
-RUN go run . /envoy-ext-proc.binpb
+RUN go run . /envoy-api
 
 # --- build: compile TypeScript, then keep production dependencies only ---
 FROM node:24.22.3-slim AS build
@@ -30,7 +30,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
-COPY --from=envoy-api /envoy-ext-proc.binpb ./gen/envoy-ext-proc.binpb
+COPY --from=envoy-api /envoy-api ./gen/envoy-api
 COPY package.json ./
 COPY bin ./bin
 # The embedded default config and its example contracts (used when no --config is given).

@@ -24,14 +24,14 @@ $(NPM_STAMP): package.json package-lock.json $(NODE_BIN)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-## Envoy's ext_proc API as a descriptor set, generated from go-control-plane (tools/envoy-api)
-ENVOY_API := gen/envoy-ext-proc.binpb
+## Envoy's ext_proc API as .proto files, printed from go-control-plane (tools/envoy-api)
+ENVOY_API := gen/envoy-api/envoy/service/ext_proc/v3/external_processor.proto
 build: install $(ENVOY_API)
 	npx tsc -p .
 
 $(ENVOY_API): tools/envoy-api/main.go tools/envoy-api/go.mod tools/envoy-api/go.sum
-	@mkdir -p gen
-	cd tools/envoy-api && go run . $(CURDIR)/$@
+	@rm -rf gen/envoy-api && mkdir -p gen/envoy-api
+	cd tools/envoy-api && go run . $(CURDIR)/gen/envoy-api
 
 ## Lint and format check (Biome), as CI runs it; `make format` applies the formatter and safe fixes
 lint: install

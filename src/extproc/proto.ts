@@ -1,12 +1,12 @@
-// Envoy's ext_proc messages, decoded with the descriptor set `make` writes from go-control-plane
+// Envoy's ext_proc messages, decoded from the .proto files `make` prints from go-control-plane
 // (tools/envoy-api: Envoy's generated API of the release the guard is tested with, from the Go module
 // proxy), so the repo carries no copy of Envoy's API and knows every field of that release.
-import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import * as protoLoader from "@grpc/proto-loader";
 import type { ProcessingRequest, ProcessingResponse } from "./wire.js";
 
-/** Built by `make` (target gen/envoy-ext-proc.binpb); the image copies it beside dist/. */
-export const DESCRIPTOR_SET = new URL("../../../gen/envoy-ext-proc.binpb", import.meta.url);
+/** Written by `make` (target gen/envoy-api); the image copies it beside dist/. */
+export const ENVOY_API_DIR = fileURLToPath(new URL("../../../gen/envoy-api", import.meta.url));
 
 export type Decoded =
   | { readonly ok: true; readonly frame: ProcessingRequest }
@@ -22,17 +22,11 @@ let cachedDefinition: protoLoader.ServiceDefinition | undefined;
 /** envoy.service.ext_proc.v3.ExternalProcessor as proto-loader describes it (also what a grpc-js client takes). */
 export function externalProcessorService(): protoLoader.ServiceDefinition {
   if (cachedDefinition !== undefined) return cachedDefinition;
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(DESCRIPTOR_SET);
-  } catch (error) {
-    throw new Error(`Envoy's ext_proc API descriptors are missing (${DESCRIPTOR_SET.pathname}): run make build`, {
-      cause: error,
-    });
-  }
-  const definition = protoLoader.loadFileDescriptorSetFromBuffer(bytes, {
-    // Field names are lowerCamel in the set, enums come as their names and oneofs get a
-    // discriminator property: the shapes src/extproc/wire.ts is written against.
+  const definition = protoLoader.loadSync("envoy/service/ext_proc/v3/external_processor.proto", {
+    includeDirs: [ENVOY_API_DIR],
+    // Field names stay camelCase, enums as their names and oneofs get a discriminator property:
+    // the shapes src/extproc/wire.ts is written against.
+    keepCase: false,
     enums: String,
     longs: Number,
     defaults: false,

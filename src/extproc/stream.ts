@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
 import { answerFormatFor, guardAnswer } from "../pipeline/answers.js";
 import type { ExchangeRun, MergedEdits, PhaseResult, Pipeline } from "../pipeline/pipeline.js";
-import type { Outcome } from "../pipeline/types.js";
+import type { Outcome, ResponseBodyNeed } from "../pipeline/types.js";
 import {
   commonResponse,
   decodeHeaders,
@@ -15,6 +15,7 @@ import {
   immediateResponse,
   type ProcessingRequest,
   type ProcessingResponse,
+  streamedBody,
   toWireStruct,
   type WireHttpBody,
   type WireProcessingMode,
@@ -23,7 +24,7 @@ import {
 /** Dynamic metadata namespace the guard writes (Envoy's metadata_options must allow it). */
 export const METADATA_NAMESPACE = "inference_guard";
 
-type State = "request_headers" | "request_body" | "response_headers" | "response_body" | "done";
+type State = "request_headers" | "request_body" | "response_headers" | "response_body" | "response_stream" | "done";
 
 export interface StreamDeps {
   /** The pipeline in force when the stream opens (hot reload swaps it for new streams only). */
@@ -180,6 +181,8 @@ export class StreamProcessor {
       answeredBy: "unknown",
       cancelled: unfinished,
       ...(this.#responseStatus === undefined ? {} : { status: this.#responseStatus }),
+      ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
+      ...(this.#state === "response_stream" ? { streamed: true } : {}),
     });
   }
 
@@ -192,9 +195,13 @@ export class StreamProcessor {
       case "responseHeaders":
         return this.#onResponseHeaders(frame);
       case "responseBody":
+        if (this.#state === "response_stream") return this.#onStreamChunk(frame.responseBody);
         return this.#onBody("response", frame.responseBody);
-      case "requestTrailers":
       case "responseTrailers":
+        if (this.#state === "response_stream") return this.#onStreamTrailers();
+        this.#emit(continueFor(kind));
+        return;
+      case "requestTrailers":
         // Trailers are never requested; if an operator's processing_mode sends them, let them pass.
         this.#emit(continueFor(kind));
         return;
@@ -258,19 +265,68 @@ export class StreamProcessor {
     const status = Number.parseInt(headers.get(":status") ?? "", 10);
     this.#responseStatus = Number.isFinite(status) ? status : undefined;
     const endOfStream = frame.responseHeaders?.endOfStream === true;
-    const bodyWasNeeded = run.needs.responseBody;
+    const requested: ResponseBodyNeed = run.needs.responseBody ? "whole" : "none";
     const result = await run.responseHeaders({ status: this.#responseStatus ?? 0, headers, endOfStream });
     if (this.#replied(result)) return;
-    const bodyFollows = run.needs.responseBody && !endOfStream;
+    const body = endOfStream ? "none" : result.body;
     this.#emit({
       responseHeaders: { response: commonResponse(result.edits, false) },
-      ...(bodyFollows && !bodyWasNeeded ? { modeOverride: this.#mode() } : {}),
+      // The mode asked for at the request stays unless this response needs another.
+      ...(body === requested ? {} : { modeOverride: this.#responseMode(body) }),
       ...this.#metadata(result.edits),
     });
     this.#bodyChunks = [];
     this.#bodyBytes = 0;
-    if (bodyFollows) this.#state = "response_body";
+    if (body === "whole") this.#state = "response_body";
+    else if (body === "stream") this.#state = "response_stream";
     else this.#complete();
+  }
+
+  /** A chunk of a streamed response (FULL_DUPLEX_STREAMED): through the stages, then on to the client. */
+  async #onStreamChunk(body: WireHttpBody | undefined): Promise<void> {
+    const run = this.#run as ExchangeRun;
+    const endOfStream = body?.endOfStream === true;
+    const step = await run.responseChunk(body?.body ?? new Uint8Array(), endOfStream);
+    if (step.type === "cut") {
+      this.#emit(streamedBody(step.bytes, true));
+      this.#finish({
+        answeredBy: "guard",
+        status: this.#responseStatus ?? 200,
+        reason: step.reason,
+        cancelled: false,
+        streamed: true,
+        ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
+      });
+      this.#done();
+      return;
+    }
+    // Full duplex answers many chunks with one: nothing to send while every byte is held back.
+    if (step.bytes.length > 0 || endOfStream) this.#emit(streamedBody(step.bytes, endOfStream));
+    if (endOfStream) this.#complete(true);
+  }
+
+  /**
+   * Trailers end a streamed response whose last chunk did not: whatever the stages still hold goes
+   * out before the trailers are answered. A cut this late can only append its bytes: the response
+   * ends with the trailers either way.
+   */
+  async #onStreamTrailers(): Promise<void> {
+    const run = this.#run as ExchangeRun;
+    const step = await run.responseChunk(new Uint8Array(), true);
+    if (step.bytes.length > 0) this.#emit(streamedBody(step.bytes, false));
+    this.#emit(continueFor("responseTrailers"));
+    if (step.type === "forward") {
+      this.#complete(true);
+      return;
+    }
+    this.#finish({
+      answeredBy: "guard",
+      status: this.#responseStatus ?? 200,
+      reason: step.reason,
+      cancelled: false,
+      streamed: true,
+    });
+    this.#done();
   }
 
   async #onBody(direction: "request" | "response", body: WireHttpBody | undefined): Promise<void> {
@@ -316,10 +372,11 @@ export class StreamProcessor {
 
   // The outcome is recorded before #done: onDone may close the stream at once, and close() records
   // "unknown" for anything not yet recorded.
-  #complete(): void {
+  #complete(streamed = false): void {
     this.#finish({
       answeredBy: this.#responseStatus === undefined ? "unknown" : "upstream",
       cancelled: false,
+      ...(streamed ? { streamed } : {}),
       ...(this.#responseStatus === undefined ? {} : { status: this.#responseStatus }),
       ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
     });
@@ -357,6 +414,22 @@ export class StreamProcessor {
       responseHeaderMode: wantsResponse ? "SEND" : "SKIP",
       requestBodyMode: needs?.requestBody === true ? "BUFFERED" : "NONE",
       responseBodyMode: needs?.responseBody === true ? "BUFFERED" : "NONE",
+    };
+  }
+
+  /**
+   * The mode for the body of this response, sent with the response headers' answer. A streamed
+   * body is FULL_DUPLEX_STREAMED, the one mode in which the guard can hold bytes back, release them
+   * later and end the response early with the upstream reset (STREAMED can do neither); Envoy then
+   * needs the trailers sent as well.
+   */
+  #responseMode(body: ResponseBodyNeed): WireProcessingMode {
+    const stream = body === "stream";
+    return {
+      ...this.#mode(),
+      responseHeaderMode: "SEND",
+      responseBodyMode: stream ? "FULL_DUPLEX_STREAMED" : body === "whole" ? "BUFFERED" : "NONE",
+      responseTrailerMode: stream ? "SEND" : "SKIP",
     };
   }
 

@@ -39,7 +39,7 @@ export interface ProcessingRequest {
 }
 
 type HeaderSendMode = "DEFAULT" | "SEND" | "SKIP";
-type BodySendMode = "NONE" | "STREAMED" | "BUFFERED" | "BUFFERED_PARTIAL";
+type BodySendMode = "NONE" | "STREAMED" | "BUFFERED" | "BUFFERED_PARTIAL" | "FULL_DUPLEX_STREAMED";
 
 export interface WireProcessingMode {
   requestHeaderMode: HeaderSendMode;
@@ -58,6 +58,8 @@ export interface WireHeaderMutation {
 export interface WireCommonResponse {
   status?: "CONTINUE";
   headerMutation?: WireHeaderMutation;
+  /** In FULL_DUPLEX_STREAMED mode: the bytes to send on in place of the chunk(s) answered. */
+  bodyMutation?: { streamedResponse: { body: Uint8Array; endOfStream: boolean } };
   clearRouteCache?: boolean;
 }
 
@@ -126,6 +128,17 @@ export function commonResponse(edits: Edits | undefined, allowRouteCacheClear: b
   // Envoy rejects clear_route_cache on the response path; only request-phase answers carry it.
   if (allowRouteCacheClear && edits?.clearRouteCache === true) response.clearRouteCache = true;
   return response;
+}
+
+/**
+ * The answer to streamed body chunks (FULL_DUPLEX_STREAMED): any number of chunks may be answered
+ * by one, and endOfStream ends the response, also before the upstream finished (Envoy then resets
+ * the upstream request, so the model stops generating).
+ */
+export function streamedBody(body: Uint8Array, endOfStream: boolean): ProcessingResponse {
+  return {
+    responseBody: { response: { status: "CONTINUE", bodyMutation: { streamedResponse: { body, endOfStream } } } },
+  };
 }
 
 export function immediateResponse(reply: Reply): ProcessingResponse {

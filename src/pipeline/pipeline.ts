@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
 import { type MatchableRoute, matchRoute } from "./routing/match.js";
 import type {
+  ChunkStep,
   Edits,
   Exchange,
   JsonValue,
@@ -11,6 +12,7 @@ import type {
   Outcome,
   Reply,
   RequestInfo,
+  ResponseBodyNeed,
   ResponseInfo,
   Stage,
   StageRun,
@@ -28,11 +30,20 @@ export type PhaseResult =
   | { readonly type: "continue"; readonly edits: MergedEdits }
   | { readonly type: "reply"; readonly reply: Reply };
 
+/** What the response headers decided: the phase's result, and what the stages need of the body. */
+export type ResponseHeadersResult =
+  | { readonly type: "continue"; readonly edits: MergedEdits; readonly body: ResponseBodyNeed }
+  | { readonly type: "reply"; readonly reply: Reply };
+
+const BODY_NEED_STRENGTH: Readonly<Record<ResponseBodyNeed, number>> = { none: 0, stream: 1, whole: 2 };
+
 type Phase = "request_headers" | "request_body" | "response_headers" | "response_body";
 
 interface StartedRun {
   readonly stage: string;
   readonly run: StageRun;
+  /** The stage asked for the response body at the request: its need when it says nothing at the response. */
+  askedForResponseBody: boolean;
 }
 
 function emptyEdits(): MergedEdits {
@@ -83,13 +94,51 @@ export class ExchangeRun {
     return this.#phase("request_body", this.#runs, (run) => run.onRequestBody?.(body));
   }
 
-  responseHeaders(response: ResponseInfo): Promise<PhaseResult> {
+  async responseHeaders(response: ResponseInfo): Promise<ResponseHeadersResult> {
     this.exchange.response = response;
-    return this.#phase("response_headers", this.#runs.toReversed(), (run) => run.onResponseHeaders?.(response));
+    let body: ResponseBodyNeed = "none";
+    const result = await this.#phase(
+      "response_headers",
+      this.#runs.toReversed(),
+      (run) => run.onResponseHeaders?.(response),
+      (started, step) => {
+        const need =
+          step?.type === "continue" && step.responseBody !== undefined
+            ? step.responseBody
+            : started.askedForResponseBody
+              ? "whole"
+              : "none";
+        if (BODY_NEED_STRENGTH[need] > BODY_NEED_STRENGTH[body]) body = need;
+      },
+    );
+    return result.type === "reply" ? result : { ...result, body };
   }
 
+  /** The whole response body (the stages' need was "whole"). */
   responseBody(body: Uint8Array): Promise<PhaseResult> {
     return this.#phase("response_body", this.#runs.toReversed(), (run) => run.onResponseBody?.(body));
+  }
+
+  /**
+   * One chunk of a streamed response (the stages' need was "stream"), through the stages inside
+   * out. A stage that throws is counted and lets its input through; the first cut ends the chain.
+   */
+  async responseChunk(chunk: Uint8Array, endOfStream: boolean): Promise<ChunkStep> {
+    let bytes = chunk;
+    for (let index = this.#runs.length - 1; index >= 0; index--) {
+      const started = this.#runs[index] as StartedRun;
+      if (started.run.onResponseChunk === undefined) continue;
+      let step: ChunkStep;
+      try {
+        step = await started.run.onResponseChunk(bytes, endOfStream);
+      } catch (error) {
+        this.#pipeline.stageFailed(started.stage, "response_chunk", error, this.exchange);
+        continue;
+      }
+      if (step.type === "cut") return step;
+      bytes = step.bytes;
+    }
+    return { type: "forward", bytes };
   }
 
   /** Idempotent: the first call wins, so stream close after a completed exchange is harmless. */
@@ -111,20 +160,23 @@ export class ExchangeRun {
     }
   }
 
+  /** `seen` hears every stage's step (undefined when it had none or failed), in the order run. */
   async #phase(
     phase: Phase,
     runs: readonly StartedRun[],
     hook: (run: StageRun) => Step | Promise<Step> | undefined,
+    seen?: (started: StartedRun, step: Step | undefined) => void,
   ): Promise<PhaseResult> {
     const edits = emptyEdits();
-    for (const { stage, run } of runs) {
+    for (const started of runs) {
       let step: Step | undefined;
       try {
-        step = await hook(run);
+        step = await hook(started.run);
       } catch (error) {
-        this.#pipeline.stageFailed(stage, phase, error, this.exchange);
-        continue;
+        this.#pipeline.stageFailed(started.stage, phase, error, this.exchange);
       }
+      if (step?.type === "continue" && step.needs?.responseBody === true) started.askedForResponseBody = true;
+      seen?.(started, step);
       if (step === undefined) continue;
       if (step.type === "reply") return step;
       mergeEdits(edits, step.edits);
@@ -173,7 +225,7 @@ export class Pipeline {
     for (const stage of this.stages) {
       try {
         const run = stage.start(exchange);
-        if (run !== undefined) runs.push({ stage: stage.name, run });
+        if (run !== undefined) runs.push({ stage: stage.name, run, askedForResponseBody: false });
       } catch (error) {
         this.stageFailed(stage.name, "start", error, exchange);
       }

@@ -50,9 +50,35 @@ export interface Reply {
   readonly reason: AnswerCode;
 }
 
+/**
+ * What a stage needs of the body of the response at hand, said at its headers: nothing, the whole
+ * body before any of it reaches the client (onResponseBody), or its chunks as they pass
+ * (onResponseChunk: a streamed answer, e.g. text/event-stream, is forwarded as it comes).
+ */
+export type ResponseBodyNeed = "none" | "whole" | "stream";
+
 export type Step =
-  | { readonly type: "continue"; readonly edits?: Edits; readonly needs?: Needs }
+  | {
+      readonly type: "continue";
+      readonly edits?: Edits;
+      readonly needs?: Needs;
+      /**
+       * At response headers only: this stage's need for this response's body. Absent: whole when
+       * the stage asked for the response body at the request, none otherwise. The strongest need
+       * of all stages decides (whole over stream over none).
+       */
+      readonly responseBody?: ResponseBodyNeed;
+    }
   | { readonly type: "reply"; readonly reply: Reply };
+
+/**
+ * A stage's answer to one chunk of a streamed response: the bytes it lets through now (its input,
+ * or fewer while it holds some back, or more when it releases held bytes), or the end of the
+ * response: bytes to send last (e.g. an in-stream error event), after which the upstream is reset.
+ */
+export type ChunkStep =
+  | { readonly type: "forward"; readonly bytes: Uint8Array }
+  | { readonly type: "cut"; readonly bytes: Uint8Array; readonly reason: AnswerCode };
 
 export const CONTINUE: Step = Object.freeze({ type: "continue" });
 
@@ -66,6 +92,11 @@ export interface Outcome {
   readonly reason?: string;
   /** Stream ended before the exchange completed (client went away, Envoy reset, guard drain). */
   readonly cancelled: boolean;
+  /**
+   * The response body went through the guard chunk by chunk (a streamed answer): the exchange
+   * ended with the stream's last chunk, or its cut (answeredBy "guard", status the 200 already sent).
+   */
+  readonly streamed?: boolean;
   /**
    * Time from the guard releasing the request to Envoy until the response headers arrived:
    * the upstream's latency as seen from the sidecar. Absent when no response headers were seen.
@@ -127,6 +158,12 @@ export interface StageRun {
   onRequestBody?(body: Uint8Array): MaybePromise<Step>;
   onResponseHeaders?(response: ResponseInfo): MaybePromise<Step>;
   onResponseBody?(body: Uint8Array): MaybePromise<Step>;
+  /**
+   * A chunk of a streamed response (see ResponseBodyNeed), innermost stage first: each stage gets
+   * the bytes the stage inside it let through. endOfStream: no more chunks follow; anything still
+   * held must be let through (or the response cut) now.
+   */
+  onResponseChunk?(chunk: Uint8Array, endOfStream: boolean): MaybePromise<ChunkStep>;
   onEnd?(outcome: Outcome): void;
 }
 

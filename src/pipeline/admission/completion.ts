@@ -14,6 +14,8 @@ export interface CompletionContext {
 export function completionFrom(outcome: Outcome, context: CompletionContext): Completion {
   const latency = outcome.upstreamLatencyMs;
   if (outcome.cancelled) {
+    // A client that left mid-body (a long stream it stopped reading) had its answer started in time.
+    if (latency !== undefined) return {};
     // A client that gave up after waiting past the timeout saw a timeout; an earlier cancel tells
     // nothing about the upstream (the client may simply have moved on).
     return context.heldMs >= context.slowCallMs ? { verdict: "failure" } : {};

@@ -4,7 +4,18 @@
 import { ANSWERS } from "../answer-catalogue.js";
 import { answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
-import type { Exchange, Outcome, Stage, StageConfig, StageDeps, StageRun, Step } from "../types.js";
+import { isEventStreamResponse } from "../response-shape.js";
+import type {
+  ChunkStep,
+  Exchange,
+  Outcome,
+  ResponseInfo,
+  Stage,
+  StageConfig,
+  StageDeps,
+  StageRun,
+  Step,
+} from "../types.js";
 import { completionFrom } from "./completion.js";
 import { type AdmissionConfig, DEADLINE_MARGIN_MS, type RouteAdmissionConfig } from "./config.js";
 import { AdmissionController, type Decision, type Queued, type Scheduler, type Ticket } from "./controller.js";
@@ -103,6 +114,19 @@ class AdmissionRun implements StageRun {
 
   onRequestBody(): Step | Promise<Step> {
     return this.#admit();
+  }
+
+  /**
+   * A streamed answer keeps the upstream busy until its last event, not its headers: the stream
+   * passes through this stage so the budget is returned when it ends (or the client leaves).
+   */
+  onResponseHeaders(response: ResponseInfo): Step {
+    const streamed = this.#state.kind === "admitted" && isEventStreamResponse(response.headers);
+    return { type: "continue", responseBody: streamed ? "stream" : "none" };
+  }
+
+  onResponseChunk(chunk: Uint8Array): ChunkStep {
+    return { type: "forward", bytes: chunk };
   }
 
   onEnd(outcome: Outcome): void {

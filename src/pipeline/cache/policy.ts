@@ -1,5 +1,6 @@
 // Which requests may be answered from the cache and which responses may be stored. Every
 // "no" carries a reason from a fixed vocabulary (metric label, x-guard-cache-reason header).
+import { isEventStream } from "../response-shape.js";
 import type { Exchange, HeaderMap, ResponseInfo } from "../types.js";
 import type { RouteCacheConfig } from "./config.js";
 import type { ParsedBody } from "./key.js";
@@ -19,10 +20,6 @@ function forbidsCaching(headers: HeaderMap): boolean {
     const name = directive.split("=")[0]?.trim().toLowerCase();
     return name === "no-store" || name === "no-cache";
   });
-}
-
-function isEventStream(contentType: string | undefined): boolean {
-  return contentType?.split(";")[0]?.trim().toLowerCase() === "text/event-stream";
 }
 
 /** What can be decided from the request headers alone. */

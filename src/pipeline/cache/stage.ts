@@ -143,7 +143,12 @@ class CacheRun implements StageRun {
     const skip = skipFromResponseHeaders(response, this.settings.config);
     if (skip !== undefined) this.#skipStore(state, skip);
     else if (response.endOfStream) this.#storeOrSkip(state, new Uint8Array(0));
-    return { type: "continue", edits: { setHeaders: { [CACHE_HEADER]: "miss" } } };
+    return {
+      type: "continue",
+      edits: { setHeaders: { [CACHE_HEADER]: "miss" } },
+      // A response that will not be stored need not be held for this stage.
+      responseBody: this.#state.kind === "upstream" ? "whole" : "none",
+    };
   }
 
   onResponseBody(body: Uint8Array): Step {

@@ -1,5 +1,6 @@
 import t from "tap";
 import { parseConfig } from "../../../src/config/load.js";
+import type { ProcessingResponse } from "../../../src/extproc/wire.js";
 import { createAnnotateStage } from "../../../src/pipeline/annotate/stage.js";
 import type { Outcome, Stage, StageRun } from "../../../src/pipeline/types.js";
 import {
@@ -341,3 +342,146 @@ t.test("the stream reports done once, right after the exchange's last answer", a
   processor.close();
   t.equal(events.filter((event) => event === "done").length, 1);
 });
+
+describeStreamedResponses();
+
+/** Streamed responses (text/event-stream): a stage asks for "stream" and sees chunks as they pass. */
+function describeStreamedResponses(): void {
+  const sse = { "content-type": "text/event-stream" };
+  const text = (bytes: Uint8Array | undefined): string => new TextDecoder().decode(bytes);
+  const streamedOf = (frame: ProcessingResponse | undefined) =>
+    frame?.responseBody?.response.bodyMutation?.streamedResponse;
+
+  /** A stage that wants the body as a stream and answers each chunk with `onChunk`. */
+  function streaming(onChunk: StageRun["onResponseChunk"], outcomes: Outcome[] = []): Stage {
+    return stage(
+      {
+        onRequestHeaders: () => ({ type: "continue", needs: { responseHeaders: true, responseBody: true } }),
+        onResponseHeaders: () => ({ type: "continue", responseBody: "stream" }),
+        ...(onChunk === undefined ? {} : { onResponseChunk: onChunk }),
+      },
+      outcomes,
+    );
+  }
+
+  t.test("a streamed response switches to full duplex and each chunk goes on as soon as it is answered", async (t) => {
+    const outcomes: Outcome[] = [];
+    const h = harness([streaming((chunk) => ({ type: "forward", bytes: chunk }), outcomes)]);
+    await h.feed(requestHeaders({}, true));
+    const [headers] = await h.feed(responseHeaders(200, sse));
+    t.equal(headers?.modeOverride?.responseBodyMode, "FULL_DUPLEX_STREAMED");
+    t.equal(headers?.modeOverride?.responseTrailerMode, "SEND", "Envoy requires trailers with full duplex");
+    t.equal(h.processor.state, "response_stream");
+    const first = await h.feed(responseBody("data: 1\n\n", false));
+    t.equal(text(streamedOf(first[0])?.body), "data: 1\n\n");
+    t.equal(streamedOf(first[0])?.endOfStream, false);
+    const last = await h.feed(responseBody("", true));
+    t.equal(streamedOf(last[0])?.endOfStream, true, "the empty end chunk is answered with end_of_stream");
+    t.equal(h.processor.state, "done");
+    t.match(outcomes, [{ answeredBy: "upstream", status: 200, streamed: true, cancelled: false }]);
+  });
+
+  t.test("held bytes are not answered until a later chunk releases them", async (t) => {
+    let held = "";
+    const h = harness([
+      streaming((chunk, end) => {
+        held += text(chunk);
+        if (!end && !held.endsWith("\n\n")) return { type: "forward", bytes: new Uint8Array() };
+        const out = held;
+        held = "";
+        return { type: "forward", bytes: new TextEncoder().encode(out) };
+      }),
+    ]);
+    await h.feed(requestHeaders({}, true), responseHeaders(200, sse));
+    t.same(await h.feed(responseBody("data: hel", false)), [], "nothing sent while everything is held");
+    const released = await h.feed(responseBody("lo\n\n", false));
+    t.equal(text(streamedOf(released[0])?.body), "data: hello\n\n");
+  });
+
+  t.test("a cut ends the response with the stage's last bytes and is the guard's answer", async (t) => {
+    const outcomes: Outcome[] = [];
+    const h = harness([
+      streaming(
+        () => ({ type: "cut", bytes: new TextEncoder().encode("data: {}\n\n"), reason: "contract.violated" }),
+        outcomes,
+      ),
+    ]);
+    await h.feed(requestHeaders({}, true), responseHeaders(200, sse));
+    const [cut] = await h.feed(responseBody("data: bad\n\n", false));
+    t.same(streamedOf(cut), { body: new TextEncoder().encode("data: {}\n\n"), endOfStream: true });
+    t.equal(h.processor.state, "done");
+    t.match(outcomes, [{ answeredBy: "guard", status: 200, reason: "contract.violated", streamed: true }]);
+    t.equal(
+      await counterValue(h.metrics, "guard_replies_total", { reason: "contract.violated", status: "200" }),
+      1,
+      "counted as a guard answer on the 200 already sent",
+    );
+  });
+
+  t.test("trailers end a stream whose last chunk did not: held bytes go out first", async (t) => {
+    let held: Uint8Array = new Uint8Array();
+    const h = harness([
+      streaming((chunk, end) => {
+        if (!end) {
+          held = chunk;
+          return { type: "forward", bytes: new Uint8Array() };
+        }
+        return { type: "forward", bytes: held };
+      }),
+    ]);
+    await h.feed(requestHeaders({}, true), responseHeaders(200, sse), responseBody("data: x\n\n", false));
+    const out = await h.feed({ request: "responseTrailers", responseTrailers: {} });
+    t.same(out, [
+      {
+        responseBody: {
+          response: { status: "CONTINUE", bodyMutation: { streamedResponse: { body: held, endOfStream: false } } },
+        },
+      },
+      { responseTrailers: {} },
+    ]);
+    t.equal(h.processor.state, "done");
+  });
+
+  t.test("a client that leaves mid-stream ends the exchange as cancelled, with what was known", async (t) => {
+    const outcomes: Outcome[] = [];
+    const h = harness([streaming((chunk) => ({ type: "forward", bytes: chunk }), outcomes)]);
+    await h.feed(requestHeaders({}, true), responseHeaders(200, sse), responseBody("data: 1\n\n", false));
+    h.processor.close();
+    t.match(outcomes, [{ cancelled: true, status: 200, streamed: true }]);
+    t.type(outcomes[0]?.upstreamLatencyMs, "number");
+  });
+
+  t.test("a stage that fails on a chunk is counted and lets its input through", async (t) => {
+    const h = harness([
+      streaming(() => {
+        throw new Error("boom");
+      }),
+    ]);
+    await h.feed(requestHeaders({}, true), responseHeaders(200, sse));
+    const [out] = await h.feed(responseBody("data: 1\n\n", false));
+    t.equal(text(streamedOf(out)?.body), "data: 1\n\n");
+    t.equal(await counterValue(h.metrics, "guard_stage_errors_total", { stage: "probe", phase: "response_chunk" }), 1);
+  });
+
+  t.test("the strongest need decides: whole over stream, and none leaves the body alone", async (t) => {
+    const wantsWhole = stage({
+      onRequestHeaders: () => ({ type: "continue", needs: { responseHeaders: true, responseBody: true } }),
+    });
+    const both = harness([wantsWhole, streaming(undefined)]);
+    await both.feed(requestHeaders({}, true));
+    const [whole] = await both.feed(responseHeaders(200, sse));
+    t.equal(whole?.modeOverride, undefined, "BUFFERED as asked at the request");
+    t.equal(both.processor.state, "response_body");
+
+    const declining = harness([
+      stage({
+        onRequestHeaders: () => ({ type: "continue", needs: { responseHeaders: true, responseBody: true } }),
+        onResponseHeaders: () => ({ type: "continue", responseBody: "none" }),
+      }),
+    ]);
+    await declining.feed(requestHeaders({}, true));
+    const [none] = await declining.feed(responseHeaders(200, sse));
+    t.equal(none?.modeOverride?.responseBodyMode, "NONE", "the buffering asked for at the request is undone");
+    t.equal(declining.processor.state, "done");
+  });
+}
