@@ -10,6 +10,12 @@ export interface ErrorAnswerSpec {
   readonly statusSetting?: string;
   /** Whether the answer carries Retry-After (whole seconds). */
   readonly retryAfter: boolean;
+  /**
+   * False when asking again gets the same answer (a deterministic model break, a body too large):
+   * the answer says `x-should-retry: false`, which the OpenAI SDKs honour instead of retrying 5xx
+   * answers, so one call does not make the model generate the same broken answer three times.
+   */
+  readonly retryable: boolean;
   /** `error.type` of the OpenAI shape; SDKs pick their exception class by status, and show this. */
   readonly openAiType: "rate_limit_error" | "invalid_request_error" | "server_error";
   readonly title: string;
@@ -34,6 +40,7 @@ export const ANSWERS = {
     kind: "error",
     status: 429,
     retryAfter: true,
+    retryable: true,
     openAiType: "rate_limit_error",
     title: "Overloaded",
     description:
@@ -44,6 +51,7 @@ export const ANSWERS = {
     kind: "error",
     status: 429,
     retryAfter: true,
+    retryable: true,
     openAiType: "rate_limit_error",
     title: "Admission queue full",
     description:
@@ -54,6 +62,7 @@ export const ANSWERS = {
     kind: "error",
     status: 429,
     retryAfter: true,
+    retryable: true,
     openAiType: "rate_limit_error",
     title: "Admission queue wait exceeded",
     description: "The request waited its class's `maxWaitMs` in the admission queue without budget freeing up.",
@@ -63,6 +72,7 @@ export const ANSWERS = {
     kind: "error",
     status: 503,
     retryAfter: true,
+    retryable: true,
     openAiType: "server_error",
     title: "Upstream unavailable",
     description:
@@ -73,6 +83,7 @@ export const ANSWERS = {
     kind: "error",
     status: 503,
     retryAfter: true,
+    retryable: true,
     openAiType: "server_error",
     title: "Client gone while queued",
     description:
@@ -84,6 +95,7 @@ export const ANSWERS = {
     status: 503,
     statusSetting: "routes[].maintenance.status",
     retryAfter: true,
+    retryable: true,
     openAiType: "server_error",
     title: "Route in maintenance",
     description:
@@ -94,6 +106,7 @@ export const ANSWERS = {
     kind: "error",
     status: 413,
     retryAfter: false,
+    retryable: false,
     openAiType: "invalid_request_error",
     title: "Request body too large",
     description:
@@ -105,10 +118,11 @@ export const ANSWERS = {
     status: 502,
     statusSetting: "routes[].contract.status",
     retryAfter: false,
+    retryable: false,
     openAiType: "server_error",
     title: "Upstream response violates its output contract",
     description:
-      "Under `action: enforce`, the upstream's response broke the route's output contract. The response is withheld; rule ids, fields and messages of the violations are in the answer.",
+      "Under `action: enforce`, the upstream's response broke the route's output contract. The response is withheld; rule ids, fields and messages of the violations are in the answer. A streamed response is cut instead: what conformed was already sent, and the stream ends with an SSE `error` event carrying the OpenAI error object (type `contract_violation`, this code) and no `[DONE]`; the upstream request is reset so the model stops generating.",
     members: ["route", "contract", "model_version", "violation_count", "truncated", "violations"],
   },
   "contract.unverifiable": {
@@ -116,6 +130,7 @@ export const ANSWERS = {
     status: 502,
     statusSetting: "routes[].contract.status",
     retryAfter: false,
+    retryable: false,
     openAiType: "server_error",
     title: "Upstream response could not be checked against its output contract",
     description:

@@ -18,7 +18,7 @@ function cell(text: string): string {
 
 function row(code: AnswerCode, spec: AnswerSpec): string {
   if (spec.kind === "replay")
-    return `| \`${code}\` | the stored response's | no | — | ${spec.title} | — | ${cell(spec.description)} |`;
+    return `| \`${code}\` | the stored response's | no | — | — | ${spec.title} | — | ${cell(spec.description)} |`;
   const status = spec.statusSetting === undefined ? `${spec.status}` : `${spec.status} (\`${spec.statusSetting}\`)`;
   const members = spec.members.map((member) => `\`${member}\``).join(", ");
   return `| \`${code}\` | ${status} | ${spec.retryAfter ? "yes" : "no"} | \`${spec.openAiType}\` | ${spec.title} | ${members} | ${cell(spec.description)} |`;
@@ -66,6 +66,9 @@ withheld response, a cache hit), the answer carries:
   and appears as \`code\` in the body. Codes are stable: alerts, dashboards and clients match on them;
 - **\`Retry-After\`** (whole seconds) where the table says so, and \`cache-control: no-store\` on
   every error answer (it describes this moment only);
+- **\`x-should-retry: false\`** where asking again would get the same answer (the table's
+  x-should-retry column): the OpenAI SDKs retry 5xx answers twice by default, and honour this header
+  instead, so a deterministic contract break is not generated three times for one call;
 - a JSON body in one of two shapes, chosen per request by its path:
   - **OpenAI-compatible endpoints** — a path ending in \`/chat/completions\`, \`/completions\`,
     \`/embeddings\` or \`/responses\` (the OpenAI APIs the complexity stage reads, whatever prefix the
@@ -87,8 +90,8 @@ the OpenAI \`error\` object. A contract violation's rule ids, fields and message
 \`violations\`, and the first three are spelled out in the detail, so an SDK's error message names
 them.
 
-| code | status | Retry-After | OpenAI \`error.type\` | title | members | when |
-| --- | --- | --- | --- | --- | --- | --- |
+| code | status | Retry-After | x-should-retry | OpenAI \`error.type\` | title | members | when |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 
 ## Examples

@@ -81,5 +81,26 @@ export function guardAnswer<C extends ErrorCode>(code: C, input: AnswerInput<C>)
     "cache-control": "no-store",
   };
   if (input.retryAfterSeconds !== undefined) headers["retry-after"] = String(input.retryAfterSeconds);
+  if (!spec.retryable) headers["x-should-retry"] = "false";
   return { status, headers, body: JSON.stringify(body), reason: code };
+}
+
+/** What a stage says about a streamed answer it ends early; the table says the rest. */
+export interface StreamErrorInput<C extends ErrorCode> {
+  /** `error.type`: names the kind of failure, since the status (200, already sent) cannot. */
+  readonly type: string;
+  readonly detail: string;
+  readonly extensions: { readonly [M in Spec<C>["members"][number]]: JsonValue };
+}
+
+/**
+ * The last event of a streamed answer the guard ends early: an SSE `error` event whose data is the
+ * OpenAI error object, which the OpenAI SDKs raise as an APIError with this message mid-iteration
+ * (a stream's status and headers are long gone). Generic SSE clients see a named `error` event.
+ */
+export function streamErrorEvent<C extends ErrorCode>(code: C, input: StreamErrorInput<C>): string {
+  const spec: ErrorAnswerSpec = ANSWERS[code];
+  const core = { message: `${spec.title}: ${input.detail}`, type: input.type, code, param: null };
+  // JSON.stringify never writes a line break, so the object is one data line.
+  return `event: error\ndata: ${JSON.stringify({ error: { ...core, ...input.extensions, ...core } })}\n\n`;
 }

@@ -1,7 +1,13 @@
 import t from "tap";
 import { immediateResponse } from "../../../src/extproc/wire.js";
 import { ANSWERS, type AnswerCode, type ErrorCode } from "../../../src/pipeline/answer-catalogue.js";
-import { type AnswerFormat, type AnswerInput, answerFormatFor, guardAnswer } from "../../../src/pipeline/answers.js";
+import {
+  type AnswerFormat,
+  type AnswerInput,
+  answerFormatFor,
+  guardAnswer,
+  streamErrorEvent,
+} from "../../../src/pipeline/answers.js";
 import { violatedAnswer } from "../../../src/pipeline/contracts/answer.js";
 import type { JsonValue, Reply } from "../../../src/pipeline/types.js";
 
@@ -50,6 +56,7 @@ t.test("every error code in the problem shape: RFC 9457 members, the code, the t
         "content-type": "application/problem+json",
         "cache-control": "no-store",
         ...(spec.retryAfter ? { "retry-after": "7" } : {}),
+        ...(spec.retryable ? {} : { "x-should-retry": "false" }),
         "x-guard-reason": code,
       },
       `${code}: headers on the wire`,
@@ -81,6 +88,7 @@ t.test("every error code in the OpenAI shape: the error object the SDKs read", a
         "content-type": "application/json",
         "cache-control": "no-store",
         ...(spec.retryAfter ? { "retry-after": "7" } : {}),
+        ...(spec.retryable ? {} : { "x-should-retry": "false" }),
         "x-guard-reason": code,
       },
       `${code}: headers on the wire`,
@@ -166,4 +174,31 @@ t.test("a contract answer names the first violations in its detail and counts th
   );
   t.match(error, { model_version: null, violation_count: 6, truncated: true });
   t.equal((error.violations as JsonValue[]).length, 4);
+});
+
+t.test("an in-stream error event: one SSE event whose data is the OpenAI error object", async (t) => {
+  const event = streamErrorEvent("contract.violated", {
+    type: "contract_violation",
+    detail: "1 violation of demo.v1.TicketTriage: priority: value must be in list (enum.in)",
+    extensions: {
+      route: "chat",
+      contract: "demo.v1.TicketTriage",
+      model_version: "v2",
+      violation_count: 1,
+      truncated: false,
+      violations: [{ field: "priority", rule: "enum.in", message: "value must be in list" }],
+    },
+  });
+  t.ok(event.startsWith("event: error\ndata: "), "a named error event");
+  t.ok(event.endsWith("\n\n"), "ended by a blank line");
+  t.equal(event.split("\n").length, 4, "a single data line");
+  const data = JSON.parse(event.slice("event: error\ndata: ".length)) as { error: Record<string, unknown> };
+  t.match(data.error, {
+    message: /^Upstream response violates its output contract: 1 violation of demo\.v1\.TicketTriage/,
+    type: "contract_violation",
+    code: "contract.violated",
+    param: null,
+    model_version: "v2",
+    violations: [{ field: "priority", rule: "enum.in" }],
+  });
 });
