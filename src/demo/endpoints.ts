@@ -2,7 +2,8 @@
 // Timing, failures and the wire live in server.ts; keeping these pure lets the shapes be tested
 // without sockets and keeps every answer reproducible for the cache and contract tests.
 import type { JsonValue } from "../pipeline/types.js";
-import { estimateTokens, replyText, textVector } from "./determinism.js";
+import { seededRandom } from "../util/seeded-random.js";
+import { estimateTokens, replyText, sha256Hex, textVector } from "./determinism.js";
 import { renderOutput } from "./outputs.js";
 
 type JsonObject = { [key: string]: JsonValue };
@@ -36,6 +37,9 @@ const DEFAULT_MAX_TOKENS = 16;
 const MAX_GENERATED_TOKENS = 1024;
 const MAX_CHOICES = 16;
 const STREAM_PIECE_CHARS = 12;
+/** Structured (JSON) output streams in tokenizer-sized pieces of this many characters (code points). */
+const TOKEN_PIECE_MIN = 3;
+const TOKEN_PIECE_MAX = 8;
 
 export function matchModelRoute(path: string): ModelRoute | undefined {
   if (path === "/v1/chat/completions") return { kind: "chat" };
@@ -129,6 +133,8 @@ interface Generation {
   readonly request: GenerationRequest;
   /** One text per choice per prompt. */
   readonly texts: string[];
+  /** How a text is cut into stream events: token-sized pieces for structured output, else fixed-size. */
+  readonly split: (text: string) => string[];
 }
 
 /** The generation parameters and texts, or the error answer: 400 for bad parameters, 404 for an unknown structured task/variant. */
@@ -142,12 +148,16 @@ function generate(body: JsonObject, prompts: readonly string[], context: AnswerC
     // A string output (prose instead of JSON) is the content itself, as demoResponseBody sends it.
     const json = typeof output === "string" ? output : JSON.stringify(output);
     const content = context.fence ? `\n\`\`\`json\n${json}\n\`\`\`\n` : json;
-    return { request, texts: prompts.flatMap(() => Array.from({ length: request.choices }, () => content)) };
+    return {
+      request,
+      texts: prompts.flatMap(() => Array.from({ length: request.choices }, () => content)),
+      split: tokenPieces,
+    };
   }
   const texts = prompts.flatMap((prompt) =>
     Array.from({ length: request.choices }, (_, index) => replyText(prompt, index, request.maxTokens)),
   );
-  return { request, texts };
+  return { request, texts, split: pieces };
 }
 
 function usage(promptTokens: number, texts: readonly string[]): JsonObject {
@@ -165,7 +175,7 @@ function answerChat(body: JsonValue, context: AnswerContext): Answer {
   if (prompt === undefined) return badRequest("messages must be a non-empty array of {role, content}");
   const generation = generate(body, [prompt], context);
   if ("kind" in generation) return generation;
-  const { request, texts } = generation;
+  const { request, texts, split } = generation;
   const promptTokens = estimateTokens(prompt);
   const header = { id: context.responseId, created: context.createdSeconds, model: request.model };
   if (!request.stream) {
@@ -185,10 +195,16 @@ function answerChat(body: JsonValue, context: AnswerContext): Answer {
       },
     };
   }
-  const chunk = (choice: JsonObject): JsonValue => ({ ...header, object: "chat.completion.chunk", choices: [choice] });
+  // With include_usage, OpenAI gives every chunk but the closing usage one a null usage; without it, none.
+  const chunk = (choice: JsonObject): JsonValue => ({
+    ...header,
+    object: "chat.completion.chunk",
+    choices: [choice],
+    ...(request.includeUsage ? { usage: null } : {}),
+  });
   const events = texts.flatMap((content, index) => [
     chunk({ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }),
-    ...pieces(content).map((piece) => chunk({ index, delta: { content: piece }, logprobs: null, finish_reason: null })),
+    ...split(content).map((piece) => chunk({ index, delta: { content: piece }, logprobs: null, finish_reason: null })),
     chunk({ index, delta: {}, logprobs: null, finish_reason: "stop" }),
   ]);
   if (request.includeUsage) {
@@ -203,7 +219,7 @@ function answerCompletions(body: JsonValue, context: AnswerContext): Answer {
   if (prompts === undefined) return badRequest("prompt must be a string or a non-empty array of strings");
   const generation = generate(body, prompts, context);
   if ("kind" in generation) return generation;
-  const { request, texts } = generation;
+  const { request, texts, split } = generation;
   const promptTokens = prompts.reduce((sum, prompt) => sum + estimateTokens(prompt), 0);
   const header = {
     id: context.responseId,
@@ -222,9 +238,13 @@ function answerCompletions(body: JsonValue, context: AnswerContext): Answer {
       },
     };
   }
-  const chunk = (choice: JsonObject): JsonValue => ({ ...header, choices: [choice] });
+  const chunk = (choice: JsonObject): JsonValue => ({
+    ...header,
+    choices: [choice],
+    ...(request.includeUsage ? { usage: null } : {}),
+  });
   const events = texts.flatMap((text, index) => [
-    ...pieces(text).map((piece) => chunk({ index, text: piece, logprobs: null, finish_reason: null })),
+    ...split(text).map((piece) => chunk({ index, text: piece, logprobs: null, finish_reason: null })),
     chunk({ index, text: "", logprobs: null, finish_reason: "stop" }),
   ]);
   if (request.includeUsage) events.push({ ...header, choices: [], usage: usage(promptTokens, texts) });
@@ -325,11 +345,35 @@ function stringOrStrings(value: JsonValue | undefined): string[] | undefined {
   return strings.length === value.length ? strings : undefined;
 }
 
-/** Splits content into small pieces so a stream has several content events, like token streaming. */
+/** Splits generated prose into fixed-size pieces so a stream has several content events. */
 function pieces(content: string): string[] {
   const result: string[] = [];
   for (let start = 0; start < content.length; start += STREAM_PIECE_CHARS) {
     result.push(content.slice(start, start + STREAM_PIECE_CHARS));
+  }
+  return result;
+}
+
+/**
+ * Splits structured output the way a tokenizer streams JSON: pieces of 3 to 8 code points cut
+ * wherever they fall, inside keys, values and punctuation alike, so `"priority":3` or a string
+ * value arrives over several events. The cuts are drawn from a generator seeded by the content,
+ * so the same content always streams as the same events. Content under 3 code points is one piece.
+ */
+export function tokenPieces(content: string): string[] {
+  const chars = Array.from(content);
+  const random = seededRandom(Number.parseInt(sha256Hex(content).slice(0, 8), 16));
+  const span = TOKEN_PIECE_MAX - TOKEN_PIECE_MIN + 1;
+  const result: string[] = [];
+  let start = 0;
+  while (start < chars.length) {
+    const remaining = chars.length - start;
+    let size = TOKEN_PIECE_MIN + Math.floor(random() * span);
+    // Never leave a tail shorter than the minimum: take it all when it fits, else leave exactly the minimum.
+    if (remaining - size < TOKEN_PIECE_MIN)
+      size = remaining <= TOKEN_PIECE_MAX ? remaining : remaining - TOKEN_PIECE_MIN;
+    result.push(chars.slice(start, start + size).join(""));
+    start += size;
   }
   return result;
 }

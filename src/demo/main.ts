@@ -7,13 +7,16 @@ import { demoOptionsSchema, describeIssues } from "./settings.js";
 
 const USAGE = `usage: node dist/src/demo/main.js [--port 0] [--host 127.0.0.1] [--pool NAME]
   [--version v1] [--variant v1] [--base-latency-ms 0] [--per-kb-ms 0] [--per-token-ms 0]
-  [--capacity 0] [--batch-penalty 0.5] [--error-rate 0] [--seed 1] [--max-body-bytes N]`;
+  [--first-token-ms 0] [--inter-token-ms 0] [--capacity 0] [--batch-penalty 0.5] [--error-rate 0]
+  [--seed 1] [--max-body-bytes N]`;
 
 /** Numeric flags and the option each sets; the schema checks ranges, so the CLI only converts. */
 const NUMERIC_FLAGS = {
   "base-latency-ms": "baseLatencyMs",
   "per-kb-ms": "perKbMs",
   "per-token-ms": "perTokenMs",
+  "first-token-ms": "firstTokenMs",
+  "inter-token-ms": "interTokenMs",
   capacity: "capacity",
   "batch-penalty": "batchPenalty",
   "error-rate": "errorRate",

@@ -162,6 +162,9 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       prose_not_json: (input) => `Sure! The ticket is about ${triage(input).category}.`,
       category_respelled: (input) => ({ ...triage(input), category: "Billing" }),
       priority_as_string: (input) => ({ ...triage(input), priority: String(triage(input).priority) }),
+      // The mid-stream break: "summary": "" is the 4th of 5 keys (after category, priority and tags,
+      // all conforming; before needs_human), so a streamed answer delivers conforming fields first and
+      // an incremental checker can cut the stream at the violating value, before the object ends.
       empty_summary: (input) => ({ ...triage(input), summary: "" }),
       urgent_without_human: (input) => ({ ...triage(input), priority: 1, needs_human: false }),
       priority_infinity: (input) => ({ ...triage(input), priority: "Infinity" }),

@@ -4,11 +4,15 @@ import type { IncomingMessage } from "node:http";
 import type { JsonValue } from "../pipeline/types.js";
 import { headerValue } from "../util/header-value.js";
 import type { Wire } from "./send.js";
+import { MAX_DELAY_MS } from "./settings.js";
 
 export interface Overrides {
   readonly variant: string | undefined;
   readonly version: string | undefined;
   readonly latencyMs: number | undefined;
+  /** Stream pacing for this request (x-demo-first-token-ms, x-demo-inter-token-ms); unset → the settings'. */
+  readonly firstTokenMs: number | undefined;
+  readonly interTokenMs: number | undefined;
   readonly status: number | undefined;
   readonly reset: boolean;
   readonly task: string | undefined;
@@ -46,16 +50,23 @@ export function parseJson(bytes: Buffer): JsonValue | undefined {
   }
 }
 
+const MS_HEADERS = ["x-demo-latency-ms", "x-demo-first-token-ms", "x-demo-inter-token-ms"] as const;
+
 /** Per-request test hooks; a string is the 400 message for a malformed one. */
 export function readOverrides(req: IncomingMessage): Overrides | string {
   const header = (name: string): string | undefined => {
     const text = headerValue(req.headers[name]);
     return text === "" ? undefined : text;
   };
-  const latency = header("x-demo-latency-ms");
-  const latencyMs = latency === undefined ? undefined : Number(latency);
-  if (latencyMs !== undefined && !(Number.isFinite(latencyMs) && latencyMs >= 0 && latencyMs <= 600_000)) {
-    return "x-demo-latency-ms must be a number of milliseconds from 0 to 600000";
+  const milliseconds: Partial<Record<(typeof MS_HEADERS)[number], number>> = {};
+  for (const name of MS_HEADERS) {
+    const text = header(name);
+    if (text === undefined) continue;
+    const value = Number(text);
+    if (!(Number.isFinite(value) && value >= 0 && value <= MAX_DELAY_MS)) {
+      return `${name} must be a number of milliseconds from 0 to ${MAX_DELAY_MS}`;
+    }
+    milliseconds[name] = value;
   }
   const forced = header("x-demo-status");
   const status = forced === undefined ? undefined : Number(forced);
@@ -71,7 +82,9 @@ export function readOverrides(req: IncomingMessage): Overrides | string {
   return {
     variant: header("x-demo-variant"),
     version: header("x-demo-version"),
-    latencyMs,
+    latencyMs: milliseconds["x-demo-latency-ms"],
+    firstTokenMs: milliseconds["x-demo-first-token-ms"],
+    interTokenMs: milliseconds["x-demo-inter-token-ms"],
     status,
     reset: header("x-demo-reset") === "1",
     task: header("x-demo-task"),

@@ -1,8 +1,10 @@
 // How the demo model puts an answer on the wire: JSON in the layout and encoding a test asked for,
-// server-sent events, or a response cut off mid-body like a crashing upstream.
+// server-sent events (paced like token decoding when asked), or a response cut off mid-body like a
+// crashing upstream.
 import type { ServerResponse } from "node:http";
 import { gzipSync } from "node:zlib";
 import type { JsonValue } from "../pipeline/types.js";
+import { type BatcherClock, realClock } from "./batcher.js";
 import type { Answer } from "./endpoints.js";
 
 /**
@@ -53,19 +55,81 @@ function sseFrames(events: readonly JsonValue[]): string[] {
 
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const;
 
-export function sendAnswer(
+/** How a streamed answer's events are spaced in time; all zero writes every frame at once. */
+export interface Pacing {
+  /** After the headers (sent at once), before the first event. */
+  readonly firstTokenMs: number;
+  /** Between one event and the next; `data: [DONE]` goes out with the last event. */
+  readonly interTokenMs: number;
+}
+
+export const NO_PACING: Pacing = { firstTokenMs: 0, interTokenMs: 0 };
+
+/** How a stream ended: every frame written and the response ended, or the client went away first. */
+export type StreamEnd = "completed" | "cancelled";
+
+/**
+ * Sends a stream of JSON events closed by `data: [DONE]`, paced like a model decoding tokens: the
+ * headers at once, then each event on a timer. A client (or Envoy) that goes away mid-stream, or
+ * `stop` (the server closing), stops the writing and its timer; the promise says which happened.
+ */
+export function sendStream(
   res: ServerResponse,
-  result: Answer,
+  events: readonly JsonValue[],
   headers: Readonly<Record<string, string>>,
-  wire: Wire,
-): void {
-  if (result.kind === "json") {
-    sendJson(res, result.status, result.body, headers, wire);
-    return;
-  }
+  pacing: Pacing,
+  clock: BatcherClock = realClock,
+  stop?: AbortSignal,
+): Promise<StreamEnd> {
   res.writeHead(200, { ...headers, ...SSE_HEADERS });
-  for (const frame of sseFrames(result.events)) res.write(frame);
-  res.end();
+  const frames = sseFrames(events);
+  if (pacing.firstTokenMs === 0 && pacing.interTokenMs === 0) {
+    for (const frame of frames) res.write(frame);
+    res.end();
+    return Promise.resolve("completed");
+  }
+  res.flushHeaders();
+  // One write per event; [DONE] rides with the last one, as servers send it right after the final chunk.
+  const writes = frames.slice(0, -1);
+  const done = frames.at(-1) ?? "";
+  if (writes.length === 0) writes.push(done);
+  else writes[writes.length - 1] += done;
+  return new Promise((resolve) => {
+    let cancelTimer: (() => void) | undefined;
+    let next = 0;
+    const settle = (end: StreamEnd): void => {
+      cancelTimer?.();
+      cancelTimer = undefined;
+      res.off("close", cancel);
+      stop?.removeEventListener("abort", cancel);
+      resolve(end);
+    };
+    const cancel = (): void => settle("cancelled");
+    const writeNext = (): void => {
+      cancelTimer = undefined;
+      // Gone, but its "close" event is still on its way: settle now rather than write into a dead socket.
+      if (res.destroyed || res.socket === null || res.socket.destroyed) {
+        cancel();
+        return;
+      }
+      res.write(writes[next] ?? "");
+      next++;
+      if (next < writes.length) {
+        cancelTimer = clock.schedule(pacing.interTokenMs, writeNext);
+        return;
+      }
+      res.end();
+      settle("completed");
+    };
+    if (stop?.aborted === true) {
+      cancel();
+      return;
+    }
+    res.once("close", cancel);
+    stop?.addEventListener("abort", cancel, { once: true });
+    if (pacing.firstTokenMs === 0) writeNext();
+    else cancelTimer = clock.schedule(pacing.firstTokenMs, writeNext);
+  });
 }
 
 /** Sends the headers and part of the body, then drops the connection like a crashing upstream. */

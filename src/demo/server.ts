@@ -1,7 +1,8 @@
 // The demo model server behind `make run`, the end-to-end tests and the benchmarks: speaks the
 // OpenAI, predict and KServe v2 APIs with reproducible answers, simulates a batching accelerator's
-// latency, injects failures on demand, and exposes a /__demo control plane (never proxied in
-// production) so tests can see what reached the upstream and switch model versions at runtime.
+// latency, streams answers paced like token decoding (firstTokenMs, interTokenMs), injects failures
+// on demand, and exposes a /__demo control plane (never proxied in production) so tests can see what
+// reached the upstream, including streams a client cut short, and switch model versions at runtime.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { BoundedLabel } from "../metrics/labels.js";
@@ -11,7 +12,7 @@ import { Batcher, type BatcherClock, realClock } from "./batcher.js";
 import { sha256Hex } from "./determinism.js";
 import { type Answer, answer, errorAnswer, type ModelRoute, matchModelRoute, requestedTokens } from "./endpoints.js";
 import { type BodyRead, flattenHeaders, parseJson, readBody, readOverrides } from "./request.js";
-import { PLAIN_WIRE, resetMidResponse, sendAnswer, sendJson } from "./send.js";
+import { NO_PACING, type Pacing, PLAIN_WIRE, resetMidResponse, sendJson, sendStream } from "./send.js";
 import {
   type ConfigureResult,
   type DemoOptions,
@@ -40,6 +41,13 @@ export interface DemoStats {
   readonly maxActive: number;
   /** Requests queued for a batch slot. */
   readonly waiting: number;
+  /** Streamed (SSE) answers written to the end, `data: [DONE]` included. */
+  readonly streamsCompleted: number;
+  /**
+   * Streamed answers whose client (or Envoy) went away mid-stream: the demo noticed the close,
+   * stopped writing and dropped its timer. Only a paced stream can be cut short this way.
+   */
+  readonly streamsCancelled: number;
 }
 
 export interface RecordedRequest {
@@ -88,12 +96,16 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
   let responseCounter = 0;
   let served = 0;
   let abandoned = 0;
+  let streamsCompleted = 0;
+  let streamsCancelled = 0;
   let byPath: Record<string, number> = {};
   let byStatus: Record<string, number> = {};
   let pathLabel = new BoundedLabel(MAX_PATH_KEYS, 200);
   let inFlight = 0;
   let maxInFlight = 0;
   let recorded: RecordedRequest[] = [];
+  /** Aborted by close(): paced streams drop their timers at once, not when their socket's close comes through. */
+  const closing = new AbortController();
 
   const server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
     handle(req, res).catch(() => {
@@ -155,9 +167,16 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     const version = typeof overrides === "string" ? settings.version : (overrides.version ?? settings.version);
     const headers = { "x-model-version": version, "x-demo-pool": settings.pool, "x-demo-request-sha256": bodySha256 };
     const wire = typeof overrides === "string" ? PLAIN_WIRE : overrides.wire;
-    const reply = (result: Answer): string => {
-      sendAnswer(res, result, headers, wire);
-      return result.kind === "json" ? String(result.status) : "200";
+    /** Sends the answer; a stream is awaited to its end, so inFlight counts it until then. */
+    const reply = async (result: Answer, pacing: Pacing = NO_PACING): Promise<string> => {
+      if (result.kind === "json") {
+        sendJson(res, result.status, result.body, headers, wire);
+        return String(result.status);
+      }
+      const end = await sendStream(res, result.events, headers, pacing, clock, closing.signal);
+      if (end === "completed") streamsCompleted++;
+      else streamsCancelled++;
+      return "200";
     };
     if (typeof overrides === "string") return reply(errorAnswer(400, overrides, "invalid_request_error"));
     if (!read.ok) {
@@ -205,7 +224,10 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     if (failureDraw < settings.errorRate) {
       return reply(errorAnswer(503, "demo model overloaded (injected by errorRate)", "overloaded"));
     }
-    return reply(result);
+    return reply(result, {
+      firstTokenMs: overrides.firstTokenMs ?? settings.firstTokenMs,
+      interTokenMs: overrides.interTokenMs ?? settings.interTokenMs,
+    });
   }
 
   function handleControl(method: string, path: string, read: BodyRead, res: ServerResponse): void {
@@ -263,6 +285,7 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
 
     close() {
       batcher.close();
+      closing.abort();
       return new Promise((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -283,6 +306,8 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
         active: batcher.active,
         maxActive: batcher.maxActive,
         waiting: batcher.waiting,
+        streamsCompleted,
+        streamsCancelled,
       };
     },
 
@@ -293,6 +318,8 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     reset() {
       served = 0;
       abandoned = 0;
+      streamsCompleted = 0;
+      streamsCancelled = 0;
       byPath = {};
       byStatus = {};
       pathLabel = new BoundedLabel(MAX_PATH_KEYS, 200);

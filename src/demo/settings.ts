@@ -2,7 +2,10 @@
 // runtime /__demo/config patch, so the three can never disagree on names, ranges or defaults.
 import { z } from "zod";
 
-const nonNegativeMs = z.number().finite().min(0).max(600_000);
+/** Upper bound of every millisecond knob, and of the x-demo-*-ms headers that override one per request. */
+export const MAX_DELAY_MS = 600_000;
+
+const nonNegativeMs = z.number().finite().min(0).max(MAX_DELAY_MS);
 
 const knobs = {
   /** Reported model version (x-model-version header, KServe model_version). */
@@ -14,6 +17,13 @@ const knobs = {
   perKbMs: nonNegativeMs,
   /** Service time added per requested max_tokens, the decode cost of a generation. */
   perTokenMs: nonNegativeMs,
+  /**
+   * Streamed answers (SSE): delay between the response headers, sent at once, and the first event.
+   * With interTokenMs also 0 every frame is written at once, as before pacing existed.
+   */
+  firstTokenMs: nonNegativeMs,
+  /** Streamed answers (SSE): gap between one event and the next; `data: [DONE]` follows the last at once. */
+  interTokenMs: nonNegativeMs,
   /** Requests served at once, like a continuous-batching GPU; 0 means unlimited and no slowdown. */
   capacity: z.number().int().min(0).max(100_000),
   /** With k of C slots busy, each request's service time is multiplied by 1 + batchPenalty·(k−1)/C. */
@@ -38,6 +48,8 @@ export const demoOptionsSchema = z.strictObject({
   baseLatencyMs: knobs.baseLatencyMs.default(0),
   perKbMs: knobs.perKbMs.default(0),
   perTokenMs: knobs.perTokenMs.default(0),
+  firstTokenMs: knobs.firstTokenMs.default(0),
+  interTokenMs: knobs.interTokenMs.default(0),
   capacity: knobs.capacity.default(0),
   batchPenalty: knobs.batchPenalty.default(0.5),
   errorRate: knobs.errorRate.default(0),

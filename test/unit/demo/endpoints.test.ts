@@ -6,6 +6,7 @@ import {
   answer,
   matchModelRoute,
   requestedTokens,
+  tokenPieces,
 } from "../../../src/demo/endpoints.js";
 import { renderOutput } from "../../../src/demo/outputs.js";
 import type { JsonValue } from "../../../src/pipeline/types.js";
@@ -174,3 +175,96 @@ t.test("determinism helpers", async (t) => {
   t.equal(replyText("p", 0, 1).length > 0, true, "at least one word even for a tiny budget");
   t.not(replyText("p", 0, 16), replyText("p", 1, 16), "choices differ");
 });
+
+function streamEvents(result: Answer): Record<string, JsonValue>[] {
+  if (result.kind !== "stream") throw new Error("expected a stream");
+  return result.events as Record<string, JsonValue>[];
+}
+
+type ChatChunk = { choices: { delta: { content?: string } }[] };
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+t.test(
+  "tokenPieces: 3 to 8 code points each, cut inside JSON tokens, the same cuts for the same content",
+  async (t) => {
+    const samples = [
+      JSON.stringify(renderOutput("chat_structured", "v1", { text: "invoice charged twice" })),
+      JSON.stringify(renderOutput("chat_structured", "longest", {})),
+      JSON.stringify({ priority: "URGENT" }),
+    ];
+    for (const content of samples) {
+      const pieces = tokenPieces(content);
+      t.equal(pieces.join(""), content, "the pieces add up to the content");
+      t.ok(
+        pieces.every((piece) => Array.from(piece).length >= 3 && Array.from(piece).length <= 8),
+        `sizes ${pieces.map((piece) => Array.from(piece).length).join(",")}`,
+      );
+      t.notOk(
+        pieces.some((piece) => LONE_SURROGATE.test(piece)),
+        "no piece splits a character",
+      );
+      t.same(tokenPieces(content), pieces, "deterministic");
+    }
+    const urgent = tokenPieces(JSON.stringify({ priority: "URGENT" }));
+    t.ok(urgent.length >= 3, `"priority": "URGENT" over ${urgent.length} events: ${JSON.stringify(urgent)}`);
+    const triage = tokenPieces(samples[0] ?? "");
+    t.ok(
+      triage.slice(1).some((piece, i) => /[a-z]$/.test(triage[i] ?? "") && /^[a-z]/.test(piece)),
+      "some cut falls inside a word",
+    );
+    t.notSame(tokenPieces(`${samples[0]} `).slice(0, 8), triage.slice(0, 8), "other content, other cuts");
+    t.same(tokenPieces("{}"), ["{}"], "content under the minimum is one piece");
+    t.same(tokenPieces(""), []);
+  },
+);
+
+t.test("chat stream of structured output: token-sized pieces, the same events every time", async (t) => {
+  const request = { messages: [{ role: "user", content: "My invoice is wrong" }], stream: true };
+  const structured = { ...context, task: "chat_structured" };
+  const events = streamEvents(answer({ kind: "chat" }, request, structured));
+  t.same(streamEvents(answer({ kind: "chat" }, request, structured)), events, "same input, same events");
+  const contents = (events as unknown as ChatChunk[]).map((event) => event.choices[0]?.delta.content ?? "");
+  const whole = contents.join("");
+  t.same(JSON.parse(whole), renderOutput("chat_structured", "v1", request));
+  t.same(contents.slice(1, -1), tokenPieces(whole), "the content events are its token pieces");
+  const prose = streamEvents(answer({ kind: "chat" }, { ...request, max_tokens: 24 }, context));
+  const proseContents = (prose as unknown as ChatChunk[]).map((event) => event.choices[0]?.delta.content ?? "");
+  t.ok(
+    proseContents.slice(1, -2).every((piece) => piece.length === 12),
+    "generated prose keeps its 12-character pieces",
+  );
+});
+
+t.test(
+  "stream usage as OpenAI sends it: a last chunk with empty choices, null usage before, none without",
+  async (t) => {
+    const chat = { messages: [{ role: "user", content: "How late is my order?" }], stream: true, n: 2 };
+    const completions = { prompt: ["Once upon", "a time"], stream: true };
+    for (const [route, request] of [
+      [{ kind: "chat" }, chat],
+      [{ kind: "completions" }, completions],
+    ] as const) {
+      const whole = jsonBody(answer(route, { ...request, stream: false }, context));
+      const withUsage = streamEvents(answer(route, { ...request, stream_options: { include_usage: true } }, context));
+      const last = withUsage.at(-1);
+      t.same(last?.choices, [], `${route.kind}: the usage chunk has no choices`);
+      t.same(last?.usage, whole.usage, `${route.kind}: prompt, completion and total tokens of the whole answer`);
+      t.same(Object.keys((last?.usage ?? {}) as object).sort(), ["completion_tokens", "prompt_tokens", "total_tokens"]);
+      t.ok(
+        withUsage.slice(0, -1).every((event) => "usage" in event && event.usage === null),
+        `${route.kind}: every other chunk carries a null usage`,
+      );
+      for (const options of [undefined, { include_usage: false }]) {
+        const plain = streamEvents(
+          answer(route, options === undefined ? request : { ...request, stream_options: options }, context),
+        );
+        t.notOk(
+          plain.some((event) => "usage" in event),
+          `${route.kind}: no usage field at all with stream_options ${JSON.stringify(options)}`,
+        );
+        t.equal(plain.length, withUsage.length - 1, "the same chunks, less the usage chunk");
+      }
+    }
+  },
+);

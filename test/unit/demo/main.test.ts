@@ -24,7 +24,10 @@ function startCli(args: readonly string[]) {
 }
 
 t.test("prints one ready line with the actual port, serves, and exits 0 on SIGTERM", async (t) => {
-  const cli = startCli(["--port", "0", "--host", "127.0.0.1", "--pool", "heavy", "--version", "v3", "--seed", "5"]);
+  const cli = startCli([
+    ...["--port", "0", "--host", "127.0.0.1", "--pool", "heavy", "--version", "v3", "--seed", "5"],
+    ...["--first-token-ms", "1", "--inter-token-ms", "1"],
+  ]);
   const ready = JSON.parse(await cli.firstLine) as { ready: boolean; port: number; pool: string };
   t.match(ready, { ready: true, port: Number, pool: "heavy" });
   t.ok(ready.port > 0, "the port it really got, not 0");
@@ -42,7 +45,14 @@ t.test("prints one ready line with the actual port, serves, and exits 0 on SIGTE
 });
 
 t.test("bad flags exit 2 with a usage message and no ready line", async (t) => {
-  const cases = [["--capacity", "lots"], ["--error-rate", "1.5"], ["--no-such-flag"], ["--port", "70000"]];
+  const cases = [
+    ["--capacity", "lots"],
+    ["--error-rate", "1.5"],
+    ["--no-such-flag"],
+    ["--port", "70000"],
+    ["--first-token-ms", "soon"],
+    ["--inter-token-ms", "600001"],
+  ];
   // In parallel: each case is a process start, the slow part on a busy machine.
   const runs = cases.map((args) => ({ args, cli: startCli(args) }));
   for (const { args, cli } of runs) {

@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import { request } from "node:http";
 import { gunzipSync } from "node:zlib";
 import t from "tap";
+import { type BatcherClock, realClock } from "../../../src/demo/batcher.js";
+import { answer } from "../../../src/demo/endpoints.js";
 import { renderOutput } from "../../../src/demo/outputs.js";
 import { createDemoModel, type DemoStats, type RecordedRequest } from "../../../src/demo/server.js";
 import type { DemoOptions } from "../../../src/demo/settings.js";
@@ -10,8 +12,8 @@ import type { DemoOptions } from "../../../src/demo/settings.js";
 type Test = Pick<typeof t, "teardown">;
 
 /** A real demo model on an ephemeral port, closed when the test ends. */
-async function startModel(t: Test, options: DemoOptions = {}) {
-  const model = createDemoModel({ pool: "light", ...options });
+async function startModel(t: Test, options: DemoOptions = {}, clock: BatcherClock = realClock) {
+  const model = createDemoModel({ pool: "light", ...options }, clock);
   const { url } = await model.listen(0, "127.0.0.1");
   t.teardown(() => model.close());
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -247,6 +249,8 @@ t.test("control plane: stats, recorded requests, reset", async (t) => {
     byStatus: { "200": 3 },
     inFlight: 0,
     maxInFlight: 1,
+    streamsCompleted: 0,
+    streamsCancelled: 0,
   });
 
   const requests = await control<RecordedRequest[]>("requests");
@@ -260,7 +264,14 @@ t.test("control plane: stats, recorded requests, reset", async (t) => {
   t.equal(requests[3]?.path, "/nowhere");
 
   const afterReset = await control<DemoStats>("reset", {});
-  t.match(afterReset, { served: 0, byPath: {}, byStatus: {}, maxInFlight: 0 });
+  t.match(afterReset, {
+    served: 0,
+    byPath: {},
+    byStatus: {},
+    maxInFlight: 0,
+    streamsCompleted: 0,
+    streamsCancelled: 0,
+  });
   t.same(await control("requests"), []);
 });
 
@@ -430,4 +441,252 @@ t.test("embeddings: every catalogue variant reaches the wire as is, whatever its
     data: { embedding: unknown[] }[];
   };
   t.equal(otherTask.data[0]?.embedding.length, 8, "a variant of another task keeps a stable vector");
+});
+
+/** One SSE event as a client saw it: its data payload and when its last byte arrived (ms after the request was sent). */
+interface TimedEvent {
+  readonly data: string;
+  readonly at: number;
+}
+
+/**
+ * POSTs with a real HTTP client and timestamps the headers and every SSE event as they arrive.
+ * `cutAfter` destroys the request once that many events have arrived (a client going away).
+ */
+function timedStream(
+  url: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  cutAfter = Infinity,
+): Promise<{ status: number; headersAt: number; events: TimedEvent[]; raw: string }> {
+  return new Promise((resolve, reject) => {
+    const sentAt = performance.now();
+    const events: TimedEvent[] = [];
+    let raw = "";
+    let pending = "";
+    const req = request(
+      `${url}${path}`,
+      { method: "POST", headers: { "content-type": "application/json", ...headers } },
+      (res) => {
+        const headersAt = performance.now() - sentAt;
+        const done = (): void => resolve({ status: res.statusCode ?? 0, headersAt, events, raw });
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          const at = performance.now() - sentAt;
+          raw += chunk;
+          pending += chunk;
+          for (let end = pending.indexOf("\n\n"); end >= 0; end = pending.indexOf("\n\n")) {
+            events.push({ data: pending.slice(0, end).replace(/^data: /, ""), at });
+            pending = pending.slice(end + 2);
+          }
+          if (events.length >= cutAfter) {
+            req.destroy();
+            done();
+          }
+        });
+        res.on("end", done);
+        // Once settled (the client left on purpose), a later error changes nothing.
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** The event payloads without the per-response id and timestamp, to compare two responses. */
+function withoutIdentity(events: readonly TimedEvent[]): unknown[] {
+  return events.map((event) => {
+    if (event.data === "[DONE]") return event.data;
+    const { id: _id, created: _created, ...rest } = JSON.parse(event.data) as Record<string, unknown>;
+    return rest;
+  });
+}
+
+const streamRequest = { ...chatRequest, stream: true, max_tokens: 24 };
+
+t.test("unpaced by default: the whole stream in one go, framed as before, counted as completed", async (t) => {
+  const { url, control } = await startModel(t);
+  const result = await timedStream(url, "/v1/chat/completions", streamRequest);
+  t.equal(result.status, 200);
+  const first = JSON.parse(result.events[0]?.data ?? "{}") as { created: number };
+  const expected = answer({ kind: "chat" }, streamRequest, {
+    variant: "v1",
+    version: "v1",
+    task: undefined,
+    fence: false,
+    responseId: "demo-1",
+    createdSeconds: first.created,
+  });
+  if (expected.kind !== "stream") throw new Error("expected a stream");
+  const frames = [...expected.events.map((event) => `data: ${JSON.stringify(event)}\n\n`), "data: [DONE]\n\n"];
+  t.equal(result.raw, frames.join(""), "byte for byte the frames of the answer");
+  t.match(await control<DemoStats>("stats"), { streamsCompleted: 1, streamsCancelled: 0, inFlight: 0 });
+});
+
+t.test("paced stream: headers at once, then events spread by firstTokenMs and interTokenMs", async (t) => {
+  const firstTokenMs = 250;
+  const interTokenMs = 25;
+  const { url, control } = await startModel(t, { firstTokenMs, interTokenMs });
+  const paced = await timedStream(url, "/v1/chat/completions", streamRequest);
+  t.equal(paced.status, 200);
+  const events = paced.events;
+  t.equal(events.at(-1)?.data, "[DONE]");
+  t.ok(events.length >= 6, `${events.length} events`);
+  const firstAt = events[0]?.at ?? 0;
+  const lastAt = events.at(-1)?.at ?? 0;
+  t.ok(
+    paced.headersAt < firstAt,
+    `headers (${paced.headersAt.toFixed(1)} ms) before the first event (${firstAt.toFixed(1)} ms)`,
+  );
+  t.ok(firstAt >= 0.6 * firstTokenMs, `first event after ${firstAt.toFixed(1)} ms`);
+  // [DONE] comes with the last JSON event, so n events (with [DONE]) span n − 2 gaps.
+  const expectedSpread = (events.length - 2) * interTokenMs;
+  t.ok(
+    lastAt - firstAt >= 0.6 * expectedSpread,
+    `spread ${(lastAt - firstAt).toFixed(1)} ms, at least 60 % of ${expectedSpread} ms`,
+  );
+  t.ok(new Set(events.map((event) => event.at)).size >= 3, "not one burst");
+
+  const unpaced = await timedStream(url, "/v1/chat/completions", streamRequest, {
+    "x-demo-first-token-ms": "0",
+    "x-demo-inter-token-ms": "0",
+  });
+  t.same(withoutIdentity(paced.events), withoutIdentity(unpaced.events), "pacing changes the timing only");
+  t.ok((unpaced.events.at(-1)?.at ?? 0) < lastAt, "headers override the settings per request");
+  t.match(await control<DemoStats>("stats"), { streamsCompleted: 2, streamsCancelled: 0, inFlight: 0 });
+});
+
+t.test("paced completions stream and pacing set per request by headers", async (t) => {
+  const { url, control } = await startModel(t);
+  const interTokenMs = 20;
+  const result = await timedStream(
+    url,
+    "/v1/completions",
+    { prompt: "Once upon", stream: true, max_tokens: 24 },
+    { "x-demo-first-token-ms": "30", "x-demo-inter-token-ms": String(interTokenMs) },
+  );
+  const events = result.events;
+  t.equal(events.at(-1)?.data, "[DONE]");
+  t.match(JSON.parse(events[0]?.data ?? "{}"), { object: "text_completion" });
+  const expectedSpread = (events.length - 2) * interTokenMs;
+  const spread = (events.at(-1)?.at ?? 0) - (events[0]?.at ?? 0);
+  t.ok(spread >= 0.6 * expectedSpread, `spread ${spread.toFixed(1)} ms, at least 60 % of ${expectedSpread} ms`);
+  t.match(await control<DemoStats>("stats"), { streamsCompleted: 1 });
+
+  for (const [name, value] of [
+    ["x-demo-first-token-ms", "-1"],
+    ["x-demo-inter-token-ms", "soon"],
+    ["x-demo-inter-token-ms", "600001"],
+  ] as const) {
+    const refused = await fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { [name]: value },
+      body: JSON.stringify({ prompt: "x", stream: true }),
+    });
+    t.equal(refused.status, 400, `${name}: ${value}`);
+    t.match(await refused.json(), { error: { message: new RegExp(`^${name} must be a number of milliseconds`) } });
+  }
+});
+
+t.test("pacing knobs: library options, /__demo/config patch, range checks", async (t) => {
+  const { model, control } = await startModel(t, { firstTokenMs: 150, interTokenMs: 30 });
+  t.match(model.settings(), { firstTokenMs: 150, interTokenMs: 30 });
+  t.match(await control("config", { interTokenMs: 5 }), { firstTokenMs: 150, interTokenMs: 5 });
+  t.match(model.configure({ firstTokenMs: -1 }), { ok: false, error: /firstTokenMs/ });
+  t.match(model.configure({ interTokenMs: 600_001 }), { ok: false, error: /interTokenMs/ });
+  t.match(createDemoModel().settings(), { firstTokenMs: 0, interTokenMs: 0 });
+});
+
+/** The real clock, counting the timers scheduled and those still pending. */
+function countingClock() {
+  let scheduled = 0;
+  const pending = new Set<object>();
+  const clock: BatcherClock = {
+    now: realClock.now,
+    schedule(delayMs, fn) {
+      scheduled++;
+      const timer = {};
+      pending.add(timer);
+      const cancel = realClock.schedule(delayMs, () => {
+        pending.delete(timer);
+        fn();
+      });
+      return () => {
+        pending.delete(timer);
+        cancel();
+      };
+    },
+  };
+  return { clock, scheduled: () => scheduled, pending: () => pending.size };
+}
+
+t.test("a client that leaves mid-stream: the demo stops writing, drops its timer, counts it", async (t) => {
+  const counting = countingClock();
+  const interTokenMs = 30;
+  const { url, post, control } = await startModel(t, { interTokenMs }, counting.clock);
+  // About 130 events: over 4 s of stream if it were written to the end.
+  const cut = await timedStream(url, "/v1/chat/completions", { ...streamRequest, max_tokens: 400 }, {}, 3);
+  t.ok(cut.events.length >= 3 && cut.events.length < 20, `left after ${cut.events.length} events`);
+  await waitForStats(control, (stats) => stats.streamsCancelled === 1 && stats.inFlight === 0);
+  t.equal(counting.pending(), 0, "no timer left behind");
+  const scheduledAtCancel = counting.scheduled();
+  await new Promise((resolve) => setTimeout(resolve, 5 * interTokenMs));
+  t.equal(counting.scheduled(), scheduledAtCancel, "nothing more scheduled: writing stopped");
+  t.match(await control<DemoStats>("stats"), {
+    streamsCancelled: 1,
+    streamsCompleted: 0,
+    byStatus: { "200": 1 },
+    abandoned: 0,
+  });
+
+  const next = await post("/v1/chat/completions", { ...chatRequest, stream: true });
+  t.equal(sseData(await next.text()).at(-1), "[DONE]", "the server keeps serving");
+  t.match(await control<DemoStats>("stats"), { streamsCancelled: 1, streamsCompleted: 1 });
+});
+
+t.test("closing the model ends a paced stream in progress and leaves no timer", async (t) => {
+  const counting = countingClock();
+  const model = createDemoModel({ interTokenMs: 50 }, counting.clock);
+  const { url } = await model.listen(0, "127.0.0.1");
+  const stream = timedStream(url, "/v1/chat/completions", { ...streamRequest, max_tokens: 400 }).catch(
+    (error: Error) => error,
+  );
+  for (;;) {
+    if (model.stats().inFlight === 1 && counting.pending() === 1) break;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await model.close();
+  t.ok(await stream, "the client saw the stream end");
+  t.equal(counting.pending(), 0);
+  t.match(model.stats(), { streamsCancelled: 1, inFlight: 0 });
+});
+
+t.test("the mid-stream break streams its conforming fields before the violating value", async (t) => {
+  const { url } = await startModel(t, { interTokenMs: 5 });
+  const result = await timedStream(url, "/v1/chat/completions", streamRequest, {
+    "x-demo-task": "chat_structured",
+    "x-demo-variant": "empty_summary",
+  });
+  const contents = result.events
+    .filter((event) => event.data !== "[DONE]")
+    .map(
+      (event) =>
+        (JSON.parse(event.data) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? "",
+    );
+  const whole = contents.join("");
+  t.same(JSON.parse(whole), renderOutput("chat_structured", "empty_summary", streamRequest));
+  const violation = whole.indexOf('"summary":""');
+  t.ok(violation > 0, "the violating value is in the content");
+  // The event whose content completes the violating value, and what was delivered before it.
+  let delivered = 0;
+  let at = 0;
+  while (at < contents.length && delivered + (contents[at]?.length ?? 0) < violation + '"summary":""'.length) {
+    delivered += contents[at]?.length ?? 0;
+    at++;
+  }
+  const before = whole.slice(0, delivered);
+  t.match(before, /^\{"category":"technical","priority":\d,"tags":\["bug"\],/, "conforming fields first");
+  t.ok(at < contents.length - 1, "more content (needs_human) follows the violating value");
 });
