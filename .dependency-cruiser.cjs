@@ -102,6 +102,15 @@ module.exports = {
       to: { path: "^src/", pathNot: "^src/$1/" },
     },
     {
+      name: "streams-is-a-leaf",
+      severity: "error",
+      comment:
+        "src/streams/ (SSE framing, streamed answers assembled into documents) imports nothing else of src/ but " +
+        "src/util/ (node_modules aside): the ext_proc stream and the stages call it, never the other way.",
+      from: { path: "^src/streams/" },
+      to: { path: "^src/", pathNot: ["^src/streams/", "^src/util/"] },
+    },
+    {
       name: "contracts-know-nothing-of-envoy",
       severity: "error",
       comment:
