@@ -11,6 +11,7 @@ import {
   type Strictness,
   ViolationSink,
 } from "./json-check.js";
+import { leafSchema } from "./leaf-schema.js";
 import { extractPayloads, type PayloadStep, parsePayloadPath } from "./payload.js";
 
 export interface ContractSpec {
@@ -33,6 +34,35 @@ export interface CheckResult {
   /** All violations found, including those beyond the cap. */
   readonly total: number;
 }
+
+/**
+ * One value of a payload checked on its own, as the incremental checker (incremental.ts) meets it
+ * while the payload's text streams in: a singular field's value, or one item of a repeated field.
+ */
+export interface Leaf {
+  /** The message type that holds the field: the contract message or one nested in it. */
+  readonly parent: DescMessage;
+  readonly field: DescField;
+  /** When the value is one item of the repeated `field`: the item's index; otherwise undefined. */
+  readonly index: number | undefined;
+  /** The value's path as the strict JSON walk renders it (object keys as written). */
+  readonly jsonPath: string;
+  /** The field's path as rule violations render it (proto names; an item's index is appended). */
+  readonly rulePath: string;
+  /** The payload's path: where a value protobuf's JSON reader rejects is reported (json.invalid). */
+  readonly payloadPath: string;
+  /** False below a field protovalidate skips (ignore: IGNORE_ALWAYS): the JSON checks only. */
+  readonly rules: boolean;
+}
+
+/**
+ * "violated": a violation was added; "passed": nothing the final check would report on this value
+ * by itself; "unsettled": a rule failed to evaluate, so the value must wait for the final check.
+ */
+export type LeafVerdict = "passed" | "violated" | "unsettled";
+
+/** Rules about the whole field or message that one value on its own cannot decide. */
+const WHOLE_FIELD_RULES = new Set(["required", "repeated.min_items", "repeated.max_items", "repeated.unique"]);
 
 export class Contract {
   readonly name: string;
@@ -61,6 +91,71 @@ export class Contract {
     this.#strictness = spec.strictness ?? STRICT;
     this.#maxViolations = spec.maxViolations ?? 20;
     this.#maxPayloads = spec.maxPayloads ?? 1024;
+  }
+
+  /** The strict JSON checks in force (the incremental checker applies the same). */
+  get strictness(): Strictness {
+    return this.#strictness;
+  }
+
+  /** The field each payload is the value of (spec.wrapField), resolved; undefined without one. */
+  get wrap(): DescField | undefined {
+    return this.#wrap;
+  }
+
+  get maxViolations(): number {
+    return this.#maxViolations;
+  }
+
+  /**
+   * Checks one value on its own against what the final check (checkValue) would say about it: its
+   * JSON type through `checker` (whose sink is `sink`), then the field's own protovalidate rules
+   * on a message holding only this value (for an item: only this item) — of a one-field type
+   * made for the field (leaf-schema.ts), so that only its rules run, or else of the parent type.
+   * Violations of rules that need the whole field or message (required, min/max items, unique,
+   * message-level CEL) are dropped: a partial message would fail them falsely. The cost is one
+   * protobuf JSON read of a one-field object and one validation of a one-field message, both
+   * planned once per type (about 1 µs for a scalar with a range rule).
+   */
+  checkLeaf(value: unknown, leaf: Leaf, checker: JsonChecker, sink: ViolationSink): LeafVerdict {
+    const { field, index } = leaf;
+    const before = sink.total;
+    const cleaned =
+      index !== undefined && field.fieldKind === "list"
+        ? checker.listItem(value, field, leaf.jsonPath)
+        : checker.field(value, field, leaf.jsonPath);
+    if (sink.total !== before) return "violated";
+    if (isDropped(cleaned) || !leaf.rules) return "passed";
+    // The field alone in a message type of its own (leaf-schema.ts), or else in its parent's.
+    const schema = leafSchema(leaf.parent, field) ?? leaf.parent;
+    let message: Message;
+    try {
+      const json = { [field.jsonName]: index === undefined ? cleaned : [cleaned] };
+      message = fromJson(schema, json as Parameters<typeof fromJson>[1], {
+        ignoreUnknownFields: true,
+        registry: this.registry,
+      });
+    } catch (error) {
+      sink.add(leaf.payloadPath, "json.invalid", (error as Error).message);
+      return "violated";
+    }
+    const result = this.validator.validate(schema, message);
+    if (result.kind === "valid") return "passed";
+    if (result.kind === "error") return "unsettled";
+    const path = index === undefined ? leaf.rulePath : `${leaf.rulePath}[${index}]`;
+    let violated = false;
+    for (const violation of result.violations) {
+      const [head, sub] = violation.field;
+      if (head?.kind !== "field" || head.parent !== schema || head.number !== field.number) continue;
+      if (WHOLE_FIELD_RULES.has(violation.ruleId)) continue;
+      // A singular value's own rules are on [field]; an item's on [field, item]. A rule on the
+      // list itself ([field] for a repeated field: its CEL, its size) needs the whole list.
+      if (index === undefined ? violation.field.length !== 1 : violation.field.length !== 2 || sub?.kind !== "list_sub")
+        continue;
+      sink.add(path, violation.ruleId === "" ? "cel" : violation.ruleId, violation.message);
+      violated = true;
+    }
+    return violated ? "violated" : "passed";
   }
 
   checkText(text: string): CheckResult {

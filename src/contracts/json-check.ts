@@ -140,21 +140,12 @@ export class JsonChecker {
       this.#report(path, "json.wrong_type", `expected an object (${message.name}), got ${jsonTypeOf(value)}`);
       return DROP;
     }
-    const fields = fieldsByJsonKey(message);
     let copy: Record<string, unknown> | undefined;
     for (const key in value) {
       const child = value[key];
-      const field = fields.get(key);
       const childPath = path === "" ? key : `${path}.${key}`;
-      let checked: Checked;
-      if (field === undefined) {
-        if (!this.strictness.allowUnknownFields) {
-          this.#report(childPath, "json.unknown_field", `unknown field "${key}" (not in ${message.typeName})`);
-        }
-        checked = DROP;
-      } else {
-        checked = this.field(child, field, childPath);
-      }
+      const field = this.fieldOf(message, key, childPath);
+      const checked: Checked = field === undefined ? DROP : this.field(child, field, childPath);
       if (checked !== child) {
         copy ??= { ...value };
         if (checked === DROP) delete copy[key];
@@ -182,12 +173,7 @@ export class JsonChecker {
         let copy: unknown[] | undefined;
         for (let i = 0; i < value.length; i++) {
           const item: unknown = value[i];
-          const itemPath = `${path}[${i}]`;
-          let checked: Checked;
-          if (item === null && field.listKind !== "message") checked = this.nullItem(itemPath);
-          else if (field.listKind === "scalar") checked = this.scalar(item, field.scalar, itemPath);
-          else if (field.listKind === "enum") checked = this.enumValue(item, field.enum, itemPath);
-          else checked = item === null ? this.nullItem(itemPath) : this.message(item, field.message, itemPath);
+          const checked = this.listItem(item, field, `${path}[${i}]`);
           if (checked !== item) {
             copy ??= value.slice(0, i);
             if (checked !== DROP) copy.push(checked);
@@ -221,6 +207,26 @@ export class JsonChecker {
         return copy ?? value;
       }
     }
+  }
+
+  /**
+   * The field a JSON object key names in `message` (by proto or JSON name). An unknown key is
+   * reported at `path` (the key's path) unless unknown fields are allowed; either way it is undefined.
+   */
+  fieldOf(message: DescMessage, key: string, path: string): DescField | undefined {
+    const field = fieldsByJsonKey(message).get(key);
+    if (field === undefined && !this.strictness.allowUnknownFields) {
+      this.#report(path, "json.unknown_field", `unknown field "${key}" (not in ${message.typeName})`);
+    }
+    return field;
+  }
+
+  /** Checks one item of a repeated field; `path` is already the item's path. */
+  listItem(item: unknown, field: DescField & { fieldKind: "list" }, path: string): Checked {
+    if (item === null) return this.nullItem(path);
+    if (field.listKind === "scalar") return this.scalar(item, field.scalar, path);
+    if (field.listKind === "enum") return this.enumValue(item, field.enum, path);
+    return this.message(item, field.message, path);
   }
 
   private nullValue(messageType: string, path: string): Checked {
