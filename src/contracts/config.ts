@@ -66,6 +66,14 @@ export const routeContractSchema = z.strictObject({
     .optional(),
   /** enforce: a violating body never reaches the client (a 502 guard answer); shadow: pass + header. */
   action: z.enum(["enforce", "shadow"]).default("shadow"),
+  /**
+   * Streamed answers (text/event-stream): "incremental" checks each value as it completes and,
+   * under enforce, holds back only what is not yet known to conform, cutting the stream before a
+   * violating value; "buffer" holds the whole stream and answers like a non-streamed response
+   * (for consumers that must never see a partial answer); "observe" forwards everything at once
+   * and only counts, whatever the action.
+   */
+  stream: z.enum(["incremental", "buffer", "observe"]).default("incremental"),
   /** Status of the reply that replaces a violating response under enforce. */
   status: z.number().int().min(400).max(599).default(502),
   /** Share of responses checked, decided per request at request headers (0..1). */

@@ -2,7 +2,7 @@
 // travel as members of the answer (rule, JSON path, message) and, the first few of them, in the
 // detail sentence: OpenAI SDKs show only the message, and the client must learn what broke.
 import type { ContractViolation } from "../../contracts/json-check.js";
-import { type AnswerFormat, guardAnswer } from "../answers.js";
+import { type AnswerFormat, guardAnswer, streamErrorEvent } from "../answers.js";
 import type { Reply } from "../types.js";
 
 /** Violations spelled out in the detail; all of them (up to contracts.maxViolations) are in `violations`. */
@@ -23,7 +23,10 @@ export interface Violated extends WithheldResponse {
   readonly total: number;
 }
 
-export function violatedAnswer(input: Violated): Reply {
+/** The sentence naming the violations: the first few spelled out, the rest counted. */
+function violatedDetail(
+  input: Omit<Violated, keyof WithheldResponse> & Pick<WithheldResponse, "contract" | "modelVersion">,
+): string {
   const noun = input.total === 1 ? "violation" : "violations";
   const from = input.modelVersion === undefined ? "" : ` from model version ${input.modelVersion}`;
   const named = input.violations
@@ -31,19 +34,36 @@ export function violatedAnswer(input: Violated): Reply {
     .map((violation) => `${violation.field}: ${violation.message} (${violation.rule})`);
   const unnamed = input.total - named.length;
   const list = unnamed > 0 ? [...named, `${unnamed} more`] : named;
+  return `${input.total} ${noun} of ${input.contract}${from}: ${list.join("; ")}`;
+}
+
+function violatedMembers(input: Omit<Violated, "format" | "status" | "headers">) {
+  return {
+    route: input.route,
+    contract: input.contract,
+    model_version: input.modelVersion ?? null,
+    violation_count: input.total,
+    truncated: input.total > input.violations.length,
+    violations: input.violations.map(({ field, rule, message }) => ({ field, rule, message })),
+  };
+}
+
+export function violatedAnswer(input: Violated): Reply {
   return guardAnswer("contract.violated", {
     format: input.format,
     status: input.status,
-    detail: `${input.total} ${noun} of ${input.contract}${from}: ${list.join("; ")}`,
+    detail: violatedDetail(input),
     headers: input.headers,
-    extensions: {
-      route: input.route,
-      contract: input.contract,
-      model_version: input.modelVersion ?? null,
-      violation_count: input.total,
-      truncated: input.total > input.violations.length,
-      violations: input.violations.map(({ field, rule, message }) => ({ field, rule, message })),
-    },
+    extensions: violatedMembers(input),
+  });
+}
+
+/** The event that ends a streamed answer cut at a violation (the answer of a non-streamed one, in-stream). */
+export function violatedStreamEvent(input: Omit<Violated, "format" | "status" | "headers">): string {
+  return streamErrorEvent("contract.violated", {
+    type: "contract_violation",
+    detail: violatedDetail(input),
+    extensions: violatedMembers(input),
   });
 }
 
@@ -53,17 +73,30 @@ export interface Unverifiable extends WithheldResponse {
   readonly detail: string;
 }
 
+function unverifiableMembers(input: Omit<Unverifiable, "format" | "status" | "headers">) {
+  return {
+    route: input.route,
+    contract: input.contract,
+    model_version: input.modelVersion ?? null,
+    reason: input.reason,
+  };
+}
+
 export function unverifiableAnswer(input: Unverifiable): Reply {
   return guardAnswer("contract.unverifiable", {
     format: input.format,
     status: input.status,
     detail: `${input.contract} could not be checked (${input.reason}): ${input.detail}`,
     headers: input.headers,
-    extensions: {
-      route: input.route,
-      contract: input.contract,
-      model_version: input.modelVersion ?? null,
-      reason: input.reason,
-    },
+    extensions: unverifiableMembers(input),
+  });
+}
+
+/** The event that ends a streamed answer that cannot be checked, under unverifiable: reject. */
+export function unverifiableStreamEvent(input: Omit<Unverifiable, "format" | "status" | "headers">): string {
+  return streamErrorEvent("contract.unverifiable", {
+    type: "contract_unverifiable",
+    detail: `${input.contract} could not be checked (${input.reason}): ${input.detail}`,
+    extensions: unverifiableMembers(input),
   });
 }

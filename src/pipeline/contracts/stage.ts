@@ -10,10 +10,13 @@ import { type CheckResult, Contract } from "../../contracts/contract.js";
 import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
 import { stringAt } from "../../contracts/payload.js";
 import { BoundedLabel } from "../../metrics/labels.js";
+import { detectFormat } from "../../streams/formats.js";
 import { answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import { NOT_JSON, parseJsonBody } from "../json-body.js";
+import { isEventStreamResponse } from "../response-shape.js";
 import {
+  type ChunkStep,
   CONTINUE,
   type Exchange,
   type ResponseInfo,
@@ -23,10 +26,16 @@ import {
   type StageRun,
   type Step,
 } from "../types.js";
-import { unverifiableAnswer, violatedAnswer } from "./answer.js";
+import { unverifiableAnswer, unverifiableStreamEvent, violatedAnswer, violatedStreamEvent } from "./answer.js";
 import { RecentViolations } from "./recent.js";
+import { StreamCheck, type StreamVerdict } from "./stream-check.js";
 
 export type UnverifiableReason = BodyReason | "body.streaming";
+
+const encoder = new TextEncoder();
+
+/** At response headers: this response's body is of no interest to the contract. */
+const NO_BODY: Step = Object.freeze({ type: "continue", responseBody: "none" });
 
 export interface ContractsStageOptions {
   /** Uniform [0, 1) source for sampling; injectable for tests. */
@@ -145,6 +154,8 @@ class ContractRun implements StageRun {
   #rawVersion: string | undefined;
   #contentEncoding: string | undefined;
   #streaming = false;
+  /** The check of a streamed answer passing chunk by chunk. */
+  #stream: StreamCheck | undefined;
 
   constructor(
     private readonly binding: Binding,
@@ -182,20 +193,50 @@ class ContractRun implements StageRun {
     if (this.#phase !== "waiting") return CONTINUE;
     this.#rawVersion = clipVersion(response.headers.get(this.binding.settings.modelVersionHeader));
     this.#contentEncoding = response.headers.get("content-encoding");
-    this.#streaming = (response.headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
+    this.#streaming = isEventStreamResponse(response.headers);
     if (response.status < 200 || response.status > 299) {
       // Error bodies of the upstream are not model output: the contract does not apply.
       this.#finish("not_applicable", this.versions.value(this.#rawVersion));
-      return CONTINUE;
+      return NO_BODY;
     }
     // No body will follow: check the empty body now (it is a violation for any contract).
     if (response.endOfStream) return this.#check(new Uint8Array(0));
-    return CONTINUE;
+    if (!this.#streaming) return CONTINUE;
+    // A stream of a model the binding does not name is none of this contract's business, and is
+    // not held up for it.
+    if (this.#requestModel !== undefined && !this.#modelApplies(this.#requestModel)) {
+      this.#notApplicable();
+      return NO_BODY;
+    }
+    if (this.#contentEncoding !== undefined && this.#contentEncoding.trim().toLowerCase() !== "identity") {
+      const step = this.#unverifiable(
+        "body.streaming",
+        `a ${this.#contentEncoding}-encoded stream cannot be read as it passes`,
+      );
+      return step.type === "reply" ? step : { ...step, responseBody: "none" };
+    }
+    const policy = this.binding.settings.stream;
+    if (policy === "buffer") return { type: "continue", responseBody: "whole" };
+    this.#stream = this.#streamCheck(policy === "incremental" && this.binding.settings.action === "enforce");
+    return { type: "continue", responseBody: "stream" };
   }
 
   onResponseBody(body: Uint8Array): Promise<Step> | Step {
     if (this.#phase !== "waiting") return CONTINUE;
+    if (this.#streaming) return this.#checkBufferedStream(body);
     return this.#check(body);
+  }
+
+  onResponseChunk(chunk: Uint8Array, endOfStream: boolean): ChunkStep {
+    const stream = this.#stream;
+    if (stream === undefined || this.#phase !== "waiting") return { type: "forward", bytes: chunk };
+    const started = this.deps.now();
+    const { bytes, verdict } = stream.push(chunk, endOfStream);
+    this.metrics.duration.observe({ contract: this.binding.contract.name }, (this.deps.now() - started) / 1000);
+    if (verdict.kind === "pending") return { type: "forward", bytes };
+    const cut = this.#streamVerdict(verdict, stream);
+    if (cut === undefined) return { type: "forward", bytes };
+    return { type: "cut", bytes: Buffer.concat([bytes, encoder.encode(cut)]), reason: this.#cutReason(verdict) };
   }
 
   onEnd(): void {
@@ -204,15 +245,70 @@ class ContractRun implements StageRun {
     this.#phase = "done";
   }
 
+  #streamCheck(enforcing: boolean): StreamCheck {
+    return new StreamCheck({
+      contract: this.binding.contract,
+      format: detectFormat(this.exchange.request.path),
+      enforcing,
+      maxHeldBytes: this.section.maxBodyBytes,
+    });
+  }
+
+  /** stream: buffer — the whole event stream, judged like a non-streamed body before any of it is sent. */
+  #checkBufferedStream(body: Uint8Array): Step {
+    this.#phase = "checking";
+    const started = this.deps.now();
+    const stream = this.#streamCheck(false);
+    const { verdict } = stream.push(body, true);
+    this.metrics.duration.observe({ contract: this.binding.contract.name }, (this.deps.now() - started) / 1000);
+    if (verdict.kind === "unverifiable") return this.#unverifiable(verdict.reason, verdict.detail);
+    if (verdict.kind !== "checked") return this.#notApplicable();
+    if (!this.#modelApplies(stream.model ?? this.#requestModel)) return this.#notApplicable();
+    this.#versionFrom(stream.document());
+    return this.#judged(verdict.result);
+  }
+
+  /**
+   * A streamed answer's verdict, recorded; returns the in-stream error event when the stream must
+   * be cut here (enforcing), undefined when it goes on.
+   */
+  #streamVerdict(verdict: Exclude<StreamVerdict, { kind: "pending" }>, stream: StreamCheck): string | undefined {
+    const { binding } = this;
+    if (verdict.kind === "upstream_error") {
+      this.#notApplicable();
+      return undefined;
+    }
+    const enforcing = binding.settings.action === "enforce" && binding.settings.stream === "incremental";
+    const about = { route: binding.route, contract: binding.contract.name, modelVersion: this.#rawVersion };
+    if (verdict.kind === "unverifiable") {
+      const step = this.#unverifiable(verdict.reason, verdict.detail);
+      if (step.type !== "reply" || !enforcing) return undefined;
+      return unverifiableStreamEvent({ ...about, reason: verdict.reason, detail: verdict.detail });
+    }
+    if (!this.#modelApplies(stream.model ?? this.#requestModel)) {
+      this.#notApplicable();
+      return undefined;
+    }
+    if (verdict.final) this.#versionFrom(stream.document());
+    const { result } = verdict;
+    this.#record(result);
+    if (result.valid || !enforcing) return undefined;
+    return violatedStreamEvent({
+      ...about,
+      modelVersion: this.#rawVersion,
+      violations: result.violations,
+      total: result.total,
+    });
+  }
+
+  #cutReason(verdict: StreamVerdict): "contract.violated" | "contract.unverifiable" {
+    return verdict.kind === "unverifiable" ? "contract.unverifiable" : "contract.violated";
+  }
+
   async #check(body: Uint8Array): Promise<Step> {
     this.#phase = "checking";
     const started = this.deps.now();
     const { binding } = this;
-    if (this.#streaming) {
-      // A stream of a model the binding does not name is none of this contract's business.
-      if (!this.#modelApplies(this.#requestModel)) return this.#notApplicable();
-      return this.#unverifiable("body.streaming", "streamed (text/event-stream) responses are not checked");
-    }
     const decoded = await decodeBody(body, this.#contentEncoding, this.section);
     if (!decoded.ok) return this.#unverifiable(decoded.reason, decoded.detail);
     let parsed: unknown = NOT_JSON;
@@ -223,16 +319,36 @@ class ContractRun implements StageRun {
       syntaxError = (error as Error).message;
     }
     if (!this.#modelApplies(modelOf(parsed) ?? this.#requestModel)) return this.#notApplicable();
-    if (this.#rawVersion === undefined && binding.settings.modelVersionField !== undefined) {
-      this.#rawVersion = clipVersion(stringAt(parsed, binding.settings.modelVersionField));
-    }
+    this.#versionFrom(parsed);
     const result: CheckResult =
       parsed === NOT_JSON ? binding.contract.notJson(syntaxError) : binding.contract.checkValue(parsed);
-    const version = this.versions.value(this.#rawVersion);
     this.metrics.duration.observe({ contract: binding.contract.name }, (this.deps.now() - started) / 1000);
+    return this.#judged(result);
+  }
+
+  /** The model version from the body, when the response headers did not carry it. */
+  #versionFrom(body: unknown): void {
+    const field = this.binding.settings.modelVersionField;
+    if (this.#rawVersion === undefined && field !== undefined) this.#rawVersion = clipVersion(stringAt(body, field));
+  }
+
+  /** The verdict on a whole body: a header under shadow (or when it passed), the guard's answer under enforce. */
+  #judged(result: CheckResult): Step {
+    const header = this.#record(result);
+    if (result.valid || this.binding.settings.action === "shadow") return this.#headerStep(header);
+    return {
+      type: "reply",
+      reply: violatedAnswer({ ...this.#withheld(header), violations: result.violations, total: result.total }),
+    };
+  }
+
+  /** Counts and reports a result; returns the verdict header's value. */
+  #record(result: CheckResult): string {
+    const { binding } = this;
+    const version = this.versions.value(this.#rawVersion);
     if (result.valid) {
       this.#finish("passed", version);
-      return this.#headerStep("passed");
+      return "passed";
     }
     this.#finish("violated", version);
     for (const violation of result.violations) {
@@ -244,7 +360,6 @@ class ContractRun implements StageRun {
       });
     }
     const rules = result.violations.map((violation) => violation.rule);
-    const header = verdictHeader("violated", rules, this.section.headerMaxLength);
     this.reporting.recent.record(binding.contract.name, version, result.violations, this.deps.now());
     this.reporting.decisions("contract_violation", this.exchange.request.requestId, binding.route, {
       contract: binding.contract.name,
@@ -253,11 +368,7 @@ class ContractRun implements StageRun {
       rules: [...new Set(rules)],
       total: result.total,
     });
-    if (binding.settings.action === "shadow") return this.#headerStep(header);
-    return {
-      type: "reply",
-      reply: violatedAnswer({ ...this.#withheld(header), violations: result.violations, total: result.total }),
-    };
+    return verdictHeader("violated", rules, this.section.headerMaxLength);
   }
 
   /** True unless the binding names models and this exchange's model is not one of them. */

@@ -17,6 +17,7 @@ t.test("a binding gets strict, shadow defaults", async (t) => {
     message: "demo.v1.Sentiment",
     payload: "$",
     action: "shadow",
+    stream: "incremental",
     status: 502,
     sampleRate: 1,
     modelVersionHeader: "x-model-version",

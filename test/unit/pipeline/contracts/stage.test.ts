@@ -3,10 +3,11 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
+import { renderOutput } from "../../../../src/demo/outputs.js";
 import { problemType } from "../../../../src/pipeline/answers.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
-import type { Exchange, ResponseInfo, Stage, StageRun, Step } from "../../../../src/pipeline/types.js";
+import type { ChunkStep, Exchange, ResponseInfo, Stage, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { registrySamples, type Sample } from "../../../helpers/registry-metrics.js";
 import { demoContracts } from "../../contracts/fixtures.js";
 
@@ -328,3 +329,173 @@ t.test("model versions beyond the limit are labelled other", async (t) => {
     .sort();
   t.same(labels, ["a=1", "b=1", "other=2"]);
 });
+
+describeStreams();
+
+/** Streamed answers (text/event-stream) on a chat route binding demo.v1.TicketTriage to triage* models. */
+function describeStreams(): void {
+  const sse = { "content-type": "text/event-stream" };
+  const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
+  const decode = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+
+  function chatEvents(content: string): string {
+    const event = (delta: Record<string, unknown>, finish: string | null = null): string =>
+      `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "triage-1", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    let out = event({ role: "assistant", content: "" });
+    for (let i = 0; i < content.length; i += 6) out += event({ content: content.slice(i, i + 6) });
+    return `${out}${event({}, "stop")}data: [DONE]\n\n`;
+  }
+  const triage = (variant: string): string => JSON.stringify(renderOutput("chat_structured", variant, { n: 1 }));
+
+  async function chatSetup(contract: Record<string, unknown>, contracts: Record<string, unknown> = {}) {
+    const registry = new Registry();
+    const parsed = configSchema.parse({
+      contracts,
+      routes: [
+        {
+          name: "chat",
+          match: { pathPrefix: "/v1/chat/completions" },
+          contract: {
+            message: "demo.v1.TicketTriage",
+            payload: "choices[*].message.content<json>",
+            models: ["triage*"],
+            ...contract,
+          },
+        },
+      ],
+    });
+    const stage = createContractsStage(
+      stageConfigs(parsed).contracts,
+      { registry, log: pino({ level: "silent" }), now: () => 0 },
+      await demoContracts(),
+    );
+    return { registry, stage };
+  }
+
+  /** Runs one streamed exchange: request body with `model`, SSE response headers, then the chunks. */
+  async function streamed(
+    stage: Stage,
+    model: string,
+    chunks: readonly string[],
+    headers: Record<string, string> = sse,
+  ) {
+    const ex = exchange("chat", false, {}, "/v1/chat/completions");
+    const run = stage.start(ex);
+    if (run === undefined) throw new Error("stage not started");
+    await run.onRequestHeaders?.();
+    await run.onRequestBody?.(encode(JSON.stringify({ model, stream: true })));
+    const atHeaders = await run.onResponseHeaders!(response(headers));
+    const steps: ChunkStep[] = [];
+    if (atHeaders.type === "continue" && atHeaders.responseBody === "stream") {
+      for (const [index, chunk] of chunks.entries()) {
+        const step = await run.onResponseChunk!(encode(chunk), index === chunks.length - 1);
+        steps.push(step);
+        if (step.type === "cut") break;
+      }
+    }
+    return { ex, run, atHeaders, steps, out: steps.map((step) => decode(step.bytes)).join("") };
+  }
+
+  const split = (text: string, size: number): string[] =>
+    Array.from({ length: Math.ceil(text.length / size) }, (_, i) => text.slice(i * size, (i + 1) * size));
+
+  t.test("streams: a model the binding does not name leaves the body alone", async (t) => {
+    const { stage, registry } = await chatSetup({ action: "enforce" });
+    const { atHeaders } = await streamed(stage, "gpt-4o", []);
+    t.same(atHeaders, { type: "continue", responseBody: "none" });
+    t.match(await metric(registry, "guard_contract_checks_total"), [
+      { labels: { result: "not_applicable" }, value: 1 },
+    ]);
+  });
+
+  t.test("streams, enforce: a conforming stream passes byte for byte and is counted passed", async (t) => {
+    const { stage, registry } = await chatSetup({ action: "enforce" });
+    const text = chatEvents(triage("v1"));
+    const { atHeaders, out, ex, steps } = await streamed(stage, "triage-1", split(text, 50));
+    t.same(atHeaders, { type: "continue", responseBody: "stream" });
+    t.equal(out, text);
+    t.ok(steps.every((step) => step.type === "forward"));
+    t.equal(ex.contract, "passed");
+    t.match(await metric(registry, "guard_contract_checks_total"), [{ labels: { result: "passed" }, value: 1 }]);
+  });
+
+  t.test("streams, enforce: a violation cuts the stream with an error event naming it", async (t) => {
+    const { stage, registry } = await chatSetup({ action: "enforce" });
+    const { out, steps, ex } = await streamed(stage, "triage-1", split(chatEvents(triage("empty_summary")), 40), {
+      ...sse,
+      "x-model-version": "v2",
+    });
+    const cut = steps.at(-1);
+    t.equal(cut?.type, "cut");
+    t.equal(cut?.type === "cut" ? cut.reason : undefined, "contract.violated");
+    const last = out.slice(out.lastIndexOf("event: error"));
+    const error = (
+      JSON.parse(last.split("\n")[1]?.slice("data: ".length) ?? "{}") as { error: Record<string, unknown> }
+    ).error;
+    t.match(error, {
+      type: "contract_violation",
+      code: "contract.violated",
+      model_version: "v2",
+      route: "chat",
+      violations: [{ field: "choices[0].message.content<json>.summary", rule: "string.min_len" }],
+    });
+    t.notOk(out.includes("[DONE]"));
+    t.equal(ex.contract, "violated");
+    t.match(await metric(registry, "guard_contract_violations_total"), [
+      { labels: { model_version: "v2", rule: "string.min_len" }, value: 1 },
+    ]);
+  });
+
+  t.test("streams: shadow and observe never cut, and count the verdict", async (t) => {
+    for (const contract of [{ action: "shadow" }, { action: "enforce", stream: "observe" }]) {
+      const { stage, registry } = await chatSetup(contract);
+      const text = chatEvents(triage("empty_summary"));
+      const { out, steps } = await streamed(stage, "triage-1", split(text, 33));
+      t.equal(out, text, `${JSON.stringify(contract)}: every byte`);
+      t.ok(steps.every((step) => step.type === "forward"));
+      t.match(await metric(registry, "guard_contract_checks_total"), [{ labels: { result: "violated" }, value: 1 }]);
+    }
+  });
+
+  t.test("streams, stream: buffer judges the whole stream before any byte, like a non-streamed body", async (t) => {
+    const { stage } = await chatSetup({ action: "enforce", stream: "buffer" });
+    const ex = exchange("chat", false, {}, "/v1/chat/completions");
+    const run = stage.start(ex);
+    await run?.onRequestHeaders?.();
+    await run?.onRequestBody?.(encode(JSON.stringify({ model: "triage-1", stream: true })));
+    t.same(await run?.onResponseHeaders?.(response(sse)), { type: "continue", responseBody: "whole" });
+    const verdict = await run?.onResponseBody?.(encode(chatEvents(triage("empty_summary"))));
+    t.equal(verdict?.type, "reply");
+    if (verdict?.type !== "reply") return;
+    t.equal(verdict.reply.status, 502);
+    t.equal(verdict.reply.headers["x-should-retry"], "false");
+    const passing = stage.start(exchange("chat", false, {}, "/v1/chat/completions"));
+    await passing?.onRequestHeaders?.();
+    await passing?.onRequestBody?.(encode(JSON.stringify({ model: "triage-1", stream: true })));
+    await passing?.onResponseHeaders?.(response(sse));
+    t.same(await passing?.onResponseBody?.(encode(chatEvents(triage("v1")))), {
+      type: "continue",
+      edits: { setHeaders: { "x-guard-contract": "passed" } },
+    });
+  });
+
+  t.test("streams: a compressed stream cannot be read as it passes", async (t) => {
+    const enforce = await chatSetup({ action: "enforce" });
+    const rejected = await streamed(enforce.stage, "triage-1", [], { ...sse, "content-encoding": "gzip" });
+    t.equal(rejected.atHeaders.type, "reply", "enforce: answered at the headers");
+    const shadow = await chatSetup({ action: "shadow" });
+    const passed = await streamed(shadow.stage, "triage-1", [], { ...sse, "content-encoding": "gzip" });
+    t.match(passed.atHeaders, { type: "continue", responseBody: "none" });
+    t.match(await metric(shadow.registry, "guard_contract_unverifiable_total"), [
+      { labels: { reason: "body.streaming" }, value: 1 },
+    ]);
+  });
+
+  t.test("streams, enforce: more to hold than maxBodyBytes ends the stream as unverifiable", async (t) => {
+    const { stage } = await chatSetup({ action: "enforce" }, { maxBodyBytes: 300 });
+    const { steps, out } = await streamed(stage, "triage-1", split(chatEvents(triage("longest")), 100));
+    const cut = steps.at(-1);
+    t.equal(cut?.type === "cut" ? cut.reason : undefined, "contract.unverifiable");
+    t.match(out, /"type":"contract_unverifiable"/);
+  });
+}
