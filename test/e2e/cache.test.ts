@@ -2,6 +2,7 @@
 // what reached the upstream. One stack serves the single-sidecar cases (each with its own request
 // body, so they cannot hit each other's entries); two stacks and a real redis-server serve the
 // shared-tier cases.
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { waitUntil } from "../../src/devstack/process.js";
@@ -28,6 +29,76 @@ async function purge(stack: Stack, route: string): Promise<Response> {
 
 function headerOf(answer: Answer, name: string): string | null {
   return answer.headers.get(name);
+}
+
+interface StreamedAnswer extends Answer {
+  /** Reads that returned bytes, and when the first and last of them came (ms after the request). */
+  readonly chunks: number;
+  readonly firstByteMs: number;
+  readonly lastByteMs: number;
+}
+
+/** A POST whose body is read as it arrives, timing its pieces. */
+async function postStream(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs = 15_000,
+): Promise<StreamedAnswer> {
+  const started = performance.now();
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const decoder = new TextDecoder();
+  let text = "";
+  let chunks = 0;
+  let firstByteMs = Number.NaN;
+  let lastByteMs = Number.NaN;
+  const reader = response.body?.getReader();
+  for (let read = await reader?.read(); read !== undefined && !read.done; read = await reader?.read()) {
+    if (read.value.length === 0) continue;
+    const now = performance.now() - started;
+    if (chunks === 0) firstByteMs = now;
+    lastByteMs = now;
+    chunks++;
+    text += decoder.decode(read.value, { stream: true });
+  }
+  return {
+    status: response.status,
+    headers: response.headers,
+    text: text + decoder.decode(),
+    chunks,
+    firstByteMs,
+    lastByteMs,
+  };
+}
+
+/** The data of each SSE event, in order. */
+function dataEvents(text: string): string[] {
+  return text
+    .split(/\r?\n\r?\n/)
+    .map((event) =>
+      event
+        .split(/\r?\n/)
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(5).trimStart())
+        .join("\n"),
+    )
+    .filter((data) => data !== "");
+}
+
+/** The answer's text: every chat chunk's delta content, concatenated. */
+function deltaContent(text: string): string {
+  return dataEvents(text)
+    .filter((data) => data !== "[DONE]")
+    .map(
+      (data) =>
+        (JSON.parse(data) as { choices?: { delta?: { content?: string } }[] }).choices?.[0]?.delta?.content ?? "",
+    )
+    .join("");
 }
 
 t.test("one sidecar", async (t) => {
@@ -154,20 +225,48 @@ t.test("one sidecar", async (t) => {
     t.equal(optedIn, 1);
   });
 
-  t.test("streamed requests are not cached (documented decision)", async (t) => {
+  t.test("a deterministic stream is cached: the hit replays the stored event stream", async (t) => {
+    // (On this route the bound contract has the stream delivered whole; how a miss streams and a
+    // hit arrives is measured below, on a route without one.)
     const body = chat("stream", { stream: true });
-    const served = await servedDuring(stack, async () => {
-      for (let i = 0; i < 2; i++) {
-        const answer = await post(url, body);
-        t.equal(answer.status, 200);
-        t.match(headerOf(answer, "content-type"), /^text\/event-stream/);
-        t.equal(headerOf(answer, "x-guard-cache"), "bypass");
-        t.equal(headerOf(answer, "x-guard-cache-reason"), "stream");
-        t.match(answer.text, /data: \[DONE\]/, "the whole stream arrived");
-      }
-    });
-    t.equal(served, 2, "both streams reached the model");
-    t.match(await stack.guard?.metrics(), /guard_cache_bypass_total\{route="chat",reason="stream"\} 2/);
+    let first: StreamedAnswer | undefined;
+    t.equal(await servedDuring(stack, async () => (first = await postStream(url, body))), 1, "the miss went upstream");
+    if (first === undefined) throw new Error("no answer");
+    t.equal(first.status, 200);
+    t.match(headerOf(first, "content-type"), /^text\/event-stream/);
+    t.equal(headerOf(first, "x-guard-cache"), "miss");
+    const events = dataEvents(first.text);
+    t.equal(events.at(-1), "[DONE]", "the whole stream arrived");
+    t.ok(events.length >= 4, `${events.length} events`);
+
+    let hit: StreamedAnswer | undefined;
+    t.equal(await servedDuring(stack, async () => (hit = await postStream(url, body))), 0, "the hit did not");
+    if (hit === undefined) throw new Error("no answer");
+    t.equal(hit.status, 200);
+    t.match(headerOf(hit, "content-type"), /^text\/event-stream/);
+    t.equal(headerOf(hit, "x-guard-cache"), "hit");
+    t.equal(headerOf(hit, "x-guard-cache-tier"), "local");
+    t.equal(deltaContent(hit.text), deltaContent(first.text), "the same answer");
+    t.ok(deltaContent(hit.text).length > 0);
+    t.equal(dataEvents(hit.text).at(-1), "[DONE]", "a well-formed stream, [DONE] included");
+    t.equal(hit.text, first.text, "byte for byte the stream the first client got (ids and created included)");
+
+    // The same messages unstreamed: keyed apart, never answered from the stream's entry.
+    const unstreamed = chat("stream");
+    let json: Answer | undefined;
+    t.equal(await servedDuring(stack, async () => (json = await post(url, unstreamed))), 1, "went upstream");
+    t.equal(json === undefined ? null : headerOf(json, "x-guard-cache"), "miss");
+    t.match(json === undefined ? null : headerOf(json, "content-type"), /^application\/json/);
+    t.equal(
+      JSON.parse(json?.text ?? "{}").choices?.[0]?.message?.content,
+      deltaContent(first.text),
+      "same answer, its own form",
+    );
+    t.equal(headerOf(await post(url, unstreamed), "x-guard-cache"), "hit", "the JSON answer is cached in turn");
+    const streamAgain = await postStream(url, body);
+    t.equal(headerOf(streamAgain, "x-guard-cache"), "hit");
+    t.equal(streamAgain.text, first.text, "and the stream's entry is still the stream");
+    t.match(await stack.guard?.metrics(), /guard_cache_stores_total\{route="chat"\} [1-9]/);
   });
 
   t.test("an enforce-mode contract violation is never cached", async (t) => {
@@ -203,6 +302,67 @@ t.test("one sidecar", async (t) => {
     t.equal(headerOf(await post(url, body), "x-guard-cache"), "miss", "purged");
     t.equal((await purge(stack, "no-such-route")).status, 404);
     t.equal((await fetch(`${stack.guard?.adminUrl}/admin/cache/purge`, { method: "POST" })).status, 400);
+  });
+});
+
+t.test("the cache never holds a stream back: the miss streams as it comes, the hit arrives at once", async (t) => {
+  // The default chat route binds a contract, and the contracts stage still needs a response body
+  // whole, which has Envoy buffer the stream for every stage. Without it, nothing but the cache
+  // (and admission, which forwards) watches the stream.
+  const defaults = await defaultConfigWith({});
+  const routes = (defaults.routes as Record<string, unknown>[]).map((route) =>
+    route.name === "chat" ? Object.fromEntries(Object.entries(route).filter(([key]) => key !== "contract")) : route,
+  );
+  const stack = await stackFor(t, { guardConfig: { ...defaults, routes } });
+  const url = `${stack.url}${CHAT_PATH}`;
+  const body = chat("stream-timing", { stream: true });
+  // Paced like a model decoding, so a stream that arrives piece by piece can be told from a replay.
+  const pacing = { "x-demo-first-token-ms": "100", "x-demo-inter-token-ms": "50" };
+
+  const miss = await postStream(url, body, pacing);
+  t.equal(headerOf(miss, "x-guard-cache"), "miss");
+  const events = dataEvents(miss.text);
+  t.equal(events.at(-1), "[DONE]");
+  const span = miss.lastByteMs - miss.firstByteMs;
+  t.ok(miss.chunks >= 3, `it streamed: ${miss.chunks} reads`);
+  t.ok(
+    span >= (events.length - 2) * 50 * 0.5,
+    `first event at ${miss.firstByteMs.toFixed(0)} ms, last at ${miss.lastByteMs.toFixed(0)} ms (${events.length} events)`,
+  );
+
+  const hit = await postStream(url, body, pacing);
+  t.equal(headerOf(hit, "x-guard-cache"), "hit");
+  t.equal(hit.text, miss.text, "the stored stream");
+  t.ok(
+    hit.lastByteMs < miss.firstByteMs,
+    `the whole replay (${hit.lastByteMs.toFixed(0)} ms) came before the miss's first event`,
+  );
+  t.match(await stack.guard?.metrics(), /guard_cache_stores_total\{route="chat"\} 1/);
+
+  await t.test("a stream the client leaves is not stored", async (t) => {
+    const body = chat("stream-left", { stream: true });
+    const skipped = async () =>
+      Number(
+        /guard_cache_store_skipped_total\{route="chat",reason="cancelled"\} (\d+)/.exec(
+          (await stack.guard?.metrics()) ?? "",
+        )?.[1] ?? 0,
+      );
+    const before = await skipped();
+    const controller = new AbortController();
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-demo-inter-token-ms": "200" },
+      body: JSON.stringify(body),
+      signal: controller.signal,
+    });
+    t.equal(response.headers.get("x-guard-cache"), "miss");
+    const reader = response.body?.getReader();
+    await reader?.read();
+    controller.abort();
+    await waitUntil("the guard to see the client leave", async () => (await skipped()) > before, 10_000);
+    const again = await postStream(url, body);
+    t.equal(headerOf(again, "x-guard-cache"), "miss", "nothing was stored");
+    t.equal(dataEvents(again.text).at(-1), "[DONE]");
   });
 });
 

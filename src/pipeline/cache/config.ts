@@ -13,6 +13,12 @@ export const CACHE_OWNED_HEADERS: readonly string[] = [
   "age",
 ];
 
+/**
+ * Request fields that change the form of the answer (an event stream or one JSON document, usage
+ * chunks or not): excluding them from the key would let one form answer a request for the other.
+ */
+export const KEYED_FIELDS: readonly string[] = ["stream", "stream_options"];
+
 const redisSchema = z
   .strictObject({
     /** redis:// or rediss:// URL; absent means no shared tier (in-process only). */
@@ -58,7 +64,7 @@ export const routeCacheSchema = z
       .int()
       .min(1)
       .default(1 * MIB),
-    /** Top-level JSON body fields that cannot change the output, left out of the key. */
+    /** Top-level JSON body fields that cannot change the output, left out of the key (never KEYED_FIELDS). */
     excludeFields: z.array(z.string().min(1)).default(["user", "metadata"]),
     /** Header whose value (hashed, never stored raw) separates tenants; absent → "anonymous". */
     tenantHeader: headerName.default("authorization"),
@@ -86,6 +92,15 @@ export const routeCacheSchema = z
           code: "custom",
           path: ["allowHeaders", index],
           message: `"${header}" is set by the cache itself on a hit`,
+        });
+      }
+    });
+    route.excludeFields.forEach((field, index) => {
+      if (KEYED_FIELDS.includes(field)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["excludeFields", index],
+          message: `"${field}" selects the form of the answer (event stream or JSON) and must stay in the key`,
         });
       }
     });

@@ -93,6 +93,12 @@ export interface KeyInput {
   readonly vary: readonly string[];
   readonly body: ParsedBody;
   readonly excludeFields: ReadonlySet<string>;
+  /**
+   * The request asks for an event stream (policy.ts wantsStream). Keyed on its own as well as in
+   * the body: `Accept: text/event-stream` alone is not in the body, and the configuration never
+   * lets `stream` or `stream_options` be excluded from it (config.ts). Absent: false.
+   */
+  readonly stream?: boolean;
 }
 
 /**
@@ -102,7 +108,10 @@ export interface KeyInput {
  */
 export function requestDigest(input: KeyInput): string {
   // A JSON array frames each field unambiguously: no value can shift into its neighbour.
-  const head = JSON.stringify([input.route, input.method, input.path, input.tenant, input.vary]);
+  // Unstreamed requests keep the head they had before streams were cacheable, so their entries
+  // (shared through Redis with sidecars of that version) keep their keys.
+  const fields = [input.route, input.method, input.path, input.tenant, input.vary];
+  const head = JSON.stringify(input.stream === true ? [...fields, "stream"] : fields);
   if (input.body.kind === "json") return sha256(`${head}json\0${canonicalJson(input.body.value, input.excludeFields)}`);
   return crypto.createHash("sha256").update(head).update("raw\0").update(input.body.bytes).digest("base64url");
 }

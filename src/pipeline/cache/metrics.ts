@@ -3,7 +3,8 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 export type HitTier = "local" | "redis";
-export type CoalesceOutcome = "served" | "leader_failed" | "timeout";
+/** stream_not_coalesced: a stream request found an identical one in flight and went upstream anyway. */
+export type CoalesceOutcome = "served" | "leader_failed" | "timeout" | "stream_not_coalesced";
 export type EvictionReason = "size" | "expired" | "purged";
 export type RedisOp = "connect" | "get" | "set" | "epoch_read" | "epoch_write";
 
@@ -39,7 +40,7 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
     }),
     coalesced: new Counter({
       name: "guard_cache_coalesced_total",
-      help: "Requests that waited for an identical in-flight request: served by it, or sent upstream after it failed or the wait timed out",
+      help: "Requests that met an identical in-flight request: served by it, sent upstream after it failed or the wait timed out, or (streams) sent upstream without waiting",
       labelNames: ["route", "outcome"],
       registers,
     }),

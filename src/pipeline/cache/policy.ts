@@ -8,27 +8,47 @@ import type { ParsedBody } from "./key.js";
 export const OPT_IN_VALUE = "allow";
 
 /** Why a request was not looked up (nor stored). */
-export type BypassReason = "cache_control" | "nondeterministic" | "stream";
+export type BypassReason = "cache_control" | "nondeterministic";
 
 /** Why a looked-up request's response was not stored. */
-export type StoreSkipReason = "status" | "cache_control" | "stream" | "too_large" | "contract_violated";
+export type StoreSkipReason =
+  | "status"
+  | "cache_control"
+  /** An event stream for a request that did not ask for one, or the other way round. */
+  | "stream_mismatch"
+  | "too_large"
+  | "contract_violated"
+  /** An event stream that did not end as a finished answer ([DONE], response.completed). */
+  | "incomplete"
+  /** An event stream that carried an error event. */
+  | "stream_error"
+  /** The exchange ended before its event stream did (client gone, reset, drain). */
+  | "cancelled";
 
-function forbidsCaching(headers: HeaderMap): boolean {
+/** `no-store`, or `no-cache` unless `noCacheIsConvention` (an event stream's `no-cache`, see below). */
+function forbidsCaching(headers: HeaderMap, noCacheIsConvention = false): boolean {
   const value = headers.get("cache-control");
   if (value === undefined) return false;
   return value.split(",").some((directive) => {
     const name = directive.split("=")[0]?.trim().toLowerCase();
-    return name === "no-store" || name === "no-cache";
+    return name === "no-store" || (name === "no-cache" && !noCacheIsConvention);
   });
 }
 
 /** What can be decided from the request headers alone. */
 export function bypassFromHeaders(headers: HeaderMap): BypassReason | undefined {
   if (forbidsCaching(headers)) return "cache_control";
-  // Streams are not cached (docs/cache.md): a replay would arrive all at once, defeating the
-  // client's reason for streaming, and a stream cut short looks complete to a buffered store.
-  if (isEventStream(headers.get("accept"))) return "stream";
   return undefined;
+}
+
+/**
+ * The request asks for an event stream: `"stream": true` in its JSON body, or `Accept:
+ * text/event-stream`. It is keyed apart from the same request unstreamed, and only ever answered
+ * with a stored event stream (and the other way round).
+ */
+export function wantsStream(body: ParsedBody, headers: HeaderMap): boolean {
+  if (body.kind === "json" && isObject(body.value) && body.value.stream === true) return true;
+  return isEventStream(headers.get("accept"));
 }
 
 /**
@@ -41,7 +61,6 @@ export function bypassFromBody(
   config: RouteCacheConfig,
 ): BypassReason | undefined {
   const fields = body.kind === "json" && isObject(body.value) ? body.value : undefined;
-  if (fields?.stream === true) return "stream";
   if (config.optInHeader !== "" && headers.get(config.optInHeader)?.trim().toLowerCase() === OPT_IN_VALUE)
     return undefined;
   if (fields === undefined) return "nondeterministic";
@@ -54,14 +73,30 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
-/** Response checks possible before the body arrives. */
-export function skipFromResponseHeaders(response: ResponseInfo, config: RouteCacheConfig): StoreSkipReason | undefined {
+/** Response checks possible before the body arrives; `stream`: the request asked for an event stream. */
+export function skipFromResponseHeaders(
+  response: ResponseInfo,
+  config: RouteCacheConfig,
+  stream: boolean,
+): StoreSkipReason | undefined {
   if (response.status !== 200) return "status";
-  if (forbidsCaching(response.headers)) return "cache_control";
-  if (isEventStream(response.headers.get("content-type"))) return "stream";
+  const eventStream = isEventStream(response.headers.get("content-type"));
+  // Event-stream servers (OpenAI, vLLM, the demo) send `Cache-Control: no-cache` on every stream,
+  // to keep intermediaries from buffering or reusing the live stream: a convention of the transport,
+  // not a judgement of the answer. On a stream only `no-store` keeps it out of the cache.
+  if (forbidsCaching(response.headers, eventStream)) return "cache_control";
+  if (eventStream !== stream) return "stream_mismatch";
   const declaredLength = Number(response.headers.get("content-length"));
   if (Number.isFinite(declaredLength) && declaredLength > config.maxEntryBytes) return "too_large";
+  // An encoded (e.g. gzip) stream's last event cannot be read from its bytes, so it cannot be
+  // told complete; nor is it copied.
+  if (stream && !isIdentity(response.headers.get("content-encoding"))) return "incomplete";
   return undefined;
+}
+
+function isIdentity(contentEncoding: string | undefined): boolean {
+  const value = contentEncoding?.trim().toLowerCase();
+  return value === undefined || value === "" || value === "identity";
 }
 
 /** Response checks on the complete body; the contracts stage has already judged it by now. */

@@ -1,9 +1,13 @@
 // The cache as a pipeline stage. Request path: decide cacheability, look up local → coalesce
 // with an identical in-flight miss → Redis, answer hits. Response path (after contracts):
-// store what may be stored and hand it to coalesced followers.
+// store what may be stored and hand it to coalesced followers. An event stream passes through
+// untouched while a bounded copy is kept, stored once the stream has ended as a finished answer.
+import { isEventStream } from "../response-shape.js";
 import {
+  type ChunkStep,
   CONTINUE,
   type Exchange,
+  type Outcome,
   type ResponseInfo,
   type Stage,
   type StageConfig,
@@ -23,9 +27,11 @@ import {
   type StoreSkipReason,
   skipFromResponseBody,
   skipFromResponseHeaders,
+  wantsStream,
 } from "./policy.js";
 import { type PurgeResult, ResponseCache } from "./response-cache.js";
 import { type Leadership, type Role, realTimers, SingleFlight, type Timers, type Wait } from "./single-flight.js";
+import { streamEnd } from "./stream-end.js";
 
 export const CACHE_HEADER = "x-guard-cache";
 export const CACHE_TIER_HEADER = "x-guard-cache-tier";
@@ -101,11 +107,44 @@ type RunState =
   | { readonly kind: "waiting"; readonly wait: Wait }
   /** Went upstream after a lookup; the response is stored unless a check says otherwise. */
   | { readonly kind: "upstream"; readonly digest: string; readonly leadership: Leadership | undefined }
+  /** The upstream's event stream is passing through; `copy` holds what the client got so far. */
+  | {
+      readonly kind: "streaming";
+      readonly digest: string;
+      readonly leadership: Leadership | undefined;
+      readonly copy: StreamCopy;
+    }
   | { readonly kind: "settled" };
+
+type Storing = Extract<RunState, { kind: "upstream" | "streaming" }>;
+
+/** Copies of a stream's chunks: each chunk is a view into its gRPC message, which must not be kept. */
+class StreamCopy {
+  readonly chunks: Uint8Array[] = [];
+  bytes = 0;
+
+  add(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(new Uint8Array(chunk));
+    this.bytes += chunk.length;
+  }
+
+  whole(): Uint8Array {
+    const whole = new Uint8Array(this.bytes);
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      whole.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return whole;
+  }
+}
 
 class CacheRun implements StageRun {
   #state: RunState = { kind: "deciding" };
   #response: ResponseInfo | undefined;
+  /** The request asks for an event stream: keyed apart, answered only with a stored stream, never coalesced. */
+  #stream = false;
   #ended = false;
 
   constructor(
@@ -140,27 +179,49 @@ class CacheRun implements StageRun {
       };
     }
     if (state.kind !== "upstream") return CONTINUE;
-    const skip = skipFromResponseHeaders(response, this.settings.config);
+    const skip = skipFromResponseHeaders(response, this.settings.config, this.#stream);
     if (skip !== undefined) this.#skipStore(state, skip);
-    else if (response.endOfStream) this.#storeOrSkip(state, new Uint8Array(0));
+    else if (this.#stream) {
+      if (response.endOfStream) this.#skipStore(state, "incomplete");
+      else
+        this.#state = { kind: "streaming", digest: state.digest, leadership: state.leadership, copy: new StreamCopy() };
+    } else if (response.endOfStream) this.#storeOrSkip(state, new Uint8Array(0));
+    const next = this.#state.kind;
     return {
       type: "continue",
       edits: { setHeaders: { [CACHE_HEADER]: "miss" } },
-      // A response that will not be stored need not be held for this stage.
-      responseBody: this.#state.kind === "upstream" ? "whole" : "none",
+      // A stream is watched as it passes ("whole" would have Envoy hold it all back from the
+      // client); a response that will not be stored need not be held for this stage at all.
+      responseBody: next === "streaming" ? "stream" : next === "upstream" ? "whole" : "none",
     };
   }
 
   onResponseBody(body: Uint8Array): Step {
     const state = this.#state;
     if (state.kind === "upstream") this.#storeOrSkip(state, body);
+    // Another stage needed the whole stream at once: it is the stream's only chunk.
+    else if (state.kind === "streaming") this.#copyChunk(state, body, true);
     return CONTINUE;
   }
 
-  onEnd(): void {
+  /** The chunk goes on as it came, at once; the cache only keeps a copy of it. */
+  onResponseChunk(chunk: Uint8Array, endOfStream: boolean): ChunkStep {
+    const state = this.#state;
+    if (state.kind === "streaming") this.#copyChunk(state, chunk, endOfStream);
+    return { type: "forward", bytes: chunk };
+  }
+
+  onEnd(outcome: Outcome): void {
     this.#ended = true;
     const state = this.#state;
     // Whatever ended the exchange (error, reset, cancel), followers must not wait for a response that will not come.
+    if (state.kind === "streaming") {
+      // The stream never reached its last chunk here: the client left, or a stage inside this one
+      // cut it (then this stage never sees the cut chunk).
+      const reason: StoreSkipReason =
+        this.exchange.contract === "violated" ? "contract_violated" : outcome.cancelled ? "cancelled" : "incomplete";
+      this.#skipStore(state, reason);
+    }
     if (state.kind === "upstream") {
       // An enforced contract replaced the response before this stage's body hook could see it.
       if (this.exchange.contract === "violated")
@@ -183,6 +244,7 @@ class CacheRun implements StageRun {
     const body = parseBody(bodyBytes);
     const reason = bypassFromBody(body, request.headers, config);
     if (reason !== undefined) return this.#bypass(reason);
+    this.#stream = wantsStream(body, request.headers);
     const digest = requestDigest({
       route: this.#route,
       method: request.method,
@@ -191,21 +253,25 @@ class CacheRun implements StageRun {
       vary: config.varyHeaders.map((name) => request.headers.get(name) ?? ""),
       body,
       excludeFields: this.settings.excludeFields,
+      stream: this.#stream,
     });
     const { cache, flights, metrics } = this.shared;
     const key = cache.lookupKey(this.#route, digest);
-    const local = cache.lookupLocal(key);
+    const local = this.#sameForm(cache.lookupLocal(key));
     if (local !== undefined) return this.#answer(local, "local");
 
     let leadership: Leadership | undefined;
     if (config.singleFlightWaitMs > 0) {
       const role = flights.join(key);
-      if (role.role === "follower") return this.#follow(role, digest);
-      leadership = role.leadership;
+      if (role.role === "leader") leadership = role.leadership;
+      // A follower's answer is one body, sent once the leader's stream has ended: waiting would
+      // put a stream's first token after the leader's last. Streams go upstream instead.
+      else if (this.#stream) metrics.coalesced.inc({ route: this.#route, outcome: "stream_not_coalesced" });
+      else return this.#follow(role, digest);
     }
     // Registered as leader before asking Redis, so identical requests arriving meanwhile wait for this lookup too.
     this.#state = { kind: "upstream", digest, leadership };
-    const fromRedis = await cache.lookupShared(this.#route, key);
+    const fromRedis = this.#sameForm(await cache.lookupShared(this.#route, key));
     if (this.#ended) return CONTINUE;
     if (fromRedis !== undefined) {
       leadership?.settle(fromRedis);
@@ -213,6 +279,15 @@ class CacheRun implements StageRun {
     }
     metrics.misses.inc({ route: this.#route });
     return { type: "continue", needs: { responseHeaders: true, responseBody: true } };
+  }
+
+  /**
+   * The hit, when its form (event stream or not) is the one the request asked for. The key already
+   * keeps the two apart; this is the second lock on that door. A mismatch is a miss.
+   */
+  #sameForm<T extends CacheHit>(hit: T | undefined): T | undefined {
+    if (hit === undefined || isEventStream(hit.response.headers["content-type"]) === this.#stream) return hit;
+    return undefined;
   }
 
   async #follow(role: Extract<Role, { role: "follower" }>, digest: string): Promise<Step> {
@@ -251,28 +326,51 @@ class CacheRun implements StageRun {
   }
 
   #storeOrSkip(state: Extract<RunState, { kind: "upstream" }>, body: Uint8Array): void {
+    const skip = skipFromResponseBody(body, this.exchange, this.settings.config);
+    if (skip !== undefined) this.#skipStore(state, skip);
+    // A copy into a buffer of its own: the body is a view into the whole decoded gRPC message (a
+    // Node Buffer, whose slice() is another view), and the entry must not keep that alive.
+    else this.#store(state, new Uint8Array(body));
+  }
+
+  /**
+   * Keeps a copy of a passing chunk, within maxEntryBytes; at the stream's last chunk, stores it if
+   * it ended as a finished answer. The contracts stage (inside this one) has judged it by then.
+   */
+  #copyChunk(state: Extract<RunState, { kind: "streaming" }>, chunk: Uint8Array, endOfStream: boolean): void {
+    const { copy } = state;
+    if (copy.bytes + chunk.length > this.settings.config.maxEntryBytes) {
+      this.#skipStore(state, "too_large");
+      return;
+    }
+    copy.add(chunk);
+    if (!endOfStream) return;
+    if (this.exchange.contract === "violated") {
+      this.#skipStore(state, "contract_violated");
+      return;
+    }
+    const body = copy.whole();
+    const end = streamEnd(body);
+    if (end === "complete") this.#store(state, body);
+    else this.#skipStore(state, end === "error" ? "stream_error" : "incomplete");
+  }
+
+  /** `body` is the stage's own copy. */
+  #store(state: Storing, body: Uint8Array): void {
     // Set by onResponseHeaders, which Envoy always sends before the body this run asked for.
     const response = this.#response;
     if (response === undefined) {
       this.#skipStore(state, "status");
       return;
     }
-    const skip = skipFromResponseBody(body, this.exchange, this.settings.config);
-    if (skip !== undefined) {
-      this.#skipStore(state, skip);
-      return;
-    }
     const config = this.settings.config;
+    const headers = allowListed(response.headers, config.allowHeaders);
+    // A replayed stream must say it is one whatever the allow-list, and lookups check the form.
+    if (this.#stream) headers["content-type"] = response.headers.get("content-type") ?? "text/event-stream";
     const stored = this.shared.cache.store(
       this.#route,
       state.digest,
-      // A copy into a buffer of its own: the body is a view into the whole decoded gRPC message (a
-      // Node Buffer, whose slice() is another view), and the entry must not keep that alive.
-      {
-        status: response.status,
-        headers: allowListed(response.headers, config.allowHeaders),
-        body: new Uint8Array(body),
-      },
+      { status: response.status, headers, body },
       config.ttlSeconds * 1000,
       this.exchange.modelVersion ?? response.headers.get(config.versionHeader),
     );
@@ -281,7 +379,7 @@ class CacheRun implements StageRun {
     this.#state = { kind: "settled" };
   }
 
-  #skipStore(state: Extract<RunState, { kind: "upstream" }>, reason: StoreSkipReason): void {
+  #skipStore(state: Storing, reason: StoreSkipReason): void {
     this.shared.metrics.storeSkipped.inc({ route: this.#route, reason });
     state.leadership?.settle(undefined);
     this.#state = { kind: "settled" };

@@ -58,3 +58,23 @@ t.test("a cache section no route uses is a warning", async (t) => {
   t.ok(result.ok);
   t.same(result.warnings, [{ path: "cache", message: "no route enables the cache: this section has no effect" }]);
 });
+
+t.test("stream and stream_options can never be excluded from the key", async (t) => {
+  const result = parseConfig(`
+routes:
+  - name: chat
+    match: { pathPrefix: /chat }
+    cache: { enabled: true, excludeFields: [user, stream, metadata, stream_options] }
+  - name: off
+    match: { pathPrefix: /off }
+    cache: { excludeFields: [stream] }
+`);
+  t.equal(result.ok, false);
+  if (result.ok) return;
+  t.same(
+    result.errors.map((issue) => issue.path),
+    ["routes[0].cache.excludeFields[1]", "routes[0].cache.excludeFields[3]"],
+    "each named by its path; disabled routes are not checked",
+  );
+  t.match(result.errors[0]?.message, /"stream" selects the form of the answer/);
+});

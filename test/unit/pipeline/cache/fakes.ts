@@ -4,7 +4,7 @@ import { Registry } from "prom-client";
 import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
-import type { Exchange, ResponseInfo, StageRun, Step } from "../../../../src/pipeline/types.js";
+import type { ChunkStep, Exchange, ResponseInfo, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { registrySum } from "../../../helpers/registry-metrics.js";
 import { VirtualTime } from "../../../helpers/virtual-time.js";
 
@@ -92,4 +92,46 @@ export async function responsePhase(
   const steps = [await run.onResponseHeaders!(info)];
   if (!info.endOfStream) steps.push(await run.onResponseBody!(bodyBytes(body)));
   return steps;
+}
+
+/** An event stream's frames as the demo model and OpenAI send them, closed by `data: [DONE]`. */
+export function sseEvents(pieces: readonly string[], done = true): string[] {
+  const events = pieces.map(
+    (content, index) =>
+      `data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content }, finish_reason: index === pieces.length - 1 ? "stop" : null }] })}\n\n`,
+  );
+  return done ? [...events, "data: [DONE]\n\n"] : events;
+}
+
+export const SSE_RESPONSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const;
+
+export interface StreamedResponse {
+  readonly headers: Step;
+  /** Each chunk the stage was given, and its answer. */
+  readonly chunks: { readonly sent: Uint8Array; readonly step: ChunkStep }[];
+}
+
+/**
+ * Runs the response phase of a streamed answer the way the pipeline does when the stages' need
+ * was "stream": headers, then each chunk through onResponseChunk; endOfStream marks the last one
+ * (false: the stream stops short, as when the client leaves or a stage inside cuts it). When the
+ * stage did not ask for the stream, no chunk reaches it.
+ */
+export async function streamPhase(
+  run: StageRun,
+  exchange: Exchange,
+  info: ResponseInfo,
+  chunks: readonly (string | Uint8Array)[],
+  endOfStream = true,
+): Promise<StreamedResponse> {
+  exchange.response = info;
+  const headers = await run.onResponseHeaders!(info);
+  const seen: { sent: Uint8Array; step: ChunkStep }[] = [];
+  if (headers.type !== "continue" || headers.responseBody !== "stream") return { headers, chunks: seen };
+  for (const [index, chunk] of chunks.entries()) {
+    const sent = bodyBytes(chunk);
+    const step = await run.onResponseChunk!(sent, endOfStream && index === chunks.length - 1);
+    seen.push({ sent, step });
+  }
+  return { headers, chunks: seen };
 }

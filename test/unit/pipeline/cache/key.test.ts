@@ -69,6 +69,24 @@ t.test("tenant, route, method, path and vary headers each separate keys", async 
   t.not(requestDigest(input(body, { vary: ["gzip"] })), base);
 });
 
+t.test("a stream request and the same request unstreamed never share a key", async (t) => {
+  const body = '{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}]}';
+  const streamed = '{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}],"stream":true}';
+  t.not(requestDigest(input(streamed, { stream: true })), requestDigest(input(body)), "body and flag differ");
+  t.not(requestDigest(input(body, { stream: true })), requestDigest(input(body)), "Accept alone: the flag differs");
+  t.equal(requestDigest(input(body, { stream: false })), requestDigest(input(body)), "absent is unstreamed");
+  t.not(
+    requestDigest(input(`${streamed.slice(0, -1)},"stream_options":{"include_usage":true}}`, { stream: true })),
+    requestDigest(input(streamed, { stream: true })),
+    "stream_options is part of the key",
+  );
+  t.equal(
+    requestDigest(input("{}")),
+    "xEmbmhJW_1W-3syjJzPZNEjVA2ggm6vJn-564q77wvc",
+    "an unstreamed request keeps the key it had before streams were cacheable",
+  );
+});
+
 t.test("fields cannot run into each other", async (t) => {
   t.not(
     requestDigest(input("{}", { route: "a", method: "BPOST" })),

@@ -6,6 +6,7 @@ import {
   bypassFromHeaders,
   skipFromResponseBody,
   skipFromResponseHeaders,
+  wantsStream,
 } from "../../../../src/pipeline/cache/policy.js";
 import type { Exchange, ResponseInfo } from "../../../../src/pipeline/types.js";
 
@@ -13,12 +14,12 @@ const config = routeCacheSchema.parse({ enabled: true, maxEntryBytes: 100 });
 const json = (value: unknown) => parseBody(new Uint8Array(Buffer.from(JSON.stringify(value))));
 const none = new Map<string, string>();
 
-t.test("request headers: Cache-Control and event streams bypass", async (t) => {
+t.test("request headers: Cache-Control bypasses, an event stream does not", async (t) => {
   t.equal(bypassFromHeaders(none), undefined);
   t.equal(bypassFromHeaders(new Map([["cache-control", "no-store"]])), "cache_control");
   t.equal(bypassFromHeaders(new Map([["cache-control", "max-age=0, No-Cache"]])), "cache_control");
   t.equal(bypassFromHeaders(new Map([["cache-control", "max-age=60"]])), undefined);
-  t.equal(bypassFromHeaders(new Map([["accept", "text/event-stream"]])), "stream");
+  t.equal(bypassFromHeaders(new Map([["accept", "text/event-stream"]])), undefined);
   t.equal(bypassFromHeaders(new Map([["accept", "application/json"]])), undefined);
 });
 
@@ -37,7 +38,7 @@ t.test("request body: only deterministic requests are cacheable", async (t) => {
   t.equal(bypassFromBody(parseBody(new Uint8Array(Buffer.from("raw"))), none, config), "nondeterministic");
 });
 
-t.test("request body: the opt-in header makes any non-stream request cacheable", async (t) => {
+t.test("request body: the opt-in header makes any request cacheable", async (t) => {
   const optIn = new Map([["x-guard-cache", "Allow"]]);
   t.equal(bypassFromBody(json({ temperature: 1 }), optIn, config), undefined);
   t.equal(bypassFromBody(parseBody(new Uint8Array(Buffer.from("raw"))), optIn, config), undefined);
@@ -46,13 +47,23 @@ t.test("request body: the opt-in header makes any non-stream request cacheable",
   t.equal(bypassFromBody(json({ temperature: 1 }), optIn, disabled), "nondeterministic");
 });
 
-t.test("request body: streams are never cached, even with opt-in", async (t) => {
-  t.equal(bypassFromBody(json({ temperature: 0, stream: true }), none, config), "stream");
+t.test("request body: streams are cacheable under the same determinism rules", async (t) => {
+  t.equal(bypassFromBody(json({ temperature: 0, stream: true }), none, config), undefined);
+  t.equal(bypassFromBody(json({ temperature: 0.7, stream: true }), none, config), "nondeterministic");
   t.equal(
-    bypassFromBody(json({ temperature: 0, stream: true }), new Map([["x-guard-cache", "allow"]]), config),
-    "stream",
+    bypassFromBody(json({ temperature: 0.7, stream: true }), new Map([["x-guard-cache", "allow"]]), config),
+    undefined,
   );
   t.equal(bypassFromBody(json({ temperature: 0, stream: false }), none, config), undefined);
+});
+
+t.test("a request asks for a stream by its body or its Accept header", async (t) => {
+  t.equal(wantsStream(json({ stream: true }), none), true);
+  t.equal(wantsStream(json({ stream: false }), none), false);
+  t.equal(wantsStream(json({ stream: "true" }), none), false);
+  t.equal(wantsStream(json({}), new Map([["accept", "text/event-stream"]])), true);
+  t.equal(wantsStream(parseBody(new Uint8Array()), new Map([["accept", "Text/Event-Stream; q=1"]])), true);
+  t.equal(wantsStream(json({}), new Map([["accept", "application/json"]])), false);
 });
 
 const response = (status: number, headers: Record<string, string> = {}): ResponseInfo => ({
@@ -61,17 +72,46 @@ const response = (status: number, headers: Record<string, string> = {}): Respons
   endOfStream: false,
 });
 
-t.test("response headers: only 200, storable, non-stream, declared within the limit", async (t) => {
-  t.equal(skipFromResponseHeaders(response(200, { "content-type": "application/json" }), config), undefined);
-  t.equal(skipFromResponseHeaders(response(500), config), "status");
-  t.equal(skipFromResponseHeaders(response(201), config), "status");
-  t.equal(skipFromResponseHeaders(response(200, { "cache-control": "no-store" }), config), "cache_control");
+t.test("response headers: only 200, storable, of the form asked for, declared within the limit", async (t) => {
+  const sse = { "content-type": "text/event-stream; charset=utf-8" };
+  t.equal(skipFromResponseHeaders(response(200, { "content-type": "application/json" }), config, false), undefined);
+  t.equal(skipFromResponseHeaders(response(500), config, false), "status");
+  t.equal(skipFromResponseHeaders(response(201), config, false), "status");
+  t.equal(skipFromResponseHeaders(response(200, { "cache-control": "no-store" }), config, false), "cache_control");
+  t.equal(skipFromResponseHeaders(response(200, sse), config, false), "stream_mismatch", "a stream nobody asked for");
+  t.equal(skipFromResponseHeaders(response(200, sse), config, true), undefined);
   t.equal(
-    skipFromResponseHeaders(response(200, { "content-type": "text/event-stream; charset=utf-8" }), config),
-    "stream",
+    skipFromResponseHeaders(response(200, { "content-type": "application/json" }), config, true),
+    "stream_mismatch",
+    "JSON for a stream request",
   );
-  t.equal(skipFromResponseHeaders(response(200, { "content-length": "101" }), config), "too_large");
-  t.equal(skipFromResponseHeaders(response(200, { "content-length": "100" }), config), undefined);
+  t.equal(skipFromResponseHeaders(response(500, sse), config, true), "status");
+  t.equal(
+    skipFromResponseHeaders(response(200, { ...sse, "cache-control": "no-cache, must-revalidate" }), config, true),
+    undefined,
+    "every event-stream server says no-cache: on a stream it is transport convention",
+  );
+  t.equal(
+    skipFromResponseHeaders(response(200, { ...sse, "cache-control": "no-store" }), config, true),
+    "cache_control",
+  );
+  t.equal(
+    skipFromResponseHeaders(
+      response(200, { "content-type": "application/json", "cache-control": "no-cache" }),
+      config,
+      false,
+    ),
+    "cache_control",
+    "on JSON it still forbids",
+  );
+  t.equal(
+    skipFromResponseHeaders(response(200, { ...sse, "content-encoding": "gzip" }), config, true),
+    "incomplete",
+    "an encoded stream's end cannot be read",
+  );
+  t.equal(skipFromResponseHeaders(response(200, { ...sse, "content-encoding": "identity" }), config, true), undefined);
+  t.equal(skipFromResponseHeaders(response(200, { "content-length": "101" }), config, false), "too_large");
+  t.equal(skipFromResponseHeaders(response(200, { "content-length": "100" }), config, false), undefined);
 });
 
 t.test("response body: size limit and contract verdict", async (t) => {

@@ -1,6 +1,7 @@
 // The shared tier against a real redis-server: two guards (two cache stages, as two sidecars
 // would have) share entries and epochs through it, and survive it dying and coming back.
 import { performance } from "node:perf_hooks";
+import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
@@ -10,7 +11,15 @@ import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cach
 import type { Step } from "../../../../src/pipeline/types.js";
 import { startRedis } from "../../../helpers/redis.js";
 import { registrySum } from "../../../helpers/registry-metrics.js";
-import { fakeExchange, requestPhase, response, responsePhase } from "./fakes.js";
+import {
+  fakeExchange,
+  requestPhase,
+  response,
+  responsePhase,
+  SSE_RESPONSE_HEADERS,
+  sseEvents,
+  streamPhase,
+} from "./fakes.js";
 
 const TIMEOUT_MS = 50;
 const ANSWER = { choices: [{ message: { content: "shared" } }] };
@@ -154,4 +163,45 @@ t.test("two guards share hits, epochs and outages through one Redis", async (t) 
       return (await b.metric("guard_cache_redis_up")) === 1;
     });
   });
+});
+
+t.test("an entry of the other form under a stream's key is a miss, not an answer", async (t) => {
+  // The key keeps the forms apart; this is the lookup's own check, against a shared tier that some
+  // other writer (a bug, another version, an operator) filled with the wrong form.
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const raw = new Redis(redis.url);
+  t.teardown(() => raw.quit());
+  const a = guard(redis.url);
+  t.teardown(() => a.stage.close());
+  await a.stage.warmUp();
+  const streamBody = { ...prompt("form"), stream: true };
+  const entries = async () => (await raw.keys("test:e:*")).sort();
+
+  const exchange = fakeExchange({ body: streamBody });
+  const run = a.stage.start(exchange)!;
+  t.equal((await requestPhase(run, exchange, streamBody)).type, "continue");
+  await streamPhase(run, exchange, response(200, { ...SSE_RESPONSE_HEADERS, "x-model-version": "v1" }), [
+    ...sseEvents(["sha", "red"]),
+    "",
+  ]);
+  run.onEnd?.({ answeredBy: "upstream", cancelled: false, streamed: true });
+  await eventually("the stream entry to reach Redis", async () => (await entries()).length === 1);
+  const [streamKey] = await entries();
+  await ask(a, "form");
+  await eventually("the JSON entry to reach Redis", async () => (await entries()).length === 2);
+  const jsonKey = (await entries()).find((key) => key !== streamKey)!;
+  await raw.set(streamKey!, (await raw.getBuffer(jsonKey))!, "PX", 60_000);
+
+  const b = guard(redis.url);
+  t.teardown(() => b.stage.close());
+  await b.stage.warmUp();
+  t.equal(await peek(b, "form"), "redis", "the JSON entry answers the JSON request");
+  const lookups = await redisGets(b);
+  const streamed = fakeExchange({ body: streamBody });
+  const streamRun = b.stage.start(streamed)!;
+  t.equal((await requestPhase(streamRun, streamed, streamBody)).type, "continue", "but not the stream request");
+  streamRun.onEnd?.({ answeredBy: "unknown", cancelled: true });
+  t.equal(await redisGets(b), lookups + 1, "which did find it in Redis");
+  t.equal(await b.metric("guard_cache_misses_total"), 1, "a miss");
 });
