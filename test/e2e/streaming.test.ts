@@ -3,13 +3,16 @@
 // contract cuts a violating stream before the violating value (and the model stops), shadow and
 // unbound models pass every byte at once, a client that leaves mid-stream returns its admission
 // budget, and the official OpenAI SDK streams through it all.
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import OpenAI from "openai";
 import t, { type Test } from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
 import { renderOutput } from "../../src/demo/outputs.js";
+import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import type { Stack } from "../../src/devstack/stack.js";
 import type { JsonValue } from "../../src/pipeline/types.js";
-import { defaultConfigWith, stackFor } from "../helpers/e2e.js";
+import { defaultConfigWith, stackFor, upstreamServed } from "../helpers/e2e.js";
 
 const FIRST_TOKEN_MS = 150;
 const INTER_TOKEN_MS = 40;
@@ -118,6 +121,34 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Pro
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return check();
+}
+
+interface PythonResult {
+  readonly text?: string;
+  readonly usage?: { completion_tokens: number } | null;
+  readonly error?: { class: string; message: string; code: string; type: string; status: number | null };
+}
+
+/** Runs test/e2e/clients/openai_stream.py: the official OpenAI Python SDK, default retries on. */
+function pythonSdk(t: Test, baseUrl: string, request: Record<string, unknown>, headers: Record<string, string>) {
+  const install = spawnSync("bash", [join(PROJECT_ROOT, "scripts", "install-openai-python.sh")], { encoding: "utf8" });
+  t.equal(install.status, 0, `openai (Python) installed ${install.stderr}`);
+  const ran = spawnSync(
+    "python3",
+    [
+      join(PROJECT_ROOT, "test", "e2e", "clients", "openai_stream.py"),
+      baseUrl,
+      JSON.stringify(request),
+      JSON.stringify(headers),
+    ],
+    {
+      encoding: "utf8",
+      env: { ...process.env, PYTHONPATH: join(PROJECT_ROOT, ".tools", "openai-python") },
+      timeout: 60_000,
+    },
+  );
+  t.equal(ran.status, 0, ran.stderr);
+  return JSON.parse(ran.stdout) as PythonResult;
 }
 
 /** Asserts the content events were spread over the generation, not delivered in one burst. */
@@ -259,6 +290,42 @@ t.test("streams through Envoy and the guard", async (t) => {
     t.equal(caught.type, "contract_violation");
     t.match(caught.message, /violates its output contract.*summary/);
   });
+  t.test(
+    "the OpenAI Python SDK: text and usage, the violation named, and no retry of a deterministic break",
+    async (t) => {
+      const request = {
+        model: "triage-2024",
+        messages: triageRequest.messages,
+        stream: true,
+        stream_options: { include_usage: true },
+      };
+      const ok = pythonSdk(t, `${stack.url}/v1`, request, TRIAGE);
+      t.same(
+        Object.keys(JSON.parse(ok.text ?? "{}") as object),
+        Object.keys(renderOutput("chat_structured", "v1", {}) as object),
+      );
+      t.ok((ok.usage?.completion_tokens ?? 0) > 0, "usage present");
+
+      const breaking = { ...TRIAGE, "x-demo-variant": "empty_summary", "x-demo-version": "v2" };
+      const cut = pythonSdk(t, `${stack.url}/v1`, request, breaking);
+      t.match(cut.error, { class: "APIError", code: "contract.violated", type: "contract_violation" });
+      t.match(cut.error?.message, /violates its output contract.*summary/);
+
+      const served = await upstreamServed(stack.light.url);
+      const rejected = pythonSdk(t, `${stack.url}/v1`, { model: request.model, messages: request.messages }, breaking);
+      t.match(rejected.error, { class: "InternalServerError", status: 502, code: "contract.violated" });
+      t.match(
+        rejected.error?.message,
+        /violates its output contract/,
+        "the SDK shows the guard's message, not a bare status",
+      );
+      t.equal(
+        await upstreamServed(stack.light.url),
+        served + 1,
+        "x-should-retry: false: the model generated it once, not three times",
+      );
+    },
+  );
 });
 
 t.test("shadow and stream: buffer", async (t) => {

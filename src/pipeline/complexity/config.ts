@@ -34,7 +34,10 @@ const timeoutSchema = z
   .strictObject({
     /** Header Envoy's router reads as the upstream timeout; "" leaves timeouts alone. */
     header: optionalHeaderName.default("x-envoy-upstream-rq-timeout-ms"),
-    /** Timeout = predicted latency × factor, clamped to [floorMs, ceilingMs]. */
+    /**
+     * Timeout = predicted latency × factor, clamped to [floorMs, ceilingMs]. A streamed request
+     * (`"stream": true`) gets ceilingMs: the timeout covers the whole stream.
+     */
     factor: z.number().finite().min(1).max(100).default(3),
     floorMs: z.number().int().min(1).default(1_000),
     ceilingMs: z.number().int().min(1).default(120_000),

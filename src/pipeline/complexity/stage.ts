@@ -121,8 +121,13 @@ class ComplexityRun implements StageRun {
       this.metrics.inputTokens.observe({ route, tier }, promptTokens);
 
     const setHeaders: Record<string, string> = { [settings.tierHeader]: tier };
+    // Envoy's upstream timeout spans the whole response: a healthy stream that generates for longer
+    // than predicted must not be cut by it, so a streamed request gets the ceiling, and a stalled
+    // stream is ended by the route's idle_timeout instead (envoy/envoy.yaml).
     if (settings.timeout.header !== "")
-      setHeaders[settings.timeout.header] = String(timeoutFor(predictedMs, settings.timeout));
+      setHeaders[settings.timeout.header] = String(
+        features.stream ? settings.timeout.ceilingMs : timeoutFor(predictedMs, settings.timeout),
+      );
     return {
       setHeaders,
       clearRouteCache: true,

@@ -237,3 +237,31 @@ t.test("guard replies and early cancels do not count against the upstream", asyn
   }
   t.equal(await metric("guard_circuit_state", { pool: "default" }), 0);
 });
+
+t.test("a streamed answer holds its budget to the stream's end; a client leaving mid-stream releases it", async (t) => {
+  const { stage, exchange, clock } = setup({ circuit: { minRequests: 1, openMs: 4_000, slowCallMs: 1_000 } });
+  const pool = stage.pools.get("default");
+  const sse = { status: 200, headers: new Map([["content-type", "text/event-stream"]]), endOfStream: false };
+  const run = stage.start(exchange());
+  await run?.onRequestHeaders?.();
+  t.same(run?.onResponseHeaders?.(sse), { type: "continue", responseBody: "stream" }, "sees the stream pass");
+  const chunk = new TextEncoder().encode("data: {}\n\n");
+  t.same(await run?.onResponseChunk?.(chunk, false), { type: "forward", bytes: chunk }, "bytes pass unchanged");
+  t.equal(pool?.inFlightCost, 1, "held while the stream runs");
+  clock.advanceTo(clock.nowMs + 5_000);
+  run?.onEnd?.({ answeredBy: "unknown", status: 200, cancelled: true, streamed: true, upstreamLatencyMs: 40 });
+  t.equal(pool?.inFlightCost, 0, "released when the client left");
+  t.equal(pool?.circuitState(), "closed", "leaving a long stream after its answer began is no upstream timeout");
+
+  const json = stage.start(exchange());
+  await json?.onRequestHeaders?.();
+  t.same(
+    json?.onResponseHeaders?.({
+      status: 200,
+      headers: new Map([["content-type", "application/json"]]),
+      endOfStream: false,
+    }),
+    { type: "continue", responseBody: "none" },
+    "a JSON answer's body is of no interest",
+  );
+});

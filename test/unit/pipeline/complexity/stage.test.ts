@@ -207,3 +207,18 @@ t.test("the predicted latency reaches later stages only once the model is fitted
   t.equal(published[1], undefined);
   t.ok(published[2] !== undefined && published[2] > 0, "fitted after two samples");
 });
+
+t.test("a streamed request gets the ceiling timeout: the upstream timeout spans the whole stream", async (t) => {
+  const { stage } = setup();
+  const run = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
+  await run.onRequestHeaders?.();
+  const body = { model: "m", stream: true, max_tokens: 10, messages: [{ role: "user", content: "hi" }] };
+  const step = (await run.onRequestBody?.(new TextEncoder().encode(JSON.stringify(body)))) as Step;
+  t.equal(edits(step)?.setHeaders?.["x-envoy-upstream-rq-timeout-ms"], "120000");
+  const unstreamed = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
+  await unstreamed.onRequestHeaders?.();
+  const short = (await unstreamed.onRequestBody?.(
+    new TextEncoder().encode(JSON.stringify({ ...body, stream: false })),
+  )) as Step;
+  t.ok(Number(edits(short)?.setHeaders?.["x-envoy-upstream-rq-timeout-ms"]) < 120_000, "from the prediction");
+});
