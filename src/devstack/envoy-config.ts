@@ -17,6 +17,8 @@ export interface EnvoyConfigValues {
   readonly failureModeAllow: boolean;
   readonly messageTimeoutMs: number;
   readonly bufferLimitBytes: number;
+  /** The routes' idle_timeout: a streamed answer with no data for this long is ended. */
+  readonly routeIdleTimeoutMs: number;
   readonly variants: ReadonlySet<EnvoyVariant>;
 }
 
@@ -38,6 +40,7 @@ export function renderEnvoyConfig(template: string, values: EnvoyConfigValues): 
     FAILURE_MODE_ALLOW: String(values.failureModeAllow),
     MESSAGE_TIMEOUT: `${values.messageTimeoutMs / 1000}s`,
     BUFFER_LIMIT_BYTES: String(values.bufferLimitBytes),
+    ROUTE_IDLE_TIMEOUT: `${values.routeIdleTimeoutMs / 1000}s`,
   };
   const kept: string[] = [];
   let dropping: string | undefined;

@@ -32,6 +32,8 @@ export interface StackOptions {
   readonly failureModeAllow?: boolean;
   readonly messageTimeoutMs?: number;
   readonly bufferLimitBytes?: number;
+  /** The routes' idle_timeout (envoy/envoy.yaml), 30 s by default. */
+  readonly routeIdleTimeoutMs?: number;
   readonly extraVariants?: readonly EnvoyVariant[];
   /** Extra demo model CLI flags, per pool. */
   readonly demoArgs?: { readonly light?: readonly string[]; readonly heavy?: readonly string[] };
@@ -192,6 +194,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         failureModeAllow: options.failureModeAllow ?? false,
         messageTimeoutMs: options.messageTimeoutMs ?? 1_000,
         bufferLimitBytes: options.bufferLimitBytes ?? 8 * 1024 * 1024,
+        routeIdleTimeoutMs: options.routeIdleTimeoutMs ?? 30_000,
         variants,
       },
       workDir,

@@ -32,6 +32,8 @@ interface Streamed {
   readonly headers: Headers;
   readonly events: StreamEvent[];
   readonly raw: string;
+  /** The response body broke off (a reset) rather than ending. */
+  readonly broken: boolean;
 }
 
 /** The body stream() sends: the demo model derives its answer from exactly these bytes. */
@@ -57,6 +59,7 @@ async function stream(
   const events: StreamEvent[] = [];
   let raw = "";
   let buffered = "";
+  let broken = false;
   const decoder = new TextDecoder();
   const reader = response.body?.getReader();
   try {
@@ -82,10 +85,10 @@ async function stream(
         break;
       }
     }
-  } catch (error) {
-    if (!controller.signal.aborted) throw error;
+  } catch {
+    broken = !controller.signal.aborted;
   }
-  return { status: response.status, headers: response.headers, events, raw };
+  return { status: response.status, headers: response.headers, events, raw, broken };
 }
 
 /** The text a chat stream's content deltas add up to. */
@@ -208,6 +211,7 @@ t.test("streams through Envoy and the guard", async (t) => {
       "x-demo-version": "v2",
     });
     t.equal(answer.status, 200, "the stream had started");
+    t.notOk(answer.broken, "the cut is a clean end of the response, not a reset");
     const full = JSON.stringify(renderOutput("chat_structured", "empty_summary", sentBody(triageRequest) as JsonValue));
     const delivered = contentOf(answer.events);
     t.ok(full.startsWith(delivered), "what arrived is a prefix of the answer");
@@ -379,4 +383,22 @@ t.test("shadow and stream: buffer", async (t) => {
     t.equal(body.error.code, "contract.violated");
     t.match(body.error.message, /summary/);
   });
+});
+
+t.test("timeouts: a long healthy stream is not cut, a stalled one is", async (t) => {
+  const stack = await stackFor(t, { routeIdleTimeoutMs: 1_000 });
+  const chat = `${stack.url}/v1/chat/completions`;
+  // 16 output tokens: an unstreamed request of this size gets the 1 s timeout floor.
+  const request = { model: "demo", max_tokens: 16, messages: [{ role: "user", content: "tell me about tides" }] };
+
+  const healthy = await stream(chat, request, { "x-demo-first-token-ms": "100", "x-demo-inter-token-ms": "400" });
+  const lasted = healthy.events.at(-1)?.at ?? 0;
+  t.ok(lasted > 1_500, `the stream lasted ${Math.round(lasted)} ms, past the 1 s unstreamed timeout`);
+  t.equal(healthy.events.at(-1)?.data, "[DONE]", "and ended well");
+
+  const stalled = await stream(chat, request, { "x-demo-first-token-ms": "100", "x-demo-inter-token-ms": "3000" });
+  t.notOk(
+    stalled.events.some(({ data }) => data === "[DONE]"),
+    "a stream with no data for longer than the route's idle_timeout is ended",
+  );
 });

@@ -11,6 +11,7 @@ const base: EnvoyConfigValues = {
   failureModeAllow: false,
   messageTimeoutMs: 1500,
   bufferLimitBytes: 1048576,
+  routeIdleTimeoutMs: 30_000,
   variants: new Set(["ext_proc"]),
 };
 
