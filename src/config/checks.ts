@@ -101,6 +101,7 @@ const USED_BY_ROUTES: readonly { section: keyof Sections; uses: (route: RouteCon
   { section: "cache", uses: (route) => route.cache.enabled, what: "enables the cache" },
   { section: "admission", uses: (route) => route.admission.enabled, what: "enables admission" },
   { section: "contracts", uses: (route) => route.contract !== undefined, what: "binds a contract" },
+  { section: "usage", uses: (route) => route.usage.enabled, what: "enables usage" },
 ];
 
 function unusedSections({ written, sections, routes }: ParsedParts): ConfigIssue[] {

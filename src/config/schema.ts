@@ -11,6 +11,7 @@ import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
 import { routeMatchSchema } from "../pipeline/routing/config.js";
+import { routeUsageSchema, usageSchema } from "../pipeline/usage/config.js";
 import { parseAddress } from "../util/address.js";
 
 /** "host:port" or "unix:/path/to.sock". */
@@ -114,6 +115,7 @@ export const routeSchema = z.strictObject({
   admission: routeAdmissionSchema,
   complexity: complexityRouteSchema,
   contract: routeContractSchema.optional(),
+  usage: routeUsageSchema,
 });
 
 const logSchema = z
@@ -132,6 +134,7 @@ export const SECTIONS = {
   cache: cacheSettingsSchema,
   admission: admissionSchema,
   contracts: contractsSectionSchema,
+  usage: usageSchema,
 };
 
 /**

@@ -1,5 +1,10 @@
 // The stage line-up. Order matters (see Stage in types.ts): request hooks run top to bottom,
 // response hooks bottom to top, so the contract verdict is known before the cache stores.
+// Usage sits outside (before) cache, admission and contracts: on the response path it runs after
+// them, so it sees the response as they let it go, the bytes the client gets, when it gets them: the
+// contracts stage may hold back, cut or replace an answer, and a replaced or cut answer's usage
+// never reached the client. Nothing before it in the list touches a response body. It comes after
+// complexity, whose tier (a label of its timings) is set at the request.
 // Each stage gets its own sections only; this is the one place that sees them all side by side.
 import type { CompiledContracts } from "../contracts/compile.js";
 import type { ContractsSection, RouteContract } from "../contracts/config.js";
@@ -17,6 +22,8 @@ import { createMaintenanceStage } from "./maintenance/stage.js";
 import { Pipeline, type PipelineDeps } from "./pipeline.js";
 import type { MatchableRoute } from "./routing/match.js";
 import type { Stage, StageDeps } from "./types.js";
+import type { RouteUsageConfig, UsageConfig } from "./usage/config.js";
+import { createUsageStage } from "./usage/stage.js";
 
 export interface PipelineRoute extends MatchableRoute {
   readonly maintenance?: MaintenanceConfig | undefined;
@@ -24,6 +31,7 @@ export interface PipelineRoute extends MatchableRoute {
   readonly cache: RouteCacheConfig;
   readonly admission: RouteAdmissionConfig;
   readonly contract?: RouteContract | undefined;
+  readonly usage: RouteUsageConfig;
 }
 
 /** The parts of the guard's configuration the pipeline runs on (config/ validates and freezes them). */
@@ -33,6 +41,7 @@ export interface PipelineConfig {
   readonly cache: CacheSettings;
   readonly admission: AdmissionConfig;
   readonly contracts: ContractsSection;
+  readonly usage: UsageConfig;
   readonly envoy: { readonly messageTimeoutMs: number };
 }
 
@@ -67,6 +76,7 @@ export function stageConfigs(config: PipelineConfig) {
     },
     admission: { section: config.admission, routes: byRoute(routes, (route) => route.admission) },
     contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
+    usage: { section: config.usage, routes: byRoute(routes, (route) => route.usage) },
   };
 }
 
@@ -82,6 +92,7 @@ export function buildPipeline(
     createMaintenanceStage(sections.maintenance),
     createAnnotateStage(sections.annotate),
     createComplexityStage(sections.complexity, deps),
+    createUsageStage(sections.usage, deps),
     cache,
     createAdmissionStage(sections.admission, deps),
   ];

@@ -128,6 +128,14 @@ export interface Exchange {
   predictedLatencyMs?: number;
   /** Model version seen on the response (contracts stage), already bounded for labels. */
   modelVersion?: string;
+  /**
+   * Completion (output) tokens the upstream reported for this exchange's answer (usage stage): the
+   * `usage` of a streamed answer's event (the latest one, as usage may be reported on every event)
+   * or of a JSON body (completion_tokens, or the Responses API's output_tokens). Set as soon as the
+   * usage stage reads it, so the stages after it in the line-up see it in their onEnd; absent when
+   * the upstream reported none (never an estimate).
+   */
+  completionTokens?: number;
   /** Result of the output-contract check on the response, when a contract is bound. */
   contract?: "passed" | "violated" | "skipped";
   /** Tenant identity (hashed, never the raw credential) when a stage derived one. */

@@ -1,0 +1,210 @@
+// The usage stage: counts the tokens upstreams report in their answers and times streamed answers
+// as the client gets them (time to first token, time per output token), per route.
+//
+// Tokens come only from what the upstream reported (`usage` of a stream's event, or of a JSON
+// body), never from an estimate: a stream that completes without usage is counted as such
+// (guard_stream_usage_missing_total) and adds no tokens. A streamed answer goes through the stage
+// chunk by chunk (it asks for "stream" at a text/event-stream 2xx response) and is forwarded
+// unchanged; the stage reads each event with the streams library (SseFramer, StreamAssembler)
+// keeping no assembled text. A non-streamed body is read only when Envoy buffers it anyway (another
+// stage needed it whole), unless the route sets countBodies.
+//
+// Where it sits in the line-up (build.ts): outside every stage that can hold back, cut or replace
+// a response, so it sees the bytes the client gets, when the client gets them.
+import { BoundedLabel } from "../../metrics/labels.js";
+import { detectFormat, StreamAssembler, type TokenUsage } from "../../streams/formats.js";
+import { isObject, tokenUsage } from "../../streams/reading.js";
+import { SseFramer } from "../../streams/sse.js";
+import { parseJsonBody } from "../json-body.js";
+import { isEventStreamResponse } from "../response-shape.js";
+import {
+  type ChunkStep,
+  CONTINUE,
+  type Exchange,
+  type Outcome,
+  type ResponseInfo,
+  type Stage,
+  type StageConfig,
+  type StageDeps,
+  type StageRun,
+  type Step,
+} from "../types.js";
+import type { RouteUsageConfig, UsageConfig } from "./config.js";
+import { createUsageMetrics, type StreamOutcome, type UsageMetrics } from "./metrics.js";
+
+const NO_BODY: Step = Object.freeze({ type: "continue", responseBody: "none" });
+const WHOLE_BODY: Step = Object.freeze({ type: "continue", responseBody: "whole" });
+const STREAMED_BODY: Step = Object.freeze({ type: "continue", responseBody: "stream" });
+const RESPONSE_HEADERS: Step = Object.freeze({ type: "continue", needs: Object.freeze({ responseHeaders: true }) });
+
+/** What every run of the stage shares. */
+interface Shared {
+  readonly metrics: UsageMetrics;
+  readonly versions: BoundedLabel;
+  readonly now: () => number;
+}
+
+export function createUsageStage(config: StageConfig<UsageConfig, RouteUsageConfig>, deps: StageDeps): Stage {
+  const shared: Shared = {
+    metrics: createUsageMetrics(deps.registry),
+    versions: new BoundedLabel(config.section.maxModelVersions),
+    now: deps.now,
+  };
+  return {
+    name: "usage",
+    start(exchange) {
+      const settings = config.routes.get(exchange.route.name);
+      if (settings?.enabled !== true) return undefined;
+      return new UsageRun(exchange, settings, shared);
+    },
+  };
+}
+
+/** One streamed answer being read: its events, and when output passed. */
+class StreamWatch {
+  readonly framer = new SseFramer();
+  /** Keeps no text (maxDocumentBytes 0): the stage needs each event's reading, never the document. */
+  readonly assembler: StreamAssembler;
+  /** Monotonic ms when the first and the latest chunk with model output passed. */
+  firstOutputAt: number | undefined;
+  lastOutputAt = 0;
+  /** Chunks that carried model output. */
+  outputChunks = 0;
+  ended = false;
+
+  constructor(path: string) {
+    this.assembler = new StreamAssembler(detectFormat(path), { maxDocumentBytes: 0 });
+  }
+}
+
+function isIdentity(contentEncoding: string | undefined): boolean {
+  if (contentEncoding === undefined) return true;
+  const coding = contentEncoding.trim().toLowerCase();
+  return coding === "" || coding === "identity";
+}
+
+function mayBeJson(contentType: string | undefined): boolean {
+  return contentType === undefined || contentType.toLowerCase().includes("json");
+}
+
+class UsageRun implements StageRun {
+  readonly #route: string;
+  #rawVersion: string | undefined;
+  /** A text/event-stream 2xx answer: read chunk by chunk (or whole, when another stage buffered it). */
+  #stream: StreamWatch | undefined;
+  /** A non-streamed 2xx answer whose body may carry usage, if the body comes by. */
+  #bodyReadable = false;
+  #bodyUsage: TokenUsage | undefined;
+
+  constructor(
+    private readonly exchange: Exchange,
+    private readonly settings: RouteUsageConfig,
+    private readonly shared: Shared,
+  ) {
+    this.#route = exchange.route.name;
+  }
+
+  onRequestHeaders(): Step {
+    return RESPONSE_HEADERS;
+  }
+
+  onResponseHeaders(response: ResponseInfo): Step {
+    if (response.status < 200 || response.status > 299 || response.endOfStream) return NO_BODY;
+    const { headers } = response;
+    // A compressed body cannot be read without decompressing it: not worth it for a count.
+    if (!isIdentity(headers.get("content-encoding"))) return NO_BODY;
+    this.#rawVersion = headers.get(this.settings.modelVersionHeader);
+    if (isEventStreamResponse(headers)) {
+      this.#stream = new StreamWatch(this.exchange.request.path);
+      return STREAMED_BODY;
+    }
+    this.#bodyReadable = mayBeJson(headers.get("content-type"));
+    return this.#bodyReadable && this.settings.countBodies ? WHOLE_BODY : NO_BODY;
+  }
+
+  onResponseChunk(chunk: Uint8Array, endOfStream: boolean): ChunkStep {
+    if (this.#stream !== undefined) this.#read(this.#stream, chunk, endOfStream);
+    return { type: "forward", bytes: chunk };
+  }
+
+  onResponseBody(body: Uint8Array): Step {
+    // A stream another stage had Envoy buffer: read as one chunk, the moment all of it passes.
+    if (this.#stream !== undefined) this.#read(this.#stream, body, true);
+    else if (this.#bodyReadable && body.byteLength <= this.settings.maxBodyBytes) {
+      const value = parseJsonBody(body);
+      const usage = isObject(value) ? tokenUsage(value.usage) : undefined;
+      if (usage !== undefined) {
+        this.#bodyUsage = usage;
+        this.#reportCompletion(usage);
+      }
+    }
+    return CONTINUE;
+  }
+
+  onEnd(outcome: Outcome): void {
+    const watch = this.#stream;
+    if (watch !== undefined) {
+      this.#endStream(watch, outcome);
+      return;
+    }
+    // A body the guard replaced never reached the client: its usage is not counted.
+    if (this.#bodyUsage !== undefined && outcome.answeredBy !== "guard") this.#countTokens(this.#bodyUsage);
+  }
+
+  #read(watch: StreamWatch, chunk: Uint8Array, endOfStream: boolean): void {
+    if (watch.ended) return;
+    watch.ended = endOfStream;
+    const events = watch.framer.push(chunk);
+    if (endOfStream) events.push(...watch.framer.end());
+    let output = false;
+    for (const event of events) {
+      const reading = watch.assembler.read(event);
+      if (reading.content) output = true;
+      if (reading.usage !== undefined) this.#reportCompletion(reading.usage);
+    }
+    if (!output) return;
+    const now = this.shared.now();
+    if (watch.firstOutputAt === undefined) {
+      watch.firstOutputAt = now;
+      this.shared.metrics.timeToFirstToken.observe(this.#tierLabels(), (now - this.exchange.startedAt) / 1000);
+    }
+    watch.lastOutputAt = now;
+    watch.outputChunks++;
+  }
+
+  #endStream(watch: StreamWatch, outcome: Outcome): void {
+    const { metrics } = this.shared;
+    const ended: StreamOutcome = outcome.cancelled ? "cancelled" : outcome.answeredBy === "guard" ? "cut" : "completed";
+    metrics.streams.inc({ route: this.#route, outcome: ended });
+    const usage = watch.assembler.usage;
+    if (usage !== undefined) this.#countTokens(usage);
+    else if (ended === "completed") metrics.usageMissing.inc({ route: this.#route });
+    // Output that all came in one chunk says nothing about the time between tokens.
+    if (watch.firstOutputAt === undefined || watch.outputChunks < 2) return;
+    const tokens = usage?.completionTokens ?? watch.assembler.contentEvents;
+    if (tokens < 2) return;
+    metrics.timePerOutputToken.observe(
+      this.#tierLabels(),
+      (watch.lastOutputAt - watch.firstOutputAt) / 1000 / (tokens - 1),
+    );
+  }
+
+  #reportCompletion(usage: TokenUsage): void {
+    if (usage.completionTokens !== undefined) this.exchange.completionTokens = usage.completionTokens;
+  }
+
+  #countTokens(usage: TokenUsage): void {
+    const labels = {
+      route: this.#route,
+      model_version: this.exchange.modelVersion ?? this.shared.versions.value(this.#rawVersion),
+    };
+    const { tokens } = this.shared.metrics;
+    // A zero is still counted: it creates the series, so the route's rate reads 0 rather than absent.
+    if (usage.promptTokens !== undefined) tokens.inc({ ...labels, kind: "prompt" }, usage.promptTokens);
+    if (usage.completionTokens !== undefined) tokens.inc({ ...labels, kind: "completion" }, usage.completionTokens);
+  }
+
+  #tierLabels(): { route: string; tier: string } {
+    return { route: this.#route, tier: this.exchange.tier ?? "none" };
+  }
+}
