@@ -161,10 +161,25 @@ export class StreamProcessor {
         { err: error instanceof Error ? error.message : String(error), frame: kind },
         "frame handler failed; answered with continue",
       );
-      this.#emit(continueFor(kind));
+      this.#answerFailed(kind, frame);
     } finally {
       stopTimer();
     }
+  }
+
+  /**
+   * The neutral answer to a frame whose handling failed. A streamed body chunk must be answered with
+   * its bytes (Envoy rejects a plain CONTINUE in full duplex as a spurious message and resets the
+   * response); the chunk goes on unchecked, as a failed stage's input does.
+   */
+  #answerFailed(kind: FrameKind, frame: ProcessingRequest): void {
+    if (kind !== "responseBody" || this.#state !== "response_stream") {
+      this.#emit(continueFor(kind));
+      return;
+    }
+    const endOfStream = frame.responseBody?.endOfStream === true;
+    this.#emit(streamedBody(frame.responseBody?.body ?? new Uint8Array(), endOfStream));
+    if (endOfStream) this.#complete(true);
   }
 
   /** The stream ended (Envoy closed it, cancelled it, or the transport broke). */

@@ -8,9 +8,10 @@
 // kept, and the last model (and system_fingerprint).
 import {
   type FormatReader,
-  indexOf,
   isObject,
   type JsonObject,
+  MAX_INDEX,
+  memberIndex,
   type ReadingDraft,
   type TextBudget,
   tokenUsage,
@@ -63,7 +64,11 @@ abstract class ChoicesReader<Choice> implements FormatReader {
     if (choices === undefined) return;
     choices.forEach((choice: unknown, position) => {
       if (!isObject(choice)) return;
-      const index = indexOf(choice.index) ?? position;
+      const index = memberIndex(choice.index, position);
+      if (index === undefined) {
+        draft.malformed = `choice index beyond ${MAX_INDEX}`;
+        return;
+      }
       let state = this.choices.get(index);
       if (state === undefined) {
         state = this.newChoice();
@@ -134,7 +139,10 @@ export class ChatReader extends ChoicesReader<ChatChoice> {
         state.refusal = this.append(draft, `choices[${index}].message.refusal`, state.refusal ?? "", delta.refusal);
       if (Array.isArray(delta.tool_calls)) {
         delta.tool_calls.forEach((call: unknown, position) => {
-          if (isObject(call)) this.#readToolCall(index, call, indexOf(call.index) ?? position, state, draft);
+          if (!isObject(call)) return;
+          const at = memberIndex(call.index, position);
+          if (at === undefined) draft.malformed = `tool call index beyond ${MAX_INDEX}`;
+          else this.#readToolCall(index, call, at, state, draft);
         });
       }
     }

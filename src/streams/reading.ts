@@ -50,9 +50,27 @@ export function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** A non-negative integer index, or undefined. */
+/**
+ * Choices, tool calls, output items and content parts per stream are bounded: each index is state
+ * kept to the stream's end, and a hostile upstream could otherwise open millions (OpenAI's `n` tops
+ * out at 128).
+ */
+export const MAX_INDEX = 127;
+
+/** A non-negative integer index up to MAX_INDEX, or undefined. */
 export function indexOf(value: unknown): number | undefined {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value <= MAX_INDEX
+    ? value
+    : undefined;
+}
+
+/**
+ * The index of an array member: its own `index` when that is one, else its position in the array
+ * (servers that omit or garble it); undefined beyond MAX_INDEX either way.
+ */
+export function memberIndex(value: unknown, position: number): number | undefined {
+  const own = typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : position;
+  return own <= MAX_INDEX ? own : undefined;
 }
 
 function count(value: unknown): number | undefined {

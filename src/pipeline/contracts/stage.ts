@@ -156,6 +156,7 @@ class ContractRun implements StageRun {
   #streaming = false;
   /** The check of a streamed answer passing chunk by chunk. */
   #stream: StreamCheck | undefined;
+  #streamCheckMs = 0;
 
   constructor(
     private readonly binding: Binding,
@@ -231,11 +232,14 @@ class ContractRun implements StageRun {
     const stream = this.#stream;
     if (stream === undefined || this.#phase !== "waiting") return { type: "forward", bytes: chunk };
     const started = this.deps.now();
-    const { bytes, verdict } = stream.push(chunk, endOfStream);
-    this.metrics.duration.observe({ contract: this.binding.contract.name }, (this.deps.now() - started) / 1000);
+    const { bytes, verdict, withheld } = stream.push(chunk, endOfStream);
+    this.#streamCheckMs += this.deps.now() - started;
     if (verdict.kind === "pending") return { type: "forward", bytes };
+    // One observation per response, as for a whole body: the time spent on all its chunks.
+    this.metrics.duration.observe({ contract: this.binding.contract.name }, this.#streamCheckMs / 1000);
     const cut = this.#streamVerdict(verdict, stream);
-    if (cut === undefined) return { type: "forward", bytes };
+    if (cut === undefined)
+      return { type: "forward", bytes: withheld.length === 0 ? bytes : Buffer.concat([bytes, withheld]) };
     return { type: "cut", bytes: Buffer.concat([bytes, encoder.encode(cut)]), reason: this.#cutReason(verdict) };
   }
 
@@ -251,6 +255,7 @@ class ContractRun implements StageRun {
       format: detectFormat(this.exchange.request.path),
       enforcing,
       maxHeldBytes: this.section.maxBodyBytes,
+      maxTargets: this.section.maxPayloads,
     });
   }
 

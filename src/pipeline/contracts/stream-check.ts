@@ -20,7 +20,10 @@ export type StreamVerdict =
   | { readonly kind: "checked"; readonly result: CheckResult; readonly final: boolean }
   /** The stream cannot be checked: too large to hold or assemble, or an event beyond the size limit. */
   | { readonly kind: "unverifiable"; readonly reason: "body.too_large"; readonly detail: string }
-  /** The upstream reported an error inside the stream: its output is not model output. */
+  /**
+   * The upstream reported an error inside the stream: its output is not model output. Enforcing,
+   * what was held unverified is dropped and the error event goes on.
+   */
   | { readonly kind: "upstream_error"; readonly message: string };
 
 export interface StreamStep {
@@ -28,6 +31,12 @@ export interface StreamStep {
   readonly bytes: Uint8Array;
   /** Set once, on the push that decided it; "pending" on every other push. */
   readonly verdict: StreamVerdict;
+  /**
+   * With a violation or an unverifiable stream (enforcing): the bytes held back at that point, and
+   * what followed them in the chunk. The stage drops them when it cuts the stream there, and sends
+   * them after `bytes` when it lets the stream go on (unverifiable: pass, a model it does not bind).
+   */
+  readonly withheld: Uint8Array;
 }
 
 export interface StreamCheckOptions {
@@ -35,8 +44,10 @@ export interface StreamCheckOptions {
   readonly format: StreamFormat;
   /** Hold back what is not known to conform (enforce with stream: incremental); else pass everything on at once. */
   readonly enforcing: boolean;
-  /** Bytes held back at most (contracts.maxBodyBytes); beyond it the stream is unverifiable. */
+  /** Bytes held back at most, and the largest event (contracts.maxBodyBytes); beyond either the stream is unverifiable. */
   readonly maxHeldBytes: number;
+  /** Payload targets (choices, tool calls) checked at most (contracts.maxPayloads); more is unverifiable. */
+  readonly maxTargets: number;
 }
 
 /** A held event and what it waits for: bytes of targets up to an offset, or the final verdict. */
@@ -54,11 +65,12 @@ interface TargetState {
 }
 
 const PENDING: StreamVerdict = { kind: "pending" };
+const NOTHING = new Uint8Array();
 const encoder = new TextEncoder();
 
 export class StreamCheck {
   readonly #options: StreamCheckOptions;
-  readonly #framer = new SseFramer();
+  readonly #framer: SseFramer;
   readonly #assembler: StreamAssembler;
   readonly #targets = new Map<string, TargetState | undefined>();
   /** Enforcing, and the payload is JSON text inside the deltas (a <json> payload path): checked as it arrives. */
@@ -69,9 +81,13 @@ export class StreamCheck {
   #genericResult: CheckResult | undefined;
   #genericDocuments = 0;
   #decided = false;
+  /** The upstream's own error event, sent on in place of the unverified bytes held before it. */
+  #upstreamError: Uint8Array | undefined;
 
   constructor(options: StreamCheckOptions) {
     this.#options = options;
+    // A Responses API stream ends with the whole answer in one event: events up to the body limit.
+    this.#framer = new SseFramer({ maxEventBytes: options.maxHeldBytes });
     this.#assembler = new StreamAssembler(options.format, { maxDocumentBytes: options.maxHeldBytes });
     // Only enforcing needs a verdict before the end: otherwise the final check alone decides.
     this.#incremental = options.enforcing && options.contract.spec.payload?.endsWith("<json>") === true;
@@ -91,7 +107,7 @@ export class StreamCheck {
   }
 
   push(chunk: Uint8Array, endOfStream: boolean): StreamStep {
-    if (this.#decided) return { bytes: chunk, verdict: PENDING };
+    if (this.#decided) return { bytes: chunk, verdict: PENDING, withheld: NOTHING };
     // Not enforcing, every byte goes on as it comes (also those of an event not yet complete).
     const out: Uint8Array[] = this.#options.enforcing ? [] : [chunk];
     const events = this.#framer.push(chunk);
@@ -107,22 +123,27 @@ export class StreamCheck {
       return this.#decide(
         { kind: "unverifiable", reason: "body.too_large", detail: "an event exceeds the event size limit" },
         out,
-        new Uint8Array(),
+        this.#framer.pending(),
       );
     }
     if (this.#heldBytes > this.#options.maxHeldBytes || this.#assembler.overflowed) {
       const detail = `more than ${this.#options.maxHeldBytes} bytes of the stream would have to be held`;
-      return this.#decide({ kind: "unverifiable", reason: "body.too_large", detail }, out, new Uint8Array());
+      return this.#decide({ kind: "unverifiable", reason: "body.too_large", detail }, out, this.#framer.pending());
+    }
+    if (this.#targets.size > this.#options.maxTargets) {
+      const detail = `more than ${this.#options.maxTargets} outputs (choices, tool calls) in one stream`;
+      return this.#decide({ kind: "unverifiable", reason: "body.too_large", detail }, out, this.#framer.pending());
     }
     if (endOfStream) return this.#decide(this.#final(), out, this.#framer.pending());
-    return { bytes: concat(out), verdict: PENDING };
+    return { bytes: concat(out), verdict: PENDING, withheld: NOTHING };
   }
 
   /** Reads one event; returns a verdict when the event decides the stream. */
   #onEvent(event: SseEvent, out: Uint8Array[]): StreamVerdict | undefined {
     const reading = this.#assembler.read(event);
     if (reading.error !== undefined) {
-      this.#hold({ raw: event.raw, waits: [], gate: false }, out);
+      // Not held: #decide sends it on after dropping what was held unverified.
+      if (this.#options.enforcing) this.#upstreamError = event.raw;
       return { kind: "upstream_error", message: reading.error.message };
     }
     if (reading.malformed !== undefined) {
@@ -204,25 +225,27 @@ export class StreamCheck {
   }
 
   /**
-   * From here on bytes pass unchanged. Enforcing, a stream that conforms (or is not judged)
-   * releases what it held, and a violation sends on only what was released before it: the stage
-   * cuts the stream there. Not enforcing, the chunk went on whole already.
+   * From here on bytes pass unchanged. Not enforcing, the chunk went on whole already. Enforcing, a
+   * stream that conforms releases what it held; a violation or an unverifiable stream sends on only
+   * what was released before it, the rest withheld for the stage to drop (cut) or send (go on); an
+   * upstream error drops the unverified bytes and sends the error on.
    */
   #decide(verdict: StreamVerdict, out: Uint8Array[], rest: Uint8Array): StreamStep {
     this.#decided = true;
-    const violated = verdict.kind === "checked" && !verdict.result.valid;
-    const cutHere = violated || verdict.kind === "unverifiable";
-    if (this.#options.enforcing && !cutHere) {
-      for (const event of this.#held) out.push(event.raw);
-      out.push(rest);
-    }
+    const held = this.#held.map((event) => event.raw);
     this.#held = [];
     this.#heldBytes = 0;
-    return { bytes: concat(out), verdict };
+    if (!this.#options.enforcing) return { bytes: concat(out), verdict, withheld: NOTHING };
+    if (verdict.kind === "upstream_error")
+      return { bytes: concat([...out, this.#upstreamError ?? NOTHING, rest]), verdict, withheld: NOTHING };
+    if (verdict.kind === "checked" && verdict.result.valid)
+      return { bytes: concat([...out, ...held, rest]), verdict, withheld: NOTHING };
+    return { bytes: concat(out), verdict, withheld: concat([...held, rest]) };
   }
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 0) return NOTHING;
   if (parts.length === 1) return parts[0] as Uint8Array;
   return Buffer.concat(parts);
 }

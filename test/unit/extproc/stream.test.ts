@@ -2,7 +2,7 @@ import t from "tap";
 import { parseConfig } from "../../../src/config/load.js";
 import type { ProcessingResponse } from "../../../src/extproc/wire.js";
 import { createAnnotateStage } from "../../../src/pipeline/annotate/stage.js";
-import type { Outcome, Stage, StageRun } from "../../../src/pipeline/types.js";
+import type { ChunkStep, Outcome, Stage, StageRun } from "../../../src/pipeline/types.js";
 import {
   counterValue,
   harness,
@@ -461,6 +461,18 @@ function describeStreamedResponses(): void {
     const [out] = await h.feed(responseBody("data: 1\n\n", false));
     t.equal(text(streamedOf(out)?.body), "data: 1\n\n");
     t.equal(await counterValue(h.metrics, "guard_stage_errors_total", { stage: "probe", phase: "response_chunk" }), 1);
+  });
+
+  t.test("a chunk whose handling fails is answered with its own bytes, as full duplex requires", async (t) => {
+    // A step without bytes breaks the handler itself, past the pipeline's per-stage guard.
+    const h = harness([streaming(() => ({ type: "forward" }) as unknown as ChunkStep)]);
+    await h.feed(requestHeaders({}, true), responseHeaders(200, sse));
+    const [middle] = await h.feed(responseBody("data: 1\n\n", false));
+    t.same(streamedOf(middle), { body: new TextEncoder().encode("data: 1\n\n"), endOfStream: false });
+    const [last] = await h.feed(responseBody("", true));
+    t.equal(streamedOf(last)?.endOfStream, true);
+    t.equal(h.processor.state, "done");
+    t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "handler_error" }), 2);
   });
 
   t.test("the strongest need decides: whole over stream, and none leaves the body alone", async (t) => {

@@ -383,3 +383,18 @@ t.test("completions: a chunk without choices is malformed", async (t) => {
   const { readings } = assemble("openai.completions", sse({ object: "text_completion" }));
   t.equal(readings[0]?.malformed, "expected a text_completion chunk: no choices array");
 });
+
+t.test("chat: choice and tool-call indexes are bounded, so a hostile stream cannot open unbounded state", async (t) => {
+  const assembler = new StreamAssembler("openai.chat");
+  const read = (value: unknown) => {
+    const [event] = new SseFramer().push(utf8(sse(value)));
+    return assembler.read(event!);
+  };
+  const chunk = (choice: unknown) => ({ id: "x", object: "chat.completion.chunk", choices: [choice] });
+  t.equal(read(chunk({ index: 127, delta: { content: "a" } })).malformed, undefined, "128 choices is OpenAI's n limit");
+  t.equal(read(chunk({ index: 128, delta: { content: "a" } })).malformed, "choice index beyond 127");
+  t.equal(
+    read(chunk({ index: 0, delta: { tool_calls: [{ index: 500, function: { arguments: "{" } }] } })).malformed,
+    "tool call index beyond 127",
+  );
+});

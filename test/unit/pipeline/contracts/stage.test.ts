@@ -375,8 +375,8 @@ function describeStreams(): void {
   /** Runs one streamed exchange: request body with `model`, SSE response headers, then the chunks. */
   async function streamed(
     stage: Stage,
-    model: string,
-    chunks: readonly string[],
+    model: string | undefined,
+    chunks: readonly (string | Uint8Array)[],
     headers: Record<string, string> = sse,
   ) {
     const ex = exchange("chat", false, {}, "/v1/chat/completions");
@@ -388,16 +388,20 @@ function describeStreams(): void {
     const steps: ChunkStep[] = [];
     if (atHeaders.type === "continue" && atHeaders.responseBody === "stream") {
       for (const [index, chunk] of chunks.entries()) {
-        const step = await run.onResponseChunk!(encode(chunk), index === chunks.length - 1);
+        const bytes = typeof chunk === "string" ? encode(chunk) : chunk;
+        const step = await run.onResponseChunk!(bytes, index === chunks.length - 1);
         steps.push(step);
         if (step.type === "cut") break;
       }
     }
-    return { ex, run, atHeaders, steps, out: steps.map((step) => decode(step.bytes)).join("") };
+    return { ex, run, atHeaders, steps, out: decode(Buffer.concat(steps.map((step) => step.bytes))) };
   }
 
-  const split = (text: string, size: number): string[] =>
-    Array.from({ length: Math.ceil(text.length / size) }, (_, i) => text.slice(i * size, (i + 1) * size));
+  /** The text's UTF-8 bytes in pieces of `size` (splitting characters, as a network does). */
+  const split = (text: string, size: number): Uint8Array[] => {
+    const bytes = encode(text);
+    return Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
+  };
 
   t.test("streams: a model the binding does not name leaves the body alone", async (t) => {
     const { stage, registry } = await chatSetup({ action: "enforce" });
@@ -489,6 +493,27 @@ function describeStreams(): void {
     t.match(await metric(shadow.registry, "guard_contract_unverifiable_total"), [
       { labels: { reason: "body.streaming" }, value: 1 },
     ]);
+  });
+
+  t.test("streams: a stream the stage lets go on after a verdict loses no byte", async (t) => {
+    const text = chatEvents(triage("longest"));
+    const passing = await chatSetup({ action: "enforce", unverifiable: "pass" }, { maxBodyBytes: 300 });
+    const tooLarge = await streamed(passing.stage, "triage-1", split(text, 100));
+    t.equal(tooLarge.out, text, "unverifiable: pass sends on what it held");
+    t.ok(tooLarge.steps.every((step) => step.type === "forward"));
+
+    const { stage, registry } = await chatSetup({ action: "enforce" });
+    const unnamed = text.replaceAll('"model":"triage-1"', '"model":"other-1"');
+    const late = await streamed(stage, undefined, split(unnamed, 70));
+    t.equal(late.out, unnamed, "a model the binding does not name, known only from the stream");
+    t.match(await metric(registry, "guard_contract_checks_total"), [{ labels: { result: "not_applicable" } }]);
+  });
+
+  t.test("streams: the upstream's own error event ends the check as not applicable", async (t) => {
+    const { stage, registry } = await chatSetup({ action: "enforce" });
+    const { out } = await streamed(stage, "triage-1", ['data: {"error":{"message":"overloaded"}}\n\n', ""]);
+    t.match(out, /overloaded/);
+    t.match(await metric(registry, "guard_contract_checks_total"), [{ labels: { result: "not_applicable" } }]);
   });
 
   t.test("streams, enforce: more to hold than maxBodyBytes ends the stream as unverifiable", async (t) => {

@@ -65,7 +65,13 @@ function run(check: StreamCheck, text: string, chunkBytes: number): Run {
 }
 
 async function chatCheck(enforcing: boolean, maxHeldBytes = 1 << 20, format: StreamFormat = "openai.chat") {
-  return new StreamCheck({ contract: await demoContract("chat_structured"), format, enforcing, maxHeldBytes });
+  return new StreamCheck({
+    contract: await demoContract("chat_structured"),
+    format,
+    enforcing,
+    maxHeldBytes,
+    maxTargets: 16,
+  });
 }
 
 const verdicts = (steps: readonly StreamStep[]) =>
@@ -126,18 +132,36 @@ t.test("generic streams: each event is a document, checked whole", async (t) => 
   const contract = await demoContract("sentiment");
   const good = 'data: {"label":"POSITIVE","score":0.9}\n\n';
   const bad = 'data: {"label":"POSITIVE","score":90}\n\n';
-  const check = new StreamCheck({ contract, format: "generic", enforcing: true, maxHeldBytes: 1 << 20 });
+  const check = new StreamCheck({
+    contract,
+    format: "generic",
+    enforcing: true,
+    maxHeldBytes: 1 << 20,
+    maxTargets: 16,
+  });
   t.equal(Buffer.from(check.push(encoder.encode(good), false).bytes).toString(), good, "a conforming event goes on");
   const cut = check.push(encoder.encode(bad + good), false);
   t.equal(cut.bytes.length, 0, "the violating event and everything after it are withheld");
   t.match(cut.verdict, { kind: "checked", result: { violations: [{ field: "score", rule: "double.gte_lte" }] } });
 
-  const empty = new StreamCheck({ contract, format: "generic", enforcing: true, maxHeldBytes: 1 << 20 });
+  const empty = new StreamCheck({
+    contract,
+    format: "generic",
+    enforcing: true,
+    maxHeldBytes: 1 << 20,
+    maxTargets: 16,
+  });
   t.match(empty.push(encoder.encode(": heartbeat\n\n"), true).verdict, {
     kind: "checked",
     result: { valid: false, violations: [{ rule: "json.syntax" }] },
   });
-  const passing = new StreamCheck({ contract, format: "generic", enforcing: true, maxHeldBytes: 1 << 20 });
+  const passing = new StreamCheck({
+    contract,
+    format: "generic",
+    enforcing: true,
+    maxHeldBytes: 1 << 20,
+    maxTargets: 16,
+  });
   t.match(passing.push(encoder.encode(good), true).verdict, { kind: "checked", final: true, result: { valid: true } });
 });
 
@@ -147,13 +171,10 @@ t.test("malformed events, upstream errors and oversized streams", async (t) => {
     { kind: "checked", result: { valid: false, violations: [{ rule: "json.syntax" }] } },
   ]);
 
-  const upstream = run(
-    await chatCheck(true),
-    `${chunkEvent({ content: '{"cat' })}data: {"error":{"message":"model overloaded"}}\n\n`,
-    1000,
-  );
+  const errorEvent = 'data: {"error":{"message":"model overloaded"}}\n\n';
+  const upstream = run(await chatCheck(true), `${chunkEvent({ content: '{"cat' })}${errorEvent}`, 1000);
   t.match(verdicts(upstream.steps), [{ kind: "upstream_error", message: "model overloaded" }]);
-  t.ok(upstream.out.includes("model overloaded"), "the upstream's own error reaches the client");
+  t.equal(upstream.out, errorEvent, "the upstream's own error reaches the client; the unverified bytes do not");
 
   const oversized = run(await chatCheck(true, 200), chatStream(triage("longest")), 50);
   t.match(verdicts(oversized.steps), [{ kind: "unverifiable", reason: "body.too_large" }]);
@@ -164,7 +185,13 @@ t.test("payloads checked only whole hold every output event until the end", asyn
     payload: "choices[*].message.content",
     wrapField: "summary",
   });
-  const check = new StreamCheck({ contract, format: "openai.chat", enforcing: true, maxHeldBytes: 1 << 20 });
+  const check = new StreamCheck({
+    contract,
+    format: "openai.chat",
+    enforcing: true,
+    maxHeldBytes: 1 << 20,
+    maxTargets: 16,
+  });
   const text = chatStream("a plain summary");
   const bytes = encoder.encode(text);
   const early = check.push(bytes.subarray(0, bytes.length - 20), false);
@@ -178,4 +205,30 @@ t.test("an event beyond the framer's size limit makes the stream unverifiable", 
   const step = check.push(encoder.encode(`data: ${"x".repeat(1_100_000)}`), false);
   t.match(step.verdict, { kind: "unverifiable", reason: "body.too_large", detail: /event size limit/ });
   t.equal(step.bytes.length, 0);
+});
+
+t.test("a verdict the stage lets pass loses no byte: what was held comes back as withheld", async (t) => {
+  const text = chatStream(triage("empty_summary"));
+  const check = await chatCheck(true);
+  const bytes = encoder.encode(text);
+  let out = "";
+  for (let at = 0; at < bytes.length; at += 17) {
+    const step = check.push(bytes.subarray(at, at + 17), at + 17 >= bytes.length);
+    // As the stage does when it does not cut (unverifiable: pass, a model it turns out not to bind).
+    out += Buffer.from(step.bytes).toString() + Buffer.from(step.withheld).toString();
+  }
+  t.equal(out, text);
+});
+
+t.test("more outputs than maxTargets make the stream unverifiable", async (t) => {
+  const check = new StreamCheck({
+    contract: await demoContract("chat_structured"),
+    format: "openai.chat",
+    enforcing: true,
+    maxHeldBytes: 1 << 20,
+    maxTargets: 2,
+  });
+  const choices = [0, 1, 2].map((index) => ({ index, delta: { content: "{" }, finish_reason: null }));
+  const event = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "m", choices })}\n\n`;
+  t.match(check.push(encoder.encode(event), false).verdict, { kind: "unverifiable", detail: /more than 2 outputs/ });
 });
