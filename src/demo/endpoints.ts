@@ -11,14 +11,27 @@ type JsonObject = { [key: string]: JsonValue };
 export type ModelRoute =
   | { readonly kind: "chat" }
   | { readonly kind: "completions" }
+  | { readonly kind: "responses" }
   | { readonly kind: "embeddings" }
   | { readonly kind: "predict"; readonly task: string }
   | { readonly kind: "infer"; readonly model: string };
 
-/** A JSON reply, or a Server-Sent Events stream of JSON events closed by `data: [DONE]`. */
-export type Answer =
-  | { readonly kind: "json"; readonly status: number; readonly body: JsonValue }
-  | { readonly kind: "stream"; readonly events: readonly JsonValue[] };
+/**
+ * How a stream's JSON events go on the wire: "done" — one `data:` line each, closed by
+ * `data: [DONE]` (chat and completions, as OpenAI and vLLM send them); "typed" — `event: <type>`
+ * (the event's own `type` member) before each `data:` line, and no closing sentinel: the Responses
+ * API's last event (response.completed) ends the stream.
+ */
+export type StreamFraming = "done" | "typed";
+
+/** A JSON reply, or a Server-Sent Events stream of JSON events. */
+export type Answer = { readonly kind: "json"; readonly status: number; readonly body: JsonValue } | StreamAnswer;
+
+export interface StreamAnswer {
+  readonly kind: "stream";
+  readonly framing: StreamFraming;
+  readonly events: readonly JsonValue[];
+}
 
 export interface AnswerContext {
   readonly variant: string;
@@ -44,6 +57,7 @@ const TOKEN_PIECE_MAX = 8;
 export function matchModelRoute(path: string): ModelRoute | undefined {
   if (path === "/v1/chat/completions") return { kind: "chat" };
   if (path === "/v1/completions") return { kind: "completions" };
+  if (path === "/v1/responses") return { kind: "responses" };
   if (path === "/v1/embeddings") return { kind: "embeddings" };
   const predict = /^\/v1\/predict\/([^/]+)$/.exec(path);
   if (predict?.[1] !== undefined) {
@@ -64,6 +78,8 @@ export function answer(route: ModelRoute, body: JsonValue, context: AnswerContex
       return answerChat(body, context);
     case "completions":
       return answerCompletions(body, context);
+    case "responses":
+      return answerResponses(body, context);
     case "embeddings":
       return answerEmbeddings(body, context);
     case "predict":
@@ -73,10 +89,10 @@ export function answer(route: ModelRoute, body: JsonValue, context: AnswerContex
   }
 }
 
-/** The max_tokens a generation request asks for (decode cost), 0 when it names none. */
+/** The output tokens a generation request asks for at most (decode cost), 0 when it names none. */
 export function requestedTokens(body: JsonValue): number {
   if (!isObject(body)) return 0;
-  const asked = body.max_tokens ?? body.max_completion_tokens;
+  const asked = body.max_tokens ?? body.max_completion_tokens ?? body.max_output_tokens;
   return typeof asked === "number" && Number.isFinite(asked) && asked > 0 ? Math.min(asked, MAX_GENERATED_TOKENS) : 0;
 }
 
@@ -98,35 +114,62 @@ function readGeneration(body: JsonObject): GenerationRequest | string {
   if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > MAX_CHOICES) {
     return `n must be an integer from 1 to ${MAX_CHOICES}`;
   }
-  const maxTokens = body.max_tokens ?? body.max_completion_tokens ?? DEFAULT_MAX_TOKENS;
-  if (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens < 1) {
-    return "max_tokens must be a positive integer";
-  }
-  const stream = body.stream ?? false;
-  if (typeof stream !== "boolean") return "stream must be a boolean";
+  const decoding = readDecoding(body, body.max_tokens ?? body.max_completion_tokens, "max_tokens");
+  if (typeof decoding === "string") return decoding;
   const streamOptions = body.stream_options;
-  const model = body.model;
   return {
-    model: typeof model === "string" ? model : "demo",
+    ...decoding,
     choices: n,
-    maxTokens: Math.min(maxTokens, MAX_GENERATED_TOKENS),
-    stream,
     includeUsage: isObject(streamOptions) && streamOptions.include_usage === true,
   };
 }
 
+/** The Responses API's fields: one output, max_output_tokens, usage always in the closing event. */
+function readResponsesRequest(body: JsonObject): GenerationRequest | string {
+  const decoding = readDecoding(body, body.max_output_tokens, "max_output_tokens");
+  if (typeof decoding === "string") return decoding;
+  return { ...decoding, choices: 1, includeUsage: false };
+}
+
+/** Model, output token budget (`limit`, named `limitName` in the 400 message) and stream, as every generation API asks for them. */
+function readDecoding(
+  body: JsonObject,
+  limit: JsonValue | undefined,
+  limitName: string,
+): Pick<GenerationRequest, "model" | "maxTokens" | "stream"> | string {
+  const maxTokens = limit ?? DEFAULT_MAX_TOKENS;
+  if (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens < 1) {
+    return `${limitName} must be a positive integer`;
+  }
+  const stream = body.stream ?? false;
+  if (typeof stream !== "boolean") return "stream must be a boolean";
+  const model = body.model;
+  return {
+    model: typeof model === "string" ? model : "demo",
+    maxTokens: Math.min(maxTokens, MAX_GENERATED_TOKENS),
+    stream,
+  };
+}
+
+/**
+ * The name a json_schema structured-output request gives its schema: response_format.json_schema.name
+ * on chat and completions, text.format.name on the Responses API.
+ */
+function jsonSchemaName(body: JsonObject, api: "chat" | "responses"): string | undefined {
+  const format = api === "responses" ? (isObject(body.text) ? body.text.format : undefined) : body.response_format;
+  if (!isObject(format) || format.type !== "json_schema") return undefined;
+  const name = api === "responses" ? format.name : isObject(format.json_schema) ? format.json_schema.name : undefined;
+  return typeof name === "string" ? name : undefined;
+}
+
 /**
  * Which catalogue task this generation request wants as structured output: the x-demo-task header,
- * else a json_schema response_format whose name is a task the catalogue knows.
+ * else a json_schema format whose name is a task the catalogue knows.
  */
-function structuredTask(body: JsonObject, context: AnswerContext): string | undefined {
+function structuredTask(schema: string | undefined, body: JsonObject, context: AnswerContext): string | undefined {
   if (context.task !== undefined) return context.task;
-  const format = body.response_format;
-  if (!isObject(format) || format.type !== "json_schema") return undefined;
-  const schema = format.json_schema;
-  const name = isObject(schema) ? schema.name : undefined;
-  if (typeof name !== "string") return undefined;
-  return renderOutput(name, "v1", body) === undefined ? undefined : name;
+  if (schema === undefined) return undefined;
+  return renderOutput(schema, "v1", body) === undefined ? undefined : schema;
 }
 
 interface Generation {
@@ -137,11 +180,20 @@ interface Generation {
   readonly split: (text: string) => string[];
 }
 
-/** The generation parameters and texts, or the error answer: 400 for bad parameters, 404 for an unknown structured task/variant. */
-function generate(body: JsonObject, prompts: readonly string[], context: AnswerContext): Generation | Answer {
-  const request = readGeneration(body);
+/**
+ * The generation parameters and texts, or the error answer: 400 for bad parameters (`request` is
+ * then the message), 404 for an unknown structured task/variant. `schema` is the json_schema name
+ * the request gives, if any.
+ */
+function generate(
+  request: GenerationRequest | string,
+  schema: string | undefined,
+  body: JsonObject,
+  prompts: readonly string[],
+  context: AnswerContext,
+): Generation | Answer {
   if (typeof request === "string") return badRequest(request);
-  const task = structuredTask(body, context);
+  const task = structuredTask(schema, body, context);
   if (task !== undefined) {
     const output = renderOutput(task, context.variant, body);
     if (output === undefined) return unknownOutput(task, context.variant);
@@ -173,7 +225,7 @@ function answerChat(body: JsonValue, context: AnswerContext): Answer {
   if (!isObject(body)) return badRequest("request body must be a JSON object");
   const prompt = chatPrompt(body.messages);
   if (prompt === undefined) return badRequest("messages must be a non-empty array of {role, content}");
-  const generation = generate(body, [prompt], context);
+  const generation = generate(readGeneration(body), jsonSchemaName(body, "chat"), body, [prompt], context);
   if ("kind" in generation) return generation;
   const { request, texts, split } = generation;
   const promptTokens = estimateTokens(prompt);
@@ -210,14 +262,14 @@ function answerChat(body: JsonValue, context: AnswerContext): Answer {
   if (request.includeUsage) {
     events.push({ ...header, object: "chat.completion.chunk", choices: [], usage: usage(promptTokens, texts) });
   }
-  return { kind: "stream", events };
+  return { kind: "stream", framing: "done", events };
 }
 
 function answerCompletions(body: JsonValue, context: AnswerContext): Answer {
   if (!isObject(body)) return badRequest("request body must be a JSON object");
   const prompts = stringOrStrings(body.prompt);
   if (prompts === undefined) return badRequest("prompt must be a string or a non-empty array of strings");
-  const generation = generate(body, prompts, context);
+  const generation = generate(readGeneration(body), jsonSchemaName(body, "chat"), body, prompts, context);
   if ("kind" in generation) return generation;
   const { request, texts, split } = generation;
   const promptTokens = prompts.reduce((sum, prompt) => sum + estimateTokens(prompt), 0);
@@ -248,7 +300,77 @@ function answerCompletions(body: JsonValue, context: AnswerContext): Answer {
     chunk({ index, text: "", logprobs: null, finish_reason: "stop" }),
   ]);
   if (request.includeUsage) events.push({ ...header, choices: [], usage: usage(promptTokens, texts) });
-  return { kind: "stream", events };
+  return { kind: "stream", framing: "done", events };
+}
+
+/**
+ * OpenAI's Responses API: the input (a string, or messages whose text parts count) after the
+ * instructions is the prompt; one message output item with one output_text part. Streamed, the
+ * typed events a client assembles it from, numbered by sequence_number from 0: created,
+ * in_progress, the item and part added, the text in deltas cut like chat's, the text, part and
+ * item done, then response.completed carrying the whole response with its usage.
+ */
+function answerResponses(body: JsonValue, context: AnswerContext): Answer {
+  if (!isObject(body)) return badRequest("request body must be a JSON object");
+  const input = typeof body.input === "string" ? body.input : chatPrompt(body.input);
+  if (input === undefined) return badRequest("input must be a string or a non-empty array of {role, content} messages");
+  const instructions = body.instructions ?? null;
+  if (instructions !== null && typeof instructions !== "string") return badRequest("instructions must be a string");
+  const prompt = instructions === null ? input : `${instructions}\n${input}`;
+  const generation = generate(readResponsesRequest(body), jsonSchemaName(body, "responses"), body, [prompt], context);
+  if ("kind" in generation) return generation;
+  const { request, split } = generation;
+  const text = generation.texts[0] ?? "";
+  const suffix = context.responseId.replace(/[^A-Za-z0-9]/g, "");
+  const itemId = `msg_${suffix}`;
+  const inputTokens = estimateTokens(prompt);
+  const outputTokens = estimateTokens(text);
+  const part = (partText: string): JsonObject => ({ type: "output_text", text: partText, annotations: [] });
+  const message = (status: string, content: JsonValue[]): JsonObject => ({
+    type: "message",
+    id: itemId,
+    status,
+    role: "assistant",
+    content,
+  });
+  const response = (status: string, output: JsonValue[], usage: JsonValue): JsonObject => ({
+    id: `resp_${suffix}`,
+    object: "response",
+    created_at: context.createdSeconds,
+    status,
+    error: null,
+    incomplete_details: null,
+    instructions,
+    max_output_tokens: typeof body.max_output_tokens === "number" ? body.max_output_tokens : null,
+    model: request.model,
+    output,
+    usage,
+  });
+  const completed = response("completed", [message("completed", [part(text)])], {
+    input_tokens: inputTokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: outputTokens,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: inputTokens + outputTokens,
+  });
+  if (!request.stream) return { kind: "json", status: 200, body: completed };
+  const at = { item_id: itemId, output_index: 0, content_index: 0 };
+  const events: JsonObject[] = [
+    { type: "response.created", response: response("in_progress", [], null) },
+    { type: "response.in_progress", response: response("in_progress", [], null) },
+    { type: "response.output_item.added", output_index: 0, item: message("in_progress", []) },
+    { type: "response.content_part.added", ...at, part: part("") },
+    ...split(text).map((delta) => ({ type: "response.output_text.delta", ...at, delta, logprobs: [] })),
+    { type: "response.output_text.done", ...at, text, logprobs: [] },
+    { type: "response.content_part.done", ...at, part: part(text) },
+    { type: "response.output_item.done", output_index: 0, item: message("completed", [part(text)]) },
+    { type: "response.completed", response: completed },
+  ];
+  return {
+    kind: "stream",
+    framing: "typed",
+    events: events.map((event, sequence) => ({ ...event, sequence_number: sequence })),
+  };
 }
 
 function answerEmbeddings(body: JsonValue, context: AnswerContext): Answer {

@@ -5,7 +5,7 @@ import type { ServerResponse } from "node:http";
 import { gzipSync } from "node:zlib";
 import type { JsonValue } from "../pipeline/types.js";
 import { type BatcherClock, realClock } from "./batcher.js";
-import type { Answer } from "./endpoints.js";
+import type { Answer, StreamAnswer } from "./endpoints.js";
 
 /**
  * How a JSON answer is put on the wire (x-demo-layout, x-demo-encoding): the same value pretty-
@@ -49,8 +49,20 @@ function reversedKeys(value: JsonValue): JsonValue {
   );
 }
 
-function sseFrames(events: readonly JsonValue[]): string[] {
-  return [...events.map((event) => `data: ${JSON.stringify(event)}\n\n`), "data: [DONE]\n\n"];
+/**
+ * A stream's frames, one per event, and what closes it: `data: [DONE]` ("done" framing), or nothing
+ * ("typed": each event named by its `type` member, the last event ends the stream).
+ */
+function sseFrames(stream: StreamAnswer): { readonly frames: string[]; readonly closing: string } {
+  if (stream.framing === "done") {
+    return { frames: stream.events.map((event) => `data: ${JSON.stringify(event)}\n\n`), closing: "data: [DONE]\n\n" };
+  }
+  const frames = stream.events.map((event) => {
+    const type = typeof event === "object" && event !== null && !Array.isArray(event) ? event.type : undefined;
+    const name = typeof type === "string" ? `event: ${type}\n` : "";
+    return `${name}data: ${JSON.stringify(event)}\n\n`;
+  });
+  return { frames, closing: "" };
 }
 
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const;
@@ -59,7 +71,7 @@ const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-
 export interface Pacing {
   /** After the headers (sent at once), before the first event. */
   readonly firstTokenMs: number;
-  /** Between one event and the next; `data: [DONE]` goes out with the last event. */
+  /** Between one event and the next; a closing `data: [DONE]` goes out with the last event. */
   readonly interTokenMs: number;
 }
 
@@ -69,31 +81,30 @@ export const NO_PACING: Pacing = { firstTokenMs: 0, interTokenMs: 0 };
 export type StreamEnd = "completed" | "cancelled";
 
 /**
- * Sends a stream of JSON events closed by `data: [DONE]`, paced like a model decoding tokens: the
- * headers at once, then each event on a timer. A client (or Envoy) that goes away mid-stream, or
- * `stop` (the server closing), stops the writing and its timer; the promise says which happened.
+ * Sends a stream of JSON events in its framing, paced like a model decoding tokens: the headers at
+ * once, then each event on a timer. A client (or Envoy) that goes away mid-stream, or `stop` (the
+ * server closing), stops the writing and its timer; the promise says which happened.
  */
 export function sendStream(
   res: ServerResponse,
-  events: readonly JsonValue[],
+  stream: StreamAnswer,
   headers: Readonly<Record<string, string>>,
   pacing: Pacing,
   clock: BatcherClock = realClock,
   stop?: AbortSignal,
 ): Promise<StreamEnd> {
   res.writeHead(200, { ...headers, ...SSE_HEADERS });
-  const frames = sseFrames(events);
+  const { frames, closing } = sseFrames(stream);
   if (pacing.firstTokenMs === 0 && pacing.interTokenMs === 0) {
     for (const frame of frames) res.write(frame);
-    res.end();
+    res.end(closing);
     return Promise.resolve("completed");
   }
   res.flushHeaders();
-  // One write per event; [DONE] rides with the last one, as servers send it right after the final chunk.
-  const writes = frames.slice(0, -1);
-  const done = frames.at(-1) ?? "";
-  if (writes.length === 0) writes.push(done);
-  else writes[writes.length - 1] += done;
+  // One write per event; a closing [DONE] rides with the last one, as servers send it right after the final chunk.
+  const writes = [...frames];
+  if (writes.length === 0) writes.push(closing);
+  else writes[writes.length - 1] += closing;
   return new Promise((resolve) => {
     let cancelTimer: (() => void) | undefined;
     let next = 0;
@@ -145,7 +156,8 @@ export function resetMidResponse(res: ServerResponse, result: Answer, headers: R
     partial = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
   } else {
     res.writeHead(200, { ...headers, ...SSE_HEADERS });
-    partial = sseFrames(result.events)[0] ?? "";
+    const { frames, closing } = sseFrames(result);
+    partial = frames[0] ?? closing;
   }
   res.write(partial, () => res.socket?.destroy());
 }

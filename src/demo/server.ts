@@ -1,8 +1,9 @@
 // The demo model server behind `make run`, the end-to-end tests and the benchmarks: speaks the
-// OpenAI, predict and KServe v2 APIs with reproducible answers, simulates a batching accelerator's
-// latency, streams answers paced like token decoding (firstTokenMs, interTokenMs), injects failures
-// on demand, and exposes a /__demo control plane (never proxied in production) so tests can see what
-// reached the upstream, including streams a client cut short, and switch model versions at runtime.
+// OpenAI (chat, completions, embeddings, responses), predict and KServe v2 APIs with reproducible
+// answers, simulates a batching accelerator's latency, streams answers paced like token decoding
+// (firstTokenMs, interTokenMs), injects failures on demand, and exposes a /__demo control plane
+// (never proxied in production) so tests can see what reached the upstream, including streams a
+// client cut short, and switch model versions at runtime.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { BoundedLabel } from "../metrics/labels.js";
@@ -41,7 +42,7 @@ export interface DemoStats {
   readonly maxActive: number;
   /** Requests queued for a batch slot. */
   readonly waiting: number;
-  /** Streamed (SSE) answers written to the end, `data: [DONE]` included. */
+  /** Streamed (SSE) answers written to the end, the closing `data: [DONE]` or response.completed included. */
   readonly streamsCompleted: number;
   /**
    * Streamed answers whose client (or Envoy) went away mid-stream: the demo noticed the close,
@@ -173,7 +174,7 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
         sendJson(res, result.status, result.body, headers, wire);
         return String(result.status);
       }
-      const end = await sendStream(res, result.events, headers, pacing, clock, closing.signal);
+      const end = await sendStream(res, result, headers, pacing, clock, closing.signal);
       if (end === "completed") streamsCompleted++;
       else streamsCancelled++;
       return "200";

@@ -32,6 +32,7 @@ t.test("routes: the model APIs match, names are decoded, everything else is unkn
   t.same(matchModelRoute("/v1/chat/completions"), { kind: "chat" });
   t.same(matchModelRoute("/v1/completions"), { kind: "completions" });
   t.same(matchModelRoute("/v1/embeddings"), { kind: "embeddings" });
+  t.same(matchModelRoute("/v1/responses"), { kind: "responses" });
   t.same(matchModelRoute("/v1/predict/eta%20v2"), { kind: "predict", task: "eta v2" });
   t.same(matchModelRoute("/v2/models/resnet/infer"), { kind: "infer", model: "resnet" });
   t.same(matchModelRoute("/v2/models/resnet/versions/3/infer"), { kind: "infer", model: "resnet" });
@@ -154,9 +155,10 @@ t.test("infer: echoes the first tensor flattened, with its shape, as FP32", asyn
   jsonBody(answer({ kind: "infer", model: "m" }, { inputs: [{ shape: [-1] }] }, context), 400);
 });
 
-t.test("requestedTokens reads max_tokens or max_completion_tokens, 0 when absent", async (t) => {
+t.test("requestedTokens reads max_tokens, max_completion_tokens or max_output_tokens, 0 when absent", async (t) => {
   t.equal(requestedTokens({ max_tokens: 64 }), 64);
   t.equal(requestedTokens({ max_completion_tokens: 32 }), 32);
+  t.equal(requestedTokens({ max_output_tokens: 48 }), 48);
   t.equal(requestedTokens({ max_tokens: "many" }), 0);
   t.equal(requestedTokens([]), 0);
 });
@@ -268,3 +270,208 @@ t.test(
     }
   },
 );
+
+const responsesRoute = { kind: "responses" } as const;
+
+type ResponseBody = {
+  id: string;
+  output: { id: string; content: { type: string; text: string }[] }[];
+  usage: { input_tokens: number; output_tokens: number; total_tokens: number };
+};
+
+function outputText(body: Record<string, JsonValue>): string {
+  return (body as unknown as ResponseBody).output[0]?.content[0]?.text ?? "";
+}
+
+t.test("responses: the Responses API shape, the prompt is the instructions then the input's text", async (t) => {
+  const request = {
+    model: "demo-llm",
+    instructions: "Be brief.",
+    input: [
+      { role: "user", content: "What is the ETA?" },
+      { type: "message", role: "user", content: [{ type: "input_text", text: "Order 42." }] },
+    ],
+    max_output_tokens: 12,
+  };
+  const body = jsonBody(answer(responsesRoute, request, context));
+  const prompt = "Be brief.\nWhat is the ETA?\nOrder 42.";
+  const text = replyText(prompt, 0, 12);
+  const outputTokens = estimateTokens(text);
+  t.same(body, {
+    id: "resp_demotest",
+    object: "response",
+    created_at: context.createdSeconds,
+    status: "completed",
+    error: null,
+    incomplete_details: null,
+    instructions: "Be brief.",
+    max_output_tokens: 12,
+    model: "demo-llm",
+    output: [
+      {
+        type: "message",
+        id: "msg_demotest",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text, annotations: [] }],
+      },
+    ],
+    usage: {
+      input_tokens: estimateTokens(prompt),
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: outputTokens,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: estimateTokens(prompt) + outputTokens,
+    },
+  });
+  t.same(jsonBody(answer(responsesRoute, request, context)), body, "same request, same answer");
+
+  const plain = jsonBody(answer(responsesRoute, { input: "hello" }, context));
+  t.match(plain, { model: "demo", instructions: null, max_output_tokens: null });
+  t.equal(outputText(plain), replyText("hello", 0, 16), "a string input is the prompt; 16 tokens by default");
+});
+
+t.test("responses: invalid requests get a 400 naming the field", async (t) => {
+  const cases: [JsonValue, RegExp][] = [
+    [[], /JSON object/],
+    [{}, /^input/],
+    [{ input: [] }, /^input/],
+    [{ input: [{ content: "no role" }] }, /^input/],
+    [{ input: 3 }, /^input/],
+    [{ input: "x", instructions: 3 }, /^instructions/],
+    [{ input: "x", max_output_tokens: 0 }, /^max_output_tokens/],
+    [{ input: "x", max_output_tokens: 1.5 }, /^max_output_tokens/],
+    [{ input: "x", stream: "yes" }, /^stream/],
+  ];
+  for (const [request, message] of cases) {
+    const body = jsonBody(answer(responsesRoute, request, context), 400);
+    t.match(body.error, { message, type: "invalid_request_error" }, JSON.stringify(request));
+  }
+});
+
+t.test("responses: structured output by text.format json_schema or x-demo-task, breaks like chat's", async (t) => {
+  const request = {
+    model: "triage-1",
+    input: "my invoice is wrong",
+    text: { format: { type: "json_schema", name: "chat_structured", schema: {}, strict: true } },
+  };
+  t.same(
+    JSON.parse(outputText(jsonBody(answer(responsesRoute, request, context)))),
+    renderOutput("chat_structured", "v1", request),
+  );
+
+  const byHeader = { model: "triage-1", input: "my invoice is wrong" };
+  const structured = { ...context, task: "chat_structured" };
+  t.same(
+    JSON.parse(outputText(jsonBody(answer(responsesRoute, byHeader, structured)))),
+    renderOutput("chat_structured", "v1", byHeader),
+  );
+  const broken = jsonBody(answer(responsesRoute, byHeader, { ...structured, variant: "empty_summary" }));
+  t.same(JSON.parse(outputText(broken)), renderOutput("chat_structured", "empty_summary", byHeader));
+  const fenced = outputText(jsonBody(answer(responsesRoute, byHeader, { ...structured, fence: true })));
+  t.match(fenced, /^\n```json\n\{.*\}\n```\n$/s, "fenced like chat content");
+
+  const chatFormat = {
+    ...byHeader,
+    response_format: { type: "json_schema", json_schema: { name: "chat_structured" } },
+  };
+  t.throws(
+    () => JSON.parse(outputText(jsonBody(answer(responsesRoute, chatFormat, context)))),
+    "chat's response_format is not the Responses API's",
+  );
+  const unknownName = { ...byHeader, text: { format: { type: "json_schema", name: "not-a-task", schema: {} } } };
+  t.throws(
+    () => JSON.parse(outputText(jsonBody(answer(responsesRoute, unknownName, context)))),
+    "an unknown schema name gets plain text",
+  );
+  const missing = jsonBody(answer(responsesRoute, byHeader, { ...structured, variant: "no-such-break" }), 404);
+  t.match(missing.error, { type: "not_found" });
+});
+
+type TypedEvent = Record<string, JsonValue> & { type: string; sequence_number: number };
+
+function typedEvents(result: Answer): TypedEvent[] {
+  if (result.kind !== "stream") throw new Error("expected a stream");
+  if (result.framing !== "typed") throw new Error(`expected typed framing, got ${result.framing}`);
+  return result.events as TypedEvent[];
+}
+
+t.test(
+  "responses stream: typed events numbered from 0, the text in deltas, response.completed the whole response",
+  async (t) => {
+    const request = { model: "demo-llm", input: "tell me about tides", max_output_tokens: 40, stream: true };
+    const events = typedEvents(answer(responsesRoute, request, context));
+    t.same(
+      events.map((event) => event.sequence_number),
+      events.map((_, index) => index),
+      "sequence_number counts every event from 0",
+    );
+    const types = events.map((event) => event.type);
+    const deltas = events.filter((event) => event.type === "response.output_text.delta");
+    t.same(types, [
+      "response.created",
+      "response.in_progress",
+      "response.output_item.added",
+      "response.content_part.added",
+      ...deltas.map(() => "response.output_text.delta"),
+      "response.output_text.done",
+      "response.content_part.done",
+      "response.output_item.done",
+      "response.completed",
+    ]);
+    const whole = jsonBody(answer(responsesRoute, { ...request, stream: false }, context));
+    const text = outputText(whole);
+    t.ok(deltas.length >= 5, `${deltas.length} deltas`);
+    t.same(
+      deltas.map((event) => event.delta),
+      text.match(/.{1,12}/gs),
+      "generated prose in chat's 12-character pieces",
+    );
+    for (const event of events.slice(3, -2)) {
+      t.match(event, { item_id: "msg_demotest", output_index: 0, content_index: 0 }, event.type);
+    }
+    t.match(events[0], {
+      response: { id: "resp_demotest", status: "in_progress", output: [], usage: null, model: "demo-llm" },
+    });
+    t.match(events[2], {
+      item: { type: "message", id: "msg_demotest", status: "in_progress", role: "assistant", content: [] },
+    });
+    t.match(events[3], { part: { type: "output_text", text: "", annotations: [] } });
+    t.match(events.at(-4), { text });
+    t.match(events.at(-3), { part: { type: "output_text", text } });
+    t.same(events.at(-2)?.item as JsonValue, (whole.output as JsonValue[])[0], "the item done is the output item");
+    t.same(
+      events.at(-1)?.response,
+      { ...whole, max_output_tokens: 40 },
+      "response.completed carries the unstreamed response",
+    );
+    t.same(typedEvents(answer(responsesRoute, request, context)), events, "same request, same events");
+  },
+);
+
+t.test("responses stream of structured output: the same token pieces as chat's content events", async (t) => {
+  const structured = { ...context, task: "chat_structured", variant: "empty_summary" };
+  const request = { model: "triage-1", input: [{ role: "user", content: "My invoice is wrong" }], stream: true };
+  const events = typedEvents(answer(responsesRoute, request, structured));
+  const deltas = events.filter((event) => event.type === "response.output_text.delta").map((event) => event.delta);
+  const text = deltas.join("");
+  t.same(JSON.parse(text), renderOutput("chat_structured", "empty_summary", request));
+  t.same(deltas, tokenPieces(text), "tokenizer-sized pieces");
+  const chat = streamEvents(
+    answer({ kind: "chat" }, { model: "triage-1", messages: request.input, stream: true }, structured),
+  ) as unknown as ChatChunk[];
+  const chatText = chat.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("");
+  t.same(
+    tokenPieces(chatText),
+    chat.slice(1, -1).map((chunk) => chunk.choices[0]?.delta.content),
+    "chat's pieces",
+  );
+  t.ok(text.indexOf('"summary":""') > text.indexOf('"tags":['), "the violating value after conforming fields");
+});
+
+t.test("stream framing: chat and completions close with [DONE], the Responses API names its events", async (t) => {
+  const chat = answer({ kind: "chat" }, { messages: [{ role: "user", content: "x" }], stream: true }, context);
+  const completions = answer({ kind: "completions" }, { prompt: "x", stream: true }, context);
+  const responses = answer(responsesRoute, { input: "x", stream: true }, context);
+  t.match([chat, completions, responses], [{ framing: "done" }, { framing: "done" }, { framing: "typed" }]);
+});

@@ -443,10 +443,22 @@ t.test("embeddings: every catalogue variant reaches the wire as is, whatever its
   t.equal(otherTask.data[0]?.embedding.length, 8, "a variant of another task keeps a stable vector");
 });
 
-/** One SSE event as a client saw it: its data payload and when its last byte arrived (ms after the request was sent). */
+/** One SSE event as a client saw it: its name, data payload and when its last byte arrived (ms after the request was sent). */
 interface TimedEvent {
+  readonly event?: string;
   readonly data: string;
   readonly at: number;
+}
+
+/** An SSE block's `event:` name (if any) and its `data:` lines joined. */
+function parseBlock(block: string): { event?: string; data: string } {
+  const lines = block.split("\n");
+  const event = lines.find((line) => line.startsWith("event: "))?.slice("event: ".length);
+  const data = lines
+    .filter((line) => line.startsWith("data: "))
+    .map((line) => line.slice("data: ".length))
+    .join("\n");
+  return event === undefined ? { data } : { event, data };
 }
 
 /**
@@ -477,7 +489,7 @@ function timedStream(
           raw += chunk;
           pending += chunk;
           for (let end = pending.indexOf("\n\n"); end >= 0; end = pending.indexOf("\n\n")) {
-            events.push({ data: pending.slice(0, end).replace(/^data: /, ""), at });
+            events.push({ ...parseBlock(pending.slice(0, end)), at });
             pending = pending.slice(end + 2);
           }
           if (events.length >= cutAfter) {
@@ -689,4 +701,112 @@ t.test("the mid-stream break streams its conforming fields before the violating 
   const before = whole.slice(0, delivered);
   t.match(before, /^\{"category":"technical","priority":\d,"tags":\["bug"\],/, "conforming fields first");
   t.ok(at < contents.length - 1, "more content (needs_human) follows the violating value");
+});
+
+const responsesRequest = { model: "demo-llm", input: "How late is my order?", max_output_tokens: 24, stream: true };
+
+t.test("responses: JSON unstreamed; streamed, typed events named by their type and no [DONE]", async (t) => {
+  const { url, post, control } = await startModel(t);
+  const whole = await post("/v1/responses", { ...responsesRequest, stream: false });
+  t.equal(whole.status, 200);
+  t.match(whole.headers.get("content-type"), /^application\/json/);
+  const body = (await whole.json()) as { object: string; status: string; output: { content: { text: string }[] }[] };
+  t.match(body, { object: "response", status: "completed", model: "demo-llm" });
+
+  const streamed = await timedStream(url, "/v1/responses", responsesRequest);
+  t.equal(streamed.status, 200);
+  const events = streamed.events.map((event) => ({
+    ...event,
+    json: JSON.parse(event.data) as Record<string, unknown>,
+  }));
+  t.ok(
+    events.every((event) => event.event === event.json.type),
+    "every event named by its type",
+  );
+  t.notOk(streamed.raw.includes("[DONE]"), "no [DONE]: response.completed ends the stream");
+  t.equal(events.at(-1)?.event, "response.completed");
+  const text = events
+    .filter((event) => event.event === "response.output_text.delta")
+    .map((event) => event.json.delta)
+    .join("");
+  t.equal(text, body.output[0]?.content[0]?.text, "the deltas add up to the unstreamed text");
+  t.match(await control<DemoStats>("stats"), { byPath: { "/v1/responses": 2 }, streamsCompleted: 1 });
+
+  const cut = await post("/v1/responses", responsesRequest, { "x-demo-reset": "1" });
+  await t.rejects(cut.text(), "a typed stream is cut off too");
+});
+
+t.test("responses stream: unpaced in one go, byte for byte the answer's typed frames", async (t) => {
+  const { url, control } = await startModel(t);
+  const result = await timedStream(url, "/v1/responses", responsesRequest);
+  const created = JSON.parse(result.events[0]?.data ?? "{}") as { response: { created_at: number } };
+  const expected = answer({ kind: "responses" }, responsesRequest, {
+    variant: "v1",
+    version: "v1",
+    task: undefined,
+    fence: false,
+    responseId: "demo-1",
+    createdSeconds: created.response.created_at,
+  });
+  if (expected.kind !== "stream") throw new Error("expected a stream");
+  const frames = expected.events.map((event) => {
+    const type = (event as { type: string }).type;
+    return `event: ${type}\ndata: ${JSON.stringify(event)}\n\n`;
+  });
+  t.equal(result.raw, frames.join(""));
+  t.match(await control<DemoStats>("stats"), { streamsCompleted: 1, streamsCancelled: 0, inFlight: 0 });
+});
+
+t.test("responses stream: paced like chat, by the settings and per request by the headers", async (t) => {
+  const firstTokenMs = 200;
+  const interTokenMs = 20;
+  const { url, control } = await startModel(t, { firstTokenMs, interTokenMs });
+  const paced = await timedStream(url, "/v1/responses", responsesRequest);
+  const events = paced.events;
+  t.ok(events.length >= 12, `${events.length} events`);
+  const firstAt = events[0]?.at ?? 0;
+  const lastAt = events.at(-1)?.at ?? 0;
+  t.ok(paced.headersAt < firstAt, "headers before the first event");
+  t.ok(firstAt >= 0.6 * firstTokenMs, `first event after ${firstAt.toFixed(1)} ms`);
+  // No [DONE] riding with the last event: n events span n − 1 gaps.
+  const expectedSpread = (events.length - 1) * interTokenMs;
+  t.ok(
+    lastAt - firstAt >= 0.6 * expectedSpread,
+    `spread ${(lastAt - firstAt).toFixed(1)} ms, at least 60 % of ${expectedSpread} ms`,
+  );
+  t.ok(new Set(events.map((event) => event.at)).size >= events.length / 2, "one event per write, not a burst");
+
+  const unpaced = await timedStream(url, "/v1/responses", responsesRequest, {
+    "x-demo-first-token-ms": "0",
+    "x-demo-inter-token-ms": "0",
+  });
+  const withoutIdentity = (timed: readonly TimedEvent[]) =>
+    timed.map((event) => event.data.replace(/"(resp|msg)_demo\d+"/g, "ID").replace(/"created_at":\d+/g, ""));
+  t.same(withoutIdentity(unpaced.events), withoutIdentity(events), "pacing changes the timing only");
+  t.ok((unpaced.events.at(-1)?.at ?? 0) < lastAt, "headers override the settings per request");
+  t.match(await control<DemoStats>("stats"), { streamsCompleted: 2, streamsCancelled: 0 });
+});
+
+t.test("responses stream: a client that leaves mid-stream is counted as cancelled", async (t) => {
+  const { url, control } = await startModel(t, { interTokenMs: 30 });
+  const cut = await timedStream(url, "/v1/responses", { ...responsesRequest, max_output_tokens: 400 }, {}, 3);
+  t.ok(cut.events.length >= 3 && cut.events.length < 20, `left after ${cut.events.length} events`);
+  await waitForStats(control, (stats) => stats.streamsCancelled === 1 && stats.inFlight === 0);
+});
+
+t.test("responses stream: x-demo-task, -variant and -version as on chat", async (t) => {
+  const { url } = await startModel(t);
+  const headers = { "x-demo-task": "chat_structured", "x-demo-variant": "empty_summary", "x-demo-version": "v2" };
+  const request = { model: "triage-1", input: "my parcel is late", stream: true };
+  const result = await timedStream(url, "/v1/responses", request, headers);
+  const deltas = result.events
+    .filter((event) => event.event === "response.output_text.delta")
+    .map((event) => (JSON.parse(event.data) as { delta: string }).delta);
+  t.same(JSON.parse(deltas.join("")), renderOutput("chat_structured", "empty_summary", request));
+  const response = await fetch(`${url}/v1/responses`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ ...request, stream: false }),
+  });
+  t.equal(response.headers.get("x-model-version"), "v2");
 });
