@@ -228,9 +228,10 @@ t.test("the Responses API through Envoy and the guard", async (t) => {
     t.equal((await checks(stack, "violated")) - violatedBefore, 1, "one violated check");
   });
 
-  t.test("a rule only the whole message shows: cut before response.completed", async (t) => {
+  t.test("a rule only the whole message shows: cut before the payload's done events", async (t) => {
     // priority 1 without needs_human breaks a message-level CEL rule: no single value is wrong, so
-    // the final check on the assembled response decides, and the closing event is what is withheld.
+    // the final check on the assembled response decides; the event that finishes the payload
+    // (output_text.done) and all after it wait for it.
     const answer = await stream(responses, triageRequest, {
       ...TRIAGE,
       ...PACING,
@@ -245,7 +246,10 @@ t.test("the Responses API through Envoy and the guard", async (t) => {
       violations: [{ field: TEXT_PATH, rule: "triage.urgent_needs_human" }],
     });
     const seen = answer.events.map(({ event }) => event).filter((event) => event !== "response.output_text.delta");
-    t.comment(`events other than deltas the client got before the error: ${seen.join(", ")}`);
+    t.notOk(
+      seen.some((event) => event?.endsWith(".done")),
+      `no done event (output_text.done repeats the whole text) before the verdict: ${seen.join(", ")}`,
+    );
   });
 
   t.test("unstreamed: a conforming answer passes, a break is the guard's 502 OpenAI error object", async (t) => {

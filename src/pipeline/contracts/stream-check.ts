@@ -181,6 +181,10 @@ export class StreamCheck {
         };
       }
     }
+    // The event that finishes a payload (a choice's finish_reason, response.output_text.done, which
+    // repeats the whole text) waits for the verdict, and everything after it with it: a client
+    // acting on "done" must not act on an answer the end-of-stream rules may still reject.
+    if (reading.completed.some((target) => this.#target(target) !== undefined)) gate = true;
     this.#hold({ raw: event.raw, waits, gate }, out);
     if (reading.done) return this.#final();
     return undefined;

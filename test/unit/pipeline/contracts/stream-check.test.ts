@@ -232,3 +232,10 @@ t.test("more outputs than maxTargets make the stream unverifiable", async (t) =>
   const event = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "m", choices })}\n\n`;
   t.match(check.push(encoder.encode(event), false).verdict, { kind: "unverifiable", detail: /more than 2 outputs/ });
 });
+
+t.test("enforce: the event that finishes the payload waits for the final verdict, and what follows it", async (t) => {
+  const text = chatStream(triage("urgent_without_human"));
+  const result = run(await chatCheck(true), text, 1);
+  t.notOk(result.out.includes('"finish_reason":"stop"'), "the finishing chunk is withheld with the verdict");
+  t.equal(contentOf(result.out), triage("urgent_without_human"), "every content delta went on");
+});
