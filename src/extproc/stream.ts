@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
 import { answerFormatFor, guardAnswer } from "../pipeline/answers.js";
 import type { ExchangeRun, MergedEdits, PhaseResult, Pipeline } from "../pipeline/pipeline.js";
+import { isEventStream } from "../pipeline/response-shape.js";
 import type { Outcome, ResponseBodyNeed } from "../pipeline/types.js";
 import {
   commonResponse,
@@ -294,6 +295,7 @@ export class StreamProcessor {
     this.#bodyBytes = 0;
     if (body === "whole") this.#state = "response_body";
     else if (body === "stream") this.#state = "response_stream";
+    else if (!endOfStream && isEventStream(headers.get("content-type"))) this.#complete(false, "until_envoy_closes");
     else this.#complete();
   }
 
@@ -387,7 +389,12 @@ export class StreamProcessor {
 
   // The outcome is recorded before #done: onDone may close the stream at once, and close() records
   // "unknown" for anything not yet recorded.
-  #complete(streamed = false): void {
+  /**
+   * until_envoy_closes: a streamed answer goes on without the guard, for seconds. Ending the call
+   * now would leave Envoy to reset it when the answer ends (measured: one RST_STREAM per stream,
+   * and Node's rapid-reset limit then closes the connection); Envoy closes it gracefully itself.
+   */
+  #complete(streamed = false, end: "now" | "until_envoy_closes" = "now"): void {
     this.#finish({
       answeredBy: this.#responseStatus === undefined ? "unknown" : "upstream",
       cancelled: false,
@@ -395,7 +402,8 @@ export class StreamProcessor {
       ...(this.#responseStatus === undefined ? {} : { status: this.#responseStatus }),
       ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
     });
-    this.#done();
+    if (end === "now") this.#done();
+    else this.#state = "done";
   }
 
   #replied(result: PhaseResult): result is Extract<PhaseResult, { type: "reply" }> {

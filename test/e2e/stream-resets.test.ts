@@ -48,3 +48,42 @@ t.test(`${REQUESTS} requests, ${CONCURRENCY} at a time: no ext_proc stream lost 
     "no stream ended in a reset",
   );
 });
+
+t.test("streamed answers no stage follows end their ext_proc streams without resets too", async (t) => {
+  // A contract for another model: the guard reads the request's model and the response headers,
+  // then has nothing more to do while the answer streams on for longer than that took.
+  const contract = {
+    message: "demo.v1.TicketTriage",
+    payload: "choices[*].message.content<json>",
+    models: ["triage*"],
+  };
+  const stack = await stackFor(t, {
+    guardConfig: {
+      routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" }, usage: { enabled: false }, contract }],
+    },
+  });
+  const streams = 400;
+  let next = 0;
+  const statuses = new Map<number, number>();
+  const worker = async (): Promise<void> => {
+    while (next < streams) {
+      next++;
+      const answer = await post(
+        `${stack.url}/v1/chat/completions`,
+        { model: "demo", stream: true, max_tokens: 16, messages: [{ role: "user", content: "hi" }] },
+        { "x-demo-first-token-ms": "5", "x-demo-inter-token-ms": "15" },
+        30_000,
+      );
+      const done = answer.text.includes("data: [DONE]");
+      statuses.set(done ? answer.status : -1, (statuses.get(done ? answer.status : -1) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: 20 }, worker));
+  t.same(Object.fromEntries(statuses), { 200: streams }, "every stream answered 200 and ended with [DONE]");
+  t.equal(await envoyCounter(stack.envoy.adminUrl, "http.inference.ext_proc.streams_failed"), 0);
+  t.equal(
+    await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_rq_tx_reset"),
+    0,
+    "no ext_proc stream ended in a reset",
+  );
+});
