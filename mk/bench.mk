@@ -7,9 +7,10 @@
 bench: build envoy system-deps
 	node dist/bench/pipeline/main.js $(BENCH_ARGS)
 
-## Every configuration once at a tiny load (seconds): checks the harness, not the guard
+## Every configuration once at a tiny load (seconds): checks the harnesses, not the guard
 bench-quick: build envoy system-deps
 	node dist/bench/pipeline/main.js --quick --out .tap/bench-quick $(BENCH_ARGS)
+	node dist/bench/streaming/main.js --quick --out .tap/bench-quick
 
 # Configurations f and f_d with a reference written in Go (google.golang.org/grpc + go-control-plane):
 # b's and d's ext_proc message exchanges with no work done, so the report separates the protocol's
@@ -29,3 +30,22 @@ bench-vs-go: build envoy system-deps $(GO_PEER)
 .PHONY: bench-transport
 bench-transport: build system-deps $(GO_PEER)
 	node dist/bench/transport/main.js --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_ADDR)' --peer-addr $(GO_PEER_ADDR) --peer-name 'Go reference (grpc-go)' $(TRANSPORT_ARGS)
+
+# Streamed (SSE) answers: Envoy alone, the Go reference peer exchanging the guard's stream messages
+# with no work (-stream), the guard with a model its contract does not bind, incremental + shadow and
+# incremental + enforce, each at 50 and 200 concurrent streams, 3 interleaved runs (~6 minutes;
+# add full = config/default.yaml with STREAMING_ARGS="--only envoy,peer,unbound,shadow,enforce,full").
+# Writes bench/results/streaming-<date>.json and .md. Extra options: STREAMING_ARGS, e.g.
+# STREAMING_ARGS="--only envoy,enforce,full --runs 1" or "--cpu-prof /tmp/prof".
+GO_PEER_STREAM_ADDR ?= 127.0.0.1:50098
+.PHONY: bench-streaming bench-streaming-quick
+
+## Streamed answers: added time to first token, inter-event gaps, CPU per event beside Envoy alone and the Go peer
+bench-streaming: build envoy $(GO_PEER)
+	node dist/bench/streaming/main.js --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_STREAM_ADDR) -stream' \
+		--peer-addr $(GO_PEER_STREAM_ADDR) --peer-name 'Go reference (grpc-go)' $(STREAMING_ARGS)
+
+## Every streaming configuration once at a toy load (seconds): checks the harness, not the guard
+bench-streaming-quick: build envoy $(GO_PEER)
+	node dist/bench/streaming/main.js --quick --out .tap/bench-quick --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_STREAM_ADDR) -stream' \
+		--peer-addr $(GO_PEER_STREAM_ADDR) --peer-name 'Go reference (grpc-go)' $(STREAMING_ARGS)

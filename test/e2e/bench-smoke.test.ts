@@ -1,7 +1,7 @@
-// `make bench-vs-go` and `make bench-transport` stay runnable: each harness measures every
-// configuration once at a tiny load, including the Go reference ext_proc peer (configurations f and
-// f_d; bench/peers/go-extproc, built here through the Makefile as those targets build it), and
-// writes a well-formed report.
+// `make bench-vs-go`, `make bench-transport` and `make bench-streaming` stay runnable: each harness
+// measures every configuration once at a tiny load, including the Go reference ext_proc peer
+// (configurations f and f_d, and the streaming peer with -stream; bench/peers/go-extproc, built here
+// through the Makefile as those targets build it), and writes a well-formed report.
 // Only the shape of the report is checked; its numbers mean nothing at this load.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import type { BenchReport } from "../../bench/pipeline/report.js";
+import type { StreamingReport } from "../../bench/streaming/report.js";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
 
@@ -142,4 +143,48 @@ t.test("the transport benchmark measures the guard and a peer and writes its rep
     );
     t.ok(server.pipelined.cpuUsPerStream >= 0 && server.rssMb > 0, `${server.name}: CPU and memory measured`);
   }
+});
+
+t.test("the streaming benchmark streams through every configuration and writes its report", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "bench-streaming-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const peerAddress = `127.0.0.1:${await freePort()}`;
+  const { code, output } = await run(
+    ["--quick", "--out", dir, "--peer-cmd", goPeer(peerAddress, "-stream"), "--peer-addr", peerAddress],
+    "streaming",
+  );
+  t.equal(code, 0, output.slice(-3_000));
+  t.match(output, /config\s+TTFT p50/, "prints the table");
+  const files = (await readdir(dir)).filter((name) => /^streaming-\d{4}-\d{2}-\d{2}\.(json|md)$/.test(name)).sort();
+  t.equal(files.length, 2, `a .json and a .md: ${files.join(", ")}`);
+  const report = JSON.parse(await readFile(join(dir, files[0]!), "utf8")) as StreamingReport;
+  t.equal(report.schema, "inference-guard-bench-streaming/1");
+  t.same(report.problems, []);
+  t.ok((report.request.eventsPerStream ?? 0) > 10, "the demo streamed its events");
+  t.same(
+    report.configurations.map((configuration) => configuration.id),
+    ["envoy", "peer", "unbound", "shadow", "enforce"],
+  );
+  for (const configuration of report.configurations) {
+    t.test(configuration.id, async (t) => {
+      t.equal(configuration.rounds.length, 1);
+      const round = configuration.rounds[0]!;
+      t.equal(round.error, undefined);
+      t.same(round.probe?.mismatches, [], "the probe stream showed the configuration's headers and check");
+      const point = configuration.points[0]!;
+      t.equal(point.concurrency, 4);
+      t.ok((point.median.streams ?? 0) > 0 && point.median.failed === 0, "streams started and ended with [DONE]");
+      t.ok((point.median.eventsPerSecond ?? 0) > 0 && (point.median.ttftP50Ms ?? 0) > 0, "events timed");
+      if (configuration.id === "envoy") t.equal(point.median.serverCpuUsPerEvent, null, "no guard, no guard CPU");
+      else t.ok((point.median.serverCpuUsPerEvent ?? -1) >= 0, "guard (or peer) CPU measured");
+    });
+  }
+  // The contract really checked the streams: every stream of the round counted, bound or not.
+  const checks = (id: string) =>
+    report.configurations.find((configuration) => configuration.id === id)?.rounds[0]?.checks;
+  t.ok((checks("enforce")?.passed ?? 0) > 0, "enforce: streams passed the contract");
+  t.ok((checks("shadow")?.passed ?? 0) > 0, "shadow: streams passed the contract");
+  t.ok((checks("unbound")?.not_applicable ?? 0) > 0, "unbound: the contract did not apply");
+  t.equal(report.targets.length, 14, "targets judged for unbound, shadow and enforce");
+  t.match(await readFile(join(dir, files[1]!), "utf8"), /## Summary/);
 });
