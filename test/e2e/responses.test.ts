@@ -11,69 +11,20 @@ import { renderOutput } from "../../src/demo/outputs.js";
 import type { Stack } from "../../src/devstack/stack.js";
 import type { JsonValue } from "../../src/pipeline/types.js";
 import { post, stackFor, upstreamServed } from "../helpers/e2e.js";
+import {
+  eventually,
+  guardMetrics,
+  INTER_TOKEN_MS,
+  PACING,
+  type StreamEvent,
+  sentBody,
+  streamPost,
+  streamsCancelled,
+  TRIAGE,
+} from "../helpers/sse-client.js";
 
-const FIRST_TOKEN_MS = 150;
-const INTER_TOKEN_MS = 40;
-const PACING = { "x-demo-first-token-ms": String(FIRST_TOKEN_MS), "x-demo-inter-token-ms": String(INTER_TOKEN_MS) };
-const TRIAGE = { "x-demo-task": "chat_structured" };
 const BREAK = { ...TRIAGE, "x-demo-variant": "empty_summary", "x-demo-version": "v2" };
 const TEXT_PATH = "output[0].content[0].text<json>";
-
-interface StreamEvent {
-  /** Ms after the request was sent. */
-  readonly at: number;
-  readonly event: string | undefined;
-  readonly data: string;
-}
-
-interface Streamed {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly events: StreamEvent[];
-  /** The response body broke off (a reset) rather than ending. */
-  readonly broken: boolean;
-}
-
-/** The body stream() sends: the demo model derives its answer from exactly these bytes. */
-function sentBody(body: Record<string, unknown>): Record<string, unknown> {
-  return { stream: true, ...body };
-}
-
-/** Posts a streaming Responses request and records every SSE event with its arrival time. */
-async function stream(url: string, body: Record<string, unknown>, headers: Record<string, string>): Promise<Streamed> {
-  const sent = performance.now();
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(sentBody(body)),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const events: StreamEvent[] = [];
-  let buffered = "";
-  let broken = false;
-  const decoder = new TextDecoder();
-  const reader = response.body?.getReader();
-  try {
-    while (reader !== undefined) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffered += decoder.decode(value, { stream: true });
-      for (let end = buffered.indexOf("\n\n"); end !== -1; end = buffered.indexOf("\n\n")) {
-        const lines = buffered.slice(0, end).split("\n");
-        buffered = buffered.slice(end + 2);
-        const event = lines.find((line) => line.startsWith("event: "))?.slice("event: ".length);
-        const data = lines
-          .filter((line) => line.startsWith("data: "))
-          .map((line) => line.slice("data: ".length))
-          .join("\n");
-        events.push({ at: performance.now() - sent, event, data });
-      }
-    }
-  } catch {
-    broken = true;
-  }
-  return { status: response.status, headers: response.headers, events, broken };
-}
 
 /** The events' JSON payloads (each Responses API event is one JSON object). */
 function payloads(events: readonly StreamEvent[]): Record<string, unknown>[] {
@@ -91,34 +42,11 @@ function textOf(events: readonly StreamEvent[]): string {
     .join("");
 }
 
-async function guardMetrics(stack: Stack): Promise<string> {
-  return (await fetch(`${stack.guard?.adminUrl}/metrics`)).text();
-}
-
 const checks = async (stack: Stack, result: string): Promise<number> =>
   metricSum(await guardMetrics(stack), "guard_contract_checks_total", { contract: "demo.v1.TicketTriage", result });
 
-/** Streams cancelled by either demo pool (the complexity stage picks the pool). */
-async function streamsCancelled(stack: Stack): Promise<number> {
-  let total = 0;
-  for (const pool of [stack.light, stack.heavy]) {
-    total += ((await (await fetch(`${pool.url}/__demo/stats`)).json()) as { streamsCancelled: number })
-      .streamsCancelled;
-  }
-  return total;
-}
-
 async function served(stack: Stack): Promise<number> {
   return (await upstreamServed(stack.light.url)) + (await upstreamServed(stack.heavy.url));
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return check();
 }
 
 /** Asserts the text deltas were spread over the generation, not delivered in one burst. */
@@ -159,7 +87,7 @@ t.test("the Responses API through Envoy and the guard", async (t) => {
 
   t.test("a conforming streamed answer: paced, checked, complete, counted as passed", async (t) => {
     const passedBefore = await checks(stack, "passed");
-    const answer = await stream(responses, triageRequest, { ...TRIAGE, ...PACING });
+    const answer = await streamPost(responses, triageRequest, { ...TRIAGE, ...PACING });
     t.equal(answer.status, 200);
     t.match(answer.headers.get("content-type"), /text\/event-stream/);
     t.equal(answer.headers.get("x-guard-route"), "responses", "the default config's responses route");
@@ -196,7 +124,7 @@ t.test("the Responses API through Envoy and the guard", async (t) => {
   t.test("a value breaks the contract mid-stream: cut before it with an error event, the model stops", async (t) => {
     const cancelledBefore = await streamsCancelled(stack);
     const violatedBefore = await checks(stack, "violated");
-    const answer = await stream(responses, triageRequest, { ...BREAK, ...PACING });
+    const answer = await streamPost(responses, triageRequest, { ...BREAK, ...PACING });
     t.equal(answer.status, 200, "the stream had started");
     t.notOk(answer.broken, "the cut is a clean end of the response, not a reset");
     const full = JSON.stringify(renderOutput("chat_structured", "empty_summary", sentBody(triageRequest) as JsonValue));
@@ -232,7 +160,7 @@ t.test("the Responses API through Envoy and the guard", async (t) => {
     // priority 1 without needs_human breaks a message-level CEL rule: no single value is wrong, so
     // the final check on the assembled response decides; the event that finishes the payload
     // (output_text.done) and all after it wait for it.
-    const answer = await stream(responses, triageRequest, {
+    const answer = await streamPost(responses, triageRequest, {
       ...TRIAGE,
       ...PACING,
       "x-demo-variant": "urgent_without_human",

@@ -10,86 +10,22 @@ import t, { type Test } from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
 import { renderOutput } from "../../src/demo/outputs.js";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
-import type { Stack } from "../../src/devstack/stack.js";
 import type { JsonValue } from "../../src/pipeline/types.js";
 import { defaultConfigWith, stackFor, upstreamServed } from "../helpers/e2e.js";
+import {
+  eventually,
+  FIRST_TOKEN_MS,
+  guardMetrics,
+  INTER_TOKEN_MS,
+  PACING,
+  type StreamEvent,
+  sentBody,
+  streamPost,
+  streamsCancelled,
+  TRIAGE,
+} from "../helpers/sse-client.js";
 
-const FIRST_TOKEN_MS = 150;
-const INTER_TOKEN_MS = 40;
-const PACING = { "x-demo-first-token-ms": String(FIRST_TOKEN_MS), "x-demo-inter-token-ms": String(INTER_TOKEN_MS) };
-const TRIAGE = { "x-demo-task": "chat_structured" };
 const CONTENT_PATH = "choices[0].message.content<json>";
-
-interface StreamEvent {
-  /** Ms after the request was sent. */
-  readonly at: number;
-  readonly event: string | undefined;
-  readonly data: string;
-}
-
-interface Streamed {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly events: StreamEvent[];
-  readonly raw: string;
-  /** The response body broke off (a reset) rather than ending. */
-  readonly broken: boolean;
-}
-
-/** The body stream() sends: the demo model derives its answer from exactly these bytes. */
-function sentBody(body: Record<string, unknown>): Record<string, unknown> {
-  return { stream: true, ...body };
-}
-
-/** Posts a streaming request and records every SSE event with its arrival time. */
-async function stream(
-  url: string,
-  body: Record<string, unknown>,
-  headers: Record<string, string>,
-  abortAfterEvents?: number,
-): Promise<Streamed> {
-  const controller = new AbortController();
-  const sent = performance.now();
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(sentBody(body)),
-    signal: controller.signal,
-  });
-  const events: StreamEvent[] = [];
-  let raw = "";
-  let buffered = "";
-  let broken = false;
-  const decoder = new TextDecoder();
-  const reader = response.body?.getReader();
-  try {
-    while (reader !== undefined) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const text = decoder.decode(value, { stream: true });
-      raw += text;
-      buffered += text;
-      for (let end = buffered.indexOf("\n\n"); end !== -1; end = buffered.indexOf("\n\n")) {
-        const block = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
-        const lines = block.split("\n");
-        const event = lines.find((line) => line.startsWith("event: "))?.slice("event: ".length);
-        const data = lines
-          .filter((line) => line.startsWith("data: "))
-          .map((line) => line.slice("data: ".length))
-          .join("\n");
-        events.push({ at: performance.now() - sent, event, data });
-      }
-      if (abortAfterEvents !== undefined && events.length >= abortAfterEvents) {
-        controller.abort();
-        break;
-      }
-    }
-  } catch {
-    broken = !controller.signal.aborted;
-  }
-  return { status: response.status, headers: response.headers, events, raw, broken };
-}
 
 /** The text a chat stream's content deltas add up to. */
 function contentOf(events: readonly StreamEvent[]): string {
@@ -104,26 +40,6 @@ function contentOf(events: readonly StreamEvent[]): string {
 
 function contentEvents(events: readonly StreamEvent[]): StreamEvent[] {
   return events.filter(({ data, event }) => event === undefined && data !== "[DONE]" && data.includes('"content":"'));
-}
-
-async function guardMetrics(stack: Stack): Promise<string> {
-  return (await fetch(`${stack.guard?.adminUrl}/metrics`)).text();
-}
-
-async function demoStats(stack: Stack): Promise<{ streamsCompleted: number; streamsCancelled: number }> {
-  return (await (await fetch(`${stack.light.url}/__demo/stats`)).json()) as {
-    streamsCompleted: number;
-    streamsCancelled: number;
-  };
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return check();
 }
 
 interface PythonResult {
@@ -174,7 +90,7 @@ t.test("streams through Envoy and the guard", async (t) => {
   };
 
   t.test("a model the contract does not bind is never held: tokens arrive as generated", async (t) => {
-    const answer = await stream(
+    const answer = await streamPost(
       chat,
       { model: "demo", messages: [{ role: "user", content: "tell me a long story about a lighthouse" }] },
       PACING,
@@ -188,7 +104,7 @@ t.test("streams through Envoy and the guard", async (t) => {
 
   t.test("enforce, conforming: checked event by event, forwarded as it comes, complete", async (t) => {
     const before = metricSum(await guardMetrics(stack), "guard_contract_checks_total", { result: "passed" });
-    const answer = await stream(chat, triageRequest, { ...TRIAGE, ...PACING });
+    const answer = await streamPost(chat, triageRequest, { ...TRIAGE, ...PACING });
     t.equal(answer.status, 200);
     assertPaced(t, answer.events, "enforce, conforming");
     t.same(
@@ -203,8 +119,8 @@ t.test("streams through Envoy and the guard", async (t) => {
   });
 
   t.test("enforce, a value breaks the contract mid-stream: cut before it, the model stops", async (t) => {
-    const statsBefore = await demoStats(stack);
-    const answer = await stream(chat, triageRequest, {
+    const cancelledBefore = await streamsCancelled(stack);
+    const answer = await streamPost(chat, triageRequest, {
       ...TRIAGE,
       ...PACING,
       "x-demo-variant": "empty_summary",
@@ -232,14 +148,14 @@ t.test("streams through Envoy and the guard", async (t) => {
     });
     t.match(String(error.message), /summary/, "the message names the field");
     t.ok(
-      await eventually(async () => (await demoStats(stack)).streamsCancelled > statsBefore.streamsCancelled),
+      await eventually(async () => (await streamsCancelled(stack)) > cancelledBefore),
       "the upstream saw the stream reset before it finished generating",
     );
   });
 
   t.test("a client that leaves mid-stream returns its admission budget at once", async (t) => {
     const slow = { "x-demo-first-token-ms": "50", "x-demo-inter-token-ms": "200" };
-    const answer = await stream(
+    const answer = await streamPost(
       chat,
       { model: "demo", messages: [{ role: "user", content: "a story with many, many words in it please" }] },
       slow,
@@ -360,7 +276,7 @@ t.test("shadow and stream: buffer", async (t) => {
 
   t.test("shadow passes every byte at once and counts the violation", async (t) => {
     const before = metricSum(await guardMetrics(stack), "guard_contract_checks_total", { result: "violated" });
-    const answer = await stream(chat, request, { ...broken, ...PACING });
+    const answer = await streamPost(chat, request, { ...broken, ...PACING });
     assertPaced(t, answer.events, "shadow");
     t.equal(
       contentOf(answer.events),
@@ -391,12 +307,12 @@ t.test("timeouts: a long healthy stream is not cut, a stalled one is", async (t)
   // 16 output tokens: an unstreamed request of this size gets the 1 s timeout floor.
   const request = { model: "demo", max_tokens: 16, messages: [{ role: "user", content: "tell me about tides" }] };
 
-  const healthy = await stream(chat, request, { "x-demo-first-token-ms": "100", "x-demo-inter-token-ms": "400" });
+  const healthy = await streamPost(chat, request, { "x-demo-first-token-ms": "100", "x-demo-inter-token-ms": "400" });
   const lasted = healthy.events.at(-1)?.at ?? 0;
   t.ok(lasted > 1_500, `the stream lasted ${Math.round(lasted)} ms, past the 1 s unstreamed timeout`);
   t.equal(healthy.events.at(-1)?.data, "[DONE]", "and ended well");
 
-  const stalled = await stream(chat, request, { "x-demo-first-token-ms": "100", "x-demo-inter-token-ms": "3000" });
+  const stalled = await streamPost(chat, request, { "x-demo-first-token-ms": "100", "x-demo-inter-token-ms": "3000" });
   t.notOk(
     stalled.events.some(({ data }) => data === "[DONE]"),
     "a stream with no data for longer than the route's idle_timeout is ended",
