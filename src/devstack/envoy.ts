@@ -28,10 +28,17 @@ export interface RunningEnvoy {
 export async function startEnvoy(
   values: EnvoyConfigValues,
   workDir: string,
-  options: { concurrency?: number; logLevel?: string; onOutput?: (chunk: string) => void } = {},
+  options: {
+    concurrency?: number;
+    logLevel?: string;
+    onOutput?: (chunk: string) => void;
+    /** Changes the rendered config before Envoy reads it: tests of settings users get wrong. */
+    editConfig?: (yaml: string) => string;
+  } = {},
 ): Promise<RunningEnvoy> {
   const configFile = join(workDir, "envoy.yaml");
-  await writeFile(configFile, renderEnvoyConfig(await loadEnvoyTemplate(), values));
+  const rendered = renderEnvoyConfig(await loadEnvoyTemplate(), values);
+  await writeFile(configFile, options.editConfig === undefined ? rendered : options.editConfig(rendered));
   const proc = spawnManaged(
     "envoy",
     envoyBinary(),

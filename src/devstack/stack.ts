@@ -39,6 +39,8 @@ export interface StackOptions {
   readonly demoArgs?: { readonly light?: readonly string[]; readonly heavy?: readonly string[] };
   readonly envoyConcurrency?: number;
   readonly envoyLogLevel?: string;
+  /** Changes the rendered Envoy config (e.g. a setting users get wrong); tests only. */
+  readonly editEnvoyConfig?: (yaml: string) => string;
   /** Alternative ext_proc server (benchmark peer): command run through a shell, and its address. */
   readonly peer?: { readonly command: string; readonly address: string };
   readonly echo?: boolean;
@@ -201,6 +203,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       {
         ...(options.envoyConcurrency === undefined ? {} : { concurrency: options.envoyConcurrency }),
         ...(options.envoyLogLevel === undefined ? {} : { logLevel: options.envoyLogLevel }),
+        ...(options.editEnvoyConfig === undefined ? {} : { editConfig: options.editEnvoyConfig }),
         ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[envoy] ${chunk}`) } : {}),
       },
     );

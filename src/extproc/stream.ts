@@ -9,6 +9,7 @@ import { answerFormatFor, guardAnswer } from "../pipeline/answers.js";
 import type { ExchangeRun, MergedEdits, PhaseResult, Pipeline } from "../pipeline/pipeline.js";
 import { isEventStream } from "../pipeline/response-shape.js";
 import type { Outcome, ResponseBodyNeed } from "../pipeline/types.js";
+import type { ModeOverrideWatch } from "./override-watch.js";
 import {
   commonResponse,
   decodeHeaders,
@@ -26,6 +27,21 @@ import {
 export const METADATA_NAMESPACE = "inference_guard";
 
 type State = "request_headers" | "request_body" | "response_headers" | "response_body" | "response_stream" | "done";
+
+/** States entered after asking Envoy (by mode_override) for a phase it would not send otherwise. */
+const AWAITING_ENVOY: ReadonlySet<State> = new Set([
+  "request_body",
+  "response_headers",
+  "response_body",
+  "response_stream",
+]);
+
+/**
+ * Envoy that dropped a mode_override sees nothing more to do and closes the stream within
+ * milliseconds of the guard's answer (measured: 2–15 ms); a client that gives up waiting for the
+ * upstream leaves later.
+ */
+const QUICK_CLOSE_MS = 1_000;
 
 export interface StreamDeps {
   /** The pipeline in force when the stream opens (hot reload swaps it for new streams only). */
@@ -48,6 +64,8 @@ export interface StreamDeps {
    * a 400 ms queue wait asking for 500 ms would otherwise cut Envoy's 1 s wait to 500 ms.
    */
   readonly messageTimeoutMs?: () => number;
+  /** Shared by all streams: notices an Envoy that drops the guard's mode_override (override-watch.ts). */
+  readonly overrideWatch?: ModeOverrideWatch;
 }
 
 /** The guard's own answer for a body it would need buffered but Envoy cannot hold. */
@@ -115,6 +133,13 @@ export class StreamProcessor {
   #responseStatus: number | undefined;
   #bodyChunks: Uint8Array[] = [];
   #bodyBytes = 0;
+  /**
+   * When the guard's latest answer asked Envoy for a phase it had not been sending (a body, the
+   * response headers) and no frame has come since: Envoy closing the stream quickly instead means
+   * it dropped the mode_override (override-watch.ts).
+   */
+  #askedAt: number | undefined;
+  #askedEnvoy = false;
   #observabilityCounted = false;
   #closed = false;
   readonly #deps: StreamDeps;
@@ -146,6 +171,8 @@ export class StreamProcessor {
       return;
     }
     metrics.messages.inc({ frame: kind });
+    this.#askedAt = undefined;
+    const before = this.#state;
     if (frame.observabilityMode === true) {
       // Envoy does not wait for answers in observability mode, and a late answer would be
       // misread as one for a later frame; the guard only counts what it saw.
@@ -166,6 +193,25 @@ export class StreamProcessor {
     } finally {
       stopTimer();
     }
+    if (this.#state !== before && AWAITING_ENVOY.has(this.#state) && !this.#closed) {
+      this.#askedAt = this.#deps.now();
+      this.#askedEnvoy = true;
+    }
+  }
+
+  /**
+   * Once per stream that asked Envoy for more: every asked-for phase came, or Envoy closed at once
+   * without one. A client that gave up waiting for the upstream (a later close) says neither.
+   */
+  #tellOverrideWatch(error: unknown): void {
+    const watch = this.#deps.overrideWatch;
+    if (this.#askedAt === undefined) {
+      if (this.#askedEnvoy) watch?.asked(true);
+      return;
+    }
+    if (error !== undefined) return;
+    this.#deps.metrics.anomalies.inc({ kind: "asked_frame_missing" });
+    if (this.#deps.now() - this.#askedAt <= QUICK_CLOSE_MS) watch?.asked(false);
   }
 
   /**
@@ -193,6 +239,7 @@ export class StreamProcessor {
     if (error !== undefined) metrics.streams.inc({ outcome: "error" });
     else metrics.streams.inc({ outcome: unfinished ? "cancelled" : "completed" });
     if (unfinished) metrics.anomalies.inc({ kind: "cancelled_mid_request" });
+    this.#tellOverrideWatch(error);
     this.#finish({
       answeredBy: "unknown",
       cancelled: unfinished,
@@ -281,14 +328,12 @@ export class StreamProcessor {
     const status = Number.parseInt(headers.get(":status") ?? "", 10);
     this.#responseStatus = Number.isFinite(status) ? status : undefined;
     const endOfStream = frame.responseHeaders?.endOfStream === true;
-    const requested: ResponseBodyNeed = run.needs.responseBody ? "whole" : "none";
     const result = await run.responseHeaders({ status: this.#responseStatus ?? 0, headers, endOfStream });
     if (this.#replied(result)) return;
     const body = endOfStream ? "none" : result.body;
     this.#emit({
       responseHeaders: { response: commonResponse(result.edits, false) },
-      // The mode asked for at the request stays unless this response needs another.
-      ...(body === requested ? {} : { modeOverride: this.#responseMode(body) }),
+      ...(body === "none" ? {} : { modeOverride: this.#responseMode(body) }),
       ...this.#metadata(result.edits),
     });
     this.#bodyChunks = [];
@@ -429,6 +474,12 @@ export class StreamProcessor {
     if (!this.#closed) this.#onDone?.();
   }
 
+  /**
+   * The mode asked for at the request headers. The response body is never asked for here, even by
+   * a stage that will want it: the response headers decide (#responseMode), so that an Envoy that
+   * drops the override shows as a body that never comes (overrideWatch) rather than as a buffered
+   * body whose streamed answers Envoy would silently ignore.
+   */
   #mode(): WireProcessingMode {
     const needs = this.#run?.needs;
     const wantsResponse = needs !== undefined && (needs.responseHeaders || needs.responseBody);
@@ -436,7 +487,6 @@ export class StreamProcessor {
       ...PASS_THROUGH_MODE,
       responseHeaderMode: wantsResponse ? "SEND" : "SKIP",
       requestBodyMode: needs?.requestBody === true ? "BUFFERED" : "NONE",
-      responseBodyMode: needs?.responseBody === true ? "BUFFERED" : "NONE",
     };
   }
 

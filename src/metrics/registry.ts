@@ -23,6 +23,7 @@ export interface CoreMetrics {
   readonly activeStreams: Gauge;
   readonly messages: Counter<"frame">;
   readonly anomalies: Counter<"kind">;
+  readonly modeOverrideIgnored: Gauge;
   readonly messageSeconds: Histogram<"frame">;
   readonly stageErrors: Counter<"stage" | "phase">;
   readonly requests: Counter<"route" | "answered_by" | "code_class">;
@@ -59,8 +60,13 @@ export function createCoreMetrics(version: string): CoreMetrics {
     }),
     anomalies: new Counter({
       name: "guard_extproc_anomalies_total",
-      help: "Protocol situations the guard tolerated: unexpected_order, duplicate_body, streamed_body, observability_mode, cancelled_mid_request, handler_error, unknown_frame, undecodable_frame.",
+      help: "Protocol situations the guard tolerated: unexpected_order, duplicate_body, streamed_body, observability_mode, cancelled_mid_request, handler_error, unknown_frame, undecodable_frame, asked_frame_missing (the stream closed before a phase the guard asked for came: the client left, or Envoy dropped the mode_override).",
       labelNames: ["kind"],
+      registers,
+    }),
+    modeOverrideIgnored: new Gauge({
+      name: "guard_extproc_mode_override_ignored",
+      help: "1 while Envoy drops the guard's mode_override (5 streams in a row closed at once without the phase the guard asked for): those exchanges pass unchecked. 0 otherwise.",
       registers,
     }),
     messageSeconds: new Histogram({

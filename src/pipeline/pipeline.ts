@@ -2,6 +2,7 @@
 // merged, the first reply wins, a throwing hook is counted and skipped. Knows nothing of ext_proc.
 import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
+import type { AnswerCode } from "./answer-catalogue.js";
 import { type MatchableRoute, matchRoute } from "./routing/match.js";
 import type {
   ChunkStep,
@@ -121,24 +122,28 @@ export class ExchangeRun {
 
   /**
    * One chunk of a streamed response (the stages' need was "stream"), through the stages inside
-   * out. A stage that throws is counted and lets its input through; the first cut ends the chain.
+   * out. A stage that throws is counted and lets its input through. The first cut decides the
+   * end: the stages outside it still get its bytes, as the stream's last chunk, since they are
+   * what the client gets (usage times the first token by them, and must see the released
+   * output that precedes an error event).
    */
   async responseChunk(chunk: Uint8Array, endOfStream: boolean): Promise<ChunkStep> {
     let bytes = chunk;
+    let cut: AnswerCode | undefined;
     for (let index = this.#runs.length - 1; index >= 0; index--) {
       const started = this.#runs[index] as StartedRun;
       if (started.run.onResponseChunk === undefined) continue;
       let step: ChunkStep;
       try {
-        step = await started.run.onResponseChunk(bytes, endOfStream);
+        step = await started.run.onResponseChunk(bytes, endOfStream || cut !== undefined);
       } catch (error) {
         this.#pipeline.stageFailed(started.stage, "response_chunk", error, this.exchange);
         continue;
       }
-      if (step.type === "cut") return step;
+      if (step.type === "cut") cut ??= step.reason;
       bytes = step.bytes;
     }
-    return { type: "forward", bytes };
+    return cut === undefined ? { type: "forward", bytes } : { type: "cut", bytes, reason: cut };
   }
 
   /** Idempotent: the first call wins, so stream close after a completed exchange is harmless. */

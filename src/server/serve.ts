@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { type PreparedGuard, prepareGuard } from "../config/prepare.js";
 import type { GuardConfig } from "../config/schema.js";
 import type { ConfigIssue } from "../config-kit/issues.js";
+import { ModeOverrideWatch } from "../extproc/override-watch.js";
 import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
 import { VERSION } from "../version.js";
@@ -61,6 +62,7 @@ export async function startGuard(
     now,
     requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
     messageTimeoutMs: () => config.envoy.messageTimeoutMs,
+    overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, log),
   });
   const status = new StatusReporter({
     registry: () => metrics.registry,

@@ -2,7 +2,7 @@
 // StreamProcessor over them, so state-machine tests read as "frames in → frames out".
 import { pino } from "pino";
 import { configSchema, type RouteConfig } from "../../src/config/schema.js";
-import { StreamProcessor } from "../../src/extproc/stream.js";
+import { type StreamDeps, StreamProcessor } from "../../src/extproc/stream.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../src/extproc/wire.js";
 import { type CoreMetrics, createCoreMetrics } from "../../src/metrics/registry.js";
 import { Pipeline } from "../../src/pipeline/pipeline.js";
@@ -68,13 +68,16 @@ export function harness(
   stages: Stage[],
   routes: RouteConfig[] = [route("test")],
   metrics = createCoreMetrics("test"),
+  deps: Pick<StreamDeps, "overrideWatch"> = {},
 ): Harness {
   const log = pino({ level: "silent" });
   let clock = 0;
   const now = (): number => (clock += 5);
   const pipeline = new Pipeline(routes, stages, { metrics, log, now });
   const sent: ProcessingResponse[] = [];
-  const processor = new StreamProcessor({ pipeline: () => pipeline, metrics, log, now }, (frame) => sent.push(frame));
+  const processor = new StreamProcessor({ pipeline: () => pipeline, metrics, log, now, ...deps }, (frame) =>
+    sent.push(frame),
+  );
   return {
     metrics,
     sent,

@@ -100,6 +100,31 @@ t.test("a stream cut inside the usage stage: counted as cut, usage never came", 
   t.equal(await s.sum("guard_stream_time_to_first_token_seconds_count"), 1);
 });
 
+t.test(
+  "a cut that releases held output with its error event: the usage stage times the first token by it",
+  async (t) => {
+    let held = "";
+    const s = stack(
+      inner((chunk) => {
+        held += new TextDecoder().decode(chunk);
+        if (!held.includes("def")) return { type: "forward", bytes: new Uint8Array() };
+        // The settled events go out, then the error event ends the stream.
+        const released = `${events.slice(0, 2).join("")}event: error\ndata: {}\n\n`;
+        return { type: "cut", bytes: new TextEncoder().encode(released), reason: "contract.violated" };
+      }),
+    );
+    await s.at(0, requestHeaders({}, true));
+    await s.at(10, responseHeaders(200, SSE));
+    await s.at(20, responseBody(events.slice(0, 2).join(""), false));
+    t.equal(await s.sum("guard_stream_time_to_first_token_seconds_count"), 0, "everything is held until the cut");
+    await s.at(40, responseBody(events.slice(2).join(""), false));
+    t.equal(s.processor.state, "done");
+    t.equal(await s.sum("guard_streams_total", { outcome: "cut" }), 1);
+    t.equal(await s.sum("guard_stream_time_to_first_token_seconds_count"), 1, "the released output was seen");
+    t.equal(await s.sum("guard_stream_time_to_first_token_seconds_sum"), 0.04, "at the cut, when the client got it");
+  },
+);
+
 t.test("a client leaving mid-stream: cancelled", async (t) => {
   const s = stack(inner((chunk) => ({ type: "forward", bytes: chunk })));
   await s.at(0, requestHeaders({}, true));
