@@ -19,6 +19,10 @@ const COMPLEXITY = {
   },
   // Bodies above 64 KiB are scored by their length without being parsed.
   maxBodyBytes: 65_536,
+  // The output size is learned after three reported answers, each new one weighing 1/4: the
+  // timeouts above hold (the requests before the third name their max_tokens; the 300 ms one asks
+  // for 1 token, which the learned size cannot exceed), and convergence takes a few dozen requests.
+  output: { minSamples: 3, memory: 4 },
 };
 
 const chat = (content: string, maxTokens: number): JsonObject => ({
@@ -26,6 +30,9 @@ const chat = (content: string, maxTokens: number): JsonObject => ({
   messages: [{ role: "user", content }],
   max_tokens: maxTokens,
 });
+
+/** Streamed answers in the convergence test: with memory 4, the long answers' weight falls to 0.75^24 ≈ 0.1%. */
+const ANSWERS = 24;
 
 let sequence = 0;
 /** A marker per request so the upstream's record of it can be found among the others. */
@@ -39,8 +46,10 @@ async function seenUpstream(poolUrl: string, headers: Record<string, string>): P
 
 t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => {
   const base = await defaultConfigWith({});
+  // The usage stage reads every non-streamed answer's usage, not only the ones another stage buffers:
+  // the output estimate and the latency model learn from reported completion tokens only.
   const routes = (base.routes as JsonObject[]).map((route) =>
-    route.name === "chat" ? { ...route, complexity: COMPLEXITY } : route,
+    route.name === "chat" ? { ...route, complexity: COMPLEXITY, usage: { countBodies: true } } : route,
   );
   const stack = await stackFor(t, { guardConfig: { ...base, routes } });
   const guard = stack.guard;
@@ -145,5 +154,56 @@ t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => 
       "residual variance is measured",
     );
     t.equal(metricSum(metrics, "guard_complexity_model_fitted", { route: "chat" }), 0, "still on the prior");
+  });
+
+  t.test("the output estimate converges on the completion tokens the demo model reports", async (t) => {
+    const estimate = async () =>
+      metricSum(await guard.metrics(), "guard_complexity_output_tokens_estimate", { route: "chat" });
+    const before = await guard.metrics();
+    const learnedBefore = await estimate();
+    // Streamed, with no max_tokens: the demo answers up to its default of 16 tokens and reports them
+    // in the usage event; the guard follows each stream to its end.
+    const reported: number[] = [];
+    const estimates: number[] = [];
+    for (let i = 0; i < ANSWERS; i++) {
+      const answer = await post(url, {
+        model: "demo",
+        messages: [{ role: "user", content: `convergence ${i}: what changed in the release?` }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      t.equal(answer.status, 200);
+      const usage = answer.text
+        .split("\n\n")
+        .filter((event) => event.startsWith("data: {"))
+        .map((event) => JSON.parse(event.slice("data: ".length)) as { usage?: { completion_tokens: number } | null })
+        .find((event) => event.usage !== undefined && event.usage !== null)?.usage;
+      if (usage === undefined || usage === null) throw new Error(`no usage event in ${answer.text}`);
+      reported.push(usage.completion_tokens);
+      estimates.push(await estimate());
+    }
+    const after = await guard.metrics();
+    const recent = reported.slice(-8);
+    const demoMean = recent.reduce((sum, tokens) => sum + tokens, 0) / recent.length;
+    const learned = estimates.at(-1) ?? 0;
+    t.comment(`estimate ${learnedBefore.toFixed(1)} → ${estimates.map((value) => value.toFixed(1)).join(" → ")}`);
+    t.comment(`demo reported ${reported.join(", ")} completion tokens (mean of the last 8: ${demoMean.toFixed(1)})`);
+    t.ok(
+      learnedBefore > 4 * demoMean,
+      `before: ${learnedBefore.toFixed(1)} tokens per answer (the default, or the long answers above)`,
+    );
+    t.ok(
+      Math.abs(learned - demoMean) <= 0.25 * demoMean,
+      `after ${ANSWERS} answers: ${learned.toFixed(1)} tokens, the demo's ${demoMean.toFixed(1)}`,
+    );
+    const delta = (name: string, labels: Record<string, string>) =>
+      metricSum(after, name, labels) - metricSum(before, name, labels);
+    t.equal(delta("guard_complexity_output_updates_total", { route: "chat", result: "learned" }), ANSWERS);
+    t.equal(
+      delta("guard_complexity_model_updates_total", { route: "chat", result: "fitted" }),
+      ANSWERS,
+      "the latency model learns from each stream's whole generation",
+    );
+    t.equal(delta("guard_complexity_model_updates_total", { route: "chat", result: "skipped_streamed" }), 0);
   });
 });
