@@ -1,7 +1,8 @@
 // Complexity routing through a real Envoy 1.40: heavy requests reach the heavy pool and light ones
 // the light pool (Envoy re-selects the route on the guard's x-guard-tier), the timeout the guard
 // computes reaches the router and Envoy enforces it, unreadable bodies still pass (scored by size
-// and counted), and the online latency model reports after traffic. One stack for the whole file.
+// and counted), the online latency model reports after traffic, and the output estimate learns the
+// demo's reported completion tokens while admission counts the real cost. One stack for the file.
 import t from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
 import { defaultConfigWith, post, type SeenRequest, stackFor, upstreamRequests } from "../helpers/e2e.js";
@@ -33,6 +34,7 @@ const chat = (content: string, maxTokens: number): JsonObject => ({
 
 /** Streamed answers in the convergence test: with memory 4, the long answers' weight falls to 0.75^24 ≈ 0.1%. */
 const ANSWERS = 24;
+const LAST_FEW = 4;
 
 let sequence = 0;
 /** A marker per request so the upstream's record of it can be found among the others. */
@@ -165,7 +167,9 @@ t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => 
     // in the usage event; the guard follows each stream to its end.
     const reported: number[] = [];
     const estimates: number[] = [];
+    let lastFew = before;
     for (let i = 0; i < ANSWERS; i++) {
+      if (i === ANSWERS - LAST_FEW) lastFew = await guard.metrics();
       const answer = await post(url, {
         model: "demo",
         messages: [{ role: "user", content: `convergence ${i}: what changed in the release?` }],
@@ -205,5 +209,17 @@ t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => 
       "the latency model learns from each stream's whole generation",
     );
     t.equal(delta("guard_complexity_model_updates_total", { route: "chat", result: "skipped_streamed" }), 0);
+    t.ok(
+      delta("guard_admission_released_cost_total", { route: "chat", basis: "actual" }) > 0,
+      "admission counts the real cost of the reported answers",
+    );
+    t.equal(delta("guard_admission_released_cost_total", { route: "chat", basis: "estimate" }), 0);
+    t.equal(delta("guard_admission_cost_ratio_count", { route: "chat" }), ANSWERS);
+    // Priced at the learned size, the last answers cost about what was estimated (the first ones,
+    // priced at ~500 output tokens, cost a few percent of it).
+    const ratioBelow = (le: string) =>
+      metricSum(after, "guard_admission_cost_ratio_bucket", { route: "chat", le }) -
+      metricSum(lastFew, "guard_admission_cost_ratio_bucket", { route: "chat", le });
+    t.equal(ratioBelow("1.5") - ratioBelow("0.67"), LAST_FEW, "the last answers: real ÷ estimated cost in (0.67, 1.5]");
   });
 });
