@@ -1,8 +1,9 @@
 // The complexity stage: scores each request of a route that enables it, picks a tier (Envoy
 // re-selects the route on the tier header, so heavy requests reach their own cluster), sets an
 // upstream timeout that fits the predicted latency, and learns from completed requests: the route's
-// output size and latency, from the completion tokens the upstream reported (the usage stage, whose
-// onEnd runs before this one's), never from the output it only expected.
+// output size and latency, from the completion tokens the upstream reported, never from the output
+// it only expected. The usage stage sets exchange.completionTokens as the answer passes it (its
+// response hooks), so every stage's onEnd sees them, this one's included although it runs first.
 // Later stages read exchange.cost / outputPricing / tier / predictedLatencyMs (admission uses them).
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import type { Edits, Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
