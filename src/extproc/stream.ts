@@ -440,10 +440,12 @@ export class StreamProcessor {
    * and Node's rapid-reset limit then closes the connection); Envoy closes it gracefully itself.
    */
   #complete(streamed = false, end: "now" | "until_envoy_closes" = "now"): void {
+    const released = this.#releasedAt;
     this.#finish({
       answeredBy: this.#responseStatus === undefined ? "unknown" : "upstream",
       cancelled: false,
       ...(streamed ? { streamed } : {}),
+      ...(streamed && released !== undefined ? { generationMs: this.#deps.now() - released } : {}),
       ...(this.#responseStatus === undefined ? {} : { status: this.#responseStatus }),
       ...(this.#upstreamLatencyMs === undefined ? {} : { upstreamLatencyMs: this.#upstreamLatencyMs }),
     });

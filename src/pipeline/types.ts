@@ -102,6 +102,20 @@ export interface Outcome {
    * the upstream's latency as seen from the sidecar. Absent when no response headers were seen.
    */
   readonly upstreamLatencyMs?: number;
+  /**
+   * Time from the guard releasing the request until a streamed answer's last chunk passed: the
+   * whole generation as seen from the sidecar (upstreamLatencyMs is only its first token). Present
+   * for a streamed answer that the guard followed to its end.
+   */
+  readonly generationMs?: number;
+}
+
+/** How the complexity stage priced the request's output: the part of its cost the answer decides. */
+export interface OutputPricing {
+  /** Output tokens the cost assumed, all generations. */
+  readonly expectedTokens: number;
+  /** Cost units per output token. */
+  readonly costPerToken: number;
 }
 
 /**
@@ -116,6 +130,8 @@ export interface Exchange {
   response?: ResponseInfo;
   /** Estimated cost in cost units (set by the complexity stage). */
   cost?: number;
+  /** The output term of `cost` (complexity stage), so the real cost can be told once usage is reported. */
+  outputPricing?: OutputPricing;
   /** Routing tier chosen by the complexity stage, e.g. "light" | "heavy". */
   tier?: string;
   /**

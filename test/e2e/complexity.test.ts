@@ -1,7 +1,8 @@
 // Complexity routing through a real Envoy 1.40: heavy requests reach the heavy pool and light ones
 // the light pool (Envoy re-selects the route on the guard's x-guard-tier), the timeout the guard
 // computes reaches the router and Envoy enforces it, unreadable bodies still pass (scored by size
-// and counted), and the online latency model reports after traffic. One stack for the whole file.
+// and counted), the online latency model reports after traffic, and the output estimate learns the
+// demo's reported completion tokens while admission counts the real cost. One stack for the file.
 import t from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
 import { defaultConfigWith, post, type SeenRequest, stackFor, upstreamRequests } from "../helpers/e2e.js";
@@ -19,6 +20,10 @@ const COMPLEXITY = {
   },
   // Bodies above 64 KiB are scored by their length without being parsed.
   maxBodyBytes: 65_536,
+  // The output size is learned after three reported answers, each new one weighing 1/4: the
+  // timeouts above hold (the requests before the third name their max_tokens; the 300 ms one asks
+  // for 1 token, which the learned size cannot exceed), and convergence takes a few dozen requests.
+  output: { minSamples: 3, memory: 4 },
 };
 
 const chat = (content: string, maxTokens: number): JsonObject => ({
@@ -26,6 +31,10 @@ const chat = (content: string, maxTokens: number): JsonObject => ({
   messages: [{ role: "user", content }],
   max_tokens: maxTokens,
 });
+
+/** Streamed answers in the convergence test: with memory 4, the long answers' weight falls to 0.75^24 ≈ 0.1%. */
+const ANSWERS = 24;
+const LAST_FEW = 4;
 
 let sequence = 0;
 /** A marker per request so the upstream's record of it can be found among the others. */
@@ -39,8 +48,10 @@ async function seenUpstream(poolUrl: string, headers: Record<string, string>): P
 
 t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => {
   const base = await defaultConfigWith({});
+  // The usage stage reads every non-streamed answer's usage, not only the ones another stage buffers:
+  // the output estimate and the latency model learn from reported completion tokens only.
   const routes = (base.routes as JsonObject[]).map((route) =>
-    route.name === "chat" ? { ...route, complexity: COMPLEXITY } : route,
+    route.name === "chat" ? { ...route, complexity: COMPLEXITY, usage: { countBodies: true } } : route,
   );
   const stack = await stackFor(t, { guardConfig: { ...base, routes } });
   const guard = stack.guard;
@@ -145,5 +156,70 @@ t.test("complexity routing, timeouts and fallbacks through Envoy", async (t) => 
       "residual variance is measured",
     );
     t.equal(metricSum(metrics, "guard_complexity_model_fitted", { route: "chat" }), 0, "still on the prior");
+  });
+
+  t.test("the output estimate converges on the completion tokens the demo model reports", async (t) => {
+    const estimate = async () =>
+      metricSum(await guard.metrics(), "guard_complexity_output_tokens_estimate", { route: "chat" });
+    const before = await guard.metrics();
+    const learnedBefore = await estimate();
+    // Streamed, with no max_tokens: the demo answers up to its default of 16 tokens and reports them
+    // in the usage event; the guard follows each stream to its end.
+    const reported: number[] = [];
+    const estimates: number[] = [];
+    let lastFew = before;
+    for (let i = 0; i < ANSWERS; i++) {
+      if (i === ANSWERS - LAST_FEW) lastFew = await guard.metrics();
+      const answer = await post(url, {
+        model: "demo",
+        messages: [{ role: "user", content: `convergence ${i}: what changed in the release?` }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      t.equal(answer.status, 200);
+      const usage = answer.text
+        .split("\n\n")
+        .filter((event) => event.startsWith("data: {"))
+        .map((event) => JSON.parse(event.slice("data: ".length)) as { usage?: { completion_tokens: number } | null })
+        .find((event) => event.usage !== undefined && event.usage !== null)?.usage;
+      if (usage === undefined || usage === null) throw new Error(`no usage event in ${answer.text}`);
+      reported.push(usage.completion_tokens);
+      estimates.push(await estimate());
+    }
+    const after = await guard.metrics();
+    const recent = reported.slice(-8);
+    const demoMean = recent.reduce((sum, tokens) => sum + tokens, 0) / recent.length;
+    const learned = estimates.at(-1) ?? 0;
+    t.comment(`estimate ${learnedBefore.toFixed(1)} → ${estimates.map((value) => value.toFixed(1)).join(" → ")}`);
+    t.comment(`demo reported ${reported.join(", ")} completion tokens (mean of the last 8: ${demoMean.toFixed(1)})`);
+    t.ok(
+      learnedBefore > 4 * demoMean,
+      `before: ${learnedBefore.toFixed(1)} tokens per answer (the default, or the long answers above)`,
+    );
+    t.ok(
+      Math.abs(learned - demoMean) <= 0.25 * demoMean,
+      `after ${ANSWERS} answers: ${learned.toFixed(1)} tokens, the demo's ${demoMean.toFixed(1)}`,
+    );
+    const delta = (name: string, labels: Record<string, string>) =>
+      metricSum(after, name, labels) - metricSum(before, name, labels);
+    t.equal(delta("guard_complexity_output_updates_total", { route: "chat", result: "learned" }), ANSWERS);
+    t.equal(
+      delta("guard_complexity_model_updates_total", { route: "chat", result: "fitted" }),
+      ANSWERS,
+      "the latency model learns from each stream's whole generation",
+    );
+    t.equal(delta("guard_complexity_model_updates_total", { route: "chat", result: "skipped_streamed" }), 0);
+    t.ok(
+      delta("guard_admission_released_cost_total", { route: "chat", basis: "actual" }) > 0,
+      "admission counts the real cost of the reported answers",
+    );
+    t.equal(delta("guard_admission_released_cost_total", { route: "chat", basis: "estimate" }), 0);
+    t.equal(delta("guard_admission_cost_ratio_count", { route: "chat" }), ANSWERS);
+    // Priced at the learned size, the last answers cost about what was estimated (the first ones,
+    // priced at ~500 output tokens, cost a few percent of it).
+    const ratioBelow = (le: string) =>
+      metricSum(after, "guard_admission_cost_ratio_bucket", { route: "chat", le }) -
+      metricSum(lastFew, "guard_admission_cost_ratio_bucket", { route: "chat", le });
+    t.equal(ratioBelow("1.5") - ratioBelow("0.67"), LAST_FEW, "the last answers: real ÷ estimated cost in (0.67, 1.5]");
   });
 });

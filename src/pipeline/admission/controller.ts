@@ -63,6 +63,8 @@ export interface Completion {
   /** Present when the upstream answered normally: feeds the adaptive limit. */
   readonly latencyMs?: number;
   readonly predictedLatencyMs?: number;
+  /** The request's real cost once the upstream reported its output; the limit learns with it. */
+  readonly actualCost?: number;
 }
 
 /** Runs fn after delayMs (virtual or real time); returns a function that cancels it. */
@@ -200,10 +202,13 @@ export class AdmissionController {
 
     let ratio: number | undefined;
     if (completion.latencyMs !== undefined) {
+      // The budget got back exactly what the ticket held (above); what the upstream did is learned
+      // at its real size, so the latency per cost unit is not skewed by the estimate's error.
+      const cost = completion.actualCost ?? ticket.cost;
       const sample =
         completion.predictedLatencyMs === undefined
-          ? { cost: ticket.cost, latencyMs: completion.latencyMs }
-          : { cost: ticket.cost, latencyMs: completion.latencyMs, predictedLatencyMs: completion.predictedLatencyMs };
+          ? { cost, latencyMs: completion.latencyMs }
+          : { cost, latencyMs: completion.latencyMs, predictedLatencyMs: completion.predictedLatencyMs };
       const typicalCharge = (1 + this.#config.requestWeight) * (this.#typicalCost ?? ticket.cost);
       ratio = this.#limiter.observe(
         { ...sample, overlap: this.#overlapOf(ticket) },

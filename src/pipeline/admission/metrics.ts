@@ -8,10 +8,17 @@ import type { AdmissionController } from "./controller.js";
 export const QUEUE_WAIT_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5];
 /** Observed ÷ unloaded latency: 1 is unloaded, the default target is 1.8, ≥ 5 is a struggling upstream. */
 export const LATENCY_RATIO_BUCKETS = [0.5, 0.75, 1, 1.25, 1.5, 1.8, 2, 2.5, 3, 5, 10];
+/**
+ * Real ÷ estimated cost: symmetric around 1 on a log scale, from an answer 8× smaller than priced (a
+ * max_tokens budget it never used) to 8× larger.
+ */
+export const COST_RATIO_BUCKETS = [0.125, 0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.11, 1.25, 1.5, 2, 4, 8];
 
 export interface AdmissionMetrics {
   readonly shed: Counter<"reason" | "priority" | "route">;
   readonly admittedCost: Counter<"priority" | "route">;
+  readonly releasedCost: Counter<"priority" | "route" | "basis">;
+  readonly costRatio: Histogram<"route">;
   readonly queueWait: Histogram<"priority" | "result">;
   readonly latencyRatio: Histogram<"pool">;
   readonly badInput: Counter<"kind">;
@@ -71,6 +78,19 @@ export function createAdmissionMetrics(
       name: "guard_admission_admitted_cost_total",
       help: "Cost units admitted to the upstream, by priority and route",
       labelNames: ["priority", "route"],
+      registers,
+    }),
+    releasedCost: new Counter({
+      name: "guard_admission_released_cost_total",
+      help: "Cost units of admitted requests that ended, by priority, route and basis: actual (the estimate with the expected output replaced by the completion tokens the upstream reported) or estimate (no usage reported)",
+      labelNames: ["priority", "route", "basis"],
+      registers,
+    }),
+    costRatio: new Histogram({
+      name: "guard_admission_cost_ratio",
+      help: "Real cost divided by the estimated (admitted) cost, per ended request whose upstream reported usage, per route",
+      labelNames: ["route"],
+      buckets: COST_RATIO_BUCKETS,
       registers,
     }),
     queueWait: new Histogram({

@@ -1,6 +1,7 @@
 // The admission pipeline stage: prices and classifies each request, admits it against its pool's
 // adaptive budget (possibly after holding it in the queue), sheds it with an explicit answer, and
-// returns its cost exactly once when the exchange ends.
+// returns the budget it held exactly once when the exchange ends, counting its real cost when known.
+import { actualCost } from "../actual-cost.js";
 import { ANSWERS } from "../answer-catalogue.js";
 import { answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
@@ -144,12 +145,22 @@ class AdmissionRun implements StageRun {
       return;
     }
     if (state.kind !== "admitted") return;
+    const { ticket } = state;
+    // A request admitted at admission.defaultCost had no estimate for its real cost to correct.
+    const actual = ticket.cost === this.exchange.cost ? actualCost(this.exchange) : undefined;
+    const route = this.exchange.route.name;
+    this.metrics.releasedCost.inc(
+      { priority: this.#priority, route, basis: actual === undefined ? "estimate" : "actual" },
+      actual ?? ticket.cost,
+    );
+    if (actual !== undefined) this.metrics.costRatio.observe({ route }, actual / ticket.cost);
     const ratio = this.controller.release(
-      state.ticket,
+      ticket,
       completionFrom(outcome, {
-        heldMs: this.deps.now() - state.ticket.admittedAt,
+        heldMs: this.deps.now() - ticket.admittedAt,
         slowCallMs: this.settings.circuit.slowCallMs,
         predictedLatencyMs: this.exchange.predictedLatencyMs,
+        actualCost: actual,
       }),
     );
     if (ratio !== undefined) this.metrics.latencyRatio.observe({ pool: this.pool }, ratio);

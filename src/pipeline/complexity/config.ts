@@ -69,6 +69,28 @@ const modelSchema = z
   })
   .prefault({});
 
+const outputSchema = z
+  .strictObject({
+    /**
+     * Learn the route's output size from the completion tokens its upstream reports (the usage
+     * stage). Off: a request is expected to produce its whole max_tokens, or defaultMaxOutputTokens
+     * when it names none.
+     */
+    learn: z.boolean().default(true),
+    /**
+     * Reported answers needed before the learned size is used: it then replaces
+     * defaultMaxOutputTokens and is clamped by a request's max_tokens. The latency model's default.
+     */
+    minSamples: z.number().int().min(1).default(30),
+    /**
+     * Answers the learned size remembers: it is their mean until then, and afterwards each new
+     * answer weighs 1/memory. 200, as the latency model's forgetting (0.995), so both follow a new
+     * model version at the same pace.
+     */
+    memory: z.number().int().min(1).default(200),
+  })
+  .prefault({});
+
 const tokenizerSchema = z
   .strictObject({
     /**
@@ -99,8 +121,9 @@ export const complexityRouteSchema = z
     timeout: timeoutSchema,
     tokenizer: tokenizerSchema,
     model: modelSchema,
-    /** Output budget assumed when a generation request names none. */
+    /** Output tokens assumed when a generation request names no max_tokens, until `output` has learned. */
     defaultMaxOutputTokens: z.number().int().min(0).default(256),
+    output: outputSchema,
     /** Larger bodies are not parsed: they are scored by size (reason "too_large"). */
     maxBodyBytes: z.number().int().min(0).default(1_048_576),
     /** Deeper JSON is not parsed: it is scored by size (reason "too_deep"). */
@@ -157,3 +180,4 @@ export type CostWeights = ComplexityConfig["weights"];
 export type TierConfig = ComplexityConfig["tiers"][number];
 export type TimeoutConfig = ComplexityConfig["timeout"];
 export type ModelConfig = ComplexityConfig["model"];
+export type OutputConfig = ComplexityConfig["output"];

@@ -7,6 +7,7 @@ import { scanJson } from "./jsonScan.js";
 import { extractKserve } from "./kserve.js";
 import {
   type CountTokens,
+  type ExpectedOutput,
   extractChat,
   extractCompletions,
   extractEmbeddings,
@@ -45,7 +46,7 @@ export interface Estimate {
 export interface EstimateOptions {
   readonly maxBodyBytes: number;
   readonly maxDepth: number;
-  readonly defaultMaxOutputTokens: number;
+  readonly expectedOutput: ExpectedOutput;
   readonly countTokens: CountTokens;
 }
 
@@ -63,13 +64,13 @@ export function shapeFromBody(body: Record<string, unknown>): Shape {
 function extract(shape: Shape, body: Record<string, unknown>, options: EstimateOptions): Features | undefined {
   switch (shape) {
     case "chat":
-      return extractChat(body, options.countTokens, options.defaultMaxOutputTokens);
+      return extractChat(body, options.countTokens, options.expectedOutput);
     case "completions":
-      return extractCompletions(body, options.countTokens, options.defaultMaxOutputTokens);
+      return extractCompletions(body, options.countTokens, options.expectedOutput);
     case "embeddings":
       return extractEmbeddings(body, options.countTokens);
     case "responses":
-      return extractResponses(body, options.countTokens, options.defaultMaxOutputTokens);
+      return extractResponses(body, options.countTokens, options.expectedOutput);
     case "kserve":
       return extractKserve(body);
     case "other":

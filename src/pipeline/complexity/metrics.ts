@@ -2,15 +2,17 @@
 // configuration, reasons and features from fixed vocabularies, so every label set is bounded.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { LatencyModel, UpdateResult } from "./model.js";
+import type { OutputEstimate, OutputLearnResult } from "./output.js";
 
 /** Cost units: powers of 4 from 16 (a one-line prompt) to 4 Mi (a huge multimodal job). */
 export const COST_BUCKETS = [16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
 /** Estimated prompt tokens: powers of 4 from 16 to 1 Mi (beyond any current context window). */
 export const TOKEN_BUCKETS = [16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576];
-/** Actual / predicted latency: symmetric around 1 on a log scale. */
+/** Actual / predicted latency, reported / expected output tokens: symmetric around 1 on a log scale. */
 export const RATIO_BUCKETS = [0.125, 0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.11, 1.25, 1.5, 2, 4, 8];
 
-export type ModelUpdateOutcome = UpdateResult | "skipped_streamed" | "skipped_status";
+export type ModelUpdateOutcome = UpdateResult | "skipped_streamed" | "skipped_status" | "skipped_no_usage";
+export type OutputUpdateOutcome = OutputLearnResult | "skipped_no_usage";
 
 export interface ComplexityMetrics {
   readonly cost: Histogram<"route" | "tier">;
@@ -19,21 +21,37 @@ export interface ComplexityMetrics {
   readonly fallbacks: Counter<"route" | "reason">;
   readonly latencyRatio: Histogram<"route">;
   readonly modelUpdates: Counter<"route" | "result">;
+  readonly outputRatio: Histogram<"route" | "tier">;
+  readonly outputUpdates: Counter<"route" | "result">;
 }
 
-/** `models` is read at scrape time: coefficients and variance are exported as they are then. */
+/** The route's learned state, read at scrape time: exported as it is then. */
+export interface RouteLearners {
+  readonly model: LatencyModel;
+  readonly output: OutputEstimate;
+}
+
 export function createComplexityMetrics(
   registry: Registry,
-  models: ReadonlyMap<string, LatencyModel>,
+  routes: ReadonlyMap<string, RouteLearners>,
 ): ComplexityMetrics {
   const registers = [registry];
+  new Gauge({
+    name: "guard_complexity_output_tokens_estimate",
+    help: "Output tokens per generation a request without max_tokens is expected to produce: learned from reported completion tokens once output.minSamples were, defaultMaxOutputTokens before",
+    labelNames: ["route"] as const,
+    registers,
+    collect() {
+      for (const [route, learners] of routes) this.set({ route }, learners.output.tokens);
+    },
+  });
   new Gauge({
     name: "guard_complexity_model_coefficient",
     help: "Fitted latency model coefficient per feature (ms per unit: intercept ms, ms per 1000 input/output tokens, per image, per MB)",
     labelNames: ["route", "feature"] as const,
     registers,
     collect() {
-      for (const [route, model] of models) {
+      for (const [route, { model }] of routes) {
         for (const [feature, value] of model.coefficients()) this.set({ route, feature }, value);
       }
     },
@@ -44,7 +62,7 @@ export function createComplexityMetrics(
     labelNames: ["route"] as const,
     registers,
     collect() {
-      for (const [route, model] of models) this.set({ route }, model.residualVariance);
+      for (const [route, { model }] of routes) this.set({ route }, model.residualVariance);
     },
   });
   new Gauge({
@@ -53,7 +71,7 @@ export function createComplexityMetrics(
     labelNames: ["route"] as const,
     registers,
     collect() {
-      for (const [route, model] of models) this.set({ route }, model.fitted ? 1 : 0);
+      for (const [route, { model }] of routes) this.set({ route }, model.fitted ? 1 : 0);
     },
   });
   const metrics: ComplexityMetrics = {
@@ -85,14 +103,27 @@ export function createComplexityMetrics(
     }),
     latencyRatio: new Histogram({
       name: "guard_complexity_latency_ratio",
-      help: "Observed upstream latency divided by the latency predicted when the request was scored",
+      help: "Observed upstream latency (a streamed answer's whole generation) divided by the latency predicted when the request was scored",
       labelNames: ["route"] as const,
       buckets: RATIO_BUCKETS,
       registers,
     }),
     modelUpdates: new Counter({
       name: "guard_complexity_model_updates_total",
-      help: "Completed requests offered to the latency model by result (fitted, rejected, reset, skipped_streamed, skipped_status)",
+      help: "Completed requests offered to the latency model by result (fitted, rejected, reset, skipped_streamed, skipped_status, skipped_no_usage)",
+      labelNames: ["route", "result"] as const,
+      registers,
+    }),
+    outputRatio: new Histogram({
+      name: "guard_complexity_output_ratio",
+      help: "Completion tokens the upstream reported divided by the output tokens the estimate expected",
+      labelNames: ["route", "tier"] as const,
+      buckets: RATIO_BUCKETS,
+      registers,
+    }),
+    outputUpdates: new Counter({
+      name: "guard_complexity_output_updates_total",
+      help: "Completed generation requests offered to the output estimate by result (learned, skipped_truncated, skipped_no_usage)",
       labelNames: ["route", "result"] as const,
       registers,
     }),

@@ -1,21 +1,29 @@
 // Features of OpenAI-style request bodies: chat completions, completions, embeddings, responses.
 // Bodies come from clients, so every field is checked for its type; an extractor returns
 // undefined when the body is not the shape it claims, and the caller scores it by size.
-import { emptyFeatures, type Features, IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL } from "./features.js";
+import {
+  emptyFeatures,
+  type Features,
+  IMAGE_TOKENS_HIGH_DETAIL,
+  IMAGE_TOKENS_LOW_DETAIL,
+  MAX_OUTPUT_TOKENS,
+  type OutputAsk,
+} from "./features.js";
 
 /**
  * Counts (or estimates) the tokens of `text`, reading about `budgetChars` characters of it at
  * most: the request's scan budget is shared among its texts.
  */
 export type CountTokens = (text: string, budgetChars: number) => number;
+/** Output tokens a request is expected to produce, all generations (the route's estimate, see output.ts). */
+export type ExpectedOutput = (ask: OutputAsk) => number;
 type JsonObject = Record<string, unknown>;
 
 /** Role markers and separators every chat message carries in the model's prompt format. */
 const MESSAGE_FRAMING_TOKENS = 4;
 /** The assistant header the model is primed with before it answers. */
 const REPLY_PRIMING_TOKENS = 3;
-/** A client may ask for any number; these keep one request from producing an unbounded cost. */
-const MAX_OUTPUT_TOKENS = 10_000_000;
+/** A client may ask for any number; this keeps one request from producing an unbounded cost. */
 const MAX_CHOICES = 128;
 /**
  * Characters of text scanned per request. A request's texts share it in proportion to their
@@ -94,7 +102,7 @@ class Tally {
     return tokens;
   }
 
-  features(shape: Features["shape"], outputTokens: number, stream: boolean): Features {
+  features(shape: Features["shape"], output: OutputAsk, outputTokens: number, stream: boolean): Features {
     return {
       ...emptyFeatures(shape),
       inputTokens: this.inputTokens + this.#tokens(this.#inputTexts),
@@ -103,23 +111,29 @@ class Tally {
       imageTokens: this.imageTokens,
       otherBytes: this.otherBytes,
       outputTokens,
+      output,
       stream,
     };
   }
 }
 
-function firstCount(body: JsonObject, keys: readonly string[], fallback: number, max: number): number {
+function firstCount(body: JsonObject, keys: readonly string[], max: number): number | undefined {
   for (const key of keys) {
     const value = body[key];
     if (typeof value === "number" && Number.isFinite(value) && value >= 0) return Math.min(Math.floor(value), max);
   }
-  return fallback;
+  return undefined;
 }
 
 function choices(body: JsonObject, keys: readonly string[]): number {
   let most = 1;
-  for (const key of keys) most = Math.max(most, firstCount(body, [key], 1, MAX_CHOICES));
+  for (const key of keys) most = Math.max(most, firstCount(body, [key], MAX_CHOICES) ?? 1);
   return most;
+}
+
+function outputAsk(body: JsonObject, limitKeys: readonly string[], generations: number): OutputAsk {
+  const limit = firstCount(body, limitKeys, MAX_OUTPUT_TOKENS);
+  return limit === undefined ? { generations } : { generations, limit };
 }
 
 function isTokenArray(value: unknown[]): boolean {
@@ -144,7 +158,7 @@ function prompts(tally: Tally, value: unknown): number {
   return value.length;
 }
 
-export function extractChat(body: JsonObject, count: CountTokens, defaultMaxOutput: number): Features | undefined {
+export function extractChat(body: JsonObject, count: CountTokens, expected: ExpectedOutput): Features | undefined {
   const { messages } = body;
   if (!Array.isArray(messages)) return undefined;
   const tally = new Tally(count);
@@ -165,29 +179,28 @@ export function extractChat(body: JsonObject, count: CountTokens, defaultMaxOutp
   tally.definitions(body.tools);
   tally.definitions(body.functions);
   if (isObject(body.response_format)) tally.definitions(body.response_format.json_schema);
-  const budget = firstCount(body, ["max_completion_tokens", "max_tokens"], defaultMaxOutput, MAX_OUTPUT_TOKENS);
-  return tally.features("chat", budget * choices(body, ["n"]), body.stream === true);
+  const output = outputAsk(body, ["max_completion_tokens", "max_tokens"], choices(body, ["n"]));
+  return tally.features("chat", output, expected(output), body.stream === true);
 }
 
 export function extractCompletions(
   body: JsonObject,
   count: CountTokens,
-  defaultMaxOutput: number,
+  expected: ExpectedOutput,
 ): Features | undefined {
   const tally = new Tally(count);
   const promptCount = prompts(tally, body.prompt);
   if (promptCount === 0) return undefined;
   tally.text(body.suffix);
-  const budget = firstCount(body, ["max_tokens"], defaultMaxOutput, MAX_OUTPUT_TOKENS);
   // best_of candidates are generated server-side even though only n are returned.
-  const outputTokens = budget * choices(body, ["n", "best_of"]) * promptCount;
-  return tally.features("completions", outputTokens, body.stream === true);
+  const output = outputAsk(body, ["max_tokens"], choices(body, ["n", "best_of"]) * promptCount);
+  return tally.features("completions", output, expected(output), body.stream === true);
 }
 
 export function extractEmbeddings(body: JsonObject, count: CountTokens): Features | undefined {
   const tally = new Tally(count);
   if (prompts(tally, body.input) === 0) return undefined;
-  return tally.features("embeddings", 0, false);
+  return tally.features("embeddings", { generations: 0 }, 0, false);
 }
 
 function responseItem(tally: Tally, item: unknown): void {
@@ -210,7 +223,7 @@ function responseItem(tally: Tally, item: unknown): void {
   }
 }
 
-export function extractResponses(body: JsonObject, count: CountTokens, defaultMaxOutput: number): Features | undefined {
+export function extractResponses(body: JsonObject, count: CountTokens, expected: ExpectedOutput): Features | undefined {
   const { input } = body;
   if (typeof input !== "string" && !Array.isArray(input)) return undefined;
   const tally = new Tally(count);
@@ -221,6 +234,6 @@ export function extractResponses(body: JsonObject, count: CountTokens, defaultMa
   tally.definitions(body.tools);
   const format = isObject(body.text) ? body.text.format : undefined;
   if (isObject(format) && format.type === "json_schema") tally.definitions(format.schema);
-  const budget = firstCount(body, ["max_output_tokens"], defaultMaxOutput, MAX_OUTPUT_TOKENS);
-  return tally.features("responses", budget, body.stream === true);
+  const output = outputAsk(body, ["max_output_tokens"], 1);
+  return tally.features("responses", output, expected(output), body.stream === true);
 }

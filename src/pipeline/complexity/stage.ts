@@ -1,7 +1,10 @@
 // The complexity stage: scores each request of a route that enables it, picks a tier (Envoy
 // re-selects the route on the tier header, so heavy requests reach their own cluster), sets an
-// upstream timeout that fits the predicted latency, and learns latency from completed requests.
-// Later stages read exchange.cost / tier / predictedLatencyMs (admission uses the prediction).
+// upstream timeout that fits the predicted latency, and learns from completed requests: the route's
+// output size and latency, from the completion tokens the upstream reported, never from the output
+// it only expected. The usage stage sets exchange.completionTokens as the answer passes it (its
+// response hooks), so every stage's onEnd sees them, this one's included although it runs first.
+// Later stages read exchange.cost / outputPricing / tier / predictedLatencyMs (admission uses them).
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import type { Edits, Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
 import { CONTINUE } from "../types.js";
@@ -12,6 +15,7 @@ import { createTokenCounter } from "./exactTokenizer.js";
 import type { Features } from "./features.js";
 import { type ComplexityMetrics, createComplexityMetrics } from "./metrics.js";
 import { LatencyModel } from "./model.js";
+import { OutputEstimate } from "./output.js";
 
 /** Triton's binary tensor extension: the body's first N bytes are JSON, the rest raw tensors. */
 const JSON_HEADER_LENGTH = "inference-header-content-length";
@@ -22,12 +26,15 @@ interface RouteState {
   readonly name: string;
   readonly settings: ComplexityConfig;
   readonly model: LatencyModel;
+  readonly output: OutputEstimate;
   readonly estimateOptions: EstimateOptions;
 }
 
 export interface ComplexityStage extends Stage {
   /** A route's latency model (predictions outside a request, admin endpoints); undefined when disabled. */
   model(route: string): LatencyModel | undefined;
+  /** A route's learned output size; undefined when disabled. */
+  output(route: string): OutputEstimate | undefined;
   /** Settles once every configured exact tokenizer is loaded or has failed to load. */
   warmUp(): Promise<void>;
 }
@@ -72,22 +79,45 @@ class ComplexityRun implements StageRun {
 
   onEnd(outcome: Outcome): void {
     const scored = this.#scored;
-    const observed = outcome.upstreamLatencyMs;
-    if (scored === undefined || observed === undefined || outcome.answeredBy !== "upstream" || outcome.cancelled)
-      return;
+    if (scored === undefined || outcome.upstreamLatencyMs === undefined) return;
+    if (outcome.answeredBy !== "upstream" || outcome.cancelled) return;
+    const { features } = scored;
     const route = this.route.name;
     // Errors and throttling answer early (or at the timeout we set): they say nothing about cost.
     if (outcome.status === undefined || outcome.status < 200 || outcome.status > 299) {
       this.metrics.modelUpdates.inc({ route, result: "skipped_status" });
       return;
     }
-    // A streamed response's headers arrive with the first token: the whole job is not observed.
-    if (scored.features.stream) {
+    const reported = this.exchange.completionTokens;
+    if (features.output.generations > 0) this.#learnOutput(features, reported);
+    // A streamed answer's headers arrive with its first token: only its end shows the whole job.
+    const observed = outcome.generationMs ?? (features.stream ? undefined : outcome.upstreamLatencyMs);
+    if (observed === undefined) {
       this.metrics.modelUpdates.inc({ route, result: "skipped_streamed" });
       return;
     }
+    // Latency follows what a generation produced, not what was expected of it: without a report the
+    // output term would be a guess, and the fit would learn the guess. Predictions keep using the
+    // expected output; that is all a request tells before it is answered.
+    if (reported === undefined && features.output.generations > 0) {
+      this.metrics.modelUpdates.inc({ route, result: "skipped_no_usage" });
+      return;
+    }
+    const produced = reported === undefined ? features : { ...features, outputTokens: reported };
     this.metrics.latencyRatio.observe({ route }, observed / scored.predictedMs);
-    this.metrics.modelUpdates.inc({ route, result: this.route.model.update(scored.features, observed) });
+    this.metrics.modelUpdates.inc({ route, result: this.route.model.update(produced, observed) });
+  }
+
+  #learnOutput(features: Features, reported: number | undefined): void {
+    const route = this.route.name;
+    if (reported === undefined) {
+      this.metrics.outputUpdates.inc({ route, result: "skipped_no_usage" });
+      return;
+    }
+    if (features.outputTokens > 0)
+      this.metrics.outputRatio.observe({ route, tier: this.exchange.tier ?? "none" }, reported / features.outputTokens);
+    if (this.route.settings.output.learn)
+      this.metrics.outputUpdates.inc({ route, result: this.route.output.learn(features.output, reported) });
   }
 
   #decide(estimate: Estimate): Edits {
@@ -98,6 +128,7 @@ class ComplexityRun implements StageRun {
     const predictedMs = this.route.model.predict(features);
     this.#scored = { features, predictedMs };
     this.exchange.cost = cost;
+    this.exchange.outputPricing = { expectedTokens: features.outputTokens, costPerToken: settings.weights.outputToken };
     this.exchange.tier = tier;
     // Only fitted predictions are published: admission calibrates one floor for this source, and
     // the prior (tuned for LLM latencies, ~100× off for a fast model) would set that floor so low
@@ -152,25 +183,27 @@ export function createComplexityStage(config: ReadonlyMap<string, ComplexityConf
     if (!settings.enabled) continue;
     const counter = createTokenCounter(settings.tokenizer, deps.log);
     loading.push(counter.ready);
+    const output = new OutputEstimate(settings.output, settings.defaultMaxOutputTokens);
     routes.set(name, {
       name,
       settings,
       model: new LatencyModel(settings.model),
+      output,
       estimateOptions: {
         maxBodyBytes: settings.maxBodyBytes,
         maxDepth: settings.maxDepth,
-        defaultMaxOutputTokens: settings.defaultMaxOutputTokens,
+        expectedOutput: (ask) => output.expected(ask),
         countTokens: counter.count,
       },
     });
   }
-  const models = new Map([...routes].map(([name, state]) => [name, state.model]));
-  const metrics = createComplexityMetrics(deps.registry, models);
+  const metrics = createComplexityMetrics(deps.registry, routes);
   const decisions = createDecisionLog(deps.log, deps.now);
   return {
     name: "complexity",
     warmUp: () => Promise.all(loading).then(() => undefined),
     model: (route) => routes.get(route)?.model,
+    output: (route) => routes.get(route)?.output,
     start(exchange) {
       const route = routes.get(exchange.route.name);
       return route === undefined ? undefined : new ComplexityRun(exchange, route, metrics, decisions);

@@ -381,6 +381,11 @@ function describeStreamedResponses(): void {
     t.equal(streamedOf(last[0])?.endOfStream, true, "the empty end chunk is answered with end_of_stream");
     t.equal(h.processor.state, "done");
     t.match(outcomes, [{ answeredBy: "upstream", status: 200, streamed: true, cancelled: false }]);
+    // The harness clock moves 5 ms per reading: headers at the first after the release, the end later.
+    const firstToken = outcomes[0]?.upstreamLatencyMs ?? 0;
+    const generation = outcomes[0]?.generationMs ?? 0;
+    t.equal(firstToken, 5, "the first token: the response headers");
+    t.ok(generation > firstToken, `the whole generation: release to the last chunk (${generation} ms)`);
   });
 
   t.test("held bytes are not answered until a later chunk releases them", async (t) => {
@@ -413,6 +418,7 @@ function describeStreamedResponses(): void {
     t.same(streamedOf(cut), { body: new TextEncoder().encode("data: {}\n\n"), endOfStream: true });
     t.equal(h.processor.state, "done");
     t.match(outcomes, [{ answeredBy: "guard", status: 200, reason: "contract.violated", streamed: true }]);
+    t.equal(outcomes[0]?.generationMs, undefined, "a cut answer's generation never ended");
     t.equal(
       await counterValue(h.metrics, "guard_replies_total", { reason: "contract.violated", status: "200" }),
       1,
@@ -451,6 +457,7 @@ function describeStreamedResponses(): void {
     h.processor.close();
     t.match(outcomes, [{ cancelled: true, status: 200, streamed: true }]);
     t.type(outcomes[0]?.upstreamLatencyMs, "number");
+    t.equal(outcomes[0]?.generationMs, undefined, "its end was never seen");
   });
 
   t.test("a stage that fails on a chunk is counted and lets its input through", async (t) => {

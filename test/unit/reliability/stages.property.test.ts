@@ -12,6 +12,7 @@ import t from "tap";
 import type { CoreMetrics } from "../../../src/metrics/registry.js";
 import { parseBody, requestDigest } from "../../../src/pipeline/cache/key.js";
 import { estimateBody } from "../../../src/pipeline/complexity/estimate.js";
+import type { OutputAsk } from "../../../src/pipeline/complexity/features.js";
 import { estimateTextTokens } from "../../../src/pipeline/complexity/tokens.js";
 import { exchange, fullPipeline } from "../../helpers/full-pipeline.js";
 import { registrySamples, registrySum, registryValue } from "../../helpers/registry-metrics.js";
@@ -222,7 +223,7 @@ t.test("each stage's body handling on random bytes: never throws", async (t) => 
   const estimateOptions = {
     maxBodyBytes: 1_048_576,
     maxDepth: 64,
-    defaultMaxOutputTokens: 1024,
+    expectedOutput: (ask: OutputAsk) => (ask.limit ?? 1024) * ask.generations,
     countTokens: estimateTextTokens,
   };
   // Bodies that parse and are estimated from their content, not by size, are where the estimator

@@ -285,3 +285,20 @@ t.test("an idle budget does not grow, a used one under target does", async (t) =
   t.ok(busy.controller.limit > 40, `grew to ${busy.controller.limit}`);
   t.equal(held.length, 39);
 });
+
+t.test("a release returns what the ticket held, and the limit learns at the request's real cost", async (t) => {
+  const pool = setup({ limit: { initial: 100, min: 1, max: 100 } });
+  // Priced at 8 (say, a max_tokens it never used), it did 1 cost unit's work, alone, in 10 ms.
+  const priced = ticketOf(pool.acquire("priced", "critical", 8));
+  const other = ticketOf(pool.acquire("other", "critical", 2));
+  pool.controller.release(other, { verdict: "success" });
+  pool.clock.advanceTo(pool.clock.nowMs + 10);
+  t.equal(pool.controller.inFlightCost, 8);
+  pool.controller.release(priced, { verdict: "success", latencyMs: 10, actualCost: 1 });
+  t.equal(pool.controller.inFlightCost, 0, "the budget got back the 8 it held, not the 1 it used");
+  // 10 ms per real cost unit: a request of cost 1 that takes 10 ms alone is unloaded (ratio 1). Learned
+  // at its priced 8, 1.25 ms per unit would make the same request read as 4.7× slowed down.
+  const next = ticketOf(pool.acquire("next", "critical", 1));
+  pool.clock.advanceTo(pool.clock.nowMs + 10);
+  t.equal(pool.controller.release(next, { verdict: "success", latencyMs: 10 }), 1);
+});

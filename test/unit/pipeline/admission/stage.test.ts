@@ -265,3 +265,40 @@ t.test("a streamed answer holds its budget to the stream's end; a client leaving
     "a JSON answer's body is of no interest",
   );
 });
+
+t.test(
+  "at release the real cost is counted and compared with the estimate; the budget gets back what it held",
+  async (t) => {
+    const { stage, exchange, metric } = setup();
+    const pool = stage.pools.get("default");
+    const end = { status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 120 } as const;
+    // Priced by the complexity stage at 1000: 200 for the prompt, 4 per token of the 200 output tokens
+    // it expected. The upstream reported 50: the real cost is 200 + 4 × 50 = 400.
+    const answered = exchange({ cost: 1_000 });
+    answered.outputPricing = { expectedTokens: 200, costPerToken: 4 };
+    const run = stage.start(answered);
+    await run?.onRequestHeaders?.();
+    answered.completionTokens = 50;
+    t.equal(pool?.inFlightCost, 1_000);
+    run?.onEnd?.(end);
+    t.equal(pool?.inFlightCost, 0);
+    const labels = { priority: "standard", route: "chat" };
+    t.equal(await metric("guard_admission_admitted_cost_total", labels), 1_000);
+    t.equal(await metric("guard_admission_released_cost_total", { ...labels, basis: "actual" }), 400);
+    t.equal(await metric("guard_admission_cost_ratio_sum", { route: "chat" }), 0.4);
+
+    // No usage reported, or no estimate to correct (admitted at the default cost): the estimate stands.
+    const unreported = exchange({ cost: 300 });
+    unreported.outputPricing = { expectedTokens: 50, costPerToken: 4 };
+    const unpriced = exchange({ body: false });
+    unpriced.outputPricing = { expectedTokens: 0, costPerToken: 4 };
+    unpriced.completionTokens = 10;
+    for (const ex of [unreported, unpriced]) {
+      const next = stage.start(ex);
+      await next?.onRequestHeaders?.();
+      next?.onEnd?.(end);
+    }
+    t.equal(await metric("guard_admission_released_cost_total", { ...labels, basis: "estimate" }), 301);
+    t.equal(await metric("guard_admission_cost_ratio_count", { route: "chat" }), 1);
+  },
+);

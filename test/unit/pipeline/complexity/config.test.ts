@@ -52,3 +52,12 @@ t.test("checks between keys, with paths", async (t) => {
     "disabled routes are not checked",
   );
 });
+
+t.test("output: learned by default after 30 reported answers, remembering 200; bad values named by path", async (t) => {
+  t.same(complexityRouteSchema.parse({}).output, { learn: true, minSamples: 30, memory: 200 });
+  t.same(issuePaths({ enabled: true, output: { minSamples: 0, memory: 1.5, lern: false } }).sort(), [
+    "output",
+    "output.memory",
+    "output.minSamples",
+  ]);
+});

@@ -3,14 +3,17 @@ import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
 import t from "tap";
 import { type EstimateOptions, estimateBody, shapeFromBody } from "../../../../src/pipeline/complexity/estimate.js";
 import { IMAGE_TOKENS_HIGH_DETAIL, IMAGE_TOKENS_LOW_DETAIL } from "../../../../src/pipeline/complexity/features.js";
+import { OutputEstimate } from "../../../../src/pipeline/complexity/output.js";
 import { estimateTextTokens } from "../../../../src/pipeline/complexity/tokens.js";
 import { shapeFromPath } from "../../../../src/pipeline/request-shape.js";
 import { fixtureBytes, fixtureJson } from "./fixtures.js";
 
+// Nothing learned yet: a request is expected to produce its max_tokens, or 256 when it names none.
+const unlearned = new OutputEstimate({ learn: true, minSamples: 30, memory: 200 }, 256);
 const options: EstimateOptions = {
   maxBodyBytes: 1_048_576,
   maxDepth: 64,
-  defaultMaxOutputTokens: 256,
+  expectedOutput: (ask) => unlearned.expected(ask),
   countTokens: estimateTextTokens,
 };
 const exact = (text: string): number => countTokens(text, { disallowedSpecial: new Set<string>() });

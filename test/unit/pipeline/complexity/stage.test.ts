@@ -3,7 +3,11 @@ import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
+import { estimateBody } from "../../../../src/pipeline/complexity/estimate.js";
+import { LatencyModel } from "../../../../src/pipeline/complexity/model.js";
+import { OutputEstimate } from "../../../../src/pipeline/complexity/output.js";
 import { createComplexityStage } from "../../../../src/pipeline/complexity/stage.js";
+import { estimateTextTokens } from "../../../../src/pipeline/complexity/tokens.js";
 import type { Exchange, Outcome, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { registryValue } from "../../../helpers/registry-metrics.js";
 import { fixtureBytes } from "./fixtures.js";
@@ -85,6 +89,7 @@ t.test("a request with a body asks for it, then scores, tiers and sets the timeo
   t.equal(await registryValue(registry, "guard_request_cost_count", { route: "chat", tier: "heavy" }), 1);
   t.equal(await registryValue(registry, "guard_estimated_input_tokens_count", { route: "chat", tier: "heavy" }), 1);
 
+  ex.completionTokens = 700;
   run.onEnd?.(upstreamOk);
   t.equal(stage.model("chat")?.samples, 1);
   t.equal(
@@ -201,6 +206,7 @@ t.test("the predicted latency reaches later stages only once the model is fitted
     await run.onRequestHeaders?.();
     await run.onRequestBody?.(fixtureBytes("chat-multilingual.json"));
     published.push(ex.predictedLatencyMs);
+    ex.completionTokens = 700;
     run.onEnd?.(upstreamOk);
   }
   t.equal(published[0], undefined);
@@ -221,4 +227,150 @@ t.test("a streamed request gets the ceiling timeout: the upstream timeout spans 
     new TextEncoder().encode(JSON.stringify({ ...body, stream: false })),
   )) as Step;
   t.ok(Number(edits(short)?.setHeaders?.["x-envoy-upstream-rq-timeout-ms"]) < 120_000, "from the prediction");
+});
+
+/** A chat request's body; `max_tokens` and `stream` only when given. */
+function chatBody(options: { maxTokens?: number; stream?: boolean } = {}): Uint8Array {
+  return new TextEncoder().encode(
+    JSON.stringify({
+      model: "m",
+      messages: [{ role: "user", content: "Summarise the meeting notes." }],
+      ...(options.maxTokens === undefined ? {} : { max_tokens: options.maxTokens }),
+      ...(options.stream === undefined ? {} : { stream: options.stream }),
+    }),
+  );
+}
+
+/** Scores one request on `route`'s stage and returns its exchange and run, ready to end. */
+async function scored(stage: ReturnType<typeof setup>["stage"], body: Uint8Array, path = "/v1/chat/completions") {
+  const ex = exchange("chat", path);
+  const run = stage.start(ex) as StageRun;
+  await run.onRequestHeaders?.();
+  await run.onRequestBody?.(body);
+  return { ex, run };
+}
+
+t.test("a route whose answers are always ~500 completion tokens moves its estimate toward 500", async (t) => {
+  const { stage, registry } = setup({ output: { minSamples: 5, memory: 20 } });
+  const first = await scored(stage, chatBody());
+  const costAtDefault = first.ex.cost ?? 0;
+  t.same(first.ex.outputPricing, { expectedTokens: 256, costPerToken: 4 }, "defaultMaxOutputTokens until learned");
+  first.ex.completionTokens = 480;
+  first.run.onEnd?.(upstreamOk);
+  for (const tokens of [510, 495, 505, 490, 520, 500, 498, 502]) {
+    const { ex, run } = await scored(stage, chatBody());
+    ex.completionTokens = tokens;
+    run.onEnd?.(upstreamOk);
+  }
+  const learned = stage.output("chat")?.tokens ?? 0;
+  t.ok(Math.abs(learned - 500) < 10, `learned ${learned.toFixed(1)} tokens per answer`);
+  t.equal(await registryValue(registry, "guard_complexity_output_tokens_estimate", { route: "chat" }), learned);
+  t.equal(
+    await registryValue(registry, "guard_complexity_output_updates_total", { route: "chat", result: "learned" }),
+    9,
+  );
+  t.equal(await registryValue(registry, "guard_complexity_output_ratio_count", { route: "chat", tier: "light" }), 9);
+
+  const next = await scored(stage, chatBody());
+  t.equal(next.ex.outputPricing?.expectedTokens, learned, "the next request is priced at the learned size");
+  t.ok(
+    Math.abs((next.ex.cost ?? 0) - (costAtDefault + 4 * (learned - 256))) < 1e-6,
+    `cost ${costAtDefault} → ${next.ex.cost}: 4 cost units per expected output token`,
+  );
+  const clamped = await scored(stage, chatBody({ maxTokens: 100 }));
+  t.equal(clamped.ex.outputPricing?.expectedTokens, 100, "max_tokens clamps the learned size");
+  const generous = await scored(stage, chatBody({ maxTokens: 4000 }));
+  t.equal(generous.ex.outputPricing?.expectedTokens, learned, "a generous max_tokens is a ceiling, not a forecast");
+});
+
+t.test("with output.learn off, a request is priced at its max_tokens whatever was reported", async (t) => {
+  const { stage } = setup({ output: { learn: false, minSamples: 1 } });
+  for (let i = 0; i < 3; i++) {
+    const { ex, run } = await scored(stage, chatBody());
+    ex.completionTokens = 20;
+    run.onEnd?.(upstreamOk);
+  }
+  t.equal(stage.output("chat")?.samples, 0);
+  t.equal((await scored(stage, chatBody({ maxTokens: 4000 }))).ex.outputPricing?.expectedTokens, 4000);
+  t.equal((await scored(stage, chatBody())).ex.outputPricing?.expectedTokens, 256);
+  t.equal(stage.model("chat")?.samples, 3, "the latency model still learns from the reports");
+});
+
+t.test("no usage reported: neither the output estimate nor the latency model learns from a guess", async (t) => {
+  const { stage, registry } = setup({ output: { minSamples: 1 } });
+  for (let i = 0; i < 3; i++) (await scored(stage, chatBody({ maxTokens: 300 }))).run.onEnd?.(upstreamOk);
+  t.equal(stage.output("chat")?.samples, 0);
+  t.equal(stage.model("chat")?.samples, 0);
+  t.equal(stage.output("chat")?.tokens, 256, "still the default");
+  t.equal(
+    await registryValue(registry, "guard_complexity_output_updates_total", {
+      route: "chat",
+      result: "skipped_no_usage",
+    }),
+    3,
+  );
+  t.equal(
+    await registryValue(registry, "guard_complexity_model_updates_total", {
+      route: "chat",
+      result: "skipped_no_usage",
+    }),
+    3,
+  );
+  t.equal(await registryValue(registry, "guard_complexity_latency_ratio_count", { route: "chat" }), undefined);
+  // A request that generates nothing has no output to guess: its latency is learned as it is.
+  const embedding = await scored(
+    stage,
+    new TextEncoder().encode(JSON.stringify({ model: "m", input: "hello" })),
+    "/v1/embeddings",
+  );
+  embedding.run.onEnd?.(upstreamOk);
+  t.equal(stage.model("chat")?.samples, 1);
+  t.equal(stage.output("chat")?.samples, 0, "and teaches nothing about output");
+});
+
+t.test("the latency model learns from the produced output and a stream's whole generation time", async (t) => {
+  const { stage, registry } = setup({ model: { minSamples: 1 } });
+  const config = configSchema.parse({
+    routes: [{ name: "chat", complexity: { enabled: true, model: { minSamples: 1 } } }],
+  }).routes[0]?.complexity;
+  if (config === undefined) throw new Error("config");
+  const { ex, run } = await scored(stage, chatBody({ maxTokens: 1000, stream: true }));
+  const features = estimateBody("/v1/chat/completions", chatBody({ maxTokens: 1000, stream: true }), {
+    maxBodyBytes: config.maxBodyBytes,
+    maxDepth: config.maxDepth,
+    expectedOutput: (ask) => new OutputEstimate(config.output, config.defaultMaxOutputTokens).expected(ask),
+    countTokens: estimateTextTokens,
+  }).features;
+  t.equal(features.outputTokens, 1000, "predicted from the expected output: its max_tokens");
+  const predicted = new LatencyModel(config.model).predict(features);
+  ex.completionTokens = 300;
+  // Headers (the first token) after 150 ms, the last event 6 s after the release.
+  run.onEnd?.({ ...upstreamOk, streamed: true, upstreamLatencyMs: 150, generationMs: 6_000 });
+  const model = stage.model("chat");
+  t.equal(model?.samples, 1, "a streamed answer followed to its end teaches the model");
+  const producedFit = new LatencyModel(config.model);
+  producedFit.update({ ...features, outputTokens: 300 }, 6_000);
+  const expectedFit = new LatencyModel(config.model);
+  expectedFit.update(features, 6_000);
+  t.same([...(model?.coefficients() ?? [])], [...producedFit.coefficients()], "fitted on the 300 tokens produced");
+  t.notSame([...producedFit.coefficients()], [...expectedFit.coefficients()], "not on the 1000 expected");
+  t.ok(
+    Math.abs(
+      ((await registryValue(registry, "guard_complexity_latency_ratio_sum", { route: "chat" })) ?? 0) -
+        6_000 / predicted,
+    ) < 1e-9,
+    "the ratio compares the whole generation with the prediction",
+  );
+
+  const unfollowed = await scored(stage, chatBody({ stream: true }));
+  unfollowed.ex.completionTokens = 300;
+  unfollowed.run.onEnd?.({ ...upstreamOk, upstreamLatencyMs: 150 });
+  t.equal(model?.samples, 1, "a stream whose end the guard did not see only showed its first token");
+  t.equal(
+    await registryValue(registry, "guard_complexity_model_updates_total", {
+      route: "chat",
+      result: "skipped_streamed",
+    }),
+    1,
+  );
 });
