@@ -11,7 +11,7 @@ export const TOKEN_BUCKETS = [16, 64, 256, 1024, 4096, 16384, 65536, 262144, 104
 /** Actual / predicted latency, reported / expected output tokens: symmetric around 1 on a log scale. */
 export const RATIO_BUCKETS = [0.125, 0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.11, 1.25, 1.5, 2, 4, 8];
 
-export type ModelUpdateOutcome = UpdateResult | "skipped_streamed" | "skipped_status" | "skipped_no_usage";
+export type ModelUpdateOutcome = UpdateResult | "skipped_streamed" | "skipped_status";
 export type OutputUpdateOutcome = OutputLearnResult | "skipped_no_usage";
 
 export interface ComplexityMetrics {
@@ -110,7 +110,7 @@ export function createComplexityMetrics(
     }),
     modelUpdates: new Counter({
       name: "guard_complexity_model_updates_total",
-      help: "Completed requests offered to the latency model by result (fitted, rejected, reset, skipped_streamed, skipped_status, skipped_no_usage)",
+      help: "Completed requests offered to the latency model by result (fitted, rejected, reset, skipped_streamed, skipped_status)",
       labelNames: ["route", "result"] as const,
       registers,
     }),

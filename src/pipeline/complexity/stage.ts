@@ -96,13 +96,9 @@ class ComplexityRun implements StageRun {
       this.metrics.modelUpdates.inc({ route, result: "skipped_streamed" });
       return;
     }
-    // Latency follows what a generation produced, not what was expected of it: without a report the
-    // output term would be a guess, and the fit would learn the guess. Predictions keep using the
-    // expected output; that is all a request tells before it is answered.
-    if (reported === undefined && features.output.generations > 0) {
-      this.metrics.modelUpdates.inc({ route, result: "skipped_no_usage" });
-      return;
-    }
+    // Latency follows what a generation produced, not what was expected of it, when the upstream
+    // says. Without a report the fit takes the request as it was predicted (its expected output):
+    // the latency is real, and those predictions stay calibrated to the routes' real answers.
     const produced = reported === undefined ? features : { ...features, outputTokens: reported };
     this.metrics.latencyRatio.observe({ route }, observed / scored.predictedMs);
     this.metrics.modelUpdates.inc({ route, result: this.route.model.update(produced, observed) });

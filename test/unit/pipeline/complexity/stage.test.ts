@@ -296,37 +296,33 @@ t.test("with output.learn off, a request is priced at its max_tokens whatever wa
   t.equal(stage.model("chat")?.samples, 3, "the latency model still learns from the reports");
 });
 
-t.test("no usage reported: neither the output estimate nor the latency model learns from a guess", async (t) => {
-  const { stage, registry } = setup({ output: { minSamples: 1 } });
-  for (let i = 0; i < 3; i++) (await scored(stage, chatBody({ maxTokens: 300 }))).run.onEnd?.(upstreamOk);
-  t.equal(stage.output("chat")?.samples, 0);
-  t.equal(stage.model("chat")?.samples, 0);
-  t.equal(stage.output("chat")?.tokens, 256, "still the default");
-  t.equal(
-    await registryValue(registry, "guard_complexity_output_updates_total", {
-      route: "chat",
-      result: "skipped_no_usage",
-    }),
-    3,
-  );
-  t.equal(
-    await registryValue(registry, "guard_complexity_model_updates_total", {
-      route: "chat",
-      result: "skipped_no_usage",
-    }),
-    3,
-  );
-  t.equal(await registryValue(registry, "guard_complexity_latency_ratio_count", { route: "chat" }), undefined);
-  // A request that generates nothing has no output to guess: its latency is learned as it is.
-  const embedding = await scored(
-    stage,
-    new TextEncoder().encode(JSON.stringify({ model: "m", input: "hello" })),
-    "/v1/embeddings",
-  );
-  embedding.run.onEnd?.(upstreamOk);
-  t.equal(stage.model("chat")?.samples, 1);
-  t.equal(stage.output("chat")?.samples, 0, "and teaches nothing about output");
-});
+t.test(
+  "no usage reported: the output estimate learns nothing, the latency model fits the request as predicted",
+  async (t) => {
+    const { stage, registry } = setup({ output: { minSamples: 1 } });
+    for (let i = 0; i < 3; i++) (await scored(stage, chatBody({ maxTokens: 300 }))).run.onEnd?.(upstreamOk);
+    t.equal(stage.output("chat")?.samples, 0);
+    t.equal(stage.output("chat")?.tokens, 256, "still the default");
+    t.equal(
+      await registryValue(registry, "guard_complexity_output_updates_total", {
+        route: "chat",
+        result: "skipped_no_usage",
+      }),
+      3,
+    );
+    t.equal(stage.model("chat")?.samples, 3, "the latency was real: learned with the expected output");
+    t.equal(await registryValue(registry, "guard_complexity_latency_ratio_count", { route: "chat" }), 3);
+    // A request that generates nothing has no output to guess: its latency is learned as it is.
+    const embedding = await scored(
+      stage,
+      new TextEncoder().encode(JSON.stringify({ model: "m", input: "hello" })),
+      "/v1/embeddings",
+    );
+    embedding.run.onEnd?.(upstreamOk);
+    t.equal(stage.model("chat")?.samples, 4);
+    t.equal(stage.output("chat")?.samples, 0, "and teaches nothing about output");
+  },
+);
 
 t.test("the latency model learns from the produced output and a stream's whole generation time", async (t) => {
   const { stage, registry } = setup({ model: { minSamples: 1 } });
