@@ -19,6 +19,7 @@ import {
   type ProcessingResponse,
   streamedBody,
   toWireStruct,
+  trailersResponse,
   type WireHttpBody,
   type WireProcessingMode,
 } from "./wire.js";
@@ -376,7 +377,7 @@ export class StreamProcessor {
     const run = this.#run as ExchangeRun;
     const step = await run.responseChunk(new Uint8Array(), true);
     if (step.bytes.length > 0) this.#emit(streamedBody(step.bytes, false));
-    this.#emit(continueFor("responseTrailers"));
+    this.#emit(trailersResponse(run.responseTrailers()));
     if (step.type === "forward") {
       this.#complete(true);
       return;

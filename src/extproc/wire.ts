@@ -141,6 +141,12 @@ export function streamedBody(body: Uint8Array, endOfStream: boolean): Processing
   };
 }
 
+/** The answer to a response's trailers, with the stages' edits to them. */
+export function trailersResponse(edits: Edits): ProcessingResponse {
+  const mutation = headerMutation(edits.setHeaders, edits.removeHeaders);
+  return { responseTrailers: mutation === undefined ? {} : { headerMutation: mutation } };
+}
+
 export function immediateResponse(reply: Reply): ProcessingResponse {
   const body = typeof reply.body === "string" ? encoder.encode(reply.body) : reply.body;
   return {

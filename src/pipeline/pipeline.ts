@@ -146,6 +146,19 @@ export class ExchangeRun {
     return cut === undefined ? { type: "forward", bytes } : { type: "cut", bytes, reason: cut };
   }
 
+  /** The trailers of a streamed response: every stage's edits to them, innermost first. */
+  responseTrailers(): MergedEdits {
+    const edits = emptyEdits();
+    for (const { stage, run } of this.#runs.toReversed()) {
+      try {
+        mergeEdits(edits, run.onResponseTrailers?.());
+      } catch (error) {
+        this.#pipeline.stageFailed(stage, "response_trailers", error, this.exchange);
+      }
+    }
+    return edits;
+  }
+
   /** Idempotent: the first call wins, so stream close after a completed exchange is harmless. */
   end(outcome: Outcome): void {
     if (this.#ended) return;

@@ -188,6 +188,13 @@ export interface StageRun {
    * held must be let through (or the response cut) now.
    */
   onResponseChunk?(chunk: Uint8Array, endOfStream: boolean): MaybePromise<ChunkStep>;
+  /**
+   * The trailers that end a streamed response, after its last chunk: the stage's edits to them
+   * (the verdict of a streamed answer's check, which its headers went out too early to carry).
+   * Only when the upstream sent trailers: Envoy sends none for a response without them, and drops
+   * trailers an ext_proc server makes up (envoy#40046).
+   */
+  onResponseTrailers?(): Edits | undefined;
   onEnd?(outcome: Outcome): void;
 }
 

@@ -94,16 +94,15 @@ export function headerValue(frame: { header: { key: string; rawValue: Uint8Array
   return new TextDecoder().decode(frame.header.rawValue);
 }
 
-/** Set-header mutations of a response frame's phase answer, as a plain record. */
+/** Set-header mutations of a frame's phase answer (trailers included), as a plain record. */
 export function setHeadersOf(frame: ProcessingResponse | undefined): Record<string, string> {
   const common =
     frame?.requestHeaders?.response ??
     frame?.requestBody?.response ??
     frame?.responseHeaders?.response ??
     frame?.responseBody?.response;
-  return Object.fromEntries(
-    (common?.headerMutation?.setHeaders ?? []).map((option) => [option.header.key, headerValue(option)]),
-  );
+  const mutation = common?.headerMutation ?? frame?.responseTrailers?.headerMutation;
+  return Object.fromEntries((mutation?.setHeaders ?? []).map((option) => [option.header.key, headerValue(option)]));
 }
 
 /** A counter's total over the series matching `labels`; throws when the counter is not registered. */

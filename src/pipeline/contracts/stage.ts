@@ -18,6 +18,7 @@ import { isEventStreamResponse } from "../response-shape.js";
 import {
   type ChunkStep,
   CONTINUE,
+  type Edits,
   type Exchange,
   type ResponseInfo,
   type Stage,
@@ -157,6 +158,8 @@ class ContractRun implements StageRun {
   /** The check of a streamed answer passing chunk by chunk. */
   #stream: StreamCheck | undefined;
   #streamCheckMs = 0;
+  /** A streamed answer's verdict header value, for its trailers (its headers went out before it). */
+  #streamVerdictHeader: string | undefined;
 
   constructor(
     private readonly binding: Binding,
@@ -243,6 +246,11 @@ class ContractRun implements StageRun {
     return { type: "cut", bytes: Buffer.concat([bytes, encoder.encode(cut)]), reason: this.#cutReason(verdict) };
   }
 
+  onResponseTrailers(): Edits | undefined {
+    if (this.#streamVerdictHeader === undefined || this.section.header === "") return undefined;
+    return { setHeaders: { [this.section.header]: this.#streamVerdictHeader } };
+  }
+
   onEnd(): void {
     // Sampled responses that never reached a verdict (client left, upstream reset) are not counted:
     // they say nothing about the model's output.
@@ -286,6 +294,7 @@ class ContractRun implements StageRun {
     const enforcing = binding.settings.action === "enforce" && binding.settings.stream === "incremental";
     const about = { route: binding.route, contract: binding.contract.name, modelVersion: this.#rawVersion };
     if (verdict.kind === "unverifiable") {
+      this.#streamVerdictHeader = unverifiableHeader(verdict.reason);
       const step = this.#unverifiable(verdict.reason, verdict.detail);
       if (step.type !== "reply" || !enforcing) return undefined;
       return unverifiableStreamEvent({ ...about, reason: verdict.reason, detail: verdict.detail });
@@ -296,7 +305,7 @@ class ContractRun implements StageRun {
     }
     if (verdict.final) this.#versionFrom(stream.document());
     const { result } = verdict;
-    this.#record(result);
+    this.#streamVerdictHeader = this.#record(result);
     if (result.valid || !enforcing) return undefined;
     return violatedStreamEvent({
       ...about,
@@ -391,7 +400,7 @@ class ContractRun implements StageRun {
     const { binding } = this;
     this.metrics.unverifiable.inc({ contract: binding.contract.name, reason });
     this.#finish("unverifiable", this.versions.value(this.#rawVersion));
-    const header = `unverifiable; reason=${reason}`;
+    const header = unverifiableHeader(reason);
     if (binding.onUnverifiable === "pass") return this.#headerStep(header);
     return { type: "reply", reply: unverifiableAnswer({ ...this.#withheld(header), reason, detail }) };
   }
@@ -420,6 +429,10 @@ class ContractRun implements StageRun {
     if (this.#rawVersion !== undefined) this.exchange.modelVersion = version;
     this.metrics.checks.inc({ contract: this.binding.contract.name, model_version: version, result });
   }
+}
+
+function unverifiableHeader(reason: UnverifiableReason): string {
+  return `unverifiable; reason=${reason}`;
 }
 
 function modelOf(body: unknown): string | undefined {

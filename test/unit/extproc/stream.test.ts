@@ -427,6 +427,24 @@ function describeStreamedResponses(): void {
     );
   });
 
+  t.test("the stages' edits to a streamed response's trailers go with the trailers' answer", async (t) => {
+    const h = harness([
+      {
+        name: "verdict",
+        start: () => ({
+          onRequestHeaders: () => ({ type: "continue", needs: { responseHeaders: true } }),
+          onResponseHeaders: () => ({ type: "continue", responseBody: "stream" }),
+          onResponseChunk: (chunk) => ({ type: "forward", bytes: chunk }),
+          onResponseTrailers: () => ({ setHeaders: { "x-guard-contract": "passed" } }),
+        }),
+      },
+    ]);
+    await h.feed(requestHeaders({}, true), responseHeaders(200, sse), responseBody("data: x\n\n", false));
+    const [trailers] = await h.feed({ request: "responseTrailers", responseTrailers: {} });
+    t.same(setHeadersOf(trailers), { "x-guard-contract": "passed" });
+    t.equal(h.processor.state, "done");
+  });
+
   t.test("trailers end a stream whose last chunk did not: held bytes go out first", async (t) => {
     let held: Uint8Array = new Uint8Array();
     const h = harness([

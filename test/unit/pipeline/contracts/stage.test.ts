@@ -461,6 +461,22 @@ function describeStreams(): void {
     }
   });
 
+  t.test("streams: the verdict goes into the trailers, which come after it", async (t) => {
+    const shadow = await chatSetup({ action: "shadow" });
+    const violated = await streamed(shadow.stage, "triage-1", split(chatEvents(triage("empty_summary")), 64));
+    t.same(violated.run.onResponseTrailers?.(), {
+      setHeaders: { "x-guard-contract": "violated; rules=string.min_len" },
+    });
+    const enforce = await chatSetup({ action: "enforce" });
+    const passed = await streamed(enforce.stage, "triage-1", split(chatEvents(triage("v1")), 64));
+    t.same(passed.run.onResponseTrailers?.(), { setHeaders: { "x-guard-contract": "passed" } });
+    const unbound = await streamed(enforce.stage, "gpt-4o", []);
+    t.equal(unbound.run.onResponseTrailers?.(), undefined, "no verdict, nothing to add");
+    const unnamed = await chatSetup({ action: "shadow" }, { header: "" });
+    const quiet = await streamed(unnamed.stage, "triage-1", split(chatEvents(triage("empty_summary")), 64));
+    t.equal(quiet.run.onResponseTrailers?.(), undefined, 'contracts.header: "" turns the verdict header off');
+  });
+
   t.test("streams, stream: buffer judges the whole stream before any byte, like a non-streamed body", async (t) => {
     const { stage } = await chatSetup({ action: "enforce", stream: "buffer" });
     const ex = exchange("chat", false, {}, "/v1/chat/completions");
