@@ -1,11 +1,6 @@
 import t, { type Test } from "tap";
 import { type SseEvent, SseFramer } from "../../../src/streams/sse.js";
-import { concat, frame, text, utf8 } from "./fixtures.js";
-
-/** Events as comparable plain values: the raw bytes as latin1 text beside the fields. */
-function plain(events: readonly SseEvent[]): object[] {
-  return events.map(({ raw, ...fields }) => ({ raw: text(raw), ...fields }));
-}
+import { concat, frame, plain, text, utf8 } from "./fixtures.js";
 
 /** Every two-chunk and the byte-at-a-time chunking of `bytes` give `expected` and lose no byte. */
 function everySplit(t: Test, bytes: Uint8Array, expected: object[], pending = ""): void {
