@@ -53,7 +53,8 @@ export function wantsStream(body: ParsedBody, headers: HeaderMap, route: RouteRe
 
 /**
  * A request is cacheable only if the same request would get the same answer: greedy decoding
- * (temperature 0), a fixed seed, or the client saying so with the opt-in header.
+ * (temperature 0), a fixed seed, or the client saying so with the opt-in header. Ollama's API puts
+ * temperature and seed in `options`; no other API has that member, so it is read on every route.
  */
 export function bypassFromBody(
   body: ParsedBody,
@@ -64,8 +65,9 @@ export function bypassFromBody(
   if (config.optInHeader !== "" && headers.get(config.optInHeader)?.trim().toLowerCase() === OPT_IN_VALUE)
     return undefined;
   if (fields === undefined) return "nondeterministic";
-  if (fields.temperature === 0) return undefined;
-  if (typeof fields.seed === "number") return undefined;
+  const options = isObject(fields.options) ? fields.options : {};
+  if (fields.temperature === 0 || options.temperature === 0) return undefined;
+  if (typeof fields.seed === "number" || typeof options.seed === "number") return undefined;
   return "nondeterministic";
 }
 

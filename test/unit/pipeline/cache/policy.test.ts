@@ -56,6 +56,9 @@ t.test("request body: streams are cacheable under the same determinism rules", a
     undefined,
   );
   t.equal(bypassFromBody(json({ temperature: 0, stream: false }), none, config), undefined);
+  t.equal(bypassFromBody(json({ options: { temperature: 0 } }), none, config), undefined, "Ollama's options");
+  t.equal(bypassFromBody(json({ options: { seed: 7 } }), none, config), undefined);
+  t.equal(bypassFromBody(json({ options: { temperature: 0.8 } }), none, config), "nondeterministic");
 });
 
 t.test("a request asks for a stream by its body or its Accept header", async (t) => {
@@ -65,6 +68,18 @@ t.test("a request asks for a stream by its body or its Accept header", async (t)
   t.equal(wantsStream(json({}), new Map([["accept", "text/event-stream"]]), chat), true);
   t.equal(wantsStream(parseBody(new Uint8Array()), new Map([["accept", "Text/Event-Stream; q=1"]]), chat), true);
   t.equal(wantsStream(json({}), new Map([["accept", "application/json"]]), chat), false);
+  const ollama = {
+    name: "ollama",
+    streaming: { ndjson: { format: "ollama" as const, contentTypes: ["application/x-ndjson"] } },
+  };
+  t.equal(wantsStream(json({ model: "m" }), none, ollama), true, "Ollama streams when `stream` is absent");
+  t.equal(wantsStream(json({ stream: false }), new Map([["accept", "application/x-ndjson"]]), ollama), false);
+  const ndjson = {
+    name: "predict",
+    streaming: { ndjson: { format: "generic" as const, contentTypes: ["application/jsonl"] } },
+  };
+  t.equal(wantsStream(json({}), new Map([["accept", "application/json, application/jsonl"]]), ndjson), true);
+  t.equal(wantsStream(json({}), new Map([["accept", "application/jsonl"]]), chat), false, "undeclared: no stream type");
 });
 
 const response = (status: number, headers: Record<string, string> = {}): ResponseInfo => ({
