@@ -287,7 +287,7 @@ class CacheRun implements StageRun {
    * keeps the two apart; this is the second lock on that door. A mismatch is a miss.
    */
   #sameForm<T extends CacheHit>(hit: T | undefined): T | undefined {
-    if (hit === undefined) return hit;
+    if (hit === undefined) return undefined;
     const streamed = streamFraming(hit.response.headers["content-type"], this.exchange.route) !== undefined;
     return streamed === this.#stream ? hit : undefined;
   }

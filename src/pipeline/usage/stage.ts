@@ -8,8 +8,9 @@
 // declares it) and is forwarded unchanged; the stage reads each event with the streams library (the
 // framer of the stream's framing, StreamAssembler) keeping no assembled text. An event beyond the
 // framer's 1 MiB cap is skipped, not held (counted in guard_usage_events_skipped_total): metering
-// goes on with the next event, and the bytes pass unchanged whatever the framer makes of them. A non-streamed body is read only when Envoy buffers it anyway (another
-// stage needed it whole), unless the route sets countBodies.
+// goes on with the next event, and the bytes pass unchanged whatever the framer makes of them. A
+// non-streamed body is read only when Envoy buffers it anyway (another stage needed it whole),
+// unless the route sets countBodies.
 //
 // Where it sits in the line-up (build.ts): outside every stage that can hold back, cut or replace
 // a response, so it sees the bytes the client gets, when the client gets them.
