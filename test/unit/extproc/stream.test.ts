@@ -345,6 +345,41 @@ t.test("the stream reports done once, right after the exchange's last answer", a
   t.equal(events.filter((event) => event === "done").length, 1);
 });
 
+t.test(
+  "a stream no stage follows keeps its gRPC stream open until Envoy closes it: NDJSON where declared",
+  async (t) => {
+    const { Pipeline } = await import("../../../src/pipeline/pipeline.js");
+    const { StreamProcessor } = await import("../../../src/extproc/stream.js");
+    const { createCoreMetrics } = await import("../../../src/metrics/registry.js");
+    const { pino } = await import("pino");
+    for (const [declaration, ndjsonIsStream] of [
+      ["{ name: ollama, streaming: { ndjson: { format: ollama } } }", true],
+      ["{ name: ollama }", false],
+    ] as const) {
+      const config = parseConfig(`routes: [${declaration}]`);
+      if (!config.ok) throw new Error("config");
+      const events: string[] = [];
+      const metrics = createCoreMetrics("test");
+      const log = pino({ level: "silent" });
+      const pipeline = new Pipeline(config.config.routes, [createAnnotateStage(config.config.annotate)], {
+        metrics,
+        log,
+        now: () => 0,
+      });
+      const processor = new StreamProcessor(
+        { pipeline: () => pipeline, metrics, log, now: () => 0 },
+        (frame) => events.push(Object.keys(frame).join("+")),
+        () => events.push("done"),
+      );
+      await processor.handle(requestHeaders({}, true));
+      await processor.handle(responseHeaders(200, { "content-type": "application/x-ndjson" }));
+      t.equal(events.includes("done"), !ndjsonIsStream, `${declaration}: ended by the guard ${!ndjsonIsStream}`);
+      t.equal(processor.state, "done", "the exchange itself is over either way");
+      processor.close();
+    }
+  },
+);
+
 describeStreamedResponses();
 
 /** Streamed responses (text/event-stream): a stage asks for "stream" and sees chunks as they pass. */
@@ -381,10 +416,11 @@ function describeStreamedResponses(): void {
     t.equal(streamedOf(last[0])?.endOfStream, true, "the empty end chunk is answered with end_of_stream");
     t.equal(h.processor.state, "done");
     t.match(outcomes, [{ answeredBy: "upstream", status: 200, streamed: true, cancelled: false }]);
-    // The harness clock moves 5 ms per reading: headers at the first after the release, the end later.
+    // The harness clock moves 5 ms per reading: the release, the ask for the response headers (the
+    // override watch's), their arrival; the end later.
     const firstToken = outcomes[0]?.upstreamLatencyMs ?? 0;
     const generation = outcomes[0]?.generationMs ?? 0;
-    t.equal(firstToken, 5, "the first token: the response headers");
+    t.equal(firstToken, 10, "the first token: the response headers");
     t.ok(generation > firstToken, `the whole generation: release to the last chunk (${generation} ms)`);
   });
 
