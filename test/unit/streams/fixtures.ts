@@ -1,6 +1,8 @@
 // Streams written from the documents they stand for: a non-streamed response as a TS object, and the
 // SSE text an OpenAI-compatible server would send for it (split into deltas of `piece` code points),
 // so a test can assert that assembling the stream gives back exactly the document.
+
+import type { Test } from "tap";
 import { type EventReading, StreamAssembler, type StreamFormat } from "../../../src/streams/formats.js";
 import type { EventFramer, StreamEvent } from "../../../src/streams/framer.js";
 import { type SseEvent, SseFramer } from "../../../src/streams/sse.js";
@@ -59,6 +61,25 @@ export function frameWith<Event extends StreamEvent, Framer extends FramerOf<Eve
 interface FramerOf<Event extends StreamEvent> extends EventFramer {
   push(chunk: Uint8Array): Event[];
   end(): Event[];
+}
+
+/**
+ * Under every two-chunk and the byte-at-a-time chunking, `bytes` frame (with a new framer from
+ * `framer`) to `expected`, leave `pending` and lose no byte.
+ */
+export function assertEverySplit(
+  t: Test,
+  framer: () => EventFramer,
+  bytes: Uint8Array,
+  expected: object[],
+  pending = "",
+): void {
+  for (const [label, cuts] of everyChunking(bytes)) {
+    const { events, pending: left } = frameWith(framer(), bytes, cuts);
+    t.same(plain(events), expected, `cut at ${label}`);
+    t.equal(text(left), pending, `pending, cut at ${label}`);
+    t.equal(text(concat([...events.map((event) => event.raw), left])), text(bytes), `every byte kept, cut at ${label}`);
+  }
 }
 
 /** Every cutting of `bytes` into two chunks, and the byte-at-a-time one: [label, cuts]. */

@@ -2,17 +2,11 @@ import t, { type Test } from "tap";
 import { errorRecord, framingOf, mediaTypeOf, newFramer } from "../../../src/streams/framing.js";
 import { NdjsonFramer } from "../../../src/streams/ndjson.js";
 import { SseFramer } from "../../../src/streams/sse.js";
-import { concat, everyChunking, frameWith, plain, text, utf8 } from "./fixtures.js";
+import { assertEverySplit, everyChunking, frameWith, plain, text, utf8 } from "./fixtures.js";
 
 /** Under every chunking, `bytes` frame to `expected`, leave `pending` and lose no byte. */
-function everySplit(t: Test, bytes: Uint8Array, expected: object[], pending = ""): void {
-  for (const [label, cuts] of everyChunking(bytes)) {
-    const { events, pending: left } = frameWith(new NdjsonFramer(), bytes, cuts);
-    t.same(plain(events), expected, `cut at ${label}`);
-    t.equal(text(left), pending, `pending, cut at ${label}`);
-    t.equal(text(concat([...events.map((event) => event.raw), left])), text(bytes), `every byte kept, cut at ${label}`);
-  }
-}
+const everySplit = (t: Test, bytes: Uint8Array, expected: object[], pending = ""): void =>
+  assertEverySplit(t, () => new NdjsonFramer(), bytes, expected, pending);
 
 t.test('one event per line: "\\n" and "\\r\\n" end a line, blank lines lead the next, under every split', async (t) => {
   const stream = '{"a":1}\n{"b":2}\r\n\n \t\r\n{"c":"x\ry"}\n';
