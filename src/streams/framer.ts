@@ -5,7 +5,7 @@
 // Byte conservation, both framings: every byte pushed is in exactly one returned event's `raw` or in
 // pending(), in order, unless the framer was told to skip oversized events (overflow: "skip").
 
-export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
+const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
 
 /** One framed unit of a stream: an SSE event, or one NDJSON line. */
 export interface StreamEvent {

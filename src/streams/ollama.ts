@@ -25,7 +25,7 @@ function count(value: unknown): number | undefined {
 }
 
 /** Ollama's counts as token usage: prompt_eval_count and eval_count (absent on a cached prompt's count, or before done). */
-export function ollamaUsage(line: JsonObject): TokenUsage | undefined {
+function ollamaUsage(line: JsonObject): TokenUsage | undefined {
   const prompt = count(line.prompt_eval_count);
   const completion = count(line.eval_count);
   if (prompt === undefined && completion === undefined) return undefined;

@@ -69,5 +69,3 @@ export const routeStreamingSchema = z
     ndjson: ndjsonSchema.optional(),
   })
   .prefault({});
-
-export type RouteStreamingConfig = z.output<typeof routeStreamingSchema>;
