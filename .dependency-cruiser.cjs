@@ -105,7 +105,7 @@ module.exports = {
       name: "streams-is-a-leaf",
       severity: "error",
       comment:
-        "src/streams/ (SSE framing, streamed answers assembled into documents) imports nothing else of src/ but " +
+        "src/streams/ (SSE and NDJSON framing, streamed answers assembled into documents) imports nothing else of src/ but " +
         "src/util/ (node_modules aside): the ext_proc stream and the stages call it, never the other way.",
       from: { path: "^src/streams/" },
       to: { path: "^src/", pathNot: ["^src/streams/", "^src/util/"] },

@@ -10,7 +10,7 @@ import { annotateSchema } from "../pipeline/annotate/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
-import { routeMatchSchema } from "../pipeline/routing/config.js";
+import { routeMatchSchema, routeStreamingSchema } from "../pipeline/routing/config.js";
 import { routeUsageSchema, usageSchema } from "../pipeline/usage/config.js";
 import { parseAddress } from "../util/address.js";
 
@@ -110,6 +110,7 @@ export const routeSchema = z.strictObject({
   /** Used as a metric label and in headers: short, stable, bounded by this file. */
   name: labelName(40),
   match: routeMatchSchema,
+  streaming: routeStreamingSchema,
   maintenance: maintenanceSchema.optional(),
   cache: routeCacheSchema,
   admission: routeAdmissionSchema,

@@ -12,6 +12,7 @@ export type ModelRoute =
   | { readonly kind: "chat" }
   | { readonly kind: "completions" }
   | { readonly kind: "responses" }
+  | { readonly kind: "ollama_chat" }
   | { readonly kind: "embeddings" }
   | { readonly kind: "predict"; readonly task: string }
   | { readonly kind: "infer"; readonly model: string };
@@ -20,11 +21,12 @@ export type ModelRoute =
  * How a stream's JSON events go on the wire: "done" — one `data:` line each, closed by
  * `data: [DONE]` (chat and completions, as OpenAI and vLLM send them); "typed" — `event: <type>`
  * (the event's own `type` member) before each `data:` line, and no closing sentinel: the Responses
- * API's last event (response.completed) ends the stream.
+ * API's last event (response.completed) ends the stream; "ndjson" — one JSON line each
+ * (application/x-ndjson, as Ollama streams), the last one (`done: true`) ends the stream.
  */
-export type StreamFraming = "done" | "typed";
+export type StreamFraming = "done" | "typed" | "ndjson";
 
-/** A JSON reply, or a Server-Sent Events stream of JSON events. */
+/** A JSON reply, or a stream of JSON events (Server-Sent Events or NDJSON). */
 export type Answer = { readonly kind: "json"; readonly status: number; readonly body: JsonValue } | StreamAnswer;
 
 export interface StreamAnswer {
@@ -59,6 +61,7 @@ export function matchModelRoute(path: string): ModelRoute | undefined {
   if (path === "/v1/completions") return { kind: "completions" };
   if (path === "/v1/responses") return { kind: "responses" };
   if (path === "/v1/embeddings") return { kind: "embeddings" };
+  if (path === "/api/chat") return { kind: "ollama_chat" };
   const predict = /^\/v1\/predict\/([^/]+)$/.exec(path);
   if (predict?.[1] !== undefined) {
     const task = decodeSegment(predict[1]);
@@ -80,6 +83,8 @@ export function answer(route: ModelRoute, body: JsonValue, context: AnswerContex
       return answerCompletions(body, context);
     case "responses":
       return answerResponses(body, context);
+    case "ollama_chat":
+      return answerOllamaChat(body, context);
     case "embeddings":
       return answerEmbeddings(body, context);
     case "predict":
@@ -92,7 +97,7 @@ export function answer(route: ModelRoute, body: JsonValue, context: AnswerContex
 /** The output tokens a generation request asks for at most (decode cost), 0 when it names none. */
 export function requestedTokens(body: JsonValue): number {
   if (!isObject(body)) return 0;
-  const asked = body.max_tokens ?? body.max_completion_tokens ?? body.max_output_tokens;
+  const asked = body.max_tokens ?? body.max_completion_tokens ?? body.max_output_tokens ?? ollamaNumPredict(body);
   return typeof asked === "number" && Number.isFinite(asked) && asked > 0 ? Math.min(asked, MAX_GENERATED_TOKENS) : 0;
 }
 
@@ -131,17 +136,33 @@ function readResponsesRequest(body: JsonObject): GenerationRequest | string {
   return { ...decoding, choices: 1, includeUsage: false };
 }
 
-/** Model, output token budget (`limit`, named `limitName` in the 400 message) and stream, as every generation API asks for them. */
+/** Ollama's output token budget: options.num_predict. */
+function ollamaNumPredict(body: JsonObject): JsonValue | undefined {
+  return isObject(body.options) ? body.options.num_predict : undefined;
+}
+
+/** Ollama's /api/chat fields: one output, options.num_predict, and a stream unless `stream: false`. */
+function readOllamaRequest(body: JsonObject): GenerationRequest | string {
+  const decoding = readDecoding(body, ollamaNumPredict(body), "options.num_predict", true);
+  if (typeof decoding === "string") return decoding;
+  return { ...decoding, choices: 1, includeUsage: false };
+}
+
+/**
+ * Model, output token budget (`limit`, named `limitName` in the 400 message) and stream (`streamByDefault`
+ * when the request does not say), as every generation API asks for them.
+ */
 function readDecoding(
   body: JsonObject,
   limit: JsonValue | undefined,
   limitName: string,
+  streamByDefault = false,
 ): Pick<GenerationRequest, "model" | "maxTokens" | "stream"> | string {
   const maxTokens = limit ?? DEFAULT_MAX_TOKENS;
   if (typeof maxTokens !== "number" || !Number.isInteger(maxTokens) || maxTokens < 1) {
     return `${limitName} must be a positive integer`;
   }
-  const stream = body.stream ?? false;
+  const stream = body.stream ?? streamByDefault;
   if (typeof stream !== "boolean") return "stream must be a boolean";
   const model = body.model;
   return {
@@ -371,6 +392,46 @@ function answerResponses(body: JsonValue, context: AnswerContext): Answer {
     framing: "typed",
     events: events.map((event, sequence) => ({ ...event, sequence_number: sequence })),
   };
+}
+
+/**
+ * Ollama's /api/chat: the messages are the prompt; streamed (the default), one NDJSON line per
+ * piece with `message.content`, then a `done: true` line with done_reason, the durations and the
+ * counts (prompt_eval_count, eval_count); with `stream: false`, that last line with the whole text.
+ * Structured output (x-demo-task) streams in token-sized pieces, and breaks like chat's.
+ */
+function answerOllamaChat(body: JsonValue, context: AnswerContext): Answer {
+  if (!isObject(body)) return badRequest("request body must be a JSON object");
+  const prompt = chatPrompt(body.messages);
+  if (prompt === undefined) return badRequest("messages must be a non-empty array of {role, content}");
+  const generation = generate(readOllamaRequest(body), undefined, body, [prompt], context);
+  if ("kind" in generation) return generation;
+  const { request, split } = generation;
+  const text = generation.texts[0] ?? "";
+  const header = { model: request.model, created_at: new Date(context.createdSeconds * 1000).toISOString() };
+  const promptTokens = estimateTokens(prompt);
+  const evalCount = estimateTokens(text);
+  // Nanoseconds, as Ollama reports them: a plausible 20 ms per token, reproducible for the cache tests.
+  const last = (content: string): JsonObject => ({
+    ...header,
+    message: { role: "assistant", content },
+    done_reason: "stop",
+    done: true,
+    total_duration: (promptTokens + evalCount) * 20_000_000,
+    load_duration: 0,
+    prompt_eval_count: promptTokens,
+    prompt_eval_duration: promptTokens * 20_000_000,
+    eval_count: evalCount,
+    eval_duration: evalCount * 20_000_000,
+  });
+  if (!request.stream) return { kind: "json", status: 200, body: last(text) };
+  const events: JsonValue[] = split(text).map((piece) => ({
+    ...header,
+    message: { role: "assistant", content: piece },
+    done: false,
+  }));
+  events.push(last(""));
+  return { kind: "stream", framing: "ndjson", events };
 }
 
 function answerEmbeddings(body: JsonValue, context: AnswerContext): Answer {

@@ -1,6 +1,6 @@
 // How the demo model puts an answer on the wire: JSON in the layout and encoding a test asked for,
-// server-sent events (paced like token decoding when asked), or a response cut off mid-body like a
-// crashing upstream.
+// server-sent events or NDJSON lines (paced like token decoding when asked), or a response cut off
+// mid-body like a crashing upstream.
 import type { ServerResponse } from "node:http";
 import { gzipSync } from "node:zlib";
 import type { JsonValue } from "../pipeline/types.js";
@@ -51,9 +51,12 @@ function reversedKeys(value: JsonValue): JsonValue {
 
 /**
  * A stream's frames, one per event, and what closes it: `data: [DONE]` ("done" framing), or nothing
- * ("typed": each event named by its `type` member, the last event ends the stream).
+ * ("typed": each event named by its `type` member, the last event ends the stream; "ndjson": one
+ * line per event, the last one ends the stream).
  */
-function sseFrames(stream: StreamAnswer): { readonly frames: string[]; readonly closing: string } {
+function streamFrames(stream: StreamAnswer): { readonly frames: string[]; readonly closing: string } {
+  if (stream.framing === "ndjson")
+    return { frames: stream.events.map((event) => `${JSON.stringify(event)}\n`), closing: "" };
   if (stream.framing === "done") {
     return { frames: stream.events.map((event) => `data: ${JSON.stringify(event)}\n\n`), closing: "data: [DONE]\n\n" };
   }
@@ -66,6 +69,12 @@ function sseFrames(stream: StreamAnswer): { readonly frames: string[]; readonly 
 }
 
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache" } as const;
+// What Ollama sends with a streamed answer: no cache-control.
+const NDJSON_HEADERS = { "content-type": "application/x-ndjson" } as const;
+
+function streamHeaders(stream: StreamAnswer): Readonly<Record<string, string>> {
+  return stream.framing === "ndjson" ? NDJSON_HEADERS : SSE_HEADERS;
+}
 
 /** How a streamed answer's events are spaced in time; all zero writes every frame at once. */
 export interface Pacing {
@@ -93,8 +102,8 @@ export function sendStream(
   clock: BatcherClock = realClock,
   stop?: AbortSignal,
 ): Promise<StreamEnd> {
-  res.writeHead(200, { ...headers, ...SSE_HEADERS });
-  const { frames, closing } = sseFrames(stream);
+  res.writeHead(200, { ...headers, ...streamHeaders(stream) });
+  const { frames, closing } = streamFrames(stream);
   if (pacing.firstTokenMs === 0 && pacing.interTokenMs === 0) {
     for (const frame of frames) res.write(frame);
     res.end(closing);
@@ -155,8 +164,8 @@ export function resetMidResponse(res: ServerResponse, result: Answer, headers: R
     });
     partial = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
   } else {
-    res.writeHead(200, { ...headers, ...SSE_HEADERS });
-    const { frames, closing } = sseFrames(result);
+    res.writeHead(200, { ...headers, ...streamHeaders(result) });
+    const { frames, closing } = streamFrames(result);
     partial = frames[0] ?? closing;
   }
   res.write(partial, () => res.socket?.destroy());

@@ -1,5 +1,5 @@
 // The demo model server behind `make run`, the end-to-end tests and the benchmarks: speaks the
-// OpenAI (chat, completions, embeddings, responses), predict and KServe v2 APIs with reproducible
+// OpenAI (chat, completions, embeddings, responses), Ollama (/api/chat, NDJSON), predict and KServe v2 APIs with reproducible
 // answers, simulates a batching accelerator's latency, streams answers paced like token decoding
 // (firstTokenMs, interTokenMs), injects failures on demand, and exposes a /__demo control plane
 // (never proxied in production) so tests can see what reached the upstream, including streams a
@@ -42,7 +42,7 @@ export interface DemoStats {
   readonly maxActive: number;
   /** Requests queued for a batch slot. */
   readonly waiting: number;
-  /** Streamed (SSE) answers written to the end, the closing `data: [DONE]` or response.completed included. */
+  /** Streamed answers (SSE, NDJSON) written to the end, the closing `data: [DONE]`, response.completed or done line included. */
   readonly streamsCompleted: number;
   /**
    * Streamed answers whose client (or Envoy) went away mid-stream: the demo noticed the close,

@@ -21,6 +21,8 @@ inference-guard demo stack is up (Envoy → inference-guard → demo model).
       -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
     curl -N ${stack.url}/v1/chat/completions -H 'content-type: application/json' \\
       -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"tell me a story"}]}'
+    curl -N ${stack.url}/api/chat -H 'content-type: application/json' \\
+      -d '{"model":"demo","messages":[{"role":"user","content":"tell me a story"}]}'
   Guard metrics      ${guard?.adminUrl ?? "(no guard)"}/metrics
   Guard health       ${guard?.adminUrl ?? "(no guard)"}/readyz
   Envoy admin        ${stack.envoy.adminUrl}

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
 import { answerFormatFor, guardAnswer } from "../pipeline/answers.js";
 import type { ExchangeRun, MergedEdits, PhaseResult, Pipeline } from "../pipeline/pipeline.js";
-import { isEventStream } from "../pipeline/response-shape.js";
+import { responseStream } from "../pipeline/response-shape.js";
 import type { Outcome, ResponseBodyNeed } from "../pipeline/types.js";
 import type { ModeOverrideWatch } from "./override-watch.js";
 import {
@@ -341,7 +341,8 @@ export class StreamProcessor {
     this.#bodyBytes = 0;
     if (body === "whole") this.#state = "response_body";
     else if (body === "stream") this.#state = "response_stream";
-    else if (!endOfStream && isEventStream(headers.get("content-type"))) this.#complete(false, "until_envoy_closes");
+    else if (!endOfStream && responseStream(headers, run.exchange) !== undefined)
+      this.#complete(false, "until_envoy_closes");
     else this.#complete();
   }
 

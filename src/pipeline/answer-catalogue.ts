@@ -122,7 +122,7 @@ export const ANSWERS = {
     openAiType: "server_error",
     title: "Upstream response violates its output contract",
     description:
-      "Under `action: enforce`, the upstream's response broke the route's output contract. The response is withheld; rule ids, fields and messages of the violations are in the answer. A streamed response is cut instead: what conformed was already sent, and the stream ends with an SSE `error` event carrying the OpenAI error object (type `contract_violation`, this code) and no `[DONE]`; the upstream request is reset so the model stops generating.",
+      "Under `action: enforce`, the upstream's response broke the route's output contract. The response is withheld; rule ids, fields and messages of the violations are in the answer. A streamed response is cut instead: what conformed was already sent, and the stream ends with the OpenAI error object (type `contract_violation`, this code): an SSE `error` event and no `[DONE]`, or, in an NDJSON stream, a last line `{\"error\": {…}}` and no `done: true` line; the upstream request is reset so the model stops generating.",
     members: ["route", "contract", "model_version", "violation_count", "truncated", "violations"],
   },
   "contract.unverifiable": {

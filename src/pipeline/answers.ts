@@ -1,5 +1,7 @@
 // One builder for the body and headers of every answer in the catalogue (answer-catalogue.ts), so
 // every stage answers in the same shape.
+
+import { errorRecord, type Framing } from "../streams/framing.js";
 import {
   ANSWERS,
   type ConfiguredStatusCode,
@@ -94,13 +96,15 @@ export interface StreamErrorInput<C extends ErrorCode> {
 }
 
 /**
- * The last event of a streamed answer the guard ends early: an SSE `error` event whose data is the
- * OpenAI error object, which the OpenAI SDKs raise as an APIError with this message mid-iteration
- * (a stream's status and headers are long gone). Generic SSE clients see a named `error` event.
+ * The last event of a streamed answer the guard ends early, carrying the OpenAI error object (a
+ * stream's status and headers are long gone). SSE: an `error` event, which the OpenAI SDKs raise as
+ * an APIError with this message mid-iteration (generic SSE clients see a named `error` event).
+ * NDJSON: the object as the last line, `{"error": {…}}`, as Ollama reports an error mid-stream (its
+ * clients raise a line with an `error` member).
  */
-export function streamErrorEvent<C extends ErrorCode>(code: C, input: StreamErrorInput<C>): string {
+export function streamErrorEvent<C extends ErrorCode>(code: C, input: StreamErrorInput<C>, framing: Framing): string {
   const spec: ErrorAnswerSpec = ANSWERS[code];
   const core = { message: `${spec.title}: ${input.detail}`, type: input.type, code, param: null };
-  // JSON.stringify never writes a line break, so the object is one data line.
-  return `event: error\ndata: ${JSON.stringify({ error: { ...core, ...input.extensions, ...core } })}\n\n`;
+  // JSON.stringify never writes a line break, so the object is one data line (one NDJSON line).
+  return errorRecord(framing, JSON.stringify({ error: { ...core, ...input.extensions, ...core } }));
 }

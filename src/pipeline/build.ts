@@ -19,13 +19,12 @@ import { createComplexityStage } from "./complexity/stage.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
 import type { MaintenanceConfig } from "./maintenance/config.js";
 import { createMaintenanceStage } from "./maintenance/stage.js";
-import { Pipeline, type PipelineDeps } from "./pipeline.js";
-import type { MatchableRoute } from "./routing/match.js";
+import { Pipeline, type PipelineDeps, type PipelineRouteRef } from "./pipeline.js";
 import type { Stage, StageDeps } from "./types.js";
 import type { RouteUsageConfig, UsageConfig } from "./usage/config.js";
 import { createUsageStage } from "./usage/stage.js";
 
-export interface PipelineRoute extends MatchableRoute {
+export interface PipelineRoute extends PipelineRouteRef {
   readonly maintenance?: MaintenanceConfig | undefined;
   readonly complexity: ComplexityConfig;
   readonly cache: RouteCacheConfig;

@@ -15,6 +15,7 @@ import type {
   RequestInfo,
   ResponseBodyNeed,
   ResponseInfo,
+  RouteStreaming,
   Stage,
   StageRun,
   Step,
@@ -212,6 +213,11 @@ export class ExchangeRun {
   }
 }
 
+/** A route as the runner sees it: how it matches, and what it declares of its streams. */
+export interface PipelineRouteRef extends MatchableRoute {
+  readonly streaming?: RouteStreaming;
+}
+
 export interface PipelineDeps {
   readonly metrics: CoreMetrics;
   readonly log: Logger;
@@ -225,7 +231,7 @@ export class Pipeline {
   readonly #now: () => number;
 
   constructor(
-    readonly routes: readonly MatchableRoute[],
+    readonly routes: readonly PipelineRouteRef[],
     readonly stages: readonly Stage[],
     deps: PipelineDeps,
   ) {
@@ -238,7 +244,12 @@ export class Pipeline {
   open(request: RequestInfo, extendDeadline: (ms: number) => void): ExchangeRun | undefined {
     const route = matchRoute(this.routes, request);
     if (route === undefined) return undefined;
-    const exchange: Exchange = { request, route: { name: route.name }, startedAt: this.#now(), extendDeadline };
+    const exchange: Exchange = {
+      request,
+      route: route.streaming === undefined ? { name: route.name } : { name: route.name, streaming: route.streaming },
+      startedAt: this.#now(),
+      extendDeadline,
+    };
     const runs: StartedRun[] = [];
     for (const stage of this.stages) {
       try {

@@ -53,7 +53,8 @@ export interface Reply {
 /**
  * What a stage needs of the body of the response at hand, said at its headers: nothing, the whole
  * body before any of it reaches the client (onResponseBody), or its chunks as they pass
- * (onResponseChunk: a streamed answer, e.g. text/event-stream, is forwarded as it comes).
+ * (onResponseChunk: a streamed answer, text/event-stream or a route's declared NDJSON, is forwarded
+ * as it comes; response-shape.ts tells which responses are streams).
  */
 export type ResponseBodyNeed = "none" | "whole" | "stream";
 
@@ -167,6 +168,14 @@ export interface Exchange {
 /** The route a request matched; name is bounded by configuration and safe as a metric label. */
 export interface RouteRef {
   readonly name: string;
+  /** The route's declaration of streamed answers besides text/event-stream (routes[].streaming). */
+  readonly streaming?: RouteStreaming;
+}
+
+/** What a route declares of the streams it carries (routes[].streaming); response-shape.ts reads it. */
+export interface RouteStreaming {
+  /** Answers of these media types are NDJSON streams, read as `format`; absent: NDJSON is a plain body. */
+  readonly ndjson?: { readonly contentTypes: readonly string[]; readonly format: "generic" | "ollama" } | undefined;
 }
 
 type MaybePromise<T> = T | Promise<T>;

@@ -3,8 +3,10 @@
 // answer with the same contract as a non-streamed one.
 //
 // Formats: openai.chat (chat.ts), openai.completions (chat.ts), openai.responses (responses.ts),
-// and generic: any other SSE whose `data:` payloads are each one JSON value, each a complete
-// document of its own (predict-style routes).
+// ollama (ollama.ts: /api/chat and /api/generate NDJSON lines), and generic: any other stream whose
+// events (SSE `data:` payloads, NDJSON lines) are each one JSON value, each a complete document of
+// its own (predict-style routes). The events come from either framer (framer.ts): the readers see
+// an event's data and name, never its framing.
 //
 // The format: detectFormat(path) gives a hint from the request path. When the hint is generic, the
 // first event whose data is JSON decides once: `"object": "chat.completion.chunk"` is openai.chat,
@@ -12,15 +14,21 @@
 // event name) starting with "response." is openai.responses; anything else stays generic. A hint
 // other than generic is kept whatever the events look like.
 //
-// In every format: `data: [DONE]` ends the stream; an event named `error` or whose JSON object has
+// The ollama format is never detected: a route declares it (an NDJSON route's reading).
+//
+// In every format: `data: [DONE]` ends the stream (an ollama line with `done: true` too); an event named `error` or whose JSON object has
 // an `error` member (an object or a string) is an upstream error and nothing else; data that is
 // empty or blank, and blocks without data (heartbeats), are no reading at all; data that is not
 // JSON is `malformed`. Nothing here throws on what the upstream sends.
 import { ChatReader, CompletionsReader } from "./chat.js";
+import type { StreamEvent } from "./framer.js";
+import { OllamaReader } from "./ollama.js";
 import {
   type EventReading,
   type FormatReader,
   isObject,
+  NOT_JSON,
+  parseData,
   type ReadingDraft,
   type StreamFormat,
   TextBudget,
@@ -30,7 +38,6 @@ import {
   upstreamError,
 } from "./reading.js";
 import { ResponsesReader } from "./responses.js";
-import type { SseEvent } from "./sse.js";
 
 export type { EventReading, StreamFormat, TextDelta, TokenUsage, UpstreamError } from "./reading.js";
 
@@ -95,6 +102,8 @@ function newReader(format: StreamFormat, budget: TextBudget): FormatReader {
       return new CompletionsReader(budget);
     case "openai.responses":
       return new ResponsesReader(budget);
+    case "ollama":
+      return new OllamaReader(budget);
     case "generic":
       return new GenericReader();
   }
@@ -105,16 +114,6 @@ function errorIn(value: unknown, data: string, event: string | undefined): Upstr
   const error = isObject(value) ? upstreamError(value.error) : undefined;
   if (error !== undefined || event !== "error") return error;
   return upstreamError(value) ?? { message: data };
-}
-
-const NOT_JSON: unique symbol = Symbol("not JSON");
-
-function parse(data: string): unknown {
-  try {
-    return JSON.parse(data);
-  } catch {
-    return NOT_JSON;
-  }
 }
 
 export class StreamAssembler {
@@ -150,7 +149,7 @@ export class StreamAssembler {
     return this.#model;
   }
 
-  /** Set by [DONE], response.completed / .incomplete / .failed; stays set. */
+  /** Set by [DONE], response.completed / .incomplete / .failed, an ollama line's done: true; stays set. */
   get done(): boolean {
     return this.#done;
   }
@@ -165,14 +164,14 @@ export class StreamAssembler {
     return this.#contentEvents;
   }
 
-  read(event: SseEvent): EventReading {
+  read(event: StreamEvent): EventReading {
     const draft: ReadingDraft = { deltas: [], completed: [], documents: [], done: false };
     const data = event.data;
     if (data !== undefined && data.trim() !== "") this.#readData(data, event.event, draft);
     return this.#reading(draft);
   }
 
-  /** The non-streamed equivalent of everything read so far (chat/completions/responses). undefined for generic. */
+  /** The non-streamed equivalent of everything read so far (chat/completions/responses/ollama). undefined for generic. */
   document(): unknown {
     return this.#reader.document();
   }
@@ -182,7 +181,7 @@ export class StreamAssembler {
       draft.done = true;
       return;
     }
-    const value = parse(data);
+    const value = parseData(data);
     if (value === NOT_JSON) {
       if (event === "error") draft.error = { message: data };
       else draft.malformed = "data is not JSON";

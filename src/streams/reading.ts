@@ -1,8 +1,8 @@
 // What reading one event of an inference stream yields, and what the format readers (chat.ts,
-// responses.ts, generic in formats.ts) share: JSON guards, usage and error shapes, the text budget.
+// responses.ts, ollama.ts, generic in formats.ts) share: JSON guards, usage and error shapes, the text budget.
 // The assembler (formats.ts) owns the public class; the readers fill a ReadingDraft per event.
 
-export type StreamFormat = "openai.chat" | "openai.completions" | "openai.responses" | "generic";
+export type StreamFormat = "openai.chat" | "openai.completions" | "openai.responses" | "ollama" | "generic";
 
 /** Text appended by an event to one output target. */
 export interface TextDelta {
@@ -34,7 +34,7 @@ export interface EventReading {
   readonly usage?: TokenUsage;
   /** Model name seen on this event. */
   readonly model?: string;
-  /** [DONE], or response.completed / response.incomplete / response.failed. */
+  /** [DONE], response.completed / response.incomplete / response.failed, or an ollama line's done: true. */
   readonly done: boolean;
   /** Upstream error event. */
   readonly error?: UpstreamError;
@@ -71,6 +71,17 @@ export function indexOf(value: unknown): number | undefined {
 export function memberIndex(value: unknown, position: number): number | undefined {
   const own = typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : position;
   return own <= MAX_INDEX ? own : undefined;
+}
+
+export const NOT_JSON: unique symbol = Symbol("not JSON");
+
+/** An event's data parsed as JSON, or NOT_JSON. */
+export function parseData(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch {
+    return NOT_JSON;
+  }
 }
 
 function count(value: unknown): number | undefined {
@@ -156,7 +167,7 @@ export class TextBudget {
 
 /** One format's reading of parsed event data into a non-streamed document. */
 export interface FormatReader {
-  /** `value` is the event's data, parsed (not [DONE], not an error); `event` its SSE event name. */
+  /** `value` is the event's data, parsed (not [DONE], not an error); `event` its SSE event name (none for NDJSON). */
   read(value: unknown, event: string | undefined, draft: ReadingDraft): void;
   /** The non-streamed equivalent of everything read so far. */
   document(): unknown;

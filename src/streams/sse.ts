@@ -12,11 +12,11 @@
 // Blank lines that end no event (separators: a blank line with no field or comment line before it)
 // and a leading BOM are the first bytes of the next event's `raw`.
 //
-// Cost: each byte is looked at once (a scan position is kept across pushes), lines are decoded as
-// they complete (a complete line never splits a UTF-8 character), and the buffer is compacted only
-// after an event is returned, by moving the bytes that follow it (at most one chunk's worth).
+// Cost: each byte is looked at once, lines are decoded as they complete (a complete line never
+// splits a UTF-8 character); the buffering is BufferedFramer's (framer.ts).
+import { BufferedFramer, type FramerOptions, type StreamEvent } from "./framer.js";
 
-export interface SseEvent {
+export interface SseEvent extends StreamEvent {
   /** The exact bytes of this event as received, including its terminating blank line. */
   readonly raw: Uint8Array;
   /** `event:` field, if any (the last one). */
@@ -29,21 +29,11 @@ export interface SseEvent {
   readonly retry?: number;
 }
 
-export interface SseFramerOptions {
-  /** Largest event, in bytes with its separators and terminating blank line; default 1 MiB. */
-  readonly maxEventBytes?: number;
-}
-
-export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
-
 const LF = 0x0a;
 const CR = 0x0d;
 const COLON = 0x3a;
 const SPACE = 0x20;
 const BOM = [0xef, 0xbb, 0xbf] as const;
-const INITIAL_CAPACITY = 4096;
-/** A buffer grown past this is given back once the bytes it holds fit a quarter of it. */
-const SHRINK_ABOVE = 64 * 1024;
 
 // Not fatal: invalid UTF-8 decodes to U+FFFD. The BOM is handled on bytes (only at the stream's
 // start), so the decoder must not drop a U+FEFF that starts a later line.
@@ -57,19 +47,10 @@ interface MutableEvent {
   retry?: number;
 }
 
-export class SseFramer {
-  readonly #maxEventBytes: number;
-  #buffer = new Uint8Array(INITIAL_CAPACITY);
-  /** Bytes held in #buffer. */
-  #length = 0;
-  /** Where the unfinished event's raw starts (separators and a BOM before it included). */
-  #eventStart = 0;
-  /** Next byte to look at. */
-  #scan = 0;
-  /** Start of the line being read. */
-  #lineStart = 0;
+export class SseFramer extends BufferedFramer<SseEvent> {
   #bomChecked = false;
-  #overflowed = false;
+  /** Dropping an oversized event's bytes until the blank line that ends it (overflow "skip"). */
+  #skipping = false;
   // The unfinished event, from its complete lines.
   #lines = 0;
   #event: string | undefined;
@@ -77,42 +58,8 @@ export class SseFramer {
   #id: string | undefined;
   #retry: number | undefined;
 
-  constructor(options: SseFramerOptions = {}) {
-    const max = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
-    if (!(max >= 1)) throw new RangeError(`maxEventBytes must be at least 1, not ${max}`);
-    this.#maxEventBytes = max;
-  }
-
-  /**
-   * Set once an event grows beyond maxEventBytes (unfinished, or completed within one chunk); push()
-   * then returns [] and keeps nothing more (the caller treats the stream as unparseable). The events
-   * before it were returned; pending() holds the bytes from the overflowing event's start up to and
-   * including the chunk that overflowed, so they are not lost, and keeps returning them.
-   */
-  get overflowed(): boolean {
-    return this.#overflowed;
-  }
-
-  /** Feeds the next chunk; returns the events completed by it, in order. Bytes of an unfinished event are kept. */
-  push(chunk: Uint8Array): SseEvent[] {
-    if (this.#overflowed) return [];
-    this.#append(chunk);
-    return this.#frame(false);
-  }
-
-  /**
-   * The stream has ended: a final "\r" is a line end after all (push() waits for the byte after a
-   * "\r" to know whether it is half of "\r\n"). Returns the event that completes, if any; what is
-   * left in pending() is an event the stream ended in the middle of (or separators).
-   */
-  end(): SseEvent[] {
-    if (this.#overflowed) return [];
-    return this.#frame(true);
-  }
-
-  /** Bytes received but not yet part of a complete event (a stream that ends mid-event). */
-  pending(): Uint8Array {
-    return this.#buffer.slice(this.#eventStart, this.#length);
+  constructor(options: FramerOptions = {}) {
+    super(options);
   }
 
   /**
@@ -121,64 +68,91 @@ export class SseFramer {
    * a stream may well end with.
    */
   get midEvent(): boolean {
-    if (this.#overflowed || this.#lines > 0) return true;
-    const unfinished = this.#length - this.#lineStart;
-    return unfinished > 1 || (unfinished === 1 && this.#buffer[this.#lineStart] !== CR);
+    if (this.overflow || this.#skipping || this.#lines > 0) return true;
+    const unfinished = this.length - this.lineStart;
+    return unfinished > 1 || (unfinished === 1 && this.buffer[this.lineStart] !== CR);
   }
 
-  #append(chunk: Uint8Array): void {
-    const needed = this.#length + chunk.length;
-    if (needed > this.#buffer.length) {
-      const grown = new Uint8Array(Math.max(needed, this.#buffer.length * 2));
-      grown.set(this.#buffer.subarray(0, this.#length));
-      this.#buffer = grown;
-    }
-    this.#buffer.set(chunk, this.#length);
-    this.#length = needed;
-  }
-
-  #frame(final: boolean): SseEvent[] {
+  /**
+   * `final`, the stream has ended (end()): a last "\r" is a line end after all. What is left in
+   * pending() then is an event the stream ended in the middle of (or separators).
+   */
+  protected frame(final: boolean): SseEvent[] {
     const events: SseEvent[] = [];
     if (!this.#bomChecked && !this.#skipBom(final)) return events;
-    const buffer = this.#buffer;
-    const length = this.#length;
-    let i = this.#scan;
+    const buffer = this.buffer;
+    const length = this.length;
+    let i = this.scan;
     while (i < length) {
       const byte = buffer[i];
       if (byte !== LF && byte !== CR) {
         i++;
         continue;
       }
-      let next = i + 1;
-      if (byte === CR) {
-        // A "\r" last in the buffer may be the first half of "\r\n": wait for the next byte.
-        if (next === length && !final) break;
-        if (next < length && buffer[next] === LF) next++;
-      }
-      if (i > this.#lineStart) this.#line(this.#lineStart, i);
-      else if (this.#lines > 0) {
+      const next = this.#afterLineEnd(i, final);
+      if (next < 0) break;
+      if (i > this.lineStart) {
+        // A skipped event's lines are not read: only its end is looked for.
+        if (!this.#skipping) this.#line(this.lineStart, i);
+      } else if (this.#lines > 0) {
         // A blank line after fields or comments: the event is complete.
-        if (next - this.#eventStart > this.#maxEventBytes) {
+        if (this.#skipping) {
+          this.#skipping = false;
+          this.#forget(next);
+        } else if (next - this.eventStart <= this.maxEventBytes) events.push(this.#dispatch(next));
+        else if (this.skipOversized) {
+          this.skippedEvents++;
+          this.#forget(next);
+        } else {
           this.#overflow();
           return events;
         }
-        events.push(this.#dispatch(next));
       }
       // else a separator: its bytes stay at the front of the next event's raw.
       i = next;
-      this.#lineStart = next;
+      this.lineStart = next;
     }
-    this.#scan = i;
-    if (this.#length - this.#eventStart > this.#maxEventBytes) this.#overflow();
-    else if (this.#eventStart > 0) this.#compact();
+    this.scan = i;
+    if (this.#skipping) this.#dropScanned();
+    else if (this.length - this.eventStart <= this.maxEventBytes) {
+      if (this.eventStart > 0) this.compact();
+    } else if (this.skipOversized) {
+      this.skippedEvents++;
+      this.#skipping = true;
+      this.#dropScanned();
+    } else this.#overflow();
     return events;
+  }
+
+  /**
+   * Skipping an oversized event: forgets the bytes looked at, but for the last byte of a line not
+   * yet ended (so a line end next is not taken for a blank line) and a "\r" that may be half of
+   * "\r\n". The event stays unfinished (a field line was read), so its blank line ends the skip.
+   */
+  #dropScanned(): void {
+    const keep = this.lineStart < this.scan ? this.scan - 1 : this.scan;
+    this.#forget(keep);
+    this.lineStart = keep;
+    this.#lines = 1;
+    this.compact();
+  }
+
+  /**
+   * The offset after the line end at `i` ("\r\n", "\n" or "\r"); -1 for a "\r" last in the buffer
+   * before the stream's end, which may be the first half of "\r\n": push() waits for the next byte.
+   */
+  #afterLineEnd(i: number, final: boolean): number {
+    const next = i + 1;
+    if (this.buffer[i] !== CR) return next;
+    if (next === this.length) return final ? next : -1;
+    return this.buffer[next] === LF ? next + 1 : next;
   }
 
   /** False while the buffered bytes are still a prefix of a BOM (the next push decides). */
   #skipBom(final: boolean): boolean {
-    const held = Math.min(this.#length, BOM.length);
+    const held = Math.min(this.length, BOM.length);
     for (let i = 0; i < held; i++) {
-      if (this.#buffer[i] !== BOM[i]) {
+      if (this.buffer[i] !== BOM[i]) {
         this.#bomChecked = true;
         return true;
       }
@@ -187,8 +161,8 @@ export class SseFramer {
       this.#bomChecked = final;
       return final;
     }
-    this.#scan = BOM.length;
-    this.#lineStart = BOM.length;
+    this.scan = BOM.length;
+    this.lineStart = BOM.length;
     this.#bomChecked = true;
     return true;
   }
@@ -196,7 +170,7 @@ export class SseFramer {
   /** A complete, non-blank line [start, end). */
   #line(start: number, end: number): void {
     this.#lines++;
-    const buffer = this.#buffer;
+    const buffer = this.buffer;
     if (buffer[start] === COLON) return; // a comment
     let colon = start;
     while (colon < end && buffer[colon] !== COLON) colon++;
@@ -224,37 +198,27 @@ export class SseFramer {
 
   /** Ends the unfinished event at `end` (after its blank line) and returns it. */
   #dispatch(end: number): SseEvent {
-    const event: MutableEvent = { raw: this.#buffer.slice(this.#eventStart, end) };
+    const event: MutableEvent = { raw: this.buffer.slice(this.eventStart, end) };
     if (this.#event !== undefined) event.event = this.#event;
     if (this.#data !== undefined) event.data = this.#data.join("\n");
     if (this.#id !== undefined) event.id = this.#id;
     if (this.#retry !== undefined) event.retry = this.#retry;
-    this.#eventStart = end;
+    this.#forget(end);
+    return event;
+  }
+
+  /** Starts the next event at `end`, with nothing read of it. */
+  #forget(end: number): void {
+    this.eventStart = end;
     this.#lines = 0;
     this.#event = undefined;
     this.#data = undefined;
     this.#id = undefined;
     this.#retry = undefined;
-    return event;
   }
 
   #overflow(): void {
-    this.#overflowed = true;
+    this.overflow = true;
     this.#data = undefined;
-  }
-
-  /** Moves the unfinished event to the buffer's start (into a smaller buffer when it is now oversized). */
-  #compact(): void {
-    const start = this.#eventStart;
-    const kept = this.#length - start;
-    if (this.#buffer.length > SHRINK_ABOVE && kept * 4 <= this.#buffer.length) {
-      const smaller = new Uint8Array(Math.max(INITIAL_CAPACITY, kept * 2));
-      smaller.set(this.#buffer.subarray(start, this.#length));
-      this.#buffer = smaller;
-    } else this.#buffer.copyWithin(0, start, this.#length);
-    this.#length = kept;
-    this.#scan -= start;
-    this.#lineStart -= start;
-    this.#eventStart = 0;
   }
 }

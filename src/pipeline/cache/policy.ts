@@ -1,7 +1,7 @@
 // Which requests may be answered from the cache and which responses may be stored. Every
 // "no" carries a reason from a fixed vocabulary (metric label, x-guard-cache-reason header).
-import { isEventStream } from "../response-shape.js";
-import type { Exchange, HeaderMap, ResponseInfo } from "../types.js";
+import { requestsStream, streamFraming } from "../response-shape.js";
+import type { Exchange, HeaderMap, ResponseInfo, RouteRef } from "../types.js";
 import type { RouteCacheConfig } from "./config.js";
 import type { ParsedBody } from "./key.js";
 
@@ -14,7 +14,7 @@ export type BypassReason = "cache_control" | "nondeterministic";
 export type StoreSkipReason =
   | "status"
   | "cache_control"
-  /** An event stream for a request that did not ask for one, or the other way round. */
+  /** A stream for a request that did not ask for one, or the other way round. */
   | "stream_mismatch"
   | "too_large"
   | "contract_violated"
@@ -42,18 +42,19 @@ export function bypassFromHeaders(headers: HeaderMap): BypassReason | undefined 
 }
 
 /**
- * The request asks for an event stream: `"stream": true` in its JSON body, or `Accept:
- * text/event-stream`. It is keyed apart from the same request unstreamed, and only ever answered
- * with a stored event stream (and the other way round).
+ * The request asks for a stream (response-shape.ts requestsStream: `"stream": true`, an Accept of
+ * one of the route's stream types, or Ollama's default). It is keyed apart from the same request
+ * unstreamed, and only ever answered with a stored stream (and the other way round).
  */
-export function wantsStream(body: ParsedBody, headers: HeaderMap): boolean {
-  if (body.kind === "json" && isObject(body.value) && body.value.stream === true) return true;
-  return isEventStream(headers.get("accept"));
+export function wantsStream(body: ParsedBody, headers: HeaderMap, route: RouteRef): boolean {
+  const requested = body.kind === "json" && isObject(body.value) ? body.value.stream : undefined;
+  return requestsStream(requested, headers.get("accept"), route);
 }
 
 /**
  * A request is cacheable only if the same request would get the same answer: greedy decoding
- * (temperature 0), a fixed seed, or the client saying so with the opt-in header.
+ * (temperature 0), a fixed seed, or the client saying so with the opt-in header. Ollama's API puts
+ * temperature and seed in `options`; no other API has that member, so it is read on every route.
  */
 export function bypassFromBody(
   body: ParsedBody,
@@ -64,8 +65,9 @@ export function bypassFromBody(
   if (config.optInHeader !== "" && headers.get(config.optInHeader)?.trim().toLowerCase() === OPT_IN_VALUE)
     return undefined;
   if (fields === undefined) return "nondeterministic";
-  if (fields.temperature === 0) return undefined;
-  if (typeof fields.seed === "number") return undefined;
+  const options = isObject(fields.options) ? fields.options : {};
+  if (fields.temperature === 0 || options.temperature === 0) return undefined;
+  if (typeof fields.seed === "number" || typeof options.seed === "number") return undefined;
   return "nondeterministic";
 }
 
@@ -73,19 +75,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
-/** Response checks possible before the body arrives; `stream`: the request asked for an event stream. */
+/** Response checks possible before the body arrives; `stream`: the request asked for a stream. */
 export function skipFromResponseHeaders(
   response: ResponseInfo,
   config: RouteCacheConfig,
   stream: boolean,
+  route: RouteRef,
 ): StoreSkipReason | undefined {
   if (response.status !== 200) return "status";
-  const eventStream = isEventStream(response.headers.get("content-type"));
+  const streamed = streamFraming(response.headers.get("content-type"), route) !== undefined;
   // Event-stream servers (OpenAI, vLLM, the demo) send `Cache-Control: no-cache` on every stream,
   // to keep intermediaries from buffering or reusing the live stream: a convention of the transport,
   // not a judgement of the answer. On a stream only `no-store` keeps it out of the cache.
-  if (forbidsCaching(response.headers, eventStream)) return "cache_control";
-  if (eventStream !== stream) return "stream_mismatch";
+  if (forbidsCaching(response.headers, streamed)) return "cache_control";
+  if (streamed !== stream) return "stream_mismatch";
   const declaredLength = Number(response.headers.get("content-length"));
   if (Number.isFinite(declaredLength) && declaredLength > config.maxEntryBytes) return "too_large";
   // An encoded (e.g. gzip) stream's last event cannot be read from its bytes, so it cannot be

@@ -1,8 +1,9 @@
 // The cache as a pipeline stage. Request path: decide cacheability, look up local → coalesce
 // with an identical in-flight miss → Redis, answer hits. Response path (after contracts):
-// store what may be stored and hand it to coalesced followers. An event stream passes through
-// untouched while a bounded copy is kept, stored once the stream has ended as a finished answer.
-import { isEventStream } from "../response-shape.js";
+// store what may be stored and hand it to coalesced followers. A stream (SSE, or the route's NDJSON)
+// passes through untouched while a bounded copy is kept, stored once it has ended as a finished
+// answer, and replayed with its content type to requests that ask for a stream.
+import { responseStream, streamFraming } from "../response-shape.js";
 import {
   type ChunkStep,
   CONTINUE,
@@ -179,7 +180,7 @@ class CacheRun implements StageRun {
       };
     }
     if (state.kind !== "upstream") return CONTINUE;
-    const skip = skipFromResponseHeaders(response, this.settings.config, this.#stream);
+    const skip = skipFromResponseHeaders(response, this.settings.config, this.#stream, this.exchange.route);
     if (skip !== undefined) this.#skipStore(state, skip);
     else if (this.#stream) {
       if (response.endOfStream) this.#skipStore(state, "incomplete");
@@ -244,7 +245,7 @@ class CacheRun implements StageRun {
     const body = parseBody(bodyBytes);
     const reason = bypassFromBody(body, request.headers, config);
     if (reason !== undefined) return this.#bypass(reason);
-    this.#stream = wantsStream(body, request.headers);
+    this.#stream = wantsStream(body, request.headers, this.exchange.route);
     const digest = requestDigest({
       route: this.#route,
       method: request.method,
@@ -282,12 +283,13 @@ class CacheRun implements StageRun {
   }
 
   /**
-   * The hit, when its form (event stream or not) is the one the request asked for. The key already
+   * The hit, when its form (stream or not) is the one the request asked for. The key already
    * keeps the two apart; this is the second lock on that door. A mismatch is a miss.
    */
   #sameForm<T extends CacheHit>(hit: T | undefined): T | undefined {
-    if (hit === undefined || isEventStream(hit.response.headers["content-type"]) === this.#stream) return hit;
-    return undefined;
+    if (hit === undefined) return undefined;
+    const streamed = streamFraming(hit.response.headers["content-type"], this.exchange.route) !== undefined;
+    return streamed === this.#stream ? hit : undefined;
   }
 
   async #follow(role: Extract<Role, { role: "follower" }>, digest: string): Promise<Step> {
@@ -350,7 +352,8 @@ class CacheRun implements StageRun {
       return;
     }
     const body = copy.whole();
-    const end = streamEnd(body);
+    const stream = this.#response === undefined ? undefined : responseStream(this.#response.headers, this.exchange);
+    const end = stream === undefined ? "incomplete" : streamEnd(body, stream);
     if (end === "complete") this.#store(state, body);
     else this.#skipStore(state, end === "error" ? "stream_error" : "incomplete");
   }

@@ -2,6 +2,7 @@
 // travel as members of the answer (rule, JSON path, message) and, the first few of them, in the
 // detail sentence: OpenAI SDKs show only the message, and the client must learn what broke.
 import type { ContractViolation } from "../../contracts/json-check.js";
+import type { Framing } from "../../streams/framing.js";
 import { type AnswerFormat, guardAnswer, streamErrorEvent } from "../answers.js";
 import type { Reply } from "../types.js";
 
@@ -59,12 +60,12 @@ export function violatedAnswer(input: Violated): Reply {
 }
 
 /** The event that ends a streamed answer cut at a violation (the answer of a non-streamed one, in-stream). */
-export function violatedStreamEvent(input: Omit<Violated, "format" | "status" | "headers">): string {
-  return streamErrorEvent("contract.violated", {
-    type: "contract_violation",
-    detail: violatedDetail(input),
-    extensions: violatedMembers(input),
-  });
+export function violatedStreamEvent(input: Omit<Violated, "format" | "status" | "headers">, framing: Framing): string {
+  return streamErrorEvent(
+    "contract.violated",
+    { type: "contract_violation", detail: violatedDetail(input), extensions: violatedMembers(input) },
+    framing,
+  );
 }
 
 export interface Unverifiable extends WithheldResponse {
@@ -93,10 +94,17 @@ export function unverifiableAnswer(input: Unverifiable): Reply {
 }
 
 /** The event that ends a streamed answer that cannot be checked, under unverifiable: reject. */
-export function unverifiableStreamEvent(input: Omit<Unverifiable, "format" | "status" | "headers">): string {
-  return streamErrorEvent("contract.unverifiable", {
-    type: "contract_unverifiable",
-    detail: `${input.contract} could not be checked (${input.reason}): ${input.detail}`,
-    extensions: unverifiableMembers(input),
-  });
+export function unverifiableStreamEvent(
+  input: Omit<Unverifiable, "format" | "status" | "headers">,
+  framing: Framing,
+): string {
+  return streamErrorEvent(
+    "contract.unverifiable",
+    {
+      type: "contract_unverifiable",
+      detail: `${input.contract} could not be checked (${input.reason}): ${input.detail}`,
+      extensions: unverifiableMembers(input),
+    },
+    framing,
+  );
 }

@@ -10,11 +10,10 @@ import { type CheckResult, Contract } from "../../contracts/contract.js";
 import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
 import { stringAt } from "../../contracts/payload.js";
 import { BoundedLabel } from "../../metrics/labels.js";
-import { detectFormat } from "../../streams/formats.js";
 import { answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import { NOT_JSON, parseJsonBody } from "../json-body.js";
-import { isEventStreamResponse } from "../response-shape.js";
+import { type ResponseStream, responseStream } from "../response-shape.js";
 import {
   type ChunkStep,
   CONTINUE,
@@ -154,7 +153,8 @@ class ContractRun implements StageRun {
   #requestModel: string | undefined;
   #rawVersion: string | undefined;
   #contentEncoding: string | undefined;
-  #streaming = false;
+  /** The response is a stream (SSE, or the route's NDJSON): its framing and reading. */
+  #streaming: ResponseStream | undefined;
   /** The check of a streamed answer passing chunk by chunk. */
   #stream: StreamCheck | undefined;
   #streamCheckMs = 0;
@@ -197,7 +197,7 @@ class ContractRun implements StageRun {
     if (this.#phase !== "waiting") return CONTINUE;
     this.#rawVersion = clipVersion(response.headers.get(this.binding.settings.modelVersionHeader));
     this.#contentEncoding = response.headers.get("content-encoding");
-    this.#streaming = isEventStreamResponse(response.headers);
+    this.#streaming = responseStream(response.headers, this.exchange);
     if (response.status < 200 || response.status > 299) {
       // Error bodies of the upstream are not model output: the contract does not apply.
       this.#finish("not_applicable", this.versions.value(this.#rawVersion));
@@ -205,7 +205,8 @@ class ContractRun implements StageRun {
     }
     // No body will follow: check the empty body now (it is a violation for any contract).
     if (response.endOfStream) return this.#check(new Uint8Array(0));
-    if (!this.#streaming) return CONTINUE;
+    const streaming = this.#streaming;
+    if (streaming === undefined) return CONTINUE;
     // A stream of a model the binding does not name is none of this contract's business, and is
     // not held up for it.
     if (this.#requestModel !== undefined && !this.#modelApplies(this.#requestModel)) {
@@ -221,13 +222,13 @@ class ContractRun implements StageRun {
     }
     const policy = this.binding.settings.stream;
     if (policy === "buffer") return { type: "continue", responseBody: "whole" };
-    this.#stream = this.#streamCheck(policy === "incremental" && this.binding.settings.action === "enforce");
+    this.#stream = this.#streamCheck(streaming, policy === "incremental" && this.binding.settings.action === "enforce");
     return { type: "continue", responseBody: "stream" };
   }
 
   onResponseBody(body: Uint8Array): Promise<Step> | Step {
     if (this.#phase !== "waiting") return CONTINUE;
-    if (this.#streaming) return this.#checkBufferedStream(body);
+    if (this.#streaming !== undefined) return this.#checkBufferedStream(this.#streaming, body);
     return this.#check(body);
   }
 
@@ -257,10 +258,11 @@ class ContractRun implements StageRun {
     this.#phase = "done";
   }
 
-  #streamCheck(enforcing: boolean): StreamCheck {
+  #streamCheck(streaming: ResponseStream, enforcing: boolean): StreamCheck {
     return new StreamCheck({
       contract: this.binding.contract,
-      format: detectFormat(this.exchange.request.path),
+      framing: streaming.framing,
+      format: streaming.format,
       enforcing,
       maxHeldBytes: this.section.maxBodyBytes,
       maxTargets: this.section.maxPayloads,
@@ -268,10 +270,10 @@ class ContractRun implements StageRun {
   }
 
   /** stream: buffer — the whole event stream, judged like a non-streamed body before any of it is sent. */
-  #checkBufferedStream(body: Uint8Array): Step {
+  #checkBufferedStream(streaming: ResponseStream, body: Uint8Array): Step {
     this.#phase = "checking";
     const started = this.deps.now();
-    const stream = this.#streamCheck(false);
+    const stream = this.#streamCheck(streaming, false);
     const { verdict } = stream.push(body, true);
     this.metrics.duration.observe({ contract: this.binding.contract.name }, (this.deps.now() - started) / 1000);
     if (verdict.kind === "unverifiable") return this.#unverifiable(verdict.reason, verdict.detail);
@@ -297,7 +299,7 @@ class ContractRun implements StageRun {
       this.#streamVerdictHeader = unverifiableHeader(verdict.reason);
       const step = this.#unverifiable(verdict.reason, verdict.detail);
       if (step.type !== "reply" || !enforcing) return undefined;
-      return unverifiableStreamEvent({ ...about, reason: verdict.reason, detail: verdict.detail });
+      return unverifiableStreamEvent({ ...about, reason: verdict.reason, detail: verdict.detail }, stream.framing);
     }
     if (!this.#modelApplies(stream.model ?? this.#requestModel)) {
       this.#notApplicable();
@@ -307,12 +309,10 @@ class ContractRun implements StageRun {
     const { result } = verdict;
     this.#streamVerdictHeader = this.#record(result);
     if (result.valid || !enforcing) return undefined;
-    return violatedStreamEvent({
-      ...about,
-      modelVersion: this.#rawVersion,
-      violations: result.violations,
-      total: result.total,
-    });
+    return violatedStreamEvent(
+      { ...about, modelVersion: this.#rawVersion, violations: result.violations, total: result.total },
+      stream.framing,
+    );
   }
 
   #cutReason(verdict: StreamVerdict): "contract.violated" | "contract.unverifiable" {

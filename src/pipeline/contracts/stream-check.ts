@@ -1,17 +1,19 @@
-// A contract check over a streamed answer (Server-Sent Events), chunk by chunk. The events are
+// A contract check over a streamed answer (Server-Sent Events, or NDJSON on a route that declares
+// it), chunk by chunk; an event is an SSE event or an NDJSON line (the framer's, framing.ts). The events are
 // assembled into the document the same request would have got without streaming, so the verdict
 // at the end is exactly the non-streamed one (contract.checkValue); meanwhile, the JSON the
 // payload's text deltas build is checked value by value as it completes (IncrementalPayloadCheck).
 //
 // When enforcing, every event whose bytes are known to conform goes on at once; an event holding
 // bytes of a value still being parsed waits, so a violating value never reaches the client; the
-// stream's closing event ([DONE], response.completed) waits for the final verdict, so a client never
+// stream's closing event ([DONE], response.completed, Ollama's done: true line) waits for the final verdict, so a client never
 // sees a violating answer end well. Otherwise every byte goes on as it comes and the check only
 // reports.
 import type { CheckResult, Contract } from "../../contracts/contract.js";
 import { IncrementalPayloadCheck, payloadTargetOf } from "../../contracts/incremental.js";
 import { StreamAssembler, type StreamFormat, type TokenUsage } from "../../streams/formats.js";
-import { type SseEvent, SseFramer } from "../../streams/sse.js";
+import type { EventFramer, StreamEvent } from "../../streams/framer.js";
+import { type Framing, newFramer } from "../../streams/framing.js";
 
 export type StreamVerdict =
   /** Nothing decided yet. */
@@ -41,6 +43,7 @@ export interface StreamStep {
 
 export interface StreamCheckOptions {
   readonly contract: Contract;
+  readonly framing: Framing;
   readonly format: StreamFormat;
   /** Hold back what is not known to conform (enforce with stream: incremental); else pass everything on at once. */
   readonly enforcing: boolean;
@@ -70,7 +73,7 @@ const encoder = new TextEncoder();
 
 export class StreamCheck {
   readonly #options: StreamCheckOptions;
-  readonly #framer: SseFramer;
+  readonly #framer: EventFramer;
   readonly #assembler: StreamAssembler;
   readonly #targets = new Map<string, TargetState | undefined>();
   /** Enforcing, and the payload is JSON text inside the deltas (a <json> payload path): checked as it arrives. */
@@ -87,10 +90,15 @@ export class StreamCheck {
   constructor(options: StreamCheckOptions) {
     this.#options = options;
     // A Responses API stream ends with the whole answer in one event: events up to the body limit.
-    this.#framer = new SseFramer({ maxEventBytes: options.maxHeldBytes });
+    this.#framer = newFramer(options.framing, { maxEventBytes: options.maxHeldBytes });
     this.#assembler = new StreamAssembler(options.format, { maxDocumentBytes: options.maxHeldBytes });
     // Only enforcing needs a verdict before the end: otherwise the final check alone decides.
     this.#incremental = options.enforcing && options.contract.spec.payload?.endsWith("<json>") === true;
+  }
+
+  /** The stream's framing: the record that ends a cut stream is written in it. */
+  get framing(): Framing {
+    return this.#options.framing;
   }
 
   get usage(): TokenUsage | undefined {
@@ -139,7 +147,7 @@ export class StreamCheck {
   }
 
   /** Reads one event; returns a verdict when the event decides the stream. */
-  #onEvent(event: SseEvent, out: Uint8Array[]): StreamVerdict | undefined {
+  #onEvent(event: StreamEvent, out: Uint8Array[]): StreamVerdict | undefined {
     const reading = this.#assembler.read(event);
     if (reading.error !== undefined) {
       // Not held: #decide sends it on after dropping what was held unverified.

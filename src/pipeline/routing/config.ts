@@ -1,4 +1,6 @@
-// The routes[].match section: which requests a route takes. The matching itself is in match.ts.
+// The routes[].match section: which requests a route takes (the matching itself is in match.ts); and
+// routes[].streaming: which of the route's answers are streams besides text/event-stream. Both are
+// the route's own, not a stage's: every stage that follows a stream reads the declaration.
 import { z } from "zod";
 import { headerName } from "../../config-kit/primitives.js";
 import { covers, type RouteMatch } from "./match.js";
@@ -30,3 +32,40 @@ export function findShadowing<Route>(
     return by === undefined ? [] : [{ shadowed, by }];
   });
 }
+
+/** NDJSON media types that are no stream of one JSON document per line, and why (config error text). */
+const NOT_NDJSON: Readonly<Record<string, string>> = {
+  "text/event-stream": "is Server-Sent Events, streamed on every route without being declared",
+  "application/json":
+    "is also every non-streamed JSON answer's type, and a pretty-printed one is not one document per line",
+  "application/json-seq": "(RFC 7464) starts each record with RS and lets a record span lines: it is not NDJSON",
+};
+
+const ndjsonSchema = z.strictObject({
+  /** How the lines read: generic (each line a complete document) or ollama (/api/chat, /api/generate deltas). */
+  format: z.enum(["generic", "ollama"]).default("generic"),
+  /** Media types (lower case, no parameters) whose answers on this route are NDJSON streams. */
+  contentTypes: z
+    .array(
+      z.string().regex(/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/, {
+        message: 'expected a lower-case media type without parameters, such as "application/x-ndjson"',
+      }),
+    )
+    .min(1)
+    .default(["application/x-ndjson"])
+    .superRefine((types, ctx) => {
+      types.forEach((type, index) => {
+        const why = NOT_NDJSON[type];
+        if (why !== undefined) ctx.addIssue({ code: "custom", path: [index], message: `"${type}" ${why}` });
+        else if (types.indexOf(type) < index)
+          ctx.addIssue({ code: "custom", path: [index], message: `"${type}" is listed twice` });
+      });
+    }),
+});
+
+export const routeStreamingSchema = z
+  .strictObject({
+    /** Absent: an NDJSON answer on this route is a plain body (looked at whole, if at all). */
+    ndjson: ndjsonSchema.optional(),
+  })
+  .prefault({});

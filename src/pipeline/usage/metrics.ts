@@ -22,6 +22,7 @@ export interface UsageMetrics {
   readonly timeToFirstToken: Histogram<"route" | "tier">;
   readonly timePerOutputToken: Histogram<"route" | "tier">;
   readonly streams: Counter<"route" | "outcome">;
+  readonly eventsSkipped: Counter<"route">;
 }
 
 export function createUsageMetrics(registry: Registry): UsageMetrics {
@@ -55,8 +56,14 @@ export function createUsageMetrics(registry: Registry): UsageMetrics {
     }),
     streams: new Counter({
       name: "guard_streams_total",
-      help: "Streamed (text/event-stream) 2xx answers by how they ended: completed, cancelled (client or Envoy left), cut (the guard ended or replaced the stream).",
+      help: "Streamed 2xx answers (text/event-stream, or NDJSON where the route declares it) by how they ended: completed, cancelled (client or Envoy left), cut (the guard ended or replaced the stream).",
       labelNames: ["route", "outcome"] as const,
+      registers,
+    }),
+    eventsSkipped: new Counter({
+      name: "guard_usage_events_skipped_total",
+      help: "Stream events (SSE events, NDJSON lines) larger than 1 MiB the usage stage skipped unread: passed on unchanged, but their usage and output are not counted (a usage event among them shows as guard_stream_usage_missing_total).",
+      labelNames: ["route"] as const,
       registers,
     }),
   };

@@ -4,19 +4,23 @@
 // Tokens come only from what the upstream reported (`usage` of a stream's event, or of a JSON
 // body), never from an estimate: a stream that completes without usage is counted as such
 // (guard_stream_usage_missing_total) and adds no tokens. A streamed answer goes through the stage
-// chunk by chunk (it asks for "stream" at a text/event-stream 2xx response) and is forwarded
-// unchanged; the stage reads each event with the streams library (SseFramer, StreamAssembler)
-// keeping no assembled text. A non-streamed body is read only when Envoy buffers it anyway (another
-// stage needed it whole), unless the route sets countBodies.
+// chunk by chunk (it asks for "stream" at a 2xx stream: text/event-stream, or NDJSON on a route that
+// declares it) and is forwarded unchanged; the stage reads each event with the streams library (the
+// framer of the stream's framing, StreamAssembler) keeping no assembled text. An event beyond the
+// framer's 1 MiB cap is skipped, not held (counted in guard_usage_events_skipped_total): metering
+// goes on with the next event, and the bytes pass unchanged whatever the framer makes of them. A
+// non-streamed body is read only when Envoy buffers it anyway (another stage needed it whole),
+// unless the route sets countBodies.
 //
 // Where it sits in the line-up (build.ts): outside every stage that can hold back, cut or replace
 // a response, so it sees the bytes the client gets, when the client gets them.
 import { BoundedLabel } from "../../metrics/labels.js";
-import { detectFormat, StreamAssembler, type TokenUsage } from "../../streams/formats.js";
+import { StreamAssembler, type TokenUsage } from "../../streams/formats.js";
+import type { EventFramer } from "../../streams/framer.js";
+import { newFramer } from "../../streams/framing.js";
 import { isObject, tokenUsage } from "../../streams/reading.js";
-import { SseFramer } from "../../streams/sse.js";
 import { parseJsonBody } from "../json-body.js";
-import { isEventStreamResponse } from "../response-shape.js";
+import { type ResponseStream, responseStream } from "../response-shape.js";
 import {
   type ChunkStep,
   CONTINUE,
@@ -62,9 +66,12 @@ export function createUsageStage(config: StageConfig<UsageConfig, RouteUsageConf
 
 /** One streamed answer being read: its events, and when output passed. */
 class StreamWatch {
-  readonly framer = new SseFramer();
+  /** Skips an oversized event rather than stopping: a metering gap, never a stream left unread. */
+  readonly framer: EventFramer;
   /** Keeps no text (maxDocumentBytes 0): the stage needs each event's reading, never the document. */
   readonly assembler: StreamAssembler;
+  /** Oversized events already counted. */
+  skipped = 0;
   /** Monotonic ms when the first and the latest chunk with model output passed. */
   firstOutputAt: number | undefined;
   lastOutputAt = 0;
@@ -72,8 +79,9 @@ class StreamWatch {
   outputChunks = 0;
   ended = false;
 
-  constructor(path: string) {
-    this.assembler = new StreamAssembler(detectFormat(path), { maxDocumentBytes: 0 });
+  constructor(stream: ResponseStream) {
+    this.framer = newFramer(stream.framing, { overflow: "skip" });
+    this.assembler = new StreamAssembler(stream.format, { maxDocumentBytes: 0 });
   }
 }
 
@@ -90,7 +98,7 @@ function mayBeJson(contentType: string | undefined): boolean {
 class UsageRun implements StageRun {
   readonly #route: string;
   #rawVersion: string | undefined;
-  /** A text/event-stream 2xx answer: read chunk by chunk (or whole, when another stage buffered it). */
+  /** A streamed 2xx answer: read chunk by chunk (or whole, when another stage buffered it). */
   #stream: StreamWatch | undefined;
   /** A non-streamed 2xx answer whose body may carry usage, if the body comes by. */
   #bodyReadable = false;
@@ -114,8 +122,9 @@ class UsageRun implements StageRun {
     // A compressed body cannot be read without decompressing it: not worth it for a count.
     if (!isIdentity(headers.get("content-encoding"))) return NO_BODY;
     this.#rawVersion = headers.get(this.settings.modelVersionHeader);
-    if (isEventStreamResponse(headers)) {
-      this.#stream = new StreamWatch(this.exchange.request.path);
+    const stream = responseStream(headers, this.exchange);
+    if (stream !== undefined) {
+      this.#stream = new StreamWatch(stream);
       return STREAMED_BODY;
     }
     this.#bodyReadable = mayBeJson(headers.get("content-type"));
@@ -156,6 +165,10 @@ class UsageRun implements StageRun {
     watch.ended = endOfStream;
     const events = watch.framer.push(chunk);
     if (endOfStream) events.push(...watch.framer.end());
+    if (watch.framer.skipped > watch.skipped) {
+      this.shared.metrics.eventsSkipped.inc({ route: this.#route }, watch.framer.skipped - watch.skipped);
+      watch.skipped = watch.framer.skipped;
+    }
     let output = false;
     for (const event of events) {
       const reading = watch.assembler.read(event);

@@ -193,3 +193,46 @@ t.test("the frozen config keeps the file's route order and nothing of the unknow
   t.notOk("extra" in result.config);
   t.ok(Object.isFrozen(result.config.routes[0]?.match));
 });
+
+t.test("routes[].streaming.ndjson: defaults, and every error names its path", async (t) => {
+  const declared = parseConfig(`
+routes:
+  - { name: ollama, match: { pathPrefix: /api/ }, streaming: { ndjson: { format: ollama } } }
+  - { name: plain, match: { pathPrefix: /v1/ } }
+`);
+  t.ok(declared.ok);
+  if (declared.ok) {
+    t.same(declared.config.routes[0]?.streaming, {
+      ndjson: { format: "ollama", contentTypes: ["application/x-ndjson"] },
+    });
+    t.same(declared.config.routes[1]?.streaming, {}, "undeclared: NDJSON is a plain body");
+  }
+  const result = parseConfig(`
+routes:
+  - name: a
+    match: { pathPrefix: /a }
+    streaming:
+      ndjson:
+        format: vllm
+        contentTypes: [application/x-ndjson, text/event-stream, application/json, application/json-seq, "Application/JSONL; charset=utf-8", application/x-ndjson]
+  - { name: b, match: { pathPrefix: /b }, streaming: { ndjson: { contentTypes: [] } } }
+  - { name: c, match: { pathPrefix: /c }, streaming: { ndjsn: {} } }
+`);
+  const errors = result.ok ? [] : result.errors;
+  t.same(errors.map((issue) => issue.path).sort(), [
+    "routes[0].streaming.ndjson.contentTypes[1]",
+    "routes[0].streaming.ndjson.contentTypes[2]",
+    "routes[0].streaming.ndjson.contentTypes[3]",
+    "routes[0].streaming.ndjson.contentTypes[4]",
+    "routes[0].streaming.ndjson.contentTypes[5]",
+    "routes[0].streaming.ndjson.format",
+    "routes[1].streaming.ndjson.contentTypes",
+    "routes[2].streaming.ndjsn",
+  ]);
+  const message = (path: string) => errors.find((issue) => issue.path === path)?.message ?? "";
+  t.match(message("routes[0].streaming.ndjson.contentTypes[1]"), /Server-Sent Events, streamed on every route/);
+  t.match(message("routes[0].streaming.ndjson.contentTypes[2]"), /every non-streamed JSON answer/);
+  t.match(message("routes[0].streaming.ndjson.contentTypes[3]"), /RFC 7464/);
+  t.match(message("routes[0].streaming.ndjson.contentTypes[4]"), /lower-case media type without parameters/);
+  t.match(message("routes[0].streaming.ndjson.contentTypes[5]"), /listed twice/);
+});

@@ -149,6 +149,34 @@ t.test("streaming chat: SSE chunks that add up to the non-streamed answer, then 
   t.equal(streamed, whole.choices[0]?.message.content);
 });
 
+t.test("Ollama /api/chat: NDJSON lines unless stream: false, the done line with the counts", async (t) => {
+  const { post } = await startModel(t);
+  const request = {
+    model: "demo",
+    messages: [{ role: "user", content: "tell me about tides" }],
+    options: { num_predict: 20 },
+  };
+  const whole = await post("/api/chat", { ...request, stream: false });
+  t.match(whole.headers.get("content-type"), /^application\/json/);
+  const answer = (await whole.json()) as { message: { content: string }; done: boolean; eval_count: number };
+  t.equal(answer.done, true);
+  const response = await post("/api/chat", request);
+  t.equal(response.status, 200, "streamed by default, as Ollama does");
+  t.equal(response.headers.get("content-type"), "application/x-ndjson");
+  const text = await response.text();
+  t.ok(text.endsWith("\n"), "every line ends in a newline");
+  const lines = text
+    .trimEnd()
+    .split("\n")
+    .map(
+      (line) => JSON.parse(line) as { message: { role: string; content: string }; done: boolean; eval_count?: number },
+    );
+  t.ok(lines.length >= 3, "several lines");
+  t.ok(lines.slice(0, -1).every((line) => !line.done && line.message.role === "assistant"));
+  t.match(lines.at(-1), { done: true, done_reason: "stop", eval_count: answer.eval_count, message: { content: "" } });
+  t.equal(lines.map((line) => line.message.content).join(""), answer.message.content);
+});
+
 t.test("completions: plain and streamed", async (t) => {
   const { post } = await startModel(t);
   const response = await post("/v1/completions", { model: "demo", prompt: "Once upon", max_tokens: 5 });

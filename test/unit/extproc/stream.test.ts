@@ -317,17 +317,21 @@ t.test("frames with no recognisable kind are counted and ignored", async (t) => 
   t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "unknown_frame" }), 1);
 });
 
-t.test("the stream reports done once, right after the exchange's last answer", async (t) => {
-  const events: string[] = [];
-  const config = parseConfig("routes: [{ name: chat }]");
-  if (!config.ok) throw new Error("config");
+/**
+ * A processor over `config`'s routes with the annotate stage alone (it follows no body), recording
+ * the kinds of the frames it sends and "done" when it ends its gRPC stream itself.
+ */
+async function annotatedProcessor(config: string) {
+  const parsed = parseConfig(config);
+  if (!parsed.ok) throw new Error("config");
   const { Pipeline } = await import("../../../src/pipeline/pipeline.js");
   const { StreamProcessor } = await import("../../../src/extproc/stream.js");
   const { createCoreMetrics } = await import("../../../src/metrics/registry.js");
   const { pino } = await import("pino");
+  const events: string[] = [];
   const metrics = createCoreMetrics("test");
   const log = pino({ level: "silent" });
-  const pipeline = new Pipeline([route("chat")], [createAnnotateStage(config.config.annotate)], {
+  const pipeline = new Pipeline(parsed.config.routes, [createAnnotateStage(parsed.config.annotate)], {
     metrics,
     log,
     now: () => 0,
@@ -337,6 +341,11 @@ t.test("the stream reports done once, right after the exchange's last answer", a
     (frame) => events.push(Object.keys(frame).join("+")),
     () => events.push("done"),
   );
+  return { events, processor };
+}
+
+t.test("the stream reports done once, right after the exchange's last answer", async (t) => {
+  const { events, processor } = await annotatedProcessor("routes: [{ name: chat }]");
   await processor.handle(requestHeaders({}, true));
   t.same(events, ["requestHeaders+modeOverride"], "not done while the response is still to come");
   await processor.handle(responseHeaders(200));
@@ -344,6 +353,23 @@ t.test("the stream reports done once, right after the exchange's last answer", a
   processor.close();
   t.equal(events.filter((event) => event === "done").length, 1);
 });
+
+t.test(
+  "a stream no stage follows keeps its gRPC stream open until Envoy closes it: NDJSON where declared",
+  async (t) => {
+    for (const [declaration, ndjsonIsStream] of [
+      ["{ name: ollama, streaming: { ndjson: { format: ollama } } }", true],
+      ["{ name: ollama }", false],
+    ] as const) {
+      const { events, processor } = await annotatedProcessor(`routes: [${declaration}]`);
+      await processor.handle(requestHeaders({}, true));
+      await processor.handle(responseHeaders(200, { "content-type": "application/x-ndjson" }));
+      t.equal(events.includes("done"), !ndjsonIsStream, `${declaration}: ended by the guard ${!ndjsonIsStream}`);
+      t.equal(processor.state, "done", "the exchange itself is over either way");
+      processor.close();
+    }
+  },
+);
 
 describeStreamedResponses();
 

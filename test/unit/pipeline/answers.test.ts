@@ -177,18 +177,22 @@ t.test("a contract answer names the first violations in its detail and counts th
 });
 
 t.test("an in-stream error event: one SSE event whose data is the OpenAI error object", async (t) => {
-  const event = streamErrorEvent("contract.violated", {
-    type: "contract_violation",
-    detail: "1 violation of demo.v1.TicketTriage: priority: value must be in list (enum.in)",
-    extensions: {
-      route: "chat",
-      contract: "demo.v1.TicketTriage",
-      model_version: "v2",
-      violation_count: 1,
-      truncated: false,
-      violations: [{ field: "priority", rule: "enum.in", message: "value must be in list" }],
+  const event = streamErrorEvent(
+    "contract.violated",
+    {
+      type: "contract_violation",
+      detail: "1 violation of demo.v1.TicketTriage: priority: value must be in list (enum.in)",
+      extensions: {
+        route: "chat",
+        contract: "demo.v1.TicketTriage",
+        model_version: "v2",
+        violation_count: 1,
+        truncated: false,
+        violations: [{ field: "priority", rule: "enum.in", message: "value must be in list" }],
+      },
     },
-  });
+    "sse",
+  );
   t.ok(event.startsWith("event: error\ndata: "), "a named error event");
   t.ok(event.endsWith("\n\n"), "ended by a blank line");
   t.equal(event.split("\n").length, 4, "a single data line");

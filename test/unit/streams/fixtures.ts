@@ -1,7 +1,10 @@
 // Streams written from the documents they stand for: a non-streamed response as a TS object, and the
 // SSE text an OpenAI-compatible server would send for it (split into deltas of `piece` code points),
 // so a test can assert that assembling the stream gives back exactly the document.
+
+import type { Test } from "tap";
 import { type EventReading, StreamAssembler, type StreamFormat } from "../../../src/streams/formats.js";
+import type { EventFramer, StreamEvent } from "../../../src/streams/framer.js";
 import { type SseEvent, SseFramer } from "../../../src/streams/sse.js";
 
 export const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -9,6 +12,11 @@ export const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString("
 
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
   return new Uint8Array(Buffer.concat(parts));
+}
+
+/** Events as comparable plain values: the raw bytes as latin1 text beside the fields. */
+export function plain(events: readonly StreamEvent[]): object[] {
+  return events.map(({ raw, ...fields }) => ({ raw: text(raw), ...fields }));
 }
 
 /** One SSE event with `data:` the JSON of `value` (or the string as is). */
@@ -31,7 +39,16 @@ export function frame(
   cuts: readonly number[],
   framer = new SseFramer(),
 ): { events: SseEvent[]; pending: Uint8Array; framer: SseFramer } {
-  const events: SseEvent[] = [];
+  return frameWith(framer, bytes, cuts);
+}
+
+/** frame() with any framer (NDJSON, or one made by newFramer). */
+export function frameWith<Event extends StreamEvent, Framer extends FramerOf<Event>>(
+  framer: Framer,
+  bytes: Uint8Array,
+  cuts: readonly number[],
+): { events: Event[]; pending: Uint8Array; framer: Framer } {
+  const events: Event[] = [];
   let from = 0;
   for (const cut of [...cuts, bytes.length]) {
     events.push(...framer.push(bytes.subarray(from, cut)));
@@ -39,6 +56,40 @@ export function frame(
   }
   events.push(...framer.end());
   return { events, pending: framer.pending(), framer };
+}
+
+interface FramerOf<Event extends StreamEvent> extends EventFramer {
+  push(chunk: Uint8Array): Event[];
+  end(): Event[];
+}
+
+/**
+ * Under every two-chunk and the byte-at-a-time chunking, `bytes` frame (with a new framer from
+ * `framer`) to `expected`, leave `pending` and lose no byte.
+ */
+export function assertEverySplit(
+  t: Test,
+  framer: () => EventFramer,
+  bytes: Uint8Array,
+  expected: object[],
+  pending = "",
+): void {
+  for (const [label, cuts] of everyChunking(bytes)) {
+    const { events, pending: left } = frameWith(framer(), bytes, cuts);
+    t.same(plain(events), expected, `cut at ${label}`);
+    t.equal(text(left), pending, `pending, cut at ${label}`);
+    t.equal(text(concat([...events.map((event) => event.raw), left])), text(bytes), `every byte kept, cut at ${label}`);
+  }
+}
+
+/** Every cutting of `bytes` into two chunks, and the byte-at-a-time one: [label, cuts]. */
+export function everyChunking(bytes: Uint8Array): [string, number[]][] {
+  const chunkings: [string, number[]][] = [
+    ["nothing", []],
+    ["every byte", Array.from({ length: bytes.length }, (_, i) => i)],
+  ];
+  for (let cut = 1; cut < bytes.length; cut++) chunkings.push([String(cut), [cut]]);
+  return chunkings;
 }
 
 /** Frames `stream` (cut at `cuts`) and reads every event. */

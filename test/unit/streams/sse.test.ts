@@ -1,23 +1,10 @@
 import t, { type Test } from "tap";
 import { type SseEvent, SseFramer } from "../../../src/streams/sse.js";
-import { concat, frame, text, utf8 } from "./fixtures.js";
-
-/** Events as comparable plain values: the raw bytes as latin1 text beside the fields. */
-function plain(events: readonly SseEvent[]): object[] {
-  return events.map(({ raw, ...fields }) => ({ raw: text(raw), ...fields }));
-}
+import { assertEverySplit, frame, plain, text, utf8 } from "./fixtures.js";
 
 /** Every two-chunk and the byte-at-a-time chunking of `bytes` give `expected` and lose no byte. */
-function everySplit(t: Test, bytes: Uint8Array, expected: object[], pending = ""): void {
-  const chunkings = [[], Array.from({ length: bytes.length }, (_, i) => i)];
-  for (let cut = 1; cut < bytes.length; cut++) chunkings.push([cut]);
-  for (const cuts of chunkings) {
-    const { events, pending: left } = frame(bytes, cuts);
-    t.same(plain(events), expected, `cut at ${cuts.length > 1 ? "every byte" : (cuts[0] ?? "nothing")}`);
-    t.equal(text(left), pending);
-    t.equal(text(concat([...events.map((event) => event.raw), left])), text(bytes), "every byte kept");
-  }
-}
+const everySplit = (t: Test, bytes: Uint8Array, expected: object[], pending = ""): void =>
+  assertEverySplit(t, () => new SseFramer(), bytes, expected, pending);
 
 t.test("fields: data lines joined, event, id, retry; one space after the colon dropped", async (t) => {
   const stream = "event: delta\nid: 7\nretry: 1500\ndata: one\ndata:two\ndata:  three\ndata\nfoo: bar\n\n";

@@ -13,6 +13,7 @@ import type { Exchange, ResponseInfo } from "../../../../src/pipeline/types.js";
 const config = routeCacheSchema.parse({ enabled: true, maxEntryBytes: 100 });
 const json = (value: unknown) => parseBody(new Uint8Array(Buffer.from(JSON.stringify(value))));
 const none = new Map<string, string>();
+const chat = { name: "chat" };
 
 t.test("request headers: Cache-Control bypasses, an event stream does not", async (t) => {
   t.equal(bypassFromHeaders(none), undefined);
@@ -55,15 +56,30 @@ t.test("request body: streams are cacheable under the same determinism rules", a
     undefined,
   );
   t.equal(bypassFromBody(json({ temperature: 0, stream: false }), none, config), undefined);
+  t.equal(bypassFromBody(json({ options: { temperature: 0 } }), none, config), undefined, "Ollama's options");
+  t.equal(bypassFromBody(json({ options: { seed: 7 } }), none, config), undefined);
+  t.equal(bypassFromBody(json({ options: { temperature: 0.8 } }), none, config), "nondeterministic");
 });
 
 t.test("a request asks for a stream by its body or its Accept header", async (t) => {
-  t.equal(wantsStream(json({ stream: true }), none), true);
-  t.equal(wantsStream(json({ stream: false }), none), false);
-  t.equal(wantsStream(json({ stream: "true" }), none), false);
-  t.equal(wantsStream(json({}), new Map([["accept", "text/event-stream"]])), true);
-  t.equal(wantsStream(parseBody(new Uint8Array()), new Map([["accept", "Text/Event-Stream; q=1"]])), true);
-  t.equal(wantsStream(json({}), new Map([["accept", "application/json"]])), false);
+  t.equal(wantsStream(json({ stream: true }), none, chat), true);
+  t.equal(wantsStream(json({ stream: false }), none, chat), false);
+  t.equal(wantsStream(json({ stream: "true" }), none, chat), false);
+  t.equal(wantsStream(json({}), new Map([["accept", "text/event-stream"]]), chat), true);
+  t.equal(wantsStream(parseBody(new Uint8Array()), new Map([["accept", "Text/Event-Stream; q=1"]]), chat), true);
+  t.equal(wantsStream(json({}), new Map([["accept", "application/json"]]), chat), false);
+  const ollama = {
+    name: "ollama",
+    streaming: { ndjson: { format: "ollama" as const, contentTypes: ["application/x-ndjson"] } },
+  };
+  t.equal(wantsStream(json({ model: "m" }), none, ollama), true, "Ollama streams when `stream` is absent");
+  t.equal(wantsStream(json({ stream: false }), new Map([["accept", "application/x-ndjson"]]), ollama), false);
+  const ndjson = {
+    name: "predict",
+    streaming: { ndjson: { format: "generic" as const, contentTypes: ["application/jsonl"] } },
+  };
+  t.equal(wantsStream(json({}), new Map([["accept", "application/json, application/jsonl"]]), ndjson), true);
+  t.equal(wantsStream(json({}), new Map([["accept", "application/jsonl"]]), chat), false, "undeclared: no stream type");
 });
 
 const response = (status: number, headers: Record<string, string> = {}): ResponseInfo => ({
@@ -74,25 +90,40 @@ const response = (status: number, headers: Record<string, string> = {}): Respons
 
 t.test("response headers: only 200, storable, of the form asked for, declared within the limit", async (t) => {
   const sse = { "content-type": "text/event-stream; charset=utf-8" };
-  t.equal(skipFromResponseHeaders(response(200, { "content-type": "application/json" }), config, false), undefined);
-  t.equal(skipFromResponseHeaders(response(500), config, false), "status");
-  t.equal(skipFromResponseHeaders(response(201), config, false), "status");
-  t.equal(skipFromResponseHeaders(response(200, { "cache-control": "no-store" }), config, false), "cache_control");
-  t.equal(skipFromResponseHeaders(response(200, sse), config, false), "stream_mismatch", "a stream nobody asked for");
-  t.equal(skipFromResponseHeaders(response(200, sse), config, true), undefined);
   t.equal(
-    skipFromResponseHeaders(response(200, { "content-type": "application/json" }), config, true),
+    skipFromResponseHeaders(response(200, { "content-type": "application/json" }), config, false, chat),
+    undefined,
+  );
+  t.equal(skipFromResponseHeaders(response(500), config, false, chat), "status");
+  t.equal(skipFromResponseHeaders(response(201), config, false, chat), "status");
+  t.equal(
+    skipFromResponseHeaders(response(200, { "cache-control": "no-store" }), config, false, chat),
+    "cache_control",
+  );
+  t.equal(
+    skipFromResponseHeaders(response(200, sse), config, false, chat),
+    "stream_mismatch",
+    "a stream nobody asked for",
+  );
+  t.equal(skipFromResponseHeaders(response(200, sse), config, true, chat), undefined);
+  t.equal(
+    skipFromResponseHeaders(response(200, { "content-type": "application/json" }), config, true, chat),
     "stream_mismatch",
     "JSON for a stream request",
   );
-  t.equal(skipFromResponseHeaders(response(500, sse), config, true), "status");
+  t.equal(skipFromResponseHeaders(response(500, sse), config, true, chat), "status");
   t.equal(
-    skipFromResponseHeaders(response(200, { ...sse, "cache-control": "no-cache, must-revalidate" }), config, true),
+    skipFromResponseHeaders(
+      response(200, { ...sse, "cache-control": "no-cache, must-revalidate" }),
+      config,
+      true,
+      chat,
+    ),
     undefined,
     "every event-stream server says no-cache: on a stream it is transport convention",
   );
   t.equal(
-    skipFromResponseHeaders(response(200, { ...sse, "cache-control": "no-store" }), config, true),
+    skipFromResponseHeaders(response(200, { ...sse, "cache-control": "no-store" }), config, true, chat),
     "cache_control",
   );
   t.equal(
@@ -100,18 +131,22 @@ t.test("response headers: only 200, storable, of the form asked for, declared wi
       response(200, { "content-type": "application/json", "cache-control": "no-cache" }),
       config,
       false,
+      chat,
     ),
     "cache_control",
     "on JSON it still forbids",
   );
   t.equal(
-    skipFromResponseHeaders(response(200, { ...sse, "content-encoding": "gzip" }), config, true),
+    skipFromResponseHeaders(response(200, { ...sse, "content-encoding": "gzip" }), config, true, chat),
     "incomplete",
     "an encoded stream's end cannot be read",
   );
-  t.equal(skipFromResponseHeaders(response(200, { ...sse, "content-encoding": "identity" }), config, true), undefined);
-  t.equal(skipFromResponseHeaders(response(200, { "content-length": "101" }), config, false), "too_large");
-  t.equal(skipFromResponseHeaders(response(200, { "content-length": "100" }), config, false), undefined);
+  t.equal(
+    skipFromResponseHeaders(response(200, { ...sse, "content-encoding": "identity" }), config, true, chat),
+    undefined,
+  );
+  t.equal(skipFromResponseHeaders(response(200, { "content-length": "101" }), config, false, chat), "too_large");
+  t.equal(skipFromResponseHeaders(response(200, { "content-length": "100" }), config, false, chat), undefined);
 });
 
 t.test("response body: size limit and contract verdict", async (t) => {

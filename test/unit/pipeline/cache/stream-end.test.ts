@@ -1,7 +1,8 @@
 import t from "tap";
 import { streamEnd } from "../../../../src/pipeline/cache/stream-end.js";
 
-const end = (text: string) => streamEnd(new Uint8Array(Buffer.from(text, "utf8")));
+const end = (text: string) =>
+  streamEnd(new Uint8Array(Buffer.from(text, "utf8")), { framing: "sse", format: "openai.chat" });
 const CHUNK = 'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n';
 
 t.test("an OpenAI stream is complete when its last event is [DONE], dispatched", async (t) => {
@@ -76,4 +77,23 @@ t.test("long streams: the end is found however far back its last event starts", 
     "complete",
     "the word in content, many times",
   );
+});
+
+t.test("an Ollama NDJSON stream is complete with a done: true last line and no error line", async (t) => {
+  const ollama = (text: string) =>
+    streamEnd(new Uint8Array(Buffer.from(text, "utf8")), { framing: "ndjson", format: "ollama" });
+  const line = '{"model":"m","message":{"content":"hi"},"done":false}\n';
+  const done = '{"model":"m","message":{"content":""},"done":true,"done_reason":"stop","eval_count":1}';
+  t.equal(ollama(`${line}${done}\n`), "complete");
+  t.equal(ollama(`${line}${done}`), "complete", "the last line's newline is optional");
+  t.equal(ollama(`${line}${done}\n\n`), "complete", "blank lines after it");
+  t.equal(ollama(line), "incomplete", "no done line");
+  t.equal(ollama(`${line}${done.slice(0, 20)}`), "incomplete", "the done line cut short");
+  t.equal(ollama(`${line}{"error":"model runner crashed"}\n`), "error");
+  t.equal(ollama(""), "incomplete");
+  const generic = (text: string) =>
+    streamEnd(new Uint8Array(Buffer.from(text, "utf8")), { framing: "ndjson", format: "generic" });
+  t.equal(generic('{"score":1}\n{"score":2}\n'), "complete", "generic: every line a whole document");
+  t.equal(generic('{"score":1}\n{"sco'), "incomplete");
+  t.equal(generic('{"score":1}\n{"error":{"message":"x"}}\n'), "error");
 });

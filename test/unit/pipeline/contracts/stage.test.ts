@@ -540,3 +540,64 @@ function describeStreams(): void {
     t.match(out, /"type":"contract_unverifiable"/);
   });
 }
+
+t.test("NDJSON streams: on a route that declares them, checked line by line and cut with an error line", async (t) => {
+  const registry = new Registry();
+  const streaming = { ndjson: { format: "ollama" as const, contentTypes: ["application/x-ndjson"] } };
+  const parsed = configSchema.parse({
+    routes: [
+      {
+        name: "ollama",
+        match: { pathPrefix: "/api/chat" },
+        streaming,
+        contract: { message: "demo.v1.TicketTriage", payload: "message.content<json>", action: "enforce" },
+      },
+    ],
+  });
+  const stage = createContractsStage(
+    stageConfigs(parsed).contracts,
+    { registry, log: pino({ level: "silent" }), now: () => 0 },
+    await demoContracts(),
+  );
+  const content = JSON.stringify(renderOutput("chat_structured", "empty_summary", { n: 1 }));
+  let lines = "";
+  for (let i = 0; i < content.length; i += 6)
+    lines += `${JSON.stringify({ model: "triage-1", message: { role: "assistant", content: content.slice(i, i + 6) }, done: false })}\n`;
+  lines += `${JSON.stringify({ model: "triage-1", message: { role: "assistant", content: "" }, done: true })}\n`;
+  const ndjson = { "content-type": "application/x-ndjson" };
+
+  const run = (declared: boolean) => {
+    const ex = exchange("ollama", true, {}, "/api/chat");
+    return stage.start(declared ? { ...ex, route: { name: "ollama", streaming } } : ex) as StageRun;
+  };
+  const declared = run(true);
+  await declared.onRequestHeaders?.();
+  t.same(await declared.onResponseHeaders?.(response({ ...ndjson, "x-model-version": "v2" })), {
+    type: "continue",
+    responseBody: "stream",
+  });
+  const bytes = new TextEncoder().encode(lines);
+  const steps: ChunkStep[] = [];
+  for (let at = 0; at < bytes.length; at += 37) {
+    const step = await declared.onResponseChunk!(bytes.subarray(at, at + 37), at + 37 >= bytes.length);
+    steps.push(step);
+    if (step.type === "cut") break;
+  }
+  const out = new TextDecoder().decode(Buffer.concat(steps.map((step) => step.bytes)));
+  t.equal(steps.at(-1)?.type, "cut");
+  const sent = out.trimEnd().split("\n");
+  const error = (JSON.parse(sent.at(-1) ?? "{}") as { error: Record<string, unknown> }).error;
+  t.match(error, {
+    type: "contract_violation",
+    code: "contract.violated",
+    model_version: "v2",
+    violations: [{ field: "message.content<json>.summary", rule: "string.min_len" }],
+  });
+  t.notOk(out.includes('"summary":""'), "the violating value never goes on");
+  t.ok(out.endsWith("}\n"), "the error is one last NDJSON line");
+
+  const undeclared = run(false);
+  await undeclared.onRequestHeaders?.();
+  const step = await undeclared.onResponseHeaders?.(response(ndjson));
+  t.same(step, { type: "continue" }, "undeclared: a plain body, checked whole");
+});

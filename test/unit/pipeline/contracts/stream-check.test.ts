@@ -67,6 +67,7 @@ function run(check: StreamCheck, text: string, chunkBytes: number): Run {
 async function chatCheck(enforcing: boolean, maxHeldBytes = 1 << 20, format: StreamFormat = "openai.chat") {
   return new StreamCheck({
     contract: await demoContract("chat_structured"),
+    framing: "sse",
     format,
     enforcing,
     maxHeldBytes,
@@ -134,6 +135,7 @@ t.test("generic streams: each event is a document, checked whole", async (t) => 
   const bad = 'data: {"label":"POSITIVE","score":90}\n\n';
   const check = new StreamCheck({
     contract,
+    framing: "sse",
     format: "generic",
     enforcing: true,
     maxHeldBytes: 1 << 20,
@@ -146,6 +148,7 @@ t.test("generic streams: each event is a document, checked whole", async (t) => 
 
   const empty = new StreamCheck({
     contract,
+    framing: "sse",
     format: "generic",
     enforcing: true,
     maxHeldBytes: 1 << 20,
@@ -157,6 +160,7 @@ t.test("generic streams: each event is a document, checked whole", async (t) => 
   });
   const passing = new StreamCheck({
     contract,
+    framing: "sse",
     format: "generic",
     enforcing: true,
     maxHeldBytes: 1 << 20,
@@ -187,6 +191,7 @@ t.test("payloads checked only whole hold every output event until the end", asyn
   });
   const check = new StreamCheck({
     contract,
+    framing: "sse",
     format: "openai.chat",
     enforcing: true,
     maxHeldBytes: 1 << 20,
@@ -223,6 +228,7 @@ t.test("a verdict the stage lets pass loses no byte: what was held comes back as
 t.test("more outputs than maxTargets make the stream unverifiable", async (t) => {
   const check = new StreamCheck({
     contract: await demoContract("chat_structured"),
+    framing: "sse",
     format: "openai.chat",
     enforcing: true,
     maxHeldBytes: 1 << 20,
@@ -238,4 +244,60 @@ t.test("enforce: the event that finishes the payload waits for the final verdict
   const result = run(await chatCheck(true), text, 1);
   t.notOk(result.out.includes('"finish_reason":"stop"'), "the finishing chunk is withheld with the verdict");
   t.equal(contentOf(result.out), triage("urgent_without_human"), "every content delta went on");
+});
+
+t.test("an Ollama NDJSON stream: the cut holds back the line with the violating value", async (t) => {
+  const contract = await demoContract("chat_structured", { payload: "message.content<json>" });
+  const content = triage("empty_summary");
+  const lines = [];
+  for (let i = 0; i < content.length; i += 5)
+    lines.push({
+      model: "triage-1",
+      created_at: "t",
+      message: { role: "assistant", content: content.slice(i, i + 5) },
+      done: false,
+    });
+  lines.push({
+    model: "triage-1",
+    created_at: "t",
+    message: { role: "assistant", content: "" },
+    done: true,
+    eval_count: 9,
+  });
+  const stream = lines.map((line) => `${JSON.stringify(line)}\n`).join("");
+  for (const chunkBytes of [1, 7, 64, 100_000]) {
+    const check = new StreamCheck({
+      contract,
+      framing: "ndjson",
+      format: "ollama",
+      enforcing: true,
+      maxHeldBytes: 1 << 20,
+      maxTargets: 16,
+    });
+    const { out, steps } = run(check, stream, chunkBytes);
+    t.match(
+      steps.at(-1)?.verdict,
+      { kind: "checked", final: false, result: { valid: false } },
+      `chunks of ${chunkBytes}`,
+    );
+    const sent = out
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => (JSON.parse(line) as { message: { content: string } }).message.content)
+      .join("");
+    t.ok(content.startsWith(sent), "whole lines only, a prefix of the content");
+    t.notOk(sent.includes('"summary":""'), "the violating value never goes on");
+    t.ok(out === "" || out.endsWith("\n"), "the cut falls between lines");
+  }
+  const shadow = new StreamCheck({
+    contract,
+    framing: "ndjson",
+    format: "ollama",
+    enforcing: false,
+    maxHeldBytes: 1 << 20,
+    maxTargets: 16,
+  });
+  const passed = run(shadow, stream, 13);
+  t.equal(passed.out, stream, "not enforcing: every byte at once");
+  t.match(passed.steps.at(-1)?.verdict, { kind: "checked", final: true, result: { valid: false } });
 });

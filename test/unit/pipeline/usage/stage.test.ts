@@ -30,6 +30,7 @@ function setup(usage: Record<string, unknown> = {}, section: Record<string, unkn
     routes: [
       { name: "chat", match: { pathPrefix: "/v1/" }, usage },
       { name: "off", match: { pathPrefix: "/off" }, usage: { enabled: false } },
+      { name: "ollama", match: { pathPrefix: "/api/" }, streaming: { ndjson: { format: "ollama" } }, usage },
     ],
   });
   const registry = new Registry();
@@ -56,7 +57,10 @@ function setup(usage: Record<string, unknown> = {}, section: Record<string, unkn
           requestId: "r",
           endOfStream: false,
         },
-        route: { name: options.route ?? "chat" },
+        route: {
+          name: options.route ?? "chat",
+          streaming: config.routes.find((route) => route.name === (options.route ?? "chat"))?.streaming ?? {},
+        },
         startedAt: clock,
         extendDeadline: () => {},
       };
@@ -462,4 +466,74 @@ t.test("a disabled route, or one the stage has no section for, takes no part", a
   t.equal(s.stage.start(s.exchange({ route: "off" })), undefined);
   t.equal(s.stage.start(s.exchange({ route: "unknown" })), undefined);
   t.equal(s.stage.name, "usage");
+});
+
+t.test("an event beyond the 1 MiB cap is skipped: bytes forwarded unchanged, metering goes on after it", async (t) => {
+  const huge = sse({
+    ...CHAT,
+    object: "chat.completion.chunk",
+    choices: [{ index: 0, delta: { content: "x".repeat(1_100_000) } }],
+  });
+  const usage = sse({ ...CHAT, object: "chat.completion.chunk", choices: [], usage: CHAT.usage });
+  for (const every of [4096, 65_536, 2_000_000]) {
+    const s = setup();
+    const exchange = s.exchange();
+    const run = s.start(exchange);
+    run.onRequestHeaders();
+    run.onResponseHeaders(response(200, SSE));
+    feed(t, run, cut(`${huge}${usage}data: [DONE]\n\n`, every), () => s.advance(3));
+    run.onEnd(COMPLETED);
+    t.equal(await s.sum("guard_tokens_total", { kind: "completion" }), 9, `cut every ${every}: usage after it counted`);
+    t.equal(await s.sum("guard_usage_events_skipped_total", { route: "chat" }), 1);
+    t.equal(await s.sum("guard_stream_usage_missing_total"), 0);
+  }
+});
+
+/** An Ollama /api/chat NDJSON stream: `pieces` content lines, then the done line with its counts. */
+function ollamaStream(pieces: readonly string[]): string {
+  const line = (fields: Record<string, unknown>) =>
+    `${JSON.stringify({ model: "llama3.2", created_at: "t", ...fields })}\n`;
+  return [
+    ...pieces.map((content) => line({ message: { role: "assistant", content }, done: false })),
+    line({
+      message: { role: "assistant", content: "" },
+      done: true,
+      done_reason: "stop",
+      prompt_eval_count: 26,
+      eval_count: 4,
+    }),
+  ].join("");
+}
+
+t.test("NDJSON on a route that declares it: tokens from eval counts, time to first token", async (t) => {
+  const s = setup();
+  const exchange = s.exchange({ route: "ollama", path: "/api/chat" });
+  const run = s.start(exchange);
+  run.onRequestHeaders();
+  s.advance(40);
+  t.same(run.onResponseHeaders(response(200, { "content-type": "application/x-ndjson" })), {
+    type: "continue",
+    responseBody: "stream",
+  });
+  const lines = ollamaStream(["Hel", "lo ", "wor", "ld"])
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => utf8(`${line}\n`));
+  feed(t, run, lines, () => s.advance(10));
+  t.equal(exchange.completionTokens, 4);
+  run.onEnd(COMPLETED);
+  t.equal(await s.sum("guard_tokens_total", { route: "ollama", kind: "prompt" }), 26);
+  t.equal(await s.sum("guard_tokens_total", { route: "ollama", kind: "completion" }), 4);
+  t.equal(await s.sum("guard_stream_time_to_first_token_seconds_sum", { route: "ollama" }), 0.05);
+  t.equal(await s.sum("guard_streams_total", { route: "ollama", outcome: "completed" }), 1);
+});
+
+t.test("NDJSON on a route that does not declare it is a plain body", async (t) => {
+  const s = setup();
+  const run = s.start(s.exchange({ path: "/v1/x" }));
+  run.onRequestHeaders();
+  t.same(run.onResponseHeaders(response(200, { "content-type": "application/x-ndjson" })), {
+    type: "continue",
+    responseBody: "none",
+  });
 });
