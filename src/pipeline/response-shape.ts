@@ -2,7 +2,7 @@
 // the one place that tells a stream from a plain body. text/event-stream is a stream on every route;
 // NDJSON only on a route that declares it (routes[].streaming.ndjson), elsewhere a plain body.
 import { detectFormat, type StreamFormat } from "../streams/formats.js";
-import { type Framing, framingOf, mediaTypeOf, SSE_MEDIA_TYPE } from "../streams/framing.js";
+import { type Framing, framingOf } from "../streams/framing.js";
 import type { Exchange, HeaderMap, RouteRef } from "./types.js";
 
 /** A streamed answer: its framing, and the reading its events get (a hint for SSE, see formats.ts). */
@@ -40,9 +40,4 @@ export function requestsStream(requested: unknown, accept: string | undefined, r
   if (requested === true) return true;
   if (route.streaming?.ndjson?.format === "ollama") return requested === undefined;
   return accept?.split(",").some((range) => streamFraming(range, route) !== undefined) === true;
-}
-
-/** A text/event-stream response, whatever the route: for a caller that does not follow NDJSON streams. */
-export function isEventStreamResponse(headers: HeaderMap): boolean {
-  return mediaTypeOf(headers.get("content-type")) === SSE_MEDIA_TYPE;
 }

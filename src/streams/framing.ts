@@ -8,7 +8,7 @@ import { SseFramer } from "./sse.js";
 
 export type Framing = "sse" | "ndjson";
 
-export const SSE_MEDIA_TYPE = "text/event-stream";
+const SSE_MEDIA_TYPE = "text/event-stream";
 
 /** A content type's media type: lower case, parameters (charset, …) dropped; undefined when absent or empty. */
 export function mediaTypeOf(contentType: string | undefined): string | undefined {

@@ -5,7 +5,7 @@ import { actualCost } from "../actual-cost.js";
 import { ANSWERS } from "../answer-catalogue.js";
 import { answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
-import { isEventStreamResponse } from "../response-shape.js";
+import { responseStream } from "../response-shape.js";
 import type {
   ChunkStep,
   Exchange,
@@ -122,7 +122,7 @@ class AdmissionRun implements StageRun {
    * passes through this stage so the budget is returned when it ends (or the client leaves).
    */
   onResponseHeaders(response: ResponseInfo): Step {
-    const streamed = this.#state.kind === "admitted" && isEventStreamResponse(response.headers);
+    const streamed = this.#state.kind === "admitted" && responseStream(response.headers, this.exchange) !== undefined;
     return { type: "continue", responseBody: streamed ? "stream" : "none" };
   }
 
