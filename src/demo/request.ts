@@ -89,7 +89,7 @@ export function readOverrides(req: IncomingMessage): Overrides | string {
     reset: header("x-demo-reset") === "1",
     task: header("x-demo-task"),
     fence: header("x-demo-fence") === "1",
-    wire: { layout, gzip: encoding === "gzip" },
+    wire: { layout, gzip: encoding === "gzip", trailers: header("x-demo-trailers") === "1" },
   };
 }
 

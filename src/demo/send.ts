@@ -8,15 +8,21 @@ import { type BatcherClock, realClock } from "./batcher.js";
 import type { Answer, StreamAnswer } from "./endpoints.js";
 
 /**
- * How a JSON answer is put on the wire (x-demo-layout, x-demo-encoding): the same value pretty-
- * printed, with every object's keys reversed, or gzip-compressed, as other servers send it.
+ * How an answer is put on the wire (x-demo-layout, x-demo-encoding, x-demo-trailers): a JSON value
+ * pretty-printed, with every object's keys reversed, or gzip-compressed, as other servers send it;
+ * a stream ended with trailers.
  */
 export interface Wire {
   readonly layout: "compact" | "pretty" | "reordered";
   readonly gzip: boolean;
+  /** A streamed answer ends with HTTP/1.1 trailers (STREAM_TRAILER), as HTTP/2 and gRPC-style servers' do. */
+  readonly trailers: boolean;
 }
 
-export const PLAIN_WIRE: Wire = { layout: "compact", gzip: false };
+export const PLAIN_WIRE: Wire = { layout: "compact", gzip: false, trailers: false };
+
+/** The trailer a streamed answer ends with when its wire asks for trailers. */
+export const STREAM_TRAILER = { "x-demo-stream-end": "completed" } as const;
 
 export function sendJson(
   res: ServerResponse,
@@ -99,14 +105,20 @@ export function sendStream(
   stream: StreamAnswer,
   headers: Readonly<Record<string, string>>,
   pacing: Pacing,
-  clock: BatcherClock = realClock,
-  stop?: AbortSignal,
+  options: { readonly clock?: BatcherClock; readonly stop?: AbortSignal; readonly trailers?: boolean } = {},
 ): Promise<StreamEnd> {
-  res.writeHead(200, { ...headers, ...streamHeaders(stream) });
+  const { clock = realClock, stop, trailers = false } = options;
+  // HTTP/1.1 sends trailers only when the headers announce them (and the body is chunked).
+  const announced = trailers ? { trailer: Object.keys(STREAM_TRAILER).join(", ") } : {};
+  res.writeHead(200, { ...headers, ...streamHeaders(stream), ...announced });
+  const end = (last?: string): void => {
+    if (trailers) res.addTrailers(STREAM_TRAILER);
+    res.end(last);
+  };
   const { frames, closing } = streamFrames(stream);
   if (pacing.firstTokenMs === 0 && pacing.interTokenMs === 0) {
     for (const frame of frames) res.write(frame);
-    res.end(closing);
+    end(closing);
     return Promise.resolve("completed");
   }
   res.flushHeaders();
@@ -138,7 +150,7 @@ export function sendStream(
         cancelTimer = clock.schedule(pacing.interTokenMs, writeNext);
         return;
       }
-      res.end();
+      end();
       settle("completed");
     };
     if (stop?.aborted === true) {

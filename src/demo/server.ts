@@ -174,7 +174,11 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
         sendJson(res, result.status, result.body, headers, wire);
         return String(result.status);
       }
-      const end = await sendStream(res, result, headers, pacing, clock, closing.signal);
+      const end = await sendStream(res, result, headers, pacing, {
+        clock,
+        stop: closing.signal,
+        trailers: wire.trailers,
+      });
       if (end === "completed") streamsCompleted++;
       else streamsCancelled++;
       return "200";

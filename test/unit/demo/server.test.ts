@@ -149,6 +149,31 @@ t.test("streaming chat: SSE chunks that add up to the non-streamed answer, then 
   t.equal(streamed, whole.choices[0]?.message.content);
 });
 
+t.test("x-demo-trailers: a stream ends with announced HTTP/1.1 trailers, paced or not", async (t) => {
+  const { url } = await startModel(t);
+  const trailersOf = (headers: Record<string, string>) =>
+    new Promise<{ announced: string | undefined; trailers: Record<string, string> }>((resolve, reject) => {
+      const sent = request(
+        `${url}/v1/chat/completions`,
+        { method: "POST", headers: { "content-type": "application/json", ...headers } },
+        (response) => {
+          response.resume();
+          response.once("end", () =>
+            resolve({ announced: response.headers.trailer, trailers: response.trailers as Record<string, string> }),
+          );
+        },
+      );
+      sent.once("error", reject);
+      sent.end(JSON.stringify({ ...chatRequest, stream: true }));
+    });
+  for (const pacing of [{}, { "x-demo-first-token-ms": "5", "x-demo-inter-token-ms": "1" }]) {
+    const ended = await trailersOf({ "x-demo-trailers": "1", ...pacing });
+    t.equal(ended.announced, "x-demo-stream-end");
+    t.same(ended.trailers, { "x-demo-stream-end": "completed" });
+  }
+  t.same((await trailersOf({})).trailers, {}, "none unless asked");
+});
+
 t.test("Ollama /api/chat: NDJSON lines unless stream: false, the done line with the counts", async (t) => {
   const { post } = await startModel(t);
   const request = {
