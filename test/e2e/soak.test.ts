@@ -12,9 +12,11 @@ t.test("60 s of mixed traffic: no unexpected 5xx, no memory growth", async (t) =
   t.equal(report.unexpected5xx, 0, `no unexpected 5xx ${JSON.stringify(report.unexpectedExamples.slice(0, 3))}`);
   t.ok((report.statuses["200"] ?? 0) > report.requests / 2, "mostly served");
   t.ok(Object.keys(report.byKind).length >= 6, "every kind of traffic was sent");
-  // Loose, because a minute is short and the machine is shared: catches a leak of several KiB
-  // per request, not slow drift (that is what the 30-minute `make soak` is for).
-  const mibPerMinute = report.rss.perMinute / 2 ** 20;
-  t.ok(mibPerMinute < 24, `RSS slope ${mibPerMinute.toFixed(1)} MiB/min after warm-up`);
-  t.ok(report.rss.last - report.rss.first < 96 * 2 ** 20, "RSS grew by less than 96 MiB in the minute");
+  // A minute sees one rise of V8's GC sawtooth, not a trend: the heap climbs for ~100 s between
+  // major collections (bench/results/soak-*.json), and RSS with it — 1 to 30 MiB a minute across
+  // a dozen CI runs at a flat heap floor — so a slope fitted here measures the GC, and the
+  // 30-minute `make soak` fits the slopes. What a minute can bound: growth beyond twice the
+  // largest rise seen (~30 MiB) is a leak of ~18 KiB or more per request at 60 requests/s.
+  const grownMiB = (report.rss.last - report.rss.first) / 2 ** 20;
+  t.ok(grownMiB < 64, `RSS grew ${grownMiB.toFixed(1)} MiB in the minute (bound 64)`);
 });
