@@ -12,7 +12,7 @@ export interface DrainClock {
   clear(handle: unknown): void;
 }
 
-export const realClock: DrainClock = {
+const realClock: DrainClock = {
   now: () => performance.now(),
   set: (callback, ms) => setTimeout(callback, ms),
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),

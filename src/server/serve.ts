@@ -14,7 +14,7 @@ import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
 import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
-import { Drain, type DrainClock, type DrainResult, realClock } from "./drain.js";
+import { Drain, type DrainResult } from "./drain.js";
 import { type GrpcServer, startGrpcServer } from "./grpc.js";
 import { statusPageRoutes } from "./status/page.js";
 import { StatusReporter } from "./status/report.js";
@@ -41,8 +41,6 @@ export interface GuardOptions {
   readonly configFile?: string;
   /** Reload when the config file changes (in addition to SIGHUP). */
   readonly watch?: boolean;
-  /** The drain's timers; tests drive them. */
-  readonly clock?: DrainClock;
 }
 
 const RELOAD_DEBOUNCE_MS = 250;
@@ -155,26 +153,22 @@ export async function startGuard(
         return draining.request();
       }
       // The plan is fixed here: a reload during the drain must not move its deadline.
-      const plan = { graceMs: config.drain.graceMs, timeoutMs: config.drain.timeoutMs };
-      draining = new Drain(
-        plan,
-        {
-          notReady() {
-            ready = false;
-            watcher?.close();
-            grpc.setServing(false);
-            log.info({ openStreams: grpc.activeStreams(), ...plan }, "draining: not ready, still serving new streams");
-          },
-          async stopAccepting(remainingMs) {
-            log.info({ openStreams: grpc.activeStreams(), remainingMs }, "draining: refusing new streams");
-            const result = await grpc.drain(remainingMs);
-            await current.pipeline.close();
-            await admin.close();
-            return result;
-          },
+      const plan = config.drain;
+      draining = new Drain(plan, {
+        notReady() {
+          ready = false;
+          watcher?.close();
+          grpc.setServing(false);
+          log.info({ openStreams: grpc.activeStreams(), ...plan }, "draining: not ready, still serving new streams");
         },
-        options.clock ?? realClock,
-      );
+        async stopAccepting(remainingMs) {
+          log.info({ openStreams: grpc.activeStreams(), remainingMs }, "draining: refusing new streams");
+          const result = await grpc.drain(remainingMs);
+          await current.pipeline.close();
+          await admin.close();
+          return result;
+        },
+      });
       const result = await draining.request();
       log.info(result, "drained");
       return result;
