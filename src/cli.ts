@@ -33,7 +33,9 @@ Options:
 
 Reload: SIGHUP or a change of the config file re-reads it; a bad file is rejected with its errors
 (logged, counted in guard_config_reloads_total{result="failure"}) and the running config stays.
-Signals: SIGTERM/SIGINT drain (readiness false, in-flight streams finish within drain.timeoutMs) and exit 0.
+Signals: SIGTERM/SIGINT drain and exit 0: readiness false at once, new streams still served for
+drain.graceMs (load balancers and Envoy's health checks take the guard out meanwhile), then refused;
+open streams are cut drain.timeoutMs after the signal. A second SIGTERM/SIGINT ends the grace.
 Exit codes: 0 drained, 1 runtime failure, 2 invalid configuration (every problem printed with its path).
 `;
 
@@ -71,6 +73,8 @@ async function serve(argv: string[], io: Io): Promise<number> {
   const guard = await startGuard(prepared, log, values.config === undefined ? {} : { configFile: file, watch: true });
   process.on("SIGHUP", () => void guard.reload());
   return new Promise<number>((resolve) => {
+    // Every signal, not only the first: a second one ends the grace (guard.drain), and without a
+    // listener Node would die of it with the open streams cut.
     const stop = (signal: NodeJS.Signals): void => {
       log.info({ signal }, "stopping");
       guard.drain().then(
@@ -81,8 +85,8 @@ async function serve(argv: string[], io: Io): Promise<number> {
         },
       );
     };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
   });
 }
 

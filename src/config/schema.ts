@@ -73,10 +73,31 @@ const listenSchema = z
   })
   .prefault({});
 
+const drainMs = z.number().int().min(0).max(600_000);
+
 const drainSchema = z
   .strictObject({
-    /** After SIGTERM, how long in-flight streams may take before the guard exits anyway. */
-    timeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+    /**
+     * After SIGTERM, how long the guard keeps taking new ext_proc streams while readiness is
+     * already false: the time load balancers and Envoy's health checks of the guard cluster need
+     * to stop sending to it. Refusing earlier fails or unguards the requests that still come.
+     */
+    graceMs: drainMs.default(5_000),
+    /**
+     * After SIGTERM (grace included), when the guard cuts the streams still open and exits: keep
+     * it under the pod's terminationGracePeriodSeconds.
+     */
+    timeoutMs: drainMs.default(10_000),
+  })
+  .superRefine((drain, ctx) => {
+    // A field that failed has its own error; zod runs refinements regardless.
+    if (!drainMs.safeParse(drain.graceMs).success || !drainMs.safeParse(drain.timeoutMs).success) return;
+    if (drain.graceMs >= drain.timeoutMs)
+      ctx.addIssue({
+        code: "custom",
+        path: ["graceMs"],
+        message: `${drain.graceMs} must be shorter than drain.timeoutMs (${drain.timeoutMs}): the timeout counts from SIGTERM, grace included, and the streams taken at the end of the grace need the rest to finish`,
+      });
   })
   .prefault({});
 

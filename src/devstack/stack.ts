@@ -24,7 +24,10 @@ const NODE = process.execPath;
 export const GUARD_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4", "--heap-growing-percent=50"];
 
 export interface StackOptions {
-  /** Guard config as an object (listen addresses are filled in); default: config/default.yaml. */
+  /**
+   * Guard config as an object (listen addresses are filled in, drain.graceMs is 0 unless set);
+   * default: config/default.yaml.
+   */
   readonly guardConfig?: Record<string, unknown>;
   /** false runs Envoy without the ext_proc filter (the benchmark floor). */
   readonly withGuard?: boolean;
@@ -162,6 +165,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         guardAddress =
           options.transport === "uds" ? `unix:${join(workDir, "guard.sock")}` : `127.0.0.1:${await freePort()}`;
       config.listen = { ...listen, grpc: guardAddress, admin: adminAddress };
+      // The stack stops Envoy before the guard: nothing is left to send during a drain grace, which
+      // would only add its length to every teardown. A config that sets drain.graceMs keeps it.
+      config.drain = { graceMs: 0, ...(config.drain as Record<string, unknown> | undefined) };
       const configFile = join(workDir, "guard.yaml");
       await writeFile(configFile, stringify(config));
       const adminUrl = `http://${adminAddress}`;

@@ -1,6 +1,7 @@
 // Wires a validated config into a running guard: metrics, pipeline, ext_proc gRPC server and admin
-// HTTP. Owns the lifecycle: ready → (reloads) → draining (readiness false, in-flight streams finish)
-// → stopped. A reload swaps the pipeline for new streams only; streams already open keep theirs.
+// HTTP. Owns the lifecycle: ready → (reloads) → grace (readiness false, new streams still served)
+// → closing (new streams refused, open ones finish) → stopped (drain.ts). A reload swaps the
+// pipeline for new streams only; streams already open keep theirs.
 import { type FSWatcher, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -13,6 +14,7 @@ import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
 import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
+import { Drain, type DrainResult } from "./drain.js";
 import { type GrpcServer, startGrpcServer } from "./grpc.js";
 import { statusPageRoutes } from "./status/page.js";
 import { StatusReporter } from "./status/report.js";
@@ -22,8 +24,12 @@ export interface RunningGuard {
   readonly adminUrl: string;
   /** Re-reads the config file; a bad file is rejected with its errors and the running config stays. */
   reload(): Promise<ReloadResult>;
-  /** Readiness false, wait for open streams (bounded by drain.timeoutMs), close listeners. */
-  drain(): Promise<{ forced: boolean }>;
+  /**
+   * The first call: readiness false, new streams served for drain.graceMs more, then refused;
+   * open streams cut drain.timeoutMs after the first call; then the listeners close. A call
+   * during the grace ends the grace.
+   */
+  drain(): Promise<DrainResult>;
 }
 
 export type ReloadResult =
@@ -136,24 +142,36 @@ export async function startGuard(
     watcher.on("error", (error) => log.warn({ err: error.message }, "config file watch failed; SIGHUP still reloads"));
   }
 
-  let draining: Promise<{ forced: boolean }> | undefined;
+  let draining: Drain | undefined;
   return {
     grpcAddress: grpc.address,
     adminUrl: admin.url,
     reload,
-    drain() {
-      draining ??= (async () => {
-        ready = false;
-        watcher?.close();
-        grpc.setServing(false);
-        log.info({ openStreams: grpc.activeStreams(), timeoutMs: config.drain.timeoutMs }, "draining");
-        const result = await grpc.drain(config.drain.timeoutMs);
-        await current.pipeline.close();
-        await admin.close();
-        log.info({ forced: result.forced }, "drained");
-        return result;
-      })();
-      return draining;
+    async drain() {
+      if (draining !== undefined) {
+        if (draining.phase === "grace") log.info("draining: grace ended early");
+        return draining.request();
+      }
+      // The plan is fixed here: a reload during the drain must not move its deadline.
+      const plan = config.drain;
+      draining = new Drain(plan, {
+        notReady() {
+          ready = false;
+          watcher?.close();
+          grpc.setServing(false);
+          log.info({ openStreams: grpc.activeStreams(), ...plan }, "draining: not ready, still serving new streams");
+        },
+        async stopAccepting(remainingMs) {
+          log.info({ openStreams: grpc.activeStreams(), remainingMs }, "draining: refusing new streams");
+          const result = await grpc.drain(remainingMs);
+          await current.pipeline.close();
+          await admin.close();
+          return result;
+        },
+      });
+      const result = await draining.request();
+      log.info(result, "drained");
+      return result;
     },
   };
 }

@@ -217,6 +217,12 @@ t.test("pod wiring: shared socket, probes on the admin port, resources and harde
     guardConfig.config.drain.timeoutMs / 1000 < spec.terminationGracePeriodSeconds,
     "drain ends before the pod is killed",
   );
+  const envoySleep = envoy.lifecycle.preStop.exec.command as string[];
+  t.equal(envoySleep[0], "/bin/sleep");
+  t.ok(
+    guardConfig.config.drain.graceMs / 1000 > Number(envoySleep[1]),
+    "the guard serves new streams for as long as Envoy takes requests after the pod starts terminating",
+  );
   const contractsMount = (guard.volumeMounts as Doc[]).find((volume) => volume.name === "guard-contracts");
   t.same(
     guardConfig.config.contracts.protoPaths,

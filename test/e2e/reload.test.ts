@@ -8,7 +8,12 @@ import { waitUntil } from "../../src/devstack/process.js";
 import { CHAT, post, stackFor } from "../helpers/e2e.js";
 
 function configWith(routeName: string, listen: unknown): string {
-  return stringify({ listen, routes: [{ name: routeName, match: { pathPrefix: "/v1/chat/completions" } }] });
+  return stringify({
+    listen,
+    // As the stack's own config has it: no drain grace to wait through at teardown.
+    drain: { graceMs: 0 },
+    routes: [{ name: routeName, match: { pathPrefix: "/v1/chat/completions" } }],
+  });
 }
 
 t.test("reload of a bad and a good config under load", async (t) => {

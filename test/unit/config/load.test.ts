@@ -8,6 +8,7 @@ t.test("an empty document is a complete config with defaults", async (t) => {
   t.equal(result.config.listen.grpc, "127.0.0.1:50051");
   t.equal(result.config.listen.admin, "127.0.0.1:9464");
   t.equal(result.config.drain.timeoutMs, 10_000);
+  t.equal(result.config.drain.graceMs, 5_000);
   t.same(result.config.routes, []);
   t.ok(Object.isFrozen(result.config.listen), "config is frozen");
 });
@@ -54,6 +55,29 @@ t.test("a listen port past 65535 is a config error, not a crash at startup", asy
   t.ok(parseConfig("listen: { admin: '127.0.0.1:65535' }").ok);
 });
 
+t.test("drain: the grace must end before the timeout, which counts from SIGTERM", async (t) => {
+  const errorsOf = (text: string) => {
+    const result = parseConfig(text);
+    return result.ok ? [] : result.errors;
+  };
+  t.same(errorsOf("drain: { graceMs: 0, timeoutMs: 1 }"), [], "no grace: the old behaviour");
+  t.same(errorsOf("drain: { graceMs: 19999, timeoutMs: 20000 }"), []);
+  t.match(errorsOf("drain: { timeoutMs: 5000 }"), [
+    { path: "drain.graceMs", message: /^5000 must be shorter than drain\.timeoutMs \(5000\)/ },
+  ]);
+  t.match(errorsOf("drain: { graceMs: 30000, timeoutMs: 20000 }"), [{ path: "drain.graceMs" }]);
+  t.same(
+    errorsOf("drain: { timeoutMs: -1 }").map((issue) => issue.path),
+    ["drain.timeoutMs"],
+    "an invalid timeout has its own error, no comparison with the grace",
+  );
+  t.same(
+    errorsOf("drain: { graceMs: 1.5 }").map((issue) => issue.path),
+    ["drain.graceMs"],
+    "one error for a grace that is not an integer",
+  );
+});
+
 t.test("YAML syntax errors name the line", async (t) => {
   const result = parseConfig("routes:\n  - name: a\n   bad: [\n");
   t.notOk(result.ok);
@@ -62,7 +86,9 @@ t.test("YAML syntax errors name the line", async (t) => {
 });
 
 t.test("duplicate YAML keys are errors, not silent overrides", async (t) => {
-  t.notOk(parseConfig("drain: { timeoutMs: 1 }\ndrain: { timeoutMs: 2 }\n").ok);
+  // Each key alone is valid, so the duplicate is what fails.
+  t.ok(parseConfig("drain: { timeoutMs: 20000 }\n").ok);
+  t.notOk(parseConfig("drain: { timeoutMs: 20000 }\ndrain: { timeoutMs: 30000 }\n").ok);
 });
 
 t.test("paths are formatted with dots and indices", async (t) => {
