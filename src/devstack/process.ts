@@ -31,9 +31,9 @@ export interface SpawnOptions {
 
 /**
  * The environment a child of the stack gets: the given one without the preloads a test runner puts
- * in NODE_OPTIONS for its own processes (tap's `--import=…@tapjs/processinfo…`). A guard started
- * from a test must run as it runs in production: measured, tap's hook inside the guard added ~25 MiB
- * of RSS a minute under the soak's 60 requests/s (none without it). Other NODE_OPTIONS stay.
+ * in NODE_OPTIONS for its own processes (tap's `--import=…@tapjs/processinfo…`), so a guard started
+ * from a test runs as it runs in production, without the runner's hooks inside it. Other
+ * NODE_OPTIONS stay.
  */
 export function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const options = env.NODE_OPTIONS;
