@@ -133,10 +133,17 @@ export const routeAdmissionSchema = z
     /** Opt-in per route, like every stage: an empty config is pure pass-through. */
     enabled: z.boolean().default(false),
     /**
-     * Routes naming the same pool share one budget, queue and circuit breaker (one upstream).
-     * Everything defaults to one pool: the guard usually fronts one model server.
+     * The admission domain: routes naming the same pool share one budget, queue and circuit breaker
+     * (they reach one upstream). Absent: the route's own name, so a failing or slow model never
+     * sheds another route's traffic; name a pool only to group routes served by one model server.
      */
-    pool: labelName(40).default("default"),
+    pool: labelName(40).optional(),
+    /**
+     * Each complexity tier of the route is its own domain, "<pool>/<tier>": heavy requests go to
+     * their own cluster (envoy/envoy.yaml routes on the tier), whose health and capacity are its own.
+     * False when every tier reaches the same upstream.
+     */
+    splitTiers: z.boolean().default(true),
   })
   .prefault({});
 
