@@ -20,6 +20,12 @@ const limitSchema = z
     maxGrowth: z.number().gte(1).lte(2).default(1.02),
     /** Largest growth factor per window before that (slow start). */
     slowStartGrowth: z.number().gte(1).lte(4).default(1.2),
+    /**
+     * Exponent of the correction target ÷ smoothed ratio: 1 moves the limit the whole way each
+     * window, smaller values damp it (0.5 halves the step on a log scale) so it settles at steady
+     * load instead of swinging around the target.
+     */
+    gain: z.number().gt(0).lte(1).default(0.5),
     /** Smallest factor per window: the fastest backoff. */
     minGradient: z.number().gt(0).lte(1).default(0.8),
     /** EWMA weight of the newest window's latency ratio. */

@@ -60,8 +60,14 @@ export type Attempt = Decision | Queued;
 export interface Completion {
   /** The upstream's health as shown by this request; absent when it showed nothing (cancelled early). */
   readonly verdict?: Verdict;
-  /** Present when the upstream answered normally: feeds the adaptive limit. */
+  /** Present when the upstream answered normally, or timed out (censored): feeds the adaptive limit. */
   readonly latencyMs?: number;
+  /**
+   * latencyMs is a lower bound: the call timed out, or its client gave up before the answer began.
+   * The limit counts it only when even the bound shows a slow-down, so timeouts lower the limit
+   * instead of leaving it to the calls that were fast enough to finish.
+   */
+  readonly censored?: boolean;
   readonly predictedLatencyMs?: number;
   /** The request's real cost once the upstream reported its output; the limit learns with it. */
   readonly actualCost?: number;
@@ -205,10 +211,12 @@ export class AdmissionController {
       // The budget got back exactly what the ticket held (above); what the upstream did is learned
       // at its real size, so the latency per cost unit is not skewed by the estimate's error.
       const cost = completion.actualCost ?? ticket.cost;
-      const sample =
-        completion.predictedLatencyMs === undefined
-          ? { cost, latencyMs: completion.latencyMs }
-          : { cost, latencyMs: completion.latencyMs, predictedLatencyMs: completion.predictedLatencyMs };
+      const sample = {
+        cost,
+        latencyMs: completion.latencyMs,
+        censored: completion.censored === true,
+        ...(completion.predictedLatencyMs === undefined ? {} : { predictedLatencyMs: completion.predictedLatencyMs }),
+      };
       const typicalCharge = (1 + this.#config.requestWeight) * (this.#typicalCost ?? ticket.cost);
       ratio = this.#limiter.observe(
         { ...sample, overlap: this.#overlapOf(ticket) },

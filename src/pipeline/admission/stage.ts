@@ -17,7 +17,7 @@ import type {
   StageRun,
   Step,
 } from "../types.js";
-import { completionFrom } from "./completion.js";
+import { completionFrom, upstreamServiceMs } from "./completion.js";
 import { type AdmissionConfig, DEADLINE_MARGIN_MS, type RouteAdmissionConfig } from "./config.js";
 import { AdmissionController, type Decision, type Queued, type Scheduler, type Ticket } from "./controller.js";
 import { type AdmissionMetrics, createAdmissionMetrics } from "./metrics.js";
@@ -45,6 +45,9 @@ const realTimers: Scheduler = (delayMs, fn) => {
   timer.unref();
   return () => clearTimeout(timer);
 };
+
+/** Set by Envoy's router on every answer the upstream sent (unless suppress_envoy_headers). */
+const UPSTREAM_SERVICE_TIME = "x-envoy-upstream-service-time";
 
 const WAIT_RESULT: Readonly<Record<string, string>> = {
   "shed.queue_timeout": "timeout",
@@ -210,6 +213,7 @@ class AdmissionRun implements StageRun {
         slowCallMs: this.settings.circuit.slowCallMs,
         predictedLatencyMs: this.exchange.predictedLatencyMs,
         actualCost: actual,
+        upstreamServiceMs: upstreamServiceMs(this.exchange.response?.headers.get(UPSTREAM_SERVICE_TIME)),
       }),
     );
     if (ratio !== undefined) this.metrics.latencyRatio.observe({ pool: domain.name }, ratio);
