@@ -81,6 +81,33 @@ const circuitSchema = z
   })
   .prefault({});
 
+/** How a request header counts the client's earlier attempts at the same call. */
+const retryHeaderSchema = z.strictObject({
+  name: headerName,
+  /** The header's value on a first attempt: 0 for a retry count, 1 for an attempt count. */
+  firstAttempt: z.number().int().min(0).max(1),
+});
+
+const retriesSchema = z
+  .strictObject({
+    /**
+     * Headers that mark a retry. The OpenAI SDKs send x-stainless-retry-count on every attempt; an
+     * Envoy in front that retries sets x-envoy-attempt-count (with the route's
+     * include_request_attempt_count). Empty: every request is a first attempt.
+     */
+    headers: z.array(retryHeaderSchema).default([
+      { name: "x-stainless-retry-count", firstAttempt: 0 },
+      { name: "x-envoy-attempt-count", firstAttempt: 1 },
+    ]),
+    /** Retries earned per first attempt admitted; a retry that would have to wait spends one. */
+    ratio: z.number().min(0).max(10).default(0.2),
+    /** Retries earned per second whatever the traffic, so a quiet domain still lets a few through. */
+    minPerSecond: z.number().min(0).default(1),
+    /** Most retries saved up. */
+    burst: z.number().min(1).default(10),
+  })
+  .prefault({});
+
 export const admissionSchema = z
   .strictObject({
     /** Request header naming the priority class: critical | standard | sheddable. */
@@ -100,6 +127,12 @@ export const admissionSchema = z
     requestWeight: z.number().min(0).max(100).default(4),
     /** Ceiling of the Retry-After the guard advertises. */
     maxRetryAfterSeconds: z.number().int().min(1).max(3_600).default(30),
+    /**
+     * Spread of Retry-After: each answer advertises its wait × (1 + retryAfterJitter × a random
+     * share), so clients shed in the same second do not all come back in the same second.
+     */
+    retryAfterJitter: z.number().min(0).max(2).default(0.5),
+    retries: retriesSchema,
     limit: limitSchema,
     classes: classesSchema,
     circuit: circuitSchema,
@@ -157,6 +190,7 @@ export type AdmissionConfig = z.output<typeof admissionSchema>;
 export type LimitConfig = AdmissionConfig["limit"];
 export type CircuitConfig = AdmissionConfig["circuit"];
 export type ClassesConfig = AdmissionConfig["classes"];
+export type RetriesConfig = AdmissionConfig["retries"];
 export type RouteAdmissionConfig = z.output<typeof routeAdmissionSchema>;
 
 /** Extra time asked of Envoy beyond a class's wait, so the guard's own timeout reply wins the race. */

@@ -105,7 +105,12 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
 
   const clock = new VirtualClock();
   const model = new BatchingServer(server);
-  const controller = new AdmissionController(admission, { now: () => clock.nowMs, schedule: clock.schedule });
+  const controller = new AdmissionController(admission, {
+    now: () => clock.nowMs,
+    schedule: clock.schedule,
+    // Its own stream: Retry-After draws must not shift the arrivals of the same seed.
+    random: seededRandom(options.seed ?? 1),
+  });
   const emptyTally = (): ClassTally => ({
     offered: 0,
     admitted: 0,

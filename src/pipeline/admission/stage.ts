@@ -27,6 +27,8 @@ import { shedReply } from "./reply.js";
 export interface AdmissionStageDeps extends StageDeps {
   /** Timers for queue deadlines; real timers unless a test injects virtual ones. */
   readonly schedule?: Scheduler;
+  /** Spreads Retry-After; Math.random unless a test pins it. */
+  readonly random?: () => number;
 }
 
 export interface AdmissionStage extends Stage {
@@ -90,7 +92,11 @@ type DomainOfTier = (tier: string | undefined) => Domain;
 
 export function createAdmissionStage(config: AdmissionStageConfig, deps: AdmissionStageDeps): AdmissionStage {
   const settings = config.section;
-  const controllerDeps = { now: deps.now, schedule: deps.schedule ?? realTimers };
+  const controllerDeps = {
+    now: deps.now,
+    schedule: deps.schedule ?? realTimers,
+    ...(deps.random === undefined ? {} : { random: deps.random }),
+  };
   const pools = new Map<string, AdmissionController>();
   const domain = (name: string): Domain => {
     let controller = pools.get(name);
@@ -141,6 +147,8 @@ type RunState =
 class AdmissionRun implements StageRun {
   #state: RunState = { kind: "waiting_for_request" };
   readonly #priority: Priority;
+  /** The client's retry of a call it sent before (set at admission). */
+  #retry = false;
 
   constructor(
     readonly exchange: Exchange,
@@ -223,7 +231,8 @@ class AdmissionRun implements StageRun {
     if (this.#state.kind !== "waiting_for_request") return { type: "continue" };
     // The tier is known by now (the complexity stage sets it at the same hook, earlier in line).
     const domain = this.domainOf(this.exchange.tier);
-    const request = { cost: this.#cost(), priority: this.#priority, tenant: this.#tenant() };
+    this.#retry = this.#isRetry();
+    const request = { cost: this.#cost(), priority: this.#priority, tenant: this.#tenant(), retry: this.#retry };
     const attempt = domain.controller.acquire(request, (decision) => this.#settled(decision));
     if (attempt.kind !== "queued") return this.#stepFor(domain, attempt, 0);
     this.exchange.extendDeadline(attempt.maxWaitMs + DEADLINE_MARGIN_MS);
@@ -243,6 +252,7 @@ class AdmissionRun implements StageRun {
 
   #stepFor(domain: Domain, decision: Decision, waitedMs: number): Step {
     const route = this.exchange.route.name;
+    if (this.#retry) this.metrics.retries.inc({ pool: domain.name, result: decision.kind });
     if (decision.kind === "shed") {
       this.#state = { kind: "finished" };
       this.metrics.shed.inc({ reason: decision.reason, priority: this.#priority, route });
@@ -278,6 +288,15 @@ class AdmissionRun implements StageRun {
     if (Number.isFinite(cost) && cost > 0) return cost;
     this.metrics.badInput.inc({ kind: "invalid_cost" });
     return this.settings.defaultCost;
+  }
+
+  /** Whether a header says the client sent this call before (admission.retries.headers). */
+  #isRetry(): boolean {
+    const headers = this.exchange.request.headers;
+    return this.settings.retries.headers.some(({ name, firstAttempt }) => {
+      const value = Number(headers.get(name));
+      return Number.isInteger(value) && value > firstAttempt;
+    });
   }
 
   #tenant(): string {

@@ -30,6 +30,7 @@ function setup(admission: Record<string, unknown> = {}, routes: readonly Record<
     log: pino({ level: "silent" }),
     now: clock.now,
     schedule: clock.schedule,
+    random: () => 0,
   });
   const extended: number[] = [];
   const exchange = (
@@ -242,6 +243,29 @@ t.test("a pool in a 5xx storm never sheds another pool's traffic; each tier has 
   t.equal(unpriced?.type, "continue", "an unpriced request goes to the first tier's domain");
   const heavy = await replyOf(stage.start(exchange({ body: false, tier: "heavy" }))?.onRequestHeaders?.());
   t.equal(heavy.reason, "shed.circuit_open");
+});
+
+t.test("a retry is told by the OpenAI SDKs' retry count or Envoy's attempt count, and counted", async (t) => {
+  const { stage, exchange, metric } = setup({ retries: { ratio: 0, minPerSecond: 0, burst: 1 } });
+  const send = (headers: Record<string, string>, cost = 1) => {
+    const value = exchange({ body: false, cost });
+    const sent = value.request.headers as Map<string, string>;
+    for (const [name, header] of Object.entries(headers)) sent.set(name, header);
+    return stage.start(value)?.onRequestHeaders?.();
+  };
+  const queued = () => stage.pools.get("chat")?.queueLength("standard");
+  t.equal((await send({}, 8))?.type, "continue", "a first attempt fills standard's share");
+  void send({ "x-stainless-retry-count": "0" });
+  void send({ "x-envoy-attempt-count": "1" });
+  t.equal(queued(), 2, "first attempts by either count: queued");
+  void send({ "x-stainless-retry-count": "1" });
+  t.equal(queued(), 3, "a retry spends the one saved retry and queues");
+  const reply = await replyOf(send({ "x-envoy-attempt-count": "3" }));
+  t.equal(reply.status, 429);
+  t.equal(reply.reason, "shed.retry_budget");
+  t.equal(queued(), 3, "answered at once, no queue place taken");
+  t.equal(await metric("guard_admission_retries_total", { pool: "chat", result: "shed" }), 1);
+  t.equal(await metric("guard_shed_total", { reason: "shed.retry_budget", priority: "standard", route: "chat" }), 1);
 });
 
 t.test("upstream 5xx opens the circuit: 503 shed.circuit_open with the cool-down as Retry-After", async (t) => {
