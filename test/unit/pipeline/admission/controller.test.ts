@@ -307,13 +307,12 @@ t.test(
   "retries: admitted while there is room, then only as the retry budget allows; shed at once beyond it",
   async (t) => {
     const { acquire, controller } = setup({ retries: { ratio: 0.5, minPerSecond: 0, burst: 1 } });
-    const retry = (id: string) =>
-      controller.acquire({ cost: 1, priority: "standard", tenant: "", retry: true }, () => undefined);
-    t.equal(retry("room").kind, "admitted", "room in the budget: a retry costs nothing");
+    const retry = () => controller.acquire({ cost: 1, priority: "standard", tenant: "", retry: true }, () => undefined);
+    t.equal(retry().kind, "admitted", "room in the budget: a retry costs nothing");
     for (let i = 0; i < 7; i++) ticketOf(acquire(`first${i}`, "standard"));
     t.equal(controller.inFlightCost, 8, "standard's share is full");
-    t.equal(retry("saved").kind, "queued", "the one saved retry waits like any request");
-    const spent = retry("spent");
+    t.equal(retry().kind, "queued", "the one saved retry waits like any request");
+    const spent = retry();
     t.match(spent, { kind: "shed", reason: "shed.retry_budget" }, "no retry left: answered at once");
     t.equal(acquire("first", "standard").kind, "queued", "a first attempt still queues");
     t.equal(controller.queueLength("standard"), 2);
