@@ -7,6 +7,7 @@ import { labelName } from "../config-kit/primitives.js";
 import { contractsSectionSchema, routeContractSchema } from "../contracts/config.js";
 import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
 import { annotateSchema } from "../pipeline/annotate/config.js";
+import { routeBudgetSchema } from "../pipeline/budget/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
@@ -135,6 +136,7 @@ export const routeSchema = z.strictObject({
   maintenance: maintenanceSchema.optional(),
   cache: routeCacheSchema,
   admission: routeAdmissionSchema,
+  budget: routeBudgetSchema,
   complexity: complexityRouteSchema,
   contract: routeContractSchema.optional(),
   usage: routeUsageSchema,
