@@ -7,7 +7,7 @@ import { labelName } from "../config-kit/primitives.js";
 import { contractsSectionSchema, routeContractSchema } from "../contracts/config.js";
 import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
 import { annotateSchema } from "../pipeline/annotate/config.js";
-import { routeBudgetSchema } from "../pipeline/budget/config.js";
+import { budgetSchema, routeBudgetSchema } from "../pipeline/budget/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
@@ -157,6 +157,7 @@ export const SECTIONS = {
   log: logSchema,
   cache: cacheSettingsSchema,
   admission: admissionSchema,
+  budget: budgetSchema,
   contracts: contractsSectionSchema,
   usage: usageSchema,
 };

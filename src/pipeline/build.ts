@@ -14,7 +14,7 @@ import type { AdmissionConfig, RouteAdmissionConfig } from "./admission/config.j
 import { createAdmissionStage } from "./admission/stage.js";
 import type { AnnotateConfig } from "./annotate/config.js";
 import { createAnnotateStage } from "./annotate/stage.js";
-import type { RouteBudgetConfig } from "./budget/config.js";
+import type { BudgetConfig, RouteBudgetConfig } from "./budget/config.js";
 import { createBudgetStage } from "./budget/stage.js";
 import type { CacheSettings, RouteCacheConfig } from "./cache/config.js";
 import { type CacheStage, createCacheStage } from "./cache/stage.js";
@@ -44,6 +44,7 @@ export interface PipelineConfig {
   readonly annotate: AnnotateConfig;
   readonly cache: CacheSettings;
   readonly admission: AdmissionConfig;
+  readonly budget: BudgetConfig;
   readonly contracts: ContractsSection;
   readonly usage: UsageConfig;
   readonly envoy: { readonly messageTimeoutMs: number };
@@ -78,7 +79,7 @@ export function stageConfigs(config: PipelineConfig) {
       routes: byRoute(routes, (route) => route.cache),
       messageTimeoutMs: config.envoy.messageTimeoutMs,
     },
-    budget: byRoute(routes, (route) => route.budget),
+    budget: { section: config.budget, routes: byRoute(routes, (route) => route.budget) },
     admission: {
       section: config.admission,
       routes: byRoute(routes, (route) => route.admission),

@@ -5,17 +5,13 @@
 import { createRequire } from "node:module";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { Timers } from "../util/timers.js";
 
 export interface SharedRedisSettings {
   /** redis:// or rediss:// URL. */
   readonly url: string;
   readonly timeoutMs: number;
   readonly probeIntervalMs: number;
-}
-
-export interface RedisTimers {
-  set(callback: () => void, ms: number): unknown;
-  clear(handle: unknown): void;
 }
 
 /** What the owning stage counts; `route` is undefined for connection-level failures. */
@@ -28,7 +24,7 @@ export interface SharedRedisEvents<Op extends string> {
 export interface SharedRedisDeps<Op extends string> {
   readonly now: () => number;
   readonly log: Logger;
-  readonly timers: RedisTimers;
+  readonly timers: Timers;
   readonly events: SharedRedisEvents<Op>;
   /** Who speaks in the log ("cache", "budget"), and what it does while Redis is down. */
   readonly purpose: string;

@@ -3,20 +3,22 @@
 // clients already read; every answer on the route carries them, as OpenAI's do. Counted: each
 // request when admitted here, its prompt tokens (the complexity stage's estimate) then, and its
 // completion tokens when the exchange ends (as reported, else as estimated).
-import { Counter, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { BoundedLabel } from "../../metrics/labels.js";
+import { realTimers } from "../../util/timers.js";
 import { answerFormatFor, guardAnswer } from "../answers.js";
-import type { Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
-import type { RouteBudgetConfig } from "./config.js";
-import { BudgetWindows, type Usage } from "./window.js";
+import type { Exchange, Outcome, Stage, StageConfig, StageDeps, StageRun, Step } from "../types.js";
+import type { BudgetConfig, RouteBudgetConfig } from "./config.js";
+import { BudgetLedger, type Verdict } from "./ledger.js";
+import type { Usage } from "./window.js";
 
 export interface BudgetStageDeps extends StageDeps {
-  /** Wall-clock ms: budget minutes start on the minute, as everyone's do. Date.now unless a test sets it. */
+  /** Wall-clock ms: budget minutes start on the minute, on every sidecar alike. Date.now unless a test sets it. */
   readonly wallClock?: () => number;
 }
 
 export interface BudgetStage extends Stage {
-  readonly windows: BudgetWindows;
+  readonly ledger: BudgetLedger;
 }
 
 /** Tenants named in metric labels before the rest count as "other". */
@@ -26,7 +28,7 @@ const TENANT_LABEL_LENGTH = 12;
 const ANONYMOUS = "anonymous";
 
 interface BudgetMetrics {
-  readonly requests: Counter<"route" | "tenant" | "result">;
+  readonly requests: Counter<"route" | "tenant" | "result" | "source">;
   readonly tokens: Counter<"route" | "tenant" | "kind">;
   readonly tenantLabel: BoundedLabel;
 }
@@ -36,8 +38,8 @@ function createBudgetMetrics(registry: Registry): BudgetMetrics {
   return {
     requests: new Counter({
       name: "guard_budget_requests_total",
-      help: "Requests on routes with a tenant budget, by route, tenant (the first 10 seen by a 12-character prefix of their hash; the rest are other) and result: admitted, over_requests, over_tokens",
-      labelNames: ["route", "tenant", "result"],
+      help: "Requests on routes with a tenant budget, by route, tenant (the first 10 seen by a 12-character prefix of their hash; the rest are other), result (admitted, over_requests, over_tokens) and source of the decision (shared: Redis, local: this sidecar alone)",
+      labelNames: ["route", "tenant", "result", "source"],
       registers,
     }),
     tokens: new Counter({
@@ -76,94 +78,118 @@ export function rateLimitHeaders(budget: RouteBudgetConfig, usage: Usage): Recor
   return headers;
 }
 
-export function createBudgetStage(config: ReadonlyMap<string, RouteBudgetConfig>, deps: BudgetStageDeps): BudgetStage {
-  const windows = new BudgetWindows(deps.wallClock ?? Date.now);
+export function createBudgetStage(
+  config: StageConfig<BudgetConfig, RouteBudgetConfig>,
+  deps: BudgetStageDeps,
+): BudgetStage {
   const metrics = createBudgetMetrics(deps.registry);
+  const registers = [deps.registry];
+  const redisUp = new Gauge({
+    name: "guard_budget_redis_up",
+    help: "1 while the budgets' shared Redis answers (or none is configured), 0 while checks are local",
+    registers,
+  });
+  redisUp.set(1);
+  const redisErrors = new Counter({
+    name: "guard_budget_redis_errors_total",
+    help: "Failed or timed-out calls to the budgets' shared Redis, by op (connect, admit, tokens)",
+    labelNames: ["op"],
+    registers,
+  });
+  const ledger = new BudgetLedger(config.section, {
+    now: deps.now,
+    wallClock: deps.wallClock ?? Date.now,
+    log: deps.log,
+    timers: realTimers,
+    redisCall: () => undefined,
+    redisFailure: (op) => redisErrors.inc({ op }),
+    redisUp: (up) => redisUp.set(up ? 1 : 0),
+  });
   return {
     name: "budget",
-    windows,
+    ledger,
     start(exchange: Exchange): StageRun | undefined {
-      const budget = config.get(exchange.route.name);
+      const budget = config.routes.get(exchange.route.name);
       if (budget === undefined || !budget.enabled) return undefined;
-      return new BudgetRun(exchange, budget, windows, metrics);
+      return new BudgetRun(exchange, budget, ledger, metrics);
     },
+    close: () => ledger.close(),
   };
 }
 
 class BudgetRun implements StageRun {
   readonly #key: string;
   readonly #tenantLabel: string;
-  #counted = false;
+  /** The tenant's use once this request was counted; undefined until then. */
+  #counted: Usage | undefined;
+  #checked = false;
 
   constructor(
     readonly exchange: Exchange,
     readonly budget: RouteBudgetConfig,
-    readonly windows: BudgetWindows,
+    readonly ledger: BudgetLedger,
     readonly metrics: BudgetMetrics,
   ) {
     const tenant = exchange.tenant ?? ANONYMOUS;
-    this.#key = `${budget.pool ?? exchange.route.name}\0${tenant}`;
+    this.#key = `${budget.pool ?? exchange.route.name}:${tenant}`;
     this.#tenantLabel = metrics.tenantLabel.value(tenant);
   }
 
-  onRequestHeaders(): Step {
+  onRequestHeaders(): Step | Promise<Step> {
     // Prompt tokens are known once the complexity stage has read the body.
     if (this.exchange.costAwaitsBody === true && !this.exchange.request.endOfStream)
       return { type: "continue", needs: { requestBody: true, responseHeaders: true } };
     return this.#check();
   }
 
-  onRequestBody(): Step {
+  onRequestBody(): Step | Promise<Step> {
     return this.#check();
   }
 
   onResponseHeaders(): Step {
-    if (!this.#counted) return { type: "continue" };
-    return { type: "continue", edits: { setHeaders: rateLimitHeaders(this.budget, this.windows.usage(this.#key)) } };
+    if (this.#counted === undefined) return { type: "continue" };
+    return { type: "continue", edits: { setHeaders: rateLimitHeaders(this.budget, this.#counted) } };
   }
 
   onEnd(outcome: Outcome): void {
-    if (!this.#counted) return;
+    if (this.#counted === undefined) return;
     const reported = this.exchange.completionTokens;
     // A guard reply (a violated contract) or a failed call generated nothing for the tenant to pay.
     const estimated = outcome.answeredBy === "upstream" ? this.exchange.outputPricing?.expectedTokens : undefined;
     const tokens = reported ?? estimated;
     if (tokens === undefined || tokens <= 0) return;
-    this.windows.add(this.#key, 0, tokens);
+    this.ledger.addTokens(this.#key, tokens);
     const kind = reported === undefined ? "completion_estimate" : "completion";
     this.metrics.tokens.inc({ route: this.exchange.route.name, tenant: this.#tenantLabel, kind }, tokens);
   }
 
-  #check(): Step {
-    if (this.#counted) return { type: "continue" };
-    const route = this.exchange.route.name;
-    const usage = this.windows.usage(this.#key);
-    const { requestsPerMinute, tokensPerMinute } = this.budget;
-    const over =
-      requestsPerMinute !== undefined && usage.requests + 1 > requestsPerMinute
-        ? ({ code: "budget.requests", limit: requestsPerMinute, result: "over_requests" } as const)
-        : tokensPerMinute !== undefined && usage.tokens >= tokensPerMinute
-          ? ({ code: "budget.tokens", limit: tokensPerMinute, result: "over_tokens" } as const)
-          : undefined;
-    if (over !== undefined) {
-      this.metrics.requests.inc({ route, tenant: this.#tenantLabel, result: over.result });
-      const retryAfterSeconds = Math.max(1, Math.ceil(usage.resetMs / 1_000));
-      return {
-        type: "reply",
-        reply: guardAnswer(over.code, {
-          format: answerFormatFor(this.exchange.request.path),
-          detail: `the tenant's budget of ${over.limit} ${over.code === "budget.requests" ? "requests" : "tokens"} per minute is used up; retry after ${retryAfterSeconds} s`,
-          retryAfterSeconds,
-          headers: rateLimitHeaders(this.budget, usage),
-          extensions: { limit: over.limit, retry_after_seconds: retryAfterSeconds },
-        }),
-      };
-    }
+  async #check(): Promise<Step> {
+    if (this.#checked) return { type: "continue" };
+    this.#checked = true;
     const promptTokens = this.exchange.promptTokens ?? 0;
-    this.windows.add(this.#key, 1, promptTokens);
-    this.#counted = true;
-    this.metrics.requests.inc({ route, tenant: this.#tenantLabel, result: "admitted" });
+    const verdict = await this.ledger.admit(this.#key, this.budget, promptTokens);
+    const route = this.exchange.route.name;
+    const labels = { route, tenant: this.#tenantLabel, source: verdict.source };
+    if (verdict.over !== undefined) {
+      this.metrics.requests.inc({ ...labels, result: `over_${verdict.over}` });
+      return { type: "reply", reply: this.#overReply(verdict) };
+    }
+    this.#counted = verdict.usage;
+    this.metrics.requests.inc({ ...labels, result: "admitted" });
     if (promptTokens > 0) this.metrics.tokens.inc({ route, tenant: this.#tenantLabel, kind: "prompt" }, promptTokens);
     return { type: "continue", needs: { responseHeaders: true } };
+  }
+
+  #overReply({ over, usage }: Verdict) {
+    const code = over === "requests" ? "budget.requests" : "budget.tokens";
+    const limit = (over === "requests" ? this.budget.requestsPerMinute : this.budget.tokensPerMinute) ?? 0;
+    const retryAfterSeconds = Math.max(1, Math.ceil(usage.resetMs / 1_000));
+    return guardAnswer(code, {
+      format: answerFormatFor(this.exchange.request.path),
+      detail: `the tenant's budget of ${limit} ${over} per minute is used up; retry after ${retryAfterSeconds} s`,
+      retryAfterSeconds,
+      headers: rateLimitHeaders(this.budget, usage),
+      extensions: { limit, retry_after_seconds: retryAfterSeconds },
+    });
   }
 }

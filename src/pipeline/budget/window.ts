@@ -3,7 +3,7 @@
 // gateways use: exact under steady traffic, never more than one bucket off). Kept in process;
 // tenants idle for two minutes are forgotten, so memory follows the active tenants.
 
-const MINUTE_MS = 60_000;
+export const MINUTE_MS = 60_000;
 
 export interface Usage {
   readonly requests: number;

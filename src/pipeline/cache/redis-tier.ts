@@ -2,12 +2,12 @@
 // epochs. The connection (bounded calls, probing while down) is SharedRedis's; a failure is a miss.
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { Timers } from "../../util/timers.js";
 import { SharedRedis } from "../shared-redis.js";
 import type { CacheSettings } from "./config.js";
 import { decodeEntry, encodeEntry, type StoredResponse } from "./entry.js";
 import type { CacheHit } from "./local-tier.js";
 import type { CacheMetrics, RedisOp } from "./metrics.js";
-import type { Timers } from "./single-flight.js";
 
 export interface SharedHit extends CacheHit {
   /** TTL Redis has left on the entry; a local copy must not outlive it. */

@@ -38,10 +38,10 @@ function setup(budget: Record<string, unknown>) {
     ...extra,
   });
   /** One whole exchange; returns its request step and the response headers the stage set. */
-  const call = (tenant: string, extra: Partial<Exchange> = {}, outcome?: Partial<Outcome>) => {
+  const call = async (tenant: string, extra: Partial<Exchange> = {}, outcome?: Partial<Outcome>) => {
     const value = exchange(tenant, extra);
     const run = stage.start(value);
-    const step = run?.onRequestHeaders?.() as Step;
+    const step = (await run?.onRequestHeaders?.()) as Step;
     let headers: Readonly<Record<string, string>> | undefined;
     if (step.type === "continue") {
       const response = run?.onResponseHeaders?.({ status: 200, headers: new Map(), endOfStream: false }) as Step;
@@ -63,13 +63,13 @@ function setup(budget: Record<string, unknown>) {
 
 t.test("requests per minute: the tenant over it gets 429 budget.requests with OpenAI's headers", async (t) => {
   const { call, advance, metric } = setup({ requestsPerMinute: 2 });
-  t.same(call("alice").headers, {
+  t.same((await call("alice")).headers, {
     "x-ratelimit-limit-requests": "2",
     "x-ratelimit-remaining-requests": "1",
     "x-ratelimit-reset-requests": "40s",
   });
-  t.equal(call("alice").headers?.["x-ratelimit-remaining-requests"], "0");
-  const { step } = call("alice");
+  t.equal((await call("alice")).headers?.["x-ratelimit-remaining-requests"], "0");
+  const { step } = await call("alice");
   if (step.type !== "reply") throw new Error("expected a reply");
   t.equal(step.reply.status, 429);
   t.equal(step.reply.reason, "budget.requests");
@@ -82,9 +82,9 @@ t.test("requests per minute: the tenant over it gets 429 budget.requests with Op
   t.match(JSON.parse(String(step.reply.body)), {
     error: { type: "rate_limit_error", code: "budget.requests", limit: 2, retry_after_seconds: 40 },
   });
-  t.equal(call("bob").step.type, "continue", "another tenant has its own budget");
+  t.equal((await call("bob")).step.type, "continue", "another tenant has its own budget");
   advance(40_000 + 45_000); // 45 s into the next minute: a quarter of the previous one still counts
-  t.equal(call("alice").step.type, "continue", "the window forgot enough");
+  t.equal((await call("alice")).step.type, "continue", "the window forgot enough");
   t.equal(await metric("guard_budget_requests_total", { route: "chat", tenant: "alice", result: "over_requests" }), 1);
   t.equal(await metric("guard_budget_requests_total", { route: "chat", tenant: "alice", result: "admitted" }), 3);
 });
@@ -92,10 +92,10 @@ t.test("requests per minute: the tenant over it gets 429 budget.requests with Op
 t.test("tokens per minute: prompt tokens at the request, completion tokens at the end", async (t) => {
   const { call, metric } = setup({ tokensPerMinute: 1_000 });
   const priced = { promptTokens: 300, outputPricing: { expectedTokens: 500, costPerToken: 4 } };
-  t.equal(call("alice", { ...priced, completionTokens: 200 }).headers?.["x-ratelimit-remaining-tokens"], "700");
-  t.equal(call("alice", priced).step.type, "continue", "500 used: room left");
+  t.equal((await call("alice", { ...priced, completionTokens: 200 })).headers?.["x-ratelimit-remaining-tokens"], "700");
+  t.equal((await call("alice", priced)).step.type, "continue", "500 used: room left");
   // No usage reported: the completion counts as estimated (500): 300 + 200 + 300 + 500 = 1300.
-  const { step } = call("alice", priced);
+  const { step } = await call("alice", priced);
   if (step.type !== "reply") throw new Error("expected a reply");
   t.equal(step.reply.reason, "budget.tokens");
   t.equal(step.reply.headers["x-ratelimit-remaining-tokens"], "0");
@@ -110,8 +110,8 @@ t.test("tokens per minute: prompt tokens at the request, completion tokens at th
 t.test("a guard answer or a failed call costs no completion tokens", async (t) => {
   const { call, stage } = setup({ tokensPerMinute: 1_000 });
   const priced = { promptTokens: 10, outputPricing: { expectedTokens: 500, costPerToken: 4 } };
-  call("alice", priced, { answeredBy: "guard", status: 502 });
-  t.equal(stage.windows.usage("chat\0alice").tokens, 10);
+  await call("alice", priced, { answeredBy: "guard", status: 502 });
+  t.equal(stage.ledger.windows.usage("chat:alice").tokens, 10);
 });
 
 t.test("waits for the body when the prompt is priced there; untouched routes get no run", async (t) => {
@@ -119,7 +119,7 @@ t.test("waits for the body when the prompt is priced there; untouched routes get
   const run = stage.start(exchange(undefined, { costAwaitsBody: true }));
   t.same(run?.onRequestHeaders?.(), { type: "continue", needs: { requestBody: true, responseHeaders: true } });
   t.equal((await run?.onRequestBody?.(new Uint8Array()))?.type, "continue");
-  t.equal(stage.windows.usage("chat\0anonymous").requests, 1, "no tenant: the anonymous one");
+  t.equal(stage.ledger.windows.usage("chat:anonymous").requests, 1, "no tenant: the anonymous one");
   t.equal(stage.start(exchange("alice", { route: { name: "free" } })), undefined);
 });
 
