@@ -53,7 +53,10 @@ export function completionFrom(outcome: Outcome, context: CompletionContext): Co
   if (latency === undefined || outcome.status === 429) return { verdict: "success" };
   // The limit learns how long the upstream took for the work a request held budget for: a streamed
   // answer's whole generation (its headers came with the first token), priced at its real cost.
-  const firstByte = context.upstreamServiceMs ?? latency;
+  // Envoy truncates its measure to whole ms: + 1 bounds the true time from above, and the guard's
+  // own clock (never shorter) wins when it is closer, as it is for an upstream answering in ~1 ms.
+  const firstByte =
+    context.upstreamServiceMs === undefined ? latency : Math.min(latency, context.upstreamServiceMs + 1);
   return {
     verdict: "success",
     latencyMs: outcome.generationMs === undefined ? firstByte : firstByte + outcome.generationMs - latency,

@@ -35,6 +35,12 @@ const limitSchema = z
     minWindowSamples: z.number().int().min(1).default(5),
     /** The budget only grows when at least this share of it was in use (no growth while idle). */
     growthUtilisation: ratio.default(0.5),
+    /**
+     * Latencies below this read as this (observed and predicted alike): a few ms is the noise of any
+     * busy host, not a model's load. Without it, an upstream answering in ~1 ms on a loaded machine
+     * read as 8× slowed down and the limit collapsed to one request.
+     */
+    noiseFloorMs: z.number().min(0.001).max(1_000).default(5),
     /** Use the complexity stage's predicted latency for size normalisation when it is present. */
     usePredictedLatency: z.boolean().default(true),
   })

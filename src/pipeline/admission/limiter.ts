@@ -98,11 +98,12 @@ export class GradientLimiter {
   observe(sample: LatencySample, inFlight: number, now: number, typicalCharge: number): number | undefined {
     this.noteInFlight(inFlight);
     const cost = sample.cost;
-    const latency = Math.max(sample.latencyMs, 0.001);
+    const latency = Math.max(sample.latencyMs, this.#config.noiseFloorMs);
     const usePredicted =
       this.#config.usePredictedLatency && sample.predictedLatencyMs !== undefined && sample.predictedLatencyMs > 0;
     const source: Source = usePredicted ? "complexity" : "own";
-    const predicted = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost);
+    const prediction = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost);
+    const predicted = prediction === undefined ? undefined : Math.max(prediction, this.#config.noiseFloorMs);
     const floors = this.#floors[source];
     if (sample.censored === true) {
       const floor = floors.value;

@@ -104,10 +104,15 @@ t.test(
 
 t.test("the limit learns Envoy's measure of the upstream, free of the guard's own delays", async (t) => {
   const answer = { status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 180 } as const;
-  t.same(completionFrom(answer, { ...context, upstreamServiceMs: 95 }), { verdict: "success", latencyMs: 95 });
+  t.same(completionFrom(answer, { ...context, upstreamServiceMs: 95 }), { verdict: "success", latencyMs: 96 });
+  t.same(
+    completionFrom({ ...answer, upstreamLatencyMs: 0.4 }, { ...context, upstreamServiceMs: 0 }),
+    { verdict: "success", latencyMs: 0.4 },
+    "Envoy's whole ms are too coarse for a sub-ms answer: the guard's own clock",
+  );
   t.same(
     completionFrom({ ...answer, streamed: true, generationMs: 2_180 }, { ...context, upstreamServiceMs: 95 }),
-    { verdict: "success", latencyMs: 2_095 },
+    { verdict: "success", latencyMs: 2_096 },
     "a stream: Envoy's time to the first byte, then the generation the guard timed",
   );
   t.equal(upstreamServiceMs("95"), 95);
