@@ -87,6 +87,7 @@ export class NonNegativeQuadratic {
       free[entering] = 1;
       if (!this.#descend()) return false;
     }
+    for (let i = 0; i < n; i++) if (!Number.isFinite(u[i] as number)) return false;
     for (let i = 0; i < n; i++) theta[i] = (u[i] as number) / (d[i] as number);
     return true;
   }
@@ -113,7 +114,9 @@ export class NonNegativeQuadratic {
         if (free[i] !== 1) continue;
         const target = z[i] as number;
         const current = u[i] as number;
-        if (target <= ZERO) alpha = Math.min(alpha, current / (current - target));
+        // A coefficient already at 0 whose target is 0 too allows no step at all (not 0/0).
+        const drop = current - target;
+        if (target <= ZERO) alpha = Math.min(alpha, drop > 0 ? current / drop : 0);
       }
       for (let i = 0; i < n; i++) {
         if (free[i] !== 1) continue;

@@ -87,6 +87,23 @@ t.test("an unconstrained minimum inside the region is returned as is", async (t)
   );
 });
 
+t.test("zero targets: coefficients with nothing to gain stay at 0, never NaN", async (t) => {
+  // A feature never seen and a prior coefficient of 0: its row is its penalty alone and its g is 0.
+  const h = new Float64Array(N * N);
+  for (let i = 0; i < N; i++) h[i * N + i] = 1e-12;
+  h[0] = 4;
+  h[1] = h[N] = 2;
+  h[N + 1] = 1.000001;
+  const g = Float64Array.of(2, 1, 0, 0, 0, 0);
+  const solver = new NonNegativeQuadratic(N);
+  const theta = new Float64Array(N);
+  for (let round = 0; round < 3; round++) {
+    t.ok(solver.solve(h, g, theta), `round ${round}`);
+    t.ok(theta.every(Number.isFinite), `${theta}`);
+    t.ok(kktViolation(h, g, theta) < 1e-6);
+  }
+});
+
 t.test("refuses systems it cannot solve, leaving the output untouched", async (t) => {
   const solver = new NonNegativeQuadratic(2);
   const theta = Float64Array.of(7, 7);

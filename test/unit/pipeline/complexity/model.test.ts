@@ -204,6 +204,19 @@ t.test("guards: non-finite and implausible observations, unexcited features, hug
   t.ok(model.predict(chat(0, 0)) > 0, "predictions stay positive");
 });
 
+t.test("a prior with zero coefficients (features assumed free) fits like any other", async (t) => {
+  const model = new LatencyModel({
+    ...modelConfig,
+    prior: { ...modelConfig.prior, msPerInputKToken: 0, msPerOtherMB: 0 },
+    minSamples: 1,
+  });
+  const requests = [chat(20, 256), chat(20, 256), chat(3500, 4096), chat(12, 16)];
+  for (const [index, features] of requests.entries())
+    t.equal(model.update(features, 2 + index / 10), "fitted", `request ${index}`);
+  t.ok([...model.coefficients().values()].every((value) => Number.isFinite(value) && value >= 0));
+  t.ok(Math.abs(model.predict(chat(20, 256)) - 2.05) < 0.5, `${model.predict(chat(20, 256))}`);
+});
+
 t.test("a state that goes non-finite is reset to the prior", async (t) => {
   const model = new LatencyModel({ ...modelConfig, minSamples: 1 });
   for (let index = 0; index < 50; index++) model.update(chat(100 * index, 50), 100 + index);
