@@ -49,3 +49,12 @@ bench-streaming: build envoy $(GO_PEER)
 bench-streaming-quick: build envoy $(GO_PEER)
 	node dist/bench/streaming/main.js --quick --out .tap/bench-quick --peer-cmd '$(CURDIR)/$(GO_PEER) -addr $(GO_PEER_STREAM_ADDR) -stream' \
 		--peer-addr $(GO_PEER_STREAM_ADDR) --peer-name 'Go reference (grpc-go)' $(STREAMING_ARGS)
+
+# The complexity stage's latency model (issue 17): median |predicted − actual| / actual on the demo
+# workload (the shed benchmark's mix), the first model (RLS) beside the current one on the same
+# samples: in process (the demo's latency function and batcher in virtual time, seconds), then live
+# through Envoy + guard + demo model (~4 minutes; LATENCY_MODEL_ARGS="--no-live" skips it). Writes
+# bench/results/latency-model-<date>.json.
+.PHONY: bench-latency-model
+bench-latency-model: build envoy
+	node dist/bench/latency-model.js $(LATENCY_MODEL_ARGS)

@@ -60,10 +60,18 @@ const modelSchema = z
   .strictObject({
     prior: priorSchema,
     /**
-     * Recursive least squares forgetting factor: the model remembers ~1/(1-forgetting) requests
-     * (0.995 → ~200), so it follows a change of hardware or model within minutes of traffic.
+     * Forgetting factor of the fit: each request weighs `forgetting` times less after every later
+     * one, so the model remembers ~1/(1-forgetting) requests (0.995 → ~200) and follows a change of
+     * hardware or model within minutes of traffic.
      */
     forgetting: z.number().min(0.9).max(1).default(0.995),
+    /**
+     * How many average requests the prior is worth: coefficients are pulled toward the prior
+     * (rescaled to the upstream's observed speed) with this weight, measured in each feature's own
+     * scale. The data decides where it varies; where it does not (features that never vary or
+     * always move together) the coefficients stay at the rescaled prior instead of drifting.
+     */
+    priorWeight: z.number().finite().min(0.01).max(1_000).default(1),
     /** Completed requests needed before the fitted model replaces the prior. */
     minSamples: z.number().int().min(1).default(30),
   })

@@ -1,13 +1,39 @@
-// Online latency model: recursive least squares with exponential forgetting over a handful of
-// request features. RLS gives the least-squares fit of all requests seen so far, weighted toward
-// recent ones, for O(d²) work per request and no stored history; d is 6 here.
+// Online latency model: the request's unloaded upstream latency as a non-negative linear function of
+// a handful of request features, refitted after every completed request.
 //
-// Guards: observations that are not finite or not plausible are rejected; a-priori residuals
-// beyond 4σ are clipped (one stalled upstream must not drag every coefficient); the covariance is
-// kept symmetric and its variances bounded by their initial value (forgetting "winds up" the
-// covariance along features that never vary, e.g. images on a text-only route, and the next
-// request that has them would then swing the fit); and a state that still goes non-finite or
-// loses positive definiteness is reset to the prior.
+// Its first version, recursive least squares, fitted live traffic badly: an intercept of −1377 ms
+// on a route whose output tokens moved with its prompts. Least squares has nothing to say along
+// directions the traffic does not excite (features that move together, features that never vary,
+// a feature that is nearly constant and so the intercept's twin); there the recursive estimate
+// stays wherever its start and the noise left it, and it compensates one coefficient with another,
+// negative ones included. This version:
+//
+// - keeps exponentially forgotten sufficient statistics (A = Σ λᵏ w x xᵀ, b = Σ λᵏ w x y, the count
+//   Σ λᵏ) and solves the bounded, regularised problem exactly after each update, rather than a
+//   recursive estimate no constraint can be projected onto;
+// - fits relative errors: a sample weighs 1/max(y, ŷ)² (observed, and predicted before the
+//   update), so a 50 ms request counts as much as a 5 s one and the loss is the squared relative
+//   error, the quantity timeouts and admission care about. Relative to the larger of the two, a
+//   sample's relative residual stays within (−1, 1): a noisy fast sample is not amplified, and one
+//   slowed down 5× by load or a stall weighs as a relative error of 0.8 (an unweighted fit would
+//   take its whole excess), so the fit stays near the latency of requests that were not held up;
+// - regularises toward the prior: a ridge penalty on θ − c, normalised by each feature's own scale
+//   (its weighted mean square in the sample, so the penalty is worth `priorWeight` average
+//   requests whatever the feature's unit, and the system is well conditioned). The centre c is the
+//   configured prior rescaled to this upstream, c = k·prior, with k the least-squares ratio of the
+//   observed latency to the prior's prediction: the prior's shape, the data's magnitude (a prior
+//   tuned for an LLM is ~100× off for a fast model, and a fixed centre would then pull the
+//   intercept negative). Where the data varies the penalty is negligible; where it does not
+//   (collinear or unused features) the coefficients stay at the rescaled prior instead of drifting;
+// - bounds every coefficient to ≥ 0 (no per-unit cost is negative, nor the intercept), and lifts
+//   every fitted prediction to the route's unloaded floor: the smallest latency observed among the
+//   last 500–1000 requests.
+//
+// Guards: observations that are not finite or not plausible are rejected; a sample's influence is
+// bounded by the relative weighting above; and a state that still goes non-finite, or a system the
+// solver cannot solve, is reset to the prior. Per update: O(d²) for the statistics and, usually, one
+// 6×6 Cholesky solve (bounded-qp.ts); no stored history.
+import { NonNegativeQuadratic } from "./bounded-qp.js";
 import type { ModelConfig } from "./config.js";
 import type { Features } from "./features.js";
 
@@ -23,17 +49,34 @@ export const MODEL_FEATURES = [
 export type ModelFeature = (typeof MODEL_FEATURES)[number];
 const DIMENSION = MODEL_FEATURES.length;
 
-/** Prior coefficients are a belief worth about one request: the data takes over quickly. */
-const INITIAL_COVARIANCE = 1e4;
 const MAX_PLAUSIBLE_LATENCY_MS = 3_600_000;
-const MIN_PREDICTION_MS = 1;
-const RESIDUAL_CLIP_SIGMAS = 4;
-const MIN_DENOMINATOR = 1e-9;
+/** Every prediction is at least this: finite, positive, and below any real upstream's latency. */
+const MIN_PREDICTION_MS = 0.1;
 /**
- * Requests the residual variance remembers: shorter than the coefficients' memory, so the
- * gauge shows today's spread, and early errors of a young fit fade fast.
+ * Requests the residual statistics remember: shorter than the coefficients' memory, so the gauge
+ * shows today's spread, and early errors of a young fit fade fast.
  */
 const RESIDUAL_MEMORY = 100;
+/**
+ * The unloaded floor is the smallest latency among the last FLOOR_WINDOW to 2·FLOOR_WINDOW requests:
+ * long enough that a route's smallest requests, even when rare, are in it (otherwise the floor would
+ * be a typical request's latency and lift the small ones' predictions to it), short enough that it
+ * follows an upstream that became faster within minutes of traffic.
+ */
+const FLOOR_WINDOW = 500;
+/** A feature never seen still gets a penalty this small (relative to the intercept's), so H stays definite. */
+const UNSEEN_SCALE = 1e-9;
+/**
+ * A feature that never varies (the intercept's twin) is penalised as if its spread were this share
+ * of its mean square: the system stays well conditioned (≤ ~10⁶), and the split between it and the
+ * intercept stays at the prior's.
+ */
+const MIN_SPREAD = 1e-6;
+/** The prior's rescaling factor k stays within these bounds (a 10⁴× faster or slower upstream). */
+const MIN_PRIOR_SCALE = 1e-4;
+const MAX_PRIOR_SCALE = 1e4;
+/** Forgotten statistics below this are zero: no denormals after a feature stopped appearing long ago. */
+const NEGLIGIBLE = 1e-250;
 
 export type UpdateResult = "fitted" | "rejected" | "reset";
 
@@ -48,60 +91,50 @@ export function regressors(features: Features): Float64Array {
   );
 }
 
+/** The configured prior's coefficients, in MODEL_FEATURES order. */
+export function priorCoefficients({ prior }: ModelConfig): Float64Array {
+  return Float64Array.of(
+    prior.baseMs,
+    prior.msPerInputKToken,
+    prior.msPerOutputKToken,
+    prior.msPerImage,
+    prior.msPerTensorMB,
+    prior.msPerOtherMB,
+  );
+}
+
 function dot(a: Float64Array, b: Float64Array): number {
   let sum = 0;
   for (let index = 0; index < a.length; index++) sum += (a[index] as number) * (b[index] as number);
   return sum;
 }
 
-function identityCovariance(): Float64Array {
-  const covariance = new Float64Array(DIMENSION * DIMENSION);
-  for (let index = 0; index < DIMENSION; index++) covariance[index * DIMENSION + index] = INITIAL_COVARIANCE;
-  return covariance;
-}
-
-/**
- * Anti-windup: scales row and column i by √(limit / P_ii) wherever P_ii exceeds its initial value.
- * A congruence with a positive diagonal keeps P positive definite, and only the unexcited
- * directions are damped, so well-measured features keep forgetting at the configured rate.
- */
-function boundVariances(covariance: Float64Array): void {
-  const scale = new Float64Array(DIMENSION);
-  for (let index = 0; index < DIMENSION; index++) {
-    const variance = covariance[index * DIMENSION + index] as number;
-    scale[index] = variance > INITIAL_COVARIANCE ? Math.sqrt(INITIAL_COVARIANCE / variance) : 1;
-  }
-  for (let row = 0; row < DIMENSION; row++) {
-    for (let column = 0; column < DIMENSION; column++) {
-      covariance[row * DIMENSION + column] =
-        (covariance[row * DIMENSION + column] as number) * (scale[row] as number) * (scale[column] as number);
-    }
-  }
-}
-
 export class LatencyModel {
   readonly #prior: Float64Array;
   readonly #forgetting: number;
   readonly #minSamples: number;
+  readonly #priorWeight: number;
+  /** Σ λᵏ w x xᵀ (row-major), Σ λᵏ w x y, Σ λᵏ: the forgotten, weighted sample. */
+  #gram = new Float64Array(DIMENSION * DIMENSION);
+  #moment = new Float64Array(DIMENSION);
+  #count = 0;
+  /** The penalised system solved after each update (H = A + diag ρ, g = b + ρ·c) and its solver. */
+  readonly #system = new Float64Array(DIMENSION * DIMENSION);
+  readonly #target = new Float64Array(DIMENSION);
+  readonly #solver = new NonNegativeQuadratic(DIMENSION);
   #theta: Float64Array;
-  #covariance: Float64Array;
   #samples = 0;
   #residualVariance = 0;
+  #floorCurrent = Number.POSITIVE_INFINITY;
+  #floorPrevious = Number.POSITIVE_INFINITY;
+  #floorCount = 0;
 
   constructor(config: ModelConfig) {
-    const { prior } = config;
-    this.#prior = Float64Array.of(
-      prior.baseMs,
-      prior.msPerInputKToken,
-      prior.msPerOutputKToken,
-      prior.msPerImage,
-      prior.msPerTensorMB,
-      prior.msPerOtherMB,
-    );
+    this.#prior = priorCoefficients(config);
     this.#forgetting = config.forgetting;
     this.#minSamples = config.minSamples;
+    this.#priorWeight = config.priorWeight;
     this.#theta = this.#prior.slice();
-    this.#covariance = identityCovariance();
   }
 
   /** Completed requests the model learned from. */
@@ -119,83 +152,134 @@ export class LatencyModel {
     return this.#residualVariance;
   }
 
+  /** The smallest latency among the last 500–1000 requests (ms): no fitted prediction is below it. */
+  get floor(): number {
+    const floor = Math.min(this.#floorPrevious, this.#floorCurrent);
+    return Number.isFinite(floor) ? floor : 0;
+  }
+
   coefficients(): ReadonlyMap<ModelFeature, number> {
     return new Map(MODEL_FEATURES.map((name, index) => [name, this.#theta[index] as number]));
   }
 
-  /** Predicted unloaded latency in ms: always finite and positive. */
+  /** Predicted unloaded latency in ms: always finite and positive, and once fitted never below the floor. */
   predict(features: Features): number {
     const x = regressors(features);
-    const prior = Math.max(MIN_PREDICTION_MS, dot(this.#prior, x));
-    if (!this.fitted) return Number.isFinite(prior) ? prior : MAX_PLAUSIBLE_LATENCY_MS;
-    const fitted = dot(this.#theta, x);
-    // A fit that extrapolates below zero is wrong for this request; the prior is a better guess.
-    if (!Number.isFinite(fitted) || fitted < MIN_PREDICTION_MS)
-      return Number.isFinite(prior) ? prior : MAX_PLAUSIBLE_LATENCY_MS;
-    return fitted;
+    if (!this.fitted) return this.#bounded(dot(this.#prior, x));
+    return this.#estimate(x);
   }
 
   update(features: Features, observedMs: number): UpdateResult {
     if (!Number.isFinite(observedMs) || observedMs < 0 || observedMs > MAX_PLAUSIBLE_LATENCY_MS) return "rejected";
     const x = regressors(features);
     if (!x.every(Number.isFinite)) return "rejected";
-    const covariance = this.#covariance;
-    const px = new Float64Array(DIMENSION);
-    for (let row = 0; row < DIMENSION; row++) {
-      let sum = 0;
-      for (let column = 0; column < DIMENSION; column++)
-        sum += (covariance[row * DIMENSION + column] as number) * (x[column] as number);
-      px[row] = sum;
-    }
-    const denominator = this.#forgetting + dot(x, px);
-    if (!Number.isFinite(denominator) || denominator < MIN_DENOMINATOR) return "rejected";
 
-    let residual = observedMs - dot(this.#theta, x);
-    if (this.#samples >= this.#minSamples && this.#residualVariance > 0) {
-      const limit = RESIDUAL_CLIP_SIGMAS * Math.sqrt(this.#residualVariance);
-      residual = Math.max(-limit, Math.min(limit, residual));
-    }
-    const theta = this.#theta.slice();
-    for (let index = 0; index < DIMENSION; index++)
-      theta[index] = (theta[index] as number) + ((px[index] as number) / denominator) * residual;
+    // A-priori prediction of the current fit (the prior's coefficients before any sample).
+    const predicted = this.#estimate(x);
+    // Relative to the larger of the observed and the predicted latency: the relative residual is
+    // within (−1, 1), a noisy fast sample is not amplified, and a slow one counts as a smaller
+    // relative error than its excess (5× slower than predicted: 0.8).
+    const reference = Math.max(observedMs, predicted, MIN_PREDICTION_MS);
+    const weight = 1 / (reference * reference);
 
-    const next = new Float64Array(DIMENSION * DIMENSION);
+    // In place: a state that cannot be solved is reset, so nothing needs rolling back.
+    const gram = this.#gram;
+    const moment = this.#moment;
+    const lambda = this.#forgetting;
     for (let row = 0; row < DIMENSION; row++) {
-      for (let column = row; column < DIMENSION; column++) {
-        const value =
-          ((covariance[row * DIMENSION + column] as number) -
-            ((px[row] as number) * (px[column] as number)) / denominator) /
-          this.#forgetting;
-        next[row * DIMENSION + column] = value;
-        next[column * DIMENSION + row] = value;
+      const xRow = x[row] as number;
+      moment[row] = forget(lambda * (moment[row] as number)) + weight * xRow * observedMs;
+      for (let column = 0; column < DIMENSION; column++) {
+        const index = row * DIMENSION + column;
+        gram[index] = forget(lambda * (gram[index] as number)) + weight * xRow * (x[column] as number);
       }
     }
-    boundVariances(next);
+    this.#count = lambda * this.#count + 1;
 
-    const weight = Math.max(1 / (this.#samples + 1), 1 / RESIDUAL_MEMORY);
-    const variance = (1 - weight) * this.#residualVariance + weight * residual * residual;
-    if (
-      !theta.every(Number.isFinite) ||
-      !next.every(Number.isFinite) ||
-      !this.#positiveDiagonal(next) ||
-      !Number.isFinite(variance)
-    ) {
-      this.#theta = this.#prior.slice();
-      this.#covariance = identityCovariance();
-      this.#samples = 0;
-      this.#residualVariance = 0;
+    const memory = Math.max(1 / (this.#samples + 1), 1 / RESIDUAL_MEMORY);
+    const residual = observedMs - predicted;
+    const variance = (1 - memory) * this.#residualVariance + memory * residual * residual;
+    if (!this.#solve() || !Number.isFinite(variance)) {
+      this.#reset();
       return "reset";
     }
     this.#samples++;
-    this.#theta = theta;
-    this.#covariance = next;
     this.#residualVariance = variance;
+    this.#observeFloor(observedMs);
     return "fitted";
   }
 
-  #positiveDiagonal(covariance: Float64Array): boolean {
-    for (let index = 0; index < DIMENSION; index++)
-      if (!((covariance[index * DIMENSION + index] as number) > 0)) return false;
-    return true;
+  /**
+   * The bounded ridge solution: argmin over θ ≥ 0 of Σ λᵏ w (y − θx)² + Σⱼ ρⱼ (θⱼ − cⱼ)², where
+   * ρⱼ = priorWeight · Sⱼ / count, Sⱼ the feature's weighted spread in the sample (the weight sum for
+   * the intercept): a penalty worth priorWeight average requests whatever the feature's unit; and
+   * c = k · prior.
+   */
+  #solve(): boolean {
+    const prior = this.#prior;
+    const gram = this.#gram;
+    const moment = this.#moment;
+    // k: weighted least-squares ratio of the observed latency to the prior's prediction (q = prior·x):
+    // Σ w y q / Σ w q² = priorᵀb / priorᵀA prior.
+    let priorMoment = 0;
+    let priorGram = 0;
+    for (let row = 0; row < DIMENSION; row++) {
+      priorMoment += (prior[row] as number) * (moment[row] as number);
+      for (let column = 0; column < DIMENSION; column++)
+        priorGram += (prior[row] as number) * (gram[row * DIMENSION + column] as number) * (prior[column] as number);
+    }
+    const ratio = priorGram > 0 ? priorMoment / priorGram : 1;
+    const k = Math.min(MAX_PRIOR_SCALE, Math.max(MIN_PRIOR_SCALE, Number.isFinite(ratio) ? ratio : 1));
+    const weightSum = gram[0] as number;
+    const unseen = UNSEEN_SCALE * weightSum;
+    const perRequest = this.#priorWeight / Math.max(this.#count, 1);
+    const h = this.#system;
+    const g = this.#target;
+    h.set(gram);
+    for (let index = 0; index < DIMENSION; index++) {
+      const diagonal = index * DIMENSION + index;
+      const square = gram[diagonal] as number;
+      // The intercept's scale is the weight sum; a feature's is its spread about its weighted mean
+      // (Σ w (x − x̄)²), what the data can tell its coefficient from the intercept's by.
+      const spread = index === 0 ? square : square - (gram[index] as number) ** 2 / weightSum;
+      const penalty = perRequest * Math.max(spread, MIN_SPREAD * square, unseen);
+      h[diagonal] = square + penalty;
+      g[index] = (moment[index] as number) + penalty * k * (prior[index] as number);
+    }
+    return this.#solver.solve(h, g, this.#theta) && this.#theta.every(Number.isFinite);
   }
+
+  /** The current coefficients' prediction, at least the floor. */
+  #estimate(x: Float64Array): number {
+    return this.#bounded(Math.max(dot(this.#theta, x), this.floor));
+  }
+
+  #bounded(value: number): number {
+    return Number.isFinite(value) ? Math.max(MIN_PREDICTION_MS, value) : MAX_PLAUSIBLE_LATENCY_MS;
+  }
+
+  #observeFloor(observedMs: number): void {
+    this.#floorCurrent = Math.min(this.#floorCurrent, observedMs);
+    if (++this.#floorCount >= FLOOR_WINDOW) {
+      this.#floorPrevious = this.#floorCurrent;
+      this.#floorCurrent = Number.POSITIVE_INFINITY;
+      this.#floorCount = 0;
+    }
+  }
+
+  #reset(): void {
+    this.#gram = new Float64Array(DIMENSION * DIMENSION);
+    this.#moment = new Float64Array(DIMENSION);
+    this.#count = 0;
+    this.#theta = this.#prior.slice();
+    this.#samples = 0;
+    this.#residualVariance = 0;
+    this.#floorCurrent = Number.POSITIVE_INFINITY;
+    this.#floorPrevious = Number.POSITIVE_INFINITY;
+    this.#floorCount = 0;
+  }
+}
+
+function forget(value: number): number {
+  return Math.abs(value) < NEGLIGIBLE ? 0 : value;
 }
