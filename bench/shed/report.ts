@@ -159,7 +159,7 @@ export function summarise(
   };
 }
 
-function countOutcomes(samples: readonly Sample[]): Record<string, number> {
+export function countOutcomes(samples: readonly Sample[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const sample of samples) counts[sample.outcome] = (counts[sample.outcome] ?? 0) + 1;
   return counts;
