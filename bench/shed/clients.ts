@@ -36,6 +36,8 @@ export function retryDelayMs(
 export interface LogicalSample {
   readonly priority: Priority;
   readonly ok: boolean;
+  /** ok within the request's SLO, counted from the first attempt (the open-loop sweep's "good"). */
+  readonly good: boolean;
   /** From the first attempt's send to the last attempt's answer, backoff waits included. */
   readonly ms: number;
   readonly workMs: number;
@@ -60,10 +62,13 @@ export async function logicalRequest(
     const wait = retryDelayMs(policy, attempts.length, attempt.retryAfterSeconds, random);
     if (wait > 0) await sleep(wait);
   }
+  const ms = performance.now() - started;
+  const ok = attempts.some((attempt) => attempt.status === 200);
   return {
     priority: request.priority,
-    ok: attempts.some((attempt) => attempt.status === 200),
-    ms: performance.now() - started,
+    ok,
+    good: ok && ms <= request.sloMs,
+    ms,
     workMs: request.workMs,
     attempts,
   };

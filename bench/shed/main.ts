@@ -79,9 +79,11 @@ function bound(report: ShedReport): string[] {
 /** Issue 17's targets on the guard's worst runs, and any run whose bookkeeping does not add up. */
 function retryLines(report: ShedRunReport): string[] {
   const lines: string[] = [];
-  for (const worst of report.retry.worst.filter((item) => item.variant === "guard"))
+  for (const worst of report.retry.worst.filter((item) => item.variant === "guard")) {
     for (const target of retryTargets(worst))
       lines.push(`${target.met ? "met   " : "MISSED"} ${worst.scenario} (worst of ${worst.runs}) ${target.text}`);
+    lines.push(`       ${worst.scenario} (info) goodput within the SLO: ${worst.goodputWithinSlo}`);
+  }
   for (const run of report.retry.runs)
     for (const problem of retryRunInconsistencies(run))
       lines.push(`BROKEN ${run.variant} ${run.scenario} #${run.repeat}: ${problem}`);

@@ -56,7 +56,19 @@ export interface RetryRun {
   readonly goodputPerSecond: number;
   /** Successful logical requests per second (ended within the window) ÷ the measured capacity in requests per second. */
   readonly goodput: number;
-  readonly critical: { readonly logical: number; readonly succeeded: number; readonly successRate: number };
+  /**
+   * The same, counting only successes within the request's SLO from its first attempt (4 × its
+   * unloaded work, at least 500 ms): a success after 10 s of queueing and retries is no goodput to
+   * a user, and closed-loop users keep the server busy with those without protection.
+   */
+  readonly goodputWithinSlo: number;
+  readonly critical: {
+    readonly logical: number;
+    readonly succeeded: number;
+    readonly successRate: number;
+    /** The last attempt's outcome of each failed critical request. */
+    readonly failures: Readonly<Record<string, number>>;
+  };
   /** Attempts the clients sent (through Envoy). */
   readonly clientAttempts: number;
   /** Attempts the model servers received. */
@@ -78,6 +90,8 @@ export interface RetryRun {
   readonly successP99Ms: number | null;
   /** Every attempt by status and shed reason, e.g. "200", "429 shed.overload", "0" (client timeout). */
   readonly attemptOutcomes: Readonly<Record<string, number>>;
+  /** The Retry-After values (seconds) the clients were sent, with their counts. */
+  readonly retryAfterSeconds: Readonly<Record<string, number>>;
   readonly telemetry: Telemetry;
 }
 
@@ -102,9 +116,15 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
   const seconds = input.durationMs / 1000;
   const attempts = samples.flatMap((sample) => sample.attempts);
   const succeeded = samples.filter((sample) => sample.ok);
-  const succeededInWindow = succeeded.filter((sample) => sample.endedInWindow).length;
   const critical = samples.filter((sample) => sample.priority === "critical");
   const criticalSucceeded = critical.filter((sample) => sample.ok).length;
+  const inWindow = (sample: WindowedSample): boolean => sample.endedInWindow;
+  const succeededInWindow = succeeded.filter(inWindow).length;
+  const goodInWindow = samples.filter((sample) => sample.good && inWindow(sample)).length;
+  const retryAfter: Record<string, number> = {};
+  for (const attempt of attempts)
+    if (attempt.retryAfterSeconds !== null)
+      retryAfter[attempt.retryAfterSeconds] = (retryAfter[attempt.retryAfterSeconds] ?? 0) + 1;
   const shedAttempts = attempts.filter((attempt) => attempt.shed).length;
   const successMs = succeeded.map((sample) => sample.ms);
   return {
@@ -121,10 +141,12 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
     succeededInWindow,
     goodputPerSecond: round(succeededInWindow / seconds, 2) ?? 0,
     goodput: round(succeededInWindow / seconds / input.capacityPerSecond, 3) ?? 0,
+    goodputWithinSlo: round(goodInWindow / seconds / input.capacityPerSecond, 3) ?? 0,
     critical: {
       logical: critical.length,
       succeeded: criticalSucceeded,
       successRate: share(criticalSucceeded, critical.length, 1),
+      failures: countOutcomes(critical.filter((sample) => !sample.ok).flatMap((sample) => sample.attempts.slice(-1))),
     },
     clientAttempts: attempts.length,
     upstreamAttempts: upstream.attempts,
@@ -138,6 +160,7 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
     successP50Ms: round(percentile(successMs, 0.5)),
     successP99Ms: round(percentile(successMs, 0.99)),
     attemptOutcomes: countOutcomes(attempts),
+    retryAfterSeconds: retryAfter,
     telemetry: input.telemetry,
   };
 }
@@ -150,6 +173,7 @@ export interface RetryWorst {
   readonly load: number;
   readonly runs: number;
   readonly goodput: number;
+  readonly goodputWithinSlo: number;
   readonly criticalSuccessRate: number;
   readonly amplification: number;
   readonly own5xx: number;
@@ -182,6 +206,7 @@ export function worstRuns(runs: readonly RetryRun[]): RetryWorst[] {
       load: first.load,
       runs: group.length,
       goodput: Math.min(...all((run) => run.goodput)),
+      goodputWithinSlo: Math.min(...all((run) => run.goodputWithinSlo)),
       criticalSuccessRate: Math.min(...all((run) => run.critical.successRate)),
       amplification: Math.max(...all((run) => run.amplification)),
       own5xx: Math.max(...all((run) => run.own5xx)),
@@ -231,6 +256,7 @@ const COLUMNS = [
   "scenario",
   "runs",
   "goodput",
+  "within SLO",
   "critical success",
   "amplification",
   "own 5xx",
@@ -246,6 +272,7 @@ function cells(worst: RetryWorst): string[] {
     worst.scenario,
     String(worst.runs),
     worst.goodput.toFixed(2),
+    worst.goodputWithinSlo.toFixed(2),
     `${(worst.criticalSuccessRate * 100).toFixed(1)}%`,
     worst.amplification.toFixed(2),
     String(worst.own5xx),
@@ -280,6 +307,7 @@ export function retryRunInconsistencies(run: RetryRun): string[] {
   const outcomes = Object.values(run.attemptOutcomes).reduce((sum, count) => sum + count, 0);
   if (run.succeeded + run.failed !== run.logical) problems.push("succeeded + failed ≠ logical requests");
   if (run.succeededInWindow > run.succeeded) problems.push("more successes within the window than in all");
+  if (run.goodputWithinSlo > run.goodput) problems.push("more goodput within the SLO than in all");
   if (outcomes !== run.clientAttempts) problems.push("attempt outcomes do not sum to the attempts sent");
   if (run.clientAttempts < run.logical) problems.push("fewer attempts than logical requests");
   const retries = run.policy === "none" ? 0 : MAX_RETRIES;

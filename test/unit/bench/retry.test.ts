@@ -25,6 +25,7 @@ const TELEMETRY: Telemetry = {
   serverUtilisation: 0,
   serverQueue: 0,
   guardLimitCost: null,
+  guardLimitCv: null,
   guardInFlightCost: null,
   guardQueue: null,
 };
@@ -144,7 +145,12 @@ t.test("closed-loop users wait for each logical request before the next and stop
   );
 });
 
-function attempt(status: number, fromModel: boolean, outcome = String(status)): Sample {
+function attempt(
+  status: number,
+  fromModel: boolean,
+  outcome = String(status),
+  retryAfterSeconds: number | null = null,
+): Sample {
   return {
     priority: "standard",
     status,
@@ -155,12 +161,14 @@ function attempt(status: number, fromModel: boolean, outcome = String(status)): 
     lagMs: 0,
     outcome,
     fromModel,
-    retryAfterSeconds: null,
+    retryAfterSeconds,
   };
 }
 
+/** A logical request of REQUEST's size: its SLO is 500 ms. */
 function logical(priority: Priority, ms: number, attempts: readonly Sample[], endedInWindow = true): WindowedSample {
-  return { priority, ok: attempts.some((item) => item.status === 200), ms, workMs: 100, attempts, endedInWindow };
+  const ok = attempts.some((item) => item.status === 200);
+  return { priority, ok, good: ok && ms <= 500, ms, workMs: 100, attempts, endedInWindow };
 }
 
 function run(samples: readonly WindowedSample[], upstreamAttempts: number, repeat = 1): RetryRun {
@@ -178,11 +186,11 @@ function run(samples: readonly WindowedSample[], upstreamAttempts: number, repea
 }
 
 t.test("a run counts logical requests, attempts, the upstream's share and the guard's own answers", async (t) => {
-  const shed = attempt(429, false, "429 shed.overload");
-  const circuit = attempt(503, false, "503 shed.circuit_open");
+  const shed = attempt(429, false, "429 shed.overload", 1);
+  const circuit = attempt(503, false, "503 shed.circuit_open", 5);
   const samples = [
     logical("critical", 100, [attempt(200, true)]),
-    logical("critical", 300, [shed, shed, attempt(200, true)]),
+    logical("critical", 600, [shed, shed, attempt(200, true)]),
     logical("standard", 50, [shed, circuit, attempt(504, false), attempt(0, false)]),
     logical("critical", 200, [attempt(200, true)], false),
   ];
@@ -195,7 +203,8 @@ t.test("a run counts logical requests, attempts, the upstream's share and the gu
     succeededInWindow: 2,
     goodputPerSecond: 1,
     goodput: 0.5,
-    critical: { logical: 3, succeeded: 3, successRate: 1 },
+    goodputWithinSlo: 0.25,
+    critical: { logical: 3, succeeded: 3, successRate: 1, failures: {} },
     clientAttempts: 9,
     upstreamAttempts: 4,
     amplification: 1,
@@ -204,8 +213,9 @@ t.test("a run counts logical requests, attempts, the upstream's share and the gu
     shedShare: 0.4444,
     own5xx: 2,
     circuitOpenAnswers: 1,
-    successP99Ms: 300,
+    successP99Ms: 600,
     attemptOutcomes: { "200": 3, "429 shed.overload": 3, "503 shed.circuit_open": 1, "504": 1, "0": 1 },
+    retryAfterSeconds: { "1": 3, "5": 1 },
   });
   t.same(retryRunInconsistencies(result), [], "its counts add up");
   t.same(retryRunInconsistencies({ ...result, upstreamAttempts: 10, succeeded: 4 }), [
@@ -221,6 +231,7 @@ t.test("the worst run per metric is reported, with the issue's targets on it", a
     3,
     2,
   );
+  t.same(bad.critical.failures, { "0": 1 }, "a failed critical request by its last attempt's outcome");
   const [worst, ...rest] = worstRuns([good, bad]);
   t.same(rest, []);
   t.match(worst, {
@@ -228,6 +239,7 @@ t.test("the worst run per metric is reported, with the issue's targets on it", a
     scenario: "immediate@4x",
     runs: 2,
     goodput: 0.25,
+    goodputWithinSlo: 0,
     criticalSuccessRate: 0.5,
     amplification: 1.5,
     successP99Ms: 900,
