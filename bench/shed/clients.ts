@@ -56,7 +56,10 @@ export async function logicalRequest(
   const attempts: Sample[] = [];
   const retries = policy === "none" ? 0 : MAX_RETRIES;
   for (;;) {
-    const attempt = await send(url, request, attemptTimeoutMs, 0);
+    // Numbered as the OpenAI SDKs number every attempt (0 for the first): what a guard can tell retries by.
+    const attempt = await send(url, request, attemptTimeoutMs, 0, {
+      "x-stainless-retry-count": String(attempts.length),
+    });
     attempts.push(attempt);
     if (!retryable(attempt.status) || attempts.length > retries) break;
     const wait = retryDelayMs(policy, attempts.length, attempt.retryAfterSeconds, random);

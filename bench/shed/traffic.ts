@@ -22,7 +22,13 @@ export interface Sample {
   readonly retryAfterSeconds: number | null;
 }
 
-export async function send(url: string, request: BenchRequest, timeoutMs: number, lagMs: number): Promise<Sample> {
+export async function send(
+  url: string,
+  request: BenchRequest,
+  timeoutMs: number,
+  lagMs: number,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<Sample> {
   const started = performance.now();
   let status = 0;
   let fromModel = false;
@@ -31,7 +37,7 @@ export async function send(url: string, request: BenchRequest, timeoutMs: number
   try {
     const response = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-guard-priority": request.priority },
+      headers: { "content-type": "application/json", "x-guard-priority": request.priority, ...headers },
       body: request.body,
       signal: AbortSignal.timeout(timeoutMs),
     });

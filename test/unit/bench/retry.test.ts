@@ -36,10 +36,12 @@ const REQUEST: BenchRequest = { priority: "critical", body: "{}", workMs: 100, s
 async function scripted(
   answers: readonly (number | "hang")[],
   headers: Record<string, string> = {},
-): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
+): Promise<{ url: string; received: () => number; retryCounts: () => string[]; close: () => Promise<void> }> {
   let received = 0;
+  const retryCounts: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     req.resume();
+    retryCounts.push(String(req.headers["x-stainless-retry-count"]));
     const answer = answers[Math.min(received, answers.length - 1)];
     received++;
     if (answer === "hang") return;
@@ -50,6 +52,7 @@ async function scripted(
   return {
     url: `http://127.0.0.1:${port}/`,
     received: () => received,
+    retryCounts: () => retryCounts,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
@@ -106,6 +109,7 @@ t.test("a logical request retries up to three times and succeeds when any attemp
   t.equal(failed.attempts.length, 4, "one attempt and three retries");
   t.notOk(failed.ok);
   t.equal(storm.received(), 4);
+  t.same(storm.retryCounts(), ["0", "1", "2", "3"], "attempts numbered as the OpenAI SDKs number them");
 
   const once = await logicalRequest(storm.url, REQUEST, "none", 1_000, Math.random);
   t.equal(once.attempts.length, 1, "policy none sends one attempt");
