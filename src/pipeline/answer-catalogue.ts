@@ -79,6 +79,17 @@ export const ANSWERS = {
       "The pool's circuit breaker is open after upstream failures (or half-open with its probes taken); the upstream is spared. Retry-After is the remaining open time.",
     members: ["priority", "retry_after_seconds"],
   },
+  "shed.retry_budget": {
+    kind: "error",
+    status: 429,
+    retryAfter: true,
+    retryable: true,
+    openAiType: "rate_limit_error",
+    title: "Retry budget exhausted",
+    description:
+      "A retry (`admission.retries.headers`: the OpenAI SDKs' `x-stainless-retry-count`, Envoy's `x-envoy-attempt-count`) found no room in the pool's admission budget, and the pool's retry budget (`admission.retries`: a share of the first attempts admitted) is spent: while the upstream is saturated, retries must not multiply its work. Retry-After is the time the upstream needs to work off the queue.",
+    members: ["priority", "retry_after_seconds"],
+  },
   "shed.cancelled": {
     kind: "error",
     status: 503,

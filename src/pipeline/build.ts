@@ -73,7 +73,14 @@ export function stageConfigs(config: PipelineConfig) {
       routes: byRoute(routes, (route) => route.cache),
       messageTimeoutMs: config.envoy.messageTimeoutMs,
     },
-    admission: { section: config.admission, routes: byRoute(routes, (route) => route.admission) },
+    admission: {
+      section: config.admission,
+      routes: byRoute(routes, (route) => route.admission),
+      // Admission keeps a domain per tier: each tier reaches its own cluster.
+      tiers: byRoute(routes, (route) =>
+        route.complexity.enabled ? route.complexity.tiers.map((tier) => tier.name) : [],
+      ),
+    },
     contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
     usage: { section: config.usage, routes: byRoute(routes, (route) => route.usage) },
   };

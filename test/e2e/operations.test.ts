@@ -63,7 +63,7 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
   );
   await waitUntil(
     "the slow request holds the budget",
-    async () => /guard_admission_inflight_cost\{pool="default"\} [1-9]/.test(await guard.metrics()),
+    async () => /guard_admission_inflight_cost\{pool="sentiment"\} [1-9]/.test(await guard.metrics()),
     10_000,
   );
   const shed = await post(
