@@ -14,7 +14,7 @@ import type { DemoStats } from "../../src/demo/server.js";
 import { spawnManaged } from "../../src/devstack/process.js";
 import { loadGuardConfigObject, type Stack, type StackOptions, startStack } from "../../src/devstack/stack.js";
 import { percentile } from "../../src/util/percentile.js";
-import { closedLoopUsers } from "./clients.js";
+import { closedLoopUsers, type WindowedSample } from "./clients.js";
 import { type Calibration, type PointResult, round, summarise, type UnloadedLatency } from "./report.js";
 import {
   type RetryRun,
@@ -28,6 +28,7 @@ import { sampleTelemetry } from "./telemetry.js";
 import { closedLoop, oneAtATime, openLoop } from "./traffic.js";
 import {
   type BenchRequest,
+  type RetryScenario,
   requestFactory,
   type ServerModel,
   type ShedBenchOptions,
@@ -97,6 +98,52 @@ function usersFor(
 ): number {
   const meanWorkMs = capacity.capacityWorkMsPerSecond / capacity.capacityPerSecond;
   return Math.max(1, Math.round((load * capacity.capacityPerSecond * (thinkMs + meanWorkMs)) / 1000));
+}
+
+interface RetryRunPlan {
+  readonly variant: Variant;
+  readonly scenario: RetryScenario;
+  readonly repeat: number;
+  readonly users: number;
+  readonly capacityPerSecond: number;
+  readonly seed: number;
+  readonly next: (index: number) => BenchRequest;
+}
+
+/** One run of a retry scenario: its users until every logical request ended, then the model drained. */
+async function retryRun(stack: Stack, url: string, options: ShedBenchOptions, plan: RetryRunPlan): Promise<RetryRun> {
+  const { retry } = options;
+  const before = await upstreamTotals(stack);
+  const hog =
+    plan.scenario.cpuHog === true ? spawnManaged("cpu-hog", process.execPath, ["-e", "for (;;);"]) : undefined;
+  const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
+  let samples: WindowedSample[];
+  try {
+    samples = await closedLoopUsers(
+      url,
+      {
+        users: plan.users,
+        thinkMs: retry.thinkMs,
+        attemptTimeoutMs: retry.attemptTimeoutMs,
+        policy: plan.scenario.policy,
+        seed: plan.seed,
+      },
+      retry.scenarioMs,
+      plan.next,
+    );
+  } finally {
+    await hog?.stop("SIGKILL");
+  }
+  const telemetry = await stopTelemetry();
+  await drained(stack, options.clientTimeoutMs);
+  const after = await upstreamTotals(stack);
+  return summariseRetryRun({
+    ...plan,
+    durationMs: retry.scenarioMs,
+    samples,
+    upstream: { attempts: after.attempts - before.attempts, errors: after.errors - before.errors },
+    telemetry,
+  });
 }
 
 export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunReport> {
@@ -179,35 +226,14 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunRe
           for (const [index, scenario] of options.retry.scenarios.entries()) {
             const name = scenarioName(scenario);
             users[name] ??= usersFor(scenario.load, capacity, options.retry.thinkMs);
-            const before = await upstreamTotals(stack);
-            const hog =
-              scenario.cpuHog === true ? spawnManaged("cpu-hog", process.execPath, ["-e", "for (;;);"]) : undefined;
-            const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
-            const samples = await closedLoopUsers(
-              url,
-              {
-                users: users[name],
-                thinkMs: options.retry.thinkMs,
-                attemptTimeoutMs: options.retry.attemptTimeoutMs,
-                policy: scenario.policy,
-                seed: options.seed + 100 * repeat + index,
-              },
-              options.retry.scenarioMs,
-              requestsFor(1000 + 100 * repeat + index),
-            );
-            const telemetry = await stopTelemetry();
-            await hog?.stop("SIGKILL");
-            await drained(stack, options.clientTimeoutMs);
-            const run = summariseRetryRun({
+            const run = await retryRun(stack, url, options, {
               variant,
               scenario,
               repeat,
               users: users[name],
-              durationMs: options.retry.scenarioMs,
-              samples,
-              upstream: difference(await upstreamTotals(stack), before),
               capacityPerSecond: capacity.capacityPerSecond,
-              telemetry,
+              seed: options.seed + 100 * repeat + index,
+              next: requestsFor(1000 + 100 * repeat + index),
             });
             retryRuns.push(run);
             log(
@@ -228,8 +254,4 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunRe
     points,
     retry: { users, worst: worstRuns(retryRuns), runs: retryRuns },
   };
-}
-
-function difference(after: UpstreamCounts, before: UpstreamCounts): UpstreamCounts {
-  return { attempts: after.attempts - before.attempts, errors: after.errors - before.errors };
 }
