@@ -6,21 +6,29 @@
 // Open loop: request i is sent at start + i/rate whatever happened to earlier ones, so a slow
 // server cannot slow the offered load down (a closed loop would hide overload). Every point is
 // bounded in count (rate × duration) and time (client timeout).
+//
+// Then, in the same stack, the retry scenarios (issue 17): closed-loop users that retry, as
+// production clients do, each scenario repeated; what reached the model is read from its counters.
 import { setTimeout as sleep } from "node:timers/promises";
+import type { DemoStats } from "../../src/demo/server.js";
+import { spawnManaged } from "../../src/devstack/process.js";
 import { loadGuardConfigObject, type Stack, type StackOptions, startStack } from "../../src/devstack/stack.js";
 import { percentile } from "../../src/util/percentile.js";
+import { closedLoopUsers, type WindowedSample } from "./clients.js";
+import { type Calibration, type PointResult, round, summarise, type UnloadedLatency } from "./report.js";
 import {
-  type Calibration,
-  type PointResult,
-  round,
-  type ShedReport,
-  summarise,
-  type UnloadedLatency,
-} from "./report.js";
+  type RetryRun,
+  type ShedRunReport,
+  scenarioName,
+  summariseRetryRun,
+  type UpstreamCounts,
+  worstRuns,
+} from "./retry-report.js";
 import { sampleTelemetry } from "./telemetry.js";
 import { closedLoop, oneAtATime, openLoop } from "./traffic.js";
 import {
   type BenchRequest,
+  type RetryScenario,
   requestFactory,
   type ServerModel,
   type ShedBenchOptions,
@@ -68,13 +76,85 @@ async function drained(stack: Stack, timeoutMs: number): Promise<void> {
   }
 }
 
-export async function runShedBench(options: ShedBenchOptions): Promise<ShedReport> {
+/** Model requests both demo pools have received so far, and their failures (5xx and injected resets). */
+async function upstreamTotals(stack: Stack): Promise<UpstreamCounts> {
+  let attempts = 0;
+  let errors = 0;
+  for (const pool of [stack.light, stack.heavy]) {
+    const stats = (await (await fetch(`${pool.url}/__demo/stats`)).json()) as DemoStats;
+    // An attempt still in flight has been received: counted now, it is not counted again later.
+    attempts += stats.served + stats.abandoned + stats.inFlight;
+    for (const [status, count] of Object.entries(stats.byStatus))
+      if (status === "reset" || Number(status) >= 500) errors += count;
+  }
+  return { attempts, errors };
+}
+
+/** Users that offer `load` × capacity while every request takes its unloaded time. */
+function usersFor(
+  load: number,
+  capacity: Pick<Calibration, "capacityPerSecond" | "capacityWorkMsPerSecond">,
+  thinkMs: number,
+): number {
+  const meanWorkMs = capacity.capacityWorkMsPerSecond / capacity.capacityPerSecond;
+  return Math.max(1, Math.round((load * capacity.capacityPerSecond * (thinkMs + meanWorkMs)) / 1000));
+}
+
+interface RetryRunPlan {
+  readonly variant: Variant;
+  readonly scenario: RetryScenario;
+  readonly repeat: number;
+  readonly users: number;
+  readonly capacityPerSecond: number;
+  readonly seed: number;
+  readonly next: (index: number) => BenchRequest;
+}
+
+/** One run of a retry scenario: its users until every logical request ended, then the model drained. */
+async function retryRun(stack: Stack, url: string, options: ShedBenchOptions, plan: RetryRunPlan): Promise<RetryRun> {
+  const { retry } = options;
+  const before = await upstreamTotals(stack);
+  const hog =
+    plan.scenario.cpuHog === true ? spawnManaged("cpu-hog", process.execPath, ["-e", "for (;;);"]) : undefined;
+  const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
+  let samples: WindowedSample[];
+  try {
+    samples = await closedLoopUsers(
+      url,
+      {
+        users: plan.users,
+        thinkMs: retry.thinkMs,
+        attemptTimeoutMs: retry.attemptTimeoutMs,
+        policy: plan.scenario.policy,
+        seed: plan.seed,
+      },
+      retry.scenarioMs,
+      plan.next,
+    );
+  } finally {
+    await hog?.stop("SIGKILL");
+  }
+  const telemetry = await stopTelemetry();
+  await drained(stack, options.clientTimeoutMs);
+  const after = await upstreamTotals(stack);
+  return summariseRetryRun({
+    ...plan,
+    durationMs: retry.scenarioMs,
+    samples,
+    upstream: { attempts: after.attempts - before.attempts, errors: after.errors - before.errors },
+    telemetry,
+  });
+}
+
+export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunReport> {
   const log = options.log ?? (() => undefined);
   // Every variant gets the same requests at the same stage (each stage its own seeded stream), so
   // set-ups compare like with like; a shared stream would hand each a different size draw.
   const requestsFor = (stream: number): ((index: number) => BenchRequest) =>
     requestFactory({ ...options, seed: options.seed + stream });
   const points: PointResult[] = [];
+  const retryRuns: RetryRun[] = [];
+  const users: Record<string, number> = {};
   const unloaded: Partial<Record<Variant, UnloadedLatency>> = {};
   let capacity: Pick<Calibration, "capacityPerSecond" | "capacityWorkMsPerSecond"> | undefined;
   for (const variant of options.variants) {
@@ -140,6 +220,28 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
         );
         await drained(stack, options.clientTimeoutMs);
       }
+      // The lower bound is an open-loop measurement; a retrying client has nothing to compare there.
+      if (variant !== "critical_only") {
+        for (let repeat = 1; repeat <= options.retry.repeats; repeat++) {
+          for (const [index, scenario] of options.retry.scenarios.entries()) {
+            const name = scenarioName(scenario);
+            users[name] ??= usersFor(scenario.load, capacity, options.retry.thinkMs);
+            const run = await retryRun(stack, url, options, {
+              variant,
+              scenario,
+              repeat,
+              users: users[name],
+              capacityPerSecond: capacity.capacityPerSecond,
+              seed: options.seed + 100 * repeat + index,
+              next: requestsFor(1000 + 100 * repeat + index),
+            });
+            retryRuns.push(run);
+            log(
+              `${variant} ${name} #${repeat}: ${run.users} users, goodput ${run.goodput}, critical success ${run.critical.successRate}, amplification ${run.amplification} (client ${run.clientAttemptsPerLogical}), shed ${run.shedShare}, own 5xx ${run.own5xx}, p99 ${run.successP99Ms} ms, attempts ${JSON.stringify(run.attemptOutcomes)}`,
+            );
+          }
+        }
+      }
     } finally {
       await stack.stop();
     }
@@ -150,5 +252,6 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRepor
     options: recorded,
     calibration: { ...(capacity ?? { capacityPerSecond: 0, capacityWorkMsPerSecond: 0 }), unloaded },
     points,
+    retry: { users, worst: worstRuns(retryRuns), runs: retryRuns },
   };
 }

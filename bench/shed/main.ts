@@ -1,12 +1,22 @@
-// `make bench-shed`: runs the load-shedding sweep once, writes bench/results/shed-<date>.json and
-// prints a table with the targets of issue 5 checked against the numbers.
-// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4] [--variants none,guard,critical_only] [--admission '{"requestWeight":4}'] [--out file]
+// `make bench-shed`: runs the load-shedding sweep once and the retry scenarios --repeats times,
+// writes bench/results/shed-<date>.json (and .md: the retry table, worst run per metric) and prints
+// tables with the targets of issues 5 and 17 checked against the numbers.
+// Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4] [--variants none,guard,critical_only] [--admission '{"requestWeight":4}'] [--scenarios immediate@4,backoff@2,backoff@1] [--repeats 5] [--scenario-s 20] [--out file]
+// --points "" or --scenarios "" leaves that part out.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { loadGuardConfigObject } from "../../src/devstack/stack.js";
 import { runShedBench } from "./harness.js";
 import { formatTable, type ShedReport } from "./report.js";
+import {
+  formatRetryTable,
+  parseScenario,
+  retryMarkdownTable,
+  retryRunInconsistencies,
+  retryTargets,
+  type ShedRunReport,
+} from "./retry-report.js";
 import { DEFAULT_OPTIONS, type Variant } from "./workload.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -66,6 +76,32 @@ function bound(report: ShedReport): string[] {
     });
 }
 
+/** Issue 17's targets on the guard's worst runs, and any run whose bookkeeping does not add up. */
+function retryLines(report: ShedRunReport): string[] {
+  const lines: string[] = [];
+  for (const worst of report.retry.worst.filter((item) => item.variant === "guard")) {
+    for (const target of retryTargets(worst))
+      lines.push(`${target.met ? "met   " : "MISSED"} ${worst.scenario} (worst of ${worst.runs}) ${target.text}`);
+    lines.push(`       ${worst.scenario} (info) goodput within the SLO: ${worst.goodputWithinSlo}`);
+  }
+  for (const run of report.retry.runs)
+    for (const problem of retryRunInconsistencies(run))
+      lines.push(`BROKEN ${run.variant} ${run.scenario} #${run.repeat}: ${problem}`);
+  return lines;
+}
+
+function markdown(report: ShedRunReport): string {
+  const { retry } = report.options;
+  return [
+    `# make bench-shed, retry scenarios, ${report.date}`,
+    "",
+    `Capacity ${report.calibration.capacityPerSecond} req/s. Closed-loop users (${JSON.stringify(report.retry.users)}), think ${retry.thinkMs} ms, attempt timeout ${retry.attemptTimeoutMs} ms, ${retry.scenarioMs / 1000} s per run, ${retry.repeats} run(s) per set-up and scenario; each cell is the worst run.`,
+    "",
+    retryMarkdownTable(report.retry.worst),
+    "",
+  ].join("\n");
+}
+
 type Json = Record<string, unknown>;
 
 /** `over` laid onto `base`, objects merged key by key: an experiment names only what it changes. */
@@ -89,8 +125,12 @@ const { values } = parseArgs({
     out: { type: "string" },
     // JSON laid onto the guard config's `admission` section, e.g. '{"requestWeight":4}'.
     admission: { type: "string" },
+    scenarios: { type: "string" },
+    repeats: { type: "string" },
+    "scenario-s": { type: "string" },
   },
 });
+const list = (text: string): string[] => text.split(",").filter((item) => item.trim() !== "");
 const admission =
   values.admission === undefined
     ? undefined
@@ -99,14 +139,22 @@ const options = {
   ...DEFAULT_OPTIONS,
   ...(admission === undefined ? {} : { guardConfig: { admission } }),
   ...(values["point-s"] === undefined ? {} : { pointMs: Number(values["point-s"]) * 1000 }),
-  ...(values.points === undefined ? {} : { points: values.points.split(",").map(Number) }),
+  ...(values.points === undefined ? {} : { points: list(values.points).map(Number) }),
   ...(values.variants === undefined ? {} : { variants: values.variants.split(",") as Variant[] }),
+  retry: {
+    ...DEFAULT_OPTIONS.retry,
+    ...(values.scenarios === undefined ? {} : { scenarios: list(values.scenarios).map(parseScenario) }),
+    ...(values.repeats === undefined ? {} : { repeats: Number(values.repeats) }),
+    ...(values["scenario-s"] === undefined ? {} : { scenarioMs: Number(values["scenario-s"]) * 1000 }),
+  },
   log: (line: string) => process.stderr.write(`${line}\n`),
 };
 const report = await runShedBench(options);
 const file = values.out ?? `${ROOT}bench/results/shed-${report.date.slice(0, 10)}.json`;
 mkdirSync(`${ROOT}bench/results`, { recursive: true });
 writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+const markdownFile = file.replace(/(\.json)?$/, ".md");
+if (report.retry.runs.length > 0) writeFileSync(markdownFile, markdown(report));
 console.log(
   `capacity ${report.calibration.capacityPerSecond} req/s; unloaded p50/p99: ${JSON.stringify(report.calibration.unloaded)}`,
 );
@@ -116,4 +164,13 @@ for (const line of targets(report)) console.log(`  ${line}`);
 const bounds = bound(report);
 if (bounds.length > 0) console.log("\nLower bound (critical requests only, no protection):");
 for (const line of bounds) console.log(`  ${line}`);
+if (report.retry.runs.length > 0) {
+  console.log(
+    `\nRetry scenarios, closed-loop users ${JSON.stringify(report.retry.users)}, worst of ${options.retry.repeats}:`,
+  );
+  console.log(formatRetryTable(report.retry.worst));
+  console.log("\nTargets (guard, issue 17):");
+  for (const line of retryLines(report)) console.log(`  ${line}`);
+  console.log(`wrote ${markdownFile}`);
+}
 console.log(`\nwrote ${file}`);

@@ -49,6 +49,8 @@ export interface Telemetry {
   readonly serverQueue: number;
   /** The guard's budget (cost units) and in-flight cost, mean over the point; null without a guard. */
   readonly guardLimitCost: number | null;
+  /** The budget's coefficient of variation over the point's samples; null without a guard. */
+  readonly guardLimitCv: number | null;
   readonly guardInFlightCost: number | null;
   /**
    * Per class, requests the guard admitted after queueing and their mean wait there (from its queue
@@ -159,7 +161,7 @@ export function summarise(
   };
 }
 
-function countOutcomes(samples: readonly Sample[]): Record<string, number> {
+export function countOutcomes(samples: readonly Sample[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const sample of samples) counts[sample.outcome] = (counts[sample.outcome] ?? 0) + 1;
   return counts;

@@ -11,6 +11,14 @@ function mean(values: readonly number[]): number | null {
   return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0) / values.length;
 }
 
+/** Standard deviation ÷ mean: how much the budget swings (issue 17's target at steady load: ≤ 0.15). */
+function coefficientOfVariation(values: readonly number[]): number | null {
+  const average = mean(values);
+  if (average === null || average === 0) return null;
+  const variance = values.reduce((sum, value) => sum + (value - average) ** 2, 0) / values.length;
+  return Math.sqrt(variance) / average;
+}
+
 const QUEUE_WAIT = "guard_admission_queue_wait_seconds";
 
 async function guardMetrics(stack: Stack): Promise<string | undefined> {
@@ -71,6 +79,7 @@ export function sampleTelemetry(stack: Stack, capacity: number): () => Promise<T
       serverUtilisation: round((mean(active) ?? 0) / capacity, 3) ?? 0,
       serverQueue: round(mean(waiting) ?? 0, 2) ?? 0,
       guardLimitCost: round(mean(limits), 0),
+      guardLimitCv: round(coefficientOfVariation(limits), 3),
       guardInFlightCost: round(mean(inFlight), 0),
       guardQueue: before === undefined || after === undefined ? null : queueWaits(before, after),
     };

@@ -1,5 +1,5 @@
 // Sending the bench's requests: one timed request, and the loops that pace them (open loop at a
-// fixed rate, closed loop, one at a time).
+// fixed rate, closed loop, one at a time). Retrying clients are in clients.ts.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BenchRequest, Priority } from "./workload.js";
 
@@ -16,17 +16,28 @@ export interface Sample {
   readonly lagMs: number;
   /** Status and the guard's shed reason, e.g. "429 shed.overload", "504", "0" (no answer). */
   readonly outcome: string;
+  /** Answered by the demo model (its x-demo-pool header), not by Envoy or the guard. */
+  readonly fromModel: boolean;
+  /** The answer's Retry-After in seconds; null when absent or not a number of seconds. */
+  readonly retryAfterSeconds: number | null;
 }
 
-async function send(url: string, request: BenchRequest, timeoutMs: number, lagMs: number): Promise<Sample> {
+export async function send(
+  url: string,
+  request: BenchRequest,
+  timeoutMs: number,
+  lagMs: number,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<Sample> {
   const started = performance.now();
   let status = 0;
   let fromModel = false;
   let shedReason: string | null = null;
+  let retryAfter: string | null = null;
   try {
     const response = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-guard-priority": request.priority },
+      headers: { "content-type": "application/json", "x-guard-priority": request.priority, ...headers },
       body: request.body,
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -34,6 +45,7 @@ async function send(url: string, request: BenchRequest, timeoutMs: number, lagMs
     status = response.status;
     fromModel = response.headers.get("x-demo-pool") !== null;
     shedReason = response.headers.get("x-guard-reason");
+    retryAfter = response.headers.get("retry-after");
   } catch {
     status = 0;
   }
@@ -47,6 +59,8 @@ async function send(url: string, request: BenchRequest, timeoutMs: number, lagMs
     shed: (status === 429 || status === 503) && !fromModel,
     lagMs,
     outcome: shedReason === null ? String(status) : `${status} ${shedReason}`,
+    fromModel,
+    retryAfterSeconds: retryAfter !== null && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : null,
   };
 }
 

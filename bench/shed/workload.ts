@@ -41,9 +41,41 @@ export interface ShedBenchOptions {
   readonly sloFloorMs: number;
   readonly mix: Readonly<Record<Priority, number>>;
   readonly seed: number;
+  /** Closed-loop retrying clients, run after the open-loop points in every set-up but critical_only. */
+  readonly retry: RetryOptions;
   /** Replaces top-level keys of the guard's embedded default config (e.g. `admission`). */
   readonly guardConfig?: Readonly<Record<string, unknown>>;
   readonly log?: (line: string) => void;
+}
+
+/**
+ * How clients retry an attempt answered 429, 503, 504 or not at all (clients.ts). none: one attempt.
+ * immediate: retry at once. backoff: exponential backoff with full jitter, or the answer's
+ * Retry-After plus jitter when it has one (the OpenAI and AWS SDKs' behaviour).
+ */
+export type RetryPolicy = "none" | "backoff" | "immediate";
+export const RETRY_POLICIES: readonly RetryPolicy[] = ["none", "backoff", "immediate"];
+
+/** Closed-loop users offering `load` × capacity at unloaded latency, retrying by `policy`. */
+export interface RetryScenario {
+  readonly policy: RetryPolicy;
+  readonly load: number;
+  /** A process spinning on one core beside the stack for the run (the guard's host is busy). */
+  readonly cpuHog?: boolean;
+}
+
+export interface RetryOptions {
+  readonly scenarios: readonly RetryScenario[];
+  /** Every scenario runs this many times per set-up; the report gives each metric's worst run. */
+  readonly repeats: number;
+  readonly scenarioMs: number;
+  /**
+   * Mean think time of a user between two logical requests. Users are sized so that they offer
+   * the scenario's load at unloaded latency: users = load × capacity/s × (think + mean work) / 1000.
+   */
+  readonly thinkMs: number;
+  /** The client's timeout per attempt; a timed-out attempt is retried like a 504. */
+  readonly attemptTimeoutMs: number;
 }
 
 export const DEFAULT_OPTIONS: ShedBenchOptions = {
@@ -59,6 +91,20 @@ export const DEFAULT_OPTIONS: ShedBenchOptions = {
   sloFloorMs: 500,
   mix: { critical: 0.2, standard: 0.5, sheddable: 0.3 },
   seed: 7,
+  retry: {
+    // Issue 17's evaluation: a retry storm at 4× (also with a busy host), backoff at 2×, and what is shed at 1×.
+    scenarios: [
+      { policy: "immediate", load: 4 },
+      { policy: "immediate", load: 4, cpuHog: true },
+      { policy: "backoff", load: 2 },
+      { policy: "backoff", load: 1 },
+    ],
+    repeats: 5,
+    scenarioMs: 20_000,
+    thinkMs: 1_000,
+    // Above the largest request's loaded service time (~1.7 s) plus critical's longest queue wait in the guard (0.9 s).
+    attemptTimeoutMs: 4_000,
+  },
 };
 
 export interface BenchRequest {

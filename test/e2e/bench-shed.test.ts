@@ -1,8 +1,10 @@
 // Keeps `make bench-shed` runnable: the same harness at a tiny load (seconds per set-up), through
-// the real Envoy in all three set-ups. It checks the bookkeeping, not the numbers.
+// the real Envoy in all three set-ups, with one short retry storm of closed-loop users. It checks
+// the bookkeeping, not the numbers.
 import t from "tap";
 import { runShedBench } from "../../bench/shed/harness.js";
 import { formatTable } from "../../bench/shed/report.js";
+import { formatRetryTable, retryRunInconsistencies } from "../../bench/shed/retry-report.js";
 import { DEFAULT_OPTIONS, PRIORITIES } from "../../bench/shed/workload.js";
 
 t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
@@ -13,6 +15,13 @@ t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
     warmUpMs: 0,
     calibrationMs: 1_500,
     unloadedSamples: 10,
+    retry: {
+      scenarios: [{ policy: "immediate", load: 2 }],
+      repeats: 1,
+      scenarioMs: 2_000,
+      thinkMs: 500,
+      attemptTimeoutMs: 4_000,
+    },
   });
   t.ok(report.calibration.capacityPerSecond > 0, `capacity ${report.calibration.capacityPerSecond} req/s`);
   t.same(
@@ -59,4 +68,29 @@ t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
   }
   const table = formatTable(report);
   for (const variant of DEFAULT_OPTIONS.variants) t.match(table, variant);
+
+  const retried = ["none", "adaptive_concurrency", "guard"];
+  t.same(
+    report.retry.runs.map((run) => `${run.variant} ${run.scenario} #${run.repeat}`),
+    retried.map((variant) => `${variant} immediate@2x #1`),
+    "the retry scenario ran in every protection set-up (not in the open-loop lower bound)",
+  );
+  t.ok((report.retry.users["immediate@2x"] ?? 0) > 0, `${report.retry.users["immediate@2x"]} closed-loop users`);
+  for (const run of report.retry.runs) {
+    t.same(retryRunInconsistencies(run), [], `${run.variant}: the run's counts add up`);
+    t.ok(run.logical > 0, `${run.variant}: ${run.logical} logical requests`);
+    t.ok(run.clientAttemptsPerLogical >= 1, `${run.variant}: at least one attempt per logical request`);
+    t.ok(run.critical.logical > 0, `${run.variant}: the mix has critical requests`);
+    if (run.variant === "none") {
+      t.equal(run.upstreamAttempts, run.clientAttempts, "without protection every attempt reaches the model");
+      t.ok(run.amplification >= 1, `amplification ${run.amplification}`);
+      t.equal(run.shedAttempts, 0, "no protection sheds nothing");
+    }
+  }
+  t.same(
+    report.retry.worst.map((worst) => [worst.variant, worst.runs]),
+    retried.map((variant) => [variant, 1]),
+  );
+  const retryTable = formatRetryTable(report.retry.worst);
+  for (const variant of retried) t.match(retryTable, variant);
 });
