@@ -9,6 +9,7 @@ import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/con
 import { annotateSchema } from "../pipeline/annotate/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
+import { identitySchema, routeIdentitySchema } from "../pipeline/identity/config.js";
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
 import { routeMatchSchema, routeStreamingSchema } from "../pipeline/routing/config.js";
 import { routeUsageSchema, usageSchema } from "../pipeline/usage/config.js";
@@ -138,6 +139,7 @@ export const routeSchema = z.strictObject({
   complexity: complexityRouteSchema,
   contract: routeContractSchema.optional(),
   usage: routeUsageSchema,
+  identity: routeIdentitySchema,
 });
 
 const logSchema = z
@@ -157,6 +159,7 @@ export const SECTIONS = {
   admission: admissionSchema,
   contracts: contractsSectionSchema,
   usage: usageSchema,
+  identity: identitySchema,
 };
 
 /**

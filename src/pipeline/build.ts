@@ -17,6 +17,8 @@ import { type CacheStage, createCacheStage } from "./cache/stage.js";
 import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
+import type { IdentityConfig, RouteIdentityConfig } from "./identity/config.js";
+import { createIdentify } from "./identity/identify.js";
 import type { MaintenanceConfig } from "./maintenance/config.js";
 import { createMaintenanceStage } from "./maintenance/stage.js";
 import { Pipeline, type PipelineDeps, type PipelineRouteRef } from "./pipeline.js";
@@ -31,6 +33,7 @@ export interface PipelineRoute extends PipelineRouteRef {
   readonly admission: RouteAdmissionConfig;
   readonly contract?: RouteContract | undefined;
   readonly usage: RouteUsageConfig;
+  readonly identity: RouteIdentityConfig;
 }
 
 /** The parts of the guard's configuration the pipeline runs on (config/ validates and freezes them). */
@@ -41,6 +44,7 @@ export interface PipelineConfig {
   readonly admission: AdmissionConfig;
   readonly contracts: ContractsSection;
   readonly usage: UsageConfig;
+  readonly identity: IdentityConfig;
   readonly envoy: { readonly messageTimeoutMs: number };
 }
 
@@ -76,6 +80,7 @@ export function stageConfigs(config: PipelineConfig) {
     admission: { section: config.admission, routes: byRoute(routes, (route) => route.admission) },
     contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
     usage: { section: config.usage, routes: byRoute(routes, (route) => route.usage) },
+    identity: { section: config.identity, routes: byRoute(routes, (route) => route.identity) },
   };
 }
 
@@ -98,5 +103,6 @@ export function buildPipeline(
   const contractsStage =
     contracts === undefined ? undefined : createContractsStage(sections.contracts, deps, contracts);
   if (contractsStage !== undefined) stages.push(contractsStage);
-  return { pipeline: new Pipeline(config.routes, stages, deps), cache, contracts: contractsStage };
+  const identify = createIdentify(sections.identity, deps.registry);
+  return { pipeline: new Pipeline(config.routes, stages, deps, identify), cache, contracts: contractsStage };
 }

@@ -14,6 +14,10 @@ interface Lane<T> {
   deficit: number;
 }
 
+function laneCost(lane: Lane<DrrItem>): number {
+  return lane.items.reduce((sum, item) => sum + item.cost, 0);
+}
+
 export class DrrQueue<T extends DrrItem> {
   readonly #lanes = new Map<string, Lane<T>>();
   /** Tenants with waiting items, in round-robin order. */
@@ -98,6 +102,21 @@ export class DrrQueue<T extends DrrItem> {
     lane.deficit -= item.cost;
     this.#taken(item, lane);
     return item;
+  }
+
+  /**
+   * Cost DRR serves before a new item of `cost` from `tenant` would be: its own tenant's queue, and
+   * of every other tenant's at most as much again (plus one quantum of rounding), since each round
+   * gives every backlogged tenant the same share. What a newcomer waits for, unlike the whole queue
+   * (a tenant flooding the queue must not make another tenant's wait look long).
+   */
+  costAhead(tenant: string, cost: number): number {
+    const own = this.#lanes.get(tenant);
+    const ownCost = own === undefined ? 0 : laneCost(own);
+    const others = ownCost + cost + this.quantum;
+    let ahead = ownCost;
+    for (const lane of this.#ring) if (lane !== own) ahead += Math.min(laneCost(lane), others);
+    return ahead;
   }
 
   /** Removes a waiting item (timeout, cancel). Returns false when it was not queued. */
