@@ -13,11 +13,9 @@ const priorityClass = z.enum(PRIORITIES);
  * An ext_proc request attribute (Envoy's attribute path, e.g. source.principal): lower-case words
  * joined by dots. Envoy must list it in the filter's request_attributes to send it.
  */
-const attributeName = z
-  .string()
-  .regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/, {
-    message: "expected an Envoy attribute path such as source.principal",
-  });
+const attributeName = z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/, {
+  message: "expected an Envoy attribute path such as source.principal",
+});
 
 const ruleSchema = z
   .strictObject({
