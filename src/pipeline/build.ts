@@ -5,6 +5,7 @@
 // contracts stage may hold back, cut or replace an answer, and a replaced or cut answer's usage
 // never reached the client. Nothing before it in the list touches a response body. It comes after
 // complexity, whose tier (a label of its timings) is set at the request.
+// Identity (tenant and priority class) is not a stage: the runner derives it before any stage starts.
 // Each stage gets its own sections only; this is the one place that sees them all side by side.
 import type { CompiledContracts } from "../contracts/compile.js";
 import type { ContractsSection, RouteContract } from "../contracts/config.js";
