@@ -150,7 +150,13 @@ export class AdmissionController {
     }
     if (settings.maxWaitMs === 0) return this.#shed("shed.overload", 0);
     const queue = this.#queues[request.priority];
-    if (queue.length >= settings.maxQueue) return this.#shed("shed.queue_full", 0);
+    if (queue.length >= settings.maxQueue) {
+      // A full queue sheds from the tenant with the longest backlog, so a flood cannot crowd others out.
+      const evicted = queue.evictForTenant(request.tenant);
+      if (evicted === undefined) return this.#shed("shed.queue_full", 0);
+      evicted.cancelTimer();
+      evicted.settle(this.#shed("shed.queue_full", now - evicted.enqueuedAt));
+    }
     // Answer now what the queue would answer later anyway: a fast 429 beats a slow one.
     if (this.#estimatedWaitMs(request, charge) > settings.maxWaitMs) return this.#shed("shed.overload", 0);
 

@@ -119,6 +119,24 @@ export class DrrQueue<T extends DrrItem> {
     return ahead;
   }
 
+  /**
+   * Makes room for `tenant` in a full queue: removes and returns the newest (latest due) item of the
+   * tenant with the longest backlog, when that backlog is longer than `tenant`'s would be with the new
+   * item. A full queue then sheds the tenant that filled it, not a tenant arriving with little queued
+   * (longest-queue drop, as fair queueing does with its buffers). Undefined: `tenant` holds the
+   * longest backlog itself, and the new item is the one to refuse.
+   */
+  evictForTenant(tenant: string): T | undefined {
+    const ownLength = (this.#lanes.get(tenant)?.items.length ?? 0) + 1;
+    let longest: Lane<T> | undefined;
+    for (const lane of this.#ring) if (lane.items.length > (longest?.items.length ?? ownLength)) longest = lane;
+    const item = longest?.items.at(-1);
+    if (longest === undefined || item === undefined) return undefined;
+    longest.items.pop();
+    this.#taken(item, longest);
+    return item;
+  }
+
   /** Removes a waiting item (timeout, cancel). Returns false when it was not queued. */
   remove(item: T): boolean {
     const lane = this.#lanes.get(item.tenant);

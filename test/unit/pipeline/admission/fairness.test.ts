@@ -19,11 +19,11 @@ const DURATION_MS = 20_000;
  * `keyed: false` gives every request the same fairness key (what the guard did before the tenant
  * reached admission).
  */
-function run(offered: Readonly<Record<string, number>>, keyed = true): Record<string, number> {
+function run(offered: Readonly<Record<string, number>>, keyed = true, maxQueue = 10_000): Record<string, number> {
   const config = admissionSchema.parse({
     requestWeight: 0,
     limit: { initial: 10, min: 10, max: 10 },
-    classes: { standard: { maxWaitMs: 2_000, maxQueue: 10_000 } },
+    classes: { standard: { maxWaitMs: 2_000, maxQueue } },
   });
   const clock = new VirtualClock();
   const controller = new AdmissionController(config, { now: clock.now, schedule: clock.schedule });
@@ -72,4 +72,12 @@ t.test("when every tenant wants more than its share, each gets a third", async (
       `${tenant}: ${rate.toFixed(1)}/s, fair share ${FAIR_SHARE_PER_S.toFixed(1)}/s`,
     );
   }
+});
+
+t.test("a flood that fills the class's queue is shed from its own backlog, not the others'", async (t) => {
+  // 20 places: the greedy tenant alone would keep them full.
+  const rates = run({ greedy: 10, b: 0.9, c: 0.9 }, true, 20);
+  const asked = 0.9 * FAIR_SHARE_PER_S;
+  t.ok(rates.b! >= 0.95 * asked, `b got ${rates.b!.toFixed(1)}/s of the ${asked.toFixed(1)}/s it asked`);
+  t.ok(rates.c! >= 0.95 * asked, `c got ${rates.c!.toFixed(1)}/s of the ${asked.toFixed(1)}/s it asked`);
 });
