@@ -100,6 +100,7 @@ function unknownSections({ written }: ParsedParts): ConfigIssue[] {
 const USED_BY_ROUTES: readonly { section: keyof Sections; uses: (route: RouteConfig) => boolean; what: string }[] = [
   { section: "cache", uses: (route) => route.cache.enabled, what: "enables the cache" },
   { section: "admission", uses: (route) => route.admission.enabled, what: "enables admission" },
+  { section: "budget", uses: (route) => route.budget.enabled, what: "enables a tenant budget" },
   { section: "contracts", uses: (route) => route.contract !== undefined, what: "binds a contract" },
   { section: "usage", uses: (route) => route.usage.enabled, what: "enables usage" },
 ];

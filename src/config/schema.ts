@@ -7,6 +7,7 @@ import { labelName } from "../config-kit/primitives.js";
 import { contractsSectionSchema, routeContractSchema } from "../contracts/config.js";
 import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
 import { annotateSchema } from "../pipeline/annotate/config.js";
+import { budgetSchema, routeBudgetSchema } from "../pipeline/budget/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 import { identitySchema, routeIdentitySchema } from "../pipeline/identity/config.js";
@@ -136,6 +137,7 @@ export const routeSchema = z.strictObject({
   maintenance: maintenanceSchema.optional(),
   cache: routeCacheSchema,
   admission: routeAdmissionSchema,
+  budget: routeBudgetSchema,
   complexity: complexityRouteSchema,
   contract: routeContractSchema.optional(),
   usage: routeUsageSchema,
@@ -157,6 +159,7 @@ export const SECTIONS = {
   log: logSchema,
   cache: cacheSettingsSchema,
   admission: admissionSchema,
+  budget: budgetSchema,
   contracts: contractsSectionSchema,
   usage: usageSchema,
   identity: identitySchema,

@@ -79,6 +79,39 @@ export const ANSWERS = {
       "The pool's circuit breaker is open after upstream failures (or half-open with its probes taken); the upstream is spared. Retry-After is the remaining open time.",
     members: ["priority", "retry_after_seconds"],
   },
+  "budget.requests": {
+    kind: "error",
+    status: 429,
+    retryAfter: true,
+    retryable: true,
+    openAiType: "rate_limit_error",
+    title: "Request budget exceeded",
+    description:
+      "The tenant sent `routes[].budget.requestsPerMinute` requests to the route's budget pool within the last minute. The answer carries OpenAI's rate-limit headers (`x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests`, `x-ratelimit-reset-requests`, and the same for tokens); Retry-After is the time until the window forgets enough.",
+    members: ["limit", "retry_after_seconds"],
+  },
+  "budget.tokens": {
+    kind: "error",
+    status: 429,
+    retryAfter: true,
+    retryable: true,
+    openAiType: "rate_limit_error",
+    title: "Token budget exceeded",
+    description:
+      "The tenant used `routes[].budget.tokensPerMinute` tokens (prompt tokens as estimated, completion tokens as the upstream reported them) of the route's budget pool within the last minute. Headers as for `budget.requests`.",
+    members: ["limit", "retry_after_seconds"],
+  },
+  "shed.retry_budget": {
+    kind: "error",
+    status: 429,
+    retryAfter: true,
+    retryable: true,
+    openAiType: "rate_limit_error",
+    title: "Retry budget exhausted",
+    description:
+      "A retry (`admission.retries.headers`: the OpenAI SDKs' `x-stainless-retry-count`, Envoy's `x-envoy-attempt-count`) found no room in the pool's admission budget, and the pool's retry budget (`admission.retries`: a share of the first attempts admitted) is spent: while the upstream is saturated, retries must not multiply its work. Retry-After is the time the upstream needs to work off the queue.",
+    members: ["priority", "retry_after_seconds"],
+  },
   "shed.cancelled": {
     kind: "error",
     status: 503,

@@ -4,7 +4,9 @@
 // them, so it sees the response as they let it go, the bytes the client gets, when it gets them: the
 // contracts stage may hold back, cut or replace an answer, and a replaced or cut answer's usage
 // never reached the client. Nothing before it in the list touches a response body. It comes after
-// complexity, whose tier (a label of its timings) is set at the request.
+// complexity, whose tier (a label of its timings) is set at the request. Budget sits after cache (a
+// cached answer costs the tenant nothing) and before admission (a request over its tenant's budget
+// never takes the upstream's), and after usage, whose reported tokens it counts at the end.
 // Identity (tenant and priority class) is not a stage: the runner derives it before any stage starts.
 // Each stage gets its own sections only; this is the one place that sees them all side by side.
 import type { CompiledContracts } from "../contracts/compile.js";
@@ -13,6 +15,8 @@ import type { AdmissionConfig, RouteAdmissionConfig } from "./admission/config.j
 import { createAdmissionStage } from "./admission/stage.js";
 import type { AnnotateConfig } from "./annotate/config.js";
 import { createAnnotateStage } from "./annotate/stage.js";
+import type { BudgetConfig, RouteBudgetConfig } from "./budget/config.js";
+import { createBudgetStage } from "./budget/stage.js";
 import type { CacheSettings, RouteCacheConfig } from "./cache/config.js";
 import { type CacheStage, createCacheStage } from "./cache/stage.js";
 import type { ComplexityConfig } from "./complexity/config.js";
@@ -32,6 +36,7 @@ export interface PipelineRoute extends PipelineRouteRef {
   readonly complexity: ComplexityConfig;
   readonly cache: RouteCacheConfig;
   readonly admission: RouteAdmissionConfig;
+  readonly budget: RouteBudgetConfig;
   readonly contract?: RouteContract | undefined;
   readonly usage: RouteUsageConfig;
   readonly identity: RouteIdentityConfig;
@@ -43,6 +48,7 @@ export interface PipelineConfig {
   readonly annotate: AnnotateConfig;
   readonly cache: CacheSettings;
   readonly admission: AdmissionConfig;
+  readonly budget: BudgetConfig;
   readonly contracts: ContractsSection;
   readonly usage: UsageConfig;
   readonly identity: IdentityConfig;
@@ -78,7 +84,15 @@ export function stageConfigs(config: PipelineConfig) {
       routes: byRoute(routes, (route) => route.cache),
       messageTimeoutMs: config.envoy.messageTimeoutMs,
     },
-    admission: { section: config.admission, routes: byRoute(routes, (route) => route.admission) },
+    budget: { section: config.budget, routes: byRoute(routes, (route) => route.budget) },
+    admission: {
+      section: config.admission,
+      routes: byRoute(routes, (route) => route.admission),
+      // Admission keeps a domain per tier: each tier reaches its own cluster.
+      tiers: byRoute(routes, (route) =>
+        route.complexity.enabled ? route.complexity.tiers.map((tier) => tier.name) : [],
+      ),
+    },
     contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
     usage: { section: config.usage, routes: byRoute(routes, (route) => route.usage) },
     identity: { section: config.identity, routes: byRoute(routes, (route) => route.identity) },
@@ -99,6 +113,7 @@ export function buildPipeline(
     createComplexityStage(sections.complexity, deps),
     createUsageStage(sections.usage, deps),
     cache,
+    createBudgetStage(sections.budget, deps),
     createAdmissionStage(sections.admission, deps),
   ];
   const contractsStage =

@@ -139,6 +139,8 @@ export interface Exchange {
   cost?: number;
   /** The output term of `cost` (complexity stage), so the real cost can be told once usage is reported. */
   outputPricing?: OutputPricing;
+  /** Prompt tokens (input, tools, images) as the complexity stage estimated them. */
+  promptTokens?: number;
   /** Routing tier chosen by the complexity stage, e.g. "light" | "heavy". */
   tier?: string;
   /**

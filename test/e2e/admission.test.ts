@@ -56,13 +56,13 @@ t.test("admission through Envoy", async (t) => {
     // Mid-burst: requests are in flight and critical ones are queued.
     await sleep(150);
     const during = await guard.metrics();
-    t.equal(metricSum(during, "guard_admission_limit_cost", { pool: "default" }), 2, "limit gauge");
+    t.equal(metricSum(during, "guard_admission_limit_cost", { pool: "chat" }), 2, "limit gauge");
     t.ok(
-      metricSum(during, "guard_admission_inflight_cost", { pool: "default" }) > 0,
+      metricSum(during, "guard_admission_inflight_cost", { pool: "chat" }) > 0,
       "in-flight gauge shows admitted work",
     );
     t.ok(
-      metricSum(during, "guard_admission_queued", { pool: "default", priority: "critical" }) > 0,
+      metricSum(during, "guard_admission_queued", { pool: "chat", priority: "critical" }) > 0,
       "critical requests are queued",
     );
 
@@ -97,7 +97,7 @@ t.test("admission through Envoy", async (t) => {
       0,
     );
     t.equal(shedCounted, shed.length, "guard_shed_total counts every shed answer by reason, priority and route");
-    t.equal(metricSum(after, "guard_admission_inflight_cost", { pool: "default" }), 0, "all cost returned");
+    t.equal(metricSum(after, "guard_admission_inflight_cost", { pool: "chat" }), 0, "all cost returned");
     t.notMatch(after, /guard_shed_total\{[^}]*priority="critical"/, "no critical request was shed");
   });
 
@@ -136,7 +136,7 @@ t.test("admission through Envoy", async (t) => {
         error: { type: "server_error", code: "shed.circuit_open", param: null, priority: "standard" },
       });
     }
-    t.match(await guard.metrics(), /guard_circuit_state\{pool="default"\} 2/, "open");
+    t.match(await guard.metrics(), /guard_circuit_state\{pool="chat"\} 2/, "open");
     // While open, even critical traffic fails fast without reaching the model.
     const servedBefore = await upstreamServed(stack.light.url);
     const whileOpen = await send("critical");
@@ -147,8 +147,7 @@ t.test("admission through Envoy", async (t) => {
     await waitUntil(
       "circuit closed again",
       async () =>
-        (await send("standard")).status === 200 &&
-        /guard_circuit_state\{pool="default"\} 0/.test(await guard.metrics()),
+        (await send("standard")).status === 200 && /guard_circuit_state\{pool="chat"\} 0/.test(await guard.metrics()),
       15_000,
     );
     const healthy = await Promise.all([send("standard"), send("critical")]);

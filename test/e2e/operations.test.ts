@@ -65,7 +65,7 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
   );
   await waitUntil(
     "the slow request holds the budget",
-    async () => /guard_admission_inflight_cost\{pool="default"\} [1-9]/.test(await guard.metrics()),
+    async () => /guard_admission_inflight_cost\{pool="sentiment"\} [1-9]/.test(await guard.metrics()),
     10_000,
   );
   const shed = await postFrom("127.0.0.3", `${stack.url}/v1/predict/sentiment`, { text: `${MARKER} shed me` }, AUTH);

@@ -1,5 +1,5 @@
 // A monotonic clock and timers that only move when a test says so.
-import type { Timers } from "../../src/pipeline/cache/single-flight.js";
+import type { Timers } from "../../src/util/timers.js";
 
 interface Pending {
   readonly at: number;

@@ -2,7 +2,7 @@
 // per-route `routes[].admission` switch. Defaults make an empty config protect the upstream with an
 // adaptive budget; nothing here is a capacity number the operator has to guess.
 import { z } from "zod";
-import { labelName, movedKey } from "../../config-kit/primitives.js";
+import { headerName, labelName, movedKey } from "../../config-kit/primitives.js";
 
 const ratio = z.number().gt(0).lte(1);
 
@@ -20,6 +20,12 @@ const limitSchema = z
     maxGrowth: z.number().gte(1).lte(2).default(1.02),
     /** Largest growth factor per window before that (slow start). */
     slowStartGrowth: z.number().gte(1).lte(4).default(1.2),
+    /**
+     * Exponent of the correction target ÷ smoothed ratio: 1 moves the limit the whole way each
+     * window, smaller values damp it (0.5 halves the step on a log scale) so it settles at steady
+     * load instead of swinging around the target.
+     */
+    gain: z.number().gt(0).lte(1).default(0.5),
     /** Smallest factor per window: the fastest backoff. */
     minGradient: z.number().gt(0).lte(1).default(0.8),
     /** EWMA weight of the newest window's latency ratio. */
@@ -75,6 +81,33 @@ const circuitSchema = z
   })
   .prefault({});
 
+/** How a request header counts the client's earlier attempts at the same call. */
+const retryHeaderSchema = z.strictObject({
+  name: headerName,
+  /** The header's value on a first attempt: 0 for a retry count, 1 for an attempt count. */
+  firstAttempt: z.number().int().min(0).max(1),
+});
+
+const retriesSchema = z
+  .strictObject({
+    /**
+     * Headers that mark a retry. The OpenAI SDKs send x-stainless-retry-count on every attempt; an
+     * Envoy in front that retries sets x-envoy-attempt-count (with the route's
+     * include_request_attempt_count). Empty: every request is a first attempt.
+     */
+    headers: z.array(retryHeaderSchema).default([
+      { name: "x-stainless-retry-count", firstAttempt: 0 },
+      { name: "x-envoy-attempt-count", firstAttempt: 1 },
+    ]),
+    /** Retries earned per first attempt admitted; a retry that would have to wait spends one. */
+    ratio: z.number().min(0).max(10).default(0.2),
+    /** Retries earned per second whatever the traffic, so a quiet domain still lets a few through. */
+    minPerSecond: z.number().min(0).default(1),
+    /** Most retries saved up. */
+    burst: z.number().min(1).default(10),
+  })
+  .prefault({});
+
 export const admissionSchema = z
   .strictObject({
     /** The class comes from identity (trusted sources only, once per request for every stage). */
@@ -94,6 +127,12 @@ export const admissionSchema = z
     requestWeight: z.number().min(0).max(100).default(4),
     /** Ceiling of the Retry-After the guard advertises. */
     maxRetryAfterSeconds: z.number().int().min(1).max(3_600).default(30),
+    /**
+     * Spread of Retry-After: each answer advertises its wait × (1 + retryAfterJitter × a random
+     * share), so clients shed in the same second do not all come back in the same second.
+     */
+    retryAfterJitter: z.number().min(0).max(2).default(0.5),
+    retries: retriesSchema,
     limit: limitSchema,
     classes: classesSchema,
     circuit: circuitSchema,
@@ -133,10 +172,17 @@ export const routeAdmissionSchema = z
     /** Opt-in per route, like every stage: an empty config is pure pass-through. */
     enabled: z.boolean().default(false),
     /**
-     * Routes naming the same pool share one budget, queue and circuit breaker (one upstream).
-     * Everything defaults to one pool: the guard usually fronts one model server.
+     * The admission domain: routes naming the same pool share one budget, queue and circuit breaker
+     * (they reach one upstream). Absent: the route's own name, so a failing or slow model never
+     * sheds another route's traffic; name a pool only to group routes served by one model server.
      */
-    pool: labelName(40).default("default"),
+    pool: labelName(40).optional(),
+    /**
+     * Each complexity tier of the route is its own domain, "<pool>/<tier>": heavy requests go to
+     * their own cluster (envoy/envoy.yaml routes on the tier), whose health and capacity are its own.
+     * False when every tier reaches the same upstream.
+     */
+    splitTiers: z.boolean().default(true),
   })
   .prefault({});
 
@@ -144,6 +190,7 @@ export type AdmissionConfig = z.output<typeof admissionSchema>;
 export type LimitConfig = AdmissionConfig["limit"];
 export type CircuitConfig = AdmissionConfig["circuit"];
 export type ClassesConfig = AdmissionConfig["classes"];
+export type RetriesConfig = AdmissionConfig["retries"];
 export type RouteAdmissionConfig = z.output<typeof routeAdmissionSchema>;
 
 /** Extra time asked of Envoy beyond a class's wait, so the guard's own timeout reply wins the race. */

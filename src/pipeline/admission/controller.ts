@@ -6,6 +6,7 @@ import type { AdmissionConfig } from "./config.js";
 import { DrrQueue } from "./drr.js";
 import { GradientLimiter } from "./limiter.js";
 import { PRIORITIES, type Priority, rank } from "./priority.js";
+import { RetryBudget } from "./retry-budget.js";
 
 /** Weight of the newest request in the typical cost behind the per-request charge. */
 const TYPICAL_COST_SMOOTHING = 0.02;
@@ -18,6 +19,8 @@ export interface AdmissionRequest {
   readonly priority: Priority;
   /** Fairness key within a class; any stable string. */
   readonly tenant: string;
+  /** The client's retry of a call it already sent (see admission.retries.headers). */
+  readonly retry?: boolean;
 }
 
 export interface Ticket {
@@ -35,7 +38,12 @@ export interface Ticket {
   readonly admissionSerial: number;
 }
 
-export type ShedReason = "shed.overload" | "shed.queue_full" | "shed.queue_timeout" | "shed.circuit_open";
+export type ShedReason =
+  | "shed.overload"
+  | "shed.queue_full"
+  | "shed.queue_timeout"
+  | "shed.circuit_open"
+  | "shed.retry_budget";
 
 export type Decision =
   | { readonly kind: "admitted"; readonly ticket: Ticket }
@@ -60,8 +68,14 @@ export type Attempt = Decision | Queued;
 export interface Completion {
   /** The upstream's health as shown by this request; absent when it showed nothing (cancelled early). */
   readonly verdict?: Verdict;
-  /** Present when the upstream answered normally: feeds the adaptive limit. */
+  /** Present when the upstream answered normally, or timed out (censored): feeds the adaptive limit. */
   readonly latencyMs?: number;
+  /**
+   * latencyMs is a lower bound: the call timed out, or its client gave up before the answer began.
+   * The limit counts it only when even the bound shows a slow-down, so timeouts lower the limit
+   * instead of leaving it to the calls that were fast enough to finish.
+   */
+  readonly censored?: boolean;
   readonly predictedLatencyMs?: number;
   /** The request's real cost once the upstream reported its output; the limit learns with it. */
   readonly actualCost?: number;
@@ -73,6 +87,8 @@ export type Scheduler = (delayMs: number, fn: () => void) => () => void;
 export interface ControllerDeps {
   readonly now: () => number;
   readonly schedule: Scheduler;
+  /** Uniform in [0, 1): spreads Retry-After (Math.random unless a test or the simulation seeds it). */
+  readonly random?: () => number;
 }
 
 interface Waiter {
@@ -91,6 +107,8 @@ export class AdmissionController {
   readonly #deps: ControllerDeps;
   readonly #limiter: GradientLimiter;
   readonly #circuit: CircuitBreaker;
+  readonly #retries: RetryBudget;
+  readonly #random: () => number;
   readonly #queues: Record<Priority, DrrQueue<Waiter>>;
   readonly #released = new WeakSet<Ticket>();
   #inFlight = 0;
@@ -103,6 +121,8 @@ export class AdmissionController {
     this.#deps = deps;
     this.#limiter = new GradientLimiter(config.limit);
     this.#circuit = new CircuitBreaker(config.circuit);
+    this.#retries = new RetryBudget(config.retries);
+    this.#random = deps.random ?? Math.random;
     this.#queues = {
       critical: new DrrQueue(config.drrQuantum),
       standard: new DrrQueue(config.drrQuantum),
@@ -148,6 +168,9 @@ export class AdmissionController {
     if (!this.#higherOrEqualWaiting(request.priority) && this.#fits(charge, request.priority)) {
       return { kind: "admitted", ticket: this.#admit(request, charge, now, 0, false) };
     }
+    // Past this point the request would wait: the upstream is saturated, and a retry adds to its
+    // work unless the budget covers it.
+    if (request.retry === true && !this.#retries.tryWithdraw(now)) return this.#shed("shed.retry_budget", 0);
     if (settings.maxWaitMs === 0) return this.#shed("shed.overload", 0);
     const queue = this.#queues[request.priority];
     if (queue.length >= settings.maxQueue) {
@@ -211,10 +234,12 @@ export class AdmissionController {
       // The budget got back exactly what the ticket held (above); what the upstream did is learned
       // at its real size, so the latency per cost unit is not skewed by the estimate's error.
       const cost = completion.actualCost ?? ticket.cost;
-      const sample =
-        completion.predictedLatencyMs === undefined
-          ? { cost, latencyMs: completion.latencyMs }
-          : { cost, latencyMs: completion.latencyMs, predictedLatencyMs: completion.predictedLatencyMs };
+      const sample = {
+        cost,
+        latencyMs: completion.latencyMs,
+        censored: completion.censored === true,
+        ...(completion.predictedLatencyMs === undefined ? {} : { predictedLatencyMs: completion.predictedLatencyMs }),
+      };
       const typicalCharge = (1 + this.#config.requestWeight) * (this.#typicalCost ?? ticket.cost);
       ratio = this.#limiter.observe(
         { ...sample, overlap: this.#overlapOf(ticket) },
@@ -246,6 +271,7 @@ export class AdmissionController {
     this.#inFlightCount += 1;
     this.#admissions += 1;
     this.#limiter.noteInFlight(this.#inFlight);
+    if (request.retry !== true) this.#retries.deposit(now);
     return {
       cost: request.cost,
       charge,
@@ -335,7 +361,11 @@ export class AdmissionController {
   #shed(reason: ShedReason, waitedMs: number, circuitRetryMs?: number): Decision {
     const circuitOpen = reason === "shed.circuit_open";
     const retryMs = circuitOpen ? (circuitRetryMs ?? this.#config.circuit.openMs) : this.#backlogDrainMs();
-    const retryAfterSeconds = Math.min(this.#config.maxRetryAfterSeconds, Math.max(1, Math.ceil(retryMs / 1000)));
+    const spread = 1 + this.#config.retryAfterJitter * this.#random();
+    const retryAfterSeconds = Math.min(
+      this.#config.maxRetryAfterSeconds,
+      Math.ceil((Math.max(1_000, retryMs) * spread) / 1000),
+    );
     return { kind: "shed", reason, retryAfterSeconds, waitedMs };
   }
 

@@ -1,7 +1,7 @@
 // The adaptive in-flight budget (cost units). Each completed upstream request gives a size-normalised
 // latency ratio (observed ÷ predicted unloaded latency); per window (about one round trip) the mean
 // ratio is smoothed and the budget moves gradient-style towards the target ratio:
-//   limit ← clamp(limit × clamp(target / smoothedRatio, minGradient, growthCap), min, max)
+//   limit ← clamp(limit × clamp((target / smoothedRatio)^gain, minGradient, growthCap), min, max)
 // growthCap is slowStartGrowth until latency reaches the target (and again once it falls far below
 // it), maxGrowth otherwise; growth needs the budget to have been in use. docs/admission.md
 // explains every parameter.
@@ -15,6 +15,8 @@ export interface LatencySample {
   readonly predictedLatencyMs?: number;
   /** Other requests of the pool that shared the upstream with this one (0: it ran alone). */
   readonly overlap: number;
+  /** latencyMs is a lower bound (a timeout, or a client that gave up before the answer began). */
+  readonly censored?: boolean;
 }
 
 /** Where a sample's prediction came from; each source is calibrated separately. */
@@ -25,8 +27,13 @@ interface SourceWindow {
   samples: number;
 }
 
-/** Share of the way from ratio 1 to the target below which slow start resumes. */
-const SLOW_START_AGAIN = 0.5;
+/**
+ * Share of the way from ratio 1 to the target below which slow start resumes: only a nearly idle
+ * upstream (a spike forced a deep cut, or load fell) probes fast again. At 0.5 ordinary noise at
+ * steady load kept re-entering slow start, and the limit swung in a cycle of cuts and 20 % jumps
+ * (coefficient of variation 0.3–0.5 in the simulation; 0.10–0.17 with 0.25 and gain 0.5).
+ */
+const SLOW_START_AGAIN = 0.25;
 
 /** Growth is proportional to the limit, but never to less than this many typical requests' worth. */
 const GROWTH_FLOOR_REQUESTS = 4;
@@ -84,26 +91,32 @@ export class GradientLimiter {
   /**
    * Feeds one completed upstream request, with the in-flight cost it completed from and what a
    * typical request holds of the budget (the smallest growth step). Returns its normalised latency
-   * ratio (for the histogram), and may move the limit when it closes a window.
+   * ratio (for the histogram), and may move the limit when it closes a window. A censored sample
+   * counts only when its lower bound already shows a slow-down (its ratio is then a lower bound
+   * too); it teaches neither the unloaded baseline nor the calibration, and returns undefined.
    */
-  observe(sample: LatencySample, inFlight: number, now: number, typicalCharge: number): number {
+  observe(sample: LatencySample, inFlight: number, now: number, typicalCharge: number): number | undefined {
     this.noteInFlight(inFlight);
     const cost = sample.cost;
     const latency = Math.max(sample.latencyMs, 0.001);
-    this.#meanLatencyMs =
-      this.#meanLatencyMs === undefined
-        ? latency
-        : this.#meanLatencyMs + LATENCY_SMOOTHING * (latency - this.#meanLatencyMs);
-
     const usePredicted =
       this.#config.usePredictedLatency && sample.predictedLatencyMs !== undefined && sample.predictedLatencyMs > 0;
     const source: Source = usePredicted ? "complexity" : "own";
     const predicted = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost);
-    this.#own.observe(cost, latency, sample.overlap);
+    const floors = this.#floors[source];
+    if (sample.censored === true) {
+      const floor = floors.value;
+      if (predicted === undefined || floor === undefined || latency / predicted / floor <= 1) return undefined;
+    } else {
+      this.#own.observe(cost, latency, sample.overlap);
+    }
+    this.#meanLatencyMs =
+      this.#meanLatencyMs === undefined
+        ? latency
+        : this.#meanLatencyMs + LATENCY_SMOOTHING * (latency - this.#meanLatencyMs);
     // With no prediction yet, this sample is its own baseline.
     const raw = predicted === undefined ? 1 : latency / predicted;
-    const floors = this.#floors[source];
-    floors.observe(raw, sample.overlap);
+    if (sample.censored !== true) floors.observe(raw, sample.overlap);
 
     const bucket = this.#window[source];
     bucket.rawSum += raw;
@@ -115,7 +128,7 @@ export class GradientLimiter {
     if (this.#windowSamples >= this.#config.minWindowSamples && now - this.#windowStart >= this.#windowLengthMs()) {
       this.#closeWindow(now, typicalCharge);
     }
-    return ratio;
+    return sample.censored === true ? undefined : ratio;
   }
 
   /** About one round trip: the effect of a limit change shows up in latency no sooner. */
@@ -148,7 +161,9 @@ export class GradientLimiter {
     else if (smoothed <= 1 + (targetRatio - 1) * SLOW_START_AGAIN) this.#slowStart = true;
     const maxGrowth = this.#slowStart ? this.#config.slowStartGrowth : this.#config.maxGrowth;
     const inUse = this.#windowMaxInFlight >= growthUtilisation * this.#limit;
-    let gradient = Math.min(maxGrowth, Math.max(minGradient, targetRatio / smoothed));
+    // The correction is damped (gain < 1): a window 10 % over the target cuts ~5 %, so noise in one
+    // window's ratio moves the limit half as much, and the limit settles instead of oscillating.
+    let gradient = Math.min(maxGrowth, Math.max(minGradient, (targetRatio / smoothed) ** this.#config.gain));
     // An idle budget says nothing about what the upstream could take: never grow it.
     if (!inUse) gradient = Math.min(gradient, 1);
     // Multiplicative growth alone would crawl at tiny limits (one or two requests' worth): grow as if

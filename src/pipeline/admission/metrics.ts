@@ -22,6 +22,7 @@ export interface AdmissionMetrics {
   readonly queueWait: Histogram<"priority" | "result">;
   readonly latencyRatio: Histogram<"pool">;
   readonly badInput: Counter<"kind">;
+  readonly retries: Counter<"pool" | "result">;
 }
 
 export function createAdmissionMetrics(
@@ -105,6 +106,12 @@ export function createAdmissionMetrics(
       help: "Upstream latency divided by the predicted unloaded latency, per completed request and pool",
       labelNames: ["pool"],
       buckets: LATENCY_RATIO_BUCKETS,
+      registers,
+    }),
+    retries: new Counter({
+      name: "guard_admission_retries_total",
+      help: "Client retries (admission.retries.headers) by pool and result: admitted (at once or after queueing) or shed (shed.retry_budget or any other reason)",
+      labelNames: ["pool", "result"],
       registers,
     }),
     badInput: new Counter({

@@ -62,6 +62,14 @@ export interface SimulationOptions {
   readonly measureFromMs?: number;
   readonly measureToMs?: number;
   readonly tenants?: number;
+  /**
+   * Upstream timeouts as the complexity stage sets them: factor × the request's unloaded latency, at
+   * least floorMs. A request still running then is answered 504 and released; the server keeps
+   * working on it (it never learns the client left). `as`: what the controller hears — "censored"
+   * (latency ≥ the timeout, no verdict: what the admission stage tells it) or "failure" (a circuit
+   * failure and no latency sample: how timeouts were counted before censoring).
+   */
+  readonly upstreamTimeout?: { readonly factor: number; readonly floorMs: number; readonly as: "censored" | "failure" };
   /** Interval of the limit trace. */
   readonly traceEveryMs?: number;
 }
@@ -97,7 +105,12 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
 
   const clock = new VirtualClock();
   const model = new BatchingServer(server);
-  const controller = new AdmissionController(admission, { now: () => clock.nowMs, schedule: clock.schedule });
+  const controller = new AdmissionController(admission, {
+    now: () => clock.nowMs,
+    schedule: clock.schedule,
+    // Its own stream: Retry-After draws must not shift the arrivals of the same seed.
+    random: seededRandom(options.seed ?? 1),
+  });
   const emptyTally = (): ClassTally => ({
     offered: 0,
     admitted: 0,
@@ -165,16 +178,30 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
         tally.admitted += 1;
         tally.waitedMs += ticket?.waitedMs ?? 0;
       }
+      const prediction = exactPrediction ? { predictedLatencyMs } : {};
+      let timedOut = false;
+      const timeout = options.upstreamTimeout;
+      const timeoutMs = timeout && Math.max(timeout.floorMs, timeout.factor * predictedLatencyMs);
+      const cancelTimeout =
+        timeout === undefined || timeoutMs === undefined
+          ? () => undefined
+          : clock.schedule(timeoutMs, () => {
+              timedOut = true;
+              if (ticket !== undefined)
+                controller.release(
+                  ticket,
+                  timeout.as === "censored"
+                    ? { latencyMs: timeoutMs, censored: true, ...prediction }
+                    : { verdict: "failure" },
+                );
+              if (measured) tally.latencies.push(clock.nowMs - arrivedAt);
+            });
       model.start(cost, unloadedMs, clock.nowMs, () => {
+        if (timedOut) return;
+        cancelTimeout();
         const latency = clock.nowMs - arrivedAt;
         if (ticket !== undefined) {
-          const upstreamMs = clock.nowMs - ticket.admittedAt;
-          controller.release(
-            ticket,
-            exactPrediction
-              ? { verdict: "success", latencyMs: upstreamMs, predictedLatencyMs }
-              : { verdict: "success", latencyMs: upstreamMs },
-          );
+          controller.release(ticket, { verdict: "success", latencyMs: clock.nowMs - ticket.admittedAt, ...prediction });
         }
         if (!measured) return;
         tally.latencies.push(latency);

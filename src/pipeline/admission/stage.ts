@@ -17,7 +17,7 @@ import type {
   StageRun,
   Step,
 } from "../types.js";
-import { completionFrom } from "./completion.js";
+import { completionFrom, upstreamServiceMs } from "./completion.js";
 import { type AdmissionConfig, DEADLINE_MARGIN_MS, type RouteAdmissionConfig } from "./config.js";
 import { AdmissionController, type Decision, type Queued, type Scheduler, type Ticket } from "./controller.js";
 import { type AdmissionMetrics, createAdmissionMetrics } from "./metrics.js";
@@ -27,11 +27,18 @@ import { shedReply } from "./reply.js";
 export interface AdmissionStageDeps extends StageDeps {
   /** Timers for queue deadlines; real timers unless a test injects virtual ones. */
   readonly schedule?: Scheduler;
+  /** Spreads Retry-After; Math.random unless a test pins it. */
+  readonly random?: () => number;
 }
 
 export interface AdmissionStage extends Stage {
-  /** One controller per pool (routes naming the same pool share it), for admin endpoints and tests. */
+  /** One controller per admission domain (see domainsOf), for admin endpoints and tests. */
   readonly pools: ReadonlyMap<string, AdmissionController>;
+}
+
+/** The admission stage's configuration, with each route's complexity tiers (empty: not tiered). */
+export interface AdmissionStageConfig extends StageConfig<AdmissionConfig, RouteAdmissionConfig> {
+  readonly tiers: ReadonlyMap<string, readonly string[]>;
 }
 
 const realTimers: Scheduler = (delayMs, fn) => {
@@ -41,58 +48,111 @@ const realTimers: Scheduler = (delayMs, fn) => {
   return () => clearTimeout(timer);
 };
 
+/** Set by Envoy's router on every answer the upstream sent (unless suppress_envoy_headers). */
+const UPSTREAM_SERVICE_TIME = "x-envoy-upstream-service-time";
+
 const WAIT_RESULT: Readonly<Record<string, string>> = {
   "shed.queue_timeout": "timeout",
   "shed.circuit_open": "circuit_open",
 };
 
-export function createAdmissionStage(
-  config: StageConfig<AdmissionConfig, RouteAdmissionConfig>,
-  deps: AdmissionStageDeps,
-): AdmissionStage {
-  const settings = config.section;
-  const controllerDeps = { now: deps.now, schedule: deps.schedule ?? realTimers };
-  const pools = new Map<string, AdmissionController>();
-  const routePools = new Map<string, AdmissionController>();
-  for (const [route, { enabled, pool }] of config.routes) {
+/** Where a route's requests are admitted: one domain, or one per tier (by tier name). */
+type RouteDomains =
+  | { readonly single: string }
+  | { readonly byTier: ReadonlyMap<string, string>; readonly first: string };
+
+/**
+ * The admission domain of each enabled route: its pool (the route's own name unless the operator
+ * groups routes), split per complexity tier when tiers reach their own clusters. A domain is one
+ * upstream: its budget, queue and circuit answer for that upstream only.
+ */
+export function domainsOf(config: AdmissionStageConfig): ReadonlyMap<string, RouteDomains> {
+  const domains = new Map<string, RouteDomains>();
+  for (const [route, { enabled, pool = route, splitTiers }] of config.routes) {
     if (!enabled) continue;
-    let controller = pools.get(pool);
+    const tiers = config.tiers.get(route) ?? [];
+    const [first] = tiers;
+    if (!splitTiers || first === undefined || tiers.length < 2) {
+      domains.set(route, { single: pool });
+      continue;
+    }
+    domains.set(route, { byTier: new Map(tiers.map((tier) => [tier, `${pool}/${tier}`])), first: `${pool}/${first}` });
+  }
+  return domains;
+}
+
+/** The domain a request is admitted in: its name (the `pool` label) and controller. */
+interface Domain {
+  readonly name: string;
+  readonly controller: AdmissionController;
+}
+
+/** A route's domain for a request, by the tier the complexity stage picked (if any). */
+type DomainOfTier = (tier: string | undefined) => Domain;
+
+export function createAdmissionStage(config: AdmissionStageConfig, deps: AdmissionStageDeps): AdmissionStage {
+  const settings = config.section;
+  const controllerDeps = {
+    now: deps.now,
+    schedule: deps.schedule ?? realTimers,
+    ...(deps.random === undefined ? {} : { random: deps.random }),
+  };
+  const pools = new Map<string, AdmissionController>();
+  const domain = (name: string): Domain => {
+    let controller = pools.get(name);
     if (controller === undefined) {
       controller = new AdmissionController(settings, controllerDeps);
-      pools.set(pool, controller);
+      pools.set(name, controller);
     }
-    routePools.set(route, controller);
+    return { name, controller };
+  };
+  const routeDomains = new Map<string, DomainOfTier>();
+  for (const [route, domains] of domainsOf(config)) {
+    if ("single" in domains) {
+      const only = domain(domains.single);
+      routeDomains.set(route, () => only);
+      continue;
+    }
+    const byTier = new Map([...domains.byTier].map(([tier, name]) => [tier, domain(name)]));
+    const first = domain(domains.first);
+    // A tiered route whose request was not priced (the complexity stage failed open) goes to the
+    // first tier's cluster: Envoy's route table falls through to it without a tier header.
+    routeDomains.set(route, (tier) => (tier === undefined ? undefined : byTier.get(tier)) ?? first);
   }
   const metrics = createAdmissionMetrics(deps.registry, pools);
-  const poolOf = new Map<AdmissionController, string>([...pools].map(([name, controller]) => [controller, name]));
   const decisions = createDecisionLog(deps.log, deps.now);
 
   return {
     name: "admission",
     pools,
     start(exchange: Exchange): StageRun | undefined {
-      const controller = routePools.get(exchange.route.name);
-      if (controller === undefined) return undefined;
-      const pool = poolOf.get(controller) ?? "default";
-      return new AdmissionRun(exchange, controller, pool, settings, deps, metrics, decisions);
+      const domainOf = routeDomains.get(exchange.route.name);
+      if (domainOf === undefined) return undefined;
+      return new AdmissionRun(exchange, domainOf, settings, deps, metrics, decisions);
     },
   };
 }
 
 type RunState =
   | { readonly kind: "waiting_for_request" }
-  | { readonly kind: "queued"; readonly queued: Queued; readonly resolve: (step: Step) => void }
-  | { readonly kind: "admitted"; readonly ticket: Ticket }
+  | {
+      readonly kind: "queued";
+      readonly domain: Domain;
+      readonly queued: Queued;
+      readonly resolve: (step: Step) => void;
+    }
+  | { readonly kind: "admitted"; readonly domain: Domain; readonly ticket: Ticket }
   | { readonly kind: "finished" };
 
 class AdmissionRun implements StageRun {
   #state: RunState = { kind: "waiting_for_request" };
   readonly #priority: Priority;
+  /** The client's retry of a call it sent before (set at admission). */
+  #retry = false;
 
   constructor(
     readonly exchange: Exchange,
-    readonly controller: AdmissionController,
-    readonly pool: string,
+    readonly domainOf: DomainOfTier,
     readonly settings: AdmissionConfig,
     readonly deps: StageDeps,
     readonly metrics: AdmissionMetrics,
@@ -143,7 +203,7 @@ class AdmissionRun implements StageRun {
       return;
     }
     if (state.kind !== "admitted") return;
-    const { ticket } = state;
+    const { ticket, domain } = state;
     // A request admitted at admission.defaultCost had no estimate for its real cost to correct.
     const actual = ticket.cost === this.exchange.cost ? actualCost(this.exchange) : undefined;
     const route = this.exchange.route.name;
@@ -152,26 +212,30 @@ class AdmissionRun implements StageRun {
       actual ?? ticket.cost,
     );
     if (actual !== undefined) this.metrics.costRatio.observe({ route }, actual / ticket.cost);
-    const ratio = this.controller.release(
+    const ratio = domain.controller.release(
       ticket,
       completionFrom(outcome, {
         heldMs: this.deps.now() - ticket.admittedAt,
         slowCallMs: this.settings.circuit.slowCallMs,
         predictedLatencyMs: this.exchange.predictedLatencyMs,
         actualCost: actual,
+        upstreamServiceMs: upstreamServiceMs(this.exchange.response?.headers.get(UPSTREAM_SERVICE_TIME)),
       }),
     );
-    if (ratio !== undefined) this.metrics.latencyRatio.observe({ pool: this.pool }, ratio);
+    if (ratio !== undefined) this.metrics.latencyRatio.observe({ pool: domain.name }, ratio);
   }
 
   #admit(): Step | Promise<Step> {
     if (this.#state.kind !== "waiting_for_request") return { type: "continue" };
-    const request = { cost: this.#cost(), priority: this.#priority, tenant: this.#tenant() };
-    const attempt = this.controller.acquire(request, (decision) => this.#settled(decision));
-    if (attempt.kind !== "queued") return this.#stepFor(attempt, 0);
+    // The tier is known by now (the complexity stage sets it at the same hook, earlier in line).
+    const domain = this.domainOf(this.exchange.tier);
+    this.#retry = this.#isRetry();
+    const request = { cost: this.#cost(), priority: this.#priority, tenant: this.#tenant(), retry: this.#retry };
+    const attempt = domain.controller.acquire(request, (decision) => this.#settled(decision));
+    if (attempt.kind !== "queued") return this.#stepFor(domain, attempt, 0);
     this.exchange.extendDeadline(attempt.maxWaitMs + DEADLINE_MARGIN_MS);
     return new Promise<Step>((resolve) => {
-      this.#state = { kind: "queued", queued: attempt, resolve };
+      this.#state = { kind: "queued", domain, queued: attempt, resolve };
     });
   }
 
@@ -181,24 +245,25 @@ class AdmissionRun implements StageRun {
     const waited = decision.kind === "admitted" ? decision.ticket.waitedMs : decision.waitedMs;
     const result = decision.kind === "admitted" ? "admitted" : (WAIT_RESULT[decision.reason] ?? "shed");
     this.metrics.queueWait.observe({ priority: this.#priority, result }, waited / 1000);
-    state.resolve(this.#stepFor(decision, waited));
+    state.resolve(this.#stepFor(state.domain, decision, waited));
   }
 
-  #stepFor(decision: Decision, waitedMs: number): Step {
+  #stepFor(domain: Domain, decision: Decision, waitedMs: number): Step {
     const route = this.exchange.route.name;
+    if (this.#retry) this.metrics.retries.inc({ pool: domain.name, result: decision.kind });
     if (decision.kind === "shed") {
       this.#state = { kind: "finished" };
       this.metrics.shed.inc({ reason: decision.reason, priority: this.#priority, route });
       this.decisions("shed", this.exchange.request.requestId, route, {
         reason: decision.reason,
         priority: this.#priority,
-        pool: this.pool,
+        pool: domain.name,
         status: ANSWERS[decision.reason].status,
         waitedMs: Math.round(waitedMs),
       });
       return { type: "reply", reply: shedReply(decision, this.#priority, this.#format()) };
     }
-    this.#state = { kind: "admitted", ticket: decision.ticket };
+    this.#state = { kind: "admitted", domain, ticket: decision.ticket };
     this.metrics.admittedCost.inc({ priority: this.#priority, route }, decision.ticket.cost);
     return {
       type: "continue",
@@ -221,6 +286,15 @@ class AdmissionRun implements StageRun {
     if (Number.isFinite(cost) && cost > 0) return cost;
     this.metrics.badInput.inc({ kind: "invalid_cost" });
     return this.settings.defaultCost;
+  }
+
+  /** Whether a header says the client sent this call before (admission.retries.headers). */
+  #isRetry(): boolean {
+    const headers = this.exchange.request.headers;
+    return this.settings.retries.headers.some(({ name, firstAttempt }) => {
+      const value = Number(headers.get(name));
+      return Number.isInteger(value) && value > firstAttempt;
+    });
   }
 
   #tenant(): string {

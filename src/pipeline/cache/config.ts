@@ -2,6 +2,7 @@
 // and one per-route section (what is cacheable on that route and for how long).
 import { z } from "zod";
 import { headerName, movedKey, optionalHeaderName } from "../../config-kit/primitives.js";
+import { sharedRedisFields } from "../../config-kit/redis.js";
 
 const MIB = 1024 * 1024;
 
@@ -21,17 +22,7 @@ export const KEYED_FIELDS: readonly string[] = ["stream", "stream_options"];
 
 const redisSchema = z
   .strictObject({
-    /** redis:// or rediss:// URL; absent means no shared tier (in-process only). */
-    url: z
-      .string()
-      .regex(/^rediss?:\/\/.+/, { message: 'expected a "redis://" or "rediss://" URL' })
-      .optional(),
-    /** Longest a lookup may wait for Redis before answering from the local tier alone. */
-    timeoutMs: z.number().int().min(1).max(1_000).default(30),
-    /** Prefix of every key the guard writes, so several services can share one Redis. */
-    keyPrefix: z.string().min(1).max(64).default("guard:cache:"),
-    /** While Redis is known down, calls are skipped; one probe is let through this often. */
-    probeIntervalMs: z.number().int().min(10).max(60_000).default(1_000),
+    ...sharedRedisFields("guard:cache:"),
     /** How stale this sidecar's view of another sidecar's epoch change (model version, purge) may be. */
     epochRefreshMs: z.number().int().min(10).max(60_000).default(1_000),
   })

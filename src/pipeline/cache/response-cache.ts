@@ -1,6 +1,7 @@
 // The two tiers and the epochs behind one interface: lookups go local → Redis → miss, stores
 // write both, purges move the epoch and empty the local tier.
 import type { Logger } from "pino";
+import type { Timers } from "../../util/timers.js";
 import type { CacheSettings } from "./config.js";
 import type { StoredResponse } from "./entry.js";
 import { Epochs } from "./epochs.js";
@@ -8,7 +9,6 @@ import { entryKey } from "./key.js";
 import { type CacheHit, LocalTier } from "./local-tier.js";
 import type { CacheMetrics, HitTier } from "./metrics.js";
 import { RedisTier } from "./redis-tier.js";
-import type { Timers } from "./single-flight.js";
 
 export interface TieredHit extends CacheHit {
   readonly tier: HitTier;

@@ -1,24 +1,11 @@
 // Coalescing of identical concurrent misses: the first request (leader) goes upstream, later
 // ones (followers) wait a bounded time for its response. A leader settles exactly once, with
 // an entry or a failure; settling removes the flight, so nothing outlives its leader.
+
+import type { Timers } from "../../util/timers.js";
 import type { CacheHit } from "./local-tier.js";
 
 /** Timer functions, injectable so tests drive timeouts with virtual time. */
-export interface Timers {
-  set(callback: () => void, ms: number): unknown;
-  clear(handle: unknown): void;
-}
-
-export const realTimers: Timers = {
-  set: (callback, ms) => {
-    const handle = setTimeout(callback, ms);
-    // A pending wait must never keep a draining process alive.
-    handle.unref();
-    return handle;
-  },
-  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
-
 export type WaitResult =
   | { readonly kind: "served"; readonly hit: CacheHit }
   | { readonly kind: "leader_failed" }

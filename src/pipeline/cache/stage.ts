@@ -3,6 +3,8 @@
 // store what may be stored and hand it to coalesced followers. A stream (SSE, or the route's NDJSON)
 // passes through untouched while a bounded copy is kept, stored once it has ended as a finished
 // answer, and replayed with its content type to requests that ask for a stream.
+
+import { realTimers, type Timers } from "../../util/timers.js";
 import { responseStream, streamFraming } from "../response-shape.js";
 import {
   type ChunkStep,
@@ -31,7 +33,7 @@ import {
   wantsStream,
 } from "./policy.js";
 import { type PurgeResult, ResponseCache } from "./response-cache.js";
-import { type Leadership, type Role, realTimers, SingleFlight, type Timers, type Wait } from "./single-flight.js";
+import { type Leadership, type Role, SingleFlight, type Wait } from "./single-flight.js";
 import { streamEnd } from "./stream-end.js";
 
 export const CACHE_HEADER = "x-guard-cache";

@@ -143,6 +143,7 @@ class ComplexityRun implements StageRun {
       });
     }
     const promptTokens = features.inputTokens + features.toolTokens + features.imageTokens;
+    this.exchange.promptTokens = promptTokens;
     if (estimate.fallback !== undefined) this.metrics.fallbacks.inc({ route, reason: estimate.fallback });
     else if (features.shape !== "kserve" && features.shape !== "other")
       this.metrics.inputTokens.observe({ route, tier }, promptTokens);

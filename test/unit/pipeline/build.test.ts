@@ -31,8 +31,8 @@ function guard(route: string) {
   return {
     sent,
     processor,
-    /** Cost the default pool holds: non-zero once the request was admitted. */
-    admitted: () => admission.pools.get("default")?.inFlightCost ?? 0,
+    /** Cost the route's domains (one per tier) hold: non-zero once the request was admitted. */
+    admitted: () => [...admission.pools.values()].reduce((held, pool) => held + pool.inFlightCost, 0),
   };
 }
 

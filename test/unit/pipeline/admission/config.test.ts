@@ -15,7 +15,7 @@ t.test("an empty config gets working defaults", async (t) => {
     [1, 0.8, 0.6],
   );
   t.equal(config.admission.requestWeight, 4);
-  t.same(config.routes[0]?.admission, { enabled: false, pool: "default" });
+  t.same(config.routes[0]?.admission, { enabled: false, splitTiers: true }, "the pool defaults to the route itself");
   t.same(
     parseConfig("routes: [{ name: chat, admission: { enabled: true } }]").warnings,
     [],

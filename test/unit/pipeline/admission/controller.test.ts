@@ -18,7 +18,7 @@ function setup(overrides: Record<string, unknown> = {}) {
     ...overrides,
   });
   const clock = new VirtualClock();
-  const controller = new AdmissionController(config, { now: clock.now, schedule: clock.schedule });
+  const controller = new AdmissionController(config, { now: clock.now, schedule: clock.schedule, random: () => 0 });
   const settled: { id: string; decision: Decision }[] = [];
   const acquire = (id: string, priority: Priority, cost = 1, tenant = ""): Attempt =>
     controller.acquire({ cost, priority, tenant }, (decision) => settled.push({ id, decision }));
@@ -301,4 +301,40 @@ t.test("a release returns what the ticket held, and the limit learns at the requ
   const next = ticketOf(pool.acquire("next", "critical", 1));
   pool.clock.advanceTo(pool.clock.nowMs + 10);
   t.equal(pool.controller.release(next, { verdict: "success", latencyMs: 10 }), 1);
+});
+
+t.test(
+  "retries: admitted while there is room, then only as the retry budget allows; shed at once beyond it",
+  async (t) => {
+    const { acquire, controller } = setup({ retries: { ratio: 0.5, minPerSecond: 0, burst: 1 } });
+    const retry = () => controller.acquire({ cost: 1, priority: "standard", tenant: "", retry: true }, () => undefined);
+    t.equal(retry().kind, "admitted", "room in the budget: a retry costs nothing");
+    for (let i = 0; i < 7; i++) ticketOf(acquire(`first${i}`, "standard"));
+    t.equal(controller.inFlightCost, 8, "standard's share is full");
+    t.equal(retry().kind, "queued", "the one saved retry waits like any request");
+    const spent = retry();
+    t.match(spent, { kind: "shed", reason: "shed.retry_budget" }, "no retry left: answered at once");
+    t.equal(acquire("first", "standard").kind, "queued", "a first attempt still queues");
+    t.equal(controller.queueLength("standard"), 2);
+  },
+);
+
+t.test("Retry-After is spread by retryAfterJitter", async (t) => {
+  const spreads = [0, 0.5, 0.999].map((draw) => {
+    const config = admissionSchema.parse({
+      requestWeight: 0,
+      limit: { initial: 1, min: 1, max: 1 },
+      classes: { standard: { maxWaitMs: 0 } },
+    });
+    const clock = new VirtualClock();
+    const controller = new AdmissionController(config, {
+      now: clock.now,
+      schedule: clock.schedule,
+      random: () => draw,
+    });
+    controller.acquire({ cost: 1, priority: "critical", tenant: "" }, () => undefined);
+    const shed = controller.acquire({ cost: 1, priority: "standard", tenant: "" }, () => undefined);
+    return shed.kind === "shed" ? shed.retryAfterSeconds : undefined;
+  });
+  t.same(spreads, [1, 2, 2], "a 1 s wait advertised as 1 to 1.5 s, rounded up");
 });

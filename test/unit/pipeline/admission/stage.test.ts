@@ -9,7 +9,12 @@ import { stageConfigs } from "../../../../src/pipeline/build.js";
 import type { Exchange, Step } from "../../../../src/pipeline/types.js";
 import { registryValue } from "../../../helpers/registry-metrics.js";
 
-function setup(admission: Record<string, unknown> = {}) {
+const ROUTES = [
+  { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true } },
+  { name: "health", match: { pathPrefix: "/healthz" }, admission: { enabled: false } },
+];
+
+function setup(admission: Record<string, unknown> = {}, routes: readonly Record<string, unknown>[] = ROUTES) {
   const config = configSchema.parse({
     admission: {
       requestWeight: 0,
@@ -17,10 +22,7 @@ function setup(admission: Record<string, unknown> = {}) {
       circuit: { minRequests: 2, openMs: 4_000 },
       ...admission,
     },
-    routes: [
-      { name: "chat", match: { pathPrefix: "/v1/chat" }, admission: { enabled: true } },
-      { name: "health", match: { pathPrefix: "/healthz" }, admission: { enabled: false } },
-    ],
+    routes,
   });
   const clock = new VirtualClock();
   const registry = new Registry();
@@ -29,6 +31,7 @@ function setup(admission: Record<string, unknown> = {}) {
     log: pino({ level: "silent" }),
     now: clock.now,
     schedule: clock.schedule,
+    random: () => 0,
   });
   const extended: number[] = [];
   const exchange = (
@@ -40,6 +43,7 @@ function setup(admission: Record<string, unknown> = {}) {
       body?: boolean;
       predicted?: number;
       path?: string;
+      tier?: string;
     } = {},
   ): Exchange => {
     const value: Exchange = {
@@ -59,6 +63,7 @@ function setup(admission: Record<string, unknown> = {}) {
     };
     if (options.cost !== undefined) value.cost = options.cost;
     if (options.predicted !== undefined) value.predictedLatencyMs = options.predicted;
+    if (options.tier !== undefined) value.tier = options.tier;
     return value;
   };
   const metric = (name: string, labels: Record<string, string>): Promise<number | undefined> =>
@@ -76,7 +81,7 @@ t.test("routes with admission disabled or unknown get no run", async (t) => {
   const { stage, exchange } = setup();
   t.equal(stage.start(exchange({ route: "health" })), undefined);
   t.equal(stage.start(exchange({ route: "nope" })), undefined);
-  t.same([...stage.pools.keys()], ["default"]);
+  t.same([...stage.pools.keys()], ["chat"], "the route is its own domain");
 });
 
 t.test("with a body an earlier stage prices: asks for it, admits at the body hook with that cost", async (t) => {
@@ -93,16 +98,16 @@ t.test("with a body an earlier stage prices: asks for it, admits at the body hoo
     edits: { metadata: { admission: { priority: "critical", cost: 4, wait_ms: 0 } } },
     needs: { responseHeaders: true },
   });
-  t.equal(stage.pools.get("default")?.inFlightCost, 4);
+  t.equal(stage.pools.get("chat")?.inFlightCost, 4);
   t.equal(await metric("guard_admission_admitted_cost_total", { priority: "critical", route: "chat" }), 4);
-  t.equal(await metric("guard_admission_inflight_cost", { pool: "default" }), 4);
-  t.equal(await metric("guard_admission_limit_cost", { pool: "default" }), 10);
+  t.equal(await metric("guard_admission_inflight_cost", { pool: "chat" }), 4);
+  t.equal(await metric("guard_admission_limit_cost", { pool: "chat" }), 10);
   run?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 120 });
-  t.equal(stage.pools.get("default")?.inFlightCost, 0);
+  t.equal(stage.pools.get("chat")?.inFlightCost, 0);
   run?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 120 });
-  t.equal(stage.pools.get("default")?.inFlightCost, 0, "released exactly once");
+  t.equal(stage.pools.get("chat")?.inFlightCost, 0, "released exactly once");
   // The first sample is its own unloaded baseline: ratio 1.
-  t.match(await registry.metrics(), /guard_admission_latency_ratio_bucket\{le="1",pool="default"\} 1/);
+  t.match(await registry.metrics(), /guard_admission_latency_ratio_bucket\{le="1",pool="chat"\} 1/);
 });
 
 t.test("with a body nobody prices: admits at request headers without asking for the body", async (t) => {
@@ -110,7 +115,7 @@ t.test("with a body nobody prices: admits at request headers without asking for 
   const step = await stage.start(exchange())?.onRequestHeaders?.();
   t.match(step, { type: "continue", needs: { responseHeaders: true } });
   t.notOk(step?.type === "continue" && step.needs?.requestBody, "no body requested");
-  t.equal(stage.pools.get("default")?.inFlightCost, 1);
+  t.equal(stage.pools.get("chat")?.inFlightCost, 1);
 });
 
 t.test("without a body: admits at request headers with the default cost", async (t) => {
@@ -118,7 +123,7 @@ t.test("without a body: admits at request headers with the default cost", async 
   const run = stage.start(exchange({ body: false }));
   const step = await run?.onRequestHeaders?.();
   t.equal(step?.type, "continue");
-  t.equal(stage.pools.get("default")?.inFlightCost, 1);
+  t.equal(stage.pools.get("chat")?.inFlightCost, 1);
 });
 
 t.test("invalid cost → default, counted", async (t) => {
@@ -160,11 +165,11 @@ t.test("held in the queue: extends Envoy's deadline, admitted when budget frees"
   await first?.onRequestHeaders?.();
   const waiting = stage.start(exchange({ body: false, priority: "critical", cost: 2 }))?.onRequestHeaders?.();
   t.same(extended, [900 + 100], "critical max wait plus the margin");
-  t.equal(await metric("guard_admission_queued", { pool: "default", priority: "critical" }), 1);
+  t.equal(await metric("guard_admission_queued", { pool: "chat", priority: "critical" }), 1);
   first?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 50 });
   const step = await waiting;
   t.equal(step?.type, "continue");
-  t.equal(stage.pools.get("default")?.inFlightCost, 2);
+  t.equal(stage.pools.get("chat")?.inFlightCost, 2);
 });
 
 t.test("queue timeout → 429 shed.queue_timeout; wait histogram observed", async (t) => {
@@ -189,14 +194,79 @@ t.test("cancel while queued: waiter removed, hook settles, nothing leaks", async
   run?.onEnd?.({ answeredBy: "unknown", cancelled: true });
   const reply = await replyOf(waiting);
   t.equal(reply.reason, "shed.cancelled");
-  t.equal(stage.pools.get("default")?.queueLength("standard"), 0);
+  t.equal(stage.pools.get("chat")?.queueLength("standard"), 0);
   first?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 50 });
-  t.equal(stage.pools.get("default")?.inFlightCost, 0);
+  t.equal(stage.pools.get("chat")?.inFlightCost, 0);
   t.match(
     await registry.metrics(),
     /guard_admission_queue_wait_seconds_count\{priority="standard",result="cancelled"\} 1/,
   );
   t.notMatch(await registry.metrics(), /guard_shed_total\{reason="shed.cancelled"/, "a gone client is not a shed");
+});
+
+t.test("each route is its own domain, each tier of a tiered route too, unless the operator groups them", async (t) => {
+  const { stage } = setup({}, [
+    { name: "chat", match: { pathPrefix: "/v1/chat" }, complexity: { enabled: true }, admission: { enabled: true } },
+    {
+      name: "completions",
+      match: { pathPrefix: "/v1/completions" },
+      complexity: { enabled: true },
+      admission: { enabled: true, splitTiers: false },
+    },
+    { name: "sentiment", match: { pathPrefix: "/v1/predict/sentiment" }, admission: { enabled: true } },
+    { name: "eta", match: { pathPrefix: "/v1/predict/eta" }, admission: { enabled: true, pool: "tabular" } },
+    { name: "fraud", match: { pathPrefix: "/v1/predict/fraud" }, admission: { enabled: true, pool: "tabular" } },
+  ]);
+  t.same([...stage.pools.keys()], ["chat/light", "chat/heavy", "completions", "sentiment", "tabular"]);
+});
+
+t.test("a pool in a 5xx storm never sheds another pool's traffic; each tier has its own circuit", async (t) => {
+  const routes = [
+    { name: "chat", match: { pathPrefix: "/v1/chat" }, complexity: { enabled: true }, admission: { enabled: true } },
+    { name: "sentiment", match: { pathPrefix: "/v1/predict/sentiment" }, admission: { enabled: true } },
+  ];
+  const { stage, exchange, metric } = setup({}, routes);
+  const fail = async (route: string, tier?: string) => {
+    const run = stage.start(exchange({ body: false, route, ...(tier === undefined ? {} : { tier }) }));
+    t.equal((await run?.onRequestHeaders?.())?.type, "continue", `${route} admitted while its circuit is closed`);
+    run?.onEnd?.({ status: 500, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 5 });
+  };
+  await fail("sentiment");
+  await fail("sentiment");
+  await fail("chat", "heavy");
+  await fail("chat", "heavy");
+  t.equal(await metric("guard_circuit_state", { pool: "sentiment" }), 2);
+  t.equal(await metric("guard_circuit_state", { pool: "chat/heavy" }), 2);
+  t.equal(await metric("guard_circuit_state", { pool: "chat/light" }), 0);
+  const light = await stage.start(exchange({ body: false, tier: "light" }))?.onRequestHeaders?.();
+  t.equal(light?.type, "continue", "the light tier's cluster is healthy: admitted");
+  const unpriced = await stage.start(exchange({ body: false }))?.onRequestHeaders?.();
+  t.equal(unpriced?.type, "continue", "an unpriced request goes to the first tier's domain");
+  const heavy = await replyOf(stage.start(exchange({ body: false, tier: "heavy" }))?.onRequestHeaders?.());
+  t.equal(heavy.reason, "shed.circuit_open");
+});
+
+t.test("a retry is told by the OpenAI SDKs' retry count or Envoy's attempt count, and counted", async (t) => {
+  const { stage, exchange, metric } = setup({ retries: { ratio: 0, minPerSecond: 0, burst: 1 } });
+  const send = (headers: Record<string, string>, cost = 1) => {
+    const value = exchange({ body: false, cost });
+    const sent = value.request.headers as Map<string, string>;
+    for (const [name, header] of Object.entries(headers)) sent.set(name, header);
+    return stage.start(value)?.onRequestHeaders?.();
+  };
+  const queued = () => stage.pools.get("chat")?.queueLength("standard");
+  t.equal((await send({}, 8))?.type, "continue", "a first attempt fills standard's share");
+  void send({ "x-stainless-retry-count": "0" });
+  void send({ "x-envoy-attempt-count": "1" });
+  t.equal(queued(), 2, "first attempts by either count: queued");
+  void send({ "x-stainless-retry-count": "1" });
+  t.equal(queued(), 3, "a retry spends the one saved retry and queues");
+  const reply = await replyOf(send({ "x-envoy-attempt-count": "3" }));
+  t.equal(reply.status, 429);
+  t.equal(reply.reason, "shed.retry_budget");
+  t.equal(queued(), 3, "answered at once, no queue place taken");
+  t.equal(await metric("guard_admission_retries_total", { pool: "chat", result: "shed" }), 1);
+  t.equal(await metric("guard_shed_total", { reason: "shed.retry_budget", priority: "standard", route: "chat" }), 1);
 });
 
 t.test("upstream 5xx opens the circuit: 503 shed.circuit_open with the cool-down as Retry-After", async (t) => {
@@ -206,7 +276,7 @@ t.test("upstream 5xx opens the circuit: 503 shed.circuit_open with the cool-down
     await run?.onRequestHeaders?.();
     run?.onEnd?.({ status: 502, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 5 });
   }
-  t.equal(await metric("guard_circuit_state", { pool: "default" }), 2);
+  t.equal(await metric("guard_circuit_state", { pool: "chat" }), 2);
   clock.advanceTo(1_500);
   const reply = await replyOf(stage.start(exchange({ body: false, priority: "critical" }))?.onRequestHeaders?.());
   t.equal(reply.status, 503);
@@ -236,12 +306,12 @@ t.test("guard replies and early cancels do not count against the upstream", asyn
         : { answeredBy: "unknown", cancelled: true },
     );
   }
-  t.equal(await metric("guard_circuit_state", { pool: "default" }), 0);
+  t.equal(await metric("guard_circuit_state", { pool: "chat" }), 0);
 });
 
 t.test("a streamed answer holds its budget to the stream's end; a client leaving mid-stream releases it", async (t) => {
   const { stage, exchange, clock } = setup({ circuit: { minRequests: 1, openMs: 4_000, slowCallMs: 1_000 } });
-  const pool = stage.pools.get("default");
+  const pool = stage.pools.get("chat");
   const sse = { status: 200, headers: new Map([["content-type", "text/event-stream"]]), endOfStream: false };
   const run = stage.start(exchange());
   await run?.onRequestHeaders?.();
@@ -271,7 +341,7 @@ t.test(
   "at release the real cost is counted and compared with the estimate; the budget gets back what it held",
   async (t) => {
     const { stage, exchange, metric } = setup();
-    const pool = stage.pools.get("default");
+    const pool = stage.pools.get("chat");
     const end = { status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 120 } as const;
     // Priced by the complexity stage at 1000: 200 for the prompt, 4 per token of the 200 output tokens
     // it expected. The upstream reported 50: the real cost is 200 + 4 × 50 = 400.
