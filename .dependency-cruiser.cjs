@@ -56,11 +56,12 @@ module.exports = {
       severity: "error",
       comment:
         "A stage folder imports no other stage folder (stages feed each other through the Exchange), and " +
-        "neither the line-up (build.ts) nor the runner (pipeline.ts).",
+        "neither the line-up (build.ts) nor the runner (pipeline.ts). Identity (who a request is, derived by " +
+        "the runner before any stage) is shared.",
       from: { path: "^src/pipeline/([^/]+)/" },
       to: {
         path: ["^src/pipeline/[^/]+/", "^src/pipeline/(build|pipeline)\\.ts$"],
-        pathNot: "^src/pipeline/$1/",
+        pathNot: ["^src/pipeline/$1/", "^src/pipeline/identity/"],
       },
     },
     {
@@ -69,9 +70,10 @@ module.exports = {
       comment:
         "The pipeline's shared modules (src/pipeline/*.ts: types, answers, request shape, JSON body) are what " +
         "stages build on, so they import no stage folder; only the line-up (build.ts) knows the stages, and the " +
-        "answers doc generator (answers-doc.ts) shows the stages' own answers. Route matching (routing/) is shared.",
+        "answers doc generator (answers-doc.ts) shows the stages' own answers. Route matching (routing/) and " +
+        "identity (identity/: tenant and priority class, derived before any stage runs) are shared.",
       from: { path: "^src/pipeline/[^/]+\\.ts$", pathNot: "^src/pipeline/(build|answers-doc)\\.ts$" },
-      to: { path: "^src/pipeline/[^/]+/", pathNot: "^src/pipeline/routing/" },
+      to: { path: "^src/pipeline/[^/]+/", pathNot: "^src/pipeline/(routing|identity)/" },
     },
     {
       name: "schema-modules-are-leaves",

@@ -31,6 +31,8 @@ function exchange(): Exchange {
     },
     route: { name: "chat" },
     startedAt: 0,
+    tenant: "anonymous",
+    priority: "standard",
     extendDeadline: () => {},
   };
 }

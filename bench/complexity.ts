@@ -69,6 +69,8 @@ function scoringRound(body: Uint8Array, iterations: number): { p50: number; p99:
     },
     route: { name: "chat" },
     startedAt: 0,
+    tenant: "anonymous",
+    priority: "standard",
     extendDeadline: () => undefined,
   });
   const once = (): void => {

@@ -67,6 +67,8 @@ const exchange = (): Exchange => ({
   },
   route: { name: "chat" },
   startedAt: performance.now(),
+  tenant: "anonymous",
+  priority: "standard",
   extendDeadline: () => undefined,
 });
 

@@ -19,3 +19,11 @@ export function labelName(maxLength: number) {
     message: `expected 1-${maxLength} chars of a-z, 0-9, _ or -, starting with a letter`,
   });
 }
+
+/**
+ * A key that no longer exists because its setting moved: any value is an error that names where it
+ * went, rather than zod's bare "unrecognized key".
+ */
+export function movedKey(to: string) {
+  return z.undefined({ error: `moved: set ${to} instead` }).optional();
+}

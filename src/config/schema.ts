@@ -10,6 +10,7 @@ import { annotateSchema } from "../pipeline/annotate/config.js";
 import { budgetSchema, routeBudgetSchema } from "../pipeline/budget/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
+import { identitySchema, routeIdentitySchema } from "../pipeline/identity/config.js";
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
 import { routeMatchSchema, routeStreamingSchema } from "../pipeline/routing/config.js";
 import { routeUsageSchema, usageSchema } from "../pipeline/usage/config.js";
@@ -140,6 +141,7 @@ export const routeSchema = z.strictObject({
   complexity: complexityRouteSchema,
   contract: routeContractSchema.optional(),
   usage: routeUsageSchema,
+  identity: routeIdentitySchema,
 });
 
 const logSchema = z
@@ -160,6 +162,7 @@ export const SECTIONS = {
   budget: budgetSchema,
   contracts: contractsSectionSchema,
   usage: usageSchema,
+  identity: identitySchema,
 };
 
 /**

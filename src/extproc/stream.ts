@@ -12,6 +12,7 @@ import type { Outcome, ResponseBodyNeed } from "../pipeline/types.js";
 import type { ModeOverrideWatch } from "./override-watch.js";
 import {
   commonResponse,
+  decodeAttributes,
   decodeHeaders,
   type FrameKind,
   immediateResponse,
@@ -280,6 +281,7 @@ export class StreamProcessor {
     }
     const headers = decodeHeaders(frame.requestHeaders);
     const endOfStream = frame.requestHeaders?.endOfStream === true;
+    const attributes = decodeAttributes(frame.attributes);
     const request = {
       method: headers.get(":method") ?? "GET",
       path: headers.get(":path") ?? "/",
@@ -287,6 +289,7 @@ export class StreamProcessor {
       headers,
       requestId: headers.get("x-request-id") ?? randomUUID(),
       endOfStream,
+      ...(attributes === undefined ? {} : { attributes }),
     };
     const run = this.#deps.pipeline().open(request, (ms) => this.#extendDeadline(ms));
     if (run === undefined) {

@@ -36,6 +36,8 @@ export interface ProcessingRequest {
   responseBody?: WireHttpBody;
   responseTrailers?: unknown;
   observabilityMode?: boolean;
+  /** The filter's request_attributes, on the request headers message: a Struct per filter name. */
+  attributes?: Record<string, WireStruct>;
 }
 
 type HeaderSendMode = "DEFAULT" | "SEND" | "SKIP";
@@ -107,6 +109,24 @@ export function decodeHeaders(wire: WireHttpHeaders | undefined): Map<string, st
     headers.set(key, previous === undefined ? value : `${previous}, ${value}`);
   }
   return headers;
+}
+
+/**
+ * Envoy's request attributes as plain values: every filter's struct merged (keyed by attribute
+ * path), scalars as strings; structured values (route metadata) are not read. Undefined when Envoy
+ * sent none.
+ */
+export function decodeAttributes(attributes: Record<string, WireStruct> | undefined): Map<string, string> | undefined {
+  if (attributes === undefined) return undefined;
+  const values = new Map<string, string>();
+  for (const struct of Object.values(attributes)) {
+    for (const [name, value] of Object.entries(struct.fields ?? {})) {
+      if ("stringValue" in value) values.set(name, value.stringValue);
+      else if ("numberValue" in value) values.set(name, String(value.numberValue));
+      else if ("boolValue" in value) values.set(name, String(value.boolValue));
+    }
+  }
+  return values.size === 0 ? undefined : values;
 }
 
 export function headerMutation(

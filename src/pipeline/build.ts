@@ -7,6 +7,7 @@
 // complexity, whose tier (a label of its timings) is set at the request. Budget sits after cache (a
 // cached answer costs the tenant nothing) and before admission (a request over its tenant's budget
 // never takes the upstream's), and after usage, whose reported tokens it counts at the end.
+// Identity (tenant and priority class) is not a stage: the runner derives it before any stage starts.
 // Each stage gets its own sections only; this is the one place that sees them all side by side.
 import type { CompiledContracts } from "../contracts/compile.js";
 import type { ContractsSection, RouteContract } from "../contracts/config.js";
@@ -21,6 +22,8 @@ import { type CacheStage, createCacheStage } from "./cache/stage.js";
 import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
+import type { IdentityConfig, RouteIdentityConfig } from "./identity/config.js";
+import { createIdentify } from "./identity/identify.js";
 import type { MaintenanceConfig } from "./maintenance/config.js";
 import { createMaintenanceStage } from "./maintenance/stage.js";
 import { Pipeline, type PipelineDeps, type PipelineRouteRef } from "./pipeline.js";
@@ -36,6 +39,7 @@ export interface PipelineRoute extends PipelineRouteRef {
   readonly budget: RouteBudgetConfig;
   readonly contract?: RouteContract | undefined;
   readonly usage: RouteUsageConfig;
+  readonly identity: RouteIdentityConfig;
 }
 
 /** The parts of the guard's configuration the pipeline runs on (config/ validates and freezes them). */
@@ -47,6 +51,7 @@ export interface PipelineConfig {
   readonly budget: BudgetConfig;
   readonly contracts: ContractsSection;
   readonly usage: UsageConfig;
+  readonly identity: IdentityConfig;
   readonly envoy: { readonly messageTimeoutMs: number };
 }
 
@@ -90,6 +95,7 @@ export function stageConfigs(config: PipelineConfig) {
     },
     contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
     usage: { section: config.usage, routes: byRoute(routes, (route) => route.usage) },
+    identity: { section: config.identity, routes: byRoute(routes, (route) => route.identity) },
   };
 }
 
@@ -113,5 +119,6 @@ export function buildPipeline(
   const contractsStage =
     contracts === undefined ? undefined : createContractsStage(sections.contracts, deps, contracts);
   if (contractsStage !== undefined) stages.push(contractsStage);
-  return { pipeline: new Pipeline(config.routes, stages, deps), cache, contracts: contractsStage };
+  const identify = createIdentify(sections.identity, deps.registry);
+  return { pipeline: new Pipeline(config.routes, stages, deps, identify), cache, contracts: contractsStage };
 }

@@ -3,6 +3,8 @@
 import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
 import type { AnswerCode } from "./answer-catalogue.js";
+import { ANONYMOUS_TENANT, type Identify } from "./identity/identify.js";
+import { DEFAULT_PRIORITY } from "./identity/priority.js";
 import { type MatchableRoute, matchRoute } from "./routing/match.js";
 import type {
   ChunkStep,
@@ -224,30 +226,40 @@ export interface PipelineDeps {
   readonly now: () => number;
 }
 
+/** Who every request is when the pipeline has no identity configuration (tests of the runner alone). */
+const NO_IDENTITY: Identify = () => ({ tenant: ANONYMOUS_TENANT, priority: DEFAULT_PRIORITY });
+
 /** An immutable set of routes and stages; a config reload builds a new one. */
 export class Pipeline {
   readonly metrics: CoreMetrics;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #identify: Identify;
 
   constructor(
     readonly routes: readonly PipelineRouteRef[],
     readonly stages: readonly Stage[],
     deps: PipelineDeps,
+    identify: Identify = NO_IDENTITY,
   ) {
     this.metrics = deps.metrics;
     this.#log = deps.log;
     this.#now = deps.now;
+    this.#identify = identify;
   }
 
   /** Undefined when no route matches: the stream then passes the request through untouched. */
   open(request: RequestInfo, extendDeadline: (ms: number) => void): ExchangeRun | undefined {
     const route = matchRoute(this.routes, request);
     if (route === undefined) return undefined;
+    // Once, before any stage: every stage reads the same tenant and class.
+    const { tenant, priority } = this.#identify(request, route.name);
     const exchange: Exchange = {
       request,
       route: route.streaming === undefined ? { name: route.name } : { name: route.name, streaming: route.streaming },
       startedAt: this.#now(),
+      tenant,
+      priority,
       extendDeadline,
     };
     const runs: StartedRun[] = [];

@@ -1,6 +1,7 @@
 // The vocabulary every pipeline stage speaks. Stages see plain TypeScript values only:
 // the ext_proc wire format is translated in src/extproc and never leaks past it.
 import type { AnswerCode } from "./answer-catalogue.js";
+import type { Priority } from "./identity/priority.js";
 
 /** Header names are lower-case; repeated headers are joined with ", " (RFC 9110 list semantics). */
 export type HeaderMap = ReadonlyMap<string, string>;
@@ -16,6 +17,11 @@ export interface RequestInfo {
   readonly requestId: string;
   /** True when the request headers frame already ended the stream (no body follows). */
   readonly endOfStream: boolean;
+  /**
+   * The ext_proc request attributes Envoy sent (the filter's request_attributes: source.principal,
+   * xds.route_name, …), scalar values as strings; absent when Envoy sent none.
+   */
+  readonly attributes?: ReadonlyMap<string, string>;
 }
 
 export interface ResponseInfo {
@@ -157,8 +163,13 @@ export interface Exchange {
   completionTokens?: number;
   /** Result of the output-contract check on the response, when a contract is bound. */
   contract?: "passed" | "violated" | "skipped";
-  /** Tenant identity (hashed, never the raw credential) when a stage derived one. */
-  tenant?: string;
+  /**
+   * Tenant identity: a hash of the configured tenant source (never the raw credential), or
+   * "anonymous". Derived once, before any stage runs (identity/identify.ts).
+   */
+  readonly tenant: string;
+  /** Priority class, from the sources the operator trusts only; derived with the tenant. */
+  readonly priority: Priority;
   /**
    * Call before holding the current message longer than Envoy's message_timeout (admission
    * queueing): the stream asks Envoy to extend its timer (ProcessingResponse.override_message_timeout,

@@ -5,12 +5,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
 import { waitUntil } from "../../src/devstack/process.js";
-import { type Answer, defaultConfigWith, post, stackFor, upstreamServed } from "../helpers/e2e.js";
+import { type Answer, defaultConfigWith, postFrom, stackFor, upstreamServed } from "../helpers/e2e.js";
 
 const CHAT_PATH = "/v1/chat/completions";
 const BODY = { model: "demo", messages: [{ role: "user", content: "admission e2e" }] };
 /** Shorter than the time critical requests spend queued below: the guard must extend it. */
 const MESSAGE_TIMEOUT_MS = 300;
+/** The loopback address each class's clients send from. */
+const SOURCES = { critical: "127.0.0.2", standard: "127.0.0.4", sheddable: "127.0.0.3" } as const;
 
 t.test("admission through Envoy", async (t) => {
   const config = await defaultConfigWith({
@@ -24,6 +26,17 @@ t.test("admission through Envoy", async (t) => {
       },
       circuit: { windowMs: 2_000, buckets: 4, minRequests: 5, failureRatio: 0.5, openMs: 1_000, halfOpenProbes: 2 },
     },
+    // The class comes from the client's source address, which Envoy reports and the client cannot
+    // forge (a client's own x-guard-priority is stripped by Envoy).
+    identity: {
+      priority: {
+        rules: Object.entries(SOURCES).map(([priority, address]) => ({
+          attribute: "source.address",
+          prefix: `${address}:`,
+          priority,
+        })),
+      },
+    },
     routes: [{ name: "chat", match: { pathPrefix: CHAT_PATH }, admission: { enabled: true } }],
   });
   const stack = await stackFor(t, {
@@ -33,8 +46,8 @@ t.test("admission through Envoy", async (t) => {
   });
   const guard = stack.guard;
   if (guard === undefined) throw new Error("no guard");
-  const send = (priority: string, headers: Record<string, string> = {}): Promise<Answer> =>
-    post(`${stack.url}${CHAT_PATH}`, BODY, { "x-guard-priority": priority, ...headers }, 30_000);
+  const send = (priority: keyof typeof SOURCES, headers: Record<string, string> = {}): Promise<Answer> =>
+    postFrom(SOURCES[priority], `${stack.url}${CHAT_PATH}`, BODY, headers, 30_000);
 
   t.test("overload sheds sheddable traffic with 429 while critical requests pass", async (t) => {
     const sheddable = Array.from({ length: 20 }, () => send("sheddable"));

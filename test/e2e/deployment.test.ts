@@ -108,6 +108,14 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
     "/run/inference-guard/guard.sock",
   );
 
+  const hcm = envoy.static_resources.listeners[0].filter_chains[0].filters[0].typed_config as Doc;
+  const stripped = (mutations: Doc[]) => mutations.map((mutation) => mutation.remove);
+  t.same(
+    stripped(hcm.early_header_mutation_extensions[0].typed_config.mutations),
+    ["x-guard-tier", "x-envoy-upstream-rq-timeout-ms", "x-guard-priority"],
+    "a client's pool, upstream timeout and priority class are removed before any filter",
+  );
+
   // The EnvoyFilter's patches applied by hand to a minimal inbound listener, as istiod would.
   const filter = (await docs(join(PROJECT_ROOT, "deploy", "istio", "envoyfilter.yaml")))[0] as Doc;
   t.equal(filter.kind, "EnvoyFilter");
@@ -120,6 +128,12 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
     "inserted before the router",
   );
   const cluster = patches.find((patch) => patch.applyTo === "CLUSTER")?.patch.value as Doc;
+  // The MERGE into the connection manager: istiod merges its typed_config fields into the HCM's.
+  const hcmMerge = patches.find((patch) => patch.applyTo === "NETWORK_FILTER");
+  t.equal(hcmMerge?.patch.operation, "MERGE");
+  t.equal(hcmMerge?.match.listener.filterChain.filter.name, "envoy.filters.network.http_connection_manager");
+  const { "@type": _hcmType, ...hcmFields } = (hcmMerge?.patch.value.typed_config ?? {}) as Doc;
+  t.same(stripped(hcmFields.early_header_mutation_extensions[0].typed_config.mutations), ["x-guard-priority"]);
   const bootstrap = {
     static_resources: {
       listeners: [
@@ -135,6 +149,7 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
                     "@type":
                       "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     stat_prefix: "inbound",
+                    ...hcmFields,
                     route_config: {
                       virtual_hosts: [
                         {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import t from "tap";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { waitUntil } from "../../src/devstack/process.js";
-import { defaultConfigWith, post, stackFor } from "../helpers/e2e.js";
+import { defaultConfigWith, post, postFrom, stackFor } from "../helpers/e2e.js";
 import { ensureCommand, run } from "../helpers/system.js";
 
 const MARKER = `PROMPT-MARKER-${randomUUID()}`;
@@ -26,6 +26,8 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
       log: { level: "debug" },
       // A budget of one cost unit: one request in flight is enough to shed a sheddable one.
       admission: { limit: { initial: 1, min: 1, max: 1 }, classes: { sheddable: { maxWaitMs: 0 } } },
+      // Clients on 127.0.0.3 are sheddable: a source Envoy reports and the client cannot forge.
+      identity: { priority: { rules: [{ attribute: "source.address", prefix: "127.0.0.3:", priority: "sheddable" }] } },
     }),
   });
   const guard = stack.guard;
@@ -59,18 +61,14 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
   const slow = post(
     `${stack.url}/v1/predict/sentiment`,
     { text: `${MARKER} slow` },
-    { ...AUTH, "x-demo-latency-ms": "3000", "x-guard-priority": "critical" },
+    { ...AUTH, "x-demo-latency-ms": "3000" },
   );
   await waitUntil(
     "the slow request holds the budget",
     async () => /guard_admission_inflight_cost\{pool="sentiment"\} [1-9]/.test(await guard.metrics()),
     10_000,
   );
-  const shed = await post(
-    `${stack.url}/v1/predict/sentiment`,
-    { text: `${MARKER} shed me` },
-    { ...AUTH, "x-guard-priority": "sheddable" },
-  );
+  const shed = await postFrom("127.0.0.3", `${stack.url}/v1/predict/sentiment`, { text: `${MARKER} shed me` }, AUTH);
   t.equal(shed.status, 429);
   t.equal(shed.headers.get("x-guard-reason"), "shed.overload");
   t.equal((await slow).status, 200);

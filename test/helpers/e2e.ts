@@ -1,4 +1,5 @@
 // End-to-end helpers: a real Envoy + guard + demo models per test (src/devstack), torn down with the test.
+import * as http from "node:http";
 import type { Test } from "tap";
 import { loadGuardConfigObject, type Stack, type StackOptions, startStack } from "../../src/devstack/stack.js";
 
@@ -33,6 +34,46 @@ export async function post(
   });
   const text = await response.text();
   return { status: response.status, headers: response.headers, text };
+}
+
+/**
+ * A POST from a chosen loopback source address (e.g. 127.0.0.2): Envoy reports it to the guard as
+ * the source.address attribute, a source the client cannot forge (identity rules read it).
+ */
+export function postFrom(
+  localAddress: string,
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  timeoutMs = 10_000,
+): Promise<Answer> {
+  const payload = typeof body === "string" ? body : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      url,
+      {
+        method: "POST",
+        localAddress,
+        agent: false,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), ...headers },
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => {
+          const answerHeaders = new Headers();
+          for (const [name, value] of Object.entries(response.headers)) {
+            if (value !== undefined) answerHeaders.set(name, Array.isArray(value) ? value.join(", ") : value);
+          }
+          resolve({ status: response.statusCode ?? 0, headers: answerHeaders, text: Buffer.concat(chunks).toString() });
+        });
+        response.on("error", reject);
+      },
+    );
+    request.on("error", reject);
+    request.end(payload);
+  });
 }
 
 export interface SeenRequest {

@@ -2,7 +2,7 @@
 // per-route `routes[].admission` switch. Defaults make an empty config protect the upstream with an
 // adaptive budget; nothing here is a capacity number the operator has to guess.
 import { z } from "zod";
-import { headerName, labelName, optionalHeaderName } from "../../config-kit/primitives.js";
+import { headerName, labelName, movedKey } from "../../config-kit/primitives.js";
 
 const ratio = z.number().gt(0).lte(1);
 
@@ -116,10 +116,10 @@ const retriesSchema = z
 
 export const admissionSchema = z
   .strictObject({
-    /** Request header naming the priority class: critical | standard | sheddable. */
-    priorityHeader: headerName.default("x-guard-priority"),
-    /** Request header naming the tenant for fairness; "" uses the tenant another stage derived. */
-    tenantHeader: optionalHeaderName.default(""),
+    /** The class comes from identity (trusted sources only, once per request for every stage). */
+    priorityHeader: movedKey("identity.priority.header (believed only on routes with identity.trustClientPriority)"),
+    /** The tenant comes from identity, the same one the cache keys on. */
+    tenantHeader: movedKey("identity.tenant.header"),
     /** Cost of a request the complexity stage did not price. */
     defaultCost: z.number().positive().default(1),
     /** Deficit round robin quantum in cost units (per tenant per round, within a class). */

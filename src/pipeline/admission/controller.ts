@@ -173,9 +173,15 @@ export class AdmissionController {
     if (request.retry === true && !this.#retries.tryWithdraw(now)) return this.#shed("shed.retry_budget", 0);
     if (settings.maxWaitMs === 0) return this.#shed("shed.overload", 0);
     const queue = this.#queues[request.priority];
-    if (queue.length >= settings.maxQueue) return this.#shed("shed.queue_full", 0);
+    if (queue.length >= settings.maxQueue) {
+      // A full queue sheds from the tenant with the longest backlog, so a flood cannot crowd others out.
+      const evicted = queue.evictForTenant(request.tenant);
+      if (evicted === undefined) return this.#shed("shed.queue_full", 0);
+      evicted.cancelTimer();
+      evicted.settle(this.#shed("shed.queue_full", now - evicted.enqueuedAt));
+    }
     // Answer now what the queue would answer later anyway: a fast 429 beats a slow one.
-    if (this.#estimatedWaitMs(request.priority, charge) > settings.maxWaitMs) return this.#shed("shed.overload", 0);
+    if (this.#estimatedWaitMs(request, charge) > settings.maxWaitMs) return this.#shed("shed.overload", 0);
 
     const waiter: Waiter = {
       request,
@@ -340,12 +346,13 @@ export class AdmissionController {
     return latency === undefined ? undefined : this.#limiter.limit / latency;
   }
 
-  #estimatedWaitMs(priority: Priority, charge: number): number {
+  #estimatedWaitMs({ priority, tenant }: AdmissionRequest, charge: number): number {
     const drain = this.#drainPerMs();
     if (drain === undefined) return 0;
-    let ahead = 0;
+    // Within its class DRR serves the request after its tenant's own backlog, not everyone's.
+    let ahead = this.#queues[priority].costAhead(tenant, charge);
     for (const other of PRIORITIES) {
-      if (rank(other) <= rank(priority)) ahead += this.#queues[other].cost;
+      if (rank(other) < rank(priority)) ahead += this.#queues[other].cost;
     }
     const budget = this.#config.classes[priority].share * this.#limiter.limit;
     return Math.max(0, this.#inFlight + ahead + charge - budget) / drain;

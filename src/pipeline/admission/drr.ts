@@ -14,6 +14,10 @@ interface Lane<T> {
   deficit: number;
 }
 
+function laneCost(lane: Lane<DrrItem>): number {
+  return lane.items.reduce((sum, item) => sum + item.cost, 0);
+}
+
 export class DrrQueue<T extends DrrItem> {
   readonly #lanes = new Map<string, Lane<T>>();
   /** Tenants with waiting items, in round-robin order. */
@@ -97,6 +101,39 @@ export class DrrQueue<T extends DrrItem> {
     lane.items.shift();
     lane.deficit -= item.cost;
     this.#taken(item, lane);
+    return item;
+  }
+
+  /**
+   * Cost DRR serves before a new item of `cost` from `tenant` would be: its own tenant's queue, and
+   * of every other tenant's at most as much again (plus one quantum of rounding), since each round
+   * gives every backlogged tenant the same share. What a newcomer waits for, unlike the whole queue
+   * (a tenant flooding the queue must not make another tenant's wait look long).
+   */
+  costAhead(tenant: string, cost: number): number {
+    const own = this.#lanes.get(tenant);
+    const ownCost = own === undefined ? 0 : laneCost(own);
+    const others = ownCost + cost + this.quantum;
+    let ahead = ownCost;
+    for (const lane of this.#ring) if (lane !== own) ahead += Math.min(laneCost(lane), others);
+    return ahead;
+  }
+
+  /**
+   * Makes room for `tenant` in a full queue: removes and returns the newest (latest due) item of the
+   * tenant with the longest backlog, when that backlog is longer than `tenant`'s would be with the new
+   * item. A full queue then sheds the tenant that filled it, not a tenant arriving with little queued
+   * (longest-queue drop, as fair queueing does with its buffers). Undefined: `tenant` holds the
+   * longest backlog itself, and the new item is the one to refuse.
+   */
+  evictForTenant(tenant: string): T | undefined {
+    const ownLength = (this.#lanes.get(tenant)?.items.length ?? 0) + 1;
+    let longest: Lane<T> | undefined;
+    for (const lane of this.#ring) if (lane.items.length > (longest?.items.length ?? ownLength)) longest = lane;
+    const item = longest?.items.at(-1);
+    if (longest === undefined || item === undefined) return undefined;
+    longest.items.pop();
+    this.#taken(item, longest);
     return item;
   }
 

@@ -116,7 +116,7 @@ export function createAdmissionMetrics(
     }),
     badInput: new Counter({
       name: "guard_admission_bad_input_total",
-      help: "Admission inputs replaced by a default: unknown_priority (→ standard), invalid_cost (→ admission.defaultCost)",
+      help: "Admission inputs replaced by a default: invalid_cost (→ admission.defaultCost); an unknown class is guard_identity_ignored_total",
       labelNames: ["kind"],
       registers,
     }),

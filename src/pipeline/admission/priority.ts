@@ -1,26 +1,10 @@
-// Priority classes, highest first. The order of PRIORITIES is the shedding order reversed.
+// Priority classes as admission orders them. The vocabulary is shared (identity derives each
+// request's class once, before any stage runs); admission only compares classes.
+import { PRIORITIES, type Priority } from "../identity/priority.js";
 
-export const PRIORITIES = ["critical", "standard", "sheddable"] as const;
-export type Priority = (typeof PRIORITIES)[number];
-
-export const DEFAULT_PRIORITY: Priority = "standard";
+export { PRIORITIES, type Priority } from "../identity/priority.js";
 
 /** Lower number = more important; used to compare classes. */
 export function rank(priority: Priority): number {
   return PRIORITIES.indexOf(priority);
-}
-
-export type PriorityParse =
-  | { readonly priority: Priority; readonly fallback?: undefined }
-  | { readonly priority: Priority; readonly fallback: "unknown" };
-
-/**
- * Absent header → standard. An unknown value also becomes standard rather than an error: a typo
- * must neither promote a request to critical nor get it shed first; it is counted instead.
- */
-export function parsePriority(raw: string | undefined): PriorityParse {
-  if (raw === undefined) return { priority: DEFAULT_PRIORITY };
-  const value = raw.trim().toLowerCase();
-  if ((PRIORITIES as readonly string[]).includes(value)) return { priority: value as Priority };
-  return { priority: DEFAULT_PRIORITY, fallback: "unknown" };
 }

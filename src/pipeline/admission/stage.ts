@@ -21,7 +21,7 @@ import { completionFrom, upstreamServiceMs } from "./completion.js";
 import { type AdmissionConfig, DEADLINE_MARGIN_MS, type RouteAdmissionConfig } from "./config.js";
 import { AdmissionController, type Decision, type Queued, type Scheduler, type Ticket } from "./controller.js";
 import { type AdmissionMetrics, createAdmissionMetrics } from "./metrics.js";
-import { type Priority, parsePriority } from "./priority.js";
+import type { Priority } from "./priority.js";
 import { shedReply } from "./reply.js";
 
 export interface AdmissionStageDeps extends StageDeps {
@@ -158,9 +158,7 @@ class AdmissionRun implements StageRun {
     readonly metrics: AdmissionMetrics,
     readonly decisions: DecisionLog,
   ) {
-    const parsed = parsePriority(exchange.request.headers.get(settings.priorityHeader));
-    if (parsed.fallback !== undefined) metrics.badInput.inc({ kind: "unknown_priority" });
-    this.#priority = parsed.priority;
+    this.#priority = exchange.priority;
   }
 
   onRequestHeaders(): Step | Promise<Step> {
@@ -300,8 +298,6 @@ class AdmissionRun implements StageRun {
   }
 
   #tenant(): string {
-    const header = this.settings.tenantHeader;
-    const fromHeader = header === "" ? undefined : this.exchange.request.headers.get(header);
-    return fromHeader ?? this.exchange.tenant ?? "";
+    return this.exchange.tenant;
   }
 }

@@ -25,7 +25,6 @@ export interface BudgetStage extends Stage {
 const TENANT_LABELS = 10;
 /** Tenant ids are hashes: a prefix tells them apart on a dashboard. */
 const TENANT_LABEL_LENGTH = 12;
-const ANONYMOUS = "anonymous";
 
 interface BudgetMetrics {
   readonly requests: Counter<"route" | "tenant" | "result" | "source">;
@@ -130,7 +129,7 @@ class BudgetRun implements StageRun {
     readonly ledger: BudgetLedger,
     readonly metrics: BudgetMetrics,
   ) {
-    const tenant = exchange.tenant ?? ANONYMOUS;
+    const tenant = exchange.tenant;
     this.#key = `${budget.pool ?? exchange.route.name}:${tenant}`;
     this.#tenantLabel = metrics.tenantLabel.value(tenant);
   }

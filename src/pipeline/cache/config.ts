@@ -1,7 +1,7 @@
 // Response cache configuration: one top-level section (memory bound, optional shared Redis tier)
 // and one per-route section (what is cacheable on that route and for how long).
 import { z } from "zod";
-import { headerName, optionalHeaderName } from "../../config-kit/primitives.js";
+import { headerName, movedKey, optionalHeaderName } from "../../config-kit/primitives.js";
 import { sharedRedisFields } from "../../config-kit/redis.js";
 
 const MIB = 1024 * 1024;
@@ -57,8 +57,8 @@ export const routeCacheSchema = z
       .default(1 * MIB),
     /** Top-level JSON body fields that cannot change the output, left out of the key (never KEYED_FIELDS). */
     excludeFields: z.array(z.string().min(1)).default(["user", "metadata"]),
-    /** Header whose value (hashed, never stored raw) separates tenants; absent → "anonymous". */
-    tenantHeader: headerName.default("authorization"),
+    /** Tenants are separated by identity's tenant, the one admission's fairness uses too. */
+    tenantHeader: movedKey("identity.tenant.header (one tenant source for every route and stage)"),
     /** Request headers that select a different representation and so belong in the key. */
     varyHeaders: z.array(headerName).default(["accept-encoding"]),
     /** Response headers stored and replayed on a hit; everything else is dropped. */

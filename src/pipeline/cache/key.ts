@@ -2,9 +2,7 @@
 // entry only if nothing that can change the answer differs between them.
 import * as crypto from "node:crypto";
 import { NOT_JSON, parseJsonBody } from "../json-body.js";
-import type { HeaderMap, JsonValue } from "../types.js";
-
-export const ANONYMOUS_TENANT = "anonymous";
+import type { JsonValue } from "../types.js";
 
 /** The request after parsing: JSON bodies are compared by meaning, anything else byte for byte. */
 export type ParsedBody =
@@ -77,17 +75,11 @@ function sha256(data: string): string {
     : oneShotHash("sha256", data, "base64url");
 }
 
-/** Tenant identity from a credential-bearing header: a hash, so the credential itself is never kept. */
-export function tenantOf(headers: HeaderMap, tenantHeader: string): string {
-  const raw = headers.get(tenantHeader);
-  if (raw === undefined || raw === "") return ANONYMOUS_TENANT;
-  return sha256(`tenant\0${raw}`);
-}
-
 export interface KeyInput {
   readonly route: string;
   readonly method: string;
   readonly path: string;
+  /** The exchange's tenant (identity: a hash, or "anonymous"). */
   readonly tenant: string;
   /** Values of the route's vary headers, in configured order ("" when absent). */
   readonly vary: readonly string[];

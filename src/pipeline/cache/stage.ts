@@ -20,7 +20,7 @@ import {
 } from "../types.js";
 import type { CacheSettings, RouteCacheConfig } from "./config.js";
 import { allowListed } from "./entry.js";
-import { parseBody, requestDigest, tenantOf } from "./key.js";
+import { parseBody, requestDigest } from "./key.js";
 import type { CacheHit } from "./local-tier.js";
 import { type CacheMetrics, createCacheMetrics } from "./metrics.js";
 import {
@@ -252,7 +252,7 @@ class CacheRun implements StageRun {
       route: this.#route,
       method: request.method,
       path: request.path,
-      tenant: tenantOf(request.headers, config.tenantHeader),
+      tenant: this.exchange.tenant,
       vary: config.varyHeaders.map((name) => request.headers.get(name) ?? ""),
       body,
       excludeFields: this.settings.excludeFields,

@@ -14,6 +14,8 @@ function exchange(values: Pick<Exchange, "cost" | "outputPricing" | "completionT
     },
     route: { name: "chat" },
     startedAt: 0,
+    tenant: "anonymous",
+    priority: "standard",
     extendDeadline: () => undefined,
   };
   return Object.assign(value, values);

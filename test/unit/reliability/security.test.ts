@@ -54,7 +54,7 @@ t.test("unknown keys are refused below the top level, with their path", async (t
     {
       path: "listn",
       message:
-        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, cache, admission, budget, contracts, usage, routes)",
+        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, cache, admission, budget, contracts, usage, identity, routes)",
     },
   ]);
   const cases: [string, string][] = [

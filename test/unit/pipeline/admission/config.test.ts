@@ -5,7 +5,6 @@ import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
 
 t.test("an empty config gets working defaults", async (t) => {
   const config = configSchema.parse({ routes: [{ name: "chat", match: {} }] });
-  t.equal(config.admission.priorityHeader, "x-guard-priority");
   t.equal(config.admission.limit.targetRatio, 1.8);
   t.same(
     [

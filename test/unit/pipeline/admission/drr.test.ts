@@ -80,3 +80,27 @@ t.test("within a tenant, earliest dueAt first; equal dueAt in arrival order", as
   for (let item = queue.shift(); item !== undefined; item = queue.shift()) order.push(item.id);
   t.same(order, ["first-at-10", "second-at-10", "late", "latest"]);
 });
+
+t.test("cost ahead of a newcomer: its own tenant's backlog, and as much again of each other's", async (t) => {
+  const queue = new DrrQueue<Item>(1);
+  for (let i = 0; i < 100; i++) queue.push({ cost: 1, tenant: "flood", id: `f${i}`, dueAt: 0 });
+  queue.push({ cost: 1, tenant: "b", id: "b0", dueAt: 0 });
+  t.equal(queue.cost, 101);
+  t.equal(queue.costAhead("c", 1), 1 + 2, "a new tenant: b's item and two of the flood's");
+  t.equal(queue.costAhead("b", 1), 1 + 3, "b's own item, then as much again of the flood's");
+  t.equal(queue.costAhead("flood", 1), 100 + 1, "the flooding tenant waits behind its own backlog");
+});
+
+t.test("a full queue makes room from the longest backlog, never from a shorter one", async (t) => {
+  const queue = new DrrQueue<Item>(1);
+  for (let i = 0; i < 3; i++) queue.push({ cost: 1, tenant: "flood", id: `f${i}`, dueAt: i });
+  queue.push({ cost: 1, tenant: "b", id: "b0", dueAt: 0 });
+  t.equal(queue.evictForTenant("c")?.id, "f2", "a newcomer displaces the flood's latest item");
+  t.equal(queue.length, 3);
+  t.equal(queue.cost, 3);
+  t.equal(queue.evictForTenant("b"), undefined, "b's second item would tie the flood's two: refuse it instead");
+  t.equal(queue.evictForTenant("flood"), undefined, "the longest backlog is refused its own new item");
+  t.equal(queue.evictForTenant("c")?.id, "f1", "another newcomer: the flood's two are still the longest");
+  t.equal(queue.evictForTenant("c"), undefined, "no backlog is longer than the newcomer's would be");
+  t.same([queue.shift()?.id, queue.shift()?.id, queue.shift()], ["f0", "b0", undefined]);
+});

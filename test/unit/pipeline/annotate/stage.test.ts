@@ -14,6 +14,8 @@ function exchange(route: string): Exchange {
     },
     route: { name: route },
     startedAt: 0,
+    tenant: "anonymous",
+    priority: "standard",
     extendDeadline: () => {},
   };
 }

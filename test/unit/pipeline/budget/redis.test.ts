@@ -50,6 +50,7 @@ async function send(side: Sidecar, tenant: string, completionTokens?: number): P
     route: { name: "chat" },
     startedAt: 0,
     tenant,
+    priority: "standard",
     promptTokens: 100,
     extendDeadline: () => undefined,
     ...(completionTokens === undefined ? {} : { completionTokens }),

@@ -22,7 +22,7 @@ function setup(budget: Record<string, unknown>) {
     now: () => 0,
     wallClock: () => wall,
   });
-  const exchange = (tenant: string | undefined, extra: Partial<Exchange> = {}): Exchange => ({
+  const exchange = (tenant: string, extra: Partial<Exchange> = {}): Exchange => ({
     request: {
       method: "POST",
       path: "/v1/chat/completions",
@@ -33,7 +33,8 @@ function setup(budget: Record<string, unknown>) {
     },
     route: { name: "chat" },
     startedAt: 0,
-    ...(tenant === undefined ? {} : { tenant }),
+    tenant,
+    priority: "standard",
     extendDeadline: () => undefined,
     ...extra,
   });
@@ -116,10 +117,10 @@ t.test("a guard answer or a failed call costs no completion tokens", async (t) =
 
 t.test("waits for the body when the prompt is priced there; untouched routes get no run", async (t) => {
   const { stage, exchange } = setup({ tokensPerMinute: 1_000 });
-  const run = stage.start(exchange(undefined, { costAwaitsBody: true }));
+  const run = stage.start(exchange("anonymous", { costAwaitsBody: true }));
   t.same(run?.onRequestHeaders?.(), { type: "continue", needs: { requestBody: true, responseHeaders: true } });
   t.equal((await run?.onRequestBody?.(new Uint8Array()))?.type, "continue");
-  t.equal(stage.ledger.windows.usage("chat:anonymous").requests, 1, "no tenant: the anonymous one");
+  t.equal(stage.ledger.windows.usage("chat:anonymous").requests, 1, "keyed by the exchange's tenant");
   t.equal(stage.start(exchange("alice", { route: { name: "free" } })), undefined);
 });
 

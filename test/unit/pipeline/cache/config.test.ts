@@ -9,7 +9,6 @@ t.test("an empty config has a working, disabled cache", async (t) => {
   t.equal(config.cache.redis.timeoutMs, 30);
   const route = config.routes[0]?.cache;
   t.equal(route?.enabled, false);
-  t.equal(route?.tenantHeader, "authorization");
   t.same(route?.excludeFields, ["user", "metadata"]);
   const enabled = parseConfig("routes: [{ name: chat, cache: { enabled: true } }]");
   t.ok(enabled.ok, "an enabled cache on defaults passes every check");

@@ -4,6 +4,7 @@ import { Registry } from "prom-client";
 import { configSchema, type GuardConfig } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
+import { tenantOf } from "../../../../src/pipeline/identity/identify.js";
 import type { ChunkStep, Exchange, ResponseInfo, StageRun, Step } from "../../../../src/pipeline/types.js";
 import { registrySum } from "../../../helpers/registry-metrics.js";
 import { VirtualTime } from "../../../helpers/virtual-time.js";
@@ -23,17 +24,21 @@ export interface RequestSpec {
 
 export function fakeExchange(spec: RequestSpec, startedAt = 0): FakeExchange {
   const deadlineExtensions: number[] = [];
+  const request = {
+    method: spec.method ?? "POST",
+    path: spec.path ?? "/v1/chat/completions",
+    authority: "model.local",
+    headers: new Map(Object.entries({ authorization: "Bearer tenant-a", ...spec.headers })),
+    requestId: "req-1",
+    endOfStream: spec.body === undefined,
+  };
   return {
-    request: {
-      method: spec.method ?? "POST",
-      path: spec.path ?? "/v1/chat/completions",
-      authority: "model.local",
-      headers: new Map(Object.entries({ authorization: "Bearer tenant-a", ...spec.headers })),
-      requestId: "req-1",
-      endOfStream: spec.body === undefined,
-    },
+    request,
     route: { name: spec.route ?? "chat" },
     startedAt,
+    // As the pipeline derives it with the default identity section: the hashed authorization.
+    tenant: tenantOf(request, { header: "authorization" }),
+    priority: "standard",
     deadlineExtensions,
     extendDeadline: (ms) => deadlineExtensions.push(ms),
   };

@@ -1,12 +1,10 @@
 import t from "tap";
 import {
-  ANONYMOUS_TENANT,
   canonicalJson,
   entryKey,
   type KeyInput,
   parseBody,
   requestDigest,
-  tenantOf,
 } from "../../../../src/pipeline/cache/key.js";
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text, "utf8"));
@@ -106,20 +104,6 @@ t.test("the epoch changes the final key", async (t) => {
   const digest = requestDigest(input("{}"));
   t.not(entryKey(digest, '["0","v1"]'), entryKey(digest, '["0","v2"]'));
   t.equal(entryKey(digest, '["0","v1"]'), entryKey(digest, '["0","v1"]'));
-});
-
-t.test("tenant is a hash of the configured header, never the credential", async (t) => {
-  const headers = new Map([
-    ["authorization", "Bearer sk-secret-123"],
-    ["x-tenant", "acme"],
-  ]);
-  const tenant = tenantOf(headers, "authorization");
-  t.notMatch(tenant, /sk-secret/);
-  t.equal(tenant, tenantOf(new Map([["authorization", "Bearer sk-secret-123"]]), "authorization"));
-  t.not(tenant, tenantOf(new Map([["authorization", "Bearer sk-other"]]), "authorization"));
-  t.not(tenantOf(headers, "x-tenant"), tenant, "the configured header decides");
-  t.equal(tenantOf(new Map(), "authorization"), ANONYMOUS_TENANT);
-  t.equal(tenantOf(new Map([["authorization", ""]]), "authorization"), ANONYMOUS_TENANT);
 });
 
 t.test("a body nested deeper than canonicalisation can walk is keyed byte for byte", async (t) => {

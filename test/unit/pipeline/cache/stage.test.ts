@@ -113,8 +113,8 @@ t.test("tenants never share entries", async (t) => {
     (await exchangeOnce(h, { body: PROMPT, headers: { authorization: "Bearer tenant-b" } })).request.type,
     "continue",
   );
-  const anonymous = fakeExchange({ body: PROMPT });
-  (anonymous.request.headers as Map<string, string>).delete("authorization");
+  // An empty credential is no credential: the anonymous tenant.
+  const anonymous = fakeExchange({ body: PROMPT, headers: { authorization: "" } });
   const run = h.stage.start(anonymous)!;
   t.equal((await requestPhase(run, anonymous, PROMPT)).type, "continue", "anonymous is its own tenant");
   run.onEnd?.({ answeredBy: "upstream", cancelled: true });

@@ -40,6 +40,8 @@ function exchange(route: string, path: string, headers: Record<string, string> =
     },
     route: { name: route },
     startedAt: 0,
+    tenant: "anonymous",
+    priority: "standard",
     extendDeadline: () => undefined,
   };
 }

@@ -66,6 +66,8 @@ t.test("the contracts stage records examples and logs one decision line with the
     },
     route: { name: "sentiment" },
     startedAt: 0,
+    tenant: "anonymous",
+    priority: "standard",
     extendDeadline: () => undefined,
   });
   await run?.onRequestHeaders?.();

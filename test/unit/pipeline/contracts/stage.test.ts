@@ -53,6 +53,8 @@ function exchange(
     },
     route: { name: route },
     startedAt: 0,
+    tenant: "anonymous",
+    priority: "standard",
     extendDeadline: () => undefined,
   };
 }

@@ -62,6 +62,8 @@ function setup(usage: Record<string, unknown> = {}, section: Record<string, unkn
           streaming: config.routes.find((route) => route.name === (options.route ?? "chat"))?.streaming ?? {},
         },
         startedAt: clock,
+        tenant: "anonymous",
+        priority: "standard",
         extendDeadline: () => {},
       };
       if (options.tier !== undefined) exchange.tier = options.tier;
