@@ -169,8 +169,10 @@ export class AdmissionController {
       return { kind: "admitted", ticket: this.#admit(request, charge, now, 0, false) };
     }
     // Past this point the request would wait: the upstream is saturated, and a retry adds to its
-    // work unless the budget covers it.
-    if (request.retry === true && !this.#retries.tryWithdraw(now)) return this.#shed("shed.retry_budget", 0);
+    // work unless the budget covers it. Critical traffic comes from trusted sources only (identity)
+    // and is kept whole before anything else: its retries are not rationed.
+    if (request.retry === true && request.priority !== "critical" && !this.#retries.tryWithdraw(now))
+      return this.#shed("shed.retry_budget", 0);
     if (settings.maxWaitMs === 0) return this.#shed("shed.overload", 0);
     const queue = this.#queues[request.priority];
     if (queue.length >= settings.maxQueue) {

@@ -70,6 +70,12 @@ export interface SimulationOptions {
    * failure and no latency sample: how timeouts were counted before censoring).
    */
   readonly upstreamTimeout?: { readonly factor: number; readonly floorMs: number; readonly as: "censored" | "failure" };
+  /**
+   * Clients that retry: a shed or timed-out attempt is sent again after delayMs (0: at once), up to
+   * max times, marked as a retry (as the OpenAI SDKs mark theirs) unless `marked` is false. A
+   * logical request is good when one of its attempts answers within the SLO of its first arrival.
+   */
+  readonly retries?: { readonly max: number; readonly delayMs: number; readonly marked: boolean };
   /** Interval of the limit trace. */
   readonly traceEveryMs?: number;
 }
@@ -128,6 +134,8 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const shedByReason: Record<string, number> = {};
   const trace: TracePoint[] = [];
   let goodWork = 0;
+  let attempts = 0;
+  let upstreamAttempts = 0;
   let capacityIntegral = 0;
 
   let load = 0;
@@ -162,19 +170,38 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
     return draw < mix.critical + mix.standard ? "standard" : "sheddable";
   };
 
-  const arrive = (): void => {
-    const arrivedAt = clock.nowMs;
-    const measured = arrivedAt >= measureFrom && arrivedAt < measureTo;
-    const priority = drawPriority();
-    const cost = drawCost(random, costs);
-    const unloadedMs = serviceMs(cost, server, random);
-    const predictedLatencyMs = server.overheadMs + server.msPerCost * cost;
-    const tenant = `t${Math.floor(random() * tenants)}`;
+  interface Logical {
+    readonly arrivedAt: number;
+    readonly measured: boolean;
+    readonly priority: Priority;
+    readonly cost: number;
+    readonly unloadedMs: number;
+    readonly predictedLatencyMs: number;
+    readonly tenant: string;
+  }
+
+  const retries = options.retries;
+  const retryOrGiveUp = (request: Logical, attemptNumber: number, reason?: string): void => {
+    if (retries !== undefined && attemptNumber < retries.max) {
+      clock.schedule(retries.delayMs, () => send(request, attemptNumber + 1));
+      return;
+    }
+    // A last attempt that timed out was admitted (and is in the latencies), not shed.
+    if (!request.measured || reason === undefined) return;
+    const tally = tallies[request.priority];
+    tally.shed += 1;
+    tally.shedByReason[reason] = (tally.shedByReason[reason] ?? 0) + 1;
+    shedByReason[reason] = (shedByReason[reason] ?? 0) + 1;
+  };
+
+  const send = (request: Logical, attemptNumber: number): void => {
+    const { measured, priority, cost, unloadedMs, predictedLatencyMs, arrivedAt } = request;
     const tally = tallies[priority];
-    if (measured) tally.offered += 1;
+    if (measured) attempts += 1;
 
     const run = (ticket: Ticket | undefined): void => {
       if (measured) {
+        upstreamAttempts += 1;
         tally.admitted += 1;
         tally.waitedMs += ticket?.waitedMs ?? 0;
       }
@@ -195,6 +222,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
                     : { verdict: "failure" },
                 );
               if (measured) tally.latencies.push(clock.nowMs - arrivedAt);
+              retryOrGiveUp(request, attemptNumber);
             });
       model.start(cost, unloadedMs, clock.nowMs, () => {
         if (timedOut) return;
@@ -212,21 +240,28 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
       });
     };
     const settle = (decision: Decision): void => {
-      if (decision.kind === "admitted") {
-        run(decision.ticket);
-        return;
-      }
-      if (!measured) return;
-      tally.shed += 1;
-      tally.shedByReason[decision.reason] = (tally.shedByReason[decision.reason] ?? 0) + 1;
-      shedByReason[decision.reason] = (shedByReason[decision.reason] ?? 0) + 1;
+      if (decision.kind === "admitted") run(decision.ticket);
+      else retryOrGiveUp(request, attemptNumber, decision.reason);
     };
     if (!protect) {
       run(undefined);
       return;
     }
-    const attempt = controller.acquire({ cost, priority, tenant }, settle);
+    const retry = attemptNumber > 0 && retries?.marked === true;
+    const attempt = controller.acquire({ cost, priority, tenant: request.tenant, retry }, settle);
     if (attempt.kind !== "queued") settle(attempt);
+  };
+
+  const arrive = (): void => {
+    const arrivedAt = clock.nowMs;
+    const measured = arrivedAt >= measureFrom && arrivedAt < measureTo;
+    const priority = drawPriority();
+    const cost = drawCost(random, costs);
+    const unloadedMs = serviceMs(cost, server, random);
+    const predictedLatencyMs = server.overheadMs + server.msPerCost * cost;
+    const tenant = `t${Math.floor(random() * tenants)}`;
+    if (measured) tallies[priority].offered += 1;
+    send({ arrivedAt, measured, priority, cost, unloadedMs, predictedLatencyMs, tenant }, 0);
   };
 
   applyPhases();
@@ -292,6 +327,8 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
     goodputShare: goodputWorkMsPerSecond / ((capacity * capacityIntegral) / 1000 / measuredSeconds),
     classes,
     shedByReason,
+    attempts,
+    upstreamAttempts,
     trace,
   };
 }

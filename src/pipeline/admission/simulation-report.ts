@@ -44,6 +44,11 @@ export interface SimulationReport {
   /** Goodput ÷ the capacity available in the measurement window. */
   readonly goodputShare: number;
   readonly classes: Readonly<Record<Priority, ClassReport>>;
+  /** Logical requests given up after their last attempt was shed, by its reason. */
   readonly shedByReason: Readonly<Record<string, number>>;
+  /** Attempts clients sent (first attempts and retries) for the measured requests. */
+  readonly attempts: number;
+  /** Of those, attempts that reached the server: its work per logical request is the amplification. */
+  readonly upstreamAttempts: number;
   readonly trace: readonly TracePoint[];
 }

@@ -316,6 +316,9 @@ t.test(
     t.match(spent, { kind: "shed", reason: "shed.retry_budget" }, "no retry left: answered at once");
     t.equal(acquire("first", "standard").kind, "queued", "a first attempt still queues");
     t.equal(controller.queueLength("standard"), 2);
+    for (let i = 0; i < 2; i++) ticketOf(acquire(`critical${i}`, "critical"));
+    const critical = controller.acquire({ cost: 1, priority: "critical", tenant: "", retry: true }, () => undefined);
+    t.equal(critical.kind, "queued", "a critical retry is not rationed: it waits like a first attempt");
   },
 );
 

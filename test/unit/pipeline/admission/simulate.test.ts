@@ -271,3 +271,41 @@ t.test(
     }
   },
 );
+
+t.test(
+  "retry storm at 4x: immediate retries (3) never reach the upstream; the retry budget keeps critical",
+  async (t) => {
+    const storm = (retries: { max: number; delayMs: number; marked: boolean }, protect = true) =>
+      simulate(scenarios.steady(4, 60_000), {
+        measureFromMs: 20_000,
+        protect,
+        retries,
+        upstreamTimeout: { factor: 3, floorMs: 1_000, as: "censored" },
+      });
+    const offered = (report: ReturnType<typeof storm>) =>
+      report.classes.critical.offered + report.classes.standard.offered + report.classes.sheddable.offered;
+    const criticalGood = (report: ReturnType<typeof storm>) =>
+      report.classes.critical.good / report.classes.critical.offered;
+    const marked = storm({ max: 3, delayMs: 0, marked: true });
+    const unmarked = storm({ max: 3, delayMs: 0, marked: false });
+    const unprotected = storm({ max: 3, delayMs: 0, marked: true }, false);
+    const amplification = marked.upstreamAttempts / offered(marked);
+    t.ok(
+      marked.attempts / offered(marked) > 3,
+      `clients sent ${(marked.attempts / offered(marked)).toFixed(2)} attempts per request`,
+    );
+    t.ok(amplification <= 1.2, `upstream attempts per logical request ${amplification.toFixed(2)}`);
+    t.ok(
+      unprotected.upstreamAttempts / offered(unprotected) > 3,
+      `unprotected: ${(unprotected.upstreamAttempts / offered(unprotected)).toFixed(2)} per request`,
+    );
+    t.ok(
+      marked.goodputShare >= 0.9,
+      `goodput ${marked.goodputShare.toFixed(3)}; unprotected ${unprotected.goodputShare.toFixed(3)}`,
+    );
+    t.ok(
+      criticalGood(marked) > criticalGood(unmarked),
+      `critical within SLO ${criticalGood(marked).toFixed(3)} with marked retries, ${criticalGood(unmarked).toFixed(3)} unmarked`,
+    );
+  },
+);
