@@ -67,3 +67,19 @@ t.test("the estimate forgets: a new model version's shorter answers take over wi
     `${before.toFixed(1)} → ${estimate.tokens.toFixed(1)}`,
   );
 });
+
+t.test("a route whose answers run to their max_tokens expects a request to run to its own", async (t) => {
+  const estimate = new OutputEstimate({ ...config, minSamples: 10, memory: 50 }, 256);
+  const random = seededRandom(7);
+  for (let i = 0; i < 100; i++) {
+    const limit = 50 + Math.round(random() * 300);
+    estimate.learn({ generations: 1, limit }, limit);
+  }
+  t.ok(estimate.tokens < 350, `the mean of the cut answers: ${estimate.tokens.toFixed(0)}`);
+  t.equal(Math.round(estimate.expected({ generations: 1, limit: 925 })), 925, "expected at its max_tokens");
+  // Half of the answers end early at ~100 tokens: a request expects half of each.
+  for (let i = 0; i < 200; i++) estimate.learn({ generations: 1, limit: 1_000 }, i % 2 === 0 ? 1_000 : 100);
+  const expected = estimate.expected({ generations: 1, limit: 2_000 });
+  t.ok(expected > 900 && expected < 1_600, `between the mean and the limit: ${expected.toFixed(0)}`);
+  t.equal(estimate.expected({ generations: 1 }), estimate.tokens, "no max_tokens: the mean");
+});
