@@ -24,10 +24,11 @@ import {
   type UpstreamCounts,
   worstRuns,
 } from "./retry-report.js";
-import { sampleTelemetry } from "./telemetry.js";
-import { closedLoop, oneAtATime, openLoop } from "./traffic.js";
+import { guardClasses, sampleTelemetry } from "./telemetry.js";
+import { classRules, closedLoop, oneAtATime, openLoop } from "./traffic.js";
 import {
   type BenchRequest,
+  type Priority,
   type RetryScenario,
   requestFactory,
   type ServerModel,
@@ -61,8 +62,11 @@ async function stackOptions(
   if (variant === "none" || variant === "critical_only") return { withGuard: false, demoArgs: demo };
   if (variant === "adaptive_concurrency")
     return { withGuard: false, extraVariants: ["adaptive_concurrency"], demoArgs: demo };
-  // The embedded default config (its admission settings are the defaults), logging quietly.
-  const config = { ...(await loadGuardConfigObject()), log: { level: "warn" }, ...guardConfig };
+  // The embedded default config (its admission settings are the defaults), logging quietly, with
+  // rules giving each class's source address its class (traffic.ts: the only class a guard believes).
+  const defaults = await loadGuardConfigObject();
+  const identity = { ...(defaults.identity as Record<string, unknown> | undefined), priority: { rules: classRules() } };
+  const config = { ...defaults, log: { level: "warn" }, identity, ...guardConfig };
   return { guardConfig: config, demoArgs: demo };
 }
 
@@ -157,6 +161,7 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunRe
   const users: Record<string, number> = {};
   const unloaded: Partial<Record<Variant, UnloadedLatency>> = {};
   let capacity: Pick<Calibration, "capacityPerSecond" | "capacityWorkMsPerSecond"> | undefined;
+  let classes: Record<Priority, number> | null = null;
   for (const variant of options.variants) {
     const stack = await startStack(await stackOptions(variant, options.server, options.guardConfig ?? {}));
     const url = `${stack.url}${CHAT_PATH}`;
@@ -242,6 +247,7 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunRe
           }
         }
       }
+      if (stack.guard !== undefined) classes = guardClasses(await stack.guard.metrics());
     } finally {
       await stack.stop();
     }
@@ -252,6 +258,7 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunRe
     options: recorded,
     calibration: { ...(capacity ?? { capacityPerSecond: 0, capacityWorkMsPerSecond: 0 }), unloaded },
     points,
+    guardClasses: classes,
     retry: { users, worst: worstRuns(retryRuns), runs: retryRuns },
   };
 }

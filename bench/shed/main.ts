@@ -17,6 +17,7 @@ import {
   retryTargets,
   type ShedRunReport,
 } from "./retry-report.js";
+import { CLASS_SOURCES } from "./traffic.js";
 import { DEFAULT_OPTIONS, type Variant } from "./workload.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -97,6 +98,8 @@ function markdown(report: ShedRunReport): string {
     "",
     `Capacity ${report.calibration.capacityPerSecond} req/s. Closed-loop users (${JSON.stringify(report.retry.users)}), think ${retry.thinkMs} ms, attempt timeout ${retry.attemptTimeoutMs} ms, ${retry.scenarioMs / 1000} s per run, ${retry.repeats} run(s) per set-up and scenario; each cell is the worst run.`,
     "",
+    `Classes are sent from one loopback address each (critical ${CLASS_SOURCES.critical}, standard ${CLASS_SOURCES.standard}, sheddable ${CLASS_SOURCES.sheddable}) and given by the guard's identity rules on source.address; requests it classed so: ${JSON.stringify(report.guardClasses)}.`,
+    "",
     retryMarkdownTable(report.retry.worst),
     "",
   ].join("\n");
@@ -158,6 +161,7 @@ if (report.retry.runs.length > 0) writeFileSync(markdownFile, markdown(report));
 console.log(
   `capacity ${report.calibration.capacityPerSecond} req/s; unloaded p50/p99: ${JSON.stringify(report.calibration.unloaded)}`,
 );
+console.log(`guard's classes from source addresses: ${JSON.stringify(report.guardClasses)}`);
 console.log(formatTable(report));
 console.log("\nTargets (guard):");
 for (const line of targets(report)) console.log(`  ${line}`);

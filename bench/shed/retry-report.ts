@@ -4,7 +4,7 @@
 import { percentile } from "../../src/util/percentile.js";
 import { MAX_RETRIES, type WindowedSample } from "./clients.js";
 import { countOutcomes, round, type ShedReport, type Telemetry } from "./report.js";
-import { RETRY_POLICIES, type RetryPolicy, type RetryScenario, type Variant } from "./workload.js";
+import { type Priority, RETRY_POLICIES, type RetryPolicy, type RetryScenario, type Variant } from "./workload.js";
 
 export function scenarioName(scenario: RetryScenario): string {
   return `${scenario.policy}@${scenario.load}x${scenario.cpuHog === true ? "+hog" : ""}`;
@@ -23,6 +23,11 @@ export function parseScenario(text: string): RetryScenario {
 
 /** The whole `make bench-shed` report: the open-loop sweep and the retry scenarios of the same run. */
 export interface ShedRunReport extends ShedReport {
+  /**
+   * Requests the guard classed from their source address over its whole set-up (all points and
+   * runs), per class; null when no set-up had the guard.
+   */
+  readonly guardClasses: Readonly<Record<Priority, number>> | null;
   readonly retry: {
     /** Closed-loop users per scenario, the same in every set-up (sized from the first one's calibration). */
     readonly users: Readonly<Record<string, number>>;

@@ -85,3 +85,13 @@ export function sampleTelemetry(stack: Stack, capacity: number): () => Promise<T
     };
   };
 }
+
+/**
+ * Requests the guard classed from a verified source (identity rules on source.address), per class:
+ * proof the class mix reached it, since a client's own class header is stripped by Envoy.
+ */
+export function guardClasses(metrics: string): Record<Priority, number> {
+  const seen = (priority: Priority): number =>
+    metricSum(metrics, "guard_identity_priority_total", { priority, source: "rule" });
+  return { critical: seen("critical"), standard: seen("standard"), sheddable: seen("sheddable") };
+}

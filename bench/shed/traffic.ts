@@ -1,7 +1,82 @@
 // Sending the bench's requests: one timed request, and the loops that pace them (open loop at a
 // fixed rate, closed loop, one at a time). Retrying clients are in clients.ts.
+import { Agent, request as httpRequest } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BenchRequest, Priority } from "./workload.js";
+
+/**
+ * The loopback address each class's requests are sent from. Envoy strips a client's x-guard-priority
+ * (a client must not pick its own class), so the class travels the way production's does: as a
+ * source Envoy verifies and reports to the guard (source.address, mapped by identity rules, see
+ * `classRules`). Every set-up gets the same sources, so they still see identical traffic.
+ */
+export const CLASS_SOURCES: Readonly<Record<Priority, string>> = {
+  critical: "127.0.0.2",
+  standard: "127.0.0.4",
+  sheddable: "127.0.0.3",
+};
+
+/** The guard's identity rules giving each source address its class (Envoy reports it as "ip:port"). */
+export function classRules(): { attribute: string; prefix: string; priority: Priority }[] {
+  return Object.entries(CLASS_SOURCES).map(([priority, address]) => ({
+    attribute: "source.address",
+    prefix: `${address}:`,
+    priority: priority as Priority,
+  }));
+}
+
+/**
+ * One keep-alive pool per source address: connections are reused as fetch's are, and a connection
+ * only ever carries one class. Idle sockets are unref'd by the agent, so they keep no process alive.
+ */
+const agents = new Map<string, Agent>(
+  Object.values(CLASS_SOURCES).map((address) => [address, new Agent({ keepAlive: true, localAddress: address })]),
+);
+
+interface Answer {
+  readonly status: number;
+  readonly header: (name: string) => string | null;
+}
+
+/** A POST from `localAddress`'s pool, read to its end; rejects on transport errors and the timeout. */
+function post(
+  url: string,
+  localAddress: string,
+  body: string,
+  headers: Readonly<Record<string, string>>,
+  timeoutMs: number,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(
+      url,
+      {
+        method: "POST",
+        agent: agents.get(localAddress),
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers },
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (response) => {
+        response.on("data", () => undefined);
+        response.on("end", () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            header: (name) => {
+              const value = response.headers[name];
+              return value === undefined ? null : Array.isArray(value) ? value.join(", ") : value;
+            },
+          }),
+        );
+        response.on("error", reject);
+        // Cut mid-body (the timeout, a reset): no "end", and not always an "error" either.
+        response.on("close", () => {
+          if (!response.complete) reject(new Error("response cut short"));
+        });
+      },
+    );
+    outgoing.on("error", reject);
+    outgoing.end(body);
+  });
+}
 
 export interface Sample {
   readonly priority: Priority;
@@ -35,17 +110,11 @@ export async function send(
   let shedReason: string | null = null;
   let retryAfter: string | null = null;
   try {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-guard-priority": request.priority, ...headers },
-      body: request.body,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await response.arrayBuffer();
+    const response = await post(url, CLASS_SOURCES[request.priority], request.body, headers, timeoutMs);
     status = response.status;
-    fromModel = response.headers.get("x-demo-pool") !== null;
-    shedReason = response.headers.get("x-guard-reason");
-    retryAfter = response.headers.get("retry-after");
+    fromModel = response.header("x-demo-pool") !== null;
+    shedReason = response.header("x-guard-reason");
+    retryAfter = response.header("retry-after");
   } catch {
     status = 0;
   }
