@@ -105,19 +105,20 @@ export class GradientLimiter {
     const prediction = usePredicted ? sample.predictedLatencyMs : this.#own.predict(cost);
     const predicted = prediction === undefined ? undefined : Math.max(prediction, this.#config.noiseFloorMs);
     const floors = this.#floors[source];
-    if (sample.censored === true) {
+    // With no prediction yet, this sample is its own baseline.
+    const raw = predicted === undefined ? 1 : latency / predicted;
+    const censored = sample.censored === true;
+    if (censored) {
       const floor = floors.value;
-      if (predicted === undefined || floor === undefined || latency / predicted / floor <= 1) return undefined;
+      if (predicted === undefined || floor === undefined || raw / floor <= 1) return undefined;
     } else {
       this.#own.observe(cost, latency, sample.overlap);
+      floors.observe(raw, sample.overlap);
     }
     this.#meanLatencyMs =
       this.#meanLatencyMs === undefined
         ? latency
         : this.#meanLatencyMs + LATENCY_SMOOTHING * (latency - this.#meanLatencyMs);
-    // With no prediction yet, this sample is its own baseline.
-    const raw = predicted === undefined ? 1 : latency / predicted;
-    if (sample.censored !== true) floors.observe(raw, sample.overlap);
 
     const bucket = this.#window[source];
     bucket.rawSum += raw;
@@ -129,7 +130,7 @@ export class GradientLimiter {
     if (this.#windowSamples >= this.#config.minWindowSamples && now - this.#windowStart >= this.#windowLengthMs()) {
       this.#closeWindow(now, typicalCharge);
     }
-    return sample.censored === true ? undefined : ratio;
+    return censored ? undefined : ratio;
   }
 
   /** About one round trip: the effect of a limit change shows up in latency no sooner. */

@@ -9,6 +9,7 @@ import { responseStream } from "../response-shape.js";
 import type {
   ChunkStep,
   Exchange,
+  HeaderMap,
   Outcome,
   ResponseInfo,
   Stage,
@@ -18,7 +19,7 @@ import type {
   Step,
 } from "../types.js";
 import { completionFrom, upstreamServiceMs } from "./completion.js";
-import { type AdmissionConfig, DEADLINE_MARGIN_MS, type RouteAdmissionConfig } from "./config.js";
+import { type AdmissionConfig, DEADLINE_MARGIN_MS, type RetriesConfig, type RouteAdmissionConfig } from "./config.js";
 import { AdmissionController, type Decision, type Queued, type Scheduler, type Ticket } from "./controller.js";
 import { type AdmissionMetrics, createAdmissionMetrics } from "./metrics.js";
 import type { Priority } from "./priority.js";
@@ -32,7 +33,7 @@ export interface AdmissionStageDeps extends StageDeps {
 }
 
 export interface AdmissionStage extends Stage {
-  /** One controller per admission domain (see domainsOf), for admin endpoints and tests. */
+  /** One controller per admission domain (createAdmissionStage), for admin endpoints and tests. */
   readonly pools: ReadonlyMap<string, AdmissionController>;
 }
 
@@ -55,31 +56,6 @@ const WAIT_RESULT: Readonly<Record<string, string>> = {
   "shed.queue_timeout": "timeout",
   "shed.circuit_open": "circuit_open",
 };
-
-/** Where a route's requests are admitted: one domain, or one per tier (by tier name). */
-type RouteDomains =
-  | { readonly single: string }
-  | { readonly byTier: ReadonlyMap<string, string>; readonly first: string };
-
-/**
- * The admission domain of each enabled route: its pool (the route's own name unless the operator
- * groups routes), split per complexity tier when tiers reach their own clusters. A domain is one
- * upstream: its budget, queue and circuit answer for that upstream only.
- */
-export function domainsOf(config: AdmissionStageConfig): ReadonlyMap<string, RouteDomains> {
-  const domains = new Map<string, RouteDomains>();
-  for (const [route, { enabled, pool = route, splitTiers }] of config.routes) {
-    if (!enabled) continue;
-    const tiers = config.tiers.get(route) ?? [];
-    const [first] = tiers;
-    if (!splitTiers || first === undefined || tiers.length < 2) {
-      domains.set(route, { single: pool });
-      continue;
-    }
-    domains.set(route, { byTier: new Map(tiers.map((tier) => [tier, `${pool}/${tier}`])), first: `${pool}/${first}` });
-  }
-  return domains;
-}
 
 /** The domain a request is admitted in: its name (the `pool` label) and controller. */
 interface Domain {
@@ -106,15 +82,21 @@ export function createAdmissionStage(config: AdmissionStageConfig, deps: Admissi
     }
     return { name, controller };
   };
+  // A route's domain is its pool (the route's own name unless the operator groups routes), split
+  // per complexity tier when tiers reach their own clusters: a domain is one upstream, and its
+  // budget, queue and circuit answer for that upstream only.
   const routeDomains = new Map<string, DomainOfTier>();
-  for (const [route, domains] of domainsOf(config)) {
-    if ("single" in domains) {
-      const only = domain(domains.single);
+  for (const [route, { enabled, pool = route, splitTiers }] of config.routes) {
+    if (!enabled) continue;
+    const tiers = config.tiers.get(route) ?? [];
+    const [firstTier] = tiers;
+    if (!splitTiers || firstTier === undefined || tiers.length < 2) {
+      const only = domain(pool);
       routeDomains.set(route, () => only);
       continue;
     }
-    const byTier = new Map([...domains.byTier].map(([tier, name]) => [tier, domain(name)]));
-    const first = domain(domains.first);
+    const byTier = new Map(tiers.map((tier) => [tier, domain(`${pool}/${tier}`)]));
+    const first = domain(`${pool}/${firstTier}`);
     // A tiered route whose request was not priced (the complexity stage failed open) goes to the
     // first tier's cluster: Envoy's route table falls through to it without a tier header.
     routeDomains.set(route, (tier) => (tier === undefined ? undefined : byTier.get(tier)) ?? first);
@@ -147,8 +129,8 @@ type RunState =
 class AdmissionRun implements StageRun {
   #state: RunState = { kind: "waiting_for_request" };
   readonly #priority: Priority;
-  /** The client's retry of a call it sent before (set at admission). */
-  #retry = false;
+  /** The client's retry of a call it sent before (admission.retries.headers). */
+  readonly #retry: boolean;
 
   constructor(
     readonly exchange: Exchange,
@@ -159,6 +141,7 @@ class AdmissionRun implements StageRun {
     readonly decisions: DecisionLog,
   ) {
     this.#priority = exchange.priority;
+    this.#retry = isRetry(exchange.request.headers, settings.retries.headers);
   }
 
   onRequestHeaders(): Step | Promise<Step> {
@@ -229,7 +212,6 @@ class AdmissionRun implements StageRun {
     if (this.#state.kind !== "waiting_for_request") return { type: "continue" };
     // The tier is known by now (the complexity stage sets it at the same hook, earlier in line).
     const domain = this.domainOf(this.exchange.tier);
-    this.#retry = this.#isRetry();
     const request = { cost: this.#cost(), priority: this.#priority, tenant: this.#tenant(), retry: this.#retry };
     const attempt = domain.controller.acquire(request, (decision) => this.#settled(decision));
     if (attempt.kind !== "queued") return this.#stepFor(domain, attempt, 0);
@@ -288,16 +270,15 @@ class AdmissionRun implements StageRun {
     return this.settings.defaultCost;
   }
 
-  /** Whether a header says the client sent this call before (admission.retries.headers). */
-  #isRetry(): boolean {
-    const headers = this.exchange.request.headers;
-    return this.settings.retries.headers.some(({ name, firstAttempt }) => {
-      const value = Number(headers.get(name));
-      return Number.isInteger(value) && value > firstAttempt;
-    });
-  }
-
   #tenant(): string {
     return this.exchange.tenant;
   }
+}
+
+/** Whether a header says the client sent this call before. */
+function isRetry(headers: HeaderMap, retryHeaders: RetriesConfig["headers"]): boolean {
+  return retryHeaders.some(({ name, firstAttempt }) => {
+    const value = Number(headers.get(name));
+    return Number.isInteger(value) && value > firstAttempt;
+  });
 }
