@@ -16,7 +16,8 @@ export interface SharedRedisSettings {
 
 /** What the owning stage counts; `route` is undefined for connection-level failures. */
 export interface SharedRedisEvents<Op extends string> {
-  readonly call: (op: Op, seconds: number) => void;
+  /** Each call's duration, for owners that time them. */
+  readonly call?: (op: Op, seconds: number) => void;
   readonly failure: (op: Op | "connect", route: string | undefined) => void;
   readonly health: (up: boolean) => void;
 }
@@ -128,7 +129,7 @@ export class SharedRedis<Op extends string> {
       this.failed(op, route, error as Error);
       return undefined;
     } finally {
-      this.#deps.events.call(op, (this.#deps.now() - started) / 1000);
+      this.#deps.events.call?.(op, (this.#deps.now() - started) / 1000);
       this.#deps.timers.clear(timer);
       if (probe) this.#probing = false;
     }

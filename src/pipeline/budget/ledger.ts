@@ -4,9 +4,9 @@
 // always kept as well.
 import type { Logger } from "pino";
 import type { Timers } from "../../util/timers.js";
-import { SharedRedis } from "../shared-redis.js";
+import { SharedRedis, type SharedRedisEvents } from "../shared-redis.js";
 import type { BudgetConfig } from "./config.js";
-import { BudgetWindows, MINUTE_MS, type Usage } from "./window.js";
+import { BudgetWindows, minuteAt, type Usage } from "./window.js";
 
 export interface Limits {
   readonly requestsPerMinute?: number | undefined;
@@ -22,19 +22,18 @@ export interface Verdict {
   readonly source: "shared" | "local";
 }
 
-export type RedisOp = "connect" | "admit" | "tokens";
+/** The ledger's Redis calls (a failure may also be "connect"). */
+export type RedisOp = "admit" | "tokens";
 
 export interface LedgerDeps {
   readonly now: () => number;
   readonly wallClock: () => number;
   readonly log: Logger;
   readonly timers: Timers;
-  readonly redisCall: (op: RedisOp, seconds: number) => void;
-  readonly redisFailure: (op: RedisOp) => void;
-  readonly redisUp: (up: boolean) => void;
+  readonly redisEvents: SharedRedisEvents<RedisOp>;
 }
 
-/** The decision on a sliding minute's use, shared by both ledgers (the Lua script mirrors it). */
+/** The decision on this sidecar's own counts; ADMIT_SCRIPT makes the same one on the shared counts. */
 export function overOf(usage: Pick<Usage, "requests" | "tokens">, limits: Limits): Verdict["over"] {
   if (limits.requestsPerMinute !== undefined && usage.requests + 1 > limits.requestsPerMinute) return "requests";
   if (limits.tokensPerMinute !== undefined && usage.tokens >= limits.tokensPerMinute) return "tokens";
@@ -85,7 +84,7 @@ export class BudgetLedger {
               ...deps,
               purpose: "budget",
               fallback: "each sidecar counts its tenants' budgets alone",
-              events: { call: deps.redisCall, failure: deps.redisFailure, health: deps.redisUp },
+              events: deps.redisEvents,
             },
           );
   }
@@ -105,7 +104,7 @@ export class BudgetLedger {
     this.windows.add(key, 0, tokens);
     const redis = this.#redis;
     if (redis?.usable !== true) return;
-    const bucket = this.#bucketKey(key, Math.floor(this.#deps.wallClock() / MINUTE_MS));
+    const bucket = this.#bucketKey(key, minuteAt(this.#deps.wallClock()).minute);
     void redis.call(key, "tokens", () =>
       redis.client.pipeline().hincrbyfloat(bucket, "t", tokens).expire(bucket, BUCKET_TTL_SECONDS).exec(),
     );
@@ -127,16 +126,14 @@ export class BudgetLedger {
   ): Promise<{ usage: Usage; over: Verdict["over"] } | undefined> {
     const redis = this.#redis;
     if (redis === undefined) return undefined;
-    const now = this.#deps.wallClock();
-    const minute = Math.floor(now / MINUTE_MS);
-    const resetMs = (minute + 1) * MINUTE_MS - now;
+    const { minute, resetMs, previousWeight } = minuteAt(this.#deps.wallClock());
     const reply = await redis.call(key, "admit", () =>
       redis.client.eval(
         ADMIT_SCRIPT,
         2,
         this.#bucketKey(key, minute),
         this.#bucketKey(key, minute - 1),
-        String(resetMs / MINUTE_MS),
+        String(previousWeight),
         String(limits.requestsPerMinute ?? 0),
         String(limits.tokensPerMinute ?? 0),
         String(promptTokens),

@@ -100,9 +100,10 @@ export function createBudgetStage(
     wallClock: deps.wallClock ?? Date.now,
     log: deps.log,
     timers: realTimers,
-    redisCall: () => undefined,
-    redisFailure: (op) => redisErrors.inc({ op }),
-    redisUp: (up) => redisUp.set(up ? 1 : 0),
+    redisEvents: {
+      failure: (op) => redisErrors.inc({ op }),
+      health: (up) => redisUp.set(up ? 1 : 0),
+    },
   });
   return {
     name: "budget",

@@ -3,7 +3,21 @@
 // gateways use: exact under steady traffic, never more than one bucket off). Kept in process;
 // tenants idle for two minutes are forgotten, so memory follows the active tenants.
 
-export const MINUTE_MS = 60_000;
+const MINUTE_MS = 60_000;
+
+/** Where `now` (wall-clock ms) falls: its minute, the time left in it, the previous minute's weight. */
+export interface MinutePosition {
+  readonly minute: number;
+  readonly resetMs: number;
+  /** The share of the previous minute still inside the sliding minute ending now. */
+  readonly previousWeight: number;
+}
+
+export function minuteAt(now: number): MinutePosition {
+  const minute = Math.floor(now / MINUTE_MS);
+  const resetMs = (minute + 1) * MINUTE_MS - now;
+  return { minute, resetMs, previousWeight: resetMs / MINUTE_MS };
+}
 
 export interface Usage {
   readonly requests: number;
@@ -35,12 +49,9 @@ export class BudgetWindows {
   }
 
   usage(key: string): Usage {
-    const now = this.#now();
-    const minute = Math.floor(now / MINUTE_MS);
+    const { minute, resetMs, previousWeight } = minuteAt(this.#now());
     const buckets = this.#current(key, minute);
-    const resetMs = (minute + 1) * MINUTE_MS - now;
     if (buckets === undefined) return { requests: 0, tokens: 0, resetMs };
-    const previousWeight = resetMs / MINUTE_MS;
     return {
       requests: buckets.requests + buckets.previousRequests * previousWeight,
       tokens: buckets.tokens + buckets.previousTokens * previousWeight,
@@ -49,7 +60,7 @@ export class BudgetWindows {
   }
 
   add(key: string, requests: number, tokens: number): void {
-    const minute = Math.floor(this.#now() / MINUTE_MS);
+    const { minute } = minuteAt(this.#now());
     this.#sweep(minute);
     let buckets = this.#current(key, minute);
     if (buckets === undefined) {

@@ -7,7 +7,8 @@ import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
 import { type BudgetStage, createBudgetStage } from "../../../../src/pipeline/budget/stage.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
-import type { Exchange, Step } from "../../../../src/pipeline/types.js";
+import type { Step } from "../../../../src/pipeline/types.js";
+import { chatExchange } from "../../../helpers/exchange.js";
 import { startRedis } from "../../../helpers/redis.js";
 import { registrySum } from "../../../helpers/registry-metrics.js";
 
@@ -38,23 +39,12 @@ function sidecar(url: string, wallClock: () => number): Sidecar {
 }
 
 async function send(side: Sidecar, tenant: string, completionTokens?: number): Promise<Step> {
-  const exchange: Exchange = {
-    request: {
-      method: "POST",
-      path: "/v1/chat/completions",
-      authority: "m",
-      headers: new Map(),
-      requestId: "r",
-      endOfStream: true,
-    },
-    route: { name: "chat" },
-    startedAt: 0,
+  const exchange = chatExchange({
+    request: { ...chatExchange().request, endOfStream: true },
     tenant,
-    priority: "standard",
     promptTokens: 100,
-    extendDeadline: () => undefined,
     ...(completionTokens === undefined ? {} : { completionTokens }),
-  };
+  });
   const run = side.stage.start(exchange);
   const step = (await run?.onRequestHeaders?.()) as Step;
   run?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false });

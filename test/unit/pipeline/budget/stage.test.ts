@@ -5,6 +5,7 @@ import { configSchema } from "../../../../src/config/schema.js";
 import { createBudgetStage, resetDuration } from "../../../../src/pipeline/budget/stage.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import type { Exchange, Outcome, Step } from "../../../../src/pipeline/types.js";
+import { chatExchange } from "../../../helpers/exchange.js";
 import { registryValue } from "../../../helpers/registry-metrics.js";
 
 function setup(budget: Record<string, unknown>) {
@@ -22,22 +23,7 @@ function setup(budget: Record<string, unknown>) {
     now: () => 0,
     wallClock: () => wall,
   });
-  const exchange = (tenant: string, extra: Partial<Exchange> = {}): Exchange => ({
-    request: {
-      method: "POST",
-      path: "/v1/chat/completions",
-      authority: "model",
-      headers: new Map(),
-      requestId: "r",
-      endOfStream: false,
-    },
-    route: { name: "chat" },
-    startedAt: 0,
-    tenant,
-    priority: "standard",
-    extendDeadline: () => undefined,
-    ...extra,
-  });
+  const exchange = (tenant: string, extra: Partial<Exchange> = {}): Exchange => chatExchange({ tenant, ...extra });
   /** One whole exchange; returns its request step and the response headers the stage set. */
   const call = async (tenant: string, extra: Partial<Exchange> = {}, outcome?: Partial<Outcome>) => {
     const value = exchange(tenant, extra);
