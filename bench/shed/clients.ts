@@ -10,8 +10,8 @@ import type { BenchRequest, Priority, RetryPolicy } from "./workload.js";
 export const MAX_RETRIES = 3;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 8_000;
-/** A larger Retry-After is not waited for (the OpenAI SDK's bound): the client falls back to its own backoff. */
-const MAX_HONOURED_RETRY_AFTER_S = 60;
+/** A longer advertised wait is not waited for (the OpenAI SDK's bound): the client falls back to its own backoff. */
+const MAX_HONOURED_RETRY_AFTER_MS = 60_000;
 
 /** Overload answers and no answer at all (client timeout, reset): what clients retry. */
 export function retryable(status: number): boolean {
@@ -22,15 +22,14 @@ export function retryable(status: number): boolean {
 export function retryDelayMs(
   policy: RetryPolicy,
   retry: number,
-  retryAfterSeconds: number | null,
+  retryAfterMs: number | null,
   random: () => number,
 ): number {
   if (policy !== "backoff") return 0;
-  const jitter = random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (retry - 1));
-  // Retry-After is a floor; the jitter on top keeps clients shed together from returning together.
-  return retryAfterSeconds !== null && retryAfterSeconds <= MAX_HONOURED_RETRY_AFTER_S
-    ? retryAfterSeconds * 1000 + jitter
-    : jitter;
+  // As the OpenAI SDKs do: the advertised wait exactly (spreading clients is the server's job, and
+  // the guard jitters it), else their own exponential backoff with full jitter.
+  if (retryAfterMs !== null && retryAfterMs >= 0 && retryAfterMs < MAX_HONOURED_RETRY_AFTER_MS) return retryAfterMs;
+  return random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (retry - 1));
 }
 
 export interface LogicalSample {
@@ -62,7 +61,7 @@ export async function logicalRequest(
     });
     attempts.push(attempt);
     if (!retryable(attempt.status) || attempts.length > retries) break;
-    const wait = retryDelayMs(policy, attempts.length, attempt.retryAfterSeconds, random);
+    const wait = retryDelayMs(policy, attempts.length, attempt.retryAfterMs, random);
     if (wait > 0) await sleep(wait);
   }
   const ms = performance.now() - started;

@@ -6,6 +6,8 @@ import { MAX_RETRIES, type WindowedSample } from "./clients.js";
 import { countOutcomes, round, type ShedReport, type Telemetry } from "./report.js";
 import { type Priority, RETRY_POLICIES, type RetryPolicy, type RetryScenario, type Variant } from "./workload.js";
 
+const RETRY_AFTER_BUCKET_MS = 250;
+
 export function scenarioName(scenario: RetryScenario): string {
   return `${scenario.policy}@${scenario.load}x${scenario.cpuHog === true ? "+hog" : ""}`;
 }
@@ -90,13 +92,15 @@ export interface RetryRun {
   /** Attempts answered 503 because the guard's circuit was open. */
   readonly circuitOpenAnswers: number;
   readonly upstream5xx: number;
+  /** Shed attempts per class: who pays for the shedding. */
+  readonly shedByClass: Readonly<Record<string, number>>;
   readonly successP50Ms: number | null;
   /** p99 of successful logical requests, from their first attempt (backoff waits included). */
   readonly successP99Ms: number | null;
   /** Every attempt by status and shed reason, e.g. "200", "429 shed.overload", "0" (client timeout). */
   readonly attemptOutcomes: Readonly<Record<string, number>>;
-  /** The Retry-After values (seconds) the clients were sent, with their counts. */
-  readonly retryAfterSeconds: Readonly<Record<string, number>>;
+  /** The waits the clients were asked for (retry-after-ms, else Retry-After), in 250 ms buckets, with their counts. */
+  readonly retryAfterMs: Readonly<Record<string, number>>;
   readonly telemetry: Telemetry;
 }
 
@@ -127,10 +131,15 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
   const succeededInWindow = succeeded.filter(inWindow).length;
   const goodInWindow = samples.filter((sample) => sample.good && inWindow(sample)).length;
   const retryAfter: Record<string, number> = {};
-  for (const attempt of attempts)
-    if (attempt.retryAfterSeconds !== null)
-      retryAfter[attempt.retryAfterSeconds] = (retryAfter[attempt.retryAfterSeconds] ?? 0) + 1;
-  const shedAttempts = attempts.filter((attempt) => attempt.shed).length;
+  for (const attempt of attempts) {
+    if (attempt.retryAfterMs === null) continue;
+    const bucket = `≤${Math.ceil(attempt.retryAfterMs / RETRY_AFTER_BUCKET_MS) * RETRY_AFTER_BUCKET_MS}`;
+    retryAfter[bucket] = (retryAfter[bucket] ?? 0) + 1;
+  }
+  const shed = attempts.filter((attempt) => attempt.shed);
+  const shedAttempts = shed.length;
+  const shedByClass: Record<string, number> = {};
+  for (const attempt of shed) shedByClass[attempt.priority] = (shedByClass[attempt.priority] ?? 0) + 1;
   const successMs = succeeded.map((sample) => sample.ms);
   return {
     variant: input.variant,
@@ -159,13 +168,14 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
     clientAttemptsPerLogical: share(attempts.length, samples.length, 0),
     shedAttempts,
     shedShare: share(shedAttempts, attempts.length, 0),
+    shedByClass,
     own5xx: attempts.filter((attempt) => attempt.status >= 500 && !attempt.fromModel).length,
     circuitOpenAnswers: attempts.filter((attempt) => attempt.outcome.endsWith("circuit_open")).length,
     upstream5xx: upstream.errors,
     successP50Ms: round(percentile(successMs, 0.5)),
     successP99Ms: round(percentile(successMs, 0.99)),
     attemptOutcomes: countOutcomes(attempts),
-    retryAfterSeconds: retryAfter,
+    retryAfterMs: retryAfter,
     telemetry: input.telemetry,
   };
 }

@@ -93,8 +93,11 @@ export interface Sample {
   readonly outcome: string;
   /** Answered by the demo model (its x-demo-pool header), not by Envoy or the guard. */
   readonly fromModel: boolean;
-  /** The answer's Retry-After in seconds; null when absent or not a number of seconds. */
-  readonly retryAfterSeconds: number | null;
+  /**
+   * The wait the answer asks for, read as the OpenAI SDKs read it: retry-after-ms, else Retry-After
+   * in seconds; null when neither is a number.
+   */
+  readonly retryAfterMs: number | null;
 }
 
 export async function send(
@@ -108,13 +111,13 @@ export async function send(
   let status = 0;
   let fromModel = false;
   let shedReason: string | null = null;
-  let retryAfter: string | null = null;
+  let retryAfterMs: number | null = null;
   try {
     const response = await post(url, CLASS_SOURCES[request.priority], request.body, headers, timeoutMs);
     status = response.status;
     fromModel = response.header("x-demo-pool") !== null;
     shedReason = response.header("x-guard-reason");
-    retryAfter = response.header("retry-after");
+    retryAfterMs = advertisedWaitMs(response.header("retry-after-ms"), response.header("retry-after"));
   } catch {
     status = 0;
   }
@@ -129,8 +132,14 @@ export async function send(
     lagMs,
     outcome: shedReason === null ? String(status) : `${status} ${shedReason}`,
     fromModel,
-    retryAfterSeconds: retryAfter !== null && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : null,
+    retryAfterMs,
   };
+}
+
+function advertisedWaitMs(milliseconds: string | null, seconds: string | null): number | null {
+  const ms = milliseconds === null ? Number.NaN : Number.parseFloat(milliseconds);
+  if (!Number.isNaN(ms)) return ms;
+  return seconds !== null && /^\d+$/.test(seconds.trim()) ? Number(seconds) * 1_000 : null;
 }
 
 /**

@@ -50,8 +50,8 @@ export interface ShedBenchOptions {
 
 /**
  * How clients retry an attempt answered 429, 503, 504 or not at all (clients.ts). none: one attempt.
- * immediate: retry at once. backoff: exponential backoff with full jitter, or the answer's
- * Retry-After plus jitter when it has one (the OpenAI and AWS SDKs' behaviour).
+ * immediate: retry at once. backoff: the wait the answer asks for (retry-after-ms, else Retry-After)
+ * when it has one, as the OpenAI SDKs do, else exponential backoff with full jitter.
  */
 export type RetryPolicy = "none" | "backoff" | "immediate";
 export const RETRY_POLICIES: readonly RetryPolicy[] = ["none", "backoff", "immediate"];

@@ -34,7 +34,7 @@ function example(reply: Reply): string {
 
 export function renderAnswersDoc(): string {
   const shed = shedReply(
-    { reason: "shed.queue_full", retryAfterSeconds: 2 },
+    { reason: "shed.queue_full", retryAfterMs: 1_500 },
     "sheddable",
     answerFormatFor("/v1/chat/completions"),
   );
@@ -64,8 +64,9 @@ withheld response, a cache hit), the answer carries:
 - a **status** from the table below (the three with a setting named in the table can be set per route; the OpenAI \`type\` then follows the status: 429 \`rate_limit_error\`, other 4xx \`invalid_request_error\`, 5xx \`server_error\`);
 - the header **\`x-guard-reason: <code>\`**, the same code that labels \`guard_replies_total{reason}\`
   and appears as \`code\` in the body. Codes are stable: alerts, dashboards and clients match on them;
-- **\`Retry-After\`** (whole seconds) where the table says so, and \`cache-control: no-store\` on
-  every error answer (it describes this moment only);
+- **\`retry-after-ms\`** and **\`Retry-After\`** where the table says so: the same wait in
+  milliseconds (the OpenAI SDKs read it first) and rounded up to whole seconds (every other
+  client); and \`cache-control: no-store\` on every error answer (it describes this moment only);
 - **\`x-should-retry: false\`** where asking again would get the same answer (the table's
   x-should-retry column): the OpenAI SDKs retry 5xx answers twice by default, and honour this header
   instead, so a deterministic contract break is not generated three times for one call;

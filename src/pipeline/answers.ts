@@ -55,13 +55,18 @@ export type AnswerInput<C extends ErrorCode> = AnswerBase & {
    * object, or in the OpenAI `error` object. Never internals: nothing a client could not know.
    */
   readonly extensions: { readonly [M in Spec<C>["members"][number]]: JsonValue };
-} & (C extends RetryCode ? { readonly retryAfterSeconds: number } : { readonly retryAfterSeconds?: never }) &
+} & (C extends RetryCode ? { readonly retryAfterMs: number } : { readonly retryAfterMs?: never }) &
   (C extends ConfiguredStatusCode ? { readonly status?: number } : { readonly status?: never });
 
 /** The OpenAI `error.type` a status of the operator's choosing stands for, as the OpenAI API uses them. */
 function openAiTypeOf(status: number): ErrorAnswerSpec["openAiType"] {
   if (status === 429) return "rate_limit_error";
   return status < 500 ? "invalid_request_error" : "server_error";
+}
+
+/** Retry-After's whole seconds for a wait in ms: rounded up, so a client honouring it never comes back early. */
+export function retryAfterSeconds(retryAfterMs: number): number {
+  return Math.ceil(retryAfterMs / 1_000);
 }
 
 /** The guard's answer for `code`: status, body and headers in the request's shape. */
@@ -82,7 +87,12 @@ export function guardAnswer<C extends ErrorCode>(code: C, input: AnswerInput<C>)
     // The answer describes this moment only; no cache may serve it later.
     "cache-control": "no-store",
   };
-  if (input.retryAfterSeconds !== undefined) headers["retry-after"] = String(input.retryAfterSeconds);
+  if (input.retryAfterMs !== undefined) {
+    headers["retry-after"] = String(retryAfterSeconds(input.retryAfterMs));
+    // The OpenAI SDKs read retry-after-ms before retry-after: a sub-second wait stays sub-second
+    // instead of idling the client (and the upstream's freed capacity) until the next whole second.
+    headers["retry-after-ms"] = String(Math.round(input.retryAfterMs));
+  }
   if (!spec.retryable) headers["x-should-retry"] = "false";
   return { status, headers, body: JSON.stringify(body), reason: code };
 }

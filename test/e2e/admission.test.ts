@@ -19,10 +19,11 @@ t.test("admission through Envoy", async (t) => {
     envoy: { messageTimeoutMs: MESSAGE_TIMEOUT_MS },
     admission: {
       limit: { initial: 2, min: 2, max: 2 },
+      // Fixed waits (maxWaitLatencies far above any wait): the test times its queue against them.
       classes: {
-        critical: { maxWaitMs: 10_000 },
-        standard: { maxWaitMs: 200 },
-        sheddable: { maxWaitMs: 100, maxQueue: 4 },
+        critical: { maxWaitMs: 10_000, maxWaitLatencies: 1_000 },
+        standard: { maxWaitMs: 200, maxWaitLatencies: 1_000 },
+        sheddable: { maxWaitMs: 100, maxWaitLatencies: 1_000, maxQueue: 4 },
       },
       circuit: { windowMs: 2_000, buckets: 4, minRequests: 5, failureRatio: 0.5, openMs: 1_000, halfOpenProbes: 2 },
     },
@@ -78,11 +79,12 @@ t.test("admission through Envoy", async (t) => {
     for (const answer of shed) {
       t.equal(answer.status, 429);
       t.match(answer.headers.get("retry-after"), /^[1-9][0-9]*$/, "Retry-After in whole seconds");
+      t.match(answer.headers.get("retry-after-ms"), /^[1-9][0-9]*$/, "and the same wait in ms");
       t.match(answer.headers.get("x-guard-reason"), /^shed\.(overload|queue_full|queue_timeout)$/);
       t.equal(answer.headers.get("content-type"), "application/json", "an OpenAI endpoint: the OpenAI error shape");
       t.match(JSON.parse(answer.text), {
         error: {
-          message: /: a sheddable request was not admitted; retry after [1-9][0-9]* s$/,
+          message: /: a sheddable request was not admitted; retry after ([1-9][0-9]* ms|[1-9][0-9.]* s)$/,
           type: "rate_limit_error",
           code: answer.headers.get("x-guard-reason"),
           param: null,

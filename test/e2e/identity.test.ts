@@ -29,7 +29,8 @@ t.test("identity through Envoy", async (t) => {
       // A round of deficit round robin serves one request per backlogged tenant, as it does with
       // priced requests, whose costs dwarf the default quantum.
       drrQuantum: 1,
-      classes: { standard: { share: 1, maxWaitMs: 2_000, maxQueue: 1_000 } },
+      // A fixed 2 s wait (not a multiple of the 200 ms latency): every tenant stays backlogged.
+      classes: { standard: { share: 1, maxWaitMs: 2_000, maxWaitLatencies: 1_000, maxQueue: 1_000 } },
     },
     routes: [{ name: "chat", match: { pathPrefix: CHAT_PATH }, admission: { enabled: true } }],
   });

@@ -46,13 +46,23 @@ const limitSchema = z
   })
   .prefault({});
 
-function classSchema(defaults: { share: number; maxWaitMs: number; maxQueue: number }) {
+function classSchema(defaults: { share: number; maxWaitMs: number; maxWaitLatencies: number; maxQueue: number }) {
   return z
     .strictObject({
       /** Share of the budget this class may fill (counting every class's in-flight cost). */
       share: ratio.default(defaults.share),
-      /** Longest time a request of this class waits in the guard's queue; 0 disables queueing. */
+      /**
+       * Longest time a request of this class may wait in the guard's queue; 0 disables queueing.
+       * The deadline the guard asks of Envoy covers it.
+       */
       maxWaitMs: z.number().int().min(0).max(60_000).default(defaults.maxWaitMs),
+      /**
+       * The wait in units of the upstream's own recent latency, within maxWaitMs: a burst is worth
+       * waiting out when a slot frees within about one round trip, whether the model answers in 50 ms
+       * or 5 s. A fixed wait shorter than one round trip turned the bursts of traffic at exactly the
+       * upstream's capacity into 429s (docs/bench.md, backoff@1x).
+       */
+      maxWaitLatencies: z.number().gt(0).max(1_000).default(defaults.maxWaitLatencies),
       /** Most requests of this class waiting at once. */
       maxQueue: z.number().int().min(0).max(100_000).default(defaults.maxQueue),
     })
@@ -61,9 +71,9 @@ function classSchema(defaults: { share: number; maxWaitMs: number; maxQueue: num
 
 const classesSchema = z
   .strictObject({
-    critical: classSchema({ share: 1, maxWaitMs: 900, maxQueue: 256 }),
-    standard: classSchema({ share: 0.8, maxWaitMs: 150, maxQueue: 256 }),
-    sheddable: classSchema({ share: 0.6, maxWaitMs: 50, maxQueue: 64 }),
+    critical: classSchema({ share: 1, maxWaitMs: 900, maxWaitLatencies: 4, maxQueue: 256 }),
+    standard: classSchema({ share: 0.8, maxWaitMs: 600, maxWaitLatencies: 0.5, maxQueue: 256 }),
+    sheddable: classSchema({ share: 0.6, maxWaitMs: 300, maxWaitLatencies: 1, maxQueue: 64 }),
   })
   .prefault({});
 

@@ -2,14 +2,22 @@
 // with in-flight cost accounting. Pure logic on an injected clock and scheduler, so the stage (real
 // timers) and the simulation (virtual timers) drive the very same code.
 import { CircuitBreaker, type CircuitState, type Verdict } from "./circuit.js";
-import type { AdmissionConfig } from "./config.js";
+import type { AdmissionConfig, ClassesConfig } from "./config.js";
 import { DrrQueue } from "./drr.js";
 import { GradientLimiter } from "./limiter.js";
 import { PRIORITIES, type Priority, rank } from "./priority.js";
 import { RetryBudget } from "./retry-budget.js";
 
+type ClassSettings = ClassesConfig[Priority];
+
 /** Weight of the newest request in the typical cost behind the per-request charge. */
 const TYPICAL_COST_SMOOTHING = 0.02;
+
+/** Shortest Retry-After: a client told "now" would be back before anything changed. */
+const MIN_RETRY_AFTER_MS = 100;
+
+/** Retry-After before the pool has seen a single upstream latency. */
+const UNKNOWN_LATENCY_RETRY_MS = 1_000;
 
 /** Largest head start in the queue, as a share of the class's max wait (see #dueAt). */
 const MAX_HEAD_START = 0.5;
@@ -51,7 +59,8 @@ export type Decision =
       readonly kind: "shed";
       /** Its status and body come from the answers catalogue (src/pipeline/answers.ts). */
       readonly reason: ShedReason;
-      readonly retryAfterSeconds: number;
+      /** When a retry has a chance; answered as retry-after-ms and, rounded up, Retry-After. */
+      readonly retryAfterMs: number;
       readonly waitedMs: number;
     };
 
@@ -165,6 +174,7 @@ export class AdmissionController {
       return this.#shed("shed.circuit_open", 0, permit.retryAfterMs);
     }
     const settings = this.#config.classes[request.priority];
+    const maxWaitMs = this.#maxWaitMs(settings);
     if (!this.#higherOrEqualWaiting(request.priority) && this.#fits(charge, request.priority)) {
       return { kind: "admitted", ticket: this.#admit(request, charge, now, 0, false) };
     }
@@ -173,7 +183,7 @@ export class AdmissionController {
     // and is kept whole before anything else: its retries are not rationed.
     if (request.retry === true && request.priority !== "critical" && !this.#retries.tryWithdraw(now))
       return this.#shed("shed.retry_budget", 0);
-    if (settings.maxWaitMs === 0) return this.#shed("shed.overload", 0);
+    if (maxWaitMs === 0) return this.#shed("shed.overload", 0);
     const queue = this.#queues[request.priority];
     if (queue.length >= settings.maxQueue) {
       // A full queue sheds from the tenant with the longest backlog, so a flood cannot crowd others out.
@@ -183,26 +193,26 @@ export class AdmissionController {
       evicted.settle(this.#shed("shed.queue_full", now - evicted.enqueuedAt));
     }
     // Answer now what the queue would answer later anyway: a fast 429 beats a slow one.
-    if (this.#estimatedWaitMs(request, charge) > settings.maxWaitMs) return this.#shed("shed.overload", 0);
+    if (this.#estimatedWaitMs(request, charge) > maxWaitMs) return this.#shed("shed.overload", 0);
 
     const waiter: Waiter = {
       request,
       cost: charge,
       tenant: request.tenant,
       enqueuedAt: now,
-      dueAt: this.#dueAt(request.cost, now, settings.maxWaitMs),
+      dueAt: this.#dueAt(request.cost, now, maxWaitMs),
       settle: onSettled,
       cancelTimer: () => undefined,
     };
     queue.push(waiter);
-    waiter.cancelTimer = this.#deps.schedule(settings.maxWaitMs, () => {
+    waiter.cancelTimer = this.#deps.schedule(maxWaitMs, () => {
       if (!queue.remove(waiter)) return;
       const waited = this.#deps.now() - waiter.enqueuedAt;
       waiter.settle(this.#shed("shed.queue_timeout", waited));
     });
     return {
       kind: "queued",
-      maxWaitMs: settings.maxWaitMs,
+      maxWaitMs,
       cancel: () => {
         if (!queue.remove(waiter)) return undefined;
         waiter.cancelTimer();
@@ -297,6 +307,13 @@ export class AdmissionController {
     return this.#inFlight + charge <= this.#config.classes[priority].share * this.#limiter.limit;
   }
 
+  /** The class's wait now: maxWaitLatencies of the upstream's recent latency, at most maxWaitMs. */
+  /** The class's wait now: maxWaitLatencies of the upstream's recent latency, at most maxWaitMs. */
+  #maxWaitMs({ maxWaitMs, maxWaitLatencies }: ClassSettings): number {
+    const latency = this.#limiter.meanLatencyMs;
+    return latency === undefined ? maxWaitMs : Math.min(maxWaitMs, Math.ceil(maxWaitLatencies * latency));
+  }
+
   #higherOrEqualWaiting(priority: Priority): boolean {
     return PRIORITIES.some((other) => rank(other) <= rank(priority) && this.#queues[other].length > 0);
   }
@@ -361,14 +378,17 @@ export class AdmissionController {
   }
 
   #shed(reason: ShedReason, waitedMs: number, circuitRetryMs?: number): Decision {
-    const circuitOpen = reason === "shed.circuit_open";
-    const retryMs = circuitOpen ? (circuitRetryMs ?? this.#config.circuit.openMs) : this.#backlogDrainMs();
+    // Until something changes (the circuit lets probes through, the queue drains), then one upstream
+    // round trip for a probe or a request to finish: a retry any sooner is a wasted attempt.
+    const untilChange =
+      reason === "shed.circuit_open" ? (circuitRetryMs ?? this.#config.circuit.openMs) : this.#backlogDrainMs();
+    const retryMs = untilChange + (this.#limiter.meanLatencyMs ?? UNKNOWN_LATENCY_RETRY_MS);
     const spread = 1 + this.#config.retryAfterJitter * this.#random();
-    const retryAfterSeconds = Math.min(
-      this.#config.maxRetryAfterSeconds,
-      Math.ceil((Math.max(1_000, retryMs) * spread) / 1000),
+    const retryAfterMs = Math.min(
+      this.#config.maxRetryAfterSeconds * 1_000,
+      Math.max(MIN_RETRY_AFTER_MS, retryMs) * spread,
     );
-    return { kind: "shed", reason, retryAfterSeconds, waitedMs };
+    return { kind: "shed", reason, retryAfterMs, waitedMs };
   }
 
   /** Time for the upstream to work off everything queued now: when retrying has a chance. */

@@ -181,7 +181,7 @@ class AdmissionRun implements StageRun {
       // Nobody reads this answer (the stream is gone), but the held hook must not hang.
       state.resolve({
         type: "reply",
-        reply: shedReply({ reason: "shed.cancelled", retryAfterSeconds: 1 }, this.#priority, this.#format()),
+        reply: shedReply({ reason: "shed.cancelled", retryAfterMs: 1_000 }, this.#priority, this.#format()),
       });
       return;
     }

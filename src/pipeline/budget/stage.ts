@@ -4,9 +4,9 @@
 // request when admitted here, its prompt tokens (the complexity stage's estimate) then, and its
 // completion tokens when the exchange ends (as reported, else as estimated).
 import { Counter, Gauge, type Registry } from "prom-client";
-import { BoundedLabel } from "../../metrics/labels.js";
+import { TopLabel } from "../../metrics/labels.js";
 import { realTimers } from "../../util/timers.js";
-import { answerFormatFor, guardAnswer } from "../answers.js";
+import { answerFormatFor, guardAnswer, retryAfterSeconds } from "../answers.js";
 import type { Exchange, Outcome, Stage, StageConfig, StageDeps, StageRun, Step } from "../types.js";
 import type { BudgetConfig, RouteBudgetConfig } from "./config.js";
 import { BudgetLedger, type Verdict } from "./ledger.js";
@@ -21,7 +21,7 @@ export interface BudgetStage extends Stage {
   readonly ledger: BudgetLedger;
 }
 
-/** Tenants named in metric labels before the rest count as "other". */
+/** Tenants named in metric labels (the heaviest in the last minute); the rest count as "other". */
 const TENANT_LABELS = 10;
 /** Tenant ids are hashes: a prefix tells them apart on a dashboard. */
 const TENANT_LABEL_LENGTH = 12;
@@ -29,15 +29,15 @@ const TENANT_LABEL_LENGTH = 12;
 interface BudgetMetrics {
   readonly requests: Counter<"route" | "tenant" | "result" | "source">;
   readonly tokens: Counter<"route" | "tenant" | "kind">;
-  readonly tenantLabel: BoundedLabel;
+  readonly tenantLabel: TopLabel;
 }
 
-function createBudgetMetrics(registry: Registry): BudgetMetrics {
+function createBudgetMetrics(registry: Registry, ledger: BudgetLedger): BudgetMetrics {
   const registers = [registry];
   return {
     requests: new Counter({
       name: "guard_budget_requests_total",
-      help: "Requests on routes with a tenant budget, by route, tenant (the first 10 seen by a 12-character prefix of their hash; the rest are other), result (admitted, over_requests, over_tokens) and source of the decision (shared: Redis, local: this sidecar alone)",
+      help: "Requests on routes with a tenant budget, by route, tenant (the 10 heaviest of the last minute, by tokens and requests, as a 12-character prefix of their hash; the rest are other), result (admitted, over_requests, over_tokens) and source of the decision (shared: Redis, local: this sidecar alone)",
       labelNames: ["route", "tenant", "result", "source"],
       registers,
     }),
@@ -47,7 +47,10 @@ function createBudgetMetrics(registry: Registry): BudgetMetrics {
       labelNames: ["route", "tenant", "kind"],
       registers,
     }),
-    tenantLabel: new BoundedLabel(TENANT_LABELS, TENANT_LABEL_LENGTH),
+    tenantLabel: new TopLabel(TENANT_LABELS, TENANT_LABEL_LENGTH, (key) => {
+      const usage = ledger.windows.usage(key);
+      return usage.tokens + usage.requests;
+    }),
   };
 }
 
@@ -81,7 +84,6 @@ export function createBudgetStage(
   config: StageConfig<BudgetConfig, RouteBudgetConfig>,
   deps: BudgetStageDeps,
 ): BudgetStage {
-  const metrics = createBudgetMetrics(deps.registry);
   const registers = [deps.registry];
   const redisUp = new Gauge({
     name: "guard_budget_redis_up",
@@ -105,6 +107,7 @@ export function createBudgetStage(
       health: (up) => redisUp.set(up ? 1 : 0),
     },
   });
+  const metrics = createBudgetMetrics(deps.registry, ledger);
   return {
     name: "budget",
     ledger,
@@ -132,7 +135,7 @@ class BudgetRun implements StageRun {
   ) {
     const tenant = exchange.tenant;
     this.#key = `${budget.pool ?? exchange.route.name}:${tenant}`;
-    this.#tenantLabel = metrics.tenantLabel.value(tenant);
+    this.#tenantLabel = metrics.tenantLabel.value(this.#key, tenant);
   }
 
   onRequestHeaders(): Step | Promise<Step> {
@@ -183,13 +186,16 @@ class BudgetRun implements StageRun {
   #overReply({ over, usage }: Verdict) {
     const code = over === "requests" ? "budget.requests" : "budget.tokens";
     const limit = (over === "requests" ? this.budget.requestsPerMinute : this.budget.tokensPerMinute) ?? 0;
-    const retryAfterSeconds = Math.max(1, Math.ceil(usage.resetMs / 1_000));
+    // At least a second: the sliding minute forgets the previous bucket gradually, so a retry much
+    // sooner would mostly meet the same answer.
+    const retryAfterMs = Math.max(1_000, usage.resetMs);
+    const seconds = retryAfterSeconds(retryAfterMs);
     return guardAnswer(code, {
       format: answerFormatFor(this.exchange.request.path),
-      detail: `the tenant's budget of ${limit} ${over} per minute is used up; retry after ${retryAfterSeconds} s`,
-      retryAfterSeconds,
+      detail: `the tenant's budget of ${limit} ${over} per minute is used up; retry after ${seconds} s`,
+      retryAfterMs,
       headers: rateLimitHeaders(this.budget, usage),
-      extensions: { limit, retry_after_seconds: retryAfterSeconds },
+      extensions: { limit, retry_after_seconds: seconds },
     });
   }
 }

@@ -15,7 +15,7 @@ export function createMaintenanceStage(routes: ReadonlyMap<string, MaintenanceCo
         format: answerFormatFor(exchange.request.path),
         status,
         detail: message,
-        retryAfterSeconds,
+        retryAfterMs: retryAfterSeconds * 1_000,
         extensions: { route: exchange.route.name, retry_after_seconds: retryAfterSeconds },
       });
       return { onRequestHeaders: () => ({ type: "reply", reply }) };

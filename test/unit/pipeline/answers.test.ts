@@ -20,7 +20,7 @@ function inputFor(code: ErrorCode, format: AnswerFormat): AnswerInput<ErrorCode>
   const spec = ANSWERS[code];
   const extensions = Object.fromEntries(spec.members.map((member) => [member, `${member} value`]));
   const base = { format, detail: `detail of ${code}`, extensions };
-  return (spec.retryAfter ? { ...base, retryAfterSeconds: 7 } : base) as AnswerInput<ErrorCode>;
+  return (spec.retryAfter ? { ...base, retryAfterMs: 6_200 } : base) as AnswerInput<ErrorCode>;
 }
 
 function bodyOf(reply: Reply): Record<string, JsonValue> {
@@ -55,7 +55,7 @@ t.test("every error code in the problem shape: RFC 9457 members, the code, the t
       {
         "content-type": "application/problem+json",
         "cache-control": "no-store",
-        ...(spec.retryAfter ? { "retry-after": "7" } : {}),
+        ...(spec.retryAfter ? { "retry-after": "7", "retry-after-ms": "6200" } : {}),
         ...(spec.retryable ? {} : { "x-should-retry": "false" }),
         "x-guard-reason": code,
       },
@@ -87,7 +87,7 @@ t.test("every error code in the OpenAI shape: the error object the SDKs read", a
       {
         "content-type": "application/json",
         "cache-control": "no-store",
-        ...(spec.retryAfter ? { "retry-after": "7" } : {}),
+        ...(spec.retryAfter ? { "retry-after": "7", "retry-after-ms": "6200" } : {}),
         ...(spec.retryable ? {} : { "x-should-retry": "false" }),
         "x-guard-reason": code,
       },
@@ -101,12 +101,13 @@ t.test("a configured status replaces the table's in the status line and the prob
     format: "problem",
     status: 410,
     detail: "gone for good",
-    retryAfterSeconds: 0,
+    retryAfterMs: 0,
     extensions: { route: "chat", retry_after_seconds: 0 },
   });
   t.equal(reply.status, 410);
   t.match(bodyOf(reply), { status: 410, detail: "gone for good" });
   t.equal(reply.headers["retry-after"], "0");
+  t.equal(reply.headers["retry-after-ms"], "0");
 });
 
 t.test("on OpenAI paths a configured status brings the error type that status means", async (t) => {
@@ -116,7 +117,7 @@ t.test("on OpenAI paths a configured status brings the error type that status me
         format: "openai",
         status,
         detail: "down",
-        retryAfterSeconds: 5,
+        retryAfterMs: 5_000,
         extensions: { route: "chat", retry_after_seconds: 5 },
       }),
     );
@@ -130,7 +131,7 @@ t.test("the shape's own members win over an extension of the same name; stage he
   const hostile = { route: "r", retry_after_seconds: 1, code: "forged", message: "forged", status: 200 };
   const input = {
     detail: "d",
-    retryAfterSeconds: 1,
+    retryAfterMs: 1_000,
     headers: { "x-guard-contract": "violated", "content-type": "text/plain" },
     extensions: hostile,
   };

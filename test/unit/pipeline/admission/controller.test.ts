@@ -93,8 +93,11 @@ function learnUnloaded(pool: ReturnType<typeof setup>, msPerCost: number): void 
   pool.controller.release(ticket, { verdict: "success", latencyMs: msPerCost });
 }
 
+// The queue-order tests below want the critical class's whole 900 ms whatever the latency learned.
+const FIXED_CRITICAL_WAIT = { classes: { critical: { maxWaitLatencies: 1_000 } } };
+
 t.test("within a class, a smaller request that arrived soon after a large one is served first", async (t) => {
-  const pool = setup();
+  const pool = setup(FIXED_CRITICAL_WAIT);
   learnUnloaded(pool, 10);
   const blocker = ticketOf(pool.acquire("blocker", "critical", 10));
   t.equal(pool.acquire("large", "critical", 8).kind, "queued", "due 80 ms after arrival (8 × 10 ms)");
@@ -112,7 +115,7 @@ t.test(
   async (t) => {
     // 100 ms per cost unit: the large request alone takes 800 ms, but its due time is capped at 450 ms
     // after arrival (critical waits up to 900 ms); a small one is due 100 ms after its arrival.
-    const pool = setup();
+    const pool = setup(FIXED_CRITICAL_WAIT);
     learnUnloaded(pool, 100);
     const blocker = ticketOf(pool.acquire("blocker", "critical", 10));
     t.equal(pool.acquire("large", "critical", 8).kind, "queued");
@@ -130,7 +133,7 @@ t.test(
 );
 
 t.test("queue timeout: 429 shed.queue_timeout after the class's max wait", async (t) => {
-  const { acquire, clock, settled, controller } = setup();
+  const { acquire, clock, settled, controller } = setup({ classes: { sheddable: { maxWaitMs: 50 } } });
   acquire("blocker", "critical", 10);
   const attempt = acquire("late", "sheddable");
   t.equal(attempt.kind, "queued");
@@ -144,8 +147,37 @@ t.test("queue timeout: 429 shed.queue_timeout after the class's max wait", async
   if (decision?.kind !== "shed") return;
   t.equal(decision.reason, "shed.queue_timeout");
   t.equal(decision.waitedMs, 50);
-  t.ok(decision.retryAfterSeconds >= 1);
+  t.equal(decision.retryAfterMs, 1_000, "before any upstream latency is known: a second");
   t.equal(controller.queueLength("sheddable"), 0);
+});
+
+t.test("a class waits a multiple of the upstream's recent latency, within its maxWaitMs", async (t) => {
+  const { acquire, clock, controller } = setup({ classes: { standard: { maxWaitMs: 80 } } });
+  const first = ticketOf(acquire("first", "critical", 1));
+  clock.advanceTo(200);
+  controller.release(first, { verdict: "success", latencyMs: 200 });
+  acquire("fill", "critical", 10);
+  const waits = (["sheddable", "standard", "critical"] as const).map((priority) => {
+    const attempt = acquire(priority, priority, 1);
+    return attempt.kind === "queued" ? attempt.maxWaitMs : attempt.kind;
+  });
+  t.same(waits, [200, 80, 800], "1, 0.5 (capped by maxWaitMs 80) and 4 round trips of 200 ms");
+});
+
+t.test("Retry-After: the queue's drain time plus one upstream round trip", async (t) => {
+  const { acquire, clock, controller } = setup({
+    limit: { initial: 1, min: 1, max: 1 },
+    classes: { standard: { maxWaitMs: 0 } },
+  });
+  const first = ticketOf(acquire("first", "critical", 1));
+  clock.advanceTo(200);
+  controller.release(first, { verdict: "success", latencyMs: 200 });
+  acquire("fill", "critical", 1);
+  const shedNow = acquire("standard", "standard", 1);
+  t.equal(shedNow.kind === "shed" ? shedNow.retryAfterMs : -1, 200, "nothing queued: one round trip");
+  t.equal(acquire("queued", "critical", 1).kind, "queued");
+  const shedBehindQueue = acquire("standard-2", "standard", 1);
+  t.equal(shedBehindQueue.kind === "shed" ? shedBehindQueue.retryAfterMs : -1, 400, "one request queued: two");
 });
 
 t.test("queue full: immediate 429 shed.queue_full", async (t) => {
@@ -204,12 +236,13 @@ t.test("circuit: failures open it, queued requests fail fast with 503, probes cl
   );
   for (const ticket of tickets) controller.release(ticket, { verdict: "failure" });
   t.equal(controller.circuitState(), "open");
-  t.match(settled, [{ id: "waiting", decision: { kind: "shed", reason: "shed.circuit_open", retryAfterSeconds: 3 } }]);
+  // Retry-After: the rest of the 3 s cool-down plus a round trip for the probes (1 s while unknown).
+  t.match(settled, [{ id: "waiting", decision: { kind: "shed", reason: "shed.circuit_open", retryAfterMs: 4_000 } }]);
   clock.advanceTo(1_000);
   t.match(acquire("fast-fail", "critical"), {
     kind: "shed",
     reason: "shed.circuit_open",
-    retryAfterSeconds: 2,
+    retryAfterMs: 3_000,
   });
   clock.advanceTo(3_000);
   t.equal(controller.circuitState(), "half_open");
@@ -218,7 +251,7 @@ t.test("circuit: failures open it, queued requests fail fast with 503, probes cl
   t.match(acquire("not-a-probe", "critical"), {
     kind: "shed",
     reason: "shed.circuit_open",
-    retryAfterSeconds: 1,
+    retryAfterMs: 1_000,
   });
   controller.release(probe, { verdict: "success", latencyMs: 100 });
   t.equal(controller.circuitState(), "closed");
@@ -337,7 +370,7 @@ t.test("Retry-After is spread by retryAfterJitter", async (t) => {
     });
     controller.acquire({ cost: 1, priority: "critical", tenant: "" }, () => undefined);
     const shed = controller.acquire({ cost: 1, priority: "standard", tenant: "" }, () => undefined);
-    return shed.kind === "shed" ? shed.retryAfterSeconds : undefined;
+    return shed.kind === "shed" ? shed.retryAfterMs : undefined;
   });
-  t.same(spreads, [1, 2, 2], "a 1 s wait advertised as 1 to 1.5 s, rounded up");
+  t.same(spreads, [1_000, 1_250, 1_499.5], "a 1 s wait advertised as 1 to 1.5 s");
 });

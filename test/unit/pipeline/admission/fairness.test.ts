@@ -23,7 +23,7 @@ function run(offered: Readonly<Record<string, number>>, keyed = true, maxQueue =
   const config = admissionSchema.parse({
     requestWeight: 0,
     limit: { initial: 10, min: 10, max: 10 },
-    classes: { standard: { maxWaitMs: 2_000, maxQueue } },
+    classes: { standard: { maxWaitMs: 2_000, maxWaitLatencies: 20, maxQueue } },
   });
   const clock = new VirtualClock();
   const controller = new AdmissionController(config, { now: clock.now, schedule: clock.schedule });

@@ -145,6 +145,7 @@ t.test("queue full → 429 with Retry-After and an OpenAI error body on an OpenA
   t.equal(reply.reason, "shed.queue_full");
   t.equal(reply.headers["content-type"], "application/json");
   t.equal(reply.headers["retry-after"], "1");
+  t.equal(reply.headers["retry-after-ms"], "1000");
   t.equal(reply.headers["cache-control"], "no-store");
   t.same(JSON.parse(String(reply.body)), {
     error: {
@@ -173,7 +174,7 @@ t.test("held in the queue: extends Envoy's deadline, admitted when budget frees"
 });
 
 t.test("queue timeout → 429 shed.queue_timeout; wait histogram observed", async (t) => {
-  const { stage, exchange, clock, registry } = setup();
+  const { stage, exchange, clock, registry } = setup({ classes: { standard: { maxWaitMs: 150 } } });
   await stage.start(exchange({ body: false, priority: "critical", cost: 10 }))?.onRequestHeaders?.();
   const waiting = stage.start(exchange({ body: false, priority: "standard" }))?.onRequestHeaders?.();
   clock.advanceTo(150);
@@ -281,16 +282,21 @@ t.test("upstream 5xx opens the circuit: 503 shed.circuit_open with the cool-down
   const reply = await replyOf(stage.start(exchange({ body: false, priority: "critical" }))?.onRequestHeaders?.());
   t.equal(reply.status, 503);
   t.equal(reply.reason, "shed.circuit_open");
-  t.equal(reply.headers["retry-after"], "3");
+  t.equal(
+    reply.headers["retry-after-ms"],
+    "3500",
+    "2.5 s of cool-down left, then a round trip for the probes (1 s: no normal answer seen yet)",
+  );
+  t.equal(reply.headers["retry-after"], "4");
   t.equal(reply.headers["content-type"], "application/problem+json", "not an OpenAI endpoint: problem details");
   t.same(JSON.parse(String(reply.body)), {
     type: "urn:inference-guard:problem:shed-circuit-open",
     title: "Upstream unavailable",
     status: 503,
-    detail: "a critical request was not admitted; retry after 3 s",
+    detail: "a critical request was not admitted; retry after 3.5 s",
     code: "shed.circuit_open",
     priority: "critical",
-    retry_after_seconds: 3,
+    retry_after_seconds: 4,
   });
   t.equal(await metric("guard_shed_total", { reason: "shed.circuit_open", priority: "critical", route: "chat" }), 1);
 });

@@ -128,3 +128,17 @@ t.test("OpenAI's reset durations", async (t) => {
     "6m1s",
   ]);
 });
+
+t.test("metrics name the ten heaviest tenants of the last minute, not the first ten seen", async (t) => {
+  const { call, metric } = setup({ requestsPerMinute: 1_000 });
+  for (let i = 0; i < 10; i++) await call(`early-${i}`);
+  await call("late-heavy");
+  t.equal(await metric("guard_budget_requests_total", { route: "chat", tenant: "other", result: "admitted" }), 1);
+  for (let i = 0; i < 5; i++) await call("late-heavy");
+  t.equal(
+    await metric("guard_budget_requests_total", { route: "chat", tenant: "late-heavy", result: "admitted" }),
+    4,
+    "named once it outweighed a named tenant (from its third call: one request each before that)",
+  );
+  t.equal(await metric("guard_budget_requests_total", { route: "chat", tenant: "other", result: "admitted" }), 2);
+});
