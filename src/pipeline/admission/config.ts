@@ -148,6 +148,12 @@ export const admissionSchema = z
      * share), so clients shed in the same second do not all come back in the same second.
      */
     retryAfterJitter: z.number().min(0).max(2).default(0.5),
+    /**
+     * Longest a request holds its budget. A stream that never ends (a lost half-close, a peer that
+     * went silent) would otherwise hold its share until the process restarts; beyond this it is
+     * returned, counted, and the upstream is told nothing. Longer than any call a route allows.
+     */
+    maxHoldMs: z.number().int().min(1_000).max(86_400_000).default(600_000),
     retries: retriesSchema,
     limit: limitSchema,
     classes: classesSchema,

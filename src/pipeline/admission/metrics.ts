@@ -23,6 +23,7 @@ export interface AdmissionMetrics {
   readonly latencyRatio: Histogram<"pool">;
   readonly badInput: Counter<"kind">;
   readonly retries: Counter<"pool" | "result">;
+  readonly holdExpired: Counter<"pool">;
 }
 
 export function createAdmissionMetrics(
@@ -83,7 +84,7 @@ export function createAdmissionMetrics(
     }),
     releasedCost: new Counter({
       name: "guard_admission_released_cost_total",
-      help: "Cost units of admitted requests that ended, by priority, route and basis: actual (the estimate with the expected output replaced by the completion tokens the upstream reported) or estimate (no usage reported)",
+      help: "Cost units of admitted requests that ended, by priority, route and basis: actual (the estimate with the expected output replaced by the completion tokens the upstream reported) estimate (no usage reported) or expired (held past admission.maxHoldMs)",
       labelNames: ["priority", "route", "basis"],
       registers,
     }),
@@ -112,6 +113,12 @@ export function createAdmissionMetrics(
       name: "guard_admission_retries_total",
       help: "Client retries (admission.retries.headers) by pool and result: admitted (at once or after queueing) or shed (shed.retry_budget or any other reason)",
       labelNames: ["pool", "result"],
+      registers,
+    }),
+    holdExpired: new Counter({
+      name: "guard_admission_hold_expired_total",
+      help: "Admitted requests whose exchange had not ended after admission.maxHoldMs: their budget was returned without a verdict, per pool",
+      labelNames: ["pool"],
       registers,
     }),
     badInput: new Counter({

@@ -68,9 +68,10 @@ type DomainOfTier = (tier: string | undefined) => Domain;
 
 export function createAdmissionStage(config: AdmissionStageConfig, deps: AdmissionStageDeps): AdmissionStage {
   const settings = config.section;
+  const schedule = deps.schedule ?? realTimers;
   const controllerDeps = {
     now: deps.now,
-    schedule: deps.schedule ?? realTimers,
+    schedule,
     ...(deps.random === undefined ? {} : { random: deps.random }),
   };
   const pools = new Map<string, AdmissionController>();
@@ -110,7 +111,7 @@ export function createAdmissionStage(config: AdmissionStageConfig, deps: Admissi
     start(exchange: Exchange): StageRun | undefined {
       const domainOf = routeDomains.get(exchange.route.name);
       if (domainOf === undefined) return undefined;
-      return new AdmissionRun(exchange, domainOf, settings, deps, metrics, decisions);
+      return new AdmissionRun(exchange, domainOf, settings, { ...deps, schedule }, metrics, decisions);
     },
   };
 }
@@ -123,7 +124,13 @@ type RunState =
       readonly queued: Queued;
       readonly resolve: (step: Step) => void;
     }
-  | { readonly kind: "admitted"; readonly domain: Domain; readonly ticket: Ticket }
+  | {
+      readonly kind: "admitted";
+      readonly domain: Domain;
+      readonly ticket: Ticket;
+      /** Cancels the admission.maxHoldMs timer. */
+      readonly cancelHold: () => void;
+    }
   | { readonly kind: "finished" };
 
 class AdmissionRun implements StageRun {
@@ -136,7 +143,7 @@ class AdmissionRun implements StageRun {
     readonly exchange: Exchange,
     readonly domainOf: DomainOfTier,
     readonly settings: AdmissionConfig,
-    readonly deps: StageDeps,
+    readonly deps: StageDeps & { readonly schedule: Scheduler },
     readonly metrics: AdmissionMetrics,
     readonly decisions: DecisionLog,
   ) {
@@ -187,6 +194,7 @@ class AdmissionRun implements StageRun {
     }
     if (state.kind !== "admitted") return;
     const { ticket, domain } = state;
+    state.cancelHold();
     // A request admitted at admission.defaultCost had no estimate for its real cost to correct.
     const actual = ticket.cost === this.exchange.cost ? actualCost(this.exchange) : undefined;
     const route = this.exchange.route.name;
@@ -245,7 +253,8 @@ class AdmissionRun implements StageRun {
       });
       return { type: "reply", reply: shedReply(decision, this.#priority, this.#format()) };
     }
-    this.#state = { kind: "admitted", domain, ticket: decision.ticket };
+    const cancelHold = this.deps.schedule(this.settings.maxHoldMs, () => this.#expireHold());
+    this.#state = { kind: "admitted", domain, ticket: decision.ticket, cancelHold };
     this.metrics.admittedCost.inc({ priority: this.#priority, route }, decision.ticket.cost);
     return {
       type: "continue",
@@ -256,6 +265,22 @@ class AdmissionRun implements StageRun {
       },
       needs: { responseHeaders: true },
     };
+  }
+
+  /** The exchange outlived admission.maxHoldMs: its budget goes back, and the upstream is told nothing. */
+  #expireHold(): void {
+    const state = this.#state;
+    if (state.kind !== "admitted") return;
+    this.#state = { kind: "finished" };
+    const { ticket, domain } = state;
+    domain.controller.release(ticket, {});
+    const route = this.exchange.route.name;
+    this.metrics.releasedCost.inc({ priority: this.#priority, route, basis: "expired" }, ticket.cost);
+    this.metrics.holdExpired.inc({ pool: domain.name });
+    this.deps.log.warn(
+      { requestId: this.exchange.request.requestId, route, pool: domain.name, heldMs: this.settings.maxHoldMs },
+      "admission: an exchange held its budget past admission.maxHoldMs; returned",
+    );
   }
 
   #format() {

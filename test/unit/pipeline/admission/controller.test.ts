@@ -30,6 +30,21 @@ function ticketOf(attempt: Attempt): Ticket {
   return attempt.ticket;
 }
 
+t.test("junk cannot price everyone out: one request moves the typical cost by at most 10× its share", async (t) => {
+  const { acquire, controller } = setup({ requestWeight: 1, limit: { initial: 1e9, min: 1, max: 1e9 } });
+  const charges = (cost: number) => {
+    const ticket = ticketOf(acquire("r", "critical", cost));
+    controller.release(ticket, {});
+    return ticket.charge - cost;
+  };
+  t.equal(charges(1_000), 1_000, "typical cost 1000");
+  for (let i = 0; i < 5; i++) charges(2_000_000);
+  const after = charges(1_000);
+  t.ok(after < 2_500, `five 2M-unit junk requests raised the per-request charge to ${after.toFixed(0)}, not ~200k`);
+  for (let i = 0; i < 200; i++) charges(3_000);
+  t.ok(charges(3_000) > 2_900, "a real shift to larger requests is still followed");
+});
+
 t.test("class shares: sheddable fills 60%, standard 80%, critical 100% of the budget", async (t) => {
   const { acquire, controller } = setup();
   t.equal(acquire("s", "sheddable", 6).kind, "admitted");

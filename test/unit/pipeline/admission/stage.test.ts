@@ -379,3 +379,25 @@ t.test(
     t.equal(await metric("guard_admission_cost_ratio_count", { route: "chat" }), 1);
   },
 );
+
+t.test("an exchange that never ends returns its budget after admission.maxHoldMs, once", async (t) => {
+  const { stage, exchange, clock, metric } = setup({ maxHoldMs: 60_000 });
+  const stuck = stage.start(exchange({ body: false, cost: 4 }));
+  await stuck?.onRequestHeaders?.();
+  const normal = stage.start(exchange({ body: false, cost: 2 }));
+  await normal?.onRequestHeaders?.();
+  normal?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 50 });
+  clock.advanceTo(59_999);
+  t.equal(stage.pools.get("chat")?.inFlightCost, 4, "held until the limit");
+  clock.advanceTo(60_000);
+  t.equal(stage.pools.get("chat")?.inFlightCost, 0);
+  t.equal(await metric("guard_admission_hold_expired_total", { pool: "chat" }), 1, "the ended one never expired");
+  t.equal(
+    await metric("guard_admission_released_cost_total", { priority: "standard", route: "chat", basis: "expired" }),
+    4,
+  );
+  t.equal(stage.pools.get("chat")?.circuitState(), "closed", "the upstream was told nothing");
+  stuck?.onEnd?.({ status: 200, answeredBy: "upstream", cancelled: false, upstreamLatencyMs: 60_000 });
+  t.equal(stage.pools.get("chat")?.inFlightCost, 0, "a late end returns nothing twice");
+  t.equal(await metric("guard_admission_hold_expired_total", { pool: "chat" }), 1);
+});
