@@ -322,7 +322,6 @@ export class AdmissionController {
   }
 
   /** The class's wait now: maxWaitLatencies of the upstream's recent latency, at most maxWaitMs. */
-  /** The class's wait now: maxWaitLatencies of the upstream's recent latency, at most maxWaitMs. */
   #maxWaitMs({ maxWaitMs, maxWaitLatencies }: ClassSettings): number {
     const latency = this.#limiter.meanLatencyMs;
     return latency === undefined ? maxWaitMs : Math.min(maxWaitMs, Math.ceil(maxWaitLatencies * latency));
