@@ -21,6 +21,13 @@ const TYPICAL_COST_SMOOTHING = 0.02;
  */
 const TYPICAL_COST_CLIP = 10;
 
+/**
+ * Shortest queue wait (unless maxWaitMs is shorter): against an upstream answering in 20 ms, half a
+ * round trip is 10 ms, less than the host's own scheduling noise, and a cold guard, whose budget
+ * slow start has not grown yet, shed a burst of concurrent requests it could have served in time.
+ */
+const MIN_WAIT_MS = 100;
+
 /** Shortest Retry-After: a client told "now" would be back before anything changed. */
 const MIN_RETRY_AFTER_MS = 100;
 
@@ -321,10 +328,14 @@ export class AdmissionController {
     return this.#inFlight + charge <= this.#config.classes[priority].share * this.#limiter.limit;
   }
 
-  /** The class's wait now: maxWaitLatencies of the upstream's recent latency, at most maxWaitMs. */
+  /**
+   * The class's wait now: maxWaitLatencies of the upstream's recent latency, at least MIN_WAIT_MS,
+   * at most maxWaitMs.
+   */
   #maxWaitMs({ maxWaitMs, maxWaitLatencies }: ClassSettings): number {
     const latency = this.#limiter.meanLatencyMs;
-    return latency === undefined ? maxWaitMs : Math.min(maxWaitMs, Math.ceil(maxWaitLatencies * latency));
+    if (latency === undefined) return maxWaitMs;
+    return Math.min(maxWaitMs, Math.max(MIN_WAIT_MS, Math.ceil(maxWaitLatencies * latency)));
   }
 
   #higherOrEqualWaiting(priority: Priority): boolean {

@@ -50,7 +50,8 @@ export interface SimulationOptions {
   readonly costs?: CostModel;
   /**
    * "exact": every request carries its true unloaded latency as predictedLatencyMs (an ideal
-   * complexity stage). "none": the controller learns its own baseline.
+   * complexity stage) and the limiter uses it (limit.usePredictedLatency). "none": the controller
+   * learns its own baseline.
    */
   readonly prediction?: "exact" | "none";
   /** false: every request goes straight to the server (the unprotected baseline). */
@@ -95,7 +96,9 @@ interface ClassTally {
 export function simulate(scenario: Scenario, options: SimulationOptions = {}): SimulationReport {
   const server = options.server ?? DEFAULT_SERVER;
   const costs = options.costs ?? DEFAULT_COSTS;
-  const admission = options.admission ?? admissionSchema.parse({});
+  const exactPrediction = (options.prediction ?? "exact") === "exact";
+  const configured = options.admission ?? admissionSchema.parse({});
+  const admission = { ...configured, limit: { ...configured.limit, usePredictedLatency: exactPrediction } };
   const random = seededRandom(options.seed ?? 1);
   const sloFactor = options.sloFactor ?? 4;
   const sloFloorMs = options.sloFloorMs ?? 0;
@@ -104,7 +107,6 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const tenants = options.tenants ?? 1;
   const traceEvery = options.traceEveryMs ?? 500;
   const protect = options.protect ?? true;
-  const exactPrediction = (options.prediction ?? "exact") === "exact";
 
   const capacity = calibrateCapacity(server, costs);
   const requestsPerSecondAtCapacity = capacity / (server.overheadMs + server.msPerCost * meanCost(costs));
