@@ -129,6 +129,35 @@ const envoySchema = z
   })
   .prefault({});
 
+const MIB = 1024 * 1024;
+
+/**
+ * What one abusive or stuck peer may hold of the guard's memory. The defaults fit a 512 MiB pod
+ * (deploy/kubernetes): the heap is left room for the cache, contracts and ordinary traffic.
+ */
+const limitsSchema = z
+  .strictObject({
+    /**
+     * Reply bytes one ext_proc stream may have waiting for its peer's HTTP/2 window. The guard
+     * stops reading a stream while its replies wait, so only replies the guard sends on its own
+     * (deadline extensions, health watches) can pile up here; past it the stream is reset with
+     * ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED to a gRPC client). A reply into an empty queue always
+     * fits, whatever its size.
+     */
+    maxStreamQueuedBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(4 * MIB),
+    /** The same for all streams of one connection together: a peer opening many streams that it never reads. */
+    maxConnectionQueuedBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(32 * MIB),
+  })
+  .prefault({});
+
 export const routeSchema = z.strictObject({
   /** Used as a metric label and in headers: short, stable, bounded by this file. */
   name: labelName(40),
@@ -157,6 +186,7 @@ export const SECTIONS = {
   envoy: envoySchema,
   annotate: annotateSchema,
   log: logSchema,
+  limits: limitsSchema,
   cache: cacheSettingsSchema,
   admission: admissionSchema,
   budget: budgetSchema,

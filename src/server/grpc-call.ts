@@ -1,6 +1,7 @@
 // One gRPC call on an HTTP/2 stream, as method handlers see it: messages in (one at a time),
 // messages out, a status in the trailers. The protocol rules live here so handlers deal in bytes.
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
+import type { ByteBudget } from "./byte-budget.js";
 import { frameMessage, MessageDeframer } from "./grpc-framing.js";
 
 /** gRPC status codes the server produces. */
@@ -35,28 +36,52 @@ export interface ServerCall {
 
 export type MethodHandler = (call: ServerCall) => void;
 
+/** Why a call was ended with RESOURCE_EXHAUSTED by the server rather than by its handler. */
+export type CallRefusal = "stream_reply_queue" | "connection_reply_queue";
+
+export interface CallLimits {
+  readonly maxMessageBytes: number;
+  /** Reply bytes the stream may have waiting for its peer's flow-control window (limits.maxStreamQueuedBytes). */
+  readonly maxQueuedBytes: number;
+  /** The reply bytes waiting on the stream's connection, shared by all its calls. */
+  readonly connectionQueue: ByteBudget;
+  readonly onRefused?: (refusal: CallRefusal) => void;
+}
+
 export const GRPC_RESPONSE_HEADERS = {
   ":status": 200,
   "content-type": "application/grpc",
   "grpc-accept-encoding": "identity",
 };
 
+/**
+ * Replies are written as they come, and the stream is read no further while they wait for the peer
+ * to take them (write() past the stream's high-water mark, until "drain"): a peer that stops
+ * reading is stopped from sending by HTTP/2 flow control instead of growing the guard's memory.
+ * Replies the handler sends on its own are bounded by limits.maxQueuedBytes and the connection's
+ * queue; past either the stream is reset with ENHANCE_YOUR_CALM, which gRPC clients report as
+ * RESOURCE_EXHAUSTED (trailers could not pass the replies already stuck ahead of them).
+ */
 export class Http2ServerCall implements ServerCall {
   readonly #stream: http2.ServerHttp2Stream;
   readonly #deframer: MessageDeframer;
-  readonly #maxMessageBytes: number;
+  readonly #limits: CallLimits;
   #messageHandler: (bytes: Buffer) => Promise<void> | void = () => undefined;
   #halfCloseHandler: () => void = () => undefined;
   #closeHandler: (aborted: boolean) => void = () => undefined;
   #handling: Promise<void> = Promise.resolve();
+  /** Messages delivered and not yet handled (with their replies taken by the peer). */
+  #pending = 0;
+  /** Reply bytes written and not yet taken by the peer. */
+  #queued = 0;
   #headersSent = false;
   #finished = false;
   #closed = false;
 
-  constructor(stream: http2.ServerHttp2Stream, maxMessageBytes: number) {
+  constructor(stream: http2.ServerHttp2Stream, limits: CallLimits) {
     this.#stream = stream;
-    this.#maxMessageBytes = maxMessageBytes;
-    this.#deframer = new MessageDeframer(maxMessageBytes);
+    this.#limits = limits;
+    this.#deframer = new MessageDeframer(limits.maxMessageBytes);
     stream.on("data", (chunk: Buffer) => this.#onData(chunk));
     stream.on("end", () => {
       void this.#handling.then(() => {
@@ -70,6 +95,9 @@ export class Http2ServerCall implements ServerCall {
     stream.on("error", () => undefined);
     stream.on("close", () => {
       this.#closed = true;
+      // Writes still queued fail with the stream; their bytes leave the connection's queue now.
+      this.#limits.connectionQueue.give(this.#queued);
+      this.#queued = 0;
       this.#closeHandler(!this.#finished);
     });
   }
@@ -93,10 +121,36 @@ export class Http2ServerCall implements ServerCall {
 
   send(payload: Uint8Array): void {
     if (this.#over()) return;
+    const frame = frameMessage(payload);
+    const refusal = this.#enqueue(frame.length);
+    if (refusal !== undefined) {
+      this.#refuse(refusal);
+      return;
+    }
     this.#write(() => {
       this.#sendHeaders();
-      this.#stream.write(frameMessage(payload));
+      this.#stream.write(frame, () => this.#dequeue(frame.length));
     });
+  }
+
+  #enqueue(bytes: number): CallRefusal | undefined {
+    if (this.#queued > 0 && this.#queued + bytes > this.#limits.maxQueuedBytes) return "stream_reply_queue";
+    if (!this.#limits.connectionQueue.take(bytes)) return "connection_reply_queue";
+    this.#queued += bytes;
+    return undefined;
+  }
+
+  #dequeue(bytes: number): void {
+    // After "close" the stream's share was given back at once.
+    if (this.#closed) return;
+    this.#queued -= bytes;
+    this.#limits.connectionQueue.give(bytes);
+  }
+
+  #refuse(refusal: CallRefusal): void {
+    this.#finished = true;
+    this.#limits.onRefused?.(refusal);
+    if (!this.#stream.destroyed) this.#stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   }
 
   finish(code: number, message?: string): void {
@@ -149,7 +203,7 @@ export class Http2ServerCall implements ServerCall {
       if (result.type === "too_large") {
         this.finish(
           GrpcStatus.RESOURCE_EXHAUSTED,
-          `message of ${result.length} bytes exceeds the ${this.#maxMessageBytes}-byte limit`,
+          `message of ${result.length} bytes exceeds the ${this.#limits.maxMessageBytes}-byte limit`,
         );
         return;
       }
@@ -163,11 +217,28 @@ export class Http2ServerCall implements ServerCall {
 
   #deliver(bytes: Buffer): void {
     this.#stream.pause();
+    this.#pending++;
     this.#handling = this.#handling
       .then(() => (this.#over() ? undefined : this.#messageHandler(bytes)))
       .catch(() => this.finish(GrpcStatus.INTERNAL, "the message could not be handled"))
+      .then(() => this.#replyTaken())
       .finally(() => {
-        if (!this.#over()) this.#stream.resume();
+        this.#pending--;
+        if (this.#pending === 0 && !this.#over()) this.#stream.resume();
       });
+  }
+
+  /** Settles once the peer took the replies past the stream's high-water mark (or the stream closed). */
+  #replyTaken(): Promise<void> | undefined {
+    if (this.#over() || !this.#stream.writableNeedDrain) return undefined;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#stream.off("drain", done);
+        this.#stream.off("close", done);
+        resolve();
+      };
+      this.#stream.on("drain", done);
+      this.#stream.on("close", done);
+    });
   }
 }

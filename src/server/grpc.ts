@@ -10,10 +10,13 @@
 // standard gRPC server.
 import { chmod, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
+import type { GuardConfig } from "../config/schema.js";
 import { type ProcessCall, processMethod } from "../extproc/service.js";
 import type { StreamDeps } from "../extproc/stream.js";
 import { parseAddress } from "../util/address.js";
+import { ByteBudget } from "./byte-budget.js";
 import {
+  type CallLimits,
   GRPC_RESPONSE_HEADERS,
   GrpcStatus,
   Http2ServerCall,
@@ -21,6 +24,9 @@ import {
   type ServerCall,
 } from "./grpc-call.js";
 import { HealthService } from "./health.js";
+import { createServerMetrics } from "./server-metrics.js";
+
+export type ServerLimits = GuardConfig["limits"];
 
 export const EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor";
 const PROCESS_PATH = `/${EXT_PROC_SERVICE}/Process`;
@@ -76,7 +82,12 @@ function refuse(
   }
 }
 
-export async function startGrpcServer(address: string, socketMode: string, deps: StreamDeps): Promise<GrpcServer> {
+export async function startGrpcServer(
+  address: string,
+  socketMode: string,
+  deps: StreamDeps,
+  limits: ServerLimits,
+): Promise<GrpcServer> {
   let open = 0;
   const health = new HealthService([EXT_PROC_SERVICE]);
   const extProc = processMethod(deps, { onOpen: () => open++, onClose: () => open-- });
@@ -93,15 +104,29 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
     // before, lifts the limit the same way).
     maxSessionMemory: Number.MAX_SAFE_INTEGER,
   });
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const sessions = new Map<http2.ServerHttp2Session, ByteBudget>();
+  const serverMetrics = createServerMetrics(deps.metrics.registry, () => {
+    let bytes = 0;
+    for (const queue of sessions.values()) bytes += queue.used;
+    return bytes;
+  });
+  const onRefused: CallLimits["onRefused"] = (reason) => serverMetrics.refusals.inc({ reason });
   server.on("session", (session) => {
-    sessions.add(session);
+    const connectionQueue = new ByteBudget(limits.maxConnectionQueuedBytes, { oneAlwaysFits: true });
+    sessions.set(session, connectionQueue);
+    session.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
+      onStream(stream, headers, connectionQueue),
+    );
     session.on("close", () => sessions.delete(session));
     session.on("error", (error) => deps.log.debug({ err: error }, "gRPC connection error"));
     session.setLocalWindowSize(SESSION_WINDOW_BYTES);
   });
   server.on("sessionError", () => undefined);
-  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+  const onStream = (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    connectionQueue: ByteBudget,
+  ): void => {
     const contentType = headers["content-type"] ?? "";
     if (!contentType.startsWith("application/grpc")) {
       refuse(stream, { httpStatus: 415 });
@@ -121,7 +146,12 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
       });
       return;
     }
-    const call = new Http2ServerCall(stream, MAX_MESSAGE_BYTES);
+    const call = new Http2ServerCall(stream, {
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxQueuedBytes: limits.maxStreamQueuedBytes,
+      connectionQueue,
+      onRefused,
+    });
     try {
       method(call);
     } catch (error) {
@@ -132,7 +162,7 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
       );
       call.finish(GrpcStatus.INTERNAL, "internal error");
     }
-  });
+  };
 
   const target = parseAddress(address);
   const socketPath = "path" in target ? target.path : undefined;
@@ -170,9 +200,9 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
           clearTimeout(timer);
           resolve({ forced: false });
         });
-        for (const session of sessions) session.close();
+        for (const session of sessions.keys()) session.close();
         timer = setTimeout(() => {
-          for (const session of sessions) session.destroy();
+          for (const session of sessions.keys()) session.destroy();
           resolve({ forced: true });
         }, timeoutMs);
       });

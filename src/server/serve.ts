@@ -61,15 +61,20 @@ export async function startGuard(
   let current = await build(initial);
   let ready = false;
 
-  const grpc: GrpcServer = await startGrpcServer(config.listen.grpc, config.listen.socketMode, {
-    pipeline: () => current.pipeline,
-    metrics,
-    log,
-    now,
-    requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
-    messageTimeoutMs: () => config.envoy.messageTimeoutMs,
-    overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, log),
-  });
+  const grpc: GrpcServer = await startGrpcServer(
+    config.listen.grpc,
+    config.listen.socketMode,
+    {
+      pipeline: () => current.pipeline,
+      metrics,
+      log,
+      now,
+      requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
+      messageTimeoutMs: () => config.envoy.messageTimeoutMs,
+      overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, log),
+    },
+    config.limits,
+  );
   const status = new StatusReporter({
     registry: () => metrics.registry,
     recentViolations: () => current.contracts?.recentViolations,
@@ -113,6 +118,8 @@ export async function startGuard(
     if (next.listen.grpc !== config.listen.grpc || next.listen.admin !== config.listen.admin) {
       log.warn({ grpc: next.listen.grpc, admin: next.listen.admin }, "listen addresses change only on restart");
     }
+    if (JSON.stringify(next.limits) !== JSON.stringify(config.limits))
+      log.warn({ limits: next.limits }, "limits change only on restart");
     const previous = current.pipeline;
     current = await build(loaded);
     config = next;

@@ -4,6 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { pino } from "pino";
 import t, { type Test } from "tap";
+import { configSchema } from "../../../src/config/schema.js";
 import { externalProcessorService } from "../../../src/extproc/proto.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../../src/extproc/wire.js";
 import { createCoreMetrics } from "../../../src/metrics/registry.js";
@@ -18,7 +19,12 @@ async function startServer(t: Test): Promise<{ server: GrpcServer; metrics: Retu
   const log = pino({ level: "silent" });
   const now = (): number => performance.now();
   const pipeline = new Pipeline([route("test")], [], { metrics, log, now });
-  const server = await startGrpcServer("127.0.0.1:0", "660", { pipeline: () => pipeline, metrics, log, now });
+  const server = await startGrpcServer(
+    "127.0.0.1:0",
+    "660",
+    { pipeline: () => pipeline, metrics, log, now },
+    configSchema.parse({}).limits,
+  );
   t.teardown(() => server.drain(0));
   return { server, metrics };
 }

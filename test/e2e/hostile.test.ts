@@ -1,0 +1,77 @@
+// Hostile clients straight at the guard's ports while Envoy carries ordinary traffic (issue 25):
+// for each abuse, the guard process stays up with its memory bounded, /healthz keeps answering,
+// healthy exchanges through Envoy keep working, and the abuser gets a clean refusal.
+import { readFileSync } from "node:fs";
+import * as http2 from "node:http2";
+import t, { type Test } from "tap";
+import { metricSum } from "../../bench/metrics-text.js";
+import type { Stack } from "../../src/devstack/stack.js";
+import { defaultConfigWith, stackFor } from "../helpers/e2e.js";
+import { chatShot, send } from "../helpers/load.js";
+
+const PROCESS_PATH = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
+/** A gRPC frame holding ProcessingRequest{request_trailers: {}}: the guard answers each with a continue. */
+const TRAILERS_FRAME = Buffer.from([0, 0, 0, 0, 2, 0x32, 0x00]);
+
+function guardOf(stack: Stack): NonNullable<Stack["guard"]> {
+  if (stack.guard === undefined) throw new Error("stack without a guard");
+  return stack.guard;
+}
+
+function rssMiB(stack: Stack): number {
+  const status = readFileSync(`/proc/${guardOf(stack).process().child.pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN) / 1024;
+}
+
+/** How long /healthz takes to answer, in ms. */
+async function healthzMs(stack: Stack): Promise<number> {
+  const started = performance.now();
+  const response = await fetch(`${guardOf(stack).adminUrl}/healthz`, { signal: AbortSignal.timeout(5_000) });
+  await response.text();
+  if (response.status !== 200) throw new Error(`/healthz answered ${response.status}`);
+  return performance.now() - started;
+}
+
+async function stillServing(t: Test, stack: Stack): Promise<void> {
+  t.equal(guardOf(stack).process().exited(), false, "guard process alive");
+  const answer = await send(stack.url, chatShot(7), 10_000);
+  t.equal(answer.status, 200, "a healthy exchange through Envoy is answered");
+  t.equal(answer.headers?.get("x-guard-route"), "chat", "and guarded");
+}
+
+const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+t.setTimeout(300_000);
+
+t.test("hostile clients", async (t) => {
+  const stack = await stackFor(t, { guardConfig: await defaultConfigWith({}) });
+  const grpcUrl = `http://${guardOf(stack).address}`;
+  await stillServing(t, stack);
+
+  t.test("a zero-window client flooding small messages is stopped by flow control", async (t) => {
+    const before = rssMiB(stack);
+    // The client never takes a reply: every one of these would otherwise wait in the guard.
+    const session = http2.connect(grpcUrl, { settings: { initialWindowSize: 0 } });
+    session.on("error", () => undefined);
+    const stream = session.request({ ":method": "POST", ":path": PROCESS_PATH, "content-type": "application/grpc" });
+    stream.on("error", () => undefined);
+    const messages = 800_000;
+    const batch = Buffer.concat(Array.from({ length: 1000 }, () => TRAILERS_FRAME));
+    for (let sent = 0; sent < messages; sent += 1000) stream.write(batch);
+    const handled = async (): Promise<number> =>
+      metricSum(await guardOf(stack).metrics(), "guard_extproc_messages_total", { frame: "requestTrailers" });
+    await wait(2_000);
+    const stalled = await handled();
+    await wait(1_000);
+    const grown = rssMiB(stack) - before;
+    // The replies that fit the HTTP/2 windows and the stream's high-water mark (measured: ~9 400
+    // replies of 7 bytes, ~64 KiB), then no more.
+    t.ok(stalled < messages / 40, `the guard read ${stalled} of ${messages} messages`);
+    t.equal(await handled(), stalled, "then stopped reading");
+    t.ok(grown < 20, `RSS grew ${grown.toFixed(1)} MiB (issue 25: +176 MiB for 800k messages)`);
+    t.ok((await healthzMs(stack)) < 500, "/healthz answers while the flood is held");
+    await stillServing(t, stack);
+    session.destroy();
+    t.ok((await healthzMs(stack)) < 500, "closing the flooding connection does not stall the event loop");
+  });
+});
