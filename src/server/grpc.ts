@@ -60,10 +60,7 @@ function processCall(call: ServerCall): ProcessCall {
 }
 
 /** Answers a stream with no handler: a trailers-only gRPC status, or a plain HTTP status. */
-function refuse(
-  stream: http2.ServerHttp2Stream,
-  answer: { grpcStatus: number; message: string } | { httpStatus: number },
-): void {
+function refuse(stream: http2.ServerHttp2Stream, answer: Refusal): void {
   stream.on("error", () => undefined);
   if (stream.destroyed || stream.closed) return;
   const headers =
@@ -80,6 +77,32 @@ function refuse(
   } catch {
     stream.destroy();
   }
+}
+
+type Refusal = { grpcStatus: number; message: string } | { httpStatus: number };
+
+/** gRPC's Content-Type: "application/grpc", optionally "+" a message encoding, optionally parameters. */
+const GRPC_CONTENT_TYPE = /^application\/grpc(?:\+([^;\s]*))?\s*(?:;.*)?$/i;
+
+/**
+ * What a stream that is not a call this server can take is answered, as gRPC servers do: HTTP
+ * errors for what is not gRPC at all, gRPC statuses for a gRPC call it does not implement.
+ */
+function refusalOf(headers: http2.IncomingHttpHeaders): Refusal | undefined {
+  if (headers[":method"] !== "POST") return { httpStatus: 405 };
+  const contentType = GRPC_CONTENT_TYPE.exec(headers["content-type"] ?? "");
+  if (contentType === null) return { httpStatus: 415 };
+  // Only protobuf: a JSON (or other) encoding of the same messages would be misread as protobuf.
+  const subtype = contentType[1]?.toLowerCase();
+  if (subtype !== undefined && subtype !== "proto")
+    return {
+      grpcStatus: GrpcStatus.UNIMPLEMENTED,
+      message: `content subtype "${subtype}" is not supported; use proto`,
+    };
+  const encoding = headers["grpc-encoding"];
+  if (encoding !== undefined && encoding !== "identity")
+    return { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `grpc-encoding ${String(encoding)} is not supported` };
+  return undefined;
 }
 
 export async function startGrpcServer(
@@ -127,23 +150,11 @@ export async function startGrpcServer(
     headers: http2.IncomingHttpHeaders,
     connectionQueue: ByteBudget,
   ): void => {
-    const contentType = headers["content-type"] ?? "";
-    if (!contentType.startsWith("application/grpc")) {
-      refuse(stream, { httpStatus: 415 });
-      return;
-    }
     const path = headers[":path"] ?? "";
     const method = methods.get(path);
-    if (method === undefined) {
-      refuse(stream, { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `unknown method ${path}` });
-      return;
-    }
-    const encoding = headers["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") {
-      refuse(stream, {
-        grpcStatus: GrpcStatus.UNIMPLEMENTED,
-        message: `grpc-encoding ${String(encoding)} is not supported`,
-      });
+    const refusal = refusalOf(headers);
+    if (refusal !== undefined || method === undefined) {
+      refuse(stream, refusal ?? { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `unknown method ${path}` });
       return;
     }
     const call = new Http2ServerCall(stream, {

@@ -74,4 +74,37 @@ t.test("hostile clients", async (t) => {
     session.destroy();
     t.ok((await healthzMs(stack)) < 500, "closing the flooding connection does not stall the event loop");
   });
+
+  t.test("protocol abuse gets clean refusals, and empty messages an answer", async (t) => {
+    const session = http2.connect(grpcUrl);
+    session.on("error", () => undefined);
+    t.teardown(() => session.destroy());
+    const ask = (headers: http2.OutgoingHttpHeaders, body?: Buffer): Promise<Record<string, unknown>> =>
+      new Promise((resolve) => {
+        const stream = session.request({ ":path": PROCESS_PATH, te: "trailers", ...headers });
+        stream.on("error", () => undefined);
+        const seen: Record<string, unknown> = { bytes: 0 };
+        stream.on("response", (received) => Object.assign(seen, received));
+        stream.on("trailers", (received) => Object.assign(seen, received));
+        stream.on("data", (chunk: Buffer) => {
+          seen.bytes = (seen.bytes as number) + chunk.length;
+        });
+        stream.on("close", () => resolve(seen));
+        stream.end(body);
+      });
+    t.match(await ask({ ":method": "GET", "content-type": "application/grpc" }), { ":status": 405 }, "GET: 405");
+    t.match(
+      await ask({ ":method": "POST", "content-type": "application/grpc+json" }, Buffer.from("\0\0\0\0\x02{}")),
+      { ":status": 200, "grpc-status": "12", bytes: 0 },
+      "application/grpc+json: UNIMPLEMENTED, nothing read",
+    );
+    // Two empty ProcessingRequests: each answered with a continue for the request headers.
+    const empty = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    t.match(
+      await ask({ ":method": "POST", "content-type": "application/grpc+proto" }, empty),
+      { "grpc-status": "0", bytes: 2 * 11 },
+      "empty messages: two continues, then OK",
+    );
+    await stillServing(t, stack);
+  });
 });

@@ -185,6 +185,74 @@ t.test("a non-gRPC request gets HTTP 415", async (t) => {
   t.equal(status, 415);
 });
 
+/** A raw HTTP/2 request to the server: its HTTP status, its gRPC status (headers or trailers) and the data it got. */
+async function rawCall(
+  t: Test,
+  address: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<{ status: unknown; grpcStatus: unknown; data: Buffer }> {
+  const { connect } = await import("node:http2");
+  const session = connect(`http://${address}`);
+  t.teardown(() => session.close());
+  const stream = session.request({ ":path": `/${EXT_PROC_SERVICE}/Process`, te: "trailers", ...headers });
+  stream.on("error", () => undefined);
+  let status: unknown;
+  let grpcStatus: unknown;
+  const data: Buffer[] = [];
+  stream.on("response", (received) => {
+    status = received[":status"];
+    grpcStatus = received["grpc-status"];
+  });
+  stream.on("trailers", (received) => {
+    grpcStatus = received["grpc-status"];
+  });
+  stream.on("data", (chunk: Buffer) => data.push(chunk));
+  stream.end(body);
+  await new Promise((resolve) => stream.on("close", resolve));
+  return { status, grpcStatus, data: Buffer.concat(data) };
+}
+
+t.test("only POST is a gRPC call: other methods get HTTP 405", async (t) => {
+  const { server } = await startServer(t);
+  for (const method of ["GET", "PUT"]) {
+    const answer = await rawCall(t, server.address, { ":method": method, "content-type": "application/grpc" });
+    t.equal(answer.status, 405, method);
+  }
+});
+
+t.test("content subtypes: proto is served, any other encoding is UNIMPLEMENTED", async (t) => {
+  const { server } = await startServer(t);
+  // ProcessingRequest{request_trailers: {}}, framed: answered with a continue, then the half-close ends it.
+  const trailersFrame = Buffer.from([0, 0, 0, 0, 2, 0x32, 0x00]);
+  for (const contentType of ["application/grpc", "application/grpc+proto", "application/GRPC+Proto; charset=x"]) {
+    const answer = await rawCall(t, server.address, { ":method": "POST", "content-type": contentType }, trailersFrame);
+    t.equal(answer.grpcStatus, String(grpc.status.OK), `${contentType}: OK`);
+    t.ok(answer.data.length > 5, `${contentType}: answered`);
+  }
+  for (const contentType of ["application/grpc+json", "application/grpc+xml;a=b"]) {
+    const answer = await rawCall(t, server.address, { ":method": "POST", "content-type": contentType }, trailersFrame);
+    t.equal(answer.grpcStatus, String(grpc.status.UNIMPLEMENTED), `${contentType}: UNIMPLEMENTED`);
+    t.equal(answer.data.length, 0, `${contentType}: nothing read as protobuf`);
+  }
+  const web = await rawCall(t, server.address, { ":method": "POST", "content-type": "application/grpc-web" });
+  t.equal(web.status, 415, "gRPC-Web is not gRPC");
+});
+
+t.test("an empty ProcessingRequest is answered with a continue, so Envoy never waits for its timeout", async (t) => {
+  const { server, metrics } = await startServer(t);
+  const client = processClient(server.address);
+  t.teardown(() => client.close());
+  const call = client.open();
+  const answer = new Promise<ProcessingResponse>((resolve) => call.once("data", resolve));
+  const status = statusOf(call);
+  call.write({});
+  t.same(await answer, { requestHeaders: { response: { status: "CONTINUE" } }, response: "requestHeaders" });
+  call.end();
+  t.equal((await status).code, grpc.status.OK);
+  t.equal(await registryValue(metrics.registry, "guard_extproc_anomalies_total", { kind: "unknown_frame" }), 1);
+});
+
 t.test("grpc.health.v1: Check for the server and ext_proc, NOT_FOUND for others, follows setServing", async (t) => {
   const { server } = await startServer(t);
   const client = healthClient(server.address);
