@@ -129,6 +129,28 @@ const envoySchema = z
   })
   .prefault({});
 
+const adminSchema = z
+  .strictObject({
+    /**
+     * A file holding the bearer token that endpoints changing state (POST /admin/cache/purge)
+     * require, e.g. a mounted Secret; read at each such request, so a rotation applies at once.
+     * INFERENCE_GUARD_ADMIN_TOKEN takes precedence. With neither, those endpoints are refused.
+     */
+    tokenFile: z.string().min(1).optional(),
+    /**
+     * Host names clients reach the admin port by besides its listen address and localhost (a
+     * Service's DNS name). Any other Host is refused: that is what defeats DNS rebinding.
+     */
+    allowedHosts: z
+      .array(
+        z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, {
+          message: "expected a DNS name without port",
+        }),
+      )
+      .default([]),
+  })
+  .prefault({});
+
 const MIB = 1024 * 1024;
 
 /**
@@ -187,6 +209,7 @@ export const SECTIONS = {
   annotate: annotateSchema,
   log: logSchema,
   limits: limitsSchema,
+  admin: adminSchema,
   cache: cacheSettingsSchema,
   admission: admissionSchema,
   budget: budgetSchema,

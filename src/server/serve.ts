@@ -14,6 +14,7 @@ import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
 import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
+import { ADMIN_TOKEN_ENV, type AdminAccess, adminAccess } from "./admin-access.js";
 import { Drain, type DrainResult } from "./drain.js";
 import { type GrpcServer, startGrpcServer } from "./grpc.js";
 import { statusPageRoutes } from "./status/page.js";
@@ -82,11 +83,22 @@ export async function startGuard(
     version: VERSION,
     now,
   });
+  // The address the admin server is bound to: listen addresses change only on restart.
+  const adminAddress = config.listen.admin;
+  const accessFor = (section: GuardConfig["admin"]): AdminAccess =>
+    adminAccess({
+      address: adminAddress,
+      allowedHosts: section.allowedHosts,
+      tokenFile: section.tokenFile,
+      envToken: process.env[ADMIN_TOKEN_ENV],
+    });
+  let access = accessFor(config.admin);
   let admin: AdminServer;
   try {
-    admin = await startAdminServer(config.listen.admin, {
+    admin = await startAdminServer(adminAddress, {
       registry: () => metrics.registry,
       ready: () => ready,
+      access: (request) => access(request),
       routes: new Map([["POST /admin/cache/purge", purgeHandler(() => current)], ...(await statusPageRoutes(status))]),
     });
   } catch (error) {
@@ -123,6 +135,7 @@ export async function startGuard(
     const previous = current.pipeline;
     current = await build(loaded);
     config = next;
+    access = accessFor(next.admin);
     // Streams opened before the swap still run on the previous pipeline; release it after they
     // had the drain budget to finish.
     setTimeout(() => void previous.close(), config.drain.timeoutMs).unref();

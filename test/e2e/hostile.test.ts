@@ -8,6 +8,7 @@ import { metricSum } from "../../bench/metrics-text.js";
 import type { Stack } from "../../src/devstack/stack.js";
 import { defaultConfigWith, stackFor } from "../helpers/e2e.js";
 import { chatShot, send } from "../helpers/load.js";
+import { rawHttp } from "../helpers/raw-http.js";
 
 const PROCESS_PATH = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
 /** A gRPC frame holding ProcessingRequest{request_trailers: {}}: the guard answers each with a continue. */
@@ -37,6 +38,17 @@ async function stillServing(t: Test, stack: Stack): Promise<void> {
   const answer = await send(stack.url, chatShot(7), 10_000);
   t.equal(answer.status, 200, "a healthy exchange through Envoy is answered");
   t.equal(answer.headers?.get("x-guard-route"), "chat", "and guarded");
+}
+
+/** An admin request; resolves with the status and the reason code of the body. */
+async function adminRequest(
+  stack: Stack,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; reason: unknown }> {
+  const reply = await rawHttp(guardOf(stack).adminUrl, method, path, headers);
+  return { status: reply.status, reason: (JSON.parse(reply.text) as { error?: unknown }).error };
 }
 
 const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -105,6 +117,34 @@ t.test("hostile clients", async (t) => {
       { "grpc-status": "0", bytes: 2 * 11 },
       "empty messages: two continues, then OK",
     );
+    await stillServing(t, stack);
+  });
+
+  t.test("the admin port refuses rebinding, cross-site posts and untokened purges", async (t) => {
+    const local = new URL(guardOf(stack).adminUrl).host;
+    t.same(
+      await adminRequest(stack, "GET", "/api/status", {
+        host: `rebound.attacker.example:${new URL(guardOf(stack).adminUrl).port}`,
+      }),
+      { status: 421, reason: "admin.host_not_allowed" },
+      "a rebound name reads nothing",
+    );
+    t.same(
+      await adminRequest(stack, "POST", "/admin/cache/purge?route=chat", {
+        host: local,
+        origin: "https://attacker.example",
+        "content-type": "application/x-www-form-urlencoded",
+      }),
+      { status: 403, reason: "admin.cross_origin" },
+      "a cross-site form post",
+    );
+    t.same(
+      await adminRequest(stack, "POST", "/admin/cache/purge?route=chat", { host: local }),
+      { status: 403, reason: "admin.token_not_configured" },
+      "a purge without a configured token",
+    );
+    t.equal(metricSum(await guardOf(stack).metrics(), "guard_admin_refusals_total"), 3, "each refusal counted");
+    t.ok((await healthzMs(stack)) < 500, "/healthz still answers");
     await stillServing(t, stack);
   });
 });
