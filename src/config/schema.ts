@@ -177,6 +177,44 @@ const limitsSchema = z
       .int()
       .min(1)
       .default(32 * MIB),
+    /**
+     * Bytes of ext_proc messages the guard holds across all streams, from a message's prefix until
+     * it was handled. The stream whose next message would pass it ends with RESOURCE_EXHAUSTED
+     * before the message's bytes are read. 128 MiB: sixteen of Envoy's 8 MiB buffered bodies.
+     */
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(128 * MIB),
+    /**
+     * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: streams one connection may have open. A stream past
+     * it is refused by HTTP/2 itself (REFUSED_STREAM, safe to retry; Envoy opens another connection).
+     */
+    maxConcurrentStreamsPerConnection: z.number().int().min(1).default(1_000),
+    /** Streams open on all connections together; a new one beyond is answered RESOURCE_EXHAUSTED. */
+    maxStreams: z.number().int().min(1).default(10_000),
+    /** Connections open at once; one beyond is closed as it is accepted. */
+    maxConnections: z.number().int().min(1).default(128),
+    /** A connection that has not sent its HTTP/2 preface after this long is closed. */
+    prefaceTimeoutMs: z.number().int().min(1).default(5_000),
+    /**
+     * A stream that has not sent its first message after this long ends with DEADLINE_EXCEEDED
+     * (Envoy sends the request headers as it opens the stream).
+     */
+    streamIdleTimeoutMs: z.number().int().min(1).default(10_000),
+    /**
+     * The longest a stream may stay open; then it ends with DEADLINE_EXCEEDED and its exchange is
+     * cleaned up (admission released). Above Envoy's longest route timeout (envoy/envoy.yaml:
+     * 300 s, which spans a streamed answer) plus the longest message timeout extension (30 s).
+     */
+    maxStreamLifetimeMs: z.number().int().min(1).default(600_000),
+    /**
+     * New ext_proc streams are refused (RESOURCE_EXHAUSTED) while V8's used heap is above this
+     * share of its limit, like Envoy's overload manager: the guard sheds before it runs out of
+     * heap. Health checks are still answered.
+     */
+    overloadHeapRatio: z.number().gt(0).max(1).default(0.9),
   })
   .prefault({});
 

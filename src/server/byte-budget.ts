@@ -31,3 +31,40 @@ export class ByteBudget {
     this.#used -= bytes;
   }
 }
+
+/**
+ * One holder's part of a shared budget (a stream's), given back whole when the holder goes. The
+ * holder may have a limit of its own, a queue's: one draw always fits when it holds nothing.
+ */
+export class BudgetShare {
+  readonly #shared: ByteBudget;
+  readonly #ownLimit: number;
+  #used = 0;
+  #closed = false;
+
+  constructor(shared: ByteBudget, ownLimit = Number.POSITIVE_INFINITY) {
+    this.#shared = shared;
+    this.#ownLimit = ownLimit;
+  }
+
+  /** Takes bytes, or says which limit refused them (nothing taken then). */
+  take(bytes: number): "own" | "shared" | undefined {
+    if (this.#used > 0 && this.#used + bytes > this.#ownLimit) return "own";
+    if (!this.#shared.take(bytes)) return "shared";
+    this.#used += bytes;
+    return undefined;
+  }
+
+  give(bytes: number): void {
+    // After close() the share was given back at once; a late give would count its bytes twice.
+    if (this.#closed) return;
+    this.#used -= bytes;
+    this.#shared.give(bytes);
+  }
+
+  close(): void {
+    this.#shared.give(this.#used);
+    this.#used = 0;
+    this.#closed = true;
+  }
+}

@@ -1,12 +1,13 @@
 // One gRPC call on an HTTP/2 stream, as method handlers see it: messages in (one at a time),
 // messages out, a status in the trailers. The protocol rules live here so handlers deal in bytes.
 import * as http2 from "node:http2";
-import type { ByteBudget } from "./byte-budget.js";
+import { BudgetShare, type ByteBudget } from "./byte-budget.js";
 import { frameMessage, MessageDeframer } from "./grpc-framing.js";
 
 /** gRPC status codes the server produces. */
 export const GrpcStatus = {
   OK: 0,
+  DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
@@ -36,8 +37,13 @@ export interface ServerCall {
 
 export type MethodHandler = (call: ServerCall) => void;
 
-/** Why a call was ended with RESOURCE_EXHAUSTED by the server rather than by its handler. */
-export type CallRefusal = "stream_reply_queue" | "connection_reply_queue";
+/** Why the server, not the handler, ended a call: a limit of the guard's config (limits). */
+export type CallRefusal =
+  | "stream_reply_queue"
+  | "connection_reply_queue"
+  | "memory_budget"
+  | "stream_idle"
+  | "stream_lifetime";
 
 export interface CallLimits {
   readonly maxMessageBytes: number;
@@ -45,6 +51,11 @@ export interface CallLimits {
   readonly maxQueuedBytes: number;
   /** The reply bytes waiting on the stream's connection, shared by all its calls. */
   readonly connectionQueue: ByteBudget;
+  /** Message bytes held by all calls of the server, from a message's prefix until it was handled. */
+  readonly buffered: ByteBudget;
+  /** How long the stream may stay open before its first bytes. */
+  readonly idleTimeoutMs: number;
+  readonly maxLifetimeMs: number;
   readonly onRefused?: (refusal: CallRefusal) => void;
 }
 
@@ -60,7 +71,8 @@ export const GRPC_RESPONSE_HEADERS = {
  * reading is stopped from sending by HTTP/2 flow control instead of growing the guard's memory.
  * Replies the handler sends on its own are bounded by limits.maxQueuedBytes and the connection's
  * queue; past either the stream is reset with ENHANCE_YOUR_CALM, which gRPC clients report as
- * RESOURCE_EXHAUSTED (trailers could not pass the replies already stuck ahead of them).
+ * RESOURCE_EXHAUSTED (trailers could not pass the replies already stuck ahead of them). So is a
+ * stream whose next message does not fit the server's memory budget (limits.buffered).
  */
 export class Http2ServerCall implements ServerCall {
   readonly #stream: http2.ServerHttp2Stream;
@@ -72,8 +84,12 @@ export class Http2ServerCall implements ServerCall {
   #handling: Promise<void> = Promise.resolve();
   /** Messages delivered and not yet handled (with their replies taken by the peer). */
   #pending = 0;
-  /** Reply bytes written and not yet taken by the peer. */
-  #queued = 0;
+  /** Reply bytes written and not yet taken by the peer: this call's part of its connection's queue. */
+  readonly #queued: BudgetShare;
+  /** Message bytes this call holds of limits.buffered. */
+  readonly #held: BudgetShare;
+  readonly #idleTimer: NodeJS.Timeout;
+  readonly #lifetimeTimer: NodeJS.Timeout;
   #headersSent = false;
   #finished = false;
   #closed = false;
@@ -81,7 +97,17 @@ export class Http2ServerCall implements ServerCall {
   constructor(stream: http2.ServerHttp2Stream, limits: CallLimits) {
     this.#stream = stream;
     this.#limits = limits;
-    this.#deframer = new MessageDeframer(limits.maxMessageBytes);
+    this.#queued = new BudgetShare(limits.connectionQueue, limits.maxQueuedBytes);
+    this.#held = new BudgetShare(limits.buffered);
+    this.#deframer = new MessageDeframer(limits.maxMessageBytes, (length) => this.#held.take(length) === undefined);
+    this.#idleTimer = setTimeout(
+      () => this.#expire("stream_idle", `nothing sent within ${limits.idleTimeoutMs} ms`),
+      limits.idleTimeoutMs,
+    ).unref();
+    this.#lifetimeTimer = setTimeout(
+      () => this.#expire("stream_lifetime", `the stream was open longer than ${limits.maxLifetimeMs} ms`),
+      limits.maxLifetimeMs,
+    ).unref();
     stream.on("data", (chunk: Buffer) => this.#onData(chunk));
     stream.on("end", () => {
       void this.#handling.then(() => {
@@ -95,9 +121,12 @@ export class Http2ServerCall implements ServerCall {
     stream.on("error", () => undefined);
     stream.on("close", () => {
       this.#closed = true;
-      // Writes still queued fail with the stream; their bytes leave the connection's queue now.
-      this.#limits.connectionQueue.give(this.#queued);
-      this.#queued = 0;
+      clearTimeout(this.#idleTimer);
+      clearTimeout(this.#lifetimeTimer);
+      // Writes still queued fail with the stream; their bytes leave the connection's queue now, and
+      // the messages still held leave the memory budget.
+      this.#queued.close();
+      this.#held.close();
       this.#closeHandler(!this.#finished);
     });
   }
@@ -122,29 +151,21 @@ export class Http2ServerCall implements ServerCall {
   send(payload: Uint8Array): void {
     if (this.#over()) return;
     const frame = frameMessage(payload);
-    const refusal = this.#enqueue(frame.length);
-    if (refusal !== undefined) {
-      this.#refuse(refusal);
+    const refused = this.#queued.take(frame.length);
+    if (refused !== undefined) {
+      this.#refuse(refused === "own" ? "stream_reply_queue" : "connection_reply_queue");
       return;
     }
     this.#write(() => {
       this.#sendHeaders();
-      this.#stream.write(frame, () => this.#dequeue(frame.length));
+      this.#stream.write(frame, () => this.#queued.give(frame.length));
     });
   }
 
-  #enqueue(bytes: number): CallRefusal | undefined {
-    if (this.#queued > 0 && this.#queued + bytes > this.#limits.maxQueuedBytes) return "stream_reply_queue";
-    if (!this.#limits.connectionQueue.take(bytes)) return "connection_reply_queue";
-    this.#queued += bytes;
-    return undefined;
-  }
-
-  #dequeue(bytes: number): void {
-    // After "close" the stream's share was given back at once.
-    if (this.#closed) return;
-    this.#queued -= bytes;
-    this.#limits.connectionQueue.give(bytes);
+  #expire(refusal: CallRefusal, message: string): void {
+    if (this.#over()) return;
+    this.#limits.onRefused?.(refusal);
+    this.finish(GrpcStatus.DEADLINE_EXCEEDED, message);
   }
 
   #refuse(refusal: CallRefusal): void {
@@ -198,6 +219,8 @@ export class Http2ServerCall implements ServerCall {
   }
 
   #onData(chunk: Buffer): void {
+    // A slow message is not an idle stream; maxLifetimeMs bounds a slow one.
+    clearTimeout(this.#idleTimer);
     if (this.#over()) return;
     for (const result of this.#deframer.push(chunk)) {
       if (result.type === "too_large") {
@@ -209,6 +232,13 @@ export class Http2ServerCall implements ServerCall {
       }
       if (result.type === "compressed") {
         this.finish(GrpcStatus.UNIMPLEMENTED, "compressed messages are not supported (grpc-accept-encoding: identity)");
+        return;
+      }
+      if (result.type === "not_admitted") {
+        // A reset, not a status: the peer is still sending the message, and node:http2 loses a
+        // response that ends the stream under incoming data (it resets it with ENHANCE_YOUR_CALM
+        // itself). The reset also stops the peer sending bytes nobody will read.
+        this.#refuse("memory_budget");
         return;
       }
       this.#deliver(result.bytes);
@@ -223,6 +253,7 @@ export class Http2ServerCall implements ServerCall {
       .catch(() => this.finish(GrpcStatus.INTERNAL, "the message could not be handled"))
       .then(() => this.#replyTaken())
       .finally(() => {
+        this.#held.give(bytes.length);
         this.#pending--;
         if (this.#pending === 0 && !this.#over()) this.#stream.resume();
       });

@@ -6,16 +6,24 @@ const PREFIX_BYTES = 5;
 export type FrameResult =
   | { readonly type: "message"; readonly bytes: Buffer }
   | { readonly type: "compressed" }
-  | { readonly type: "too_large"; readonly length: number };
+  | { readonly type: "too_large"; readonly length: number }
+  | { readonly type: "not_admitted"; readonly length: number };
 
-/** Splits a byte stream into gRPC messages; a message larger than maxMessageBytes is refused at its prefix. */
+/**
+ * Splits a byte stream into gRPC messages. Each message is judged at its prefix, before its bytes
+ * are held: larger than maxMessageBytes, or refused by admit (a memory budget), it goes no further.
+ */
 export class MessageDeframer {
   readonly #maxMessageBytes: number;
+  readonly #admit: (length: number) => boolean;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** The message whose bytes are arriving was admitted. */
+  #admitted = false;
 
-  constructor(maxMessageBytes: number) {
+  constructor(maxMessageBytes: number, admit: (length: number) => boolean = () => true) {
     this.#maxMessageBytes = maxMessageBytes;
+    this.#admit = admit;
   }
 
   /** Bytes received but not yet returned as a message (a truncated frame when the stream ends). */
@@ -40,7 +48,13 @@ export class MessageDeframer {
         results.push({ type: "compressed" });
         return results;
       }
+      if (!this.#admitted && !this.#admit(length)) {
+        results.push({ type: "not_admitted", length });
+        return results;
+      }
+      this.#admitted = true;
       if (this.#pendingBytes < PREFIX_BYTES + length) break;
+      this.#admitted = false;
       const frame = this.#take(PREFIX_BYTES + length);
       results.push({ type: "message", bytes: frame.subarray(PREFIX_BYTES) });
     }

@@ -16,7 +16,7 @@ import type { StreamDeps } from "../extproc/stream.js";
 import { parseAddress } from "../util/address.js";
 import { ByteBudget } from "./byte-budget.js";
 import {
-  type CallLimits,
+  type CallRefusal,
   GRPC_RESPONSE_HEADERS,
   GrpcStatus,
   Http2ServerCall,
@@ -24,9 +24,13 @@ import {
   type ServerCall,
 } from "./grpc-call.js";
 import { HealthService } from "./health.js";
+import { HeapOverload } from "./overload.js";
 import { createServerMetrics } from "./server-metrics.js";
 
 export type ServerLimits = GuardConfig["limits"];
+
+/** Why the server refused a stream or a connection before any call began. */
+type ServerRefusal = "max_streams" | "heap_overload" | "max_connections" | "preface_timeout";
 
 export const EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor";
 const PROCESS_PATH = `/${EXT_PROC_SERVICE}/Process`;
@@ -120,31 +124,62 @@ export async function startGrpcServer(
   ]);
 
   const server = http2.createServer({
-    settings: { initialWindowSize: STREAM_WINDOW_BYTES, maxConcurrentStreams: 100_000 },
+    settings: {
+      initialWindowSize: STREAM_WINDOW_BYTES,
+      maxConcurrentStreams: limits.maxConcurrentStreamsPerConnection,
+    },
     // Envoy multiplexes every in-flight request's ext_proc stream on one or a few connections,
     // and a buffered body may be up to MAX_MESSAGE_BYTES: node's default 10 MB per session would
-    // refuse streams under load. Envoy's buffer limits bound what it can send (grpc-js, used
-    // before, lifts the limit the same way).
+    // refuse streams under load. limits.maxBufferedBytes bounds what all sessions hold instead.
     maxSessionMemory: Number.MAX_SAFE_INTEGER,
   });
+  server.maxConnections = limits.maxConnections;
   const sessions = new Map<http2.ServerHttp2Session, ByteBudget>();
-  const serverMetrics = createServerMetrics(deps.metrics.registry, () => {
-    let bytes = 0;
-    for (const queue of sessions.values()) bytes += queue.used;
-    return bytes;
+  const buffered = new ByteBudget(limits.maxBufferedBytes);
+  const heap = new HeapOverload(limits.overloadHeapRatio);
+  let streams = 0;
+  const serverMetrics = createServerMetrics(deps.metrics.registry, limits, {
+    connections: () => sessions.size,
+    streams: () => streams,
+    bufferedBytes: () => buffered.used,
+    queuedReplyBytes: () => {
+      let bytes = 0;
+      for (const queue of sessions.values()) bytes += queue.used;
+      return bytes;
+    },
+    heapRatio: () => heap.ratio,
   });
-  const onRefused: CallLimits["onRefused"] = (reason) => serverMetrics.refusals.inc({ reason });
+  const onRefused = (reason: CallRefusal | ServerRefusal): void => serverMetrics.refusals.inc({ reason });
+  server.on("drop", () => onRefused("max_connections"));
   server.on("session", (session) => {
     const connectionQueue = new ByteBudget(limits.maxConnectionQueuedBytes, { oneAlwaysFits: true });
     sessions.set(session, connectionQueue);
+    // Every HTTP/2 client opens with its preface, whose SETTINGS frame this is.
+    const preface = setTimeout(() => {
+      onRefused("preface_timeout");
+      session.destroy();
+    }, limits.prefaceTimeoutMs).unref();
+    session.once("remoteSettings", () => clearTimeout(preface));
     session.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
       onStream(stream, headers, connectionQueue),
     );
-    session.on("close", () => sessions.delete(session));
+    session.on("close", () => {
+      clearTimeout(preface);
+      sessions.delete(session);
+    });
     session.on("error", (error) => deps.log.debug({ err: error }, "gRPC connection error"));
     session.setLocalWindowSize(SESSION_WINDOW_BYTES);
   });
   server.on("sessionError", () => undefined);
+  /** The server's own refusal of a new stream, or none: too many streams, or the heap near its limit. */
+  const overLimit = (path: string): { reason: ServerRefusal; message: string } | undefined => {
+    if (streams >= limits.maxStreams)
+      return { reason: "max_streams", message: `${limits.maxStreams} streams are open (limits.maxStreams)` };
+    // Health checks stay answered: Envoy should see a live guard that refuses work, not a dead one.
+    if (path === PROCESS_PATH && heap.overloaded)
+      return { reason: "heap_overload", message: "the guard is overloaded (limits.overloadHeapRatio); retry later" };
+    return undefined;
+  };
   const onStream = (
     stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
@@ -157,10 +192,21 @@ export async function startGrpcServer(
       refuse(stream, refusal ?? { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `unknown method ${path}` });
       return;
     }
+    const over = overLimit(path);
+    if (over !== undefined) {
+      onRefused(over.reason);
+      refuse(stream, { grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED, message: over.message });
+      return;
+    }
+    streams++;
+    stream.once("close", () => streams--);
     const call = new Http2ServerCall(stream, {
       maxMessageBytes: MAX_MESSAGE_BYTES,
       maxQueuedBytes: limits.maxStreamQueuedBytes,
       connectionQueue,
+      buffered,
+      idleTimeoutMs: limits.streamIdleTimeoutMs,
+      maxLifetimeMs: limits.maxStreamLifetimeMs,
       onRefused,
     });
     try {

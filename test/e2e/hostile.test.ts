@@ -3,6 +3,7 @@
 // healthy exchanges through Envoy keep working, and the abuser gets a clean refusal.
 import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
+import { connect } from "node:net";
 import t, { type Test } from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
 import type { Stack } from "../../src/devstack/stack.js";
@@ -56,7 +57,10 @@ const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(
 t.setTimeout(300_000);
 
 t.test("hostile clients", async (t) => {
-  const stack = await stackFor(t, { guardConfig: await defaultConfigWith({}) });
+  // The default limits but for the two timeouts, shortened so the test need not wait 5 and 10 s.
+  const stack = await stackFor(t, {
+    guardConfig: await defaultConfigWith({ limits: { streamIdleTimeoutMs: 1_000, prefaceTimeoutMs: 1_000 } }),
+  });
   const grpcUrl = `http://${guardOf(stack).address}`;
   await stillServing(t, stack);
 
@@ -117,6 +121,82 @@ t.test("hostile clients", async (t) => {
       { "grpc-status": "0", bytes: 2 * 11 },
       "empty messages: two continues, then OK",
     );
+    await stillServing(t, stack);
+  });
+
+  t.test("12 streams of 60 MiB messages held open: the memory budget takes two, refuses the rest", async (t) => {
+    const before = rssMiB(stack);
+    const session = http2.connect(grpcUrl);
+    session.on("error", () => undefined);
+    t.teardown(() => session.destroy());
+    const size = 60 * 1024 * 1024;
+    // A prefix announcing 60 MiB, then all of it but the last byte: the message never completes.
+    const prefix = Buffer.from([0, 0, 0, 0, 0]);
+    prefix.writeUInt32BE(size, 1);
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    const statuses = Array.from({ length: 12 }, () => {
+      const stream = session.request({ ":method": "POST", ":path": PROCESS_PATH, "content-type": "application/grpc" });
+      stream.on("error", () => undefined);
+      // A reset with ENHANCE_YOUR_CALM is what gRPC clients report as RESOURCE_EXHAUSTED (8).
+      const status = new Promise<string>((resolve) =>
+        stream.on("close", () =>
+          resolve(stream.rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM ? "8" : `reset ${stream.rstCode}`),
+        ),
+      );
+      stream.write(prefix);
+      for (let sent = 0; sent < size - chunk.length; sent += chunk.length) stream.write(chunk);
+      return status;
+    });
+    const settled: string[] = statuses.map(() => "open");
+    statuses.forEach((status, index) => void status.then((code) => (settled[index] = code)));
+    const deadline = performance.now() + 60_000;
+    while (settled.filter((status) => status === "8").length < 10 && performance.now() < deadline) await wait(100);
+    await wait(1_000);
+    t.equal(settled.filter((status) => status === "8").length, 10, `RESOURCE_EXHAUSTED for 10 of 12: ${settled}`);
+    t.equal(settled.filter((status) => status === "open").length, 2, "two held open within the 128 MiB budget");
+    const grown = rssMiB(stack) - before;
+    t.ok(grown < 256, `RSS grew ${grown.toFixed(0)} MiB (issue 25: 12 × 60 MiB took RSS from 239 to 846 MB)`);
+    t.equal(
+      metricSum(await guardOf(stack).metrics(), "guard_grpc_refusals_total", { reason: "memory_budget" }),
+      10,
+      "counted",
+    );
+    await stillServing(t, stack);
+  });
+
+  t.test("streams that send nothing, and connections with no HTTP/2 preface, are closed", async (t) => {
+    const session = http2.connect(grpcUrl);
+    session.on("error", () => undefined);
+    t.teardown(() => session.destroy());
+    const idle = Array.from({ length: 500 }, () => {
+      const stream = session.request({ ":method": "POST", ":path": PROCESS_PATH, "content-type": "application/grpc" });
+      stream.on("error", () => undefined);
+      // Trailers-only: the status comes with the response headers.
+      return new Promise<unknown>((resolve) => stream.on("response", (headers) => resolve(headers["grpc-status"])));
+    });
+    const { hostname, port } = new URL(grpcUrl);
+    const started = performance.now();
+    const silent = Array.from({ length: 300 }, () => {
+      const socket = connect({ host: hostname, port: Number(port) }).resume();
+      socket.on("error", () => undefined);
+      return new Promise<number>((resolve) => socket.on("close", () => resolve(performance.now() - started)));
+    });
+    const codes = await Promise.all(idle);
+    t.ok(
+      codes.every((code) => code === "4"),
+      "500 idle streams ended with DEADLINE_EXCEEDED after limits.streamIdleTimeoutMs",
+    );
+    const closedAfter = await Promise.all(silent);
+    t.ok(
+      Math.max(...closedAfter) < 3_000,
+      `300 silent connections all closed within ${Math.max(...closedAfter).toFixed(0)} ms`,
+    );
+    const metrics = await guardOf(stack).metrics();
+    const dropped = metricSum(metrics, "guard_grpc_refusals_total", { reason: "max_connections" });
+    const timedOut = metricSum(metrics, "guard_grpc_refusals_total", { reason: "preface_timeout" });
+    t.ok(dropped > 0, `${dropped} beyond limits.maxConnections (128) closed as accepted`);
+    t.equal(dropped + timedOut, 300, `the other ${timedOut} after the preface timeout`);
+    t.equal(metricSum(metrics, "guard_grpc_refusals_total", { reason: "stream_idle" }), 500, "idle streams counted");
     await stillServing(t, stack);
   });
 

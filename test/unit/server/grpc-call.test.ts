@@ -3,13 +3,14 @@
 // on its own are bounded per stream and per connection.
 import * as http2 from "node:http2";
 import t, { type Test } from "tap";
-import { ByteBudget } from "../../../src/server/byte-budget.js";
-import { type CallRefusal, Http2ServerCall, type ServerCall } from "../../../src/server/grpc-call.js";
+import { BudgetShare, ByteBudget } from "../../../src/server/byte-budget.js";
+import { type CallLimits, type CallRefusal, Http2ServerCall, type ServerCall } from "../../../src/server/grpc-call.js";
 import { frameMessage } from "../../../src/server/grpc-framing.js";
 
 interface Harness {
   readonly session: http2.ClientHttp2Session;
   readonly connectionQueues: ByteBudget[];
+  readonly buffered: ByteBudget;
   readonly refusals: CallRefusal[];
   open(): http2.ClientHttp2Stream;
 }
@@ -18,11 +19,12 @@ interface Harness {
 async function harness(
   t: Test,
   handler: (call: ServerCall) => void,
-  limits: { maxQueuedBytes: number; maxConnectionQueuedBytes: number },
+  limits: { maxQueuedBytes: number; maxConnectionQueuedBytes: number } & Partial<CallLimits>,
   window: number,
 ): Promise<Harness> {
   const server = http2.createServer();
   const connectionQueues: ByteBudget[] = [];
+  const buffered = limits.buffered ?? new ByteBudget(64 * 1024 * 1024);
   const refusals: CallRefusal[] = [];
   server.on("session", (session) => {
     const connectionQueue = new ByteBudget(limits.maxConnectionQueuedBytes, { oneAlwaysFits: true });
@@ -31,8 +33,11 @@ async function harness(
       handler(
         new Http2ServerCall(stream, {
           maxMessageBytes: 1024 * 1024,
-          maxQueuedBytes: limits.maxQueuedBytes,
+          idleTimeoutMs: 60_000,
+          maxLifetimeMs: 60_000,
+          ...limits,
           connectionQueue,
+          buffered,
           onRefused: (refusal) => refusals.push(refusal),
         }),
       ),
@@ -52,6 +57,7 @@ async function harness(
   return {
     session,
     connectionQueues,
+    buffered,
     refusals,
     open() {
       const stream = session.request({ ":method": "POST", ":path": "/x", "content-type": "application/grpc" });
@@ -162,6 +168,72 @@ t.test("the streams of one connection share its reply queue: the one that would 
   t.equal(connectionQueues[0]?.used, 1005, "a closed stream's replies leave the queue");
 });
 
+/** The gRPC status a stream ended with (trailers, or a trailers-only response). */
+function grpcStatusOf(stream: http2.ClientHttp2Stream): Promise<{ status: string; message: string }> {
+  return new Promise((resolve) => {
+    const seen = (headers: http2.IncomingHttpHeaders): void => {
+      if (headers["grpc-status"] !== undefined)
+        resolve({
+          status: String(headers["grpc-status"]),
+          message: decodeURIComponent(String(headers["grpc-message"] ?? "")),
+        });
+    };
+    stream.on("response", seen);
+    stream.on("trailers", seen);
+  });
+}
+
+t.test("messages are held against the server's memory budget from their prefix until handled", async (t) => {
+  let release: () => void = () => undefined;
+  const { open, buffered, refusals } = await harness(
+    t,
+    (call) => call.onMessage(() => new Promise<void>((resolve) => (release = resolve))),
+    { maxQueuedBytes: 1024, maxConnectionQueuedBytes: 1024, buffered: new ByteBudget(1500) },
+    65_535,
+  );
+  const first = open();
+  first.write(frameMessage(Buffer.alloc(1000)));
+  await wait(50);
+  t.equal(buffered.used, 1000, "the message in the handler is held");
+  const second = open();
+  // Only its prefix is sent: the budget is judged before the bytes are held.
+  second.write(frameMessage(Buffer.alloc(1000)).subarray(0, 5));
+  t.equal(await closed(second), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, "reset: RESOURCE_EXHAUSTED");
+  t.same(refusals, ["memory_budget"]);
+  release();
+  await wait(50);
+  t.equal(buffered.used, 0, "handled: given back");
+  const third = open();
+  third.write(frameMessage(Buffer.alloc(100)).subarray(0, 50));
+  await wait(50);
+  t.equal(buffered.used, 100, "a message still arriving is held whole");
+  third.close();
+  await wait(50);
+  t.equal(buffered.used, 0, "and given back when its stream closes");
+});
+
+t.test("a stream that sends nothing, and one open too long, end with DEADLINE_EXCEEDED", async (t) => {
+  const { open, refusals } = await harness(
+    t,
+    (call) => call.onMessage(() => undefined),
+    {
+      maxQueuedBytes: 1024,
+      maxConnectionQueuedBytes: 1024,
+      idleTimeoutMs: 100,
+      maxLifetimeMs: 400,
+    },
+    65_535,
+  );
+  const silent = grpcStatusOf(open());
+  t.match(await silent, { status: "4", message: "nothing sent within 100 ms" });
+  const talking = open();
+  const ended = grpcStatusOf(talking);
+  const ticker = setInterval(() => talking.write(frameMessage(Buffer.from("tick"))), 50);
+  t.teardown(() => clearInterval(ticker));
+  t.match(await ended, { status: "4", message: "the stream was open longer than 400 ms" }, "messages do not extend it");
+  t.same(refusals, ["stream_idle", "stream_lifetime"]);
+});
+
 t.test("ByteBudget: a memory budget is absolute, a queue takes one item of any size when empty", async (t) => {
   const memory = new ByteBudget(10);
   t.ok(memory.take(6));
@@ -175,3 +247,22 @@ t.test("ByteBudget: a memory budget is absolute, a queue takes one item of any s
   queue.give(11);
   t.equal(queue.used, 0);
 });
+
+t.test(
+  "BudgetShare: a holder's part, with a queue limit of its own, given back whole on close and never twice",
+  async (t) => {
+    const budget = new ByteBudget(10);
+    const share = new BudgetShare(budget, 5);
+    t.equal(share.take(6), undefined, "one draw fits an empty share");
+    t.equal(share.take(1), "own");
+    share.give(6);
+    t.equal(share.take(4), undefined);
+    const other = new BudgetShare(budget);
+    t.equal(other.take(6), undefined);
+    t.equal(other.take(1), "shared", "the shared budget is spent");
+    share.close();
+    t.equal(budget.used, 6);
+    share.give(4);
+    t.equal(budget.used, 6, "a give after close is ignored");
+  },
+);

@@ -82,3 +82,18 @@ t.test("property: any messages under any chunking come out exactly as sent", asy
   );
   t.pass("500 random message sets and chunkings");
 });
+
+t.test("each message is admitted once, at its prefix, however its bytes are split", async (t) => {
+  const asked: number[] = [];
+  const deframer = new MessageDeframer(1024, (length) => {
+    asked.push(length);
+    return length < 10;
+  });
+  const stream = Buffer.concat(["four", "nine-byte"].map((text) => frameMessage(Buffer.from(text))));
+  const out: FrameResult[] = [];
+  for (let offset = 0; offset < stream.length; offset += 2)
+    out.push(...deframer.push(stream.subarray(offset, offset + 2)));
+  t.same(payloads(out), ["four", "nine-byte"]);
+  t.same(asked, [4, 9], "asked once per message");
+  t.same(deframer.push(frameMessage(Buffer.from("ten bytes!"))), [{ type: "not_admitted", length: 10 }]);
+});
