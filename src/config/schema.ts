@@ -179,8 +179,9 @@ const limitsSchema = z
       .default(32 * MIB),
     /**
      * Bytes of ext_proc messages the guard holds across all streams, from a message's prefix until
-     * it was handled. The stream whose next message would pass it ends with RESOURCE_EXHAUSTED
-     * before the message's bytes are read. 128 MiB: sixteen of Envoy's 8 MiB buffered bodies.
+     * it was handled. The stream whose next message would pass it is reset with ENHANCE_YOUR_CALM
+     * (RESOURCE_EXHAUSTED) before the message's bytes are read. 128 MiB: sixteen of Envoy's 8 MiB
+     * buffered bodies.
      */
     maxBufferedBytes: z
       .number()
@@ -199,8 +200,8 @@ const limitsSchema = z
     /** A connection that has not sent its HTTP/2 preface after this long is closed. */
     prefaceTimeoutMs: z.number().int().min(1).default(5_000),
     /**
-     * A stream that has not sent its first message after this long ends with DEADLINE_EXCEEDED
-     * (Envoy sends the request headers as it opens the stream).
+     * A stream that has sent nothing after this long ends with DEADLINE_EXCEEDED (Envoy sends the
+     * request headers as it opens the stream; a slow message is bounded by maxStreamLifetimeMs).
      */
     streamIdleTimeoutMs: z.number().int().min(1).default(10_000),
     /**
