@@ -2,7 +2,7 @@
 // messages out, a status in the trailers. The protocol rules live here so handlers deal in bytes.
 import * as http2 from "node:http2";
 import { BudgetShare, type ByteBudget } from "./byte-budget.js";
-import { frameMessage, MessageDeframer } from "./grpc-framing.js";
+import { type FrameResult, frameMessage, MessageDeframer } from "./grpc-framing.js";
 
 /** gRPC status codes the server produces. */
 export const GrpcStatus = {
@@ -66,9 +66,9 @@ export const GRPC_RESPONSE_HEADERS = {
 };
 
 /**
- * Replies are written as they come, and the stream is read no further while they wait for the peer
- * to take them (write() past the stream's high-water mark, until "drain"): a peer that stops
- * reading is stopped from sending by HTTP/2 flow control instead of growing the guard's memory.
+ * Replies are written as they come, and the stream is read no further while any of them waits for
+ * the peer to take it: a peer that stops reading is stopped from sending by HTTP/2 flow control
+ * instead of growing the guard's memory.
  * Replies the handler sends on its own are bounded by limits.maxQueuedBytes and the connection's
  * queue; past either the stream is reset with ENHANCE_YOUR_CALM, which gRPC clients report as
  * RESOURCE_EXHAUSTED (trailers could not pass the replies already stuck ahead of them). So is a
@@ -82,10 +82,13 @@ export class Http2ServerCall implements ServerCall {
   #halfCloseHandler: () => void = () => undefined;
   #closeHandler: (aborted: boolean) => void = () => undefined;
   #handling: Promise<void> = Promise.resolve();
-  /** Messages delivered and not yet handled (with their replies taken by the peer). */
-  #pending = 0;
+  /** #read is taking messages: data that arrives meanwhile waits for it. */
+  #reading = false;
   /** Reply bytes written and not yet taken by the peer: this call's part of its connection's queue. */
   readonly #queued: BudgetShare;
+  /** Writes whose bytes the peer has not taken yet, and who waits for them to be taken. */
+  #unsent = 0;
+  #whenSent: (() => void) | undefined;
   /** Message bytes this call holds of limits.buffered. */
   readonly #held: BudgetShare;
   readonly #idleTimer: NodeJS.Timeout;
@@ -127,6 +130,7 @@ export class Http2ServerCall implements ServerCall {
       // the messages still held leave the memory budget.
       this.#queued.close();
       this.#held.close();
+      this.#whenSent?.();
       this.#closeHandler(!this.#finished);
     });
   }
@@ -158,7 +162,12 @@ export class Http2ServerCall implements ServerCall {
     }
     this.#write(() => {
       this.#sendHeaders();
-      this.#stream.write(frame, () => this.#queued.give(frame.length));
+      this.#unsent++;
+      this.#stream.write(frame, () => {
+        this.#queued.give(frame.length);
+        this.#unsent--;
+        if (this.#unsent === 0) this.#whenSent?.();
+      });
     });
   }
 
@@ -222,54 +231,64 @@ export class Http2ServerCall implements ServerCall {
     // A slow message is not an idle stream; maxLifetimeMs bounds a slow one.
     clearTimeout(this.#idleTimer);
     if (this.#over()) return;
-    for (const result of this.#deframer.push(chunk)) {
-      if (result.type === "too_large") {
+    this.#deframer.append(chunk);
+    if (!this.#reading) this.#handling = this.#read();
+  }
+
+  /**
+   * Takes the messages received so far one at a time, each handled and its replies taken by the
+   * peer before the next; the stream is paused meanwhile, so what the peer sends waits in HTTP/2
+   * flow control. Refusals end the stream.
+   */
+  async #read(): Promise<void> {
+    this.#reading = true;
+    this.#stream.pause();
+    for (let result = this.#deframer.next(); result !== undefined && !this.#over(); result = this.#deframer.next()) {
+      if (result.type !== "message") {
+        this.#refuseMessage(result);
+        break;
+      }
+      try {
+        await this.#messageHandler(result.bytes);
+      } catch {
+        this.finish(GrpcStatus.INTERNAL, "the message could not be handled");
+      }
+      await this.#replyTaken();
+      this.#held.give(result.bytes.length);
+    }
+    this.#reading = false;
+    if (!this.#over()) this.#stream.resume();
+  }
+
+  #refuseMessage(result: Exclude<FrameResult, { type: "message" }>): void {
+    switch (result.type) {
+      case "too_large":
         this.finish(
           GrpcStatus.RESOURCE_EXHAUSTED,
           `message of ${result.length} bytes exceeds the ${this.#limits.maxMessageBytes}-byte limit`,
         );
         return;
-      }
-      if (result.type === "compressed") {
+      case "compressed":
         this.finish(GrpcStatus.UNIMPLEMENTED, "compressed messages are not supported (grpc-accept-encoding: identity)");
         return;
-      }
-      if (result.type === "not_admitted") {
+      case "not_admitted":
         // A reset, not a status: the peer is still sending the message, and node:http2 loses a
         // response that ends the stream under incoming data (it resets it with ENHANCE_YOUR_CALM
         // itself). The reset also stops the peer sending bytes nobody will read.
         this.#refuse("memory_budget");
         return;
-      }
-      this.#deliver(result.bytes);
     }
   }
 
-  #deliver(bytes: Buffer): void {
-    this.#stream.pause();
-    this.#pending++;
-    this.#handling = this.#handling
-      .then(() => (this.#over() ? undefined : this.#messageHandler(bytes)))
-      .catch(() => this.finish(GrpcStatus.INTERNAL, "the message could not be handled"))
-      .then(() => this.#replyTaken())
-      .finally(() => {
-        this.#held.give(bytes.length);
-        this.#pending--;
-        if (this.#pending === 0 && !this.#over()) this.#stream.resume();
-      });
-  }
-
-  /** Settles once the peer took the replies past the stream's high-water mark (or the stream closed). */
+  /**
+   * Settles once every reply written was taken by the peer (or the stream closed). Counted in
+   * writes, not bytes: a queued write costs the process far more than its bytes (measured: 500
+   * streams under a 16 KiB high-water mark each queued 860 000 replies of 7 bytes, 280 MB of heap).
+   */
   #replyTaken(): Promise<void> | undefined {
-    if (this.#over() || !this.#stream.writableNeedDrain) return undefined;
+    if (this.#over() || this.#unsent === 0) return undefined;
     return new Promise((resolve) => {
-      const done = (): void => {
-        this.#stream.off("drain", done);
-        this.#stream.off("close", done);
-        resolve();
-      };
-      this.#stream.on("drain", done);
-      this.#stream.on("close", done);
+      this.#whenSent = resolve;
     });
   }
 }

@@ -31,34 +31,28 @@ export class MessageDeframer {
     return this.#pendingBytes;
   }
 
-  /** Appends a chunk and returns every message it completes, in order; stops at the first refusal. */
-  push(chunk: Buffer): FrameResult[] {
+  append(chunk: Buffer): void {
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.length;
-    const results: FrameResult[] = [];
-    while (this.#pendingBytes >= PREFIX_BYTES) {
-      const head = this.#peek(PREFIX_BYTES);
-      const length = head.readUInt32BE(1);
-      if (length > this.#maxMessageBytes) {
-        results.push({ type: "too_large", length });
-        return results;
-      }
-      // Envoy never compresses ext_proc messages; the guard advertises identity only.
-      if (head[0] !== 0) {
-        results.push({ type: "compressed" });
-        return results;
-      }
-      if (!this.#admitted && !this.#admit(length)) {
-        results.push({ type: "not_admitted", length });
-        return results;
-      }
-      this.#admitted = true;
-      if (this.#pendingBytes < PREFIX_BYTES + length) break;
-      this.#admitted = false;
-      const frame = this.#take(PREFIX_BYTES + length);
-      results.push({ type: "message", bytes: frame.subarray(PREFIX_BYTES) });
-    }
-    return results;
+  }
+
+  /**
+   * The next complete message, or why the next one is refused (returned again on every call: the
+   * stream is over); undefined until more bytes arrive. One at a time, so a chunk of many small
+   * messages costs the caller nothing until it asks for each.
+   */
+  next(): FrameResult | undefined {
+    if (this.#pendingBytes < PREFIX_BYTES) return undefined;
+    const head = this.#peek(PREFIX_BYTES);
+    const length = head.readUInt32BE(1);
+    if (length > this.#maxMessageBytes) return { type: "too_large", length };
+    // Envoy never compresses ext_proc messages; the guard advertises identity only.
+    if (head[0] !== 0) return { type: "compressed" };
+    if (!this.#admitted && !this.#admit(length)) return { type: "not_admitted", length };
+    this.#admitted = true;
+    if (this.#pendingBytes < PREFIX_BYTES + length) return undefined;
+    this.#admitted = false;
+    return { type: "message", bytes: this.#take(PREFIX_BYTES + length).subarray(PREFIX_BYTES) };
   }
 
   #peek(bytes: number): Buffer {
