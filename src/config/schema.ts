@@ -129,6 +129,96 @@ const envoySchema = z
   })
   .prefault({});
 
+const adminSchema = z
+  .strictObject({
+    /**
+     * A file holding the bearer token that endpoints changing state (POST /admin/cache/purge)
+     * require, e.g. a mounted Secret; read at each such request, so a rotation applies at once.
+     * INFERENCE_GUARD_ADMIN_TOKEN takes precedence. With neither, those endpoints are refused.
+     */
+    tokenFile: z.string().min(1).optional(),
+    /**
+     * Host names clients reach the admin port by besides its listen address and localhost (a
+     * Service's DNS name). Any other Host is refused: that is what defeats DNS rebinding.
+     */
+    allowedHosts: z
+      .array(
+        z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, {
+          message: "expected a DNS name without port",
+        }),
+      )
+      .default([]),
+  })
+  .prefault({});
+
+const MIB = 1024 * 1024;
+
+/**
+ * What one abusive or stuck peer may hold of the guard's memory. The defaults fit a 512 MiB pod
+ * (deploy/kubernetes): the heap is left room for the cache, contracts and ordinary traffic.
+ */
+const limitsSchema = z
+  .strictObject({
+    /**
+     * Reply bytes one ext_proc stream may have waiting for its peer's HTTP/2 window. The guard
+     * stops reading a stream while its replies wait, so only replies the guard sends on its own
+     * (deadline extensions, health watches) can pile up here; past it the stream is reset with
+     * ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED to a gRPC client). A reply into an empty queue always
+     * fits, whatever its size.
+     */
+    maxStreamQueuedBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(4 * MIB),
+    /** The same for all streams of one connection together: a peer opening many streams that it never reads. */
+    maxConnectionQueuedBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(32 * MIB),
+    /**
+     * Bytes of ext_proc messages the guard holds across all streams, from a message's prefix until
+     * it was handled. The stream whose next message would pass it is reset with ENHANCE_YOUR_CALM
+     * (RESOURCE_EXHAUSTED) before the message's bytes are read. 128 MiB: sixteen of Envoy's 8 MiB
+     * buffered bodies.
+     */
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(128 * MIB),
+    /**
+     * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: streams one connection may have open. A stream past
+     * it is refused by HTTP/2 itself (REFUSED_STREAM, safe to retry; Envoy opens another connection).
+     */
+    maxConcurrentStreamsPerConnection: z.number().int().min(1).default(1_000),
+    /** Streams open on all connections together; a new one beyond is answered RESOURCE_EXHAUSTED. */
+    maxStreams: z.number().int().min(1).default(10_000),
+    /** Connections open at once; one beyond is closed as it is accepted. */
+    maxConnections: z.number().int().min(1).default(128),
+    /** A connection that has not sent its HTTP/2 preface after this long is closed. */
+    prefaceTimeoutMs: z.number().int().min(1).default(5_000),
+    /**
+     * A stream that has sent nothing after this long ends with DEADLINE_EXCEEDED (Envoy sends the
+     * request headers as it opens the stream; a slow message is bounded by maxStreamLifetimeMs).
+     */
+    streamIdleTimeoutMs: z.number().int().min(1).default(10_000),
+    /**
+     * The longest a stream may stay open; then it ends with DEADLINE_EXCEEDED and its exchange is
+     * cleaned up (admission released). Above Envoy's longest route timeout (envoy/envoy.yaml:
+     * 300 s, which spans a streamed answer) plus the longest message timeout extension (30 s).
+     */
+    maxStreamLifetimeMs: z.number().int().min(1).default(600_000),
+    /**
+     * New ext_proc streams are refused (RESOURCE_EXHAUSTED) while V8's used heap is above this
+     * share of its limit, like Envoy's overload manager: the guard sheds before it runs out of
+     * heap. Health checks are still answered.
+     */
+    overloadHeapRatio: z.number().gt(0).max(1).default(0.9),
+  })
+  .prefault({});
+
 export const routeSchema = z.strictObject({
   /** Used as a metric label and in headers: short, stable, bounded by this file. */
   name: labelName(40),
@@ -157,6 +247,8 @@ export const SECTIONS = {
   envoy: envoySchema,
   annotate: annotateSchema,
   log: logSchema,
+  limits: limitsSchema,
+  admin: adminSchema,
   cache: cacheSettingsSchema,
   admission: admissionSchema,
   budget: budgetSchema,

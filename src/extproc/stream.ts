@@ -38,6 +38,14 @@ const AWAITING_ENVOY: ReadonlySet<State> = new Set([
   "response_stream",
 ]);
 
+/** The frame whose answer Envoy waits for in each state; none in a streamed response or once done. */
+const AWAITED_FRAME: Readonly<Partial<Record<State, FrameKind>>> = {
+  request_headers: "requestHeaders",
+  request_body: "requestBody",
+  response_headers: "responseHeaders",
+  response_body: "responseBody",
+};
+
 /**
  * Envoy that dropped a mode_override sees nothing more to do and closes the stream within
  * milliseconds of the guard's answer (measured: 2–15 ms); a client that gives up waiting for the
@@ -170,6 +178,7 @@ export class StreamProcessor {
     const { metrics } = this.#deps;
     if (kind === undefined) {
       metrics.anomalies.inc({ kind: "unknown_frame" });
+      this.#answerUnknown();
       return;
     }
     metrics.messages.inc({ frame: kind });
@@ -229,6 +238,17 @@ export class StreamProcessor {
     const endOfStream = frame.responseBody?.endOfStream === true;
     this.#emit(streamedBody(frame.responseBody?.body ?? new Uint8Array(), endOfStream));
     if (endOfStream) this.#complete(true);
+  }
+
+  /**
+   * A frame with no phase the guard knows (empty, or one a newer Envoy added). Answered with a
+   * continue for the phase the stream is waiting on, so an Envoy that waits for an answer gets one
+   * before its message_timeout; the state stays as it was. A streamed response and a finished
+   * exchange wait for no answer, and an unasked one would be a spurious message to Envoy.
+   */
+  #answerUnknown(): void {
+    const awaited = AWAITED_FRAME[this.#state];
+    if (awaited !== undefined) this.#emit(continueFor(awaited));
   }
 
   /** The stream ended (Envoy closed it, cancelled it, or the transport broke). */

@@ -2,8 +2,9 @@
 // Capabilities mount more endpoints through `routes`.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import { parseAddress } from "../util/address.js";
+import type { AdminAccess } from "./admin-access.js";
 
 export type AdminHandler = (request: IncomingMessage, response: ServerResponse, url: URL) => void | Promise<void>;
 
@@ -17,16 +18,44 @@ export interface AdminOptions {
   readonly ready: () => boolean;
   /** Extra endpoints keyed by "METHOD /path". */
   readonly routes?: ReadonlyMap<string, AdminHandler>;
+  /** Decides every request before it reaches an endpoint (admin-access.ts). */
+  readonly access: AdminAccess;
 }
 
-export function sendJson(response: ServerResponse, status: number, body: unknown): void {
+export function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   const text = JSON.stringify(body);
-  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  response.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    ...headers,
+  });
   response.end(text);
 }
 
 export async function startAdminServer(address: string, options: AdminOptions): Promise<AdminServer> {
+  const refusals = new Counter({
+    name: "guard_admin_refusals_total",
+    help: "Admin requests refused before any endpoint, by reason: admin.host_not_allowed, admin.cross_origin, admin.token_not_configured, admin.token_missing, admin.token_invalid.",
+    labelNames: ["reason"],
+    registers: [options.registry()],
+  });
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const refusal = await options.access(request);
+    if (refusal !== undefined) {
+      refusals.inc({ reason: refusal.reason });
+      const challenge: Record<string, string> = refusal.status === 401 ? { "www-authenticate": "Bearer" } : {};
+      return sendJson(
+        response,
+        refusal.status,
+        { error: refusal.reason, message: refusal.message },
+        { "x-guard-reason": refusal.reason, ...challenge },
+      );
+    }
     const url = new URL(request.url ?? "/", "http://admin.local");
     const key = `${request.method ?? "GET"} ${url.pathname}`;
     if (key === "GET /metrics") {

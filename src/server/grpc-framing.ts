@@ -6,16 +6,24 @@ const PREFIX_BYTES = 5;
 export type FrameResult =
   | { readonly type: "message"; readonly bytes: Buffer }
   | { readonly type: "compressed" }
-  | { readonly type: "too_large"; readonly length: number };
+  | { readonly type: "too_large"; readonly length: number }
+  | { readonly type: "not_admitted"; readonly length: number };
 
-/** Splits a byte stream into gRPC messages; a message larger than maxMessageBytes is refused at its prefix. */
+/**
+ * Splits a byte stream into gRPC messages. Each message is judged at its prefix, before its bytes
+ * are held: larger than maxMessageBytes, or refused by admit (a memory budget), it goes no further.
+ */
 export class MessageDeframer {
   readonly #maxMessageBytes: number;
+  readonly #admit: (length: number) => boolean;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** The message whose bytes are arriving was admitted. */
+  #admitted = false;
 
-  constructor(maxMessageBytes: number) {
+  constructor(maxMessageBytes: number, admit: (length: number) => boolean = () => true) {
     this.#maxMessageBytes = maxMessageBytes;
+    this.#admit = admit;
   }
 
   /** Bytes received but not yet returned as a message (a truncated frame when the stream ends). */
@@ -23,28 +31,28 @@ export class MessageDeframer {
     return this.#pendingBytes;
   }
 
-  /** Appends a chunk and returns every message it completes, in order; stops at the first refusal. */
-  push(chunk: Buffer): FrameResult[] {
+  append(chunk: Buffer): void {
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.length;
-    const results: FrameResult[] = [];
-    while (this.#pendingBytes >= PREFIX_BYTES) {
-      const head = this.#peek(PREFIX_BYTES);
-      const length = head.readUInt32BE(1);
-      if (length > this.#maxMessageBytes) {
-        results.push({ type: "too_large", length });
-        return results;
-      }
-      // Envoy never compresses ext_proc messages; the guard advertises identity only.
-      if (head[0] !== 0) {
-        results.push({ type: "compressed" });
-        return results;
-      }
-      if (this.#pendingBytes < PREFIX_BYTES + length) break;
-      const frame = this.#take(PREFIX_BYTES + length);
-      results.push({ type: "message", bytes: frame.subarray(PREFIX_BYTES) });
-    }
-    return results;
+  }
+
+  /**
+   * The next complete message, or why the next one is refused (returned again on every call: the
+   * stream is over); undefined until more bytes arrive. One at a time, so a chunk of many small
+   * messages costs the caller nothing until it asks for each.
+   */
+  next(): FrameResult | undefined {
+    if (this.#pendingBytes < PREFIX_BYTES) return undefined;
+    const head = this.#peek(PREFIX_BYTES);
+    const length = head.readUInt32BE(1);
+    if (length > this.#maxMessageBytes) return { type: "too_large", length };
+    // Envoy never compresses ext_proc messages; the guard advertises identity only.
+    if (head[0] !== 0) return { type: "compressed" };
+    if (!this.#admitted && !this.#admit(length)) return { type: "not_admitted", length };
+    this.#admitted = true;
+    if (this.#pendingBytes < PREFIX_BYTES + length) return undefined;
+    this.#admitted = false;
+    return { type: "message", bytes: this.#take(PREFIX_BYTES + length).subarray(PREFIX_BYTES) };
   }
 
   #peek(bytes: number): Buffer {

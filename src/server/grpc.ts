@@ -10,10 +10,13 @@
 // standard gRPC server.
 import { chmod, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
+import type { GuardConfig } from "../config/schema.js";
 import { type ProcessCall, processMethod } from "../extproc/service.js";
 import type { StreamDeps } from "../extproc/stream.js";
 import { parseAddress } from "../util/address.js";
+import { ByteBudget } from "./byte-budget.js";
 import {
+  type CallRefusal,
   GRPC_RESPONSE_HEADERS,
   GrpcStatus,
   Http2ServerCall,
@@ -21,6 +24,13 @@ import {
   type ServerCall,
 } from "./grpc-call.js";
 import { HealthService } from "./health.js";
+import { HeapOverload } from "./overload.js";
+import { createServerMetrics } from "./server-metrics.js";
+
+export type ServerLimits = GuardConfig["limits"];
+
+/** Why the server refused a stream or a connection before any call began. */
+type ServerRefusal = "max_streams" | "heap_overload" | "max_connections" | "preface_timeout";
 
 export const EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor";
 const PROCESS_PATH = `/${EXT_PROC_SERVICE}/Process`;
@@ -54,10 +64,7 @@ function processCall(call: ServerCall): ProcessCall {
 }
 
 /** Answers a stream with no handler: a trailers-only gRPC status, or a plain HTTP status. */
-function refuse(
-  stream: http2.ServerHttp2Stream,
-  answer: { grpcStatus: number; message: string } | { httpStatus: number },
-): void {
+function refuse(stream: http2.ServerHttp2Stream, answer: Refusal): void {
   stream.on("error", () => undefined);
   if (stream.destroyed || stream.closed) return;
   const headers =
@@ -76,7 +83,38 @@ function refuse(
   }
 }
 
-export async function startGrpcServer(address: string, socketMode: string, deps: StreamDeps): Promise<GrpcServer> {
+type Refusal = { grpcStatus: number; message: string } | { httpStatus: number };
+
+/** gRPC's Content-Type: "application/grpc", optionally "+" a message encoding, optionally parameters. */
+const GRPC_CONTENT_TYPE = /^application\/grpc(?:\+([^;\s]*))?\s*(?:;.*)?$/i;
+
+/**
+ * What a stream that is not a call this server can take is answered, as gRPC servers do: HTTP
+ * errors for what is not gRPC at all, gRPC statuses for a gRPC call it does not implement.
+ */
+function refusalOf(headers: http2.IncomingHttpHeaders): Refusal | undefined {
+  if (headers[":method"] !== "POST") return { httpStatus: 405 };
+  const contentType = GRPC_CONTENT_TYPE.exec(headers["content-type"] ?? "");
+  if (contentType === null) return { httpStatus: 415 };
+  // Only protobuf: a JSON (or other) encoding of the same messages would be misread as protobuf.
+  const subtype = contentType[1]?.toLowerCase();
+  if (subtype !== undefined && subtype !== "proto")
+    return {
+      grpcStatus: GrpcStatus.UNIMPLEMENTED,
+      message: `content subtype "${subtype}" is not supported; use proto`,
+    };
+  const encoding = headers["grpc-encoding"];
+  if (encoding !== undefined && encoding !== "identity")
+    return { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `grpc-encoding ${String(encoding)} is not supported` };
+  return undefined;
+}
+
+export async function startGrpcServer(
+  address: string,
+  socketMode: string,
+  deps: StreamDeps,
+  limits: ServerLimits,
+): Promise<GrpcServer> {
   let open = 0;
   const health = new HealthService([EXT_PROC_SERVICE]);
   const extProc = processMethod(deps, { onOpen: () => open++, onClose: () => open-- });
@@ -86,42 +124,91 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
   ]);
 
   const server = http2.createServer({
-    settings: { initialWindowSize: STREAM_WINDOW_BYTES, maxConcurrentStreams: 100_000 },
+    settings: {
+      initialWindowSize: STREAM_WINDOW_BYTES,
+      maxConcurrentStreams: limits.maxConcurrentStreamsPerConnection,
+    },
     // Envoy multiplexes every in-flight request's ext_proc stream on one or a few connections,
     // and a buffered body may be up to MAX_MESSAGE_BYTES: node's default 10 MB per session would
-    // refuse streams under load. Envoy's buffer limits bound what it can send (grpc-js, used
-    // before, lifts the limit the same way).
+    // refuse streams under load. limits.maxBufferedBytes bounds what all sessions hold instead.
     maxSessionMemory: Number.MAX_SAFE_INTEGER,
   });
-  const sessions = new Set<http2.ServerHttp2Session>();
+  server.maxConnections = limits.maxConnections;
+  const sessions = new Map<http2.ServerHttp2Session, ByteBudget>();
+  const buffered = new ByteBudget(limits.maxBufferedBytes);
+  const heap = new HeapOverload(limits.overloadHeapRatio);
+  let streams = 0;
+  const serverMetrics = createServerMetrics(deps.metrics.registry, limits, {
+    connections: () => sessions.size,
+    streams: () => streams,
+    bufferedBytes: () => buffered.used,
+    queuedReplyBytes: () => {
+      let bytes = 0;
+      for (const queue of sessions.values()) bytes += queue.used;
+      return bytes;
+    },
+    heapRatio: () => heap.ratio,
+  });
+  const onRefused = (reason: CallRefusal | ServerRefusal): void => serverMetrics.refusals.inc({ reason });
+  server.on("drop", () => onRefused("max_connections"));
   server.on("session", (session) => {
-    sessions.add(session);
-    session.on("close", () => sessions.delete(session));
+    const connectionQueue = new ByteBudget(limits.maxConnectionQueuedBytes, { oneAlwaysFits: true });
+    sessions.set(session, connectionQueue);
+    // Every HTTP/2 client opens with its preface, whose SETTINGS frame this is.
+    const preface = setTimeout(() => {
+      onRefused("preface_timeout");
+      session.destroy();
+    }, limits.prefaceTimeoutMs).unref();
+    session.once("remoteSettings", () => clearTimeout(preface));
+    session.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
+      onStream(stream, headers, connectionQueue),
+    );
+    session.on("close", () => {
+      clearTimeout(preface);
+      sessions.delete(session);
+    });
     session.on("error", (error) => deps.log.debug({ err: error }, "gRPC connection error"));
     session.setLocalWindowSize(SESSION_WINDOW_BYTES);
   });
   server.on("sessionError", () => undefined);
-  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-    const contentType = headers["content-type"] ?? "";
-    if (!contentType.startsWith("application/grpc")) {
-      refuse(stream, { httpStatus: 415 });
-      return;
-    }
+  /** The server's own refusal of a new stream, or none: too many streams, or the heap near its limit. */
+  const overLimit = (path: string): { reason: ServerRefusal; message: string } | undefined => {
+    if (streams >= limits.maxStreams)
+      return { reason: "max_streams", message: `${limits.maxStreams} streams are open (limits.maxStreams)` };
+    // Health checks stay answered: Envoy should see a live guard that refuses work, not a dead one.
+    if (path === PROCESS_PATH && heap.overloaded)
+      return { reason: "heap_overload", message: "the guard is overloaded (limits.overloadHeapRatio); retry later" };
+    return undefined;
+  };
+  const onStream = (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    connectionQueue: ByteBudget,
+  ): void => {
     const path = headers[":path"] ?? "";
     const method = methods.get(path);
-    if (method === undefined) {
-      refuse(stream, { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `unknown method ${path}` });
+    const refusal = refusalOf(headers);
+    if (refusal !== undefined || method === undefined) {
+      refuse(stream, refusal ?? { grpcStatus: GrpcStatus.UNIMPLEMENTED, message: `unknown method ${path}` });
       return;
     }
-    const encoding = headers["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") {
-      refuse(stream, {
-        grpcStatus: GrpcStatus.UNIMPLEMENTED,
-        message: `grpc-encoding ${String(encoding)} is not supported`,
-      });
+    const over = overLimit(path);
+    if (over !== undefined) {
+      onRefused(over.reason);
+      refuse(stream, { grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED, message: over.message });
       return;
     }
-    const call = new Http2ServerCall(stream, MAX_MESSAGE_BYTES);
+    streams++;
+    stream.once("close", () => streams--);
+    const call = new Http2ServerCall(stream, {
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxQueuedBytes: limits.maxStreamQueuedBytes,
+      connectionQueue,
+      buffered,
+      idleTimeoutMs: limits.streamIdleTimeoutMs,
+      maxLifetimeMs: limits.maxStreamLifetimeMs,
+      onRefused,
+    });
     try {
       method(call);
     } catch (error) {
@@ -132,7 +219,7 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
       );
       call.finish(GrpcStatus.INTERNAL, "internal error");
     }
-  });
+  };
 
   const target = parseAddress(address);
   const socketPath = "path" in target ? target.path : undefined;
@@ -170,9 +257,9 @@ export async function startGrpcServer(address: string, socketMode: string, deps:
           clearTimeout(timer);
           resolve({ forced: false });
         });
-        for (const session of sessions) session.close();
+        for (const session of sessions.keys()) session.close();
         timer = setTimeout(() => {
-          for (const session of sessions) session.destroy();
+          for (const session of sessions.keys()) session.destroy();
           resolve({ forced: true });
         }, timeoutMs);
       });

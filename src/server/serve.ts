@@ -14,6 +14,7 @@ import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
 import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
+import { ADMIN_TOKEN_ENV, type AdminAccess, adminAccess } from "./admin-access.js";
 import { Drain, type DrainResult } from "./drain.js";
 import { type GrpcServer, startGrpcServer } from "./grpc.js";
 import { statusPageRoutes } from "./status/page.js";
@@ -61,15 +62,20 @@ export async function startGuard(
   let current = await build(initial);
   let ready = false;
 
-  const grpc: GrpcServer = await startGrpcServer(config.listen.grpc, config.listen.socketMode, {
-    pipeline: () => current.pipeline,
-    metrics,
-    log,
-    now,
-    requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
-    messageTimeoutMs: () => config.envoy.messageTimeoutMs,
-    overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, log),
-  });
+  const grpc: GrpcServer = await startGrpcServer(
+    config.listen.grpc,
+    config.listen.socketMode,
+    {
+      pipeline: () => current.pipeline,
+      metrics,
+      log,
+      now,
+      requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
+      messageTimeoutMs: () => config.envoy.messageTimeoutMs,
+      overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, log),
+    },
+    config.limits,
+  );
   const status = new StatusReporter({
     registry: () => metrics.registry,
     recentViolations: () => current.contracts?.recentViolations,
@@ -77,11 +83,22 @@ export async function startGuard(
     version: VERSION,
     now,
   });
+  // The address the admin server is bound to: listen addresses change only on restart.
+  const adminAddress = config.listen.admin;
+  const accessFor = (section: GuardConfig["admin"]): AdminAccess =>
+    adminAccess({
+      address: adminAddress,
+      allowedHosts: section.allowedHosts,
+      tokenFile: section.tokenFile,
+      envToken: process.env[ADMIN_TOKEN_ENV],
+    });
+  let access = accessFor(config.admin);
   let admin: AdminServer;
   try {
-    admin = await startAdminServer(config.listen.admin, {
+    admin = await startAdminServer(adminAddress, {
       registry: () => metrics.registry,
       ready: () => ready,
+      access: (request) => access(request),
       routes: new Map([["POST /admin/cache/purge", purgeHandler(() => current)], ...(await statusPageRoutes(status))]),
     });
   } catch (error) {
@@ -113,9 +130,12 @@ export async function startGuard(
     if (next.listen.grpc !== config.listen.grpc || next.listen.admin !== config.listen.admin) {
       log.warn({ grpc: next.listen.grpc, admin: next.listen.admin }, "listen addresses change only on restart");
     }
+    if (JSON.stringify(next.limits) !== JSON.stringify(config.limits))
+      log.warn({ limits: next.limits }, "limits change only on restart");
     const previous = current.pipeline;
     current = await build(loaded);
     config = next;
+    access = accessFor(next.admin);
     // Streams opened before the swap still run on the previous pipeline; release it after they
     // had the drain budget to finish.
     setTimeout(() => void previous.close(), config.drain.timeoutMs).unref();

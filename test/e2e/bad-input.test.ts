@@ -320,8 +320,13 @@ t.test("frames out of order or repeated, straight at the guard's gRPC server", a
   twice.call.write(requestHeaders({ ":path": "/v1/chat/completions" }));
   t.ok((await twice.next()).requestHeaders !== undefined, "repeated request headers: continue");
   twice.call.write({});
+  t.equal(
+    (await twice.next()).requestBody?.response.status,
+    "CONTINUE",
+    "an empty frame gets a continue for the phase awaited (the body), so Envoy never waits for its timeout",
+  );
   twice.call.write({ request: "requestTrailers", requestTrailers: {} });
-  t.ok((await twice.next()).requestTrailers !== undefined, "an empty frame is skipped; trailers pass");
+  t.ok((await twice.next()).requestTrailers !== undefined, "trailers pass");
   twice.call.write(requestBody('{"model":"demo","messages":[]}', true));
   t.ok((await twice.next()).requestBody !== undefined, "the body is still answered");
   twice.call.write(requestBody('{"model":"demo","messages":[]}', true));

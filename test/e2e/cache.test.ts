@@ -2,6 +2,9 @@
 // what reached the upstream. One stack serves the single-sidecar cases (each with its own request
 // body, so they cannot hit each other's entries); two stacks and a real redis-server serve the
 // shared-tier cases.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
@@ -23,8 +26,13 @@ async function servedDuring(stack: Stack, run: () => Promise<unknown>): Promise<
   return (await upstreamServed(stack.light.url)) - before;
 }
 
-async function purge(stack: Stack, route: string): Promise<Response> {
-  return fetch(`${stack.guard?.adminUrl}/admin/cache/purge?route=${route}`, { method: "POST" });
+const ADMIN_TOKEN = "cache-e2e-admin-token";
+
+async function purge(stack: Stack, route: string, token = ADMIN_TOKEN): Promise<Response> {
+  return fetch(`${stack.guard?.adminUrl}/admin/cache/purge?route=${route}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+  });
 }
 
 function headerOf(answer: Answer, name: string): string | null {
@@ -102,7 +110,11 @@ function deltaContent(text: string): string {
 }
 
 t.test("one sidecar", async (t) => {
-  const stack = await stackFor(t);
+  const dir = await mkdtemp(join(tmpdir(), "guard-cache-e2e-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, "admin-token");
+  await writeFile(tokenFile, `${ADMIN_TOKEN}\n`);
+  const stack = await stackFor(t, { guardConfig: await defaultConfigWith({ admin: { tokenFile } }) });
   const url = `${stack.url}${CHAT_PATH}`;
 
   t.test("a hit never reaches the upstream and replays the stored answer", async (t) => {
@@ -301,7 +313,8 @@ t.test("one sidecar", async (t) => {
     t.equal(purged.status, 200, await purged.clone().text());
     t.equal(headerOf(await post(url, body), "x-guard-cache"), "miss", "purged");
     t.equal((await purge(stack, "no-such-route")).status, 404);
-    t.equal((await fetch(`${stack.guard?.adminUrl}/admin/cache/purge`, { method: "POST" })).status, 400);
+    t.equal((await purge(stack, "")).status, 400);
+    t.equal((await purge(stack, "chat", "wrong")).status, 401, "only with the admin token");
   });
 });
 

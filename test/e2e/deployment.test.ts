@@ -11,6 +11,8 @@ import { parse, parseAllDocuments, stringify } from "yaml";
 import { parseConfig } from "../../src/config/load.js";
 import { compileContracts } from "../../src/contracts/compile.js";
 import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
+import { freePort } from "../../src/devstack/ports.js";
+import { httpOk, spawnManaged, waitUntil } from "../../src/devstack/process.js";
 
 // Parsed YAML walked by known paths: a wrong path yields undefined and fails its assertion.
 // biome-ignore lint/suspicious/noExplicitAny: typing every walked path of foreign YAML would only restate the assertions
@@ -134,7 +136,23 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
   t.equal(hcmMerge?.match.listener.filterChain.filter.name, "envoy.filters.network.http_connection_manager");
   const { "@type": _hcmType, ...hcmFields } = (hcmMerge?.patch.value.typed_config ?? {}) as Doc;
   t.same(stripped(hcmFields.early_header_mutation_extensions[0].typed_config.mutations), ["x-guard-priority"]);
+  // The BOOTSTRAP MERGE appends its runtime layer to Istio's own (a static layer, then the admin layer).
+  const runtimePatch = patches.find((patch) => patch.applyTo === "BOOTSTRAP");
+  t.equal(runtimePatch?.patch.operation, "MERGE");
+  const runtimeLayers = runtimePatch?.patch.value.layered_runtime.layers as Doc[];
+  t.same(
+    runtimeLayers.map((layer) => layer.static_layer),
+    [{ "envoy.reloadable_features.ext_proc_graceful_grpc_close": true }],
+    "graceful ext_proc close set as a real setting, not a comment",
+  );
   const bootstrap = {
+    layered_runtime: {
+      layers: [
+        { name: "global_config", static_layer: { "overload.global_downstream_max_connections": 2147483647 } },
+        { name: "admin", admin_layer: {} },
+        ...runtimeLayers,
+      ],
+    },
     static_resources: {
       listeners: [
         {
@@ -194,6 +212,41 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
   };
   const istio = await envoyValidates(stringify(bootstrap), dir, "istio");
   t.ok(istio.ok, istio.output.slice(-1500) || "Istio patch valid");
+});
+
+t.test("the Istio runtime patch takes effect: Envoy runs with graceful ext_proc close", async (t) => {
+  const filter = (await docs(join(PROJECT_ROOT, "deploy", "istio", "envoyfilter.yaml")))[0] as Doc;
+  const patch = (filter.spec.configPatches as Doc[]).find((candidate) => candidate.applyTo === "BOOTSTRAP");
+  const adminPort = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), "guard-istio-runtime-"));
+  const file = join(dir, "bootstrap.yaml");
+  // Istio's bootstrap runtime (a static layer, then the admin layer) with the patch's layer merged in.
+  await writeFile(
+    file,
+    stringify({
+      admin: { address: { socket_address: { address: "127.0.0.1", port_value: adminPort } } },
+      layered_runtime: {
+        layers: [
+          { name: "global_config", static_layer: {} },
+          { name: "admin", admin_layer: {} },
+          ...((patch?.patch.value.layered_runtime.layers ?? []) as Doc[]),
+        ],
+      },
+    }),
+  );
+  const envoy = spawnManaged("envoy", envoyBinary(), [
+    "-c",
+    file,
+    "--log-level",
+    "error",
+    "--base-id",
+    String(adminPort),
+  ]);
+  t.teardown(() => envoy.stop());
+  const admin = `http://127.0.0.1:${adminPort}`;
+  await waitUntil("envoy", () => httpOk(`${admin}/ready`), 20_000, envoy);
+  const runtime = (await (await fetch(`${admin}/runtime`)).json()) as Doc;
+  t.equal(runtime.entries["envoy.reloadable_features.ext_proc_graceful_grpc_close"]?.final_value, "true");
 });
 
 t.test("pod wiring: shared socket, probes on the admin port, resources and hardening", async (t) => {

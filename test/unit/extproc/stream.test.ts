@@ -311,10 +311,25 @@ t.test("a stage holding a message can extend Envoy's deadline", async (t) => {
   t.ok(out[1]?.requestHeaders, "then the real answer");
 });
 
-t.test("frames with no recognisable kind are counted and ignored", async (t) => {
-  const h = harness([stage({})]);
-  t.same(await h.feed({}), []);
-  t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "unknown_frame" }), 1);
+t.test("a frame of no known kind gets a continue for the phase awaited, and is counted", async (t) => {
+  const h = harness([
+    stage({
+      onRequestHeaders: () => ({ type: "continue", needs: { requestBody: true, responseHeaders: true } }),
+      onResponseHeaders: () => ({ type: "continue", needs: { responseBody: true } }),
+    }),
+  ]);
+  t.same(await h.feed({}), [{ requestHeaders: { response: { status: "CONTINUE" } } }], "before the request headers");
+  t.equal(h.processor.state, "request_headers", "and the state stays");
+  await h.feed(requestHeaders({ "content-length": "2" }));
+  t.same(await h.feed({}), [{ requestBody: { response: { status: "CONTINUE" } } }], "awaiting the request body");
+  await h.feed(requestBody("{}"));
+  t.same(await h.feed({}), [{ responseHeaders: { response: { status: "CONTINUE" } } }], "awaiting the response");
+  await h.feed(responseHeaders(200));
+  t.same(await h.feed({}), [{ responseBody: { response: { status: "CONTINUE" } } }], "awaiting the response body");
+  await h.feed(responseBody("{}"));
+  t.equal(h.processor.state, "done");
+  t.same(await h.feed({}), [], "nothing awaited once done: an answer would be spurious");
+  t.equal(await counterValue(h.metrics, "guard_extproc_anomalies_total", { kind: "unknown_frame" }), 5);
 });
 
 /**

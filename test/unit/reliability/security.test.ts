@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import t from "tap";
 import { parseConfig } from "../../../src/config/load.js";
+import { configSchema } from "../../../src/config/schema.js";
 import { createCoreMetrics } from "../../../src/metrics/registry.js";
 import { Pipeline } from "../../../src/pipeline/pipeline.js";
 import { startGrpcServer } from "../../../src/server/grpc.js";
@@ -54,7 +55,7 @@ t.test("unknown keys are refused below the top level, with their path", async (t
     {
       path: "listn",
       message:
-        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, cache, admission, budget, contracts, usage, identity, routes)",
+        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, usage, identity, routes)",
     },
   ]);
   const cases: [string, string][] = [
@@ -89,12 +90,12 @@ t.test("the ext_proc Unix socket gets the configured file mode", async (t) => {
   const pipeline = new Pipeline([], [], { metrics, log, now: () => 0 });
   for (const mode of ["660", "600"]) {
     const path = join(dir, `guard-${mode}.sock`);
-    const server = await startGrpcServer(`unix:${path}`, mode, {
-      pipeline: () => pipeline,
-      metrics,
-      log,
-      now: () => 0,
-    });
+    const server = await startGrpcServer(
+      `unix:${path}`,
+      mode,
+      { pipeline: () => pipeline, metrics, log, now: () => 0 },
+      configSchema.parse({}).limits,
+    );
     const info = await stat(path);
     t.ok(info.isSocket(), "a socket file");
     t.equal((info.mode & 0o777).toString(8), mode, `mode ${mode} applied`);

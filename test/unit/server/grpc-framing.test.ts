@@ -2,6 +2,17 @@ import fc from "fast-check";
 import t from "tap";
 import { type FrameResult, frameMessage, MessageDeframer } from "../../../src/server/grpc-framing.js";
 
+/** Appends a chunk and takes every result it makes available (stopping after a refusal, as a call does). */
+function push(deframer: MessageDeframer, chunk: Buffer): FrameResult[] {
+  deframer.append(chunk);
+  const results: FrameResult[] = [];
+  for (let result = deframer.next(); result !== undefined; result = deframer.next()) {
+    results.push(result);
+    if (result.type !== "message") break;
+  }
+  return results;
+}
+
 const payloads = (results: readonly FrameResult[]): string[] =>
   results.map((result) => (result.type === "message" ? result.bytes.toString("utf8") : `<${result.type}>`));
 
@@ -11,7 +22,7 @@ t.test("messages split and joined arbitrarily across chunks come out whole and i
     const deframer = new MessageDeframer(1024);
     const out: FrameResult[] = [];
     for (let offset = 0; offset < stream.length; offset += chunkSize)
-      out.push(...deframer.push(stream.subarray(offset, offset + chunkSize)));
+      out.push(...push(deframer, stream.subarray(offset, offset + chunkSize)));
     t.same(payloads(out), ["first", "", "a longer third message"], `chunks of ${chunkSize} bytes`);
     t.equal(deframer.buffered, 0, "nothing left over");
   }
@@ -20,24 +31,25 @@ t.test("messages split and joined arbitrarily across chunks come out whole and i
 t.test("a truncated message stays buffered", async (t) => {
   const deframer = new MessageDeframer(1024);
   const frame = frameMessage(Buffer.from("incomplete"));
-  t.same(deframer.push(frame.subarray(0, 8)), []);
+  t.same(push(deframer, frame.subarray(0, 8)), []);
   t.equal(deframer.buffered, 8, "the partial frame is reported, so a stream ending here is an error");
 });
 
 t.test("an oversized message is refused at its prefix, before its bytes arrive", async (t) => {
   const deframer = new MessageDeframer(4);
   const prefix = Buffer.from([0, 0, 0, 1, 0]);
-  t.same(deframer.push(prefix), [{ type: "too_large", length: 256 }]);
+  t.same(push(deframer, prefix), [{ type: "too_large", length: 256 }]);
 });
 
 t.test("a compressed message is refused", async (t) => {
   const deframer = new MessageDeframer(1024);
-  t.same(deframer.push(Buffer.from([1, 0, 0, 0, 1, 0x41])), [{ type: "compressed" }]);
+  t.same(push(deframer, Buffer.from([1, 0, 0, 0, 1, 0x41])), [{ type: "compressed" }]);
 });
 
 t.test("a message after refusal is not returned", async (t) => {
   const deframer = new MessageDeframer(4);
-  const results = deframer.push(
+  const results = push(
+    deframer,
     Buffer.concat([
       frameMessage(Buffer.from("ok")),
       frameMessage(Buffer.from("too long")),
@@ -65,7 +77,7 @@ t.test("property: any messages under any chunking come out exactly as sent", asy
         let offset = 0;
         for (let index = 0; offset < stream.length; index++) {
           const size = cuts[index % cuts.length] ?? 1;
-          for (const result of deframer.push(stream.subarray(offset, offset + size))) {
+          for (const result of push(deframer, stream.subarray(offset, offset + size))) {
             if (result.type !== "message") return false;
             out.push(result.bytes);
           }
@@ -81,4 +93,19 @@ t.test("property: any messages under any chunking come out exactly as sent", asy
     { seed: 20261125, numRuns: 500 },
   );
   t.pass("500 random message sets and chunkings");
+});
+
+t.test("each message is admitted once, at its prefix, however its bytes are split", async (t) => {
+  const asked: number[] = [];
+  const deframer = new MessageDeframer(1024, (length) => {
+    asked.push(length);
+    return length < 10;
+  });
+  const stream = Buffer.concat(["four", "nine-byte"].map((text) => frameMessage(Buffer.from(text))));
+  const out: FrameResult[] = [];
+  for (let offset = 0; offset < stream.length; offset += 2)
+    out.push(...push(deframer, stream.subarray(offset, offset + 2)));
+  t.same(payloads(out), ["four", "nine-byte"]);
+  t.same(asked, [4, 9], "asked once per message");
+  t.same(push(deframer, frameMessage(Buffer.from("ten bytes!"))), [{ type: "not_admitted", length: 10 }]);
 });

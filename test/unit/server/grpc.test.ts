@@ -4,21 +4,30 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { pino } from "pino";
 import t, { type Test } from "tap";
+import { configSchema } from "../../../src/config/schema.js";
 import { externalProcessorService } from "../../../src/extproc/proto.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../../src/extproc/wire.js";
 import { createCoreMetrics } from "../../../src/metrics/registry.js";
 import { Pipeline } from "../../../src/pipeline/pipeline.js";
-import { EXT_PROC_SERVICE, type GrpcServer, startGrpcServer } from "../../../src/server/grpc.js";
+import { EXT_PROC_SERVICE, type GrpcServer, type ServerLimits, startGrpcServer } from "../../../src/server/grpc.js";
 import { HEALTH_PROTO } from "../../../src/server/health.js";
 import { requestHeaders, responseHeaders, route } from "../../helpers/frames.js";
 import { registryValue } from "../../helpers/registry-metrics.js";
 
-async function startServer(t: Test): Promise<{ server: GrpcServer; metrics: ReturnType<typeof createCoreMetrics> }> {
+async function startServer(
+  t: Test,
+  limits: Partial<ServerLimits> = {},
+): Promise<{ server: GrpcServer; metrics: ReturnType<typeof createCoreMetrics> }> {
   const metrics = createCoreMetrics("test");
   const log = pino({ level: "silent" });
   const now = (): number => performance.now();
   const pipeline = new Pipeline([route("test")], [], { metrics, log, now });
-  const server = await startGrpcServer("127.0.0.1:0", "660", { pipeline: () => pipeline, metrics, log, now });
+  const server = await startGrpcServer(
+    "127.0.0.1:0",
+    "660",
+    { pipeline: () => pipeline, metrics, log, now },
+    { ...configSchema.parse({}).limits, ...limits },
+  );
   t.teardown(() => server.drain(0));
   return { server, metrics };
 }
@@ -140,43 +149,151 @@ t.test("an unknown method is UNIMPLEMENTED", async (t) => {
 
 t.test("a message over the size limit is refused with RESOURCE_EXHAUSTED before it is read", async (t) => {
   const { server } = await startServer(t);
-  const { connect } = await import("node:http2");
-  const session = connect(`http://${server.address}`);
-  t.teardown(() => session.close());
-  const stream = session.request({
-    ":method": "POST",
-    ":path": `/${EXT_PROC_SERVICE}/Process`,
-    "content-type": "application/grpc",
-    te: "trailers",
-  });
-  const trailers = new Promise<Record<string, unknown>>((resolve) => {
-    stream.on("response", (headers) => {
-      if (headers["grpc-status"] !== undefined) resolve(headers);
-    });
-    stream.on("trailers", resolve);
-  });
-  stream.on("data", () => undefined);
-  stream.on("error", () => undefined);
-  stream.write(Buffer.from([0, 0x7f, 0xff, 0xff, 0xff]));
-  t.equal((await trailers)["grpc-status"], String(grpc.status.RESOURCE_EXHAUSTED));
+  const prefix = Buffer.from([0, 0x7f, 0xff, 0xff, 0xff]);
+  const answer = await rawCall(t, server.address, { ":method": "POST", "content-type": "application/grpc" }, prefix);
+  t.equal(answer.grpcStatus, String(grpc.status.RESOURCE_EXHAUSTED));
 });
 
 t.test("a non-gRPC request gets HTTP 415", async (t) => {
   const { server } = await startServer(t);
+  const answer = await rawCall(t, server.address, { ":method": "POST", "content-type": "application/json" });
+  t.equal(answer.status, 415);
+});
+
+/** A raw HTTP/2 request to the server: its HTTP status, its gRPC status (headers or trailers) and the data it got. */
+async function rawCall(
+  t: Test,
+  address: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<{ status: unknown; grpcStatus: unknown; data: Buffer }> {
   const { connect } = await import("node:http2");
-  const session = connect(`http://${server.address}`);
+  const session = connect(`http://${address}`);
   t.teardown(() => session.close());
-  const stream = session.request({
-    ":method": "POST",
-    ":path": `/${EXT_PROC_SERVICE}/Process`,
-    "content-type": "application/json",
+  const stream = session.request({ ":path": `/${EXT_PROC_SERVICE}/Process`, te: "trailers", ...headers });
+  stream.on("error", () => undefined);
+  let status: unknown;
+  let grpcStatus: unknown;
+  const data: Buffer[] = [];
+  stream.on("response", (received) => {
+    status = received[":status"];
+    grpcStatus = received["grpc-status"];
   });
-  stream.on("data", () => undefined);
-  const status = await new Promise<unknown>((resolve) =>
-    stream.on("response", (headers) => resolve(headers[":status"])),
-  );
-  stream.end();
-  t.equal(status, 415);
+  stream.on("trailers", (received) => {
+    grpcStatus = received["grpc-status"];
+  });
+  stream.on("data", (chunk: Buffer) => data.push(chunk));
+  stream.end(body);
+  await new Promise((resolve) => stream.on("close", resolve));
+  return { status, grpcStatus, data: Buffer.concat(data) };
+}
+
+t.test("only POST is a gRPC call: other methods get HTTP 405", async (t) => {
+  const { server } = await startServer(t);
+  for (const method of ["GET", "PUT"]) {
+    const answer = await rawCall(t, server.address, { ":method": method, "content-type": "application/grpc" });
+    t.equal(answer.status, 405, method);
+  }
+});
+
+t.test("content subtypes: proto is served, any other encoding is UNIMPLEMENTED", async (t) => {
+  const { server } = await startServer(t);
+  // ProcessingRequest{request_trailers: {}}, framed: answered with a continue, then the half-close ends it.
+  const trailersFrame = Buffer.from([0, 0, 0, 0, 2, 0x32, 0x00]);
+  for (const contentType of ["application/grpc", "application/grpc+proto", "application/GRPC+Proto; charset=x"]) {
+    const answer = await rawCall(t, server.address, { ":method": "POST", "content-type": contentType }, trailersFrame);
+    t.equal(answer.grpcStatus, String(grpc.status.OK), `${contentType}: OK`);
+    t.ok(answer.data.length > 5, `${contentType}: answered`);
+  }
+  for (const contentType of ["application/grpc+json", "application/grpc+xml;a=b"]) {
+    const answer = await rawCall(t, server.address, { ":method": "POST", "content-type": contentType }, trailersFrame);
+    t.equal(answer.grpcStatus, String(grpc.status.UNIMPLEMENTED), `${contentType}: UNIMPLEMENTED`);
+    t.equal(answer.data.length, 0, `${contentType}: nothing read as protobuf`);
+  }
+  const web = await rawCall(t, server.address, { ":method": "POST", "content-type": "application/grpc-web" });
+  t.equal(web.status, 415, "gRPC-Web is not gRPC");
+});
+
+t.test("an empty ProcessingRequest is answered with a continue, so Envoy never waits for its timeout", async (t) => {
+  const { server, metrics } = await startServer(t);
+  const client = processClient(server.address);
+  t.teardown(() => client.close());
+  const call = client.open();
+  const answer = new Promise<ProcessingResponse>((resolve) => call.once("data", resolve));
+  const status = statusOf(call);
+  call.write({});
+  t.same(await answer, { requestHeaders: { response: { status: "CONTINUE" } }, response: "requestHeaders" });
+  call.end();
+  t.equal((await status).code, grpc.status.OK);
+  t.equal(await registryValue(metrics.registry, "guard_extproc_anomalies_total", { kind: "unknown_frame" }), 1);
+});
+
+t.test(
+  "limits: streams beyond maxStreams, and new exchanges while the heap is overloaded, get RESOURCE_EXHAUSTED",
+  async (t) => {
+    const { server, metrics } = await startServer(t, { maxStreams: 1 });
+    const { connect } = await import("node:http2");
+    const session = connect(`http://${server.address}`);
+    t.teardown(() => session.close());
+    // Open, silent: it holds its place among the streams.
+    const held = session.request({
+      ":method": "POST",
+      ":path": `/${EXT_PROC_SERVICE}/Process`,
+      "content-type": "application/grpc",
+    });
+    held.on("error", () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const refused = await rawCall(t, server.address, { ":method": "POST", "content-type": "application/grpc" });
+    t.equal(refused.grpcStatus, String(grpc.status.RESOURCE_EXHAUSTED), "the second stream");
+    held.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const taken = await rawCall(t, server.address, { ":method": "POST", "content-type": "application/grpc" });
+    t.equal(taken.grpcStatus, String(grpc.status.OK), "once the first closed, a stream is taken again");
+    t.equal(await registryValue(metrics.registry, "guard_grpc_refusals_total", { reason: "max_streams" }), 1);
+    t.equal(
+      await registryValue(metrics.registry, "guard_grpc_limit", { limit: "maxStreams" }),
+      1,
+      "the limit is exported",
+    );
+
+    const overloaded = await startServer(t, { overloadHeapRatio: 0.000_001 });
+    const shed = await rawCall(t, overloaded.server.address, { ":method": "POST", "content-type": "application/grpc" });
+    t.equal(shed.grpcStatus, String(grpc.status.RESOURCE_EXHAUSTED), "ext_proc refused under heap overload");
+    const client = healthClient(overloaded.server.address);
+    t.teardown(() => client.close());
+    t.same(await check(client, ""), { status: "SERVING" }, "health checks still answered");
+    t.equal(
+      await registryValue(overloaded.metrics.registry, "guard_grpc_refusals_total", { reason: "heap_overload" }),
+      1,
+    );
+    t.ok(((await registryValue(overloaded.metrics.registry, "guard_grpc_heap_used_ratio")) ?? 0) > 0);
+  },
+);
+
+t.test("limits: a connection without an HTTP/2 preface is closed; connections beyond maxConnections too", async (t) => {
+  const { server, metrics } = await startServer(t, { prefaceTimeoutMs: 100, maxConnections: 2 });
+  const { connect } = await import("node:net");
+  const [host, port] = [
+    server.address.slice(0, server.address.lastIndexOf(":")),
+    Number(server.address.split(":").pop()),
+  ];
+  const open = (): { closedAfter: Promise<number> } => {
+    const started = performance.now();
+    // Flowing, so the server's FIN is read and the socket closes.
+    const socket = connect({ host, port }).resume();
+    socket.on("error", () => undefined);
+    return { closedAfter: new Promise((resolve) => socket.on("close", () => resolve(performance.now() - started))) };
+  };
+  const silent = open();
+  const second = open();
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const third = open();
+  t.ok((await third.closedAfter) < 90, "the third connection is closed at once");
+  t.ok((await silent.closedAfter) >= 90, "the silent ones after their preface timeout");
+  await second.closedAfter;
+  t.equal(await registryValue(metrics.registry, "guard_grpc_refusals_total", { reason: "max_connections" }), 1);
+  t.equal(await registryValue(metrics.registry, "guard_grpc_refusals_total", { reason: "preface_timeout" }), 2);
+  t.equal(await registryValue(metrics.registry, "guard_grpc_connections"), 0);
 });
 
 t.test("grpc.health.v1: Check for the server and ext_proc, NOT_FOUND for others, follows setServing", async (t) => {
