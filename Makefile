@@ -53,13 +53,14 @@ system-deps:
 	@bash scripts/install-system-deps.sh
 
 ## llama.cpp's OpenAI server and MLServer (pinned, from PyPI; the llama.cpp wheel is built once into
-## ~/.cache/inference-guard/wheels) into .tools/real-servers, for the real-server tests
+## ~/.cache/inference-guard/wheels) into .tools/real-servers, for the real-server tests and UPSTREAM=llama
 real-servers:
 	@bash scripts/install-real-servers.sh
 
-## Envoy + guard + demo model on the embedded default config (Ctrl-C stops)
+## Envoy + guard + demo model on the embedded default config (Ctrl-C stops); `make run UPSTREAM=llama`
+## puts llama.cpp's server with a generated tiny model in place of the demo model
 run: build envoy
-	node dist/src/devstack/run.js
+	node dist/src/devstack/run.js $(if $(UPSTREAM),--upstream=$(UPSTREAM))
 
 ## lint, layer rules, unit + end-to-end tests against the real Envoy, with c8 coverage of src/ checked
 ## against .c8rc.json; the last line is "N passed, N failed" over test cases (each static check and a
