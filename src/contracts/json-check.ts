@@ -297,6 +297,16 @@ export class JsonChecker {
 
   private floating(value: unknown, scalar: ScalarType, path: string): Checked {
     if (typeof value === "number") {
+      // A literal beyond the double range (6e68034292, as grammar-constrained LLMs write) parses
+      // to Infinity: reported here with its field, not later as protobuf's reader failing on "$".
+      if (!Number.isFinite(value)) {
+        this.#report(
+          path,
+          "json.out_of_range",
+          `a number beyond ±1.8e308 (read as ${value}) does not fit ${scalarName(scalar)}`,
+        );
+        return DROP;
+      }
       if (scalar === ScalarType.FLOAT && Math.abs(value) > FLOAT_MAX) {
         this.#report(path, "json.out_of_range", `${value} does not fit a float`);
         return DROP;

@@ -38,6 +38,11 @@ export interface StackOptions {
   /** The routes' idle_timeout (envoy/envoy.yaml), 30 s by default. */
   readonly routeIdleTimeoutMs?: number;
   readonly extraVariants?: readonly EnvoyVariant[];
+  /**
+   * Model servers the caller started (and stops) in place of the demo pools, e.g. a real model
+   * server (src/devstack/real-servers.ts); Envoy's light and heavy clusters point at them.
+   */
+  readonly upstreams?: { readonly light: DemoPool; readonly heavy: DemoPool };
   /** Extra demo model CLI flags, per pool. */
   readonly demoArgs?: { readonly light?: readonly string[]; readonly heavy?: readonly string[] };
   readonly envoyConcurrency?: number;
@@ -106,6 +111,14 @@ async function startDemo(pool: "light" | "heavy", extra: readonly string[], echo
   return { process: proc, url };
 }
 
+async function startDemoPools(options: StackOptions, echo: boolean): Promise<{ light: DemoPool; heavy: DemoPool }> {
+  const [light, heavy] = await Promise.all([
+    startDemo("light", options.demoArgs?.light ?? [], echo),
+    startDemo("heavy", options.demoArgs?.heavy ?? [], echo),
+  ]);
+  return { light, heavy };
+}
+
 export async function loadGuardConfigObject(file = DEFAULT_GUARD_CONFIG): Promise<Record<string, unknown>> {
   return (parse(await readFile(file, "utf8")) ?? {}) as Record<string, unknown>;
 }
@@ -132,11 +145,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const workDir = await mkdtemp(join(tmpdir(), "inference-guard-"));
   const started: Managed[] = [];
   try {
-    const [light, heavy] = await Promise.all([
-      startDemo("light", options.demoArgs?.light ?? [], echo),
-      startDemo("heavy", options.demoArgs?.heavy ?? [], echo),
-    ]);
-    started.push(light.process, heavy.process);
+    const { light, heavy } = options.upstreams ?? (await startDemoPools(options, echo));
+    if (options.upstreams === undefined) started.push(light.process, heavy.process);
 
     const withGuard = options.withGuard ?? true;
     let guard: GuardHandle | undefined;

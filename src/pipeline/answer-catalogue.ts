@@ -146,6 +146,17 @@ export const ANSWERS = {
       "A stage needs the request body buffered, and its announced `content-length` exceeds Envoy's buffer limit (`envoy.bufferLimitBytes`): refused at the headers instead of hanging.",
     members: ["limit_bytes"],
   },
+  "request.context_length_exceeded": {
+    kind: "error",
+    status: 400,
+    retryAfter: false,
+    retryable: false,
+    openAiType: "invalid_request_error",
+    title: "Prompt longer than the model's context window",
+    description:
+      "The complexity stage's estimate of the prompt's tokens exceeds the route's `complexity.contextWindow`: the upstream would refuse it (llama.cpp answers 400 `context_length_exceeded`), so it is not sent, queued or charged to the upstream's admission budget.",
+    members: ["route", "context_window", "estimated_prompt_tokens"],
+  },
   "contract.violated": {
     kind: "error",
     status: 502,

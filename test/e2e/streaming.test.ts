@@ -3,15 +3,13 @@
 // contract cuts a violating stream before the violating value (and the model stops), shadow and
 // unbound models pass every byte at once, a client that leaves mid-stream returns its admission
 // budget, and the official OpenAI SDK streams through it all.
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import OpenAI from "openai";
-import t, { type Test } from "tap";
+import t from "tap";
 import { metricSum } from "../../bench/metrics-text.js";
 import { renderOutput } from "../../src/demo/outputs.js";
-import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import type { JsonValue } from "../../src/pipeline/types.js";
 import { defaultConfigWith, stackFor, upstreamServed } from "../helpers/e2e.js";
+import { pythonSdk } from "../helpers/openai-python.js";
 import {
   assertPaced,
   eventually,
@@ -40,34 +38,6 @@ function contentOf(events: readonly StreamEvent[]): string {
 
 function contentEvents(events: readonly StreamEvent[]): StreamEvent[] {
   return events.filter(({ data, event }) => event === undefined && data !== "[DONE]" && data.includes('"content":"'));
-}
-
-interface PythonResult {
-  readonly text?: string;
-  readonly usage?: { completion_tokens: number } | null;
-  readonly error?: { class: string; message: string; code: string; type: string; status: number | null };
-}
-
-/** Runs test/e2e/clients/openai_stream.py: the official OpenAI Python SDK, default retries on. */
-function pythonSdk(t: Test, baseUrl: string, request: Record<string, unknown>, headers: Record<string, string>) {
-  const install = spawnSync("bash", [join(PROJECT_ROOT, "scripts", "install-openai-python.sh")], { encoding: "utf8" });
-  t.equal(install.status, 0, `openai (Python) installed ${install.stderr}`);
-  const ran = spawnSync(
-    "python3",
-    [
-      join(PROJECT_ROOT, "test", "e2e", "clients", "openai_stream.py"),
-      baseUrl,
-      JSON.stringify(request),
-      JSON.stringify(headers),
-    ],
-    {
-      encoding: "utf8",
-      env: { ...process.env, PYTHONPATH: join(PROJECT_ROOT, ".tools", "openai-python") },
-      timeout: 60_000,
-    },
-  );
-  t.equal(ran.status, 0, ran.stderr);
-  return JSON.parse(ran.stdout) as PythonResult;
 }
 
 t.test("streams through Envoy and the guard", async (t) => {

@@ -132,6 +132,14 @@ export const complexityRouteSchema = z
     /** Output tokens assumed when a generation request names no max_tokens, until `output` has learned. */
     defaultMaxOutputTokens: z.number().int().min(0).default(256),
     output: outputSchema,
+    /**
+     * The upstream model's context window in tokens. A request whose estimated prompt (input, tools,
+     * images) is larger gets the guard's 400 `request.context_length_exceeded` instead of reaching
+     * the server for the same 400 (llama.cpp's `context_length_exceeded`) after queueing for it.
+     * The estimate is the route's tokenizer's, not the model's: leave headroom for the difference.
+     * Bodies scored by size only (too large, not JSON) are never refused by it.
+     */
+    contextWindow: z.number().int().min(1).optional(),
     /** Larger bodies are not parsed: they are scored by size (reason "too_large"). */
     maxBodyBytes: z.number().int().min(0).default(1_048_576),
     /** Deeper JSON is not parsed: it is scored by size (reason "too_deep"). */

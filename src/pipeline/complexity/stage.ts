@@ -5,6 +5,7 @@
 // it only expected. The usage stage sets exchange.completionTokens as the answer passes it (its
 // response hooks), so every stage's onEnd sees them, this one's included although it runs first.
 // Later stages read exchange.cost / outputPricing / tier / predictedLatencyMs (admission uses them).
+import { answerFormatFor, guardAnswer } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
 import type { Edits, Exchange, Outcome, Stage, StageDeps, StageRun, Step } from "../types.js";
 import { CONTINUE } from "../types.js";
@@ -71,10 +72,17 @@ class ComplexityRun implements StageRun {
     if (this.#scored !== undefined) return CONTINUE;
     const { request } = this.exchange;
     const jsonLength = parseLength(request.headers.get(JSON_HEADER_LENGTH));
-    return {
-      type: "continue",
-      edits: this.#decide(estimateBody(request.path, body, this.route.estimateOptions, jsonLength)),
-    };
+    const estimate = estimateBody(request.path, body, this.route.estimateOptions, jsonLength);
+    const edits = this.#decide(estimate);
+    const window = this.route.settings.contextWindow;
+    const prompt = this.exchange.promptTokens ?? 0;
+    if (window === undefined || estimate.fallback !== undefined || prompt <= window) return { type: "continue", edits };
+    const reply = guardAnswer("request.context_length_exceeded", {
+      format: answerFormatFor(request.path),
+      detail: `about ${prompt} prompt tokens estimated, the model's context window is ${window}`,
+      extensions: { route: this.route.name, context_window: window, estimated_prompt_tokens: prompt },
+    });
+    return { type: "reply", reply };
   }
 
   onEnd(outcome: Outcome): void {

@@ -17,7 +17,7 @@ export const TPOT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05
 export type StreamOutcome = "completed" | "cancelled" | "cut";
 
 export interface UsageMetrics {
-  readonly tokens: Counter<"route" | "model_version" | "kind">;
+  readonly tokens: Counter<"route" | "model_version" | "kind" | "source">;
   readonly usageMissing: Counter<"route">;
   readonly timeToFirstToken: Histogram<"route" | "tier">;
   readonly timePerOutputToken: Histogram<"route" | "tier">;
@@ -30,13 +30,13 @@ export function createUsageMetrics(registry: Registry): UsageMetrics {
   return {
     tokens: new Counter({
       name: "guard_tokens_total",
-      help: "Tokens the upstream reported in its answers' usage (kind: prompt, completion): a stream's usage event (OpenAI sends one only under stream_options.include_usage), or a non-streamed JSON body's usage when the body passed the guard. Never estimated.",
-      labelNames: ["route", "model_version", "kind"] as const,
+      help: "Tokens of the upstream's answers (kind: prompt, completion) by source: reported (a stream's usage event, which OpenAI sends only under stream_options.include_usage, or a non-streamed JSON body's usage when the body passed the guard); for a stream that completed without usage, deltas (completion: its output events, one per token on llama.cpp and vLLM, a floor where an event carries several) and estimate (prompt: the complexity stage's estimate, on priced routes).",
+      labelNames: ["route", "model_version", "kind", "source"] as const,
       registers,
     }),
     usageMissing: new Counter({
       name: "guard_stream_usage_missing_total",
-      help: "Streamed answers that completed without reporting usage (client without stream_options.include_usage, or a server that never sends it): their tokens are not in guard_tokens_total.",
+      help: "Streamed answers that completed without reporting usage (client without stream_options.include_usage, or a server that never sends it): their tokens are in guard_tokens_total with source deltas and estimate.",
       labelNames: ["route"] as const,
       registers,
     }),

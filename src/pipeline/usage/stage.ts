@@ -1,9 +1,12 @@
 // The usage stage: counts the tokens upstreams report in their answers and times streamed answers
 // as the client gets them (time to first token, time per output token), per route.
 //
-// Tokens come only from what the upstream reported (`usage` of a stream's event, or of a JSON
-// body), never from an estimate: a stream that completes without usage is counted as such
-// (guard_stream_usage_missing_total) and adds no tokens. A streamed answer goes through the stage
+// Tokens come from what the upstream reported (`usage` of a stream's event, or of a JSON body).
+// A stream that completes without usage (llama.cpp's server never sends one, nor does any OpenAI
+// server unless the client set stream_options.include_usage) is counted as such
+// (guard_stream_usage_missing_total), and its tokens are still counted, labelled by where they came
+// from: completion tokens as its output events (exact on servers that send one token per event, a
+// floor on those that batch), prompt tokens as the complexity stage estimated them. A streamed answer goes through the stage
 // chunk by chunk (it asks for "stream" at a 2xx stream: text/event-stream, or NDJSON on a route that
 // declares it) and is forwarded unchanged; the stage reads each event with the streams library (the
 // framer of the stream's framing, StreamAssembler) keeping no assembled text. An event beyond the
@@ -191,7 +194,10 @@ class UsageRun implements StageRun {
     metrics.streams.inc({ route: this.#route, outcome: ended });
     const usage = watch.assembler.usage;
     if (usage !== undefined) this.#countTokens(usage);
-    else if (ended === "completed") metrics.usageMissing.inc({ route: this.#route });
+    else if (ended === "completed") {
+      metrics.usageMissing.inc({ route: this.#route });
+      this.#countUnreported(watch.assembler.contentEvents);
+    }
     // Output that all came in one chunk says nothing about the time between tokens.
     if (watch.firstOutputAt === undefined || watch.outputChunks < 2) return;
     const tokens = usage?.completionTokens ?? watch.assembler.contentEvents;
@@ -207,14 +213,29 @@ class UsageRun implements StageRun {
   }
 
   #countTokens(usage: TokenUsage): void {
-    const labels = {
+    const labels = this.#tokenLabels();
+    const { tokens } = this.shared.metrics;
+    // A zero is still counted: it creates the series, so the route's rate reads 0 rather than absent.
+    if (usage.promptTokens !== undefined)
+      tokens.inc({ ...labels, kind: "prompt", source: "reported" }, usage.promptTokens);
+    if (usage.completionTokens !== undefined)
+      tokens.inc({ ...labels, kind: "completion", source: "reported" }, usage.completionTokens);
+  }
+
+  /** A completed stream that reported no usage: its output events, and the prompt as priced. */
+  #countUnreported(outputEvents: number): void {
+    const labels = this.#tokenLabels();
+    const { tokens } = this.shared.metrics;
+    tokens.inc({ ...labels, kind: "completion", source: "deltas" }, outputEvents);
+    const prompt = this.exchange.promptTokens;
+    if (prompt !== undefined) tokens.inc({ ...labels, kind: "prompt", source: "estimate" }, prompt);
+  }
+
+  #tokenLabels(): { route: string; model_version: string } {
+    return {
       route: this.#route,
       model_version: this.exchange.modelVersion ?? this.shared.versions.value(this.#rawVersion),
     };
-    const { tokens } = this.shared.metrics;
-    // A zero is still counted: it creates the series, so the route's rate reads 0 rather than absent.
-    if (usage.promptTokens !== undefined) tokens.inc({ ...labels, kind: "prompt" }, usage.promptTokens);
-    if (usage.completionTokens !== undefined) tokens.inc({ ...labels, kind: "completion" }, usage.completionTokens);
   }
 
   #tierLabels(): { route: string; tier: string } {

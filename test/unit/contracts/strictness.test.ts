@@ -48,6 +48,19 @@ t.test("each strict JSON check is on by default and relaxable on its own", async
   );
 });
 
+t.test("a number literal beyond the double range is out of range at its field, streamed or not", async (t) => {
+  const sentiment = await demoContract("sentiment");
+  for (const literal of ["6e68034292", "-1.5E309"]) {
+    const result = sentiment.checkText(`{"label":"NEUTRAL","score":${literal}}`);
+    t.same(
+      result.violations.map((v) => `${v.field} ${v.rule}`),
+      ["score json.out_of_range"],
+      literal,
+    );
+    t.match(result.violations[0]?.message, /beyond ±1\.8e308 .*does not fit double/);
+  }
+});
+
 t.test("wrong JSON types are reported with their paths, all of them, up to the cap", async (t) => {
   const chat = await demoContract("chat_structured", { maxViolations: 3 });
   const content = JSON.stringify({ category: 1, priority: true, tags: "a", summary: ["s"], needs_human: "yes" });

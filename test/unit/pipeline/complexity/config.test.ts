@@ -1,4 +1,5 @@
 import t from "tap";
+import { parseConfig } from "../../../../src/config/load.js";
 import { configSchema } from "../../../../src/config/schema.js";
 import { complexityRouteSchema } from "../../../../src/pipeline/complexity/config.js";
 
@@ -60,4 +61,14 @@ t.test("output: learned by default after 30 reported answers, remembering 200; b
     "output.memory",
     "output.minSamples",
   ]);
+});
+
+t.test("contextWindow: a whole number of tokens, reported with its path", async (t) => {
+  t.same(issuePaths({ enabled: true, contextWindow: 512 }), []);
+  for (const bad of ["0", "2.5", '"512"']) {
+    const result = parseConfig(
+      `routes:\n  - { name: ok, match: { pathPrefix: /a } }\n  - { name: llama, match: { pathPrefix: /v1 }, complexity: { enabled: true, contextWindow: ${bad} } }\n`,
+    );
+    t.same(result.ok ? [] : result.errors.map((issue) => issue.path), ["routes[1].complexity.contextWindow"], bad);
+  }
 });

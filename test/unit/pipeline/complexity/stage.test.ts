@@ -372,3 +372,30 @@ t.test("the latency model learns from the produced output and a stream's whole g
     1,
   );
 });
+
+t.test(
+  "contextWindow: a prompt estimated beyond it is answered, a smaller one and a size-scored body go on",
+  async (t) => {
+    const { stage } = setup({ contextWindow: 100 });
+    const chat = (content: string) =>
+      new TextEncoder().encode(JSON.stringify({ model: "m", messages: [{ role: "user", content }] }));
+    const long = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
+    const step = (await long.onRequestBody?.(chat("tell me about the lighthouse keeper ".repeat(40)))) as Step;
+    t.equal(step.type, "reply");
+    if (step.type !== "reply") return;
+    t.equal(step.reply.status, 400);
+    t.equal(step.reply.reason, "request.context_length_exceeded");
+    const error = (JSON.parse(step.reply.body as string) as { error: Record<string, unknown> }).error;
+    t.match(error, { type: "invalid_request_error", code: "request.context_length_exceeded", route: "chat" });
+    t.equal(error.context_window, 100);
+    t.ok((error.estimated_prompt_tokens as number) > 100, `estimated ${error.estimated_prompt_tokens}`);
+    t.equal(step.reply.headers["x-should-retry"], "false", "asking again gets the same answer");
+
+    const short = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
+    const fits = (await short.onRequestBody?.(chat("hello"))) as Step;
+    t.equal(fits.type, "continue");
+    const notJson = stage.start(exchange("chat", "/v1/chat/completions")) as StageRun;
+    const sized = (await notJson.onRequestBody?.(new TextEncoder().encode("x".repeat(4_000)))) as Step;
+    t.equal(sized.type, "continue", "a body the estimate could not read is never refused by the window");
+  },
+);

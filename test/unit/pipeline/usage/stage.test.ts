@@ -145,16 +145,35 @@ t.test("usage on every event (vLLM continuous usage) is cumulative: the last one
   t.equal(await s.sum("guard_tokens_total", { kind: "completion" }), 3);
 });
 
-t.test("a stream that completes without usage counts no tokens, only the missing usage", async (t) => {
-  const s = setup();
-  const exchange = s.exchange();
-  const run = s.start(exchange);
+t.test("a stream that completes without usage: tokens from its output events and the estimate, said so", async (t) => {
+  const stream = chatStream(CHAT, { usage: false, piece: 4 });
+  const outputEvents = stream.split("\n\n").filter((event) => /"content":"[^"]/.test(event)).length;
+  for (const promptTokens of [undefined, 11]) {
+    const s = setup();
+    const exchange = s.exchange();
+    if (promptTokens !== undefined) exchange.promptTokens = promptTokens;
+    const run = s.start(exchange);
+    run.onResponseHeaders(response(200, SSE));
+    feed(t, run, cut(stream, 11), () => s.advance(2));
+    run.onEnd(COMPLETED);
+    t.same(
+      (await registrySamples(s.registry, "guard_tokens_total")).map(({ labels, value }) => [
+        labels.kind,
+        labels.source,
+        value,
+      ]),
+      [["completion", "deltas", outputEvents], ...(promptTokens === undefined ? [] : [["prompt", "estimate", 11]])],
+      `prompt estimate ${promptTokens}: nothing labelled reported`,
+    );
+    t.equal(await s.sum("guard_stream_usage_missing_total", { route: "chat" }), 1);
+    t.equal(exchange.completionTokens, undefined, "the exchange carries reported usage only");
+  }
+  const cancelled = setup();
+  const run = cancelled.start(cancelled.exchange());
   run.onResponseHeaders(response(200, SSE));
-  feed(t, run, cut(chatStream(CHAT, { usage: false }), 11), () => s.advance(2));
-  run.onEnd(COMPLETED);
-  t.same(await registrySamples(s.registry, "guard_tokens_total"), [], "nothing invented");
-  t.equal(await s.sum("guard_stream_usage_missing_total", { route: "chat" }), 1);
-  t.equal(exchange.completionTokens, undefined);
+  feed(t, run, [utf8(stream.slice(0, 200))]);
+  run.onEnd({ ...COMPLETED, cancelled: true });
+  t.same(await registrySamples(cancelled.registry, "guard_tokens_total"), [], "a cancelled stream: nothing counted");
 });
 
 t.test("the Responses API stream: usage from response.completed, input/output tokens", async (t) => {
