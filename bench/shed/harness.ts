@@ -151,8 +151,12 @@ async function setChatBudget(
   await waitUntil("the guard's config reload", async () => (await reloads()) > before, 10_000, guard.process());
 }
 
-/** Model answers among a companion's attempts: received by a model, but not the users' load. */
-const fromModel = (attempts: readonly Sample[]): Sample[] => attempts.filter((attempt) => attempt.fromModel);
+/**
+ * A companion's attempts a model received, answered or cut by Envoy's upstream timeout (504): not
+ * the users' load.
+ */
+const reachedModel = (attempts: readonly Sample[]): Sample[] =>
+  attempts.filter((attempt) => attempt.fromModel || attempt.status === 504);
 
 /**
  * One run of a retry scenario: its users (and companions, a lead ahead) until every logical request
@@ -211,7 +215,7 @@ async function retryRun(
   const after = await upstreamTotals(stack);
   if (traffic.tokensPerMinute !== undefined) await setChatBudget(stack, undefined, counted);
   const sideAttempts = sideSamples.flatMap((sample) => sample.attempts);
-  const sideAnswered = fromModel(sideAttempts);
+  const sideAnswered = reachedModel(sideAttempts);
   const companion =
     traffic.side === undefined || plan.scenario.companion === undefined
       ? undefined
@@ -231,7 +235,10 @@ async function retryRun(
     samples,
     upstream: {
       attempts: after.attempts - before.attempts - sideAnswered.length,
-      errors: after.errors - before.errors - sideAnswered.filter((attempt) => attempt.status >= 500).length,
+      errors:
+        after.errors -
+        before.errors -
+        sideAnswered.filter((attempt) => attempt.fromModel && attempt.status >= 500).length,
     },
     telemetry,
     ...(companion === undefined ? {} : { companion }),
