@@ -50,6 +50,7 @@ export async function logicalRequest(
   policy: RetryPolicy,
   attemptTimeoutMs: number,
   random: () => number,
+  headers: Readonly<Record<string, string>> = {},
 ): Promise<LogicalSample> {
   const started = performance.now();
   const attempts: Sample[] = [];
@@ -57,6 +58,7 @@ export async function logicalRequest(
   for (;;) {
     // Numbered as the OpenAI SDKs number every attempt (0 for the first): what a guard can tell retries by.
     const attempt = await send(url, request, attemptTimeoutMs, 0, {
+      ...headers,
       "x-stainless-retry-count": String(attempts.length),
     });
     attempts.push(attempt);
@@ -88,6 +90,8 @@ export interface ClosedLoopClients {
   readonly attemptTimeoutMs: number;
   readonly policy: RetryPolicy;
   readonly seed: number;
+  /** Sent with every attempt (a tenant's credential, a claimed class, an injected failure). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -113,7 +117,14 @@ export async function closedLoopUsers(
       for (;;) {
         if (performance.now() + think >= end) return;
         await sleep(think);
-        const sample = await logicalRequest(url, next(index++), clients.policy, clients.attemptTimeoutMs, random);
+        const sample = await logicalRequest(
+          url,
+          next(index++),
+          clients.policy,
+          clients.attemptTimeoutMs,
+          random,
+          clients.headers,
+        );
         samples.push({ ...sample, endedInWindow: performance.now() <= end });
         think = -Math.log(1 - random()) * clients.thinkMs;
       }

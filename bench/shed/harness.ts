@@ -9,12 +9,26 @@
 //
 // Then, in the same stack, the retry scenarios (issue 17): closed-loop users that retry, as
 // production clients do, each scenario repeated; what reached the model is read from its counters.
+
+import { writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { stringify } from "yaml";
 import type { DemoStats } from "../../src/demo/server.js";
-import { spawnManaged } from "../../src/devstack/process.js";
+import { spawnManaged, waitUntil } from "../../src/devstack/process.js";
 import { loadGuardConfigObject, type Stack, type StackOptions, startStack } from "../../src/devstack/stack.js";
 import { percentile } from "../../src/util/percentile.js";
+import { metricSum } from "../metrics-text.js";
 import { closedLoopUsers, type WindowedSample } from "./clients.js";
+import {
+  type ClientGroup,
+  type CompanionTraffic,
+  companionTraffic,
+  estimatedTokens,
+  runsIn,
+  stormRoute,
+  summariseCompanion,
+  withChatBudget,
+} from "./companions.js";
 import { type Calibration, type PointResult, round, summarise, type UnloadedLatency } from "./report.js";
 import {
   type RetryRun,
@@ -25,9 +39,10 @@ import {
   worstRuns,
 } from "./retry-report.js";
 import { guardClasses, sampleTelemetry } from "./telemetry.js";
-import { classRules, closedLoop, oneAtATime, openLoop } from "./traffic.js";
+import { classRules, closedLoop, oneAtATime, openLoop, type Sample } from "./traffic.js";
 import {
   type BenchRequest,
+  PRIORITIES,
   type Priority,
   type RetryScenario,
   requestFactory,
@@ -111,42 +126,122 @@ interface RetryRunPlan {
   readonly users: number;
   readonly capacityPerSecond: number;
   readonly seed: number;
-  readonly next: (index: number) => BenchRequest;
+  readonly traffic: CompanionTraffic;
 }
 
-/** One run of a retry scenario: its users until every logical request ended, then the model drained. */
-async function retryRun(stack: Stack, url: string, options: ShedBenchOptions, plan: RetryRunPlan): Promise<RetryRun> {
+/**
+ * The guard's config file rewritten with the chat route's tenant budget (or none) and reloaded. A
+ * reload starts the guard's counters afresh: `counted` is handed its metrics from before.
+ */
+async function setChatBudget(
+  stack: Stack,
+  tokensPerMinute: number | undefined,
+  counted: (metrics: string) => void,
+): Promise<void> {
+  const guard = stack.guard;
+  if (guard === undefined) throw new Error("a tenant budget needs the guard");
+  const reloads = async (metrics?: string): Promise<number> =>
+    metricSum(metrics ?? (await guard.metrics()), "guard_config_reloads_total", { result: "success" });
+  const metrics = await guard.metrics();
+  counted(metrics);
+  const before = await reloads(metrics);
+  const config = withChatBudget(await loadGuardConfigObject(guard.configFile), tokensPerMinute);
+  await writeFile(guard.configFile, stringify(config));
+  guard.process().child.kill("SIGHUP");
+  await waitUntil("the guard's config reload", async () => (await reloads()) > before, 10_000, guard.process());
+}
+
+/**
+ * A companion's attempts a model received, answered or cut by Envoy's upstream timeout (504): not
+ * the users' load.
+ */
+const reachedModel = (attempts: readonly Sample[]): Sample[] =>
+  attempts.filter((attempt) => attempt.fromModel || attempt.status === 504);
+
+/**
+ * One run of a retry scenario: its users (and companions, a lead ahead) until every logical request
+ * ended, then the model drained.
+ */
+async function retryRun(
+  stack: Stack,
+  options: ShedBenchOptions,
+  plan: RetryRunPlan,
+  counted: (metrics: string) => void,
+): Promise<RetryRun> {
   const { retry } = options;
+  const { traffic } = plan;
+  const group = (clients: ClientGroup, seed: number): Promise<WindowedSample[]> =>
+    closedLoopUsers(
+      `${stack.url}${clients.path ?? CHAT_PATH}`,
+      {
+        users: clients.users,
+        thinkMs: retry.thinkMs,
+        attemptTimeoutMs: retry.attemptTimeoutMs,
+        policy: clients.policy,
+        seed,
+        headers: clients.headers,
+      },
+      clients.leadMs + retry.scenarioMs,
+      clients.next,
+    );
+  if (traffic.tokensPerMinute !== undefined) await setChatBudget(stack, traffic.tokensPerMinute, counted);
   const before = await upstreamTotals(stack);
+  // What the companion offers, in estimated tokens per logical request (it is sent once or retried as it is).
+  let offeredTokens = 0;
+  const tallied = (request: BenchRequest): BenchRequest => {
+    offeredTokens += estimatedTokens(request);
+    return request;
+  };
+  const sideGroup = traffic.side;
+  const side =
+    sideGroup === undefined
+      ? undefined
+      : group({ ...sideGroup, next: (index) => tallied(sideGroup.next(index)) }, plan.seed + 50_000);
+  await sleep(sideGroup?.leadMs ?? 0);
   const hog =
     plan.scenario.cpuHog === true ? spawnManaged("cpu-hog", process.execPath, ["-e", "for (;;);"]) : undefined;
   const stopTelemetry = sampleTelemetry(stack, options.server.capacity);
   let samples: WindowedSample[];
+  let sideSamples: WindowedSample[] = [];
   try {
-    samples = await closedLoopUsers(
-      url,
-      {
-        users: plan.users,
-        thinkMs: retry.thinkMs,
-        attemptTimeoutMs: retry.attemptTimeoutMs,
-        policy: plan.scenario.policy,
-        seed: plan.seed,
-      },
-      retry.scenarioMs,
-      plan.next,
-    );
+    const mains = await Promise.all(traffic.main.map((clients, index) => group(clients, plan.seed + 7_919 * index)));
+    samples = mains.flat();
+    sideSamples = (await side) ?? [];
   } finally {
     await hog?.stop("SIGKILL");
   }
   const telemetry = await stopTelemetry();
   await drained(stack, options.clientTimeoutMs);
   const after = await upstreamTotals(stack);
+  if (traffic.tokensPerMinute !== undefined) await setChatBudget(stack, undefined, counted);
+  const sideAttempts = sideSamples.flatMap((sample) => sample.attempts);
+  const sideAnswered = reachedModel(sideAttempts);
+  const companion =
+    traffic.side === undefined || plan.scenario.companion === undefined
+      ? undefined
+      : summariseCompanion({
+          companion: plan.scenario.companion,
+          group: traffic.side,
+          attempts: sideAttempts,
+          logical: sideSamples.length,
+          succeeded: sideSamples.filter((sample) => sample.ok).length,
+          durationMs: traffic.side.leadMs + retry.scenarioMs,
+          tokensPerMinute: traffic.tokensPerMinute,
+          offeredTokens,
+        });
   return summariseRetryRun({
     ...plan,
     durationMs: retry.scenarioMs,
     samples,
-    upstream: { attempts: after.attempts - before.attempts, errors: after.errors - before.errors },
+    upstream: {
+      attempts: after.attempts - before.attempts - sideAnswered.length,
+      errors:
+        after.errors -
+        before.errors -
+        sideAnswered.filter((attempt) => attempt.fromModel && attempt.status >= 500).length,
+    },
     telemetry,
+    ...(companion === undefined ? {} : { companion }),
   });
 }
 
@@ -156,14 +251,28 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunRe
   // set-ups compare like with like; a shared stream would hand each a different size draw.
   const requestsFor = (stream: number): ((index: number) => BenchRequest) =>
     requestFactory({ ...options, seed: options.seed + stream });
+  // The mean request's tokens, to size the tenant scenarios' budget.
+  const draw = requestsFor(999);
+  const tokensPerRequest =
+    Array.from({ length: 1_000 }, (_, index) => estimatedTokens(draw(index))).reduce((sum, tokens) => sum + tokens, 0) /
+    1_000;
   const points: PointResult[] = [];
   const retryRuns: RetryRun[] = [];
   const users: Record<string, number> = {};
   const unloaded: Partial<Record<Variant, UnloadedLatency>> = {};
   let capacity: Pick<Calibration, "capacityPerSecond" | "capacityWorkMsPerSecond"> | undefined;
   let classes: Record<Priority, number> | null = null;
+  const countClasses = (metrics: string): void => {
+    const seen = guardClasses(metrics);
+    classes = Object.fromEntries(
+      PRIORITIES.map((priority) => [priority, (classes?.[priority] ?? 0) + seen[priority]]),
+    ) as Record<Priority, number>;
+  };
   for (const variant of options.variants) {
-    const stack = await startStack(await stackOptions(variant, options.server, options.guardConfig ?? {}));
+    const stack = await startStack({
+      ...(await stackOptions(variant, options.server, options.guardConfig ?? {})),
+      editEnvoyConfig: stormRoute,
+    });
     const url = `${stack.url}${CHAT_PATH}`;
     try {
       const idle = await oneAtATime(url, options.unloadedSamples, requestsFor(1), options.clientTimeoutMs);
@@ -227,19 +336,36 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunRe
       }
       // The lower bound is an open-loop measurement; a retrying client has nothing to compare there.
       if (variant !== "critical_only") {
+        const known = capacity;
         for (let repeat = 1; repeat <= options.retry.repeats; repeat++) {
           for (const [index, scenario] of options.retry.scenarios.entries()) {
+            if (!runsIn(scenario, variant)) continue;
             const name = scenarioName(scenario);
             users[name] ??= usersFor(scenario.load, capacity, options.retry.thinkMs);
-            const run = await retryRun(stack, url, options, {
-              variant,
-              scenario,
-              repeat,
+            const stream = 1000 + 100 * repeat + index;
+            const traffic = companionTraffic(scenario, {
               users: users[name],
               capacityPerSecond: capacity.capacityPerSecond,
-              seed: options.seed + 100 * repeat + index,
-              next: requestsFor(1000 + 100 * repeat + index),
+              tokensPerRequest,
+              criticalShare: options.mix.critical,
+              usersFor: (load) => usersFor(load, known, options.retry.thinkMs),
+              next: requestsFor(stream),
+              sideNext: requestsFor(stream + 50_000),
             });
+            const run = await retryRun(
+              stack,
+              options,
+              {
+                variant,
+                scenario,
+                repeat,
+                users: users[name],
+                capacityPerSecond: capacity.capacityPerSecond,
+                seed: options.seed + 100 * repeat + index,
+                traffic,
+              },
+              countClasses,
+            );
             retryRuns.push(run);
             log(
               `${variant} ${name} #${repeat}: ${run.users} users, goodput ${run.goodput}, critical success ${run.critical.successRate}, amplification ${run.amplification} (client ${run.clientAttemptsPerLogical}), shed ${run.shedShare}, own 5xx ${run.own5xx}, p99 ${run.successP99Ms} ms, attempts ${JSON.stringify(run.attemptOutcomes)}`,
@@ -247,7 +373,7 @@ export async function runShedBench(options: ShedBenchOptions): Promise<ShedRunRe
           }
         }
       }
-      if (stack.guard !== undefined) classes = guardClasses(await stack.guard.metrics());
+      if (stack.guard !== undefined) countClasses(await stack.guard.metrics());
     } finally {
       await stack.stop();
     }

@@ -2,11 +2,14 @@
 // writes bench/results/shed-<date>.json (and .md: the retry table, worst run per metric) and prints
 // tables with the targets of issues 5 and 17 checked against the numbers.
 // Run: npx tsc -p . && node dist/bench/shed/main.js [--point-s 12] [--points 0.5,1,2,4] [--variants none,guard,critical_only] [--admission '{"requestWeight":4}'] [--scenarios immediate@4,backoff@2,backoff@1] [--repeats 5] [--scenario-s 20] [--out file]
+// Companion scenarios (companions.ts) are named by a suffix: backoff@1+storm, backoff@2+spoof (with
+// backoff@2 to compare), backoff@0.3+tenants and backoff@0.3+tenant10x.
 // --points "" or --scenarios "" leaves that part out.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { loadGuardConfigObject } from "../../src/devstack/stack.js";
+import { companionMarkdownTable, companionScenarios, companionTargets } from "./companions.js";
 import { runShedBench } from "./harness.js";
 import { formatTable, type ShedReport } from "./report.js";
 import {
@@ -85,6 +88,7 @@ function retryLines(report: ShedRunReport): string[] {
       lines.push(`${target.met ? "met   " : "MISSED"} ${worst.scenario} (worst of ${worst.runs}) ${target.text}`);
     lines.push(`       ${worst.scenario} (info) goodput within the SLO: ${worst.goodputWithinSlo}`);
   }
+  lines.push(...companionTargets(report.retry.runs));
   for (const run of report.retry.runs)
     for (const problem of retryRunInconsistencies(run))
       lines.push(`BROKEN ${run.variant} ${run.scenario} #${run.repeat}: ${problem}`);
@@ -102,7 +106,20 @@ function markdown(report: ShedRunReport): string {
     "",
     retryMarkdownTable(report.retry.worst),
     "",
+    ...companionMarkdown(report),
   ].join("\n");
+}
+
+/** The companion scenarios' table (issue 17: a pool in a 5xx storm, a spoofer, a tenant over budget), if any ran. */
+function companionMarkdown(report: ShedRunReport): string[] {
+  const scenarios = companionScenarios(Object.keys(report.retry.users));
+  if (scenarios.length === 0) return [];
+  return [
+    "Companion scenarios: rates and p99 of the users, each cell the worst run; the companion's columns list every run.",
+    "",
+    companionMarkdownTable(report.retry.runs, scenarios),
+    "",
+  ];
 }
 
 type Json = Record<string, unknown>;

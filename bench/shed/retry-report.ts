@@ -3,24 +3,49 @@
 // run, not the best"), the issue's targets checked against it, and the tables.
 import { percentile } from "../../src/util/percentile.js";
 import { MAX_RETRIES, type WindowedSample } from "./clients.js";
+import type { CompanionReport } from "./companions.js";
 import { countOutcomes, round, type ShedReport, type Telemetry } from "./report.js";
-import { type Priority, RETRY_POLICIES, type RetryPolicy, type RetryScenario, type Variant } from "./workload.js";
+import type { Sample } from "./traffic.js";
+import {
+  COMPANIONS,
+  type Companion,
+  type Priority,
+  RETRY_POLICIES,
+  type RetryPolicy,
+  type RetryScenario,
+  type Variant,
+} from "./workload.js";
 
 const RETRY_AFTER_BUCKET_MS = 250;
 
 export function scenarioName(scenario: RetryScenario): string {
-  return `${scenario.policy}@${scenario.load}x${scenario.cpuHog === true ? "+hog" : ""}`;
+  const companion = scenario.companion === undefined ? "" : `+${scenario.companion}`;
+  return `${scenario.policy}@${scenario.load}x${scenario.cpuHog === true ? "+hog" : ""}${companion}`;
 }
 
-/** "immediate@4" (or "immediate@4x") → { policy: "immediate", load: 4 }; a "+hog" suffix adds the CPU hog. */
+/**
+ * "immediate@4" (or "immediate@4x") → { policy: "immediate", load: 4 }; a "+hog" suffix adds the CPU
+ * hog, a "+storm", "+spoof", "+tenants" or "+tenant10x" suffix its companion clients (companions.ts).
+ */
 export function parseScenario(text: string): RetryScenario {
-  const match = /^(\w+)@(\d+(?:\.\d+)?)x?(\+hog)?$/.exec(text.trim());
+  const match = /^(\w+)@(\d+(?:\.\d+)?)x?(\+hog)?(?:\+(\w+))?$/.exec(text.trim());
   const policy = match?.[1] as RetryPolicy | undefined;
-  if (match === null || policy === undefined || !RETRY_POLICIES.includes(policy))
+  const companion = match?.[4] as Companion | undefined;
+  if (
+    match === null ||
+    policy === undefined ||
+    !RETRY_POLICIES.includes(policy) ||
+    (companion !== undefined && !COMPANIONS.includes(companion))
+  )
     throw new Error(
-      `retry scenario "${text}": expected <${RETRY_POLICIES.join("|")}>@<load>[+hog], e.g. immediate@4 or immediate@4+hog`,
+      `retry scenario "${text}": expected <${RETRY_POLICIES.join("|")}>@<load>[+hog][+<${COMPANIONS.join("|")}>], e.g. immediate@4+hog or backoff@1+storm`,
     );
-  return { policy, load: Number(match[2]), ...(match[3] === undefined ? {} : { cpuHog: true }) };
+  return {
+    policy,
+    load: Number(match[2]),
+    ...(match[3] === undefined ? {} : { cpuHog: true }),
+    ...(companion === undefined ? {} : { companion }),
+  };
 }
 
 /** The whole `make bench-shed` report: the open-loop sweep and the retry scenarios of the same run. */
@@ -58,6 +83,8 @@ export interface RetryRun {
   readonly logical: number;
   readonly succeeded: number;
   readonly failed: number;
+  /** Succeeded ÷ logical requests (1 when there were none). */
+  readonly successRate: number;
   /** Successful logical requests that ended within the window: goodput's numerator. */
   readonly succeededInWindow: number;
   readonly goodputPerSecond: number;
@@ -75,6 +102,8 @@ export interface RetryRun {
     readonly successRate: number;
     /** The last attempt's outcome of each failed critical request. */
     readonly failures: Readonly<Record<string, number>>;
+    /** p99 of the successful critical requests, from their first attempt. */
+    readonly successP99Ms: number | null;
   };
   /** Attempts the clients sent (through Envoy). */
   readonly clientAttempts: number;
@@ -91,6 +120,8 @@ export interface RetryRun {
   readonly own5xx: number;
   /** Attempts answered 503 because the guard's circuit was open. */
   readonly circuitOpenAnswers: number;
+  /** Attempts answered 503 by the protection layer (shed or circuit open), not by the model. */
+  readonly protection503: number;
   readonly upstream5xx: number;
   /** Shed attempts per class: who pays for the shedding. */
   readonly shedByClass: Readonly<Record<string, number>>;
@@ -102,6 +133,8 @@ export interface RetryRun {
   /** The waits the clients were asked for (retry-after-ms, else Retry-After), in 250 ms buckets, with their counts. */
   readonly retryAfterMs: Readonly<Record<string, number>>;
   readonly telemetry: Telemetry;
+  /** The scenario's companion clients, counted apart from the users above; absent without one. */
+  readonly companion?: CompanionReport;
 }
 
 export interface RetryRunInput {
@@ -114,6 +147,7 @@ export interface RetryRunInput {
   readonly upstream: UpstreamCounts;
   readonly capacityPerSecond: number;
   readonly telemetry: Telemetry;
+  readonly companion?: CompanionReport;
 }
 
 function share(part: number, whole: number, empty: number): number {
@@ -141,6 +175,7 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
   const shedByClass: Record<string, number> = {};
   for (const attempt of shed) shedByClass[attempt.priority] = (shedByClass[attempt.priority] ?? 0) + 1;
   const successMs = succeeded.map((sample) => sample.ms);
+  const criticalMs = critical.filter((sample) => sample.ok).map((sample) => sample.ms);
   return {
     variant: input.variant,
     scenario: scenarioName(input.scenario),
@@ -152,6 +187,7 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
     logical: samples.length,
     succeeded: succeeded.length,
     failed: samples.length - succeeded.length,
+    successRate: share(succeeded.length, samples.length, 1),
     succeededInWindow,
     goodputPerSecond: round(succeededInWindow / seconds, 2) ?? 0,
     goodput: round(succeededInWindow / seconds / input.capacityPerSecond, 3) ?? 0,
@@ -161,6 +197,7 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
       succeeded: criticalSucceeded,
       successRate: share(criticalSucceeded, critical.length, 1),
       failures: countOutcomes(critical.filter((sample) => !sample.ok).flatMap((sample) => sample.attempts.slice(-1))),
+      successP99Ms: round(percentile(criticalMs, 0.99)),
     },
     clientAttempts: attempts.length,
     upstreamAttempts: upstream.attempts,
@@ -170,14 +207,20 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
     shedShare: share(shedAttempts, attempts.length, 0),
     shedByClass,
     own5xx: attempts.filter((attempt) => attempt.status >= 500 && !attempt.fromModel).length,
-    circuitOpenAnswers: attempts.filter((attempt) => attempt.outcome.endsWith("circuit_open")).length,
+    circuitOpenAnswers: circuitOpenAnswers(attempts),
+    protection503: shed.filter((attempt) => attempt.status === 503).length,
     upstream5xx: upstream.errors,
     successP50Ms: round(percentile(successMs, 0.5)),
     successP99Ms: round(percentile(successMs, 0.99)),
     attemptOutcomes: countOutcomes(attempts),
     retryAfterMs: retryAfter,
     telemetry: input.telemetry,
+    ...(input.companion === undefined ? {} : { companion: input.companion }),
   };
+}
+
+export function circuitOpenAnswers(attempts: readonly Sample[]): number {
+  return attempts.filter((attempt) => attempt.outcome.endsWith("circuit_open")).length;
 }
 
 /** Per set-up and scenario, each metric at its worst over the repeats (lowest goodput, highest p99, …). */

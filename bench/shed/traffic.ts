@@ -98,6 +98,14 @@ export interface Sample {
    * in seconds; null when neither is a number.
    */
   readonly retryAfterMs: number | null;
+  /** The rate-limit headers of a guard's budget answer (429 budget.*), as sent; null on any other answer. */
+  readonly budgetHeaders: BudgetHeaders | null;
+}
+
+export interface BudgetHeaders {
+  readonly retryAfter: string | null;
+  readonly retryAfterMs: string | null;
+  readonly resetTokens: string | null;
 }
 
 export async function send(
@@ -112,12 +120,19 @@ export async function send(
   let fromModel = false;
   let shedReason: string | null = null;
   let retryAfterMs: number | null = null;
+  let budgetHeaders: BudgetHeaders | null = null;
   try {
     const response = await post(url, CLASS_SOURCES[request.priority], request.body, headers, timeoutMs);
     status = response.status;
     fromModel = response.header("x-demo-pool") !== null;
     shedReason = response.header("x-guard-reason");
     retryAfterMs = advertisedWaitMs(response.header("retry-after-ms"), response.header("retry-after"));
+    if (shedReason?.startsWith("budget.") === true)
+      budgetHeaders = {
+        retryAfter: response.header("retry-after"),
+        retryAfterMs: response.header("retry-after-ms"),
+        resetTokens: response.header("x-ratelimit-reset-tokens"),
+      };
   } catch {
     status = 0;
   }
@@ -133,6 +148,7 @@ export async function send(
     outcome: shedReason === null ? String(status) : `${status} ${shedReason}`,
     fromModel,
     retryAfterMs,
+    budgetHeaders,
   };
 }
 

@@ -56,12 +56,18 @@ export interface ShedBenchOptions {
 export type RetryPolicy = "none" | "backoff" | "immediate";
 export const RETRY_POLICIES: readonly RetryPolicy[] = ["none", "backoff", "immediate"];
 
+/** Clients beside the users of a retry scenario, described in companions.ts. */
+export const COMPANIONS = ["storm", "spoof", "tenants", "tenant10x"] as const;
+export type Companion = (typeof COMPANIONS)[number];
+
 /** Closed-loop users offering `load` × capacity at unloaded latency, retrying by `policy`. */
 export interface RetryScenario {
   readonly policy: RetryPolicy;
   readonly load: number;
   /** A process spinning on one core beside the stack for the run (the guard's host is busy). */
   readonly cpuHog?: boolean;
+  /** Clients beside (or instead of) the plain users: a pool in a 5xx storm, a spoofer, tenants (companions.ts). */
+  readonly companion?: Companion;
 }
 
 export interface RetryOptions {

@@ -1,6 +1,6 @@
 // Keeps `make bench-shed` runnable: the same harness at a tiny load (seconds per set-up), through
-// the real Envoy in all three set-ups, with one short retry storm of closed-loop users. It checks
-// the bookkeeping, not the numbers.
+// the real Envoy in all three set-ups, with one short retry storm of closed-loop users, alone and
+// beside a second pool in a 5xx storm. It checks the bookkeeping, not the numbers.
 import t from "tap";
 import { runShedBench } from "../../bench/shed/harness.js";
 import { formatTable } from "../../bench/shed/report.js";
@@ -16,7 +16,10 @@ t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
     calibrationMs: 1_500,
     unloadedSamples: 10,
     retry: {
-      scenarios: [{ policy: "immediate", load: 2 }],
+      scenarios: [
+        { policy: "immediate", load: 2 },
+        { policy: "immediate", load: 2, companion: "storm" },
+      ],
       repeats: 1,
       scenarioMs: 2_000,
       thinkMs: 500,
@@ -76,7 +79,7 @@ t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
   const retried = ["none", "adaptive_concurrency", "guard"];
   t.same(
     report.retry.runs.map((run) => `${run.variant} ${run.scenario} #${run.repeat}`),
-    retried.map((variant) => `${variant} immediate@2x #1`),
+    retried.flatMap((variant) => [`${variant} immediate@2x #1`, `${variant} immediate@2x+storm #1`]),
     "the retry scenario ran in every protection set-up (not in the open-loop lower bound)",
   );
   t.ok((report.retry.users["immediate@2x"] ?? 0) > 0, `${report.retry.users["immediate@2x"]} closed-loop users`);
@@ -85,6 +88,14 @@ t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
     t.ok(run.logical > 0, `${run.variant}: ${run.logical} logical requests`);
     t.ok(run.clientAttemptsPerLogical >= 1, `${run.variant}: at least one attempt per logical request`);
     t.ok(run.critical.logical > 0, `${run.variant}: the mix has critical requests`);
+    if (run.scenario.endsWith("+storm")) {
+      const storm = run.companion;
+      t.ok((storm?.logical ?? 0) > 0, `${run.variant}: ${storm?.logical} requests to the pool in a 5xx storm`);
+      t.notOk(
+        Object.keys(storm?.attemptOutcomes ?? {}).includes("200"),
+        `${run.variant}: the storm pool answered no 200 (${JSON.stringify(storm?.attemptOutcomes)})`,
+      );
+    }
     if (run.variant === "none") {
       t.equal(run.upstreamAttempts, run.clientAttempts, "without protection every attempt reaches the model");
       t.ok(run.amplification >= 1, `amplification ${run.amplification}`);
@@ -93,7 +104,10 @@ t.test("the load-shedding bench runs end to end at a tiny load", async (t) => {
   }
   t.same(
     report.retry.worst.map((worst) => [worst.variant, worst.runs]),
-    retried.map((variant) => [variant, 1]),
+    retried.flatMap((variant) => [
+      [variant, 1],
+      [variant, 1],
+    ]),
   );
   const retryTable = formatRetryTable(report.retry.worst);
   for (const variant of retried) t.match(retryTable, variant);

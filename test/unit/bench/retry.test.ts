@@ -162,6 +162,7 @@ function attempt(
     outcome,
     fromModel,
     retryAfterMs,
+    budgetHeaders: null,
   };
 }
 
