@@ -4,6 +4,7 @@
 // - tenants / tenant10x: the users as two tenants within their token budget (/ and a third at 10×
 //   its budget), the guard's chat route given routes[].budget for the run.
 // What the companions get is counted apart from the users, and the targets compare runs.
+import { countOutcomes } from "./report.js";
 import type { Sample } from "./traffic.js";
 import {
   type BenchRequest,
@@ -232,8 +233,7 @@ export interface CompanionSamples {
 export function summariseCompanion(input: CompanionSamples): CompanionReport {
   const { attempts, tokensPerMinute } = input;
   const problems = attempts.map(budgetHeaderProblem).filter((problem): problem is string => problem !== null);
-  const outcomes: Record<string, number> = {};
-  for (const attempt of attempts) outcomes[attempt.outcome] = (outcomes[attempt.outcome] ?? 0) + 1;
+  const outcomes = countOutcomes(attempts);
   const minutes = input.durationMs / 60_000;
   return {
     companion: input.companion,

@@ -161,10 +161,18 @@ export function summarise(
   };
 }
 
-export function countOutcomes(samples: readonly Sample[]): Record<string, number> {
+/** How many items fall under each key; items whose key is undefined are not counted. */
+export function countBy<T>(items: readonly T[], keyOf: (item: T) => string | undefined): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const sample of samples) counts[sample.outcome] = (counts[sample.outcome] ?? 0) + 1;
+  for (const item of items) {
+    const key = keyOf(item);
+    if (key !== undefined) counts[key] = (counts[key] ?? 0) + 1;
+  }
   return counts;
+}
+
+export function countOutcomes(samples: readonly Sample[]): Record<string, number> {
+  return countBy(samples, (sample) => sample.outcome);
 }
 
 function cell(value: number | null, width: number): string {

@@ -4,7 +4,7 @@
 import { percentile } from "../../src/util/percentile.js";
 import { MAX_RETRIES, type WindowedSample } from "./clients.js";
 import type { CompanionReport } from "./companions.js";
-import { countOutcomes, round, type ShedReport, type Telemetry } from "./report.js";
+import { countBy, countOutcomes, round, type ShedReport, type Telemetry } from "./report.js";
 import type { Sample } from "./traffic.js";
 import {
   COMPANIONS,
@@ -164,16 +164,12 @@ export function summariseRetryRun(input: RetryRunInput): RetryRun {
   const inWindow = (sample: WindowedSample): boolean => sample.endedInWindow;
   const succeededInWindow = succeeded.filter(inWindow).length;
   const goodInWindow = samples.filter((sample) => sample.good && inWindow(sample)).length;
-  const retryAfter: Record<string, number> = {};
-  for (const attempt of attempts) {
-    if (attempt.retryAfterMs === null) continue;
-    const bucket = `≤${Math.ceil(attempt.retryAfterMs / RETRY_AFTER_BUCKET_MS) * RETRY_AFTER_BUCKET_MS}`;
-    retryAfter[bucket] = (retryAfter[bucket] ?? 0) + 1;
-  }
+  const retryAfter = countBy(attempts, ({ retryAfterMs }) =>
+    retryAfterMs === null ? undefined : `≤${Math.ceil(retryAfterMs / RETRY_AFTER_BUCKET_MS) * RETRY_AFTER_BUCKET_MS}`,
+  );
   const shed = attempts.filter((attempt) => attempt.shed);
   const shedAttempts = shed.length;
-  const shedByClass: Record<string, number> = {};
-  for (const attempt of shed) shedByClass[attempt.priority] = (shedByClass[attempt.priority] ?? 0) + 1;
+  const shedByClass = countBy(shed, (attempt) => attempt.priority);
   const successMs = succeeded.map((sample) => sample.ms);
   const criticalMs = critical.filter((sample) => sample.ok).map((sample) => sample.ms);
   return {
