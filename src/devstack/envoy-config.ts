@@ -1,16 +1,27 @@
 // Renders envoy/envoy.yaml: fills {{PLACEHOLDERS}} and keeps or drops "# >>> name … # <<< name"
 // blocks, so the file users read is the file the tests run.
 import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import { parseAddress } from "../util/address.js";
+
+const LOOPBACK = "127.0.0.1";
 
 export const ENVOY_TEMPLATE = new URL("../../../envoy/envoy.yaml", import.meta.url);
 
 export type EnvoyVariant = "ext_proc" | "adaptive_concurrency";
 
+/** Dropped from every rendering: the template's note on itself. */
+const TEMPLATE_NOTE = "template";
+
 export interface EnvoyConfigValues {
+  /** Where the listener binds: loopback unless a deployment says otherwise (0.0.0.0 in a pod). */
+  readonly listenHost?: string;
   readonly listenPort: number;
   readonly adminPort: number;
+  /** The model pools: loopback unless set; a name rather than an address is resolved (STRICT_DNS). */
+  readonly lightHost?: string;
   readonly lightPort: number;
+  readonly heavyHost?: string;
   readonly heavyPort: number;
   /** "host:port" or "unix:/path" of the guard. */
   readonly guardAddress: string;
@@ -22,7 +33,8 @@ export interface EnvoyConfigValues {
   readonly variants: ReadonlySet<EnvoyVariant>;
 }
 
-function guardEndpoint(address: string): string {
+/** The guard cluster's endpoint address, as flow YAML. */
+export function guardEndpoint(address: string): string {
   const target = parseAddress(address);
   // Envoy wants the bare IPv6 address here, without the brackets of the "[v6]:port" form.
   return "path" in target
@@ -30,11 +42,23 @@ function guardEndpoint(address: string): string {
     : `{ socket_address: { address: "${target.host}", port_value: ${target.port} } }`;
 }
 
+/** An address needs no resolving; a Kubernetes Service name does, and Envoy keeps re-resolving it. */
+function clusterType(host: string): string {
+  return isIP(host) === 0 ? "STRICT_DNS" : "STATIC";
+}
+
 export function renderEnvoyConfig(template: string, values: EnvoyConfigValues): string {
+  const lightHost = values.lightHost ?? LOOPBACK;
+  const heavyHost = values.heavyHost ?? LOOPBACK;
   const filled: Record<string, string> = {
+    LISTEN_HOST: values.listenHost ?? LOOPBACK,
     LISTEN_PORT: String(values.listenPort),
     ENVOY_ADMIN_PORT: String(values.adminPort),
+    LIGHT_HOST: lightHost,
+    LIGHT_CLUSTER_TYPE: clusterType(lightHost),
     LIGHT_PORT: String(values.lightPort),
+    HEAVY_HOST: heavyHost,
+    HEAVY_CLUSTER_TYPE: clusterType(heavyHost),
     HEAVY_PORT: String(values.heavyPort),
     GUARD_ADDRESS: guardEndpoint(values.guardAddress),
     FAILURE_MODE_ALLOW: String(values.failureModeAllow),
@@ -48,7 +72,7 @@ export function renderEnvoyConfig(template: string, values: EnvoyConfigValues): 
     const open = /^\s*# >>> (\S+)/.exec(line);
     const close = /^\s*# <<< (\S+)/.exec(line);
     if (open?.[1] !== undefined) {
-      if (!values.variants.has(open[1] as EnvoyVariant)) dropping ??= open[1];
+      if (open[1] === TEMPLATE_NOTE || !values.variants.has(open[1] as EnvoyVariant)) dropping ??= open[1];
       continue;
     }
     if (close?.[1] !== undefined) {

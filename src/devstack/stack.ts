@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { PROJECT_ROOT, type RunningEnvoy, startEnvoy } from "./envoy.js";
-import type { EnvoyVariant } from "./envoy-config.js";
+import type { EnvoyConfigValues, EnvoyVariant } from "./envoy-config.js";
 import { freePort } from "./ports.js";
 import { accepts, httpOk, type Managed, spawnManaged, waitUntil } from "./process.js";
 
@@ -49,6 +49,11 @@ export interface StackOptions {
   readonly envoyLogLevel?: string;
   /** Changes the rendered Envoy config (e.g. a setting users get wrong); tests only. */
   readonly editEnvoyConfig?: (yaml: string) => string;
+  /**
+   * Another Envoy config than envoy/envoy.yaml, placed on the stack's ports and guard address: a
+   * deployment's (src/devstack/deploy-configs.ts); tests only.
+   */
+  readonly renderEnvoyConfig?: (values: EnvoyConfigValues) => string;
   /** Alternative ext_proc server (benchmark peer): command run through a shell, and its address. */
   readonly peer?: { readonly command: string; readonly address: string };
   readonly echo?: boolean;
@@ -220,6 +225,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...(options.envoyConcurrency === undefined ? {} : { concurrency: options.envoyConcurrency }),
         ...(options.envoyLogLevel === undefined ? {} : { logLevel: options.envoyLogLevel }),
         ...(options.editEnvoyConfig === undefined ? {} : { editConfig: options.editEnvoyConfig }),
+        ...(options.renderEnvoyConfig === undefined ? {} : { render: options.renderEnvoyConfig }),
         ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[envoy] ${chunk}`) } : {}),
       },
     );
