@@ -126,6 +126,17 @@ const envoySchema = z
       .int()
       .min(1)
       .default(8 * 1024 * 1024),
+    /**
+     * Envoy's admin address (http://127.0.0.1:9901 in the shipped pod, where the admin listens on
+     * loopback): when set, each scrape of /metrics reads Envoy's ext_proc counters and exports the
+     * requests it sent on without the guard as guard_envoy_unguarded_total{reason}.
+     */
+    adminUrl: z
+      .url({ protocol: /^https?$/, error: 'expected an http(s) URL such as "http://127.0.0.1:9901"' })
+      .transform((url) => url.replace(/\/+$/, ""))
+      .optional(),
+    /** The Envoy cluster that reaches the guard (its circuit breakers' overflows are counted). */
+    guardCluster: z.string().min(1).max(200).default("inference_guard"),
   })
   .prefault({});
 

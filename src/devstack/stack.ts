@@ -154,6 +154,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     if (options.upstreams === undefined) started.push(light.process, heavy.process);
 
     const withGuard = options.withGuard ?? true;
+    const envoyAdminPort = options.fixedListenPort === undefined ? await freePort() : options.fixedListenPort + 1;
     let guard: GuardHandle | undefined;
     let peer: Managed | undefined;
     let guardAddress = "127.0.0.1:9";
@@ -172,6 +173,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await waitUntil(`peer at ${guardAddress}`, () => accepts(guardAddress), 20_000, peer);
     } else if (withGuard) {
       const config = { ...(options.guardConfig ?? (await loadGuardConfigObject())) };
+      // The guard reads the requests this Envoy sends on without it (guard_envoy_unguarded_total).
+      config.envoy = { adminUrl: `http://127.0.0.1:${envoyAdminPort}`, ...(config.envoy as object | undefined) };
       const listen = { ...(config.listen as Record<string, unknown> | undefined) };
       const fixed = options.fixedListenPort !== undefined;
       const adminAddress = fixed && typeof listen.admin === "string" ? listen.admin : `127.0.0.1:${await freePort()}`;
@@ -210,7 +213,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const envoy = await startEnvoy(
       {
         listenPort: options.fixedListenPort ?? (await freePort()),
-        adminPort: options.fixedListenPort === undefined ? await freePort() : options.fixedListenPort + 1,
+        adminPort: envoyAdminPort,
         lightPort: Number(new URL(light.url).port),
         heavyPort: Number(new URL(heavy.url).port),
         guardAddress,

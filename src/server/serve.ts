@@ -16,6 +16,7 @@ import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
 import { ADMIN_TOKEN_ENV, type AdminAccess, adminAccess } from "./admin-access.js";
 import { Drain, type DrainResult } from "./drain.js";
+import { registerEnvoyBypass } from "./envoy-bypass.js";
 import { type GrpcServer, startGrpcServer } from "./grpc.js";
 import { statusPageRoutes } from "./status/page.js";
 import { StatusReporter } from "./status/report.js";
@@ -45,6 +46,8 @@ export interface GuardOptions {
 }
 
 const RELOAD_DEBOUNCE_MS = 250;
+/** A scrape waits at most this long for Envoy's counters, then reports the last ones. */
+const ENVOY_STATS_TIMEOUT_MS = 1_000;
 
 export async function startGuard(
   initial: Extract<PreparedGuard, { ok: true }>,
@@ -75,6 +78,11 @@ export async function startGuard(
       overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, log),
     },
     config.limits,
+  );
+  registerEnvoyBypass(metrics.registry, () =>
+    config.envoy.adminUrl === undefined
+      ? undefined
+      : { adminUrl: config.envoy.adminUrl, guardCluster: config.envoy.guardCluster, timeoutMs: ENVOY_STATS_TIMEOUT_MS },
   );
   const status = new StatusReporter({
     registry: () => metrics.registry,

@@ -18,6 +18,7 @@ import {
 } from "../../src/devstack/deploy-configs.js";
 import type { EnvoyConfigValues } from "../../src/devstack/envoy-config.js";
 import type { Stack } from "../../src/devstack/stack.js";
+import type { BypassReason } from "../../src/server/envoy-bypass.js";
 import { CHAT, defaultConfigWith, envoyStats, post, stackFor, upstreamRequests } from "../helpers/e2e.js";
 import { chatShot, countBy, type Result, send } from "../helpers/load.js";
 
@@ -106,6 +107,8 @@ interface Burst {
   readonly peakStreams: number;
   /** Envoy's ext_proc and guard cluster counters after the burst. */
   readonly stats: ReadonlyMap<string, number>;
+  /** The guard's guard_envoy_unguarded_total, by reason, read after the burst. */
+  readonly guardCounted: (reason: BypassReason) => number;
 }
 
 /** CONCURRENT requests through the pod's Envoy; the guard holds them in its admission queue. */
@@ -144,7 +147,10 @@ async function burst(t: Test, editEnvoyConfig?: (yaml: string) => string): Promi
   );
   sampling = false;
   await sampler;
-  return { results, peakStreams, stats: await guardStats(stack) };
+  const stats = await guardStats(stack);
+  const metrics = (await stack.guard?.metrics()) ?? "";
+  const guardCounted = (reason: BypassReason): number => metricSum(metrics, "guard_envoy_unguarded_total", { reason });
+  return { results, peakStreams, stats, guardCounted };
 }
 
 const stat = (burst: Burst, name: string): number => burst.stats.get(name) ?? Number.NaN;
@@ -185,10 +191,14 @@ t.test(`the pod's Envoy at ${CONCURRENT} concurrent exchanges: no overflow passe
   );
   t.equal(outcomes["200 unguarded"] ?? 0, unguarded(sized), "Envoy's count of unguarded requests is exact");
   t.ok((outcomes["200 guarded"] ?? 0) > CONCURRENT / 2, "the guard answered most of the burst");
+  t.equal(sized.guardCounted("message_timeout"), messageTimeouts(sized), "the guard exports each timeout");
 
   // The same burst with Envoy's default thresholds: what the circuit_breakers block prevents.
   const unsized = await burst(t, withoutGuardCircuitBreakers);
   t.comment(`Envoy's default circuit breakers: ${JSON.stringify(countBy(unsized.results, answeredBy))}`);
   t.ok(overflows(unsized) > 0, `${overflows(unsized)} ext_proc streams overflowed with Envoy's defaults`);
   t.equal(unguarded(unsized), overflows(unsized) + messageTimeouts(unsized), "each went on unguarded");
+  t.equal(unsized.guardCounted("overflow"), overflows(unsized), "the guard exports them: nothing unguarded is silent");
+  t.equal(unsized.guardCounted("message_timeout"), messageTimeouts(unsized));
+  t.equal(unsized.guardCounted("stream_error"), 0);
 });
