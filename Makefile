@@ -57,10 +57,11 @@ system-deps:
 real-servers:
 	@bash scripts/install-real-servers.sh
 
-## Envoy + guard + demo model on the embedded default config (Ctrl-C stops); `make run UPSTREAM=llama`
-## puts llama.cpp's server with a generated tiny model in place of the demo model
+## Envoy + guard + demo model on the embedded default config, the guard's log shown (Ctrl-C stops);
+## CONFIG=path runs the guard on your config; UPSTREAM=llama puts llama.cpp's server with a generated
+## tiny model in place of the demo model, UPSTREAM=http://host:port your own OpenAI-compatible server
 run: build envoy
-	node dist/src/devstack/run.js $(if $(UPSTREAM),--upstream=$(UPSTREAM))
+	node dist/src/devstack/run.js $(if $(UPSTREAM),--upstream=$(UPSTREAM)) $(if $(CONFIG),--config=$(CONFIG))
 
 ## lint, layer rules, unit + end-to-end tests against the real Envoy, with c8 coverage of src/ checked
 ## against .c8rc.json; the last line is "N passed, N failed" over test cases (each static check and a

@@ -56,7 +56,8 @@ export interface StackOptions {
   readonly renderEnvoyConfig?: (values: EnvoyConfigValues) => string;
   /** Alternative ext_proc server (benchmark peer): command run through a shell, and its address. */
   readonly peer?: { readonly command: string; readonly address: string };
-  readonly echo?: boolean;
+  /** Every process's output on this process's stdout, or only the guard's log. */
+  readonly echo?: boolean | "guard";
   /** Extra node flags for the guard process, e.g. --cpu-prof for the benchmark's profile. */
   readonly guardNodeArgs?: readonly string[];
   /**
@@ -67,7 +68,8 @@ export interface StackOptions {
 }
 
 export interface DemoPool {
-  readonly process: Managed;
+  /** Absent for a server the stack does not run (`make run UPSTREAM=http://host:port`). */
+  readonly process?: Managed;
   readonly url: string;
 }
 
@@ -94,7 +96,11 @@ export interface GuardHandle {
   metrics(): Promise<string>;
 }
 
-async function startDemo(pool: "light" | "heavy", extra: readonly string[], echo: boolean): Promise<DemoPool> {
+async function startDemo(
+  pool: "light" | "heavy",
+  extra: readonly string[],
+  echo: boolean,
+): Promise<DemoPool & { readonly process: Managed }> {
   const port = await freePort();
   const proc = spawnManaged(
     `demo-${pool}`,
@@ -116,12 +122,25 @@ async function startDemo(pool: "light" | "heavy", extra: readonly string[], echo
   return { process: proc, url };
 }
 
-async function startDemoPools(options: StackOptions, echo: boolean): Promise<{ light: DemoPool; heavy: DemoPool }> {
+async function startDemoPools(
+  options: StackOptions,
+  echo: boolean,
+): Promise<{ light: DemoPool & { readonly process: Managed }; heavy: DemoPool & { readonly process: Managed } }> {
   const [light, heavy] = await Promise.all([
     startDemo("light", options.demoArgs?.light ?? [], echo),
     startDemo("heavy", options.demoArgs?.heavy ?? [], echo),
   ]);
   return { light, heavy };
+}
+
+/** A pool URL's host as Envoy takes it: an IPv6 address without its brackets. */
+function hostOf(url: string): string {
+  return new URL(url).hostname.replace(/^\[(.*)\]$/, "$1");
+}
+
+function portOf(url: string): number {
+  const parsed = new URL(url);
+  return parsed.port === "" ? 80 : Number(parsed.port);
 }
 
 export async function loadGuardConfigObject(file = DEFAULT_GUARD_CONFIG): Promise<Record<string, unknown>> {
@@ -150,8 +169,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const workDir = await mkdtemp(join(tmpdir(), "inference-guard-"));
   const started: Managed[] = [];
   try {
-    const { light, heavy } = options.upstreams ?? (await startDemoPools(options, echo));
-    if (options.upstreams === undefined) started.push(light.process, heavy.process);
+    let pools = options.upstreams;
+    if (pools === undefined) {
+      const demo = await startDemoPools(options, echo);
+      started.push(demo.light.process, demo.heavy.process);
+      pools = demo;
+    }
+    const { light, heavy } = pools;
 
     const withGuard = options.withGuard ?? true;
     const envoyAdminPort = options.fixedListenPort === undefined ? await freePort() : options.fixedListenPort + 1;
@@ -190,7 +214,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await writeFile(configFile, stringify(config));
       const adminUrl = `http://${adminAddress}`;
       const nodeArgs = [...GUARD_NODE_FLAGS, ...(options.guardNodeArgs ?? [])];
-      let proc = await startGuardProcess(configFile, adminUrl, echo, nodeArgs);
+      const echoGuard = echo || options.echo === "guard";
+      let proc = await startGuardProcess(configFile, adminUrl, echoGuard, nodeArgs);
       started.push(proc);
       guard = {
         address: guardAddress,
@@ -198,7 +223,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         configFile,
         process: () => proc,
         async restart() {
-          proc = await startGuardProcess(configFile, adminUrl, echo, nodeArgs);
+          proc = await startGuardProcess(configFile, adminUrl, echoGuard, nodeArgs);
           started.push(proc);
         },
         async metrics() {
@@ -214,8 +239,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       {
         listenPort: options.fixedListenPort ?? (await freePort()),
         adminPort: envoyAdminPort,
-        lightPort: Number(new URL(light.url).port),
-        heavyPort: Number(new URL(heavy.url).port),
+        lightHost: hostOf(light.url),
+        lightPort: portOf(light.url),
+        heavyHost: hostOf(heavy.url),
+        heavyPort: portOf(heavy.url),
         guardAddress,
         failureModeAllow: options.failureModeAllow ?? false,
         messageTimeoutMs: options.messageTimeoutMs ?? 1_000,

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import t from "tap";
 import { parse } from "yaml";
 import {
+  ISTIO_ENVOY_FILTER_FILE,
   istioSidecarOnLoopback,
   KUBERNETES_ENVOY,
   kubernetesEnvoyOnLoopback,
@@ -99,3 +100,17 @@ t.test(
     t.same(sidecar.layered_runtime.layers[2].static_layer, local.layered_runtime.layers[0].static_layer);
   },
 );
+
+t.test("the README's blocks for attaching to an existing Envoy are envoy/envoy.yaml's", async (t) => {
+  const readme = await readFile(new URL("../../../../README.md", import.meta.url), "utf8");
+  const blocks = [...readme.matchAll(/^```yaml envoy\n([\s\S]*?)^```/gm)].map((match) => parse(match[1] ?? "") as Doc);
+  const patches = (parse((await renderDeployConfigs()).get(ISTIO_ENVOY_FILTER_FILE) ?? "") as Doc).spec
+    .configPatches as Doc[];
+  const value = (applyTo: string): Doc => patches.find((patch) => patch.applyTo === applyTo)?.patch.value ?? {};
+  t.same(blocks, [
+    { early_header_mutation_extensions: value("NETWORK_FILTER").typed_config.early_header_mutation_extensions },
+    { http_filters: [value("HTTP_FILTER")] },
+    { clusters: [value("CLUSTER")] },
+    { layered_runtime: value("BOOTSTRAP").layered_runtime },
+  ]);
+});
