@@ -4,12 +4,15 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
+import { configSchema } from "../config/schema.js";
 import { PROJECT_ROOT, type RunningEnvoy, startEnvoy } from "./envoy.js";
 import type { EnvoyConfigValues, EnvoyVariant } from "./envoy-config.js";
 import { freePort } from "./ports.js";
 import { accepts, httpOk, type Managed, spawnManaged, waitUntil } from "./process.js";
 
 export const DEFAULT_GUARD_CONFIG = join(PROJECT_ROOT, "config", "default.yaml");
+/** The guard's listen addresses when its config names none: `make run` prints them. */
+const DEFAULT_LISTEN = configSchema.parse({}).listen;
 const NODE = process.execPath;
 
 /**
@@ -201,8 +204,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       config.envoy = { adminUrl: `http://127.0.0.1:${envoyAdminPort}`, ...(config.envoy as object | undefined) };
       const listen = { ...(config.listen as Record<string, unknown> | undefined) };
       const fixed = options.fixedListenPort !== undefined;
-      const adminAddress = fixed && typeof listen.admin === "string" ? listen.admin : `127.0.0.1:${await freePort()}`;
-      if (fixed && typeof listen.grpc === "string") guardAddress = listen.grpc;
+      const adminAddress = fixed ? String(listen.admin ?? DEFAULT_LISTEN.admin) : `127.0.0.1:${await freePort()}`;
+      if (fixed) guardAddress = String(listen.grpc ?? DEFAULT_LISTEN.grpc);
       else
         guardAddress =
           options.transport === "uds" ? `unix:${join(workDir, "guard.sock")}` : `127.0.0.1:${await freePort()}`;
