@@ -70,6 +70,7 @@ async function round(ratio: number | undefined, url: string, sequence: { next: n
       sampler: "parentbased_traceidratio" as const,
       ratio,
       alwaysSample: [],
+      scheduleDelayMs: 5_000,
     };
     const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-proto");
     const exporter = new OTLPTraceExporter({ url });

@@ -47,6 +47,8 @@ export const tracingSchema = z
      * exported) until its outcome is known, so this costs span objects on every request.
      */
     alwaysSample: z.array(z.enum(ALWAYS_SAMPLED)).default([]),
+    /** OTEL_BSP_SCHEDULE_DELAY: the most a finished span waits in the batch before export; default 5000. */
+    scheduleDelayMs: z.number().int().min(1).max(600_000).optional(),
   })
   .prefault({});
 

@@ -199,6 +199,7 @@ export async function createOtelTracer(settings: TracingSettings, options: OtelT
   );
   const processor: SpanProcessor = new BatchSpanProcessor({
     exporter: options.exporter ?? (await exporterFor(settings)),
+    scheduledDelayMillis: settings.scheduleDelayMs,
   });
   const provider = new TracerProvider({
     sampler: samplerFor(settings),

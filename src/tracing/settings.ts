@@ -24,6 +24,7 @@ export interface TracingSettings {
   readonly sampler: SamplerName;
   readonly ratio: number;
   readonly alwaysSample: readonly AlwaysSampled[];
+  readonly scheduleDelayMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -54,6 +55,17 @@ function oneOf<T extends string>(
   const lower = value.toLowerCase();
   if ((allowed as readonly string[]).includes(lower)) return lower as T;
   warnings.push({ path: name, message: `"${value}" is not one of ${allowed.join(", ")}; ignored` });
+  return undefined;
+}
+
+function delayFrom(value: string | undefined, warnings: ConfigIssue[]): number | undefined {
+  if (value === undefined) return undefined;
+  const delay = Number(value);
+  if (Number.isInteger(delay) && delay >= 1) return delay;
+  warnings.push({
+    path: "OTEL_BSP_SCHEDULE_DELAY",
+    message: `"${value}" is not a whole number of milliseconds; ignored`,
+  });
   return undefined;
 }
 
@@ -98,7 +110,8 @@ export function resolveTracing(config: TracingConfig, env: Env): ResolvedTracing
     (config.endpoint === undefined ? undefined : tracesUrl(config.endpoint, protocol)) ??
     set(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ??
     (envBase === undefined ? undefined : tracesUrl(envBase, protocol));
-  if (url === undefined) return { settings: undefined, warnings };
+  // Off: the other variables configure nothing, so nothing is said about them.
+  if (url === undefined) return { settings: undefined, warnings: [] };
   const resourceAttributes = {
     ...parseResourceAttributes(set(env.OTEL_RESOURCE_ATTRIBUTES), warnings),
     ...config.resourceAttributes,
@@ -124,6 +137,7 @@ export function resolveTracing(config: TracingConfig, env: Env): ResolvedTracing
       sampler,
       ratio,
       alwaysSample: ALWAYS_SAMPLED.filter((kind) => config.alwaysSample.includes(kind)),
+      scheduleDelayMs: config.scheduleDelayMs ?? delayFrom(set(env.OTEL_BSP_SCHEDULE_DELAY), warnings) ?? 5_000,
     },
     warnings,
   };

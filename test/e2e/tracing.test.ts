@@ -158,9 +158,10 @@ const hasBoth = (trace: JaegerTrace): boolean =>
   guardSpan(trace, "guard.exchange") !== undefined && trace.spans.some((span) => serviceOf(trace, span) === "envoy");
 
 /** A client's W3C trace context: the trace the request belongs to, sampled. */
-function traceparent(): { readonly traceId: string; readonly header: string } {
+function traceparent(): { readonly traceId: string; readonly spanId: string; readonly header: string } {
   const traceId = randomBytes(16).toString("hex");
-  return { traceId, header: `00-${traceId}-${randomBytes(8).toString("hex")}-01` };
+  const spanId = randomBytes(8).toString("hex");
+  return { traceId, spanId, header: `00-${traceId}-${spanId}-01` };
 }
 
 const CHAT = "/v1/chat/completions";
@@ -171,7 +172,8 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
     editEnvoyConfig: withTracer(jaeger.otlpGrpcPort),
     guardConfig: {
       log: { level: "debug" },
-      tracing: { endpoint: jaeger.otlpHttp, protocol: "http/protobuf" },
+      // Exported within 100 ms rather than the default 5 s: the test waits for the spans.
+      tracing: { endpoint: jaeger.otlpHttp, protocol: "http/protobuf", scheduleDelayMs: 100 },
       contracts: { protoPaths: ["proto/contracts"] },
       // One request at a time on the completions route, and a 100 ms wait: a second one is shed.
       admission: {
@@ -219,6 +221,11 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
     t.equal(tag(exchange, "guard.answer.reason"), shed.headers.get("x-guard-reason"));
     t.equal(tag(exchange, "http.response.status_code"), shed.status);
     t.equal(tag(exchange, "guard.answered_by"), "guard");
+    // Envoy 1.40 sends ext_proc its own span's context only in the gRPC metadata, not in the request
+    // headers: its ingress span and the guard's exchange are siblings under the client's span.
+    const ingress = trace.spans.find((span) => serviceOf(trace, span) === "envoy" && span.operationName === "ingress");
+    t.equal(ingress?.references[0]?.spanID, context.spanId, "Envoy's ingress span continues the client's");
+    t.equal(exchange?.references[0]?.spanID, context.spanId, "so does the guard's exchange span");
     const admission = guardSpan(trace, "admission request_headers");
     t.equal(admission?.references[0]?.spanID, exchange?.spanID, "the admission span is the exchange's child");
     t.equal(tag(admission, "guard.admission.decision"), "shed");
@@ -238,7 +245,7 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
   });
 
   t.test("a cache hit", async (t) => {
-    const body = { model: "demo", messages: [{ role: "user", content: "trace a cache hit" }] };
+    const body = { model: "demo", temperature: 0, messages: [{ role: "user", content: "trace a cache hit" }] };
     t.equal((await send(CHAT, body, {})).headers.get("x-guard-cache"), "miss");
     const context = traceparent();
     const hit = await send(CHAT, body, { traceparent: context.header });

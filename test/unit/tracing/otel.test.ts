@@ -66,6 +66,7 @@ async function guard(settings: Partial<TracingSettings>, stages: Stage[]) {
       sampler: "parentbased_traceidratio",
       ratio: 1,
       alwaysSample: [],
+      scheduleDelayMs: 5_000,
       ...settings,
     },
     { serviceVersion: "9.9.9", log, exporter },

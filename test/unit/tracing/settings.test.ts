@@ -64,6 +64,19 @@ t.test("sampling: parent-based ratio 1 by default; the variables; the section ov
   t.same(sampling({ sampler: "always_on", ratio: 0.5 }, { OTEL_TRACES_SAMPLER: "always_off" }), ["always_on", 0.5]);
 });
 
+t.test("the batch's export delay: OTEL_BSP_SCHEDULE_DELAY, the section over it, 5 s by default", async (t) => {
+  const delay = (value: unknown, env: Record<string, string>) =>
+    resolveTracing(section({ endpoint: "http://c", ...(value as object) }), env).settings?.scheduleDelayMs;
+  t.equal(delay({}, {}), 5_000);
+  t.equal(delay({}, { OTEL_BSP_SCHEDULE_DELAY: "250" }), 250);
+  t.equal(delay({ scheduleDelayMs: 100 }, { OTEL_BSP_SCHEDULE_DELAY: "250" }), 100);
+  const { warnings } = resolveTracing(section({ endpoint: "http://c" }), { OTEL_BSP_SCHEDULE_DELAY: "soon" });
+  t.same(
+    warnings.map((warning) => warning.path),
+    ["OTEL_BSP_SCHEDULE_DELAY"],
+  );
+});
+
 t.test("an environment variable the guard cannot use is named in a warning and ignored", async (t) => {
   const { settings, warnings } = resolveTracing(section(), {
     OTEL_EXPORTER_OTLP_ENDPOINT: "http://c",
