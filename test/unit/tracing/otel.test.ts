@@ -81,6 +81,7 @@ async function guard(settings: Partial<TracingSettings>, stages: Stage[]) {
   return {
     metrics,
     lines,
+    pipeline,
     async exchange(traceparent?: string, outcome?: Outcome) {
       const request: RequestInfo = {
         method: "POST",
@@ -226,6 +227,63 @@ t.test("alwaysSample: sheds and violations the sampler dropped are exported, not
   await shedOnlyViolations.exchange();
   t.same(await shedOnlyViolations.exported(), [], "sheds not asked for");
 });
+
+t.test(
+  "a streamed answer cut by a stage: the cut on the exchange, trailers' verdict, chunks in the histogram",
+  async (t) => {
+    const cutting = stage("contracts", () => ({
+      onRequestHeaders: (): Step => ({ type: "continue", needs: { responseHeaders: true } }),
+      onResponseHeaders: (): Step => ({ type: "continue", responseBody: "stream" }),
+      onResponseChunk: (chunk: Uint8Array, end: boolean) =>
+        end ? { type: "cut", bytes: chunk, reason: "contract.violated" } : { type: "forward", bytes: chunk },
+      onResponseTrailers: () => ({ setHeaders: { "x-guard-contract": "violated; rules=string.min_len" } }),
+    }));
+    const g = await guard({}, [cutting]);
+    const run = g.pipeline.open(
+      {
+        method: "POST",
+        path: "/v1/chat/completions",
+        authority: "",
+        headers: new Map(),
+        requestId: "s",
+        endOfStream: true,
+      },
+      () => undefined,
+    );
+    if (run === undefined) throw new Error("no route");
+    await run.requestHeaders();
+    await run.responseHeaders({
+      status: 200,
+      headers: new Map([["content-type", "text/event-stream"]]),
+      endOfStream: false,
+    });
+    t.equal((await run.responseChunk(new Uint8Array([1]), false)).type, "forward");
+    t.equal((await run.responseChunk(new Uint8Array([2]), true)).type, "cut");
+    run.responseTrailers();
+    run.end({ answeredBy: "guard", status: 200, reason: "contract.violated", streamed: true, cancelled: false });
+    const spans = await g.exported();
+    const root = byName(spans, EXCHANGE_SPAN) as ReadableSpan;
+    t.match(root.attributes, {
+      "guard.stream.cut": "contract.violated",
+      "guard.stream": true,
+      "guard.contract.rules": ["string.min_len"],
+    });
+    t.same(
+      root.events.map((event) => [event.name, event.attributes?.["guard.answer.reason"]]),
+      [["guard.stream.cut", "contract.violated"]],
+    );
+    t.same(byName(spans, "contracts response_trailers")?.attributes["guard.contract.rules"], ["string.min_len"]);
+    t.notOk(
+      spans.some((span) => span.name.includes("response_chunk")),
+      "no span per chunk",
+    );
+    const chunks = await registrySamples(g.metrics.registry, "guard_stage_duration_seconds_count", {
+      stage: "contracts",
+      phase: "response_chunk",
+    });
+    t.equal(chunks[0]?.value, 2, "both chunks timed");
+  },
+);
 
 t.test("guard_stage_duration_seconds: every hook that ran, by stage and phase; none for absent hooks", async (t) => {
   const g = await guard({}, [annotating, admitting]);

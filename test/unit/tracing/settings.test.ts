@@ -1,4 +1,5 @@
 import t from "tap";
+import { parseConfig } from "../../../src/config/load.js";
 import { tracingSchema } from "../../../src/tracing/config.js";
 import { DEFAULT_SERVICE_NAME, resolveTracing } from "../../../src/tracing/settings.js";
 
@@ -116,6 +117,13 @@ t.test("service name and resource attributes: the section's over the environment
   );
   t.equal(settings?.serviceName, "from-file");
   t.same(settings?.resourceAttributes, { "deployment.environment.name": "prod", "k8s.pod.name": "p 1" });
+});
+
+t.test("in the config file, the section's errors carry their path from the top", async (t) => {
+  const result = parseConfig("tracing:\n  ratio: 2\n  protocol: thrift\n");
+  t.notOk(result.ok);
+  t.same(result.ok ? [] : result.errors.map((error) => error.path).sort(), ["tracing.protocol", "tracing.ratio"]);
+  t.ok(parseConfig("tracing: { endpoint: http://collector:4318, alwaysSample: [shed] }\n").ok);
 });
 
 t.test("the section's errors name their keys", async (t) => {
