@@ -7,11 +7,17 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { pino } from "pino";
 import t, { type Test } from "tap";
 import { parse, stringify } from "yaml";
+import { configSchema } from "../../src/config/schema.js";
 import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
 import { httpOk, spawnManaged, waitUntil } from "../../src/devstack/process.js";
+import { createCoreMetrics } from "../../src/metrics/registry.js";
+import { Pipeline } from "../../src/pipeline/pipeline.js";
+import { tracingSchema } from "../../src/tracing/config.js";
+import { startTracing } from "../../src/tracing/start.js";
 import { type Answer, post, stackFor } from "../helpers/e2e.js";
 
 const JAEGER = join(PROJECT_ROOT, ".tools", "jaeger", "jaeger");
@@ -275,5 +281,57 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
     t.equal(tag(exchange, "guard.answer.reason"), "contract.violated");
     t.equal(tag(exchange, "http.response.status_code"), 502);
     t.ok(guardSpan(trace, "contracts response_body"), "the contract check's span");
+  });
+
+  t.test("every OTLP protocol reaches Jaeger, configured by the OTEL_* variables alone", async (t) => {
+    const log = pino({ level: "silent" });
+    const routes = configSchema.parse({ routes: [{ name: "chat" }] }).routes;
+    const decisionHeaders = { cache: "x-guard-cache", cacheTier: "x-guard-cache-tier", cacheReason: "", contract: "" };
+    for (const [protocol, endpoint] of [
+      ["grpc", `http://127.0.0.1:${jaeger.otlpGrpcPort}`],
+      ["http/json", jaeger.otlpHttp],
+      ["http/protobuf", jaeger.otlpHttp],
+    ] as const) {
+      const serviceName = `guard-${protocol.replace("/", "-")}`;
+      const tracer = await startTracing(
+        tracingSchema.parse({}),
+        {
+          OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+          OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+          OTEL_SERVICE_NAME: serviceName,
+        },
+        log,
+        "e2e",
+      );
+      if (tracer === undefined) throw new Error(`${protocol}: tracing off`);
+      const metrics = createCoreMetrics("e2e");
+      const pipeline = new Pipeline(routes, [], {
+        metrics,
+        log,
+        now: () => performance.now(),
+        tracing: { tracer, decisionHeaders },
+      });
+      const context = traceparent();
+      const run = pipeline.open(
+        {
+          method: "POST",
+          path: CHAT,
+          authority: "",
+          headers: new Map([["traceparent", context.header]]),
+          requestId: protocol,
+          endOfStream: true,
+        },
+        () => undefined,
+      );
+      await run?.requestHeaders();
+      run?.end({ answeredBy: "upstream", status: 200, cancelled: false });
+      await tracer.shutdown(5_000);
+      const trace = await traceOf(jaeger, context.traceId, (found) =>
+        found.spans.some((span) => serviceOf(found, span) === serviceName),
+      );
+      const exchange = trace.spans.find((span) => span.operationName === "guard.exchange");
+      t.equal(tag(exchange, "guard.request_id"), protocol, `${protocol}: the exchange span, with its attributes`);
+      t.equal(exchange?.references[0]?.spanID, context.spanId, `${protocol}: in the client's trace`);
+    }
   });
 });
