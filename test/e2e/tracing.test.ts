@@ -283,6 +283,23 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
     t.ok(guardSpan(trace, "contracts response_body"), "the contract check's span");
   });
 
+  t.test("spans still queued when the guard is stopped are exported as it drains", async (t) => {
+    const draining = await stackFor(t, {
+      // Nothing would be exported for a minute, but for the flush on SIGTERM.
+      guardConfig: { tracing: { endpoint: jaeger.otlpHttp, scheduleDelayMs: 60_000 }, routes: [{ name: "chat" }] },
+    });
+    const context = traceparent();
+    const answer = await post(
+      `${draining.url}${CHAT}`,
+      { model: "demo", messages: [] },
+      { traceparent: context.header },
+    );
+    t.equal(answer.headers.get("x-guard-route"), "chat", "the guard took the exchange");
+    t.equal(await draining.guard?.process().stop("SIGTERM", 10_000), 0, "drained and exited");
+    const trace = await traceOf(jaeger, context.traceId, (found) => guardSpan(found, "guard.exchange") !== undefined);
+    t.equal(tag(guardSpan(trace, "guard.exchange"), "guard.route"), "chat");
+  });
+
   t.test("every OTLP protocol reaches Jaeger, configured by the OTEL_* variables alone", async (t) => {
     const log = pino({ level: "silent" });
     const routes = configSchema.parse({ routes: [{ name: "chat" }] }).routes;
