@@ -48,7 +48,7 @@ import { parseTraceparent } from "./traceparent.js";
 export const EXCHANGE_SPAN = "guard.exchange";
 
 /** The head sampler of the settings; with alwaysSample, the spans it drops are still recorded (not exported). */
-export function samplerFor(settings: Pick<TracingSettings, "sampler" | "ratio" | "alwaysSample">): Sampler {
+function samplerFor(settings: Pick<TracingSettings, "sampler" | "ratio" | "alwaysSample">): Sampler {
   const ratio = new TraceIdRatioBasedSampler(settings.ratio);
   const bySetting: Record<TracingSettings["sampler"], Sampler> = {
     always_on: new AlwaysOnSampler(),

@@ -78,7 +78,7 @@ function ratioFrom(value: string | undefined, warnings: ConfigIssue[]): number |
 }
 
 /** OTEL_RESOURCE_ATTRIBUTES: `key=value` pairs separated by commas, values percent-encoded. */
-export function parseResourceAttributes(value: string | undefined, warnings: ConfigIssue[]): Record<string, string> {
+function parseResourceAttributes(value: string | undefined, warnings: ConfigIssue[]): Record<string, string> {
   const attributes: Record<string, string> = {};
   if (value === undefined) return attributes;
   for (const pair of value.split(",")) {
