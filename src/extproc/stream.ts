@@ -196,8 +196,9 @@ export class StreamProcessor {
       await this.#dispatch(kind, frame);
     } catch (error) {
       metrics.anomalies.inc({ kind: "handler_error" });
-      this.#deps.log.error(
-        { err: error instanceof Error ? error.message : String(error), frame: kind },
+      // The exchange's logger when there is one: its line carries the request and trace ids.
+      (this.#run?.log ?? this.#deps.log).error(
+        { err: error, frame: kind },
         "frame handler failed; answered with continue",
       );
       this.#answerFailed(kind, frame);

@@ -12,6 +12,7 @@ import type { ConfigIssue } from "../config-kit/issues.js";
 import { ModeOverrideWatch } from "../extproc/override-watch.js";
 import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
+import { startTracing } from "../tracing/start.js";
 import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
 import { ADMIN_TOKEN_ENV, type AdminAccess, adminAccess } from "./admin-access.js";
@@ -56,8 +57,14 @@ export async function startGuard(
 ): Promise<RunningGuard> {
   const metrics: CoreMetrics = createCoreMetrics(VERSION);
   const now = (): number => performance.now();
+  // Read once: an exporter holds connections and a queue, so the section applies at restart.
+  const tracer = await startTracing(initial.config.tracing, process.env, log, VERSION);
   const build = async (prepared: Extract<PreparedGuard, { ok: true }>): Promise<BuiltPipeline> => {
-    const built = buildPipeline(prepared.config, { metrics, registry: metrics.registry, log, now }, prepared.contracts);
+    const built = buildPipeline(
+      prepared.config,
+      { metrics, registry: metrics.registry, log, now, tracer },
+      prepared.contracts,
+    );
     await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
     return built;
   };
@@ -140,6 +147,8 @@ export async function startGuard(
     }
     if (JSON.stringify(next.limits) !== JSON.stringify(config.limits))
       log.warn({ limits: next.limits }, "limits change only on restart");
+    if (JSON.stringify(next.tracing) !== JSON.stringify(config.tracing))
+      log.warn({ tracing: next.tracing }, "tracing changes only on restart");
     const previous = current.pipeline;
     current = await build(loaded);
     config = next;
@@ -193,6 +202,8 @@ export async function startGuard(
           log.info({ openStreams: grpc.activeStreams(), remainingMs }, "draining: refusing new streams");
           const result = await grpc.drain(remainingMs);
           await current.pipeline.close();
+          // The last exchanges' spans are still queued for export; a dead receiver costs at most 2 s.
+          await tracer?.shutdown(2_000);
           await admin.close();
           return result;
         },
