@@ -3,7 +3,7 @@
 import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
 import type { DecisionHeaders, ExchangeTrace, ExchangeTracer, TracedPhase } from "../tracing/api.js";
-import { parseTraceparent } from "../tracing/traceparent.js";
+import { parentContextOf, parseTraceparent } from "../tracing/traceparent.js";
 import type { AnswerCode } from "./answer-catalogue.js";
 import { ANONYMOUS_TENANT, type Identify } from "./identity/identify.js";
 import { DEFAULT_PRIORITY } from "./identity/priority.js";
@@ -103,7 +103,7 @@ export class ExchangeRun {
    */
   get log(): Logger {
     if (this.#log !== undefined) return this.#log;
-    const trace = this.#trace ?? parseTraceparent(this.exchange.request.headers.get("traceparent"));
+    const trace = this.#trace ?? parseTraceparent(parentContextOf(this.exchange.request)?.traceparent);
     this.#log = this.#pipeline.log.child({
       requestId: this.exchange.request.requestId,
       route: this.exchange.route.name,

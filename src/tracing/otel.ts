@@ -42,7 +42,7 @@ import {
 } from "./attributes.js";
 import type { AlwaysSampled } from "./config.js";
 import type { TracingSettings } from "./settings.js";
-import { parseTraceparent } from "./traceparent.js";
+import { parentContextOf, parseTraceparent } from "./traceparent.js";
 
 /** The span of the whole exchange; its children are named "<stage> <phase>". */
 export const EXCHANGE_SPAN = "guard.exchange";
@@ -218,8 +218,9 @@ export async function createOtelTracer(settings: TracingSettings, options: OtelT
   };
   return {
     start(start: ExchangeStart): ExchangeTrace | undefined {
-      const parent = parseTraceparent(start.request.headers.get("traceparent"));
-      const tracestate = start.request.headers.get("tracestate");
+      const inherited = parentContextOf(start.request);
+      const parent = parseTraceparent(inherited?.traceparent);
+      const tracestate = inherited?.tracestate;
       const context =
         parent === undefined
           ? ROOT_CONTEXT

@@ -14,6 +14,29 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
 const ZERO_TRACE = "0".repeat(32);
 const ZERO_SPAN = "0".repeat(16);
 
+/** A W3C trace context as it travels: the traceparent and tracestate header values. */
+export interface TraceContext {
+  readonly traceparent: string;
+  readonly tracestate?: string;
+}
+
+/**
+ * The context the guard's spans continue: the one of the ext_proc call itself when Envoy's tracer
+ * put it in the call's gRPC metadata (its ext_proc span, so the guard's spans nest under it), else
+ * the request's own headers (a client's context, which Envoy passes on to ext_proc untouched).
+ */
+export function parentContextOf(request: {
+  readonly callTrace?: TraceContext;
+  readonly headers: { get(name: string): string | undefined };
+}): TraceContext | undefined {
+  if (request.callTrace !== undefined && parseTraceparent(request.callTrace.traceparent) !== undefined)
+    return request.callTrace;
+  const traceparent = request.headers.get("traceparent");
+  if (traceparent === undefined) return undefined;
+  const tracestate = request.headers.get("tracestate");
+  return tracestate === undefined ? { traceparent } : { traceparent, tracestate };
+}
+
 /** Undefined for an absent or invalid header; a repeated header (joined with ", ") is invalid. */
 export function parseTraceparent(header: string | undefined): RemoteParent | undefined {
   if (header === undefined) return undefined;

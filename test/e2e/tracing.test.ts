@@ -227,11 +227,13 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
     t.equal(tag(exchange, "guard.answer.reason"), shed.headers.get("x-guard-reason"));
     t.equal(tag(exchange, "http.response.status_code"), shed.status);
     t.equal(tag(exchange, "guard.answered_by"), "guard");
-    // Envoy 1.40 sends ext_proc its own span's context only in the gRPC metadata, not in the request
-    // headers: its ingress span and the guard's exchange are siblings under the client's span.
+    // Envoy 1.40 sends ext_proc its own span's context in the gRPC metadata of the ext_proc call (not
+    // in the request headers): the guard's exchange nests under Envoy's span of that call.
     const ingress = trace.spans.find((span) => serviceOf(trace, span) === "envoy" && span.operationName === "ingress");
     t.equal(ingress?.references[0]?.spanID, context.spanId, "Envoy's ingress span continues the client's");
-    t.equal(exchange?.references[0]?.spanID, context.spanId, "so does the guard's exchange span");
+    const call = trace.spans.find((span) => span.spanID === exchange?.references[0]?.spanID);
+    t.equal(serviceOf(trace, call ?? ({} as JaegerSpan)), "envoy", "the guard's exchange is a child of Envoy's span");
+    t.match(call?.operationName, /ExternalProcessor/, `Envoy's ext_proc call span: ${call?.operationName}`);
     const admission = guardSpan(trace, "admission request_headers");
     t.equal(admission?.references[0]?.spanID, exchange?.spanID, "the admission span is the exchange's child");
     t.equal(tag(admission, "guard.admission.decision"), "shed");
@@ -248,6 +250,30 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
       lines.some((line) => line.msg === "decision: shed" && line.requestId === ended?.requestId),
       "the shed decision line names the same request",
     );
+  });
+
+  t.test("without a client's context, the guard continues the trace Envoy started", async (t) => {
+    const answer = await send(CHAT, { model: "demo", messages: [{ role: "user", content: "Envoy starts it" }] }, {});
+    t.equal(answer.status, 200);
+    const line = guard
+      .process()
+      .output()
+      .split("\n")
+      .filter((text) => text.startsWith("{"))
+      .map((text) => JSON.parse(text) as Record<string, unknown>)
+      .findLast((entry) => entry.msg === "exchange ended" && entry.route === "chat");
+    const traceId = String(line?.trace_id);
+    t.match(traceId, /^[0-9a-f]{32}$/, "the exchange's log line names the trace");
+    const trace = await traceOf(jaeger, traceId, hasBoth);
+    const exchange = guardSpan(trace, "guard.exchange");
+    const call = trace.spans.find((span) => span.spanID === exchange?.references[0]?.spanID);
+    t.equal(
+      call === undefined ? undefined : serviceOf(trace, call),
+      "envoy",
+      "one trace: Envoy's, the guard's inside it",
+    );
+    const ingress = trace.spans.find((span) => serviceOf(trace, span) === "envoy" && span.operationName === "ingress");
+    t.equal(ingress?.references.length ?? 0, 0, "Envoy's ingress span is the trace's root");
   });
 
   t.test("a cache hit", async (t) => {
