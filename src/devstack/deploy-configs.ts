@@ -29,7 +29,14 @@ export const KUBERNETES_ENVOY: EnvoyConfigValues = {
   messageTimeoutMs: 1_000,
   bufferLimitBytes: 8 * 1024 * 1024,
   routeIdleTimeoutMs: 30_000,
-  variants: new Set(["ext_proc"]),
+  // An OpenTelemetry collector Service (OTLP/gRPC); 1% of requests without a client's context start
+  // a trace, and the guard follows Envoy's decision (its parent-based sampler).
+  tracing: {
+    collectorHost: "opentelemetry-collector.observability.svc.cluster.local",
+    collectorPort: 4317,
+    samplingPercent: 1,
+  },
+  variants: new Set(["ext_proc", "tracing"]),
 };
 
 /** Istio's sidecar shares the pod's network namespace with the guard: loopback TCP, its default. */
@@ -50,6 +57,8 @@ const ISTIO_SKELETON = `# Istio: insert the guard's ext_proc filter into the inb
 # loopback; its listen.grpc must then be ${ISTIO_GUARD_ADDRESS} (its default). For the Unix-socket
 # variant mount the same emptyDir into istio-proxy (annotation sidecar.istio.io/userVolumeMount)
 # and use { pipe: { path: /run/inference-guard/guard.sock } } as the endpoint address.
+# Traces: Istio's own tracer (meshConfig or the Telemetry API, with an OpenTelemetry provider) puts
+# its ext_proc span's context in the ext_proc call's metadata, and the guard's spans continue it.
 # With Istio mTLS, source.principal (a request attribute the filter sends) is the calling workload's
 # SPIFFE identity (spiffe://<trust domain>/ns/<namespace>/sa/<service account>), verified by the
 # sidecar: map it to a priority class or use it as the tenant (docs/admission.md, "Who a request is").
@@ -173,8 +182,11 @@ export async function renderDeployConfigs(): Promise<ReadonlyMap<string, string>
 /** Where a deployed config is started in the tests: the stack's loopback ports and guard address. */
 export type LoopbackPlacement = Pick<
   EnvoyConfigValues,
-  "listenPort" | "adminPort" | "lightPort" | "heavyPort" | "guardAddress"
+  "listenPort" | "adminPort" | "lightPort" | "heavyPort" | "guardAddress" | "tracing"
 >;
+
+/** Where a deployed tracer exports when the test runs no collector: nothing listens there. */
+const NO_COLLECTOR_PORT = 1;
 
 type Json = Record<string, unknown>;
 
@@ -205,6 +217,7 @@ export function kubernetesEnvoyOnLoopback(configMap: string, placement: Loopback
     model_light: socket(placement.lightPort),
     model_heavy: socket(placement.heavyPort),
     [GUARD_CLUSTER]: parse(guardEndpoint(placement.guardAddress)) as Json,
+    opentelemetry_collector: socket(placement.tracing?.collectorPort ?? NO_COLLECTOR_PORT),
   };
   for (const cluster of resources.clusters) {
     const address = addresses[String(cluster.name)];

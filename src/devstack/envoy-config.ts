@@ -8,7 +8,7 @@ const LOOPBACK = "127.0.0.1";
 
 export const ENVOY_TEMPLATE = new URL("../../../envoy/envoy.yaml", import.meta.url);
 
-export type EnvoyVariant = "ext_proc" | "adaptive_concurrency";
+export type EnvoyVariant = "ext_proc" | "tracing" | "adaptive_concurrency";
 
 /** Dropped from every rendering: the template's note on itself. */
 const TEMPLATE_NOTE = "template";
@@ -30,6 +30,12 @@ export interface EnvoyConfigValues {
   readonly bufferLimitBytes: number;
   /** The routes' idle_timeout: a streamed answer with no data for this long is ended. */
   readonly routeIdleTimeoutMs: number;
+  /** Where Envoy's tracer exports (OTLP/gRPC) and what share of new traces it samples: the tracing variant's. */
+  readonly tracing?: {
+    readonly collectorHost: string;
+    readonly collectorPort: number;
+    readonly samplingPercent: number;
+  };
   readonly variants: ReadonlySet<EnvoyVariant>;
 }
 
@@ -65,6 +71,14 @@ export function renderEnvoyConfig(template: string, values: EnvoyConfigValues): 
     MESSAGE_TIMEOUT: `${values.messageTimeoutMs / 1000}s`,
     BUFFER_LIMIT_BYTES: String(values.bufferLimitBytes),
     ROUTE_IDLE_TIMEOUT: `${values.routeIdleTimeoutMs / 1000}s`,
+    ...(values.tracing === undefined
+      ? {}
+      : {
+          COLLECTOR_HOST: values.tracing.collectorHost,
+          COLLECTOR_CLUSTER_TYPE: clusterType(values.tracing.collectorHost),
+          COLLECTOR_PORT: String(values.tracing.collectorPort),
+          TRACE_SAMPLING_PERCENT: String(values.tracing.samplingPercent),
+        }),
   };
   const kept: string[] = [];
   let dropping: string | undefined;

@@ -41,6 +41,8 @@ export interface StackOptions {
   /** The routes' idle_timeout (envoy/envoy.yaml), 30 s by default. */
   readonly routeIdleTimeoutMs?: number;
   readonly extraVariants?: readonly EnvoyVariant[];
+  /** Envoy's OpenTelemetry tracer on, exporting every request's spans to this OTLP/gRPC port. */
+  readonly otlpCollectorPort?: number;
   /**
    * Model servers the caller started (and stops) in place of the demo pools, e.g. a real model
    * server (src/devstack/real-servers.ts); Envoy's light and heavy clusters point at them.
@@ -238,6 +240,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const variants = new Set<EnvoyVariant>(options.extraVariants ?? []);
     if (withGuard || options.peer !== undefined) variants.add("ext_proc");
+    if (options.otlpCollectorPort !== undefined) variants.add("tracing");
     const envoy = await startEnvoy(
       {
         listenPort: options.fixedListenPort ?? (await freePort()),
@@ -251,6 +254,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         messageTimeoutMs: options.messageTimeoutMs ?? 1_000,
         bufferLimitBytes: options.bufferLimitBytes ?? 8 * 1024 * 1024,
         routeIdleTimeoutMs: options.routeIdleTimeoutMs ?? 30_000,
+        ...(options.otlpCollectorPort === undefined
+          ? {}
+          : {
+              tracing: { collectorHost: "127.0.0.1", collectorPort: options.otlpCollectorPort, samplingPercent: 100 },
+            }),
         variants,
       },
       workDir,

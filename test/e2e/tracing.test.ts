@@ -22,63 +22,17 @@ import { type Answer, post, stackFor } from "../helpers/e2e.js";
 
 const JAEGER = join(PROJECT_ROOT, ".tools", "jaeger", "jaeger");
 
-/** The cluster Envoy's tracer exports to (OTLP over gRPC); its port is Jaeger's OTLP gRPC receiver. */
-const COLLECTOR_CLUSTER = (port: number) => `
-name: opentelemetry_collector
-type: STATIC
-connect_timeout: 1s
-typed_extension_protocol_options:
-  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-    "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-    explicit_http_config: { http2_protocol_options: {} }
-load_assignment:
-  cluster_name: opentelemetry_collector
-  endpoints:
-    - lb_endpoints:
-        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } }
-`;
-
-/** The HTTP connection manager's tracing: every request, spans named by the route, service "envoy". */
-const HCM_TRACING = `
-random_sampling: { value: 100 }
-spawn_upstream_span: true
-provider:
-  name: envoy.tracers.opentelemetry
-  typed_config:
-    "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
-    grpc_service:
-      envoy_grpc: { cluster_name: opentelemetry_collector }
-      timeout: 1s
-    service_name: envoy
-`;
-
 interface EnvoyConfig {
   layered_runtime: { layers: Array<{ static_layer?: Record<string, unknown> }> };
-  static_resources: {
-    listeners: Array<{
-      name: string;
-      filter_chains: Array<{ filters: Array<{ name: string; typed_config: Record<string, unknown> }> }>;
-    }>;
-    clusters: unknown[];
-  };
 }
 
-/** Envoy's OpenTelemetry tracer on the inference listener, exporting to Jaeger's OTLP gRPC port. */
-function withTracer(otlpGrpcPort: number): (yaml: string) => string {
-  return (yaml) => {
-    const config = parse(yaml) as EnvoyConfig;
-    const manager = config.static_resources.listeners
-      .find((listener) => listener.name === "inference")
-      ?.filter_chains[0]?.filters.find((filter) => filter.name === "envoy.filters.network.http_connection_manager");
-    if (manager === undefined) throw new Error("envoy.yaml: the inference listener's connection manager moved");
-    manager.typed_config.tracing = parse(HCM_TRACING);
-    config.static_resources.clusters.push(parse(COLLECTOR_CLUSTER(otlpGrpcPort)));
-    const runtime = config.layered_runtime.layers[0]?.static_layer;
-    if (runtime === undefined) throw new Error("envoy.yaml: the static runtime layer moved");
-    // Envoy's tracer sends its spans every 5 s by default; the test waits for them.
-    runtime["tracing.opentelemetry.flush_interval_ms"] = 200;
-    return stringify(config);
-  };
+/** Envoy's tracer sends its spans every 5 s by default; the test waits for them. */
+function flushedQuickly(yaml: string): string {
+  const config = parse(yaml) as EnvoyConfig;
+  const runtime = config.layered_runtime.layers[0]?.static_layer;
+  if (runtime === undefined) throw new Error("envoy.yaml: the static runtime layer moved");
+  runtime["tracing.opentelemetry.flush_interval_ms"] = 200;
+  return stringify(config);
 }
 
 interface Jaeger {
@@ -175,7 +129,8 @@ const CHAT = "/v1/chat/completions";
 t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's decisions", async (t) => {
   const jaeger = await startJaeger(t);
   const stack = await stackFor(t, {
-    editEnvoyConfig: withTracer(jaeger.otlpGrpcPort),
+    otlpCollectorPort: jaeger.otlpGrpcPort,
+    editEnvoyConfig: flushedQuickly,
     guardConfig: {
       log: { level: "debug" },
       // Exported within 100 ms rather than the default 5 s: the test waits for the spans.
