@@ -1,6 +1,6 @@
 // The guard's private Prometheus registry and the metrics of its core (ext_proc streams and the
 // pipeline runner). Capabilities register their own guard_* metrics on the same registry.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram } from "prom-client";
 import { ReloadableRegistry } from "./reloadable.js";
 
 /**
@@ -28,7 +28,7 @@ const REDUNDANT_TOTALS = [
 ];
 
 export interface CoreMetrics {
-  readonly registry: Registry;
+  readonly registry: ReloadableRegistry;
   readonly streams: Counter<"outcome">;
   readonly activeStreams: Gauge;
   readonly messages: Counter<"frame">;

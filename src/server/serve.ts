@@ -151,6 +151,10 @@ export async function startGuard(
       log.warn({ tracing: next.tracing }, "tracing changes only on restart");
     const previous = current.pipeline;
     current = await build(loaded);
+    // The new stages' counters and histograms go on from the old ones' (metrics/reloadable.ts),
+    // but for a removed route's.
+    metrics.registry.carryOver();
+    metrics.registry.dropRoutesOtherThan(new Set(next.routes.map((route) => route.name)));
     config = next;
     access = accessFor(next.admin);
     // Streams opened before the swap still run on the previous pipeline; release it after they
