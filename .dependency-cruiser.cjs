@@ -4,6 +4,14 @@
 module.exports = {
   forbidden: [
     {
+      name: "runtime-without-dev-stack",
+      comment:
+        "The guard never needs the demo model or the dev stack: the image leaves both out (Dockerfile), so nothing else may import them.",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/(demo|devstack)/" },
+      to: { path: "^src/(demo|devstack)/" },
+    },
+    {
       name: "no-circular",
       severity: "error",
       comment: "No module reaches itself through its imports.",
