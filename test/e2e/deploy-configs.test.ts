@@ -19,8 +19,16 @@ import {
 import type { EnvoyConfigValues } from "../../src/devstack/envoy-config.js";
 import type { Stack } from "../../src/devstack/stack.js";
 import type { BypassReason } from "../../src/server/envoy-bypass.js";
-import { CHAT, defaultConfigWith, envoyStats, post, stackFor, upstreamRequests } from "../helpers/e2e.js";
-import { chatShot, countBy, type Result, send } from "../helpers/load.js";
+import {
+  CHAT,
+  defaultConfigWith,
+  envoyStats,
+  post,
+  stackFor,
+  upstreamRequests,
+  upstreamServed,
+} from "../helpers/e2e.js";
+import { chatShot, countBy, type Result, send, startLoad } from "../helpers/load.js";
 
 interface Deployment {
   readonly name: string;
@@ -153,11 +161,11 @@ async function burst(t: Test, editEnvoyConfig?: (yaml: string) => string): Promi
   return { results, peakStreams, stats, guardCounted };
 }
 
-const stat = (burst: Burst, name: string): number => burst.stats.get(name) ?? Number.NaN;
+const stat = (burst: Pick<Burst, "stats">, name: string): number => burst.stats.get(name) ?? Number.NaN;
 const overflows = (burst: Burst): number =>
   stat(burst, "cluster.inference_guard.upstream_rq_active_overflow") +
   stat(burst, "cluster.inference_guard.upstream_rq_pending_overflow");
-const unguarded = (burst: Burst): number => stat(burst, "http.inference.ext_proc.failure_mode_allowed");
+const unguarded = (burst: Pick<Burst, "stats">): number => stat(burst, "http.inference.ext_proc.failure_mode_allowed");
 const messageTimeouts = (burst: Burst): number => stat(burst, "http.inference.ext_proc.message_timeouts");
 
 function withoutGuardCircuitBreakers(yaml: string): string {
@@ -201,4 +209,36 @@ t.test(`the pod's Envoy at ${CONCURRENT} concurrent exchanges: no overflow passe
   t.equal(unsized.guardCounted("overflow"), overflows(unsized), "the guard exports them: nothing unguarded is silent");
   t.equal(unsized.guardCounted("message_timeout"), messageTimeouts(unsized));
   t.equal(unsized.guardCounted("stream_error"), 0);
+});
+
+t.test("the pod's guard killed under load: every request that passed unguarded is counted", async (t) => {
+  const stack = await stackFor(t, {
+    transport: "uds",
+    renderEnvoyConfig: (values) => kubernetesEnvoyOnLoopback(kubernetes, values),
+  });
+  const guard = stack.guard;
+  if (guard === undefined) throw new Error("no guard");
+  // Unique prompts: nothing is answered from the cache, every 200 came from a model.
+  const load = startLoad(stack.url, (index) => chatShot(index), 8);
+  await sleep(1_000);
+  await guard.process().stop("SIGKILL");
+  await sleep(1_500);
+  await guard.restart();
+  await sleep(1_000);
+  const results = await load.stop();
+
+  const outcomes = countBy(results, answeredBy);
+  t.comment(JSON.stringify(outcomes));
+  const passedUnguarded = outcomes["200 unguarded"] ?? 0;
+  t.ok(passedUnguarded > 0, `${passedUnguarded} requests reached a model without the guard (failure_mode_allow: true)`);
+  t.same(
+    Object.keys(outcomes).filter((outcome) => !/^200 (un)?guarded$/.test(outcome)),
+    [],
+    "every request was served",
+  );
+  const served = (await upstreamServed(stack.light.url)) + (await upstreamServed(stack.heavy.url));
+  t.equal(served, results.length, "the models served each request once");
+  t.equal(unguarded({ stats: await guardStats(stack) }), passedUnguarded, "Envoy counted each");
+  const exported = metricSum(await guard.metrics(), "guard_envoy_unguarded_total", {});
+  t.equal(exported, passedUnguarded, "the restarted guard exports exactly that many");
 });
