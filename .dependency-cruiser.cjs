@@ -163,8 +163,9 @@ module.exports = {
     {
       name: "src-not-dev-dependencies",
       severity: "error",
-      comment: "What src/ imports must be a runtime dependency: devDependencies are absent in production installs.",
-      from: { path: "^src/" },
+      comment:
+        "What src/ imports must be a runtime dependency: devDependencies are absent in production installs. The demo model and the dev stack are not in the image (runtime-without-dev-stack).",
+      from: { path: "^src/", pathNot: "^src/(demo|devstack)/" },
       to: { dependencyTypes: ["npm-dev"] },
     },
     {

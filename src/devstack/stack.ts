@@ -3,6 +3,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { prettyFactory } from "pino-pretty";
 import { parse, stringify } from "yaml";
 import { configSchema } from "../config/schema.js";
 import { PROJECT_ROOT, type RunningEnvoy, startEnvoy } from "./envoy.js";
@@ -148,6 +149,18 @@ function portOf(url: string): number {
   return parsed.port === "" ? 80 : Number(parsed.port);
 }
 
+/** The guard's log as the stack echoes it: pretty lines on a terminal, its JSON lines otherwise. */
+function guardLogPrinter(): (chunk: string) => void {
+  if (process.stdout.isTTY !== true) return (chunk) => process.stdout.write(`[guard] ${chunk}`);
+  const pretty = prettyFactory({ colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" });
+  let partial = "";
+  return (chunk) => {
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) process.stdout.write(`[guard] ${line.startsWith("{") ? pretty(line) : `${line}\n`}`);
+  };
+}
+
 export async function loadGuardConfigObject(file = DEFAULT_GUARD_CONFIG): Promise<Record<string, unknown>> {
   return (parse(await readFile(file, "utf8")) ?? {}) as Record<string, unknown>;
 }
@@ -163,7 +176,7 @@ async function startGuardProcess(
     NODE,
     [...nodeArgs, join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile],
     // Relative paths in the config (contracts.protoPaths) are relative to the working directory.
-    { cwd: PROJECT_ROOT, ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[guard] ${chunk}`) } : {}) },
+    { cwd: PROJECT_ROOT, ...(echo ? { onOutput: guardLogPrinter() } : {}) },
   );
   await waitUntil("guard", () => httpOk(`${adminUrl}/readyz`), 20_000, proc);
   return proc;
