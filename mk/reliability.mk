@@ -1,5 +1,5 @@
 # Reliability: the long fuzz run and the soak (docs/reliability.md).
-.PHONY: fuzz soak soak-short
+.PHONY: fuzz soak soak-short resets
 
 ## property/fuzz tests with 100 000 generated cases each (CI runs a fixed-seed 2 000)
 fuzz: build
@@ -13,3 +13,8 @@ soak: build envoy system-deps
 ## the same for 5 minutes
 soak-short: build envoy system-deps
 	node dist/bench/soak.js --minutes 5
+
+## 200 cancelled streams a second for 2 minutes through Envoy without ext_proc_graceful_grpc_close
+## (every ext_proc stream reset): 0 GOAWAY from the guard; writes bench/results/resets-<date>.json
+resets: build envoy
+	node dist/bench/resets.js --rate 200 --seconds 120 --out bench/results/resets-$$(date +%F).json

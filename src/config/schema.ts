@@ -207,6 +207,15 @@ const limitsSchema = z
     maxConcurrentStreamsPerConnection: z.number().int().min(1).default(1_000),
     /** Streams open on all connections together; a new one beyond is answered RESOURCE_EXHAUSTED. */
     maxStreams: z.number().int().min(1).default(10_000),
+    /**
+     * RST_STREAM frames a peer may send on one connection: a burst, then a rate per second (Node's
+     * rapid-reset protection, CVE-2023-44487); past it the connection gets GOAWAY and its streams
+     * in flight fail. Node's own 1000 then 33/s is below what an Envoy sends when it resets every
+     * finished ext_proc stream (ext_proc_graceful_grpc_close off: one reset per request, thousands a
+     * second); these sit above any Envoy's request rate and far below a rapid-reset attack's.
+     */
+    streamResetBurst: z.number().int().min(1).default(10_000),
+    streamResetRate: z.number().int().min(1).default(5_000),
     /** Connections open at once; one beyond is closed as it is accepted. */
     maxConnections: z.number().int().min(1).default(128),
     /** A connection that has not sent its HTTP/2 preface after this long is closed. */

@@ -133,6 +133,8 @@ export async function startGrpcServer(
       initialWindowSize: STREAM_WINDOW_BYTES,
       maxConcurrentStreams: limits.maxConcurrentStreamsPerConnection,
     },
+    streamResetBurst: limits.streamResetBurst,
+    streamResetRate: limits.streamResetRate,
     // Envoy multiplexes every in-flight request's ext_proc stream on one or a few connections,
     // and a buffered body may be up to MAX_MESSAGE_BYTES: node's default 10 MB per session would
     // refuse streams under load. limits.maxBufferedBytes bounds what all sessions hold instead.

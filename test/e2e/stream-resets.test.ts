@@ -2,10 +2,12 @@
 // failing the streams in flight on it. ext_proc streams must therefore end without resets
 // (envoy/envoy.yaml: graceful close; the guard ends its side when done): well over 1000 requests,
 // no reset, and the guard must never have sent Envoy a GOAWAY.
+import * as http2 from "node:http2";
 import t from "tap";
 import { post, stackFor } from "../helpers/e2e.js";
 
 const REQUESTS = 1_500;
+const PROCESS_PATH = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
 const CONCURRENCY = 10;
 
 async function envoyCounter(adminUrl: string, name: string): Promise<number> {
@@ -47,6 +49,76 @@ t.test(`${REQUESTS} requests, ${CONCURRENCY} at a time: no ext_proc stream lost 
     0,
     "no stream ended in a reset",
   );
+});
+
+/** Envoy as it runs without the runtime flag: every finished ext_proc stream is reset. */
+const resettingEveryStream = (yaml: string): string => {
+  const edited = yaml.replace(
+    "envoy.reloadable_features.ext_proc_graceful_grpc_close: true",
+    "envoy.reloadable_features.ext_proc_graceful_grpc_close: false",
+  );
+  if (edited === yaml) throw new Error("envoy.yaml: the graceful close flag moved");
+  return edited;
+};
+
+t.test(`graceful close off: ${REQUESTS * 2} requests each ending in a reset, and no GOAWAY`, async (t) => {
+  // Node's own budget (1000 resets, then 33/s) GOAWAYs Envoy's connection after the first thousand
+  // requests (measured with it: requests failed, GOAWAYs sent); limits.streamResetBurst/Rate sit
+  // above any Envoy's request rate.
+  const stack = await stackFor(t, {
+    guardConfig: { routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] },
+    editEnvoyConfig: resettingEveryStream,
+  });
+  let next = 0;
+  const statuses = new Map<number, number>();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < REQUESTS * 2) {
+        next++;
+        const answer = await post(`${stack.url}/v1/chat/completions`, {
+          model: "demo",
+          messages: [{ role: "user", content: "hi" }],
+        });
+        statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+      }
+    }),
+  );
+  t.same(Object.fromEntries(statuses), { 200: REQUESTS * 2 }, "every request answered 200");
+  const resets = await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_rq_tx_reset");
+  t.ok(resets >= REQUESTS * 2 - CONCURRENCY, `${resets} ext_proc streams ended in Envoy's reset`);
+  t.equal(await envoyCounter(stack.envoy.adminUrl, "cluster.inference_guard.upstream_cx_close_notify"), 0, "no GOAWAY");
+  t.equal(await envoyCounter(stack.envoy.adminUrl, "http.inference.ext_proc.streams_failed"), 0);
+});
+
+t.test("a peer resetting faster than its budget gets GOAWAY; the guard serves on", async (t) => {
+  const stack = await stackFor(t, {
+    guardConfig: {
+      limits: { streamResetBurst: 100, streamResetRate: 10 },
+      routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }],
+    },
+  });
+  const guard = stack.guard;
+  if (guard === undefined) throw new Error("no guard");
+  const session = http2.connect(`http://${guard.address}`);
+  session.on("error", () => undefined);
+  const goaway = new Promise<number>((resolve) => session.once("goaway", (code: number) => resolve(code)));
+  let opened = 0;
+  for (; opened < 1_000 && !session.closed && !session.destroyed; opened++) {
+    const stream = session.request({ ":method": "POST", ":path": PROCESS_PATH, "content-type": "application/grpc" });
+    stream.on("error", () => undefined);
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    if (opened % 50 === 49) await new Promise((resolve) => setImmediate(resolve));
+  }
+  // Node closes a flooding connection with GOAWAY INTERNAL_ERROR.
+  t.equal(await goaway, http2.constants.NGHTTP2_INTERNAL_ERROR, `GOAWAY after ${opened} of 1000 resets`);
+  t.ok(opened < 1_000, "the budget (100, then 10/s), not the client, ended it");
+  session.destroy();
+  const answer = await post(`${stack.url}/v1/chat/completions`, {
+    model: "demo",
+    messages: [{ role: "user", content: "hi" }],
+  });
+  t.equal(answer.status, 200, "Envoy's own connection was not affected");
+  t.equal(answer.headers.get("x-guard-route"), "chat");
 });
 
 t.test("streamed answers no stage follows end their ext_proc streams without resets too", async (t) => {
