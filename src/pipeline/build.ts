@@ -22,6 +22,8 @@ import { type CacheStage, createCacheStage } from "./cache/stage.js";
 import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
+import type { DriftConfig, RouteDriftConfig } from "./drift/config.js";
+import { createDriftMonitor, type DriftMonitor } from "./drift/monitor.js";
 import type { IdentityConfig, RouteIdentityConfig } from "./identity/config.js";
 import { createIdentify } from "./identity/identify.js";
 import type { MaintenanceConfig } from "./maintenance/config.js";
@@ -38,6 +40,7 @@ export interface PipelineRoute extends PipelineRouteRef {
   readonly admission: RouteAdmissionConfig;
   readonly budget: RouteBudgetConfig;
   readonly contract?: RouteContract | undefined;
+  readonly drift: RouteDriftConfig;
   readonly usage: RouteUsageConfig;
   readonly identity: RouteIdentityConfig;
 }
@@ -50,6 +53,7 @@ export interface PipelineConfig {
   readonly admission: AdmissionConfig;
   readonly budget: BudgetConfig;
   readonly contracts: ContractsSection;
+  readonly drift: DriftConfig;
   readonly usage: UsageConfig;
   readonly identity: IdentityConfig;
   readonly envoy: { readonly messageTimeoutMs: number };
@@ -61,6 +65,8 @@ export interface BuiltPipeline {
   readonly cache: CacheStage;
   /** Absent when no route binds a contract; the status page reads its recent violations. */
   readonly contracts: ContractsStage | undefined;
+  /** Absent when no route binds a contract; the status page and /metrics read its report. */
+  readonly drift: DriftMonitor | undefined;
 }
 
 function byRoute<Section>(
@@ -94,6 +100,13 @@ export function stageConfigs(config: PipelineConfig) {
       ),
     },
     contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
+    // Only routes that bind a contract are watched: the profiles come from the contract's schema.
+    drift: {
+      section: config.drift,
+      routes: new Map(
+        routes.flatMap((route) => (route.contract === undefined ? [] : [[route.name, route.drift] as const])),
+      ),
+    },
     usage: { section: config.usage, routes: byRoute(routes, (route) => route.usage) },
     identity: { section: config.identity, routes: byRoute(routes, (route) => route.identity) },
   };
@@ -116,9 +129,17 @@ export function buildPipeline(
     createBudgetStage(sections.budget, deps),
     createAdmissionStage(sections.admission, deps),
   ];
+  const drift = contracts === undefined ? undefined : createDriftMonitor(sections.drift, deps);
   const contractsStage =
-    contracts === undefined ? undefined : createContractsStage(sections.contracts, deps, contracts);
+    contracts === undefined
+      ? undefined
+      : createContractsStage(
+          sections.contracts,
+          deps,
+          contracts,
+          drift === undefined ? {} : { observe: drift.observe },
+        );
   if (contractsStage !== undefined) stages.push(contractsStage);
   const identify = createIdentify(sections.identity, deps.registry);
-  return { pipeline: new Pipeline(config.routes, stages, deps, identify), cache, contracts: contractsStage };
+  return { pipeline: new Pipeline(config.routes, stages, deps, identify), cache, contracts: contractsStage, drift };
 }
