@@ -22,6 +22,8 @@ export interface DriftMonitor {
   observe(exchange: Exchange, contract: Contract, modelVersion: string, body: unknown): void;
   /** Every watched route's drift, versions in order of first answer. */
   report(): readonly RouteDrift[];
+  /** Drifting fields a report lists per version (drift.topFields). */
+  readonly topFields: number;
   /** The route's profile of one version (sidecars exchange these; tests read them). */
   profile(route: string, version: string): VersionProfile | undefined;
 }
@@ -110,6 +112,7 @@ export function createDriftMonitor(
       }
     },
     report,
+    topFields: section.topFields,
     profile: (route, version) => routes.get(route)?.versions.get(version),
   };
 }
