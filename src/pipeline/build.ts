@@ -79,6 +79,10 @@ function byRoute<Section>(
 /** Every stage's own configuration, cut from the whole: what each factory below is given. */
 export function stageConfigs(config: PipelineConfig) {
   const { routes } = config;
+  // Each complexity tier reaches its own pool: admission keeps a domain per tier, the cache a model version.
+  const tiers = byRoute(routes, (route) =>
+    route.complexity.enabled ? route.complexity.tiers.map((tier) => tier.name) : [],
+  );
   return {
     maintenance: new Map(
       routes.flatMap((route) => (route.maintenance === undefined ? [] : [[route.name, route.maintenance] as const])),
@@ -89,15 +93,13 @@ export function stageConfigs(config: PipelineConfig) {
       section: config.cache,
       routes: byRoute(routes, (route) => route.cache),
       messageTimeoutMs: config.envoy.messageTimeoutMs,
+      tiers,
     },
     budget: { section: config.budget, routes: byRoute(routes, (route) => route.budget) },
     admission: {
       section: config.admission,
       routes: byRoute(routes, (route) => route.admission),
-      // Admission keeps a domain per tier: each tier reaches its own cluster.
-      tiers: byRoute(routes, (route) =>
-        route.complexity.enabled ? route.complexity.tiers.map((tier) => tier.name) : [],
-      ),
+      tiers,
     },
     contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
     // Only routes that bind a contract are watched: the profiles come from the contract's schema.

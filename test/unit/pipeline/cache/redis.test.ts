@@ -51,8 +51,8 @@ function guard(url: string): Guard {
 const prompt = (content: string) => ({ temperature: 0, messages: [{ role: "user", content }] });
 
 /** One exchange; the fake upstream answers 200 with the given model version. */
-async function ask(g: Guard, content: string, version = "v1"): Promise<{ step: Step }> {
-  const exchange = fakeExchange({ body: prompt(content) });
+async function ask(g: Guard, content: string, version = "v1", tier?: string): Promise<{ step: Step }> {
+  const exchange = fakeExchange({ body: prompt(content), ...(tier === undefined ? {} : { tier }) });
   const run = g.stage.start(exchange)!;
   const step = await requestPhase(run, exchange, prompt(content));
   if (step.type === "continue")
@@ -62,8 +62,8 @@ async function ask(g: Guard, content: string, version = "v1"): Promise<{ step: S
 }
 
 /** Request phase only: where would this be answered from? Nothing is stored. */
-async function peek(g: Guard, content: string): Promise<string> {
-  const exchange = fakeExchange({ body: prompt(content) });
+async function peek(g: Guard, content: string, tier?: string): Promise<string> {
+  const exchange = fakeExchange({ body: prompt(content), ...(tier === undefined ? {} : { tier }) });
   const run = g.stage.start(exchange)!;
   const step = await requestPhase(run, exchange, prompt(content));
   run.onEnd?.({ answeredBy: "unknown", cancelled: true });
@@ -108,6 +108,35 @@ t.test("two guards share hits, epochs and outages through one Redis", async (t) 
     await eventually("b to adopt v2", async () => (await peek(b, "one")) === "upstream");
     t.ok((await b.metric("guard_cache_epoch_changes_total", { cause: "shared" })) >= 1);
   });
+
+  await t.test(
+    "a pool's new version is shared per tier: the other guard retires that pool's entries only",
+    async (t) => {
+      // A tier's scope joins the shared tier once its values were read from Redis (at its first lookup).
+      let round = 0;
+      await eventually("both pools' scopes to be shared on both guards", async () => {
+        round += 1;
+        const content = `warm up ${round}`;
+        await ask(a, content, "v2", "light");
+        await ask(a, content, "v2", "heavy");
+        return (await peek(b, content, "light")) !== "upstream" && (await peek(b, content, "heavy")) !== "upstream";
+      });
+      await ask(a, "light entry", "v2", "light");
+      await ask(a, "heavy entry", "v2", "heavy");
+      await eventually(
+        "b to see both pools' entries",
+        async () =>
+          (await peek(b, "light entry", "light")) !== "upstream" &&
+          (await peek(b, "heavy entry", "heavy")) !== "upstream",
+      );
+      await ask(a, "heavy other", "v3", "heavy");
+      await eventually(
+        "b to adopt v3 for the heavy pool",
+        async () => (await peek(b, "heavy entry", "heavy")) === "upstream",
+      );
+      t.not(await peek(b, "light entry", "light"), "upstream", "the light pool's entry is still served");
+    },
+  );
 
   await t.test("a purge on one guard empties the route on both", async (t) => {
     await ask(a, "three", "v2");
