@@ -84,6 +84,11 @@ export class Epochs {
     return this.#push(route, state, "purge", false);
   }
 
+  /** The model version `scope` is on now, as far as this sidecar knows; "" before any. */
+  version(route: string, scope: string): string {
+    return this.#state(scope, route).values.version;
+  }
+
   /** Whether the route's and the scope's shared values have been read once (until then, no shared tier). */
   sharedReady(route: string, scope: string): boolean {
     return this.#deps.redis !== undefined && this.#state(route, route).shared && this.#state(scope, route).shared;

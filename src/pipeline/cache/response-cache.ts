@@ -52,17 +52,23 @@ export class ResponseCache {
     return entryKey(digest, this.#epochs.current(route, scope));
   }
 
-  lookupLocal(key: string): TieredHit | undefined {
+  lookupLocal(route: string, scope: string, key: string): TieredHit | undefined {
     const hit = this.#local.get(key);
-    return hit === undefined ? undefined : { ...hit, tier: "local" };
+    return hit === undefined || !this.#current(route, scope, hit.response) ? undefined : { ...hit, tier: "local" };
   }
 
   async lookupShared(route: string, scope: string, key: string): Promise<TieredHit | undefined> {
     if (this.#redis === undefined || !this.#epochs.sharedReady(route, scope)) return undefined;
     const hit = await this.#redis.get(route, key);
-    if (hit === undefined) return undefined;
+    if (hit === undefined || !this.#current(route, scope, hit.response)) return undefined;
     this.#local.set(route, key, hit.response, hit.remainingMs, hit.ageMs);
     return { response: hit.response, ageMs: hit.ageMs, tier: "redis" };
+  }
+
+  /** Whether an entry may answer for `scope`: it was produced by the version the scope is on (or records none). */
+  #current(route: string, scope: string, response: StoredResponse): boolean {
+    const current = this.#epochs.version(route, scope);
+    return response.modelVersion === undefined || current === "" || response.modelVersion === current;
   }
 
   /**
@@ -86,10 +92,10 @@ export class ResponseCache {
   ): CacheHit {
     const { route, scope } = where;
     const key = entryKey(digest, this.#epochs.observeVersion(route, scope, modelVersion));
-    this.#local.set(route, key, response, ttlMs);
-    if (this.#redis !== undefined && this.#epochs.sharedReady(route, scope))
-      this.#redis.set(route, key, response, ttlMs);
-    return { response, ageMs: 0 };
+    const entry = modelVersion === undefined || modelVersion === "" ? response : { ...response, modelVersion };
+    this.#local.set(route, key, entry, ttlMs);
+    if (this.#redis !== undefined && this.#epochs.sharedReady(route, scope)) this.#redis.set(route, key, entry, ttlMs);
+    return { response: entry, ageMs: 0 };
   }
 
   async purgeRoute(route: string): Promise<PurgeResult> {

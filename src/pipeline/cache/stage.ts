@@ -283,7 +283,7 @@ class CacheRun implements StageRun {
     });
     const { cache, flights, metrics } = this.shared;
     const key = cache.lookupKey(this.#route, this.#scope, digest);
-    const local = this.#sameForm(cache.lookupLocal(key));
+    const local = this.#sameForm(cache.lookupLocal(this.#route, this.#scope, key));
     if (local !== undefined) return this.#answer(local, "local");
 
     let leadership: Leadership | undefined;

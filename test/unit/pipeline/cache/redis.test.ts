@@ -7,6 +7,7 @@ import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
+import { decodeEntry, encodeEntry } from "../../../../src/pipeline/cache/entry.js";
 import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
 import type { Step } from "../../../../src/pipeline/types.js";
 import { startRedis } from "../../../helpers/redis.js";
@@ -137,6 +138,34 @@ t.test("two guards share hits, epochs and outages through one Redis", async (t) 
       t.not(await peek(b, "light entry", "light"), "upstream", "the light pool's entry is still served");
     },
   );
+
+  await t.test("an entry of another version is never served, even under the current key", async (t) => {
+    const client = new Redis(redis.url);
+    t.teardown(() => client.quit());
+    const before = new Set(await client.keys("test:e:*"));
+    await ask(a, "foreign", "v2");
+    await eventually("b to see the entry", async () => (await peek(b, "foreign")) !== "upstream");
+    // A foreign writer (another release, a bug) puts a v1 answer under the v2 key in Redis.
+    const added = (await client.keys("test:e:*")).filter((key) => !before.has(key));
+    t.equal(added.length, 1);
+    for (const key of added) {
+      const entry = decodeEntry((await client.getBuffer(key)) ?? Buffer.alloc(0));
+      t.equal(entry?.response.modelVersion, "v2", "the entry records its version");
+      if (entry === undefined) continue;
+      await client.set(
+        key,
+        encodeEntry({ ...entry, response: { ...entry.response, modelVersion: "v1" } }),
+        "PX",
+        60_000,
+      );
+    }
+    const c = guard(redis.url);
+    t.teardown(() => c.stage.close());
+    // A fresh sidecar: it reads the route's version (v2) at warm-up and has no local copy.
+    await c.stage.warmUp();
+    t.equal(await peek(c, "foreign"), "upstream", "the v1 answer is not served for v2");
+    t.equal(await peek(c, "two"), "redis", "a v2 answer of the same route still is");
+  });
 
   await t.test("a purge on one guard empties the route on both", async (t) => {
     await ask(a, "three", "v2");
