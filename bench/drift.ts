@@ -7,12 +7,14 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
 import { Registry } from "prom-client";
 import { compileContracts } from "../src/contracts/compile.js";
 import { Contract } from "../src/contracts/contract.js";
 import { driftSchema, routeDriftSchema } from "../src/pipeline/drift/config.js";
 import { createDriftMonitor } from "../src/pipeline/drift/monitor.js";
 import type { Exchange } from "../src/pipeline/types.js";
+import { chatExchange } from "../test/helpers/exchange.js";
 
 const SIX_FIELDS = `syntax = "proto3";
 package bench.v1;
@@ -43,17 +45,13 @@ function contractOf(name: string, payload: string): Contract {
   return new Contract({ message, payload }, validator, registry);
 }
 
-const exchange = (i: number): Exchange => ({
-  request: { method: "POST", path: "/", authority: "x", headers: new Map(), requestId: "r", endOfStream: false },
-  route: { name: "bench" },
-  startedAt: 0,
-  tenant: "anonymous",
-  priority: "standard",
-  extendDeadline: () => undefined,
-  promptTokens: 20 + (i % 300),
-  cost: 100 + (i % 900),
-  tier: i % 7 === 0 ? "heavy" : "light",
-});
+const exchange = (i: number): Exchange =>
+  chatExchange({
+    route: { name: "bench" },
+    promptTokens: 20 + (i % 300),
+    cost: 100 + (i % 900),
+    tier: i % 7 === 0 ? "heavy" : "light",
+  });
 
 interface Case {
   readonly contract: Contract;
@@ -94,7 +92,7 @@ const triage: Case = {
 function measure({ contract, bodies }: Case): { perAnswerUs: number; reportMs: number } {
   const drift = createDriftMonitor(
     { section: driftSchema.parse({}), routes: new Map([["bench", routeDriftSchema.parse({})]]) },
-    { registry: new Registry(), now: () => performance.now() },
+    { registry: new Registry(), now: () => performance.now(), log: pino({ level: "silent" }) },
   );
   const exchanges = Array.from({ length: 64 }, (_, i) => exchange(i));
   const perRound: number[] = [];

@@ -142,6 +142,8 @@ export function buildPipeline(
           drift === undefined ? {} : { observe: drift.observe },
         );
   if (contractsStage !== undefined) stages.push(contractsStage);
+  // Runs on no request (the contracts stage feeds it); listed so the pipeline closes its Redis.
+  if (drift !== undefined) stages.push(drift);
   const identify = createIdentify(sections.identity, deps.registry);
   return { pipeline: new Pipeline(config.routes, stages, deps, identify), cache, contracts: contractsStage, drift };
 }

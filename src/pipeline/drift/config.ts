@@ -3,6 +3,7 @@
 // A route is watched when it binds an output contract: the profiles come from the contract's
 // schema, so the common case needs no configuration at all.
 import { z } from "zod";
+import { sharedRedisFields } from "../../config-kit/redis.js";
 
 /**
  * When a version's field counts as drifting. Scores above psi / jsDistance / wasserstein /
@@ -52,6 +53,17 @@ export const driftSchema = z
     baselineWindowMs: z.number().int().min(1_000).default(3_600_000),
     /** Drifting fields listed per version in /api/status, worst first. */
     topFields: z.number().int().min(1).max(32).default(3),
+    /**
+     * The shared Redis where every sidecar publishes its profiles and reads the others', so each
+     * reports the fleet-wide picture; without a url each sidecar reports its own answers alone.
+     */
+    redis: z
+      .strictObject({
+        ...sharedRedisFields("guard:drift:"),
+        /** How often a sidecar publishes its profiles and reads the others' (on an answer, no timer). */
+        syncIntervalMs: z.number().int().min(100).max(600_000).default(10_000),
+      })
+      .prefault({}),
     thresholds: z
       .strictObject({
         psi: thresholdFields.psi.default(DEFAULT_THRESHOLDS.psi),

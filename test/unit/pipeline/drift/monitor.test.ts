@@ -6,7 +6,7 @@ import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import { profiledFields } from "../../../../src/pipeline/drift/fields.js";
 import { createDriftMonitor } from "../../../../src/pipeline/drift/monitor.js";
-import type { Exchange } from "../../../../src/pipeline/types.js";
+import { chatExchange } from "../../../helpers/exchange.js";
 import { demoContracts } from "../../contracts/fixtures.js";
 
 t.test("fields and their kinds come from the contract's schema", async (t) => {
@@ -62,17 +62,13 @@ async function sentimentSetup(routeDrift: Record<string, unknown> = {}) {
   });
   const answer = async (version: string, body: unknown, promptTokens = 12): Promise<void> => {
     clock += 10;
-    const exchange: Exchange = {
-      request: { method: "POST", path: "/", authority: "x", headers: new Map(), requestId: "r", endOfStream: false },
+    const exchange = chatExchange({
       route: { name: "sentiment" },
       startedAt: clock,
-      tenant: "anonymous",
-      priority: "standard",
-      extendDeadline: () => undefined,
       promptTokens,
       cost: promptTokens * 2,
       tier: "light",
-    };
+    });
     const run = stage.start(exchange);
     await run?.onRequestHeaders?.();
     await run?.onResponseHeaders?.({
