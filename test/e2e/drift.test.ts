@@ -2,8 +2,11 @@
 // input-shift traffic on the sentiment route (docs/drift.md). Every answer conforms to the
 // contract, so the contract passes them all; the drift monitor flags the collapse on the right
 // field as model drift, reports the shifted inputs as input drift (not model drift), and gives a
-// version with a small sample no verdict. Then the shipped drift alert rules through promtool.
-import { readFile } from "node:fs/promises";
+// version with a small sample no verdict; the status page (headless Chromium) shows it. Then the shipped
+// drift alert rules through promtool.
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import t from "tap";
 import { parse } from "yaml";
 import { metricSum } from "../../bench/metrics-text.js";
@@ -104,6 +107,33 @@ t.test("collapse is model drift on the score; shifted inputs are input drift", a
     0,
     "the contract saw nothing wrong with v2",
   );
+
+  t.test("the status page shows each version's verdict and drifting fields", async (t) => {
+    const browser = ensureCommand("browser", ["chromium-headless-shell", "chromium"]);
+    const profile = await mkdtemp(join(tmpdir(), "guard-drift-chromium-"));
+    t.teardown(() => rm(profile, { recursive: true, force: true }));
+    const dump = run(browser, [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      `--user-data-dir=${profile}`,
+      // Lets the page's fetch of /api/status and its rendering finish before the dump.
+      "--virtual-time-budget=5000",
+      "--dump-dom",
+      `${adminUrl}/`,
+    ]);
+    t.equal(dump.status, 0, dump.output.slice(-2000));
+    const row = (version: string): string =>
+      new RegExp(`<tr data-route="sentiment" data-model-version="${version}"[\\s\\S]*?</tr>`).exec(dump.stdout)?.[0] ??
+      "";
+    t.match(row("v1"), /baseline v1 \(pinned\)/, "the route's baseline");
+    t.match(row("v2"), /data-verdict="model_drift"/);
+    t.match(row("v2"), /<li data-field="score">/, "the collapsed field");
+    t.match(row("v3"), /class="verdict input_drift">input drift</);
+    t.match(row("v3"), /<li data-field="input\.cost">/, "its input drift, beside its outputs");
+    t.match(row("v4"), /insufficient data/);
+  });
 });
 
 t.test("the drift alert rules are valid, unit-tested, and name metrics the guard exports", async (t) => {
