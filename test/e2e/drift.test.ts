@@ -7,20 +7,24 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { parse } from "yaml";
 import { metricSum } from "../../bench/metrics-text.js";
 import { sentimentRequest, type TrafficMode } from "../../src/demo/traffic.js";
+import type { Stack } from "../../src/devstack/stack.js";
 import type { StatusReport } from "../../src/server/status/report.js";
 import { defaultConfigWith, mapConcurrently, post, stackFor } from "../helpers/e2e.js";
 import { guardNamesIn, guardSeriesNames } from "../helpers/guard-metrics.js";
+import { startRedis } from "../helpers/redis.js";
 import { ensureCommand, run } from "../helpers/system.js";
 
 const MIN_SAMPLES = 100;
 
-t.test("collapse is model drift on the score; shifted inputs are input drift", async (t) => {
-  const config = await defaultConfigWith({
-    drift: { minSamples: MIN_SAMPLES },
+/** The sentiment route with the input profile on, its contract enforced and v1 its pinned baseline. */
+async function sentimentConfig(drift: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  return defaultConfigWith({
+    drift: { minSamples: MIN_SAMPLES, ...drift },
     routes: [
       {
         name: "sentiment",
@@ -32,28 +36,41 @@ t.test("collapse is model drift on the score; shifted inputs are input drift", a
       },
     ],
   });
-  const stack = await stackFor(t, { guardConfig: config });
-  const adminUrl = stack.guard?.adminUrl ?? "";
-  const send = async (count: number, version: string, variant: string, mode: TrafficMode): Promise<void> => {
-    const statuses = await mapConcurrently(
-      Array.from({ length: count }, (_, i) => i),
-      8,
-      async (i) =>
-        (
-          await post(`${stack.url}/v1/predict/sentiment`, sentimentRequest(i, mode), {
-            "x-demo-version": version,
-            "x-demo-variant": variant,
-          })
-        ).status,
-    );
-    t.same(new Set(statuses), new Set([200]), `${version}: every answer passed the enforced contract`);
-  };
-  await send(300, "v1", "v1", "steady");
-  await send(150, "v2", "score_collapsed", "steady");
-  await send(150, "v3", "v1", "input_shift");
-  await send(20, "v4", "label_shift", "steady");
+}
 
-  const status = (await (await fetch(`${adminUrl}/api/status`)).json()) as StatusReport;
+/** `count` sentiment requests through `stack`'s Envoy to `version` answering as `variant`; their statuses. */
+async function send(stack: Stack, count: number, version: string, variant: string, mode: TrafficMode) {
+  return mapConcurrently(
+    Array.from({ length: count }, (_, i) => i),
+    8,
+    async (i) =>
+      (
+        await post(`${stack.url}/v1/predict/sentiment`, sentimentRequest(i, mode), {
+          "x-demo-version": version,
+          "x-demo-variant": variant,
+        })
+      ).status,
+  );
+}
+
+async function statusOf(stack: Stack): Promise<StatusReport> {
+  return (await (await fetch(`${stack.guard?.adminUrl}/api/status`)).json()) as StatusReport;
+}
+
+t.test("collapse is model drift on the score; shifted inputs are input drift", async (t) => {
+  const stack = await stackFor(t, { guardConfig: await sentimentConfig() });
+  const adminUrl = stack.guard?.adminUrl ?? "";
+  for (const [count, version, variant, mode] of [
+    [300, "v1", "v1", "steady"],
+    [150, "v2", "score_collapsed", "steady"],
+    [150, "v3", "v1", "input_shift"],
+    [20, "v4", "label_shift", "steady"],
+  ] as const) {
+    const statuses = await send(stack, count, version, variant, mode);
+    t.same(new Set(statuses), new Set([200]), `${version}: every answer passed the enforced contract`);
+  }
+
+  const status = await statusOf(stack);
   const route = status.drift.find((entry) => entry.route === "sentiment");
   t.match(route, { contract: "demo.v1.Sentiment", baseline: "v1", pinned: true });
   const version = (name: string) => route?.versions.find((entry) => entry.modelVersion === name);
@@ -134,6 +151,40 @@ t.test("collapse is model drift on the score; shifted inputs are input drift", a
     t.match(row("v3"), /<li data-field="input\.cost">/, "its input drift, beside its outputs");
     t.match(row("v4"), /insufficient data/);
   });
+});
+
+t.test("two sidecars sharing Redis both see the fleet's profiles", async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const config = await sentimentConfig({ redis: { url: redis.url, syncIntervalMs: 200 } });
+  const [first, second] = await Promise.all([
+    stackFor(t, { guardConfig: config }),
+    stackFor(t, { guardConfig: config }),
+  ]);
+  // The baseline's answers reach the first sidecar only, the collapsed version's the second only.
+  t.same(new Set(await send(first, 150, "v1", "v1", "steady")), new Set([200]));
+  t.same(new Set(await send(second, 150, "v2", "score_collapsed", "steady")), new Set([200]));
+  // A sync is due on the next answer after syncIntervalMs: one more answer each, until both report
+  // the other's versions (each sync publishes this sidecar's profiles and reads the other's).
+  const v2Of = async (stack: Stack) =>
+    (await statusOf(stack)).drift
+      .find((entry) => entry.route === "sentiment")
+      ?.versions.find((version) => version.modelVersion === "v2");
+  const deadline = performance.now() + 10_000;
+  let seen: Awaited<ReturnType<typeof v2Of>>[] = [];
+  while (performance.now() < deadline) {
+    await sleep(250);
+    await send(first, 1, "v1", "v1", "steady");
+    await send(second, 1, "v2", "score_collapsed", "steady");
+    seen = [await v2Of(first), await v2Of(second)];
+    if (seen.every((v2) => v2?.verdict === "model_drift")) break;
+  }
+  for (const [index, name] of ["first", "second"].entries()) {
+    const v2 = seen[index];
+    t.ok((v2?.samples ?? 0) >= 150, `${name} sees the second sidecar's v2 answers: ${v2?.samples}`);
+    t.equal(v2?.verdict, "model_drift", `${name}: v2 drifts from the first sidecar's v1`);
+    t.equal(v2?.topFields[0]?.field, "score");
+  }
 });
 
 t.test("the drift alert rules are valid, unit-tested, and name metrics the guard exports", async (t) => {
