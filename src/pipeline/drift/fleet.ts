@@ -60,7 +60,10 @@ export class FleetProfiles {
   /** Starts a sync when one is due (and none is running); never waits for it. `mine` is read only then. */
   syncIfDue(mine: () => ProfilesByRoute): void {
     if (this.#syncing || this.#deps.now() - this.#lastSync < this.#settings.syncIntervalMs) return;
-    void this.sync(mine());
+    // Redis failures are handled inside; anything else must not become an unhandled rejection.
+    this.sync(mine()).catch((error: unknown) =>
+      this.#deps.log.warn({ err: (error as Error).message }, "drift: fleet sync failed"),
+    );
   }
 
   /** Publishes `mine` and reads the others'. */
@@ -146,11 +149,19 @@ export class FleetProfiles {
   }
 }
 
-/** A profile another sidecar published; undefined for anything unreadable (another release, corruption). */
+/**
+ * A profile another sidecar published; undefined for anything unreadable (another release,
+ * corruption) or unmergeable: sketches of another relativeAccuracy (a sidecar on other settings).
+ */
 function parseProfile(text: string | null | undefined, options: ProfileOptions): VersionProfile | undefined {
   if (text === null || text === undefined) return undefined;
   try {
-    return VersionProfile.fromJSON(JSON.parse(text) as SerialisedProfile, options);
+    const data = JSON.parse(text) as SerialisedProfile;
+    const accuracies = [...data.fields, ...data.input].flatMap((field) =>
+      field.sketch === undefined ? [] : [field.sketch.relativeAccuracy],
+    );
+    if (accuracies.some((accuracy) => accuracy !== options.relativeAccuracy)) return undefined;
+    return VersionProfile.fromJSON(data, options);
   } catch {
     return undefined;
   }

@@ -11,9 +11,9 @@ import { startRedis } from "../../../helpers/redis.js";
 import { registrySum } from "../../../helpers/registry-metrics.js";
 import { demoContract } from "../../contracts/fixtures.js";
 
-function sidecar(url: string): { monitor: DriftMonitor; registry: Registry } {
+function sidecar(url: string, relativeAccuracy = 0.02): { monitor: DriftMonitor; registry: Registry } {
   const config = configSchema.parse({
-    drift: { minSamples: 100, redis: { url, keyPrefix: "test:drift:", syncIntervalMs: 60_000 } },
+    drift: { minSamples: 100, relativeAccuracy, redis: { url, keyPrefix: "test:drift:", syncIntervalMs: 60_000 } },
     routes: [
       {
         name: "sentiment",
@@ -62,6 +62,21 @@ t.test("each sidecar reports the fleet's answers, merged per version", async (t)
   }
   t.equal(a.monitor.profile("sentiment", "v2")?.samples, 50, "a's own profile keeps counting its own answers only");
   t.equal(await registrySum(a.registry, "guard_drift_redis_up"), 1);
+});
+
+t.test("profiles of a sidecar on another sketch accuracy are left out, not merged", async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const contract = await demoContract("sentiment");
+  const a = sidecar(redis.url);
+  const b = sidecar(redis.url, 0.05);
+  t.teardown(() => Promise.all([a.monitor.close?.(), b.monitor.close?.()]));
+  await Promise.all([a.monitor.warmUp?.(), b.monitor.warmUp?.()]);
+  for (let i = 0; i < 10; i++) a.monitor.observe(exchange, contract, "v1", { label: "POSITIVE", score: 0.9 });
+  for (let i = 0; i < 10; i++) b.monitor.observe(exchange, contract, "v1", { label: "POSITIVE", score: 0.9 });
+  await b.monitor.sync();
+  await a.monitor.sync();
+  t.equal(a.monitor.report()[0]?.versions[0]?.samples, 10, "b's sketches cannot merge with a's");
 });
 
 t.test("without Redis a sidecar reports its own answers, and says so", async (t) => {
