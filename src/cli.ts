@@ -80,7 +80,7 @@ async function serve(argv: string[], io: Io): Promise<number> {
       guard.drain().then(
         () => resolve(0),
         (error: unknown) => {
-          log.error({ err: error instanceof Error ? error.message : String(error) }, "drain failed");
+          log.error({ err: error }, "drain failed");
           resolve(1);
         },
       );

@@ -141,7 +141,7 @@ async function measurePoint(
 function pinStack(stack: Stack): void {
   const server = serverPid(stack);
   const sut = [stack.envoy.process.child.pid, ...(server === undefined ? [] : processTree(server))];
-  const load = [stack.light.process.child.pid, stack.heavy.process.child.pid];
+  const load = [stack.light.process?.child.pid, stack.heavy.process?.child.pid];
   pinToCpus(
     sut.filter((pid): pid is number => pid !== undefined),
     SUT_CPUS,

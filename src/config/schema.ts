@@ -15,6 +15,7 @@ import { identitySchema, routeIdentitySchema } from "../pipeline/identity/config
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
 import { routeMatchSchema, routeStreamingSchema } from "../pipeline/routing/config.js";
 import { routeUsageSchema, usageSchema } from "../pipeline/usage/config.js";
+import { tracingSchema } from "../tracing/config.js";
 import { parseAddress } from "../util/address.js";
 
 /** "host:port" or "unix:/path/to.sock". */
@@ -127,6 +128,17 @@ const envoySchema = z
       .int()
       .min(1)
       .default(8 * 1024 * 1024),
+    /**
+     * Envoy's admin address (http://127.0.0.1:9901 in the shipped pod, where the admin listens on
+     * loopback): when set, each scrape of /metrics reads Envoy's ext_proc counters and exports the
+     * requests it sent on without the guard as guard_envoy_unguarded_total{reason}.
+     */
+    adminUrl: z
+      .url({ protocol: /^https?$/, error: 'expected an http(s) URL such as "http://127.0.0.1:9901"' })
+      .transform((url) => url.replace(/\/+$/, ""))
+      .optional(),
+    /** The Envoy cluster that reaches the guard (its circuit breakers' overflows are counted). */
+    guardCluster: z.string().min(1).max(200).default("inference_guard"),
   })
   .prefault({});
 
@@ -258,6 +270,7 @@ export const SECTIONS = {
   drift: driftSchema,
   usage: usageSchema,
   identity: identitySchema,
+  tracing: tracingSchema,
 };
 
 /**

@@ -34,10 +34,12 @@ export async function startEnvoy(
     onOutput?: (chunk: string) => void;
     /** Changes the rendered config before Envoy reads it: tests of settings users get wrong. */
     editConfig?: (yaml: string) => string;
+    /** Renders another config than envoy/envoy.yaml at the same places: a deployment's (tests). */
+    render?: (values: EnvoyConfigValues) => string;
   } = {},
 ): Promise<RunningEnvoy> {
   const configFile = join(workDir, "envoy.yaml");
-  const rendered = renderEnvoyConfig(await loadEnvoyTemplate(), values);
+  const rendered = options.render?.(values) ?? renderEnvoyConfig(await loadEnvoyTemplate(), values);
   await writeFile(configFile, options.editConfig === undefined ? rendered : options.editConfig(rendered));
   const proc = spawnManaged(
     "envoy",

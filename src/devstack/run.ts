@@ -1,11 +1,13 @@
-// `make run`: the demo stack in the foreground on the embedded default config, until Ctrl-C.
-// `make run UPSTREAM=llama` (--upstream=llama): llama.cpp's OpenAI server with a generated tiny model
-// in place of the demo model, behind the same Envoy and config.
+// `make run`: the demo stack in the foreground on the embedded default config, until Ctrl-C, with
+// the guard's log on the terminal. `make run CONFIG=path` runs the guard on that config;
+// `make run UPSTREAM=llama` puts llama.cpp's OpenAI server with a generated tiny model in place of
+// the demo model, `make run UPSTREAM=http://host:port` a model server of the user's (both Envoy
+// pools point at it).
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { prepareRealServers, type RealServer, startLlama } from "./real-servers.js";
-import { startStack } from "./stack.js";
+import { type DemoPool, loadGuardConfigObject, startStack } from "./stack.js";
 
 const LISTEN_PORT = Number(process.env.GUARD_DEMO_PORT ?? 10000);
 
@@ -13,42 +15,68 @@ const LISTEN_PORT = Number(process.env.GUARD_DEMO_PORT ?? 10000);
 // user sees tokens arrive through Envoy and the guard rather than in one burst.
 const PACING = ["--first-token-ms", "150", "--inter-token-ms", "30"];
 
-const upstream = process.argv.find((arg) => arg.startsWith("--upstream="))?.slice("--upstream=".length) ?? "demo";
-if (upstream !== "demo" && upstream !== "llama") {
-  process.stderr.write(`unknown upstream "${upstream}" (expected: demo, llama)\n`);
+function flag(name: string): string | undefined {
+  const value = process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+  return value === "" ? undefined : value;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
   process.exit(2);
 }
 
+/** The user's own model server: plain HTTP (Envoy's model clusters carry no TLS settings). */
+function ownServer(url: string): DemoPool {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    fail(`UPSTREAM=${url}: expected demo, llama or http://host:port`);
+  }
+  if (parsed.protocol !== "http:") fail(`UPSTREAM=${url}: only http:// servers (put TLS in Envoy's cluster yourself)`);
+  return { url: parsed.origin };
+}
+
+const upstream = flag("upstream") ?? "demo";
+const configFile = flag("config");
+
 let llama: RealServer | undefined;
 let modelDir: string | undefined;
+let own: DemoPool | undefined;
 if (upstream === "llama") {
   modelDir = await mkdtemp(join(tmpdir(), "inference-guard-models-"));
   process.stdout.write("installing llama.cpp's server (first time: a ~5 minute compile) and generating its model…\n");
   llama = await startLlama(prepareRealServers(modelDir).gguf);
+} else if (upstream !== "demo") {
+  own = ownServer(upstream);
 }
+const pool = llama ?? own;
 
 const stack = await startStack({
   fixedListenPort: LISTEN_PORT,
   failureModeAllow: false,
-  ...(llama === undefined
+  echo: "guard",
+  ...(configFile === undefined ? {} : { guardConfig: await loadGuardConfigObject(resolve(configFile)) }),
+  ...(pool === undefined
     ? { demoArgs: { light: PACING, heavy: PACING } }
-    : { upstreams: { light: llama, heavy: llama } }),
+    : { upstreams: { light: pool, heavy: pool } }),
 });
 const guard = stack.guard;
+const model = llama !== undefined ? "tiny" : own !== undefined ? "YOUR-MODEL" : "demo";
 const examples =
   llama === undefined
     ? `    curl -si ${stack.url}/v1/chat/completions -H 'content-type: application/json' \\
-      -d '{"model":"demo","messages":[{"role":"user","content":"hello"}]}'
+      -d '{"model":"${model}","messages":[{"role":"user","content":"hello"}]}'
     curl -N ${stack.url}/v1/chat/completions -H 'content-type: application/json' \\
-      -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"tell me a story"}]}'
+      -d '{"model":"${model}","stream":true,"messages":[{"role":"user","content":"tell me a story"}]}'
     curl -N ${stack.url}/api/chat -H 'content-type: application/json' \\
-      -d '{"model":"demo","messages":[{"role":"user","content":"tell me a story"}]}'`
+      -d '{"model":"${model}","messages":[{"role":"user","content":"tell me a story"}]}'`
     : `    curl -si ${stack.url}/v1/chat/completions -H 'content-type: application/json' \\
       -d '{"model":"tiny","messages":[{"role":"user","content":"hello"}],"max_tokens":40,"seed":1}'
     curl -N ${stack.url}/v1/chat/completions -H 'content-type: application/json' \\
       -d '{"model":"tiny","stream":true,"messages":[{"role":"user","content":"tell me a story"}],"max_tokens":200}'`;
 process.stdout.write(`
-inference-guard stack is up (Envoy → inference-guard → ${llama === undefined ? "demo model" : "llama.cpp's server"}).
+inference-guard stack is up (Envoy → inference-guard → ${llama !== undefined ? "llama.cpp's server" : own !== undefined ? own.url : "demo model"}).
 
   Send requests to   ${stack.url}
 ${examples}
@@ -56,7 +84,8 @@ ${examples}
   Guard health       ${guard?.adminUrl ?? "(no guard)"}/readyz
   Envoy admin        ${stack.envoy.adminUrl}
   Model servers      light ${stack.light.url}   heavy ${stack.heavy.url}
-  Guard config       ${guard?.configFile ?? "-"}
+  Guard config       ${guard?.configFile ?? "-"}${configFile === undefined ? " (config/default.yaml)" : ` (from ${configFile})`}
+  Guard log          below, prefixed [guard]
 
 Ctrl-C stops everything.
 `);

@@ -3,13 +3,17 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { prettyFactory } from "pino-pretty";
 import { parse, stringify } from "yaml";
+import { configSchema } from "../config/schema.js";
 import { PROJECT_ROOT, type RunningEnvoy, startEnvoy } from "./envoy.js";
-import type { EnvoyVariant } from "./envoy-config.js";
+import type { EnvoyConfigValues, EnvoyVariant } from "./envoy-config.js";
 import { freePort } from "./ports.js";
 import { accepts, httpOk, type Managed, spawnManaged, waitUntil } from "./process.js";
 
 export const DEFAULT_GUARD_CONFIG = join(PROJECT_ROOT, "config", "default.yaml");
+/** The guard's listen addresses when its config names none: `make run` prints them. */
+const DEFAULT_LISTEN = configSchema.parse({}).listen;
 const NODE = process.execPath;
 
 /**
@@ -38,6 +42,8 @@ export interface StackOptions {
   /** The routes' idle_timeout (envoy/envoy.yaml), 30 s by default. */
   readonly routeIdleTimeoutMs?: number;
   readonly extraVariants?: readonly EnvoyVariant[];
+  /** Envoy's OpenTelemetry tracer on, exporting every request's spans to this OTLP/gRPC port. */
+  readonly otlpCollectorPort?: number;
   /**
    * Model servers the caller started (and stops) in place of the demo pools, e.g. a real model
    * server (src/devstack/real-servers.ts); Envoy's light and heavy clusters point at them.
@@ -49,9 +55,15 @@ export interface StackOptions {
   readonly envoyLogLevel?: string;
   /** Changes the rendered Envoy config (e.g. a setting users get wrong); tests only. */
   readonly editEnvoyConfig?: (yaml: string) => string;
+  /**
+   * Another Envoy config than envoy/envoy.yaml, placed on the stack's ports and guard address: a
+   * deployment's (src/devstack/deploy-configs.ts); tests only.
+   */
+  readonly renderEnvoyConfig?: (values: EnvoyConfigValues) => string;
   /** Alternative ext_proc server (benchmark peer): command run through a shell, and its address. */
   readonly peer?: { readonly command: string; readonly address: string };
-  readonly echo?: boolean;
+  /** Every process's output on this process's stdout, or only the guard's log. */
+  readonly echo?: boolean | "guard";
   /** Extra node flags for the guard process, e.g. --cpu-prof for the benchmark's profile. */
   readonly guardNodeArgs?: readonly string[];
   /**
@@ -62,7 +74,8 @@ export interface StackOptions {
 }
 
 export interface DemoPool {
-  readonly process: Managed;
+  /** Absent for a server the stack does not run (`make run UPSTREAM=http://host:port`). */
+  readonly process?: Managed;
   readonly url: string;
 }
 
@@ -89,7 +102,11 @@ export interface GuardHandle {
   metrics(): Promise<string>;
 }
 
-async function startDemo(pool: "light" | "heavy", extra: readonly string[], echo: boolean): Promise<DemoPool> {
+async function startDemo(
+  pool: "light" | "heavy",
+  extra: readonly string[],
+  echo: boolean,
+): Promise<DemoPool & { readonly process: Managed }> {
   const port = await freePort();
   const proc = spawnManaged(
     `demo-${pool}`,
@@ -111,12 +128,37 @@ async function startDemo(pool: "light" | "heavy", extra: readonly string[], echo
   return { process: proc, url };
 }
 
-async function startDemoPools(options: StackOptions, echo: boolean): Promise<{ light: DemoPool; heavy: DemoPool }> {
+async function startDemoPools(
+  options: StackOptions,
+  echo: boolean,
+): Promise<{ light: DemoPool & { readonly process: Managed }; heavy: DemoPool & { readonly process: Managed } }> {
   const [light, heavy] = await Promise.all([
     startDemo("light", options.demoArgs?.light ?? [], echo),
     startDemo("heavy", options.demoArgs?.heavy ?? [], echo),
   ]);
   return { light, heavy };
+}
+
+/** A pool URL's host as Envoy takes it: an IPv6 address without its brackets. */
+function hostOf(url: string): string {
+  return new URL(url).hostname.replace(/^\[(.*)\]$/, "$1");
+}
+
+function portOf(url: string): number {
+  const parsed = new URL(url);
+  return parsed.port === "" ? 80 : Number(parsed.port);
+}
+
+/** The guard's log as the stack echoes it: pretty lines on a terminal, its JSON lines otherwise. */
+function guardLogPrinter(): (chunk: string) => void {
+  if (process.stdout.isTTY !== true) return (chunk) => process.stdout.write(`[guard] ${chunk}`);
+  const pretty = prettyFactory({ colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" });
+  let partial = "";
+  return (chunk) => {
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) process.stdout.write(`[guard] ${line.startsWith("{") ? pretty(line) : `${line}\n`}`);
+  };
 }
 
 export async function loadGuardConfigObject(file = DEFAULT_GUARD_CONFIG): Promise<Record<string, unknown>> {
@@ -134,7 +176,7 @@ async function startGuardProcess(
     NODE,
     [...nodeArgs, join(PROJECT_ROOT, "bin", "inference-guard.js"), "serve", "--config", configFile],
     // Relative paths in the config (contracts.protoPaths) are relative to the working directory.
-    { cwd: PROJECT_ROOT, ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[guard] ${chunk}`) } : {}) },
+    { cwd: PROJECT_ROOT, ...(echo ? { onOutput: guardLogPrinter() } : {}) },
   );
   await waitUntil("guard", () => httpOk(`${adminUrl}/readyz`), 20_000, proc);
   return proc;
@@ -145,10 +187,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const workDir = await mkdtemp(join(tmpdir(), "inference-guard-"));
   const started: Managed[] = [];
   try {
-    const { light, heavy } = options.upstreams ?? (await startDemoPools(options, echo));
-    if (options.upstreams === undefined) started.push(light.process, heavy.process);
+    let pools = options.upstreams;
+    if (pools === undefined) {
+      const demo = await startDemoPools(options, echo);
+      started.push(demo.light.process, demo.heavy.process);
+      pools = demo;
+    }
+    const { light, heavy } = pools;
 
     const withGuard = options.withGuard ?? true;
+    const envoyAdminPort = options.fixedListenPort === undefined ? await freePort() : options.fixedListenPort + 1;
     let guard: GuardHandle | undefined;
     let peer: Managed | undefined;
     let guardAddress = "127.0.0.1:9";
@@ -167,10 +215,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await waitUntil(`peer at ${guardAddress}`, () => accepts(guardAddress), 20_000, peer);
     } else if (withGuard) {
       const config = { ...(options.guardConfig ?? (await loadGuardConfigObject())) };
+      // The guard reads the requests this Envoy sends on without it (guard_envoy_unguarded_total).
+      config.envoy = { adminUrl: `http://127.0.0.1:${envoyAdminPort}`, ...(config.envoy as object | undefined) };
       const listen = { ...(config.listen as Record<string, unknown> | undefined) };
       const fixed = options.fixedListenPort !== undefined;
-      const adminAddress = fixed && typeof listen.admin === "string" ? listen.admin : `127.0.0.1:${await freePort()}`;
-      if (fixed && typeof listen.grpc === "string") guardAddress = listen.grpc;
+      const adminAddress = fixed ? String(listen.admin ?? DEFAULT_LISTEN.admin) : `127.0.0.1:${await freePort()}`;
+      if (fixed) guardAddress = String(listen.grpc ?? DEFAULT_LISTEN.grpc);
       else
         guardAddress =
           options.transport === "uds" ? `unix:${join(workDir, "guard.sock")}` : `127.0.0.1:${await freePort()}`;
@@ -182,7 +232,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await writeFile(configFile, stringify(config));
       const adminUrl = `http://${adminAddress}`;
       const nodeArgs = [...GUARD_NODE_FLAGS, ...(options.guardNodeArgs ?? [])];
-      let proc = await startGuardProcess(configFile, adminUrl, echo, nodeArgs);
+      const echoGuard = echo || options.echo === "guard";
+      let proc = await startGuardProcess(configFile, adminUrl, echoGuard, nodeArgs);
       started.push(proc);
       guard = {
         address: guardAddress,
@@ -190,7 +241,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         configFile,
         process: () => proc,
         async restart() {
-          proc = await startGuardProcess(configFile, adminUrl, echo, nodeArgs);
+          proc = await startGuardProcess(configFile, adminUrl, echoGuard, nodeArgs);
           started.push(proc);
         },
         async metrics() {
@@ -202,17 +253,25 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const variants = new Set<EnvoyVariant>(options.extraVariants ?? []);
     if (withGuard || options.peer !== undefined) variants.add("ext_proc");
+    if (options.otlpCollectorPort !== undefined) variants.add("tracing");
     const envoy = await startEnvoy(
       {
         listenPort: options.fixedListenPort ?? (await freePort()),
-        adminPort: options.fixedListenPort === undefined ? await freePort() : options.fixedListenPort + 1,
-        lightPort: Number(new URL(light.url).port),
-        heavyPort: Number(new URL(heavy.url).port),
+        adminPort: envoyAdminPort,
+        lightHost: hostOf(light.url),
+        lightPort: portOf(light.url),
+        heavyHost: hostOf(heavy.url),
+        heavyPort: portOf(heavy.url),
         guardAddress,
         failureModeAllow: options.failureModeAllow ?? false,
         messageTimeoutMs: options.messageTimeoutMs ?? 1_000,
         bufferLimitBytes: options.bufferLimitBytes ?? 8 * 1024 * 1024,
         routeIdleTimeoutMs: options.routeIdleTimeoutMs ?? 30_000,
+        ...(options.otlpCollectorPort === undefined
+          ? {}
+          : {
+              tracing: { collectorHost: "127.0.0.1", collectorPort: options.otlpCollectorPort, samplingPercent: 100 },
+            }),
         variants,
       },
       workDir,
@@ -220,6 +279,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...(options.envoyConcurrency === undefined ? {} : { concurrency: options.envoyConcurrency }),
         ...(options.envoyLogLevel === undefined ? {} : { logLevel: options.envoyLogLevel }),
         ...(options.editEnvoyConfig === undefined ? {} : { editConfig: options.editEnvoyConfig }),
+        ...(options.renderEnvoyConfig === undefined ? {} : { render: options.renderEnvoyConfig }),
         ...(echo ? { onOutput: (chunk: string) => process.stdout.write(`[envoy] ${chunk}`) } : {}),
       },
     );

@@ -1,6 +1,8 @@
 // The ext_proc method: decodes Envoy's frames for StreamProcessor and encodes its answers. A thin
 // adapter; the protocol logic is in stream.ts, the transport (gRPC over HTTP/2) in src/server,
 // which hands each call over in the small vocabulary below.
+
+import type { TraceContext } from "../tracing/traceparent.js";
 import { externalProcessorCodec } from "./proto.js";
 import { type StreamDeps, StreamProcessor } from "./stream.js";
 
@@ -17,6 +19,8 @@ export interface ProcessCall {
   end(): void;
   /** Ends the call with an internal error whose message the peer sees. */
   fail(message: string): void;
+  /** The call's own W3C trace context (gRPC metadata): Envoy's ext_proc span, with its tracer on. */
+  readonly trace?: TraceContext;
 }
 
 export interface ProcessHandlerHooks {
@@ -46,6 +50,7 @@ export function processMethod(deps: StreamDeps, hooks: ProcessHandlerHooks = {})
         call.end();
         close();
       },
+      call.trace,
     );
     const fail = (kind: "undecodable_frame" | "handler_error", error: unknown): void => {
       deps.metrics.anomalies.inc({ kind });

@@ -9,6 +9,7 @@ import { answerFormatFor, guardAnswer } from "../pipeline/answers.js";
 import type { ExchangeRun, MergedEdits, PhaseResult, Pipeline } from "../pipeline/pipeline.js";
 import { responseStream } from "../pipeline/response-shape.js";
 import type { Outcome, ResponseBodyNeed } from "../pipeline/types.js";
+import type { TraceContext } from "../tracing/traceparent.js";
 import type { ModeOverrideWatch } from "./override-watch.js";
 import {
   commonResponse,
@@ -155,12 +156,19 @@ export class StreamProcessor {
   readonly #deps: StreamDeps;
   readonly #send: (frame: ProcessingResponse) => void;
   readonly #onDone: (() => void) | undefined;
+  readonly #callTrace: TraceContext | undefined;
 
   /**
    * onDone is called once the exchange needs nothing more from Envoy, after the last answer was
    * sent: the transport ends the stream from the guard's side then (see service.ts).
    */
-  constructor(deps: StreamDeps, send: (frame: ProcessingResponse) => void, onDone?: () => void) {
+  constructor(
+    deps: StreamDeps,
+    send: (frame: ProcessingResponse) => void,
+    onDone?: () => void,
+    callTrace?: TraceContext,
+  ) {
+    this.#callTrace = callTrace;
     this.#deps = deps;
     this.#send = send;
     this.#onDone = onDone;
@@ -196,8 +204,9 @@ export class StreamProcessor {
       await this.#dispatch(kind, frame);
     } catch (error) {
       metrics.anomalies.inc({ kind: "handler_error" });
-      this.#deps.log.error(
-        { err: error instanceof Error ? error.message : String(error), frame: kind },
+      // The exchange's logger when there is one: its line carries the request and trace ids.
+      (this.#run?.log ?? this.#deps.log).error(
+        { err: error, frame: kind },
         "frame handler failed; answered with continue",
       );
       this.#answerFailed(kind, frame);
@@ -310,6 +319,7 @@ export class StreamProcessor {
       requestId: headers.get("x-request-id") ?? randomUUID(),
       endOfStream,
       ...(attributes === undefined ? {} : { attributes }),
+      ...(this.#callTrace === undefined ? {} : { callTrace: this.#callTrace }),
     };
     const run = this.#deps.pipeline().open(request, (ms) => this.#extendDeadline(ms));
     if (run === undefined) {

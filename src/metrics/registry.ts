@@ -1,6 +1,6 @@
 // The guard's private Prometheus registry and the metrics of its core (ext_proc streams and the
 // pipeline runner). Capabilities register their own guard_* metrics on the same registry.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram } from "prom-client";
 import { ReloadableRegistry } from "./reloadable.js";
 
 /**
@@ -11,6 +11,16 @@ export const MESSAGE_SECONDS_BUCKETS = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ];
 
+/**
+ * One stage hook's time, 10 µs to 10 s: most hooks take microseconds (the low buckets tell a slow
+ * stage from a fast one), while admission's request hook includes its queue wait and the cache's
+ * its single-flight wait (up to the queue's and Envoy's longest waits).
+ */
+export const STAGE_SECONDS_BUCKETS = [
+  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+  10,
+];
+
 const REDUNDANT_TOTALS = [
   "guard_nodejs_active_handles_total",
   "guard_nodejs_active_requests_total",
@@ -18,7 +28,7 @@ const REDUNDANT_TOTALS = [
 ];
 
 export interface CoreMetrics {
-  readonly registry: Registry;
+  readonly registry: ReloadableRegistry;
   readonly streams: Counter<"outcome">;
   readonly activeStreams: Gauge;
   readonly messages: Counter<"frame">;
@@ -26,6 +36,7 @@ export interface CoreMetrics {
   readonly modeOverrideIgnored: Gauge;
   readonly messageSeconds: Histogram<"frame">;
   readonly stageErrors: Counter<"stage" | "phase">;
+  readonly stageSeconds: Histogram<"stage" | "phase">;
   readonly requests: Counter<"route" | "answered_by" | "code_class">;
   readonly replies: Counter<"route" | "reason" | "status">;
   readonly reloads: Counter<"result">;
@@ -80,6 +91,13 @@ export function createCoreMetrics(version: string): CoreMetrics {
       name: "guard_stage_errors_total",
       help: "Stage hooks that threw; the stage's effect was skipped and the request went on (fail-open).",
       labelNames: ["stage", "phase"],
+      registers,
+    }),
+    stageSeconds: new Histogram({
+      name: "guard_stage_duration_seconds",
+      help: "Time one stage hook took, by stage and phase (request_headers, request_body, response_headers, response_body, response_chunk, response_trailers, end); includes admission queueing and cache single-flight waits.",
+      labelNames: ["stage", "phase"],
+      buckets: STAGE_SECONDS_BUCKETS,
       registers,
     }),
     requests: new Counter({

@@ -11,6 +11,7 @@
 // Each stage gets its own sections only; this is the one place that sees them all side by side.
 import type { CompiledContracts } from "../contracts/compile.js";
 import type { ContractsSection, RouteContract } from "../contracts/config.js";
+import type { ExchangeTracer } from "../tracing/api.js";
 import type { AdmissionConfig, RouteAdmissionConfig } from "./admission/config.js";
 import { createAdmissionStage } from "./admission/stage.js";
 import type { AnnotateConfig } from "./annotate/config.js";
@@ -18,7 +19,13 @@ import { createAnnotateStage } from "./annotate/stage.js";
 import type { BudgetConfig, RouteBudgetConfig } from "./budget/config.js";
 import { createBudgetStage } from "./budget/stage.js";
 import type { CacheSettings, RouteCacheConfig } from "./cache/config.js";
-import { type CacheStage, createCacheStage } from "./cache/stage.js";
+import {
+  CACHE_HEADER,
+  CACHE_REASON_HEADER,
+  CACHE_TIER_HEADER,
+  type CacheStage,
+  createCacheStage,
+} from "./cache/stage.js";
 import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
@@ -114,10 +121,13 @@ export function stageConfigs(config: PipelineConfig) {
   };
 }
 
-/** `contracts` are the compiled contracts when a route binds one (see config/prepare.ts). */
+/**
+ * `contracts` are the compiled contracts when a route binds one (see config/prepare.ts); `tracer`
+ * is absent when tracing is off.
+ */
 export function buildPipeline(
   config: PipelineConfig,
-  deps: PipelineDeps & StageDeps,
+  deps: PipelineDeps & StageDeps & { readonly tracer?: ExchangeTracer | undefined },
   contracts?: CompiledContracts,
 ): BuiltPipeline {
   const sections = stageConfigs(config);
@@ -145,5 +155,23 @@ export function buildPipeline(
   // Runs on no request (the contracts stage feeds it); listed so the pipeline closes its Redis.
   if (drift !== undefined) stages.push(drift);
   const identify = createIdentify(sections.identity, deps.registry);
-  return { pipeline: new Pipeline(config.routes, stages, deps, identify), cache, contracts: contractsStage, drift };
+  // The headers the cache and contracts stages state their verdicts in: the trace reads them there.
+  const tracing =
+    deps.tracer === undefined
+      ? undefined
+      : {
+          tracer: deps.tracer,
+          decisionHeaders: {
+            cache: CACHE_HEADER,
+            cacheTier: CACHE_TIER_HEADER,
+            cacheReason: CACHE_REASON_HEADER,
+            contract: config.contracts.header,
+          },
+        };
+  return {
+    pipeline: new Pipeline(config.routes, stages, { ...deps, tracing }, identify),
+    cache,
+    contracts: contractsStage,
+    drift,
+  };
 }

@@ -2,25 +2,28 @@
 // merged, the first reply wins, a throwing hook is counted and skipped. Knows nothing of ext_proc.
 import type { Logger } from "pino";
 import type { CoreMetrics } from "../metrics/registry.js";
+import type { DecisionHeaders, ExchangeTrace, ExchangeTracer, TracedPhase } from "../tracing/api.js";
+import { parentContextOf, parseTraceparent } from "../tracing/traceparent.js";
 import type { AnswerCode } from "./answer-catalogue.js";
 import { ANONYMOUS_TENANT, type Identify } from "./identity/identify.js";
 import { DEFAULT_PRIORITY } from "./identity/priority.js";
 import { type MatchableRoute, matchRoute } from "./routing/match.js";
-import type {
-  ChunkStep,
-  Edits,
-  Exchange,
-  JsonValue,
-  Needs,
-  Outcome,
-  Reply,
-  RequestInfo,
-  ResponseBodyNeed,
-  ResponseInfo,
-  RouteStreaming,
-  Stage,
-  StageRun,
-  Step,
+import {
+  type ChunkStep,
+  CONTINUE,
+  type Edits,
+  type Exchange,
+  type JsonValue,
+  type Needs,
+  type Outcome,
+  type Reply,
+  type RequestInfo,
+  type ResponseBodyNeed,
+  type ResponseInfo,
+  type RouteStreaming,
+  type Stage,
+  type StageRun,
+  type Step,
 } from "./types.js";
 
 export interface MergedEdits {
@@ -42,6 +45,9 @@ export type ResponseHeadersResult =
 const BODY_NEED_STRENGTH: Readonly<Record<ResponseBodyNeed, number>> = { none: 0, stream: 1, whole: 2 };
 
 type Phase = "request_headers" | "request_body" | "response_headers" | "response_body";
+
+/** The `phase` label of guard_stage_duration_seconds: the traced phases, and two that get no span. */
+type TimedPhase = TracedPhase | "response_chunk" | "end";
 
 interface StartedRun {
   readonly stage: string;
@@ -76,14 +82,35 @@ export class ExchangeRun {
     responseBody: false,
   };
   #ended = false;
+  readonly #trace: ExchangeTrace | undefined;
+  #log: Logger | undefined;
 
+  /** `runs` may still grow while the stages start (they log through this run). */
   constructor(
     readonly exchange: Exchange,
     runs: StartedRun[],
     pipeline: Pipeline,
+    trace?: ExchangeTrace,
   ) {
     this.#runs = runs;
     this.#pipeline = pipeline;
+    this.#trace = trace;
+  }
+
+  /**
+   * The exchange's logger: request id, route and trace id on every line. Made on first use, since
+   * most exchanges log nothing. Without a span of the guard's, the trace id is the one Envoy sent.
+   */
+  get log(): Logger {
+    if (this.#log !== undefined) return this.#log;
+    const trace = this.#trace ?? parseTraceparent(parentContextOf(this.exchange.request)?.traceparent);
+    this.#log = this.#pipeline.log.child({
+      requestId: this.exchange.request.requestId,
+      route: this.exchange.route.name,
+      ...(trace === undefined ? {} : { trace_id: trace.traceId }),
+      ...(this.#trace === undefined ? {} : { span_id: this.#trace.spanId }),
+    });
+    return this.#log;
   }
 
   get needs(): Readonly<Required<Needs>> {
@@ -136,14 +163,20 @@ export class ExchangeRun {
     for (let index = this.#runs.length - 1; index >= 0; index--) {
       const started = this.#runs[index] as StartedRun;
       if (started.run.onResponseChunk === undefined) continue;
+      const startMs = this.#pipeline.now();
       let step: ChunkStep;
       try {
         step = await started.run.onResponseChunk(bytes, endOfStream || cut !== undefined);
       } catch (error) {
-        this.#pipeline.stageFailed(started.stage, "response_chunk", error, this.exchange);
+        this.#pipeline.stageFailed(started.stage, "response_chunk", error, this.log);
         continue;
+      } finally {
+        this.#timed(started.stage, "response_chunk", startMs);
       }
-      if (step.type === "cut") cut ??= step.reason;
+      if (step.type === "cut" && cut === undefined) {
+        cut = step.reason;
+        this.#trace?.streamCut(cut, this.#pipeline.now());
+      }
       bytes = step.bytes;
     }
     return cut === undefined ? { type: "forward", bytes } : { type: "cut", bytes, reason: cut };
@@ -153,10 +186,20 @@ export class ExchangeRun {
   responseTrailers(): MergedEdits {
     const edits = emptyEdits();
     for (const { stage, run } of this.#runs.toReversed()) {
+      if (run.onResponseTrailers === undefined) continue;
+      const startMs = this.#pipeline.now();
       try {
-        mergeEdits(edits, run.onResponseTrailers?.());
+        const stageEdits = run.onResponseTrailers();
+        mergeEdits(edits, stageEdits);
+        this.#timed(
+          stage,
+          "response_trailers",
+          startMs,
+          stageEdits === undefined ? CONTINUE : { type: "continue", edits: stageEdits },
+        );
       } catch (error) {
-        this.#pipeline.stageFailed(stage, "response_trailers", error, this.exchange);
+        this.#pipeline.stageFailed(stage, "response_trailers", error, this.log);
+        this.#timed(stage, "response_trailers", startMs, undefined, error);
       }
     }
     return edits;
@@ -173,12 +216,38 @@ export class ExchangeRun {
       metrics.replies.inc({ route, reason: outcome.reason, status: String(outcome.status ?? 0) });
     }
     for (const { stage, run } of this.#runs) {
+      if (run.onEnd === undefined) continue;
+      const startMs = this.#pipeline.now();
       try {
-        run.onEnd?.(outcome);
+        run.onEnd(outcome);
       } catch (error) {
-        this.#pipeline.stageFailed(stage, "end", error, this.exchange);
+        this.#pipeline.stageFailed(stage, "end", error, this.log);
       }
+      this.#timed(stage, "end", startMs);
     }
+    this.#trace?.end(this.exchange, outcome, this.#pipeline.now());
+    if (this.#pipeline.log.isLevelEnabled("debug"))
+      this.log.debug(
+        {
+          answeredBy: outcome.answeredBy,
+          status: outcome.status,
+          reason: outcome.reason,
+          cancelled: outcome.cancelled,
+          streamed: outcome.streamed,
+        },
+        "exchange ended",
+      );
+  }
+
+  /**
+   * One hook's time into guard_stage_duration_seconds and, for the traced phases, the exchange's
+   * trace. `step` is what the hook returned, undefined when it threw (`error`).
+   */
+  #timed(stage: string, phase: TimedPhase, startMs: number, step?: Step, error?: unknown): void {
+    const endMs = this.#pipeline.now();
+    this.#pipeline.metrics.stageSeconds.observe({ stage, phase }, (endMs - startMs) / 1000);
+    if (this.#trace === undefined || phase === "response_chunk" || phase === "end") return;
+    this.#trace.stage({ stage, phase, startMs, endMs, step, ...(error === undefined ? {} : { error }) });
   }
 
   /** `seen` hears every stage's step (undefined when it had none or failed), in the order run. */
@@ -190,12 +259,17 @@ export class ExchangeRun {
   ): Promise<PhaseResult> {
     const edits = emptyEdits();
     for (const started of runs) {
+      const startMs = this.#pipeline.now();
       let step: Step | undefined;
+      let failure: unknown;
       try {
         step = await hook(started.run);
       } catch (error) {
-        this.#pipeline.stageFailed(started.stage, phase, error, this.exchange);
+        failure = error;
+        this.#pipeline.stageFailed(started.stage, phase, error, this.log);
       }
+      // A hook the stage does not have returns no step: it did no work, and is not timed.
+      if (step !== undefined || failure !== undefined) this.#timed(started.stage, phase, startMs, step, failure);
       if (step?.type === "continue" && step.needs?.responseBody === true) started.askedForResponseBody = true;
       seen?.(started, step);
       if (step === undefined) continue;
@@ -220,10 +294,17 @@ export interface PipelineRouteRef extends MatchableRoute {
   readonly streaming?: RouteStreaming;
 }
 
+/** Tracing as the runner holds it; absent when tracing is off, and the runner then does no tracing work. */
+export interface PipelineTracing {
+  readonly tracer: ExchangeTracer;
+  readonly decisionHeaders: DecisionHeaders;
+}
+
 export interface PipelineDeps {
   readonly metrics: CoreMetrics;
   readonly log: Logger;
   readonly now: () => number;
+  readonly tracing?: PipelineTracing | undefined;
 }
 
 /** Who every request is when the pipeline has no identity configuration (tests of the runner alone). */
@@ -232,8 +313,9 @@ const NO_IDENTITY: Identify = () => ({ tenant: ANONYMOUS_TENANT, priority: DEFAU
 /** An immutable set of routes and stages; a config reload builds a new one. */
 export class Pipeline {
   readonly metrics: CoreMetrics;
-  readonly #log: Logger;
-  readonly #now: () => number;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly #tracing: PipelineTracing | undefined;
   readonly #identify: Identify;
 
   constructor(
@@ -243,8 +325,9 @@ export class Pipeline {
     identify: Identify = NO_IDENTITY,
   ) {
     this.metrics = deps.metrics;
-    this.#log = deps.log;
-    this.#now = deps.now;
+    this.log = deps.log;
+    this.now = deps.now;
+    this.#tracing = deps.tracing;
     this.#identify = identify;
   }
 
@@ -257,38 +340,38 @@ export class Pipeline {
     const exchange: Exchange = {
       request,
       route: route.streaming === undefined ? { name: route.name } : { name: route.name, streaming: route.streaming },
-      startedAt: this.#now(),
+      startedAt: this.now(),
       tenant,
       priority,
       extendDeadline,
     };
     const runs: StartedRun[] = [];
+    const tracing = this.#tracing;
+    const trace = tracing?.tracer.start({
+      request,
+      route: route.name,
+      startedAt: exchange.startedAt,
+      decisionHeaders: tracing.decisionHeaders,
+    });
+    const exchangeRun = new ExchangeRun(exchange, runs, this, trace);
     for (const stage of this.stages) {
       try {
         const run = stage.start(exchange);
         if (run !== undefined) runs.push({ stage: stage.name, run, askedForResponseBody: false });
       } catch (error) {
-        this.stageFailed(stage.name, "start", error, exchange);
+        this.stageFailed(stage.name, "start", error, exchangeRun.log);
       }
     }
-    return new ExchangeRun(exchange, runs, this);
+    return exchangeRun;
   }
 
   async close(): Promise<void> {
     await Promise.allSettled(this.stages.map((stage) => stage.close?.()));
   }
 
-  stageFailed(stage: string, phase: string, error: unknown, exchange: Exchange): void {
+  /** `log` is the exchange's (ExchangeRun.log): the line carries its request and trace ids. */
+  stageFailed(stage: string, phase: string, error: unknown, log: Logger): void {
     this.metrics.stageErrors.inc({ stage, phase });
-    this.#log.warn(
-      {
-        stage,
-        phase,
-        requestId: exchange.request.requestId,
-        route: exchange.route.name,
-        err: error instanceof Error ? error.message : String(error),
-      },
-      "stage failed; request continues without it",
-    );
+    log.warn({ stage, phase, err: error }, "stage failed; request continues without it");
   }
 }

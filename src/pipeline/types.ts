@@ -1,5 +1,7 @@
 // The vocabulary every pipeline stage speaks. Stages see plain TypeScript values only:
 // the ext_proc wire format is translated in src/extproc and never leaks past it.
+
+import type { TraceContext } from "../tracing/traceparent.js";
 import type { AnswerCode } from "./answer-catalogue.js";
 import type { Priority } from "./identity/priority.js";
 
@@ -22,6 +24,11 @@ export interface RequestInfo {
    * xds.route_name, …), scalar values as strings; absent when Envoy sent none.
    */
   readonly attributes?: ReadonlyMap<string, string>;
+  /**
+   * The W3C trace context of the ext_proc call itself, from its gRPC metadata: with its tracer on,
+   * Envoy puts its ext_proc span there (and not in the request headers it sends).
+   */
+  readonly callTrace?: TraceContext;
 }
 
 export interface ResponseInfo {

@@ -35,7 +35,11 @@ export interface ServerCall {
   finish(code: number, message?: string): void;
 }
 
-export type MethodHandler = (call: ServerCall) => void;
+/** A method's handler, with the call's request headers (its gRPC metadata). */
+export type MethodHandler = (
+  call: ServerCall,
+  metadata: Readonly<Record<string, string | string[] | undefined>>,
+) => void;
 
 /** Why the server, not the handler, ended a call: a limit of the guard's config (limits). */
 export type CallRefusal =

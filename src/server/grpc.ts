@@ -52,8 +52,13 @@ export interface GrpcServer {
 }
 
 /** A gRPC call in the ext_proc method's terms: its two endings are gRPC statuses. */
-function processCall(call: ServerCall): ProcessCall {
+function processCall(call: ServerCall, metadata: Parameters<MethodHandler>[1]): ProcessCall {
+  const traceparent = metadata.traceparent;
+  const tracestate = metadata.tracestate;
   return {
+    ...(typeof traceparent === "string"
+      ? { trace: typeof tracestate === "string" ? { traceparent, tracestate } : { traceparent } }
+      : {}),
     onMessage: (handler) => call.onMessage(handler),
     onHalfClose: (handler) => call.onHalfClose(handler),
     onClose: (handler) => call.onClose(handler),
@@ -119,7 +124,7 @@ export async function startGrpcServer(
   const health = new HealthService([EXT_PROC_SERVICE]);
   const extProc = processMethod(deps, { onOpen: () => open++, onClose: () => open-- });
   const methods = new Map<string, MethodHandler>([
-    [PROCESS_PATH, (call) => extProc(processCall(call))],
+    [PROCESS_PATH, (call, metadata) => extProc(processCall(call, metadata))],
     ...health.methods(),
   ]);
 
@@ -210,7 +215,7 @@ export async function startGrpcServer(
       onRefused,
     });
     try {
-      method(call);
+      method(call, headers);
     } catch (error) {
       // A throw in a "stream" listener would take the process down with it.
       deps.log.error(

@@ -12,10 +12,12 @@ import type { ConfigIssue } from "../config-kit/issues.js";
 import { ModeOverrideWatch } from "../extproc/override-watch.js";
 import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
+import { startTracing } from "../tracing/start.js";
 import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
 import { ADMIN_TOKEN_ENV, type AdminAccess, adminAccess } from "./admin-access.js";
 import { Drain, type DrainResult } from "./drain.js";
+import { registerEnvoyBypass } from "./envoy-bypass.js";
 import { type GrpcServer, startGrpcServer } from "./grpc.js";
 import { statusPageRoutes } from "./status/page.js";
 import { StatusReporter } from "./status/report.js";
@@ -45,6 +47,8 @@ export interface GuardOptions {
 }
 
 const RELOAD_DEBOUNCE_MS = 250;
+/** A scrape waits at most this long for Envoy's counters, then reports the last ones. */
+const ENVOY_STATS_TIMEOUT_MS = 1_000;
 
 export async function startGuard(
   initial: Extract<PreparedGuard, { ok: true }>,
@@ -53,8 +57,14 @@ export async function startGuard(
 ): Promise<RunningGuard> {
   const metrics: CoreMetrics = createCoreMetrics(VERSION);
   const now = (): number => performance.now();
+  // Read once: an exporter holds connections and a queue, so the section applies at restart.
+  const tracer = await startTracing(initial.config.tracing, process.env, log, VERSION);
   const build = async (prepared: Extract<PreparedGuard, { ok: true }>): Promise<BuiltPipeline> => {
-    const built = buildPipeline(prepared.config, { metrics, registry: metrics.registry, log, now }, prepared.contracts);
+    const built = buildPipeline(
+      prepared.config,
+      { metrics, registry: metrics.registry, log, now, tracer },
+      prepared.contracts,
+    );
     await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
     return built;
   };
@@ -75,6 +85,11 @@ export async function startGuard(
       overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, log),
     },
     config.limits,
+  );
+  registerEnvoyBypass(metrics.registry, () =>
+    config.envoy.adminUrl === undefined
+      ? undefined
+      : { adminUrl: config.envoy.adminUrl, guardCluster: config.envoy.guardCluster, timeoutMs: ENVOY_STATS_TIMEOUT_MS },
   );
   const status = new StatusReporter({
     registry: () => metrics.registry,
@@ -133,8 +148,14 @@ export async function startGuard(
     }
     if (JSON.stringify(next.limits) !== JSON.stringify(config.limits))
       log.warn({ limits: next.limits }, "limits change only on restart");
+    if (JSON.stringify(next.tracing) !== JSON.stringify(config.tracing))
+      log.warn({ tracing: next.tracing }, "tracing changes only on restart");
     const previous = current.pipeline;
     current = await build(loaded);
+    // The new stages' counters and histograms go on from the old ones' (metrics/reloadable.ts),
+    // but for a removed route's.
+    metrics.registry.carryOver();
+    metrics.registry.dropRoutesOtherThan(new Set(next.routes.map((route) => route.name)));
     config = next;
     access = accessFor(next.admin);
     // Streams opened before the swap still run on the previous pipeline; release it after they
@@ -186,6 +207,8 @@ export async function startGuard(
           log.info({ openStreams: grpc.activeStreams(), remainingMs }, "draining: refusing new streams");
           const result = await grpc.drain(remainingMs);
           await current.pipeline.close();
+          // The last exchanges' spans are still queued for export; a dead receiver costs at most 2 s.
+          await tracer?.shutdown(2_000);
           await admin.close();
           return result;
         },

@@ -10,6 +10,7 @@ import t from "tap";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { parseConfig } from "../../src/config/load.js";
 import { compileContracts } from "../../src/contracts/compile.js";
+import { ISTIO_ENVOY_FILTER_FILE, istioSidecarOnLoopback } from "../../src/devstack/deploy-configs.js";
 import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
 import { httpOk, spawnManaged, waitUntil } from "../../src/devstack/process.js";
@@ -129,88 +130,32 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
     "envoy.filters.http.router",
     "inserted before the router",
   );
-  const cluster = patches.find((patch) => patch.applyTo === "CLUSTER")?.patch.value as Doc;
   // The MERGE into the connection manager: istiod merges its typed_config fields into the HCM's.
   const hcmMerge = patches.find((patch) => patch.applyTo === "NETWORK_FILTER");
   t.equal(hcmMerge?.patch.operation, "MERGE");
   t.equal(hcmMerge?.match.listener.filterChain.filter.name, "envoy.filters.network.http_connection_manager");
-  const { "@type": _hcmType, ...hcmFields } = (hcmMerge?.patch.value.typed_config ?? {}) as Doc;
-  t.same(stripped(hcmFields.early_header_mutation_extensions[0].typed_config.mutations), ["x-guard-priority"]);
+  t.same(stripped(hcmMerge?.patch.value.typed_config.early_header_mutation_extensions[0].typed_config.mutations), [
+    "x-guard-tier",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-guard-priority",
+  ]);
   // The BOOTSTRAP MERGE appends its runtime layer to Istio's own (a static layer, then the admin layer).
   const runtimePatch = patches.find((patch) => patch.applyTo === "BOOTSTRAP");
   t.equal(runtimePatch?.patch.operation, "MERGE");
-  const runtimeLayers = runtimePatch?.patch.value.layered_runtime.layers as Doc[];
   t.same(
-    runtimeLayers.map((layer) => layer.static_layer),
+    ((runtimePatch?.patch.value.layered_runtime.layers ?? []) as Doc[]).map((layer) => layer.static_layer),
     [{ "envoy.reloadable_features.ext_proc_graceful_grpc_close": true }],
     "graceful ext_proc close set as a real setting, not a comment",
   );
-  const bootstrap = {
-    layered_runtime: {
-      layers: [
-        { name: "global_config", static_layer: { "overload.global_downstream_max_connections": 2147483647 } },
-        { name: "admin", admin_layer: {} },
-        ...runtimeLayers,
-      ],
-    },
-    static_resources: {
-      listeners: [
-        {
-          name: "inbound",
-          address: { socket_address: { address: "127.0.0.1", port_value: 15006 } },
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: "envoy.filters.network.http_connection_manager",
-                  typed_config: {
-                    "@type":
-                      "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    stat_prefix: "inbound",
-                    ...hcmFields,
-                    route_config: {
-                      virtual_hosts: [
-                        {
-                          name: "app",
-                          domains: ["*"],
-                          routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }],
-                        },
-                      ],
-                    },
-                    http_filters: [
-                      httpFilter?.patch.value,
-                      {
-                        name: "envoy.filters.http.router",
-                        typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
-                      },
-                    ],
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      ],
-      clusters: [
-        cluster,
-        {
-          name: "app",
-          type: "STATIC",
-          load_assignment: {
-            cluster_name: "app",
-            endpoints: [
-              {
-                lb_endpoints: [
-                  { endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: 8000 } } } },
-                ],
-              },
-            ],
-          },
-        },
-      ],
-    },
-  };
-  const istio = await envoyValidates(stringify(bootstrap), dir, "istio");
+  // The patches applied to a minimal inbound sidecar, as istiod would.
+  const bootstrap = istioSidecarOnLoopback(await readFile(ISTIO_ENVOY_FILTER_FILE, "utf8"), {
+    listenPort: 15006,
+    adminPort: 15000,
+    lightPort: 8000,
+    heavyPort: 8000,
+    guardAddress: "127.0.0.1:50051",
+  });
+  const istio = await envoyValidates(bootstrap, dir, "istio");
   t.ok(istio.ok, istio.output.slice(-1500) || "Istio patch valid");
 });
 

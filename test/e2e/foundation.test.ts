@@ -1,7 +1,8 @@
 // The foundation through a real Envoy 1.40: client → Envoy → guard → demo model.
 import { createHash } from "node:crypto";
 import t from "tap";
-import { CHAT, defaultConfigWith, post, stackFor, upstreamRequests } from "../helpers/e2e.js";
+import { metricSum } from "../../bench/metrics-text.js";
+import { CHAT, defaultConfigWith, post, stackFor, upstreamRequests, upstreamServed } from "../helpers/e2e.js";
 
 for (const transport of ["tcp", "uds"] as const) {
   t.test(`a request passes through Envoy and the guard (${transport})`, async (t) => {
@@ -91,14 +92,23 @@ t.test("a guard reply reaches the client with status, headers and body", async (
   t.same(await upstreamRequests(stack.light.url), [], "the upstream never saw it");
 });
 
-t.test("guard down, failure_mode_allow: true → the upstream still answers", async (t) => {
+t.test("guard down, failure_mode_allow: true → the upstream still answers, and the guard counts it", async (t) => {
   const stack = await stackFor(t, { failureModeAllow: true });
-  await stack.guard?.process().stop("SIGKILL");
+  const guard = stack.guard;
+  if (guard === undefined) throw new Error("no guard");
+  await guard.process().stop("SIGKILL");
   for (let i = 0; i < 5; i++) {
     const answer = await post(`${stack.url}/v1/chat/completions`, CHAT);
     t.equal(answer.status, 200);
     t.equal(answer.headers.get("x-guard-route"), null, "unguarded");
   }
+  t.equal(await upstreamServed(stack.light.url), 5, "the model served them");
+  // A restarted guard reads Envoy's count of the requests it sent on while the guard was gone.
+  await guard.restart();
+  const metrics = await guard.metrics();
+  t.equal(metricSum(metrics, "guard_envoy_unguarded_total", { reason: "stream_error" }), 5, "every one is exported");
+  t.equal(metricSum(metrics, "guard_envoy_unguarded_total", {}), 5);
+  t.equal(metricSum(metrics, "guard_envoy_stats_up", {}), 1);
 });
 
 t.test("guard down, failure_mode_allow: false → a prompt 500, no hang", async (t) => {

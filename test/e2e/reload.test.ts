@@ -4,6 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
 import { stringify } from "yaml";
+import { metricSum } from "../../bench/metrics-text.js";
 import { waitUntil } from "../../src/devstack/process.js";
 import { CHAT, post, stackFor } from "../helpers/e2e.js";
 
@@ -68,4 +69,35 @@ t.test("reload of a bad and a good config under load", async (t) => {
   t.match(guard.process().output(), /reload rejected; the running configuration stays/);
   t.match(guard.process().output(), /routes\[0\]\.name/, "the rejection names the bad path");
   t.match(await guard.metrics(), /guard_config_reloads_total\{result="success"\} [1-9]/);
+});
+
+t.test("a reload keeps the stages' counters; a removed route's series go", async (t) => {
+  // Each route buffers its answers' bodies to count their reported tokens (guard_tokens_total).
+  const routes = [
+    { name: "chat", match: { pathPrefix: "/v1/chat/completions" }, usage: { countBodies: true } },
+    { name: "completions", match: { pathPrefix: "/v1/completions" }, usage: { countBodies: true } },
+  ];
+  const stack = await stackFor(t, { guardConfig: { routes } });
+  const guard = stack.guard;
+  if (guard === undefined) throw new Error("no guard");
+  const listen = { grpc: guard.address, admin: guard.adminUrl.replace("http://", "") };
+  for (let i = 0; i < 3; i++) t.equal((await post(`${stack.url}/v1/chat/completions`, CHAT)).status, 200);
+  t.equal((await post(`${stack.url}/v1/completions`, { model: "demo", prompt: "hi" })).status, 200);
+  const tokens = (metrics: string, route: string): number =>
+    metricSum(metrics, "guard_tokens_total", { route, kind: "completion" });
+  const before = await guard.metrics();
+  t.ok(tokens(before, "chat") > 0 && tokens(before, "completions") > 0, "both routes counted tokens");
+
+  await writeFile(guard.configFile, stringify({ listen, drain: { graceMs: 0 }, routes: [routes[0]] }));
+  guard.process().child.kill("SIGHUP");
+  await waitUntil(
+    "reloaded",
+    async () => /guard_config_reloads_total\{result="success"\} 1/.test(await guard.metrics()),
+    5_000,
+  );
+  const after = await guard.metrics();
+  t.equal(tokens(after, "chat"), tokens(before, "chat"), "the chat route's counter went on, no reset");
+  t.notMatch(after, /route="completions"/, "the removed route's series are gone");
+  t.equal((await post(`${stack.url}/v1/chat/completions`, CHAT)).status, 200);
+  t.ok(tokens(await guard.metrics(), "chat") > tokens(before, "chat"), "and counts on");
 });

@@ -111,3 +111,17 @@ export async function mapConcurrently<T, R>(
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
   return results;
 }
+
+/** Envoy's counters whose names match `pattern` (a regular expression), from its admin API. */
+export async function envoyStats(adminUrl: string, pattern: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${adminUrl}/stats?filter=${encodeURIComponent(pattern)}`)).text();
+  return new Map(
+    text
+      .trim()
+      .split("\n")
+      .map((line) => {
+        const [name = "", value = ""] = line.split(": ");
+        return [name, Number(value)];
+      }),
+  );
+}

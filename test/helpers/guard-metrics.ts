@@ -6,6 +6,7 @@ import { prepareGuard } from "../../src/config/prepare.js";
 import { DEFAULT_GUARD_CONFIG } from "../../src/devstack/stack.js";
 import { createCoreMetrics } from "../../src/metrics/registry.js";
 import { buildPipeline } from "../../src/pipeline/build.js";
+import { registerEnvoyBypass } from "../../src/server/envoy-bypass.js";
 
 export async function guardRegistry(): Promise<Registry> {
   const prepared = await prepareGuard(DEFAULT_GUARD_CONFIG);
@@ -17,6 +18,8 @@ export async function guardRegistry(): Promise<Registry> {
     prepared.contracts,
   );
   await built.pipeline.close();
+  // The process's own metrics the alert rules read (src/server/serve.ts registers them once).
+  registerEnvoyBypass(metrics.registry, () => undefined);
   return metrics.registry;
 }
 

@@ -24,6 +24,7 @@ interface Rendered {
     }[];
     clusters: {
       name: string;
+      type: string;
       load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: unknown } }[] }[] };
     }[];
   };
@@ -86,4 +87,22 @@ t.test("variants: no guard (the benchmark floor) and Envoy's adaptive concurrenc
 
 t.test("an unknown placeholder is an error, not a silent hole", async (t) => {
   t.throws(() => renderEnvoyConfig("port: {{NOPE}}", base), /unknown placeholder \{\{NOPE\}\}/);
+});
+
+t.test("model pools by name are resolved by Envoy (STRICT_DNS), by address are static", async (t) => {
+  const config = parse(
+    renderEnvoyConfig(await loadEnvoyTemplate(), { ...base, lightHost: "model-light.svc", heavyHost: "::1" }),
+  ) as Rendered;
+  const byName = new Map(config.static_resources.clusters.map((cluster) => [cluster.name, cluster]));
+  t.equal(byName.get("model_light")?.type, "STRICT_DNS");
+  t.same(byName.get("model_light")?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address, {
+    socket_address: { address: "model-light.svc", port_value: 8001 },
+  });
+  t.equal(byName.get("model_heavy")?.type, "STATIC");
+});
+
+t.test("the template's note on itself is in no rendering", async (t) => {
+  const template = await loadEnvoyTemplate();
+  t.match(template, /make deploy-configs/);
+  t.notMatch(renderEnvoyConfig(template, base), /make deploy-configs|# >>>|# <<</);
 });
