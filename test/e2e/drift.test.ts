@@ -177,7 +177,8 @@ t.test("two sidecars sharing Redis both see the fleet's profiles", async (t) => 
     await send(first, 1, "v1", "v1", "steady");
     await send(second, 1, "v2", "score_collapsed", "steady");
     seen = [await v2Of(first), await v2Of(second)];
-    if (seen.every((v2) => v2?.verdict === "model_drift")) break;
+    // A sync may have published part of the burst: wait for all of it.
+    if (seen.every((v2) => v2?.verdict === "model_drift" && v2.samples >= 150)) break;
   }
   for (const [index, name] of ["first", "second"].entries()) {
     const v2 = seen[index];
