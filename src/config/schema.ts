@@ -10,6 +10,7 @@ import { annotateSchema } from "../pipeline/annotate/config.js";
 import { budgetSchema, routeBudgetSchema } from "../pipeline/budget/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
+import { driftSchema, routeDriftSchema } from "../pipeline/drift/config.js";
 import { identitySchema, routeIdentitySchema } from "../pipeline/identity/config.js";
 import { maintenanceSchema } from "../pipeline/maintenance/config.js";
 import { routeMatchSchema, routeStreamingSchema } from "../pipeline/routing/config.js";
@@ -251,6 +252,7 @@ export const routeSchema = z.strictObject({
   budget: routeBudgetSchema,
   complexity: complexityRouteSchema,
   contract: routeContractSchema.optional(),
+  drift: routeDriftSchema,
   usage: routeUsageSchema,
   identity: routeIdentitySchema,
 });
@@ -274,6 +276,7 @@ export const SECTIONS = {
   admission: admissionSchema,
   budget: budgetSchema,
   contracts: contractsSectionSchema,
+  drift: driftSchema,
   usage: usageSchema,
   identity: identitySchema,
   tracing: tracingSchema,

@@ -1,5 +1,6 @@
-// What the demo model answers, per task and per variant. "v1" is the conforming model; every
-// other variant is a named way a new model version silently breaks its output contract.
+// What the demo model answers, per task and per variant. "v1" is the conforming model; the breaks
+// are named ways a new model version silently breaks its output contract, and the drifts ways it
+// silently changes while every answer still conforms (docs/drift.md).
 // The contract tests walk this catalogue, so each break here must be caught by a contract in proto/.
 //
 // A task's output is its contract payload; demoResponseBody() puts it where the example
@@ -18,6 +19,11 @@ export interface TaskOutputs {
    * non-ASCII text): traffic a contract must never flag.
    */
   readonly conformingEdges: Readonly<Record<string, (input: JsonValue) => JsonValue>>;
+  /**
+   * Named variants whose every answer conforms but whose answers, taken together, moved: a version
+   * a contract passes and only the drift monitor flags (collapse, label shift, longer answers).
+   */
+  readonly drifts: Readonly<Record<string, (input: JsonValue) => JsonValue>>;
 }
 
 /** Small deterministic hash of the input, so outputs vary with it but are reproducible. */
@@ -106,6 +112,16 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       score_half: () => ({ label: "POSITIVE", score: 0.5 }),
       neutral: () => ({ score: 0.4999, label: "NEUTRAL" }),
     },
+    drifts: {
+      // Every score collapsed to one value per label whatever the input: in range, and useless to rank by.
+      score_collapsed: (input) => {
+        const { label } = sentiment(input);
+        return { label, score: label === "POSITIVE" ? 0.98 : 0.02 };
+      },
+      // Six answers in ten are NEUTRAL, which the conforming model never says.
+      label_shift: (input) =>
+        seedOf(input) % 10 < 6 ? { label: "NEUTRAL", score: 0.45 + (seedOf(input) % 5) / 100 } : sentiment(input),
+    },
   },
   eta: {
     conforming: eta,
@@ -134,6 +150,7 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       }),
       offset_timestamp: (input) => ({ ...eta(input), computed_at: eta(input).computed_at.replace("Z", "+00:00") }),
     },
+    drifts: {},
   },
   embedding: {
     conforming: (input) => embedding(input),
@@ -150,6 +167,7 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       unit_bounds: () => [1, -1, 0, 0.5, -0.5, 1e-7, -0, 1],
       all_zero: () => Array.from({ length: DIMENSION }, () => 0),
     },
+    drifts: {},
   },
   chat_structured: {
     conforming: triage,
@@ -180,6 +198,13 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
         needs_human: false,
       }),
     },
+    drifts: {
+      // Three times the summary, within the 280-character limit.
+      longer_summaries: (input) => {
+        const answer = triage(input);
+        return { ...answer, summary: [answer.summary, answer.summary, answer.summary].join(" ").slice(0, 280) };
+      },
+    },
   },
 };
 
@@ -188,7 +213,7 @@ export function renderOutput(task: string, variant: string, input: JsonValue): J
   const outputs = TASKS[task];
   if (outputs === undefined) return undefined;
   if (variant === "v1") return outputs.conforming(input);
-  return (outputs.breaks[variant] ?? outputs.conformingEdges[variant])?.(input);
+  return (outputs.breaks[variant] ?? outputs.conformingEdges[variant] ?? outputs.drifts[variant])?.(input);
 }
 
 /** How each task's contract is bound (the routes[].contract keys of the demo config). */

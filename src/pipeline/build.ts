@@ -29,6 +29,8 @@ import {
 import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
+import type { DriftConfig, RouteDriftConfig } from "./drift/config.js";
+import { createDriftMonitor, type DriftMonitor } from "./drift/monitor.js";
 import type { IdentityConfig, RouteIdentityConfig } from "./identity/config.js";
 import { createIdentify } from "./identity/identify.js";
 import type { MaintenanceConfig } from "./maintenance/config.js";
@@ -45,6 +47,7 @@ export interface PipelineRoute extends PipelineRouteRef {
   readonly admission: RouteAdmissionConfig;
   readonly budget: RouteBudgetConfig;
   readonly contract?: RouteContract | undefined;
+  readonly drift: RouteDriftConfig;
   readonly usage: RouteUsageConfig;
   readonly identity: RouteIdentityConfig;
 }
@@ -57,6 +60,7 @@ export interface PipelineConfig {
   readonly admission: AdmissionConfig;
   readonly budget: BudgetConfig;
   readonly contracts: ContractsSection;
+  readonly drift: DriftConfig;
   readonly usage: UsageConfig;
   readonly identity: IdentityConfig;
   readonly envoy: { readonly messageTimeoutMs: number };
@@ -68,6 +72,8 @@ export interface BuiltPipeline {
   readonly cache: CacheStage;
   /** Absent when no route binds a contract; the status page reads its recent violations. */
   readonly contracts: ContractsStage | undefined;
+  /** Absent when no route binds a contract; the status page and /metrics read its report. */
+  readonly drift: DriftMonitor | undefined;
 }
 
 function byRoute<Section>(
@@ -80,6 +86,10 @@ function byRoute<Section>(
 /** Every stage's own configuration, cut from the whole: what each factory below is given. */
 export function stageConfigs(config: PipelineConfig) {
   const { routes } = config;
+  // Each complexity tier reaches its own pool: admission keeps a domain per tier, the cache a model version.
+  const tiers = byRoute(routes, (route) =>
+    route.complexity.enabled ? route.complexity.tiers.map((tier) => tier.name) : [],
+  );
   return {
     maintenance: new Map(
       routes.flatMap((route) => (route.maintenance === undefined ? [] : [[route.name, route.maintenance] as const])),
@@ -90,17 +100,22 @@ export function stageConfigs(config: PipelineConfig) {
       section: config.cache,
       routes: byRoute(routes, (route) => route.cache),
       messageTimeoutMs: config.envoy.messageTimeoutMs,
+      tiers,
     },
     budget: { section: config.budget, routes: byRoute(routes, (route) => route.budget) },
     admission: {
       section: config.admission,
       routes: byRoute(routes, (route) => route.admission),
-      // Admission keeps a domain per tier: each tier reaches its own cluster.
-      tiers: byRoute(routes, (route) =>
-        route.complexity.enabled ? route.complexity.tiers.map((tier) => tier.name) : [],
-      ),
+      tiers,
     },
     contracts: { section: config.contracts, routes: byRoute(routes, (route) => route.contract) },
+    // Only routes that bind a contract are watched: the profiles come from the contract's schema.
+    drift: {
+      section: config.drift,
+      routes: new Map(
+        routes.flatMap((route) => (route.contract === undefined ? [] : [[route.name, route.drift] as const])),
+      ),
+    },
     usage: { section: config.usage, routes: byRoute(routes, (route) => route.usage) },
     identity: { section: config.identity, routes: byRoute(routes, (route) => route.identity) },
   };
@@ -126,9 +141,19 @@ export function buildPipeline(
     createBudgetStage(sections.budget, deps),
     createAdmissionStage(sections.admission, deps),
   ];
+  const drift = contracts === undefined ? undefined : createDriftMonitor(sections.drift, deps);
   const contractsStage =
-    contracts === undefined ? undefined : createContractsStage(sections.contracts, deps, contracts);
+    contracts === undefined
+      ? undefined
+      : createContractsStage(
+          sections.contracts,
+          deps,
+          contracts,
+          drift === undefined ? {} : { observe: drift.observe },
+        );
   if (contractsStage !== undefined) stages.push(contractsStage);
+  // Runs on no request (the contracts stage feeds it); listed so the pipeline closes its Redis.
+  if (drift !== undefined) stages.push(drift);
   const identify = createIdentify(sections.identity, deps.registry);
   // The headers the cache and contracts stages state their verdicts in: the trace reads them there.
   const tracing =
@@ -147,5 +172,6 @@ export function buildPipeline(
     pipeline: new Pipeline(config.routes, stages, { ...deps, tracing }, identify),
     cache,
     contracts: contractsStage,
+    drift,
   };
 }

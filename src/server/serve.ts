@@ -94,6 +94,7 @@ export async function startGuard(
   const status = new StatusReporter({
     registry: () => metrics.registry,
     recentViolations: () => current.contracts?.recentViolations,
+    drift: () => current.drift,
     routes: () => config.routes.map((route) => route.name),
     version: VERSION,
     now,

@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import t from "tap";
+import t, { type Test } from "tap";
+import { metricSum } from "../../bench/metrics-text.js";
 import { waitUntil } from "../../src/devstack/process.js";
 import type { Stack } from "../../src/devstack/stack.js";
 import { type Answer, defaultConfigWith, post, stackFor, upstreamServed } from "../helpers/e2e.js";
@@ -200,6 +201,51 @@ t.test("one sidecar", async (t) => {
     t.equal(after === undefined ? null : headerOf(after, "x-guard-cache"), "miss");
     t.equal(headerOf(await post(url, body), "x-guard-cache"), "hit", "the v2 answer is cached in turn");
     t.match(await stack.guard?.metrics(), /guard_cache_epoch_changes_total\{route="chat",cause="version"\} [1-9]/);
+  });
+
+  /** Sets a demo pool's model version for the rest of the subtest (back to v1 after it). */
+  const poolVersion = async (t: Test, pool: "light" | "heavy", version: string): Promise<void> => {
+    const configure = (to: string) =>
+      fetch(`${stack[pool].url}/__demo/config`, { method: "POST", body: JSON.stringify({ version: to }) });
+    t.equal((await configure(version)).status, 200);
+    t.teardown(() => configure("v1"));
+  };
+
+  t.test("an answer the cache does not store still retires the old version's entries", async (t) => {
+    const body = chat("unstored-observer");
+    t.equal(headerOf(await post(url, body), "x-guard-cache"), "miss");
+    t.equal(headerOf(await post(url, body), "x-guard-cache"), "hit");
+    await poolVersion(t, "light", "v5");
+    // A sampled request bypasses the cache, and its answer shows the pool moved on.
+    const sampled = await post(url, chat("unstored-observer: sampled", { temperature: 0.7 }));
+    t.equal(headerOf(sampled, "x-guard-cache"), "bypass");
+    t.equal(headerOf(sampled, "x-model-version"), "v5");
+    let after: Answer | undefined;
+    t.equal(await servedDuring(stack, async () => (after = await post(url, body))), 1, "the v1 entry was not served");
+    t.equal(after === undefined ? null : headerOf(after, "x-model-version"), "v5");
+  });
+
+  t.test("two pools on different versions keep their own entries", async (t) => {
+    await poolVersion(t, "heavy", "v9");
+    const light = chat("pools: light");
+    // Cost 4 × 4000 output tokens: the heavy tier, so the heavy pool.
+    const heavy = chat("pools: heavy", { max_tokens: 4000 });
+    const first = [await post(url, light), await post(url, heavy)];
+    t.same(
+      first.map((answer) => [headerOf(answer, "x-demo-pool"), headerOf(answer, "x-model-version")]),
+      [
+        ["light", "v1"],
+        ["heavy", "v9"],
+      ],
+    );
+    const before = (await stack.guard?.metrics()) ?? "";
+    for (let round = 0; round < 3; round++) {
+      t.equal(headerOf(await post(url, light), "x-guard-cache"), "hit", `light, round ${round}`);
+      t.equal(headerOf(await post(url, heavy), "x-guard-cache"), "hit", `heavy, round ${round}`);
+    }
+    const epochChanges = (text: string) =>
+      metricSum(text, "guard_cache_epoch_changes_total", { route: "chat", cause: "version" });
+    t.equal(epochChanges((await stack.guard?.metrics()) ?? ""), epochChanges(before), "no epoch flip-flop");
   });
 
   t.test("Cache-Control: no-store bypasses the cache", async (t) => {

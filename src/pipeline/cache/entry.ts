@@ -6,6 +6,11 @@ export interface StoredResponse {
   /** Allow-listed response headers only. */
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Uint8Array;
+  /**
+   * The model version that produced it, when one was known: a lookup serves it only while its
+   * pool's current version is this one (the key holds the version too; this is the second lock).
+   */
+  readonly modelVersion?: string;
 }
 
 export function allowListed(headers: HeaderMap, allow: readonly string[]): Record<string, string> {
@@ -19,7 +24,7 @@ export function allowListed(headers: HeaderMap, allow: readonly string[]): Recor
 
 /** Approximate memory held by a stored response, for the byte bound. */
 export function storedSize(key: string, response: StoredResponse): number {
-  let size = key.length + response.body.length + ENTRY_OVERHEAD;
+  let size = key.length + response.body.length + (response.modelVersion?.length ?? 0) + ENTRY_OVERHEAD;
   for (const [name, value] of Object.entries(response.headers)) size += name.length + value.length;
   return size;
 }
@@ -30,7 +35,8 @@ export function storedSize(key: string, response: StoredResponse): number {
 // ~1.2 KB. Counting it keeps maxBytes a bound on the memory the tier really holds.
 const ENTRY_OVERHEAD = 1024;
 
-// Wire form: [format u8][meta length u32 BE][meta JSON: [status, ttlMs, headers]][body bytes].
+// Wire form: [format u8][meta length u32 BE][meta JSON: [status, ttlMs, headers, version]][body bytes].
+// version is null when none was known; entries written before it existed have three meta items.
 // The TTL the writer used travels with the value so a reader derives the entry's age from the
 // remaining TTL Redis reports, without comparing clocks across hosts.
 const FORMAT = 1;
@@ -41,7 +47,8 @@ export interface WireEntry {
 }
 
 export function encodeEntry(entry: WireEntry): Buffer {
-  const meta = Buffer.from(JSON.stringify([entry.response.status, entry.ttlMs, entry.response.headers]), "utf8");
+  const { status, headers, modelVersion } = entry.response;
+  const meta = Buffer.from(JSON.stringify([status, entry.ttlMs, headers, modelVersion ?? null]), "utf8");
   const head = Buffer.allocUnsafe(5);
   head.writeUInt8(FORMAT, 0);
   head.writeUInt32BE(meta.length, 1);
@@ -59,12 +66,14 @@ export function decodeEntry(bytes: Buffer): WireEntry | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(meta) || meta.length !== 3) return undefined;
-  const [status, ttlMs, headers] = meta as unknown[];
+  if (!Array.isArray(meta) || meta.length < 3 || meta.length > 4) return undefined;
+  const [status, ttlMs, headers, modelVersion = null] = meta as unknown[];
   if (!Number.isInteger(status) || !Number.isInteger(ttlMs) || !isStringRecord(headers)) return undefined;
+  if (modelVersion !== null && typeof modelVersion !== "string") return undefined;
+  const body = new Uint8Array(bytes.subarray(5 + metaLength));
   return {
     ttlMs: ttlMs as number,
-    response: { status: status as number, headers, body: new Uint8Array(bytes.subarray(5 + metaLength)) },
+    response: { status: status as number, headers, body, ...(modelVersion === null ? {} : { modelVersion }) },
   };
 }
 

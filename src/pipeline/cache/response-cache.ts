@@ -47,39 +47,55 @@ export class ResponseCache {
     });
   }
 
-  /** Key under which a request is looked up now. */
-  lookupKey(route: string, digest: string): string {
-    return entryKey(digest, this.#epochs.current(route));
+  /** Key under which a request to `scope` (epochs.ts, scopeOf) is looked up now. */
+  lookupKey(route: string, scope: string, digest: string): string {
+    return entryKey(digest, this.#epochs.current(route, scope));
   }
 
-  lookupLocal(key: string): TieredHit | undefined {
+  lookupLocal(route: string, scope: string, key: string): TieredHit | undefined {
     const hit = this.#local.get(key);
-    return hit === undefined ? undefined : { ...hit, tier: "local" };
+    return hit === undefined || !this.#current(route, scope, hit.response) ? undefined : { ...hit, tier: "local" };
   }
 
-  async lookupShared(route: string, key: string): Promise<TieredHit | undefined> {
-    if (this.#redis === undefined || !this.#epochs.sharedReady(route)) return undefined;
+  async lookupShared(route: string, scope: string, key: string): Promise<TieredHit | undefined> {
+    if (this.#redis === undefined || !this.#epochs.sharedReady(route, scope)) return undefined;
     const hit = await this.#redis.get(route, key);
-    if (hit === undefined) return undefined;
+    if (hit === undefined || !this.#current(route, scope, hit.response)) return undefined;
     this.#local.set(route, key, hit.response, hit.remainingMs, hit.ageMs);
     return { response: hit.response, ageMs: hit.ageMs, tier: "redis" };
   }
 
+  /** Whether an entry may answer for `scope`: it was produced by the version the scope is on (or records none). */
+  #current(route: string, scope: string, response: StoredResponse): boolean {
+    const current = this.#epochs.version(route, scope);
+    return response.modelVersion === undefined || current === "" || response.modelVersion === current;
+  }
+
+  /**
+   * A response of `scope` showed this model version: when it is new, the scope moves to it, and
+   * lookups stop finding the entries of the version before, whether or not this response is stored.
+   */
+  observeVersion(route: string, scope: string, modelVersion: string | undefined): void {
+    this.#epochs.observeVersion(route, scope, modelVersion);
+  }
+
   /**
    * Files a response under the epoch of the model version that produced it, which moves the
-   * route to that epoch when the version is new. Returns the entry for waiting followers.
+   * scope to that epoch when the version is new. Returns the entry for waiting followers.
    */
   store(
-    route: string,
+    where: { readonly route: string; readonly scope: string },
     digest: string,
     response: StoredResponse,
     ttlMs: number,
     modelVersion: string | undefined,
   ): CacheHit {
-    const key = entryKey(digest, this.#epochs.observeVersion(route, modelVersion));
-    this.#local.set(route, key, response, ttlMs);
-    if (this.#redis !== undefined && this.#epochs.sharedReady(route)) this.#redis.set(route, key, response, ttlMs);
-    return { response, ageMs: 0 };
+    const { route, scope } = where;
+    const key = entryKey(digest, this.#epochs.observeVersion(route, scope, modelVersion));
+    const entry = modelVersion === undefined || modelVersion === "" ? response : { ...response, modelVersion };
+    this.#local.set(route, key, entry, ttlMs);
+    if (this.#redis !== undefined && this.#epochs.sharedReady(route, scope)) this.#redis.set(route, key, entry, ttlMs);
+    return { response: entry, ageMs: 0 };
   }
 
   async purgeRoute(route: string): Promise<PurgeResult> {
@@ -91,13 +107,14 @@ export class ResponseCache {
   }
 
   /**
-   * Connects to Redis and reads the routes' shared epochs. Until a route's epoch has been read
-   * it does not use the shared tier (its local view could be older than a purge), so calling
-   * this before serving lets the first requests use Redis too. Never fails: Redis is optional.
+   * Connects to Redis and reads the shared epochs of routes and pool scopes (`names`). Until a
+   * scope's values have been read it does not use the shared tier (its local view could be older
+   * than a purge), so calling this before serving lets the first requests use Redis too. Never
+   * fails: Redis is optional.
    */
-  async warmUp(routes: readonly string[], waitMs: number): Promise<void> {
+  async warmUp(names: readonly string[], waitMs: number): Promise<void> {
     if (this.#redis === undefined || !(await this.#redis.connected(waitMs))) return;
-    await Promise.all(routes.map((route) => this.#epochs.refresh(route)));
+    await Promise.all(names.map((name) => this.#epochs.refresh(name)));
   }
 
   get redisUsable(): boolean {

@@ -20,6 +20,7 @@ import {
 } from "../types.js";
 import type { CacheSettings, RouteCacheConfig } from "./config.js";
 import { allowListed } from "./entry.js";
+import { scopeOf } from "./epochs.js";
 import { parseBody, requestDigest } from "./key.js";
 import type { CacheHit } from "./local-tier.js";
 import { type CacheMetrics, createCacheMetrics } from "./metrics.js";
@@ -53,6 +54,8 @@ export interface CacheStageDeps extends StageDeps {
 export interface CacheStageConfig extends StageConfig<CacheSettings, RouteCacheConfig> {
   /** Envoy's message_timeout: a follower waiting longer must ask Envoy for more time. */
   readonly messageTimeoutMs: number;
+  /** Each route's complexity tiers: a tier's pool keeps its own model version (epochs.ts, scopeOf). */
+  readonly tiers: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface CacheStage extends Stage {
@@ -98,7 +101,16 @@ export function createCacheStage(config: CacheStageConfig, deps: CacheStageDeps)
     async purgeRoute(route) {
       return routes.has(route) ? shared.cache.purgeRoute(route) : undefined;
     },
-    warmUp: (waitMs = WARM_UP_WAIT_MS) => shared.cache.warmUp([...routes.keys()], waitMs),
+    // Every route's purge token and every pool's version are read before serving, so the first
+    // answers of each pool already go to the shared tier.
+    warmUp: (waitMs = WARM_UP_WAIT_MS) =>
+      shared.cache.warmUp(
+        [...routes.keys()].flatMap((route) => [
+          route,
+          ...(config.tiers.get(route) ?? []).map((tier) => scopeOf(route, tier)),
+        ]),
+        waitMs,
+      ),
     close: () => shared.cache.close(),
   };
 }
@@ -160,6 +172,11 @@ class CacheRun implements StageRun {
     return this.exchange.route.name;
   }
 
+  /** Where this request's model version is tracked: the route, or the pool its tier picked. */
+  get #scope(): string {
+    return scopeOf(this.exchange.route.name, this.exchange.tier);
+  }
+
   onRequestHeaders(): Step | Promise<Step> {
     const reason = bypassFromHeaders(this.exchange.request.headers);
     if (reason !== undefined) return this.#bypass(reason);
@@ -217,6 +234,12 @@ class CacheRun implements StageRun {
   onEnd(outcome: Outcome): void {
     this.#ended = true;
     const state = this.#state;
+    // Every answer of the model tells which version serves this pool now, stored or not (a bypassed
+    // request's too, when its response headers came): entries of another version stop being served
+    // as soon as any answer shows the change. Read as #store reads it, so both agree.
+    const response = this.#response;
+    if (response !== undefined && response.status >= 200 && response.status < 300)
+      this.shared.cache.observeVersion(this.#route, this.#scope, this.#modelVersion(response));
     // Whatever ended the exchange (error, reset, cancel), followers must not wait for a response that will not come.
     if (state.kind === "streaming") {
       // The stream never reached its last chunk here: the client left, or a stage inside this one
@@ -259,8 +282,8 @@ class CacheRun implements StageRun {
       stream: this.#stream,
     });
     const { cache, flights, metrics } = this.shared;
-    const key = cache.lookupKey(this.#route, digest);
-    const local = this.#sameForm(cache.lookupLocal(key));
+    const key = cache.lookupKey(this.#route, this.#scope, digest);
+    const local = this.#sameForm(cache.lookupLocal(this.#route, this.#scope, key));
     if (local !== undefined) return this.#answer(local, "local");
 
     let leadership: Leadership | undefined;
@@ -274,7 +297,7 @@ class CacheRun implements StageRun {
     }
     // Registered as leader before asking Redis, so identical requests arriving meanwhile wait for this lookup too.
     this.#state = { kind: "upstream", digest, leadership };
-    const fromRedis = this.#sameForm(await cache.lookupShared(this.#route, key));
+    const fromRedis = this.#sameForm(await cache.lookupShared(this.#route, this.#scope, key));
     if (this.#ended) return CONTINUE;
     if (fromRedis !== undefined) {
       leadership?.settle(fromRedis);
@@ -373,15 +396,20 @@ class CacheRun implements StageRun {
     // A replayed stream must say it is one whatever the allow-list, and lookups check the form.
     if (this.#stream) headers["content-type"] = response.headers.get("content-type") ?? "text/event-stream";
     const stored = this.shared.cache.store(
-      this.#route,
+      { route: this.#route, scope: this.#scope },
       state.digest,
       { status: response.status, headers, body },
       config.ttlSeconds * 1000,
-      this.exchange.modelVersion ?? response.headers.get(config.versionHeader),
+      this.#modelVersion(response),
     );
     this.shared.metrics.stores.inc({ route: this.#route });
     state.leadership?.settle(stored);
     this.#state = { kind: "settled" };
+  }
+
+  /** The contracts stage's model version, else the one the response's header names. */
+  #modelVersion(response: ResponseInfo): string | undefined {
+    return this.exchange.modelVersion ?? response.headers.get(this.settings.config.versionHeader);
   }
 
   #skipStore(state: Storing, reason: StoreSkipReason): void {

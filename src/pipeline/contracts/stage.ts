@@ -37,9 +37,13 @@ const encoder = new TextEncoder();
 /** At response headers: this response's body is of no interest to the contract. */
 const NO_BODY: Step = Object.freeze({ type: "continue", responseBody: "none" });
 
+/** Hears every answer the stage judged whole, with its parsed body (the drift monitor profiles them). */
+export type ContractObserver = (exchange: Exchange, contract: Contract, modelVersion: string, body: unknown) => void;
+
 export interface ContractsStageOptions {
   /** Uniform [0, 1) source for sampling; injectable for tests. */
   readonly random?: () => number;
+  readonly observe?: ContractObserver;
 }
 
 /** Check duration buckets (seconds): a 0.5 KB body takes tens of µs, a 1 MB one tens of ms. */
@@ -54,6 +58,7 @@ export interface ContractsStage extends Stage {
 interface Reporting {
   readonly recent: RecentViolations;
   readonly decisions: DecisionLog;
+  readonly observe: ContractObserver | undefined;
 }
 
 interface Binding {
@@ -133,7 +138,11 @@ export function createContractsStage(
   };
   const versions = new BoundedLabel(section.maxModelVersions);
   const random = options.random ?? Math.random;
-  const reporting: Reporting = { recent: new RecentViolations(), decisions: createDecisionLog(deps.log, deps.now) };
+  const reporting: Reporting = {
+    recent: new RecentViolations(),
+    decisions: createDecisionLog(deps.log, deps.now),
+    observe: options.observe,
+  };
 
   return {
     name: "contracts",
@@ -308,6 +317,7 @@ class ContractRun implements StageRun {
     if (verdict.final) this.#versionFrom(stream.document());
     const { result } = verdict;
     this.#streamVerdictHeader = this.#record(result);
+    if (verdict.final) this.#observe(result);
     if (result.valid || !enforcing) return undefined;
     return violatedStreamEvent(
       { ...about, modelVersion: this.#rawVersion, violations: result.violations, total: result.total },
@@ -349,6 +359,7 @@ class ContractRun implements StageRun {
   /** The verdict on a whole body: a header under shadow (or when it passed), the guard's answer under enforce. */
   #judged(result: CheckResult): Step {
     const header = this.#record(result);
+    this.#observe(result);
     if (result.valid || this.binding.settings.action === "shadow") return this.#headerStep(header);
     return {
       type: "reply",
@@ -383,6 +394,16 @@ class ContractRun implements StageRun {
       total: result.total,
     });
     return verdictHeader("violated", rules, this.section.headerMaxLength);
+  }
+
+  /**
+   * A whole answer's body, to the observer (after #record, which set the exchange's model version).
+   * A body that is not JSON (or a generic stream, judged event by event) has no document to profile.
+   */
+  #observe(result: CheckResult): void {
+    if (result.body === undefined) return;
+    const version = this.exchange.modelVersion ?? this.versions.value(undefined);
+    this.reporting.observe?.(this.exchange, this.binding.contract, version, result.body);
   }
 
   /** True unless the binding names models and this exchange's model is not one of them. */

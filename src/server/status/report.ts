@@ -1,18 +1,29 @@
 // The status page's data: GET /api/status, computed from the guard's own registry (the same numbers
 // Prometheus scrapes, so the page and the dashboards never disagree) plus the contracts stage's
-// recent violation examples. Request rates are deltas between samples the report takes itself.
+// recent violation examples and the drift monitor's report. Request rates are deltas between
+// samples the report takes itself.
 import type { Registry } from "prom-client";
 import type { RecentViolations } from "../../pipeline/contracts/recent.js";
+import type { FieldDrift, RouteDrift, VersionDrift } from "../../pipeline/drift/compare.js";
 
 export interface StatusSource {
   readonly registry: () => Registry;
   /** Undefined when no route binds a contract. */
   readonly recentViolations: () => RecentViolations | undefined;
+  /** Undefined when no route binds a contract. */
+  readonly drift: () => DriftSource | undefined;
   /** Configured route names, so a route without traffic is still listed. */
   readonly routes: () => readonly string[];
   readonly version: string;
   /** Monotonic ms. */
   readonly now: () => number;
+}
+
+/** What the status report reads of the drift monitor. */
+export interface DriftSource {
+  report(): readonly RouteDrift[];
+  /** Drifting fields listed per version (drift.topFields). */
+  readonly topFields: number;
 }
 
 export interface ShedCount {
@@ -66,6 +77,22 @@ export interface ContractStatus {
   readonly topRules: readonly RuleStatus[];
 }
 
+/** A drifting field: the methods past their thresholds and every score of it. */
+export type DriftFieldStatus = Pick<FieldDrift, "field" | "drifting" | "scores">;
+
+export type DriftVersionStatus = Pick<VersionDrift, "samples" | "verdict"> & {
+  readonly modelVersion: string;
+  /** The output fields that drift, worst first, at most drift.topFields. */
+  readonly topFields: readonly DriftFieldStatus[];
+  /** The input fields that drift (prompt tokens, cost, tier), worst first. */
+  readonly inputDrift: readonly DriftFieldStatus[];
+};
+
+/** Per route bound to a contract: its baseline and every version side by side with it. */
+export type DriftStatus = Pick<RouteDrift, "route" | "contract" | "baseline" | "pinned"> & {
+  readonly versions: readonly DriftVersionStatus[];
+};
+
 export interface StatusReport {
   readonly version: string;
   readonly uptimeSeconds: number;
@@ -73,6 +100,7 @@ export interface StatusReport {
   readonly routes: readonly RouteStatus[];
   readonly pools: readonly PoolStatus[];
   readonly contracts: readonly ContractStatus[];
+  readonly drift: readonly DriftStatus[];
   readonly reloads: { readonly success: number; readonly failure: number };
 }
 
@@ -181,6 +209,7 @@ export class StatusReporter {
         source.recentViolations(),
         now,
       ),
+      drift: driftStatus(source.drift()),
       reloads: {
         success: sum(rows("guard_config_reloads_total").filter((row) => row.labels.result === "success")),
         failure: sum(rows("guard_config_reloads_total").filter((row) => row.labels.result === "failure")),
@@ -324,4 +353,25 @@ function contractStatus(
     .sort(
       (a, b) => b.violationRatio - a.violationRatio || b.violated - a.violated || a.contract.localeCompare(b.contract),
     );
+}
+
+function driftStatus(source: DriftSource | undefined): DriftStatus[] {
+  if (source === undefined) return [];
+  const drifting = (fields: readonly FieldDrift[]): DriftFieldStatus[] =>
+    fields
+      .filter((field) => field.drifting.length > 0)
+      .map((field) => ({ field: field.field, drifting: field.drifting, scores: field.scores }));
+  return source.report().map((route) => ({
+    route: route.route,
+    contract: route.contract,
+    baseline: route.baseline,
+    pinned: route.pinned,
+    versions: route.versions.map((version) => ({
+      modelVersion: version.version,
+      samples: version.samples,
+      verdict: version.verdict,
+      topFields: drifting(version.fields).slice(0, source.topFields),
+      inputDrift: drifting(version.input),
+    })),
+  }));
 }

@@ -173,6 +173,58 @@ function renderContracts(contracts) {
   document.getElementById("contracts-empty").hidden = contracts.length > 0;
 }
 
+const VERDICTS = {
+  baseline: "baseline",
+  insufficient_data: "insufficient data",
+  stable: "stable",
+  model_drift: "model drift",
+  input_drift: "input drift",
+};
+
+/** Fields with the methods past their thresholds and those methods' scores. */
+function renderDriftFields(fields) {
+  if (fields.length === 0) return el("span", { class: "muted" }, "—");
+  const list = el("ul", { class: "rules" });
+  for (const field of fields) {
+    const scores = field.drifting.map((method) => `${method} ${decimal.format(field.scores[method])}`).join(" · ");
+    list.append(
+      el(
+        "li",
+        { "data-field": field.field },
+        el("code", { class: "rule" }, field.field),
+        el("span", { class: "muted small" }, ` ${scores}`),
+      ),
+    );
+  }
+  return list;
+}
+
+function renderDrift(routes) {
+  const rows = routes.flatMap((route) =>
+    route.versions.map((version, index) =>
+      el(
+        "tr",
+        { "data-route": route.route, "data-model-version": version.modelVersion, "data-verdict": version.verdict },
+        el(
+          "td",
+          { class: "name" },
+          index === 0 ? route.route : "",
+          index === 0 && route.baseline !== null
+            ? el("div", { class: "muted small" }, `baseline ${route.baseline}${route.pinned ? " (pinned)" : ""}`)
+            : null,
+        ),
+        el("td", {}, el("span", { class: "version" }, version.modelVersion)),
+        el("td", { class: "num" }, integer.format(version.samples)),
+        el("td", {}, el("span", { class: `verdict ${version.verdict}` }, VERDICTS[version.verdict] ?? version.verdict)),
+        el("td", {}, renderDriftFields(version.topFields)),
+        el("td", {}, renderDriftFields(version.inputDrift)),
+      ),
+    ),
+  );
+  document.querySelector("#drift tbody").replaceChildren(...rows);
+  document.getElementById("drift-empty").hidden = rows.length > 0;
+}
+
 function renderPools(pools) {
   const box = document.getElementById("pools");
   if (pools.length === 0) return;
@@ -201,6 +253,7 @@ function render(status) {
   renderPools(status.pools);
   renderRoutes(status.routes);
   renderContracts(status.contracts);
+  renderDrift(status.drift);
 }
 
 async function refresh() {

@@ -15,6 +15,19 @@ t.test("wire form round-trips status, headers, body and TTL", async (t) => {
   t.ok(encoded.length < body.length + 100, "compact");
 });
 
+t.test("an entry carries the model version that produced it; entries written without one still decode", async (t) => {
+  const response = { status: 200, headers: {}, body: new Uint8Array([1]), modelVersion: "v7" };
+  t.equal(decodeEntry(encodeEntry({ ttlMs: 1, response }))?.response.modelVersion, "v7");
+  const { modelVersion: _none, ...unversioned } = response;
+  t.notOk("modelVersion" in (decodeEntry(encodeEntry({ ttlMs: 1, response: unversioned }))?.response ?? {}));
+  const legacy = Buffer.from(JSON.stringify([200, 1000, { "x-a": "1" }]));
+  const decoded = decodeEntry(Buffer.concat([Buffer.from([1, 0, 0, 0, legacy.length]), legacy, Buffer.from("ok")]));
+  t.same(decoded?.response.headers, { "x-a": "1" }, "three meta items: written before versions were recorded");
+  t.equal(decoded?.response.modelVersion, undefined);
+  const badVersion = Buffer.from(JSON.stringify([200, 1, {}, 5]));
+  t.equal(decodeEntry(Buffer.concat([Buffer.from([1, 0, 0, 0, badVersion.length]), badVersion])), undefined);
+});
+
 t.test("anything else decodes to a miss", async (t) => {
   t.equal(decodeEntry(Buffer.alloc(0)), undefined);
   t.equal(decodeEntry(Buffer.from("plain string written by someone else")), undefined);

@@ -20,6 +20,8 @@ export interface RequestSpec {
   readonly headers?: Record<string, string>;
   /** JSON-encoded unless a string; undefined = no body (headers end the stream). */
   readonly body?: unknown;
+  /** The complexity tier (the pool the request goes to), as the complexity stage sets it. */
+  readonly tier?: string;
 }
 
 export function fakeExchange(spec: RequestSpec, startedAt = 0): FakeExchange {
@@ -35,6 +37,7 @@ export function fakeExchange(spec: RequestSpec, startedAt = 0): FakeExchange {
   return {
     request,
     route: { name: spec.route ?? "chat" },
+    ...(spec.tier === undefined ? {} : { tier: spec.tier }),
     startedAt,
     // As the pipeline derives it with the default identity section: the hashed authorization.
     tenant: tenantOf(request, { header: "authorization" }),

@@ -7,6 +7,7 @@ import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
+import { decodeEntry, encodeEntry } from "../../../../src/pipeline/cache/entry.js";
 import { type CacheStage, createCacheStage } from "../../../../src/pipeline/cache/stage.js";
 import type { Step } from "../../../../src/pipeline/types.js";
 import { startRedis } from "../../../helpers/redis.js";
@@ -51,8 +52,8 @@ function guard(url: string): Guard {
 const prompt = (content: string) => ({ temperature: 0, messages: [{ role: "user", content }] });
 
 /** One exchange; the fake upstream answers 200 with the given model version. */
-async function ask(g: Guard, content: string, version = "v1"): Promise<{ step: Step }> {
-  const exchange = fakeExchange({ body: prompt(content) });
+async function ask(g: Guard, content: string, version = "v1", tier?: string): Promise<{ step: Step }> {
+  const exchange = fakeExchange({ body: prompt(content), ...(tier === undefined ? {} : { tier }) });
   const run = g.stage.start(exchange)!;
   const step = await requestPhase(run, exchange, prompt(content));
   if (step.type === "continue")
@@ -62,8 +63,8 @@ async function ask(g: Guard, content: string, version = "v1"): Promise<{ step: S
 }
 
 /** Request phase only: where would this be answered from? Nothing is stored. */
-async function peek(g: Guard, content: string): Promise<string> {
-  const exchange = fakeExchange({ body: prompt(content) });
+async function peek(g: Guard, content: string, tier?: string): Promise<string> {
+  const exchange = fakeExchange({ body: prompt(content), ...(tier === undefined ? {} : { tier }) });
   const run = g.stage.start(exchange)!;
   const step = await requestPhase(run, exchange, prompt(content));
   run.onEnd?.({ answeredBy: "unknown", cancelled: true });
@@ -107,6 +108,63 @@ t.test("two guards share hits, epochs and outages through one Redis", async (t) 
     await ask(a, "two", "v2");
     await eventually("b to adopt v2", async () => (await peek(b, "one")) === "upstream");
     t.ok((await b.metric("guard_cache_epoch_changes_total", { cause: "shared" })) >= 1);
+  });
+
+  await t.test(
+    "a pool's new version is shared per tier: the other guard retires that pool's entries only",
+    async (t) => {
+      // A tier's scope joins the shared tier once its values were read from Redis (at its first lookup).
+      let round = 0;
+      await eventually("both pools' scopes to be shared on both guards", async () => {
+        round += 1;
+        const content = `warm up ${round}`;
+        await ask(a, content, "v2", "light");
+        await ask(a, content, "v2", "heavy");
+        return (await peek(b, content, "light")) !== "upstream" && (await peek(b, content, "heavy")) !== "upstream";
+      });
+      await ask(a, "light entry", "v2", "light");
+      await ask(a, "heavy entry", "v2", "heavy");
+      await eventually(
+        "b to see both pools' entries",
+        async () =>
+          (await peek(b, "light entry", "light")) !== "upstream" &&
+          (await peek(b, "heavy entry", "heavy")) !== "upstream",
+      );
+      await ask(a, "heavy other", "v3", "heavy");
+      await eventually(
+        "b to adopt v3 for the heavy pool",
+        async () => (await peek(b, "heavy entry", "heavy")) === "upstream",
+      );
+      t.not(await peek(b, "light entry", "light"), "upstream", "the light pool's entry is still served");
+    },
+  );
+
+  await t.test("an entry of another version is never served, even under the current key", async (t) => {
+    const client = new Redis(redis.url);
+    t.teardown(() => client.quit());
+    const before = new Set(await client.keys("test:e:*"));
+    await ask(a, "foreign", "v2");
+    await eventually("b to see the entry", async () => (await peek(b, "foreign")) !== "upstream");
+    // A foreign writer (another release, a bug) puts a v1 answer under the v2 key in Redis.
+    const added = (await client.keys("test:e:*")).filter((key) => !before.has(key));
+    t.equal(added.length, 1);
+    for (const key of added) {
+      const entry = decodeEntry((await client.getBuffer(key)) ?? Buffer.alloc(0));
+      t.equal(entry?.response.modelVersion, "v2", "the entry records its version");
+      if (entry === undefined) continue;
+      await client.set(
+        key,
+        encodeEntry({ ...entry, response: { ...entry.response, modelVersion: "v1" } }),
+        "PX",
+        60_000,
+      );
+    }
+    const c = guard(redis.url);
+    t.teardown(() => c.stage.close());
+    // A fresh sidecar: it reads the route's version (v2) at warm-up and has no local copy.
+    await c.stage.warmUp();
+    t.equal(await peek(c, "foreign"), "upstream", "the v1 answer is not served for v2");
+    t.equal(await peek(c, "two"), "redis", "a v2 answer of the same route still is");
   });
 
   await t.test("a purge on one guard empties the route on both", async (t) => {

@@ -203,6 +203,52 @@ t.test("a new model version stops old entries from being served", async (t) => {
   t.equal(await h.metric("guard_cache_epoch_changes_total", { route: "chat", cause: "version" }), 2, "unset → v1 → v2");
 });
 
+t.test("an answer that is not stored still shows the new version: the old entry is not served", async (t) => {
+  const h = harness(CHAT);
+  await exchangeOnce(h, { body: PROMPT }, { headers: { "x-model-version": "v1" } });
+  t.equal((await exchangeOnce(h, { body: PROMPT })).request.type, "reply");
+  // A sampled request bypasses the cache; its answer comes from the pool that moved to v2.
+  const bypassed = await exchangeOnce(
+    h,
+    { body: { ...PROMPT, temperature: 0.7 } },
+    { headers: { "x-model-version": "v2" } },
+  );
+  t.equal(headersOf(bypassed.responseSteps[0]!)["x-guard-cache"], "bypass");
+  t.equal((await exchangeOnce(h, { body: PROMPT })).request.type, "continue", "the v1 answer is not served");
+  const notStored = await exchangeOnce(
+    h,
+    { body: { ...PROMPT, model: "m2" } },
+    { status: 500, headers: { "x-model-version": "v3" } },
+  );
+  t.equal(notStored.request.type, "continue");
+  t.equal(
+    await h.metric("guard_cache_epoch_changes_total", { route: "chat", cause: "version" }),
+    2,
+    "an error answer says nothing about the version: unset → v1 → v2",
+  );
+});
+
+t.test("two pools on different versions keep their own entries, without moving each other's epoch", async (t) => {
+  const h = harness(CHAT);
+  const light = { body: PROMPT, tier: "light" };
+  const heavy = { body: { ...PROMPT, max_tokens: 4000 }, tier: "heavy" };
+  for (let round = 0; round < 3; round++) {
+    const first = await exchangeOnce(h, light, { headers: { "x-model-version": "v1" } });
+    const second = await exchangeOnce(h, heavy, { headers: { "x-model-version": "v2" } });
+    t.equal(first.request.type, round === 0 ? "continue" : "reply", `light, round ${round}`);
+    t.equal(second.request.type, round === 0 ? "continue" : "reply", `heavy, round ${round}`);
+  }
+  t.equal(
+    await h.metric("guard_cache_epoch_changes_total", { route: "chat", cause: "version" }),
+    2,
+    "each pool's version was set once, under the route's label",
+  );
+  // The heavy pool moves to v3: only its entries stop being served.
+  await exchangeOnce(h, { body: { ...PROMPT, n: 2 }, tier: "heavy" }, { headers: { "x-model-version": "v3" } });
+  t.equal((await exchangeOnce(h, heavy)).request.type, "continue", "the heavy pool's v2 entry is not served");
+  t.equal((await exchangeOnce(h, light)).request.type, "reply", "the light pool's v1 entry still is");
+});
+
 t.test("the contracts stage's model version wins over the header", async (t) => {
   const h = harness(CHAT);
   await exchangeOnce(h, { body: PROMPT }, { headers: { "x-model-version": "v1" } });

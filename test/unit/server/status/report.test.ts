@@ -1,9 +1,10 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import t from "tap";
 import { RecentViolations } from "../../../../src/pipeline/contracts/recent.js";
-import { StatusReporter } from "../../../../src/server/status/report.js";
+import type { FieldDrift, RouteDrift } from "../../../../src/pipeline/drift/compare.js";
+import { type DriftSource, StatusReporter } from "../../../../src/server/status/report.js";
 
-function fixture() {
+function fixture(drift?: DriftSource) {
   const registry = new Registry();
   const registers = [registry];
   const requests = new Counter({
@@ -46,6 +47,7 @@ function fixture() {
   const reporter = new StatusReporter({
     registry: () => registry,
     recentViolations: () => recent,
+    drift: () => drift,
     routes: () => ["chat", "idle"],
     version: "9.9.9",
     now: () => now,
@@ -177,4 +179,64 @@ t.test("which version broke what: ratio, top rules with their latest example", a
     { rule: "string.in", count: 2, example: null },
     { rule: "json.unknown_field", count: 1, example: null },
   ]);
+});
+
+t.test("drift per route: the baseline, each version's verdict, top drifting fields and input drift", async (t) => {
+  const field = (name: string, severity: number, drifting: FieldDrift["drifting"]): FieldDrift => ({
+    field: name,
+    kind: "numeric",
+    scores: { psi: severity * 0.2, missing_delta: 0 },
+    drifting,
+    severity,
+  });
+  const routes: RouteDrift[] = [
+    {
+      route: "sentiment",
+      contract: "demo.v1.Sentiment",
+      baseline: "v1",
+      pinned: false,
+      droppedAnswers: 0,
+      versions: [
+        { version: "v1", samples: 900, verdict: "baseline", fields: [], input: [] },
+        {
+          version: "v2",
+          samples: 300,
+          verdict: "model_drift",
+          fields: [field("score", 9, ["psi", "variance_ratio"]), field("label", 2, ["psi"]), field("x", 0.5, [])],
+          input: [field("input.prompt_tokens", 0.3, [])],
+        },
+        {
+          version: "v3",
+          samples: 250,
+          verdict: "input_drift",
+          fields: [field("label", 1.5, ["psi"])],
+          input: [field("input.prompt_tokens", 4, ["psi"]), field("input.tier", 0.1, [])],
+        },
+        { version: "v4", samples: 12, verdict: "insufficient_data", fields: [], input: [] },
+      ],
+    },
+  ];
+  const report = await fixture({ report: () => routes, topFields: 1 }).reporter.report();
+  const [sentiment] = report.drift;
+  t.match(sentiment, { route: "sentiment", contract: "demo.v1.Sentiment", baseline: "v1", pinned: false });
+  t.same(
+    sentiment?.versions.map((version) => [version.modelVersion, version.verdict, version.samples]),
+    [
+      ["v1", "baseline", 900],
+      ["v2", "model_drift", 300],
+      ["v3", "input_drift", 250],
+      ["v4", "insufficient_data", 12],
+    ],
+  );
+  t.same(
+    sentiment?.versions[1]?.topFields,
+    [{ field: "score", drifting: ["psi", "variance_ratio"], scores: { psi: 1.8, missing_delta: 0 } }],
+    "drifting fields only, at most drift.topFields",
+  );
+  t.same(sentiment?.versions[1]?.inputDrift, [], "inputs that did not drift are left out");
+  t.same(
+    sentiment?.versions[2]?.inputDrift.map((input) => input.field),
+    ["input.prompt_tokens"],
+  );
+  t.same((await fixture().reporter.report()).drift, [], "no drift monitor: no drift rows");
 });
