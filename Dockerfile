@@ -22,6 +22,7 @@ COPY src ./src
 # .dependency-cruiser.cjs "runtime-without-dev-stack"); test/unit/devstack/dockerfile.test.ts
 # checks this file against package.json.
 RUN npx tsc -p . \
+ && cp -r src/server/status/assets dist/src/server/status/assets \
  && rm -rf dist/src/demo dist/src/devstack \
  && npm prune --omit=dev --no-audit --no-fund --loglevel=error
 
@@ -41,8 +42,6 @@ COPY bin ./bin
 # The embedded default config and its example contracts (used when no --config is given).
 COPY config ./config
 COPY proto ./proto
-# The status page's static files are read from the source tree at startup (src/server/status/page.ts).
-COPY src/server/status/assets ./src/server/status/assets
 # An unprivileged user; the Kubernetes manifests set the same ids.
 USER 10001:10001
 EXPOSE 9464

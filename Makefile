@@ -28,6 +28,8 @@ $(NPM_STAMP): package.json package-lock.json $(NODE_BIN)
 ENVOY_API := gen/envoy-api/envoy/service/ext_proc/v3/external_processor.proto
 build: install $(ENVOY_API)
 	npx tsc -p .
+	@# The status page's static files run from dist/ beside the module that serves them (as in the image).
+	@rm -rf dist/src/server/status/assets && cp -r src/server/status/assets dist/src/server/status/assets
 
 $(ENVOY_API): tools/envoy-api/main.go tools/envoy-api/go.mod tools/envoy-api/go.sum
 	@rm -rf gen/envoy-api && mkdir -p gen/envoy-api

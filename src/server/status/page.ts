@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url";
 import { type AdminHandler, sendJson } from "../admin.js";
 import type { StatusReporter } from "./report.js";
 
-/** The assets stay in the source tree; this module runs from dist/src/server/status/. */
-export const STATUS_ASSETS_DIR = fileURLToPath(new URL("../../../../src/server/status/assets/", import.meta.url));
+/** Beside this module: the build copies them from src/ into dist/ (Makefile build, the Dockerfile). */
+export const STATUS_ASSETS_DIR = fileURLToPath(new URL("./assets/", import.meta.url));
 
 const ASSETS = [
   { path: "/", file: "index.html", type: "text/html; charset=utf-8" },

@@ -9,6 +9,7 @@ import { DEFAULT_CONFIG_PATH } from "../../../src/cli.js";
 import { configSchema } from "../../../src/config/schema.js";
 import { PROJECT_ROOT } from "../../../src/devstack/envoy.js";
 import { ENVOY_API_DIR } from "../../../src/extproc/proto.js";
+import { STATUS_ASSETS_DIR } from "../../../src/server/status/page.js";
 
 interface Stage {
   readonly from: string;
@@ -67,6 +68,15 @@ t.test("the runtime stage has what the guard reads beside dist/, and nothing of 
   t.match(buildSteps, /npm ci /, "dependencies from the lock file");
   t.match(buildSteps, /rm -rf dist\/src\/demo dist\/src\/devstack/, "the demo model and the dev stack are left out");
   t.match(buildSteps, /npm prune --omit=dev/, "production dependencies only");
+  t.match(
+    buildSteps,
+    new RegExp(`cp -r src/server/status/assets ${relative(PROJECT_ROOT, STATUS_ASSETS_DIR).replace(/\/$/, "")}`),
+    "the status page's files where the module serving them reads them",
+  );
+  t.notOk(
+    copied.some((path) => path.startsWith("src")),
+    "no source tree in the image",
+  );
   t.ok(Object.keys(manifest.dependencies).length > 0);
 
   const runtimeSteps = runtime.lines.join("\n");
