@@ -28,6 +28,7 @@ import {
 } from "./cache/stage.js";
 import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
+import type { RecentViolations } from "./contracts/recent.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
 import type { DriftConfig, RouteDriftConfig } from "./drift/config.js";
 import { createDriftMonitor, type DriftMonitor } from "./drift/monitor.js";
@@ -127,7 +128,12 @@ export function stageConfigs(config: PipelineConfig) {
  */
 export function buildPipeline(
   config: PipelineConfig,
-  deps: PipelineDeps & StageDeps & { readonly tracer?: ExchangeTracer | undefined },
+  deps: PipelineDeps &
+    StageDeps & {
+      readonly tracer?: ExchangeTracer | undefined;
+      /** The status page's violations table, kept by the guard across reloads. */
+      readonly recentViolations?: RecentViolations;
+    },
   contracts?: CompiledContracts,
 ): BuiltPipeline {
   const sections = stageConfigs(config);
@@ -145,12 +151,10 @@ export function buildPipeline(
   const contractsStage =
     contracts === undefined
       ? undefined
-      : createContractsStage(
-          sections.contracts,
-          deps,
-          contracts,
-          drift === undefined ? {} : { observe: drift.observe },
-        );
+      : createContractsStage(sections.contracts, deps, contracts, {
+          ...(drift === undefined ? {} : { observe: drift.observe }),
+          ...(deps.recentViolations === undefined ? {} : { recent: deps.recentViolations }),
+        });
   if (contractsStage !== undefined) stages.push(contractsStage);
   // Runs on no request (the contracts stage feeds it); listed so the pipeline closes its Redis.
   if (drift !== undefined) stages.push(drift);

@@ -12,6 +12,7 @@ import type { ConfigIssue } from "../config-kit/issues.js";
 import { ModeOverrideWatch } from "../extproc/override-watch.js";
 import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
+import { RecentViolations } from "../pipeline/contracts/recent.js";
 import { startTracing } from "../tracing/start.js";
 import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
@@ -59,10 +60,12 @@ export async function startGuard(
   const now = (): number => performance.now();
   // Read once: an exporter holds connections and a queue, so the section applies at restart.
   const tracer = await startTracing(initial.config.tracing, process.env, log, VERSION);
+  // The status page's violations table outlives a reload, as the metrics do.
+  const recentViolations = new RecentViolations();
   const build = async (prepared: Extract<PreparedGuard, { ok: true }>): Promise<BuiltPipeline> => {
     const built = buildPipeline(
       prepared.config,
-      { metrics, registry: metrics.registry, log, now, tracer },
+      { metrics, registry: metrics.registry, log, now, tracer, recentViolations },
       prepared.contracts,
     );
     await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
@@ -93,7 +96,7 @@ export async function startGuard(
   );
   const status = new StatusReporter({
     registry: () => metrics.registry,
-    recentViolations: () => current.contracts?.recentViolations,
+    recentViolations: () => (current.contracts === undefined ? undefined : recentViolations),
     drift: () => current.drift,
     routes: () => config.routes.map((route) => route.name),
     version: VERSION,

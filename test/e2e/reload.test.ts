@@ -76,6 +76,11 @@ t.test("a reload keeps the stages' counters; a removed route's series go", async
   const routes = [
     { name: "chat", match: { pathPrefix: "/v1/chat/completions" }, usage: { countBodies: true } },
     { name: "completions", match: { pathPrefix: "/v1/completions" }, usage: { countBodies: true } },
+    {
+      name: "sentiment",
+      match: { pathPrefix: "/v1/predict/sentiment" },
+      contract: { message: "demo.v1.Sentiment", action: "enforce" },
+    },
   ];
   const stack = await stackFor(t, { guardConfig: { routes } });
   const guard = stack.guard;
@@ -85,10 +90,24 @@ t.test("a reload keeps the stages' counters; a removed route's series go", async
   t.equal((await post(`${stack.url}/v1/completions`, { model: "demo", prompt: "hi" })).status, 200);
   const tokens = (metrics: string, route: string): number =>
     metricSum(metrics, "guard_tokens_total", { route, kind: "completion" });
+  const violated = await post(
+    `${stack.url}/v1/predict/sentiment`,
+    { text: "rescaled" },
+    { "x-demo-variant": "score_rescaled", "x-demo-version": "v2" },
+  );
+  t.equal(violated.status, 502, "a contract violation for the status page's table");
+  const example = async (): Promise<unknown> => {
+    const status = (await (await fetch(`${guard.adminUrl}/api/status`)).json()) as {
+      contracts: Array<{ topRules: Array<{ example: unknown }> }>;
+    };
+    return status.contracts[0]?.topRules[0]?.example;
+  };
+  const exampleBefore = await example();
+  t.ok(exampleBefore, "the status page lists the violation");
   const before = await guard.metrics();
   t.ok(tokens(before, "chat") > 0 && tokens(before, "completions") > 0, "both routes counted tokens");
 
-  await writeFile(guard.configFile, stringify({ listen, drain: { graceMs: 0 }, routes: [routes[0]] }));
+  await writeFile(guard.configFile, stringify({ listen, drain: { graceMs: 0 }, routes: [routes[0], routes[2]] }));
   guard.process().child.kill("SIGHUP");
   await waitUntil(
     "reloaded",
@@ -98,6 +117,7 @@ t.test("a reload keeps the stages' counters; a removed route's series go", async
   const after = await guard.metrics();
   t.equal(tokens(after, "chat"), tokens(before, "chat"), "the chat route's counter went on, no reset");
   t.notMatch(after, /route="completions"/, "the removed route's series are gone");
+  t.same(await example(), exampleBefore, "the status page's violation example survived the reload");
   t.equal((await post(`${stack.url}/v1/chat/completions`, CHAT)).status, 200);
   t.ok(tokens(await guard.metrics(), "chat") > tokens(before, "chat"), "and counts on");
 });

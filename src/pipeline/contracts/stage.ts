@@ -44,6 +44,8 @@ export interface ContractsStageOptions {
   /** Uniform [0, 1) source for sampling; injectable for tests. */
   readonly random?: () => number;
   readonly observe?: ContractObserver;
+  /** Where violations are listed for the status page: the guard keeps one across reloads. */
+  readonly recent?: RecentViolations;
 }
 
 /** Check duration buckets (seconds): a 0.5 KB body takes tens of µs, a 1 MB one tens of ms. */
@@ -139,7 +141,7 @@ export function createContractsStage(
   const versions = new BoundedLabel(section.maxModelVersions);
   const random = options.random ?? Math.random;
   const reporting: Reporting = {
-    recent: new RecentViolations(),
+    recent: options.recent ?? new RecentViolations(),
     decisions: createDecisionLog(deps.log, deps.now),
     observe: options.observe,
   };
