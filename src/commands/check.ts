@@ -9,6 +9,9 @@ import { type CompiledContracts, compileContracts, formatSourceError } from "../
 import { Contract, type ContractSpec } from "../contracts/contract.js";
 import { type ContractViolation, STRICT, type Strictness } from "../contracts/json-check.js";
 import { parsePayloadPath, stringAt } from "../contracts/payload.js";
+import { type DriftConfig, driftSchema, type RouteDriftConfig } from "../pipeline/drift/config.js";
+import { thresholdsOf } from "../pipeline/drift/monitor.js";
+import { type DriftCheckSettings, runDriftCheck } from "./check-drift.js";
 import {
   type CheckSummary,
   checkTally,
@@ -17,13 +20,7 @@ import {
   type Verdict,
   verdictOf,
 } from "./check-summary.js";
-
-export interface CliIo {
-  /** One line of machine-readable output (no trailing newline). */
-  readonly out: (line: string) => void;
-  /** Human-readable diagnostics (no trailing newline). */
-  readonly err: (line: string) => void;
-}
+import type { CliIo } from "./io.js";
 
 export const CHECK_HELP = `Usage:
   inference-guard check --config <file> --contract <route-or-message> <responses.jsonl>
@@ -58,6 +55,12 @@ Options:
   --max-violation-ratio <r>     tolerated violated ÷ checked (passed + violated), 0 to 1 (default 0)
   --max-unverifiable-ratio <r>  tolerated unverifiable ÷ non-blank lines, 0 to 1 (default 0)
   --format text|json            output layout (default text); --json is --format json
+  --baseline <v1.jsonl>         drift instead of the contract check: profile both recordings through
+                                the contract's fields and score <responses.jsonl> against this one
+                                as the running guard scores a model version (docs/drift.md); exit 0
+                                stable, 1 drifting, 2 too few payloads to judge
+  --min-samples <n>             payloads each side needs before a drift verdict (default: the
+                                config's drift.minSamples, 200)
   --allow-unknown-fields, --allow-number-strings, --allow-non-finite-strings,
   --allow-null, --allow-enum-numbers
                                 relax one strict JSON check (only with --proto)
@@ -94,6 +97,8 @@ function parseCheckArgs(argv: string[]) {
       "max-unverifiable-ratio": { type: "string" },
       format: { type: "string" },
       json: { type: "boolean" },
+      baseline: { type: "string" },
+      "min-samples": { type: "string" },
       "allow-unknown-fields": { type: "boolean" },
       "allow-number-strings": { type: "boolean" },
       "allow-non-finite-strings": { type: "boolean" },
@@ -104,7 +109,9 @@ function parseCheckArgs(argv: string[]) {
   });
 }
 
-type Setup = { ok: true; contract: Contract; versionField: string | undefined } | { ok: false; errors: string[] };
+type Setup =
+  | { ok: true; contract: Contract; versionField: string | undefined; drift: DriftCheckSettings }
+  | { ok: false; errors: string[] };
 
 export async function runCheck(argv: string[], io: CliIo): Promise<number> {
   let args: Parsed;
@@ -140,6 +147,20 @@ export async function runCheck(argv: string[], io: CliIo): Promise<number> {
     return 2;
   }
   const input = positionals[0] ?? "";
+  if (values.baseline !== undefined) {
+    const minSamples = values["min-samples"] === undefined ? setup.drift.minSamples : Number(values["min-samples"]);
+    if (!Number.isInteger(minSamples) || minSamples < 1) {
+      io.err("check: --min-samples must be a positive integer");
+      return 2;
+    }
+    return runDriftCheck(
+      setup.contract,
+      { ...setup.drift, minSamples },
+      { baseline: values.baseline, candidate: input },
+      options.format,
+      io,
+    );
+  }
   const versionField = values["model-version-field"] ?? setup.versionField;
   let handle: FileHandle;
   try {
@@ -316,6 +337,17 @@ async function fromConfig(file: string, name: string, maxViolations: number, io:
       maxPayloads: config.contracts.maxPayloads,
     }),
     versionField: binding.modelVersionField,
+    drift: driftSettings(config.drift, route?.drift),
+  };
+}
+
+/** The drift monitor's settings for one route: the section's, with the route's own thresholds. */
+function driftSettings(section: DriftConfig, route: RouteDriftConfig | undefined): DriftCheckSettings {
+  return {
+    minSamples: section.minSamples,
+    thresholds: route === undefined ? section.thresholds : thresholdsOf(section, route),
+    profile: { relativeAccuracy: section.relativeAccuracy, maxCategories: section.maxCategories },
+    maxFields: section.maxFields,
   };
 }
 
@@ -349,6 +381,7 @@ async function fromProto(values: Parsed["values"], maxViolations: number): Promi
       maxViolations,
     }),
     versionField: undefined,
+    drift: driftSettings(driftSchema.parse({}), undefined),
   };
 }
 

@@ -3,7 +3,8 @@
 import { parseArgs } from "node:util";
 import { prepareGuard } from "../config/prepare.js";
 import { compileContracts, formatSourceError } from "../contracts/compile.js";
-import { type CliIo, configLine, warningLine } from "./check.js";
+import { configLine, warningLine } from "./check.js";
+import type { CliIo } from "./io.js";
 
 export const LINT_HELP = `Usage:
   inference-guard lint [--config <file>] [--proto <dir>...]

@@ -3,19 +3,16 @@
 // scores each version against its route's baseline on demand — for /metrics and /api/status,
 // never on the request path. Per answer it only walks the contract's fields into sketches.
 import type { Contract } from "../../contracts/contract.js";
-import { extractPayloads, type PayloadStep, parsePayloadPath } from "../../contracts/payload.js";
 import { realTimers, type Timers } from "../../util/timers.js";
 import type { Exchange, Stage, StageConfig, StageDeps } from "../types.js";
+import { type AnswerShape, answerShape, observeAnswer } from "./answers.js";
 import { TrafficWindow } from "./baseline.js";
 import { type CompareOptions, compareVersion, type RouteDrift } from "./compare.js";
 import type { DriftConfig, DriftThresholds, RouteDriftConfig } from "./config.js";
-import { type FieldSpec, profiledFields } from "./fields.js";
 import { FleetProfiles } from "./fleet.js";
 import { registerDriftMetrics, registerDriftRedisMetrics } from "./metrics.js";
 import { type ProfileOptions, VersionProfile } from "./profile.js";
 
-/** Payloads of one answer profiled at most (the contract checks up to contracts.maxPayloads). */
-const MAX_PAYLOADS = 64;
 /** The longest warmUp waits for the fleet's Redis. */
 const WARM_UP_WAIT_MS = 2_000;
 /** Reports computed for a scrape serve the status page (and the next scrape) within this time. */
@@ -40,10 +37,7 @@ export interface DriftMonitor extends Stage {
 
 interface RouteState {
   readonly contract: string;
-  readonly specs: readonly FieldSpec[];
-  readonly steps: readonly PayloadStep[];
-  /** The contract's wrapField name: each payload is that field's value, not a message. */
-  readonly wrap: string | undefined;
+  readonly shape: AnswerShape;
   readonly versions: Map<string, VersionProfile>;
   readonly traffic: TrafficWindow;
   readonly settings: RouteDriftConfig;
@@ -82,15 +76,11 @@ export function createDriftMonitor(
     const known = routes.get(route);
     if (known !== undefined) return known;
     const settings = config.routes.get(route);
-    const parsed = parsePayloadPath(contract.spec.payload ?? "$");
-    if (settings === undefined || !parsed.ok) return undefined;
-    const wrap = contract.wrap?.name;
-    const fields = profiledFields(contract.spec.message, section.maxFields);
+    const shape = answerShape(contract, section.maxFields);
+    if (settings === undefined || shape === undefined) return undefined;
     const state: RouteState = {
       contract: contract.name,
-      specs: wrap === undefined ? fields : fields.filter((spec) => spec.path === wrap),
-      steps: parsed.steps,
-      wrap,
+      shape,
       versions: new Map(),
       traffic: new TrafficWindow(section.baselineWindowMs),
       settings,
@@ -133,19 +123,12 @@ export function createDriftMonitor(
           state.dropped++;
           return;
         }
-        profile = new VersionProfile(modelVersion, state.specs, options);
+        profile = new VersionProfile(modelVersion, state.shape.specs, options);
         state.versions.set(modelVersion, profile);
       }
       state.traffic.record(modelVersion, deps.now());
       profile.observeInput({ promptTokens: exchange.promptTokens, cost: exchange.cost, tier: exchange.tier });
-      const { payloads } = extractPayloads(body, state.steps, MAX_PAYLOADS);
-      const { specs, wrap } = state;
-      for (const payload of payloads) {
-        // An answer without its payload (missing, not JSON) is an answer whose every field is missing.
-        const value = "value" in payload ? payload.value : undefined;
-        const root = wrap === undefined ? value : { [wrap]: value };
-        profile.observePayload((index) => valueAt(root, specs[index]?.keys ?? []));
-      }
+      observeAnswer(profile, state.shape, body);
       fleet?.syncIfDue(mine);
     },
     report,
@@ -155,7 +138,7 @@ export function createDriftMonitor(
 }
 
 /** The binding's thresholds, each one it does not set taken from the section's. */
-function thresholdsOf(section: DriftConfig, settings: RouteDriftConfig): DriftThresholds {
+export function thresholdsOf(section: DriftConfig, settings: RouteDriftConfig): DriftThresholds {
   const own = Object.entries(settings.thresholds).filter(([, value]) => value !== undefined);
   return { ...section.thresholds, ...Object.fromEntries(own) };
 }
@@ -204,20 +187,4 @@ function routeDrift(
     droppedAnswers: state.dropped,
     versions: [...versions.values()].map((profile) => compareVersion(profile, baselineProfile, state.compare)),
   };
-}
-
-/** The value under one of each level's keys (proto name or JSON name), or undefined. */
-function valueAt(root: unknown, keys: readonly (readonly string[])[]): unknown {
-  let value = root;
-  for (const names of keys) {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-    const object = value as Record<string, unknown>;
-    let next: unknown;
-    for (const name of names) {
-      next = object[name];
-      if (next !== undefined) break;
-    }
-    value = next;
-  }
-  return value;
 }

@@ -1,0 +1,57 @@
+// How an answer body becomes profile observations, shared by the running monitor and the offline
+// `inference-guard check --baseline`: the contract's payload path finds the payloads, and each
+// profiled field is read from a payload by its proto or JSON name.
+import type { Contract } from "../../contracts/contract.js";
+import { extractPayloads, type PayloadStep, parsePayloadPath } from "../../contracts/payload.js";
+import { type FieldSpec, profiledFields } from "./fields.js";
+import type { VersionProfile } from "./profile.js";
+
+/** Payloads of one answer profiled at most (the contract checks up to contracts.maxPayloads). */
+const MAX_PAYLOADS = 64;
+
+/** What of a contract the profiles read: its fields, where its payloads are, its wrap field. */
+export interface AnswerShape {
+  readonly specs: readonly FieldSpec[];
+  readonly steps: readonly PayloadStep[];
+  /** The contract's wrapField name: each payload is that field's value, not a message. */
+  readonly wrap: string | undefined;
+}
+
+/** Undefined when the contract's payload path does not parse (config validation rejects it first). */
+export function answerShape(contract: Contract, maxFields: number): AnswerShape | undefined {
+  const parsed = parsePayloadPath(contract.spec.payload ?? "$");
+  if (!parsed.ok) return undefined;
+  const wrap = contract.wrap?.name;
+  const fields = profiledFields(contract.spec.message, maxFields);
+  return {
+    specs: wrap === undefined ? fields : fields.filter((spec) => spec.path === wrap),
+    steps: parsed.steps,
+    wrap,
+  };
+}
+
+/** Every payload of the (parsed) body into the profile; a missing payload has every field missing. */
+export function observeAnswer(profile: VersionProfile, shape: AnswerShape, body: unknown): void {
+  const { payloads } = extractPayloads(body, shape.steps, MAX_PAYLOADS);
+  for (const payload of payloads) {
+    const value = "value" in payload ? payload.value : undefined;
+    const root = shape.wrap === undefined ? value : { [shape.wrap]: value };
+    profile.observePayload((index) => valueAt(root, shape.specs[index]?.keys ?? []));
+  }
+}
+
+/** The value under one of each level's keys (proto name or JSON name), or undefined. */
+function valueAt(root: unknown, keys: readonly (readonly string[])[]): unknown {
+  let value = root;
+  for (const names of keys) {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+    const object = value as Record<string, unknown>;
+    let next: unknown;
+    for (const name of names) {
+      next = object[name];
+      if (next !== undefined) break;
+    }
+    value = next;
+  }
+  return value;
+}
