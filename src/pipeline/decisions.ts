@@ -1,14 +1,20 @@
 // One log line per decision the guard takes on a request (shed, contract violation, re-route to a
-// costlier tier), with Envoy's request id so an operator can follow one request from the access log
-// to the guard. Rate-limited per kind: under overload every request is a shed, and the log must not
+// costlier tier), with Envoy's request id and the trace id so an operator can follow one request
+// from the access log or the trace to the guard. Rate-limited per kind: under overload every request is a shed, and the log must not
 // become the next bottleneck. Lines carry ids, names and numbers only: never bodies or headers.
 import type { Logger } from "pino";
+import type { Exchange } from "./types.js";
 
 export type DecisionKind = "shed" | "contract_violation" | "reroute";
 
 export type DecisionFields = Readonly<Record<string, string | number | boolean | readonly string[] | undefined>>;
 
-export type DecisionLog = (kind: DecisionKind, requestId: string, route: string, fields: DecisionFields) => void;
+export type DecisionLog = (
+  kind: DecisionKind,
+  exchange: Pick<Exchange, "request" | "traceId">,
+  route: string,
+  fields: DecisionFields,
+) => void;
 
 /** Lines per second per kind (and burst size); beyond it lines are counted, not written. */
 export const DECISION_LINES_PER_SECOND = 20;
@@ -22,7 +28,7 @@ interface Bucket {
 
 export function createDecisionLog(log: Logger, now: () => number, perSecond = DECISION_LINES_PER_SECOND): DecisionLog {
   const buckets = new Map<DecisionKind, Bucket>();
-  return (kind, requestId, route, fields) => {
+  return (kind, exchange, route, fields) => {
     const at = now();
     let bucket = buckets.get(kind);
     if (bucket === undefined) {
@@ -39,7 +45,14 @@ export function createDecisionLog(log: Logger, now: () => number, perSecond = DE
     const suppressed = bucket.suppressed;
     bucket.suppressed = 0;
     log.info(
-      { decision: kind, requestId, route, ...fields, ...(suppressed > 0 ? { suppressed } : {}) },
+      {
+        decision: kind,
+        requestId: exchange.request.requestId,
+        ...(exchange.traceId === undefined ? {} : { trace_id: exchange.traceId }),
+        route,
+        ...fields,
+        ...(suppressed > 0 ? { suppressed } : {}),
+      },
       `decision: ${kind}`,
     );
   };

@@ -103,11 +103,10 @@ export class ExchangeRun {
    */
   get log(): Logger {
     if (this.#log !== undefined) return this.#log;
-    const trace = this.#trace ?? parseTraceparent(parentContextOf(this.exchange.request)?.traceparent);
     this.#log = this.#pipeline.log.child({
       requestId: this.exchange.request.requestId,
       route: this.exchange.route.name,
-      ...(trace === undefined ? {} : { trace_id: trace.traceId }),
+      ...(this.exchange.traceId === undefined ? {} : { trace_id: this.exchange.traceId }),
       ...(this.#trace === undefined ? {} : { span_id: this.#trace.spanId }),
     });
     return this.#log;
@@ -337,22 +336,25 @@ export class Pipeline {
     if (route === undefined) return undefined;
     // Once, before any stage: every stage reads the same tenant and class.
     const { tenant, priority } = this.#identify(request, route.name);
+    const startedAt = this.now();
+    const tracing = this.#tracing;
+    const trace = tracing?.tracer.start({
+      request,
+      route: route.name,
+      startedAt,
+      decisionHeaders: tracing.decisionHeaders,
+    });
+    const traceId = trace?.traceId ?? parseTraceparent(parentContextOf(request)?.traceparent)?.traceId;
     const exchange: Exchange = {
       request,
       route: route.streaming === undefined ? { name: route.name } : { name: route.name, streaming: route.streaming },
-      startedAt: this.now(),
+      startedAt,
+      ...(traceId === undefined ? {} : { traceId }),
       tenant,
       priority,
       extendDeadline,
     };
     const runs: StartedRun[] = [];
-    const tracing = this.#tracing;
-    const trace = tracing?.tracer.start({
-      request,
-      route: route.name,
-      startedAt: exchange.startedAt,
-      decisionHeaders: tracing.decisionHeaders,
-    });
     const exchangeRun = new ExchangeRun(exchange, runs, this, trace);
     for (const stage of this.stages) {
       try {

@@ -141,6 +141,11 @@ export interface Exchange {
   readonly route: RouteRef;
   /** Monotonic ms (performance.now()) when the request headers arrived. */
   readonly startedAt: number;
+  /**
+   * The W3C trace id the exchange's log lines name: the guard's own span's when it traces, else
+   * the trace the request continues (Envoy's, or a client's); absent when there is none.
+   */
+  readonly traceId?: string;
   response?: ResponseInfo;
   /** Estimated cost in cost units (set by the complexity stage). */
   cost?: number;

@@ -202,8 +202,11 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
     const ended = lines.find((line) => line.msg === "exchange ended" && line.trace_id === context.traceId);
     t.match(ended, { span_id: exchange?.spanID, route: "completions", answeredBy: "guard", reason: /^shed\./ });
     t.ok(
-      lines.some((line) => line.msg === "decision: shed" && line.requestId === ended?.requestId),
-      "the shed decision line names the same request",
+      lines.some(
+        (line) =>
+          line.msg === "decision: shed" && line.requestId === ended?.requestId && line.trace_id === context.traceId,
+      ),
+      "the shed decision line names the same request and trace",
     );
   });
 

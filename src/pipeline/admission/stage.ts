@@ -244,7 +244,7 @@ class AdmissionRun implements StageRun {
     if (decision.kind === "shed") {
       this.#state = { kind: "finished" };
       this.metrics.shed.inc({ reason: decision.reason, priority: this.#priority, route });
-      this.decisions("shed", this.exchange.request.requestId, route, {
+      this.decisions("shed", this.exchange, route, {
         reason: decision.reason,
         priority: this.#priority,
         pool: domain.name,

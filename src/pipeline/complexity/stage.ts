@@ -144,7 +144,7 @@ class ComplexityRun implements StageRun {
     this.metrics.tierDecisions.inc({ route, tier });
     // Requests staying on the first (default) tier are the normal case; only a re-route is a decision.
     if (tier !== settings.tiers[0]?.name) {
-      this.decisions("reroute", this.exchange.request.requestId, route, {
+      this.decisions("reroute", this.exchange, route, {
         tier,
         cost: Math.round(cost),
         predictedLatencyMs: Math.round(predictedMs),

@@ -388,7 +388,7 @@ class ContractRun implements StageRun {
     }
     const rules = result.violations.map((violation) => violation.rule);
     this.reporting.recent.record(binding.contract.name, version, result.violations, this.deps.now());
-    this.reporting.decisions("contract_violation", this.exchange.request.requestId, binding.route, {
+    this.reporting.decisions("contract_violation", this.exchange, binding.route, {
       contract: binding.contract.name,
       modelVersion: version,
       action: binding.settings.action,
