@@ -109,6 +109,10 @@ t.test("guard down, failure_mode_allow: true → the upstream still answers, and
   t.equal(metricSum(metrics, "guard_envoy_unguarded_total", { reason: "stream_error" }), 5, "every one is exported");
   t.equal(metricSum(metrics, "guard_envoy_unguarded_total", {}), 5);
   t.equal(metricSum(metrics, "guard_envoy_stats_up", {}), 1);
+  const status = (await (await fetch(`${guard.adminUrl}/api/status`)).json()) as {
+    unguarded: { requests: number; byReason: Record<string, number> } | null;
+  };
+  t.match(status.unguarded, { requests: 5, byReason: { stream_error: 5 } }, "the status page shows them");
 });
 
 t.test("guard down, failure_mode_allow: false → a prompt 500, no hang", async (t) => {

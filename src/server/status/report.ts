@@ -102,6 +102,18 @@ export interface StatusReport {
   readonly contracts: readonly ContractStatus[];
   readonly drift: readonly DriftStatus[];
   readonly reloads: { readonly success: number; readonly failure: number };
+  /**
+   * What the Envoy sent on without the guard (guard_envoy_unguarded_total, by reason), and its
+   * share of everything through the ext_proc filter; null without envoy.adminUrl.
+   */
+  readonly unguarded: UnguardedStatus | null;
+}
+
+export interface UnguardedStatus {
+  readonly requests: number;
+  /** Unguarded ÷ (unguarded + exchanges the guard took). */
+  readonly share: number;
+  readonly byReason: Readonly<Record<string, number>>;
 }
 
 /** Rates cover about the last minute; older samples are dropped. */
@@ -124,6 +136,8 @@ const METRICS_READ = [
   "guard_admission_limit_cost",
   "guard_admission_queued",
   "guard_config_reloads_total",
+  "guard_envoy_unguarded_total",
+  "guard_extproc_streams_total",
 ] as const;
 
 type Row = {
@@ -214,6 +228,7 @@ export class StatusReporter {
         success: sum(rows("guard_config_reloads_total").filter((row) => row.labels.result === "success")),
         failure: sum(rows("guard_config_reloads_total").filter((row) => row.labels.result === "failure")),
       },
+      unguarded: unguardedStatus(rows("guard_envoy_unguarded_total"), sum(rows("guard_extproc_streams_total"))),
     };
   }
 
@@ -288,6 +303,16 @@ function poolStatus(
       queued: valueFor(queued, pool),
     };
   });
+}
+
+function unguardedStatus(unguarded: readonly Row[], exchanges: number): UnguardedStatus | null {
+  if (unguarded.length === 0) return null;
+  const requests = sum(unguarded);
+  return {
+    requests,
+    share: requests + exchanges > 0 ? requests / (requests + exchanges) : 0,
+    byReason: Object.fromEntries(unguarded.map((row) => [String(row.labels.reason), row.value])),
+  };
 }
 
 function contractStatus(

@@ -245,11 +245,24 @@ function renderPools(pools) {
   );
 }
 
+/** What Envoy sent past the guard: always in view when it happened, named by cause. */
+function renderUnguarded(unguarded) {
+  const banner = document.getElementById("unguarded");
+  banner.hidden = unguarded === null || unguarded.requests === 0;
+  if (banner.hidden) return;
+  const reasons = Object.entries(unguarded.byReason)
+    .filter(([, count]) => count > 0)
+    .map(([reason, count]) => `${reason.replaceAll("_", " ")} ${integer.format(count)}`)
+    .join(" · ");
+  banner.textContent = `${integer.format(unguarded.requests)} requests reached a model without the guard (${percent.format(unguarded.share)} of the traffic): ${reasons}`;
+}
+
 function render(status) {
   const rateWindow = status.rateWindowSeconds === null ? "" : ` · rates over ${duration(status.rateWindowSeconds)}`;
   const reloads = `reloads ${status.reloads.success} ok, ${status.reloads.failure} failed`;
   document.getElementById("meta").textContent =
     `v${status.version} · up ${duration(status.uptimeSeconds)} · ${reloads}${rateWindow}`;
+  renderUnguarded(status.unguarded);
   renderPools(status.pools);
   renderRoutes(status.routes);
   renderContracts(status.contracts);

@@ -240,3 +240,38 @@ t.test("drift per route: the baseline, each version's verdict, top drifting fiel
   );
   t.same((await fixture().reporter.report()).drift, [], "no drift monitor: no drift rows");
 });
+
+t.test("what Envoy sent past the guard, and its share of the traffic", async (t) => {
+  const { reporter } = fixture();
+  t.equal((await reporter.report()).unguarded, null, "without envoy.adminUrl: nothing to say");
+  const registry = new Registry();
+  const streams = new Counter({
+    name: "guard_extproc_streams_total",
+    help: "h",
+    labelNames: ["outcome"],
+    registers: [registry],
+  });
+  const unguarded = new Counter({
+    name: "guard_envoy_unguarded_total",
+    help: "h",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  const withEnvoy = new StatusReporter({
+    registry: () => registry,
+    recentViolations: () => undefined,
+    drift: () => undefined,
+    routes: () => [],
+    version: "9.9.9",
+    now: () => 0,
+  });
+  streams.inc({ outcome: "completed" }, 96);
+  unguarded.inc({ reason: "stream_error" }, 3);
+  unguarded.inc({ reason: "overflow" }, 1);
+  unguarded.inc({ reason: "message_timeout" }, 0);
+  t.same((await withEnvoy.report()).unguarded, {
+    requests: 4,
+    share: 0.04,
+    byReason: { stream_error: 3, overflow: 1, message_timeout: 0 },
+  });
+});
