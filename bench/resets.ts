@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { startStack } from "../src/devstack/stack.js";
-import { envoyStats } from "../test/helpers/e2e.js";
+import { envoyStats, resettingEveryStream } from "../test/helpers/e2e.js";
 
 const { values } = parseArgs({
   options: {
@@ -23,11 +23,7 @@ const seconds = Number(values.seconds);
 const stack = await startStack({
   guardConfig: { routes: [{ name: "chat", match: { pathPrefix: "/v1/chat/completions" } }] },
   demoArgs: { light: ["--first-token-ms", "20", "--inter-token-ms", "20"] },
-  editEnvoyConfig: (yaml) =>
-    yaml.replace(
-      "envoy.reloadable_features.ext_proc_graceful_grpc_close: true",
-      "envoy.reloadable_features.ext_proc_graceful_grpc_close: false",
-    ),
+  editEnvoyConfig: resettingEveryStream,
 });
 const outcomes = new Map<string, number>();
 const count = (outcome: string): void => {

@@ -4,17 +4,11 @@
 // no reset, and the guard must never have sent Envoy a GOAWAY.
 import * as http2 from "node:http2";
 import t from "tap";
-import { post, stackFor } from "../helpers/e2e.js";
+import { envoyCounter, post, resettingEveryStream, stackFor } from "../helpers/e2e.js";
 
 const REQUESTS = 1_500;
 const PROCESS_PATH = "/envoy.service.ext_proc.v3.ExternalProcessor/Process";
 const CONCURRENCY = 10;
-
-async function envoyCounter(adminUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/stats?filter=${encodeURIComponent(`^${name}$`)}`)).text();
-  const match = new RegExp(`^${name.replace(/\./g, "\\.")}: (\\d+)$`, "m").exec(text);
-  return match?.[1] === undefined ? 0 : Number(match[1]);
-}
 
 t.setTimeout(240_000);
 
@@ -50,16 +44,6 @@ t.test(`${REQUESTS} requests, ${CONCURRENCY} at a time: no ext_proc stream lost 
     "no stream ended in a reset",
   );
 });
-
-/** Envoy as it runs without the runtime flag: every finished ext_proc stream is reset. */
-const resettingEveryStream = (yaml: string): string => {
-  const edited = yaml.replace(
-    "envoy.reloadable_features.ext_proc_graceful_grpc_close: true",
-    "envoy.reloadable_features.ext_proc_graceful_grpc_close: false",
-  );
-  if (edited === yaml) throw new Error("envoy.yaml: the graceful close flag moved");
-  return edited;
-};
 
 t.test(`graceful close off: ${REQUESTS * 2} requests each ending in a reset, and no GOAWAY`, async (t) => {
   // Node's own budget (1000 resets, then 33/s) GOAWAYs Envoy's connection after the first thousand

@@ -125,3 +125,19 @@ export async function envoyStats(adminUrl: string, pattern: string): Promise<Map
       }),
   );
 }
+
+/** One Envoy counter by its exact name; 0 while Envoy has not created it. */
+export async function envoyCounter(adminUrl: string, name: string): Promise<number> {
+  const exact = `^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`;
+  return (await envoyStats(adminUrl, exact)).get(name) ?? 0;
+}
+
+/** Envoy as it runs without the runtime flag: every finished ext_proc stream is reset. */
+export function resettingEveryStream(yaml: string): string {
+  const edited = yaml.replace(
+    "envoy.reloadable_features.ext_proc_graceful_grpc_close: true",
+    "envoy.reloadable_features.ext_proc_graceful_grpc_close: false",
+  );
+  if (edited === yaml) throw new Error("envoy.yaml: the graceful close flag moved");
+  return edited;
+}
