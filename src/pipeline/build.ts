@@ -31,7 +31,7 @@ import { createComplexityStage } from "./complexity/stage.js";
 import type { RecentViolations } from "./contracts/recent.js";
 import { type ContractsStage, createContractsStage } from "./contracts/stage.js";
 import type { DriftConfig, RouteDriftConfig } from "./drift/config.js";
-import { createDriftMonitor, type DriftMonitor } from "./drift/monitor.js";
+import { createDriftMonitor, type DriftHistory, type DriftMonitor } from "./drift/monitor.js";
 import type { IdentityConfig, RouteIdentityConfig } from "./identity/config.js";
 import { createIdentify } from "./identity/identify.js";
 import type { MaintenanceConfig } from "./maintenance/config.js";
@@ -133,6 +133,8 @@ export function buildPipeline(
       readonly tracer?: ExchangeTracer | undefined;
       /** The status page's violations table, kept by the guard across reloads. */
       readonly recentViolations?: RecentViolations;
+      /** The drift profiles, kept by the guard across reloads. */
+      readonly driftHistory?: DriftHistory;
     },
   contracts?: CompiledContracts,
 ): BuiltPipeline {
@@ -147,7 +149,13 @@ export function buildPipeline(
     createBudgetStage(sections.budget, deps),
     createAdmissionStage(sections.admission, deps),
   ];
-  const drift = contracts === undefined ? undefined : createDriftMonitor(sections.drift, deps);
+  const drift =
+    contracts === undefined
+      ? undefined
+      : createDriftMonitor(sections.drift, {
+          ...deps,
+          ...(deps.driftHistory === undefined ? {} : { history: deps.driftHistory }),
+        });
   const contractsStage =
     contracts === undefined
       ? undefined

@@ -13,6 +13,7 @@ import { ModeOverrideWatch } from "../extproc/override-watch.js";
 import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
 import { RecentViolations } from "../pipeline/contracts/recent.js";
+import { DriftHistory } from "../pipeline/drift/monitor.js";
 import { startTracing } from "../tracing/start.js";
 import { VERSION } from "../version.js";
 import { type AdminHandler, type AdminServer, sendJson, startAdminServer } from "./admin.js";
@@ -60,12 +61,13 @@ export async function startGuard(
   const now = (): number => performance.now();
   // Read once: an exporter holds connections and a queue, so the section applies at restart.
   const tracer = await startTracing(initial.config.tracing, process.env, log, VERSION);
-  // The status page's violations table outlives a reload, as the metrics do.
+  // The status page's violations table and the drift profiles outlive a reload, as the metrics do.
   const recentViolations = new RecentViolations();
+  const driftHistory = new DriftHistory();
   const build = async (prepared: Extract<PreparedGuard, { ok: true }>): Promise<BuiltPipeline> => {
     const built = buildPipeline(
       prepared.config,
-      { metrics, registry: metrics.registry, log, now, tracer, recentViolations },
+      { metrics, registry: metrics.registry, log, now, tracer, recentViolations, driftHistory },
       prepared.contracts,
     );
     await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));

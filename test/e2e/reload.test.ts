@@ -108,6 +108,8 @@ t.test("a reload keeps the stages' counters; a removed route's series go", async
   t.match(exampleBefore, { field: String, message: String }, "the status page lists the violation");
   const before = await guard.metrics();
   t.ok(tokens(before, "chat") > 0 && tokens(before, "completions") > 0, "both routes counted tokens");
+  const profiled = (metrics: string): number => metricSum(metrics, "guard_drift_samples", { route: "sentiment" });
+  t.equal(profiled(before), 1, "the drift monitor profiled the sentiment answer");
 
   await writeFile(guard.configFile, stringify({ listen, drain: { graceMs: 0 }, routes: [routes[0], routes[2]] }));
   guard.process().child.kill("SIGHUP");
@@ -120,6 +122,7 @@ t.test("a reload keeps the stages' counters; a removed route's series go", async
   t.equal(tokens(after, "chat"), tokens(before, "chat"), "the chat route's counter went on, no reset");
   t.notMatch(after, /route="completions"/, "the removed route's series are gone");
   t.same(await example(), exampleBefore, "the status page's violation example survived the reload");
+  t.equal(profiled(after), 1, "so did the drift profile");
   t.equal((await post(`${stack.url}/v1/chat/completions`, CHAT)).status, 200);
   t.ok(tokens(await guard.metrics(), "chat") > tokens(before, "chat"), "and counts on");
 });

@@ -35,26 +35,58 @@ export interface DriftMonitor extends Stage {
   sync(): Promise<void>;
 }
 
-interface RouteState {
+/** What a route's answers taught: kept across reloads while the route profiles the same fields. */
+interface RouteHistory {
   readonly contract: string;
   readonly shape: AnswerShape;
+  /** The contract, payload, fields and sketch settings the profiles were built with. */
+  readonly fingerprint: string;
   readonly versions: Map<string, VersionProfile>;
   readonly traffic: TrafficWindow;
+  dropped: number;
+}
+
+/**
+ * The profiles of every watched route, owned by the guard and handed to each monitor it builds, so
+ * a config reload keeps them (as the metrics and the violations table): re-learning a baseline
+ * would silence drift alerts for the minimum sample after every ConfigMap edit.
+ */
+export class DriftHistory {
+  readonly routes = new Map<string, RouteHistory>();
+}
+
+interface RouteState {
+  readonly kept: RouteHistory;
   readonly settings: RouteDriftConfig;
   readonly compare: CompareOptions;
-  dropped: number;
+  /** The contract object the history was last checked against (a reload compiles new ones). */
+  checkedFor: Contract | undefined;
 }
 
 export function createDriftMonitor(
   config: StageConfig<DriftConfig, RouteDriftConfig>,
-  deps: Pick<StageDeps, "registry" | "now" | "log"> & { readonly timers?: Timers },
+  deps: Pick<StageDeps, "registry" | "now" | "log"> & { readonly timers?: Timers; readonly history?: DriftHistory },
 ): DriftMonitor {
   const { section } = config;
   const options: ProfileOptions = {
     relativeAccuracy: section.relativeAccuracy,
     maxCategories: section.maxCategories,
   };
+  const history = deps.history ?? new DriftHistory();
+  const fingerprintOf = (contract: Contract, shape: AnswerShape): string =>
+    JSON.stringify([contract.name, contract.spec.payload, shape.wrap, shape.specs, options, section.baselineWindowMs]);
+  const stateOf = (kept: RouteHistory, settings: RouteDriftConfig): RouteState => ({
+    kept,
+    settings,
+    compare: { minSamples: section.minSamples, thresholds: thresholdsOf(section, settings) },
+    checkedFor: undefined,
+  });
   const routes = new Map<string, RouteState>();
+  for (const [route, kept] of history.routes) {
+    const settings = config.routes.get(route);
+    if (settings === undefined) history.routes.delete(route);
+    else routes.set(route, stateOf(kept, settings));
+  }
   const { url } = section.redis;
   const fleet =
     url === undefined
@@ -69,24 +101,32 @@ export function createDriftMonitor(
             options,
           },
         );
-  const mine = () => new Map([...routes].map(([route, state]) => [route, state.versions] as const));
+  const mine = () => new Map([...routes].map(([route, state]) => [route, state.kept.versions] as const));
   let cached: { readonly at: number; readonly reads: number; readonly report: readonly RouteDrift[] } | undefined;
 
   const stateFor = (route: string, contract: Contract): RouteState | undefined => {
     const known = routes.get(route);
-    if (known !== undefined) return known;
+    if (known?.checkedFor === contract) return known;
     const settings = config.routes.get(route);
     const shape = answerShape(contract, section.maxFields);
     if (settings === undefined || shape === undefined) return undefined;
-    const state: RouteState = {
+    const fingerprint = fingerprintOf(contract, shape);
+    if (known !== undefined && known.kept.fingerprint === fingerprint) {
+      known.checkedFor = contract;
+      return known;
+    }
+    // New, or the reload changed what is profiled: earlier profiles measure other fields.
+    const kept: RouteHistory = {
       contract: contract.name,
       shape,
+      fingerprint,
       versions: new Map(),
       traffic: new TrafficWindow(section.baselineWindowMs),
-      settings,
-      compare: { minSamples: section.minSamples, thresholds: thresholdsOf(section, settings) },
       dropped: 0,
     };
+    history.routes.set(route, kept);
+    const state = stateOf(kept, settings);
+    state.checkedFor = contract;
     routes.set(route, state);
     return state;
   };
@@ -115,25 +155,25 @@ export function createDriftMonitor(
     sync: () => fleet?.sync(mine()) ?? Promise.resolve(),
     observe(exchange, contract, modelVersion, body) {
       if (!section.enabled) return;
-      const state = stateFor(exchange.route.name, contract);
-      if (state === undefined) return;
-      let profile = state.versions.get(modelVersion);
+      const kept = stateFor(exchange.route.name, contract)?.kept;
+      if (kept === undefined) return;
+      let profile = kept.versions.get(modelVersion);
       if (profile === undefined) {
-        if (state.versions.size >= section.maxVersions) {
-          state.dropped++;
+        if (kept.versions.size >= section.maxVersions) {
+          kept.dropped++;
           return;
         }
-        profile = new VersionProfile(modelVersion, state.shape.specs, options);
-        state.versions.set(modelVersion, profile);
+        profile = new VersionProfile(modelVersion, kept.shape.specs, options);
+        kept.versions.set(modelVersion, profile);
       }
-      state.traffic.record(modelVersion, deps.now());
+      kept.traffic.record(modelVersion, deps.now());
       profile.observeInput({ promptTokens: exchange.promptTokens, cost: exchange.cost, tier: exchange.tier });
-      observeAnswer(profile, state.shape, body);
+      observeAnswer(profile, kept.shape, body);
       fleet?.syncIfDue(mine);
     },
     report,
     topFields: section.topFields,
-    profile: (route, version) => routes.get(route)?.versions.get(version),
+    profile: (route, version) => routes.get(route)?.kept.versions.get(version),
   };
 }
 
@@ -152,11 +192,12 @@ function withFleet(
   others: ReadonlyMap<string, VersionProfile> | undefined,
   maxVersions: number,
 ): ReadonlyMap<string, VersionProfile> {
-  if (others === undefined || others.size === 0) return state.versions;
+  const { versions } = state.kept;
+  if (others === undefined || others.size === 0) return versions;
   const merged = new Map<string, VersionProfile>();
-  for (const version of new Set([...state.versions.keys(), ...others.keys()])) {
+  for (const version of new Set([...versions.keys(), ...others.keys()])) {
     if (merged.size >= maxVersions) break;
-    const own = state.versions.get(version);
+    const own = versions.get(version);
     const theirs = others.get(version);
     if (own === undefined || theirs === undefined) {
       const either = own ?? theirs;
@@ -177,14 +218,14 @@ function routeDrift(
   versions: ReadonlyMap<string, VersionProfile>,
 ): RouteDrift {
   const pinned = state.settings.baselineVersion;
-  const baseline = pinned ?? state.traffic.busiest(now) ?? null;
+  const baseline = pinned ?? state.kept.traffic.busiest(now) ?? null;
   const baselineProfile = baseline === null ? undefined : versions.get(baseline);
   return {
     route,
-    contract: state.contract,
+    contract: state.kept.contract,
     baseline,
     pinned: pinned !== undefined,
-    droppedAnswers: state.dropped,
+    droppedAnswers: state.kept.dropped,
     versions: [...versions.values()].map((profile) => compareVersion(profile, baselineProfile, state.compare)),
   };
 }

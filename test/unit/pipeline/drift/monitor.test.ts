@@ -5,7 +5,7 @@ import { configSchema } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createContractsStage } from "../../../../src/pipeline/contracts/stage.js";
 import { profiledFields } from "../../../../src/pipeline/drift/fields.js";
-import { createDriftMonitor } from "../../../../src/pipeline/drift/monitor.js";
+import { createDriftMonitor, DriftHistory } from "../../../../src/pipeline/drift/monitor.js";
 import { chatExchange } from "../../../helpers/exchange.js";
 import { demoContracts } from "../../contracts/fixtures.js";
 
@@ -40,15 +40,18 @@ t.test("fields and their kinds come from the contract's schema", async (t) => {
   t.same(profiledFields(triage, 24)[4]?.keys, [["needs_human", "needsHuman"]], "proto and JSON names are read");
 });
 
-async function sentimentSetup(routeDrift: Record<string, unknown> = {}) {
+async function sentimentSetup(
+  routeDrift: Record<string, unknown> = {},
+  reload?: { readonly history: DriftHistory; readonly routeName?: string; readonly payload?: string },
+) {
   const config = configSchema.parse({
     drift: { minSamples: 50 },
     routes: [
       {
-        name: "sentiment",
+        name: reload?.routeName ?? "sentiment",
         match: { pathPrefix: "/" },
         complexity: { enabled: true },
-        contract: { message: "demo.v1.Sentiment", action: "shadow" },
+        contract: { message: "demo.v1.Sentiment", action: "shadow", payload: reload?.payload ?? "$" },
         drift: routeDrift,
       },
     ],
@@ -56,14 +59,17 @@ async function sentimentSetup(routeDrift: Record<string, unknown> = {}) {
   const registry = new Registry();
   let clock = 0;
   const deps = { registry, log: pino({ level: "silent" }), now: () => clock };
-  const drift = createDriftMonitor(stageConfigs(config).drift, deps);
+  const drift = createDriftMonitor(stageConfigs(config).drift, {
+    ...deps,
+    ...(reload === undefined ? {} : { history: reload.history }),
+  });
   const stage = createContractsStage(stageConfigs(config).contracts, deps, await demoContracts(), {
     observe: drift.observe,
   });
   const answer = async (version: string, body: unknown, promptTokens = 12): Promise<void> => {
     clock += 10;
     const exchange = chatExchange({
-      route: { name: "sentiment" },
+      route: { name: reload?.routeName ?? "sentiment" },
       startedAt: clock,
       promptTokens,
       cost: promptTokens * 2,
@@ -137,4 +143,28 @@ t.test("the same model asked other questions reports input drift", async (t) => 
     [],
     "its outputs did not move",
   );
+});
+
+t.test("a reload keeps the profiles while the route profiles the same fields", async (t) => {
+  const history = new DriftHistory();
+  const before = await sentimentSetup({}, { history });
+  for (let i = 0; i < 120; i++) await before.answer("v1", conforming(i));
+  for (let i = 0; i < 60; i++) await before.answer("v2", { label: "POSITIVE", score: 0.98 });
+
+  // A reload compiles the contracts anew and builds a new monitor on the same history.
+  const after = await sentimentSetup({}, { history });
+  t.equal(after.drift.profile("sentiment", "v1")?.samples, 120, "reported before any new answer");
+  const [route] = after.drift.report();
+  t.equal(route?.versions.find((version) => version.version === "v2")?.verdict, "model_drift", "the alert stays");
+  await after.answer("v1", conforming(1));
+  t.equal(after.drift.profile("sentiment", "v1")?.samples, 121, "new answers add to the kept profile");
+
+  const repointed = await sentimentSetup({}, { history, payload: "result" });
+  await repointed.answer("v1", { result: conforming(2) });
+  t.equal(repointed.drift.profile("sentiment", "v1")?.samples, 1, "another payload path starts afresh");
+  t.equal(repointed.drift.profile("sentiment", "v2"), undefined);
+
+  const renamed = await sentimentSetup({}, { history, routeName: "sentiment-v2" });
+  t.same(renamed.drift.report(), [], "a route the config no longer has is forgotten");
+  t.equal(history.routes.size, 0);
 });
