@@ -32,7 +32,8 @@ const USAGE = `usage: node dist/bench/pipeline/main.js [options]
   --pin                    Envoy + guard on CPU 0, h2load + demo model on CPU 1 (taskset)
   --peer-cmd CMD --peer-addr HOST:PORT   another ext_proc server, measured as configuration f
   --peer-bodies-cmd CMD    that server asking for d's messages (both bodies buffered), measured as f_d
-  --cpu-prof DIR           run the guard under node --cpu-prof, profiles (.cpuprofile) into DIR
+  --cpu-prof DIR           run the guard under node --cpu-prof (100 µs samples), profiles (.cpuprofile)
+                           into DIR; the report then states the drift monitor's µs per response
   --label TEXT             describes the machine/conditions in the report
   --out DIR                where <date>.json and <date>.md go (default bench/results)`;
 
@@ -127,9 +128,7 @@ function parseCli(argv: readonly string[]): Cli {
       runs: Math.round(positive("runs", values.runs, base.runs)),
       pin: values.pin,
       body: chatRequestBody(),
-      ...(values["cpu-prof"] === undefined
-        ? {}
-        : { guardNodeArgs: ["--cpu-prof", "--cpu-prof-dir", resolve(values["cpu-prof"])] }),
+      ...(values["cpu-prof"] === undefined ? {} : { cpuProfileDir: resolve(values["cpu-prof"]) }),
     },
     only: values.only === undefined ? undefined : new Set(values.only.split(",").map((id) => id.trim())),
     peer,
@@ -202,7 +201,7 @@ async function main(): Promise<number> {
     await rm(workDir, { recursive: true, force: true });
   }
   const reports = buildConfigurationReports(selected, rounds, settings.rates);
-  const { workDir: _workDir, body, guardNodeArgs: _guardNodeArgs, ...reported } = settings;
+  const { workDir: _workDir, body, cpuProfileDir: _cpuProfileDir, ...reported } = settings;
   const report: BenchReport = {
     schema: REPORT_SCHEMA,
     label: cli.label,

@@ -119,6 +119,32 @@ function pointCells(report: ConfigurationReport, point: PointSummary): string[] 
   ];
 }
 
+const STAGE_COLUMNS = ["config", "stage", "phase", "calls/req", "µs/call", "µs/req"];
+
+/** Per configuration with a guard: its stages' time, then the handlers' and the guard's CPU. */
+function stageRows(report: ConfigurationReport): string[][] {
+  const summary = report.stages;
+  if (summary === null) return [];
+  return [
+    ...summary.stages.map((stage) => [
+      report.id,
+      stage.stage,
+      stage.phase,
+      fixed(stage.callsPerRequest, 2),
+      fixed(stage.usPerCall, 1),
+      fixed(stage.usPerRequest, 1),
+    ]),
+    [report.id, "all stages", "", "", "", fixed(sumOf(summary.stages.map((stage) => stage.usPerRequest)), 1)],
+    [report.id, "ext_proc handlers", "", "", "", fixed(summary.handlerUsPerRequest, 1)],
+    [report.id, "guard CPU (procfs)", "", "", "", fixed(report.headline.guardCpuUsPerRequest, 0)],
+    ...(summary.driftUsPerResponse === null
+      ? []
+      : [[report.id, "drift monitor (profile)", "", "", "", fixed(summary.driftUsPerResponse, 2)]]),
+  ];
+}
+
+const sumOf = (values: readonly number[]): number => values.reduce((sum, value) => sum + value, 0);
+
 function problems(report: BenchReport): string[] {
   const loadFailures = report.configurations.flatMap((configuration) =>
     configuration.points.flatMap((point) =>
@@ -152,6 +178,23 @@ function problems(report: BenchReport): string[] {
         ),
       ]),
     ),
+  ];
+}
+
+function stageSection(report: BenchReport): string[] {
+  const rows = report.configurations.flatMap(stageRows);
+  if (rows.length === 0) return [];
+  return [
+    "",
+    "## Time in the guard's stages",
+    "",
+    "From the guard's own histograms at the end of each round (`guard_stage_duration_seconds`, " +
+      "`guard_extproc_message_seconds`) ÷ `guard_requests_total`, medians over rounds; the handlers " +
+      "include the stages, the guard's CPU adds transport, codec and GC (at the headline rate). The " +
+      "drift monitor's share comes from a CPU profile of the round (`--cpu-prof`, 100 µs samples), " +
+      "callees included, per response.",
+    "",
+    markdownTable(STAGE_COLUMNS, rows),
   ];
 }
 
@@ -216,6 +259,7 @@ export function renderMarkdown(report: BenchReport): string {
         configuration.points.map((point) => pointCells(configuration, point)),
       ),
     ),
+    ...stageSection(report),
     ...(issues.length === 0 ? [] : ["", "## Problems", "", ...issues.map((issue) => `- ${issue}`)]),
     "",
   ].join("\n");

@@ -81,6 +81,23 @@ export interface ConfigurationReport {
   readonly rounds: readonly Omit<RoundResult, "points">[];
   readonly points: readonly PointSummary[];
   readonly headline: Headline;
+  /** Where the guard's handler time went; null without a guard. */
+  readonly stages: StageSummary | null;
+}
+
+/** Medians over the rounds, per request the guard saw (probe and warm-up included). */
+export interface StageSummary {
+  /** In the ext_proc message handlers (guard_extproc_message_seconds): stages and state machine. */
+  readonly handlerUsPerRequest: number;
+  readonly stages: readonly {
+    readonly stage: string;
+    readonly phase: string;
+    readonly callsPerRequest: number;
+    readonly usPerCall: number;
+    readonly usPerRequest: number;
+  }[];
+  /** The drift monitor, from the rounds' CPU profiles (--cpu-prof); null when not profiled. */
+  readonly driftUsPerResponse: number | null;
 }
 
 export interface TargetCheck {
@@ -115,7 +132,7 @@ export interface BenchReport {
   readonly startedAt: string;
   readonly wallSeconds: number;
   readonly machine: MachineInfo;
-  readonly settings: Omit<BenchSettings, "workDir" | "body" | "guardNodeArgs"> & {
+  readonly settings: Omit<BenchSettings, "workDir" | "body" | "cpuProfileDir"> & {
     readonly requestBytes: number;
     readonly noiseLimits: typeof DEFAULT_NOISE_LIMITS;
   };
@@ -162,6 +179,40 @@ export function headlineRate(rates: readonly number[]): number | null {
 
 function difference(value: number | null | undefined, base: number | null | undefined): number | null {
   return value === null || value === undefined || base === null || base === undefined ? null : value - base;
+}
+
+export function summariseStages(
+  rounds: readonly Pick<RoundResult, "stageTimes" | "driftUsPerResponse">[],
+): StageSummary | null {
+  const times = rounds.flatMap((round) =>
+    round.stageTimes === null || round.stageTimes.requests === 0 ? [] : [round.stageTimes],
+  );
+  if (times.length === 0) return null;
+  const keys = [...new Set(times.flatMap((time) => time.stages.map((stage) => `${stage.stage}\u0000${stage.phase}`)))];
+  const stages = keys.map((key) => {
+    const [stage = "", phase = ""] = key.split("\u0000");
+    const of = times.map((time) => ({
+      requests: time.requests,
+      found: time.stages.find((entry) => entry.stage === stage && entry.phase === phase),
+    }));
+    const calls = of.map(({ found, requests }) => (found?.calls ?? 0) / requests);
+    const perRequest = of.map(({ found, requests }) => ((found?.seconds ?? 0) * 1e6) / requests);
+    const perCall = of.flatMap(({ found }) =>
+      found === undefined || found.calls === 0 ? [] : [(found.seconds * 1e6) / found.calls],
+    );
+    return {
+      stage,
+      phase,
+      callsPerRequest: median(calls),
+      usPerCall: perCall.length === 0 ? 0 : median(perCall),
+      usPerRequest: median(perRequest),
+    };
+  });
+  return {
+    handlerUsPerRequest: median(times.map((time) => (time.handlerSeconds * 1e6) / time.requests)),
+    stages: stages.sort((a, b) => b.usPerRequest - a.usPerRequest),
+    driftUsPerResponse: medianOrNull(rounds.map((round) => round.driftUsPerResponse)),
+  };
 }
 
 export function buildConfigurationReports(
@@ -220,6 +271,7 @@ export function buildConfigurationReports(
         errors: points.reduce((sum, point) => sum + point.runs.reduce((runSum, run) => runSum + run.errors, 0), 0),
         noisy: points.some((point) => point.noisy),
       },
+      stages: summariseStages(mine),
     };
   });
 }

@@ -1,11 +1,13 @@
 // One round of one configuration: start the stack, prove with a probe request that it does what the
 // configuration says, warm up, then measure each open-loop rate and the closed-loop maximum while
 // reading the guard's and Envoy's CPU time and the guard's memory from /proc.
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Stack, startStack } from "../../src/devstack/stack.js";
+import { metricSamples, metricSum } from "../metrics-text.js";
 import { type BenchConfiguration, REQUEST_HEADERS, REQUEST_PATH } from "./configurations.js";
+import { type CpuProfile, inclusiveMicros } from "./cpu-profile.js";
 import { type LoadShape, type LoadTarget, runLoad } from "./load.js";
 import { cpuSeconds, memoryMb, pinToCpus, processTree, sampleRss } from "./procfs.js";
 import { type LatencySummary, summariseLatency } from "./stats.js";
@@ -24,8 +26,8 @@ export interface BenchSettings {
   readonly pin: boolean;
   readonly workDir: string;
   readonly body: string;
-  /** Node flags for the guard (profiling). */
-  readonly guardNodeArgs?: readonly string[];
+  /** Runs the guard under node --cpu-prof, its profiles written here (the drift monitor's cost). */
+  readonly cpuProfileDir?: string;
 }
 
 export interface PointRun extends LatencySummary {
@@ -57,7 +59,28 @@ export interface RoundResult {
   readonly guardHwmMb: number | null;
   /** Bytes held by the in-process cache tier at the end of the round (guard_cache_bytes). */
   readonly cacheBytes: number | null;
+  /** The guard's own account of the round; null without a guard. */
+  readonly stageTimes: StageTimes | null;
+  /** From the round's CPU profile (cpuProfileDir): the drift monitor's µs per response. */
+  readonly driftUsPerResponse: number | null;
   readonly error?: string;
+}
+
+/** Where the guard's handler time went over a round, read from its /metrics at the end. */
+export interface StageTimes {
+  /** Requests the guard saw (probe and warm-up included): guard_requests_total. */
+  readonly requests: number;
+  /** Seconds in the ext_proc message handlers: guard_extproc_message_seconds. */
+  readonly handlerSeconds: number;
+  /** Per stage and phase: calls and seconds (guard_stage_duration_seconds). */
+  readonly stages: readonly StageTime[];
+}
+
+export interface StageTime {
+  readonly stage: string;
+  readonly phase: string;
+  readonly calls: number;
+  readonly seconds: number;
 }
 
 export function pointKey(shape: LoadShape): string {
@@ -94,11 +117,34 @@ async function probe(stack: Stack, configuration: BenchConfiguration, body: stri
   return { status: response.status, responseBytes: Buffer.byteLength(text), headers: seen, mismatches };
 }
 
-async function cacheBytes(stack: Stack): Promise<number | null> {
-  if (stack.guard === undefined) return null;
-  const text = await stack.guard.metrics();
-  const values = [...text.matchAll(/^guard_cache_bytes(?:\{[^}]*\})? (\S+)$/gm)].map((match) => Number(match[1]));
+function cacheBytes(metrics: string): number | null {
+  const values = [...metrics.matchAll(/^guard_cache_bytes(?:\{[^}]*\})? (\S+)$/gm)].map((match) => Number(match[1]));
   return values.length === 0 ? null : values.reduce((sum, value) => sum + value, 0);
+}
+
+export function stageTimesOf(metrics: string): StageTimes {
+  const key = (labels: ReadonlyMap<string, string>): string => `${labels.get("stage")}\u0000${labels.get("phase")}`;
+  const seconds = new Map(
+    metricSamples(metrics, "guard_stage_duration_seconds_sum").map((sample) => [key(sample.labels), sample.value]),
+  );
+  return {
+    requests: metricSum(metrics, "guard_requests_total"),
+    handlerSeconds: metricSum(metrics, "guard_extproc_message_seconds_sum"),
+    stages: metricSamples(metrics, "guard_stage_duration_seconds_count").map((sample) => ({
+      stage: sample.labels.get("stage") ?? "",
+      phase: sample.labels.get("phase") ?? "",
+      calls: sample.value,
+      seconds: seconds.get(key(sample.labels)) ?? 0,
+    })),
+  };
+}
+
+/** The drift monitor's share of the guard's profile (node --cpu-prof writes it at exit). */
+async function driftUsPerResponse(dir: string, pid: number, responses: number): Promise<number | null> {
+  const file = (await readdir(dir)).find((name) => name.includes(`.${pid}.`) && name.endsWith(".cpuprofile"));
+  if (file === undefined || responses === 0) return null;
+  const profile = JSON.parse(await readFile(join(dir, file), "utf8")) as CpuProfile;
+  return inclusiveMicros(profile, (url) => url.includes("/pipeline/drift/")) / responses;
 }
 
 async function measurePoint(
@@ -165,7 +211,12 @@ export async function runRound(
   try {
     const options = await configuration.stackOptions();
     stack = await startStack(
-      settings.guardNodeArgs === undefined ? options : { ...options, guardNodeArgs: settings.guardNodeArgs },
+      settings.cpuProfileDir === undefined
+        ? options
+        : {
+            ...options,
+            guardNodeArgs: ["--cpu-prof", "--cpu-prof-interval", "100", "--cpu-prof-dir", settings.cpuProfileDir],
+          },
     );
     if (settings.pin) pinStack(stack);
     const checked = await probe(stack, configuration, settings.body);
@@ -204,13 +255,23 @@ export async function runRound(
       );
     }
     const pid = serverPid(stack);
+    const guardHwmMb = pid === undefined ? null : memoryMb(processTree(pid), "VmHWM");
+    const metrics = stack.guard === undefined ? undefined : await stack.guard.metrics();
+    const stageTimes = metrics === undefined ? null : stageTimesOf(metrics);
+    await stack.stop();
+    stack = undefined;
     return {
       configuration: configuration.id,
       round,
       probe: checked,
       points,
-      guardHwmMb: pid === undefined ? null : memoryMb(processTree(pid), "VmHWM"),
-      cacheBytes: await cacheBytes(stack),
+      guardHwmMb,
+      cacheBytes: metrics === undefined ? null : cacheBytes(metrics),
+      stageTimes,
+      driftUsPerResponse:
+        settings.cpuProfileDir === undefined || pid === undefined || stageTimes === null
+          ? null
+          : await driftUsPerResponse(settings.cpuProfileDir, pid, stageTimes.requests),
     };
   } catch (error) {
     return {
@@ -219,6 +280,8 @@ export async function runRound(
       points: {},
       guardHwmMb: null,
       cacheBytes: null,
+      stageTimes: null,
+      driftUsPerResponse: null,
       error: (error as Error).message.slice(0, 2_000),
     };
   } finally {

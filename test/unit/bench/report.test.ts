@@ -8,7 +8,7 @@ import {
   checkTargets,
   headlineRate,
 } from "../../../bench/pipeline/report.js";
-import type { PointRun, RoundResult } from "../../../bench/pipeline/runner.js";
+import { type PointRun, type RoundResult, stageTimesOf } from "../../../bench/pipeline/runner.js";
 
 function configuration(id: string, baseline = "a"): BenchConfiguration {
   return { id, title: id, notes: id, stackOptions: async () => ({}), uniqueUris: true, expectHeaders: {}, baseline };
@@ -39,6 +39,18 @@ function round(id: string, index: number, p50Ms: number, maxRps: number, guardCp
     points: { "open@1000": point(p50Ms, 1000, guardCpu), closed: point(p50Ms * 5, maxRps, guardCpu) },
     guardHwmMb: guardCpu === null ? null : 110 + index,
     cacheBytes: null,
+    stageTimes:
+      guardCpu === null
+        ? null
+        : {
+            requests: 1000,
+            handlerSeconds: 0.1 * index,
+            stages: [
+              { stage: "contracts", phase: "response_body", calls: 1000, seconds: 0.02 * index },
+              { stage: "cache", phase: "request_body", calls: 500, seconds: 0.005 },
+            ],
+          },
+    driftUsPerResponse: guardCpu === null ? null : index,
   };
 }
 
@@ -155,4 +167,56 @@ t.test("latency targets show the peer doing the same ext_proc exchange, when it 
   t.equal(targets[5]?.peer, null, "memory has no peer comparison");
   const markdown = renderMarkdown(reportOf(reports, targets));
   t.match(markdown, /\| f: 0\.25 \|/);
+});
+
+t.test(
+  "stage times: medians per request over rounds, slowest first, beside the handlers and the profile",
+  async (t) => {
+    const configs = [configuration("a"), configuration("d")];
+    const rounds = [
+      round("a", 1, 1, 2000, null),
+      round("d", 1, 2, 1000),
+      round("d", 2, 2, 1000),
+      round("d", 3, 2, 1000),
+    ];
+    const reports = buildConfigurationReports(configs, rounds, [1000]);
+    t.equal(reports[0]?.stages, null, "no guard, no stages");
+    const stages = reports[1]?.stages;
+    t.equal(stages?.handlerUsPerRequest, 200, "median of 100, 200, 300 µs");
+    t.same(
+      stages?.stages.map(({ stage, callsPerRequest, usPerCall, usPerRequest }) => [
+        stage,
+        callsPerRequest,
+        Math.round(usPerCall),
+        Math.round(usPerRequest),
+      ]),
+      [
+        ["contracts", 1, 40, 40],
+        ["cache", 0.5, 10, 5],
+      ],
+    );
+    t.equal(stages?.driftUsPerResponse, 2);
+    const markdown = renderMarkdown(reportOf(reports, checkTargets(reports)));
+    t.match(markdown, /## Time in the guard's stages/);
+    t.match(markdown, /\| d \| contracts \| response_body \| 1\.00 \| 40\.0 \| 40\.0 \|/);
+    t.match(markdown, /\| d \| drift monitor \(profile\) \|/);
+  },
+);
+
+t.test("stage times are read from the guard's metrics", async (t) => {
+  const metrics = [
+    "# TYPE guard_requests_total counter",
+    'guard_requests_total{route="chat"} 40',
+    'guard_requests_total{route="other"} 10',
+    "# TYPE guard_extproc_message_seconds histogram",
+    "guard_extproc_message_seconds_sum 0.01",
+    "# TYPE guard_stage_duration_seconds histogram",
+    'guard_stage_duration_seconds_sum{stage="cache",phase="request_body"} 0.002',
+    'guard_stage_duration_seconds_count{stage="cache",phase="request_body"} 50',
+  ].join("\n");
+  t.same(stageTimesOf(metrics), {
+    requests: 50,
+    handlerSeconds: 0.01,
+    stages: [{ stage: "cache", phase: "request_body", calls: 50, seconds: 0.002 }],
+  });
 });
