@@ -1,8 +1,9 @@
 // CPU the drift monitor adds per judged answer (src/pipeline/drift/monitor.ts, observe): the walk
-// of the payload's fields into sketches and tables, plus the three input fields. Two contracts:
-// a six-field message as the whole body (a label with an `in` rule, a score, a count, a text, a
-// flag, a list: every kind of profile), and demo.v1.TicketTriage inside chat content, whose
-// `<json>` payload the monitor parses again. Also the time of one report (what a scrape costs).
+// of the payload's fields into sketches and tables, plus the three input fields. It gets the
+// payloads the contract check found (its <json> text already parsed), so each case hands it what
+// the check returns. Two contracts: a six-field message as the whole body (a label with an `in`
+// rule, a score, a count, a text, a flag, a list: every kind of profile), and demo.v1.TicketTriage
+// inside chat content. Also the time of one report (what a scrape costs).
 // Run after a build: taskset -c 0 node dist/bench/drift.js [results.json]
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -95,11 +96,12 @@ function measure({ contract, bodies }: Case): { perAnswerUs: number; reportMs: n
     { registry: new Registry(), now: () => performance.now(), log: pino({ level: "silent" }) },
   );
   const exchanges = Array.from({ length: 64 }, (_, i) => exchange(i));
+  const payloads = bodies.map((body) => contract.checkValue(body).payloads);
   const perRound: number[] = [];
   for (let round = 0; round <= ROUNDS; round++) {
     const started = process.cpuUsage();
     for (let i = 0; i < ANSWERS; i++) {
-      drift.observe(exchanges[i % 64] as Exchange, contract, `v${i % 8}`, bodies[(i * 7) % 64]);
+      drift.observe(exchanges[i % 64] as Exchange, contract, `v${i % 8}`, payloads[(i * 7) % 64] ?? []);
     }
     const used = process.cpuUsage(started);
     // Round 0 warms the JIT up and fills the sketches' buckets.

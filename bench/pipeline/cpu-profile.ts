@@ -1,7 +1,7 @@
-// Reading a V8 CPU profile (node --cpu-prof, the .cpuprofile JSON): how much of the guard's CPU went
-// to the code of some files, callees included. The benchmark states the drift monitor's cost per
-// response this way: too small (~1 µs of ~700) to show as a difference of process CPU between
-// runs on a shared machine, it shows in the samples of one profiled run.
+// Reading a V8 CPU profile (node --cpu-prof, the .cpuprofile JSON): which share of the guard's CPU
+// went to the code of some files, callees included. The benchmark states the drift monitor's cost
+// per response this way: too small (a few µs of ~1000) to show as a difference of process CPU
+// between runs on a shared machine, it shows in the samples of one profiled run.
 
 interface ProfileNode {
   readonly id: number;
@@ -13,15 +13,16 @@ export interface CpuProfile {
   readonly nodes: readonly ProfileNode[];
   /** The node on top of the stack at each sample. */
   readonly samples: readonly number[];
-  /** Microseconds since the previous sample, per sample. */
-  readonly timeDeltas: readonly number[];
 }
 
 /**
- * Microseconds of samples taken with a frame from a matching script on the stack: time in that
- * code and in whatever it called (a library, the runtime), counted once however deep it recursed.
+ * The share of the samples taken while the process ran (V8's "(idle)" samples left out) that had a
+ * frame from a matching script on the stack: that code and whatever it called (a library, the
+ * runtime), counted once however deep it recursed. Samples are counted, not weighted by their time
+ * deltas: a delta is wall time, and on a shared machine it grows with every preemption, so the
+ * share times the process's CPU time is the CPU that code took.
  */
-export function inclusiveMicros(profile: CpuProfile, matches: (url: string) => boolean): number {
+export function sampleShare(profile: CpuProfile, matches: (url: string) => boolean): number {
   const parentOf = new Map<number, number>();
   const byId = new Map<number, ProfileNode>();
   for (const node of profile.nodes) {
@@ -38,14 +39,12 @@ export function inclusiveMicros(profile: CpuProfile, matches: (url: string) => b
     inside.set(id, result);
     return result;
   };
-  let micros = 0;
-  profile.samples.forEach((id, index) => {
-    if (isInside(id)) micros += profile.timeDeltas[index] ?? 0;
-  });
-  return micros;
-}
-
-/** Total sampled microseconds of the profile. */
-export function sampledMicros(profile: CpuProfile): number {
-  return profile.timeDeltas.reduce((sum, delta) => sum + Math.max(0, delta), 0);
+  let running = 0;
+  let matching = 0;
+  for (const id of profile.samples) {
+    if (byId.get(id)?.callFrame.functionName === "(idle)") continue;
+    running++;
+    if (isInside(id)) matching++;
+  }
+  return running === 0 ? 0 : matching / running;
 }

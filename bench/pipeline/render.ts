@@ -191,8 +191,8 @@ function stageSection(report: BenchReport): string[] {
     "From the guard's own histograms at the end of each round (`guard_stage_duration_seconds`, " +
       "`guard_extproc_message_seconds`) ÷ `guard_requests_total`, medians over rounds; the handlers " +
       "include the stages, the guard's CPU adds transport, codec and GC (at the headline rate). The " +
-      "drift monitor's share comes from a CPU profile of the round (`--cpu-prof`, 100 µs samples), " +
-      "callees included, per response.",
+      "drift monitor's comes from a CPU profile of the round (`--cpu-prof`, 100 µs samples): its share " +
+      "of the samples, callees included, times the guard's CPU over the round, per response.",
     "",
     markdownTable(STAGE_COLUMNS, rows),
   ];

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Stack, startStack } from "../../src/devstack/stack.js";
 import { metricSamples, metricSum } from "../metrics-text.js";
 import { type BenchConfiguration, REQUEST_HEADERS, REQUEST_PATH } from "./configurations.js";
-import { type CpuProfile, inclusiveMicros } from "./cpu-profile.js";
+import { type CpuProfile, sampleShare } from "./cpu-profile.js";
 import { type LoadShape, type LoadTarget, runLoad } from "./load.js";
 import { cpuSeconds, memoryMb, pinToCpus, processTree, sampleRss } from "./procfs.js";
 import { type LatencySummary, summariseLatency } from "./stats.js";
@@ -139,12 +139,20 @@ export function stageTimesOf(metrics: string): StageTimes {
   };
 }
 
-/** The drift monitor's share of the guard's profile (node --cpu-prof writes it at exit). */
-async function driftUsPerResponse(dir: string, pid: number, responses: number): Promise<number | null> {
+/**
+ * The drift monitor's CPU per response: its share of the guard's profile (node --cpu-prof writes
+ * it at exit) times the guard's CPU time over the round.
+ */
+async function driftUsPerResponse(
+  dir: string,
+  pid: number,
+  guardCpuSeconds: number,
+  responses: number,
+): Promise<number | null> {
   const file = (await readdir(dir)).find((name) => name.includes(`.${pid}.`) && name.endsWith(".cpuprofile"));
   if (file === undefined || responses === 0) return null;
   const profile = JSON.parse(await readFile(join(dir, file), "utf8")) as CpuProfile;
-  return inclusiveMicros(profile, (url) => url.includes("/pipeline/drift/")) / responses;
+  return (sampleShare(profile, (url) => url.includes("/pipeline/drift/")) * guardCpuSeconds * 1e6) / responses;
 }
 
 async function measurePoint(
@@ -258,6 +266,7 @@ export async function runRound(
     const guardHwmMb = pid === undefined ? null : memoryMb(processTree(pid), "VmHWM");
     const metrics = stack.guard === undefined ? undefined : await stack.guard.metrics();
     const stageTimes = metrics === undefined ? null : stageTimesOf(metrics);
+    const guardCpuSeconds = pid === undefined ? 0 : cpuSeconds(processTree(pid));
     await stack.stop();
     stack = undefined;
     return {
@@ -271,7 +280,7 @@ export async function runRound(
       driftUsPerResponse:
         settings.cpuProfileDir === undefined || pid === undefined || stageTimes === null
           ? null
-          : await driftUsPerResponse(settings.cpuProfileDir, pid, stageTimes.requests),
+          : await driftUsPerResponse(settings.cpuProfileDir, pid, guardCpuSeconds, stageTimes.requests),
     };
   } catch (error) {
     return {

@@ -5,7 +5,7 @@
 // 2 too few answers to judge (never a false "stable") or unreadable input.
 import { open } from "node:fs/promises";
 import type { Contract } from "../contracts/contract.js";
-import { answerShape, observeAnswer } from "../pipeline/drift/answers.js";
+import { answerShape, observePayloads, payloadsOf } from "../pipeline/drift/answers.js";
 import { type CompareOptions, compareVersion, type FieldDrift } from "../pipeline/drift/compare.js";
 import { type ProfileOptions, VersionProfile } from "../pipeline/drift/profile.js";
 import type { CliIo } from "./io.js";
@@ -39,7 +39,7 @@ async function profileOf(
         unreadable++;
         continue;
       }
-      observeAnswer(profile, shape, body);
+      observePayloads(profile, shape, payloadsOf(shape, body));
     }
   } finally {
     await handle.close();

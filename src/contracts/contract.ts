@@ -12,7 +12,7 @@ import {
   ViolationSink,
 } from "./json-check.js";
 import { leafSchema } from "./leaf-schema.js";
-import { extractPayloads, type PayloadStep, parsePayloadPath } from "./payload.js";
+import { extractPayloads, type Payload, type PayloadStep, parsePayloadPath } from "./payload.js";
 
 export interface ContractSpec {
   readonly message: DescMessage;
@@ -29,6 +29,11 @@ export interface CheckResult {
   readonly valid: boolean;
   /** The parsed body, when it was JSON (the stage reads the model name and version from it). */
   readonly body: unknown;
+  /**
+   * The payloads the check found in the body (JSON text inside a string already parsed), for the
+   * drift monitor to profile without walking and parsing the body again; empty when not JSON.
+   */
+  readonly payloads: readonly Payload[];
   /** At most maxViolations, in body order (JSON problems of a payload before its rule violations). */
   readonly violations: readonly ContractViolation[];
   /** All violations found, including those beyond the cap. */
@@ -172,7 +177,7 @@ export class Contract {
   notJson(syntaxError: string): CheckResult {
     const sink = new ViolationSink(this.#maxViolations);
     sink.add("", "json.syntax", `body is not JSON: ${syntaxError}`);
-    return { valid: false, body: undefined, violations: sink.list, total: sink.total };
+    return { valid: false, body: undefined, payloads: [], violations: sink.list, total: sink.total };
   }
 
   checkValue(body: unknown): CheckResult {
@@ -183,7 +188,7 @@ export class Contract {
       else this.#checkPayload(payload.value, payload.path, sink);
     }
     if (overflow) sink.add("", "payload.too_many", `more than ${this.#maxPayloads} payloads in one response`);
-    return { valid: sink.total === 0, body, violations: sink.list, total: sink.total };
+    return { valid: sink.total === 0, body, payloads, violations: sink.list, total: sink.total };
   }
 
   #checkPayload(value: unknown, path: string, sink: ViolationSink): void {

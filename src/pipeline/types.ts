@@ -173,6 +173,13 @@ export interface Exchange {
    * the upstream reported none (never an estimate).
    */
   completionTokens?: number;
+  /** Prompt (input) tokens the upstream reported, alongside completionTokens; never an estimate. */
+  inputTokens?: number;
+  /**
+   * The `model` the request body asked for (complexity stage, which parses the body), cut to 256
+   * characters: the client's own string, for traces only, never a metric label.
+   */
+  requestModel?: string;
   /** Result of the output-contract check on the response, when a contract is bound. */
   contract?: "passed" | "violated" | "skipped";
   /**

@@ -1,6 +1,7 @@
 // Span attribute names (docs/observability.md lists them; dashboards and saved queries match on
 // them: add names, never rename one) and how the guard's decisions become them. Pure functions over
 // the pipeline's values, so each decision's attributes are tested without an SDK.
+import { type PathShape, shapeFromPath } from "../pipeline/request-shape.js";
 import type { Exchange, JsonValue, Outcome, RequestInfo, Step } from "../pipeline/types.js";
 import type { DecisionHeaders } from "./api.js";
 
@@ -13,6 +14,9 @@ export const ATTRIBUTES = {
   urlPath: "url.path",
   httpStatus: "http.response.status_code",
   outputTokens: "gen_ai.usage.output_tokens",
+  inputTokens: "gen_ai.usage.input_tokens",
+  requestModel: "gen_ai.request.model",
+  operation: "gen_ai.operation.name",
   // The guard's own, under guard.*.
   route: "guard.route",
   requestId: "guard.request_id",
@@ -41,14 +45,26 @@ export const ATTRIBUTES = {
   phase: "guard.phase",
 } as const;
 
+/** The GenAI conventions' well-known operation of each API the guard tells by its path. */
+const OPERATIONS: Readonly<Partial<Record<PathShape, string>>> = {
+  chat: "chat",
+  // OpenAI's Responses API is its chat API's successor; the conventions name no other operation for it.
+  responses: "chat",
+  completions: "text_completion",
+  embeddings: "embeddings",
+};
+
 /** The request's attributes, known when the exchange opens (url.path without its query). */
 export function requestAttributes(request: RequestInfo, route: string): Attributes {
   const query = request.path.indexOf("?");
+  const shape = shapeFromPath(request.path);
+  const operation = shape === undefined ? undefined : OPERATIONS[shape];
   return {
     [ATTRIBUTES.route]: route,
     [ATTRIBUTES.requestId]: request.requestId,
     [ATTRIBUTES.httpMethod]: request.method,
     [ATTRIBUTES.urlPath]: query === -1 ? request.path : request.path.slice(0, query),
+    ...(operation === undefined ? {} : { [ATTRIBUTES.operation]: operation }),
   };
 }
 
@@ -110,6 +126,8 @@ export function outcomeAttributes(exchange: Exchange, outcome: Outcome): Attribu
     [ATTRIBUTES.promptTokensEstimate]: exchange.promptTokens,
     [ATTRIBUTES.predictedLatencyMs]: exchange.predictedLatencyMs,
     [ATTRIBUTES.outputTokens]: exchange.completionTokens,
+    [ATTRIBUTES.inputTokens]: exchange.inputTokens,
+    [ATTRIBUTES.requestModel]: exchange.requestModel,
     [ATTRIBUTES.contract]: exchange.contract,
     [ATTRIBUTES.modelVersion]: exchange.modelVersion,
     [ATTRIBUTES.upstreamLatencyMs]: outcome.upstreamLatencyMs,

@@ -41,6 +41,8 @@ export const FALLBACK_REASONS: readonly FallbackReason[] = [
 export interface Estimate {
   readonly features: Features;
   readonly fallback?: FallbackReason;
+  /** The body's `model`, when it names one. */
+  readonly model?: string;
 }
 
 export interface EstimateOptions {
@@ -113,5 +115,5 @@ export function estimateBody(
   const features = extract(shape, parsed, options);
   if (features === undefined)
     return estimateBySize(body.length, pathShape === undefined ? "unknown_shape" : "unexpected_fields");
-  return { features };
+  return typeof parsed.model === "string" ? { features, model: parsed.model } : { features };
 }

@@ -22,6 +22,8 @@ import { OutputEstimate } from "./output.js";
 const JSON_HEADER_LENGTH = "inference-header-content-length";
 /** Dynamic-metadata key (under the guard's namespace) for access logs and later filters. */
 const METADATA_KEY = "complexity";
+/** A model name longer than any real one is a client's junk: traces keep its start. */
+const MAX_MODEL_CHARS = 256;
 
 interface RouteState {
   readonly name: string;
@@ -73,6 +75,7 @@ class ComplexityRun implements StageRun {
     const { request } = this.exchange;
     const jsonLength = parseLength(request.headers.get(JSON_HEADER_LENGTH));
     const estimate = estimateBody(request.path, body, this.route.estimateOptions, jsonLength);
+    if (estimate.model !== undefined) this.exchange.requestModel = estimate.model.slice(0, MAX_MODEL_CHARS);
     const edits = this.#decide(estimate);
     const window = this.route.settings.contextWindow;
     const prompt = this.exchange.promptTokens ?? 0;

@@ -8,7 +8,7 @@ import type { CompiledContracts } from "../../contracts/compile.js";
 import type { ContractsSection, RouteContract } from "../../contracts/config.js";
 import { type CheckResult, Contract } from "../../contracts/contract.js";
 import { normaliseFieldPath, verdictHeader } from "../../contracts/labels.js";
-import { stringAt } from "../../contracts/payload.js";
+import { type Payload, stringAt } from "../../contracts/payload.js";
 import { BoundedLabel } from "../../metrics/labels.js";
 import { answerFormatFor } from "../answers.js";
 import { createDecisionLog, type DecisionLog } from "../decisions.js";
@@ -38,7 +38,12 @@ const encoder = new TextEncoder();
 const NO_BODY: Step = Object.freeze({ type: "continue", responseBody: "none" });
 
 /** Hears every answer the stage judged whole, with its parsed body (the drift monitor profiles them). */
-export type ContractObserver = (exchange: Exchange, contract: Contract, modelVersion: string, body: unknown) => void;
+export type ContractObserver = (
+  exchange: Exchange,
+  contract: Contract,
+  modelVersion: string,
+  payloads: readonly Payload[],
+) => void;
 
 export interface ContractsStageOptions {
   /** Uniform [0, 1) source for sampling; injectable for tests. */
@@ -399,13 +404,13 @@ class ContractRun implements StageRun {
   }
 
   /**
-   * A whole answer's body, to the observer (after #record, which set the exchange's model version).
-   * A body that is not JSON (or a generic stream, judged event by event) has no document to profile.
+   * A whole answer's payloads, to the observer (after #record, which set the exchange's model
+   * version). A body that is not JSON (or a generic stream, judged event by event) has none.
    */
   #observe(result: CheckResult): void {
     if (result.body === undefined) return;
     const version = this.exchange.modelVersion ?? this.versions.value(undefined);
-    this.reporting.observe?.(this.exchange, this.binding.contract, version, result.body);
+    this.reporting.observe?.(this.exchange, this.binding.contract, version, result.payloads);
   }
 
   /** True unless the binding names models and this exchange's model is not one of them. */

@@ -184,7 +184,7 @@ export class StreamCheck {
         const total = found.violations.length;
         return {
           kind: "checked",
-          result: { valid: false, body: undefined, violations: found.violations, total },
+          result: { valid: false, body: undefined, payloads: [], violations: found.violations, total },
           final: false,
         };
       }
@@ -230,7 +230,7 @@ export class StreamCheck {
       const result =
         this.#genericDocuments === 0
           ? contract.notJson("the stream carried no JSON event")
-          : { valid: true, body: undefined, violations: [], total: 0 };
+          : { valid: true, body: undefined, payloads: [], violations: [], total: 0 };
       return { kind: "checked", result, final: true };
     }
     return { kind: "checked", result: contract.checkValue(this.#assembler.document()), final: true };

@@ -1,8 +1,9 @@
-// How an answer body becomes profile observations, shared by the running monitor and the offline
-// `inference-guard check --baseline`: the contract's payload path finds the payloads, and each
-// profiled field is read from a payload by its proto or JSON name.
+// How an answer's payloads become profile observations, shared by the running monitor (which gets
+// them from the contract check that already found them) and the offline `inference-guard check
+// --baseline` (which finds them by the contract's payload path): each profiled field is read from
+// a payload by its proto or JSON name.
 import type { Contract } from "../../contracts/contract.js";
-import { extractPayloads, type PayloadStep, parsePayloadPath } from "../../contracts/payload.js";
+import { extractPayloads, type Payload, type PayloadStep, parsePayloadPath } from "../../contracts/payload.js";
 import { type FieldSpec, profiledFields } from "./fields.js";
 import type { VersionProfile } from "./profile.js";
 
@@ -30,10 +31,14 @@ export function answerShape(contract: Contract, maxFields: number): AnswerShape 
   };
 }
 
-/** Every payload of the (parsed) body into the profile; a missing payload has every field missing. */
-export function observeAnswer(profile: VersionProfile, shape: AnswerShape, body: unknown): void {
-  const { payloads } = extractPayloads(body, shape.steps, MAX_PAYLOADS);
-  for (const payload of payloads) {
+/** The payloads of a parsed body, found by the contract's payload path (what a check finds). */
+export function payloadsOf(shape: AnswerShape, body: unknown): Payload[] {
+  return extractPayloads(body, shape.steps, MAX_PAYLOADS).payloads;
+}
+
+/** An answer's payloads into the profile; a missing payload has every field missing. */
+export function observePayloads(profile: VersionProfile, shape: AnswerShape, payloads: readonly Payload[]): void {
+  for (const payload of payloads.length > MAX_PAYLOADS ? payloads.slice(0, MAX_PAYLOADS) : payloads) {
     const value = "value" in payload ? payload.value : undefined;
     const root = shape.wrap === undefined ? value : { [shape.wrap]: value };
     profile.observePayload((index) => valueAt(root, shape.specs[index]?.keys ?? []));

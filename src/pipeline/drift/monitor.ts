@@ -3,9 +3,10 @@
 // scores each version against its route's baseline on demand — for /metrics and /api/status,
 // never on the request path. Per answer it only walks the contract's fields into sketches.
 import type { Contract } from "../../contracts/contract.js";
+import type { Payload } from "../../contracts/payload.js";
 import { realTimers, type Timers } from "../../util/timers.js";
 import type { Exchange, Stage, StageConfig, StageDeps } from "../types.js";
-import { type AnswerShape, answerShape, observeAnswer } from "./answers.js";
+import { type AnswerShape, answerShape, observePayloads } from "./answers.js";
 import { TrafficWindow } from "./baseline.js";
 import { type CompareOptions, compareVersion, type RouteDrift } from "./compare.js";
 import type { DriftConfig, DriftThresholds, RouteDriftConfig } from "./config.js";
@@ -23,8 +24,8 @@ const REPORT_TTL_MS = 1_000;
  * so the pipeline closes its Redis connection on reload and drain.
  */
 export interface DriftMonitor extends Stage {
-  /** The contracts stage's observer: one judged answer (its parsed body) of a bound route. */
-  observe(exchange: Exchange, contract: Contract, modelVersion: string, body: unknown): void;
+  /** The contracts stage's observer: the payloads of one judged answer of a bound route. */
+  observe(exchange: Exchange, contract: Contract, modelVersion: string, payloads: readonly Payload[]): void;
   /** Every watched route's drift, versions in order of first answer. */
   report(): readonly RouteDrift[];
   /** Drifting fields a report lists per version (drift.topFields). */
@@ -153,7 +154,7 @@ export function createDriftMonitor(
     },
     close: () => fleet?.close(),
     sync: () => fleet?.sync(mine()) ?? Promise.resolve(),
-    observe(exchange, contract, modelVersion, body) {
+    observe(exchange, contract, modelVersion, payloads) {
       if (!section.enabled) return;
       const kept = stateFor(exchange.route.name, contract)?.kept;
       if (kept === undefined) return;
@@ -168,7 +169,7 @@ export function createDriftMonitor(
       }
       kept.traffic.record(modelVersion, deps.now());
       profile.observeInput({ promptTokens: exchange.promptTokens, cost: exchange.cost, tier: exchange.tier });
-      observeAnswer(profile, kept.shape, body);
+      observePayloads(profile, kept.shape, payloads);
       fleet?.syncIfDue(mine);
     },
     report,

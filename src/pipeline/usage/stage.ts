@@ -210,6 +210,7 @@ class UsageRun implements StageRun {
 
   #reportCompletion(usage: TokenUsage): void {
     if (usage.completionTokens !== undefined) this.exchange.completionTokens = usage.completionTokens;
+    if (usage.promptTokens !== undefined) this.exchange.inputTokens = usage.promptTokens;
   }
 
   #countTokens(usage: TokenUsage): void {

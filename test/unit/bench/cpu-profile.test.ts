@@ -1,5 +1,5 @@
 import t from "tap";
-import { type CpuProfile, inclusiveMicros, sampledMicros } from "../../../bench/pipeline/cpu-profile.js";
+import { type CpuProfile, sampleShare } from "../../../bench/pipeline/cpu-profile.js";
 
 const frame = (functionName: string, url: string) => ({ functionName, url });
 
@@ -12,25 +12,29 @@ const profile: CpuProfile = {
     { id: 4, callFrame: frame("add", "file:///app/node_modules/@datadog/sketches-js/dist/ddsketch.js") },
     { id: 5, callFrame: frame("parse", "file:///app/dist/src/contracts/json.js") },
     { id: 6, callFrame: frame("(garbage collector)", "") },
+    { id: 7, callFrame: frame("(idle)", "") },
   ],
-  samples: [2, 3, 4, 4, 5, 6, 3],
-  timeDeltas: [100, 100, 100, 100, 100, 50, 100],
+  samples: [2, 3, 4, 4, 5, 6, 3, 7, 7, 7],
 };
 
-t.test("time in matching code counts its callees, once, and nothing else", async (t) => {
+t.test("the share of running samples in matching code counts its callees, once, and nothing else", async (t) => {
   t.equal(
-    inclusiveMicros(profile, (url) => url.includes("/pipeline/drift/")),
-    400,
-    "observe twice and the library it calls twice",
+    sampleShare(profile, (url) => url.includes("/pipeline/drift/")),
+    4 / 7,
+    "observe twice and the library it calls twice, of 7 samples not idle",
   );
   t.equal(
-    inclusiveMicros(profile, (url) => url.includes("/pipeline/")),
-    600,
+    sampleShare(profile, (url) => url.includes("/pipeline/")),
+    6 / 7,
     "nested matches are not counted twice",
   );
   t.equal(
-    inclusiveMicros(profile, () => false),
+    sampleShare(profile, () => false),
     0,
   );
-  t.equal(sampledMicros(profile), 650);
+  t.equal(
+    sampleShare({ nodes: [], samples: [] }, () => true),
+    0,
+    "an empty profile",
+  );
 });

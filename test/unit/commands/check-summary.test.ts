@@ -4,7 +4,7 @@ import type { CheckResult } from "../../../src/contracts/contract.js";
 
 function result(body: unknown, rules: string[], total = rules.length): CheckResult {
   const violations = rules.map((rule, index) => ({ field: `items[${index}].x`, rule, message: "m" }));
-  return { valid: total === 0, body, violations, total };
+  return { valid: total === 0, body, payloads: [], violations, total };
 }
 
 t.test("verdicts: passed, not JSON, no payload located, and a payload that broke the contract", async (t) => {

@@ -67,14 +67,21 @@ t.test("a contract verdict: its rule ids, also when the header was cut short", a
 
 const exchange = chatExchange();
 
-t.test("the request: route, id, method and path without its query", async (t) => {
+t.test("the request: route, id, method, path without its query, the GenAI operation", async (t) => {
   const request = { ...exchange.request, path: "/v1/chat/completions?x=1" };
   t.same(requestAttributes(request, "chat"), {
     "guard.route": "chat",
     "guard.request_id": "r",
     "http.request.method": "POST",
     "url.path": "/v1/chat/completions",
+    "gen_ai.operation.name": "chat",
   });
+  const operation = (path: string) => requestAttributes({ ...request, path }, "r")["gen_ai.operation.name"];
+  t.equal(operation("/v1/completions"), "text_completion");
+  t.equal(operation("/v1/embeddings"), "embeddings");
+  t.equal(operation("/v1/responses"), "chat");
+  t.equal(operation("/v2/models/iris/infer"), undefined, "KServe V2 is no GenAI operation");
+  t.equal(operation("/v1/predict/sentiment"), undefined);
 });
 
 t.test("the outcome: what the stages wrote on the exchange, gen_ai token usage, nothing unset", async (t) => {
@@ -83,6 +90,8 @@ t.test("the outcome: what the stages wrote on the exchange, gen_ai token usage, 
     cost: 812.5,
     promptTokens: 300,
     completionTokens: 64,
+    inputTokens: 290,
+    requestModel: "triage-v1",
     contract: "violated",
     modelVersion: "v2",
   });
@@ -102,6 +111,8 @@ t.test("the outcome: what the stages wrote on the exchange, gen_ai token usage, 
     "guard.cost": 812.5,
     "guard.cost.prompt_tokens": 300,
     "gen_ai.usage.output_tokens": 64,
+    "gen_ai.usage.input_tokens": 290,
+    "gen_ai.request.model": "triage-v1",
     "guard.contract.verdict": "violated",
     "guard.model.version": "v2",
     "guard.upstream.latency_ms": 40,

@@ -75,6 +75,7 @@ t.test("a request with a body asks for it, then scores, tiers and sets the timeo
   t.equal(ex.tier, "heavy", "4096 output budget × 4 + ~3.5k prompt tokens");
   t.ok(ex.cost !== undefined && ex.cost > 8000);
   t.equal(ex.predictedLatencyMs, undefined, "the prior's guess is not published to admission");
+  t.equal(ex.requestModel, "gpt-4o", "the asked model, for traces");
   t.equal(applied?.clearRouteCache, true);
   t.equal(applied?.setHeaders?.["x-guard-tier"], "heavy");
   const metadata = applied?.metadata as { complexity: { predictedLatencyMs: number } } | undefined;
@@ -135,6 +136,20 @@ t.test("an announced oversized body is scored by its length without buffering", 
     (await import("../../../../src/pipeline/types.js")).CONTINUE,
     "a body another stage asked for is ignored",
   );
+});
+
+t.test("the asked model is kept as the client sent it, cut to 256 characters", async (t) => {
+  const { stage } = setup();
+  for (const [model, kept] of [
+    ["m".repeat(300), "m".repeat(256)],
+    [42, undefined],
+  ] as const) {
+    const ex = exchange("chat", "/v1/chat/completions");
+    const run = stage.start(ex) as StageRun;
+    await run.onRequestHeaders?.();
+    await run.onRequestBody?.(new TextEncoder().encode(JSON.stringify({ model, messages: [] })));
+    t.equal(ex.requestModel, kept);
+  }
 });
 
 t.test("bad bodies are counted and still routed", async (t) => {

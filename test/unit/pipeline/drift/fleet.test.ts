@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
+import type { Payload } from "../../../../src/contracts/payload.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createDriftMonitor, type DriftMonitor } from "../../../../src/pipeline/drift/monitor.js";
 import { chatExchange } from "../../../helpers/exchange.js";
@@ -33,6 +34,8 @@ function sidecar(url: string, relativeAccuracy = 0.02): { monitor: DriftMonitor;
 }
 
 const exchange = chatExchange({ route: { name: "sentiment" } });
+/** The payload of a contract bound to the whole body, as the check hands it on. */
+const whole = (body: unknown): Payload[] => [{ path: "", value: body }];
 
 t.test("each sidecar reports the fleet's answers, merged per version", async (t) => {
   const redis = await startRedis();
@@ -44,9 +47,9 @@ t.test("each sidecar reports the fleet's answers, merged per version", async (t)
   await Promise.all([a.monitor.warmUp?.(), b.monitor.warmUp?.()]);
   const conforming = (i: number) => ({ label: "POSITIVE", score: 0.55 + (i % 45) / 100 });
   const collapsed = { label: "POSITIVE", score: 0.98 };
-  for (let i = 0; i < 300; i++) a.monitor.observe(exchange, contract, "v1", conforming(i));
-  for (let i = 0; i < 50; i++) a.monitor.observe(exchange, contract, "v2", collapsed);
-  for (let i = 0; i < 250; i++) b.monitor.observe(exchange, contract, "v2", collapsed);
+  for (let i = 0; i < 300; i++) a.monitor.observe(exchange, contract, "v1", whole(conforming(i)));
+  for (let i = 0; i < 50; i++) a.monitor.observe(exchange, contract, "v2", whole(collapsed));
+  for (let i = 0; i < 250; i++) b.monitor.observe(exchange, contract, "v2", whole(collapsed));
   t.equal(b.monitor.report()[0]?.versions[0]?.verdict, "insufficient_data", "alone, b has no baseline answers");
 
   await a.monitor.sync();
@@ -72,8 +75,8 @@ t.test("profiles of a sidecar on another sketch accuracy are left out, not merge
   const b = sidecar(redis.url, 0.05);
   t.teardown(() => Promise.all([a.monitor.close?.(), b.monitor.close?.()]));
   await Promise.all([a.monitor.warmUp?.(), b.monitor.warmUp?.()]);
-  for (let i = 0; i < 10; i++) a.monitor.observe(exchange, contract, "v1", { label: "POSITIVE", score: 0.9 });
-  for (let i = 0; i < 10; i++) b.monitor.observe(exchange, contract, "v1", { label: "POSITIVE", score: 0.9 });
+  for (let i = 0; i < 10; i++) a.monitor.observe(exchange, contract, "v1", whole({ label: "POSITIVE", score: 0.9 }));
+  for (let i = 0; i < 10; i++) b.monitor.observe(exchange, contract, "v1", whole({ label: "POSITIVE", score: 0.9 }));
   await b.monitor.sync();
   await a.monitor.sync();
   t.equal(a.monitor.report()[0]?.versions[0]?.samples, 10, "b's sketches cannot merge with a's");
@@ -85,7 +88,7 @@ t.test("without Redis a sidecar reports its own answers, and says so", async (t)
   t.teardown(() => a.monitor.close?.());
   await a.monitor.warmUp?.();
   const contract = await demoContract("sentiment");
-  for (let i = 0; i < 120; i++) a.monitor.observe(exchange, contract, "v1", { label: "NEUTRAL", score: 0.5 });
+  for (let i = 0; i < 120; i++) a.monitor.observe(exchange, contract, "v1", whole({ label: "NEUTRAL", score: 0.5 }));
   await redis.stop();
   await a.monitor.sync();
   t.equal(a.monitor.report()[0]?.versions[0]?.samples, 120);

@@ -118,6 +118,7 @@ t.test("a stream with include_usage: its usage counted once, bytes forwarded unc
     });
     feed(t, run, cut(chatStream(CHAT), every), () => s.advance(3));
     t.equal(exchange.completionTokens, 9, `cut every ${every}: completion tokens on the exchange`);
+    t.equal(exchange.inputTokens, 12, "and the prompt tokens reported beside them");
     run.onEnd(COMPLETED);
     t.equal(await s.sum("guard_tokens_total", { route: "chat", model_version: "v7", kind: "prompt" }), 12);
     t.equal(await s.sum("guard_tokens_total", { route: "chat", model_version: "v7", kind: "completion" }), 9);
@@ -167,6 +168,7 @@ t.test("a stream that completes without usage: tokens from its output events and
     );
     t.equal(await s.sum("guard_stream_usage_missing_total", { route: "chat" }), 1);
     t.equal(exchange.completionTokens, undefined, "the exchange carries reported usage only");
+    t.equal(exchange.inputTokens, undefined);
   }
   const cancelled = setup();
   const run = cancelled.start(cancelled.exchange());
