@@ -166,6 +166,12 @@ export interface Exchange {
   /** Model version seen on the response (contracts stage), already bounded for labels. */
   modelVersion?: string;
   /**
+   * The same version as the response stated it (clipped, never bounded): what tells versions apart
+   * where they are not a label, e.g. the cache's epochs (past the label bound, versions share
+   * "other" in modelVersion).
+   */
+  statedModelVersion?: string;
+  /**
    * Completion (output) tokens the upstream reported for this exchange's answer (usage stage): the
    * `usage` of a streamed answer's event (the latest one, as usage may be reported on every event)
    * or of a JSON body (completion_tokens, or the Responses API's output_tokens). Set as soon as the

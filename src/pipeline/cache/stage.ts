@@ -407,9 +407,12 @@ class CacheRun implements StageRun {
     this.#state = { kind: "settled" };
   }
 
-  /** The contracts stage's model version, else the one the response's header names. */
+  /**
+   * The version the contracts stage read (a header or a body field), else the one the response's
+   * header names; as stated, not as labelled, so versions past the label bound stay apart.
+   */
   #modelVersion(response: ResponseInfo): string | undefined {
-    return this.exchange.modelVersion ?? response.headers.get(this.settings.config.versionHeader);
+    return this.exchange.statedModelVersion ?? response.headers.get(this.settings.config.versionHeader);
   }
 
   #skipStore(state: Storing, reason: StoreSkipReason): void {

@@ -454,7 +454,10 @@ class ContractRun implements StageRun {
   #finish(result: "passed" | "violated" | "unverifiable" | "not_sampled" | "not_applicable", version: string): void {
     this.#phase = "done";
     this.exchange.contract = result === "passed" ? "passed" : result === "violated" ? "violated" : "skipped";
-    if (this.#rawVersion !== undefined) this.exchange.modelVersion = version;
+    if (this.#rawVersion !== undefined) {
+      this.exchange.modelVersion = version;
+      this.exchange.statedModelVersion = this.#rawVersion;
+    }
     this.metrics.checks.inc({ contract: this.binding.contract.name, model_version: version, result });
   }
 }

@@ -255,9 +255,25 @@ t.test("the contracts stage's model version wins over the header", async (t) => 
   await exchangeOnce(
     h,
     { body: { temperature: 0, other: 1 } },
-    { headers: { "x-model-version": "v1" }, prepare: (exchange) => (exchange.modelVersion = "v2") },
+    { headers: { "x-model-version": "v1" }, prepare: (exchange) => (exchange.statedModelVersion = "v2") },
   );
   t.equal((await exchangeOnce(h, { body: PROMPT })).request.type, "continue");
+});
+
+t.test("versions past the label bound, all labelled other, still keep their entries apart", async (t) => {
+  const h = harness(CHAT);
+  const past = (version: string) => (exchange: Exchange) => {
+    exchange.modelVersion = "other";
+    exchange.statedModelVersion = version;
+  };
+  await exchangeOnce(h, { body: PROMPT }, { prepare: past("v21") });
+  t.equal((await exchangeOnce(h, { body: PROMPT }, { prepare: past("v21") })).request.type, "reply");
+  await exchangeOnce(h, { body: { temperature: 0, other: 1 } }, { prepare: past("v22") });
+  t.equal(
+    (await exchangeOnce(h, { body: PROMPT })).request.type,
+    "continue",
+    "v21's answer is not served once v22 answers",
+  );
 });
 
 t.test("purge empties a route", async (t) => {
