@@ -183,6 +183,9 @@ function run(
 interface BufError {
   readonly path?: string;
   readonly start_line?: number;
+  readonly start_column?: number;
+  readonly end_line?: number;
+  readonly end_column?: number;
   readonly message?: string;
 }
 
@@ -203,14 +206,37 @@ function parseBufErrors(stderr: string, modules: ReadonlyMap<string, string>): C
     const [link = "", ...rest] = parsed.path.split("/");
     const root = modules.get(link);
     const file = root === undefined ? parsed.path : join(root, ...rest);
-    errors.push(
-      parsed.start_line === undefined
-        ? { file, message: parsed.message }
-        : { file, line: parsed.start_line, message: parsed.message },
-    );
+    const message = withSource(parsed.message, parsed, file);
+    errors.push(parsed.start_line === undefined ? { file, message } : { file, line: parsed.start_line, message });
   }
   if (other.length > 0) errors.push({ file: "buf", message: other.join(" ") });
   return errors;
+}
+
+/**
+ * Some of buf's messages quote nothing ("mismatched types", "imported file does not exist"): they
+ * get the source text they point at, so the error says which value or which import.
+ */
+function withSource(message: string, at: BufError, file: string): string {
+  const { start_line: line, start_column: start, end_line: endLine, end_column: end } = at;
+  if (/[`"]/.test(message) || line === undefined || start === undefined || end === undefined || endLine !== line) {
+    return message;
+  }
+  let text: string | undefined;
+  try {
+    text = readFileSync(file, "utf8").split("\n")[line - 1];
+  } catch {
+    return message;
+  }
+  // buf counts columns in bytes.
+  const source =
+    text === undefined
+      ? ""
+      : Buffer.from(text)
+          .subarray(start - 1, end - 1)
+          .toString()
+          .trim();
+  return source === "" ? message : `${message}: ${source}`;
 }
 
 function parseJsonLine(line: string): BufError | undefined {

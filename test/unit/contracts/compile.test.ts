@@ -48,8 +48,17 @@ t.test("syntax errors come from buf as file:line", async (t) => {
 
 t.test("an import that is in no root is reported at the import's line", async (t) => {
   t.same(await compileSource(t, { "a.proto": `${HEADER}import "nope/b.proto";\nmessage A {}\n` }), [
-    "a.proto:4: imported file does not exist",
+    'a.proto:4: imported file does not exist: import "nope/b.proto";',
   ]);
+});
+
+t.test("an option value of the wrong type is reported with the value", async (t) => {
+  t.same(
+    await compileSource(t, {
+      "a.proto": `${HEADER}message A {\n  string x = 1 [(buf.validate.field).string.min_len = "x"];\n}\n`,
+    }),
+    ['a.proto:5: mismatched types: "x"'],
+  );
 });
 
 t.test("files under every root compile together and import each other", async (t) => {
