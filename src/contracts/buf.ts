@@ -17,6 +17,8 @@ import type { ContractSourceError } from "./source-error.js";
 /** Written by `make build` (target gen/protovalidate); the image copies it beside dist/. */
 export const PROTOVALIDATE_DIR = fileURLToPath(new URL("../../../gen/protovalidate", import.meta.url));
 
+const VALIDATE_PROTO = "buf/validate/validate.proto";
+
 /** A .proto file: the protoPaths entry it was found under and its name relative to that root. */
 export interface ProtoSource {
   readonly root: string;
@@ -60,9 +62,20 @@ export async function describeSources(sources: readonly ProtoSource[]): Promise<
   if (sources.length === 0) return { ok: true, set: create(FileDescriptorSetSchema) };
   const buf = bufBinary();
   if (typeof buf !== "string") return { ok: false, errors: [buf] };
-  const validate = join(PROTOVALIDATE_DIR, "buf/validate/validate.proto");
+  const validate = join(PROTOVALIDATE_DIR, VALIDATE_PROTO);
   if ((await stat(validate).catch(() => undefined)) === undefined) {
     return { ok: false, errors: [{ file: validate, message: "missing: `make build` prints it (gen/protovalidate)" }] };
+  }
+  // A copy kept from protoc days would clash with the guard's own (buf: "contained in multiple modules").
+  const copies = sources.filter((source) => source.name === VALIDATE_PROTO);
+  if (copies.length > 0) {
+    return {
+      ok: false,
+      errors: copies.map((copy) => ({
+        file: join(copy.root, copy.name),
+        message: `the guard provides ${VALIDATE_PROTO} (the version its validator reads): delete this copy`,
+      })),
+    };
   }
   // buf compiles a workspace of modules named by paths inside it: each root that holds sources
   // (buf rejects a module without .proto files) is linked in as root<i>, beside gen/protovalidate.
@@ -209,7 +222,12 @@ function parseBufErrors(stderr: string, modules: ReadonlyMap<string, string>): C
     const message = withSource(parsed.message, parsed, file);
     errors.push(parsed.start_line === undefined ? { file, message } : { file, line: parsed.start_line, message });
   }
-  if (other.length > 0) errors.push({ file: "buf", message: other.join(" ") });
+  if (other.length > 0) {
+    // Such messages name modules by their links in the workspace: say the user's directories.
+    let message = other.join(" ");
+    for (const [link, root] of modules) message = message.replaceAll(`"${link}"`, JSON.stringify(root));
+    errors.push({ file: "buf", message });
+  }
   return errors;
 }
 

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
@@ -78,6 +78,19 @@ t.test("files under every root compile together and import each other", async (t
   const fixed = await compileContracts({ protoPaths: [first, second] });
   t.ok(fixed.ok);
   if (fixed.ok) t.same([...fixed.contracts.messages.keys()].sort(), ["bad.v1.A", "bad.v1.B"]);
+});
+
+t.test("a copy of validate.proto among the contracts is an error: the guard brings its own", async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, "buf/validate"), { recursive: true });
+  await writeFile(join(dir, "buf/validate/validate.proto"), 'syntax = "proto2";\npackage buf.validate;\n');
+  await writeFile(join(dir, "a.proto"), `${HEADER}message A {}\n`);
+  const result = await compileContracts({ protoPaths: [dir] });
+  t.notOk(result.ok);
+  if (!result.ok)
+    t.same(result.errors.map(formatSourceError), [
+      `${join(dir, "buf/validate/validate.proto")}: the guard provides buf/validate/validate.proto (the version its validator reads): delete this copy`,
+    ]);
 });
 
 t.test("a name in two roots is an error at the second, a root named twice is searched once", async (t) => {
