@@ -15,6 +15,10 @@ FROM node:24.22.3-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
+# The descriptor of buf/validate/validate.proto the installed @bufbuild/protovalidate embeds; the
+# protovalidate stage prints it as the source the buf compiler reads.
+COPY scripts/protovalidate-set.mjs ./scripts/
+RUN node scripts/protovalidate-set.mjs > /protovalidate.binpb
 COPY tsconfig.json ./
 COPY src ./src
 # tsconfig also includes test/ and bench/; only src/ is copied, so only the guard is compiled. The
@@ -24,19 +28,26 @@ COPY src ./src
 RUN npx tsc -p . \
  && cp -r src/server/status/assets dist/src/server/status/assets \
  && rm -rf dist/src/demo dist/src/devstack \
- && npm prune --omit=dev --no-audit --no-fund --loglevel=error
+ && npm prune --omit=dev --no-audit --no-fund --loglevel=error \
+ && rm -f node_modules/@bufbuild/buf-*/bin/protoc-gen-buf-*
+# npm keeps the buf binary of the image's platform (an optional dependency of @bufbuild/buf);
+# the guard runs only bin/buf, so buf's protoc plugins (about 50 MB) are dropped.
 
-# --- runtime ---
+# --- buf/validate/validate.proto as source, printed from that descriptor (tools/protovalidate) ---
+FROM golang:1.26 AS protovalidate
+WORKDIR /src
+COPY tools/protovalidate ./
+COPY --from=build /protovalidate.binpb ./
+RUN go run . /protovalidate < protovalidate.binpb
+
+# --- runtime: no system packages; output contracts compile with buf from node_modules ---
 FROM node:24.22.3-slim
-# protoc compiles the output contracts (.proto) at startup and on reload.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends protobuf-compiler \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=envoy-api /envoy-api ./gen/envoy-api
+COPY --from=protovalidate /protovalidate ./gen/protovalidate
 COPY package.json ./
 COPY bin ./bin
 # The embedded default config and its example contracts (used when no --config is given).

@@ -26,7 +26,10 @@ $(NPM_STAMP): package.json package-lock.json $(NODE_BIN)
 
 ## Envoy's ext_proc API as .proto files, printed from go-control-plane (tools/envoy-api)
 ENVOY_API := gen/envoy-api/envoy/service/ext_proc/v3/external_processor.proto
-build: install $(ENVOY_API)
+## buf/validate/validate.proto, printed from the descriptor @bufbuild/protovalidate embeds (tools/protovalidate):
+## the buf compiler that compiles output contracts needs it as source
+PROTOVALIDATE := gen/protovalidate/buf/validate/validate.proto
+build: install $(ENVOY_API) $(PROTOVALIDATE)
 	npx tsc -p .
 	@# The status page's static files run from dist/ beside the module that serves them (as in the image).
 	@rm -rf dist/src/server/status/assets && cp -r src/server/status/assets dist/src/server/status/assets
@@ -34,6 +37,10 @@ build: install $(ENVOY_API)
 $(ENVOY_API): tools/envoy-api/main.go tools/envoy-api/go.mod tools/envoy-api/go.sum
 	@rm -rf gen/envoy-api && mkdir -p gen/envoy-api
 	cd tools/envoy-api && go run . $(CURDIR)/gen/envoy-api
+
+$(PROTOVALIDATE): $(NPM_STAMP) scripts/protovalidate-set.mjs tools/protovalidate/main.go tools/protovalidate/go.mod tools/protovalidate/go.sum
+	@rm -rf gen/protovalidate && mkdir -p gen/protovalidate
+	set -o pipefail; node scripts/protovalidate-set.mjs | (cd tools/protovalidate && go run . $(CURDIR)/gen/protovalidate)
 
 ## Lint and format check (Biome), as CI runs it; `make format` applies the formatter and safe fixes
 lint: install
@@ -55,7 +62,7 @@ envoy:
 jaeger:
 	@bash scripts/install-jaeger.sh
 
-## redis-server, protoc, wrk from Debian when missing
+## redis-server, wrk, h2load from Debian when missing
 system-deps:
 	@bash scripts/install-system-deps.sh
 

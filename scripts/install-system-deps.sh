@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Debian packages the tests and benchmarks need: redis-server (shared cache tier), protoc
-# (compiles output contracts), wrk and h2load (nghttp2-client; HTTP load generators). Installed
-# only when missing.
+# Debian packages the tests and benchmarks need: redis-server (shared cache tier), wrk and h2load
+# (nghttp2-client; HTTP load generators). Installed only when missing. Output contracts compile
+# with buf from node_modules, not a system protoc.
 # Optional groups, named as arguments, for the operations tests only (large packages, installed by
 # the tests that need them on first use, or ahead with `make ops-deps`):
 #   promtool  the Debian `prometheus` package (promtool checks metrics and alert rules)
@@ -9,7 +9,6 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 for group in "$@"; do

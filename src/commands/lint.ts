@@ -9,7 +9,7 @@ import type { CliIo } from "./io.js";
 export const LINT_HELP = `Usage:
   inference-guard lint [--config <file>] [--proto <dir>...]
 
-Compiles the contract .proto files as startup does (protoc, then every CEL rule and every
+Compiles the contract .proto files as startup does (buf, then every CEL rule and every
 message test-compiled) and prints each problem as "file:line: message". With --config, the
 config is checked as startup checks it first (every config error, with the errors of the
 contracts its routes bind, in one report; warnings too), then the config's contracts.protoPaths
@@ -43,7 +43,6 @@ export async function runLint(argv: string[], io: CliIo): Promise<number> {
     return 0;
   }
   let protoPaths = values.proto ?? [];
-  let protoc: string | undefined;
   if (values.config !== undefined) {
     // What startup does, in one pass: the config's errors and its bound contracts' errors together.
     const prepared = await prepareGuard(values.config);
@@ -53,11 +52,10 @@ export async function runLint(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
     protoPaths = [...prepared.config.contracts.protoPaths, ...protoPaths];
-    protoc = prepared.config.contracts.protoc;
   }
   if (protoPaths.length === 0) protoPaths = ["proto/contracts"];
   // Every contract file, bound or not: a rule error in a message no route binds yet is still an error.
-  const compiled = await compileContracts(protoc === undefined ? { protoPaths } : { protoPaths, protoc });
+  const compiled = await compileContracts({ protoPaths });
   if (!compiled.ok) {
     for (const error of compiled.errors) io.err(formatSourceError(error));
     return 1;

@@ -21,9 +21,14 @@ export function labelName(maxLength: number) {
 }
 
 /**
- * A key that no longer exists because its setting moved: any value is an error that names where it
- * went, rather than zod's bare "unrecognized key".
+ * A key that no longer exists: any value is an error that says why, rather than zod's bare
+ * "unrecognized key".
  */
+export function removedKey(why: string) {
+  return z.undefined({ error: `removed: ${why}` }).optional();
+}
+
+/** A key that no longer exists because its setting moved: the error names where it went. */
 export function movedKey(to: string) {
   return z.undefined({ error: `moved: set ${to} instead` }).optional();
 }

@@ -14,7 +14,7 @@ export type PreparedGuard =
   | {
       readonly ok: true;
       readonly config: GuardConfig;
-      /** Absent when no route binds a contract (the guard then needs no protoc). */
+      /** Absent when no route binds a contract (the guard then compiles none). */
       readonly contracts?: CompiledContracts;
       readonly warnings: readonly ConfigIssue[];
     }

@@ -1,10 +1,10 @@
-// Compiles contract .proto files from source at startup: protoc turns them into descriptors
-// (protoc.ts), then every message is test-compiled (rule-check.ts), so a bad rule stops startup
-// instead of failing the first request. See docs/contracts.md for why protoc.
+// Compiles contract .proto files from source at startup: buf turns them into descriptors
+// (buf.ts), then every message is test-compiled (rule-check.ts), so a bad rule stops startup
+// instead of failing the first request. See docs/contracts.md for why buf.
 import { join } from "node:path";
 import { createFileRegistry, type DescMessage, type FileRegistry } from "@bufbuild/protobuf";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
-import { describeSources, findProtoSources } from "./protoc.js";
+import { describeSources, findProtoSources } from "./buf.js";
 import { celSyntaxErrors, dedupeProbeErrors, type ProbeError, probeError } from "./rule-check.js";
 import type { ContractSourceError } from "./source-error.js";
 import { type Locator, locator } from "./source-location.js";
@@ -27,7 +27,6 @@ export type CompileResult =
 
 export interface CompileOptions {
   readonly protoPaths: readonly string[];
-  readonly protoc?: string;
 }
 
 export async function compileContracts(options: CompileOptions): Promise<CompileResult> {
@@ -38,14 +37,14 @@ export async function compileContracts(options: CompileOptions): Promise<Compile
     const source = sources.find((candidate) => candidate.name === name);
     return source === undefined ? name : join(source.root, name);
   };
-  const described = await describeSources(sources, options.protoPaths, options.protoc ?? "protoc", userPath);
+  const described = await describeSources(sources);
   if (!described.ok) return described;
 
   let registry: FileRegistry;
   try {
     registry = createFileRegistry(described.set);
   } catch (error) {
-    return { ok: false, errors: [{ file: "protoc", message: `descriptor set rejected: ${(error as Error).message}` }] };
+    return { ok: false, errors: [{ file: "buf", message: `descriptor set rejected: ${(error as Error).message}` }] };
   }
   const validator = createValidator({ registry });
   const userFiles = new Set(sources.map((source) => source.name));

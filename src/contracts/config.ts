@@ -3,7 +3,7 @@
 // what to do on a violation).
 import { z } from "zod";
 import type { ConfigIssue } from "../config-kit/issues.js";
-import { headerName, optionalHeaderName } from "../config-kit/primitives.js";
+import { headerName, optionalHeaderName, removedKey } from "../config-kit/primitives.js";
 import { parsePayloadPath } from "./payload.js";
 
 const fullName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/, {
@@ -17,10 +17,15 @@ const payloadPath = z.string().superRefine((value, ctx) => {
 
 export const contractsSectionSchema = z
   .strictObject({
-    /** Directories searched (recursively) for contract .proto files; also the protoc import path. */
+    /**
+     * Directories searched (recursively) for contract .proto files; also the import path. A file
+     * name (relative to its directory) must be unique across them.
+     */
     protoPaths: z.array(z.string().min(1)).default(["proto/contracts"]),
-    /** The protoc binary that compiles contracts at startup. */
-    protoc: z.string().min(1).default("protoc"),
+    /** Contracts compile with the buf compiler the guard installs (@bufbuild/buf), not a system protoc. */
+    protoc: removedKey(
+      "contracts compile with the buf compiler installed with the guard (@bufbuild/buf); delete this key",
+    ),
     /** Violations collected per response; the rest are counted in the problem body only. */
     maxViolations: z.number().int().min(1).max(1000).default(20),
     /** Payloads checked per response (array items, chat choices); more is a violation. */

@@ -174,7 +174,7 @@ t.test("lint reports file:line problems and exits 1; clean contracts exit 0", as
   await writeFile(join(dir, "a.proto"), 'syntax = "proto3";\nmessage A {\n  string x = 1\n}\n');
   const bad = capture();
   t.equal(await runLint(["--proto", dir], bad.io), 1);
-  t.same(bad.err, [`${dir}/a.proto:4: Expected ";".`]);
+  t.same(bad.err, [`${dir}/a.proto:4: unexpected \`}\` after definition`]);
   const help = capture();
   t.equal(await runLint(["-h"], help.io), 0);
   t.match(help.out.join("\n"), /inference-guard lint/);
@@ -193,7 +193,7 @@ t.test("lint --config reports config errors and the bound contracts' errors in o
   t.same(err, [
     `${config}: warning: admision: unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, usage, identity, tracing, routes)`,
     `${config}: drain.timeoutMs: Too small: expected number to be >=0`,
-    `${dir}/a.proto:4: Expected ";".`,
+    `${dir}/a.proto:4: unexpected \`}\` after definition`,
   ]);
 });
 

@@ -11,6 +11,15 @@ t.test("an empty config has working contract defaults", async (t) => {
   t.equal(config.contracts.header, "x-guard-contract");
 });
 
+t.test("contracts.protoc is an error that says contracts no longer need a protoc", async (t) => {
+  const parsed = configSchema.safeParse({ contracts: { protoc: "/usr/bin/protoc" } });
+  t.notOk(parsed.success);
+  if (!parsed.success) {
+    t.equal(parsed.error.issues[0]?.path.join("."), "contracts.protoc");
+    t.match(parsed.error.issues[0]?.message, /^removed: contracts compile with the buf compiler .*delete this key$/);
+  }
+});
+
 t.test("a binding gets strict, shadow defaults", async (t) => {
   const config = configSchema.parse({ routes: [{ name: "r", match: {}, contract: { message: "demo.v1.Sentiment" } }] });
   t.same(config.routes[0]?.contract, {

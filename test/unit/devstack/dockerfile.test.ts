@@ -7,22 +7,24 @@ import { join, relative } from "node:path";
 import t from "tap";
 import { DEFAULT_CONFIG_PATH } from "../../../src/cli.js";
 import { configSchema } from "../../../src/config/schema.js";
+import { PROTOVALIDATE_DIR } from "../../../src/contracts/buf.js";
 import { PROJECT_ROOT } from "../../../src/devstack/envoy.js";
 import { ENVOY_API_DIR } from "../../../src/extproc/proto.js";
 import { STATUS_ASSETS_DIR } from "../../../src/server/status/page.js";
 
 interface Stage {
   readonly from: string;
+  readonly name?: string | undefined;
   readonly lines: readonly string[];
 }
 
 async function stages(): Promise<Stage[]> {
   const text = (await readFile(join(PROJECT_ROOT, "Dockerfile"), "utf8")).replace(/\\\n\s*/g, " ");
-  const result: Array<{ from: string; lines: string[] }> = [];
+  const result: Array<{ from: string; name?: string | undefined; lines: string[] }> = [];
   for (const line of text.split("\n")) {
     if (line.trim() === "" || line.startsWith("#")) continue;
-    const from = /^FROM (\S+)/.exec(line)?.[1];
-    if (from !== undefined) result.push({ from, lines: [] });
+    const [, from, name] = /^FROM (\S+)(?: AS (\S+))?/.exec(line) ?? [];
+    if (from !== undefined) result.push({ from, name, lines: [] });
     else result.at(-1)?.lines.push(line);
   }
   return result;
@@ -52,6 +54,7 @@ t.test("the runtime stage has what the guard reads beside dist/, and nothing of 
     ...Object.values(manifest.bin).map((file) => file.split("/")[0] ?? file),
     relative(PROJECT_ROOT, DEFAULT_CONFIG_PATH).split("/")[0] ?? "",
     relative(PROJECT_ROOT, ENVOY_API_DIR),
+    relative(PROJECT_ROOT, PROTOVALIDATE_DIR),
     "dist/src",
     "node_modules",
     "package.json",
@@ -80,9 +83,44 @@ t.test("the runtime stage has what the guard reads beside dist/, and nothing of 
   t.ok(Object.keys(manifest.dependencies).length > 0);
 
   const runtimeSteps = runtime.lines.join("\n");
+  t.notMatch(
+    runtimeSteps,
+    /apt-get|protobuf-compiler/,
+    "no system packages: contracts compile with buf from node_modules",
+  );
   const user = /^USER (\d+):(\d+)$/m.exec(runtimeSteps);
   t.ok(user !== null && Number(user[1]) > 0 && Number(user[2]) > 0, "runs as a non-root user and group");
   const admin = configSchema.parse({}).listen.admin;
   t.match(runtimeSteps, new RegExp(`HEALTHCHECK .*fetch\\('http://${admin.replace(/\./g, "\\.")}/healthz'\\)`));
   t.match(runtimeSteps, new RegExp(`ENTRYPOINT \\[.*"/app/${Object.values(manifest.bin)[0]}"\\]`));
+});
+
+t.test("gen/protovalidate is printed from the descriptor the build stage's packages embed", async (t) => {
+  const all = await stages();
+  const runtime = all.at(-1);
+  const build = all.find((stage) => stage.name === "build");
+  const printer = all.find((stage) => stage.lines.some((line) => line === "COPY tools/protovalidate ./"));
+  if (runtime === undefined || build === undefined || printer === undefined) {
+    return t.fail("a build stage, a stage running tools/protovalidate and a runtime stage");
+  }
+  const set = /^RUN node scripts\/protovalidate-set\.mjs > (\S+)$/m.exec(build.lines.join("\n"))?.[1];
+  t.ok(set !== undefined, "the build stage writes the descriptor set after npm ci");
+  const npmCi = build.lines.findIndex((line) => /^RUN npm ci /.test(line));
+  const written = build.lines.findIndex((line) => line.includes("protovalidate-set.mjs >"));
+  t.ok(npmCi >= 0 && written > npmCi, "from the installed packages");
+  const printerSteps = printer.lines.join("\n");
+  t.match(printerSteps, new RegExp(`COPY --from=build ${set} `), "the printer reads that set");
+  const out = /^RUN go run \. (\S+) < /m.exec(printerSteps)?.[1];
+  t.ok(out !== undefined, "the printer writes a directory");
+  t.ok(
+    runtime.lines.includes(`COPY --from=${printer.name} ${out} ./${relative(PROJECT_ROOT, PROTOVALIDATE_DIR)}`),
+    "the runtime has it where the guard reads it",
+  );
+  const buildSteps = build.lines.join("\n");
+  t.match(
+    buildSteps,
+    /rm -f node_modules\/@bufbuild\/buf-\*\/bin\/protoc-gen-buf-\*/,
+    "buf's unused plugins are dropped",
+  );
+  t.notMatch(buildSteps, /--omit=optional|--no-optional/, "the buf binary (an optional dependency) is kept");
 });
