@@ -14,6 +14,7 @@ import { pino } from "pino";
 import { configSchema } from "../src/config/schema.js";
 import { freePort } from "../src/devstack/ports.js";
 import { StreamProcessor } from "../src/extproc/stream.js";
+import { ComponentLogs } from "../src/log.js";
 import { createCoreMetrics } from "../src/metrics/registry.js";
 import { buildPipeline } from "../src/pipeline/build.js";
 import type { ExchangeTracer } from "../src/tracing/api.js";
@@ -96,7 +97,13 @@ async function round(ratio: number | undefined, url: string, sequence: { next: n
   });
   const metrics = createCoreMetrics("bench");
   const now = (): number => performance.now();
-  const { pipeline } = buildPipeline(config, { metrics, registry: metrics.registry, log, now, tracer });
+  const { pipeline } = buildPipeline(config, {
+    metrics,
+    registry: metrics.registry,
+    logs: new ComponentLogs(log),
+    now,
+    tracer,
+  });
   const deps = { pipeline: () => pipeline, metrics, log, now };
   const cpu = process.cpuUsage();
   const started = performance.now();

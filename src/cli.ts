@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { runCheck } from "./commands/check.js";
 import { runLint } from "./commands/lint.js";
 import { prepareGuard } from "./config/prepare.js";
-import { createLogger } from "./log.js";
+import { ComponentLogs, createLogger } from "./log.js";
 import { startGuard } from "./server/serve.js";
 import { VERSION } from "./version.js";
 
@@ -68,9 +68,10 @@ async function serve(argv: string[], io: Io): Promise<number> {
       io.err(`  warning: ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}\n`);
     return 2;
   }
-  const log = createLogger(prepared.config.log.level);
+  const logs = new ComponentLogs(createLogger(prepared.config.log.level), prepared.config.log);
+  const log = logs.root;
   for (const warning of prepared.warnings) log.warn({ path: warning.path }, warning.message);
-  const guard = await startGuard(prepared, log, values.config === undefined ? {} : { configFile: file, watch: true });
+  const guard = await startGuard(prepared, logs, values.config === undefined ? {} : { configFile: file, watch: true });
   process.on("SIGHUP", () => void guard.reload());
   return new Promise<number>((resolve) => {
     // Every signal, not only the first: a second one ends the grace (guard.drain), and without a

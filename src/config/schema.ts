@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { labelName } from "../config-kit/primitives.js";
 import { contractsSectionSchema, routeContractSchema } from "../contracts/config.js";
+import { LOG_COMPONENTS, LOG_LEVELS, type LogComponent } from "../log.js";
 import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/config.js";
 import { annotateSchema } from "../pipeline/annotate/config.js";
 import { budgetSchema, routeBudgetSchema } from "../pipeline/budget/config.js";
@@ -257,9 +258,19 @@ export const routeSchema = z.strictObject({
   identity: routeIdentitySchema,
 });
 
+const logLevel = z.enum(LOG_LEVELS);
 const logSchema = z
   .strictObject({
-    level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    level: logLevel.default("info"),
+    /** A level per component (src/log.ts), for one part of the guard louder or quieter than the rest. */
+    components: z
+      .strictObject(
+        Object.fromEntries(Object.keys(LOG_COMPONENTS).map((component) => [component, logLevel.optional()])) as Record<
+          LogComponent,
+          z.ZodOptional<typeof logLevel>
+        >,
+      )
+      .default({}),
   })
   .prefault({});
 

@@ -11,6 +11,7 @@
 // Each stage gets its own sections only; this is the one place that sees them all side by side.
 import type { CompiledContracts } from "../contracts/compile.js";
 import type { ContractsSection, RouteContract } from "../contracts/config.js";
+import type { ComponentLogs } from "../log.js";
 import type { ExchangeTracer } from "../tracing/api.js";
 import type { AdmissionConfig, RouteAdmissionConfig } from "./admission/config.js";
 import { createAdmissionStage } from "./admission/stage.js";
@@ -128,38 +129,42 @@ export function stageConfigs(config: PipelineConfig) {
  */
 export function buildPipeline(
   config: PipelineConfig,
-  deps: PipelineDeps &
-    StageDeps & {
-      readonly tracer?: ExchangeTracer | undefined;
-      /** The status page's violations table, kept by the guard across reloads. */
-      readonly recentViolations?: RecentViolations;
-      /** The drift profiles, kept by the guard across reloads. */
-      readonly driftHistory?: DriftHistory;
-    },
+  deps: Omit<PipelineDeps & StageDeps, "log"> & {
+    readonly logs: ComponentLogs;
+    readonly tracer?: ExchangeTracer | undefined;
+    /** The status page's violations table, kept by the guard across reloads. */
+    readonly recentViolations?: RecentViolations;
+    /** The drift profiles, kept by the guard across reloads. */
+    readonly driftHistory?: DriftHistory;
+  },
   contracts?: CompiledContracts,
 ): BuiltPipeline {
   const sections = stageConfigs(config);
-  const cache = createCacheStage(sections.cache, deps);
+  const pipelineDeps = { ...deps, log: deps.logs.of("pipeline") };
+  // The cache and budget stages log about nothing but their shared Redis tier.
+  const redisDeps = { ...deps, log: deps.logs.of("redis") };
+  const cache = createCacheStage(sections.cache, redisDeps);
   const stages: Stage[] = [
     createMaintenanceStage(sections.maintenance),
     createAnnotateStage(sections.annotate),
-    createComplexityStage(sections.complexity, deps),
-    createUsageStage(sections.usage, deps),
+    createComplexityStage(sections.complexity, pipelineDeps),
+    createUsageStage(sections.usage, pipelineDeps),
     cache,
-    createBudgetStage(sections.budget, deps),
-    createAdmissionStage(sections.admission, deps),
+    createBudgetStage(sections.budget, redisDeps),
+    createAdmissionStage(sections.admission, pipelineDeps),
   ];
   const drift =
     contracts === undefined
       ? undefined
       : createDriftMonitor(sections.drift, {
           ...deps,
+          log: deps.logs.of("drift"),
           ...(deps.driftHistory === undefined ? {} : { history: deps.driftHistory }),
         });
   const contractsStage =
     contracts === undefined
       ? undefined
-      : createContractsStage(sections.contracts, deps, contracts, {
+      : createContractsStage(sections.contracts, pipelineDeps, contracts, {
           ...(drift === undefined ? {} : { observe: drift.observe }),
           ...(deps.recentViolations === undefined ? {} : { recent: deps.recentViolations }),
         });
@@ -181,7 +186,7 @@ export function buildPipeline(
           },
         };
   return {
-    pipeline: new Pipeline(config.routes, stages, { ...deps, tracing }, identify),
+    pipeline: new Pipeline(config.routes, stages, { ...pipelineDeps, tracing }, identify),
     cache,
     contracts: contractsStage,
     drift,

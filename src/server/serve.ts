@@ -5,11 +5,11 @@
 import { type FSWatcher, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import { performance } from "node:perf_hooks";
-import type { Logger } from "pino";
 import { type PreparedGuard, prepareGuard } from "../config/prepare.js";
 import type { GuardConfig } from "../config/schema.js";
 import type { ConfigIssue } from "../config-kit/issues.js";
 import { ModeOverrideWatch } from "../extproc/override-watch.js";
+import type { ComponentLogs } from "../log.js";
 import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
 import { RecentViolations } from "../pipeline/contracts/recent.js";
@@ -54,20 +54,22 @@ const ENVOY_STATS_TIMEOUT_MS = 1_000;
 
 export async function startGuard(
   initial: Extract<PreparedGuard, { ok: true }>,
-  log: Logger,
+  logs: ComponentLogs,
   options: GuardOptions = {},
 ): Promise<RunningGuard> {
+  const log = logs.root;
+  const reloadLog = logs.of("reload");
   const metrics: CoreMetrics = createCoreMetrics(VERSION);
   const now = (): number => performance.now();
   // Read once: an exporter holds connections and a queue, so the section applies at restart.
-  const tracer = await startTracing(initial.config.tracing, process.env, log, VERSION);
+  const tracer = await startTracing(initial.config.tracing, process.env, logs.of("tracing"), VERSION);
   // The status page's violations table and the drift profiles outlive a reload, as the metrics do.
   const recentViolations = new RecentViolations();
   const driftHistory = new DriftHistory();
   const build = async (prepared: Extract<PreparedGuard, { ok: true }>): Promise<BuiltPipeline> => {
     const built = buildPipeline(
       prepared.config,
-      { metrics, registry: metrics.registry, log, now, tracer, recentViolations, driftHistory },
+      { metrics, registry: metrics.registry, logs, now, tracer, recentViolations, driftHistory },
       prepared.contracts,
     );
     await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
@@ -83,11 +85,11 @@ export async function startGuard(
     {
       pipeline: () => current.pipeline,
       metrics,
-      log,
+      log: logs.of("grpc"),
       now,
       requestBufferLimitBytes: () => config.envoy.bufferLimitBytes,
       messageTimeoutMs: () => config.envoy.messageTimeoutMs,
-      overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, log),
+      overrideWatch: new ModeOverrideWatch(metrics.modeOverrideIgnored, logs.of("grpc")),
     },
     config.limits,
   );
@@ -141,7 +143,7 @@ export async function startGuard(
     metrics.reloads.inc({ result });
     metrics.lastReload.set({ result }, Date.now() / 1000);
     if (!loaded.ok) {
-      log.error(
+      reloadLog.error(
         { file: options.configFile, errors: loaded.errors, warnings: loaded.warnings },
         "reload rejected; the running configuration stays",
       );
@@ -149,12 +151,12 @@ export async function startGuard(
     }
     const next = loaded.config;
     if (next.listen.grpc !== config.listen.grpc || next.listen.admin !== config.listen.admin) {
-      log.warn({ grpc: next.listen.grpc, admin: next.listen.admin }, "listen addresses change only on restart");
+      reloadLog.warn({ grpc: next.listen.grpc, admin: next.listen.admin }, "listen addresses change only on restart");
     }
     if (JSON.stringify(next.limits) !== JSON.stringify(config.limits))
-      log.warn({ limits: next.limits }, "limits change only on restart");
+      reloadLog.warn({ limits: next.limits }, "limits change only on restart");
     if (JSON.stringify(next.tracing) !== JSON.stringify(config.tracing))
-      log.warn({ tracing: next.tracing }, "tracing changes only on restart");
+      reloadLog.warn({ tracing: next.tracing }, "tracing changes only on restart");
     const previous = current.pipeline;
     current = await build(loaded);
     // The new stages' counters and histograms go on from the old ones' (metrics/reloadable.ts),
@@ -163,11 +165,12 @@ export async function startGuard(
     metrics.registry.dropRoutesOtherThan(new Set(next.routes.map((route) => route.name)));
     config = next;
     access = accessFor(next.admin);
+    logs.apply(next.log);
     // Streams opened before the swap still run on the previous pipeline; release it after they
     // had the drain budget to finish.
     setTimeout(() => void previous.close(), config.drain.timeoutMs).unref();
-    for (const warning of loaded.warnings) log.warn({ path: warning.path }, warning.message);
-    log.info({ routes: next.routes.map((route) => route.name) }, "configuration reloaded");
+    for (const warning of loaded.warnings) reloadLog.warn({ path: warning.path }, warning.message);
+    reloadLog.info({ routes: next.routes.map((route) => route.name) }, "configuration reloaded");
     return { ok: true, warnings: loaded.warnings };
   };
   const reload = (): Promise<ReloadResult> => {
@@ -186,7 +189,9 @@ export async function startGuard(
       clearTimeout(timer);
       timer = setTimeout(() => void reload(), RELOAD_DEBOUNCE_MS);
     });
-    watcher.on("error", (error) => log.warn({ err: error.message }, "config file watch failed; SIGHUP still reloads"));
+    watcher.on("error", (error) =>
+      reloadLog.warn({ err: error.message }, "config file watch failed; SIGHUP still reloads"),
+    );
   }
 
   let draining: Drain | undefined;

@@ -135,7 +135,7 @@ t.test("collapse is model drift on the score; shifted inputs are input drift", a
       "--disable-gpu",
       "--no-first-run",
       `--user-data-dir=${profile}`,
-      // Lets the page's fetch of /api/status and its rendering finish before the dump.
+      // Lets the page's first live update (GET /status/live) land before the dump.
       "--virtual-time-budget=5000",
       "--dump-dom",
       `${adminUrl}/`,

@@ -13,6 +13,11 @@ import { waitUntil } from "../../src/devstack/process.js";
 import { defaultConfigWith, post, postFrom, stackFor } from "../helpers/e2e.js";
 import { ensureCommand, run } from "../helpers/system.js";
 
+/** A row of the status page's tables, by its leading attributes. */
+function statusRow(html: string, attributes: string): string {
+  return new RegExp(`<tr ${attributes}[\\s\\S]*?</tr>`).exec(html)?.[0] ?? "";
+}
+
 const MARKER = `PROMPT-MARKER-${randomUUID()}`;
 const CREDENTIAL = `sk-test-${randomUUID()}`;
 const AUTH = { authorization: `Bearer ${CREDENTIAL}`, "x-api-key": CREDENTIAL };
@@ -81,6 +86,18 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
     t.equal(result.output.trim(), "", "no lint findings");
   });
 
+  t.test("the status page as first sent holds the traffic: no script needed", async (t) => {
+    const response = await fetch(`${guard.adminUrl}/`);
+    t.equal(response.status, 200);
+    const page = await response.text();
+    const row = (attributes: string): string => statusRow(page, attributes);
+    t.match(row(`data-route="sentiment"`), /<td class="num requests">6<\/td>/, "the route and its requests");
+    const broken = row(`data-contract="demo.v1.Sentiment" data-model-version="v2" class="broken"`);
+    t.match(broken, /data-rule="double\.gte_lte"/, "the violation's rule");
+    t.match(broken, /must be greater than or equal to 0 and less than or equal to 1/, "its message");
+    t.notMatch(page, new RegExp(MARKER), "no prompt content on the page");
+  });
+
   t.test("the status page renders the traffic in headless Chromium", async (t) => {
     const profile = await mkdtemp(join(tmpdir(), "guard-chromium-"));
     t.teardown(() => rm(profile, { recursive: true, force: true }));
@@ -92,7 +109,7 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
       "--hide-scrollbars",
       `--user-data-dir=${profile}`,
       "--window-size=1400,1000",
-      // Lets the page's fetch of /api/status and its rendering finish before the dump.
+      // Lets the page's first live update (GET /status/live) land before the dump.
       "--virtual-time-budget=5000",
     ];
     const page = `${guard.adminUrl}/`;
@@ -100,9 +117,9 @@ t.test("status page, metrics exposition and decision logs after real traffic", a
     if (dump.status !== 0) t.comment(dump.output.slice(-2000));
     t.equal(dump.status, 0, "chromium dumped the rendered DOM");
     const dom = dump.stdout;
-    t.match(dom, /<body[^>]*data-loaded="true"/, "the page loaded /api/status");
+    t.match(dom, /<body[^>]*data-loaded="true"/, "the page's script swapped in a live update");
     t.match(dom, /id="state"[^>]*data-state="live"/);
-    const row = (attribute: string): string => new RegExp(`<tr ${attribute}[\\s\\S]*?</tr>`).exec(dom)?.[0] ?? "";
+    const row = (attributes: string): string => statusRow(dom, attributes);
     const sentiment = row(`data-route="sentiment"`);
     t.match(sentiment, /data-reason="shed\.overload" data-priority="sheddable"/, "the shed, by reason and class");
     t.match(sentiment, /<td class="num requests">6<\/td>/, "the route's requests");

@@ -8,6 +8,7 @@ import { parse, stringify } from "yaml";
 import { prepareText } from "../../src/config/prepare.js";
 import { StreamProcessor } from "../../src/extproc/stream.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../src/extproc/wire.js";
+import { ComponentLogs } from "../../src/log.js";
 import { type CoreMetrics, createCoreMetrics } from "../../src/metrics/registry.js";
 import { buildPipeline } from "../../src/pipeline/build.js";
 
@@ -43,7 +44,11 @@ export async function fullPipeline(): Promise<FullPipeline> {
   const log = pino({ level: "silent" });
   let clock = 0;
   const now = (): number => (clock += 1);
-  const built = buildPipeline(prepared.config, { metrics, registry: metrics.registry, log, now }, prepared.contracts);
+  const built = buildPipeline(
+    prepared.config,
+    { metrics, registry: metrics.registry, logs: new ComponentLogs(log), now },
+    prepared.contracts,
+  );
   await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
   return {
     metrics,

@@ -4,6 +4,7 @@ import { pino } from "pino";
 import type { Registry } from "prom-client";
 import { prepareGuard } from "../../src/config/prepare.js";
 import { DEFAULT_GUARD_CONFIG } from "../../src/devstack/stack.js";
+import { ComponentLogs } from "../../src/log.js";
 import { createCoreMetrics } from "../../src/metrics/registry.js";
 import { buildPipeline } from "../../src/pipeline/build.js";
 import { registerEnvoyBypass } from "../../src/server/envoy-bypass.js";
@@ -14,7 +15,7 @@ export async function guardRegistry(): Promise<Registry> {
   const metrics = createCoreMetrics("0.0.0-test");
   const built = buildPipeline(
     prepared.config,
-    { metrics, registry: metrics.registry, log: pino({ level: "silent" }), now: () => 0 },
+    { metrics, registry: metrics.registry, logs: new ComponentLogs(pino({ level: "silent" })), now: () => 0 },
     prepared.contracts,
   );
   await built.pipeline.close();

@@ -7,6 +7,7 @@ import t from "tap";
 import { parseConfig } from "../../../src/config/load.js";
 import { StreamProcessor } from "../../../src/extproc/stream.js";
 import type { ProcessingResponse } from "../../../src/extproc/wire.js";
+import { ComponentLogs } from "../../../src/log.js";
 import { createCoreMetrics } from "../../../src/metrics/registry.js";
 import type { AdmissionStage } from "../../../src/pipeline/admission/stage.js";
 import { buildPipeline } from "../../../src/pipeline/build.js";
@@ -21,7 +22,12 @@ function guard(route: string) {
   const metrics = createCoreMetrics("test");
   const log = pino({ level: "silent" });
   const now = (): number => 0;
-  const { pipeline } = buildPipeline(loaded.config, { metrics, registry: metrics.registry, log, now });
+  const { pipeline } = buildPipeline(loaded.config, {
+    metrics,
+    registry: metrics.registry,
+    logs: new ComponentLogs(log),
+    now,
+  });
   const admission = pipeline.stages.find((stage) => stage.name === "admission") as AdmissionStage;
   const sent: ProcessingResponse[] = [];
   const processor = new StreamProcessor(

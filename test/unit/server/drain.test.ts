@@ -14,6 +14,7 @@ import t, { type Test } from "tap";
 import { prepareText } from "../../../src/config/prepare.js";
 import { externalProcessorService } from "../../../src/extproc/proto.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../../src/extproc/wire.js";
+import { ComponentLogs } from "../../../src/log.js";
 import { Drain, type DrainPlan, type DrainSteps } from "../../../src/server/drain.js";
 import { EXT_PROC_SERVICE } from "../../../src/server/grpc.js";
 import { HEALTH_PROTO } from "../../../src/server/health.js";
@@ -143,7 +144,7 @@ async function guardWith(drain: string): Promise<RunningGuard> {
     `listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0" }\ndrain: ${drain}\nroutes: [{ name: chat, match: { pathPrefix: /v1/chat } }]\n`,
   );
   if (!prepared.ok) throw new Error(JSON.stringify(prepared.errors));
-  return startGuard(prepared, pino({ level: "silent" }));
+  return startGuard(prepared, new ComponentLogs(pino({ level: "silent" })));
 }
 
 t.test("a running guard in its grace: not ready anywhere, yet new connections and streams are served", async (t) => {

@@ -5,6 +5,7 @@ import t from "tap";
 import { parseConfig } from "../../../../src/config/load.js";
 import { StreamProcessor } from "../../../../src/extproc/stream.js";
 import type { ProcessingRequest, ProcessingResponse } from "../../../../src/extproc/wire.js";
+import { ComponentLogs } from "../../../../src/log.js";
 import { createCoreMetrics } from "../../../../src/metrics/registry.js";
 import { buildPipeline, stageConfigs } from "../../../../src/pipeline/build.js";
 import { Pipeline } from "../../../../src/pipeline/pipeline.js";
@@ -141,7 +142,7 @@ t.test("the line-up: usage after complexity, before the cache, admission and con
   const { pipeline } = buildPipeline(config.config, {
     metrics,
     registry: metrics.registry,
-    log: pino({ level: "silent" }),
+    logs: new ComponentLogs(pino({ level: "silent" })),
     now: () => 0,
   });
   t.same(
