@@ -41,9 +41,14 @@ export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = LOWEST_PORT + Math.floor(Math.random() * (candidatesEnd - LOWEST_PORT));
     if (handedOut.has(port)) continue;
+    // Reserved before the bind check: a concurrent call that drew the same port while this one
+    // waited could otherwise bind it after this check closed, and hand it out a second time.
+    handedOut.add(port);
     const bound = await tryBind(port);
-    if (bound === undefined) continue;
-    handedOut.add(bound);
+    if (bound === undefined) {
+      handedOut.delete(port);
+      continue;
+    }
     return bound;
   }
   // Crowded low range: let the OS pick (the original race, but never a failure to start).
