@@ -27,6 +27,8 @@ import {
   type CacheStage,
   createCacheStage,
 } from "./cache/stage.js";
+import type { RouteCanaryConfig } from "./canary/config.js";
+import { type CanaryStage, type CanaryStates, createCanaryStage } from "./canary/stage.js";
 import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
 import type { RecentViolations } from "./contracts/recent.js";
@@ -50,6 +52,7 @@ export interface PipelineRoute extends PipelineRouteRef {
   readonly budget: RouteBudgetConfig;
   readonly contract?: RouteContract | undefined;
   readonly drift: RouteDriftConfig;
+  readonly canary?: RouteCanaryConfig | undefined;
   readonly usage: RouteUsageConfig;
   readonly identity: RouteIdentityConfig;
 }
@@ -76,6 +79,8 @@ export interface BuiltPipeline {
   readonly contracts: ContractsStage | undefined;
   /** Absent when no route binds a contract; the status page and /metrics read its report. */
   readonly drift: DriftMonitor | undefined;
+  /** Kept for the admin release endpoint and the rollout status. */
+  readonly canary: CanaryStage;
 }
 
 function byRoute<Section>(
@@ -92,17 +97,29 @@ export function stageConfigs(config: PipelineConfig) {
   const tiers = byRoute(routes, (route) =>
     route.complexity.enabled ? route.complexity.tiers.map((tier) => tier.name) : [],
   );
+  const canaries = new Map(
+    routes.flatMap((route) => (route.canary === undefined ? [] : [[route.name, route.canary] as const])),
+  );
+  // A rollout's pools each keep their own model version in the cache, as tiers do.
+  const pools = new Map(
+    [...canaries].map(([route, canary]) => [
+      route,
+      [canary.stable, ...canary.candidates.map((candidate) => candidate.pool)],
+    ]),
+  );
   return {
     maintenance: new Map(
       routes.flatMap((route) => (route.maintenance === undefined ? [] : [[route.name, route.maintenance] as const])),
     ),
     annotate: config.annotate,
+    canary: { section: undefined, routes: canaries },
     complexity: byRoute(routes, (route) => route.complexity),
     cache: {
       section: config.cache,
       routes: byRoute(routes, (route) => route.cache),
       messageTimeoutMs: config.envoy.messageTimeoutMs,
       tiers,
+      pools,
     },
     budget: { section: config.budget, routes: byRoute(routes, (route) => route.budget) },
     admission: {
@@ -136,6 +153,8 @@ export function buildPipeline(
     readonly recentViolations?: RecentViolations;
     /** The drift profiles, kept by the guard across reloads. */
     readonly driftHistory?: DriftHistory;
+    /** The rollout candidates' health and quarantines, kept by the guard across reloads. */
+    readonly canaryStates?: CanaryStates;
   },
   contracts?: CompiledContracts,
 ): BuiltPipeline {
@@ -144,9 +163,15 @@ export function buildPipeline(
   // The cache and budget stages log about nothing but their shared Redis tier.
   const redisDeps = { ...deps, log: deps.logs.of("redis") };
   const cache = createCacheStage(sections.cache, redisDeps);
+  const canary = createCanaryStage(sections.canary, {
+    ...pipelineDeps,
+    ...(deps.canaryStates === undefined ? {} : { states: deps.canaryStates }),
+  });
   const stages: Stage[] = [
     createMaintenanceStage(sections.maintenance),
     createAnnotateStage(sections.annotate),
+    // Before the cache: a cached answer belongs to the pool (model version) the request goes to.
+    canary,
     createComplexityStage(sections.complexity, pipelineDeps),
     createUsageStage(sections.usage, pipelineDeps),
     cache,
@@ -190,5 +215,6 @@ export function buildPipeline(
     cache,
     contracts: contractsStage,
     drift,
+    canary,
   };
 }

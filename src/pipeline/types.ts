@@ -155,6 +155,8 @@ export interface Exchange {
   promptTokens?: number;
   /** Routing tier chosen by the complexity stage, e.g. "light" | "heavy". */
   tier?: string;
+  /** The rollout pool the canary stage sent the request to (routes[].canary). */
+  pool?: string;
   /**
    * True when a stage asked for the request body in order to price the request (complexity): the
    * cost is known at the body hook, so admission waits for it there rather than admitting at the

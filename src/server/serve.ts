@@ -12,6 +12,7 @@ import { ModeOverrideWatch } from "../extproc/override-watch.js";
 import type { ComponentLogs } from "../log.js";
 import { type CoreMetrics, createCoreMetrics } from "../metrics/registry.js";
 import { type BuiltPipeline, buildPipeline } from "../pipeline/build.js";
+import { CanaryStates } from "../pipeline/canary/stage.js";
 import { RecentViolations } from "../pipeline/contracts/recent.js";
 import { DriftHistory } from "../pipeline/drift/monitor.js";
 import { startTracing } from "../tracing/start.js";
@@ -66,10 +67,12 @@ export async function startGuard(
   // The status page's violations table and the drift profiles outlive a reload, as the metrics do.
   const recentViolations = new RecentViolations();
   const driftHistory = new DriftHistory();
+  // A quarantined candidate stays out of traffic through a config edit.
+  const canaryStates = new CanaryStates();
   const build = async (prepared: Extract<PreparedGuard, { ok: true }>): Promise<BuiltPipeline> => {
     const built = buildPipeline(
       prepared.config,
-      { metrics, registry: metrics.registry, logs, now, tracer, recentViolations, driftHistory },
+      { metrics, registry: metrics.registry, logs, now, tracer, recentViolations, driftHistory, canaryStates },
       prepared.contracts,
     );
     await Promise.all(built.pipeline.stages.map((stage) => stage.warmUp?.()));
@@ -122,7 +125,12 @@ export async function startGuard(
       registry: () => metrics.registry,
       ready: () => ready,
       access: (request) => access(request),
-      routes: new Map([["POST /admin/cache/purge", purgeHandler(() => current)], ...(await statusPageRoutes(status))]),
+      routes: new Map([
+        ["POST /admin/cache/purge", purgeHandler(() => current)],
+        ["POST /admin/canary/release", releaseHandler(() => current)],
+        ["GET /api/canary", (_request, response) => sendJson(response, 200, { routes: current.canary.status() })],
+        ...(await statusPageRoutes(status)),
+      ]),
     });
   } catch (error) {
     await grpc.drain(0);
@@ -227,6 +235,26 @@ export async function startGuard(
       log.info(result, "drained");
       return result;
     },
+  };
+}
+
+/** An operator's release of a quarantined rollout candidate: POST /admin/canary/release?route=R&pool=P. */
+function releaseHandler(built: () => BuiltPipeline): AdminHandler {
+  return (_request, response, url) => {
+    const route = url.searchParams.get("route") ?? "";
+    const pool = url.searchParams.get("pool") ?? "";
+    if (route === "" || pool === "")
+      return sendJson(response, 400, {
+        error: "missing_parameter",
+        message: "POST /admin/canary/release?route=NAME&pool=POOL",
+      });
+    const result = built().canary.release(route, pool);
+    if (result === "unknown")
+      return sendJson(response, 404, {
+        error: "unknown_pool",
+        message: `route "${route}" has no candidate pool "${pool}"`,
+      });
+    sendJson(response, 200, { route, pool, result });
   };
 }
 

@@ -47,7 +47,12 @@ const DEPLOYMENTS: readonly Deployment[] = [
   { name: "deploy/istio", render: (values) => istioSidecarOnLoopback(istio, values), tiers: false },
 ];
 
-const SPOOFED = { "x-guard-tier": "heavy", "x-envoy-upstream-rq-timeout-ms": "1", "x-guard-priority": "critical" };
+const SPOOFED = {
+  "x-guard-tier": "heavy",
+  "x-guard-pool": "candidate",
+  "x-envoy-upstream-rq-timeout-ms": "1",
+  "x-guard-priority": "critical",
+};
 
 async function behaves(t: Test, stack: Stack, deployment: Deployment): Promise<void> {
   const guard = stack.guard;
@@ -64,6 +69,7 @@ async function behaves(t: Test, stack: Stack, deployment: Deployment): Promise<v
   t.equal(spoofed.headers.get("x-demo-pool"), "light", "the client's tier claim did not pick the pool");
   const seen = (await upstreamRequests(stack.light.url)).at(-1);
   t.notOk(seen !== undefined && "x-guard-priority" in seen.headers, "the priority claim did not reach the model");
+  t.notOk(seen !== undefined && "x-guard-pool" in seen.headers, "nor the rollout pool claim");
   const metrics = await guard.metrics();
   t.equal(
     metricSum(metrics, "guard_identity_ignored_total", { route: "chat" }),

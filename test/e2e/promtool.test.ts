@@ -24,7 +24,7 @@ t.test("the metrics exposition passes promtool check metrics", async (t) => {
 t.test("alert rules are valid and their unit tests pass", async (t) => {
   const check = run(promtool, ["check", "rules", "ops/prometheus/alerts.yaml"]);
   t.equal(check.status, 0, check.output);
-  t.match(check.output, /SUCCESS: 10 rules found/);
+  t.match(check.output, /SUCCESS: 11 rules found/);
   const tests = run(promtool, ["test", "rules", "ops/prometheus/alerts.test.yaml"]);
   t.equal(tests.status, 0, tests.output);
   t.match(tests.output, /SUCCESS/);
@@ -39,6 +39,7 @@ t.test("every alert names metrics the guard exports, and every alert has a unit 
     "GuardAbsent",
     "GuardBypassed",
     "GuardCacheHitRatioCollapsed",
+    "GuardCanaryQuarantined",
     "GuardCannotReadEnvoy",
     "GuardCircuitOpen",
     "GuardConfigReloadFailed",

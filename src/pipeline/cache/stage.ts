@@ -56,6 +56,8 @@ export interface CacheStageConfig extends StageConfig<CacheSettings, RouteCacheC
   readonly messageTimeoutMs: number;
   /** Each route's complexity tiers: a tier's pool keeps its own model version (epochs.ts, scopeOf). */
   readonly tiers: ReadonlyMap<string, readonly string[]>;
+  /** Each rollout route's pools (routes[].canary): each keeps its own model version too. */
+  readonly pools: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface CacheStage extends Stage {
@@ -107,7 +109,9 @@ export function createCacheStage(config: CacheStageConfig, deps: CacheStageDeps)
       shared.cache.warmUp(
         [...routes.keys()].flatMap((route) => [
           route,
-          ...(config.tiers.get(route) ?? []).map((tier) => scopeOf(route, tier)),
+          ...poolScopes(config.pools.get(route) ?? [], config.tiers.get(route) ?? []).map((pool) =>
+            scopeOf(route, pool),
+          ),
         ]),
         waitMs,
       ),
@@ -172,9 +176,10 @@ class CacheRun implements StageRun {
     return this.exchange.route.name;
   }
 
-  /** Where this request's model version is tracked: the route, or the pool its tier picked. */
+  /** Where this request's model version is tracked: the route, or the pool its rollout pool and tier picked. */
   get #scope(): string {
-    return scopeOf(this.exchange.route.name, this.exchange.tier);
+    const { pool, tier } = this.exchange;
+    return scopeOf(this.exchange.route.name, pool === undefined ? tier : tier === undefined ? pool : `${pool}.${tier}`);
   }
 
   onRequestHeaders(): Step | Promise<Step> {
@@ -420,4 +425,11 @@ class CacheRun implements StageRun {
     state.leadership?.settle(undefined);
     this.#state = { kind: "settled" };
   }
+}
+
+/** The pools a route's requests can reach: each rollout pool at each tier, or either alone. */
+function poolScopes(pools: readonly string[], tiers: readonly string[]): string[] {
+  if (pools.length === 0) return [...tiers];
+  if (tiers.length === 0) return [...pools];
+  return pools.flatMap((pool) => tiers.map((tier) => `${pool}.${tier}`));
 }

@@ -147,6 +147,6 @@ t.test("the line-up: usage after complexity, before the cache, admission and con
   });
   t.same(
     pipeline.stages.map((stage) => stage.name),
-    ["maintenance", "annotate", "complexity", "usage", "cache", "budget", "admission"],
+    ["maintenance", "annotate", "canary", "complexity", "usage", "cache", "budget", "admission"],
   );
 });

@@ -1,0 +1,79 @@
+// routes[].canary: a route served by a stable pool and candidate pools (Envoy clusters) during a
+// model rollout. The guard picks the pool per request and names it in a header Envoy's route table
+// matches (as it names the complexity tier), watches each candidate's answers and takes a candidate
+// whose answers break the route's contract (or fail) out of traffic.
+import { z } from "zod";
+import { headerName, labelName } from "../../config-kit/primitives.js";
+
+const candidateSchema = z.strictObject({
+  /** The header value Envoy routes to this candidate's cluster; a metric label. */
+  pool: labelName(40),
+  /** Share of the route's requests, 0–1; the stable pool takes the rest. */
+  weight: z.number().min(0).max(1),
+});
+
+/** The confidence levels a health rule may ask for (two-sided). */
+export const CONFIDENCE_LEVELS = [0.9, 0.95, 0.99, 0.999] as const;
+export type Confidence = (typeof CONFIDENCE_LEVELS)[number];
+
+const healthSchema = z
+  .strictObject({
+    /** Answers of a candidate before any verdict: a few failures in a handful prove nothing. */
+    minRequests: z.number().int().min(1).default(30),
+    /** Largest tolerated share of a candidate's answers that break the contract. */
+    maxViolationRate: z.number().min(0).max(1).default(0.01),
+    /** Largest tolerated share of a candidate's answers that are 5xx from the upstream. */
+    maxErrorRate: z.number().min(0).max(1).default(0.05),
+    /**
+     * Confidence that a rate is past its maximum before quarantine: the lower end of the rate's
+     * Wilson score interval at this level must exceed the maximum.
+     */
+    confidence: z.union(CONFIDENCE_LEVELS.map((level) => z.literal(level))).default(0.95),
+  })
+  .prefault({});
+
+const quarantineSchema = z
+  .strictObject({
+    /** Share of the route's requests a quarantined candidate still answers, so a fix shows. */
+    probeRate: z.number().min(0).max(0.5).default(0.01),
+    /**
+     * Released on its own after this many probe answers in a row without a violation or error;
+     * 0: only an operator releases it (POST /admin/canary/release).
+     */
+    autoReleaseAfter: z.number().int().min(0).default(0),
+  })
+  .prefault({});
+
+export const routeCanarySchema = z
+  .strictObject({
+    /** The request header the chosen pool is set in (removed from clients' requests by Envoy). */
+    header: headerName.default("x-guard-pool"),
+    /** The stable pool's header value. */
+    stable: labelName(40),
+    candidates: z.array(candidateSchema).min(1).max(8),
+    /**
+     * `tenant`: a tenant's requests go to the same pool (a conversation stays on one model
+     * version); `none`: each request is drawn on its own.
+     */
+    sticky: z.enum(["tenant", "none"]).default("tenant"),
+    health: healthSchema,
+    quarantine: quarantineSchema,
+  })
+  .superRefine((canary, context) => {
+    const total = canary.candidates.reduce((sum, candidate) => sum + candidate.weight, 0);
+    if (total > 1)
+      context.addIssue({ code: "custom", path: ["candidates"], message: `weights add up to ${total}, more than 1` });
+    const seen = new Set([canary.stable]);
+    canary.candidates.forEach((candidate, index) => {
+      if (seen.has(candidate.pool))
+        context.addIssue({
+          code: "custom",
+          path: ["candidates", index, "pool"],
+          message: `pool "${candidate.pool}" is named twice`,
+        });
+      seen.add(candidate.pool);
+    });
+  });
+
+export type RouteCanaryConfig = z.output<typeof routeCanarySchema>;
+export type CanaryHealthConfig = RouteCanaryConfig["health"];

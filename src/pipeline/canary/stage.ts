@@ -1,0 +1,252 @@
+// The canary stage: per request of a route in rollout, the pool that answers (the stable one or a
+// candidate, by weight; a tenant stays on one pool), named in a header Envoy's route table matches;
+// per answer, what it showed (a contract violation, an upstream 5xx) counted toward the candidate's
+// health, and a candidate unhealthy with confidence quarantined: its share drops to the probe rate,
+// clients get the stable pool's answers, and an operator (or a healthy probe run) releases it.
+import { Counter, Gauge } from "prom-client";
+import type { Exchange, Outcome, Stage, StageConfig, StageDeps, Step } from "../types.js";
+import { CandidateState, type Transition } from "./candidate.js";
+import type { RouteCanaryConfig } from "./config.js";
+import type { AnswerKind, HealthWindow } from "./health.js";
+
+/** The candidates' states, kept by the guard across reloads (a quarantine must survive a config edit). */
+export class CanaryStates {
+  readonly #states = new Map<string, CandidateState>();
+
+  get(route: string, pool: string, now: () => number): CandidateState {
+    const key = `${route}\u0000${pool}`;
+    let state = this.#states.get(key);
+    if (state === undefined) {
+      state = new CandidateState(now);
+      this.#states.set(key, state);
+    }
+    return state;
+  }
+
+  /** Forgets the pools no route names any more. */
+  retain(routes: ReadonlyMap<string, RouteCanaryConfig>): void {
+    for (const key of [...this.#states.keys()]) {
+      const [route = "", pool = ""] = key.split("\u0000");
+      if (!routes.get(route)?.candidates.some((candidate) => candidate.pool === pool)) this.#states.delete(key);
+    }
+  }
+}
+
+export type ReleaseResult = "released" | "not_quarantined" | "unknown";
+
+export interface CandidateStatus {
+  readonly pool: string;
+  readonly weight: number;
+  /** Its share of the route's requests now (the probe share while quarantined). */
+  readonly share: number;
+  readonly window: HealthWindow;
+  readonly quarantine:
+    | {
+        readonly ageSeconds: number;
+        readonly reason: "violations" | "errors";
+        readonly rate: number;
+        readonly lowerBound: number;
+        readonly max: number;
+        readonly evidence: HealthWindow;
+        readonly healthyProbes: number;
+      }
+    | undefined;
+}
+
+export interface CanaryRouteStatus {
+  readonly route: string;
+  readonly stable: string;
+  readonly candidates: readonly CandidateStatus[];
+}
+
+export interface CanaryStage extends Stage {
+  /** The operator's release of a quarantined candidate (POST /admin/canary/release). */
+  release(route: string, pool: string): ReleaseResult;
+  status(): readonly CanaryRouteStatus[];
+}
+
+interface Route {
+  readonly settings: RouteCanaryConfig;
+  readonly candidates: readonly { readonly pool: string; readonly weight: number; readonly state: CandidateState }[];
+}
+
+export function createCanaryStage(
+  config: StageConfig<undefined, RouteCanaryConfig>,
+  deps: StageDeps & { readonly states?: CanaryStates; readonly random?: () => number },
+): CanaryStage {
+  const states = deps.states ?? new CanaryStates();
+  states.retain(config.routes);
+  const random = deps.random ?? Math.random;
+  const routes = new Map<string, Route>(
+    [...config.routes].map(([name, settings]) => [
+      name,
+      {
+        settings,
+        candidates: settings.candidates.map(({ pool, weight }) => ({
+          pool,
+          weight,
+          state: states.get(name, pool, deps.now),
+        })),
+      },
+    ]),
+  );
+  const metrics = canaryMetrics(deps, routes);
+
+  const transitioned = (route: string, pool: string, transition: Transition): void => {
+    if (transition === undefined) return;
+    if (transition.kind === "quarantined") {
+      const { verdict, evidence } = transition.quarantine;
+      metrics.quarantines.inc({ route, pool, reason: verdict.reason });
+      deps.log.warn(
+        { event: "canary_quarantine", route, pool, reason: verdict.reason, ...evidence, ...rounded(verdict) },
+        "canary candidate quarantined",
+      );
+    } else {
+      deps.log.info(
+        { event: "canary_release", route, pool, by: transition.by, healthyProbes: transition.after.healthyProbes },
+        "canary candidate released",
+      );
+    }
+  };
+
+  return {
+    name: "canary",
+    start(exchange) {
+      const route = routes.get(exchange.route.name);
+      if (route === undefined) return undefined;
+      const pool = choosePool(route, exchange, random);
+      exchange.pool = pool;
+      return {
+        onRequestHeaders: (): Step => ({
+          type: "continue",
+          edits: { setHeaders: { [route.settings.header]: pool }, clearRouteCache: true },
+          // The answer's status tells an upstream failure.
+          needs: { responseHeaders: true },
+        }),
+        onEnd(outcome) {
+          const kind = answerKind(exchange, outcome);
+          if (kind === undefined) return;
+          metrics.answers.inc({ route: exchange.route.name, pool, kind });
+          const candidate = route.candidates.find((entry) => entry.pool === pool);
+          if (candidate === undefined) return;
+          transitioned(exchange.route.name, pool, candidate.state.record(kind, route.settings));
+        },
+      };
+    },
+    release(name, pool) {
+      const candidate = routes.get(name)?.candidates.find((entry) => entry.pool === pool);
+      if (candidate === undefined) return "unknown";
+      const transition = candidate.state.release("operator");
+      transitioned(name, pool, transition);
+      return transition === undefined ? "not_quarantined" : "released";
+    },
+    status() {
+      const now = deps.now();
+      return [...routes].map(([name, route]) => ({
+        route: name,
+        stable: route.settings.stable,
+        candidates: route.candidates.map(({ pool, weight, state }) => {
+          const quarantine = state.quarantine;
+          return {
+            pool,
+            weight,
+            share: state.share(weight, route.settings),
+            window: state.window,
+            quarantine:
+              quarantine === undefined
+                ? undefined
+                : {
+                    ageSeconds: Math.max(0, Math.round((now - quarantine.since) / 1000)),
+                    ...rounded(quarantine.verdict),
+                    reason: quarantine.verdict.reason,
+                    evidence: quarantine.evidence,
+                    healthyProbes: quarantine.healthyProbes,
+                  },
+          };
+        }),
+      }));
+    },
+  };
+}
+
+/**
+ * The pool for this request: a point in [0, 1) (the tenant's own, so its conversation stays on one
+ * model version; a fresh draw for anonymous requests, which have none to keep) walked over the
+ * candidates' current shares; past them, the stable pool.
+ */
+function choosePool(route: Route, exchange: Exchange, random: () => number): string {
+  const { settings } = route;
+  const point = settings.sticky === "tenant" && exchange.tenant !== "anonymous" ? unitHash(exchange.tenant) : random();
+  let edge = 0;
+  for (const candidate of route.candidates) {
+    edge += candidate.state.share(candidate.weight, settings);
+    if (point < edge) return candidate.pool;
+  }
+  return settings.stable;
+}
+
+/**
+ * What an answer says of the pool that gave it; undefined when it says nothing (cancelled, or the
+ * guard answered before the upstream did: a shed or a cache hit is no pool's doing).
+ */
+function answerKind(exchange: Exchange, outcome: Outcome): AnswerKind | undefined {
+  if (outcome.cancelled) return undefined;
+  if (exchange.contract === "violated") return "violated";
+  if (outcome.answeredBy !== "upstream") return undefined;
+  return outcome.status !== undefined && outcome.status >= 500 ? "error" : "ok";
+}
+
+/** FNV-1a of the text, as a point in [0, 1). */
+function unitHash(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < text.length; index++) {
+    hash ^= text.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) / 2 ** 32;
+}
+
+function rounded(verdict: { rate: number; lowerBound: number; max: number }) {
+  const round = (value: number): number => Math.round(value * 10_000) / 10_000;
+  return { rate: round(verdict.rate), lowerBound: round(verdict.lowerBound), max: verdict.max };
+}
+
+function canaryMetrics(deps: StageDeps, routes: ReadonlyMap<string, Route>) {
+  const registers = [deps.registry];
+  new Gauge({
+    name: "guard_canary_quarantined",
+    help: "1 while a candidate pool is quarantined (out of traffic but its probe share), else 0.",
+    labelNames: ["route", "pool"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [route, { candidates }] of routes)
+        for (const { pool, state } of candidates) this.set({ route, pool }, state.quarantine === undefined ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: "guard_canary_share",
+    help: "Share of the route's requests a candidate pool gets now (its weight, or the probe share while quarantined).",
+    labelNames: ["route", "pool"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [route, { settings, candidates }] of routes)
+        for (const { pool, weight, state } of candidates) this.set({ route, pool }, state.share(weight, settings));
+    },
+  });
+  return {
+    answers: new Counter({
+      name: "guard_canary_answers_total",
+      help: "Answers of a rollout route's pools by what they showed: ok, violated (the contract), error (upstream 5xx).",
+      labelNames: ["route", "pool", "kind"],
+      registers,
+    }),
+    quarantines: new Counter({
+      name: "guard_canary_quarantines_total",
+      help: "Candidate pools taken out of traffic, by the rate that crossed its maximum.",
+      labelNames: ["route", "pool", "reason"],
+      registers,
+    }),
+  };
+}
