@@ -7,22 +7,14 @@
 // Run after a build: node dist/bench/drift-eval.js [results.json]
 import { writeFile } from "node:fs/promises";
 import { compareVersion, type Verdict } from "../src/pipeline/drift/compare.js";
-import {
-  COMPARE,
-  generator,
-  observe,
-  type Population,
-  profile,
-  profileOf,
-  SCENARIOS,
-  STEADY,
-} from "./drift-population.js";
+import { seededRandom } from "../src/util/seeded-random.js";
+import { COMPARE, observe, type Population, profile, profileOf, SCENARIOS, STEADY } from "./drift-population.js";
 
 const baseline = profileOf("v1", STEADY, 1, 5_000);
 
 /** Answers until the verdict is `expect` (checked every 10), or null within `limit`; and any other alarm before. */
 function untilDetected(population: Population, expect: Verdict, seed: number, limit: number) {
-  const random = generator(seed);
+  const random = seededRandom(seed);
   const version = profile("v2");
   let wrong = 0;
   for (let answers = 1; answers <= limit; answers++) {
@@ -52,7 +44,7 @@ for (const [name, { population, expect }] of Object.entries(SCENARIOS)) {
 
 /** Verdicts other than stable over `total` answers of the unchanged model, judged every 100 answers. */
 function falseAlarms(seed: number, total: number): { readonly checks: number; readonly alarms: number } {
-  const random = generator(seed);
+  const random = seededRandom(seed);
   const version = profile("v1b");
   let checks = 0;
   let alarms = 0;

@@ -4,6 +4,7 @@
 import type { Verdict } from "../src/pipeline/drift/compare.js";
 import { driftSchema } from "../src/pipeline/drift/config.js";
 import { VersionProfile } from "../src/pipeline/drift/profile.js";
+import { seededRandom } from "../src/util/seeded-random.js";
 
 const SPECS = [
   { path: "label", kind: "categorical" },
@@ -14,17 +15,6 @@ const SECTION = driftSchema.parse({});
 const OPTIONS = { relativeAccuracy: SECTION.relativeAccuracy, maxCategories: SECTION.maxCategories };
 /** The default minimum sample and thresholds. */
 export const COMPARE = { minSamples: SECTION.minSamples, thresholds: SECTION.thresholds };
-
-/** mulberry32: a small seeded generator, so every run draws the same answers. */
-export function generator(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Population {
   readonly labels: readonly [number, number, number];
@@ -69,7 +59,7 @@ export function observe(target: VersionProfile, population: Population, random: 
 /** A profile of `answers` answers of `population`, drawn from `seed`. */
 export function profileOf(version: string, population: Population, seed: number, answers: number): VersionProfile {
   const target = profile(version);
-  const random = generator(seed);
+  const random = seededRandom(seed);
   for (let i = 0; i < answers; i++) observe(target, population, random);
   return target;
 }

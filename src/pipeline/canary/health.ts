@@ -56,6 +56,7 @@ export function judge(window: HealthWindow, config: CanaryHealthConfig): HealthV
     { reason: "errors" as const, count: window.errors, max: config.maxErrorRate },
   ];
   for (const { reason, count, max } of checks) {
+    if (count < config.minEvents) continue;
     const lowerBound = wilsonLowerBound(count, window.answers, config.confidence);
     if (lowerBound > max) return { healthy: false, reason, rate: count / window.answers, lowerBound, max };
   }

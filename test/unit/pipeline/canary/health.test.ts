@@ -23,6 +23,11 @@ t.test("unhealthy only with confidence and enough answers", async (t) => {
   t.match(verdict, { healthy: false, reason: "violations", max: 0.01 });
   t.ok(!verdict.healthy && verdict.lowerBound > 0.01);
 
+  let few = EMPTY_WINDOW;
+  for (let i = 0; i < 40; i++) few = countAnswer(few, i < 4 ? "violated" : "ok");
+  t.same(judge(few, health), { healthy: true }, "4 violations in 40 (10%): under minEvents (5)");
+  t.match(judge(countAnswer(few, "violated"), health), { healthy: false, reason: "violations" }, "the 5th decides");
+
   let rare = EMPTY_WINDOW;
   for (let i = 0; i < 1_000; i++) rare = countAnswer(rare, i === 500 ? "violated" : "ok");
   t.same(judge(rare, health), { healthy: true }, "1 violation in 1000: within 1%");

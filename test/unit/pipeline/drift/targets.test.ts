@@ -2,16 +2,9 @@
 // and minimum sample: a label shift of PSI ≈ 0.2 is caught within 500 answers, and an unchanged
 // model raises no alarm, checked every 100 answers. bench/drift-eval.ts runs the long version.
 import t from "tap";
-import {
-  COMPARE,
-  generator,
-  observe,
-  profile,
-  profileOf,
-  SCENARIOS,
-  STEADY,
-} from "../../../../bench/drift-population.js";
+import { COMPARE, observe, profile, profileOf, SCENARIOS, STEADY } from "../../../../bench/drift-population.js";
 import { compareVersion } from "../../../../src/pipeline/drift/compare.js";
+import { seededRandom } from "../../../../src/util/seeded-random.js";
 
 const baseline = profileOf("v1", STEADY, 1, 5_000);
 
@@ -25,7 +18,7 @@ t.test("each scenario is caught within 500 answers, as what it is", async (t) =>
 });
 
 t.test("an unchanged model raises no alarm over 20 000 answers, checked every 100", async (t) => {
-  const random = generator(900);
+  const random = seededRandom(900);
   const version = profile("v1b");
   const verdicts = new Map<string, number>();
   for (let answers = 1; answers <= 20_000; answers++) {
