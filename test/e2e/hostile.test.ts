@@ -251,3 +251,36 @@ t.test("hostile clients", async (t) => {
     await stillServing(t, stack);
   });
 });
+
+t.test(
+  "a guard past its heap threshold refuses new exchanges cleanly; Envoy's failure mode decides, the bypass is counted",
+  async (t) => {
+    // Any heap is past a threshold of 0.1%: every new exchange meets the overload signal, as it would
+    // with the heap near its limit, without having to fill it.
+    const stack = await stackFor(t, {
+      failureModeAllow: true,
+      guardConfig: await defaultConfigWith({ limits: { overloadHeapRatio: 0.001 } }),
+    });
+    const guard = guardOf(stack);
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, index) => send(stack.url, chatShot(index), 10_000)),
+    );
+    t.same(
+      answers.map((answer) => `${answer.status} ${answer.headers?.has("x-guard-route") ? "guarded" : "unguarded"}`),
+      Array.from({ length: 10 }, () => "200 unguarded"),
+      "failure_mode_allow: true lets them through without the guard",
+    );
+    const metrics = await guard.metrics();
+    t.ok(
+      metricSum(metrics, "guard_grpc_refusals_total", { reason: "heap_overload" }) >= 10,
+      "each refused for the heap",
+    );
+    t.equal(
+      metricSum(metrics, "guard_envoy_unguarded_total", { reason: "stream_error" }),
+      10,
+      "and each shows as a bypass, read from Envoy's counters",
+    );
+    t.ok((await healthzMs(stack)) < 1_000, "/healthz still answers");
+    t.equal(guard.process().exited(), false, "the process stays up");
+  },
+);
