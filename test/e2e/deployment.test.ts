@@ -115,8 +115,8 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
   const stripped = (mutations: Doc[]) => mutations.map((mutation) => mutation.remove);
   t.same(
     stripped(hcm.early_header_mutation_extensions[0].typed_config.mutations),
-    ["x-guard-tier", "x-envoy-upstream-rq-timeout-ms", "x-guard-priority"],
-    "a client's pool, upstream timeout and priority class are removed before any filter",
+    ["x-guard-tier", "x-guard-pool", "x-envoy-upstream-rq-timeout-ms", "x-guard-priority"],
+    "a client's pool, rollout pool, upstream timeout and priority class are removed before any filter",
   );
 
   // The EnvoyFilter's patches applied by hand to a minimal inbound listener, as istiod would.
@@ -136,6 +136,7 @@ t.test("the Envoy config in the ConfigMap and the Istio patch pass envoy --mode 
   t.equal(hcmMerge?.match.listener.filterChain.filter.name, "envoy.filters.network.http_connection_manager");
   t.same(stripped(hcmMerge?.patch.value.typed_config.early_header_mutation_extensions[0].typed_config.mutations), [
     "x-guard-tier",
+    "x-guard-pool",
     "x-envoy-upstream-rq-timeout-ms",
     "x-guard-priority",
   ]);
