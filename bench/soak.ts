@@ -12,7 +12,7 @@ import { PROJECT_ROOT } from "../src/devstack/envoy.js";
 import { startStack } from "../src/devstack/stack.js";
 import { percentile } from "../src/util/percentile.js";
 import { mixedShot, type Result, type Shot, send } from "../test/helpers/load.js";
-import { metricValue } from "./metrics-text.js";
+import { metricSum, metricValue } from "./metrics-text.js";
 
 export interface SoakOptions {
   readonly durationMs: number;
@@ -53,6 +53,11 @@ export interface SoakReport {
   readonly eventLoopLagP99: Slope;
   /** Envoy's ext_proc filter counters at the end (message timeouts, spurious messages, failures). */
   readonly envoyExtProc: Record<string, number>;
+  /**
+   * How the ext_proc streams ended, from the guard's side: by the guard as the exchange completed,
+   * or after Envoy's half-close (answered, or reset by Envoy's remote-close timeout first).
+   */
+  readonly streamEnds: { readonly halfClosesAnswered: number; readonly halfCloseResets: number };
   readonly samples: readonly Sample[];
 }
 
@@ -149,6 +154,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const statuses: Record<string, number> = {};
   const byKind: Record<string, Record<string, number>> = {};
   const envoyExtProc: Record<string, number> = {};
+  let streamEnds = { halfClosesAnswered: 0, halfCloseResets: 0 };
   let stopped = false;
   const workers = 8;
   const perWorkerGapMs = (1000 * workers) / options.rate;
@@ -202,6 +208,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const match = /^http\.inference\.ext_proc\.(\w+): (\d+)$/.exec(line);
       if (match?.[1] !== undefined && match[2] !== "0") envoyExtProc[match[1]] = Number(match[2]);
     }
+    const text = await guard.metrics();
+    streamEnds = {
+      halfClosesAnswered: metricSum(text, "guard_grpc_half_close_answer_seconds_count"),
+      halfCloseResets: metricSum(text, "guard_grpc_half_close_resets_total"),
+    };
   } finally {
     await stack.stop();
   }
@@ -224,6 +235,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     heapUsed: fitted(samples, (sample) => sample.heapUsedBytes),
     eventLoopLagP99: fitted(samples, (sample) => sample.eventLoopLagP99Ms),
     envoyExtProc,
+    streamEnds,
     samples,
   };
 }
@@ -237,6 +249,7 @@ export function summarise(report: SoakReport): string {
     `RSS ${mib(report.rss.first)} → ${mib(report.rss.last)} MiB, slope ${mib(report.rss.perMinute)} MiB/min after warm-up`,
     `heap used ${mib(report.heapUsed.first)} → ${mib(report.heapUsed.last)} MiB, slope ${mib(report.heapUsed.perMinute)} MiB/min`,
     `Envoy ext_proc: ${JSON.stringify(report.envoyExtProc)}`,
+    `stream ends after Envoy's half-close: ${report.streamEnds.halfClosesAnswered} answered, ${report.streamEnds.halfCloseResets} reset`,
     `event-loop lag p99 ${report.eventLoopLagP99.first.toFixed(1)} → ${report.eventLoopLagP99.last.toFixed(1)} ms, slope ${report.eventLoopLagP99.perMinute.toFixed(3)} ms/min`,
   ].join("\n");
 }

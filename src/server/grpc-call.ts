@@ -61,6 +61,14 @@ export interface CallLimits {
   readonly idleTimeoutMs: number;
   readonly maxLifetimeMs: number;
   readonly onRefused?: (refusal: CallRefusal) => void;
+  /**
+   * The peer half-closed and then: `answered` after `seconds` (our status went out), or `reset`
+   * the stream before our status did. Envoy with ext_proc_graceful_grpc_close half-closes when it
+   * is done and resets a stream still open after its remote-close timeout (1 s by default).
+   */
+  readonly onHalfCloseEnded?: (
+    ending: { readonly kind: "answered"; readonly seconds: number } | { readonly kind: "reset" },
+  ) => void;
 }
 
 export const GRPC_RESPONSE_HEADERS = {
@@ -100,6 +108,8 @@ export class Http2ServerCall implements ServerCall {
   #headersSent = false;
   #finished = false;
   #closed = false;
+  /** performance.now() when the peer's half-close arrived. */
+  #peerEndedAt: number | undefined;
 
   constructor(stream: http2.ServerHttp2Stream, limits: CallLimits) {
     this.#stream = stream;
@@ -117,6 +127,7 @@ export class Http2ServerCall implements ServerCall {
     ).unref();
     stream.on("data", (chunk: Buffer) => this.#onData(chunk));
     stream.on("end", () => {
+      this.#peerEndedAt = performance.now();
       void this.#handling.then(() => {
         if (this.#over()) return;
         if (this.#deframer.buffered > 0) this.finish(GrpcStatus.INTERNAL, "stream ended inside a message");
@@ -135,6 +146,7 @@ export class Http2ServerCall implements ServerCall {
       this.#queued.close();
       this.#held.close();
       this.#whenSent?.();
+      if (!this.#finished && this.#peerEndedAt !== undefined) this.#limits.onHalfCloseEnded?.({ kind: "reset" });
       this.#closeHandler(!this.#finished);
     });
   }
@@ -190,6 +202,8 @@ export class Http2ServerCall implements ServerCall {
   finish(code: number, message?: string): void {
     if (this.#over()) return;
     this.#finished = true;
+    if (this.#peerEndedAt !== undefined)
+      this.#limits.onHalfCloseEnded?.({ kind: "answered", seconds: (performance.now() - this.#peerEndedAt) / 1000 });
     const trailers: http2.OutgoingHttpHeaders = { "grpc-status": String(code) };
     if (message !== undefined) trailers["grpc-message"] = encodeURIComponent(message);
     this.#write(() => {

@@ -215,6 +215,10 @@ export async function startGrpcServer(
       idleTimeoutMs: limits.streamIdleTimeoutMs,
       maxLifetimeMs: limits.maxStreamLifetimeMs,
       onRefused,
+      onHalfCloseEnded: (ending) => {
+        if (ending.kind === "answered") serverMetrics.halfCloseAnswer.observe(ending.seconds);
+        else serverMetrics.halfCloseResets.inc();
+      },
     });
     try {
       method(call, headers);

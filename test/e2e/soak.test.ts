@@ -12,6 +12,13 @@ t.test("60 s of mixed traffic: no unexpected 5xx, no memory growth", async (t) =
   t.equal(report.unexpected5xx, 0, `no unexpected 5xx ${JSON.stringify(report.unexpectedExamples.slice(0, 3))}`);
   t.ok((report.statuses["200"] ?? 0) > report.requests / 2, "mostly served");
   t.ok(Object.keys(report.byKind).length >= 6, "every kind of traffic was sent");
+  // Envoy closes each ext_proc stream gracefully and resets one still open 1 s after its half-close:
+  // the guard ends a stream as its exchange completes, so none may be reset (hit, shed or violated).
+  t.equal(
+    report.streamEnds.halfCloseResets,
+    0,
+    `no stream reset after Envoy's half-close ${JSON.stringify(report.streamEnds)}`,
+  );
   // A minute sees one rise of V8's GC sawtooth, not a trend: the heap climbs for ~100 s between
   // major collections (bench/results/soak-*.json), and RSS with it — 1 to 30 MiB a minute across
   // a dozen CI runs at a flat heap floor — so a slope fitted here measures the GC, and the

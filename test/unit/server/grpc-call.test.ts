@@ -233,6 +233,41 @@ t.test("a stream that sends nothing, and one open too long, end with DEADLINE_EX
   t.same(refusals, ["stream_idle", "stream_lifetime"]);
 });
 
+t.test("a peer's half-close: the time to the guard's status, or the peer's reset before it", async (t) => {
+  const endings: unknown[] = [];
+  const { open } = await harness(
+    t,
+    (call) => {
+      call.onMessage(() => undefined);
+      // One stream is answered 20 ms after its half-close; the other never is.
+      call.onHalfClose(() => {
+        if (endings.length === 0) setTimeout(() => call.finish(0), 20);
+      });
+    },
+    {
+      maxQueuedBytes: 1024,
+      maxConnectionQueuedBytes: 1024,
+      onHalfCloseEnded: (ending) => endings.push(ending),
+    },
+    65_535,
+  );
+  const answered = open();
+  const status = grpcStatusOf(answered);
+  answered.end(frameMessage(Buffer.from("last")));
+  t.match(await status, { status: "0" });
+  t.equal(endings.length, 1);
+  const [first] = endings as { kind: string; seconds: number }[];
+  t.ok(first?.kind === "answered" && first.seconds >= 0.015 && first.seconds < 1, `answered after ${first?.seconds} s`);
+
+  const abandoned = open();
+  abandoned.end();
+  await wait(50);
+  abandoned.close(http2.constants.NGHTTP2_CANCEL);
+  await closed(abandoned);
+  await wait(20);
+  t.same(endings[1], { kind: "reset" }, "reset by the peer before any status (Envoy's remote-close timeout)");
+});
+
 t.test("ByteBudget: a memory budget is absolute, a queue takes one item of any size when empty", async (t) => {
   const memory = new ByteBudget(10);
   t.ok(memory.take(6));
