@@ -116,6 +116,14 @@ const guardSpan = (trace: JaegerTrace, name: string) =>
   trace.spans.find((span) => serviceOf(trace, span) === "inference-guard" && span.operationName === name);
 const hasBoth = (trace: JaegerTrace): boolean =>
   guardSpan(trace, "guard.exchange") !== undefined && trace.spans.some((span) => serviceOf(trace, span) === "envoy");
+/**
+ * The guard's exchange span and the span it names as its parent: Envoy exports its spans as each
+ * ends, in batches, so its ingress span can be in Jaeger before the ext_proc call's.
+ */
+const hasExchangeAndParent = (trace: JaegerTrace): boolean => {
+  const parent = guardSpan(trace, "guard.exchange")?.references[0]?.spanID;
+  return parent !== undefined && trace.spans.some((span) => span.spanID === parent);
+};
 
 /** A client's W3C trace context: the trace the request belongs to, sampled. */
 function traceparent(): { readonly traceId: string; readonly spanId: string; readonly header: string } {
@@ -222,7 +230,7 @@ t.test("Envoy's span and the guard's share one trace in Jaeger, with the guard's
       .findLast((entry) => entry.msg === "exchange ended" && entry.route === "chat");
     const traceId = String(line?.trace_id);
     t.match(traceId, /^[0-9a-f]{32}$/, "the exchange's log line names the trace");
-    const trace = await traceOf(jaeger, traceId, hasBoth);
+    const trace = await traceOf(jaeger, traceId, hasExchangeAndParent);
     const exchange = guardSpan(trace, "guard.exchange");
     const call = trace.spans.find((span) => span.spanID === exchange?.references[0]?.spanID);
     t.equal(
