@@ -199,7 +199,7 @@ export class StreamProcessor {
       this.#observabilityCounted = true;
       return;
     }
-    const stopTimer = metrics.messageSeconds.startTimer({ frame: kind });
+    const stopTimer = metrics.messageSeconds.labels({ frame: kind }).startTimer();
     try {
       await this.#dispatch(kind, frame);
     } catch (error) {

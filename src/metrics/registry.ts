@@ -1,6 +1,7 @@
 // The guard's private Prometheus registry and the metrics of its core (ext_proc streams and the
 // pipeline runner). Capabilities register their own guard_* metrics on the same registry.
-import { Counter, collectDefaultMetrics, Gauge, Histogram } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge } from "prom-client";
+import { BoundHistogram } from "./bound-histogram.js";
 import { ReloadableRegistry } from "./reloadable.js";
 
 /**
@@ -34,9 +35,9 @@ export interface CoreMetrics {
   readonly messages: Counter<"frame">;
   readonly anomalies: Counter<"kind">;
   readonly modeOverrideIgnored: Gauge;
-  readonly messageSeconds: Histogram<"frame">;
+  readonly messageSeconds: BoundHistogram<"frame">;
   readonly stageErrors: Counter<"stage" | "phase">;
-  readonly stageSeconds: Histogram<"stage" | "phase">;
+  readonly stageSeconds: BoundHistogram<"stage" | "phase">;
   readonly requests: Counter<"route" | "answered_by" | "code_class">;
   readonly replies: Counter<"route" | "reason" | "status">;
   readonly reloads: Counter<"result">;
@@ -80,7 +81,7 @@ export function createCoreMetrics(version: string): CoreMetrics {
       help: "1 while Envoy drops the guard's mode_override (5 streams in a row closed at once without the phase the guard asked for): those exchanges pass unchecked. 0 otherwise.",
       registers,
     }),
-    messageSeconds: new Histogram({
+    messageSeconds: new BoundHistogram({
       name: "guard_extproc_message_seconds",
       help: "Time the guard took to answer one ext_proc message (includes admission queueing).",
       labelNames: ["frame"],
@@ -93,7 +94,7 @@ export function createCoreMetrics(version: string): CoreMetrics {
       labelNames: ["stage", "phase"],
       registers,
     }),
-    stageSeconds: new Histogram({
+    stageSeconds: new BoundHistogram({
       name: "guard_stage_duration_seconds",
       help: "Time one stage hook took, by stage and phase (request_headers, request_body, response_headers, response_body, response_chunk, response_trailers, end); includes admission queueing and cache single-flight waits.",
       labelNames: ["stage", "phase"],

@@ -244,7 +244,7 @@ export class ExchangeRun {
    */
   #timed(stage: string, phase: TimedPhase, startMs: number, step?: Step, error?: unknown): void {
     const endMs = this.#pipeline.now();
-    this.#pipeline.metrics.stageSeconds.observe({ stage, phase }, (endMs - startMs) / 1000);
+    this.#pipeline.metrics.stageSeconds.labels({ stage, phase }).observe((endMs - startMs) / 1000);
     if (this.#trace === undefined || phase === "response_chunk" || phase === "end") return;
     this.#trace.stage({ stage, phase, startMs, endMs, step, ...(error === undefined ? {} : { error }) });
   }
