@@ -143,7 +143,7 @@ routes: [{ name: chat }]
     {
       path: "admision",
       message:
-        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, usage, identity, tracing, routes)",
+        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, canary, usage, identity, tracing, routes)",
     },
     { path: "cache", message: "no route enables the cache: this section has no effect" },
     { path: "admission", message: "no route enables admission: this section has no effect" },

@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
-import { routeCanarySchema } from "../../../../src/pipeline/canary/config.js";
+import { canarySchema, routeCanarySchema } from "../../../../src/pipeline/canary/config.js";
 import { CanaryStates, createCanaryStage } from "../../../../src/pipeline/canary/stage.js";
 import type { Exchange, Outcome, StageRun } from "../../../../src/pipeline/types.js";
 import { chatExchange } from "../../../helpers/exchange.js";
@@ -20,7 +20,7 @@ function setup(canary: Record<string, unknown> = {}, states?: CanaryStates) {
   let draw = 0;
   const draws = [0.1, 0.5, 0.9, 0.3];
   const stage = createCanaryStage(
-    { section: undefined, routes: new Map([["sentiment", settings]]) },
+    { section: canarySchema.parse({}), routes: new Map([["sentiment", settings]]) },
     {
       registry,
       log: pino({ level: "silent" }),
