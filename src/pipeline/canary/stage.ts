@@ -56,19 +56,17 @@ export interface CandidateStatus {
   readonly window: HealthWindow;
   /** This sidecar's part of them. */
   readonly ownWindow: HealthWindow;
-  readonly quarantine:
-    | {
-        /** Decided here, or adopted from another sidecar. */
-        readonly source: "local" | "fleet";
-        readonly ageSeconds: number;
-        readonly reason: "violations" | "errors";
-        readonly rate: number;
-        readonly lowerBound: number;
-        readonly max: number;
-        readonly evidence: HealthWindow;
-        readonly healthyProbes: number;
-      }
-    | undefined;
+  readonly quarantine: {
+    /** Decided here, or adopted from another sidecar. */
+    readonly source: "local" | "fleet";
+    readonly ageSeconds: number;
+    readonly reason: "violations" | "errors";
+    readonly rate: number;
+    readonly lowerBound: number;
+    readonly max: number;
+    readonly evidence: HealthWindow;
+    readonly healthyProbes: number;
+  } | null;
 }
 
 export interface CanaryRouteStatus {
@@ -278,7 +276,7 @@ export function createCanaryStage(
             ownWindow: state.window,
             quarantine:
               quarantine === undefined
-                ? undefined
+                ? null
                 : {
                     source: quarantine.source,
                     ageSeconds: Math.max(0, Math.round((now - quarantine.since) / 1000)),

@@ -59,7 +59,7 @@ t.test("the fleet's answers are judged together; a quarantine and a release reac
 
   answer(a.stage, 15);
   answer(b.stage, 15);
-  t.equal(candidate(a.stage)?.quarantine, undefined, "15 answers are short of minRequests");
+  t.equal(candidate(a.stage)?.quarantine, null, "15 answers are short of minRequests");
   await a.stage.sync();
   await b.stage.sync();
   t.match(candidate(b.stage), {
@@ -80,9 +80,9 @@ t.test("the fleet's answers are judged together; a quarantine and a release reac
   t.equal(a.stage.release("sentiment", "v2"), "released");
   await a.stage.sync();
   await b.stage.sync();
-  t.match(candidate(b.stage), { share: 1, quarantine: undefined, window: { answers: 0 } }, "released on b too");
+  t.match(candidate(b.stage), { share: 1, quarantine: null, window: { answers: 0 } }, "released on b too");
   await a.stage.sync();
-  t.equal(candidate(a.stage)?.quarantine, undefined, "b's quarantine of the released generation is not re-adopted");
+  t.equal(candidate(a.stage)?.quarantine, null, "b's quarantine of the released generation is not re-adopted");
 
   answer(b.stage, 3);
   await b.stage.sync();
