@@ -4,6 +4,7 @@
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
+import { validateText } from "../../../../src/config/load.js";
 import { configSchema } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { type CanaryStage, createCanaryStage } from "../../../../src/pipeline/canary/stage.js";
@@ -19,7 +20,8 @@ const manualTimers = { set: () => undefined, clear: () => {} };
 
 function sidecar(url: string, keyPrefix: string): { stage: CanaryStage; registry: Registry } {
   const config = configSchema.parse({
-    canary: { redis: { url, keyPrefix } },
+    // A loaded test machine can take longer than the default 30 ms, which would skip a sync.
+    canary: { redis: { url, keyPrefix, timeoutMs: 1_000 } },
     routes: [
       {
         name: "sentiment",
@@ -122,4 +124,9 @@ t.test("a sidecar's counts are published once under its name, however often it s
   for (let i = 0; i < 3; i++) await a.stage.sync();
   await b.stage.sync();
   t.match(candidate(b.stage)?.window, { answers: 6, errors: 2 });
+});
+
+t.test("a sync interval past a second is refused, by its path", async (t) => {
+  const { errors } = validateText("canary: { redis: { url: redis://127.0.0.1:6379, syncIntervalMs: 2000 } }\n");
+  t.match(errors, [{ path: "canary.redis.syncIntervalMs" }]);
 });
