@@ -103,6 +103,7 @@ const USED_BY_ROUTES: readonly { section: keyof Sections; uses: (route: RouteCon
   { section: "budget", uses: (route) => route.budget.enabled, what: "enables a tenant budget" },
   { section: "contracts", uses: (route) => route.contract !== undefined, what: "binds a contract" },
   { section: "usage", uses: (route) => route.usage.enabled, what: "enables usage" },
+  { section: "canary", uses: (route) => route.canary !== undefined, what: "is in rollout (routes[].canary)" },
 ];
 
 function unusedSections({ written, sections, routes }: ParsedParts): ConfigIssue[] {

@@ -10,7 +10,7 @@ import { admissionSchema, routeAdmissionSchema } from "../pipeline/admission/con
 import { annotateSchema } from "../pipeline/annotate/config.js";
 import { budgetSchema, routeBudgetSchema } from "../pipeline/budget/config.js";
 import { cacheSettingsSchema, routeCacheSchema } from "../pipeline/cache/config.js";
-import { routeCanarySchema } from "../pipeline/canary/config.js";
+import { canarySchema, routeCanarySchema } from "../pipeline/canary/config.js";
 import { complexityRouteSchema } from "../pipeline/complexity/config.js";
 import { driftSchema, routeDriftSchema } from "../pipeline/drift/config.js";
 import { identitySchema, routeIdentitySchema } from "../pipeline/identity/config.js";
@@ -290,6 +290,7 @@ export const SECTIONS = {
   budget: budgetSchema,
   contracts: contractsSectionSchema,
   drift: driftSchema,
+  canary: canarySchema,
   usage: usageSchema,
   identity: identitySchema,
   tracing: tracingSchema,

@@ -27,7 +27,7 @@ import {
   type CacheStage,
   createCacheStage,
 } from "./cache/stage.js";
-import type { RouteCanaryConfig } from "./canary/config.js";
+import type { CanaryConfig, RouteCanaryConfig } from "./canary/config.js";
 import { type CanaryStage, type CanaryStates, createCanaryStage } from "./canary/stage.js";
 import type { ComplexityConfig } from "./complexity/config.js";
 import { createComplexityStage } from "./complexity/stage.js";
@@ -66,6 +66,7 @@ export interface PipelineConfig {
   readonly budget: BudgetConfig;
   readonly contracts: ContractsSection;
   readonly drift: DriftConfig;
+  readonly canary: CanaryConfig;
   readonly usage: UsageConfig;
   readonly identity: IdentityConfig;
   readonly envoy: { readonly messageTimeoutMs: number };
@@ -112,7 +113,7 @@ export function stageConfigs(config: PipelineConfig) {
       routes.flatMap((route) => (route.maintenance === undefined ? [] : [[route.name, route.maintenance] as const])),
     ),
     annotate: config.annotate,
-    canary: { section: undefined, routes: canaries },
+    canary: { section: config.canary, routes: canaries },
     complexity: byRoute(routes, (route) => route.complexity),
     cache: {
       section: config.cache,

@@ -5,6 +5,7 @@
 import { createRequire } from "node:module";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { Counter, Gauge, type Registry } from "prom-client";
 import type { Timers } from "../util/timers.js";
 
 export interface SharedRedisSettings {
@@ -177,4 +178,22 @@ export class SharedRedis<Op extends string> {
       return "redis";
     }
   }
+}
+
+/**
+ * guard_<stage>_redis_up and guard_<stage>_redis_errors_total{op}: the health of a stage's fleet
+ * connection, whose calls are not per route (the drift profiles, the rollouts' quarantines).
+ */
+export function registerFleetRedisMetrics<Op extends string>(
+  registry: Registry,
+  metric: { readonly stage: string; readonly up: string; readonly errors: string },
+): SharedRedisEvents<Op> {
+  const up = new Gauge({ name: `guard_${metric.stage}_redis_up`, help: metric.up, registers: [registry] });
+  const errors = new Counter({
+    name: `guard_${metric.stage}_redis_errors_total`,
+    help: metric.errors,
+    labelNames: ["op"],
+    registers: [registry],
+  });
+  return { failure: (op) => errors.inc({ op }), health: (healthy) => up.set(healthy ? 1 : 0) };
 }

@@ -105,6 +105,7 @@ export async function startGuard(
     registry: () => metrics.registry,
     recentViolations: () => (current.contracts === undefined ? undefined : recentViolations),
     drift: () => current.drift,
+    rollouts: () => current.canary.status(),
     routes: () => config.routes.map((route) => route.name),
     version: VERSION,
     now,

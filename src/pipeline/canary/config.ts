@@ -4,6 +4,27 @@
 // whose answers break the route's contract (or fail) out of traffic.
 import { z } from "zod";
 import { headerName, labelName } from "../../config-kit/primitives.js";
+import { sharedRedisFields } from "../../config-kit/redis.js";
+
+/** The top-level section: what every rollout route shares. */
+export const canarySchema = z
+  .strictObject({
+    /**
+     * The shared Redis where the sidecars publish their candidates' counts and quarantines and read
+     * the others': the health rule judges the fleet's answers, a quarantine decided by one sidecar
+     * is adopted by all, a release on one releases it on all. Without a url each sidecar decides alone.
+     */
+    redis: z
+      .strictObject({
+        ...sharedRedisFields("guard:canary:"),
+        /** How often a sidecar publishes and reads (on a timer, never on the request path). */
+        syncIntervalMs: z.number().int().min(100).max(1_000).default(500),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+export type CanaryConfig = z.output<typeof canarySchema>;
 
 const candidateSchema = z.strictObject({
   /** The header value Envoy routes to this candidate's cluster; a metric label. */

@@ -35,6 +35,11 @@ export function countAnswer(window: HealthWindow, kind: AnswerKind): HealthWindo
   };
 }
 
+/** The answers of two windows together (this sidecar's and the other sidecars'). */
+export function addWindows(a: HealthWindow, b: HealthWindow): HealthWindow {
+  return { answers: a.answers + b.answers, violations: a.violations + b.violations, errors: a.errors + b.errors };
+}
+
 /** Two-sided confidence level → standard normal quantile z: the levels config offers. */
 const Z: Readonly<Record<Confidence, number>> = { 0.9: 1.6448536, 0.95: 1.959964, 0.99: 2.5758293, 0.999: 3.2905267 };
 

@@ -3,15 +3,28 @@
 // per answer, what it showed (a contract violation, an upstream 5xx) counted toward the candidate's
 // health, and a candidate unhealthy with confidence quarantined: its share drops to the probe rate,
 // clients get the stable pool's answers, and an operator (or a healthy probe run) releases it.
+// With canary.redis the sidecars share counts, quarantines and releases on a timer (fleet.ts).
+import { randomBytes } from "node:crypto";
 import { Counter, Gauge } from "prom-client";
+import { realTimers, type Timers } from "../../util/timers.js";
+import { registerFleetRedisMetrics } from "../shared-redis.js";
 import type { Exchange, Outcome, Stage, StageConfig, StageDeps, Step } from "../types.js";
 import { CandidateState, type Transition } from "./candidate.js";
-import type { RouteCanaryConfig } from "./config.js";
+import type { CanaryConfig, RouteCanaryConfig } from "./config.js";
+import { CanaryFleet, type CanaryFleetOp } from "./fleet.js";
 import type { AnswerKind, HealthWindow } from "./health.js";
+
+/** The longest warmUp waits for the fleet's Redis. */
+const WARM_UP_WAIT_MS = 2_000;
 
 /** The candidates' states, kept by the guard across reloads (a quarantine must survive a config edit). */
 export class CanaryStates {
   readonly #states = new Map<string, CandidateState>();
+  /**
+   * This guard's name in the fleet's counts: the same across reloads, or a reloaded guard's counts
+   * would be added to the ones it published before.
+   */
+  readonly sidecar = randomBytes(6).toString("hex");
 
   get(route: string, pool: string, now: () => number): CandidateState {
     const key = `${route}\u0000${pool}`;
@@ -39,18 +52,21 @@ export interface CandidateStatus {
   readonly weight: number;
   /** Its share of the route's requests now (the probe share while quarantined). */
   readonly share: number;
+  /** The answers the health rule judges: the fleet's with canary.redis, else this sidecar's. */
   readonly window: HealthWindow;
-  readonly quarantine:
-    | {
-        readonly ageSeconds: number;
-        readonly reason: "violations" | "errors";
-        readonly rate: number;
-        readonly lowerBound: number;
-        readonly max: number;
-        readonly evidence: HealthWindow;
-        readonly healthyProbes: number;
-      }
-    | undefined;
+  /** This sidecar's part of them. */
+  readonly ownWindow: HealthWindow;
+  readonly quarantine: {
+    /** Decided here, or adopted from another sidecar. */
+    readonly source: "local" | "fleet";
+    readonly ageSeconds: number;
+    readonly reason: "violations" | "errors";
+    readonly rate: number;
+    readonly lowerBound: number;
+    readonly max: number;
+    readonly evidence: HealthWindow;
+    readonly healthyProbes: number;
+  } | null;
 }
 
 export interface CanaryRouteStatus {
@@ -63,6 +79,8 @@ export interface CanaryStage extends Stage {
   /** The operator's release of a quarantined candidate (POST /admin/canary/release). */
   release(route: string, pool: string): ReleaseResult;
   status(): readonly CanaryRouteStatus[];
+  /** Publishes this sidecar's counts and quarantines and adopts the fleet's now (done on a timer). */
+  sync(): Promise<void>;
 }
 
 interface Route {
@@ -71,8 +89,14 @@ interface Route {
 }
 
 export function createCanaryStage(
-  config: StageConfig<undefined, RouteCanaryConfig>,
-  deps: StageDeps & { readonly states?: CanaryStates; readonly random?: () => number },
+  config: StageConfig<CanaryConfig, RouteCanaryConfig>,
+  deps: StageDeps & {
+    readonly states?: CanaryStates;
+    readonly random?: () => number;
+    readonly timers?: Timers;
+    /** Wall-clock ms (Date.now): a quarantine's time as other sidecars read it. */
+    readonly wall?: () => number;
+  },
 ): CanaryStage {
   const states = deps.states ?? new CanaryStates();
   states.retain(config.routes);
@@ -95,11 +119,11 @@ export function createCanaryStage(
   const transitioned = (route: string, pool: string, transition: Transition): void => {
     if (transition === undefined) return;
     if (transition.kind === "quarantined") {
-      const { verdict, evidence } = transition.quarantine;
-      metrics.quarantines.inc({ route, pool, reason: verdict.reason });
+      const { verdict, evidence, source } = transition.quarantine;
+      metrics.quarantines.inc({ route, pool, reason: verdict.reason, source });
       deps.log.warn(
-        { event: "canary_quarantine", route, pool, reason: verdict.reason, ...evidence, ...rounded(verdict) },
-        "canary candidate quarantined",
+        { event: "canary_quarantine", route, pool, reason: verdict.reason, source, ...evidence, ...rounded(verdict) },
+        source === "local" ? "canary candidate quarantined" : "canary candidate quarantined by another sidecar",
       );
     } else {
       deps.log.info(
@@ -109,8 +133,101 @@ export function createCanaryStage(
     }
   };
 
+  const { url } = config.section.redis;
+  const timers = deps.timers ?? realTimers;
+  const fleet =
+    url === undefined || routes.size === 0
+      ? undefined
+      : new CanaryFleet(
+          { ...config.section.redis, url },
+          {
+            now: deps.now,
+            wall: deps.wall ?? Date.now,
+            log: deps.log,
+            timers,
+            events: registerFleetRedisMetrics<CanaryFleetOp>(deps.registry, {
+              stage: "canary",
+              up: "1 while the rollouts' shared Redis answers, 0 while each sidecar judges its own answers alone",
+              errors: "Failed or timed-out calls to the rollouts' shared Redis, by op (connect, sync)",
+            }),
+          },
+          states.sidecar,
+        );
+  const candidates = [...routes].flatMap(([route, { settings, candidates }]) =>
+    candidates.map(({ pool, state }) => ({ route, pool, state, settings })),
+  );
+  const exchangeWithFleet = async (): Promise<boolean> => {
+    if (fleet === undefined) return false;
+    const views = await fleet.sync(
+      candidates.map(({ route, pool, state }) => ({
+        route,
+        pool,
+        generation: state.generation,
+        releasing: state.releaseUnshared,
+        window: state.window,
+        quarantine: state.quarantine?.source === "local" ? state.quarantine : undefined,
+      })),
+    );
+    if (views === undefined) return false;
+    let decidedHere = false;
+    candidates.forEach(({ route, pool, state, settings }, index) => {
+      const view = views[index];
+      if (view === undefined) return;
+      if (state.releaseUnshared && view.generation > state.generation) state.releaseShared(view.generation);
+      const transition = state.adoptFleet(view, settings);
+      decidedHere ||= transition?.kind === "quarantined" && transition.quarantine.source === "local";
+      transitioned(route, pool, transition);
+    });
+    return decidedHere;
+  };
+  // One sync at a time; a decision made meanwhile (an answer's quarantine, an operator's release)
+  // is shared by another right after, not at the next tick.
+  let syncing: Promise<void> | undefined;
+  let shareAgain = false;
+  const sync = (): Promise<void> => {
+    if (syncing !== undefined) {
+      shareAgain = true;
+      return syncing;
+    }
+    syncing = (async () => {
+      do {
+        shareAgain = false;
+        // The fleet's counts can quarantine here: published by the next round, not a tick later.
+        if (await exchangeWithFleet()) shareAgain = true;
+      } while (shareAgain);
+    })().finally(() => {
+      syncing = undefined;
+    });
+    return syncing;
+  };
+  const shareSoon = (): void => {
+    // Redis failures are handled inside; anything else must not become an unhandled rejection.
+    if (fleet !== undefined)
+      sync().catch((error: unknown) => deps.log.warn({ err: (error as Error).message }, "canary: fleet sync failed"));
+  };
+  let timer: unknown;
+  let closed = false;
+  const syncLater = (): void => {
+    if (fleet === undefined || closed) return;
+    timer = timers.set(() => {
+      shareSoon();
+      syncLater();
+    }, config.section.redis.syncIntervalMs);
+  };
+  syncLater();
+
   return {
     name: "canary",
+    // Connected and synced once before the guard reports ready, so it starts with the fleet's quarantines.
+    async warmUp() {
+      if (fleet !== undefined && (await fleet.connected(WARM_UP_WAIT_MS))) await sync();
+    },
+    async close() {
+      closed = true;
+      timers.clear(timer);
+      await fleet?.close();
+    },
+    sync,
     start(exchange) {
       const route = routes.get(exchange.route.name);
       if (route === undefined) return undefined;
@@ -129,7 +246,10 @@ export function createCanaryStage(
           metrics.answers.inc({ route: exchange.route.name, pool, kind });
           const candidate = route.candidates.find((entry) => entry.pool === pool);
           if (candidate === undefined) return;
-          transitioned(exchange.route.name, pool, candidate.state.record(kind, route.settings));
+          const transition = candidate.state.record(kind, route.settings);
+          transitioned(exchange.route.name, pool, transition);
+          // Shared after the answer went out, never awaited: the request path makes no Redis call.
+          if (transition !== undefined) shareSoon();
         },
       };
     },
@@ -138,6 +258,7 @@ export function createCanaryStage(
       if (candidate === undefined) return "unknown";
       const transition = candidate.state.release("operator");
       transitioned(name, pool, transition);
+      if (transition !== undefined) shareSoon();
       return transition === undefined ? "not_quarantined" : "released";
     },
     status() {
@@ -151,11 +272,13 @@ export function createCanaryStage(
             pool,
             weight,
             share: state.share(weight, route.settings),
-            window: state.window,
+            window: state.evidence,
+            ownWindow: state.window,
             quarantine:
               quarantine === undefined
-                ? undefined
+                ? null
                 : {
+                    source: quarantine.source,
                     ageSeconds: Math.max(0, Math.round((now - quarantine.since) / 1000)),
                     ...rounded(quarantine.verdict),
                     reason: quarantine.verdict.reason,
@@ -244,8 +367,8 @@ function canaryMetrics(deps: StageDeps, routes: ReadonlyMap<string, Route>) {
     }),
     quarantines: new Counter({
       name: "guard_canary_quarantines_total",
-      help: "Candidate pools taken out of traffic, by the rate that crossed its maximum.",
-      labelNames: ["route", "pool", "reason"],
+      help: "Candidate pools taken out of traffic, by the rate that crossed its maximum and who decided (local: this sidecar, fleet: another, through canary.redis).",
+      labelNames: ["route", "pool", "reason", "source"],
       registers,
     }),
   };

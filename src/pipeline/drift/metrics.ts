@@ -1,8 +1,8 @@
 // The drift gauges, computed at scrape time from the monitor's report (never on the request path).
 // Label values are bounded: routes by the config, model_version by drift.maxVersions per route,
 // field by drift.maxFields plus the three input fields, method by the six of compare.ts.
-import { Counter, Gauge, type Registry } from "prom-client";
-import type { SharedRedisEvents } from "../shared-redis.js";
+import { Gauge, type Registry } from "prom-client";
+import { registerFleetRedisMetrics, type SharedRedisEvents } from "../shared-redis.js";
 import type { RouteDrift, VersionDrift } from "./compare.js";
 
 type Report = () => readonly RouteDrift[];
@@ -66,16 +66,9 @@ export function registerDriftMetrics(registry: Registry, report: Report): void {
 
 /** The fleet's Redis health: what the shared connection reports (drift.redis). */
 export function registerDriftRedisMetrics(registry: Registry): SharedRedisEvents<"publish" | "read"> {
-  const up = new Gauge({
-    name: "guard_drift_redis_up",
-    help: "1 while the drift profiles' shared Redis answers, 0 while each sidecar reports its own answers alone",
-    registers: [registry],
+  return registerFleetRedisMetrics(registry, {
+    stage: "drift",
+    up: "1 while the drift profiles' shared Redis answers, 0 while each sidecar reports its own answers alone",
+    errors: "Failed or timed-out calls to the drift profiles' shared Redis, by op (connect, publish, read)",
   });
-  const errors = new Counter({
-    name: "guard_drift_redis_errors_total",
-    help: "Failed or timed-out calls to the drift profiles' shared Redis, by op (connect, publish, read)",
-    labelNames: ["op"],
-    registers: [registry],
-  });
-  return { failure: (op) => errors.inc({ op }), health: (healthy) => up.set(healthy ? 1 : 0) };
 }

@@ -2,6 +2,7 @@
 // it, and the browser's script polls the same markup (GET /status/live) and swaps it in. One
 // renderer, so the page without JavaScript and the page after an update cannot differ. Every value
 // is escaped: rule ids, fields and messages come from model responses.
+import type { CanaryRouteStatus, CandidateStatus } from "../../pipeline/canary/stage.js";
 import type {
   ContractStatus,
   CostHistogram,
@@ -168,6 +169,35 @@ function unguardedBanner(unguarded: UnguardedStatus | null): Markup | null {
   return html`<p id="unguarded" class="unguarded" role="alert">${integer.format(unguarded.requests)} requests reached a model without the guard (${percent.format(unguarded.share)} of the traffic): ${reasons}</p>`;
 }
 
+/** A quarantined candidate is a rollout stopped by the guard: in view until an operator releases it. */
+function quarantineBanner(rollouts: readonly CanaryRouteStatus[]): Markup | null {
+  const quarantined = rollouts.flatMap((rollout) =>
+    rollout.candidates.flatMap((candidate) =>
+      candidate.quarantine === null ? [] : [`${candidate.pool} of ${rollout.route} (${candidate.quarantine.reason})`],
+    ),
+  );
+  if (quarantined.length === 0) return null;
+  return html`<p id="quarantined" class="quarantine-banner" role="alert">Quarantined, out of traffic but for probes: ${quarantined.join(" · ")}. An operator releases one with POST /admin/canary/release once it is fixed.</p>`;
+}
+
+function candidateState(candidate: CandidateStatus): Markup {
+  const { quarantine } = candidate;
+  if (quarantine === null) return html`<span class="verdict serving">serving</span>`;
+  const { evidence } = quarantine;
+  const rule = `${quarantine.reason} ${percent.format(quarantine.rate)}, lower bound ${percent.format(quarantine.lowerBound)} > max ${percent.format(quarantine.max)}`;
+  const counts = `evidence ${integer.format(evidence.answers)} answers, ${integer.format(evidence.violations)} violations, ${integer.format(evidence.errors)} errors`;
+  const origin = quarantine.source === "fleet" ? " · decided by another sidecar" : "";
+  return html`<span class="verdict quarantined">quarantined</span><div class="muted small">${rule} · ${counts} · ${duration(quarantine.ageSeconds)} ago${origin} · ${integer.format(quarantine.healthyProbes)} healthy probes</div>`;
+}
+
+function rolloutRows(rollout: CanaryRouteStatus): Markup[] {
+  return rollout.candidates.map((candidate, index) => {
+    const state = candidate.quarantine === null ? "serving" : "quarantined";
+    const route = index === 0 ? html`${rollout.route}<div class="muted small">stable ${rollout.stable}</div>` : null;
+    return html`<tr data-route="${rollout.route}" data-pool="${candidate.pool}" data-state="${state}"><td class="name">${route}</td><td><span class="version">${candidate.pool}</span></td><td class="num">${percent.format(candidate.weight)}</td><td class="num">${percent.format(candidate.share)}</td><td class="num">${integer.format(candidate.window.answers)}</td><td class="num">${integer.format(candidate.window.violations)}</td><td class="num">${integer.format(candidate.window.errors)}</td><td>${candidateState(candidate)}</td></tr>`;
+  });
+}
+
 /** Shown until the page's script has swapped in an update of its own. */
 const RENDERED_STATE = "rendered";
 
@@ -176,6 +206,7 @@ export function renderStatus(status: StatusReport): string {
   const rateWindow = status.rateWindowSeconds === null ? "" : ` · rates over ${duration(status.rateWindowSeconds)}`;
   const reloads = `reloads ${status.reloads.success} ok, ${status.reloads.failure} failed`;
   const drift = status.drift.flatMap(driftRows);
+  const rollouts = status.rollouts.flatMap(rolloutRows);
   return html`
 <header>
   <h1>inference-guard</h1>
@@ -183,6 +214,7 @@ export function renderStatus(status: StatusReport): string {
   <div id="state" class="state" data-state="${RENDERED_STATE}" title="as the guard rendered the page">●</div>
 </header>
 ${unguardedBanner(status.unguarded)}
+${quarantineBanner(status.rollouts)}
 <main>
   <section>
     <h2>Upstream pools</h2>
@@ -225,6 +257,19 @@ ${unguardedBanner(status.unguarded)}
       <tbody>${drift}</tbody>
     </table>
     ${drift.length === 0 ? html`<p id="drift-empty" class="empty">No contract-bound answers profiled yet.</p>` : null}
+  </section>
+  <section>
+    <h2>Model rollouts</h2>
+    <table id="rollouts">
+      <thead>
+        <tr>
+          <th>route · stable pool</th><th>candidate</th><th class="num">weight</th><th class="num">share now</th>
+          <th class="num">answers</th><th class="num">violations</th><th class="num">errors</th><th>state · evidence</th>
+        </tr>
+      </thead>
+      <tbody>${rollouts}</tbody>
+    </table>
+    ${rollouts.length === 0 ? html`<p id="rollouts-empty" class="empty">No route is in rollout.</p>` : null}
   </section>
 </main>`.text;
 }

@@ -1,8 +1,9 @@
 // The status page's data: GET /api/status, computed from the guard's own registry (the same numbers
 // Prometheus scrapes, so the page and the dashboards never disagree) plus the contracts stage's
-// recent violation examples and the drift monitor's report. Request rates are deltas between
+// recent violation examples, the drift monitor's report and the canary stage's rollouts. Request rates are deltas between
 // samples the report takes itself.
 import type { Registry } from "prom-client";
+import type { CanaryRouteStatus } from "../../pipeline/canary/stage.js";
 import type { RecentViolations } from "../../pipeline/contracts/recent.js";
 import type { FieldDrift, RouteDrift, VersionDrift } from "../../pipeline/drift/compare.js";
 
@@ -12,6 +13,8 @@ export interface StatusSource {
   readonly recentViolations: () => RecentViolations | undefined;
   /** Undefined when no route binds a contract. */
   readonly drift: () => DriftSource | undefined;
+  /** The routes in rollout: pools, weights, candidates' health and quarantines (the canary stage's status). */
+  readonly rollouts: () => readonly CanaryRouteStatus[];
   /** Configured route names, so a route without traffic is still listed. */
   readonly routes: () => readonly string[];
   readonly version: string;
@@ -101,6 +104,8 @@ export interface StatusReport {
   readonly pools: readonly PoolStatus[];
   readonly contracts: readonly ContractStatus[];
   readonly drift: readonly DriftStatus[];
+  /** Per route in rollout: the stable pool and each candidate's weight, share, counts and quarantine. */
+  readonly rollouts: readonly CanaryRouteStatus[];
   readonly reloads: { readonly success: number; readonly failure: number };
   /**
    * What the Envoy sent on without the guard (guard_envoy_unguarded_total, by reason), and its
@@ -224,6 +229,7 @@ export class StatusReporter {
         now,
       ),
       drift: driftStatus(source.drift()),
+      rollouts: source.rollouts(),
       reloads: {
         success: sum(rows("guard_config_reloads_total").filter((row) => row.labels.result === "success")),
         failure: sum(rows("guard_config_reloads_total").filter((row) => row.labels.result === "failure")),

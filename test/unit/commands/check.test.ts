@@ -191,7 +191,7 @@ t.test("lint --config reports config errors and the bound contracts' errors in o
   const { io, err } = capture();
   t.equal(await runLint(["--config", config], io), 2);
   t.same(err, [
-    `${config}: warning: admision: unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, usage, identity, tracing, routes)`,
+    `${config}: warning: admision: unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, canary, usage, identity, tracing, routes)`,
     `${config}: drain.timeoutMs: Too small: expected number to be >=0`,
     `${dir}/a.proto:4: unexpected \`}\` after definition`,
   ]);

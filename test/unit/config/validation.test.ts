@@ -136,6 +136,7 @@ admision: { enabled: true }
 cache: { maxBytes: 2048 }
 admission: { defaultCost: 2 }
 contracts: { maxViolations: 5 }
+canary: { redis: { url: "redis://127.0.0.1:6379" } }
 routes: [{ name: chat }]
 `);
   t.ok(result.ok, "the config still loads");
@@ -143,11 +144,12 @@ routes: [{ name: chat }]
     {
       path: "admision",
       message:
-        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, usage, identity, tracing, routes)",
+        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, canary, usage, identity, tracing, routes)",
     },
     { path: "cache", message: "no route enables the cache: this section has no effect" },
     { path: "admission", message: "no route enables admission: this section has no effect" },
     { path: "contracts", message: "no route binds a contract: this section has no effect" },
+    { path: "canary", message: "no route is in rollout (routes[].canary): this section has no effect" },
   ]);
   const used = parseConfig(`
 cache: { maxBytes: 2048 }

@@ -55,7 +55,7 @@ t.test("unknown keys are refused below the top level, with their path", async (t
     {
       path: "listn",
       message:
-        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, usage, identity, tracing, routes)",
+        "unknown section, ignored (sections: listen, drain, envoy, annotate, log, limits, admin, cache, admission, budget, contracts, drift, canary, usage, identity, tracing, routes)",
     },
   ]);
   const cases: [string, string][] = [

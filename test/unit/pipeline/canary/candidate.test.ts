@@ -46,3 +46,53 @@ t.test("automatic release after enough healthy probes in a row; a bad probe rest
   state.record("ok", config);
   t.match(state.record("ok", config), { kind: "released", by: "auto" });
 });
+
+t.test(
+  "the fleet: others' answers judged with this one's, a newer generation releases, an older one is ignored",
+  async (t) => {
+    const state = new CandidateState(() => 5_000);
+    const config = settings();
+    for (let i = 0; i < 10; i++) state.record(i % 3 === 0 ? "violated" : "ok", config);
+    t.equal(state.quarantine, undefined, "10 answers alone are short of minRequests");
+    const others = { answers: 20, violations: 6, errors: 0 };
+    t.match(state.adoptFleet({ generation: 0, others, quarantine: undefined }, config), {
+      kind: "quarantined",
+      quarantine: { source: "local", evidence: { answers: 30, violations: 10 } },
+    });
+    t.same(state.window, { answers: 10, violations: 4, errors: 0 }, "its own part stays apart");
+
+    t.match(
+      state.adoptFleet(
+        { generation: 1, others: { answers: 0, violations: 0, errors: 0 }, quarantine: undefined },
+        config,
+      ),
+      {
+        kind: "released",
+        by: "fleet",
+      },
+    );
+    t.equal(state.generation, 1);
+    t.equal(state.releaseUnshared, false, "a release made elsewhere is not shared again");
+    const stale = {
+      since: 0,
+      verdict: { healthy: false as const, reason: "violations" as const, rate: 1, lowerBound: 0.9, max: 0.01 },
+      evidence: { answers: 30, violations: 30, errors: 0 },
+    };
+    t.equal(
+      state.adoptFleet({ generation: 0, others, quarantine: stale }, config),
+      undefined,
+      "a released generation's quarantine",
+    );
+    t.match(
+      state.adoptFleet({ generation: 1, others: { answers: 0, violations: 0, errors: 0 }, quarantine: stale }, config),
+      {
+        kind: "quarantined",
+        quarantine: { source: "fleet", healthyProbes: 0 },
+      },
+    );
+    t.match(state.release("operator"), { kind: "released", by: "operator" });
+    t.equal(state.releaseUnshared, true, "shared at the next sync");
+    state.releaseShared(2);
+    t.same([state.generation, state.releaseUnshared], [2, false]);
+  },
+);

@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
-import { routeCanarySchema } from "../../../../src/pipeline/canary/config.js";
+import { canarySchema, routeCanarySchema } from "../../../../src/pipeline/canary/config.js";
 import { CanaryStates, createCanaryStage } from "../../../../src/pipeline/canary/stage.js";
 import type { Exchange, Outcome, StageRun } from "../../../../src/pipeline/types.js";
 import { chatExchange } from "../../../helpers/exchange.js";
@@ -20,7 +20,7 @@ function setup(canary: Record<string, unknown> = {}, states?: CanaryStates) {
   let draw = 0;
   const draws = [0.1, 0.5, 0.9, 0.3];
   const stage = createCanaryStage(
-    { section: undefined, routes: new Map([["sentiment", settings]]) },
+    { section: canarySchema.parse({}), routes: new Map([["sentiment", settings]]) },
     {
       registry,
       log: pino({ level: "silent" }),
@@ -66,7 +66,7 @@ t.test("a tenant stays on one pool; anonymous requests are drawn", async (t) => 
 t.test("violations quarantine the candidate: its share drops to the probe rate, operators release it", async (t) => {
   const { stage, registry, send } = setup();
   let answered = 0;
-  while (stage.status()[0]?.candidates[0]?.quarantine === undefined && answered < 1_000) {
+  while (stage.status()[0]?.candidates[0]?.quarantine == null && answered < 1_000) {
     const { exchange, run } = send();
     if (exchange.pool !== "v2") {
       run.onEnd?.(UPSTREAM_OK);
@@ -119,11 +119,11 @@ t.test("a quarantine survives a rebuilt stage (reload) on the same states; a rem
   const states = new CanaryStates();
   const first = setup({ candidates: [{ pool: "v2", weight: 1 }] }, states);
   for (let i = 0; i < 30; i++) first.send().run.onEnd?.({ answeredBy: "upstream", status: 500, cancelled: false });
-  t.ok(first.stage.status()[0]?.candidates[0]?.quarantine !== undefined);
+  t.ok(first.stage.status()[0]?.candidates[0]?.quarantine != null);
   const reloaded = setup({ candidates: [{ pool: "v2", weight: 0.5 }] }, states);
   t.match(reloaded.stage.status()[0]?.candidates[0], { weight: 0.5, share: 0.01, quarantine: { reason: "errors" } });
   const renamed = setup({ candidates: [{ pool: "v3", weight: 0.5 }] }, states);
-  t.equal(renamed.stage.status()[0]?.candidates[0]?.quarantine, undefined);
+  t.equal(renamed.stage.status()[0]?.candidates[0]?.quarantine, null);
   const back = setup({ candidates: [{ pool: "v2", weight: 0.5 }] }, states);
-  t.equal(back.stage.status()[0]?.candidates[0]?.quarantine, undefined, "v2 was forgotten when removed");
+  t.equal(back.stage.status()[0]?.candidates[0]?.quarantine, null, "v2 was forgotten when removed");
 });

@@ -64,6 +64,39 @@ const REPORT: StatusReport = {
       ],
     },
   ],
+  rollouts: [
+    {
+      route: "sentiment",
+      stable: "v1",
+      candidates: [
+        {
+          pool: "v2",
+          weight: 0.3,
+          share: 0.01,
+          window: { answers: 30, violations: 10, errors: 0 },
+          ownWindow: { answers: 12, violations: 4, errors: 0 },
+          quarantine: {
+            source: "fleet",
+            ageSeconds: 150,
+            reason: "violations",
+            rate: 0.3333,
+            lowerBound: 0.1923,
+            max: 0.01,
+            evidence: { answers: 30, violations: 10, errors: 0 },
+            healthyProbes: 2,
+          },
+        },
+        {
+          pool: "v3",
+          weight: 0.1,
+          share: 0.1,
+          window: { answers: 7, violations: 0, errors: 1 },
+          ownWindow: { answers: 7, violations: 0, errors: 1 },
+          quarantine: null,
+        },
+      ],
+    },
+  ],
   reloads: { success: 2, failure: 1 },
   unguarded: { requests: 5, share: 0.05, byReason: { failure_mode_allowed: 5, message_timeout: 0 } },
 };
@@ -115,6 +148,24 @@ t.test("the page as first sent holds the report: no script needed to see it", as
   )?.[0];
   t.match(drift, /<li data-field="score"><code class="rule">score<\/code><span class="muted small"> psi 0\.41<\/span>/);
   t.match(page, /<div class="muted small">baseline v1 \(pinned\)<\/div>/);
+  t.match(
+    page,
+    /<p id="quarantined" class="quarantine-banner" role="alert">Quarantined, out of traffic but for probes: v2 of sentiment \(violations\)\./,
+    "the quarantine banner",
+  );
+  const quarantined = /<tr data-route="sentiment" data-pool="v2" data-state="quarantined">[\s\S]*?<\/tr>/.exec(
+    page,
+  )?.[0];
+  t.match(quarantined, /sentiment<div class="muted small">stable v1<\/div>/);
+  t.match(
+    quarantined,
+    /<td class="num">30%<\/td><td class="num">1%<\/td><td class="num">30<\/td><td class="num">10<\/td>/,
+  );
+  t.match(
+    quarantined,
+    /violations 33\.3%, lower bound 19\.2% &gt; max 1% · evidence 30 answers, 10 violations, 0 errors · 3m ago · decided by another sidecar · 2 healthy probes/,
+  );
+  t.match(page, /<tr data-route="sentiment" data-pool="v3" data-state="serving">[\s\S]*?serving<\/span><\/td><\/tr>/);
 });
 
 t.test("values from model responses are text, never markup", async (t) => {
@@ -133,9 +184,19 @@ t.test("the live part is the page's own, ready for the script to swap in", async
 });
 
 t.test("an idle guard: no banner, the empty states", async (t) => {
-  const get = await serve(t, { ...REPORT, routes: [], pools: [], contracts: [], drift: [], unguarded: null });
+  const get = await serve(t, {
+    ...REPORT,
+    routes: [],
+    pools: [],
+    contracts: [],
+    drift: [],
+    rollouts: [],
+    unguarded: null,
+  });
   const page = await (await get("/")).text();
   t.notMatch(page, /id="unguarded"/);
+  t.notMatch(page, /id="quarantined"/);
+  t.match(page, /No route is in rollout\./);
   t.match(page, /No route has admission control enabled\./);
   t.match(page, /No contract verdicts yet\./);
   t.match(page, /No contract-bound answers profiled yet\./);
