@@ -7,37 +7,14 @@ import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { parse, parseAllDocuments, stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { parseConfig } from "../../src/config/load.js";
 import { compileContracts } from "../../src/contracts/compile.js";
 import { ISTIO_ENVOY_FILTER_FILE, istioSidecarOnLoopback } from "../../src/devstack/deploy-configs.js";
 import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import { freePort } from "../../src/devstack/ports.js";
 import { httpOk, spawnManaged, waitUntil } from "../../src/devstack/process.js";
-
-// Parsed YAML walked by known paths: a wrong path yields undefined and fails its assertion.
-// biome-ignore lint/suspicious/noExplicitAny: typing every walked path of foreign YAML would only restate the assertions
-type Doc = Record<string, any>;
-
-const K8S = join(PROJECT_ROOT, "deploy", "kubernetes");
-
-async function docs(file: string): Promise<Doc[]> {
-  return parseAllDocuments(await readFile(file, "utf8")).map((doc) => {
-    if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map((error) => error.message).join("; ")}`);
-    return doc.toJSON() as Doc;
-  });
-}
-
-async function manifests(): Promise<Doc[]> {
-  const files = (await readdir(K8S)).filter((file) => file.endsWith(".yaml") && file !== "kustomization.yaml");
-  return (await Promise.all(files.map((file) => docs(join(K8S, file))))).flat();
-}
-
-function find(all: Doc[], kind: string, name: string): Doc {
-  const found = all.find((doc) => doc.kind === kind && doc.metadata?.name === name);
-  if (found === undefined) throw new Error(`no ${kind} ${name}`);
-  return found;
-}
+import { type Doc, docs, find, K8S, manifests } from "../helpers/kubernetes.js";
 
 async function envoyValidates(config: string, dir: string, name: string): Promise<{ ok: boolean; output: string }> {
   const file = join(dir, `${name}.yaml`);

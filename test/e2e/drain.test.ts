@@ -5,7 +5,7 @@
 // failure_mode_allow with no guard at all, asserted as docs/operations.md describes it.
 import { setTimeout as sleep } from "node:timers/promises";
 import t, { type Test } from "tap";
-import { defaultConfigWith, envoyStats, stackFor } from "../helpers/e2e.js";
+import { defaultConfigWith, envoyStats, loggedAt, stackFor } from "../helpers/e2e.js";
 import { chatShot, countBy, type Result, startLoad } from "../helpers/load.js";
 
 const GRACE_MS = 7_000;
@@ -29,13 +29,6 @@ interface ClusterSample {
   readonly at: number;
   readonly healthy: number;
   readonly panics: number;
-}
-
-/** performance.now() of the guard's log line with this message (pino's time is epoch ms). */
-function loggedAt(output: string, message: string): number {
-  const line = output.split("\n").find((text) => text.includes(`"msg":"${message}"`));
-  if (line === undefined) throw new Error(`the guard never logged "${message}"`);
-  return (JSON.parse(line) as { time: number }).time - performance.timeOrigin;
 }
 
 const guarded = (result: Result): boolean => result.headers?.get(GUARD_HEADER) === "chat";

@@ -10,23 +10,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import t from "tap";
-import { parse, parseAllDocuments } from "yaml";
+import { parse } from "yaml";
 import { KUBERNETES_ENVOY_FILE, kubernetesEnvoyOnLoopback } from "../../src/devstack/deploy-configs.js";
-import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
-import { envoyStats, stackFor } from "../helpers/e2e.js";
+import { envoyStats, loggedAt, stackFor } from "../helpers/e2e.js";
+import { type Doc, docs, find, K8S } from "../helpers/kubernetes.js";
 import { chatShot, countBy, type Result, type Shot, startLoad } from "../helpers/load.js";
 
-const K8S = join(PROJECT_ROOT, "deploy", "kubernetes");
 const PER_TOKEN_MS = 5;
 
-// biome-ignore lint/suspicious/noExplicitAny: manifests are walked by known paths; a wrong one fails its assertion
-type Doc = Record<string, any>;
-
 async function manifest(file: string, kind: string, name: string): Promise<Doc> {
-  const docs = parseAllDocuments(await readFile(join(K8S, file), "utf8")).map((doc) => doc.toJSON() as Doc);
-  const found = docs.find((doc) => doc.kind === kind && doc.metadata?.name === name);
-  if (found === undefined) throw new Error(`${file}: no ${kind} ${name}`);
-  return found;
+  return find(await docs(join(K8S, file)), kind, name);
 }
 
 /** The pod's termination timings, as the Deployment sets them. */
@@ -67,13 +60,6 @@ const outcome = (result: Result): string =>
   result.status === "error"
     ? `error ${result.error ?? ""}`
     : `${result.status} ${guarded(result) ? "guarded" : "unguarded"}${result.headers?.has("x-guard-reason") ? ` ${result.headers.get("x-guard-reason")}` : ""}`;
-
-/** performance.now() of the guard's log line with this message (pino's time is epoch ms). */
-function loggedAt(output: string, message: string): number {
-  const line = output.split("\n").find((text) => text.includes(`"msg":"${message}"`));
-  if (line === undefined) throw new Error(`the guard never logged "${message}"`);
-  return (JSON.parse(line) as { time: number }).time - performance.timeOrigin;
-}
 
 t.test("a shipped pod terminating under load: every request it took is answered and guarded", async (t) => {
   const { preStopMs, gracePeriodMs } = await podTimings();

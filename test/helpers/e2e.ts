@@ -141,3 +141,10 @@ export function resettingEveryStream(yaml: string): string {
   if (edited === yaml) throw new Error("envoy.yaml: the graceful close flag moved");
   return edited;
 }
+
+/** performance.now() of the guard's log line with this message (pino's time is epoch ms). */
+export function loggedAt(output: string, message: string): number {
+  const line = output.split("\n").find((text) => text.includes(`"msg":"${message}"`));
+  if (line === undefined) throw new Error(`the guard never logged "${message}"`);
+  return (JSON.parse(line) as { time: number }).time - performance.timeOrigin;
+}
