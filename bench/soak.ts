@@ -2,7 +2,11 @@
 // event-loop lag from its /metrics, and reporting their slopes (least squares) and every
 // unexpected 5xx. "Expected" answers: the model's 200/4xx, the guard's own replies (they carry
 // x-guard-reason: contract violations, sheds). Anything else 5xx, or a transport error, is not.
-// Run: make soak (30 min) or node dist/bench/soak.js --minutes 5
+// With --abuse (issue 25's evaluation), the same traffic runs beside clients that cancel 20% of
+// streams mid-answer and every hostile local client of bench/abusers.ts (or --abusers a,b and
+// --cancel-share S); --no-graceful-close runs Envoy without ext_proc_graceful_grpc_close, so every
+// ext_proc stream ends in a reset.
+// Run: make soak (30 min) or node dist/bench/soak.js --minutes 5 [--abuse] [--no-graceful-close]
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,8 +15,13 @@ import { parseArgs } from "node:util";
 import { PROJECT_ROOT } from "../src/devstack/envoy.js";
 import { startStack } from "../src/devstack/stack.js";
 import { percentile } from "../src/util/percentile.js";
+import { envoyStats, resettingEveryStream } from "../test/helpers/e2e.js";
 import { mixedShot, type Result, type Shot, send } from "../test/helpers/load.js";
-import { metricSum, metricValue } from "./metrics-text.js";
+import { ABUSERS, type AbuserName, type AbuserReport } from "./abusers.js";
+import { metricSamples, metricSum, metricValue } from "./metrics-text.js";
+
+/** An event-loop delay longer than this is a stall (issue 25: none allowed under abuse). */
+const STALL_MS = 100;
 
 export interface SoakOptions {
   readonly durationMs: number;
@@ -20,6 +29,12 @@ export interface SoakOptions {
   readonly rate: number;
   readonly sampleEveryMs: number;
   readonly log?: (line: string) => void;
+  /** Share of all streams that clients cancel after the answer's first bytes (0 by default). */
+  readonly cancelShare?: number;
+  /** Hostile local clients at the guard's ext_proc port for the whole run (bench/abusers.ts). */
+  readonly abusers?: readonly AbuserName[];
+  /** Envoy's ext_proc_graceful_grpc_close (true by default, as shipped). */
+  readonly gracefulClose?: boolean;
 }
 
 export interface Sample {
@@ -39,6 +54,11 @@ export interface Slope {
 
 export interface SoakReport {
   readonly startedAt: string;
+  readonly scenario: {
+    readonly cancelShare: number;
+    readonly abusers: readonly AbuserName[];
+    readonly gracefulClose: boolean;
+  };
   readonly durationS: number;
   readonly requests: number;
   readonly ratePerS: number;
@@ -46,7 +66,23 @@ export interface SoakReport {
   readonly byKind: Record<string, Record<string, number>>;
   readonly unexpected5xx: number;
   readonly unexpectedExamples: readonly string[];
+  /** Of the traffic mix (not the cancelling clients): answers that were expected ÷ requests. */
+  readonly successShare: number;
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
+  /** How the cancelling clients' requests went ("200 cancelled", "error AbortError", ...). */
+  readonly cancelled: Record<string, number>;
+  readonly abusers: readonly AbuserReport[];
+  /** The guard's refusals by reason (guard_grpc_refusals_total) at the end. */
+  readonly refusals: Record<string, number>;
+  readonly rssMaxBytes: number;
+  /** Sampling intervals whose longest event-loop delay passed STALL_MS, and the longest seen. */
+  readonly eventLoopStalls: number;
+  readonly eventLoopLagMaxMs: number;
+  /**
+   * Connections to the guard Envoy saw closed by GOAWAY (upstream_cx_close_notify) or by the guard
+   * with requests on them (upstream_cx_destroy_remote_with_active_rq).
+   */
+  readonly envoyGuardConnections: { readonly goaway: number; readonly destroyedWithActiveStreams: number };
   /** Samples in the first 20 % of the run are warm-up (JIT, pools, cache filling) and not fitted. */
   readonly rss: Slope;
   readonly heapUsed: Slope;
@@ -135,12 +171,64 @@ function fitted(samples: readonly Sample[], pick: (sample: Sample) => number): S
   };
 }
 
+/**
+ * Clients that ask for a streamed answer and abandon it after its first bytes, at `share` of all
+ * streams (the traffic mix sends `rate`): each cancellation ends an ext_proc stream early.
+ */
+function cancellingClients(
+  url: string,
+  rate: number,
+  share: number,
+  stopped: () => boolean,
+  outcomes: Record<string, number>,
+): Promise<void>[] {
+  if (share <= 0) return [];
+  const clients = 4;
+  const gapMs = (1000 * clients * (1 - share)) / (rate * share);
+  const count = (outcome: string): void => {
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  };
+  let next = 0;
+  return Array.from({ length: clients }, async (_, client) => {
+    await sleep((gapMs * client) / clients);
+    while (!stopped()) {
+      const began = performance.now();
+      const abort = new AbortController();
+      try {
+        const response = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            model: "demo",
+            stream: true,
+            max_tokens: 64,
+            messages: [{ role: "user", content: `cancelled ${next++}` }],
+          }),
+          signal: AbortSignal.any([abort.signal, AbortSignal.timeout(30_000)]),
+        });
+        await response.body?.getReader().read();
+        abort.abort();
+        count(`${response.status} cancelled`);
+      } catch (error) {
+        count(`error ${(error as Error).name}`);
+      }
+      await sleep(Math.max(0, gapMs - (performance.now() - began)));
+    }
+  });
+}
+
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const log = options.log ?? (() => {});
+  const scenario = {
+    cancelShare: options.cancelShare ?? 0,
+    abusers: options.abusers ?? [],
+    gracefulClose: options.gracefulClose ?? true,
+  };
   // failure_mode_allow false: a guard failure shows up as a 500, not as silently unguarded traffic.
   const stack = await startStack({
     failureModeAllow: false,
     demoArgs: { light: ["--base-latency-ms", "5"], heavy: ["--base-latency-ms", "20"] },
+    ...(scenario.gracefulClose ? {} : { editEnvoyConfig: resettingEveryStream }),
   });
   const guard = stack.guard;
   if (guard === undefined) throw new Error("no guard");
@@ -155,6 +243,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const byKind: Record<string, Record<string, number>> = {};
   const envoyExtProc: Record<string, number> = {};
   let streamEnds = { halfClosesAnswered: 0, halfCloseResets: 0 };
+  const cancelled: Record<string, number> = {};
+  const refusals: Record<string, number> = {};
+  const abuserReports: AbuserReport[] = [];
+  const envoyGuardConnections = { goaway: 0, destroyedWithActiveStreams: 0 };
   let stopped = false;
   const workers = 8;
   const perWorkerGapMs = (1000 * workers) / options.rate;
@@ -200,9 +292,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         await sleep(Math.max(0, perWorkerGapMs - (performance.now() - began)));
       }
     });
+    const cancelling = cancellingClients(stack.url, options.rate, scenario.cancelShare, () => stopped, cancelled);
+    const grpcUrl = `http://${guard.address}`;
+    const abusers = scenario.abusers.map((name) => ABUSERS[name](grpcUrl));
     await sleep(options.durationMs);
     stopped = true;
-    await Promise.all([...traffic, sampler]);
+    await Promise.all([...traffic, ...cancelling, sampler]);
+    const cluster = await envoyStats(stack.envoy.adminUrl, "cluster.inference_guard.upstream_cx");
+    envoyGuardConnections.goaway = cluster.get("cluster.inference_guard.upstream_cx_close_notify") ?? 0;
+    envoyGuardConnections.destroyedWithActiveStreams =
+      cluster.get("cluster.inference_guard.upstream_cx_destroy_remote_with_active_rq") ?? 0;
     const stats = await (await fetch(`${stack.envoy.adminUrl}/stats?filter=ext_proc`)).text();
     for (const line of stats.split("\n")) {
       const match = /^http\.inference\.ext_proc\.(\w+): (\d+)$/.exec(line);
@@ -213,12 +312,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       halfClosesAnswered: metricSum(text, "guard_grpc_half_close_answer_seconds_count"),
       halfCloseResets: metricSum(text, "guard_grpc_half_close_resets_total"),
     };
+    for (const sample of metricSamples(text, "guard_grpc_refusals_total")) {
+      const reason = sample.labels.get("reason") ?? "";
+      refusals[reason] = (refusals[reason] ?? 0) + sample.value;
+    }
+    // After the guard's counts were read: an abuser's streams reset as it leaves are not Envoy's.
+    abuserReports.push(...(await Promise.all(abusers.map((abuser) => abuser.stop()))));
   } finally {
     await stack.stop();
   }
   const durationS = (performance.now() - t0) / 1000;
   return {
     startedAt: startedAt.toISOString(),
+    scenario,
     durationS,
     requests: latencies.length,
     ratePerS: latencies.length / durationS,
@@ -226,6 +332,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     byKind,
     unexpected5xx: unexpected,
     unexpectedExamples: examples,
+    successShare: latencies.length === 0 ? 0 : (latencies.length - unexpected) / latencies.length,
     latencyMs: {
       p50: percentile(latencies, 0.5) ?? 0,
       p99: percentile(latencies, 0.99) ?? 0,
@@ -234,6 +341,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     rss: fitted(samples, (sample) => sample.rssBytes),
     heapUsed: fitted(samples, (sample) => sample.heapUsedBytes),
     eventLoopLagP99: fitted(samples, (sample) => sample.eventLoopLagP99Ms),
+    cancelled,
+    abusers: abuserReports,
+    refusals,
+    rssMaxBytes: Math.max(...samples.map((sample) => sample.rssBytes)),
+    eventLoopStalls: samples.filter((sample) => sample.eventLoopLagMaxMs > STALL_MS).length,
+    eventLoopLagMaxMs: Math.max(...samples.map((sample) => sample.eventLoopLagMaxMs)),
+    envoyGuardConnections,
     envoyExtProc,
     streamEnds,
     samples,
@@ -244,14 +358,30 @@ export function summarise(report: SoakReport): string {
   const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
   return [
     `soak ${report.durationS.toFixed(0)} s, ${report.requests} requests (${report.ratePerS.toFixed(0)}/s), statuses ${JSON.stringify(report.statuses)}`,
-    `unexpected 5xx: ${report.unexpected5xx}`,
+    `scenario ${JSON.stringify(report.scenario)}`,
+    `unexpected 5xx: ${report.unexpected5xx}, expected answers ${(report.successShare * 100).toFixed(3)}%`,
     `latency p50 ${report.latencyMs.p50.toFixed(1)} ms, p99 ${report.latencyMs.p99.toFixed(1)} ms, max ${report.latencyMs.max.toFixed(0)} ms`,
     `RSS ${mib(report.rss.first)} → ${mib(report.rss.last)} MiB, slope ${mib(report.rss.perMinute)} MiB/min after warm-up`,
     `heap used ${mib(report.heapUsed.first)} → ${mib(report.heapUsed.last)} MiB, slope ${mib(report.heapUsed.perMinute)} MiB/min`,
     `Envoy ext_proc: ${JSON.stringify(report.envoyExtProc)}`,
     `stream ends after Envoy's half-close: ${report.streamEnds.halfClosesAnswered} answered, ${report.streamEnds.halfCloseResets} reset`,
     `event-loop lag p99 ${report.eventLoopLagP99.first.toFixed(1)} → ${report.eventLoopLagP99.last.toFixed(1)} ms, slope ${report.eventLoopLagP99.perMinute.toFixed(3)} ms/min`,
+    `event-loop stalls over ${STALL_MS} ms: ${report.eventLoopStalls} sampling intervals, longest delay ${report.eventLoopLagMaxMs.toFixed(1)} ms; RSS max ${mib(report.rssMaxBytes)} MiB`,
+    `Envoy's connections to the guard: ${report.envoyGuardConnections.goaway} GOAWAY, ${report.envoyGuardConnections.destroyedWithActiveStreams} closed with streams on them`,
+    `cancelled streams: ${JSON.stringify(report.cancelled)}`,
+    ...report.abusers.map(
+      (abuser) => `abuser ${abuser.name}: ${abuser.streams} streams, ${JSON.stringify(abuser.outcomes)}`,
+    ),
+    `guard refusals: ${JSON.stringify(report.refusals)}`,
   ].join("\n");
+}
+
+function parseAbusers(list: string): AbuserName[] {
+  const names = list.split(",").filter((name) => name !== "");
+  for (const name of names) {
+    if (!(name in ABUSERS)) throw new Error(`--abusers: ${name} is not one of ${Object.keys(ABUSERS).join(", ")}`);
+  }
+  return names as AbuserName[];
 }
 
 async function main(): Promise<void> {
@@ -260,14 +390,21 @@ async function main(): Promise<void> {
       minutes: { type: "string", default: "30" },
       rate: { type: "string", default: "100" },
       out: { type: "string" },
+      abuse: { type: "boolean", default: false },
+      abusers: { type: "string" },
+      "cancel-share": { type: "string" },
+      "no-graceful-close": { type: "boolean", default: false },
     },
   });
   const minutes = Number(values.minutes);
   const report = await runSoak({
     durationMs: minutes * 60_000,
     rate: Number(values.rate),
-    sampleEveryMs: minutes >= 10 ? 10_000 : 2_000,
+    sampleEveryMs: 2_000,
     log: (line) => console.log(line),
+    cancelShare: Number(values["cancel-share"] ?? (values.abuse ? 0.2 : 0)),
+    abusers: parseAbusers(values.abusers ?? (values.abuse ? Object.keys(ABUSERS).join(",") : "")),
+    gracefulClose: !values["no-graceful-close"],
   });
   const out =
     values.out ??
@@ -275,7 +412,7 @@ async function main(): Promise<void> {
       PROJECT_ROOT,
       "bench",
       "results",
-      `soak-${report.startedAt.slice(0, 10)}${minutes === 30 ? "" : `-${minutes}min`}.json`,
+      `soak-${report.startedAt.slice(0, 10)}${minutes === 30 ? "" : `-${minutes}min`}${values.abuse || values.abusers !== undefined ? "-abuse" : ""}${values["no-graceful-close"] ? "-resets" : ""}.json`,
     );
   await mkdir(join(out, ".."), { recursive: true });
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);

@@ -109,3 +109,22 @@ t.test("each message is admitted once, at its prefix, however its bytes are spli
   t.same(asked, [4, 9], "asked once per message");
   t.same(push(deframer, frameMessage(Buffer.from("ten bytes!"))), [{ type: "not_admitted", length: 10 }]);
 });
+
+t.test("a message over many chunks: every byte received is handed out whole or reported as held", async (t) => {
+  const deframer = new MessageDeframer(1 << 20);
+  const payload = Buffer.alloc(100_000, 7);
+  const frame = Buffer.concat([frameMessage(payload), frameMessage(Buffer.from("next"))]);
+  const results: FrameResult[] = [];
+  for (let offset = 0; offset < frame.length; offset += 1000) {
+    results.push(...push(deframer, frame.subarray(offset, offset + 1000)));
+    const handedOut = results.reduce(
+      (sum, result) => sum + (result.type === "message" ? 5 + result.bytes.length : 0),
+      0,
+    );
+    t.equal(deframer.buffered + handedOut, Math.min(offset + 1000, frame.length));
+  }
+  t.same(
+    results.map((result) => (result.type === "message" ? result.bytes.toString("latin1") : result.type)),
+    [payload.toString("latin1"), "next"],
+  );
+});
