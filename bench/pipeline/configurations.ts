@@ -6,6 +6,7 @@
 // entry, and validates four contract payloads per response. Every configuration gets exactly
 // the same requests; only what sits between Envoy and the model changes.
 import { loadGuardConfigObject, type StackOptions } from "../../src/devstack/stack.js";
+import { type RedisServer, startRedis } from "../../test/helpers/redis.js";
 
 export const REQUEST_PATH = "/v1/chat/completions";
 export const REQUEST_BYTES = 2048;
@@ -76,6 +77,18 @@ async function fullPipelineGuard(): Promise<Record<string, unknown>> {
   return { ...config, admission: { ...admission, limit: { ...limit, initial: open, min: open, max: open } } };
 }
 
+// One real redis-server for the run, started by the first configuration that shares through it
+// (and killed as the benchmark exits).
+let sharedRedis: Promise<RedisServer> | undefined;
+
+/** d's guard with the cache's shared tier on: every miss is also looked up and stored in Redis. */
+async function fullPipelineWithRedis(): Promise<Record<string, unknown>> {
+  sharedRedis ??= startRedis();
+  const config = await fullPipelineGuard();
+  const cache = (config.cache ?? {}) as Record<string, unknown>;
+  return { ...config, cache: { ...cache, redis: { url: (await sharedRedis).url } } };
+}
+
 const slowUpstream = {
   light: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)],
   heavy: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)],
@@ -135,6 +148,16 @@ export function configurations(peer: Peer | undefined): BenchConfiguration[] {
       notes:
         "config/default.yaml (complexity, admission with its budget held open, 64 MiB cache, contract enforce); every URI distinct, so every request is a cache miss that is stored",
       stackOptions: async () => ({ guardConfig: await fullPipelineGuard() }),
+      uniqueUris: true,
+      expectHeaders: { "x-guard-route": "chat", "x-guard-cache": "miss", "x-guard-contract": "passed" },
+      baseline: "a",
+    },
+    {
+      id: "d_redis",
+      title: "everything on, cache miss, shared Redis tier",
+      notes:
+        "as d, with cache.redis on a local redis-server: each miss is also looked up in Redis and stored there (issue 24: within 5% of d's CPU per request)",
+      stackOptions: async () => ({ guardConfig: await fullPipelineWithRedis() }),
       uniqueUris: true,
       expectHeaders: { "x-guard-route": "chat", "x-guard-cache": "miss", "x-guard-contract": "passed" },
       baseline: "a",

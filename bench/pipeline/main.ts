@@ -28,7 +28,7 @@ const USAGE = `usage: node dist/bench/pipeline/main.js [options]
   --connections 10         connections of the open loop
   --closed-connections 10  connections of the closed loop
   --runs 3                 runs per configuration (medians are reported)
-  --only a,b,d             configurations to run (a, b, c, d, d_uds, e_upstream, e, f, f_d)
+  --only a,b,d             configurations to run (a, b, c, d, d_redis, d_uds, e_upstream, e, f, f_d)
   --pin                    Envoy + guard on CPU 0, h2load + demo model on CPU 1 (taskset)
   --peer-cmd CMD --peer-addr HOST:PORT   another ext_proc server, measured as configuration f
   --peer-bodies-cmd CMD    that server asking for d's messages (both bodies buffered), measured as f_d

@@ -306,6 +306,9 @@ export function checkTargets(reports: readonly ConfigurationReport[]): TargetChe
   const hit = atTarget("e");
   const miss = atTarget("e_upstream");
   const speedup = hit?.p50Ms && miss?.p50Ms ? miss.p50Ms / hit.p50Ms : null;
+  const withoutRedis = atTarget("d")?.guardCpuUsPerRequest;
+  const redisCpuRatio: Measure = (found) =>
+    found?.guardCpuUsPerRequest != null && withoutRedis != null ? found.guardCpuUsPerRequest / withoutRedis : null;
   const addedP50: Measure = (found) => found?.addedP50Ms;
   const addedP99: Measure = (found) => found?.addedP99Ms;
   return [
@@ -319,6 +322,13 @@ export function checkTargets(reports: readonly ConfigurationReport[]): TargetChe
       "≥ 5×",
       (value) => value >= 5,
       "e",
+    ),
+    check(
+      "(d_redis) guard CPU per request with the shared Redis tier, × d's",
+      redisCpuRatio,
+      "≤ 1.05",
+      (value) => value <= 1.05,
+      "d_redis",
     ),
     check(
       "(d) guard RSS at 1000 rps, 64 MiB cache budget, MB",

@@ -64,7 +64,7 @@ t.test("the benchmark harness runs every configuration and writes its report", a
   t.ok((report.request.responseBytes ?? 0) > 900, "about 1 KB answers");
   t.same(
     report.configurations.map((configuration) => configuration.id),
-    ["a", "b", "c", "d", "d_uds", "e_upstream", "e", "f", "f_d"],
+    ["a", "b", "c", "d", "d_redis", "d_uds", "e_upstream", "e", "f", "f_d"],
   );
   for (const configuration of report.configurations) {
     t.test(configuration.id, async (t) => {
