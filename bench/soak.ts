@@ -8,6 +8,7 @@
 // ext_proc stream ends in a reset.
 // Run: make soak (30 min) or node dist/bench/soak.js --minutes 5 [--abuse] [--no-graceful-close]
 import { mkdir, writeFile } from "node:fs/promises";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
@@ -43,6 +44,8 @@ export interface Sample {
   readonly heapUsedBytes: number;
   readonly eventLoopLagP99Ms: number;
   readonly eventLoopLagMaxMs: number;
+  /** The machine's 1-minute load average: the shared cores' business beside the run. */
+  readonly loadAverage: number;
 }
 
 export interface Slope {
@@ -260,6 +263,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           heapUsedBytes: metricValue(text, "guard_nodejs_heap_size_used_bytes") ?? Number.NaN,
           eventLoopLagP99Ms: (metricValue(text, "guard_nodejs_eventloop_lag_p99_seconds") ?? Number.NaN) * 1000,
           eventLoopLagMaxMs: (metricValue(text, "guard_nodejs_eventloop_lag_max_seconds") ?? Number.NaN) * 1000,
+          loadAverage: loadavg()[0] ?? Number.NaN,
         });
         const last = samples.at(-1) as Sample;
         log(

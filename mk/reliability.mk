@@ -1,5 +1,5 @@
 # Reliability: the long fuzz run and the soak (docs/reliability.md).
-.PHONY: fuzz soak soak-short resets
+.PHONY: fuzz soak soak-short soak-abuse resets
 
 ## property/fuzz tests with 100 000 generated cases each (CI runs a fixed-seed 2 000)
 fuzz: build
@@ -13,6 +13,11 @@ soak: build envoy system-deps
 ## the same for 5 minutes
 soak-short: build envoy system-deps
 	node dist/bench/soak.js --minutes 5
+
+## 10 minutes of the soak's traffic alone, then beside cancelling and hostile clients (graceful
+## close on, then off): writes bench/results/soak-abuse-<date>.json and .md
+soak-abuse: build envoy system-deps
+	node dist/bench/soak-abuse.js --minutes 10
 
 ## 200 cancelled streams a second for 2 minutes through Envoy without ext_proc_graceful_grpc_close
 ## (every ext_proc stream reset): 0 GOAWAY from the guard; writes bench/results/resets-<date>.json

@@ -27,3 +27,35 @@ t.test("60 s of mixed traffic: no unexpected 5xx, no memory growth", async (t) =
   const grownMiB = (report.rss.last - report.rss.first) / 2 ** 20;
   t.ok(grownMiB < 64, `RSS grew ${grownMiB.toFixed(1)} MiB in the minute (bound 64)`);
 });
+
+t.test(
+  "30 s of the same mix beside cancelling and hostile clients: the abusers are refused, nothing else",
+  async (t) => {
+    const report = await runSoak({
+      durationMs: 30_000,
+      rate: 60,
+      sampleEveryMs: 2_000,
+      cancelShare: 0.2,
+      abusers: ["flood", "bodies", "idle"],
+    });
+    t.comment(summarise(report));
+    t.equal(report.unexpected5xx, 0, `no unexpected 5xx ${JSON.stringify(report.unexpectedExamples.slice(0, 3))}`);
+    t.ok(
+      (report.cancelled["200 cancelled"] ?? 0) > 100,
+      `streams cancelled mid-answer ${JSON.stringify(report.cancelled)}`,
+    );
+    t.same(report.envoyGuardConnections, { goaway: 0, destroyedWithActiveStreams: 0 }, "Envoy's connections untouched");
+    t.notOk(report.envoyExtProc.streams_failed, "no ext_proc stream failed");
+    const outcomes = Object.fromEntries(report.abusers.map((abuser) => [abuser.name, abuser.outcomes]));
+    t.ok((outcomes["idle streams"]?.["grpc-status 4"] ?? 0) > 0, "idle streams end with DEADLINE_EXCEEDED");
+    t.ok((outcomes["60 MiB bodies"]?.["grpc-status 0"] ?? 0) > 0, "60 MiB messages are read and answered");
+    t.same(
+      Object.keys(outcomes["zero-window flood"] ?? {}),
+      ["open"],
+      "the zero-window streams are held by flow control",
+    );
+    // The memory budget (limits.maxBufferedBytes, 128 MiB) bounds what the abusers can make the guard hold.
+    const grownMiB = (report.rssMaxBytes - report.rss.first) / 2 ** 20;
+    t.ok(grownMiB < 128 + 64, `RSS grew at most ${grownMiB.toFixed(0)} MiB (budget 128 MiB)`);
+  },
+);
