@@ -154,8 +154,32 @@ function queueOutlastsEnvoy({ sections: { envoy, admission }, routes }: ParsedPa
   ];
 }
 
+// A message carries a body Envoy buffered whole, beside the request's headers (Envoy's own limit
+// on those: 96 KiB) and its protobuf framing; 1 MiB covers both.
+const MESSAGE_HEADROOM_BYTES = 1024 * 1024;
+
+/** A body Envoy buffered up to its limit must fit the largest message the guard reads. */
+function bufferedBodyFitsOneMessage({ sections: { envoy, limits } }: ParsedParts): ConfigIssue[] {
+  if (envoy === undefined || limits === undefined) return [];
+  const needed = envoy.bufferLimitBytes + MESSAGE_HEADROOM_BYTES;
+  if (limits.maxMessageBytes >= needed) return [];
+  return [
+    {
+      path: "limits.maxMessageBytes",
+      message:
+        `${limits.maxMessageBytes} cannot hold a body Envoy buffered up to envoy.bufferLimitBytes (${envoy.bufferLimitBytes}) ` +
+        `with its headers: at least ${needed}`,
+    },
+  ];
+}
+
 /** Configurations that cannot work as written. */
-export const ERROR_CHECKS: readonly Check[] = [duplicateRouteNames, shadowedRoutes, cacheEntriesFit];
+export const ERROR_CHECKS: readonly Check[] = [
+  duplicateRouteNames,
+  shadowedRoutes,
+  cacheEntriesFit,
+  bufferedBodyFitsOneMessage,
+];
 
 /** Configurations that work, but probably not as intended. */
 export const WARNING_CHECKS: readonly Check[] = [

@@ -193,6 +193,17 @@ const limitsSchema = z
       .min(1)
       .default(32 * MIB),
     /**
+     * The largest ext_proc message read; a larger one is refused at its length prefix
+     * (RESOURCE_EXHAUSTED), before its bytes are held. Envoy sends a buffered body in one message,
+     * so this must pass envoy.bufferLimitBytes by a message's headers (a config check says so);
+     * 16 MiB is twice the shipped Envoy configs' 8 MiB, and four times gRPC's own 4 MiB default.
+     */
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(16 * MIB),
+    /**
      * Bytes of ext_proc messages the guard holds across all streams, from a message's prefix until
      * it was handled. The stream whose next message would pass it is reset with ENHANCE_YOUR_CALM
      * (RESOURCE_EXHAUSTED) before the message's bytes are read. 128 MiB: sixteen of Envoy's 8 MiB
@@ -240,6 +251,14 @@ const limitsSchema = z
      * heap. Health checks are still answered.
      */
     overloadHeapRatio: z.number().gt(0).max(1).default(0.9),
+  })
+  .superRefine((limits, ctx) => {
+    if (!(limits.maxBufferedBytes >= limits.maxMessageBytes))
+      ctx.addIssue({
+        code: "custom",
+        path: ["maxBufferedBytes"],
+        message: `${limits.maxBufferedBytes} is below limits.maxMessageBytes (${limits.maxMessageBytes}): the largest message would never fit the budget`,
+      });
   })
   .prefault({});
 

@@ -278,6 +278,16 @@ export class Http2ServerCall implements ServerCall {
     if (!this.#over()) this.#stream.resume();
   }
 
+  /**
+   * After the answer, asks a peer still sending a refused message to stop (RFC 9113 §8.1: a
+   * complete response, then RST_STREAM with NO_ERROR); otherwise the guard would go on reading,
+   * and dropping, all of it: a refused 60 MiB message cost as much as one read.
+   */
+  #stopPeer(): void {
+    if (this.#peerEndedAt === undefined && !this.#stream.destroyed)
+      this.#stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  }
+
   #refuseMessage(result: Exclude<FrameResult, { type: "message" }>): void {
     switch (result.type) {
       case "too_large":
@@ -285,9 +295,11 @@ export class Http2ServerCall implements ServerCall {
           GrpcStatus.RESOURCE_EXHAUSTED,
           `message of ${result.length} bytes exceeds the ${this.#limits.maxMessageBytes}-byte limit`,
         );
+        this.#stopPeer();
         return;
       case "compressed":
         this.finish(GrpcStatus.UNIMPLEMENTED, "compressed messages are not supported (grpc-accept-encoding: identity)");
+        this.#stopPeer();
         return;
       case "not_admitted":
         // A reset, not a status: the peer is still sending the message, and node:http2 loses a

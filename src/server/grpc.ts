@@ -35,8 +35,6 @@ type ServerRefusal = "max_streams" | "heap_overload" | "max_connections" | "pref
 export const EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor";
 const PROCESS_PATH = `/${EXT_PROC_SERVICE}/Process`;
 
-// Buffered bodies travel in one message; Envoy's own buffer limit is the real bound.
-const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 // A 2 MiB stream window lets Envoy send a large buffered body without waiting for
 // WINDOW_UPDATEs after every 64 KiB (HTTP/2's default).
 const STREAM_WINDOW_BYTES = 2 * 1024 * 1024;
@@ -136,7 +134,7 @@ export async function startGrpcServer(
     streamResetBurst: limits.streamResetBurst,
     streamResetRate: limits.streamResetRate,
     // Envoy multiplexes every in-flight request's ext_proc stream on one or a few connections,
-    // and a buffered body may be up to MAX_MESSAGE_BYTES: node's default 10 MB per session would
+    // and a buffered body may be up to limits.maxMessageBytes: node's default 10 MB per session would
     // refuse streams under load. limits.maxBufferedBytes bounds what all sessions hold instead.
     maxSessionMemory: Number.MAX_SAFE_INTEGER,
   });
@@ -208,7 +206,7 @@ export async function startGrpcServer(
     streams++;
     stream.once("close", () => streams--);
     const call = new Http2ServerCall(stream, {
-      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxMessageBytes: limits.maxMessageBytes,
       maxQueuedBytes: limits.maxStreamQueuedBytes,
       connectionQueue,
       buffered,

@@ -57,9 +57,12 @@ const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(
 t.setTimeout(300_000);
 
 t.test("hostile clients", async (t) => {
-  // The default limits but for the two timeouts, shortened so the test need not wait 5 and 10 s.
+  // The default limits but for the two timeouts, shortened so the test need not wait 5 and 10 s, and
+  // messages up to 64 MiB, so the memory budget is what refuses the 60 MiB ones below.
   const stack = await stackFor(t, {
-    guardConfig: await defaultConfigWith({ limits: { streamIdleTimeoutMs: 1_000, prefaceTimeoutMs: 1_000 } }),
+    guardConfig: await defaultConfigWith({
+      limits: { streamIdleTimeoutMs: 1_000, prefaceTimeoutMs: 1_000, maxMessageBytes: 64 * 1024 * 1024 },
+    }),
   });
   const grpcUrl = `http://${guardOf(stack).address}`;
   await stillServing(t, stack);

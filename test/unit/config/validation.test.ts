@@ -238,3 +238,13 @@ routes:
   t.match(message("routes[0].streaming.ndjson.contentTypes[4]"), /lower-case media type without parameters/);
   t.match(message("routes[0].streaming.ndjson.contentTypes[5]"), /listed twice/);
 });
+
+t.test("limits: the largest message holds Envoy's buffered body, and fits the memory budget", async (t) => {
+  t.same(errorPaths("limits: {}"), [], "the defaults fit the default Envoy buffer (8 MiB)");
+  t.same(errorPaths("envoy: { bufferLimitBytes: 33554432 }"), ["limits.maxMessageBytes"], "a 32 MiB buffer needs more");
+  t.same(errorPaths("envoy: { bufferLimitBytes: 33554432 }\nlimits: { maxMessageBytes: 34603008 }"), []);
+  const result = parseConfig("limits: { maxMessageBytes: 67108864, maxBufferedBytes: 33554432 }");
+  t.same(result.ok ? [] : result.errors.map((issue) => `${issue.path}: ${issue.message}`), [
+    "limits.maxBufferedBytes: 33554432 is below limits.maxMessageBytes (67108864): the largest message would never fit the budget",
+  ]);
+});

@@ -147,11 +147,44 @@ t.test("an unknown method is UNIMPLEMENTED", async (t) => {
   t.equal(code, grpc.status.UNIMPLEMENTED);
 });
 
-t.test("a message over the size limit is refused with RESOURCE_EXHAUSTED before it is read", async (t) => {
+t.test("a message over limits.maxMessageBytes is refused with RESOURCE_EXHAUSTED before it is read", async (t) => {
   const { server } = await startServer(t);
-  const prefix = Buffer.from([0, 0x7f, 0xff, 0xff, 0xff]);
+  // One byte over the default 16 MiB: the prefix alone decides.
+  const prefix = Buffer.from([0, 0, 0, 0, 0]);
+  prefix.writeUInt32BE(16 * 1024 * 1024 + 1, 1);
   const answer = await rawCall(t, server.address, { ":method": "POST", "content-type": "application/grpc" }, prefix);
   t.equal(answer.grpcStatus, String(grpc.status.RESOURCE_EXHAUSTED));
+  t.match(decodeURIComponent(String(answer.grpcMessage)), /exceeds the 16777216-byte limit/);
+});
+
+t.test("a peer still sending a refused message is answered, then asked to stop sending it", async (t) => {
+  const { server } = await startServer(t);
+  const { connect, constants } = await import("node:http2");
+  const session = connect(`http://${server.address}`);
+  t.teardown(() => session.close());
+  const stream = session.request({
+    ":method": "POST",
+    ":path": `/${EXT_PROC_SERVICE}/Process`,
+    "content-type": "application/grpc",
+  });
+  stream.on("error", () => undefined);
+  let grpcStatus: unknown;
+  stream.on("response", (headers) => (grpcStatus = headers["grpc-status"]));
+  const size = 32 * 1024 * 1024;
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(size, 1);
+  stream.write(prefix);
+  const chunk = Buffer.alloc(1024 * 1024, 0x61);
+  let sent = 0;
+  const closed = new Promise((resolve) => stream.once("close", resolve));
+  while (sent < size && !stream.closed) {
+    if (!stream.write(chunk)) await Promise.race([new Promise((resolve) => stream.once("drain", resolve)), closed]);
+    sent += chunk.length;
+  }
+  await closed;
+  t.equal(grpcStatus, String(grpc.status.RESOURCE_EXHAUSTED), "the status first");
+  t.equal(stream.rstCode, constants.NGHTTP2_NO_ERROR, "then RST_STREAM(NO_ERROR)");
+  t.ok(sent < 8 * 1024 * 1024, `the peer stopped after ${sent / 1024 / 1024} of 32 MiB`);
 });
 
 t.test("a non-gRPC request gets HTTP 415", async (t) => {
@@ -166,7 +199,7 @@ async function rawCall(
   address: string,
   headers: Record<string, string>,
   body?: Buffer,
-): Promise<{ status: unknown; grpcStatus: unknown; data: Buffer }> {
+): Promise<{ status: unknown; grpcStatus: unknown; grpcMessage: unknown; data: Buffer }> {
   const { connect } = await import("node:http2");
   const session = connect(`http://${address}`);
   t.teardown(() => session.close());
@@ -174,18 +207,21 @@ async function rawCall(
   stream.on("error", () => undefined);
   let status: unknown;
   let grpcStatus: unknown;
+  let grpcMessage: unknown;
   const data: Buffer[] = [];
   stream.on("response", (received) => {
     status = received[":status"];
     grpcStatus = received["grpc-status"];
+    grpcMessage = received["grpc-message"];
   });
   stream.on("trailers", (received) => {
     grpcStatus = received["grpc-status"];
+    grpcMessage = received["grpc-message"];
   });
   stream.on("data", (chunk: Buffer) => data.push(chunk));
   stream.end(body);
   await new Promise((resolve) => stream.on("close", resolve));
-  return { status, grpcStatus, data: Buffer.concat(data) };
+  return { status, grpcStatus, grpcMessage, data: Buffer.concat(data) };
 }
 
 t.test("only POST is a gRPC call: other methods get HTTP 405", async (t) => {
