@@ -435,12 +435,13 @@ function answerKind(exchange: Exchange, outcome: Outcome): AnswerKind | undefine
 
 /**
  * The primary answer can be compared: the stable pool's own 2xx answer, which passed its contract,
- * delivered whole to the client.
+ * delivered whole to the client. Not a streamed one: a side answer is read as one JSON document.
  */
 function comparable(exchange: Exchange, outcome: Outcome): boolean {
   const { status } = outcome;
   return (
     !outcome.cancelled &&
+    outcome.streamed !== true &&
     outcome.answeredBy === "upstream" &&
     status !== undefined &&
     status >= 200 &&
