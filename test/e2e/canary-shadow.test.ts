@@ -5,41 +5,21 @@
 // (every ETA 15 minutes later, in range) differs on eta_minutes beyond that noise, and on nothing
 // else; a v3 that is v1 with the same jitter differs on nothing. No client ever gets v3's answer,
 // and none of the side answers enters the cache.
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import t, { type Test } from "tap";
-import { parse, stringify } from "yaml";
 import { metricSum } from "../../bench/metrics-text.js";
-import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import type { CanaryRouteStatus } from "../../src/pipeline/canary/stage.js";
 import { mapConcurrently, post, stackFor, upstreamRequests, upstreamServed } from "../helpers/e2e.js";
-
-// biome-ignore lint/suspicious/noExplicitAny: Envoy's config is walked by known paths; a wrong one throws
-type Doc = Record<string, any>;
-
-const ETA = "/v1/predict/eta";
+import { documentedRoutes, routingThePool } from "../helpers/rollout.js";
 
 /** docs/rollout.md's Envoy route of the compared candidate. */
 async function documentedShadowRoute(): Promise<Record<string, unknown>> {
-  const text = await readFile(join(PROJECT_ROOT, "docs", "rollout.md"), "utf8");
-  const block = /^```yaml envoy-shadow-routes\n([\s\S]*?)^```/m.exec(text)?.[1];
-  const [route] = (block === undefined ? [] : parse(block)) as Record<string, unknown>[];
-  if (route === undefined) throw new Error("docs/rollout.md: no envoy-shadow-routes block");
+  const [route] = await documentedRoutes("envoy-shadow-routes");
+  if (route === undefined) throw new Error("docs/rollout.md shows no shadow route");
   return route;
 }
 
-/** The documented candidate route first in Envoy's table, its cluster renamed to the heavy demo pool (v3). */
-function routingThePool(candidateRoute: Record<string, unknown>): (yaml: string) => string {
-  return (yaml) => {
-    const config = parse(yaml) as { static_resources: { listeners: Doc[] } };
-    const manager = config.static_resources.listeners[0]?.filter_chains[0].filters[0].typed_config;
-    const routes = manager?.route_config.virtual_hosts[0].routes as unknown[] | undefined;
-    if (routes === undefined) throw new Error("envoy.yaml: the route table moved");
-    routes.unshift({ ...candidateRoute, route: { ...(candidateRoute.route as object), cluster: "model_heavy" } });
-    return stringify(config);
-  };
-}
+const ETA = "/v1/predict/eta";
 
 async function shadowOf(adminUrl: string): Promise<NonNullable<CanaryRouteStatus["shadow"]>> {
   const { routes } = (await (await fetch(`${adminUrl}/api/canary`)).json()) as { routes: CanaryRouteStatus[] };
