@@ -177,8 +177,7 @@ export class ShadowComparison {
   async fire(sample: ShadowSample): Promise<void> {
     const primary = sample.primary;
     if (primary === undefined) {
-      sample.settle();
-      this.#deps.events.sample("incomplete");
+      this.abandon(sample);
       return;
     }
     try {
@@ -203,6 +202,12 @@ export class ShadowComparison {
     } finally {
       sample.settle();
     }
+  }
+
+  /** The exchange gave nothing to compare with (cancelled, a cache hit, an error): frees the slot. */
+  abandon(sample: ShadowSample): void {
+    sample.settle();
+    this.#deps.events.sample("incomplete");
   }
 
   report(): ShadowReport {

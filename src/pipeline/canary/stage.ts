@@ -339,7 +339,7 @@ export function createCanaryStage(
                 .catch((error: unknown) =>
                   deps.log.warn({ err: (error as Error).message }, "canary: shadow comparison failed"),
                 );
-            else sample.settle();
+            else route.shadow?.abandon(sample);
           }
           const kind = answerKind(exchange, outcome);
           if (kind === undefined) return;

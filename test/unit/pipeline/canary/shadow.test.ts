@@ -263,6 +263,10 @@ t.test("the stage: a stable request is drawn, its answer compared once the clien
   await flush();
   t.equal(sent.length, 2, "a cancelled exchange is not compared");
   t.equal(stage.status()[0]?.shadow?.inFlight, 0, "and frees its slot");
+  t.equal(
+    await registryValue(registry, "guard_shadow_samples_total", { route: "eta", pool: "v3", result: "incomplete" }),
+    1,
+  );
 });
 
 t.test("only this guard's secret makes a side request, routed to the pool it names", async (t) => {
