@@ -219,7 +219,7 @@ export function buildPipeline(
     pipeline: new Pipeline(
       config.routes,
       stages,
-      { ...pipelineDeps, tracing, sideRequest: (request, route) => canary.sideRequest(request, route) },
+      { ...pipelineDeps, tracing, sideRequest: (request) => canary.sideRequest(request) },
       identify,
     ),
     cache,

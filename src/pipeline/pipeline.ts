@@ -306,9 +306,10 @@ export interface PipelineTracing {
 
 /**
  * Recognises the guard's own side requests (a rollout's shadow comparison sends them through
- * Envoy): the request-header edits that route one, or undefined for a client's request.
+ * Envoy): the route it is for (named by the request itself, so no route match can miss it) and the
+ * request-header edits that send it to its pool; undefined for a client's request.
  */
-export type SideRequestGate = (request: RequestInfo, route: string) => Edits | undefined;
+export type SideRequestGate = (request: RequestInfo) => { readonly route: string; readonly edits: Edits } | undefined;
 
 export interface PipelineDeps {
   readonly metrics: CoreMetrics;
@@ -346,10 +347,10 @@ export class Pipeline {
 
   /** Undefined when no route matches: the stream then passes the request through untouched. */
   open(request: RequestInfo, extendDeadline: (ms: number) => void): ExchangeRun | undefined {
+    const side = this.#sideRequest?.(request);
+    if (side !== undefined) return this.#sideRun(request, side.route, side.edits, extendDeadline);
     const route = matchRoute(this.routes, request);
     if (route === undefined) return undefined;
-    const side = this.#sideRequest?.(request, route.name);
-    if (side !== undefined) return this.#sideRun(request, route.name, side, extendDeadline);
     // Once, before any stage: every stage reads the same tenant and class.
     const { tenant, priority } = this.#identify(request, route.name);
     const startedAt = this.now();

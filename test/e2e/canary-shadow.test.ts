@@ -158,7 +158,7 @@ t.test("a client cannot pass for the guard's side request", async (t) => {
   const stack = await shadowStack(t, "eta_later");
   // sampleRate 1, but every request below is a forgery the guard must not take for its own.
   const answers = await mapConcurrently(Array.from({ length: 10 }), 2, () =>
-    post(`${stack.url}${ETA}`, { order: "o" }, { "x-guard-shadow": "v3 0123456789abcdef0123456789abcdef" }),
+    post(`${stack.url}${ETA}`, { order: "o" }, { "x-guard-shadow": "eta v3 0123456789abcdef0123456789abcdef" }),
   );
   t.ok(
     answers.every((answer) => answer.headers.get("x-model-version") === "v1"),

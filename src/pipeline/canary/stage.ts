@@ -28,8 +28,8 @@ import type { AnswerKind, HealthWindow } from "./health.js";
 import { ShadowComparison, type ShadowReport, type ShadowSample, ShadowState, type SideSender } from "./shadow.js";
 
 /**
- * The header of the guard's own side requests (shadow comparison): "<pool> <secret>". Only this
- * guard knows the secret, so a client's copy is an ordinary request's header (and removed).
+ * The header of the guard's own side requests (shadow comparison): "<route> <pool> <secret>". Only
+ * this guard knows the secret, so a client's copy is an ordinary request's header (and removed).
  */
 export const SHADOW_HEADER = "x-guard-shadow";
 
@@ -123,10 +123,10 @@ export interface CanaryStage extends Stage {
    */
   observeAnswer(exchange: Exchange, contract: Contract, payloads: readonly Payload[]): void;
   /**
-   * For the runner, before any stage: the edits that send this guard's side request (x-guard-shadow
-   * with its secret) to the pool it names; undefined for any other request.
+   * For the runner, before any route match or stage: this guard's side request (x-guard-shadow with
+   * its secret), its route and the edits that send it to the pool it names; undefined for any other.
    */
-  sideRequest(request: RequestInfo, route: string): Edits | undefined;
+  sideRequest(request: RequestInfo): { readonly route: string; readonly edits: Edits } | undefined;
 }
 
 interface Route {
@@ -357,14 +357,18 @@ export function createCanaryStage(
       const sample = samples.get(exchange);
       if (sample !== undefined) sample.primary = { contract, payloads };
     },
-    sideRequest(request, name) {
+    sideRequest(request) {
       const value = request.headers.get(SHADOW_HEADER);
       if (value === undefined) return undefined;
+      const [name = "", pool = "", secret = ""] = value.split(" ");
+      if (!sameSecret(secret, states.shadowSecret)) return undefined;
       const route = routes.get(name);
-      const [pool = "", secret = ""] = value.split(" ");
-      if (route?.shadow === undefined || !sameSecret(secret, states.shadowSecret)) return undefined;
+      if (route?.shadow === undefined) return undefined;
       if (pool !== route.settings.stable && pool !== route.settings.shadow?.pool) return undefined;
-      return { setHeaders: { [route.settings.header]: pool }, removeHeaders: [SHADOW_HEADER], clearRouteCache: true };
+      return {
+        route: name,
+        edits: { setHeaders: { [route.settings.header]: pool }, removeHeaders: [SHADOW_HEADER], clearRouteCache: true },
+      };
     },
     release(name, pool) {
       const candidate = routes.get(name)?.candidates.find((entry) => entry.pool === pool);
@@ -489,7 +493,7 @@ function throughEnvoy(envoyUrl: string | undefined, secret: string): SideSender 
     if (envoyUrl === undefined) throw new Error("canary.envoyUrl is not set");
     const response = await fetch(`${envoyUrl}${request.path}`, {
       method: request.method,
-      headers: { ...request.headers, [SHADOW_HEADER]: `${request.pool} ${secret}` },
+      headers: { ...request.headers, [SHADOW_HEADER]: `${request.route} ${request.pool} ${secret}` },
       ...(request.method === "GET" || request.method === "HEAD" ? {} : { body: request.body }),
       signal,
     });

@@ -283,18 +283,13 @@ t.test("only this guard's secret makes a side request, routed to the pool it nam
     requestId: "r",
     endOfStream: false,
   });
-  t.same(stage.sideRequest(request(`v3 ${states.shadowSecret}`), "eta"), {
-    setHeaders: { "x-guard-pool": "v3" },
-    removeHeaders: [SHADOW_HEADER],
-    clearRouteCache: true,
+  t.same(stage.sideRequest(request(`eta v3 ${states.shadowSecret}`)), {
+    route: "eta",
+    edits: { setHeaders: { "x-guard-pool": "v3" }, removeHeaders: [SHADOW_HEADER], clearRouteCache: true },
   });
-  t.same(stage.sideRequest(request(`v1 ${states.shadowSecret}`), "eta")?.setHeaders, { "x-guard-pool": "v1" });
-  t.equal(stage.sideRequest(request(undefined), "eta"), undefined, "a client's request");
-  t.equal(stage.sideRequest(request("v3 guessed"), "eta"), undefined, "a wrong secret");
-  t.equal(
-    stage.sideRequest(request(`v9 ${states.shadowSecret}`), "eta"),
-    undefined,
-    "a pool the route does not compare",
-  );
-  t.equal(stage.sideRequest(request(`v3 ${states.shadowSecret}`), "other"), undefined, "a route without shadow");
+  t.same(stage.sideRequest(request(`eta v1 ${states.shadowSecret}`))?.edits.setHeaders, { "x-guard-pool": "v1" });
+  t.equal(stage.sideRequest(request(undefined)), undefined, "a client's request");
+  t.equal(stage.sideRequest(request("eta v3 guessed")), undefined, "a wrong secret");
+  t.equal(stage.sideRequest(request(`eta v9 ${states.shadowSecret}`)), undefined, "a pool the route does not compare");
+  t.equal(stage.sideRequest(request(`other v3 ${states.shadowSecret}`)), undefined, "a route without shadow");
 });
