@@ -497,8 +497,30 @@ function throughEnvoy(envoyUrl: string | undefined, secret: string): SideSender 
       ...(request.method === "GET" || request.method === "HEAD" ? {} : { body: request.body }),
       signal,
     });
-    return { status: response.status, body: await response.text() };
+    return { status: response.status, body: await boundedText(response) };
   };
+}
+
+/** A side answer's most bytes: Envoy's default buffer limit, what a client's answer could be checked at. */
+const MAX_SIDE_ANSWER_BYTES = 8 * 1024 * 1024;
+
+/** The body as text, read no further than MAX_SIDE_ANSWER_BYTES (a runaway answer is an error, not memory). */
+async function boundedText(response: Response): Promise<string> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_SIDE_ANSWER_BYTES) {
+      await reader.cancel();
+      throw new Error(`side answer larger than ${MAX_SIDE_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** FNV-1a of the text, as a point in [0, 1). */

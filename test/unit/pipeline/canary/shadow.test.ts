@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import t from "tap";
@@ -292,4 +294,65 @@ t.test("only this guard's secret makes a side request, routed to the pool it nam
   t.equal(stage.sideRequest(request("eta v3 guessed")), undefined, "a wrong secret");
   t.equal(stage.sideRequest(request(`eta v9 ${states.shadowSecret}`)), undefined, "a pool the route does not compare");
   t.equal(stage.sideRequest(request(`other v3 ${states.shadowSecret}`)), undefined, "a route without shadow");
+});
+
+t.test("side requests go to canary.envoyUrl with the route, pool and secret; a runaway answer is cut", async (t) => {
+  const seen: { path: string; header: string | undefined; body: string }[] = [];
+  let huge = false;
+  const envoy = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    request.on("end", () => {
+      seen.push({ path: request.url ?? "", header: request.headers[SHADOW_HEADER] as string | undefined, body });
+      response.writeHead(200, { "content-type": "application/json" });
+      if (huge) response.end(Buffer.alloc(9 * 1024 * 1024, 32));
+      else response.end(etaAnswer(30));
+    });
+  });
+  await new Promise<void>((resolve) => envoy.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => envoy.close());
+  const { port } = envoy.address() as AddressInfo;
+  const registry = new Registry();
+  const states = new CanaryStates();
+  const stage = createCanaryStage(
+    { section: canarySchema.parse({ envoyUrl: `http://127.0.0.1:${port}` }), routes: new Map([["eta", ROUTE]]) },
+    { registry, log: pino({ level: "silent" }), now: () => 0, random: () => 0.1, states },
+  );
+  const compare = async (): Promise<void> => {
+    const exchange = chatExchange({
+      route: { name: "eta" },
+      request: {
+        method: "POST",
+        path: "/v1/predict/eta",
+        authority: "m",
+        headers: new Map([["content-type", "application/json"]]),
+        requestId: "r",
+        endOfStream: false,
+      },
+    });
+    const run = stage.start(exchange);
+    await run?.onRequestBody?.(new TextEncoder().encode('{"order":"o-9"}'));
+    stage.observeAnswer(exchange, eta, eta.checkValue(JSON.parse(etaAnswer(30))).payloads);
+    exchange.contract = "passed";
+    run?.onEnd?.({ answeredBy: "upstream", status: 200, cancelled: false });
+    while ((stage.status()[0]?.shadow?.inFlight ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+  await compare();
+  t.same(
+    seen.map(({ path, header, body }) => [path, header, body]),
+    [
+      ["/v1/predict/eta", `eta v3 ${states.shadowSecret}`, '{"order":"o-9"}'],
+      ["/v1/predict/eta", `eta v1 ${states.shadowSecret}`, '{"order":"o-9"}'],
+    ],
+  );
+  t.equal(await registryValue(registry, "guard_shadow_side_requests_total", { pool: "v3", result: "ok" }), 1);
+  huge = true;
+  await compare();
+  t.equal(
+    await registryValue(registry, "guard_shadow_side_requests_total", { pool: "v3", result: "error" }),
+    1,
+    "an answer over 8 MiB is read no further",
+  );
 });
