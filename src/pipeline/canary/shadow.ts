@@ -59,9 +59,10 @@ export interface ShadowEvents {
 export class ShadowState {
   /** Per field path: the candidate-vs-stable window and the stable-vs-stable window. */
   readonly fields = new Map<string, { candidate: FieldWindow; noise: FieldWindow }>();
-  /** Which candidate and window size the windows are for: another empties them. */
+  /** Which candidate, window size and contract message the windows are for: another empties them. */
   pool = "";
   window = 0;
+  contract = "";
 
   windowsOf(path: string): { candidate: FieldWindow; noise: FieldWindow } {
     let windows = this.fields.get(path);
@@ -186,6 +187,11 @@ export class ShadowComparison {
         this.#ask(sample, this.#stable, primary.contract),
       ]);
       const fields = answerFields(primary.contract);
+      if (this.#state.contract !== primary.contract.name) {
+        // A reload bound another message: the old fields' comparisons say nothing of the new ones.
+        this.#state.fields.clear();
+        this.#state.contract = primary.contract.name;
+      }
       const tolerance = this.#settings.numericTolerance;
       const against = (payloads: readonly Payload[] | undefined) =>
         payloads === undefined ? undefined : compareAnswers(fields, primary.payloads, payloads, tolerance);

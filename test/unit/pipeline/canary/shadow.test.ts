@@ -356,3 +356,40 @@ t.test("side requests go to canary.envoyUrl with the route, pool and secret; a r
     "an answer over 8 MiB is read no further",
   );
 });
+
+t.test("the windows are kept across a reload, and emptied for another pool or contract", async (t) => {
+  const state = new ShadowState();
+  const compareOnce = async (settings: ShadowConfig, contract: Contract, body: string): Promise<string[]> => {
+    const comparison = new ShadowComparison(settings, "v1", state, {
+      random: () => 0,
+      timers: new VirtualTime().timers,
+      send: async () => ({ status: 200, body }),
+      events: { sample: () => undefined, side: () => undefined },
+      warn: () => undefined,
+    });
+    const sample = comparison.draw(REQUEST) as ShadowSample;
+    sample.primary = { contract, payloads: contract.checkValue(JSON.parse(body)).payloads };
+    await comparison.fire(sample);
+    return comparison.report().fields.map((field) => `${field.field}:${field.candidate.comparisons}`);
+  };
+  const answer = etaAnswer(30);
+  t.same(await compareOnce(SHADOW, eta, answer), [
+    "order_id:1",
+    "eta_minutes:1",
+    "status:1",
+    "delay_reason:1",
+    "computed_at:1",
+  ]);
+  t.same((await compareOnce(SHADOW, eta, answer))[1], "eta_minutes:2", "a reload with the same settings keeps them");
+  const sentiment = await demoContract("sentiment");
+  t.same(
+    await compareOnce(SHADOW, sentiment, '{"label":"POSITIVE","score":0.9}'),
+    ["label:1", "score:1"],
+    "another contract message: its own fields, afresh",
+  );
+  t.same(
+    await compareOnce({ ...SHADOW, pool: "v4" }, sentiment, '{"label":"POSITIVE","score":0.9}'),
+    ["label:1", "score:1"],
+    "another candidate: afresh",
+  );
+});
