@@ -88,6 +88,25 @@ function cacheEntriesFit({ sections: { cache }, routes }: ParsedParts): ConfigIs
   );
 }
 
+/** A shadow comparison sends its side requests through Envoy and compares through the contract. */
+function shadowComparable({ sections: { canary }, routes }: ParsedParts): ConfigIssue[] {
+  return withPart(routes, "canary").flatMap(({ index, part }) => {
+    if (part.shadow === undefined) return [];
+    const issues: ConfigIssue[] = [];
+    if (canary !== undefined && canary.envoyUrl === undefined)
+      issues.push({
+        path: "canary.envoyUrl",
+        message: `routes[${index}].canary.shadow sends its side requests through Envoy: set Envoy's listener URL (e.g. http://127.0.0.1:8080)`,
+      });
+    if (routes[index]?.route !== undefined && routes[index].route.contract === undefined)
+      issues.push({
+        path: `routes[${index}].canary.shadow`,
+        message: "answers are compared field by field through the route's contract: bind one (routes[].contract)",
+      });
+    return issues;
+  });
+}
+
 const KNOWN_KEYS: ReadonlySet<string> = new Set([...Object.keys(SECTIONS), "routes"]);
 
 function unknownSections({ written }: ParsedParts): ConfigIssue[] {
@@ -179,6 +198,7 @@ export const ERROR_CHECKS: readonly Check[] = [
   shadowedRoutes,
   cacheEntriesFit,
   bufferedBodyFitsOneMessage,
+  shadowComparable,
 ];
 
 /** Configurations that work, but probably not as intended. */

@@ -8,7 +8,7 @@ import { demoOptionsSchema, describeIssues } from "./settings.js";
 const USAGE = `usage: node dist/src/demo/main.js [--port 0] [--host 127.0.0.1] [--pool NAME]
   [--version v1] [--variant v1] [--base-latency-ms 0] [--per-kb-ms 0] [--per-token-ms 0]
   [--first-token-ms 0] [--inter-token-ms 0] [--capacity 0] [--batch-penalty 0.5] [--error-rate 0]
-  [--seed 1] [--max-body-bytes N]`;
+  [--seed 1] [--max-body-bytes N] [--eta-jitter-minutes 0]`;
 
 /** Numeric flags and the option each sets; the schema checks ranges, so the CLI only converts. */
 const NUMERIC_FLAGS = {
@@ -22,6 +22,7 @@ const NUMERIC_FLAGS = {
   "error-rate": "errorRate",
   seed: "seed",
   "max-body-bytes": "maxBodyBytes",
+  "eta-jitter-minutes": "etaJitterMinutes",
 } as const;
 
 type ParsedCli = { readonly host: string; readonly port: number; readonly options: Record<string, unknown> };

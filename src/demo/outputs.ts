@@ -150,7 +150,11 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
       }),
       offset_timestamp: (input) => ({ ...eta(input), computed_at: eta(input).computed_at.replace("Z", "+00:00") }),
     },
-    drifts: {},
+    drifts: {
+      // Every ETA a quarter of an hour later than v1 says for the same order: in range (at most
+      // 25 + 34 + 15 minutes), so only a comparison with v1's answer to the same request shows it.
+      eta_later: (input) => ({ ...eta(input), eta_minutes: eta(input).eta_minutes + 15 }),
+    },
   },
   embedding: {
     conforming: (input) => embedding(input),
@@ -207,6 +211,17 @@ export const TASKS: Readonly<Record<string, TaskOutputs>> = {
     },
   },
 };
+
+/**
+ * An eta answer with its eta_minutes moved by `offset`, kept in the contract's range (0 to a day):
+ * the demo's non-determinism (settings.etaJitterMinutes). Anything else is returned as it is.
+ */
+export function jitteredEta(output: JsonValue, offset: number): JsonValue {
+  if (typeof output !== "object" || output === null || Array.isArray(output)) return output;
+  const minutes = output.eta_minutes;
+  if (typeof minutes !== "number") return output;
+  return { ...output, eta_minutes: Math.min(1440, Math.max(0, minutes + offset)) };
+}
 
 /** Returns undefined for an unknown task or variant (the demo model answers 404 then). */
 export function renderOutput(task: string, variant: string, input: JsonValue): JsonValue | undefined {

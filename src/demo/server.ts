@@ -12,6 +12,7 @@ import { seededRandom } from "../util/seeded-random.js";
 import { Batcher, type BatcherClock, realClock } from "./batcher.js";
 import { sha256Hex } from "./determinism.js";
 import { type Answer, answer, errorAnswer, type ModelRoute, matchModelRoute, requestedTokens } from "./endpoints.js";
+import { jitteredEta } from "./outputs.js";
 import { type BodyRead, flattenHeaders, parseJson, readBody, readOverrides } from "./request.js";
 import { NO_PACING, type Pacing, PLAIN_WIRE, resetMidResponse, sendJson, sendStream } from "./send.js";
 import {
@@ -94,6 +95,8 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
   let settings: DemoSettings = demoOptionsSchema.parse(options);
   const batcher = new Batcher(settings, clock);
   let random = seededRandom(settings.seed);
+  /** The eta jitter's draws, apart from the error draws so a jitter leaves a seeded run's errors as they were. */
+  let jitter = seededRandom(settings.seed + 1);
   let responseCounter = 0;
   let served = 0;
   let abandoned = 0;
@@ -193,7 +196,7 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
     }
     const json = parseJson(read.bytes);
     if (json === undefined) return reply(errorAnswer(400, "request body is not valid JSON", "invalid_request_error"));
-    const result = answer(route, json, {
+    const answered = answer(route, json, {
       variant: overrides.variant ?? settings.variant,
       version,
       task: overrides.task,
@@ -201,6 +204,11 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
       responseId: `demo-${++responseCounter}`,
       createdSeconds: Math.floor(Date.now() / 1000),
     });
+    const spread = settings.etaJitterMinutes;
+    const result =
+      spread > 0 && route.kind === "predict" && route.task === "eta" && answered.kind === "json"
+        ? { ...answered, body: jitteredEta(answered.body, Math.round((jitter() * 2 - 1) * spread)) }
+        : answered;
 
     const workMs =
       overrides.latencyMs ??
@@ -332,6 +340,7 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
       batcher.resetPeak();
       recorded = [];
       random = seededRandom(settings.seed);
+      jitter = seededRandom(settings.seed + 1);
     },
 
     configure(patch) {
@@ -340,7 +349,10 @@ export function createDemoModel(options: DemoOptions = {}, clock: BatcherClock =
       const changes = Object.fromEntries(Object.entries(parsed.data).filter(([, value]) => value !== undefined));
       settings = { ...settings, ...changes };
       batcher.setLimits(settings);
-      if (parsed.data.seed !== undefined) random = seededRandom(settings.seed);
+      if (parsed.data.seed !== undefined) {
+        random = seededRandom(settings.seed);
+        jitter = seededRandom(settings.seed + 1);
+      }
       return { ok: true, settings };
     },
 

@@ -31,6 +31,12 @@ const knobs = {
   /** Share of model requests answered 503, drawn from a seeded generator so runs repeat. */
   errorRate: z.number().min(0).max(1),
   seed: z.number().int(),
+  /**
+   * Non-determinism, as of a model that samples its answer: the eta task's eta_minutes moves by a
+   * whole number of minutes up to ± this from one answer to the next (the same request included),
+   * drawn from its own seeded generator (so the error draws stay as they were).
+   */
+  etaJitterMinutes: z.number().int().min(0).max(60),
 };
 
 export const demoOptionsSchema = z.strictObject({
@@ -54,6 +60,7 @@ export const demoOptionsSchema = z.strictObject({
   batchPenalty: knobs.batchPenalty.default(0.5),
   errorRate: knobs.errorRate.default(0),
   seed: knobs.seed.default(1),
+  etaJitterMinutes: knobs.etaJitterMinutes.default(0),
 });
 
 /**

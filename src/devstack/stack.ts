@@ -182,6 +182,14 @@ async function startGuardProcess(
   return proc;
 }
 
+function comparesInShadow(config: Record<string, unknown>): boolean {
+  const routes = Array.isArray(config.routes) ? (config.routes as unknown[]) : [];
+  return routes.some((route) => {
+    const canary = (route as { canary?: { shadow?: unknown } } | null)?.canary;
+    return canary?.shadow !== undefined;
+  });
+}
+
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const echo = options.echo === true;
   const workDir = await mkdtemp(join(tmpdir(), "inference-guard-"));
@@ -197,6 +205,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const withGuard = options.withGuard ?? true;
     const envoyAdminPort = options.fixedListenPort === undefined ? await freePort() : options.fixedListenPort + 1;
+    const listenPort = options.fixedListenPort ?? (await freePort());
     let guard: GuardHandle | undefined;
     let peer: Managed | undefined;
     let guardAddress = "127.0.0.1:9";
@@ -217,6 +226,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const config = { ...(options.guardConfig ?? (await loadGuardConfigObject())) };
       // The guard reads the requests this Envoy sends on without it (guard_envoy_unguarded_total).
       config.envoy = { adminUrl: `http://127.0.0.1:${envoyAdminPort}`, ...(config.envoy as object | undefined) };
+      // A rollout's shadow comparison sends its side requests through this Envoy's listener.
+      if (comparesInShadow(config))
+        config.canary = { envoyUrl: `http://127.0.0.1:${listenPort}`, ...(config.canary as object | undefined) };
       const listen = { ...(config.listen as Record<string, unknown> | undefined) };
       const fixed = options.fixedListenPort !== undefined;
       const adminAddress = fixed ? String(listen.admin ?? DEFAULT_LISTEN.admin) : `127.0.0.1:${await freePort()}`;
@@ -256,7 +268,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     if (options.otlpCollectorPort !== undefined) variants.add("tracing");
     const envoy = await startEnvoy(
       {
-        listenPort: options.fixedListenPort ?? (await freePort()),
+        listenPort,
         adminPort: envoyAdminPort,
         lightHost: hostOf(light.url),
         lightPort: portOf(light.url),

@@ -191,7 +191,11 @@ export function buildPipeline(
     contracts === undefined
       ? undefined
       : createContractsStage(sections.contracts, pipelineDeps, contracts, {
-          ...(drift === undefined ? {} : { observe: drift.observe }),
+          // The drift monitor profiles every answer, the canary stage compares its sampled ones.
+          observe: (exchange, contract, version, payloads) => {
+            drift?.observe(exchange, contract, version, payloads);
+            canary.observeAnswer(exchange, contract, payloads);
+          },
           ...(deps.recentViolations === undefined ? {} : { recent: deps.recentViolations }),
         });
   if (contractsStage !== undefined) stages.push(contractsStage);
@@ -212,7 +216,12 @@ export function buildPipeline(
           },
         };
   return {
-    pipeline: new Pipeline(config.routes, stages, { ...pipelineDeps, tracing }, identify),
+    pipeline: new Pipeline(
+      config.routes,
+      stages,
+      { ...pipelineDeps, tracing, sideRequest: (request) => canary.sideRequest(request) },
+      identify,
+    ),
     cache,
     contracts: contractsStage,
     drift,

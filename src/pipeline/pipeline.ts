@@ -83,6 +83,8 @@ export class ExchangeRun {
   };
   #ended = false;
   readonly #trace: ExchangeTrace | undefined;
+  /** The guard's own side request (SideRequestGate): no client's, so not counted as one. */
+  readonly #side: boolean;
   #log: Logger | undefined;
 
   /** `runs` may still grow while the stages start (they log through this run). */
@@ -91,10 +93,12 @@ export class ExchangeRun {
     runs: StartedRun[],
     pipeline: Pipeline,
     trace?: ExchangeTrace,
+    side = false,
   ) {
     this.#runs = runs;
     this.#pipeline = pipeline;
     this.#trace = trace;
+    this.#side = side;
   }
 
   /**
@@ -208,6 +212,7 @@ export class ExchangeRun {
   end(outcome: Outcome): void {
     if (this.#ended) return;
     this.#ended = true;
+    if (this.#side) return;
     const route = this.exchange.route.name;
     const metrics = this.#pipeline.metrics;
     metrics.requests.inc({ route, answered_by: outcome.answeredBy, code_class: codeClass(outcome.status) });
@@ -299,11 +304,19 @@ export interface PipelineTracing {
   readonly decisionHeaders: DecisionHeaders;
 }
 
+/**
+ * Recognises the guard's own side requests (a rollout's shadow comparison sends them through
+ * Envoy): the route it is for (named by the request itself, so no route match can miss it) and the
+ * request-header edits that send it to its pool; undefined for a client's request.
+ */
+export type SideRequestGate = (request: RequestInfo) => { readonly route: string; readonly edits: Edits } | undefined;
+
 export interface PipelineDeps {
   readonly metrics: CoreMetrics;
   readonly log: Logger;
   readonly now: () => number;
   readonly tracing?: PipelineTracing | undefined;
+  readonly sideRequest?: SideRequestGate | undefined;
 }
 
 /** Who every request is when the pipeline has no identity configuration (tests of the runner alone). */
@@ -316,6 +329,7 @@ export class Pipeline {
   readonly now: () => number;
   readonly #tracing: PipelineTracing | undefined;
   readonly #identify: Identify;
+  readonly #sideRequest: SideRequestGate | undefined;
 
   constructor(
     readonly routes: readonly PipelineRouteRef[],
@@ -328,10 +342,13 @@ export class Pipeline {
     this.now = deps.now;
     this.#tracing = deps.tracing;
     this.#identify = identify;
+    this.#sideRequest = deps.sideRequest;
   }
 
   /** Undefined when no route matches: the stream then passes the request through untouched. */
   open(request: RequestInfo, extendDeadline: (ms: number) => void): ExchangeRun | undefined {
+    const side = this.#sideRequest?.(request);
+    if (side !== undefined) return this.#sideRun(request, side.route, side.edits, extendDeadline);
     const route = matchRoute(this.routes, request);
     if (route === undefined) return undefined;
     // Once, before any stage: every stage reads the same tenant and class.
@@ -365,6 +382,24 @@ export class Pipeline {
       }
     }
     return exchangeRun;
+  }
+
+  /**
+   * The guard's side request: routed to its pool and let go, no stage started (no cache, no
+   * admission, no budget, no contract), not counted as a client's request, not traced; its answer
+   * goes back to the guard that sent it.
+   */
+  #sideRun(request: RequestInfo, route: string, edits: Edits, extendDeadline: (ms: number) => void): ExchangeRun {
+    const exchange: Exchange = {
+      request,
+      route: { name: route },
+      startedAt: this.now(),
+      tenant: ANONYMOUS_TENANT,
+      priority: DEFAULT_PRIORITY,
+      extendDeadline,
+    };
+    const run: StageRun = { onRequestHeaders: () => ({ type: "continue", edits }) };
+    return new ExchangeRun(exchange, [{ stage: "canary", run, askedForResponseBody: false }], this, undefined, true);
   }
 
   async close(): Promise<void> {

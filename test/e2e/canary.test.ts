@@ -4,50 +4,23 @@
 // quarantine it after the health rule's minimum of answers, traffic moves to the stable pool but for
 // the probe share, and an operator's release brings the candidate back. Two sidecars sharing a
 // redis-server (canary.redis) follow each other's quarantine and release.
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import t, { type Test } from "tap";
-import { parse, stringify } from "yaml";
 import { metricSum } from "../../bench/metrics-text.js";
-import { PROJECT_ROOT } from "../../src/devstack/envoy.js";
 import type { Stack } from "../../src/devstack/stack.js";
 import type { CandidateStatus } from "../../src/pipeline/canary/stage.js";
 import type { StatusReport } from "../../src/server/status/report.js";
 import { mapConcurrently, post, stackFor } from "../helpers/e2e.js";
 import { startRedis } from "../helpers/redis.js";
-
-// biome-ignore lint/suspicious/noExplicitAny: Envoy's config is walked by known paths; a wrong one throws
-type Doc = Record<string, any>;
+import { documentedRoutes, routingThePool } from "../helpers/rollout.js";
 
 const SENTIMENT = "/v1/predict/sentiment";
 const CANARY = { stable: "v1", candidates: [{ pool: "v2", weight: 0.3 }], sticky: "none" };
 /** State-changing admin endpoints take the operator's token (docs/operations.md, "Admin API"). */
 const ADMIN_TOKEN = "canary-e2e-admin-token";
-
-/** docs/rollout.md's Envoy routes; the first is the candidate's. */
-async function documentedRoutes(): Promise<Record<string, unknown>[]> {
-  const text = await readFile(join(PROJECT_ROOT, "docs", "rollout.md"), "utf8");
-  const block = /^```yaml envoy-routes\n([\s\S]*?)^```/m.exec(text)?.[1];
-  if (block === undefined) throw new Error("docs/rollout.md: no envoy-routes block");
-  return parse(block) as Record<string, unknown>[];
-}
-
-/**
- * Envoy's route table gains the documented candidate route, first, its cluster renamed to the heavy
- * demo pool (which serves v2).
- */
-function routingThePool(candidateRoute: Record<string, unknown>): (yaml: string) => string {
-  return (yaml) => {
-    const config = parse(yaml) as { static_resources: { listeners: Doc[] } };
-    const manager = config.static_resources.listeners[0]?.filter_chains[0].filters[0].typed_config;
-    const routes = manager?.route_config.virtual_hosts[0].routes as unknown[] | undefined;
-    if (routes === undefined) throw new Error("envoy.yaml: the route table moved");
-    routes.unshift({ ...candidateRoute, route: { ...(candidateRoute.route as object), cluster: "model_heavy" } });
-    return stringify(config);
-  };
-}
 
 interface Answer {
   readonly status: number;
@@ -57,7 +30,8 @@ interface Answer {
 
 /** The sentiment route in rollout behind the real Envoy, v2 on the heavy pool breaking the contract. */
 async function rolloutStack(t: Test, sections: Record<string, unknown> = {}): Promise<Stack> {
-  const [candidateRoute] = await documentedRoutes();
+  // docs/rollout.md's Envoy routes; the first is the candidate's.
+  const [candidateRoute] = await documentedRoutes("envoy-routes");
   if (candidateRoute === undefined) throw new Error("docs/rollout.md shows no route");
   const tokenFile = join(await mkdtemp(join(tmpdir(), "canary-e2e-")), "admin-token");
   await writeFile(tokenFile, `${ADMIN_TOKEN}\n`);

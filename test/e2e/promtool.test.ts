@@ -24,7 +24,7 @@ t.test("the metrics exposition passes promtool check metrics", async (t) => {
 t.test("alert rules are valid and their unit tests pass", async (t) => {
   const check = run(promtool, ["check", "rules", "ops/prometheus/alerts.yaml"]);
   t.equal(check.status, 0, check.output);
-  t.match(check.output, /SUCCESS: 11 rules found/);
+  t.match(check.output, /SUCCESS: 12 rules found/);
   const tests = run(promtool, ["test", "rules", "ops/prometheus/alerts.test.yaml"]);
   t.equal(tests.status, 0, tests.output);
   t.match(tests.output, /SUCCESS/);
@@ -46,6 +46,7 @@ t.test("every alert names metrics the guard exports, and every alert has a unit 
     "GuardContractViolationRatioHigh",
     "GuardDown",
     "GuardModeOverrideIgnored",
+    "GuardShadowFieldDiffers",
     "GuardShedRatioHigh",
   ]);
   for (const rule of alerts) {

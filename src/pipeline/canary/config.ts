@@ -21,6 +21,15 @@ export const canarySchema = z
         syncIntervalMs: z.number().int().min(100).max(1_000).default(500),
       })
       .prefault({}),
+    /**
+     * Envoy's listener as this guard reaches it (loopback in the pod: http://127.0.0.1:8080): the
+     * shadow comparisons (routes[].canary.shadow) send their side requests through it, so Envoy's
+     * route table picks the pool as for any request. Required when a route compares.
+     */
+    envoyUrl: z
+      .url({ protocol: /^http$/, error: 'expected an http URL such as "http://127.0.0.1:8080"' })
+      .transform((url) => url.replace(/\/+$/, ""))
+      .optional(),
   })
   .prefault({});
 
@@ -72,6 +81,45 @@ const quarantineSchema = z
   })
   .prefault({});
 
+/**
+ * Shadow comparison: a sample of the stable pool's requests is sent again, after the client has its
+ * answer, to the candidate and once more to the stable pool, and the answers are compared field by
+ * field through the contract; the two stable answers tell each field's noise (shadow.ts).
+ */
+const shadowSchema = z.strictObject({
+  /** The candidate compared (one of `candidates`; its weight may be 0: compared, never served). */
+  pool: labelName(40),
+  /** Share of the stable pool's answered requests that are compared. */
+  sampleRate: z.number().min(0).max(1).default(0.05),
+  /** Comparisons in flight (each is two side requests); a sample drawn beyond them is dropped. */
+  maxConcurrent: z.number().int().min(1).max(64).default(4),
+  /** A side request's longest wait for its whole answer; a late one is dropped, not compared. */
+  timeoutMs: z.number().int().min(10).max(300_000).default(5_000),
+  /** Two numbers agree when |a − b| ≤ absolute + relative × max(|a|, |b|). */
+  numericTolerance: z
+    .strictObject({
+      absolute: z.number().min(0).default(0),
+      relative: z.number().min(0).max(1).default(0),
+    })
+    .prefault({}),
+  /**
+   * A numeric difference counts only beyond this quantile of the stable-vs-stable differences of
+   * the field (the noise), besides the tolerance.
+   */
+  noiseQuantile: z.number().min(0.5).max(1).default(0.99),
+  /** The latest comparisons kept per field, for the candidate and for the noise. */
+  window: z.number().int().min(10).max(10_000).default(1_000),
+  /** Comparisons (and stable-vs-stable ones) before a field can be said to differ. */
+  minComparisons: z.number().int().min(1).default(30),
+  /**
+   * Confidence that a field's candidate disagreement rate is above its noise's: the lower end of
+   * the one's Wilson interval must exceed the upper end of the other's, plus `minDifference`.
+   */
+  confidence: z.union(CONFIDENCE_LEVELS.map((level) => z.literal(level))).default(0.95),
+  /** The smallest difference of rates that counts, so a field 0.1% noisier is not a finding. */
+  minDifference: z.number().min(0).max(1).default(0.05),
+});
+
 export const routeCanarySchema = z
   .strictObject({
     /** The request header the chosen pool is set in (removed from clients' requests by Envoy). */
@@ -86,6 +134,7 @@ export const routeCanarySchema = z
     sticky: z.enum(["tenant", "none"]).default("tenant"),
     health: healthSchema,
     quarantine: quarantineSchema,
+    shadow: shadowSchema.optional(),
   })
   .superRefine((canary, context) => {
     const total = canary.candidates.reduce((sum, candidate) => sum + candidate.weight, 0);
@@ -101,7 +150,15 @@ export const routeCanarySchema = z
         });
       seen.add(candidate.pool);
     });
+    const shadow = canary.shadow?.pool;
+    if (shadow !== undefined && !canary.candidates.some((candidate) => candidate.pool === shadow))
+      context.addIssue({
+        code: "custom",
+        path: ["shadow", "pool"],
+        message: `"${shadow}" is not one of the candidates (${canary.candidates.map((c) => c.pool).join(", ")}); give it weight 0 to compare it without serving it`,
+      });
   });
 
 export type RouteCanaryConfig = z.output<typeof routeCanarySchema>;
 export type CanaryHealthConfig = RouteCanaryConfig["health"];
+export type ShadowConfig = NonNullable<RouteCanaryConfig["shadow"]>;

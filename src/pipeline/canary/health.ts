@@ -46,12 +46,26 @@ const Z: Readonly<Record<Confidence, number>> = { 0.9: 1.6448536, 0.95: 1.959964
 /** The lower end of the Wilson score interval of `successes` in `trials` at two-sided `confidence`. */
 export function wilsonLowerBound(successes: number, trials: number, confidence: Confidence): number {
   if (trials === 0) return 0;
+  const { centre, spread, scale } = wilson(successes, trials, confidence);
+  return Math.max(0, (centre - spread) / scale);
+}
+
+/** The upper end of the same interval: how high the true rate can plausibly be. */
+export function wilsonUpperBound(successes: number, trials: number, confidence: Confidence): number {
+  if (trials === 0) return 1;
+  const { centre, spread, scale } = wilson(successes, trials, confidence);
+  return Math.min(1, (centre + spread) / scale);
+}
+
+function wilson(successes: number, trials: number, confidence: Confidence) {
   const z = Z[confidence];
   const p = successes / trials;
   const z2 = z * z;
-  const centre = p + z2 / (2 * trials);
-  const spread = z * Math.sqrt((p * (1 - p)) / trials + z2 / (4 * trials * trials));
-  return Math.max(0, (centre - spread) / (1 + z2 / trials));
+  return {
+    centre: p + z2 / (2 * trials),
+    spread: z * Math.sqrt((p * (1 - p)) / trials + z2 / (4 * trials * trials)),
+    scale: 1 + z2 / trials,
+  };
 }
 
 export function judge(window: HealthWindow, config: CanaryHealthConfig): HealthVerdict {

@@ -3,8 +3,8 @@
 // --baseline` (which finds them by the contract's payload path): each profiled field is read from
 // a payload by its proto or JSON name.
 import type { Contract } from "../../contracts/contract.js";
+import { type FieldSpec, profiledFields, valueAt } from "../../contracts/fields.js";
 import { extractPayloads, type Payload, type PayloadStep, parsePayloadPath } from "../../contracts/payload.js";
-import { type FieldSpec, profiledFields } from "./fields.js";
 import type { VersionProfile } from "./profile.js";
 
 /** Payloads of one answer profiled at most (the contract checks up to contracts.maxPayloads). */
@@ -43,20 +43,4 @@ export function observePayloads(profile: VersionProfile, shape: AnswerShape, pay
     const root = shape.wrap === undefined ? value : { [shape.wrap]: value };
     profile.observePayload((index) => valueAt(root, shape.specs[index]?.keys ?? []));
   }
-}
-
-/** The value under one of each level's keys (proto name or JSON name), or undefined. */
-function valueAt(root: unknown, keys: readonly (readonly string[])[]): unknown {
-  let value = root;
-  for (const names of keys) {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-    const object = value as Record<string, unknown>;
-    let next: unknown;
-    for (const name of names) {
-      next = object[name];
-      if (next !== undefined) break;
-    }
-    value = next;
-  }
-  return value;
 }

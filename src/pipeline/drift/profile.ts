@@ -1,8 +1,8 @@
 // What one model version answered on one route, and what it was asked: a profile per contract
-// field (fields.ts) plus the input profile the complexity stage's estimate gives (prompt tokens,
+// field (src/contracts/fields.ts) plus the input profile the complexity stage's estimate gives (prompt tokens,
 // cost, tier). Every part is a sketch or a bounded table, so a profile's memory is bounded
 // whatever the traffic (docs/drift.md, "Memory"), and two profiles of one version merge.
-import type { FieldKind, FieldSpec } from "./fields.js";
+import type { FieldKind, FieldSpec } from "../../contracts/fields.js";
 import { FrequencyTable, type SerialisedFrequencies } from "./frequency.js";
 import { QuantileSketch, type SerialisedSketch, type SketchOptions } from "./sketch.js";
 

@@ -198,6 +198,26 @@ function rolloutRows(rollout: CanaryRouteStatus): Markup[] {
   });
 }
 
+/** Per compared field: candidate and noise agreement, numeric differences, and the verdict. */
+function shadowRows(rollout: CanaryRouteStatus): Markup[] {
+  const shadow = rollout.shadow;
+  if (shadow === null) return [];
+  return shadow.fields.map((field, index) => {
+    const name =
+      index === 0
+        ? html`${rollout.route}<div class="muted small">${shadow.pool} against ${rollout.stable} · sampling ${percent.format(shadow.sampleRate)} · ${integer.format(shadow.inFlight)} of ${integer.format(shadow.maxConcurrent)} in flight</div>`
+        : null;
+    const difference = (side: typeof field.candidate): Markup =>
+      side.differences === undefined
+        ? muted("—")
+        : html`mean ${decimal.format(side.differences.mean)}<div class="muted small">|Δ| p50 ${decimal.format(side.differences.p50)} · p90 ${decimal.format(side.differences.p90)} · p99 ${decimal.format(side.differences.p99)}</div>`;
+    const { verdict } = field;
+    const state = verdict.differs ? "differs" : "within_noise";
+    const rule = `differing ${percent.format(verdict.candidateRate)} (lower bound ${percent.format(verdict.candidateLower)}) vs noise ${percent.format(verdict.noiseRate)} (upper bound ${percent.format(verdict.noiseUpper)})`;
+    return html`<tr data-route="${rollout.route}" data-field="${field.field}" data-state="${state}"><td class="name">${name}</td><td><code class="rule">${field.field}</code></td><td class="num">${integer.format(field.candidate.comparisons)}</td><td class="num">${percent.format(field.candidate.agreementRate)}</td><td class="num">${percent.format(field.noise.agreementRate)}</td><td>${difference(field.candidate)}</td><td>${difference(field.noise)}</td><td><span class="verdict ${verdict.differs ? "model_drift" : "stable"}">${verdict.differs ? "differs" : "within noise"}</span><div class="muted small">${rule}</div></td></tr>`;
+  });
+}
+
 /** Shown until the page's script has swapped in an update of its own. */
 const RENDERED_STATE = "rendered";
 
@@ -207,6 +227,7 @@ export function renderStatus(status: StatusReport): string {
   const reloads = `reloads ${status.reloads.success} ok, ${status.reloads.failure} failed`;
   const drift = status.drift.flatMap(driftRows);
   const rollouts = status.rollouts.flatMap(rolloutRows);
+  const shadows = status.rollouts.flatMap(shadowRows);
   return html`
 <header>
   <h1>inference-guard</h1>
@@ -270,6 +291,20 @@ ${quarantineBanner(status.rollouts)}
       <tbody>${rollouts}</tbody>
     </table>
     ${rollouts.length === 0 ? html`<p id="rollouts-empty" class="empty">No route is in rollout.</p>` : null}
+    ${
+      shadows.length === 0
+        ? null
+        : html`<h3>Shadow comparison: candidate against stable, beyond stable-against-stable noise</h3>
+    <table id="shadow">
+      <thead>
+        <tr>
+          <th>route · candidate</th><th>field</th><th class="num">compared</th><th class="num">agree</th>
+          <th class="num">noise agree</th><th>difference</th><th>noise difference</th><th>verdict</th>
+        </tr>
+      </thead>
+      <tbody>${shadows}</tbody>
+    </table>`
+    }
   </section>
 </main>`.text;
 }

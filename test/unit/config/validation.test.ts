@@ -248,3 +248,64 @@ t.test("limits: the largest message holds Envoy's buffered body, and fits the me
     "limits.maxBufferedBytes: 33554432 is below limits.maxMessageBytes (67108864): the largest message would never fit the budget",
   ]);
 });
+
+t.test("routes[].canary.shadow: defaults, and every error names its path", async (t) => {
+  const result = parseConfig(`
+canary: { envoyUrl: "http://127.0.0.1:8080/" }
+routes:
+  - name: eta
+    match: { pathPrefix: /v1/predict/eta }
+    contract: { message: demo.v1.DeliveryEta }
+    canary: { stable: v1, candidates: [{ pool: v3, weight: 0 }], shadow: { pool: v3 } }
+`);
+  t.ok(result.ok);
+  if (!result.ok) return;
+  t.equal(result.config.canary.envoyUrl, "http://127.0.0.1:8080", "the trailing slash dropped");
+  t.same(result.config.routes[0]?.canary?.shadow, {
+    pool: "v3",
+    sampleRate: 0.05,
+    maxConcurrent: 4,
+    timeoutMs: 5_000,
+    numericTolerance: { absolute: 0, relative: 0 },
+    noiseQuantile: 0.99,
+    window: 1_000,
+    minComparisons: 30,
+    confidence: 0.95,
+    minDifference: 0.05,
+  });
+  t.same(
+    errorPaths(`
+routes:
+  - name: eta
+    match: { pathPrefix: /v1/predict/eta }
+    canary: { stable: v1, candidates: [{ pool: v3, weight: 0 }], shadow: { pool: v3 } }
+  - name: sentiment
+    match: { pathPrefix: /v1/predict/sentiment }
+    contract: { message: demo.v1.Sentiment }
+    canary:
+      stable: v1
+      candidates: [{ pool: v2, weight: 0.1 }]
+      shadow: { pool: v9, sampleRate: 2, numericTolerance: { relative: -1 } }
+`).sort(),
+    [
+      "canary.envoyUrl",
+      "routes[0].canary.shadow",
+      "routes[1].canary.shadow.numericTolerance.relative",
+      "routes[1].canary.shadow.pool",
+      "routes[1].canary.shadow.sampleRate",
+    ],
+    "no Envoy URL, no contract to compare through; the other route's own errors, all in one pass",
+  );
+  t.same(
+    errorPaths(`
+canary: { envoyUrl: "http://127.0.0.1:8080" }
+routes:
+  - name: sentiment
+    match: { pathPrefix: /v1/predict/sentiment }
+    contract: { message: demo.v1.Sentiment }
+    canary: { stable: v1, candidates: [{ pool: v2, weight: 0.1 }], shadow: { pool: v9 } }
+`),
+    ["routes[0].canary.shadow.pool"],
+    "the compared pool must be a candidate",
+  );
+});

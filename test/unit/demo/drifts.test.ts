@@ -30,6 +30,13 @@ t.test("the drift variants move their answers in range", async (t) => {
     (renderOutput("chat_structured", variant, { text: "my invoice was charged twice" }) as { summary: string }).summary
       .length;
   t.equal(summary("longer_summaries"), summary("v1") * 3 + 2, "three summaries joined");
+  const etas = (variant: string) =>
+    INPUTS.map((input) => (renderOutput("eta", variant, input) as { eta_minutes: number }).eta_minutes);
+  const later = etas("eta_later");
+  t.ok(
+    etas("v1").every((minutes, index) => later[index] === minutes + 15),
+    "every ETA 15 minutes later than v1's for the same request",
+  );
 });
 
 t.test("input-shift traffic is longer and mostly complaints; steady traffic one complaint in five", async (t) => {

@@ -374,6 +374,31 @@ t.test("errorRate fails a seeded, repeatable subset of requests with 503", async
   t.notSame(await statuses(first), run, "another seed fails other requests");
 });
 
+t.test("etaJitterMinutes moves eta_minutes from answer to answer, in range; other fields stay", async (t) => {
+  const minutes = async (model: Awaited<ReturnType<typeof startModel>>): Promise<number[]> => {
+    const result: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const body = (await (await model.post("/v1/predict/eta", { order: "same" })).json()) as { eta_minutes: number };
+      result.push(body.eta_minutes);
+    }
+    return result;
+  };
+  const steady = await minutes(await startModel(t));
+  t.equal(new Set(steady).size, 1, "without jitter, one request has one answer");
+  const base = steady[0] ?? 0;
+  const jittered = await startModel(t, { etaJitterMinutes: 3, seed: 5 });
+  const run = await minutes(jittered);
+  t.ok(new Set(run).size > 3, `answers vary: ${[...new Set(run)].sort().join(",")}`);
+  t.ok(
+    run.every((value) => Math.abs(value - base) <= 3),
+    "by at most 3 minutes",
+  );
+  await jittered.control("reset", {});
+  t.same(await minutes(jittered), run, "seeded: reset repeats the sequence");
+  const sentiment = await (await jittered.post("/v1/predict/sentiment", { text: "great" })).json();
+  t.same(sentiment, renderOutput("sentiment", "v1", { text: "great" }), "other tasks are untouched");
+});
+
 t.test("x-demo-reset drops the connection mid-response; the server keeps serving", async (t) => {
   const { post, control } = await startModel(t);
   const response = await post("/v1/embeddings", { input: "x" }, { "x-demo-reset": "1" });

@@ -95,6 +95,48 @@ const REPORT: StatusReport = {
           quarantine: null,
         },
       ],
+      shadow: {
+        pool: "v3",
+        sampleRate: 0.05,
+        inFlight: 1,
+        maxConcurrent: 4,
+        fields: [
+          {
+            field: "eta_minutes",
+            candidate: {
+              comparisons: 40,
+              agreementRate: 0,
+              differences: { count: 40, mean: 15, p50: 15, p90: 15, p99: 15, max: 15 },
+            },
+            noise: {
+              comparisons: 40,
+              agreementRate: 1,
+              differences: { count: 40, mean: 0, p50: 0, p90: 0, p99: 0, max: 0 },
+            },
+            verdict: {
+              differs: true,
+              noiseThreshold: 0,
+              candidateRate: 1,
+              noiseRate: 0,
+              candidateLower: 0.9124,
+              noiseUpper: 0.0876,
+            },
+          },
+          {
+            field: "computed_at",
+            candidate: { comparisons: 40, agreementRate: 0 },
+            noise: { comparisons: 40, agreementRate: 0 },
+            verdict: {
+              differs: false,
+              noiseThreshold: 0,
+              candidateRate: 1,
+              noiseRate: 1,
+              candidateLower: 0.9124,
+              noiseUpper: 1,
+            },
+          },
+        ],
+      },
     },
   ],
   reloads: { success: 2, failure: 1 },
@@ -166,6 +208,17 @@ t.test("the page as first sent holds the report: no script needed to see it", as
     /violations 33\.3%, lower bound 19\.2% &gt; max 1% · evidence 30 answers, 10 violations, 0 errors · 3m ago · decided by another sidecar · 2 healthy probes/,
   );
   t.match(page, /<tr data-route="sentiment" data-pool="v3" data-state="serving">[\s\S]*?serving<\/span><\/td><\/tr>/);
+  const drifting = /<tr data-route="sentiment" data-field="eta_minutes" data-state="differs">[\s\S]*?<\/tr>/.exec(
+    page,
+  )?.[0];
+  t.match(drifting, /v3 against v1 · sampling 5% · 1 of 4 in flight/, "the shadow comparison's section");
+  t.match(drifting, /<td class="num">40<\/td><td class="num">0%<\/td><td class="num">100%<\/td><td>mean 15<div/);
+  t.match(drifting, /differing 100% \(lower bound 91\.2%\) vs noise 0% \(upper bound 8\.8%\)/);
+  t.match(
+    page,
+    /<tr data-route="sentiment" data-field="computed_at" data-state="within_noise">[\s\S]*?within noise/,
+    "a field as noisy between two stable answers is not a difference",
+  );
 });
 
 t.test("values from model responses are text, never markup", async (t) => {

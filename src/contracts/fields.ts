@@ -1,7 +1,9 @@
-// The fields a contract's answers are profiled by, derived from its message type alone: numbers
-// get a quantile sketch; enums, booleans and fields with an `in` rule a frequency table; strings
-// and bytes a length sketch; lists and maps a size sketch; well-known message types (Timestamp,
-// Struct, …) their presence only. Nested messages are flattened ("address.city") up to MAX_DEPTH.
+// The fields of a contract's answers, derived from its message type alone, as the drift monitor
+// profiles them and the rollout's shadow comparison compares them: numbers (a quantile sketch; a
+// tolerance), enums, booleans and fields with an `in` rule (a frequency table; exact), strings and
+// bytes (a length sketch; exact), lists and maps (a size sketch; exact), well-known message types
+// (Timestamp, Struct, …: presence; exact). Nested messages are flattened ("address.city") up to
+// MAX_DEPTH. Shared by two stages, so it lives with the contracts they both read.
 import { type DescField, type DescMessage, getOption, ScalarType } from "@bufbuild/protobuf";
 import { field as fieldRulesExt } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 
@@ -62,4 +64,20 @@ function hasInList(field: DescField): boolean {
 
 function isWellKnown(message: DescMessage): boolean {
   return message.typeName.startsWith("google.protobuf.");
+}
+
+/** The value under one of each level's keys (proto name or JSON name), or undefined. */
+export function valueAt(root: unknown, keys: readonly (readonly string[])[]): unknown {
+  let value = root;
+  for (const names of keys) {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+    const object = value as Record<string, unknown>;
+    let next: unknown;
+    for (const name of names) {
+      next = object[name];
+      if (next !== undefined) break;
+    }
+    value = next;
+  }
+  return value;
 }
