@@ -1,16 +1,19 @@
 // One connection to the shared Redis tier, for the stages that share state between sidecars (the
-// cache's entries and epochs, the tenant budgets). Redis is an optimisation, never a dependency:
-// every call is bounded by timeoutMs, a failure is reported as undefined (the stage falls back to
-// its in-process state), and while Redis is known down calls are skipped (one probe per interval).
+// cache's entries and epochs, the tenant budgets, the drift profiles, the rollouts). Redis is an
+// optimisation, never a dependency: every call is bounded by timeoutMs, a failure is reported as
+// undefined (the stage falls back to its in-process state), and while Redis is known down calls
+// are skipped (one probe per interval). The same holds for one server, a Redis Cluster (ioredis'
+// Cluster client follows slot moves and failovers) and a Sentinel-watched master (ioredis asks
+// the sentinels for the master on every reconnect, and drops the connection on a switch).
 import { createRequire } from "node:module";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis, RedisOptions } from "ioredis";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { describeTarget, endpointOf, type RedisTarget } from "../config-kit/redis.js";
 import type { Timers } from "../util/timers.js";
 
 export interface SharedRedisSettings {
-  /** redis:// or rediss:// URL. */
-  readonly url: string;
+  readonly target: RedisTarget;
   readonly timeoutMs: number;
   readonly probeIntervalMs: number;
 }
@@ -33,26 +36,101 @@ export interface SharedRedisDeps<Op extends string> {
   readonly fallback: string;
 }
 
+/**
+ * The commands the stages use, which both clients speak alike. A command's keys must hash to one
+ * slot (a Cluster refuses anything else): multi-key commands and scripts use hash tags, and
+ * commands on unrelated keys go out one by one, never as one pipeline or MGET.
+ */
+export type SharedClient = Redis | Cluster;
+
 const TIMED_OUT = Symbol("timed out");
 
 // ioredis is loaded only when a stage shares state through Redis. Loading it defines a subclass
 // of String (its RESP3 VerbatimString), which turns String.prototype into a dictionary-mode
 // object for the rest of the process: every String.prototype call in optimised code (charCodeAt
 // in the token estimate, the protobuf UTF-8 writer, ...) then loses its fast path, ~4× slower
-// per call (measured on Node 20).
+// per call (measured on Node 20). Cluster comes from the same lazily required module.
 const require = createRequire(import.meta.url);
-let redisClass: typeof Redis | undefined;
-function loadRedis(): typeof Redis {
-  redisClass ??= (require("ioredis") as typeof import("ioredis")).Redis;
-  return redisClass;
+let ioredis: typeof import("ioredis") | undefined;
+function loadRedis(): typeof import("ioredis") {
+  ioredis ??= require("ioredis") as typeof import("ioredis");
+  return ioredis;
 }
 
 // Repeated failures while down are logged at most this often; state changes are always logged.
 const STILL_DOWN_LOG_INTERVAL_MS = 30_000;
 
+/** The client for a target, with the guarantees every target keeps: no offline queue, no retries. */
+export function createClient(settings: SharedRedisSettings): SharedClient {
+  const { Redis: RedisClient, Cluster: ClusterClient } = loadRedis();
+  const { target, timeoutMs, probeIntervalMs } = settings;
+  const reconnect = (attempt: number) => Math.min(attempt * 100, probeIntervalMs);
+  const common = {
+    commandTimeout: timeoutMs,
+    connectTimeout: Math.max(timeoutMs, 1_000),
+    // Nothing queues for a Redis that is not there: a command either runs now or fails now.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    // RESP2 is understood by every Redis-compatible server; nothing here needs RESP3.
+    protocol: 2,
+  } satisfies RedisOptions;
+  switch (target.kind) {
+    case "single":
+      return new RedisClient(target.url, { ...common, retryStrategy: reconnect });
+    case "sentinel": {
+      const sentinels = target.nodes.map(endpointOf);
+      const [first] = sentinels;
+      const tls = first?.tls === true;
+      return new RedisClient({
+        ...common,
+        retryStrategy: reconnect,
+        name: target.name,
+        sentinels: sentinels.map(({ host, port }) => ({ host, port })),
+        ...(first?.username === undefined ? {} : { sentinelUsername: first.username }),
+        ...(first?.password === undefined ? {} : { sentinelPassword: first.password }),
+        ...(target.username === undefined ? {} : { username: target.username }),
+        ...(target.password === undefined ? {} : { password: target.password }),
+        ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: {}, tls: {} } : {}),
+        // A sentinel cut off from the others may still name the old master: ask the next one then.
+        sentinelCommandTimeout: Math.max(timeoutMs, 1_000),
+        // Subscribes to the sentinels' +switch-master, so a failover that leaves the old master
+        // running (demoted to a replica, refusing writes) is followed at once, not at the next error.
+        failoverDetector: true,
+      });
+    }
+    case "cluster": {
+      const nodes = target.nodes.map(endpointOf);
+      const [first] = nodes;
+      const { enableOfflineQueue, ...perNode } = common;
+      return new ClusterClient(
+        nodes.map(({ host, port }) => ({ host, port })),
+        {
+          enableOfflineQueue,
+          clusterRetryStrategy: reconnect,
+          // A command to a master that died is retried after a slot refresh; the call's own timeout
+          // bounds the wait, and the retries stop when the replica has taken over (or after 3).
+          retryDelayOnFailover: 100,
+          retryDelayOnClusterDown: 100,
+          maxRedirections: 3,
+          slotsRefreshTimeout: Math.max(timeoutMs, 1_000),
+          // Reconnect to a node that went away (a restarted replica, say) instead of waiting for a
+          // MOVED to bring it back.
+          clusterNodeRetryStrategy: reconnect,
+          redisOptions: {
+            ...perNode,
+            ...(first?.username === undefined ? {} : { username: first.username }),
+            ...(first?.password === undefined ? {} : { password: first.password }),
+            ...(first?.tls === true ? { tls: {} } : {}),
+          },
+        },
+      );
+    }
+  }
+}
+
 /** Op: the owner's names of its calls, the label of its Redis metrics. */
 export class SharedRedis<Op extends string> {
-  readonly client: Redis;
+  readonly client: SharedClient;
   readonly #settings: SharedRedisSettings;
   readonly #deps: SharedRedisDeps<Op>;
   #healthy = true;
@@ -63,18 +141,11 @@ export class SharedRedis<Op extends string> {
   constructor(settings: SharedRedisSettings, deps: SharedRedisDeps<Op>) {
     this.#settings = settings;
     this.#deps = deps;
-    const RedisClient = loadRedis();
-    this.client = new RedisClient(settings.url, {
-      commandTimeout: settings.timeoutMs,
-      connectTimeout: Math.max(settings.timeoutMs, 1_000),
-      // Nothing queues for a Redis that is not there: a command either runs now or fails now.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (attempt) => Math.min(attempt * 100, settings.probeIntervalMs),
-      // RESP2 is understood by every Redis-compatible server; nothing here needs RESP3.
-      protocol: 2,
-    });
+    this.client = createClient(settings);
     this.client.on("error", (error: Error) => this.failed("connect", undefined, error));
+    // A cluster node lost (a master killed, a failed slot refresh) is a failure of the tier: calls
+    // hashing to it would fail until its replica takes over, so all wait for a probe to succeed.
+    this.client.on("node error", (error: Error) => this.failed("connect", undefined, error));
     this.client.on("ready", () => this.#succeeded());
     deps.events.health(true);
   }
@@ -82,6 +153,11 @@ export class SharedRedis<Op extends string> {
   /** True while calls are being made (connected and not in a failure back-off). */
   get usable(): boolean {
     return this.client.status === "ready" && this.#healthy;
+  }
+
+  /** The servers holding keys, for commands that name none (SCAN): a cluster's masters, or the one server. */
+  masters(): readonly Redis[] {
+    return this.client instanceof loadRedis().Cluster ? this.client.nodes("master") : [this.client as Redis];
   }
 
   /** Resolves true once connected (at most after waitMs); false when Redis did not come up in time. */
@@ -148,7 +224,7 @@ export class SharedRedis<Op extends string> {
       this.#lastDownLogAt = now;
       const { purpose, fallback } = this.#deps;
       this.#deps.log.warn(
-        { redis: this.#redactedUrl(), op, err: error?.message },
+        { redis: describeTarget(this.#settings.target), op, err: error?.message },
         wasHealthy ? `${purpose}: Redis unavailable, ${fallback}` : `${purpose}: Redis still unavailable`,
       );
     }
@@ -166,17 +242,7 @@ export class SharedRedis<Op extends string> {
     if (this.#healthy) return;
     this.#healthy = true;
     this.#deps.events.health(true);
-    this.#deps.log.info({ redis: this.#redactedUrl() }, `${this.#deps.purpose}: Redis is back`);
-  }
-
-  /** The URL may carry a password; logs get host and port only. */
-  #redactedUrl(): string {
-    try {
-      const url = new URL(this.#settings.url);
-      return `${url.protocol}//${url.host}`;
-    } catch {
-      return "redis";
-    }
+    this.#deps.log.info({ redis: describeTarget(this.#settings.target) }, `${this.#deps.purpose}: Redis is back`);
   }
 }
 

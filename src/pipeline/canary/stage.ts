@@ -6,6 +6,7 @@
 // With canary.redis the sidecars share counts, quarantines and releases on a timer (fleet.ts).
 import { randomBytes } from "node:crypto";
 import { Counter, Gauge } from "prom-client";
+import { redisTarget } from "../../config-kit/redis.js";
 import { realTimers, type Timers } from "../../util/timers.js";
 import { registerFleetRedisMetrics } from "../shared-redis.js";
 import type { Exchange, Outcome, Stage, StageConfig, StageDeps, Step } from "../types.js";
@@ -133,13 +134,13 @@ export function createCanaryStage(
     }
   };
 
-  const { url } = config.section.redis;
+  const target = redisTarget(config.section.redis);
   const timers = deps.timers ?? realTimers;
   const fleet =
-    url === undefined || routes.size === 0
+    target === undefined || routes.size === 0
       ? undefined
       : new CanaryFleet(
-          { ...config.section.redis, url },
+          { ...config.section.redis, target },
           {
             now: deps.now,
             wall: deps.wall ?? Date.now,
