@@ -113,9 +113,8 @@ export function createClient(settings: SharedRedisSettings): SharedClient {
           retryDelayOnClusterDown: 100,
           maxRedirections: 3,
           slotsRefreshTimeout: Math.max(timeoutMs, 1_000),
-          // Reconnect to a node that went away (a restarted replica, say) instead of waiting for a
-          // MOVED to bring it back.
-          clusterNodeRetryStrategy: reconnect,
+          // No reconnecting to a node that went away (ioredis' default, kept on purpose): each
+          // attempt would fail the tier anew; the next slot refresh tells where the slots went.
           redisOptions: {
             ...perNode,
             ...(first?.username === undefined ? {} : { username: first.username }),

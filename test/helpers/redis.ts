@@ -1,10 +1,17 @@
-// Starts a real redis-server (Debian package) on a free loopback port for a test, with
-// persistence off. Servers are SIGKILLed when the test process exits, however it exits.
-import { type ChildProcess, spawn } from "node:child_process";
+// Starts real redis-servers (Debian package) on free loopback ports for a test, with persistence
+// off: one server, a Redis Cluster (masters with a replica each), or a master and replica watched
+// by sentinels. Servers are SIGKILLed when the test process exits, however it exits.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { waitUntil } from "../../src/devstack/process.js";
 
 const REDIS_SERVER = "/usr/bin/redis-server";
+const REDIS_CLI = "/usr/bin/redis-cli";
 const READY_TIMEOUT_MS = 5_000;
 
 export interface RedisServer {
@@ -24,9 +31,9 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
   const port = await freeLoopbackPort();
-  let child = await launch(port);
+  let child = await launch(port, extraArgs);
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -35,7 +42,7 @@ export async function startRedis(): Promise<RedisServer> {
     },
     async restart() {
       await kill(child);
-      child = await launch(port);
+      child = await launch(port, extraArgs);
     },
     pause() {
       child.kill("SIGSTOP");
@@ -46,10 +53,11 @@ export async function startRedis(): Promise<RedisServer> {
   };
 }
 
-async function launch(port: number): Promise<ChildProcess> {
+async function launch(port: number, extraArgs: readonly string[]): Promise<ChildProcess> {
   const child = spawn(
     REDIS_SERVER,
     [
+      ...extraArgs,
       "--port",
       String(port),
       "--bind",
@@ -115,4 +123,206 @@ function freeLoopbackPort(): Promise<number> {
       );
     });
   });
+}
+
+const execCli = promisify(execFile);
+
+/** redis-cli against one server; resolves to its raw reply. */
+export async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await execCli(REDIS_CLI, ["-h", "127.0.0.1", "-p", String(port), ...args], { timeout: 10_000 });
+  return stdout;
+}
+
+/** A node as a cluster member sees it (CLUSTER NODES). */
+export interface ClusterNodeView {
+  readonly port: number;
+  readonly role: "master" | "replica";
+  /** Marked failed by the cluster. */
+  readonly failed: boolean;
+  /** Slot ranges served (masters only). */
+  readonly slots: number;
+}
+
+export interface RedisCluster {
+  /** redis:// URL of every node: the seeds a client is given. */
+  readonly urls: readonly string[];
+  readonly servers: readonly RedisServer[];
+  /** The cluster as a live node sees it. */
+  view(): Promise<ClusterNodeView[]>;
+  /** Keys matching `pattern` on the server at `port`. */
+  keysOn(port: number, pattern: string): Promise<number>;
+  /** SIGKILL of one node, as a crash would. */
+  kill(port: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Cluster of `masters` masters with one replica each, on loopback. nodeTimeoutMs is how
+ * long a master may be silent before its replica takes over (failover then takes about twice it).
+ */
+export async function startRedisCluster(masters = 3, nodeTimeoutMs = 2_000): Promise<RedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), "guard-redis-cluster-"));
+  const servers = await Promise.all(
+    Array.from({ length: masters * 2 }, async (_, index) => {
+      // The bus port is its own free port: port + 10000, the default, may be taken or out of range.
+      const busPort = await freeLoopbackPort();
+      return startRedis([
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        join(dir, `nodes-${index}.conf`),
+        "--cluster-port",
+        String(busPort),
+        "--cluster-node-timeout",
+        String(nodeTimeoutMs),
+        // A replica takes over however long it was cut off: the test kills masters on purpose.
+        "--cluster-replica-validity-factor",
+        "0",
+        "--dir",
+        dir,
+      ]);
+    }),
+  );
+  const addresses = servers.map((server) => `127.0.0.1:${server.port}`);
+  await execCli(REDIS_CLI, ["--cluster", "create", ...addresses, "--cluster-replicas", "1", "--cluster-yes"], {
+    timeout: 30_000,
+  });
+  const alive = new Set(servers);
+  const cluster: RedisCluster = {
+    urls: servers.map((server) => server.url),
+    servers,
+    async view() {
+      for (const server of alive) {
+        try {
+          return parseClusterNodes(await redisCli(server.port, "CLUSTER", "NODES"));
+        } catch {}
+      }
+      throw new Error("no cluster node answers");
+    },
+    async keysOn(port, pattern) {
+      const reply = await redisCli(port, "--scan", "--pattern", pattern);
+      return reply.split("\n").filter((line) => line !== "").length;
+    },
+    async kill(port) {
+      const server = servers.find((candidate) => candidate.port === port);
+      if (server === undefined) throw new Error(`no cluster node on port ${port}`);
+      alive.delete(server);
+      await server.stop();
+    },
+    async stop() {
+      await Promise.all(servers.map((server) => server.stop()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await waitUntil(
+    "the cluster to be ready",
+    async () => {
+      const nodes = await cluster.view();
+      const replicasLinked = await Promise.all(
+        nodes
+          .filter((node) => node.role === "replica")
+          .map(async (node) => (await redisCli(node.port, "INFO", "replication")).includes("master_link_status:up")),
+      );
+      const states = await Promise.all(servers.map((server) => redisCli(server.port, "CLUSTER", "INFO")));
+      return (
+        nodes.filter((node) => node.role === "master" && node.slots > 0).length === masters &&
+        replicasLinked.length === masters &&
+        replicasLinked.every(Boolean) &&
+        states.every((state) => state.includes("cluster_state:ok"))
+      );
+    },
+    30_000,
+  );
+  return cluster;
+}
+
+function parseClusterNodes(text: string): ClusterNodeView[] {
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => {
+      const [, address = "", flags = "", , , , , , ...slots] = line.trim().split(" ");
+      const port = Number(address.slice(address.indexOf(":") + 1, address.indexOf("@")));
+      const flagList = flags.split(",");
+      return {
+        port,
+        role: flagList.includes("master") ? ("master" as const) : ("replica" as const),
+        failed: flagList.includes("fail"),
+        slots: slots.length,
+      };
+    });
+}
+
+export interface SentinelGroup {
+  readonly name: string;
+  /** redis:// URLs of the sentinels. */
+  readonly sentinelUrls: readonly string[];
+  readonly master: RedisServer;
+  readonly replica: RedisServer;
+  /** The port of the server the sentinels name as master now. */
+  masterPort(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A master, its replica and `sentinels` sentinels (quorum: a majority), which fail over after
+ * downAfterMs of the master's silence.
+ */
+export async function startSentinelGroup(sentinels = 1, downAfterMs = 1_000): Promise<SentinelGroup> {
+  const name = "guardmaster";
+  const dir = await mkdtemp(join(tmpdir(), "guard-redis-sentinel-"));
+  // A replica's first sync writes an RDB file into its --dir, never into the test's working directory.
+  const master = await startRedis(["--dir", dir]);
+  const replica = await startRedis(["--dir", dir, "--replicaof", "127.0.0.1", String(master.port)]);
+  const quorum = Math.floor(sentinels / 2) + 1;
+  const watchers = await Promise.all(
+    Array.from({ length: sentinels }, async (_, index) => {
+      // Sentinel rewrites its config file as it learns the group: each gets a file of its own.
+      const file = join(dir, `sentinel-${index}.conf`);
+      await writeFile(
+        file,
+        [
+          `sentinel monitor ${name} 127.0.0.1 ${master.port} ${quorum}`,
+          `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
+          `sentinel failover-timeout ${name} ${downAfterMs * 5}`,
+          "",
+        ].join("\n"),
+      );
+      return startRedis([file, "--sentinel"]);
+    }),
+  );
+  const group: SentinelGroup = {
+    name,
+    sentinelUrls: watchers.map((watcher) => watcher.url),
+    master,
+    replica,
+    async masterPort() {
+      for (const watcher of watchers) {
+        try {
+          const reply = await redisCli(watcher.port, "SENTINEL", "get-master-addr-by-name", name);
+          const port = Number(reply.split("\n")[1]);
+          if (Number.isInteger(port)) return port;
+        } catch {}
+      }
+      throw new Error("no sentinel answers");
+    },
+    async stop() {
+      await Promise.all([...watchers, master, replica].map((server) => server.stop()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await waitUntil(
+    "the replica to sync and the sentinels to see it",
+    async () => {
+      const linked = (await redisCli(replica.port, "INFO", "replication")).includes("master_link_status:up");
+      const seen = await Promise.all(
+        watchers.map(async (watcher) =>
+          (await redisCli(watcher.port, "SENTINEL", "replicas", name)).includes(String(replica.port)),
+        ),
+      );
+      return linked && seen.every(Boolean);
+    },
+    30_000,
+  );
+  return group;
 }
