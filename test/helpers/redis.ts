@@ -125,6 +125,31 @@ function freeLoopbackPort(): Promise<number> {
   });
 }
 
+/** A shared Redis a stage's test runs against, as the stage's `redis` section names it. */
+export interface SharedRedisUnderTest {
+  readonly section: { readonly url: string } | { readonly cluster: { readonly nodes: readonly string[] } };
+  /** Every server gone at once. */
+  stop(): Promise<void>;
+}
+
+/** The kinds of shared Redis whose behaviour a stage's sharing tests must show alike. */
+export const sharedRedisKinds: readonly { readonly name: string; start(): Promise<SharedRedisUnderTest> }[] = [
+  {
+    name: "one Redis",
+    async start() {
+      const server = await startRedis();
+      return { section: { url: server.url }, stop: () => server.stop() };
+    },
+  },
+  {
+    name: "a Redis Cluster",
+    async start() {
+      const cluster = await startRedisCluster();
+      return { section: { cluster: { nodes: cluster.urls } }, stop: () => cluster.stop() };
+    },
+  },
+];
+
 const execCli = promisify(execFile);
 
 /** redis-cli against one server; resolves to its raw reply. */
