@@ -232,9 +232,10 @@ export class SharedRedis<Op extends string> {
   async close(): Promise<void> {
     try {
       await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    } catch {}
+    // QUIT ends the master's connection only: a sentinel client's subscriptions to every sentinel
+    // (its failover detector) stay open until disconnect(), and would outlive a reload.
+    this.client.disconnect();
   }
 
   #succeeded(): void {
