@@ -142,9 +142,12 @@ export class SharedRedis<Op extends string> {
     this.#deps = deps;
     this.client = createClient(settings);
     this.client.on("error", (error: Error) => this.failed("connect", undefined, error));
-    // A cluster node lost (a master killed, a failed slot refresh) is a failure of the tier: calls
-    // hashing to it would fail until its replica takes over, so all wait for a probe to succeed.
-    this.client.on("node error", (error: Error) => this.failed("connect", undefined, error));
+    // A lost master is a failure of the tier: calls hashing to its slots fail until its replica
+    // takes over, so all wait for a probe to succeed. A lost replica serves nothing here (reads go
+    // to masters): the tier is as good as before.
+    this.client.on("node error", (error: Error, node: string) => {
+      if (this.#servesSlots(node)) this.failed("connect", undefined, error);
+    });
     this.client.on("ready", () => this.#succeeded());
     deps.events.health(true);
   }
@@ -236,6 +239,12 @@ export class SharedRedis<Op extends string> {
     // QUIT ends the master's connection only: a sentinel client's subscriptions to every sentinel
     // (its failover detector) stay open until disconnect(), and would outlive a reload.
     this.client.disconnect();
+  }
+
+  /** Whether a cluster node ("host:port") is a master of some slot, as the client's slot map has it. */
+  #servesSlots(node: string): boolean {
+    const { client } = this;
+    return !(client instanceof loadRedis().Cluster) || client.slots.some((owners) => owners?.[0] === node);
   }
 
   #succeeded(): void {

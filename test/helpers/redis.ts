@@ -160,6 +160,9 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
 
 /** A node as a cluster member sees it (CLUSTER NODES). */
 export interface ClusterNodeView {
+  readonly id: string;
+  /** A replica's master's id. */
+  readonly masterId: string | undefined;
   readonly port: number;
   readonly role: "master" | "replica";
   /** Marked failed by the cluster. */
@@ -266,10 +269,12 @@ function parseClusterNodes(text: string): ClusterNodeView[] {
     .split("\n")
     .filter((line) => line.trim() !== "")
     .map((line) => {
-      const [, address = "", flags = "", , , , , , ...slots] = line.trim().split(" ");
+      const [id = "", address = "", flags = "", masterId = "-", , , , , ...slots] = line.trim().split(" ");
       const port = Number(address.slice(address.indexOf(":") + 1, address.indexOf("@")));
       const flagList = flags.split(",");
       return {
+        id,
+        masterId: masterId === "-" ? undefined : masterId,
         port,
         role: flagList.includes("master") ? ("master" as const) : ("replica" as const),
         failed: flagList.includes("fail"),

@@ -1,13 +1,14 @@
 // The shared Redis connection for each kind of target: the client it builds (and the guarantees
-// every one keeps: no offline queue, no retries of a command), and, against a real master, replica
-// and sentinel, a failover followed with every call answered (by Redis or by undefined) meanwhile.
+// every one keeps: no offline queue, no retries of a command), and, against real servers (a
+// master, replica and sentinel; a three-master cluster), a failover followed with every call
+// answered (by Redis or by undefined) meanwhile.
 import { createRequire } from "node:module";
 import { performance } from "node:perf_hooks";
 import { pino } from "pino";
 import t from "tap";
 import type { RedisTarget } from "../../../src/config-kit/redis.js";
 import { createClient, type SharedClient, SharedRedis } from "../../../src/pipeline/shared-redis.js";
-import { redisCli, startSentinelGroup } from "../../helpers/redis.js";
+import { redisCli, startRedisCluster, startSentinelGroup } from "../../helpers/redis.js";
 
 const require = createRequire(import.meta.url);
 const { Cluster, Redis } = require("ioredis") as typeof import("ioredis");
@@ -54,12 +55,11 @@ t.test("a sentinel target gets a Redis that asks the sentinels for the master", 
   });
 });
 
-t.test("a sentinel's failover is followed; meanwhile calls answer undefined, never hang", async (t) => {
-  const group = await startSentinelGroup(1, 1_000);
-  t.teardown(() => group.stop());
+/** A connection as a stage has one, recording its health transitions. */
+function connection(target: RedisTarget): { redis: SharedRedis<"set">; health: boolean[] } {
   const health: boolean[] = [];
   const redis = new SharedRedis<"set">(
-    { target: { kind: "sentinel", name: group.name, nodes: group.sentinelUrls }, timeoutMs: 200, probeIntervalMs: 100 },
+    { target, timeoutMs: 200, probeIntervalMs: 100 },
     {
       now: () => performance.now(),
       log: pino({ level: "silent" }),
@@ -69,28 +69,90 @@ t.test("a sentinel's failover is followed; meanwhile calls answer undefined, nev
       fallback: "nothing shared",
     },
   );
-  t.teardown(() => redis.close());
-  t.ok(await redis.connected(5_000), "connected through the sentinel");
-  t.equal(await redis.call("", "set", () => redis.client.set("k", "before")), "OK");
+  return { redis, health };
+}
 
-  await group.master.stop();
-  const killedAt = performance.now();
+/** Writes `key` every 50 ms until one succeeds: how long that took, how many calls were skipped, the longest. */
+async function writeUntilShared(redis: SharedRedis<"set">, key: string, value: string) {
+  const from = performance.now();
   let skipped = 0;
   let longest = 0;
   let reply: string | undefined;
-  while (performance.now() - killedAt < 30_000) {
+  while (performance.now() - from < 30_000) {
     const started = performance.now();
-    reply = await redis.call("", "set", () => redis.client.set("k", "after"));
+    reply = await redis.call("", "set", () => redis.client.set(key, value));
     longest = Math.max(longest, performance.now() - started);
     if (reply === "OK") break;
     skipped++;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  const failoverMs = Math.round(performance.now() - killedAt);
-  t.equal(reply, "OK", `writes resumed ${failoverMs} ms after the master was killed`);
+  return { reply, skipped, longest: Math.round(longest), tookMs: Math.round(performance.now() - from) };
+}
+
+t.test("a sentinel's failover is followed; meanwhile calls answer undefined, never hang", async (t) => {
+  const group = await startSentinelGroup(1, 1_000);
+  t.teardown(() => group.stop());
+  const { redis, health } = connection({ kind: "sentinel", name: group.name, nodes: group.sentinelUrls });
+  t.teardown(() => redis.close());
+  t.ok(await redis.connected(5_000), "connected through the sentinel");
+  t.equal(await redis.call("", "set", () => redis.client.set("k", "before")), "OK");
+
+  await group.master.stop();
+  const { reply, skipped, longest, tookMs } = await writeUntilShared(redis, "k", "after");
+  t.equal(reply, "OK", `writes resumed ${tookMs} ms after the master was killed`);
   t.ok(skipped > 0, `${skipped} calls answered undefined meanwhile`);
-  t.ok(longest < 1_000, `no call waited long (longest ${Math.round(longest)} ms)`);
+  t.ok(longest < 1_000, `no call waited long (longest ${longest} ms)`);
   t.equal(await group.masterPort(), group.replica.port, "the sentinel promoted the replica");
   t.equal((await redisCli(group.replica.port, "GET", "k")).trim(), "after", "the write went to the new master");
   t.same([health.at(0), health.includes(false), health.at(-1)], [true, true, true], "down, then up again");
+});
+
+t.test("on a cluster a lost replica leaves the tier up; a lost master's failover is followed", async (t) => {
+  const cluster = await startRedisCluster();
+  t.teardown(() => cluster.stop());
+  const { redis, health } = connection({ kind: "cluster", nodes: cluster.urls });
+  t.teardown(() => redis.close());
+  t.ok(await redis.connected(10_000), "connected to the cluster");
+  const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`);
+  const writeAll = () => Promise.all(keys.map((key) => redis.call("", "set", () => redis.client.set(key, "v"))));
+  t.same(
+    await writeAll(),
+    keys.map(() => "OK"),
+    "keys on every shard written",
+  );
+
+  const view = await cluster.view();
+  const replica = view.find((node) => node.role === "replica");
+  if (replica === undefined) throw new Error("no replica");
+  // As a slot refresh that asked the lost replica first would report it: not a failure of the tier.
+  redis.client.emit("node error", new Error("connect ECONNREFUSED"), `127.0.0.1:${replica.port}`);
+  t.notOk(health.includes(false), "a replica's node error leaves the tier up");
+  await cluster.kill(replica.port);
+  // Past the node timeout (2 s) and a slot refresh (every 5 s): the time the lost replica is noticed.
+  const until = performance.now() + 6_000;
+  const replies: (string | undefined)[] = [];
+  while (performance.now() < until) {
+    replies.push(...(await writeAll()));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.same(
+    replies.filter((reply) => reply !== "OK"),
+    [],
+    `${replies.length} writes while a replica was lost: none skipped`,
+  );
+  t.notOk(health.includes(false), "the tier never went down");
+
+  // Another shard's master: the replica that would replace it is alive.
+  const master = view.find((node) => node.role === "master" && node.id !== replica.masterId);
+  if (master === undefined) throw new Error("no master");
+  await cluster.kill(master.port);
+  // A key of every shard, so that the one on the lost master's slots must be written too.
+  const written = await Promise.all(keys.map((key) => writeUntilShared(redis, key, "after")));
+  t.same(
+    written.map(({ reply }) => reply),
+    keys.map(() => "OK"),
+    `every key written again, the last ${Math.max(...written.map(({ tookMs }) => tookMs))} ms after the master was killed`,
+  );
+  t.ok(Math.max(...written.map(({ longest }) => longest)) < 1_000, "no call waited long");
+  t.same([health.includes(false), health.at(-1)], [true, true], "down, then up again");
 });
