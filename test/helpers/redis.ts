@@ -158,6 +158,12 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
   return stdout;
 }
 
+/** How many keys match `pattern` on the server at `port` (its own keys only, on a cluster). */
+export async function keyCount(port: number, pattern: string): Promise<number> {
+  const reply = await redisCli(port, "--scan", "--pattern", pattern);
+  return reply.split("\n").filter((line) => line !== "").length;
+}
+
 /** A node as a cluster member sees it (CLUSTER NODES). */
 export interface ClusterNodeView {
   readonly id: string;
@@ -177,8 +183,6 @@ export interface RedisCluster {
   readonly servers: readonly RedisServer[];
   /** The cluster as a live node sees it. */
   view(): Promise<ClusterNodeView[]>;
-  /** Keys matching `pattern` on the server at `port`. */
-  keysOn(port: number, pattern: string): Promise<number>;
   /** SIGKILL of one node, as a crash would. */
   kill(port: number): Promise<void>;
   stop(): Promise<void>;
@@ -226,10 +230,6 @@ export async function startRedisCluster(masters = 3, nodeTimeoutMs = 2_000): Pro
         } catch {}
       }
       throw new Error("no cluster node answers");
-    },
-    async keysOn(port, pattern) {
-      const reply = await redisCli(port, "--scan", "--pattern", pattern);
-      return reply.split("\n").filter((line) => line !== "").length;
     },
     async kill(port) {
       const server = servers.find((candidate) => candidate.port === port);
