@@ -60,6 +60,15 @@ function loadRedis(): typeof import("ioredis") {
 // Repeated failures while down are logged at most this often; state changes are always logged.
 const STILL_DOWN_LOG_INTERVAL_MS = 30_000;
 
+/**
+ * A server that refuses writes with READONLY has become a replica (a failover kept it running):
+ * reconnect, to whatever the URL's name or the sentinels point at now. The refused command is not
+ * sent again (1, not 2): it has failed, like any other, and the stage goes on without it.
+ */
+function readOnlyReconnects(error: Error): 1 | false {
+  return error.message.startsWith("READONLY") ? 1 : false;
+}
+
 /** The client for a target, with the guarantees every target keeps: no offline queue, no retries. */
 export function createClient(settings: SharedRedisSettings): SharedClient {
   const { Redis: RedisClient, Cluster: ClusterClient } = loadRedis();
@@ -76,7 +85,7 @@ export function createClient(settings: SharedRedisSettings): SharedClient {
   } satisfies RedisOptions;
   switch (target.kind) {
     case "single":
-      return new RedisClient(target.url, { ...common, retryStrategy: reconnect });
+      return new RedisClient(target.url, { ...common, retryStrategy: reconnect, reconnectOnError: readOnlyReconnects });
     case "sentinel": {
       const sentinels = target.nodes.map(endpointOf);
       const [first] = sentinels;
@@ -93,9 +102,10 @@ export function createClient(settings: SharedRedisSettings): SharedClient {
         ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: {}, tls: {} } : {}),
         // A sentinel cut off from the others may still name the old master: ask the next one then.
         sentinelCommandTimeout: Math.max(timeoutMs, 1_000),
-        // Subscribes to the sentinels' +switch-master, so a failover that leaves the old master
-        // running (demoted to a replica, refusing writes) is followed at once, not at the next error.
-        failoverDetector: true,
+        // ioredis' failoverDetector is left off: a +switch-master arriving while the client is
+        // reconnecting aborts that attempt and ends the client for good (seen in 1 of 5 failovers).
+        // A failover that leaves the old master up is followed at its first refused write instead.
+        reconnectOnError: readOnlyReconnects,
       });
     }
     case "cluster": {

@@ -66,6 +66,9 @@ async function launch(port: number, extraArgs: readonly string[]): Promise<Child
       "",
       "--appendonly",
       "no",
+      // A replica's first sync starts at once, not after the 5 s a master waits for more replicas.
+      "--repl-diskless-sync-delay",
+      "0",
       "--daemonize",
       "no",
       "--loglevel",
@@ -194,11 +197,11 @@ export interface RedisCluster {
  */
 export async function startRedisCluster(masters = 3, nodeTimeoutMs = 2_000): Promise<RedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), "guard-redis-cluster-"));
-  const servers = await Promise.all(
+  const nodes = await Promise.all(
     Array.from({ length: masters * 2 }, async (_, index) => {
       // The bus port is its own free port: port + 10000, the default, may be taken or out of range.
       const busPort = await freeLoopbackPort();
-      return startRedis([
+      const server = await startRedis([
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",
@@ -213,12 +216,42 @@ export async function startRedisCluster(masters = 3, nodeTimeoutMs = 2_000): Pro
         "--dir",
         dir,
       ]);
+      return { server, busPort };
     }),
   );
-  const addresses = servers.map((server) => `127.0.0.1:${server.port}`);
-  await execCli(REDIS_CLI, ["--cluster", "create", ...addresses, "--cluster-replicas", "1", "--cluster-yes"], {
-    timeout: 30_000,
-  });
+  const servers = nodes.map(({ server }) => server);
+  // What `redis-cli --cluster create --cluster-replicas 1` does, without its one-second waits
+  // (seconds per test): the slots split over the first `masters` nodes, each with its own config
+  // epoch, every node introduced to the first, each other node the replica of one master.
+  const cli = (index: number, ...args: string[]) => redisCli(servers[index]?.port ?? 0, ...args);
+  const slotsPerMaster = Math.ceil(16_384 / masters);
+  await Promise.all(
+    servers.map(async (_, index) => {
+      await cli(index, "CLUSTER", "SET-CONFIG-EPOCH", String(index + 1));
+      if (index < masters) {
+        const first = index * slotsPerMaster;
+        const last = Math.min(16_383, first + slotsPerMaster - 1);
+        await cli(index, "CLUSTER", "ADDSLOTSRANGE", String(first), String(last));
+      }
+    }),
+  );
+  await Promise.all(
+    nodes
+      .slice(1)
+      .map(({ server, busPort }) => cli(0, "CLUSTER", "MEET", "127.0.0.1", String(server.port), String(busPort))),
+  );
+  await waitUntil(
+    "every cluster node to know every other",
+    async () => {
+      const views = await Promise.all(servers.map((_, index) => cli(index, "CLUSTER", "NODES")));
+      return views.every((text) => parseClusterNodes(text).length === servers.length);
+    },
+    30_000,
+  );
+  const ids = await Promise.all(
+    servers.slice(0, masters).map(async (_, index) => (await cli(index, "CLUSTER", "MYID")).trim()),
+  );
+  await Promise.all(ids.map((id, index) => cli(masters + index, "CLUSTER", "REPLICATE", id)));
   const alive = new Set(servers);
   const cluster: RedisCluster = {
     urls: servers.map((server) => server.url),
@@ -287,6 +320,8 @@ export interface SentinelGroup {
   readonly name: string;
   /** redis:// URLs of the sentinels. */
   readonly sentinelUrls: readonly string[];
+  /** The first sentinel's port, to talk to it (redisCli). */
+  readonly sentinelPort: number;
   readonly master: RedisServer;
   readonly replica: RedisServer;
   /** The port of the server the sentinels name as master now. */
@@ -324,6 +359,7 @@ export async function startSentinelGroup(sentinels = 1, downAfterMs = 1_000): Pr
   const group: SentinelGroup = {
     name,
     sentinelUrls: watchers.map((watcher) => watcher.url),
+    sentinelPort: watchers[0]?.port ?? 0,
     master,
     replica,
     async masterPort() {

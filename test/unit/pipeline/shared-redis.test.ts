@@ -7,6 +7,7 @@ import { performance } from "node:perf_hooks";
 import { pino } from "pino";
 import t from "tap";
 import type { RedisTarget } from "../../../src/config-kit/redis.js";
+import { waitUntil } from "../../../src/devstack/process.js";
 import { createClient, type SharedClient, SharedRedis } from "../../../src/pipeline/shared-redis.js";
 import { redisCli, startRedisCluster, startSentinelGroup } from "../../helpers/redis.js";
 
@@ -40,7 +41,11 @@ t.test("a sentinel target gets a Redis that asks the sentinels for the master", 
     nodes: ["redis://:sentinel-pw@127.0.0.1:1", "redis://127.0.0.1:2"],
     password: "master-pw",
   });
-  t.ok(client instanceof Redis && !(client instanceof Cluster));
+  t.ok(client instanceof Redis);
+  if (!(client instanceof Redis)) return;
+  t.notOk(client.options.failoverDetector, "ioredis' failover detector can end the client for good");
+  t.equal(client.options.reconnectOnError?.(new Error("READONLY You can't write against a read only replica.")), 1);
+  t.equal(client.options.reconnectOnError?.(new Error("ERR wrong number of arguments")), false);
   t.match(client.options, {
     name: "mymaster",
     sentinels: [
@@ -49,17 +54,20 @@ t.test("a sentinel target gets a Redis that asks the sentinels for the master", 
     ],
     sentinelPassword: "sentinel-pw",
     password: "master-pw",
-    failoverDetector: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
   });
 });
 
+// Generous: on a loaded test machine a call past a short timeout would fail the tier, which is not
+// what these cases are about. Calls are still bounded by it, which they check.
+const TIMEOUT_MS = 1_000;
+
 /** A connection as a stage has one, recording its health transitions. */
 function connection(target: RedisTarget): { redis: SharedRedis<"set">; health: boolean[] } {
   const health: boolean[] = [];
   const redis = new SharedRedis<"set">(
-    { target, timeoutMs: 200, probeIntervalMs: 100 },
+    { target, timeoutMs: TIMEOUT_MS, probeIntervalMs: 100 },
     {
       now: () => performance.now(),
       log: pino({ level: "silent" }),
@@ -89,21 +97,41 @@ async function writeUntilShared(redis: SharedRedis<"set">, key: string, value: s
   return { reply, skipped, longest: Math.round(longest), tookMs: Math.round(performance.now() - from) };
 }
 
-t.test("a sentinel's failover is followed; meanwhile calls answer undefined, never hang", async (t) => {
+t.test("a sentinel's failovers are followed, the old master demoted or dead; calls never hang", async (t) => {
   const group = await startSentinelGroup(1, 1_000);
   t.teardown(() => group.stop());
   const { redis, health } = connection({ kind: "sentinel", name: group.name, nodes: group.sentinelUrls });
   t.teardown(() => redis.close());
   t.ok(await redis.connected(5_000), "connected through the sentinel");
-  t.equal(await redis.call("", "set", () => redis.client.set("k", "before")), "OK");
+  t.equal(await redis.call("", "set", () => redis.client.set("k", "first")), "OK");
 
-  await group.master.stop();
-  const { reply, skipped, longest, tookMs } = await writeUntilShared(redis, "k", "after");
+  // An operator's failover: the old master stays up, is made a replica and refuses writes
+  // (READONLY), which sends the client back to the sentinels. Until the sentinel has told it, the
+  // old master still takes writes (asynchronous replication's window): hence a wait, not one write.
+  const askedAt = performance.now();
+  await redisCli(group.sentinelPort, "SENTINEL", "FAILOVER", group.name);
+  await waitUntil(
+    "writes on the new master",
+    async () =>
+      (await redis.call("", "set", () => redis.client.set("k", "second"))) === "OK" &&
+      (await redisCli(group.replica.port, "GET", "k")).trim() === "second",
+    30_000,
+  );
+  t.pass(`writes reach the new master ${Math.round(performance.now() - askedAt)} ms after the failover was asked for`);
+  await waitUntil(
+    "the old master to replicate the new one",
+    async () => /role:slave[\s\S]*master_link_status:up/.test(await redisCli(group.master.port, "INFO", "replication")),
+    30_000,
+  );
+
+  // A crash: the new master is SIGKILLed; the old one, its replica now, is promoted back.
+  await group.replica.stop();
+  const { reply, skipped, longest, tookMs } = await writeUntilShared(redis, "k", "third");
   t.equal(reply, "OK", `writes resumed ${tookMs} ms after the master was killed`);
   t.ok(skipped > 0, `${skipped} calls answered undefined meanwhile`);
-  t.ok(longest < 1_000, `no call waited long (longest ${longest} ms)`);
-  t.equal(await group.masterPort(), group.replica.port, "the sentinel promoted the replica");
-  t.equal((await redisCli(group.replica.port, "GET", "k")).trim(), "after", "the write went to the new master");
+  t.ok(longest <= TIMEOUT_MS + 500, `no call waited past its timeout (longest ${longest} ms)`);
+  t.equal(await group.masterPort(), group.master.port, "the sentinel promoted the replica");
+  t.equal((await redisCli(group.master.port, "GET", "k")).trim(), "third", "the write went to the new master");
   t.same([health.at(0), health.includes(false), health.at(-1)], [true, true, true], "down, then up again");
 });
 
@@ -153,6 +181,6 @@ t.test("on a cluster a lost replica leaves the tier up; a lost master's failover
     keys.map(() => "OK"),
     `every key written again, the last ${Math.max(...written.map(({ tookMs }) => tookMs))} ms after the master was killed`,
   );
-  t.ok(Math.max(...written.map(({ longest }) => longest)) < 1_000, "no call waited long");
+  t.ok(Math.max(...written.map(({ longest }) => longest)) <= TIMEOUT_MS + 500, "no call waited past its timeout");
   t.same([health.includes(false), health.at(-1)], [true, true], "down, then up again");
 });
