@@ -4,7 +4,7 @@
 // undefined (the stage falls back to its in-process state), and while Redis is known down calls
 // are skipped (one probe per interval). The same holds for one server, a Redis Cluster (ioredis'
 // Cluster client follows slot moves and failovers) and a Sentinel-watched master (ioredis asks
-// the sentinels for the master on every reconnect, and drops the connection on a switch).
+// the sentinels for the master on every reconnect; a write refused as READONLY reconnects).
 import { createRequire } from "node:module";
 import type { Cluster, Redis, RedisOptions } from "ioredis";
 import type { Logger } from "pino";
@@ -56,6 +56,8 @@ function loadRedis(): typeof import("ioredis") {
   ioredis ??= require("ioredis") as typeof import("ioredis");
   return ioredis;
 }
+
+const CLUSTER_SLOTS = 16_384;
 
 // Repeated failures while down are logged at most this often; state changes are always logged.
 const STILL_DOWN_LOG_INTERVAL_MS = 30_000;
@@ -167,9 +169,22 @@ export class SharedRedis<Op extends string> {
     return this.client.status === "ready" && this.#healthy;
   }
 
-  /** The servers holding keys, for commands that name none (SCAN): a cluster's masters, or the one server. */
+  /**
+   * The servers holding keys, for commands that name none (SCAN): a cluster's masters, or the one
+   * server. Throws (failing the call it is used in) while a slot has no connected master: during
+   * a failover the lost master leaves the client before its slots move, and a walk of the others'
+   * keys would pass for the whole.
+   */
   masters(): readonly Redis[] {
-    return this.client instanceof loadRedis().Cluster ? this.client.nodes("master") : [this.client as Redis];
+    const { client } = this;
+    if (!(client instanceof loadRedis().Cluster)) return [client];
+    const servers = client.nodes("master");
+    const connected = new Set(servers.map(({ options }) => `${options.host}:${options.port}`));
+    for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
+      const owner = client.slots[slot]?.[0];
+      if (owner === undefined || !connected.has(owner)) throw new Error(`no connected master for slot ${slot}`);
+    }
+    return servers;
   }
 
   /** Resolves true once connected (at most after waitMs); false when Redis did not come up in time. */

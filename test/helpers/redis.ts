@@ -31,8 +31,9 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
-  const port = await freeLoopbackPort();
+/** `port`: one of freeLoopbackPorts(), when several servers start at once. */
+export async function startRedis(extraArgs: readonly string[] = [], port?: number): Promise<RedisServer> {
+  port ??= (await freeLoopbackPorts(1))[0] as number;
   let child = await launch(port, extraArgs);
   return {
     port,
@@ -115,17 +116,39 @@ function answersPing(port: number): Promise<boolean> {
   });
 }
 
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
+/**
+ * `count` distinct free ports: all held open until each is known, so servers started side by side
+ * cannot be handed the same one (the kernel may give a just-closed port out again).
+ */
+async function freeLoopbackPorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolve, reject) => {
+            server.once("error", reject);
+            server.listen(0, "127.0.0.1", () => {
+              const address = server.address();
+              if (typeof address === "object" && address !== null) resolve(address.port);
+              else reject(new Error("no port"));
+            });
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
+
+/** Starts every server or none: one that fails to start stops the others, so none outlives the test. */
+async function startAll(starts: readonly (() => Promise<RedisServer>)[]): Promise<RedisServer[]> {
+  const results = await Promise.allSettled(starts.map((start) => start()));
+  const started = results.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+  const failed = results.find((result) => result.status === "rejected");
+  if (failed === undefined) return started;
+  await Promise.all(started.map((server) => server.stop()));
+  throw failed.reason;
 }
 
 /** A shared Redis a stage's test runs against, as the stage's `redis` section names it. */
@@ -197,61 +220,37 @@ export interface RedisCluster {
  */
 export async function startRedisCluster(masters = 3, nodeTimeoutMs = 2_000): Promise<RedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), "guard-redis-cluster-"));
-  const nodes = await Promise.all(
-    Array.from({ length: masters * 2 }, async (_, index) => {
-      // The bus port is its own free port: port + 10000, the default, may be taken or out of range.
-      const busPort = await freeLoopbackPort();
-      const server = await startRedis([
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        join(dir, `nodes-${index}.conf`),
-        "--cluster-port",
-        String(busPort),
-        "--cluster-node-timeout",
-        String(nodeTimeoutMs),
-        // A replica takes over however long it was cut off: the test kills masters on purpose.
-        "--cluster-replica-validity-factor",
-        "0",
-        "--dir",
-        dir,
-      ]);
-      return { server, busPort };
-    }),
+  const ports = await freeLoopbackPorts(masters * 4);
+  const nodes = Array.from({ length: masters * 2 }, (_, index) => ({
+    port: ports[2 * index] as number,
+    // The bus port is its own free port: port + 10000, the default, may be taken or out of range.
+    busPort: ports[2 * index + 1] as number,
+  }));
+  const started = await startAll(
+    nodes.map(
+      ({ port, busPort }, index) =>
+        () =>
+          startRedis(
+            [
+              "--cluster-enabled",
+              "yes",
+              "--cluster-config-file",
+              join(dir, `nodes-${index}.conf`),
+              "--cluster-port",
+              String(busPort),
+              "--cluster-node-timeout",
+              String(nodeTimeoutMs),
+              // A replica takes over however long it was cut off: the test kills masters on purpose.
+              "--cluster-replica-validity-factor",
+              "0",
+              "--dir",
+              dir,
+            ],
+            port,
+          ),
+    ),
   );
-  const servers = nodes.map(({ server }) => server);
-  // What `redis-cli --cluster create --cluster-replicas 1` does, without its one-second waits
-  // (seconds per test): the slots split over the first `masters` nodes, each with its own config
-  // epoch, every node introduced to the first, each other node the replica of one master.
-  const cli = (index: number, ...args: string[]) => redisCli(servers[index]?.port ?? 0, ...args);
-  const slotsPerMaster = Math.ceil(16_384 / masters);
-  await Promise.all(
-    servers.map(async (_, index) => {
-      await cli(index, "CLUSTER", "SET-CONFIG-EPOCH", String(index + 1));
-      if (index < masters) {
-        const first = index * slotsPerMaster;
-        const last = Math.min(16_383, first + slotsPerMaster - 1);
-        await cli(index, "CLUSTER", "ADDSLOTSRANGE", String(first), String(last));
-      }
-    }),
-  );
-  await Promise.all(
-    nodes
-      .slice(1)
-      .map(({ server, busPort }) => cli(0, "CLUSTER", "MEET", "127.0.0.1", String(server.port), String(busPort))),
-  );
-  await waitUntil(
-    "every cluster node to know every other",
-    async () => {
-      const views = await Promise.all(servers.map((_, index) => cli(index, "CLUSTER", "NODES")));
-      return views.every((text) => parseClusterNodes(text).length === servers.length);
-    },
-    30_000,
-  );
-  const ids = await Promise.all(
-    servers.slice(0, masters).map(async (_, index) => (await cli(index, "CLUSTER", "MYID")).trim()),
-  );
-  await Promise.all(ids.map((id, index) => cli(masters + index, "CLUSTER", "REPLICATE", id)));
+  const servers = started;
   const alive = new Set(servers);
   const cluster: RedisCluster = {
     urls: servers.map((server) => server.url),
@@ -275,25 +274,61 @@ export async function startRedisCluster(masters = 3, nodeTimeoutMs = 2_000): Pro
       await rm(dir, { recursive: true, force: true });
     },
   };
-  await waitUntil(
-    "the cluster to be ready",
-    async () => {
-      const nodes = await cluster.view();
-      const replicasLinked = await Promise.all(
-        nodes
-          .filter((node) => node.role === "replica")
-          .map(async (node) => (await redisCli(node.port, "INFO", "replication")).includes("master_link_status:up")),
-      );
-      const states = await Promise.all(servers.map((server) => redisCli(server.port, "CLUSTER", "INFO")));
-      return (
-        nodes.filter((node) => node.role === "master" && node.slots > 0).length === masters &&
-        replicasLinked.length === masters &&
-        replicasLinked.every(Boolean) &&
-        states.every((state) => state.includes("cluster_state:ok"))
-      );
-    },
-    30_000,
-  );
+  try {
+    // What `redis-cli --cluster create --cluster-replicas 1` does, without its one-second waits
+    // (seconds per test): the slots split over the first `masters` nodes, each with its own config
+    // epoch, every node introduced to the first, each other node the replica of one master.
+    const cli = (index: number, ...args: string[]) => redisCli(servers[index]?.port ?? 0, ...args);
+    const slotsPerMaster = Math.ceil(16_384 / masters);
+    await Promise.all(
+      servers.map(async (_, index) => {
+        await cli(index, "CLUSTER", "SET-CONFIG-EPOCH", String(index + 1));
+        if (index < masters) {
+          const first = index * slotsPerMaster;
+          const last = Math.min(16_383, first + slotsPerMaster - 1);
+          await cli(index, "CLUSTER", "ADDSLOTSRANGE", String(first), String(last));
+        }
+      }),
+    );
+    await Promise.all(
+      nodes.slice(1).map(({ port, busPort }) => cli(0, "CLUSTER", "MEET", "127.0.0.1", String(port), String(busPort))),
+    );
+    await waitUntil(
+      "every cluster node to know every other",
+      async () => {
+        const views = await Promise.all(servers.map((_, index) => cli(index, "CLUSTER", "NODES")));
+        return views.every((text) => parseClusterNodes(text).length === servers.length);
+      },
+      30_000,
+    );
+    const ids = await Promise.all(
+      servers.slice(0, masters).map(async (_, index) => (await cli(index, "CLUSTER", "MYID")).trim()),
+    );
+    await Promise.all(ids.map((id, index) => cli(masters + index, "CLUSTER", "REPLICATE", id)));
+    await waitUntil(
+      "the cluster to be ready",
+      async () => {
+        const nodes = await cluster.view();
+        const replicasLinked = await Promise.all(
+          nodes
+            .filter((node) => node.role === "replica")
+            .map(async (node) => (await redisCli(node.port, "INFO", "replication")).includes("master_link_status:up")),
+        );
+        const states = await Promise.all(servers.map((server) => redisCli(server.port, "CLUSTER", "INFO")));
+        return (
+          nodes.filter((node) => node.role === "master" && node.slots > 0).length === masters &&
+          replicasLinked.length === masters &&
+          replicasLinked.every(Boolean) &&
+          states.every((state) => state.includes("cluster_state:ok"))
+        );
+      },
+      30_000,
+    );
+  } catch (error) {
+    // A cluster that did not come up is stopped here: the caller has nothing to stop.
+    await cluster.stop();
+    throw error;
+  }
   return cluster;
 }
 
@@ -337,25 +372,44 @@ export async function startSentinelGroup(sentinels = 1, downAfterMs = 1_000): Pr
   const name = "guardmaster";
   const dir = await mkdtemp(join(tmpdir(), "guard-redis-sentinel-"));
   // A replica's first sync writes an RDB file into its --dir, never into the test's working directory.
-  const master = await startRedis(["--dir", dir]);
-  const replica = await startRedis(["--dir", dir, "--replicaof", "127.0.0.1", String(master.port)]);
+  const [masterPort, replicaPort, ...sentinelPorts] = (await freeLoopbackPorts(2 + sentinels)) as [
+    number,
+    number,
+    ...number[],
+  ];
   const quorum = Math.floor(sentinels / 2) + 1;
-  const watchers = await Promise.all(
-    Array.from({ length: sentinels }, async (_, index) => {
-      // Sentinel rewrites its config file as it learns the group: each gets a file of its own.
-      const file = join(dir, `sentinel-${index}.conf`);
-      await writeFile(
-        file,
-        [
-          `sentinel monitor ${name} 127.0.0.1 ${master.port} ${quorum}`,
-          `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
-          `sentinel failover-timeout ${name} ${downAfterMs * 5}`,
-          "",
-        ].join("\n"),
-      );
-      return startRedis([file, "--sentinel"]);
-    }),
-  );
+  // Sentinel rewrites its config file as it learns the group: each gets a file of its own.
+  const files = sentinelPorts.map((_, index) => join(dir, `sentinel-${index}.conf`));
+  for (const file of files)
+    await writeFile(
+      file,
+      [
+        `sentinel monitor ${name} 127.0.0.1 ${masterPort} ${quorum}`,
+        `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
+        `sentinel failover-timeout ${name} ${downAfterMs * 5}`,
+        "",
+      ].join("\n"),
+    );
+  const [master, replica] = (await startAll([
+    () => startRedis(["--dir", dir], masterPort),
+    () => startRedis(["--dir", dir, "--replicaof", "127.0.0.1", String(masterPort)], replicaPort),
+  ])) as [RedisServer, RedisServer];
+  // The sentinels find the replica in the master's INFO, which they read at once and then every
+  // 10 s: they start once the replica is linked, or the group would wait for the second reading.
+  let watchers: RedisServer[] = [];
+  try {
+    await waitUntil(
+      "the replica to sync",
+      async () => (await redisCli(replica.port, "INFO", "replication")).includes("master_link_status:up"),
+      30_000,
+    );
+    watchers = await startAll(
+      sentinelPorts.map((port, index) => () => startRedis([files[index] as string, "--sentinel"], port)),
+    );
+  } catch (error) {
+    await Promise.all([master.stop(), replica.stop()]);
+    throw error;
+  }
   const group: SentinelGroup = {
     name,
     sentinelUrls: watchers.map((watcher) => watcher.url),
@@ -377,18 +431,23 @@ export async function startSentinelGroup(sentinels = 1, downAfterMs = 1_000): Pr
       await rm(dir, { recursive: true, force: true });
     },
   };
-  await waitUntil(
-    "the replica to sync and the sentinels to see it",
-    async () => {
-      const linked = (await redisCli(replica.port, "INFO", "replication")).includes("master_link_status:up");
-      const seen = await Promise.all(
-        watchers.map(async (watcher) =>
-          (await redisCli(watcher.port, "SENTINEL", "replicas", name)).includes(String(replica.port)),
-        ),
-      );
-      return linked && seen.every(Boolean);
-    },
-    30_000,
-  );
+  try {
+    await waitUntil(
+      "the sentinels to see the replica",
+      async () => {
+        const seen = await Promise.all(
+          watchers.map(async (watcher) =>
+            (await redisCli(watcher.port, "SENTINEL", "replicas", name)).includes(String(replica.port)),
+          ),
+        );
+        return seen.every(Boolean);
+      },
+      30_000,
+    );
+  } catch (error) {
+    // A group that did not come up is stopped here: the caller has nothing to stop.
+    await group.stop();
+    throw error;
+  }
   return group;
 }
