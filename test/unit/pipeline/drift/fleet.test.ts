@@ -18,7 +18,12 @@ function sidecar(
   relativeAccuracy = 0.02,
 ): { monitor: DriftMonitor; registry: Registry } {
   const config = configSchema.parse({
-    drift: { minSamples: 100, relativeAccuracy, redis: { ...where, keyPrefix: "test:drift:", syncIntervalMs: 60_000 } },
+    // A loaded test machine can take longer than the default 30 ms, which would skip a sync.
+    drift: {
+      minSamples: 100,
+      relativeAccuracy,
+      redis: { ...where, keyPrefix: "test:drift:", syncIntervalMs: 60_000, timeoutMs: 1_000 },
+    },
     routes: [
       {
         name: "sentiment",
