@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests and benchmarks need: redis-server (shared cache tier), wrk and h2load
+# Debian packages the tests and benchmarks need: redis-server (shared cache tier; also run as a
+# Cluster and as Sentinel) and redis-cli (redis-tools: creates the test cluster), wrk and h2load
 # (nghttp2-client; HTTP load generators). Installed only when missing. Output contracts compile
 # with buf from node_modules, not a system protoc.
 # Optional groups, named as arguments, for the operations tests only (large packages, installed by
@@ -9,6 +10,7 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 for group in "$@"; do

@@ -3,13 +3,13 @@
 // budget (chat and responses of one model, say).
 import { z } from "zod";
 import { labelName } from "../../config-kit/primitives.js";
-import { sharedRedisFields } from "../../config-kit/redis.js";
+import { sharedRedisSchema } from "../../config-kit/redis.js";
 
 /** The top-level `budget` section: where tenants' budgets are shared between sidecars. */
 export const budgetSchema = z
   .strictObject({
-    /** Absent url: each sidecar counts alone. */
-    redis: z.strictObject(sharedRedisFields("guard:budget:")).prefault({}),
+    /** No url, cluster or sentinel: each sidecar counts alone. */
+    redis: sharedRedisSchema("guard:budget:", {}),
   })
   .prefault({});
 

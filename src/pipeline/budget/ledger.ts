@@ -3,6 +3,7 @@
 // request. Redis down or slow: the check is decided from this sidecar's own counts, which are
 // always kept as well.
 import type { Logger } from "pino";
+import { redisTarget } from "../../config-kit/redis.js";
 import type { Timers } from "../../util/timers.js";
 import { SharedRedis, type SharedRedisEvents } from "../shared-redis.js";
 import type { BudgetConfig } from "./config.js";
@@ -74,12 +75,12 @@ export class BudgetLedger {
     this.#deps = deps;
     this.windows = new BudgetWindows(deps.wallClock);
     this.#keyPrefix = config.redis.keyPrefix;
-    const { url } = config.redis;
+    const target = redisTarget(config.redis);
     this.#redis =
-      url === undefined
+      target === undefined
         ? undefined
         : new SharedRedis<RedisOp>(
-            { ...config.redis, url },
+            { ...config.redis, target },
             {
               ...deps,
               purpose: "budget",
@@ -153,8 +154,12 @@ export class BudgetLedger {
     };
   }
 
-  /** Keys are per minute; the tenant part is already a hash (identity), never a raw credential. */
+  /**
+   * Keys are per minute; the tenant part is already a hash (identity), never a raw credential. It
+   * is the hash tag too: ADMIT_SCRIPT reads two minutes of one tenant, which a Redis Cluster runs
+   * only on keys of one slot, while different tenants still spread over the shards.
+   */
   #bucketKey(key: string, minute: number): string {
-    return `${this.#keyPrefix}${key}:${minute}`;
+    return `${this.#keyPrefix}{${key}}:${minute}`;
   }
 }

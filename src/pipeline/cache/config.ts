@@ -2,7 +2,7 @@
 // and one per-route section (what is cacheable on that route and for how long).
 import { z } from "zod";
 import { headerName, movedKey, optionalHeaderName } from "../../config-kit/primitives.js";
-import { sharedRedisFields } from "../../config-kit/redis.js";
+import { sharedRedisSchema } from "../../config-kit/redis.js";
 
 const MIB = 1024 * 1024;
 
@@ -20,13 +20,10 @@ export const CACHE_OWNED_HEADERS: readonly string[] = [
  */
 export const KEYED_FIELDS: readonly string[] = ["stream", "stream_options"];
 
-const redisSchema = z
-  .strictObject({
-    ...sharedRedisFields("guard:cache:"),
-    /** How stale this sidecar's view of another sidecar's epoch change (model version, purge) may be. */
-    epochRefreshMs: z.number().int().min(10).max(60_000).default(1_000),
-  })
-  .prefault({});
+const redisSchema = sharedRedisSchema("guard:cache:", {
+  /** How stale this sidecar's view of another sidecar's epoch change (model version, purge) may be. */
+  epochRefreshMs: z.number().int().min(10).max(60_000).default(1_000),
+});
 
 export const cacheSettingsSchema = z
   .strictObject({

@@ -1,9 +1,11 @@
 // Shared tier: Redis behind the in-process tier, so all sidecars of a service share entries and
 // epochs. The connection (bounded calls, probing while down) is SharedRedis's; a failure is a miss.
-import type { Redis } from "ioredis";
+// Every command names one key, so on a Redis Cluster entries spread over all the shards by their
+// own hash (no hash tags): a route's hot entries do not pile up on one master.
 import type { Logger } from "pino";
+import type { RedisTarget } from "../../config-kit/redis.js";
 import type { Timers } from "../../util/timers.js";
-import { SharedRedis } from "../shared-redis.js";
+import { type SharedClient, SharedRedis } from "../shared-redis.js";
 import type { CacheSettings } from "./config.js";
 import { decodeEntry, encodeEntry, type StoredResponse } from "./entry.js";
 import type { CacheHit } from "./local-tier.js";
@@ -29,11 +31,11 @@ export interface RedisTierDeps {
   readonly timers: Timers;
 }
 
-type RedisSettings = CacheSettings["redis"] & { readonly url: string };
+type RedisSettings = CacheSettings["redis"] & { readonly target: RedisTarget };
 
 export class RedisTier {
   readonly #redis: SharedRedis<RedisOp>;
-  readonly #client: Redis;
+  readonly #client: SharedClient;
   readonly #settings: RedisSettings;
 
   constructor(settings: RedisSettings, deps: RedisTierDeps) {
@@ -86,8 +88,12 @@ export class RedisTier {
   }
 
   async readEpoch(route: string): Promise<SharedEpoch | undefined> {
+    // Two GETs, not one MGET: the keys hash to different slots, and the fields are independent.
     const values = await this.#redis.call(route, "epoch_read", () =>
-      this.#client.mget(this.#epochKey(route, "version"), this.#epochKey(route, "purge")),
+      Promise.all([
+        this.#client.get(this.#epochKey(route, "version")),
+        this.#client.get(this.#epochKey(route, "purge")),
+      ]),
     );
     if (values === undefined) return undefined;
     return { version: values[0] ?? null, purge: values[1] ?? null };

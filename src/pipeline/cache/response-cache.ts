@@ -1,6 +1,7 @@
 // The two tiers and the epochs behind one interface: lookups go local → Redis → miss, stores
 // write both, purges move the epoch and empty the local tier.
 import type { Logger } from "pino";
+import { redisTarget } from "../../config-kit/redis.js";
 import type { Timers } from "../../util/timers.js";
 import type { CacheSettings } from "./config.js";
 import type { StoredResponse } from "./entry.js";
@@ -36,8 +37,8 @@ export class ResponseCache {
 
   constructor(settings: CacheSettings, deps: ResponseCacheDeps) {
     this.#local = new LocalTier(settings.maxBytes, deps.now, deps.metrics);
-    const { url } = settings.redis;
-    this.#redis = url === undefined ? undefined : new RedisTier({ ...settings.redis, url }, deps);
+    const target = redisTarget(settings.redis);
+    this.#redis = target === undefined ? undefined : new RedisTier({ ...settings.redis, target }, deps);
     this.#epochs = new Epochs({
       now: deps.now,
       metrics: deps.metrics,

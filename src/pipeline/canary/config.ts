@@ -4,7 +4,7 @@
 // whose answers break the route's contract (or fail) out of traffic.
 import { z } from "zod";
 import { headerName, labelName } from "../../config-kit/primitives.js";
-import { sharedRedisFields } from "../../config-kit/redis.js";
+import { sharedRedisSchema } from "../../config-kit/redis.js";
 
 /** The top-level section: what every rollout route shares. */
 export const canarySchema = z
@@ -12,15 +12,12 @@ export const canarySchema = z
     /**
      * The shared Redis where the sidecars publish their candidates' counts and quarantines and read
      * the others': the health rule judges the fleet's answers, a quarantine decided by one sidecar
-     * is adopted by all, a release on one releases it on all. Without a url each sidecar decides alone.
+     * is adopted by all, a release on one releases it on all. Without one (url, cluster or sentinel) each sidecar decides alone.
      */
-    redis: z
-      .strictObject({
-        ...sharedRedisFields("guard:canary:"),
-        /** How often a sidecar publishes and reads (on a timer, never on the request path). */
-        syncIntervalMs: z.number().int().min(100).max(1_000).default(500),
-      })
-      .prefault({}),
+    redis: sharedRedisSchema("guard:canary:", {
+      /** How often a sidecar publishes and reads (on a timer, never on the request path). */
+      syncIntervalMs: z.number().int().min(100).max(1_000).default(500),
+    }),
     /**
      * Envoy's listener as this guard reaches it (loopback in the pod: http://127.0.0.1:8080): the
      * shadow comparisons (routes[].canary.shadow) send their side requests through it, so Envoy's

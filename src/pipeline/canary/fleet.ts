@@ -1,13 +1,15 @@
 // Quarantines across sidecars (canary.redis): per candidate, three keys in the shared Redis —
-//   <prefix>g:<route>:<pool>  the serving generation, bumped by every release,
-//   <prefix>q:<route>:<pool>  the quarantine decided in this generation (first decider wins), with
-//                             its reason, rate, lower bound, maximum, evidence and wall-clock time,
-//   <prefix>n:<route>:<pool>  a hash: each sidecar's answer counts in this generation.
+//   <prefix>g:{<route>:<pool>}  the serving generation, bumped by every release,
+//   <prefix>q:{<route>:<pool>}  the quarantine decided in this generation (first decider wins), with
+//                               its reason, rate, lower bound, maximum, evidence and wall-clock time,
+//   <prefix>n:{<route>:<pool>}  a hash: each sidecar's answer counts in this generation.
+// The candidate is the hash tag: a Redis Cluster runs the script only on keys of one slot.
 // One script per candidate publishes this sidecar's counts and quarantine and reads the fleet's,
 // atomically, so a release (which bumps the generation and drops the other two keys) can never be
 // undone by a sidecar still holding the quarantine it replaced. Redis is an optimisation: while it
 // is away each sidecar judges its own answers, and nothing on the request path waits for it.
 import type { Logger } from "pino";
+import type { RedisTarget } from "../../config-kit/redis.js";
 import type { Timers } from "../../util/timers.js";
 import { SharedRedis, type SharedRedisEvents } from "../shared-redis.js";
 import type { Quarantine } from "./candidate.js";
@@ -16,7 +18,7 @@ import { addWindows, EMPTY_WINDOW, type HealthWindow } from "./health.js";
 export type CanaryFleetOp = "sync";
 
 export interface CanaryFleetSettings {
-  readonly url: string;
+  readonly target: RedisTarget;
   readonly timeoutMs: number;
   readonly probeIntervalMs: number;
   readonly keyPrefix: string;
@@ -105,27 +107,26 @@ export class CanaryFleet {
   /** Publishes what this sidecar knows and reads the fleet's, per candidate; undefined when Redis failed. */
   async sync(views: readonly SidecarView[]): Promise<readonly FleetView[] | undefined> {
     if (views.length === 0) return [];
-    const batch = this.#redis.client.pipeline();
-    for (const view of views) {
-      const keys = ["g", "q", "n"].map((kind) => `${this.#settings.keyPrefix}${kind}:${view.route}:${view.pool}`);
-      (batch as unknown as CanaryBatch).canarySync(
-        ...keys,
-        this.#sidecar,
-        String(view.generation),
-        view.releasing ? "1" : "0",
-        JSON.stringify(view.window),
-        view.quarantine === undefined ? "" : JSON.stringify(this.#published(view.quarantine)),
-        String(KEY_TTL_MS),
-      );
-    }
-    const replies = await this.#redis.call("", "sync", () => batch.exec());
-    if (replies === undefined || replies === null) return undefined;
-    const failed = replies.find(([error]) => error !== null);
-    if (failed !== undefined) {
-      this.#redis.failed("sync", undefined, failed[0] ?? undefined);
-      return undefined;
-    }
-    return replies.map(([, reply]) => this.#fleetView(reply as SyncReply));
+    const client = this.#redis.client as unknown as CanaryClient;
+    // One script call per candidate, not one pipeline: candidates hash to different slots. Any
+    // failed call fails the sync (call() counts it), as a failed reply in a pipeline did.
+    const replies = await this.#redis.call("", "sync", () =>
+      Promise.all(
+        views.map((view) =>
+          client.canarySync(
+            ...["g", "q", "n"].map((kind) => `${this.#settings.keyPrefix}${kind}:{${view.route}:${view.pool}}`),
+            this.#sidecar,
+            String(view.generation),
+            view.releasing ? "1" : "0",
+            JSON.stringify(view.window),
+            view.quarantine === undefined ? "" : JSON.stringify(this.#published(view.quarantine)),
+            String(KEY_TTL_MS),
+          ),
+        ),
+      ),
+    );
+    if (replies === undefined) return undefined;
+    return replies.map((reply) => this.#fleetView(reply));
   }
 
   /** Resolves true once connected (at most after waitMs). */
@@ -176,8 +177,8 @@ export class CanaryFleet {
 
 type SyncReply = [generation: number, quarantine: string | null, counts: string[]];
 
-interface CanaryBatch {
-  canarySync(...args: string[]): unknown;
+interface CanaryClient {
+  canarySync(...args: string[]): Promise<SyncReply>;
 }
 
 function parseJson<T>(text: string | null | undefined): T | undefined {

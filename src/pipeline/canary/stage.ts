@@ -6,6 +6,7 @@
 // With canary.redis the sidecars share counts, quarantines and releases on a timer (fleet.ts).
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { redisTarget } from "../../config-kit/redis.js";
 import type { Contract } from "../../contracts/contract.js";
 import type { Payload } from "../../contracts/payload.js";
 import { realTimers, type Timers } from "../../util/timers.js";
@@ -200,12 +201,12 @@ export function createCanaryStage(
     }
   };
 
-  const { url } = config.section.redis;
+  const target = redisTarget(config.section.redis);
   const fleet =
-    url === undefined || routes.size === 0
+    target === undefined || routes.size === 0
       ? undefined
       : new CanaryFleet(
-          { ...config.section.redis, url },
+          { ...config.section.redis, target },
           {
             now: deps.now,
             wall: deps.wall ?? Date.now,

@@ -3,7 +3,7 @@
 // A route is watched when it binds an output contract: the profiles come from the contract's
 // schema, so the common case needs no configuration at all.
 import { z } from "zod";
-import { sharedRedisFields } from "../../config-kit/redis.js";
+import { sharedRedisSchema } from "../../config-kit/redis.js";
 
 /**
  * When a version's field counts as drifting. Scores above psi / jsDistance / wasserstein /
@@ -55,15 +55,12 @@ export const driftSchema = z
     topFields: z.number().int().min(1).max(32).default(3),
     /**
      * The shared Redis where every sidecar publishes its profiles and reads the others', so each
-     * reports the fleet-wide picture; without a url each sidecar reports its own answers alone.
+     * reports the fleet-wide picture; without one (url, cluster or sentinel) each sidecar reports its own answers alone.
      */
-    redis: z
-      .strictObject({
-        ...sharedRedisFields("guard:drift:"),
-        /** How often a sidecar publishes its profiles and reads the others' (on an answer, no timer). */
-        syncIntervalMs: z.number().int().min(100).max(600_000).default(10_000),
-      })
-      .prefault({}),
+    redis: sharedRedisSchema("guard:drift:", {
+      /** How often a sidecar publishes its profiles and reads the others' (on an answer, no timer). */
+      syncIntervalMs: z.number().int().min(100).max(600_000).default(10_000),
+    }),
     thresholds: z
       .strictObject({
         psi: thresholdFields.psi.default(DEFAULT_THRESHOLDS.psi),

@@ -2,9 +2,11 @@
 // key per route, version and sidecar, expiring after a few sync intervals, so a sidecar that left
 // drops out) and reads every other sidecar's, merged per route and version. Sketches and tables
 // merge exactly, so the merged profile is the profile of all the fleet's answers. Redis is an
-// optimisation: while it is away each sidecar reports what it saw itself.
+// optimisation: while it is away each sidecar reports what it saw itself. Each key is written and
+// read by a command of its own, so on a Redis Cluster the profiles spread over the shards.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
+import type { RedisTarget } from "../../config-kit/redis.js";
 import type { Timers } from "../../util/timers.js";
 import { SharedRedis, type SharedRedisEvents } from "../shared-redis.js";
 import { type ProfileOptions, type SerialisedProfile, VersionProfile } from "./profile.js";
@@ -12,7 +14,7 @@ import { type ProfileOptions, type SerialisedProfile, VersionProfile } from "./p
 export type FleetOp = "publish" | "read";
 
 export interface FleetSettings {
-  readonly url: string;
+  readonly target: RedisTarget;
   readonly timeoutMs: number;
   readonly probeIntervalMs: number;
   readonly keyPrefix: string;
@@ -93,24 +95,41 @@ export class FleetProfiles {
 
   async #publish(mine: ProfilesByRoute): Promise<void> {
     const ttlMs = this.#settings.syncIntervalMs * TTL_INTERVALS;
-    const batch = this.#redis.client.pipeline();
-    for (const [route, versions] of mine)
-      for (const [version, profile] of versions)
-        batch.set(this.#key(route, this.#id, version), JSON.stringify(profile), "PX", ttlMs);
-    await this.#redis.call("", "publish", () => batch.exec());
+    const { client } = this.#redis;
+    const writes = [...mine].flatMap(([route, versions]) =>
+      [...versions].map(
+        ([version, profile]) => [this.#key(route, this.#id, version), JSON.stringify(profile)] as const,
+      ),
+    );
+    await this.#redis.call("", "publish", () =>
+      Promise.all(writes.map(([key, value]) => client.set(key, value, "PX", ttlMs))),
+    );
   }
 
   async #read(): Promise<ProfilesByRoute | undefined> {
     const { client } = this.#redis;
+    // SCAN walks one server's keys: a cluster's are walked on every master.
     const keys = await this.#redis.call("", "read", async () => {
-      const found: string[] = [];
-      let cursor = "0";
-      do {
-        const [next, batch] = await client.scan(cursor, "MATCH", `${this.#settings.keyPrefix}p:*`, "COUNT", SCAN_COUNT);
-        cursor = next;
-        found.push(...batch);
-      } while (cursor !== "0");
-      return found;
+      const found = await Promise.all(
+        this.#redis.masters().map(async (server) => {
+          const onServer: string[] = [];
+          let cursor = "0";
+          do {
+            const [next, batch] = await server.scan(
+              cursor,
+              "MATCH",
+              `${this.#settings.keyPrefix}p:*`,
+              "COUNT",
+              SCAN_COUNT,
+            );
+            cursor = next;
+            onServer.push(...batch);
+          } while (cursor !== "0");
+          return onServer;
+        }),
+      );
+      // A slot migrating between masters may show its keys on both.
+      return [...new Set(found.flat())];
     });
     if (keys === undefined) return undefined;
     const theirs = keys.flatMap((key) => {
@@ -118,7 +137,7 @@ export class FleetProfiles {
       return parsed === undefined || parsed.sidecar === this.#id ? [] : [{ key, ...parsed }];
     });
     if (theirs.length === 0) return new Map();
-    const values = await this.#redis.call("", "read", () => client.mget(theirs.map(({ key }) => key)));
+    const values = await this.#redis.call("", "read", () => Promise.all(theirs.map(({ key }) => client.get(key))));
     if (values === undefined) return undefined;
     const merged = new Map<string, Map<string, VersionProfile>>();
     theirs.forEach(({ route, version }, index) => {

@@ -2,6 +2,7 @@
 // parsed body, the contract, the model version), it keeps one profile per route and version and
 // scores each version against its route's baseline on demand — for /metrics and /api/status,
 // never on the request path. Per answer it only walks the contract's fields into sketches.
+import { redisTarget } from "../../config-kit/redis.js";
 import type { Contract } from "../../contracts/contract.js";
 import type { Payload } from "../../contracts/payload.js";
 import { realTimers, type Timers } from "../../util/timers.js";
@@ -88,12 +89,12 @@ export function createDriftMonitor(
     if (settings === undefined) history.routes.delete(route);
     else routes.set(route, stateOf(kept, settings));
   }
-  const { url } = section.redis;
+  const target = redisTarget(section.redis);
   const fleet =
-    url === undefined
+    target === undefined
       ? undefined
       : new FleetProfiles(
-          { ...section.redis, url },
+          { ...section.redis, target },
           {
             now: deps.now,
             log: deps.log,

@@ -1,15 +1,16 @@
-// Tenant budgets shared through a real redis-server: two budget stages (as two sidecars would have)
+// Tenant budgets shared through a real redis-server, and through a real Redis Cluster (where the
+// admission script's keys must hash to one slot): two budget stages (as two sidecars would have)
 // count against one budget, not two; with Redis gone each decides from its own counts.
 import { performance } from "node:perf_hooks";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import t from "tap";
+import t, { type Test } from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
 import { type BudgetStage, createBudgetStage } from "../../../../src/pipeline/budget/stage.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import type { Step } from "../../../../src/pipeline/types.js";
 import { chatExchange } from "../../../helpers/exchange.js";
-import { startRedis } from "../../../helpers/redis.js";
+import { type SharedRedisUnderTest, sharedRedisKinds } from "../../../helpers/redis.js";
 import { registrySum } from "../../../helpers/registry-metrics.js";
 
 interface Sidecar {
@@ -17,9 +18,9 @@ interface Sidecar {
   metric(name: string, labels?: Record<string, string>): Promise<number>;
 }
 
-function sidecar(url: string, wallClock: () => number): Sidecar {
+function sidecar(where: Record<string, unknown>, wallClock: () => number): Sidecar {
   const config = configSchema.parse({
-    budget: { redis: { url, timeoutMs: 200, probeIntervalMs: 100, keyPrefix: `test:${process.pid}:` } },
+    budget: { redis: { ...where, timeoutMs: 200, probeIntervalMs: 100, keyPrefix: `test:${process.pid}:` } },
     routes: [
       {
         name: "chat",
@@ -51,12 +52,17 @@ async function send(side: Sidecar, tenant: string, completionTokens?: number): P
   return step;
 }
 
-t.test("two sidecars share one budget per tenant through Redis", async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
+for (const { name, start } of sharedRedisKinds)
+  t.test(`two sidecars share one budget per tenant through ${name}`, async (t) => {
+    const redis = await start();
+    t.teardown(() => redis.stop());
+    await sharesOneBudget(t, redis);
+  });
+
+async function sharesOneBudget(t: Test, redis: SharedRedisUnderTest): Promise<void> {
   // Mid-minute, so no minute boundary falls inside the test.
   const wall = () => 60_000 * Math.floor(Date.now() / 60_000) + 1_000 + (performance.now() % 1_000);
-  const [a, b] = [sidecar(redis.url, wall), sidecar(redis.url, wall)] as const;
+  const [a, b] = [sidecar(redis.section, wall), sidecar(redis.section, wall)] as const;
   t.teardown(() => Promise.all([a.stage.close?.(), b.stage.close?.()]));
   t.same(await Promise.all([a.stage.ledger.connected(5_000), b.stage.ledger.connected(5_000)]), [true, true]);
   const types = [];
@@ -84,4 +90,4 @@ t.test("two sidecars share one budget per tenant through Redis", async (t) => {
   for (let waited = 0; waited < 3_000 && (await a.metric("guard_budget_redis_up")) !== 0; waited += 50)
     await new Promise((resolve) => setTimeout(resolve, 50));
   t.equal(await a.metric("guard_budget_redis_up"), 0, "the lost connection is seen");
-});
+}

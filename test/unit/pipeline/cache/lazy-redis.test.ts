@@ -3,9 +3,8 @@ import { sep } from "node:path";
 import t from "tap";
 import { harness } from "./fakes.js";
 
-// Loading ioredis puts String.prototype in dictionary mode for the whole process (it subclasses
-// String), which made every String.prototype call in the guard's hot path ~4x slower: a guard
-// without Redis must never load it.
+// A guard without Redis never loads ioredis (startup time and memory; ioredis 6.0 also slowed every
+// string method in the process, see redis-client-strings.test.ts).
 const require = createRequire(import.meta.url);
 const ioredisLoaded = (): boolean =>
   Object.keys(require.cache).some((path) => path.includes(`${sep}node_modules${sep}ioredis${sep}`));

@@ -1,16 +1,17 @@
-// Two sidecars' canary stages sharing one real redis-server (canary.redis): the health rule judges
+// Two sidecars' canary stages sharing one real redis-server or a real Redis Cluster (canary.redis,
+// whose sync script's keys must hash to one slot there): the health rule judges
 // their answers together, a quarantine one decides is adopted by the other at its next sync, a
 // release on either releases both, and without Redis each decides alone.
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import t from "tap";
+import t, { type Test } from "tap";
 import { validateText } from "../../../../src/config/load.js";
 import { configSchema } from "../../../../src/config/schema.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { type CanaryStage, createCanaryStage } from "../../../../src/pipeline/canary/stage.js";
 import type { Outcome } from "../../../../src/pipeline/types.js";
 import { chatExchange } from "../../../helpers/exchange.js";
-import { startRedis } from "../../../helpers/redis.js";
+import { sharedRedisKinds, startRedis } from "../../../helpers/redis.js";
 import { registryValue } from "../../../helpers/registry-metrics.js";
 
 const OK: Outcome = { answeredBy: "upstream", status: 200, cancelled: false };
@@ -18,10 +19,10 @@ const FAILED: Outcome = { answeredBy: "upstream", status: 503, cancelled: false 
 // Syncs are made by the test, one at a time: the stage's own timer never fires.
 const manualTimers = { set: () => undefined, clear: () => {} };
 
-function sidecar(url: string, keyPrefix: string): { stage: CanaryStage; registry: Registry } {
+function sidecar(where: Record<string, unknown>, keyPrefix: string): { stage: CanaryStage; registry: Registry } {
   const config = configSchema.parse({
     // A loaded test machine can take longer than the default 30 ms, which would skip a sync.
-    canary: { redis: { url, keyPrefix, timeoutMs: 1_000 } },
+    canary: { redis: { ...where, keyPrefix, timeoutMs: 1_000 } },
     routes: [
       {
         name: "sentiment",
@@ -51,11 +52,19 @@ function answer(stage: CanaryStage, count: number): void {
 
 const candidate = (stage: CanaryStage) => stage.status()[0]?.candidates[0];
 
-t.test("the fleet's answers are judged together; a quarantine and a release reach every sidecar", async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
-  const a = sidecar(redis.url, "test:merge:");
-  const b = sidecar(redis.url, "test:merge:");
+for (const { name, start } of sharedRedisKinds)
+  t.test(
+    `the fleet's answers are judged together; a quarantine and a release reach every sidecar (${name})`,
+    async (t) => {
+      const redis = await start();
+      t.teardown(() => redis.stop());
+      await judgedTogether(t, redis.section);
+    },
+  );
+
+async function judgedTogether(t: Test, where: Record<string, unknown>): Promise<void> {
+  const a = sidecar(where, "test:merge:");
+  const b = sidecar(where, "test:merge:");
   t.teardown(() => Promise.all([a.stage.close?.(), b.stage.close?.()]));
   await Promise.all([a.stage.warmUp?.(), b.stage.warmUp?.()]);
 
@@ -90,11 +99,11 @@ t.test("the fleet's answers are judged together; a quarantine and a release reac
   await b.stage.sync();
   await a.stage.sync();
   t.match(candidate(a.stage)?.window, { answers: 3 }, "the new generation counts afresh");
-});
+}
 
 t.test("without Redis each sidecar decides alone, and the errors are counted", async (t) => {
   const redis = await startRedis();
-  const a = sidecar(redis.url, "test:lost:");
+  const a = sidecar({ url: redis.url }, "test:lost:");
   t.teardown(() => a.stage.close?.());
   await a.stage.warmUp?.();
   t.equal(await registryValue(a.registry, "guard_canary_redis_up", {}), 1);
@@ -116,8 +125,8 @@ t.test("without Redis each sidecar decides alone, and the errors are counted", a
 t.test("a sidecar's counts are published once under its name, however often it syncs", async (t) => {
   const redis = await startRedis();
   t.teardown(() => redis.stop());
-  const a = sidecar(redis.url, "test:once:");
-  const b = sidecar(redis.url, "test:once:");
+  const a = sidecar({ url: redis.url }, "test:once:");
+  const b = sidecar({ url: redis.url }, "test:once:");
   t.teardown(() => Promise.all([a.stage.close?.(), b.stage.close?.()]));
   await Promise.all([a.stage.warmUp?.(), b.stage.warmUp?.()]);
   answer(a.stage, 6);

@@ -1,20 +1,29 @@
-// Two sidecars' drift monitors sharing one real redis-server (drift.redis): each publishes its
-// profiles and reads the other's, so both report the fleet's answers, merged per version.
+// Two sidecars' drift monitors sharing one real redis-server or a real Redis Cluster (drift.redis,
+// whose profiles spread over the shards and are found on every master): each publishes its profiles
+// and reads the other's, so both report the fleet's answers, merged per version.
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import t from "tap";
+import t, { type Test } from "tap";
 import { configSchema } from "../../../../src/config/schema.js";
 import type { Payload } from "../../../../src/contracts/payload.js";
 import { stageConfigs } from "../../../../src/pipeline/build.js";
 import { createDriftMonitor, type DriftMonitor } from "../../../../src/pipeline/drift/monitor.js";
 import { chatExchange } from "../../../helpers/exchange.js";
-import { startRedis } from "../../../helpers/redis.js";
+import { sharedRedisKinds, startRedis } from "../../../helpers/redis.js";
 import { registrySum } from "../../../helpers/registry-metrics.js";
 import { demoContract } from "../../contracts/fixtures.js";
 
-function sidecar(url: string, relativeAccuracy = 0.02): { monitor: DriftMonitor; registry: Registry } {
+function sidecar(
+  where: Record<string, unknown>,
+  relativeAccuracy = 0.02,
+): { monitor: DriftMonitor; registry: Registry } {
   const config = configSchema.parse({
-    drift: { minSamples: 100, relativeAccuracy, redis: { url, keyPrefix: "test:drift:", syncIntervalMs: 60_000 } },
+    // A loaded test machine can take longer than the default 30 ms, which would skip a sync.
+    drift: {
+      minSamples: 100,
+      relativeAccuracy,
+      redis: { ...where, keyPrefix: "test:drift:", syncIntervalMs: 60_000, timeoutMs: 1_000 },
+    },
     routes: [
       {
         name: "sentiment",
@@ -37,12 +46,17 @@ const exchange = chatExchange({ route: { name: "sentiment" } });
 /** The payload of a contract bound to the whole body, as the check hands it on. */
 const whole = (body: unknown): Payload[] => [{ path: "", value: body }];
 
-t.test("each sidecar reports the fleet's answers, merged per version", async (t) => {
-  const redis = await startRedis();
-  t.teardown(() => redis.stop());
+for (const { name, start } of sharedRedisKinds)
+  t.test(`each sidecar reports the fleet's answers, merged per version (${name})`, async (t) => {
+    const redis = await start();
+    t.teardown(() => redis.stop());
+    await mergedPerVersion(t, redis.section);
+  });
+
+async function mergedPerVersion(t: Test, where: Record<string, unknown>): Promise<void> {
   const contract = await demoContract("sentiment");
-  const a = sidecar(redis.url);
-  const b = sidecar(redis.url);
+  const a = sidecar(where);
+  const b = sidecar(where);
   t.teardown(() => Promise.all([a.monitor.close?.(), b.monitor.close?.()]));
   await Promise.all([a.monitor.warmUp?.(), b.monitor.warmUp?.()]);
   const conforming = (i: number) => ({ label: "POSITIVE", score: 0.55 + (i % 45) / 100 });
@@ -65,14 +79,14 @@ t.test("each sidecar reports the fleet's answers, merged per version", async (t)
   }
   t.equal(a.monitor.profile("sentiment", "v2")?.samples, 50, "a's own profile keeps counting its own answers only");
   t.equal(await registrySum(a.registry, "guard_drift_redis_up"), 1);
-});
+}
 
 t.test("profiles of a sidecar on another sketch accuracy are left out, not merged", async (t) => {
   const redis = await startRedis();
   t.teardown(() => redis.stop());
   const contract = await demoContract("sentiment");
-  const a = sidecar(redis.url);
-  const b = sidecar(redis.url, 0.05);
+  const a = sidecar({ url: redis.url });
+  const b = sidecar({ url: redis.url }, 0.05);
   t.teardown(() => Promise.all([a.monitor.close?.(), b.monitor.close?.()]));
   await Promise.all([a.monitor.warmUp?.(), b.monitor.warmUp?.()]);
   for (let i = 0; i < 10; i++) a.monitor.observe(exchange, contract, "v1", whole({ label: "POSITIVE", score: 0.9 }));
@@ -84,7 +98,7 @@ t.test("profiles of a sidecar on another sketch accuracy are left out, not merge
 
 t.test("without Redis a sidecar reports its own answers, and says so", async (t) => {
   const redis = await startRedis();
-  const a = sidecar(redis.url);
+  const a = sidecar({ url: redis.url });
   t.teardown(() => a.monitor.close?.());
   await a.monitor.warmUp?.();
   const contract = await demoContract("sentiment");
