@@ -80,13 +80,19 @@ async function fullPipelineGuard(): Promise<Record<string, unknown>> {
 // One real redis-server for the run, started by the first configuration that shares through it
 // (and killed as the benchmark exits).
 let sharedRedis: Promise<RedisServer> | undefined;
+let redisRuns = 0;
 
-/** d's guard with the cache's shared tier on: every miss is also looked up and stored in Redis. */
+/**
+ * d's guard with the cache's shared tier on: every miss is also looked up and stored in Redis.
+ * Each run keys its entries apart, so a run's requests miss in Redis too, as in d, instead of
+ * hitting what the run before stored under the same URIs.
+ */
 async function fullPipelineWithRedis(): Promise<Record<string, unknown>> {
   sharedRedis ??= startRedis();
   const config = await fullPipelineGuard();
   const cache = (config.cache ?? {}) as Record<string, unknown>;
-  return { ...config, cache: { ...cache, redis: { url: (await sharedRedis).url } } };
+  const redis = { url: (await sharedRedis).url, keyPrefix: `guard:cache:run${++redisRuns}:` };
+  return { ...config, cache: { ...cache, redis } };
 }
 
 const slowUpstream = {
