@@ -81,10 +81,10 @@ export class GradientLimiter {
   #window: WindowSample[] = [];
   /**
    * Per source and cost bucket, how much slower (log scale) its requests read than the window's
-   * median request, smoothed over many windows; only an excess above 0 is divided out. Load slows
-   * every request of the pool at once, so a bucket that reads slow while the median request does
-   * not is not showing load: it holds a kind of request its size does not describe (one that never
-   * ran alone, judged by the quiet requests of its size or by another bucket's stand-in).
+   * median request, smoothed over many windows; only what exceeds EXCESS_MARGIN is divided out.
+   * Load slows every request of the pool at once, so a bucket that reads slow while the median
+   * request does not is not showing load: it holds a kind of request its size does not describe
+   * (one that never ran alone, judged by the quiet requests of its size or another bucket's stand-in).
    */
   readonly #excess = new Map<string, number>();
 
