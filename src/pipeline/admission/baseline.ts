@@ -37,7 +37,7 @@ const BUCKETS_PER_OCTAVE = 4;
 const SMALLEST_COST = 1 / 16;
 const BUCKET_COUNT = 32 * BUCKETS_PER_OCTAVE;
 
-function bucketOf(cost: number): number {
+export function bucketOf(cost: number): number {
   const index = Math.floor(BUCKETS_PER_OCTAVE * Math.log2(Math.max(cost, SMALLEST_COST) / SMALLEST_COST));
   return Math.min(BUCKET_COUNT - 1, index);
 }

@@ -58,7 +58,9 @@ function classSchema(defaults: { share: number; maxWaitMs: number; maxWaitLatenc
       share: ratio.default(defaults.share),
       /**
        * Longest time a request of this class may wait in the guard's queue; 0 disables queueing.
-       * The deadline the guard asks of Envoy covers it.
+       * It waits this long while arrivals do not outpace completions (a burst at the upstream's
+       * capacity, which drains), maxWaitLatencies round trips within it under overload. The
+       * deadline the guard asks of Envoy covers it.
        */
       maxWaitMs: z.number().int().min(0).max(60_000).default(defaults.maxWaitMs),
       /**
@@ -78,7 +80,7 @@ const classesSchema = z
   .strictObject({
     critical: classSchema({ share: 1, maxWaitMs: 900, maxWaitLatencies: 4, maxQueue: 256 }),
     standard: classSchema({ share: 0.8, maxWaitMs: 600, maxWaitLatencies: 0.5, maxQueue: 256 }),
-    sheddable: classSchema({ share: 0.6, maxWaitMs: 300, maxWaitLatencies: 1, maxQueue: 64 }),
+    sheddable: classSchema({ share: 0.6, maxWaitMs: 900, maxWaitLatencies: 1, maxQueue: 64 }),
   })
   .prefault({});
 

@@ -3,6 +3,7 @@
 // timers) and the simulation (virtual timers) drive the very same code.
 import { CircuitBreaker, type CircuitState, type Verdict } from "./circuit.js";
 import type { AdmissionConfig, ClassesConfig } from "./config.js";
+import { DemandGauge } from "./demand.js";
 import { DrrQueue } from "./drr.js";
 import { GradientLimiter } from "./limiter.js";
 import { PRIORITIES, type Priority, rank } from "./priority.js";
@@ -27,6 +28,20 @@ const TYPICAL_COST_CLIP = 10;
  * slow start has not grown yet, shed a burst of concurrent requests it could have served in time.
  */
 const MIN_WAIT_MS = 100;
+
+/**
+ * Arrivals ÷ completions (in budget units, over the last few seconds) at or below which a queue is a
+ * burst rather than overload, and waiters may wait their class's whole maxWaitMs. At exactly the
+ * upstream's capacity the ratio stays near 1 with bursts of arrivals around it; at 2× it reads 2.
+ */
+const PATIENT_DEMAND = 1.5;
+
+/**
+ * Time constant of the arrival and completion rates behind PATIENT_DEMAND: several round trips, at
+ * least a second, so one burst does not read as overload and sustained overload shows within seconds.
+ */
+const DEMAND_ROUND_TRIPS = 8;
+const MIN_DEMAND_TIME_CONSTANT_MS = 1_000;
 
 /** Shortest Retry-After: a client told "now" would be back before anything changed. */
 const MIN_RETRY_AFTER_MS = 100;
@@ -139,6 +154,7 @@ export class AdmissionController {
   #inFlightCount = 0;
   #admissions = 0;
   #typicalCost: number | undefined;
+  readonly #demand = new DemandGauge();
 
   constructor(config: AdmissionConfig, deps: ControllerDeps) {
     this.#config = config;
@@ -181,6 +197,7 @@ export class AdmissionController {
   acquire(request: AdmissionRequest, onSettled: (decision: Decision) => void): Attempt {
     const now = this.#deps.now();
     const charge = this.#chargeOf(request.cost);
+    this.#demand.arrive(charge, now, this.#demandTimeConstantMs());
     const circuit = this.#circuit.state(now);
     if (circuit !== "closed") {
       const permit = this.#circuit.tryAcquire(now);
@@ -244,6 +261,7 @@ export class AdmissionController {
     if (this.#released.has(ticket)) return undefined;
     this.#released.add(ticket);
     const now = this.#deps.now();
+    this.#demand.complete(ticket.charge, now, this.#demandTimeConstantMs());
     const inFlightBefore = this.#inFlight;
     this.#inFlightCount -= 1;
     // Float sums drift; an empty pool is exactly empty.
@@ -330,12 +348,19 @@ export class AdmissionController {
 
   /**
    * The class's wait now: maxWaitLatencies of the upstream's recent latency, at least MIN_WAIT_MS,
-   * at most maxWaitMs.
+   * at most maxWaitMs; the whole maxWaitMs while the pool is not overloaded (PATIENT_DEMAND).
    */
   #maxWaitMs({ maxWaitMs, maxWaitLatencies }: ClassSettings): number {
     const latency = this.#limiter.meanLatencyMs;
     if (latency === undefined) return maxWaitMs;
+    // Arrivals no faster than completions: the queue is a burst the upstream is working off, and the
+    // request is served if it waits; shedding it now only sends it back later as a retry.
+    if (this.#demand.ratio(this.#deps.now(), this.#demandTimeConstantMs()) <= PATIENT_DEMAND) return maxWaitMs;
     return Math.min(maxWaitMs, Math.max(MIN_WAIT_MS, Math.ceil(maxWaitLatencies * latency)));
+  }
+
+  #demandTimeConstantMs(): number {
+    return Math.max(MIN_DEMAND_TIME_CONSTANT_MS, DEMAND_ROUND_TRIPS * (this.#limiter.meanLatencyMs ?? 0));
   }
 
   #higherOrEqualWaiting(priority: Priority): boolean {

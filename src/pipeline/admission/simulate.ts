@@ -76,7 +76,34 @@ export interface SimulationOptions {
    * max times, marked as a retry (as the OpenAI SDKs mark theirs) unless `marked` is false. A
    * logical request is good when one of its attempts answers within the SLO of its first arrival.
    */
-  readonly retries?: { readonly max: number; readonly delayMs: number; readonly marked: boolean };
+  readonly retries?: {
+    readonly max: number;
+    readonly delayMs: number;
+    readonly marked: boolean;
+    /** Wait what a shed answer asks for (retry-after-ms, as the OpenAI SDKs do) instead of delayMs. */
+    readonly honourRetryAfter?: boolean;
+  };
+  /**
+   * Closed-loop users instead of open-loop arrivals, as `make bench-shed`'s retry scenarios run them:
+   * each user thinks (exponential, mean thinkMs), sends a request and waits for its end (retries
+   * included) before thinking again. There are as many users as offer the phase's load at unloaded
+   * latency, so at overload their rate falls as latency rises, as real users' does.
+   */
+  readonly users?: { readonly thinkMs: number };
+  /**
+   * A second kind of request whose size does not predict its work: a `share` of arrivals are drawn
+   * from `costs` and take `latencyMs` (times the server's noise) whatever their size, and none of
+   * them arrives while the server is idle (an arrival then is of the ordinary kind), so the guard
+   * never sees one run alone (say, a tool-calling request that always generates a long answer and
+   * comes only in the middle of a conversation's traffic).
+   */
+  readonly slowKind?: { readonly share: number; readonly latencyMs: number; readonly costs: CostModel };
+  /**
+   * "poisson" (default): open-loop Poisson arrivals. "paced": one arrival every 1 / rate, as the
+   * open loop of `make bench-shed` sends them; at exactly the server's capacity Poisson bursts alone
+   * overflow any queue the guard may keep, paced arrivals do not.
+   */
+  readonly arrivals?: "poisson" | "paced";
   /** Interval of the limit trace. */
   readonly traceEveryMs?: number;
 }
@@ -107,6 +134,8 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const tenants = options.tenants ?? 1;
   const traceEvery = options.traceEveryMs ?? 500;
   const protect = options.protect ?? true;
+  const paced = options.arrivals === "paced";
+  const slowKind = options.slowKind;
 
   const capacity = calibrateCapacity(server, costs);
   const requestsPerSecondAtCapacity = capacity / (server.overheadMs + server.msPerCost * meanCost(costs));
@@ -136,9 +165,11 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
   const shedByReason: Record<string, number> = {};
   const trace: TracePoint[] = [];
   let goodWork = 0;
+  let offeredWork = 0;
   let attempts = 0;
   let upstreamAttempts = 0;
   let capacityIntegral = 0;
+  let shedSinceTrace = 0;
 
   let load = 0;
   let mix: Mix = DEFAULT_MIX;
@@ -157,13 +188,32 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
         capacityFactor = phase.capacity;
         model.setCapacity(capacityFactor, clock.nowMs);
       }
-      // Poisson arrivals are memoryless: redrawing at a rate change is exact.
+      if (users !== undefined) {
+        const wanted = Math.round(
+          ((load * capacityFactor * requestsPerSecondAtCapacity) / 1000) * (users.thinkMs + meanServiceMs),
+        );
+        while (userCount < wanted) {
+          userCount += 1;
+          clock.schedule(-Math.log(1 - random()) * users.thinkMs, userLoop);
+        }
+        continue;
+      }
+      // Poisson arrivals are memoryless: redrawing at a rate change is exact (paced ones restart their period).
       nextArrivalMs = clock.nowMs + interArrivalMs();
     }
   };
+  const users = options.users;
+  let userCount = 0;
+  const meanServiceMs = server.overheadMs + server.msPerCost * meanCost(costs);
+  const userLoop = (): void => {
+    arrive(() => {
+      if (users !== undefined) clock.schedule(-Math.log(1 - random()) * users.thinkMs, userLoop);
+    });
+  };
   const interArrivalMs = (): number => {
     const rate = (load * capacityFactor * requestsPerSecondAtCapacity) / 1000;
-    return rate > 0 ? -Math.log(1 - random()) / rate : Number.POSITIVE_INFINITY;
+    if (rate <= 0) return Number.POSITIVE_INFINITY;
+    return paced ? 1 / rate : -Math.log(1 - random()) / rate;
   };
   const drawPriority = (): Priority => {
     const total = mix.critical + mix.standard + mix.sheddable;
@@ -180,14 +230,18 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
     readonly unloadedMs: number;
     readonly predictedLatencyMs: number;
     readonly tenant: string;
+    /** A closed-loop user's: the request has ended (answered, or given up on). */
+    readonly onEnd?: () => void;
   }
 
   const retries = options.retries;
-  const retryOrGiveUp = (request: Logical, attemptNumber: number, reason?: string): void => {
+  const retryOrGiveUp = (request: Logical, attemptNumber: number, reason?: string, retryAfterMs?: number): void => {
     if (retries !== undefined && attemptNumber < retries.max) {
-      clock.schedule(retries.delayMs, () => send(request, attemptNumber + 1));
+      const delayMs = retries.honourRetryAfter === true && retryAfterMs !== undefined ? retryAfterMs : retries.delayMs;
+      clock.schedule(delayMs, () => send(request, attemptNumber + 1));
       return;
     }
+    request.onEnd?.();
     // A last attempt that timed out was admitted (and is in the latencies), not shed.
     if (!request.measured || reason === undefined) return;
     const tally = tallies[request.priority];
@@ -233,6 +287,7 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
         if (ticket !== undefined) {
           controller.release(ticket, { verdict: "success", latencyMs: clock.nowMs - ticket.admittedAt, ...prediction });
         }
+        request.onEnd?.();
         if (!measured) return;
         tally.latencies.push(latency);
         if (latency <= Math.max(sloFloorMs, sloFactor * unloadedMs)) {
@@ -243,7 +298,10 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
     };
     const settle = (decision: Decision): void => {
       if (decision.kind === "admitted") run(decision.ticket);
-      else retryOrGiveUp(request, attemptNumber, decision.reason);
+      else {
+        shedSinceTrace += 1;
+        retryOrGiveUp(request, attemptNumber, decision.reason, decision.retryAfterMs);
+      }
     };
     if (!protect) {
       run(undefined);
@@ -254,16 +312,25 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
     if (attempt.kind !== "queued") settle(attempt);
   };
 
-  const arrive = (): void => {
+  const arrive = (onEnd?: () => void): void => {
     const arrivedAt = clock.nowMs;
     const measured = arrivedAt >= measureFrom && arrivedAt < measureTo;
     const priority = drawPriority();
-    const cost = drawCost(random, costs);
-    const unloadedMs = serviceMs(cost, server, random);
-    const predictedLatencyMs = server.overheadMs + server.msPerCost * cost;
+    const slow = slowKind !== undefined && random() < slowKind.share && model.count > 0;
+    const cost = drawCost(random, slow ? slowKind.costs : costs);
+    const unloadedMs = slow
+      ? slowKind.latencyMs * serviceMs(cost, { ...server, overheadMs: 1, msPerCost: 0 }, random)
+      : serviceMs(cost, server, random);
+    const predictedLatencyMs = slow ? slowKind.latencyMs : server.overheadMs + server.msPerCost * cost;
     const tenant = `t${Math.floor(random() * tenants)}`;
-    if (measured) tallies[priority].offered += 1;
-    send({ arrivedAt, measured, priority, cost, unloadedMs, predictedLatencyMs, tenant }, 0);
+    if (measured) {
+      tallies[priority].offered += 1;
+      offeredWork += unloadedMs;
+    }
+    send(
+      { arrivedAt, measured, priority, cost, unloadedMs, predictedLatencyMs, tenant, ...(onEnd ? { onEnd } : {}) },
+      0,
+    );
   };
 
   applyPhases();
@@ -298,13 +365,16 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
         serverRunning: model.running,
         serverQueued: model.count - model.running,
         guardQueued: PRIORITIES.reduce((sum, priority) => sum + controller.queueLength(priority), 0),
+        shedSince: shedSinceTrace,
       });
+      shedSinceTrace = 0;
       nextTraceMs += traceEvery;
     }
   }
 
   const measuredSeconds = (measureTo - measureFrom) / 1000;
   const goodputWorkMsPerSecond = goodWork / measuredSeconds;
+  const availableWorkMs = capacity * (capacityIntegral / 1000);
   const classes = Object.fromEntries(
     PRIORITIES.map((priority) => {
       const tally = tallies[priority];
@@ -326,7 +396,8 @@ export function simulate(scenario: Scenario, options: SimulationOptions = {}): S
     scenario: scenario.name,
     capacityWorkMsPerSecond: capacity,
     goodputWorkMsPerSecond,
-    goodputShare: goodputWorkMsPerSecond / ((capacity * capacityIntegral) / 1000 / measuredSeconds),
+    goodputShare: goodWork / availableWorkMs,
+    offeredShare: offeredWork / availableWorkMs,
     classes,
     shedByReason,
     attempts,

@@ -30,6 +30,8 @@ export interface TracePoint {
   readonly serverQueued: number;
   /** Requests waiting in the guard's queues, all classes. */
   readonly guardQueued: number;
+  /** Attempts shed since the previous point (measured or not): when in a run the guard sheds. */
+  readonly shedSince: number;
 }
 
 export interface SimulationReport {
@@ -43,6 +45,11 @@ export interface SimulationReport {
   readonly goodputWorkMsPerSecond: number;
   /** Goodput ÷ the capacity available in the measurement window. */
   readonly goodputShare: number;
+  /**
+   * Unloaded work of the requests that arrived in the window ÷ the capacity available in it: the
+   * load the draws actually offered (sizes are random, so a nominal 1× run offers a few % more or less).
+   */
+  readonly offeredShare: number;
   readonly classes: Readonly<Record<Priority, ClassReport>>;
   /** Logical requests given up after their last attempt was shed, by its reason. */
   readonly shedByReason: Readonly<Record<string, number>>;

@@ -25,6 +25,14 @@ function setup(overrides: Record<string, unknown> = {}) {
   return { controller, clock, settled, acquire };
 }
 
+/** The wait a request of each class, cost 1, is given in a full pool (or what became of it). */
+function classWaits(acquire: (id: string, priority: Priority, cost?: number) => Attempt): (number | string)[] {
+  return (["sheddable", "standard", "critical"] as const).map((priority) => {
+    const attempt = acquire(priority, priority, 1);
+    return attempt.kind === "queued" ? attempt.maxWaitMs : attempt.kind;
+  });
+}
+
 function ticketOf(attempt: Attempt): Ticket {
   if (attempt.kind !== "admitted") throw new Error(`expected admitted, got ${attempt.kind}`);
   return attempt.ticket;
@@ -172,12 +180,29 @@ t.test("a class waits a multiple of the upstream's recent latency, within its ma
   clock.advanceTo(200);
   controller.release(first, { verdict: "success", latencyMs: 200 });
   acquire("fill", "critical", 10);
-  const waits = (["sheddable", "standard", "critical"] as const).map((priority) => {
-    const attempt = acquire(priority, priority, 1);
-    return attempt.kind === "queued" ? attempt.maxWaitMs : attempt.kind;
-  });
+  const waits = classWaits(acquire);
   t.same(waits, [200, 80, 800], "1, 0.5 (capped by maxWaitMs 80) and 4 round trips of 200 ms");
 });
+
+t.test(
+  "while arrivals keep pace with completions, a queued request may wait its class's whole maxWaitMs",
+  async (t) => {
+    const { acquire, clock, controller } = setup();
+    // Forty requests, each answered in 200 ms: as much completes as arrives.
+    for (let i = 0; i < 40; i++) {
+      const ticket = ticketOf(acquire(`r${i}`, "critical", 1));
+      clock.advanceTo(clock.nowMs + 10);
+      controller.release(ticket, { verdict: "success", latencyMs: 200 });
+    }
+    acquire("fill", "critical", 10);
+    const waits = classWaits(acquire);
+    t.same(waits, [900, 600, 900], "a burst at capacity: each class's maxWaitMs, not 1, 0.5 and 4 round trips");
+    // Arrivals now outpace completions (nothing completes): overload, and the waits are round trips again.
+    for (let i = 0; i < 40; i++) acquire(`flood${i}`, "sheddable", 1);
+    const critical = acquire("late", "critical", 1);
+    t.equal(critical.kind === "queued" ? critical.maxWaitMs : critical.kind, 800, "4 round trips of 200 ms");
+  },
+);
 
 t.test("Retry-After: the queue's drain time plus one upstream round trip", async (t) => {
   const { acquire, clock, controller } = setup({

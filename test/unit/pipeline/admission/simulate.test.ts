@@ -1,6 +1,6 @@
 import t from "tap";
 import { admissionSchema } from "../../../../src/pipeline/admission/config.js";
-import { scenarios, simulate } from "../../../../src/pipeline/admission/simulate.js";
+import { DEFAULT_MIX, type Scenario, scenarios, simulate } from "../../../../src/pipeline/admission/simulate.js";
 import { DEFAULT_SERVER, DEMO_COSTS, DEMO_SLOT_SERVER } from "../../../../src/pipeline/admission/simulated-server.js";
 
 // Virtual time: each run simulates tens of seconds in a few tens of milliseconds.
@@ -218,6 +218,8 @@ const SLOT_RUN = {
 const SLOT_ADMISSION = admissionSchema.parse({
   limit: { initial: 16_000, max: 1_000_000, usePredictedLatency: false },
 });
+/** The guard's settings in `make bench-shed` (config/default.yaml's initial budget). */
+const BENCH_ADMISSION = admissionSchema.parse({ limit: { initial: 40_000 } });
 
 for (const load of [2, 4]) {
   t.test(`slot-limited server, ${load}x: the per-request charge keeps slots busy and critical whole`, async (t) => {
@@ -303,9 +305,77 @@ t.test(
       marked.goodputShare >= 0.9,
       `goodput ${marked.goodputShare.toFixed(3)}; unprotected ${unprotected.goodputShare.toFixed(3)}`,
     );
+    // Marked retries were worth 0.948 against 0.939 unmarked before the robust window ratio and the
+    // longer sheddable wait; since then both reach 0.971 (critical retries are never rationed, and
+    // at 4x the lower classes' retries no longer cost critical requests their SLO either way).
     t.ok(
-      criticalGood(marked) > criticalGood(unmarked),
+      criticalGood(marked) >= criticalGood(unmarked) && criticalGood(marked) >= 0.95,
       `critical within SLO ${criticalGood(marked).toFixed(3)} with marked retries, ${criticalGood(unmarked).toFixed(3)} unmarked`,
     );
   },
 );
+
+// A kind of request whose size does not describe its work and that never has the upstream to itself
+// (here 30% of arrivals, ~1.5 s whatever their size, never sent to an idle server). Its size buckets
+// learn their unloaded latency from quiet requests of the ordinary kind, or borrow another bucket's,
+// so every one of its requests read as 10-300x overload. With the previous estimator (the plain mean
+// of a window's ratios, no per-bucket excess) the same runs shed 0, 258 and 1073 of ~1200 requests
+// (seed 3: 90%, critical kept 33%) while the unprotected server served 93-96% within the SLO.
+t.test("a slow kind of request that never runs alone does not read as overload", async (t) => {
+  for (const seed of [1, 2, 3]) {
+    const options = {
+      seed,
+      prediction: "none",
+      measureFromMs: 20_000,
+      slowKind: { share: 0.3, latencyMs: 1_500, costs: { median: 2, sigma: 0.3, max: 4 } },
+    } as const;
+    const guarded = simulate(scenarios.steady(0.5, 60_000), options);
+    const unprotected = simulate(scenarios.steady(0.5, 60_000), { ...options, protect: false });
+    const { critical, standard, sheddable } = guarded.classes;
+    const offered = critical.offered + standard.offered + sheddable.offered;
+    const shed = critical.shed + standard.shed + sheddable.shed;
+    t.ok(unprotected.goodputShare >= 0.9, `seed ${seed}: the server has room (${unprotected.goodputShare.toFixed(3)})`);
+    t.ok(shed <= 0.005 * offered, `seed ${seed}: ${shed} of ${offered} shed`);
+    t.equal(critical.keptShare, 1, `seed ${seed}: critical kept`);
+    t.ok(
+      guarded.goodputShare >= unprotected.goodputShare - 0.01,
+      `seed ${seed}: goodput ${guarded.goodputShare.toFixed(3)}, unprotected ${unprotected.goodputShare.toFixed(3)}`,
+    );
+    const late = guarded.trace.filter((point) => point.atMs >= 20_000);
+    t.ok(
+      late.every((point) => point.ratio < 1.8),
+      `seed ${seed}: the ratio stays below the target (max ${Math.max(...late.map((point) => point.ratio)).toFixed(2)})`,
+    );
+  }
+});
+
+// `make bench-shed`'s backoff@1x: closed-loop users (think 1 s) sized to offer the demo model's
+// capacity at unloaded latency, retrying up to 3 times after the wait a shed answer asks for. Users
+// that wait on their answers offer 0.85-0.9 of capacity in practice, with the bursts of exponential
+// think times. Before the guard waited out bursts (a class waits its whole maxWaitMs while arrivals
+// do not outpace completions; sheddable's maxWaitMs 300 -> 900), these seeds shed 0 / 3.5 / 0.6 / 1.4 /
+// 0.4 / 3.4 / 0 / 0.6% of attempts (live: 0.8-4.8%); the issue's target is 2%.
+t.test("backoff clients at 1x capacity (slot-limited server): at most 2% of attempts shed", async (t) => {
+  const atCapacity: Scenario = {
+    name: "backoff 1x",
+    durationMs: 80_000,
+    // A quiet start, as the bench's unloaded samples give the guard its baseline.
+    phases: [
+      { atMs: 0, load: 0.1, mix: DEFAULT_MIX, capacity: 1 },
+      { atMs: 8_000, load: 1 },
+    ],
+  };
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    const report = simulate(atCapacity, {
+      ...SLOT_RUN,
+      admission: BENCH_ADMISSION,
+      measureFromMs: 20_000,
+      seed,
+      users: { thinkMs: 1_000 },
+      retries: { max: 3, delayMs: 500, marked: true, honourRetryAfter: true },
+    });
+    const shedShare = (report.attempts - report.upstreamAttempts) / report.attempts;
+    t.ok(shedShare <= 0.02, `seed ${seed}: ${(100 * shedShare).toFixed(2)}% of ${report.attempts} attempts shed`);
+    t.equal(report.classes.critical.shed, 0, `seed ${seed}: no critical request shed`);
+  }
+});
