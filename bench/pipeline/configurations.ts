@@ -95,6 +95,13 @@ async function fullPipelineWithRedis(): Promise<Record<string, unknown>> {
   return { ...config, cache: { ...cache, redis } };
 }
 
+/** Stops what configurations started for the whole benchmark (the shared redis-server). */
+export async function stopSharedServers(): Promise<void> {
+  const redis = sharedRedis;
+  sharedRedis = undefined;
+  await (await redis)?.stop();
+}
+
 const slowUpstream = {
   light: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)],
   heavy: ["--base-latency-ms", String(SLOW_UPSTREAM_MS)],

@@ -7,7 +7,14 @@ import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { envoyBinary, PROJECT_ROOT } from "../../src/devstack/envoy.js";
-import { chatRequestBody, configurations, type Peer, REQUEST_HEADERS, REQUEST_PATH } from "./configurations.js";
+import {
+  chatRequestBody,
+  configurations,
+  type Peer,
+  REQUEST_HEADERS,
+  REQUEST_PATH,
+  stopSharedServers,
+} from "./configurations.js";
 import { renderMarkdown, renderText } from "./render.js";
 import {
   type BenchReport,
@@ -230,4 +237,9 @@ async function main(): Promise<number> {
   return broken ? 1 : 0;
 }
 
-process.exitCode = await main();
+try {
+  process.exitCode = await main();
+} finally {
+  // A live redis-server child would keep this process from ever exiting.
+  await stopSharedServers();
+}
