@@ -90,7 +90,7 @@ t.test("the benchmark harness runs every configuration and writes its report", a
   }
   const hit = report.configurations.find((configuration) => configuration.id === "e");
   t.equal(hit?.rounds[0]?.probe?.headers["x-guard-cache"], "hit");
-  t.equal(report.targets.length, 6);
+  t.equal(report.targets.length, 7);
   t.ok(
     report.targets.every((target) => target.met === null),
     "targets are only judged at 1000 rps",
