@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { startStack } from "../src/devstack/stack.js";
 import { envoyStats, resettingEveryStream } from "../test/helpers/e2e.js";
+import { cancelAfterFirstBytes } from "../test/helpers/load.js";
 
 const { values } = parseArgs({
   options: {
@@ -30,34 +31,10 @@ const count = (outcome: string): void => {
   outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
 };
 
-/** A streamed answer the client abandons after its first bytes. */
-async function cancelledStream(index: number): Promise<void> {
-  const abort = new AbortController();
-  try {
-    const response = await fetch(`${stack.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        model: "demo",
-        stream: true,
-        max_tokens: 64,
-        messages: [{ role: "user", content: `cancel ${index}` }],
-      }),
-      signal: abort.signal,
-    });
-    const reader = response.body?.getReader();
-    await reader?.read();
-    abort.abort();
-    count(`${response.status} cancelled`);
-  } catch (error) {
-    count(`error ${(error as Error).name}`);
-  }
-}
-
 const started = performance.now();
 const inFlight: Promise<void>[] = [];
 for (let index = 0; performance.now() - started < seconds * 1000; index++) {
-  inFlight.push(cancelledStream(index));
+  inFlight.push(cancelAfterFirstBytes(stack.url, `cancel ${index}`).then(count));
   const due = started + ((index + 1) * 1000) / rate;
   const wait = due - performance.now();
   if (wait > 0) await sleep(wait);

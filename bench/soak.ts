@@ -17,7 +17,7 @@ import { PROJECT_ROOT } from "../src/devstack/envoy.js";
 import { startStack } from "../src/devstack/stack.js";
 import { percentile } from "../src/util/percentile.js";
 import { envoyStats, resettingEveryStream } from "../test/helpers/e2e.js";
-import { mixedShot, type Result, type Shot, send } from "../test/helpers/load.js";
+import { cancelAfterFirstBytes, mixedShot, type Result, type Shot, send } from "../test/helpers/load.js";
 import { ABUSERS, type AbuserName, type AbuserReport } from "./abusers.js";
 import { metricSamples, metricSum, metricValue } from "./metrics-text.js";
 
@@ -196,25 +196,7 @@ function cancellingClients(
     await sleep((gapMs * client) / clients);
     while (!stopped()) {
       const began = performance.now();
-      const abort = new AbortController();
-      try {
-        const response = await fetch(`${url}/v1/chat/completions`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({
-            model: "demo",
-            stream: true,
-            max_tokens: 64,
-            messages: [{ role: "user", content: `cancelled ${next++}` }],
-          }),
-          signal: AbortSignal.any([abort.signal, AbortSignal.timeout(30_000)]),
-        });
-        await response.body?.getReader().read();
-        abort.abort();
-        count(`${response.status} cancelled`);
-      } catch (error) {
-        count(`error ${(error as Error).name}`);
-      }
+      count(await cancelAfterFirstBytes(url, `cancelled ${next++}`));
       await sleep(Math.max(0, gapMs - (performance.now() - began)));
     }
   });

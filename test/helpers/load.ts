@@ -55,6 +55,27 @@ export async function send(url: string, shot: Shot, timeoutMs: number): Promise<
   }
 }
 
+/**
+ * Asks for a streamed chat answer and abandons it after its first bytes, as a cancelling client
+ * does; resolves with the outcome ("200 cancelled", or "error <name>" when the request failed).
+ */
+export async function cancelAfterFirstBytes(url: string, content: string, timeoutMs = 30_000): Promise<string> {
+  const abort = new AbortController();
+  try {
+    const response = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "demo", stream: true, max_tokens: 64, messages: [{ role: "user", content }] }),
+      signal: AbortSignal.any([abort.signal, AbortSignal.timeout(timeoutMs)]),
+    });
+    await response.body?.getReader().read();
+    abort.abort();
+    return `${response.status} cancelled`;
+  } catch (error) {
+    return `error ${(error as Error).name}`;
+  }
+}
+
 export function startLoad(url: string, next: (index: number) => Shot, concurrency: number, timeoutMs = 20_000): Load {
   const results: Result[] = [];
   let stopped = false;
